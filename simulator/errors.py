@@ -1,0 +1,52 @@
+"""The error root of the simulator, branched by whose fault an error is.
+
+    SimulatorError
+    ├── InputError            bad input from a user: fix the file or the command
+    │   ├── ScenarioError     a scenario file is broken (file, line, field)
+    │   └── LogFileError      a file given as a log is corrupt or foreign (path)
+    ├── BrokerError           the broker is unreachable or refused us
+    ├── StoreError            the event store failed (disk, database)
+    └── InternalError         a bug in the simulator: report it
+
+Violations of the agreement by a participant are not errors: they are
+exercise results, recorded as events (see `simulator.protocol.rules`).
+Each error carries what is needed to act on it.
+"""
+
+from pathlib import Path
+
+
+class SimulatorError(Exception):
+    """Root of every error the simulator raises on purpose."""
+
+
+class InputError(SimulatorError):
+    """Bad input from a user."""
+
+
+class ScenarioError(InputError):
+    def __init__(self, path: Path | str, problem: str, *, line: int | None = None) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.problem = problem
+        where = f"{self.path}:{line}" if line is not None else str(self.path)
+        super().__init__(f"{where}: {problem}")
+
+
+class LogFileError(InputError):
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class BrokerError(SimulatorError):
+    """The broker could not be reached or refused the connection."""
+
+
+class StoreError(SimulatorError):
+    """The event store failed; nothing was acknowledged."""
+
+
+class InternalError(SimulatorError):
+    """A bug in the simulator."""

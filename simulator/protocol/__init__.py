@@ -1,0 +1,72 @@
+"""The Article 4-7 procedure as pure code: messages, the case fold, deadlines and rules."""
+
+from simulator.protocol.agreement import (
+    WRITTEN_CONFIRMATION_WINDOW,
+    Agreement,
+    AgreementSettings,
+    SignatureStatus,
+    SignatureVerifier,
+)
+from simulator.protocol.case import (
+    TERMINAL_STATES,
+    Case,
+    CaseState,
+    ConditionsStatus,
+    apply,
+    elapse,
+)
+from simulator.protocol.deadlines import Deadline, DeadlineKind, deadlines, overdue
+from simulator.protocol.ids import CaseId, MessageId, PartyId, is_party_id
+from simulator.protocol.messages import (
+    MESSAGE_ADAPTER,
+    MESSAGE_TYPES,
+    Area,
+    Medium,
+    Message,
+    RefusalGround,
+    RefusalScope,
+    Signature,
+    parse_message,
+    parse_message_json,
+)
+from simulator.protocol.parties import Official, Party
+from simulator.protocol.rules import RULES, RULES_BY_ID, Rule, Severity, Violation
+
+__all__ = [
+    "MESSAGE_ADAPTER",
+    "MESSAGE_TYPES",
+    "RULES",
+    "RULES_BY_ID",
+    "TERMINAL_STATES",
+    "WRITTEN_CONFIRMATION_WINDOW",
+    "Agreement",
+    "AgreementSettings",
+    "Area",
+    "Case",
+    "CaseId",
+    "CaseState",
+    "ConditionsStatus",
+    "Deadline",
+    "DeadlineKind",
+    "Medium",
+    "Message",
+    "MessageId",
+    "Official",
+    "Party",
+    "PartyId",
+    "RefusalGround",
+    "RefusalScope",
+    "Rule",
+    "Severity",
+    "Signature",
+    "SignatureStatus",
+    "SignatureVerifier",
+    "Violation",
+    "apply",
+    "deadlines",
+    "elapse",
+    "is_party_id",
+    "overdue",
+    "parse_message",
+    "parse_message_json",
+]

@@ -1,0 +1,69 @@
+"""Deadlines as data: what a case owes, to whom, by when, and whether it is overdue.
+
+The umpire asks `deadlines` for the next time it must wake up and fold
+`elapse`; reports and dashboards show the same list.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from simulator.protocol import rules as r
+from simulator.protocol.agreement import WRITTEN_CONFIRMATION_WINDOW, AgreementSettings
+from simulator.protocol.case import Case, CaseState
+
+
+class DeadlineKind(StrEnum):
+    WRITTEN_CONFIRMATION = "written_confirmation"
+    RESULTS = "results"
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    case_id: str
+    kind: DeadlineKind
+    article: str
+    rule_id: str
+    owed_by: str | None
+    due_at: datetime
+
+    def overdue(self, at: datetime) -> bool:
+        """Art. 4.2 says "no more than 3 days later": the due instant itself is in time."""
+        return at > self.due_at
+
+
+def deadlines(case: Case, settings: AgreementSettings) -> tuple[Deadline, ...]:
+    """The obligations the case has open now, earliest first."""
+    found: list[Deadline] = []
+    if case.state is CaseState.AWAITING_WRITTEN_CONFIRMATION and case.oral_at is not None:
+        found.append(
+            Deadline(
+                case_id=case.case_id,
+                kind=DeadlineKind.WRITTEN_CONFIRMATION,
+                article=r.ORAL_REQUEST_NOT_CONFIRMED.article,
+                rule_id=r.ORAL_REQUEST_NOT_CONFIRMED.id,
+                owed_by=case.requesting,
+                due_at=case.oral_at + WRITTEN_CONFIRMATION_WINDOW,
+            )
+        )
+    if (
+        case.execution_started_at is not None
+        and case.results_at is None
+        and not case.state.terminal
+    ):
+        found.append(
+            Deadline(
+                case_id=case.case_id,
+                kind=DeadlineKind.RESULTS,
+                article=r.RESULTS_OVERDUE.article,
+                rule_id=r.RESULTS_OVERDUE.id,
+                owed_by=case.requested,
+                due_at=case.execution_started_at + settings.as_soon_as_possible,
+            )
+        )
+    return tuple(sorted(found, key=lambda d: d.due_at))
+
+
+def overdue(case: Case, at: datetime, settings: AgreementSettings) -> tuple[Deadline, ...]:
+    """The open obligations that have passed their due time by `at`."""
+    return tuple(d for d in deadlines(case, settings) if d.overdue(at))

@@ -1,0 +1,41 @@
+"""Parties to the agreement: head, deputies, seal and coordination unit."""
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from simulator.protocol.ids import LanguageTag, PartyId
+
+
+class Official(BaseModel):
+    """A person who may sign for a party (Art. 4.4): its head or a deputy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    title: str = Field(default="", max_length=200)
+
+
+class Party(BaseModel):
+    """An agency bound by the agreement."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: PartyId
+    name: str = Field(min_length=1, max_length=300)
+    language: LanguageTag = "ru"
+    head: Official
+    deputies: tuple[Official, ...] = Field(min_length=1)
+    seal: str = Field(min_length=1, max_length=200, description="The seal's identifier.")
+    coordination_unit: str = Field(
+        min_length=1, max_length=300, description="Art. 10: the unit that sends and receives."
+    )
+
+    @model_validator(mode="after")
+    def _signatories_distinct(self) -> "Party":
+        names = [self.head.name, *(d.name for d in self.deputies)]
+        if len(set(names)) != len(names):
+            raise ValueError(f"party {self.id!r}: head and deputies must be different people")
+        return self
+
+    def may_sign(self, name: str) -> bool:
+        """Art. 4.4: only the head or a deputy signs a written request."""
+        return name == self.head.name or any(d.name == name for d in self.deputies)

@@ -1,0 +1,49 @@
+"""The rule book rendered for people and programs: the trainers' reference card."""
+
+import json
+from enum import StrEnum
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from simulator.protocol import RULES, Rule
+
+
+class RuleFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    MARKDOWN = "markdown"
+
+
+def rule_records(rules: tuple[Rule, ...] = RULES) -> list[dict[str, str]]:
+    return [
+        {"id": r.id, "article": r.article, "severity": r.severity.value, "summary": r.summary}
+        for r in rules
+    ]
+
+
+def render_rules(fmt: RuleFormat, console: Console, rules: tuple[Rule, ...] = RULES) -> None:
+    if fmt is RuleFormat.JSON:
+        # Plain print: rich would wrap and colour the JSON.
+        console.file.write(json.dumps(rule_records(rules), ensure_ascii=False, indent=2) + "\n")
+        return
+    if fmt is RuleFormat.MARKDOWN:
+        lines = ["| id | article | severity | rule |", "|---|---|---|---|"]
+        lines += [f"| `{r.id}` | {r.article} | {r.severity.value} | {r.summary} |" for r in rules]
+        console.file.write("\n".join(lines) + "\n")
+        return
+    table = Table(
+        title="Rule book: Articles 4-7 and 9 of the cooperation agreement",
+        box=box.SIMPLE_HEAVY,
+        show_lines=False,
+    )
+    table.add_column("Article", no_wrap=True)
+    table.add_column("Severity", no_wrap=True)
+    table.add_column("Rule id", no_wrap=True, style="cyan")
+    table.add_column("What the procedure requires")
+    colours = {"error": "red", "warning": "yellow", "info": "blue"}
+    for r in rules:
+        sev = r.severity.value
+        table.add_row(r.article, f"[{colours[sev]}]{sev}[/]", r.id, r.summary)
+    console.print(table)

@@ -1,0 +1,338 @@
+"""Long random sequences of valid and invalid messages through the fold (hypothesis).
+
+The oracle here is an independent transcription of PROTOCOL.md's state
+diagram: for each state, which message types are allowed, from which role,
+and where they lead. The fold must agree with it on every step.
+"""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from simulator.protocol import MESSAGE_TYPES, Case, CaseState, Message, Violation, apply, elapse
+from tests.protocol.builders import AGREEMENT, T0, build
+
+R, D = "requesting", "requested"
+ART_7 = {
+    "transfer_consent_request": (R, "="),
+    "transfer_consent": (D, "="),
+    "results_transfer": ("third", "="),
+}
+CONSIDER = {
+    "confirmation_request": (D, "awaiting_confirmation"),
+    "consultation": (D, "in_consultation"),
+    "acceptance": (D, "in_execution"),
+    "refusal": (D, "<refusal>"),
+    "withdrawal": (R, "withdrawn"),
+}
+DIAGRAM: dict[str | None, dict[str, tuple[str, str]]] = {
+    None: {
+        "written_request": ("any", "received"),
+        "oral_request": ("any", "awaiting_written_confirmation"),
+        "offer": ("any", "offered"),
+    },
+    "offered": {
+        "written_request": ("offeree", "received"),
+        "oral_request": ("offeree", "awaiting_written_confirmation"),
+        "offer_declined": ("offeree", "declined"),
+        "withdrawal": ("offerer", "withdrawn"),
+    },
+    "awaiting_written_confirmation": {
+        "written_confirmation": (R, "received"),
+        "withdrawal": (R, "withdrawn"),
+    },
+    "received": {"acknowledgement": (D, "under_consideration"), **CONSIDER},
+    "under_consideration": CONSIDER,
+    "awaiting_confirmation": {
+        "additional_confirmation": (R, "<resume>"),
+        "withdrawal": (R, "withdrawn"),
+    },
+    "in_consultation": {
+        "conditions_accepted": (R, "in_execution"),
+        "conditions_rejected": (R, "under_consideration"),
+        "withdrawal": (R, "withdrawn"),
+    },
+    "in_execution": {
+        "impediment_notice": (D, "="),
+        "information_request": (D, "awaiting_information"),
+        "confidentiality_impossible": (D, "awaiting_decision"),
+        "results": (D, "completed"),
+        "withdrawal": (R, "withdrawn"),
+        **ART_7,
+    },
+    "awaiting_information": {
+        "additional_information": (R, "in_execution"),
+        "impediment_notice": (D, "="),
+        "withdrawal": (R, "withdrawn"),
+        **ART_7,
+    },
+    "awaiting_decision": {
+        "confidentiality_decision": (R, "<decision>"),
+        "impediment_notice": (D, "="),
+        "withdrawal": (R, "withdrawn"),
+        **ART_7,
+    },
+    "completed": ART_7,
+    "refused": {},
+    "withdrawn": {},
+    "declined": {},
+    "lapsed": {},
+}
+TERMINAL = {"completed", "refused", "withdrawn", "declined", "lapsed"}
+PARTY_IDS = ["alpha", "beta", "gamma"]
+DEFECTS: dict[str, list[dict[str, Any]]] = {
+    "written_request": [{"essence": ""}, {"signature": None}, {"seal": "FAKE-SEAL"}],
+    "written_confirmation": [{"purpose": ""}, {"signature": {"name": "Nobody"}}],
+    "oral_request": [{"urgent": False}],
+    "refusal": [
+        {"reasons": ""},
+        {"medium": "oral"},
+        {"grounds": ["budget"]},
+        {"scope": "partial", "refused_parts": []},
+    ],
+}
+
+
+@dataclass
+class Expect:
+    """The oracle's own view of one case."""
+
+    state: str | None = None
+    requesting: str | None = None
+    requested: str | None = None
+    offerer: str | None = None
+    offeree: str | None = None
+    resume: str | None = None
+    rejected: bool = False
+    consulted: bool = False
+    results: bool = False
+    consents: set[str] = field(default_factory=set)
+    oral_id: str | None = None
+    oral_at: Any = None
+    first_terminal: str | None = None
+
+    def third(self) -> str:
+        return next(p for p in PARTY_IDS if p not in (self.requesting, self.requested))
+
+    def pair(self, role: str) -> tuple[str | None, str | None]:
+        return {
+            R: (self.requesting, self.requested),
+            D: (self.requested, self.requesting),
+            "offeree": (self.offeree, self.offerer),
+            "offerer": (self.offerer, self.offeree),
+            "third": (self.requesting, self.third() if self.requesting else None),
+        }[role]
+
+
+class ProcedureMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cases: dict[str, Case | None] = {}
+        self.expect: dict[str, Expect] = {}
+        self.history: list[tuple[str, Message | None, Any]] = []
+        self.all_violations: list[Violation] = []
+        self.at = T0
+        self.counter = 0
+
+    @initialize()
+    def open_books(self) -> None:
+        for case_id in ("case-a", "case-b"):
+            self.cases[case_id] = None
+            self.expect[case_id] = Expect()
+
+    @rule(hours=st.integers(min_value=0, max_value=120))
+    def time_passes(self, hours: int) -> None:
+        self.at += timedelta(hours=hours)
+        for case_id, current in self.cases.items():
+            exp = self.expect[case_id]
+            if current is None:
+                continue
+            before = current.state
+            case, found = elapse(current, self.at, AGREEMENT)
+            self.cases[case_id] = case
+            self.all_violations.extend(found)
+            self.history.append((case_id, None, self.at))
+            lapses = (
+                exp.state == "awaiting_written_confirmation"
+                and self.at > exp.oral_at + timedelta(days=3)
+            )
+            if lapses:
+                exp.state = "lapsed"
+                assert "oral-request-not-confirmed" in [v.rule_id for v in found]
+            assert case.state.value == exp.state
+            if before.terminal:
+                assert case.state is before
+
+    @rule(data=st.data())
+    def send(self, data: st.DataObject) -> None:
+        case_id = data.draw(st.sampled_from(sorted(self.cases)))
+        exp = self.expect[case_id]
+        allowed = DIAGRAM[exp.state]
+        follow = bool(allowed) and data.draw(st.integers(0, 3)) > 0
+        sender: str | None
+        recipient: str | None
+        if follow:
+            kind = data.draw(st.sampled_from(sorted(allowed)))
+            role = allowed[kind][0]
+            if role == "any":
+                sender = data.draw(st.sampled_from(PARTY_IDS))
+                recipient = data.draw(st.sampled_from([p for p in PARTY_IDS if p != sender]))
+            else:
+                sender, recipient = exp.pair(role)
+        else:
+            kind = data.draw(st.sampled_from(sorted(MESSAGE_TYPES)))
+            sender = data.draw(st.sampled_from([*PARTY_IDS, "zeta"]))
+            recipient = data.draw(st.sampled_from([p for p in PARTY_IDS if p != sender]))
+        assert sender is not None
+        assert recipient is not None
+
+        overrides: dict[str, Any] = {}
+        content_defect = False
+        if data.draw(st.integers(0, 4)) == 0:
+            choices = [*DEFECTS.get(kind, []), {"language": "en"}]
+            overrides = dict(data.draw(st.sampled_from(choices)))
+            content_defect = True
+        if kind == "written_confirmation":
+            overrides["confirms"] = (
+                exp.oral_id if follow and exp.oral_id else data.draw(st.sampled_from(["m-x", "m1"]))
+            )
+        if kind in ("transfer_consent_request", "transfer_consent"):
+            overrides["third_party"] = exp.third() if exp.requesting else "gamma"
+        if kind == "transfer_consent":
+            overrides["granted"] = data.draw(st.booleans())
+        if kind == "confidentiality_decision":
+            overrides["proceed"] = data.draw(st.booleans())
+        if kind == "refusal" and "scope" not in overrides and data.draw(st.booleans()):
+            overrides.update(scope="partial", refused_parts=["patrol schedules"])
+
+        self.counter += 1
+        message = build(
+            kind,
+            case_id=case_id,
+            message_id=f"m{self.counter}",
+            sender=sender,
+            recipient=recipient,
+            **overrides,
+        )
+        self._check_step(case_id, exp, message, content_defect)
+
+    def _check_step(self, case_id: str, exp: Expect, message: Message, defect: bool) -> None:
+        kind = message.type
+        before = self.cases[case_id]
+        allowed = DIAGRAM[exp.state]
+        entry = allowed.get(kind)
+        structural = entry is not None and (
+            entry[0] == "any"
+            or (
+                (message.sender, message.recipient) == exp.pair(entry[0])
+                and message.sender in PARTY_IDS
+            )
+        )
+        if message.sender not in PARTY_IDS:
+            structural = False
+        if structural and kind == "written_confirmation":
+            structural = getattr(message, "confirms", None) == exp.oral_id
+        if structural and exp.rejected and exp.state == "under_consideration":
+            structural = kind not in ("acceptance",)
+        if structural and kind == "results_transfer":
+            structural = exp.results
+        needs_consent = (
+            structural and kind == "results_transfer" and message.recipient not in exp.consents
+        )
+
+        case, found = apply(before, message, self.at, AGREEMENT)
+        self.cases[case_id] = case
+        self.all_violations.extend(found)
+        self.history.append((case_id, message, self.at))
+        ids = [v.rule_id for v in found]
+
+        if not structural or defect or needs_consent:
+            assert found, f"invalid {kind} in {exp.state} yielded no violation"
+        if not structural:
+            after_state = case.state.value if case is not None else None
+            assert after_state == exp.state, f"{kind} in {exp.state} moved to {after_state}"
+            return
+        if not defect and not needs_consent:
+            tolerated = {"refusal-without-consultation"} if not exp.consulted else set()
+            assert set(ids) <= tolerated, f"valid {kind} in {exp.state} gave {ids}"
+        self._advance(exp, message, entry[1] if entry else "=")
+        assert case is not None
+        assert case.state.value == exp.state, f"{kind}: fold {case.state}, diagram {exp.state}"
+
+    def _advance(self, exp: Expect, message: Message, target: str) -> None:
+        kind = message.type
+        if exp.state is None:
+            if kind == "offer":
+                exp.offerer, exp.offeree = message.sender, message.recipient
+            else:
+                exp.requesting, exp.requested = message.sender, message.recipient
+        elif exp.state == "offered" and kind in ("written_request", "oral_request"):
+            exp.requesting, exp.requested = message.sender, message.recipient
+        if kind == "oral_request":
+            exp.oral_id, exp.oral_at = message.message_id, self.at
+        if kind == "confirmation_request":
+            exp.resume = exp.state
+        if kind == "consultation":
+            exp.consulted, exp.rejected = True, False
+        if kind == "conditions_rejected":
+            exp.rejected = True
+        if kind == "results":
+            exp.results = True
+        if kind == "transfer_consent":
+            third = getattr(message, "third_party")  # noqa: B009 - union member field
+            if getattr(message, "granted"):  # noqa: B009
+                exp.consents.add(third)
+            else:
+                exp.consents.discard(third)
+        if target == "=":
+            return
+        if target == "<resume>":
+            exp.state, exp.resume = exp.resume, None
+        elif target == "<refusal>":
+            exp.state = "refused" if getattr(message, "scope") == "full" else "in_execution"  # noqa: B009
+        elif target == "<decision>":
+            exp.state = "in_execution" if getattr(message, "proceed") else "withdrawn"  # noqa: B009
+        else:
+            exp.state = target
+        if exp.state in TERMINAL and exp.first_terminal is None:
+            exp.first_terminal = exp.state
+
+    @invariant()
+    def one_state_and_terminal_is_final(self) -> None:
+        for case_id, case in self.cases.items():
+            if case is None:
+                continue
+            assert isinstance(case.state, CaseState)
+            first = self.expect[case_id].first_terminal
+            if first is not None:
+                assert case.state.value == first
+
+    def teardown(self) -> None:
+        # The same sequence always yields the same result.
+        cases: dict[str, Case | None] = dict.fromkeys(self.cases)
+        again: list[Violation] = []
+        for case_id, message, at in self.history:
+            current = cases[case_id]
+            if message is None:
+                if current is not None:
+                    current, found = elapse(current, at, AGREEMENT)
+                    cases[case_id] = current
+                    again.extend(found)
+                continue
+            cases[case_id], found = apply(current, message, at, AGREEMENT)
+            again.extend(found)
+        assert cases == self.cases
+        assert again == self.all_violations
+
+
+ProcedureMachine.TestCase.settings = settings(
+    max_examples=300,
+    stateful_step_count=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_procedure_state_machine = ProcedureMachine.TestCase

@@ -1,0 +1,130 @@
+"""The `simulator` command line, run as a user would."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from simulator.cli import app
+from simulator.protocol import RULES
+
+# PROTOCOL.md's rule table, row by row, with the article each row cites and the
+# rule ids that implement it. Transcribed here so the test stands on its own.
+PROTOCOL_TABLE = [
+    ("a written request lacks a required element", "4.3", ["request-incomplete"]),
+    ("not signed by the head or a deputy, or not sealed", "4.4", ["request-not-signed-or-sealed"]),
+    ("an oral request is used in a case not marked urgent", "4.2", ["oral-request-not-urgent"]),
+    (
+        "an oral request is not confirmed in writing within 3 days",
+        "4.2",
+        ["oral-request-not-confirmed"],
+    ),
+    (
+        "a signature does not verify ... without additional confirmation",
+        "4.2, 4.4",
+        ["forged-request-acted-on"],
+    ),
+    ("a refusal is not in writing", "5.3", ["refusal-not-in-writing"]),
+    ("a refusal gives no reasons", "5.3", ["refusal-without-reasons"]),
+    ("a refusal cites a ground outside Art. 5.1", "5.1", ["refusal-ground-outside-5-1"]),
+    (
+        "a refusal came without any consultation on conditions first",
+        "5.2",
+        ["refusal-without-consultation"],
+    ),
+    (
+        "assistance went on although the requesting party rejected the conditions",
+        "5.2",
+        ["assistance-despite-rejected-conditions"],
+    ),
+    ("an impediment was notified later than promptly", "6.1", ["impediment-not-prompt"]),
+    (
+        "execution went on without disclosure consent",
+        "6.3",
+        ["execution-without-disclosure-consent"],
+    ),
+    (
+        "an accepted case has no notice of results by as soon as possible",
+        "6.4",
+        ["results-overdue"],
+    ),
+    ("results given to a third party without prior consent", "7.3", ["transfer-without-consent"]),
+    (
+        "a message the case's state does not allow",
+        "—",
+        ["not-allowed-in-state", "case-closed", "wrong-party"],
+    ),
+    ("a reply to an unknown case", "—", ["unknown-case"]),
+    ("a message is not in the exercise's working language", "9", ["not-working-language"]),
+]
+
+
+def test_rules_json_covers_every_row_of_the_protocol_table() -> None:
+    """`simulator rules --format json` lists a rule with the right article for every table row."""
+    result = CliRunner().invoke(app, ["rules", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    by_id = {r["id"]: r for r in records}
+    for row, article, rule_ids in PROTOCOL_TABLE:
+        for rule_id in rule_ids:
+            assert rule_id in by_id, f"no rule for: {row}"
+            assert by_id[rule_id]["article"] == article, row
+    for record in records:
+        assert set(record) >= {"id", "article", "severity", "summary"}
+        assert record["severity"] in {"error", "warning", "info"}
+        assert record["summary"].endswith(".")
+    assert len(records) == len(RULES)
+    assert len({r["id"] for r in records}) == len(records)
+
+
+def test_severities_match_the_protocol_table() -> None:
+    """Warnings and infos are exactly where PROTOCOL.md puts them."""
+    by_id = {r.id: r.severity.value for r in RULES}
+    assert by_id["refusal-without-consultation"] == "warning"
+    assert by_id["impediment-not-prompt"] == "warning"
+    assert by_id["results-overdue"] == "warning"
+    assert by_id["not-working-language"] == "info"
+    others = set(by_id) - {
+        "refusal-without-consultation",
+        "impediment-not-prompt",
+        "results-overdue",
+        "not-working-language",
+    }
+    assert {by_id[i] for i in others} == {"error"}
+
+
+def test_rules_table_shows_every_rule() -> None:
+    """The default table names each rule id and its article."""
+    result = CliRunner().invoke(app, ["rules"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for rule in RULES:
+        assert rule.id in result.stdout
+
+
+def test_rules_markdown_and_severity_filter() -> None:
+    """Markdown output can be filtered by severity; a bad severity is a usage error."""
+    result = CliRunner().invoke(app, ["rules", "-f", "markdown", "--severity", "warning"])
+    assert result.exit_code == 0
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| `")]
+    assert len(rows) == 3
+    bad = CliRunner().invoke(app, ["rules", "--severity", "fatal"])
+    assert bad.exit_code == 2
+    assert "fatal" in bad.output
+
+
+def test_module_and_console_script_both_work() -> None:
+    """`python -m simulator` and the installed `simulator` script print the same rule book."""
+    by_module = subprocess.run(
+        [sys.executable, "-m", "simulator", "rules", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    script = Path(sys.executable).parent / "simulator"
+    by_script = subprocess.run(
+        [str(script), "rules", "--format", "json"], capture_output=True, text=True, check=True
+    )
+    assert json.loads(by_module.stdout) == json.loads(by_script.stdout)
+    assert len(json.loads(by_module.stdout)) == len(RULES)
