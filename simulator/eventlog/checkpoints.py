@@ -1,0 +1,202 @@
+"""Signed checkpoints: Ed25519 signatures over (log id, position, hash, time), kept outside the log.
+
+A checkpoint vouches that the log ``log`` had hash ``hash`` at ``position``.
+Because it is kept outside the events table (a side file next to a SQLite
+log, a separate table in PostgreSQL), a log whose tail was cut or that was
+rolled back to an older copy no longer matches its last checkpoint.
+
+Signatures are made over ``CHECKPOINT_DOMAIN + canonical bytes``, so a
+signature the same key made for any other purpose never verifies as a
+checkpoint.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from simulator.eventlog.envelope import canonical_bytes, canonical_text
+from simulator.eventlog.keys import public_key_hex
+
+CHECKPOINT_DOMAIN = b"coop-sim/checkpoint/v1\x00"
+
+_RECORD_KEYS = frozenset({"log", "position", "hash", "time", "key", "signature"})
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The claim a checkpoint signs: log ``log`` had hash ``hash`` at ``position``."""
+
+    log: str
+    position: int
+    hash: str
+    time: str
+
+    def payload(self) -> bytes:
+        """The exact bytes that are signed, domain prefix included."""
+        return CHECKPOINT_DOMAIN + canonical_bytes(
+            {"log": self.log, "position": self.position, "hash": self.hash, "time": self.time}
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SignedCheckpoint:
+    """A checkpoint with the signer's public key (hex) and the signature (hex)."""
+
+    checkpoint: Checkpoint
+    key: str
+    signature: str
+
+    def to_line(self) -> str:
+        """One line of canonical JSON, no newline."""
+        return canonical_text(
+            {
+                "log": self.checkpoint.log,
+                "position": self.checkpoint.position,
+                "hash": self.checkpoint.hash,
+                "time": self.checkpoint.time,
+                "key": self.key,
+                "signature": self.signature,
+            }
+        )
+
+    @classmethod
+    def from_record(cls, record: Any) -> "SignedCheckpoint":
+        """Read a record back; raises ValueError naming what is wrong with it."""
+        if not isinstance(record, dict) or set(record) != _RECORD_KEYS:
+            raise ValueError(f"a checkpoint has exactly the members {sorted(_RECORD_KEYS)}")
+        position = record["position"]
+        if type(position) is not int or position < 0:
+            raise ValueError("position is not a non-negative integer")
+        texts = [record[key] for key in ("log", "hash", "time", "key", "signature")]
+        if not all(isinstance(text, str) for text in texts):
+            raise ValueError("log, hash, time, key and signature must be strings")
+        return cls(
+            Checkpoint(record["log"], position, record["hash"], record["time"]),
+            record["key"],
+            record["signature"],
+        )
+
+    def verifies_with(self, public_key: str) -> bool:
+        """Whether this checkpoint was signed, as a checkpoint, by ``public_key`` (hex)."""
+        if self.key != public_key:
+            return False
+        try:
+            verifier = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key))
+            verifier.verify(bytes.fromhex(self.signature), self.checkpoint.payload())
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+def sign_checkpoint(checkpoint: Checkpoint, key: Ed25519PrivateKey) -> SignedCheckpoint:
+    """Sign a checkpoint with the log's key."""
+    return SignedCheckpoint(checkpoint, public_key_hex(key), key.sign(checkpoint.payload()).hex())
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointEntry:
+    """One stored checkpoint record, or why it could not be read; ``where`` names it."""
+
+    where: str
+    record: SignedCheckpoint | None
+    problem: str | None = None
+
+
+def checkpoint_path(log_path: Path) -> Path:
+    """Where a SQLite log keeps its checkpoints: ``<log path>.checkpoints``."""
+    return log_path.with_name(log_path.name + ".checkpoints")
+
+
+class CheckpointFile:
+    """A JSON Lines side file of signed checkpoints, appended one whole line at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def exists(self) -> bool:
+        """Whether the side file is there at all."""
+        return self.path.exists()
+
+    def _complete_text(self) -> str:
+        # A final line without its newline was torn by a crash mid-write; it
+        # was never a finished checkpoint, so it is not one now.
+        text = self.path.read_text(encoding="utf-8")
+        return text[: text.rfind("\n") + 1]
+
+    def entries(self) -> list[CheckpointEntry]:
+        """Every complete line, parsed; an unreadable line becomes an entry with a problem."""
+        if not self.path.exists():
+            return []
+        entries = []
+        for number, line in enumerate(self._complete_text().split("\n")[:-1], start=1):
+            where = f"{self.path} line {number}"
+            try:
+                record = SignedCheckpoint.from_record(json.loads(line))
+            except ValueError as exc:
+                entries.append(CheckpointEntry(where, None, f"unreadable checkpoint ({exc})"))
+            else:
+                entries.append(CheckpointEntry(where, record))
+        return entries
+
+    def last_position(self) -> int:
+        """The highest position any readable line checkpoints, -1 if none."""
+        positions = [e.record.checkpoint.position for e in self.entries() if e.record is not None]
+        return max(positions, default=-1)
+
+    def drop_torn_tail(self) -> None:
+        """Cut off a final line that a crash left without its newline."""
+        if not self.path.exists():
+            return
+        size = self.path.stat().st_size
+        complete = len(self._complete_text().encode("utf-8"))
+        if complete != size:
+            os.truncate(self.path, complete)
+
+    def append(self, signed: SignedCheckpoint, *, durable: bool) -> None:
+        """Add one line with a single write(), so a killed writer leaves whole lines only."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (signed.to_line() + "\n").encode("utf-8"))
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def latest_valid(entries: list[CheckpointEntry], log_id: str, key: str) -> Checkpoint | None:
+    """The checkpoint with the highest position among those genuinely signed for this log."""
+    valid = [
+        entry.record.checkpoint
+        for entry in entries
+        if entry.record is not None
+        and entry.record.checkpoint.log == log_id
+        and entry.record.verifies_with(key)
+    ]
+    return max(valid, key=lambda checkpoint: checkpoint.position, default=None)
+
+
+def behind_checkpoint(checkpoint: Checkpoint, head: int, hash_there: str | None) -> str | None:
+    """Why a log with this head (and this hash at the checkpoint's position) betrays it, if it does.
+
+    A writer must not continue such a log: whatever it appended would sit on
+    top of a history the checkpoint says is not the real one.
+    """
+    if checkpoint.position > head:
+        return (
+            f"the log ends at position {head}, but its last checkpoint vouches for position "
+            f"{checkpoint.position}: its tail was lost or it was rolled back to an older copy"
+        )
+    if hash_there != checkpoint.hash:
+        return (
+            f"position {checkpoint.position} differs from its signed checkpoint: "
+            "the log was rewritten or replaced by another copy"
+        )
+    return None

@@ -1,0 +1,22 @@
+"""Read models folded from the event log: case states, findings, the timeline."""
+
+from simulator.projections.cases import CaseProjection, Divergence, Finding, MissingAgreement
+from simulator.projections.framework import Projection, ProjectionGap, catch_up, follow
+from simulator.projections.milestones import Milestones, MilestonesProjection
+from simulator.projections.timeline import TimelineEntry, TimelineProjection, gist
+
+__all__ = [
+    "CaseProjection",
+    "Divergence",
+    "Finding",
+    "Milestones",
+    "MilestonesProjection",
+    "MissingAgreement",
+    "Projection",
+    "ProjectionGap",
+    "TimelineEntry",
+    "TimelineProjection",
+    "catch_up",
+    "follow",
+    "gist",
+]

@@ -1,0 +1,71 @@
+"""The timeline projection: one line per event, for people reading a run."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from simulator.eventlog import Event
+from simulator.projections.framework import Projection
+from simulator.records import MESSAGE_PREFIX, is_message_event, read_violations
+
+# The field that best says what a message is about, by message type.
+_GIST_FIELDS = (
+    "essence",
+    "description",
+    "doubt",
+    "statement",
+    "conditions",
+    "reasons",
+    "circumstances",
+    "questions",
+    "answers",
+    "explanation",
+    "summary",
+    "reason",
+    "note",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    position: int
+    time: datetime
+    type: str
+    case_id: str | None
+    sender: str | None
+    recipient: str | None
+    gist: str
+    rule_ids: tuple[str, ...]
+
+
+def gist(data: dict[str, object], limit: int = 90) -> str:
+    """A one-line summary of a message's content."""
+    for name in _GIST_FIELDS:
+        value = data.get(name)
+        if isinstance(value, list | tuple):
+            value = "; ".join(str(v) for v in value)
+        if isinstance(value, str) and value.strip():
+            text = " ".join(value.split())
+            return text if len(text) <= limit else text[: limit - 1] + "…"
+    return ""
+
+
+class TimelineProjection(Projection):
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: list[TimelineEntry] = []
+
+    def handle(self, event: Event) -> None:
+        recorded = read_violations(event) if "violations" in event.data else None
+        message = event.data.get("message") if is_message_event(event.type) else None
+        self.entries.append(
+            TimelineEntry(
+                position=event.position,
+                time=event.time,
+                type=event.type.removeprefix(MESSAGE_PREFIX),
+                case_id=event.subject,
+                sender=event.sender,
+                recipient=event.recipient,
+                gist=gist(message) if isinstance(message, dict) else "",
+                rule_ids=tuple(v.rule_id for v in recorded or ()),
+            )
+        )

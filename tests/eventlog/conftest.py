@@ -1,0 +1,144 @@
+"""Event log test fixtures: a private key directory, PostgreSQL, and stores of both kinds."""
+
+import os
+import sqlite3
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from simulator.eventlog import InspectableStore, PostgresEventStore, SqliteEventStore
+
+from .helpers import now
+
+PG_URL = os.environ.get("EVENTLOG_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get(
+    "EVENTLOG_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+StoreFactory = Callable[..., InspectableStore]
+RawSql = Callable[[str], None]
+
+
+@pytest.fixture(autouse=True)
+def key_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Signing keys go to a directory of this test session, never to the user's home."""
+    directory = tmp_path_factory.getbasetemp() / "keys"
+    monkeypatch.setenv("SIMULATOR_KEY_DIR", str(directory))
+    return directory
+
+
+def _can_connect(url: str) -> str | None:
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            return None
+    except psycopg.OperationalError as exc:
+        return str(exc)
+
+
+def _start_cluster() -> str:
+    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
+    if not versions:
+        return "no cluster under /etc/postgresql to start"
+    result = subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return f"pg_ctlcluster exited {result.returncode}: {result.stderr.strip()}"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """The test database, started (and created) if need be; fails loudly if impossible."""
+    if _can_connect(PG_ADMIN_URL) is not None:
+        started = _start_cluster()
+        deadline = time.monotonic() + 30
+        while (problem := _can_connect(PG_ADMIN_URL)) is not None:
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"PostgreSQL is not reachable at {PG_ADMIN_URL} and could not be started "
+                    f"({started}); last error: {problem}"
+                )
+            time.sleep(0.5)
+    if _can_connect(PG_URL) is not None:
+        database = psycopg.conninfo.conninfo_to_dict(PG_URL)["dbname"]
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(database))))
+    if (problem := _can_connect(PG_URL)) is not None:
+        pytest.fail(f"PostgreSQL test database {PG_URL} is unusable: {problem}")
+    return PG_URL
+
+
+@pytest.fixture
+def pg_schema(pg_url: str) -> Iterator[str]:
+    """A schema name no other test uses; the schema is dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:20]}"
+    yield name
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which implementation of the EventStore interface a contract test runs against."""
+    return str(request.param)
+
+
+@pytest.fixture
+def open_store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    """Makes (unopened) stores on one and the same log, so tests can close and reopen it."""
+    if backend == "sqlite":
+        path = tmp_path / "log.db"
+
+        def sqlite_store(**options: Any) -> InspectableStore:
+            options.setdefault("now", now)
+            return SqliteEventStore(path, **options)
+
+        return sqlite_store
+    url: str = request.getfixturevalue("pg_url")
+    schema: str = request.getfixturevalue("pg_schema")
+
+    def postgres_store(**options: Any) -> InspectableStore:
+        options.setdefault("now", now)
+        return PostgresEventStore(url, schema=schema, **options)
+
+    return postgres_store
+
+
+@pytest.fixture
+async def store(open_store: StoreFactory) -> AsyncIterator[InspectableStore]:
+    """An open, empty store."""
+    async with open_store() as opened:
+        yield opened
+
+
+@pytest.fixture
+def raw_sql(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> RawSql:
+    """Runs one statement straight against the log's tables, behind the store's back."""
+    if backend == "sqlite":
+
+        def on_sqlite(statement: str) -> None:
+            conn = sqlite3.connect(tmp_path / "log.db", isolation_level=None)
+            try:
+                conn.execute(statement)
+            finally:
+                conn.close()
+
+        return on_sqlite
+    url: str = request.getfixturevalue("pg_url")
+    schema: str = request.getfixturevalue("pg_schema")
+
+    def on_postgres(statement: str) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            conn.execute(statement.encode())
+
+    return on_postgres
