@@ -1,0 +1,125 @@
+"""The MQTT topic scheme of an exercise, and the principals that use it.
+
+    {root}/{exercise}/submit/{party}             party -> umpire: submissions
+    {root}/{exercise}/report/{party}             party -> umpire: round reports, catch-up asks
+    {root}/{exercise}/log/{sender}/{recipient}   umpire -> the two parties: committed events
+    {root}/{exercise}/inbox/{party}              umpire -> one party: rejections, catch-up
+    {root}/{exercise}/clock                      umpire -> everyone: clock, rounds, exercise events
+    {root}/{exercise}/control                    controller -> umpire: pause, resume, speed, inject
+
+Each party may publish only to its own submit and report topics and read
+only its own inbox, the clock, and the committed events it is a party to;
+the broker's ACL enforces that and the umpire checks the claimed sender
+too. Every name that goes into a topic is validated first: a `+`, `#`, `/`,
+NUL or leading `$` would change what a topic or an ACL pattern means.
+"""
+
+import re
+from dataclasses import dataclass
+
+from simulator.protocol import is_party_id
+
+DEFAULT_ROOT = "coop"
+UMPIRE = "umpire"
+OBSERVER = "observer"
+CONTROLLER = "controller"
+# Principals of the simulator itself; no party may take these names.
+RESERVED_IDS = frozenset({UMPIRE, OBSERVER, CONTROLLER, "all", "system"})
+# Committed events that concern no particular pair of parties go here.
+BROADCAST = "all"
+
+_SEGMENT = re.compile(r"[a-z0-9_-]{1,64}")
+_ROOT = re.compile(r"[a-z0-9_-]{1,64}(/[a-z0-9_-]{1,64}){0,3}")
+
+
+class TopicError(ValueError):
+    """A name that cannot safely be part of a topic."""
+
+
+def _segment(value: str, what: str) -> str:
+    if not isinstance(value, str) or _SEGMENT.fullmatch(value) is None:
+        raise TopicError(f"{what} {value!r} must match [a-z0-9_-]{{1,64}} to be used in a topic")
+    return value
+
+
+def _party(value: str) -> str:
+    if not is_party_id(value):
+        raise TopicError(f"party id {value!r} must match [a-z0-9_-]{{1,64}}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Topic names for one exercise."""
+
+    exercise: str
+    root: str = DEFAULT_ROOT
+
+    def __post_init__(self) -> None:
+        if _ROOT.fullmatch(self.root) is None:
+            raise TopicError(f"topic root {self.root!r} must be 1-4 segments of [a-z0-9_-]")
+        _segment(self.exercise, "exercise id")
+
+    @property
+    def base(self) -> str:
+        return f"{self.root}/{self.exercise}"
+
+    @property
+    def tree(self) -> str:
+        """The filter an observer subscribes to for the whole exercise."""
+        return f"{self.base}/#"
+
+    def submit(self, party: str) -> str:
+        return f"{self.base}/submit/{_party(party)}"
+
+    def report(self, party: str) -> str:
+        return f"{self.base}/report/{_party(party)}"
+
+    def inbox(self, party: str) -> str:
+        return f"{self.base}/inbox/{_party(party)}"
+
+    def log(self, sender: str, recipient: str) -> str:
+        return f"{self.base}/log/{_segment(sender, 'sender')}/{_segment(recipient, 'recipient')}"
+
+    @property
+    def clock(self) -> str:
+        return f"{self.base}/clock"
+
+    @property
+    def control(self) -> str:
+        return f"{self.base}/control"
+
+    # Filters the umpire subscribes to.
+    @property
+    def all_submissions(self) -> str:
+        return f"{self.base}/submit/+"
+
+    @property
+    def all_reports(self) -> str:
+        return f"{self.base}/report/+"
+
+    # Filters a party subscribes to.
+    def party_filters(self, party: str) -> tuple[str, ...]:
+        _party(party)
+        return (
+            f"{self.base}/log/{party}/+",
+            f"{self.base}/log/+/{party}",
+            self.inbox(party),
+            self.clock,
+        )
+
+    def party_of(self, topic: str, kind: str) -> str | None:
+        """The party named by a submit/report topic, or None if the topic is not one."""
+        prefix = f"{self.base}/{kind}/"
+        if not topic.startswith(prefix):
+            return None
+        rest = topic[len(prefix) :]
+        return rest if is_party_id(rest) else None
+
+
+def check_party_id(party: str) -> str:
+    """A party id that is valid and not one of the simulator's own principals."""
+    _party(party)
+    if party in RESERVED_IDS:
+        raise TopicError(f"party id {party!r} is reserved for the simulator")
+    return party
