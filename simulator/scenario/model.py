@@ -1,0 +1,980 @@
+"""The scenario format as frozen pydantic models: one exercise, its parties, policies and timeline.
+
+Pure: no files, clock or randomness (the loader reads files; the runtime
+samples delays with its own seeded random source). Every check that needs
+more than one field (a policy a party names, the party an inject comes
+from, the case a condition watches) is made here too, so a scenario built
+in code is held to the same rules as one read from YAML.
+
+Checks that find several problems at once raise one pydantic error of type
+`PROBLEMS_ERROR` whose context carries each problem with its location
+relative to the failing model; the loader expands them so that every
+problem names its own field and line.
+
+What the runtime fills in, so that a scenario never spells it out:
+- every message's envelope (`ENVELOPE_FIELDS`: ids, case, sender,
+  recipient, type, the message it replies to);
+- `RUNTIME_FIELDS` of some types (a written confirmation's `confirms`);
+- `INHERITED_FIELDS` when a scenario leaves them out (a written
+  confirmation repeats the request content of the oral request it
+  confirms, Art. 4.2);
+- `signature` and `seal` when left out: the sender's head and seal; an
+  explicit `signature: null` sends the message unsigned;
+- `language` when left out: the sending party's `language`.
+"""
+
+import difflib
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Literal, NoReturn
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from simulator.protocol import (
+    MESSAGE_TYPES,
+    REQUEST_CONTENT_FIELDS,
+    RULES_BY_ID,
+    Agreement,
+    AgreementSettings,
+    CaseState,
+    Party,
+    SignatureVerifier,
+)
+from simulator.protocol.ids import CaseId, LanguageTag, PartyId
+from simulator.scenario.delay import DELAY_TAGS, NO_DELAY, Delay
+from simulator.scenario.duration import Duration, PositiveDuration, format_duration
+from simulator.topics import check_party_id
+
+FORMAT_VERSION = 1
+SILENCE = "silence"
+MAX_GENERATED_CASES = 100_000
+
+# A location inside a scenario, as pydantic reports it: keys and list indexes.
+Loc = tuple[str | int, ...]
+PROBLEMS_ERROR = "scenario_problems"
+
+ENVELOPE_FIELDS = frozenset({"message_id", "case_id", "sender", "recipient", "type", "in_reply_to"})
+RUNTIME_FIELDS: Mapping[str, frozenset[str]] = {"written_confirmation": frozenset({"confirms"})}
+# Art. 4.2: the written confirmation is the full written request, so by
+# default it repeats what the oral request said.
+INHERITED_FIELDS: Mapping[str, frozenset[str]] = {"written_confirmation": REQUEST_CONTENT_FIELDS}
+# A reply (policy response or follow-up) answers within a case, so it may also
+# take these from the case: consent is given for the third party it was asked about.
+REPLY_INHERITED_FIELDS: Mapping[str, frozenset[str]] = {
+    "transfer_consent": frozenset({"third_party"})
+}
+
+# Tags of the unions below. They appear in pydantic error locations between
+# a key and what is inside it, never as keys in a file (the angle brackets
+# see to that), so the loader skips them when it follows a location through
+# the YAML and when it names the field.
+POLICY_NAME_TAG = "<policy name>"
+INLINE_POLICY_TAG = "<inline policy>"
+STATE_CONDITION_TAG = "<state condition>"
+MESSAGE_CONDITION_TAG = "<message condition>"
+RULE_CONDITION_TAG = "<rule condition>"
+UNION_TAGS = frozenset(
+    {
+        POLICY_NAME_TAG,
+        INLINE_POLICY_TAG,
+        STATE_CONDITION_TAG,
+        MESSAGE_CONDITION_TAG,
+        RULE_CONDITION_TAG,
+        *DELAY_TAGS,
+    }
+)
+
+_NAME = re.compile(r"[a-z0-9_-]{1,64}")
+# Keys written as `.key` in a field path; others as `['a key']`.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_NAME_SCHEMA = {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}
+
+
+# --- reporting -------------------------------------------------------------
+
+
+def field_path(loc: Iterable[str | int]) -> str:
+    """`("parties", 1, "id")` as `parties[1].id`, the way problems name fields."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in UNION_TAGS or part == "[key]":
+            continue
+        elif _PLAIN_KEY.fullmatch(part):
+            text += f".{part}" if text else part
+        else:
+            text += f"[{part!r}]"
+    return text
+
+
+def error_text(error: ErrorDetails) -> str:
+    """A pydantic error's message for an author: no "Value error, " preamble, the value given."""
+    kind = error["type"]
+    if kind == "value_error":
+        return str(error.get("ctx", {}).get("error", error["msg"]))
+    if kind == "missing":
+        return "this key is required"
+    if kind == "extra_forbidden" and error["loc"]:
+        return f"unknown key {str(error['loc'][-1])!r}"
+    text = error["msg"]
+    given = error.get("input")
+    if kind.startswith("enum") or kind == "literal_error":
+        expected = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
+        if isinstance(given, str):
+            text += _suggest(given, expected)
+    if isinstance(given, str | int | float | bool) and len(str(given)) <= 80:
+        text += f" (got {given!r})"
+    return text
+
+
+def _refuse(problems: Sequence[tuple[Loc, str]]) -> NoReturn:
+    summary = "; ".join(f"{field_path(loc)}: {text}" if loc else text for loc, text in problems)
+    raise PydanticCustomError(
+        PROBLEMS_ERROR, "{summary}", {"summary": summary, "problems": tuple(problems)}
+    )
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _listing(names: Iterable[str], limit: int = 12) -> str:
+    names = list(names)
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+# --- names ------------------------------------------------------------------
+
+
+def _named(what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if _NAME.fullmatch(value) is None:
+            raise ValueError(f"{what} {value!r} must match [a-z0-9_-]{{1,64}}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _scenario_party_id(value: str) -> str:
+    check_party_id(value)
+    return value
+
+
+def _message_type(value: str) -> str:
+    if value == SILENCE:
+        raise ValueError(
+            f"{SILENCE!r} is only a policy response, not a message type: "
+            "to send nothing, leave this out"
+        )
+    if value not in MESSAGE_TYPES:
+        raise ValueError(f"unknown message type {value!r}{_suggest(value, MESSAGE_TYPES)}")
+    return value
+
+
+def _reply_type(value: str) -> str:
+    if value != SILENCE and value not in MESSAGE_TYPES:
+        choices = [*MESSAGE_TYPES, SILENCE]
+        raise ValueError(
+            f"unknown message type {value!r}{_suggest(value, choices)}; "
+            f"a reply is a message type or {SILENCE!r}"
+        )
+    return value
+
+
+def _rule_id(value: str) -> str:
+    if value not in RULES_BY_ID:
+        raise ValueError(
+            f"unknown rule {value!r}{_suggest(value, RULES_BY_ID)}; `simulator rules` lists them"
+        )
+    return value
+
+
+ExerciseId = Annotated[str, _named("exercise id"), WithJsonSchema(_NAME_SCHEMA)]
+EntryId = Annotated[str, _named("id"), WithJsonSchema(_NAME_SCHEMA)]
+PolicyName = Annotated[str, _named("policy name"), WithJsonSchema(_NAME_SCHEMA)]
+ScenarioPartyId = Annotated[PartyId, WithJsonSchema(_NAME_SCHEMA)]
+ScenarioCaseId = Annotated[CaseId, WithJsonSchema(_NAME_SCHEMA)]
+MessageType = Annotated[
+    str,
+    AfterValidator(_message_type),
+    WithJsonSchema({"type": "string", "enum": sorted(MESSAGE_TYPES)}),
+]
+ReplyType = Annotated[
+    str,
+    AfterValidator(_reply_type),
+    WithJsonSchema({"type": "string", "enum": [*sorted(MESSAGE_TYPES), SILENCE]}),
+]
+RuleId = Annotated[
+    str, AfterValidator(_rule_id), WithJsonSchema({"type": "string", "enum": sorted(RULES_BY_ID)})
+]
+Probability = Annotated[float, Field(ge=0, le=1, strict=True, allow_inf_nan=False)]
+Weight = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
+Title = Annotated[str, Field(min_length=1, max_length=300)]
+Prose = Annotated[str, Field(max_length=20_000)]
+MessageFields = Annotated[
+    dict[str, Any],
+    Field(
+        description=(
+            "The message's own fields, checked against that message type. The envelope "
+            "(message_id, case_id, sender, recipient, type, in_reply_to) is filled in by the "
+            "runtime; signature and seal default to the sender's head and seal, language to "
+            "the sender's own language."
+        )
+    ),
+]
+
+
+def _instant(value: Any) -> Any:
+    # YAML reads an unquoted timestamp itself; say what is missing in its terms.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError(
+            f"{value.isoformat()} has no timezone: add one, like {value.isoformat()}Z or +03:00"
+        )
+    if isinstance(value, date) and not isinstance(value, datetime):
+        raise ValueError(
+            f"{value.isoformat()} is a date: give a time and a timezone too, "
+            f"like {value.isoformat()}T09:00:00Z"
+        )
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_instant)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- message contents -------------------------------------------------------
+
+# Envelope values for checking `fields` by building the message: valid, and
+# distinct so that the protocol's own checks (sender differs from
+# recipient) do not fire on the placeholders.
+_PLACEHOLDERS: dict[str, str] = {
+    "message_id": "scenario-check",
+    "case_id": "scenario-check",
+    "sender": "scenario-sender",
+    "recipient": "scenario-recipient",
+}
+_RUNTIME_PLACEHOLDERS: dict[str, str] = {"confirms": "scenario-check"}
+
+
+def message_field_problems(
+    message_type: str, fields: Mapping[str, Any], *, reply: bool = False
+) -> list[tuple[Loc, str]]:
+    """What is wrong with `fields` for a message of `message_type` (locations under `fields`)."""
+    cls = MESSAGE_TYPES[message_type]
+    runtime = RUNTIME_FIELDS.get(message_type, frozenset())
+    inherited = INHERITED_FIELDS.get(message_type, frozenset())
+    if reply:
+        inherited |= REPLY_INHERITED_FIELDS.get(message_type, frozenset())
+    problems: list[tuple[Loc, str]] = []
+    given: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key in ENVELOPE_FIELDS or key in runtime:
+            problems.append((("fields", key), f"{key} is filled in by the runtime: leave it out"))
+        elif key not in cls.model_fields:
+            own = sorted(set(cls.model_fields) - ENVELOPE_FIELDS - runtime)
+            problems.append(
+                (
+                    ("fields", key),
+                    f"{message_type} has no field {key!r}{_suggest(key, own)}; "
+                    f"its fields are {', '.join(own)}",
+                )
+            )
+        else:
+            given[key] = value
+    placeholders = {**_PLACEHOLDERS, **{k: _RUNTIME_PLACEHOLDERS[k] for k in runtime}}
+    try:
+        cls.model_validate({**given, **placeholders})
+    except ValidationError as invalid:
+        for error in invalid.errors():
+            loc = error["loc"]
+            if error["type"] == "missing" and len(loc) == 1:
+                if loc[0] not in inherited:
+                    problems.append((("fields",), f"{message_type} needs the field {loc[0]!r}"))
+            elif loc and loc[0] in given:
+                problems.append((("fields", *loc), error_text(error)))
+            else:
+                problems.append((("fields",), error_text(error)))
+    return problems
+
+
+class FollowUp(_Model):
+    """A message the same party sends later, after the one it follows is committed.
+
+    The follow-ups in one `then` list form a chain: each is sent `after` its
+    delay counted from the commit of the one before it (the first from its
+    parent). A follow-up's own `then` starts when that follow-up is
+    committed, alongside the rest of its list.
+    """
+
+    reply: MessageType = Field(description="The message type to send.")
+    after: Delay = Field(
+        default=NO_DELAY,
+        description="How long after the previous message is committed (default 0s).",
+        json_schema_extra={"default": "0s"},
+    )
+    fields: MessageFields = Field(default_factory=dict)
+    then: tuple["FollowUp", ...] = Field(
+        default=(), description="Follow-ups after this one, by the same party."
+    )
+
+    @model_validator(mode="after")
+    def _fields_fit(self) -> "FollowUp":
+        if self.reply == SILENCE:
+            return self
+        problems = message_field_problems(self.reply, self.fields, reply=True)
+        if problems:
+            _refuse(problems)
+        return self
+
+
+class Response(FollowUp):
+    """One way a policy may answer a message it receives; one is picked by weight.
+
+    `reply: silence` sends nothing (and so takes no fields, delay or
+    follow-ups); it can still be picked by weight.
+    """
+
+    reply: ReplyType = Field(description=f"The message type to send, or {SILENCE!r}.")
+    weight: Weight = Field(
+        default=1.0, description="Relative chance of picking this response (default 1)."
+    )
+
+    @model_validator(mode="after")
+    def _silence_is_bare(self) -> "Response":
+        if self.reply == SILENCE:
+            # Judged by value, not by which keys were written, so that a dump
+            # with every default spelled out validates again.
+            extra = [
+                key
+                for key, empty in (
+                    ("after", self.after == NO_DELAY),
+                    ("fields", not self.fields),
+                    ("then", not self.then),
+                )
+                if not empty
+            ]
+            if extra:
+                _refuse(
+                    [((key,), f"{SILENCE} sends nothing, so it takes no {key}") for key in extra]
+                )
+        return self
+
+
+class Mistakes(_Model):
+    """Deliberate mistakes for training, each a probability drawn per message.
+
+    They apply to what the party sends by itself: policy responses and every
+    follow-up (also those of its injects and generators), not to an inject's
+    or generated message itself, which is sent as written.
+    """
+
+    forget_written_confirmation: Probability = Field(
+        default=0.0, description="Chance of dropping a planned written_confirmation follow-up."
+    )
+    refuse_without_reasons: Probability = Field(
+        default=0.0, description="Chance of blanking `reasons` in a refusal."
+    )
+    unsigned_request: Probability = Field(
+        default=0.0,
+        description="Chance of sending a written request or confirmation without signature.",
+    )
+    wrong_language: Probability = Field(
+        default=0.0, description="Chance of writing in another language than the working one."
+    )
+    late_reply: Probability = Field(
+        default=0.0, description="Chance of adding `late_by` to a reply's delay."
+    )
+    late_by: Duration = Field(
+        default=timedelta(0), description="How much later a late reply comes."
+    )
+
+    @model_validator(mode="after")
+    def _late_by_given(self) -> "Mistakes":
+        if self.late_reply > 0 and self.late_by == timedelta(0):
+            _refuse([(("late_by",), "late_reply needs a late_by longer than 0s")])
+        return self
+
+
+Responses = Annotated[tuple[Response, ...], Field(min_length=1)]
+
+
+class Policy(_Model):
+    """How a simulated party answers what it receives, and the mistakes it makes."""
+
+    description: Prose = Field(default="", description="Free text for the controller.")
+    on: dict[MessageType, Responses] = Field(
+        default_factory=dict,
+        description=(
+            "For each message type the party receives: the possible responses, one picked "
+            "by weight. A type not listed gets no response."
+        ),
+    )
+    mistakes: Mistakes = Field(default_factory=Mistakes, description="Deliberate mistakes.")
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> "Policy":
+        problems: list[tuple[Loc, str]] = [
+            (("on", received), "at least one response needs a weight above 0")
+            for received, responses in self.on.items()
+            if not any(r.weight > 0 for r in responses)
+        ]
+        if problems:
+            _refuse(problems)
+        return self
+
+
+# --- parties ----------------------------------------------------------------
+
+
+def _policy_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return POLICY_NAME_TAG
+    if isinstance(value, Mapping | Policy):
+        return INLINE_POLICY_TAG
+    return None
+
+
+PolicyRef = Annotated[
+    Annotated[PolicyName, Tag(POLICY_NAME_TAG)] | Annotated[Policy, Tag(INLINE_POLICY_TAG)],
+    Discriminator(
+        _policy_kind,
+        custom_error_type="policy_ref",
+        custom_error_message="a policy is the name of one in `policies`, or a policy mapping",
+    ),
+]
+
+_PARTY_DESCRIPTIONS = {
+    "name": "The agency's full name.",
+    "language": "The language the party writes in (a language tag, e.g. ru).",
+    "head": "The head of the party (Art. 4.4: may sign written requests).",
+    "deputies": "The deputies (Art. 4.4: may sign written requests); at least one.",
+}
+
+
+def _describe_party(schema: dict[str, Any]) -> None:
+    for name, text in _PARTY_DESCRIPTIONS.items():
+        schema["properties"][name].setdefault("description", text)
+
+
+class ScenarioParty(Party):
+    """A party to the exercise: a `simulator.protocol.Party` plus who plays it."""
+
+    model_config = ConfigDict(json_schema_extra=_describe_party)
+
+    id: Annotated[ScenarioPartyId, AfterValidator(_scenario_party_id)] = Field(
+        description="Party id, [a-z0-9_-]{1,64}; not one of the simulator's own names."
+    )
+    policy: PolicyRef | None = Field(
+        default=None,
+        description=(
+            "How the simulated party answers: the name of a policy in `policies`, or an "
+            "inline policy. Without one it sends nothing by itself."
+        ),
+    )
+    human: bool = Field(default=False, description="A trainee plays this seat.")
+
+    def party(self) -> Party:
+        """The plain protocol party, without the scenario's additions."""
+        return Party.model_validate(self.model_dump(include=set(Party.model_fields)))
+
+
+class ScenarioAgreement(AgreementSettings):
+    """The agreement settings, with durations written the scenario way ("1d")."""
+
+    promptly: PositiveDuration = Field(
+        default=timedelta(days=1),
+        description='Art. 6.1: how soon an impediment must be notified ("promptly").',
+    )
+    as_soon_as_possible: PositiveDuration = Field(
+        default=timedelta(days=10),
+        description="Art. 6.4: how soon results are due after execution starts.",
+    )
+    working_language: LanguageTag = Field(
+        default="ru", description="Art. 9: the working language (a language tag)."
+    )
+
+    def settings(self) -> AgreementSettings:
+        """The plain protocol settings."""
+        return AgreementSettings.model_validate(self.model_dump())
+
+
+# --- timeline ---------------------------------------------------------------
+
+
+class MessageTemplate(_Model):
+    """A message without its route: what a generator sends in each case."""
+
+    type: MessageType = Field(description="The message type.")
+    fields: MessageFields = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fields_fit(self) -> "MessageTemplate":
+        problems = message_field_problems(self.type, self.fields)
+        if problems:
+            _refuse(problems)
+        return self
+
+
+class InjectMessage(MessageTemplate):
+    """The message an inject puts into the exercise, as if `from` had sent it."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    sender: ScenarioPartyId = Field(alias="from", description="The sending party.")
+    recipient: ScenarioPartyId = Field(alias="to", description="The receiving party.")
+    case: ScenarioCaseId = Field(description="The case id, [a-z0-9_-]{1,64}.")
+
+    @model_validator(mode="after")
+    def _two_parties(self) -> "InjectMessage":
+        if self.sender == self.recipient:
+            _refuse([(("to",), f"the message goes from {self.sender!r} to itself")])
+        return self
+
+
+class CaseStateCondition(_Model):
+    """Holds once the case has reached the state."""
+
+    case: ScenarioCaseId = Field(description="The case to watch.")
+    state: CaseState = Field(description="The state the case reaches.")
+
+
+class MessageCondition(_Model):
+    """Holds once a message of that type is committed in the case."""
+
+    case: ScenarioCaseId = Field(description="The case to watch.")
+    message: MessageType = Field(description="The message type committed in it.")
+
+
+class RuleCondition(_Model):
+    """Holds once a violation of the rule is recorded (in the case, if one is named)."""
+
+    rule: RuleId = Field(description="A rule id, as `simulator rules` lists them.")
+    case: ScenarioCaseId | None = Field(default=None, description="Only in this case.")
+
+
+def _condition_kind(value: Any) -> str | None:
+    if isinstance(value, CaseStateCondition):
+        return STATE_CONDITION_TAG
+    if isinstance(value, MessageCondition):
+        return MESSAGE_CONDITION_TAG
+    if isinstance(value, RuleCondition):
+        return RULE_CONDITION_TAG
+    if isinstance(value, Mapping):
+        if "rule" in value:
+            return RULE_CONDITION_TAG
+        if "state" in value:
+            return STATE_CONDITION_TAG
+        if "message" in value:
+            return MESSAGE_CONDITION_TAG
+    return None
+
+
+Condition = Annotated[
+    Annotated[CaseStateCondition, Tag(STATE_CONDITION_TAG)]
+    | Annotated[MessageCondition, Tag(MESSAGE_CONDITION_TAG)]
+    | Annotated[RuleCondition, Tag(RULE_CONDITION_TAG)],
+    Discriminator(
+        _condition_kind,
+        custom_error_type="condition",
+        custom_error_message=(
+            "a condition is {case, state}, {case, message} or {rule} with an optional case"
+        ),
+    ),
+]
+
+
+class Inject(_Model):
+    """A message put into the exercise at a time, or once a condition holds."""
+
+    id: EntryId = Field(description="Unique among injects and generators.")
+    at: Duration | None = Field(
+        default=None, description="Offset from the start. Exactly one of `at` and `when`."
+    )
+    when: Condition | None = Field(
+        default=None,
+        description="A condition on the log; the inject fires once, when it first holds.",
+    )
+    after: Delay = Field(
+        default=NO_DELAY,
+        description="With `when`: the delay after the condition first holds (default 0s).",
+        json_schema_extra={"default": "0s"},
+    )
+    send: InjectMessage = Field(description="The message.")
+    then: tuple[FollowUp, ...] = Field(
+        default=(), description="Follow-ups by the sender, e.g. an oral request's confirmation."
+    )
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> "Inject":
+        if self.at is None and self.when is None:
+            _refuse([((), "an inject needs `at` (a time) or `when` (a condition)")])
+        if self.at is not None and self.when is not None:
+            _refuse([(("when",), "give `at` or `when`, not both")])
+        if self.at is not None and self.after != NO_DELAY:
+            _refuse(
+                [(("after",), "`after` counts from a `when` condition; with `at`, add it to `at`")]
+            )
+        return self
+
+
+def _one_or_many(value: Any) -> Any:
+    return (value,) if isinstance(value, str) else value
+
+
+Route = Annotated[
+    tuple[ScenarioPartyId, ...],
+    BeforeValidator(_one_or_many),
+    Field(min_length=1, max_length=1_000),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                _NAME_SCHEMA,
+                {"type": "array", "items": _NAME_SCHEMA, "minItems": 1, "maxItems": 1000},
+            ]
+        }
+    ),
+]
+
+
+class Generator(_Model):
+    """Many similar cases: `count` messages from a template, one new case each.
+
+    Case n (from 1) is `case_id(n)`, sent at `start` plus n-1 sampled
+    `every` delays, from `senders[(n-1) % len(senders)]` to
+    `recipients[(n-1) % len(recipients)]`.
+    """
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: EntryId = Field(description="Unique among injects and generators; prefixes case ids.")
+    senders: Route = Field(alias="from", description="The sending party, or several in turn.")
+    recipients: Route = Field(alias="to", description="The receiving party, or several in turn.")
+    count: int = Field(
+        strict=True, ge=1, le=MAX_GENERATED_CASES, description="How many cases (1-100000)."
+    )
+    start: Duration = Field(default=timedelta(0), description="Offset of the first case.")
+    every: Delay = Field(description="Delay between one case and the next (seeded).")
+    send: MessageTemplate = Field(description="The message, without from, to or case.")
+    then: tuple[FollowUp, ...] = Field(default=(), description="Follow-ups by the sender.")
+
+    def case_id(self, n: int) -> str:
+        """The id of the n-th case, counting from 1."""
+        return f"{self.id}-{n:04d}"
+
+    def route(self, n: int) -> tuple[str, str]:
+        """Sender and recipient of the n-th case, counting from 1."""
+        return self.senders[(n - 1) % len(self.senders)], self.recipients[
+            (n - 1) % len(self.recipients)
+        ]
+
+    def creates(self, case_id: str) -> bool:
+        """Whether `case_id` is one of this generator's cases."""
+        prefix = f"{self.id}-"
+        if not case_id.startswith(prefix):
+            return False
+        digits = case_id[len(prefix) :]
+        return (
+            digits.isdigit()
+            and 1 <= int(digits) <= self.count
+            and self.case_id(int(digits)) == case_id
+        )
+
+    @model_validator(mode="after")
+    def _cases_fit(self) -> "Generator":
+        problems: list[tuple[Loc, str]] = []
+        last = self.case_id(self.count)
+        if _NAME.fullmatch(last) is None:
+            problems.append(
+                (
+                    ("id",),
+                    f"case ids made from it would be too long ({last!r} has over 64 characters)",
+                )
+            )
+        # The route repeats after lcm(len(senders), len(recipients)) cases.
+        for n in range(1, min(self.count, len(self.senders) * len(self.recipients)) + 1):
+            sender, recipient = self.route(n)
+            if sender == recipient:
+                problems.append(
+                    (
+                        ("to",),
+                        f"case {n} would go from {sender!r} to itself; reorder `from` or `to`",
+                    )
+                )
+                break
+        if problems:
+            _refuse(problems)
+        return self
+
+
+class Expectation(_Model):
+    """An outcome the run summary scores: a message committed, or a state reached, in time."""
+
+    id: EntryId = Field(description="Unique among expectations.")
+    description: Prose = Field(default="", description="What is expected, for the summary.")
+    case: ScenarioCaseId | None = Field(
+        default=None, description="The case; leave out for every case of the run."
+    )
+    message: MessageType | None = Field(
+        default=None, description="A message type that must be committed in the case."
+    )
+    state: CaseState | None = Field(default=None, description="A state the case must reach.")
+    within: PositiveDuration | None = Field(
+        default=None,
+        description="Deadline counted from the case's opening; leave out for the end of the run.",
+    )
+
+    @model_validator(mode="after")
+    def _one_outcome(self) -> "Expectation":
+        if (self.message is None) == (self.state is None):
+            _refuse([((), "an expectation names exactly one of `message` and `state`")])
+        return self
+
+
+# --- the scenario -----------------------------------------------------------
+
+
+class Scenario(_Model):
+    """One exercise: who takes part, how they behave, and what happens when."""
+
+    model_config = ConfigDict(
+        title="Scenario",
+        json_schema_extra={"description": "A tabletop exercise of the assistance procedure."},
+    )
+
+    version: Literal[1] = Field(description="The format version; only 1 exists.")
+    exercise: ExerciseId = Field(description="The exercise id, [a-z0-9_-]{1,64}.")
+    title: Title = Field(description="A one-line title.")
+    description: Prose = Field(default="", description="Free text for the controller.")
+    seed: int = Field(
+        default=0,
+        strict=True,
+        ge=0,
+        le=2**63 - 1,
+        description="Default seed of the run's random source; `simulator run --seed` overrides.",
+    )
+    start: Instant = Field(description="Simulated start, with a timezone.")
+    duration: PositiveDuration = Field(
+        description="Longest simulated length; the run ends then, or earlier if nothing is pending."
+    )
+    agreement: ScenarioAgreement = Field(
+        default_factory=ScenarioAgreement, description="The agreement's settings."
+    )
+    parties: tuple[ScenarioParty, ...] = Field(
+        min_length=2, max_length=1_000, description="The parties; at least two."
+    )
+    policies: dict[PolicyName, Policy] = Field(
+        default_factory=dict, description="Named policies the parties refer to."
+    )
+    injects: tuple[Inject, ...] = Field(default=(), description="Messages on the timeline.")
+    generators: tuple[Generator, ...] = Field(default=(), description="Many similar cases.")
+    expectations: tuple[Expectation, ...] = Field(
+        default=(), description="Outcomes scored in the run summary."
+    )
+
+    @property
+    def end(self) -> datetime:
+        """When the run ends at the latest."""
+        return self.start + self.duration
+
+    def party(self, party_id: str) -> ScenarioParty:
+        for party in self.parties:
+            if party.id == party_id:
+                return party
+        raise KeyError(party_id)
+
+    def policy_of(self, party_id: str) -> Policy | None:
+        """The party's policy, with a name looked up in `policies`."""
+        policy = self.party(party_id).policy
+        return self.policies[policy] if isinstance(policy, str) else policy
+
+    def protocol_agreement(self, verify_signature: SignatureVerifier | None = None) -> Agreement:
+        """The agreement in force, as the protocol's case fold takes it."""
+        parties = [p.party() for p in self.parties]
+        settings = self.agreement.settings()
+        if verify_signature is None:
+            return Agreement.of(parties, settings)
+        return Agreement.of(parties, settings, verify_signature)
+
+    def creates_case(self, case_id: str) -> bool:
+        """Whether an inject names the case or a generator makes it."""
+        return any(i.send.case == case_id for i in self.injects) or any(
+            g.creates(case_id) for g in self.generators
+        )
+
+    @model_validator(mode="after")
+    def _references(self) -> "Scenario":
+        problems = list(_cross_checks(self))
+        if problems:
+            _refuse(problems)
+        return self
+
+
+def _cross_checks(s: Scenario) -> Iterator[tuple[Loc, str]]:
+    parties = _Parties([p.id for p in s.parties])
+    yield from _party_checks(s, parties)
+    yield from _timeline_checks(s, parties)
+    yield from _case_checks(s)
+
+
+class _Parties:
+    """The scenario's party ids, and how to say that a name is not one of them."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+        self.known = set(ids)
+
+    def unknown(self, name: str) -> str:
+        return (
+            f"{name!r} is not a party of this scenario{_suggest(name, self.known)} "
+            f"(parties: {_listing(self.ids)})"
+        )
+
+    def check(self, name: str, loc: Loc) -> Iterator[tuple[Loc, str]]:
+        if name not in self.known:
+            yield loc, self.unknown(name)
+
+
+def _party_checks(s: Scenario, parties: _Parties) -> Iterator[tuple[Loc, str]]:
+    first_at: dict[str, int] = {}
+    for i, party in enumerate(s.parties):
+        if party.id in first_at:
+            yield (
+                ("parties", i, "id"),
+                f"party id {party.id!r} is already used by parties[{first_at[party.id]}]",
+            )
+        first_at.setdefault(party.id, i)
+        if isinstance(party.policy, str) and party.policy not in s.policies:
+            defined = f"defined: {_listing(s.policies)}" if s.policies else "none defined"
+            yield (
+                ("parties", i, "policy"),
+                f"no policy named {party.policy!r} in `policies`"
+                f"{_suggest(party.policy, s.policies)} ({defined})",
+            )
+        if isinstance(party.policy, Policy):
+            yield from _policy_parties(party.policy, ("parties", i, "policy"), parties)
+    for name, policy in s.policies.items():
+        yield from _policy_parties(policy, ("policies", name), parties)
+
+
+def _timeline_checks(s: Scenario, parties: _Parties) -> Iterator[tuple[Loc, str]]:
+    end = s.duration
+    try:
+        s.start + s.duration
+    except OverflowError:
+        yield ("duration",), "the exercise would end after the year 9999"
+
+    def before_end(offset: timedelta, loc: Loc) -> Iterator[tuple[Loc, str]]:
+        if offset >= end:
+            yield (
+                loc,
+                f"{format_duration(offset)} is not before the end of the exercise "
+                f"({format_duration(end)})",
+            )
+
+    # Injects and generators share one namespace: both name timeline entries.
+    seen: dict[str, str] = {}
+
+    def unique(entry_id: str, where: str, loc: Loc) -> Iterator[tuple[Loc, str]]:
+        if entry_id in seen:
+            yield loc, f"id {entry_id!r} is already used by {seen[entry_id]}"
+        seen.setdefault(entry_id, where)
+
+    for i, inject in enumerate(s.injects):
+        here: Loc = ("injects", i)
+        yield from unique(inject.id, f"injects[{i}]", (*here, "id"))
+        yield from parties.check(inject.send.sender, (*here, "send", "from"))
+        yield from parties.check(inject.send.recipient, (*here, "send", "to"))
+        if inject.at is not None:
+            yield from before_end(inject.at, (*here, "at"))
+        yield from _field_parties(inject.send.fields, (*here, "send"), parties)
+        yield from _follow_up_parties(inject.then, (*here, "then"), parties)
+
+    for i, generator in enumerate(s.generators):
+        here = ("generators", i)
+        yield from unique(generator.id, f"generators[{i}]", (*here, "id"))
+        for key, route in (("from", generator.senders), ("to", generator.recipients)):
+            for j, name in enumerate(route):
+                # A single party is written without a list, so has no index to point at.
+                yield from parties.check(name, (*here, key, j) if len(route) > 1 else (*here, key))
+        yield from before_end(generator.start, (*here, "start"))
+        yield from _field_parties(generator.send.fields, (*here, "send"), parties)
+        yield from _follow_up_parties(generator.then, (*here, "then"), parties)
+
+
+def _case_checks(s: Scenario) -> Iterator[tuple[Loc, str]]:
+    # One set for all lookups: scenarios may hold many thousands of injects.
+    named_set = frozenset(i.send.case for i in s.injects)
+
+    def created(case: str) -> bool:
+        return case in named_set or any(g.creates(case) for g in s.generators)
+
+    def unknown_case(case: str) -> str:
+        named = sorted(named_set)
+        ranges = [f"{g.case_id(1)}..{g.case_id(g.count)}" for g in s.generators]
+        cases = _listing([*named, *ranges]) or "none"
+        return (
+            f"no inject or generator creates case {case!r}{_suggest(case, named)} (cases: {cases})"
+        )
+
+    for i, inject in enumerate(s.injects):
+        watched = inject.when.case if inject.when is not None else None
+        if watched is not None and not created(watched):
+            yield ("injects", i, "when", "case"), unknown_case(watched)
+
+    first_at: dict[str, int] = {}
+    for i, expectation in enumerate(s.expectations):
+        if expectation.id in first_at:
+            first = first_at[expectation.id]
+            yield (
+                ("expectations", i, "id"),
+                f"id {expectation.id!r} is already used by expectations[{first}]",
+            )
+        first_at.setdefault(expectation.id, i)
+        if expectation.case is not None and not created(expectation.case):
+            yield ("expectations", i, "case"), unknown_case(expectation.case)
+
+
+# Message fields that name a party; they must name one of the scenario's.
+_PARTY_FIELDS = ("third_party",)
+
+
+def _field_parties(
+    fields: Mapping[str, Any], here: Loc, parties: _Parties
+) -> Iterator[tuple[Loc, str]]:
+    for key in _PARTY_FIELDS:
+        value = fields.get(key)
+        if isinstance(value, str):
+            yield from parties.check(value, (*here, "fields", key))
+
+
+def _follow_up_parties(
+    follow_ups: Sequence[FollowUp], here: Loc, parties: _Parties
+) -> Iterator[tuple[Loc, str]]:
+    for i, follow_up in enumerate(follow_ups):
+        yield from _field_parties(follow_up.fields, (*here, i), parties)
+        yield from _follow_up_parties(follow_up.then, (*here, i, "then"), parties)
+
+
+def _policy_parties(policy: Policy, here: Loc, parties: _Parties) -> Iterator[tuple[Loc, str]]:
+    for received, responses in policy.on.items():
+        yield from _follow_up_parties(responses, (*here, "on", received), parties)
