@@ -4,14 +4,40 @@ Errors become an exit code and one clear message here, at the edge, and
 nowhere else.
 """
 
-from typing import Annotated
+import asyncio
+import json
+import sys
+import tempfile
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from simulator import __version__
+from simulator.asyncapi import asyncapi_document
+from simulator.brokers import start_broker, transport_for
+from simulator.context import fresh_rng, wall_now
+from simulator.control import control_path, read_control_file, send_control
+from simulator.errors import InputError, ScenarioError, SimulatorError
+from simulator.eventlog import Event, LogError
+from simulator.exercise import RunOptions, run_exercise
+from simulator.logfiles import is_postgres
+from simulator.logging import configure as configure_logging
+from simulator.logview import export_log, import_log, report_json, show_log, verify_log
 from simulator.protocol import RULES
+from simulator.replay import check, fork, read_range, recorded_run, republish
 from simulator.rulebook import RuleFormat, render_rules
+from simulator.runview import Progress, print_summary
+from simulator.scenario import load_scenario, scenario_json_schema
+from simulator.topics import Topics
+from simulator.transport import SessionSettings, client_id_for
+from simulator.wire import Control, describe
+
+T = TypeVar("T")
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -34,6 +60,8 @@ def _root(
     ] = False,
 ) -> None:
     """Simulate, umpire and replay exercises of the Article 4-7 assistance procedure."""
+    # Quiet by default; `run --verbose` / `--log-json` configure it again.
+    configure_logging()
 
 
 @app.command()
@@ -55,6 +83,384 @@ def rules(
                 param_hint="--severity",
             )
     render_rules(fmt, Console(), chosen)
+
+
+log_app = typer.Typer(no_args_is_help=True, help="Inspect, verify, export and import event logs.")
+app.add_typer(log_app, name="log")
+
+LogArg = Annotated[str, typer.Argument(help="a SQLite file or a postgresql:// URL")]
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    Console(stderr=True).print(f"[red]error:[/] {escape(message)}")
+    raise typer.Exit(code)
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; bad input becomes one message and exit code 2."""
+    try:
+        return asyncio.run(coroutine)
+    except (LogError, SimulatorError) as exc:
+        _fail(str(exc))
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as Unix tools do.
+        sys.stderr.close()
+        raise typer.Exit(0) from None
+    except OSError as exc:
+        _fail(f"{exc.filename or ''}: {exc.strerror or exc}")
+
+
+@log_app.command("show")
+def log_show(
+    location: LogArg,
+    case: Annotated[str | None, typer.Option("--case", help="only this case")] = None,
+    event_type: Annotated[
+        str | None, typer.Option("--type", help="only this type (e.g. refusal, coop.rejection)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="CloudEvents JSON lines")] = False,
+    at: Annotated[
+        int | None, typer.Option("--at", help="stop at this position and show case states then")
+    ] = None,
+) -> None:
+    """Show a log's events, one line each, with the violations each caused."""
+    _run(
+        show_log(
+            location,
+            console=Console(soft_wrap=as_json),
+            case=case,
+            event_type=event_type,
+            as_json=as_json,
+            at=at,
+        )
+    )
+
+
+@log_app.command("verify")
+def log_verify(
+    location: LogArg,
+    as_json: Annotated[bool, typer.Option("--json", help="print the verdict as JSON")] = False,
+) -> None:
+    """Check a log's integrity, hash chain, case versions and signed checkpoints.
+
+    Exit 0 when sound; 1 naming the first bad position and what is wrong.
+    """
+    report = _run(verify_log(location))
+    if as_json:
+        typer.echo(report_json(report))
+    elif report.ok:
+        typer.echo(
+            f"{location}: sound — {report.checked} events, chain intact, "
+            f"{report.checkpoints_checked} signed checkpoints agree"
+        )
+    else:
+        where = f"position {report.first_bad_position}" if report.first_bad_position else "log"
+        Console(stderr=True).print(
+            f"[red]{escape(location)}: {where}: {escape(str(report.problem))}[/]"
+        )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@log_app.command("export")
+def log_export(
+    location: LogArg,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="file to write (default: stdout)")
+    ] = None,
+) -> None:
+    """Export a log as JSON lines, one structured-mode CloudEvent per line."""
+    if output is None:
+        _run(export_log(location))
+        return
+    if output.exists():
+        _fail(f"{output}: already exists; choose a new file")
+    with output.open("w", encoding="utf-8") as handle:
+        count = _run(export_log(location, handle))
+    Console(stderr=True).print(f"exported {count} events to {output}")
+
+
+@log_app.command("import")
+def log_import(
+    source: Annotated[Path, typer.Argument(help="a JSON lines file from `log export`")],
+    output: Annotated[str, typer.Option("-o", "--output", help="the new log (path or URL)")],
+) -> None:
+    """Import JSON lines into a new log; the chain is checked first and hashes are kept."""
+    if not is_postgres(output) and Path(output).exists():
+        _fail(f"{output}: already exists; import writes a new log only")
+    if not source.is_file():
+        _fail(f"{source}: no such file")
+    count = _run(import_log(source, output, now=wall_now))
+    Console(stderr=True).print(f"imported {count} events into {output}")
+
+
+scenario_app = typer.Typer(no_args_is_help=True, help="Check scenario files and get their schema.")
+app.add_typer(scenario_app, name="scenario")
+
+
+@scenario_app.command("validate")
+def scenario_validate(
+    files: Annotated[list[Path], typer.Argument(help="scenario YAML files")],
+) -> None:
+    """Check scenario files; each problem is printed as file:line: field: what is wrong."""
+    bad = 0
+    for path in files:
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as exc:
+            bad += 1
+            Console(stderr=True, soft_wrap=True).print(f"[red]{escape(str(exc))}[/]")
+            continue
+        typer.echo(
+            f"{path}: ok — exercise {scenario.exercise}, {len(scenario.parties)} parties, "
+            f"{len(scenario.injects)} injects, {len(scenario.generators)} generators, "
+            f"{len(scenario.expectations)} expectations"
+        )
+    if bad:
+        raise typer.Exit(1)
+
+
+@scenario_app.command("schema")
+def scenario_schema(
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="write to this file")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of scenario files (for editors' YAML completion)."""
+    text = json.dumps(scenario_json_schema(), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+@app.command()
+def run(
+    scenario_file: Annotated[Path, typer.Argument(metavar="SCENARIO", help="a scenario YAML file")],
+    broker: Annotated[
+        str, typer.Option(help="embedded (default), mosquitto, or an mqtt:// / mqtts:// URL")
+    ] = "embedded",
+    log: Annotated[
+        str | None,
+        typer.Option("--log", help="SQLite file or postgresql:// URL (default: runs/…db)"),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
+    clock: Annotated[
+        str, typer.Option(help="simulated (rounds, deterministic) or realtime")
+    ] = "simulated",
+    speed: Annotated[
+        float, typer.Option(help="realtime only: simulated seconds per real second")
+    ] = 1.0,
+    json_summary: Annotated[
+        Path | None, typer.Option("--json-summary", help="write the summary as JSON here")
+    ] = None,
+    log_json: Annotated[bool, typer.Option("--log-json", help="log lines as JSON")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="log what happens")] = False,
+) -> None:
+    """Run an exercise: the umpire and the simulated parties over a real broker."""
+    configure_logging(json=log_json, level="info" if verbose else "warning")
+    if clock not in ("simulated", "realtime"):
+        _fail(f"--clock must be simulated or realtime, not {clock!r}")
+    if speed <= 0:
+        _fail("--speed must be positive")
+    console = Console(stderr=True)
+    try:
+        scenario = load_scenario(scenario_file)
+    except ScenarioError as exc:
+        _fail(str(exc))
+    progress = Progress()
+    options = RunOptions(
+        broker=broker,
+        log=log,
+        seed=seed,
+        clock="simulated" if clock == "simulated" else "realtime",
+        speed=speed,
+    )
+    with console.status("starting…") as status:
+
+        def update(events: Sequence[Event]) -> None:
+            progress.commit(events)
+            status.update(progress.line())
+
+        outcome = _run(run_exercise(scenario, options, on_commit=update))
+    # The file first: printing may fail on a closed pipe (`| head`).
+    if json_summary is not None:
+        _write_json(json_summary, outcome.summary.as_json())
+    print_summary(outcome.summary, Console())
+
+
+@app.command()
+def asyncapi(
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="write to this file (default: stdout)")
+    ] = None,
+) -> None:
+    """Write the AsyncAPI 3 document of the exercise topics and messages (JSON)."""
+    text = json.dumps(asyncapi_document(), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+@app.command()
+def control(
+    command: Annotated[
+        str, typer.Argument(help="pause, resume, speed, jump, inject, note or stop")
+    ],
+    log: Annotated[str, typer.Option("--log", help="the running exercise's log")],
+    speed: Annotated[float | None, typer.Option(help="with `speed`: the new factor")] = None,
+    inject: Annotated[str | None, typer.Option(help="with `inject`: the inject id")] = None,
+    text: Annotated[str | None, typer.Option(help="with `note`: the note")] = None,
+) -> None:
+    """Pace a running exercise from another terminal (through its control topic)."""
+    try:
+        order = Control.model_validate(
+            {"command": command, "speed": speed, "inject": inject, "text": text}
+        )
+    except ValidationError as exc:
+        _fail(describe(exc))
+    if order.command == "speed" and order.speed is None:
+        _fail("speed needs --speed X")
+    if order.command == "inject" and order.inject is None:
+        _fail("inject needs --inject ID")
+    try:
+        target = read_control_file(control_path(log))
+    except SimulatorError as exc:
+        _fail(str(exc))
+    _run(send_control(target, order))
+    typer.echo(f"sent {order.command} to {target.exercise}")
+
+
+@app.command()
+def replay(
+    location: LogArg,
+    check_: Annotated[
+        bool,
+        typer.Option("--check", help="re-run the recorded scenario and seed and compare"),
+    ] = False,
+    speed: Annotated[str, typer.Option(help="simulated seconds per real second, or max")] = "max",
+    start: Annotated[int, typer.Option("--from", help="first position to publish")] = 1,
+    until: Annotated[int | None, typer.Option("--until", help="last position")] = None,
+    broker: Annotated[
+        str, typer.Option(help="embedded, mosquitto, or an mqtt:// URL to publish to")
+    ] = "embedded",
+    wait: Annotated[
+        float, typer.Option(help="seconds to wait before publishing (for subscribers)")
+    ] = 0.0,
+) -> None:
+    """Re-publish a log's events to a broker at a chosen speed, or check it with --check."""
+    if check_:
+        result = _run(check(location, broker=broker))
+        if result.ok:
+            typer.echo(f"{location}: today's code reproduces all {result.recorded} events")
+            return
+        Console(stderr=True).print(
+            f"[red]{escape(location)}: diverges at position {result.first_difference}: "
+            f"{escape(result.what)}[/]"
+        )
+        raise typer.Exit(1)
+    pace = None if speed == "max" else float(speed)
+    if pace is not None and pace <= 0:
+        _fail("--speed must be positive, or max")
+    console = Console(stderr=True)
+
+    async def publish() -> int:
+        events = await read_range(location, start, until)
+        if not events:
+            raise InputError(f"{location}: no events between {start} and {until or 'the end'}")
+        scenario, _, _ = await recorded_run(location)
+        topics = Topics(events[0].exercise)
+        with tempfile.TemporaryDirectory(prefix="simulator-replay-") as workdir:
+            parties = [p.id for p in scenario.parties]
+            async with start_broker(broker, topics, parties, Path(workdir)) as running:
+                observer = running.credentials("observer")
+                console.print(
+                    f"replaying {len(events)} events of {topics.exercise} to "
+                    f"{running.address.display} (observer: {observer.username} / "
+                    f"{observer.password}); topics {topics.tree}"
+                )
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                bus = transport_for(
+                    running,
+                    "umpire",
+                    SessionSettings(client_id_for(topics.exercise, "replay"), persistent=False),
+                    rng=fresh_rng(),
+                )
+                async with bus:
+                    with console.status("replaying…") as status:
+                        return await republish(
+                            events,
+                            bus,
+                            topics,
+                            speed=pace,
+                            progress=lambda p: status.update(
+                                f"position {p.position}: {p.published}/{p.total} events"
+                            ),
+                        )
+
+    messages = _run(publish())
+    console.print(f"done: {messages} MQTT messages")
+
+
+@app.command("fork")
+def fork_command(
+    location: LogArg,
+    at: Annotated[int, typer.Option("--at", help="keep the first POS events")],
+    output: Annotated[str, typer.Option("-o", "--output", help="the new log (path or URL)")],
+    scenario_file: Annotated[
+        Path | None, typer.Option("--scenario", help="go on with this scenario's policies")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="go on with this seed")] = None,
+    broker: Annotated[str, typer.Option(help="embedded, mosquitto or an mqtt:// URL")] = (
+        "embedded"
+    ),
+    json_summary: Annotated[
+        Path | None, typer.Option("--json-summary", help="write the summary as JSON here")
+    ] = None,
+) -> None:
+    """Start a new run from a log's first POS events, with other policies or another seed."""
+    scenario = None
+    if scenario_file is not None:
+        try:
+            scenario = load_scenario(scenario_file)
+        except ScenarioError as exc:
+            _fail(str(exc))
+    if not is_postgres(output) and Path(output).exists():
+        _fail(f"{output}: already exists; choose a new file")
+    outcome = _run(fork(location, at, output, scenario=scenario, seed=seed, broker=broker))
+    # The file first: printing may fail on a closed pipe (`| head`).
+    if json_summary is not None:
+        _write_json(json_summary, outcome.summary.as_json())
+    print_summary(outcome.summary, Console())
+
+
+@app.command()
+def report(
+    location: LogArg,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="directory for report.html, .md and .json")
+    ],
+    charts: Annotated[
+        int, typer.Option(help="cases drawn as sequence charts; the others are tabulated")
+    ] = 40,
+) -> None:
+    """Write a log's after-action report: report.html (self-contained), report.md, report.json."""
+    # matplotlib takes half a second to load, which no other command should pay.
+    from simulator.report import read_report, save_report  # noqa: PLC0415 - see above
+
+    if charts < 0:
+        _fail("--charts must be 0 or more")
+    data = _run(read_report(location))
+    try:
+        files = save_report(data, output, charted_cases=charts)
+    except OSError as exc:
+        _fail(f"{exc.filename or output}: {exc.strerror or exc}")
+    Console(stderr=True).print(f"wrote {files.html}, {files.markdown} and {files.json}")
 
 
 def main() -> None:

@@ -1,12 +1,25 @@
 """The error root of the simulator, branched by whose fault an error is.
 
     SimulatorError
-    ├── InputError            bad input from a user: fix the file or the command
-    │   ├── ScenarioError     a scenario file is broken (file, line, field)
-    │   └── LogFileError      a file given as a log is corrupt or foreign (path)
-    ├── BrokerError           the broker is unreachable or refused us
-    ├── StoreError            the event store failed (disk, database)
-    └── InternalError         a bug in the simulator: report it
+    ├── InputError                 bad input from a user: fix the file or the command
+    │   ├── ScenarioError          a scenario file is broken (file, line, field)
+    │   │   └── InvalidScenarioError   every problem found, ordered by line
+    │   ├── LogFileError           a file given as a log is corrupt or foreign (path)
+    │   ├── BrokerUrlError         a broker URL that cannot be used
+    │   └── SessionSettingsError   MQTT session settings that would lose messages
+    ├── BrokerError                the broker is unreachable or refused us
+    │   ├── BrokerStartError       a broker we launch did not start (its log tail)
+    │   ├── BrokerUnavailable, BrokerRefused, SubscriptionRefused, PayloadTooLarge
+    │   └── UnknownPrincipal, UnsupportedProtocol
+    ├── StoreError                 the event store failed (disk, database)
+    ├── PartySilent                a simulated party stopped answering rounds
+    └── InternalError              a bug in the simulator: report it
+        └── ProjectionGap          a read model was fed events with a gap
+
+The event log's own errors (`simulator.eventlog.LogError` and its branches:
+NotALogError, CorruptLogError, VersionConflict, …) stay independent of this
+tree so the log package imports nothing of the simulator; the command line
+treats them as input or store errors.
 
 Violations of the agreement by a participant are not errors: they are
 exercise results, recorded as events (see `simulator.protocol.rules`).

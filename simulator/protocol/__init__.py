@@ -20,6 +20,7 @@ from simulator.protocol.ids import CaseId, MessageId, PartyId, is_party_id
 from simulator.protocol.messages import (
     MESSAGE_ADAPTER,
     MESSAGE_TYPES,
+    REQUEST_CONTENT_FIELDS,
     Area,
     Medium,
     Message,
@@ -35,6 +36,7 @@ from simulator.protocol.rules import RULES, RULES_BY_ID, Rule, Severity, Violati
 __all__ = [
     "MESSAGE_ADAPTER",
     "MESSAGE_TYPES",
+    "REQUEST_CONTENT_FIELDS",
     "RULES",
     "RULES_BY_ID",
     "TERMINAL_STATES",

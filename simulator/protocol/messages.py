@@ -114,6 +114,10 @@ class _RequestContent(_Message):
     confidential: bool = False
 
 
+# The Art. 4.3 content a request carries (and a written confirmation repeats).
+REQUEST_CONTENT_FIELDS = frozenset(_RequestContent.model_fields) - frozenset(_Message.model_fields)
+
+
 class WrittenRequest(_RequestContent):
     """Art. 4.1-4.4: a request in writing, signed by the head or a deputy and sealed."""
 

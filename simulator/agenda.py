@@ -1,0 +1,209 @@
+"""The umpire's timeline from a scenario: injects, generated cases, conditioned injects.
+
+Times are fixed when the run starts (injects at an offset) or when the
+condition first holds (conditioned injects); generated cases follow each
+other by a seeded delay. The umpire commits each as the message its sender
+would have sent, recorded with the inject as its source, so the sender's
+follow-ups (`then`) can find it.
+"""
+
+import heapq
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from simulator.drafting import draft
+from simulator.errors import ScenarioError
+from simulator.eventlog import Event
+from simulator.protocol import Message, Party, parse_message
+from simulator.records import is_message_event, read_violations
+from simulator.scenario.model import (
+    CaseStateCondition,
+    Generator,
+    Inject,
+    MessageCondition,
+    MessageTemplate,
+    RuleCondition,
+    Scenario,
+)
+from simulator.sequencer import Sequencer
+
+
+def inject_source(inject_id: str) -> str:
+    return f"inject/{inject_id}"
+
+
+def generator_source(generator_id: str, number: int) -> str:
+    return f"generator/{generator_id}/{number}"
+
+
+def generated_case(generator_id: str, number: int) -> str:
+    return f"{generator_id}-{number:04d}"
+
+
+@dataclass(order=True)
+class _Entry:
+    at: datetime
+    order: int
+    item: Any = field(compare=False)
+
+
+class ScenarioAgenda:
+    def __init__(self, scenario: Scenario, rng: random.Random) -> None:
+        self.scenario = scenario
+        self.rng = rng
+        self.parties: dict[str, Party] = {p.id: p for p in scenario.parties}
+        self._heap: list[_Entry] = []
+        self._order = 0
+        self._waiting: list[Inject] = []
+        self._fired: set[str] = set()
+        self._seen_messages: set[tuple[str, str]] = set()
+        self._seen_rules: set[tuple[str, str]] = set()
+        for inject in scenario.injects:
+            if inject.at is not None:
+                self._push(scenario.start + inject.at, ("inject", inject))
+            else:
+                self._waiting.append(inject)
+        for generator in scenario.generators:
+            self._push(scenario.start + generator.start, ("generator", generator, 1))
+
+    def _push(self, at: datetime, item: tuple[Any, ...]) -> None:
+        self._order += 1
+        heapq.heappush(self._heap, _Entry(at, self._order, item))
+
+    def next_time(self) -> datetime | None:
+        return self._heap[0].at if self._heap else None
+
+    def due(self, at: datetime) -> list[tuple[Message, str]]:
+        out = []
+        while self._heap and self._heap[0].at <= at:
+            entry = heapq.heappop(self._heap)
+            if entry.item[0] == "inject":
+                inject: Inject = entry.item[1]
+                if inject.id in self._fired:
+                    continue
+                self._fired.add(inject.id)
+                out.append((self._inject_message(inject), inject_source(inject.id)))
+            else:
+                generator: Generator = entry.item[1]
+                number: int = entry.item[2]
+                out.append(self._generated(generator, number))
+                if number < generator.count:
+                    self._push(
+                        entry.at + generator.every.sample(self.rng),
+                        ("generator", generator, number + 1),
+                    )
+        return out
+
+    def _message(
+        self,
+        template: MessageTemplate,
+        *,
+        message_id: str,
+        case_id: str,
+        sender: str,
+        recipient: str,
+    ) -> Message:
+        data = draft(
+            template.type,
+            message_id=message_id,
+            case_id=case_id,
+            sender=self.parties[sender],
+            recipient=self.parties[recipient],
+            fields=dict(template.fields),
+        )
+        try:
+            return parse_message(data)
+        except ValueError as exc:
+            raise ScenarioError(
+                f"scenario {self.scenario.exercise}", f"{message_id}: the message is invalid: {exc}"
+            ) from None
+
+    def _inject_message(self, inject: Inject) -> Message:
+        send = inject.send
+        return self._message(
+            send,
+            message_id=f"inject.{inject.id}",
+            case_id=send.case,
+            sender=send.sender,
+            recipient=send.recipient,
+        )
+
+    def _generated(self, generator: Generator, number: int) -> tuple[Message, str]:
+        senders, recipients = generator.senders, generator.recipients
+        sender = senders[(number - 1) % len(senders)]
+        recipient = recipients[(number - 1) % len(recipients)]
+        if recipient == sender:
+            recipient = recipients[number % len(recipients)]
+        message = self._message(
+            generator.send,
+            message_id=f"gen.{generator.id}.{number}",
+            case_id=generated_case(generator.id, number),
+            sender=sender,
+            recipient=recipient,
+        )
+        return message, generator_source(generator.id, number)
+
+    def observe(self, events: Sequence[Event], sequencer: Sequencer) -> None:
+        if not events:
+            return
+        for event in events:
+            if is_message_event(event.type) and event.subject:
+                self._seen_messages.add((event.subject, event.type.removeprefix("coop.msg.")))
+            for violation in read_violations(event) or ():
+                self._seen_rules.add((violation.rule_id, violation.case_id))
+        at = events[-1].time
+        for inject in list(self._waiting):
+            if self._holds(inject, sequencer):
+                self._waiting.remove(inject)
+                self._push(at + inject.after.sample(self.rng), ("inject", inject))
+
+    def _holds(self, inject: Inject, sequencer: Sequencer) -> bool:
+        condition = inject.when
+        if isinstance(condition, CaseStateCondition):
+            case = sequencer.case(condition.case)
+            return case is not None and case.state is condition.state
+        if isinstance(condition, MessageCondition):
+            return (condition.case, condition.message) in self._seen_messages
+        if isinstance(condition, RuleCondition):
+            return any(
+                rule == condition.rule and (condition.case is None or case == condition.case)
+                for rule, case in self._seen_rules
+            )
+        return False
+
+    def resume(self, prefix: Sequence[Event], sequencer: Sequencer) -> None:
+        """Skip what the log already holds; what fell due earlier fires at once (a fork)."""
+        sources = {e.source for e in prefix}
+        self._fired |= {i.id for i in self.scenario.injects if inject_source(i.id) in sources}
+        self._waiting = [i for i in self._waiting if i.id not in self._fired]
+        entries, self._heap = self._heap, []
+        for entry in sorted(entries):
+            item = entry.item
+            at = entry.at
+            if item[0] == "inject" and item[1].id in self._fired:
+                continue
+            while item[0] == "generator" and generator_source(item[1].id, item[2]) in sources:
+                generator: Generator = item[1]
+                if item[2] >= generator.count:
+                    item = None
+                    break
+                at = at + generator.every.sample(self.rng)
+                item = ("generator", generator, item[2] + 1)
+            if item is not None:
+                self._push(at, item)
+        self.observe(prefix, sequencer)
+
+    def fire_now(self, inject_id: str, at: datetime) -> bool:
+        """The controller's "send this inject now"; False if unknown or already sent."""
+        if inject_id in self._fired:
+            return False
+        for inject in self.scenario.injects:
+            if inject.id == inject_id:
+                if inject in self._waiting:
+                    self._waiting.remove(inject)
+                self._push(at, ("inject", inject))
+                return True
+        return False

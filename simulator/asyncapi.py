@@ -1,0 +1,202 @@
+"""An AsyncAPI 3 document of an exercise's topics and messages, generated from the models.
+
+Nothing here is written by hand that the code also defines: channel
+addresses come from `Topics`, payload schemas from the pydantic models the
+umpire and the parties use, so the document cannot drift from the wire.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from simulator import __version__
+from simulator.eventlog import Event
+from simulator.protocol import MESSAGE_ADAPTER
+from simulator.topics import DEFAULT_ROOT
+from simulator.wire import (
+    CatchUp,
+    CatchUpRequest,
+    Control,
+    Ended,
+    Events,
+    Rejected,
+    Round,
+    RoundDone,
+    Submission,
+)
+
+REF_TEMPLATE = "#/components/schemas/{model}"
+
+
+def _schemas() -> dict[str, Any]:
+    defs: dict[str, Any] = {}
+    models: list[type[BaseModel]] = [
+        Submission,
+        RoundDone,
+        CatchUpRequest,
+        Events,
+        Round,
+        Ended,
+        Rejected,
+        CatchUp,
+        Control,
+        Event,
+    ]
+    for model in models:
+        schema = model.model_json_schema(ref_template=REF_TEMPLATE)
+        defs.update(schema.pop("$defs", {}))
+        defs[model.__name__] = schema
+    message = MESSAGE_ADAPTER.json_schema(ref_template=REF_TEMPLATE)
+    defs.update(message.pop("$defs", {}))
+    defs["ProtocolMessage"] = message
+    # A submission's `message` is a protocol message; say so in the document.
+    defs["Submission"]["properties"]["message"] = {
+        "$ref": REF_TEMPLATE.format(model="ProtocolMessage")
+    }
+    defs["Events"]["properties"]["events"] = {
+        "type": "array",
+        "items": {"$ref": REF_TEMPLATE.format(model="Event")},
+    }
+    defs["CatchUp"]["properties"]["events"] = defs["Events"]["properties"]["events"]
+    return defs
+
+
+def _message(name: str, schema: str, summary: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "title": name,
+        "summary": summary,
+        "contentType": "application/json",
+        "payload": {"$ref": REF_TEMPLATE.format(model=schema)},
+    }
+
+
+def _ref(channel: str, message: str) -> dict[str, str]:
+    return {"$ref": f"#/channels/{channel}/messages/{message}"}
+
+
+PARTY = {"description": "A party id, [a-z0-9_-]{1,64}."}
+
+
+def asyncapi_document(root: str = DEFAULT_ROOT) -> dict[str, Any]:
+    base = f"{root}/{{exercise}}"
+    exercise = {"description": "The exercise id from the scenario, [a-z0-9_-]{1,64}."}
+    channels: dict[str, Any] = {
+        "submit": {
+            "address": f"{base}/submit/{{party}}",
+            "description": "A party's submissions; only that party may publish here (ACL).",
+            "parameters": {"exercise": exercise, "party": PARTY},
+            "messages": {
+                "submission": _message(
+                    "submission", "Submission", "One protocol message, with the party's seq."
+                )
+            },
+        },
+        "report": {
+            "address": f"{base}/report/{{party}}",
+            "description": "A party's round reports and catch-up requests to the umpire.",
+            "parameters": {"exercise": exercise, "party": PARTY},
+            "messages": {
+                "roundDone": _message("roundDone", "RoundDone", "The party handled a round."),
+                "catchUpRequest": _message(
+                    "catchUpRequest", "CatchUpRequest", "The party missed events."
+                ),
+            },
+        },
+        "log": {
+            "address": f"{base}/log/{{sender}}/{{recipient}}",
+            "description": (
+                "Committed events, several per MQTT message, readable only by the sender and "
+                "recipient (sender `umpire` for rejections and deadlines)."
+            ),
+            "parameters": {"exercise": exercise, "sender": PARTY, "recipient": PARTY},
+            "messages": {
+                "events": _message("events", "Events", "Committed CloudEvents, in order.")
+            },
+        },
+        "inbox": {
+            "address": f"{base}/inbox/{{party}}",
+            "description": "The umpire's answers to one party: catch-up batches.",
+            "parameters": {"exercise": exercise, "party": PARTY},
+            "messages": {"catchUp": _message("catchUp", "CatchUp", "Events the party missed.")},
+        },
+        "clock": {
+            "address": f"{base}/clock",
+            "description": "Round markers, the end marker, and the exercise's own events.",
+            "parameters": {"exercise": exercise},
+            "messages": {
+                "round": _message("round", "Round", "Round k at simulated time t."),
+                "ended": _message("ended", "Ended", "The exercise is over."),
+                "events": _message("events", "Events", "Events every participant sees."),
+            },
+        },
+        "control": {
+            "address": f"{base}/control",
+            "description": "The controller's commands to the umpire.",
+            "parameters": {"exercise": exercise},
+            "messages": {"control": _message("control", "Control", "Pause, resume, speed…")},
+        },
+    }
+    operations = {
+        "submitMessage": {
+            "action": "send",
+            "channel": {"$ref": "#/channels/submit"},
+            "summary": "A party submits a protocol message (QoS 1).",
+            "messages": [_ref("submit", "submission")],
+        },
+        "reportRound": {
+            "action": "send",
+            "channel": {"$ref": "#/channels/report"},
+            "messages": [_ref("report", "roundDone"), _ref("report", "catchUpRequest")],
+        },
+        "receiveCommitted": {
+            "action": "receive",
+            "channel": {"$ref": "#/channels/log"},
+            "summary": "A party (or an observer) receives committed events.",
+            "messages": [_ref("log", "events")],
+        },
+        "receiveCatchUp": {
+            "action": "receive",
+            "channel": {"$ref": "#/channels/inbox"},
+            "messages": [_ref("inbox", "catchUp")],
+        },
+        "followClock": {
+            "action": "receive",
+            "channel": {"$ref": "#/channels/clock"},
+            "messages": [
+                _ref("clock", "round"),
+                _ref("clock", "ended"),
+                _ref("clock", "events"),
+            ],
+        },
+        "controlExercise": {
+            "action": "send",
+            "channel": {"$ref": "#/channels/control"},
+            "messages": [_ref("control", "control")],
+        },
+    }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Assistance procedure exercise (Art. 4-7)",
+            "version": __version__,
+            "description": (
+                "Parties submit protocol messages; the umpire validates, appends to the log "
+                "and publishes committed events. Payloads are JSON; committed events are "
+                "structured-mode CloudEvents 1.0."
+            ),
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "embedded": {
+                "host": "127.0.0.1:{port}",
+                "protocol": "mqtt",
+                "protocolVersion": "3.1.1",
+                "description": "The embedded broker `simulator run` starts (authentication on).",
+                "variables": {"port": {"description": "Chosen free at start."}},
+            }
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {"schemas": _schemas()},
+    }

@@ -1,0 +1,301 @@
+"""Running an exercise: broker, log, umpire and simulated parties, then the summary.
+
+Every party gets its own connection with its own credentials, so the
+broker's ACL holds it to its own topics, as it would in another process.
+`Exercise` is the long form (tests and the web console reach into it:
+a party can be stopped and replaced mid-run); `run_exercise` the short one.
+"""
+
+import asyncio
+import contextlib
+import secrets
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Self
+
+import structlog
+
+from simulator.agenda import ScenarioAgenda
+from simulator.brokers import Broker, start_broker, transport_for
+from simulator.context import ScaledClock, VirtualClock, fresh_rng, monotonic, seeded, wall_now
+from simulator.control import ControlFile, control_path, write_control_file
+from simulator.errors import InputError
+from simulator.eventlog import Event, EventStore, NewEvent
+from simulator.logfiles import is_postgres, open_log
+from simulator.party import PartyRuntime
+from simulator.policy import PolicyEngine
+from simulator.records import record_exercise_started
+from simulator.scenario.model import Scenario
+from simulator.sequencer import Sequencer
+from simulator.summary import RunSummary, summarize
+from simulator.topics import Topics
+from simulator.transport import SessionSettings, Transport, client_id_for
+from simulator.umpire import Umpire, UmpireResult, UmpireSettings
+
+log = structlog.get_logger("simulator.exercise")
+
+ClockMode = Literal["simulated", "realtime"]
+
+
+@dataclass
+class RunOptions:
+    broker: str = "embedded"
+    log: str | None = None
+    seed: int | None = None
+    clock: ClockMode = "simulated"
+    speed: float = 1.0
+    runs_dir: Path = Path("runs")
+    workdir: Path | None = None
+    party_timeout_s: float = 60.0
+
+
+@dataclass
+class RunOutcome:
+    summary: RunSummary
+    result: UmpireResult
+    log: str
+
+
+def default_log_path(scenario: Scenario, runs_dir: Path, stamp: datetime) -> Path:
+    return runs_dir / f"{scenario.exercise}-{stamp.strftime('%Y%m%dT%H%M%S')}.db"
+
+
+class Exercise:
+    """One run of a scenario; enter it to start the broker and open the log."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        options: RunOptions,
+        *,
+        broker: Broker | None = None,
+        on_commit: Callable[[Sequence[Event]], None] | None = None,
+        prefix: Sequence[Event] = (),
+        generation: int = 0,
+        parent: str | None = None,
+    ) -> None:
+        self.scenario = scenario
+        # A fork: these committed events open the log, and the run goes on from them.
+        self.prefix = tuple(prefix)
+        self.generation = generation
+        self.parent = parent
+        self.options = options
+        self.seed = scenario.seed if options.seed is None else options.seed
+        self.agreement = scenario.protocol_agreement()
+        self.topics = Topics(scenario.exercise)
+        self.on_commit = on_commit
+        humans = [p.id for p in scenario.parties if p.human]
+        if humans and options.clock == "simulated":
+            raise InputError(
+                f"parties {', '.join(humans)} are played by people: run with --clock realtime"
+            )
+        self.location = options.log or str(default_log_path(scenario, options.runs_dir, wall_now()))
+        # A short id per run keeps MQTT sessions of different runs apart on a shared broker.
+        self.run_id = secrets.token_hex(3)
+        self._given_broker = broker
+        self._stack = contextlib.AsyncExitStack()
+        self.broker: Broker
+        self.store: EventStore
+        self.runtimes: dict[str, PartyRuntime] = {}
+        self._transports: dict[str, Transport] = {}
+        self.umpire: Umpire
+        self._group: asyncio.TaskGroup | None = None
+        self._tasks: dict[str, asyncio.Task[object]] = {}
+
+    async def __aenter__(self) -> Self:
+        stack = self._stack
+        await stack.__aenter__()
+        try:
+            await self._open(stack)
+        except BaseException:
+            await stack.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    async def _open(self, stack: contextlib.AsyncExitStack) -> None:
+        scenario = self.scenario
+        if not is_postgres(self.location):
+            Path(self.location).parent.mkdir(parents=True, exist_ok=True)
+        if self._given_broker is not None:
+            self.broker = self._given_broker
+        else:
+            workdir = self.options.workdir or Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="simulator-broker-"))
+            )
+            party_ids = [p.id for p in scenario.parties]
+            self.broker = await stack.enter_async_context(
+                start_broker(self.options.broker, self.topics, party_ids, workdir)
+            )
+        self.store = await stack.enter_async_context(
+            open_log(self.location, create=True, now=wall_now)
+        )
+        controller = self.broker.credentials("controller")
+        self.control_file = control_path(self.location)
+        self.control_file.parent.mkdir(parents=True, exist_ok=True)
+        write_control_file(
+            self.control_file,
+            ControlFile(
+                exercise=scenario.exercise,
+                host=self.broker.address.host,
+                port=self.broker.address.port,
+                username=controller.username,
+                password=controller.password,
+            ),
+        )
+        stack.callback(self.control_file.unlink, missing_ok=True)
+        if await self.store.head() > 0:
+            raise InputError(f"{self.location}: already holds a run; choose a new --log")
+        for i in range(0, len(self.prefix), 1000):
+            # Appended as they were: same ids, times and data, so the same bytes and hashes.
+            await self.store.append([NewEvent.from_event(e) for e in self.prefix[i : i + 1000]])
+        if self.prefix:
+            await self.store.set_metadata("parent", self.parent or "")
+            await self.store.set_metadata("fork_position", str(len(self.prefix)))
+            await self.store.set_metadata("generation", str(self.generation))
+        await self.store.set_metadata("exercise", scenario.exercise)
+        await self.store.set_metadata("seed", str(self.seed))
+        await self.store.set_metadata("clock", self.options.clock)
+        await self.store.set_metadata("scenario", scenario.model_dump_json(by_alias=True))
+        umpire_bus = await self._connect("umpire")
+        for party in scenario.parties:
+            if not party.human:
+                self.runtimes[party.id] = await self._runtime(party.id)
+        start = self.prefix[-1].time if self.prefix else scenario.start
+        clock: VirtualClock | ScaledClock = (
+            VirtualClock(start)
+            if self.options.clock == "simulated"
+            else ScaledClock(start, speed=self.options.speed)
+        )
+        self.umpire = Umpire(
+            sequencer=Sequencer(self.agreement, scenario.exercise, wallclock=wall_now),
+            store=self.store,
+            bus=umpire_bus,
+            topics=self.topics,
+            parties=[p.id for p in scenario.parties],
+            reporting=[p.id for p in scenario.parties if not p.human],
+            clock=clock,
+            end=scenario.start + scenario.duration,
+            agenda=ScenarioAgenda(scenario, seeded(self.seed, "agenda")),
+            settings=UmpireSettings(
+                simulated=self.options.clock == "simulated",
+                party_timeout_s=self.options.party_timeout_s,
+            ),
+            on_commit=self.on_commit,
+        )
+        if self.prefix:
+            self.umpire.resume(self.prefix)
+            agenda = self.umpire.agenda
+            assert isinstance(agenda, ScenarioAgenda)
+            agenda.resume(self.prefix, self.umpire.sequencer)
+
+    async def _connect(self, principal: str) -> Transport:
+        transport = transport_for(
+            self.broker,
+            principal,
+            SessionSettings(client_id_for(self.topics.exercise, principal, self.run_id)),
+            rng=fresh_rng(),
+        )
+        await self._stack.enter_async_context(transport)
+        self._transports[principal] = transport
+        return transport
+
+    async def _runtime(self, party_id: str) -> PartyRuntime:
+        party = next(p for p in self.scenario.parties if p.id == party_id)
+        bus = self._transports.get(party_id) or await self._connect(party_id)
+        # A fresh engine: a restarted party rebuilds everything from committed events.
+        engine = PolicyEngine(
+            party,
+            self.scenario,
+            # The parent's stream: a fork with the same scenario and seed goes on as its
+            # parent did; other policies or another seed make the difference.
+            seeded(self.seed, "party", party_id),
+            generation=self.generation,
+        )
+        return PartyRuntime(engine=engine, bus=bus, topics=self.topics)
+
+    async def run(self) -> RunOutcome:
+        began = monotonic()
+        starts = [] if self.prefix else [self._start_event()]
+        log.info(
+            "exercise_started",
+            exercise=self.scenario.exercise,
+            log=self.location,
+            broker=self.broker.name,
+            forked_at=len(self.prefix) or None,
+        )
+        async with asyncio.TaskGroup() as group:
+            self._group = group
+            self._tasks = {
+                party_id: group.create_task(runtime.run(), name=f"party[{party_id}].run")
+                for party_id, runtime in self.runtimes.items()
+            }
+            for runtime in self.runtimes.values():
+                await runtime.ready.wait()
+            result = await self.umpire.run(start_events=starts)
+            # Parties end when they see the umpire's end marker; don't wait forever.
+            _, pending = await asyncio.wait(self._tasks.values(), timeout=10)
+            for task in pending:
+                task.cancel()
+        summary = await summarize(
+            self.store,
+            location=self.location,
+            scenario=self.scenario,
+            seed=self.seed,
+            broker=self.broker.name,
+            wall_seconds=monotonic() - began,
+        )
+        return RunOutcome(summary=summary, result=result, log=self.location)
+
+    def _start_event(self) -> NewEvent:
+        return record_exercise_started(
+            self.agreement,
+            event_id="exercise-started",
+            exercise=self.scenario.exercise,
+            at=self.scenario.start,
+            wallclock=wall_now(),
+            scenario=self.scenario.title,
+            seed=self.seed,
+        )
+
+    async def restart_party(self, party_id: str) -> None:
+        """Stop a party's runtime, losing all it held in memory, and start a new one.
+
+        The new runtime starts from nothing: it learns what happened by asking
+        the umpire to catch up, and its policy replays to the same plans.
+        """
+        task = self._tasks[party_id]
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        # A new connection too: what the old one had buffered is gone with it.
+        old = self._transports.pop(party_id)
+        await old.__aexit__(None, None, None)
+        runtime = await self._runtime(party_id)
+        self.runtimes[party_id] = runtime
+        assert self._group is not None, "restart_party() is for a running exercise"
+        self._tasks[party_id] = self._group.create_task(
+            runtime.run(), name=f"party[{party_id}].run"
+        )
+        log.info("party_restarted", party=party_id)
+
+
+async def run_exercise(
+    scenario: Scenario,
+    options: RunOptions,
+    *,
+    on_commit: Callable[[Sequence[Event]], None] | None = None,
+) -> RunOutcome:
+    async with Exercise(scenario, options, on_commit=on_commit) as exercise:
+        return await exercise.run()

@@ -1,0 +1,245 @@
+"""A simulated agency's decisions: what it answers, when, and which mistakes it makes.
+
+The engine sees the committed events a party may see, in position order,
+and plans actions: a reply chosen by weight from the party's policy for
+the message it received, its delay sampled from the scenario's
+distribution, and the follow-ups (`then`) planned once the reply itself is
+committed. Every random draw comes from the party's own seeded stream in
+event order, so a party that restarts and folds the same events again makes
+the same plans with the same sequence numbers, and knows which of them
+already reached the log.
+"""
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from simulator.drafting import REQUEST_CONTENT, REQUEST_TYPES, SIGNED_TYPES, draft
+from simulator.eventlog import Event
+from simulator.protocol import Party
+from simulator.records import REJECTION, is_message_event
+from simulator.scenario.model import SILENCE, FollowUp, Mistakes, Response, Scenario
+
+
+@dataclass(order=True)
+class Plan:
+    """An action a party will take: a message of `kind` in `case_id`, due at `due`."""
+
+    due: datetime
+    seq: int
+    kind: str = field(compare=False)
+    case_id: str = field(compare=False)
+    recipient: str = field(compare=False)
+    in_reply_to: str | None = field(compare=False)
+    fields: dict[str, Any] = field(compare=False)
+    # Chains of follow-ups to start when this plan's message is committed: its
+    # own `then`, and the rest of the chain it is a step of.
+    chains: tuple[tuple[FollowUp, ...], ...] = field(compare=False)
+    submitted: bool = field(default=False, compare=False)
+    done: bool = field(default=False, compare=False)
+
+
+@dataclass
+class CaseView:
+    request: dict[str, Any] = field(default_factory=dict)
+    oral_request_id: str | None = None
+    third_party: str | None = None
+
+
+def message_id(party: str, seq: int, generation: int = 0) -> str:
+    """`party.seq`, or `party.gN.seq` in a forked run (generation N), so never a collision.
+
+    "." cannot appear in a party id, so these never collide with other ids either.
+    """
+    return f"{party}.{seq}" if generation == 0 else f"{party}.g{generation}.{seq}"
+
+
+def follow_ups(scenario: Scenario, source: str) -> tuple[FollowUp, ...]:
+    """The `then` of the inject or generator an event's source names."""
+    kind, _, rest = source.partition("/")
+    if kind == "inject":
+        return next((i.then for i in scenario.injects if i.id == rest), ())
+    if kind == "generator":
+        generator_id = rest.partition("/")[0]
+        return next((g.then for g in scenario.generators if g.id == generator_id), ())
+    return ()
+
+
+class PolicyEngine:
+    def __init__(
+        self, party: Party, scenario: Scenario, rng: random.Random, *, generation: int = 0
+    ) -> None:
+        self.party = party
+        self.generation = generation
+        self.scenario = scenario
+        self.rng = rng
+        self.parties = {p.id: p for p in scenario.parties}
+        self.policy = scenario.policy_of(party.id)
+        self.mistakes: Mistakes = self.policy.mistakes if self.policy else Mistakes()
+        self.plans: dict[int, Plan] = {}
+        self.next_seq = 1
+        self.cases: dict[str, CaseView] = {}
+        self.position = 0
+        self.working_language = scenario.agreement.working_language
+
+    # -- folding events ------------------------------------------------------------
+
+    def observe(self, event: Event) -> None:
+        """Fold one event the party may see; events must come in position order."""
+        if event.position <= self.position:
+            return
+        self.position = event.position
+        if event.type == REJECTION:
+            seq = event.data.get("seq")
+            if event.recipient == self.party.id and isinstance(seq, int) and seq in self.plans:
+                self.plans[seq].done = True
+            return
+        if not is_message_event(event.type):
+            return
+        message = event.data["message"]
+        kind = message["type"]
+        case = self.cases.setdefault(message["case_id"], CaseView())
+        if kind in REQUEST_TYPES:
+            case.request = {k: message[k] for k in REQUEST_CONTENT if k in message}
+            if kind == "oral_request":
+                case.oral_request_id = message["message_id"]
+        if kind in ("transfer_consent_request", "transfer_consent"):
+            case.third_party = message.get("third_party")
+        if message["sender"] == self.party.id:
+            self._own_committed(event, message)
+        elif message["recipient"] == self.party.id:
+            self._received(event, message)
+
+    def _own_seq(self, own: str) -> int | None:
+        prefix = message_id(self.party.id, 0, self.generation)[:-1]
+        rest = own[len(prefix) :] if own.startswith(prefix) else ""
+        return int(rest) if rest.isdigit() else None
+
+    def _own_committed(self, event: Event, message: dict[str, Any]) -> None:
+        chains: tuple[Sequence[FollowUp], ...] = ()
+        seq = self._own_seq(message["message_id"])
+        if seq is not None:
+            plan = self.plans.get(seq)
+            if plan is not None:
+                plan.done = True
+                chains = plan.chains
+        elif message["message_id"].startswith(f"{self.party.id}."):
+            # Sent in an earlier generation of a forked run: it answered its trigger,
+            # so what today's policy planned for that trigger is settled; where it
+            # planned the same kind of message, its follow-ups go on from this one.
+            for plan in self.plans.values():
+                if not plan.done and plan.in_reply_to == message.get("in_reply_to"):
+                    plan.done = True
+                    if plan.kind == message["type"] and plan.case_id == message["case_id"]:
+                        chains = plan.chains
+        else:
+            chains = (follow_ups(self.scenario, event.source),)
+        for chain in chains:
+            # A `then` list is a chain: each step counts from the one before it.
+            if chain:
+                self._plan(
+                    chain[0], event.time, message, recipient=message["recipient"], rest=chain[1:]
+                )
+
+    def _received(self, event: Event, message: dict[str, Any]) -> None:
+        if self.policy is None:
+            return
+        options = self.policy.on.get(message["type"], ())
+        if options:
+            self._plan(self._choose(options), event.time, message, recipient=message["sender"])
+
+    def _choose(self, options: Sequence[Response]) -> Response:
+        total = sum(o.weight for o in options)
+        pick = self.rng.uniform(0, total)
+        for option in options:
+            pick -= option.weight
+            if pick <= 0 and option.weight > 0:
+                return option
+        return next(o for o in reversed(options) if o.weight > 0)
+
+    def _chance(self, probability: float) -> bool:
+        # Drawn even at 0, so that enabling one mistake does not shift every other draw.
+        return self.rng.random() < probability
+
+    def _plan(
+        self,
+        step: FollowUp,
+        at: datetime,
+        trigger: dict[str, Any],
+        *,
+        recipient: str,
+        rest: Sequence[FollowUp] = (),
+    ) -> None:
+        delay = step.after.sample(self.rng)
+        if self._chance(self.mistakes.late_reply):
+            delay += self.mistakes.late_by
+        forget = self._chance(self.mistakes.forget_written_confirmation)
+        if step.reply == SILENCE or (step.reply == "written_confirmation" and forget):
+            return
+        case = self.cases.get(trigger["case_id"], CaseView())
+        if step.reply == "results_transfer" and case.third_party:
+            recipient = case.third_party
+        seq = self.next_seq
+        self.next_seq += 1
+        self.plans[seq] = Plan(
+            due=at + delay,
+            seq=seq,
+            kind=step.reply,
+            case_id=trigger["case_id"],
+            recipient=recipient,
+            in_reply_to=trigger["message_id"],
+            fields=self._fields(step, case, trigger),
+            chains=(tuple(step.then), tuple(rest)),
+        )
+
+    def _fields(self, step: FollowUp, case: CaseView, trigger: dict[str, Any]) -> dict[str, Any]:
+        kind = step.reply
+        fields: dict[str, Any] = {}
+        if kind in REQUEST_TYPES:
+            fields.update(case.request)
+        if kind == "written_confirmation":
+            fields["confirms"] = case.oral_request_id or trigger["message_id"]
+        if kind == "transfer_consent" and case.third_party:
+            fields["third_party"] = case.third_party
+        fields.update(step.fields)
+        if kind == "refusal" and self._chance(self.mistakes.refuse_without_reasons):
+            fields["reasons"] = ""
+        unsigned_kind = kind in SIGNED_TYPES and kind != "additional_confirmation"
+        if unsigned_kind and self._chance(self.mistakes.unsigned_request):
+            fields["signature"] = None
+        if self._chance(self.mistakes.wrong_language):
+            fields["language"] = "en" if self.working_language != "en" else "fr"
+        return fields
+
+    # -- what to send ----------------------------------------------------------------
+
+    def due(self, now: datetime) -> list[Plan]:
+        """Planned actions due by `now` that were never submitted, in (due, seq) order."""
+        return sorted(
+            p for p in self.plans.values() if not p.done and not p.submitted and p.due <= now
+        )
+
+    def next_due(self) -> datetime | None:
+        waiting = [p.due for p in self.plans.values() if not p.done and not p.submitted]
+        return min(waiting) if waiting else None
+
+    def message(self, plan: Plan) -> dict[str, Any]:
+        """The protocol message a plan becomes (validated by the umpire, not here)."""
+        recipient = self.parties.get(plan.recipient)
+        if recipient is None:
+            raise ValueError(f"{self.party.id}: planned a message to unknown {plan.recipient!r}")
+        base = (
+            self.cases.get(plan.case_id, CaseView()).request if plan.kind in REQUEST_TYPES else {}
+        )
+        return draft(
+            plan.kind,
+            message_id=message_id(self.party.id, plan.seq, self.generation),
+            case_id=plan.case_id,
+            sender=self.party,
+            recipient=recipient,
+            fields=plan.fields,
+            in_reply_to=plan.in_reply_to,
+            base=base,
+        )

@@ -1,0 +1,297 @@
+"""The umpire's decisions, apart from any I/O: what each submission becomes in the log.
+
+The sequencer checks a submission (size, form, claimed sender against the
+connection's party, message id reuse), folds it into its case with the
+protocol rules, and returns the event to append: a message event with its
+violations, or a rejection event with the reason the sender is told. It
+changes its own view only when the caller reports the batch committed, so a
+failed append leaves nothing half-applied.
+"""
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from pydantic import ValidationError
+
+from simulator.eventlog import Event, NewEvent
+from simulator.protocol import (
+    Agreement,
+    Case,
+    DeadlineKind,
+    Message,
+    apply,
+    deadlines,
+    elapse,
+    parse_message,
+)
+from simulator.records import (
+    CLOCK_ELAPSED,
+    REJECTION,
+    UMPIRE_SOURCE,
+    is_message_event,
+    read_message,
+    record_elapsed,
+    record_message,
+)
+from simulator.wire import (
+    MAX_PAYLOAD_BYTES,
+    Rejected,
+    Submission,
+    WireError,
+    decode_from_party,
+    describe,
+)
+
+# Deadlines are checked just after they pass: "no more than 3 days" means the
+# due instant itself is still in time.
+DEADLINE_GRACE_SECONDS = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What one submission leads to: an event to append (or none, for a repeat) and a notice."""
+
+    party: str
+    event: NewEvent | None
+    notice: Rejected | None = None
+    duplicate_of: str | None = None
+
+
+@dataclass
+class Pending:
+    """A batch being built: events in order and the case states they lead to."""
+
+    events: list[NewEvent] = field(default_factory=list)
+    cases: dict[str, Case] = field(default_factory=dict)
+    ids: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def payload_digest(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()[:24]
+
+
+class Sequencer:
+    def __init__(
+        self,
+        agreement: Agreement,
+        exercise: str,
+        *,
+        wallclock: Callable[[], datetime],
+        max_payload: int = MAX_PAYLOAD_BYTES,
+    ) -> None:
+        self.agreement = agreement
+        self.exercise = exercise
+        self.wallclock = wallclock
+        self.max_payload = max_payload
+        self.cases: dict[str, Case] = {}
+        # message id -> (sender, digest of the message), to tell a resend from a reuse.
+        self.message_ids: dict[str, tuple[str, str]] = {}
+        self.pending = Pending()
+
+    # -- building a batch ----------------------------------------------------
+
+    def case(self, case_id: str) -> Case | None:
+        return self.pending.cases.get(case_id, self.cases.get(case_id))
+
+    def _known_id(self, message_id: str) -> tuple[str, str] | None:
+        return self.pending.ids.get(message_id, self.message_ids.get(message_id))
+
+    def submit(self, payload: bytes, connection_party: str, at: datetime) -> Decision:
+        """Decide what a raw payload on `connection_party`'s submit topic becomes."""
+        try:
+            decoded = decode_from_party(payload, self.max_payload)
+        except WireError as exc:
+            return self._reject(connection_party, at, str(exc), payload=payload)
+        if not isinstance(decoded, Submission):
+            return self._reject(
+                connection_party,
+                at,
+                f"a {decoded.kind} does not belong on the submit topic",
+                payload=payload,
+            )
+        return self.submission(decoded, connection_party, at, payload)
+
+    def submission(
+        self, submission: Submission, connection_party: str, at: datetime, payload: bytes = b""
+    ) -> Decision:
+        seq = submission.seq
+        if submission.party != connection_party:
+            return self._reject(
+                connection_party,
+                at,
+                f"submission claims party {submission.party!r} but came from "
+                f"{connection_party!r}'s connection",
+                seq=seq,
+                payload=payload,
+            )
+        try:
+            message = parse_message(submission.message)
+        except ValidationError as exc:
+            return self._reject(
+                connection_party, at, f"message: {describe(exc)}", seq=seq, payload=payload
+            )
+        if message.sender != connection_party:
+            return self._reject(
+                connection_party,
+                at,
+                f"message sender {message.sender!r} is not the connection's party "
+                f"{connection_party!r}",
+                seq=seq,
+                message_id=message.message_id,
+                payload=payload,
+            )
+        digest = payload_digest(message.model_dump_json().encode())
+        known = self._known_id(message.message_id)
+        if known is not None:
+            if known == (connection_party, digest):
+                return Decision(connection_party, None, duplicate_of=message.message_id)
+            return self._reject(
+                connection_party,
+                at,
+                f"message id {message.message_id!r} is already used by another message",
+                seq=seq,
+                message_id=message.message_id,
+                payload=payload,
+            )
+        return self.record(message, at, party=connection_party, digest=digest)
+
+    def record(
+        self,
+        message: Message,
+        at: datetime,
+        *,
+        party: str,
+        digest: str | None = None,
+        source: str | None = None,
+    ) -> Decision:
+        """Fold a well-formed message into its case and stage its event."""
+        case, found = apply(self.case(message.case_id), message, at, self.agreement)
+        if case is not None:
+            self.pending.cases[message.case_id] = case
+        self.pending.ids[message.message_id] = (
+            party,
+            digest or payload_digest(message.model_dump_json().encode()),
+        )
+        event = record_message(
+            message, found, exercise=self.exercise, at=at, wallclock=self.wallclock()
+        )
+        if source is not None:
+            event = event.model_copy(update={"source": source})
+        self.pending.events.append(event)
+        return Decision(party, event)
+
+    def _reject(
+        self,
+        party: str,
+        at: datetime,
+        reason: str,
+        *,
+        seq: int | None = None,
+        message_id: str | None = None,
+        payload: bytes = b"",
+    ) -> Decision:
+        # Deterministic ids: the same bad payload sent twice is one rejection.
+        suffix = str(seq) if seq is not None else payload_digest(payload)
+        event_id = f"rej-{party}-{suffix}"
+        event = NewEvent(
+            id=event_id,
+            source=UMPIRE_SOURCE,
+            type=REJECTION,
+            time=at,
+            data={
+                "party": party,
+                "seq": seq,
+                "message_id": message_id,
+                "reason": reason,
+                "bytes": len(payload),
+                "excerpt": payload[:200].decode("utf-8", "replace"),
+            },
+            exercise=self.exercise,
+            recipient=party,
+            wallclock=self.wallclock(),
+        )
+        self.pending.events.append(event)
+        return Decision(party, event, Rejected(seq=seq, message_id=message_id, reason=reason))
+
+    def stage(self, event: NewEvent) -> None:
+        """Stage an event the umpire makes itself (exercise start, inject record, notes)."""
+        self.pending.events.append(event)
+
+    def elapse_due(self, at: datetime, event_id: Callable[[str], str]) -> list[NewEvent]:
+        """Stage `coop.clock.elapsed` events for every case whose deadline passed by `at`."""
+        staged = []
+        for case_id in sorted({*self.cases, *self.pending.cases}):
+            current = self.case(case_id)
+            assert current is not None
+            after, found = elapse(current, at, self.agreement)
+            if not found:
+                continue
+            self.pending.cases[case_id] = after
+            event = record_elapsed(
+                case_id,
+                found,
+                parties=[
+                    p
+                    for p in (after.requesting, after.requested, after.offered_by, after.offered_to)
+                    if p is not None
+                ],
+                event_id=event_id(case_id),
+                exercise=self.exercise,
+                at=at,
+                wallclock=self.wallclock(),
+            )
+            self.pending.events.append(event)
+            staged.append(event)
+        return staged
+
+    def take(self) -> Pending:
+        """Hand over the staged batch for appending; the sequencer starts a new one.
+
+        If the append fails the batch is simply dropped: nothing of it reached
+        the sequencer's view, and the parties resend what was not committed.
+        """
+        batch, self.pending = self.pending, Pending()
+        return batch
+
+    def committed(self, batch: Pending) -> None:
+        """The batch is in the log: its case states and ids become the sequencer's own."""
+        self.cases.update(batch.cases)
+        self.message_ids.update(batch.ids)
+
+    # -- timers ----------------------------------------------------------------
+
+    def next_deadline(self) -> datetime | None:
+        """When the next case deadline passes (plus the grace second), if any."""
+        soonest: datetime | None = None
+        for case in self.cases.values():
+            for due in deadlines(case, self.agreement.settings):
+                if due.kind is DeadlineKind.RESULTS and case.results_overdue_reported:
+                    continue
+                moment = due.due_at + timedelta(seconds=DEADLINE_GRACE_SECONDS)
+                if soonest is None or moment < soonest:
+                    soonest = moment
+        return soonest
+
+    # -- recovery ----------------------------------------------------------------
+
+    def load(self, events: Iterable[Event]) -> None:
+        """Rebuild the sequencer's view from committed events (an umpire restarting)."""
+        for event in events:
+            if is_message_event(event.type):
+                message = read_message(event)
+                case, _ = apply(
+                    self.cases.get(message.case_id), message, event.time, self.agreement
+                )
+                if case is not None:
+                    self.cases[message.case_id] = case
+                sender = event.data["message"]["sender"]
+                self.message_ids[message.message_id] = (
+                    sender,
+                    payload_digest(message.model_dump_json().encode()),
+                )
+            elif event.type == CLOCK_ELAPSED and event.subject in self.cases:
+                self.cases[event.subject], _ = elapse(
+                    self.cases[event.subject], event.time, self.agreement
+                )

@@ -1,0 +1,550 @@
+"""The umpire: the only writer of the log (DESIGN invariants 1-3 and 6).
+
+It takes submissions from the parties' submit topics, decides with the
+`Sequencer` what each becomes, appends them in batches (one transaction
+each), and only then publishes the committed events, grouped by topic,
+several per MQTT message. It serves catch-up to a party that missed events.
+
+Simulated time runs in rounds: the umpire announces round k (its time, the
+log's head, and how many events each party may see), waits until every
+party reports it has handled the round and which submissions it sent, then
+appends those submissions in canonical order (party, then sequence number)
+as the next round. When a round brings nothing new, the clock jumps to the
+next timer: an inject, a case deadline, or a party's next planned action.
+The same scenario and seed therefore give the same log on any broker.
+
+Real time appends submissions in arrival order as they come, and the clock
+is the wall clock times a speed factor, with pause, resume and jump.
+"""
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+
+from simulator.bus import Bus
+from simulator.context import ScaledClock, VirtualClock
+from simulator.errors import InternalError, SimulatorError
+from simulator.eventlog import Event, EventStore, NewEvent, to_json_line
+from simulator.protocol import Message
+from simulator.records import (
+    EXERCISE_ENDED,
+    UMPIRE_SOURCE,
+    audience,
+    is_message_event,
+)
+from simulator.sequencer import Pending, Sequencer
+from simulator.topics import Topics
+from simulator.wire import (
+    CatchUp,
+    CatchUpRequest,
+    Control,
+    Ended,
+    Round,
+    RoundDone,
+    Submission,
+    WireError,
+    decode_control,
+    decode_from_party,
+    encode,
+)
+
+log = structlog.get_logger("simulator.umpire")
+
+CATCH_UP_CHUNK = 500
+# Rounds in a row at one simulated instant with nothing committed before we call it a bug.
+STALL_LIMIT = 5
+
+
+class PartySilent(SimulatorError):
+    def __init__(self, parties: Sequence[str], round_: int, seconds: float) -> None:
+        self.parties = tuple(parties)
+        super().__init__(
+            f"no report for round {round_} from {', '.join(parties)} within {seconds:.0f} s; "
+            "is the party running and connected to the broker?"
+        )
+
+
+class Agenda(Protocol):
+    """The umpire's own timeline: injects and conditioned injects from the scenario."""
+
+    def next_time(self) -> datetime | None: ...
+
+    def due(self, at: datetime) -> list[tuple[Message, str]]:
+        """Messages to inject at `at` (with the source to record), removed from the agenda."""
+        ...
+
+    def observe(self, events: Sequence[Event], sequencer: Sequencer) -> None:
+        """Committed events, so conditioned injects can be scheduled."""
+        ...
+
+    def fire_now(self, inject_id: str, at: datetime) -> bool: ...
+
+
+class EmptyAgenda:
+    def next_time(self) -> datetime | None:
+        return None
+
+    def due(self, at: datetime) -> list[tuple[Message, str]]:
+        return []
+
+    def observe(self, events: Sequence[Event], sequencer: Sequencer) -> None:
+        return None
+
+    def fire_now(self, inject_id: str, at: datetime) -> bool:
+        return False
+
+
+@dataclass
+class RoundState:
+    number: int = 0
+    reports: dict[str, RoundDone] = field(default_factory=dict)
+
+
+@dataclass
+class UmpireSettings:
+    simulated: bool = True
+    heartbeat_s: float = 1.0
+    party_timeout_s: float = 60.0
+    tick_s: float = 0.1
+    max_batch: int = 1000
+
+
+@dataclass
+class UmpireResult:
+    head: int
+    rounds: int
+    end_time: datetime
+    reason: str
+    rejections: int = 0
+
+
+class Umpire:
+    def __init__(
+        self,
+        *,
+        sequencer: Sequencer,
+        store: EventStore,
+        bus: Bus,
+        topics: Topics,
+        parties: Iterable[str],
+        clock: VirtualClock | ScaledClock,
+        end: datetime,
+        agenda: Agenda | None = None,
+        settings: UmpireSettings | None = None,
+        reporting: Iterable[str] | None = None,
+        on_commit: Callable[[Sequence[Event]], None] | None = None,
+    ) -> None:
+        self.sequencer = sequencer
+        self.store = store
+        self.bus = bus
+        self.topics = topics
+        self.parties = tuple(sorted(parties))
+        # Parties that report rounds (simulated agencies); human seats do not.
+        self.reporting = tuple(sorted(reporting if reporting is not None else self.parties))
+        self.clock = clock
+        self.end = end
+        self.agenda: Agenda = agenda or EmptyAgenda()
+        self.settings = settings or UmpireSettings()
+        self.on_commit = on_commit
+        self.log = log.bind(exercise=topics.exercise, party="umpire")
+        self.head = 0
+        self.visible: dict[str, int] = dict.fromkeys(self.parties, 0)
+        self.round = RoundState()
+        # Decodable submissions waiting for their round: party -> seq -> payload.
+        self.inbox: dict[str, dict[int, bytes]] = defaultdict(dict)
+        self.malformed: list[tuple[str, bytes]] = []
+        self.seen_seqs: dict[str, set[int]] = defaultdict(set)
+        self.rejections = 0
+        self.paused = False
+        self.stop_requested: str | None = None
+        self._changed = asyncio.Event()
+        self._seq = 0
+
+    def resume(self, prefix: Sequence[Event]) -> None:
+        """Carry on from committed events already in the log (a forked run)."""
+        self.sequencer.load(prefix)
+        for event in prefix:
+            self.head = max(self.head, event.position)
+            who = audience(event)
+            for party in self.visible if who is None else who:
+                if party in self.visible:
+                    self.visible[party] += 1
+
+    # -- the run ---------------------------------------------------------------
+
+    async def run(self, start_events: Sequence[NewEvent] = ()) -> UmpireResult:
+        await self.bus.subscribe(
+            self.topics.all_submissions, self.topics.all_reports, self.topics.control
+        )
+        receiver = asyncio.create_task(self._receive(), name="umpire.receive")
+        try:
+            for event in start_events:
+                self.sequencer.stage(event)
+            await self._commit()
+            if self.settings.simulated:
+                result = await self._simulated()
+            else:
+                result = await self._realtime()
+        finally:
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiver
+        return result
+
+    async def _simulated(self) -> UmpireResult:
+        clock = self.clock
+        assert isinstance(clock, VirtualClock)
+        stalled = 0
+        while True:
+            if self.stop_requested:
+                return await self._finish(self.stop_requested)
+            while self.paused and not self.stop_requested:
+                await self._wait_changed(self.settings.heartbeat_s)
+            await self._announce()
+            await self._await_reports()
+            self._stage_round_submissions(clock.now())
+            if self.sequencer.pending.events:
+                await self._commit()
+                self.round.number += 1
+                continue
+            upcoming = [
+                t
+                for t in (
+                    self.agenda.next_time(),
+                    self.sequencer.next_deadline(),
+                    *(r.next_due for r in self.round.reports.values()),
+                )
+                if t is not None
+            ]
+            if not upcoming:
+                return await self._finish("nothing left to happen")
+            moment = max(min(upcoming), clock.now())
+            if moment > self.end:
+                clock.advance_to(self.end)
+                return await self._finish("the scenario's duration was reached")
+            if moment == clock.now():
+                # Nothing came of the last round at this instant either; a timer that
+                # stays due without ever producing anything would spin here forever.
+                stalled += 1
+                if stalled > STALL_LIMIT:
+                    raise InternalError(f"simulated time is stuck at {moment}: nothing happens")
+            else:
+                stalled = 0
+            clock.advance_to(moment)
+            self._stage_timers(moment)
+            self.round.number += 1
+            if self.sequencer.pending.events:
+                await self._commit()
+
+    async def _realtime(self) -> UmpireResult:
+        clock = self.clock
+        assert isinstance(clock, ScaledClock)
+        idle_rounds = 0
+        while True:
+            if self.stop_requested:
+                return await self._finish(self.stop_requested)
+            now = clock.now()
+            if now > self.end:
+                return await self._finish("the scenario's duration was reached")
+            self._stage_timers(now)
+            self._stage_inbox(now)
+            self._stage_malformed(now)
+            busy = bool(self.sequencer.pending.events)
+            await self._commit()
+            await self._announce()
+            self.round.number += 1
+            pending_work = busy or any(r.next_due is not None for r in self.round.reports.values())
+            upcoming = self.agenda.next_time() or self.sequencer.next_deadline()
+            # Paused time is not idleness: the controller may resume at any moment.
+            idle = not (pending_work or upcoming or clock.paused)
+            idle_rounds = idle_rounds + 1 if idle else 0
+            if self.reporting == self.parties and idle_rounds > 20:
+                return await self._finish("nothing left to happen")
+            await self._wait_changed(self.settings.tick_s)
+
+    async def _finish(self, reason: str) -> UmpireResult:
+        at = self.clock.now()
+        self._seq += 1
+        self.sequencer.stage(
+            NewEvent(
+                id=f"umpire-ended-{self._seq}",
+                source=UMPIRE_SOURCE,
+                type=EXERCISE_ENDED,
+                time=at,
+                data={"reason": reason, "rounds": self.round.number},
+                exercise=self.topics.exercise,
+                wallclock=self.sequencer.wallclock(),
+            )
+        )
+        await self._commit()
+        await self.bus.publish(
+            self.topics.clock, encode(Ended(head=self.head, time=at, reason=reason))
+        )
+        self.log.info("exercise_ended", reason=reason, head=self.head, rounds=self.round.number)
+        return UmpireResult(self.head, self.round.number, at, reason, self.rejections)
+
+    # -- rounds --------------------------------------------------------------
+
+    async def _announce(self) -> None:
+        clock = self.clock
+        marker = Round(
+            round=self.round.number,
+            time=clock.now(),
+            head=self.head,
+            visible=dict(self.visible),
+            paused=self.paused,
+            speed=clock.speed if isinstance(clock, ScaledClock) else None,
+        )
+        await self.bus.publish(self.topics.clock, encode(marker))
+
+    def _missing(self) -> list[str]:
+        missing = []
+        for party in self.reporting:
+            report = self.round.reports.get(party)
+            if report is None or report.round != self.round.number:
+                missing.append(party)
+                continue
+            have = self.inbox.get(party, {})
+            if any(seq not in have and seq not in self.seen_seqs[party] for seq in report.seqs):
+                missing.append(party)
+        return missing
+
+    async def _await_reports(self) -> None:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.settings.party_timeout_s
+        while missing := self._missing():
+            if self.stop_requested:
+                return
+            if loop.time() > give_up:
+                raise PartySilent(missing, self.round.number, self.settings.party_timeout_s)
+            if not await self._wait_changed(self.settings.heartbeat_s):
+                # A party may have missed the marker (or restarted): say it again.
+                await self._announce()
+
+    async def _wait_changed(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._changed.wait(), seconds)
+        except TimeoutError:
+            return False
+        finally:
+            self._changed.clear()
+        return True
+
+    def _stage_round_submissions(self, at: datetime) -> None:
+        # Canonical order: by party, then by the party's sequence number.
+        for party in self.reporting:
+            report = self.round.reports[party]
+            for seq in sorted(report.seqs):
+                payload = self.inbox[party].pop(seq, None)
+                if payload is not None:
+                    self._decide(payload, party, at, seq)
+        # Anything else that arrived (a human seat, a resend) follows, in the same order.
+        self._stage_inbox(at)
+        self._stage_malformed(at)
+
+    def _stage_inbox(self, at: datetime) -> None:
+        for party in sorted(self.inbox):
+            for seq in sorted(self.inbox[party]):
+                self._decide(self.inbox[party].pop(seq), party, at, seq)
+
+    def _stage_malformed(self, at: datetime) -> None:
+        while self.malformed:
+            party, payload = self.malformed.pop(0)
+            self._decide(payload, party, at)
+
+    def _decide(self, payload: bytes, party: str, at: datetime, seq: int | None = None) -> None:
+        if seq is not None:
+            # Marked at staging: a failed append ends the run, so nothing is lost by it.
+            self.seen_seqs[party].add(seq)
+        decision = self.sequencer.submit(payload, party, at)
+        if decision.notice is not None:
+            self.rejections += 1
+            self.log.warning(
+                "submission_rejected",
+                party=party,
+                seq=decision.notice.seq,
+                reason=decision.notice.reason,
+            )
+
+    def _stage_timers(self, at: datetime) -> None:
+        for message, source in self.agenda.due(at):
+            self.sequencer.record(message, at, party=message.sender, source=source)
+        self.sequencer.elapse_due(at, self._elapsed_id)
+
+    def _elapsed_id(self, case_id: str) -> str:
+        self._seq += 1
+        return f"umpire-elapsed-{case_id}-{self._seq}"
+
+    # -- committing ------------------------------------------------------------
+
+    async def _commit(self) -> None:
+        while self.sequencer.pending.events:
+            batch: Pending = self.sequencer.take()
+            chunks = [
+                batch.events[i : i + self.settings.max_batch]
+                for i in range(0, len(batch.events), self.settings.max_batch)
+            ]
+            first = self.head + 1
+            for chunk in chunks:
+                await self.store.append(chunk)
+            self.sequencer.committed(batch)
+            committed = [e async for e in self.store.read(first)]
+            await self._publish(committed)
+            self.agenda.observe(committed, self.sequencer)
+            if self.on_commit is not None:
+                self.on_commit(committed)
+
+    async def _publish(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self.head = max(self.head, event.position)
+            who = audience(event)
+            for party in self.visible if who is None else who:
+                if party in self.visible:
+                    self.visible[party] += 1
+        await publish_events(self.bus, self.topics, events)
+
+    # -- receiving ---------------------------------------------------------------
+
+    async def _receive(self) -> None:
+        async for incoming in self.bus.messages():
+            topic = incoming.topic
+            payload = bytes(incoming.payload)
+            party = self.topics.party_of(topic, "submit") or self.topics.party_of(topic, "report")
+            if party is not None and party not in self.visible:
+                # A principal that is no party (the controller, say: Mosquitto's pattern
+                # ACL lets every user write its own submit topic) has no say here.
+                self.log.warning("stranger_ignored", principal=party, bytes=len(payload))
+            elif party := self.topics.party_of(topic, "submit"):
+                self._take_submission(party, payload)
+            elif party := self.topics.party_of(topic, "report"):
+                await self._take_report(party, payload)
+            elif topic == self.topics.control:
+                self._take_control(payload)
+            else:
+                self.log.warning("message_ignored", topic=topic[:200], bytes=len(payload))
+            self._changed.set()
+
+    def _take_submission(self, party: str, payload: bytes) -> None:
+        try:
+            decoded = decode_from_party(payload, self.sequencer.max_payload)
+        except WireError:
+            self.malformed.append((party, payload))
+            return
+        if not isinstance(decoded, Submission) or decoded.party != party:
+            self.malformed.append((party, payload))
+            return
+        if decoded.seq in self.seen_seqs[party]:
+            return
+        self.inbox[party].setdefault(decoded.seq, payload)
+
+    async def _take_report(self, party: str, payload: bytes) -> None:
+        try:
+            decoded = decode_from_party(payload)
+        except WireError as exc:
+            self.log.warning("report_ignored", party=party, reason=str(exc))
+            return
+        if getattr(decoded, "party", party) != party:
+            self.log.warning("report_spoofed", party=party, claimed=decoded.party)
+            return
+        if isinstance(decoded, RoundDone):
+            if decoded.round == self.round.number:
+                self.round.reports[party] = decoded
+        elif isinstance(decoded, CatchUpRequest):
+            await self._serve_catch_up(party, decoded.after)
+
+    async def _serve_catch_up(self, party: str, after: int) -> None:
+        chunk: list[str] = []
+        async for event in self.store.read(after + 1, self.head or None):
+            who = audience(event)
+            if who is None or party in who:
+                chunk.append(to_json_line(event))
+            if len(chunk) >= CATCH_UP_CHUNK:
+                await self._send_catch_up(party, chunk)
+                chunk = []
+        await self._send_catch_up(party, chunk)
+        self.log.info("catch_up_served", party=party, after=after, head=self.head)
+
+    async def _send_catch_up(self, party: str, lines: list[str]) -> None:
+        payload = (
+            b'{"kind":"catch_up","head":%d,"events":[' % self.head
+            + ",".join(lines).encode()
+            + b"]}"
+        )
+        await self.bus.publish(self.topics.inbox(party), payload)
+
+    def _take_control(self, payload: bytes) -> None:
+        try:
+            command = decode_control(payload)
+        except WireError as exc:
+            self.log.warning("control_ignored", reason=str(exc))
+            return
+        self.apply_control(command)
+
+    def apply_control(self, command: Control) -> None:
+        clock = self.clock
+        self.log.info("control_received", command=command.command)
+        if command.command == "pause":
+            self.paused = True
+            if isinstance(clock, ScaledClock):
+                clock.pause()
+        elif command.command == "resume":
+            self.paused = False
+            if isinstance(clock, ScaledClock):
+                clock.resume()
+        elif command.command == "speed" and command.speed and isinstance(clock, ScaledClock):
+            clock.set_speed(command.speed)
+        elif command.command == "jump" and isinstance(clock, ScaledClock):
+            upcoming = [t for t in (self.agenda.next_time(), self.sequencer.next_deadline()) if t]
+            upcoming += [r.next_due for r in self.round.reports.values() if r.next_due]
+            if upcoming:
+                clock.jump_to(max(min(upcoming), clock.now()))
+        elif command.command == "inject" and command.inject:
+            self.agenda.fire_now(command.inject, clock.now())
+        elif command.command == "stop":
+            self.stop_requested = "stopped by the controller"
+
+
+def routes(event: Event, topics: Topics) -> list[str]:
+    """The topics a committed event is published on: only where its audience reads."""
+    who = audience(event)
+    if who is None:
+        return [topics.clock]
+    if is_message_event(event.type) and event.sender and event.recipient:
+        return [topics.log(event.sender, event.recipient)]
+    return [topics.log(UMPIRE_SOURCE, party) for party in sorted(who)]
+
+
+def events_payload(lines: Sequence[str], *, replay: bool = False) -> bytes:
+    tail = b'],"replay":true}' if replay else b"]}"
+    return b'{"kind":"events","events":[' + ",".join(lines).encode() + tail
+
+
+async def publish_events(
+    bus: Bus, topics: Topics, events: Sequence[Event], *, replay: bool = False
+) -> int:
+    """Publish committed events grouped by topic, several per MQTT message; returns messages."""
+    by_topic: dict[str, list[str]] = defaultdict(list)
+    for event in events:
+        line = to_json_line(event)
+        for topic in routes(event, topics):
+            by_topic[topic].append(line)
+    for topic, lines in by_topic.items():
+        await bus.publish(topic, events_payload(lines, replay=replay))
+    return len(by_topic)
+
+
+__all__ = [
+    "Agenda",
+    "CatchUp",
+    "EmptyAgenda",
+    "PartySilent",
+    "Umpire",
+    "UmpireResult",
+    "UmpireSettings",
+]

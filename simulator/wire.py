@@ -1,0 +1,204 @@
+"""What travels over MQTT between parties and the umpire, and its size limit.
+
+Payloads are JSON objects with a `kind`. Committed events travel as
+structured-mode CloudEvents (the log's own JSON lines), several per MQTT
+message. Every payload is size-checked before it is decoded, so an
+oversize or hostile payload costs nothing but its rejection.
+"""
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from simulator.protocol.ids import PartyId
+
+MAX_PAYLOAD_BYTES = 256 * 1024
+# Deeply nested JSON costs recursion before validation can refuse it.
+MAX_JSON_DEPTH = 64
+
+
+class WireError(ValueError):
+    """A payload that is not a well-formed wire message; the text is the reason given back."""
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Submission(_Wire):
+    """A party submits one protocol message; `seq` counts its submissions from 1."""
+
+    kind: Literal["submission"] = "submission"
+    party: PartyId
+    seq: Annotated[int, Field(ge=1, le=2**53)]
+    message: dict[str, Any]
+
+
+class RoundDone(_Wire):
+    """A party has handled every event up to the round's head and sent `seqs` in it."""
+
+    kind: Literal["round_done"] = "round_done"
+    party: PartyId
+    round: Annotated[int, Field(ge=0)]
+    seqs: tuple[Annotated[int, Field(ge=1)], ...] = ()
+    next_due: AwareDatetime | None = None
+
+
+class CatchUpRequest(_Wire):
+    """A party missed events: send it every event it may see after `after`."""
+
+    kind: Literal["catch_up_request"] = "catch_up_request"
+    party: PartyId
+    after: Annotated[int, Field(ge=0)]
+
+
+class Control(_Wire):
+    """A controller's command to the umpire (pause, resume, speed, jump, inject, note, stop)."""
+
+    kind: Literal["control"] = "control"
+    command: Literal["pause", "resume", "speed", "jump", "inject", "note", "stop"]
+    speed: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
+    inject: str | None = None
+    text: Annotated[str, Field(max_length=5000)] | None = None
+
+
+def decode_control(payload: bytes) -> Control:
+    data = decode_json(payload, 64 * 1024)
+    try:
+        return Control.model_validate(data)
+    except ValidationError as exc:
+        raise WireError(describe(exc)) from None
+
+
+PartyToUmpire = Annotated[Submission | RoundDone | CatchUpRequest, Field(discriminator="kind")]
+_PARTY_TO_UMPIRE: TypeAdapter[Submission | RoundDone | CatchUpRequest] = TypeAdapter(PartyToUmpire)
+
+
+class Events(_Wire):
+    """Committed events, as CloudEvents JSON objects, in position order."""
+
+    kind: Literal["events"] = "events"
+    events: tuple[dict[str, Any], ...]
+    replay: bool = False
+
+
+class Round(_Wire):
+    """The umpire's clock: round `round` at simulated `time`; the log's head is `head`.
+
+    `visible` tells each party how many events it may see up to `head`, so a
+    party that holds fewer knows it missed some and asks to catch up.
+    """
+
+    kind: Literal["round"] = "round"
+    round: int
+    time: AwareDatetime
+    head: int
+    visible: dict[str, int]
+    paused: bool = False
+    speed: float | None = None
+
+
+class Ended(_Wire):
+    kind: Literal["ended"] = "ended"
+    head: int
+    time: AwareDatetime
+    reason: str
+
+
+class Rejected(_Wire):
+    """The umpire refused a submission; `reason` says why, in words for the sender."""
+
+    kind: Literal["rejected"] = "rejected"
+    seq: int | None
+    message_id: str | None
+    reason: str
+    position: int | None = None
+
+
+class CatchUp(_Wire):
+    kind: Literal["catch_up"] = "catch_up"
+    events: tuple[dict[str, Any], ...]
+    head: int
+
+
+UmpireToParty = Annotated[Events | Round | Ended | Rejected | CatchUp, Field(discriminator="kind")]
+_UMPIRE_TO_PARTY: TypeAdapter[Events | Round | Ended | Rejected | CatchUp] = TypeAdapter(
+    UmpireToParty
+)
+
+
+def encode(message: _Wire) -> bytes:
+    return message.model_dump_json(exclude_none=False).encode()
+
+
+def _depth(value: Any, limit: int) -> int:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > limit:
+            return depth
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def _no_constant(name: str) -> None:
+    raise WireError(f"{name} is not valid JSON")
+
+
+def decode_json(payload: bytes, limit: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
+    """Parse a payload into a JSON object, refusing oversize, non-UTF-8, NaN and deep nesting."""
+    if len(payload) > limit:
+        raise WireError(f"payload of {len(payload)} bytes exceeds the limit of {limit} bytes")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WireError(f"payload is not UTF-8 (byte {exc.start})") from None
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise WireError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except json.JSONDecodeError as exc:
+        raise WireError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(value, dict):
+        raise WireError(f"expected a JSON object, got {type(value).__name__}")
+    if _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise WireError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def describe(error: ValidationError, limit: int = 5) -> str:
+    """A short, sender-facing summary of what failed validation and where."""
+    parts = []
+    for item in error.errors()[:limit]:
+        where = ".".join(str(p) for p in item["loc"]) or "(top)"
+        parts.append(f"{where}: {item['msg']}")
+    more = error.error_count() - limit
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)
+
+
+def decode_from_party(
+    payload: bytes, limit: int = MAX_PAYLOAD_BYTES
+) -> Submission | RoundDone | CatchUpRequest:
+    data = decode_json(payload, limit)
+    try:
+        return _PARTY_TO_UMPIRE.validate_python(data)
+    except ValidationError as exc:
+        raise WireError(describe(exc)) from None
+
+
+def decode_from_umpire(payload: bytes) -> Events | Round | Ended | Rejected | CatchUp:
+    # The umpire's own messages can be large (catch-up), so no small limit here;
+    # the broker's message_size_limit still bounds them.
+    data = decode_json(payload, limit=64 * 1024 * 1024)
+    try:
+        return _UMPIRE_TO_PARTY.validate_python(data)
+    except ValidationError as exc:
+        raise WireError(describe(exc)) from None

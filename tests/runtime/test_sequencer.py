@@ -1,0 +1,137 @@
+"""The umpire's decisions on submissions, before any broker or store is involved."""
+
+import json
+from datetime import timedelta
+
+from simulator.records import CLOCK_ELAPSED, REJECTION, read_violations
+from simulator.sequencer import Sequencer
+from simulator.wire import Submission, encode
+from tests.protocol.builders import AGREEMENT, T0, build
+
+
+def _sequencer() -> Sequencer:
+    return Sequencer(AGREEMENT, "drill", wallclock=lambda: T0)
+
+
+def _payload(kind: str, *, seq: int = 1, party: str = "alpha", **overrides: object) -> bytes:
+    sender = str(overrides.pop("sender", party))
+    recipient = str(overrides.pop("recipient", "beta" if sender != "beta" else "alpha"))
+    message = build(
+        kind,
+        case_id=str(overrides.pop("case_id", "case-1")),
+        message_id=str(overrides.pop("message_id", f"{party}.{seq}")),
+        sender=sender,
+        recipient=recipient,
+        **overrides,
+    )
+    return encode(Submission(party=party, seq=seq, message=message.model_dump(mode="json")))
+
+
+def test_valid_submission_becomes_a_message_event() -> None:
+    """A well-formed request is staged as one coop.msg event with no violations."""
+    seq = _sequencer()
+    decision = seq.submit(_payload("written_request"), "alpha", T0)
+    assert decision.notice is None
+    assert decision.event is not None
+    assert decision.event.type == "coop.msg.written_request"
+    assert decision.event.id == "alpha.1"
+    assert read_violations(decision.event) == ()
+
+
+def test_oversize_payload_is_rejected_before_decoding() -> None:
+    """A payload over the limit is refused with its size, and recorded as a rejection."""
+    seq = Sequencer(AGREEMENT, "drill", wallclock=lambda: T0, max_payload=1000)
+    decision = seq.submit(b"{" + b" " * 2000 + b"}", "alpha", T0)
+    assert decision.notice is not None
+    assert "2002 bytes exceeds the limit of 1000" in decision.notice.reason
+    assert decision.event is not None
+    assert decision.event.type == REJECTION
+    assert decision.event.recipient == "alpha"
+
+
+def test_malformed_payloads_are_rejected_with_a_reason() -> None:
+    """Not JSON, NaN, a list, deep nesting and wrong fields each get a reason naming the fault."""
+    seq = _sequencer()
+    cases = {
+        b"not json": "not JSON",
+        b'{"kind":"submission","party":"alpha","seq":NaN,"message":{}}': "NaN",
+        b"[1,2]": "expected a JSON object",
+        b'{"a":' * 100 + b"1" + b"}" * 100: "nested deeper",
+        b"\xff\xfe": "not UTF-8",
+        json.dumps({"kind": "submission", "party": "alpha", "seq": 1, "message": {}}).encode(): (
+            "message:"
+        ),
+    }
+    for payload, reason in cases.items():
+        decision = seq.submit(payload, "alpha", T0)
+        assert decision.notice is not None, payload
+        assert reason in decision.notice.reason, (payload, decision.notice.reason)
+    assert len(seq.pending.events) == len(cases)
+
+
+def test_spoofed_party_is_rejected() -> None:
+    """A submission claiming another party than its connection's is refused."""
+    seq = _sequencer()
+    decision = seq.submit(_payload("written_request", party="beta", sender="beta"), "alpha", T0)
+    assert decision.notice is not None
+    assert "came from 'alpha'" in decision.notice.reason
+
+
+def test_spoofed_sender_is_rejected() -> None:
+    """A message whose sender is not the connection's party is refused."""
+    seq = _sequencer()
+    decision = seq.submit(
+        _payload("written_request", party="alpha", sender="gamma", recipient="beta"), "alpha", T0
+    )
+    assert decision.notice is not None
+    assert "sender 'gamma' is not the connection's party 'alpha'" in decision.notice.reason
+
+
+def test_resend_is_a_duplicate_and_reuse_is_rejected() -> None:
+    """The same message again is a no-op; another message under the same id is refused."""
+    seq = _sequencer()
+    seq.submit(_payload("written_request"), "alpha", T0)
+    seq.committed(seq.take())
+    again = seq.submit(_payload("written_request"), "alpha", T0)
+    assert again.event is None
+    assert again.duplicate_of == "alpha.1"
+    reused = seq.submit(_payload("oral_request", seq=2, message_id="alpha.1"), "alpha", T0)
+    assert reused.notice is not None
+    assert "already used" in reused.notice.reason
+
+
+def test_reply_to_unknown_case_is_recorded_with_its_violation() -> None:
+    """A reply in a case never opened is recorded, not dropped, and carries unknown-case."""
+    seq = _sequencer()
+    decision = seq.submit(_payload("acceptance", party="beta", sender="beta"), "beta", T0)
+    assert decision.notice is None
+    assert decision.event is not None
+    violations = read_violations(decision.event)
+    assert violations is not None
+    assert [v.rule_id for v in violations] == ["unknown-case"]
+
+
+def test_a_dropped_batch_changes_nothing() -> None:
+    """Until a batch is committed, the sequencer's own view does not change."""
+    seq = _sequencer()
+    seq.submit(_payload("written_request"), "alpha", T0)
+    seq.take()  # the append failed; the batch is dropped
+    assert seq.cases == {}
+    again = seq.submit(_payload("written_request"), "alpha", T0)
+    assert again.event is not None
+
+
+def test_deadlines_are_staged_once_after_they_pass() -> None:
+    """An unconfirmed oral request lapses one grace second after 3 days, once."""
+    seq = _sequencer()
+    seq.submit(_payload("oral_request"), "alpha", T0)
+    seq.committed(seq.take())
+    due = seq.next_deadline()
+    assert due == T0 + timedelta(days=3, seconds=1)
+    staged = seq.elapse_due(due, lambda case: f"elapsed-{case}")
+    assert [e.type for e in staged] == [CLOCK_ELAPSED]
+    assert staged[0].data["parties"] == ["alpha", "beta"]
+    seq.committed(seq.take())
+    assert seq.case("case-1") is not None
+    assert seq.next_deadline() is None
+    assert seq.elapse_due(due + timedelta(days=1), lambda case: "x") == []

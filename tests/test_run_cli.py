@@ -1,0 +1,167 @@
+"""`simulator run | scenario | asyncapi | control`, run as a user would."""
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from simulator.cli import app
+
+EXAMPLE = Path(__file__).parent.parent / "scenarios" / "example.yaml"
+SIMULATOR = [sys.executable, "-m", "simulator"]
+
+
+@pytest.fixture(autouse=True)
+def _keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIMULATOR_KEY_DIR", str(tmp_path / "keys"))
+
+
+def test_run_writes_the_log_and_a_json_summary(tmp_path: Path) -> None:
+    """A run exits 0 and its JSON summary has the log, events, cases, violations, expectations."""
+    log, summary = tmp_path / "run.db", tmp_path / "summary.json"
+    result = CliRunner().invoke(
+        app, ["run", str(EXAMPLE), "--log", str(log), "--json-summary", str(summary)]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(summary.read_text())
+    assert data["log"] == str(log)
+    assert data["events"] > 20
+    assert sum(data["cases"].values()) == len(data["case_states"])
+    assert isinstance(data["violations"], list)
+    assert {e["id"] for e in data["expectations"]} >= {"results-in-time"}
+    assert "Cases by final state" in result.stdout
+    assert log.exists()
+    assert not Path(f"{log}.control.json").exists()
+
+
+BROKEN = {
+    "wrong type": ("seed: 7", "seed: seven", "seed"),
+    "id with /": ("- id: northmark", "- id: north/mark", "parties[0].id"),
+    "id with +": ("- id: northmark", "- id: north+mark", "parties[0].id"),
+    "id with #": ("- id: northmark", "- id: 'north#mark'", "parties[0].id"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_scenario_is_refused_before_anything_starts(tmp_path: Path, case: str) -> None:
+    """A broken scenario: exit 2, file, line and field named, no log or broker started."""
+    old, new, field = BROKEN[case]
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert old in text
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(text.replace(old, new, 1), encoding="utf-8")
+    line = text.splitlines().index(next(t for t in text.splitlines() if old in t)) + 1
+    log = tmp_path / "run.db"
+    result = CliRunner().invoke(app, ["run", str(broken), "--log", str(log)])
+    assert result.exit_code == 2
+    message = result.stderr.replace("\n", "")
+    assert f"{broken}:{line}:" in message
+    assert field in message
+    assert not log.exists()
+
+
+def test_unknown_party_in_an_inject_is_refused(tmp_path: Path) -> None:
+    """An inject from a party the scenario does not have is named with its line."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    marker = "from: northmark"
+    assert marker in text
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(text.replace(marker, "from: nowhere", 1), encoding="utf-8")
+    result = CliRunner().invoke(app, ["scenario", "validate", str(broken)])
+    assert result.exit_code == 1
+    assert "nowhere" in result.stderr
+    assert f"{broken}:" in result.stderr
+
+
+def test_scenario_schema_and_asyncapi_are_json() -> None:
+    """The scenario JSON Schema and the AsyncAPI document print as JSON with their key parts."""
+    schema = json.loads(CliRunner().invoke(app, ["scenario", "schema"]).stdout)
+    assert {"parties", "injects", "policies"} <= set(schema["properties"])
+    document = json.loads(CliRunner().invoke(app, ["asyncapi"]).stdout)
+    assert document["asyncapi"].startswith("3.")
+    assert document["channels"]["submit"]["address"] == "coop/{exercise}/submit/{party}"
+    assert "WrittenRequest" in document["components"]["schemas"]
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+def test_shipped_scenario_schema_is_current() -> None:
+    """scenarios/scenario.schema.json (which the YAML files point editors at) is up to date."""
+    shipped = json.loads((EXAMPLE.parent / "scenario.schema.json").read_text(encoding="utf-8"))
+    generated = json.loads(CliRunner().invoke(app, ["scenario", "schema"]).stdout)
+    assert shipped == generated, "run: simulator scenario schema -o scenarios/scenario.schema.json"
+
+
+def test_every_asyncapi_reference_resolves() -> None:
+    """Every $ref in the AsyncAPI document points at something in it."""
+    document = json.loads(CliRunner().invoke(app, ["asyncapi"]).stdout)
+    for ref in _refs(document):
+        node: Any = document
+        for part in ref.removeprefix("#/").split("/"):
+            node = node[part]
+        assert node, ref
+
+
+async def test_control_pauses_and_resumes_a_realtime_run(tmp_path: Path) -> None:
+    """`simulator control pause` stops simulated time in a realtime run; resume goes on."""
+    log = tmp_path / "rt.db"
+    summary = tmp_path / "summary.json"
+    run = await asyncio.create_subprocess_exec(
+        *SIMULATOR, "run", str(EXAMPLE), "--clock", "realtime", "--speed", "400000",
+        "--log", str(log), "--json-summary", str(summary),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    control = Path(f"{log}.control.json")
+    for _ in range(200):
+        if control.exists():
+            break
+        await asyncio.sleep(0.05)
+    assert control.exists(), "the run never wrote its control file"
+    assert control.stat().st_mode & 0o077 == 0, "the control file must be private"
+    paused = subprocess.run(
+        [*SIMULATOR, "control", "pause", "--log", str(log)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert paused.returncode == 0, paused.stderr
+    await asyncio.sleep(1.5)
+    stamp = log.stat().st_mtime
+    await asyncio.sleep(1.5)
+    # Paused: no new rounds commit anything, so the log file is not written.
+    assert log.stat().st_mtime == stamp
+    resumed = subprocess.run(
+        [*SIMULATOR, "control", "resume", "--log", str(log)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    _, errors = await asyncio.wait_for(run.communicate(), 120)
+    assert run.returncode == 0, errors.decode()[-2000:]
+    data = json.loads(summary.read_text())
+    # With nothing left to happen a realtime run may end before its duration.
+    assert data["ended_because"] in {
+        "the scenario's duration was reached",
+        "nothing left to happen",
+    }
+    assert data["events"] > 20
+
+
+def test_control_without_a_running_exercise_says_so(tmp_path: Path) -> None:
+    """No control file: a clear message, exit 2."""
+    result = CliRunner().invoke(app, ["control", "pause", "--log", str(tmp_path / "x.db")])
+    assert result.exit_code == 2
+    assert "is the exercise running" in result.stderr.replace("\n", " ")
