@@ -1,0 +1,222 @@
+"""Replaying a log: re-publish it to a broker at a chosen speed, or re-run it and compare.
+
+Re-publishing sends each committed event to the same topics the umpire
+used, grouped as it grouped them, marked `"replay": true`, with the gaps
+between simulated times scaled by the speed (or none at `max`), so a
+dashboard cannot tell a replay from a live run except by the marker.
+
+Checking re-runs the scenario and seed recorded in the log with today's
+code (simulated time, so deterministic) and compares the two logs event by
+event, apart from wall-clock fields; the first difference is named.
+"""
+
+import asyncio
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from simulator.bus import Bus
+from simulator.context import monotonic
+from simulator.errors import InputError
+from simulator.eventlog import Event
+from simulator.exercise import Exercise, RunOptions, RunOutcome, run_exercise
+from simulator.logfiles import open_log
+from simulator.records import EXERCISE_ENDED
+from simulator.scenario.model import Scenario
+from simulator.topics import Topics
+from simulator.umpire import publish_events
+from simulator.wire import Ended, encode
+
+# Fields that differ between two runs of the same scenario and seed.
+WALL_CLOCK_FIELDS = ("wallclock", "hash", "prevhash")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayProgress:
+    position: int
+    published: int
+    total: int
+
+
+async def republish(
+    events: Sequence[Event],
+    bus: Bus,
+    topics: Topics,
+    *,
+    speed: float | None,
+    progress: Callable[[ReplayProgress], None] | None = None,
+    sleep: Callable[[float], Any] = asyncio.sleep,
+) -> int:
+    """Publish events in order, paced by their simulated times / speed (None: no pacing)."""
+    if speed is not None and speed <= 0:
+        raise InputError("--speed must be positive, or max")
+    messages = 0
+    started = monotonic()
+    first = events[0].time if events else None
+    index = 0
+    while index < len(events):
+        moment = events[index].time
+        group = []
+        while index < len(events) and events[index].time == moment:
+            group.append(events[index])
+            index += 1
+        if speed is not None and first is not None:
+            due = (moment - first).total_seconds() / speed
+            wait = due - (monotonic() - started)
+            if wait > 0:
+                await sleep(wait)
+        messages += await publish_events(bus, topics, group, replay=True)
+        if progress is not None:
+            progress(ReplayProgress(group[-1].position, index, len(events)))
+    if events:
+        last = events[-1]
+        ended = Ended(head=last.position, time=last.time, reason="replay finished")
+        await bus.publish(topics.clock, encode(ended))
+    return messages
+
+
+async def read_range(location: str, start: int = 1, until: int | None = None) -> list[Event]:
+    async with open_log(location, read_only=True) as store:
+        return [e async for e in store.read(start, until)]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    recorded: int
+    rerun: int
+    first_difference: int | None
+    what: str
+    rerun_log: str
+
+    @property
+    def ok(self) -> bool:
+        return self.first_difference is None
+
+
+async def recorded_run(location: str) -> tuple[Scenario, int, str]:
+    """The scenario, seed and clock a log was recorded with (from its metadata)."""
+    async with open_log(location, read_only=True) as store:
+        text = await store.get_metadata("scenario")
+        seed = await store.get_metadata("seed")
+        clock = await store.get_metadata("clock") or "simulated"
+    if text is None or seed is None:
+        raise InputError(f"{location}: the log does not record its scenario and seed")
+    return Scenario.model_validate_json(text), int(seed), clock
+
+
+def comparable(event: Event) -> dict[str, Any]:
+    data = event.model_dump(mode="json")
+    for key in WALL_CLOCK_FIELDS:
+        data.pop(key, None)
+    return data
+
+
+def _differences(left: Any, right: Any, path: str = "") -> list[str]:
+    if isinstance(left, dict) and isinstance(right, dict):
+        found = []
+        for key in sorted(set(left) | set(right)):
+            where = f"{path}.{key}" if path else str(key)
+            if key not in left or key not in right:
+                found.append(f"{where} only in the {'rerun' if key in right else 'recording'}")
+            else:
+                found += _differences(left[key], right[key], where)
+        return found
+    if left != right:
+        return [f"{path}: recorded {left!r}, now {right!r}"]
+    return []
+
+
+def first_difference(recorded: Sequence[Event], rerun: Sequence[Event]) -> tuple[int | None, str]:
+    for old, new in zip(recorded, rerun, strict=False):
+        differences = _differences(comparable(old), comparable(new))
+        if differences:
+            shown = "; ".join(d[:200] for d in differences[:5])
+            return old.position, shown
+    if len(recorded) != len(rerun):
+        position = min(len(recorded), len(rerun)) + 1
+        longer = "recording" if len(recorded) > len(rerun) else "rerun"
+        return position, (
+            f"the {longer} goes on: {len(recorded)} events recorded, {len(rerun)} now"
+        )
+    return None, ""
+
+
+async def _metadata(location: str, key: str) -> str | None:
+    async with open_log(location, read_only=True) as store:
+        return await store.get_metadata(key)
+
+
+async def fork(
+    location: str,
+    at: int,
+    output: str,
+    *,
+    scenario: Scenario | None = None,
+    seed: int | None = None,
+    broker: str = "embedded",
+    on_commit: Callable[[Sequence[Event]], None] | None = None,
+) -> RunOutcome:
+    """A new run that keeps the log's first `at` events and goes on from there.
+
+    With another scenario (other policies, other injects) it answers "what if";
+    the parties must be the same. The new log records its parent and position.
+    """
+    recorded, recorded_seed, clock = await recorded_run(location)
+    if clock != "simulated":
+        raise InputError(f"{location}: only simulated-time runs can be forked")
+    prefix = await read_range(location, 1, at)
+    if at < 1 or len(prefix) < at:
+        raise InputError(f"{location}: --at {at} is outside the log (1..{len(prefix)})")
+    if any(e.type == EXERCISE_ENDED for e in prefix):
+        raise InputError(f"{location}: position {at} is past the end of the run")
+    chosen = scenario or recorded
+    if sorted(p.id for p in chosen.parties) != sorted(p.id for p in recorded.parties):
+        raise InputError("a fork keeps the parties of its parent; the scenario names others")
+    generation = int(await _metadata(location, "generation") or 0) + 1
+    options = RunOptions(broker=broker, log=output, seed=recorded_seed if seed is None else seed)
+    async with Exercise(
+        chosen,
+        options,
+        prefix=prefix,
+        generation=generation,
+        parent=location,
+        on_commit=on_commit,
+    ) as exercise:
+        return await exercise.run()
+
+
+async def check(
+    location: str, *, workdir: Path | None = None, broker: str = "embedded"
+) -> CheckResult:
+    """Re-run the log's scenario and seed with today's code; name the first difference.
+
+    A forked log is re-forked from its own first events, so it can be checked too.
+    """
+    scenario, seed, clock = await recorded_run(location)
+    if clock != "simulated":
+        raise InputError(
+            f"{location} was recorded on the {clock} clock, which is not reproducible; "
+            "only simulated-time runs can be checked"
+        )
+    recorded = await read_range(location)
+    fork_position = int(await _metadata(location, "fork_position") or 0)
+    with tempfile.TemporaryDirectory(prefix="simulator-check-") as directory:
+        base = workdir or Path(directory)
+        rerun_log = str(base / "rerun.db")
+        options = RunOptions(broker=broker, log=rerun_log, seed=seed)
+        if fork_position:
+            async with Exercise(
+                scenario,
+                options,
+                prefix=recorded[:fork_position],
+                generation=int(await _metadata(location, "generation") or 1),
+                parent=await _metadata(location, "parent"),
+            ) as exercise:
+                await exercise.run()
+        else:
+            await run_exercise(scenario, options)
+        rerun = await read_range(rerun_log)
+    position, what = first_difference(recorded, rerun)
+    return CheckResult(len(recorded), len(rerun), position, what, rerun_log)

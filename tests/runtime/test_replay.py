@@ -1,0 +1,170 @@
+"""Replay: re-publishing a log, checking it against today's code, and forking it."""
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator.brokers import start_broker, transport_for
+from simulator.context import fresh_rng, wall_now
+from simulator.errors import InputError
+from simulator.eventlog import to_json_line
+from simulator.exercise import RunOptions, run_exercise
+from simulator.logfiles import open_log
+from simulator.replay import check, fork, read_range, recorded_run, republish
+from simulator.scenario import Scenario, load_scenario
+from simulator.topics import Topics
+from simulator.transport import SessionSettings
+
+SCENARIOS = Path(__file__).parents[2] / "scenarios"
+EXAMPLE = SCENARIOS / "example.yaml"
+
+
+@pytest.fixture(scope="module")
+def scenario() -> Scenario:
+    return load_scenario(EXAMPLE)
+
+
+async def _lines(path: Path) -> list[str]:
+    async with open_log(path, read_only=True) as store:
+        return [to_json_line(e) async for e in store.read(upgrade=False)]
+
+
+def _without_generation(lines: list[str]) -> list[dict[str, Any]]:
+    """Events minus wall-clock fields, with fork-generation ids (`x.g1.3`) made plain."""
+    out = []
+    for line in lines:
+        event = json.loads(line)
+        for key in ("wallclock", "hash", "prevhash", "id", "causationid"):
+            event.pop(key, None)
+        if event["type"] == "coop.exercise.ended":
+            event["data"].pop("rounds")
+        text = re.sub(r"\.g\d+\.", ".", json.dumps(event, sort_keys=True))
+        out.append(json.loads(text))
+    return out
+
+
+async def test_check_passes_on_an_unchanged_run(scenario: Scenario, tmp_path: Path) -> None:
+    """Re-running the recorded scenario and seed with the same code reproduces every event."""
+    log = tmp_path / "run.db"
+    await run_exercise(scenario, RunOptions(log=str(log)))
+    result = await check(str(log))
+    assert result.ok, result.what
+    assert result.recorded == result.rerun > 20
+
+
+async def test_check_names_the_first_position_where_a_changed_policy_diverges(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    """With a policy changed (as new code would), --check fails at the first differing event."""
+    log = tmp_path / "run.db"
+    await run_exercise(scenario, RunOptions(log=str(log)))
+    changed = scenario.model_dump(by_alias=True, mode="json")
+    for policy in changed["policies"].values():
+        for responses in policy["on"].values():
+            for response in responses:
+                if response["reply"] != "silence":
+                    response["after"] = "1h"
+    async with open_log(log, now=wall_now) as store:
+        await store.set_metadata("scenario", json.dumps(changed))
+    result = await check(str(log))
+    assert not result.ok
+    events = await read_range(str(log))
+    assert result.first_difference is not None
+    assert 1 < result.first_difference <= len(events)
+    assert "time" in result.what
+
+
+async def test_fork_shares_its_first_events_byte_for_byte(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    """A fork at N keeps the parent's first N events exactly and records where it came from."""
+    parent = tmp_path / "parent.db"
+    await run_exercise(scenario, RunOptions(log=str(parent)))
+    child = tmp_path / "child.db"
+    outcome = await fork(str(parent), 12, str(child))
+    assert outcome.summary.events > 12
+    parent_lines, child_lines = await _lines(parent), await _lines(child)
+    assert child_lines[:12] == parent_lines[:12]
+    async with open_log(child, read_only=True) as store:
+        assert await store.get_metadata("parent") == str(parent)
+        assert await store.get_metadata("fork_position") == "12"
+        assert await store.get_metadata("generation") == "1"
+    # Same scenario and seed: the continuation is the parent's, under new-generation ids.
+    assert _without_generation(child_lines) == _without_generation(parent_lines)
+    assert (await check(str(child))).ok
+
+
+async def test_fork_with_other_policies_goes_another_way(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    """A what-if: the requested party refuses everything from the fork on."""
+    parent = tmp_path / "parent.db"
+    await run_exercise(scenario, RunOptions(log=str(parent)))
+    data = scenario.model_dump(by_alias=True, mode="json")
+    refuser = {
+        "on": {
+            kind: [{"reply": "refusal", "after": "2h", "fields": {"reasons": "Not now."}}]
+            for kind in ("written_request", "written_confirmation")
+        }
+    }
+    for party in data["parties"]:
+        if party["id"] == "southmere":
+            party["policy"] = refuser
+    what_if = Scenario.model_validate(data)
+    child = tmp_path / "child.db"
+    await fork(str(parent), 12, str(child), scenario=what_if)
+    events = await read_range(str(child))
+    later = [e for e in events[12:] if e.type == "coop.msg.refusal"]
+    assert later, "the new policy never refused"
+    assert all(e.sender == "southmere" for e in later)
+    assert (await check(str(child))).ok
+    stored, _, _ = await recorded_run(str(child))
+    assert stored.policy_of("southmere") is not None
+
+
+async def test_fork_refuses_positions_outside_the_log(scenario: Scenario, tmp_path: Path) -> None:
+    """--at beyond the log, or at its end, is a clear input error."""
+    parent = tmp_path / "parent.db"
+    await run_exercise(scenario, RunOptions(log=str(parent)))
+    with pytest.raises(InputError, match="outside the log"):
+        await fork(str(parent), 10_000, str(tmp_path / "x.db"))
+    head = len(await read_range(str(parent)))
+    with pytest.raises(InputError, match="past the end"):
+        await fork(str(parent), head, str(tmp_path / "y.db"))
+
+
+async def test_republish_reaches_subscribers_marked_as_replay(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    """Every event of the log reaches a subscriber of the exercise tree, marked as a replay."""
+    log = tmp_path / "run.db"
+    await run_exercise(scenario, RunOptions(log=str(log)))
+    events = await read_range(str(log))
+    topics = Topics(scenario.exercise)
+    parties = [p.id for p in scenario.parties]
+    async with start_broker("mosquitto", topics, parties, tmp_path / "broker") as broker:
+        observer = transport_for(
+            broker, "observer", SessionSettings("replay-observer"), rng=fresh_rng()
+        )
+        publisher = transport_for(
+            broker, "umpire", SessionSettings("replay-publisher", persistent=False),
+            rng=fresh_rng(),
+        )  # fmt: skip
+        async with observer, publisher:
+            await observer.subscribe(topics.tree)
+            await republish(events, publisher, topics, speed=None)
+            seen: set[str] = set()
+            marked = True
+            async with asyncio.timeout(10):
+                async for received in observer.messages():
+                    payload = json.loads(received.payload)
+                    if payload["kind"] == "ended":
+                        break
+                    marked &= payload.get("replay") is True
+                    seen.update(e["id"] for e in payload["events"])
+    assert seen == {e.id for e in events}
+    assert marked
