@@ -1,0 +1,511 @@
+"""Building the report's data from a log: one fold into projections, then pure assembly.
+
+`build_report(store)` reads; `assemble(...)` turns the projections into a
+`ReportData` and touches nothing else, so what a report says is a function
+of the log alone (STYLE 8: reports read projections, never live objects).
+"""
+
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import ValidationError
+
+from simulator.eventlog import EventStore
+from simulator.projections import (
+    Finding,
+    MilestonesProjection,
+    TimelineEntry,
+    TimelineProjection,
+    catch_up,
+)
+from simulator.protocol import (
+    RULES,
+    RULES_BY_ID,
+    WRITTEN_CONFIRMATION_WINDOW,
+    Agreement,
+    Case,
+    CaseState,
+    Severity,
+)
+from simulator.records import CLOCK_ELAPSED
+from simulator.report.facts import RunFacts
+from simulator.report.formatting import article_key, article_label, span
+from simulator.report.model import (
+    NEVER_OPENED,
+    AgreementTerms,
+    ArticleGroup,
+    CaseReport,
+    CaseStep,
+    CaseTimes,
+    ExerciseSummary,
+    Expectations,
+    ExpectationScore,
+    FindingEntry,
+    MeasureName,
+    PartyInfo,
+    PartyStats,
+    RejectionEntry,
+    ReportData,
+    ResponseMeasure,
+    ResponseTimes,
+    RuleGroup,
+    TimelineRow,
+)
+from simulator.scenario import Scenario
+from simulator.summary import score
+
+_RULE_ORDER = {rule.id: index for index, rule in enumerate(RULES)}
+
+
+async def build_report(store: EventStore) -> ReportData:
+    """Fold the whole log once and assemble the report from what the projections hold."""
+    metadata = await store.metadata()
+    marks = MilestonesProjection()
+    timeline = TimelineProjection()
+    facts = RunFacts()
+    await catch_up(store, marks, timeline, facts)
+    return assemble(marks, timeline, facts, metadata)
+
+
+def read_scenario(metadata: Mapping[str, str]) -> tuple[Scenario | None, str]:
+    """The scenario a run stored in its log's metadata, or None and why it is not there."""
+    raw = metadata.get("scenario")
+    if raw is None:
+        return None, "The log's metadata holds no scenario, so no expectations were scored."
+    try:
+        return Scenario.model_validate_json(raw), ""
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top)"
+        return None, (
+            "The scenario in the log's metadata could not be read "
+            f"({exc.error_count()} problems; first at {where}: {first['msg']}), "
+            "so no expectations were scored."
+        )
+
+
+def assemble(
+    marks: MilestonesProjection,
+    timeline: TimelineProjection,
+    facts: RunFacts,
+    metadata: Mapping[str, str],
+) -> ReportData:
+    scenario, note = read_scenario(metadata)
+    by_position: dict[int, list[Finding]] = defaultdict(list)
+    for finding in marks.findings:
+        by_position[finding.position].append(finding)
+    cases = _cases(marks, timeline.entries, by_position, facts.last_time)
+    return ReportData(
+        summary=_summary(marks, facts, metadata, scenario, cases),
+        cases=cases,
+        response_times=_response_times(cases, marks.agreement),
+        violations=_violations(marks.findings, timeline.entries),
+        expectations=_expectations(marks, scenario, note),
+        parties=_parties(marks, timeline.entries, facts, cases),
+        rejections=[
+            RejectionEntry(
+                position=r.position,
+                time=r.time,
+                party=r.party,
+                message_id=r.message_id,
+                reason=r.reason,
+            )
+            for r in facts.rejections
+        ],
+        timeline=[
+            TimelineRow(
+                position=entry.position,
+                time=entry.time,
+                case=entry.case_id,
+                type=entry.type,
+                sender=entry.sender,
+                recipient=entry.recipient,
+                gist=entry.gist or facts.notes.get(entry.position, ""),
+                findings=[f.violation.rule_id for f in by_position.get(entry.position, ())],
+            )
+            for entry in timeline.entries
+        ],
+    )
+
+
+def _seconds(delta: timedelta) -> int:
+    return round(delta.total_seconds())
+
+
+def _summary(
+    marks: MilestonesProjection,
+    facts: RunFacts,
+    metadata: Mapping[str, str],
+    scenario: Scenario | None,
+    cases: Sequence[CaseReport],
+) -> ExerciseSummary:
+    seed_text = metadata.get("seed")
+    seed = int(seed_text) if seed_text is not None and seed_text.isdigit() else facts.seed
+    agreement = marks.agreement
+    states = Counter(c.state.value for c in marks.cases.values())
+    severities = Counter(f.violation.severity.value for f in marks.findings)
+    start, end = facts.first_time, facts.last_time
+    return ExerciseSummary(
+        exercise=(scenario.exercise if scenario else "")
+        or metadata.get("exercise", "")
+        or facts.exercise,
+        title=scenario.title if scenario else facts.title or "",
+        seed=seed,
+        log_id=metadata.get("eventlog.log_id"),
+        head_hash=facts.head_hash,
+        simulated_start=start,
+        simulated_end=end,
+        simulated_seconds=_seconds(end - start) if start and end else 0,
+        ended_because=facts.ended_because,
+        events=marks.position,
+        messages=facts.messages,
+        deadline_events=facts.deadline_events,
+        rejections=len(facts.rejections),
+        violations=len(marks.findings),
+        violations_by_severity={s.value: severities[s.value] for s in Severity},
+        cases=len(marks.cases),
+        cases_by_state=dict(sorted(states.items(), key=lambda kv: (-kv[1], kv[0]))),
+        unopened_cases=[c.case_id for c in cases if c.state == NEVER_OPENED],
+        divergences=[d.position for d in marks.divergences],
+        parties=[PartyInfo(id=p.id, name=p.name) for p in agreement.parties.values()]
+        if agreement
+        else [],
+        agreement=AgreementTerms(
+            promptly_seconds=_seconds(agreement.settings.promptly),
+            as_soon_as_possible_seconds=_seconds(agreement.settings.as_soon_as_possible),
+            written_confirmation_seconds=_seconds(WRITTEN_CONFIRMATION_WINDOW),
+            working_language=agreement.settings.working_language,
+        )
+        if agreement
+        else None,
+    )
+
+
+def _cases(
+    marks: MilestonesProjection,
+    entries: Sequence[TimelineEntry],
+    by_position: Mapping[int, Sequence[Finding]],
+    log_end: datetime | None,
+) -> list[CaseReport]:
+    """Every case id the log names, in the order its first event came."""
+    steps: dict[str, list[CaseStep]] = {}
+    for entry in entries:
+        if entry.case_id is None:
+            continue
+        is_deadline = entry.type == CLOCK_ELAPSED
+        if not is_deadline and entry.sender is None:
+            continue
+        steps.setdefault(entry.case_id, []).append(
+            CaseStep(
+                position=entry.position,
+                time=entry.time,
+                kind="deadline" if is_deadline else "message",
+                type=entry.type,
+                sender=entry.sender,
+                recipient=entry.recipient,
+                rule_ids=[f.violation.rule_id for f in by_position.get(entry.position, ())],
+            )
+        )
+    violations = Counter(f.violation.case_id for f in marks.findings)
+    reports = []
+    for case_id, case_steps in steps.items():
+        case = marks.cases.get(case_id)
+        reports.append(
+            CaseReport(
+                case_id=case_id,
+                state=case.state.value if case else NEVER_OPENED,
+                requesting=case.requesting if case else None,
+                requested=case.requested if case else None,
+                offered_by=case.offered_by if case else None,
+                offered_to=case.offered_to if case else None,
+                area=case.area if case else None,
+                lanes=_lanes(case, case_steps),
+                opened_at=case.opened_at if case else None,
+                last_at=case_steps[-1].time,
+                violations=violations[case_id],
+                steps=case_steps,
+                times=_times(case, marks, case_steps, log_end),
+            )
+        )
+    return reports
+
+
+def _lanes(case: Case | None, steps: Iterable[CaseStep]) -> list[str]:
+    """Requesting party left, requested right (offerer first for an offer), then the rest."""
+    lanes: list[str] = []
+    first = [case.requesting, case.requested] if case and case.requesting else []
+    if case and not first:
+        first = [case.offered_by, case.offered_to]
+    for party in (*first, *(p for s in steps for p in (s.sender, s.recipient))):
+        if party is not None and party not in lanes:
+            lanes.append(party)
+    return lanes
+
+
+def _times(
+    case: Case | None,
+    marks: MilestonesProjection,
+    steps: Sequence[CaseStep],
+    log_end: datetime | None,
+) -> CaseTimes:
+    milestones = marks.milestones.get(case.case_id) if case else None
+    if case is None or milestones is None:
+        return CaseTimes(
+            request_at=None,
+            confirmed_after=None,
+            acknowledged_after=None,
+            decided_after=None,
+            decision=None,
+            execution_started_at=None,
+            results_after=None,
+            results_pending=False,
+        )
+    sent = milestones.messages
+    requested_at = [sent[k] for k in ("written_request", "oral_request") if k in sent]
+    request_at = min(requested_at) if requested_at else None
+
+    def since_request(at: datetime | None) -> int | None:
+        return _seconds(at - request_at) if at is not None and request_at is not None else None
+
+    confirmed = None
+    if "oral_request" in sent and "written_confirmation" in sent:
+        confirmed = _seconds(sent["written_confirmation"] - sent["oral_request"])
+    # Only the requested party acknowledges; one sent by the wrong side is not an answer.
+    acknowledged = next(
+        (s.time for s in steps if s.type == "acknowledgement" and s.sender == case.requested),
+        None,
+    )
+    reached = milestones.states
+    outcomes: tuple[tuple[CaseState, Literal["executed", "refused"]], ...] = (
+        (CaseState.IN_EXECUTION, "executed"),
+        (CaseState.REFUSED, "refused"),
+    )
+    decisions = sorted(
+        (at, name) for state, name in outcomes if (at := reached.get(state.value)) is not None
+    )
+    started = case.execution_started_at
+    results_after = None
+    pending = False
+    if started is not None and case.results_at is not None:
+        results_after = _seconds(case.results_at - started)
+    elif started is not None and not case.state.terminal and log_end is not None:
+        results_after = _seconds(log_end - started)
+        pending = True
+    return CaseTimes(
+        request_at=request_at,
+        confirmed_after=confirmed,
+        acknowledged_after=since_request(acknowledged),
+        decided_after=since_request(decisions[0][0]) if decisions else None,
+        decision=decisions[0][1] if decisions else None,
+        execution_started_at=started,
+        results_after=results_after,
+        results_pending=pending,
+    )
+
+
+def _measure(
+    name: MeasureName,
+    label: str,
+    counted_from: str,
+    values: Sequence[tuple[str, int | None, bool]],
+    reference: timedelta | None,
+    reference_label: str | None,
+) -> ResponseMeasure:
+    """Aggregate (case, seconds, answered) triples; an unanswered case is owed, not a sample."""
+    answered = [(case, s) for case, s, done in values if done and s is not None]
+    seconds = [s for _, s in answered]
+    limit = _seconds(reference) if reference is not None else None
+    return ResponseMeasure(
+        name=name,
+        label=label,
+        counted_from=counted_from,
+        reference_seconds=limit,
+        reference_label=reference_label,
+        samples=len(seconds),
+        median_seconds=round(statistics.median(seconds)) if seconds else None,
+        max_seconds=max(seconds) if seconds else None,
+        # Art. 4.2 "no more than 3 days later": the due instant itself is in time.
+        over_reference=[case for case, s in answered if limit is not None and s > limit],
+        unanswered=[case for case, _, done in values if not done],
+    )
+
+
+def _response_times(cases: Sequence[CaseReport], agreement: Agreement | None) -> ResponseTimes:
+    requested = [c for c in cases if c.times.request_at is not None]
+    oral = [c for c in requested if any(s.type == "oral_request" for s in c.steps)]
+    executed = [c for c in cases if c.times.execution_started_at is not None]
+    asap = agreement.settings.as_soon_as_possible if agreement else None
+    return ResponseTimes(
+        measures=[
+            _measure(
+                "written_confirmation",
+                "Written confirmation",
+                "oral request",
+                [
+                    (c.case_id, c.times.confirmed_after, c.times.confirmed_after is not None)
+                    for c in oral
+                ],
+                WRITTEN_CONFIRMATION_WINDOW,
+                "Art. 4.2: 3 days",
+            ),
+            _measure(
+                "acknowledgement",
+                "Acknowledgement",
+                "request",
+                [
+                    (c.case_id, c.times.acknowledged_after, c.times.acknowledged_after is not None)
+                    for c in requested
+                ],
+                None,
+                None,
+            ),
+            _measure(
+                "decision",
+                "Decision (execution or refusal)",
+                "request",
+                [
+                    (c.case_id, c.times.decided_after, c.times.decided_after is not None)
+                    for c in requested
+                ],
+                None,
+                None,
+            ),
+            _measure(
+                "results",
+                "Results",
+                "start of execution",
+                [
+                    (
+                        c.case_id,
+                        c.times.results_after,
+                        not c.times.results_pending and c.times.results_after is not None,
+                    )
+                    for c in executed
+                ],
+                asap,
+                f"Art. 6.4 as soon as possible: {span(asap.total_seconds())}" if asap else None,
+            ),
+        ]
+    )
+
+
+def _violations(
+    findings: Sequence[Finding], entries: Sequence[TimelineEntry]
+) -> list[ArticleGroup]:
+    kinds = {entry.position: entry.type for entry in entries}
+    grouped: dict[str, dict[str, list[Finding]]] = defaultdict(lambda: defaultdict(list))
+    for finding in findings:
+        grouped[finding.violation.article][finding.violation.rule_id].append(finding)
+    groups = []
+    for article in sorted(grouped, key=article_key):
+        rules = grouped[article]
+        groups.append(
+            ArticleGroup(
+                article=article,
+                label=article_label(article),
+                count=sum(len(found) for found in rules.values()),
+                rules=[
+                    RuleGroup(
+                        rule_id=rule_id,
+                        severity=rules[rule_id][0].violation.severity.value,
+                        summary=RULES_BY_ID[rule_id].summary if rule_id in RULES_BY_ID else "",
+                        findings=[
+                            FindingEntry(
+                                position=f.position,
+                                time=f.time,
+                                event_type=kinds.get(f.position, ""),
+                                case=f.violation.case_id,
+                                party=f.violation.party,
+                                message_id=f.violation.message_id,
+                                detail=f.violation.detail,
+                            )
+                            for f in rules[rule_id]
+                        ],
+                    )
+                    for rule_id in sorted(rules, key=lambda r: (_RULE_ORDER.get(r, len(RULES)), r))
+                ],
+            )
+        )
+    return groups
+
+
+def _expectations(
+    marks: MilestonesProjection, scenario: Scenario | None, note: str
+) -> Expectations:
+    if scenario is None:
+        return Expectations(scored=False, note=note, results=[])
+    results = []
+    for expectation in scenario.expectations:
+        scored = score(expectation, marks)
+        target = (
+            f"message {expectation.message}"
+            if expectation.message is not None
+            else f"state {expectation.state.value if expectation.state else ''}"
+        )
+        results.append(
+            ExpectationScore(
+                id=scored.id,
+                description=scored.description,
+                case=expectation.case,
+                target=target,
+                within_seconds=_seconds(expectation.within) if expectation.within else None,
+                met=scored.met,
+                missed=scored.missed,
+            )
+        )
+    note = "" if results else "The scenario sets no expectations."
+    return Expectations(scored=True, note=note, results=results)
+
+
+def _parties(
+    marks: MilestonesProjection,
+    entries: Sequence[TimelineEntry],
+    facts: RunFacts,
+    cases: Sequence[CaseReport],
+) -> list[PartyStats]:
+    names = {p.id: p.name for p in marks.agreement.parties.values()} if marks.agreement else {}
+    sent: Counter[str] = Counter()
+    received: Counter[str] = Counter()
+    for entry in entries:
+        # Only message events have a sender.
+        if entry.sender is not None:
+            sent[entry.sender] += 1
+            if entry.recipient is not None:
+                received[entry.recipient] += 1
+    gaps: dict[str, list[int]] = defaultdict(list)
+    for case in cases:
+        previous: CaseStep | None = None
+        for step in case.steps:
+            if step.kind != "message":
+                continue
+            if (
+                previous is not None
+                and step.sender is not None
+                and previous.recipient == step.sender
+            ):
+                gaps[step.sender].append(_seconds(step.time - previous.time))
+            previous = step
+    caused = Counter(f.violation.party for f in marks.findings if f.violation.party)
+    rejected = Counter(r.party for r in facts.rejections if r.party)
+    requesting = Counter(c.requesting for c in marks.cases.values() if c.requesting)
+    requested = Counter(c.requested for c in marks.cases.values() if c.requested)
+    # Parties of the agreement first, in its order; anyone else who turned up, after.
+    others = sorted({*sent, *received, *caused, *rejected} - set(names))
+    return [
+        PartyStats(
+            party=party,
+            name=names.get(party, ""),
+            sent=sent[party],
+            received=received[party],
+            cases_requesting=requesting[party],
+            cases_requested=requested[party],
+            violations_caused=caused[party],
+            rejections=rejected[party],
+            responses=len(gaps[party]),
+            median_response_seconds=round(statistics.median(gaps[party])) if gaps[party] else None,
+        )
+        for party in [*names, *others]
+    ]

@@ -1,0 +1,330 @@
+"""The report as Markdown: the same sections as the page, with Mermaid sequence diagrams.
+
+Mermaid blocks render as diagrams where Markdown viewers support them
+(GitHub, GitLab) and stay readable as text everywhere else.
+"""
+
+from collections.abc import Iterable, Sequence
+
+from simulator.report.formatting import (
+    DEFAULT_CHARTED_CASES,
+    case_parties,
+    case_state,
+    counted,
+    span,
+    when,
+)
+from simulator.report.model import CaseReport, ReportData
+
+
+def _cell(value: object) -> str:
+    """Text that cannot break a table row: pipes escaped, line breaks folded."""
+    text = "" if value is None else str(value)
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _mermaid(case: CaseReport) -> list[str]:
+    """A sequence diagram; participants get plain aliases because ids may hold hyphens."""
+    alias = {party: f"P{index}" for index, party in enumerate(case.lanes)}
+    lines = ["```mermaid", "sequenceDiagram"]
+    lines += [f"    participant {alias[p]} as {p}" for p in case.lanes]
+    for step in case.steps:
+        # Mermaid reads `;` and `#` as syntax: labels hold neither (types, rule ids, times).
+        fault = f" ⚠ {', '.join(step.rule_ids)}" if step.rule_ids else ""
+        label = f"{step.type} @ {when(step.time)}, pos {step.position}{fault}"
+        if step.kind == "message" and step.sender in alias and step.recipient in alias:
+            lines.append(f"    {alias[step.sender]}->>{alias[step.recipient]}: {label}")
+        else:
+            over = ",".join(alias[p] for p in case.lanes[:2]) or "P0"
+            lines.append(f"    Note over {over}: deadline passed @ {when(step.time)}{fault}")
+    return [*lines, "```", ""]
+
+
+def _summary(report: ReportData) -> list[str]:
+    s = report.summary
+    rows: list[tuple[str, object]] = [
+        ("exercise", f"`{s.exercise}`"),
+        ("title", s.title),
+        ("seed", s.seed if s.seed is not None else "not recorded"),
+        ("simulated", f"{when(s.simulated_start)} → {when(s.simulated_end)} UTC"),
+        ("simulated span", span(s.simulated_seconds)),
+        ("ended because", s.ended_because or "no end was recorded"),
+        ("events", s.events),
+        ("messages", s.messages),
+        ("deadline events", s.deadline_events),
+        ("cases", s.cases),
+        ("violations", s.violations),
+        (
+            "violations by severity",
+            ", ".join(f"{k} {v}" for k, v in s.violations_by_severity.items()),
+        ),
+        ("rejections", s.rejections),
+    ]
+    if s.agreement is not None:
+        a = s.agreement
+        rows.append(
+            (
+                "agreement settings",
+                f"promptly {span(a.promptly_seconds)} (Art. 6.1); as soon as possible "
+                f"{span(a.as_soon_as_possible_seconds)} (Art. 6.4); written confirmation "
+                f"{span(a.written_confirmation_seconds)} (Art. 4.2); working language "
+                f"{a.working_language} (Art. 9)",
+            )
+        )
+    if s.unopened_cases:
+        rows.append(("case ids never opened", ", ".join(s.unopened_cases)))
+    if s.divergences:
+        rows.append(("divergences at positions", ", ".join(str(p) for p in s.divergences)))
+    lines = ["## 1. Summary", "", *_table(("fact", "value"), rows), "### Cases by final state", ""]
+    if s.cases_by_state:
+        lines += _table(("state", "cases"), s.cases_by_state.items())
+    else:
+        lines += ["The log holds no cases.", ""]
+    if s.parties:
+        lines += ["### Parties", "", *_table(("id", "name"), ((p.id, p.name) for p in s.parties))]
+    return lines
+
+
+def _cases(report: ReportData, charted: Sequence[CaseReport]) -> list[str]:
+    lines = ["## 2. Cases", ""]
+    if not report.cases:
+        return [*lines, "No case was opened.", ""]
+    lines += [
+        f"{len(report.cases)} cases; one sequence diagram per case, each arrow a message with "
+        "its type, simulated time (UTC) and log position; ⚠ marks the rules it broke.",
+        "",
+    ]
+    for case in charted:
+        area = f", area {case.area}" if case.area else ""
+        lines += [
+            f"### {case.case_id}",
+            "",
+            f"{case_parties(case)}{area}; final state **{case_state(case)}**; "
+            f"{counted(len(case.steps), 'step')}, {counted(case.violations, 'violation')}.",
+            "",
+            *_mermaid(case),
+        ]
+    rest = report.cases[len(charted) :]
+    if rest:
+        lines += [
+            f"### The other {len(rest)} cases",
+            "",
+            *_table(
+                ("case", "parties", "final state", "steps", "violations", "opened"),
+                (
+                    (
+                        c.case_id,
+                        case_parties(c),
+                        case_state(c),
+                        len(c.steps),
+                        c.violations,
+                        when(c.opened_at),
+                    )
+                    for c in rest
+                ),
+            ),
+        ]
+    return lines
+
+
+def _responses(report: ReportData) -> list[str]:
+    lines = [
+        "## 3. Response times",
+        "",
+        "Results are counted from the start of execution, as Art. 6.4 is checked.",
+        "",
+        *_table(
+            ("answer", "from", "cases", "median", "longest", "deadline", "late", "never answered"),
+            (
+                (
+                    m.label,
+                    m.counted_from,
+                    m.samples,
+                    span(m.median_seconds),
+                    span(m.max_seconds),
+                    m.reference_label or "none set by the agreement",
+                    ", ".join(m.over_reference) or "—",
+                    ", ".join(m.unanswered) or "—",
+                )
+                for m in report.response_times.measures
+            ),
+        ),
+    ]
+    timed = [c for c in report.cases if c.times.request_at or c.times.execution_started_at]
+    if timed:
+        lines += [
+            "### Per case",
+            "",
+            *_table(
+                ("case", "written confirmation", "acknowledgement", "decision", "results"),
+                (
+                    (
+                        c.case_id,
+                        span(c.times.confirmed_after),
+                        span(c.times.acknowledged_after),
+                        f"{span(c.times.decided_after)} ({c.times.decision})"
+                        if c.times.decision
+                        else "",
+                        span(c.times.results_after)
+                        + (" so far, still owed" if c.times.results_pending else ""),
+                    )
+                    for c in timed
+                ),
+            ),
+        ]
+    return lines
+
+
+def _violations(report: ReportData) -> list[str]:
+    lines = ["## 4. Violations", ""]
+    if not report.violations:
+        return [*lines, "No violations of the procedure.", ""]
+    for group in report.violations:
+        lines += [f"### {group.label} — {counted(group.count, 'violation')}", ""]
+        for rule in group.rules:
+            lines += [
+                f"**{rule.severity}** `{rule.rule_id}` ({len(rule.findings)}): {rule.summary}",
+                "",
+                *_table(
+                    ("pos", "time", "event", "case", "party", "detail"),
+                    (
+                        (f.position, when(f.time), f.event_type, f.case, f.party or "", f.detail)
+                        for f in rule.findings
+                    ),
+                ),
+            ]
+    return lines
+
+
+def _rejections(report: ReportData) -> list[str]:
+    lines = ["## 5. Rejections", ""]
+    if not report.rejections:
+        return [*lines, "The umpire rejected no submission.", ""]
+    return [
+        *lines,
+        *_table(
+            ("pos", "time", "party", "message id", "reason"),
+            (
+                (r.position, when(r.time), r.party or "", r.message_id or "", r.reason)
+                for r in report.rejections
+            ),
+        ),
+    ]
+
+
+def _expectations(report: ReportData) -> list[str]:
+    e = report.expectations
+    lines = ["## 6. Expectations", ""]
+    if e.note:
+        lines += [e.note, ""]
+    if e.results:
+        lines += _table(
+            ("expectation", "target", "within", "met", "missed", "missed cases"),
+            (
+                (
+                    f"`{r.id}` {r.description}",
+                    r.target + (f" in case {r.case}" if r.case else " in every case"),
+                    span(r.within_seconds) if r.within_seconds else "by the end",
+                    len(r.met),
+                    len(r.missed),
+                    ", ".join(r.missed),
+                )
+                for r in e.results
+            ),
+        )
+    return lines
+
+
+def _parties(report: ReportData) -> list[str]:
+    lines = ["## 7. Parties", ""]
+    if not report.parties:
+        return [*lines, "No party took part.", ""]
+    return [
+        *lines,
+        "A response is a message a party sent in a case whose previous message was addressed "
+        "to it; its time is the gap between the two.",
+        "",
+        *_table(
+            (
+                "party",
+                "sent",
+                "received",
+                "requesting in",
+                "requested in",
+                "violations caused",
+                "rejections",
+                "responses",
+                "median response",
+            ),
+            (
+                (
+                    p.party,
+                    p.sent,
+                    p.received,
+                    p.cases_requesting,
+                    p.cases_requested,
+                    p.violations_caused,
+                    p.rejections,
+                    p.responses,
+                    span(p.median_response_seconds),
+                )
+                for p in report.parties
+            ),
+        ),
+    ]
+
+
+def _timeline(report: ReportData) -> list[str]:
+    lines = ["## 8. Timeline", ""]
+    if not report.timeline:
+        return [*lines, "The log holds no events.", ""]
+    return [
+        *lines,
+        *_table(
+            ("pos", "time", "case", "type", "from → to", "gist", "findings"),
+            (
+                (
+                    row.position,
+                    when(row.time),
+                    row.case or "",
+                    row.type,
+                    f"{row.sender} → {row.recipient}" if row.sender else row.recipient or "",
+                    row.gist,
+                    ", ".join(row.findings),
+                )
+                for row in report.timeline
+            ),
+        ),
+    ]
+
+
+def render_markdown(report: ReportData, *, charted_cases: int = DEFAULT_CHARTED_CASES) -> str:
+    """The whole document; the first `charted_cases` cases get a sequence diagram each."""
+    s = report.summary
+    heading = s.title or s.exercise or "an exercise"
+    charted = report.cases[: max(charted_cases, 0)]
+    lines = [
+        f"# After-action report: {heading}",
+        "",
+        f"Exercise `{s.exercise}`"
+        + (f", seed {s.seed}" if s.seed is not None else "")
+        + (f", log id `{s.log_id}`" if s.log_id else "")
+        + (f", last event hash `{s.head_hash}`" if s.head_hash else "")
+        + f", report format {report.format}. Times are simulated, UTC.",
+        "",
+        *_summary(report),
+        *_cases(report, charted),
+        *_responses(report),
+        *_violations(report),
+        *_rejections(report),
+        *_expectations(report),
+        *_parties(report),
+        *_timeline(report),
+    ]
+    return "\n".join(lines).rstrip("\n") + "\n"

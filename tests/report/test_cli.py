@@ -1,0 +1,66 @@
+"""`simulator report LOG -o DIR`, run as a user would."""
+
+import inspect
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from simulator.cli import app, report
+from simulator.report import DEFAULT_CHARTED_CASES
+
+
+def _invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+    return result.exit_code, result.stderr
+
+
+def test_report_command_writes_the_three_files(drill_log: Path, tmp_path: Path) -> None:
+    """The command writes report.html, report.md and report.json into the directory it is given."""
+    out = tmp_path / "out"
+    code, err = _invoke("report", str(drill_log), "-o", str(out), "--charts", "2")
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md"]
+    assert "wrote" in err
+    assert (out / "report.html").read_text(encoding="utf-8").count('<figure id="case-') == 2
+
+
+def test_report_of_a_missing_log_fails_with_one_message(tmp_path: Path) -> None:
+    """A path that holds no log exits with code 2 and says so; nothing is written."""
+    code, err = _invoke("report", str(tmp_path / "nope.db"), "-o", str(tmp_path / "out"))
+    assert code == 2
+    assert "nope.db" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_into_a_file_fails_with_one_message(drill_log: Path, tmp_path: Path) -> None:
+    """An output path that is a file exits with code 2 naming it."""
+    blocker = tmp_path / "taken"
+    blocker.write_text("x", encoding="utf-8")
+    code, err = _invoke("report", str(drill_log), "-o", str(blocker))
+    assert code == 2
+    assert "taken" in err
+
+
+def test_report_is_identical_across_processes(drill_log: Path, tmp_path: Path) -> None:
+    """Two runs of the command with different hash seeds write the same bytes."""
+    outputs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"out-{seed}"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run(
+            [sys.executable, "-m", "simulator", "report", str(drill_log), "-o", str(out)],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0]) == 3
+
+
+def test_command_default_matches_the_report_default() -> None:
+    """The command's --charts default is the report package's DEFAULT_CHARTED_CASES."""
+    assert inspect.signature(report).parameters["charts"].default == DEFAULT_CHARTED_CASES

@@ -1,0 +1,205 @@
+"""report.json: every section, with the figures of logs whose content is known."""
+
+import asyncio
+import json
+from collections import Counter
+from pathlib import Path
+
+from simulator.report import ReportData, read_report, render_json, save_report
+from simulator.scenario import load_scenario
+from tests.report.conftest import SCENARIOS, ScenarioRun
+from tests.report.drill import SEED, TITLE, write_drill, write_empty
+
+SECTIONS = {
+    "format",
+    "summary",
+    "cases",
+    "response_times",
+    "violations",
+    "expectations",
+    "parties",
+    "rejections",
+    "timeline",
+}
+
+
+def test_report_json_holds_every_section(drill_report: ReportData, tmp_path: Path) -> None:
+    """report.json holds every section and reads back as the same ReportData."""
+    files = save_report(drill_report, tmp_path / "out")
+    data = json.loads(files.json.read_text(encoding="utf-8"))
+    assert set(data) == SECTIONS
+    assert data["format"] == 1
+    assert ReportData.model_validate(data) == drill_report
+
+
+def test_summary_counts_the_drill(drill_report: ReportData) -> None:
+    """The summary gives the drill's exercise, seed, span, events, messages, cases, rejections."""
+    s = drill_report.summary
+    assert (s.exercise, s.title, s.seed) == ("drill", TITLE, SEED)
+    assert s.simulated_seconds == 150 * 3600
+    assert (s.events, s.messages, s.deadline_events, s.rejections) == (12, 8, 1, 1)
+    assert s.cases == 3
+    assert s.cases_by_state == {"completed": 1, "lapsed": 1, "refused": 1}
+    assert s.unopened_cases == ["case-9"]
+    assert s.violations == 5
+    assert s.violations_by_severity == {"error": 3, "warning": 1, "info": 1}
+    assert s.ended_because == "the drill is over"
+    assert s.agreement is not None
+    assert s.agreement.written_confirmation_seconds == 3 * 86400
+    assert s.agreement.as_soon_as_possible_seconds == 10 * 86400
+    assert [p.id for p in s.parties] == ["alpha", "beta", "gamma"]
+    assert s.divergences == []
+
+
+def test_cases_list_every_step_in_log_order(drill_report: ReportData) -> None:
+    """Each case id has its messages and deadlines as steps, lanes requesting first."""
+    cases = {c.case_id: c for c in drill_report.cases}
+    assert list(cases) == ["case-1", "case-2", "case-3", "case-9"]
+    one = cases["case-1"]
+    assert one.state == "completed"
+    assert one.lanes == ["alpha", "beta"]
+    assert [(s.position, s.type) for s in one.steps] == [
+        (2, "written_request"),
+        (3, "acknowledgement"),
+        (4, "acceptance"),
+        (10, "results"),
+    ]
+    lapsed = cases["case-2"]
+    assert [(s.kind, s.rule_ids) for s in lapsed.steps] == [
+        ("message", []),
+        ("deadline", ["oral-request-not-confirmed"]),
+    ]
+    assert cases["case-3"].lanes == ["gamma", "alpha"]
+    assert cases["case-3"].violations == 3
+    assert cases["case-9"].state == "never_opened"
+
+
+def test_response_times_per_case_and_per_kind(drill_report: ReportData) -> None:
+    """Acknowledgement, decision and results times are measured per case and summed up per kind."""
+    times = {c.case_id: c.times for c in drill_report.cases}
+    assert times["case-1"].acknowledged_after == 4 * 3600
+    assert times["case-1"].decided_after == 22 * 3600
+    assert times["case-1"].decision == "executed"
+    assert times["case-1"].results_after == 4 * 86400
+    assert times["case-3"].decided_after == 4 * 3600
+    assert times["case-3"].decision == "refused"
+    assert times["case-2"].confirmed_after is None
+    measures = {m.name: m for m in drill_report.response_times.measures}
+    assert measures["written_confirmation"].reference_seconds == 3 * 86400
+    assert measures["written_confirmation"].unanswered == ["case-2"]
+    assert measures["acknowledgement"].samples == 1
+    assert measures["acknowledgement"].unanswered == ["case-2", "case-3"]
+    assert measures["decision"].samples == 2
+    assert measures["decision"].median_seconds == (22 + 4) * 3600 // 2
+    assert measures["results"].reference_seconds == 10 * 86400
+    assert measures["results"].max_seconds == 4 * 86400
+    assert measures["results"].over_reference == []
+
+
+def test_violations_are_grouped_by_article_with_their_events(drill_report: ReportData) -> None:
+    """Articles come in the agreement's order, procedure last; each finding names its event."""
+    groups = drill_report.violations
+    assert [g.article for g in groups] == ["4.2", "5.2", "5.3", "9", "—"]
+    assert [g.count for g in groups] == [1, 1, 1, 1, 1]
+    found = {
+        r.rule_id: [(f.position, f.event_type, f.case, f.party) for f in r.findings]
+        for g in groups
+        for r in g.rules
+    }
+    assert found == {
+        "oral-request-not-confirmed": [(9, "coop.clock.elapsed", "case-2", "alpha")],
+        "refusal-without-consultation": [(7, "refusal", "case-3", "alpha")],
+        "refusal-without-reasons": [(7, "refusal", "case-3", "alpha")],
+        "not-working-language": [(6, "written_request", "case-3", "gamma")],
+        "unknown-case": [(11, "results", "case-9", "beta")],
+    }
+    assert groups[0].rules[0].summary.startswith("An oral request must be confirmed")
+
+
+def test_party_statistics(drill_report: ReportData) -> None:
+    """Each party's messages sent and received, violations caused, rejections and responses."""
+    stats = {p.party: p for p in drill_report.parties}
+    assert [(p.sent, p.received) for p in stats.values()] == [(3, 5), (4, 2), (1, 1)]
+    assert [p.violations_caused for p in stats.values()] == [3, 1, 1]
+    assert [p.rejections for p in stats.values()] == [0, 1, 0]
+    assert (stats["alpha"].cases_requesting, stats["alpha"].cases_requested) == (2, 1)
+    assert stats["beta"].median_response_seconds == 4 * 3600
+    assert stats["gamma"].median_response_seconds is None
+
+
+def test_timeline_and_rejections(drill_report: ReportData) -> None:
+    """The timeline has one row per event with its findings; rejections give party and reason."""
+    rows = drill_report.timeline
+    assert [r.position for r in rows] == list(range(1, 13))
+    assert rows[6].findings == ["refusal-without-reasons", "refusal-without-consultation"]
+    assert rows[7].type == "coop.rejection"
+    assert rows[8].gist.startswith("deadline passed; oral request alpha.4")
+    assert [(r.position, r.party) for r in drill_report.rejections] == [(8, "beta")]
+    assert "not JSON" in drill_report.rejections[0].reason
+
+
+def test_log_without_scenario_says_expectations_were_not_scored(
+    drill_report: ReportData,
+) -> None:
+    """Without a scenario in the log's metadata the expectations section says why it is empty."""
+    assert not drill_report.expectations.scored
+    assert drill_report.expectations.results == []
+    assert "no scenario" in drill_report.expectations.note
+
+
+async def test_unreadable_scenario_is_reported_not_raised(tmp_path: Path) -> None:
+    """A scenario in the metadata that no longer validates leaves the expectations unscored."""
+    path = tmp_path / "odd.db"
+    await write_drill(path, metadata={"scenario": '{"version": 99}'})
+    report = await read_report(path)
+    assert not report.expectations.scored
+    assert "could not be read" in report.expectations.note
+
+
+async def test_empty_log_gives_an_empty_report(tmp_path: Path) -> None:
+    """A log with no events gives zero counts and empty sections, and all three files."""
+    path = tmp_path / "empty.db"
+    await write_empty(path)
+    report = await read_report(path)
+    assert report.summary.events == 0
+    assert report.summary.simulated_start is None
+    assert report.summary.agreement is None
+    assert (report.cases, report.violations, report.timeline, report.parties) == ([], [], [], [])
+    assert all(m.samples == 0 for m in report.response_times.measures)
+    files = save_report(report, tmp_path / "out")
+    assert "The log holds no events." in files.markdown.read_text(encoding="utf-8")
+    assert "No case was opened." in files.html.read_text(encoding="utf-8")
+
+
+def test_scenario_run_agrees_with_the_run_summary(scenario_run: ScenarioRun) -> None:
+    """On a real run the report's figures equal those `simulator run` printed, expectations too."""
+    report = asyncio.run(read_report(scenario_run.log))
+    run = scenario_run.summary
+    s = report.summary
+    assert (s.exercise, s.seed) == (run.exercise, run.seed)
+    assert (s.events, s.messages, s.rejections) == (run.events, run.messages, run.rejections)
+    assert (s.simulated_start, s.simulated_end) == (run.simulated_start, run.simulated_end)
+    assert s.cases_by_state == dict(sorted(run.cases.items(), key=lambda kv: (-kv[1], kv[0])))
+    assert s.violations == len(run.violations) > 0
+    by_article = {g.article: g.count for g in report.violations}
+    assert by_article == dict(Counter(v.article for v in run.violations))
+    positions = sorted(f.position for g in report.violations for r in g.rules for f in r.findings)
+    assert positions == sorted(v.position for v in run.violations)
+    assert report.expectations.scored
+    assert [(e.id, e.met, e.missed) for e in report.expectations.results] == [
+        (e.id, e.met, e.missed) for e in run.expectations
+    ]
+    assert len(report.timeline) == run.events
+
+
+def test_scenario_metadata_gives_title_and_expectation_targets(scenario_run: ScenarioRun) -> None:
+    """With the scenario in the metadata, the title and each expectation's target come from it."""
+    report = asyncio.run(read_report(scenario_run.log))
+    scenario = load_scenario(SCENARIOS / "registry-mixups.yaml")
+    assert report.summary.title == scenario.title
+    targets = [
+        f"message {e.message}" if e.message else f"state {e.state}" for e in scenario.expectations
+    ]
+    assert [e.target for e in report.expectations.results] == targets
+    data = json.loads(render_json(report))
+    assert data["expectations"]["results"][0]["id"] == scenario.expectations[0].id
