@@ -112,10 +112,12 @@ def sequence_chart(case: CaseReport) -> str:
         for row, step in enumerate(steps):
             faulty = bool(step.rule_ids)
             colour = FAULT if faulty else INK
+            # Lanes hold every sender and recipient, so only a deadline lacks them.
             if step.kind == "deadline" or step.sender not in column or step.recipient not in column:
+                centre = last_lane / 2
                 axes.hlines(row, -0.4, last_lane + 0.4, colors=FAULT, linestyles="--", lw=1.2)
                 axes.text(
-                    last_lane / 2,
+                    centre,
                     row - 0.1,
                     "deadline passed",
                     ha="center",
@@ -126,6 +128,7 @@ def sequence_chart(case: CaseReport) -> str:
                 )
             else:
                 start, end = column[step.sender], column[step.recipient]
+                centre = (start + end) / 2
                 axes.annotate(
                     "",
                     xy=(end, row),
@@ -140,7 +143,7 @@ def sequence_chart(case: CaseReport) -> str:
                     },
                 )
                 axes.text(
-                    (start + end) / 2,
+                    centre,
                     row - 0.08,
                     step.type,
                     ha="center",
@@ -150,13 +153,6 @@ def sequence_chart(case: CaseReport) -> str:
                     fontweight="bold" if faulty else "normal",
                 )
             if faulty:
-                centre = (
-                    last_lane / 2
-                    if step.kind == "deadline"
-                    else (
-                        (column.get(step.sender or "", 0) + column.get(step.recipient or "", 0)) / 2
-                    )
-                )
                 axes.text(
                     centre,
                     row + 0.1,
