@@ -168,3 +168,13 @@ async def test_republish_reaches_subscribers_marked_as_replay(
                     seen.update(e["id"] for e in payload["events"])
     assert seen == {e.id for e in events}
     assert marked
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.yaml")), ids=lambda p: p.stem)
+async def test_check_passes_on_every_shipped_scenario(path: Path, tmp_path: Path) -> None:
+    """Every scenario in scenarios/ re-runs to exactly the log it recorded."""
+    log = tmp_path / "run.db"
+    await run_exercise(load_scenario(path), RunOptions(broker="mosquitto", log=str(log)))
+    result = await check(str(log), broker="mosquitto")
+    assert result.ok, f"{path.name} diverges at {result.first_difference}: {result.what}"
