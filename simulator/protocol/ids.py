@@ -9,7 +9,7 @@ them to a small ASCII alphabet also rules out confusables and non-NFC forms.
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import StringConstraints
 
 PARTY_ID_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
 CASE_ID_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
@@ -17,20 +17,16 @@ MESSAGE_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 LANGUAGE_PATTERN = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 
 
-def _checker(pattern: re.Pattern[str], what: str) -> "AfterValidator":
-    # fullmatch, not `^...$`: `$` also matches before a trailing newline.
-    def check(value: str) -> str:
-        if not isinstance(value, str) or pattern.fullmatch(value) is None:
-            raise ValueError(f"{what} {value!r} must match {pattern.pattern}")
-        return value
-
-    return AfterValidator(check)
+def _anchored(pattern: re.Pattern[str]) -> StringConstraints:
+    # Checked by pydantic-core's Rust regex, several times faster than a Python
+    # validator on the fold's hot path; there `$` is the end of the text only.
+    return StringConstraints(pattern=f"^(?:{pattern.pattern})$")
 
 
-PartyId = Annotated[str, _checker(PARTY_ID_PATTERN, "party id")]
-CaseId = Annotated[str, _checker(CASE_ID_PATTERN, "case id")]
-MessageId = Annotated[str, _checker(MESSAGE_ID_PATTERN, "message id")]
-LanguageTag = Annotated[str, _checker(LANGUAGE_PATTERN, "language tag")]
+PartyId = Annotated[str, _anchored(PARTY_ID_PATTERN)]
+CaseId = Annotated[str, _anchored(CASE_ID_PATTERN)]
+MessageId = Annotated[str, _anchored(MESSAGE_ID_PATTERN)]
+LanguageTag = Annotated[str, _anchored(LANGUAGE_PATTERN)]
 
 
 def is_party_id(value: object) -> bool:
