@@ -8,6 +8,7 @@ from simulator.logfiles import open_log
 from simulator.logview import export_log, import_log
 from simulator.projections import CaseProjection, catch_up
 from simulator.records import MESSAGE_SCHEMA_VERSION
+from simulator.report import build_report, save_report
 from tests.logs import WALL
 
 GOLDEN = Path(__file__).parent.parent / "golden"
@@ -44,3 +45,15 @@ async def test_v1_log_exports_byte_for_byte(tmp_path: Path) -> None:
     out = io.StringIO()
     await export_log(str(log), out)
     assert out.getvalue() == (GOLDEN / "v1-drill.jsonl").read_text(encoding="utf-8")
+
+
+async def test_v1_log_still_reports(tmp_path: Path) -> None:
+    """The after-action report reads a version-1 log and finds the recomputed violations."""
+    log = tmp_path / "v1.db"
+    await import_log(GOLDEN / "v1-drill.jsonl", str(log), now=lambda: WALL)
+    async with open_log(log, read_only=True) as store:
+        report = await build_report(store)
+    files = save_report(report, tmp_path / "report")
+    text = files.markdown.read_text(encoding="utf-8")
+    assert "refusal-without-reasons" in text
+    assert files.html.stat().st_size > 1000
