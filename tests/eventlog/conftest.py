@@ -14,6 +14,7 @@ import pytest
 from psycopg import sql
 
 from simulator.eventlog import InspectableStore, PostgresEventStore, SqliteEventStore
+from tests.pgcluster import ClusterError, start_private_cluster
 
 from .helpers import now
 
@@ -55,26 +56,41 @@ def _start_cluster() -> str:
     return f"pg_ctlcluster exited {result.returncode}: {result.stderr.strip()}"
 
 
+def _system_server() -> tuple[str, str] | str:
+    """The configured server, started if it is down: (admin URL, test URL), or why not."""
+    if _can_connect(PG_ADMIN_URL) is None:
+        return PG_ADMIN_URL, PG_URL
+    started = _start_cluster()
+    deadline = time.monotonic() + 15
+    while (problem := _can_connect(PG_ADMIN_URL)) is not None:
+        if time.monotonic() > deadline:
+            return f"{PG_ADMIN_URL} unreachable and not startable ({started}); {problem}"
+        time.sleep(0.5)
+    return PG_ADMIN_URL, PG_URL
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> str:
-    """The test database, started (and created) if need be; fails loudly if impossible."""
-    if _can_connect(PG_ADMIN_URL) is not None:
-        started = _start_cluster()
-        deadline = time.monotonic() + 30
-        while (problem := _can_connect(PG_ADMIN_URL)) is not None:
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"PostgreSQL is not reachable at {PG_ADMIN_URL} and could not be started "
-                    f"({started}); last error: {problem}"
-                )
-            time.sleep(0.5)
-    if _can_connect(PG_URL) is not None:
-        database = psycopg.conninfo.conninfo_to_dict(PG_URL)["dbname"]
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    """The test database, started (and created) if need be; fails loudly if impossible.
+
+    A machine whose own server is missing, down for good or not in trust mode
+    gets a private cluster from the installed PostgreSQL binaries instead.
+    """
+    found = _system_server()
+    if isinstance(found, str):
+        try:
+            admin = start_private_cluster()
+        except ClusterError as exc:
+            pytest.fail(f"PostgreSQL: {found}; and no private cluster either: {exc}")
+        found = admin, admin.rsplit("/", 1)[0] + "/test"
+    admin_url, test_url = found
+    if _can_connect(test_url) is not None:
+        database = psycopg.conninfo.conninfo_to_dict(test_url)["dbname"]
+        with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(database))))
-    if (problem := _can_connect(PG_URL)) is not None:
-        pytest.fail(f"PostgreSQL test database {PG_URL} is unusable: {problem}")
-    return PG_URL
+    if (problem := _can_connect(test_url)) is not None:
+        pytest.fail(f"PostgreSQL test database {test_url} is unusable: {problem}")
+    return test_url
 
 
 @pytest.fixture
