@@ -33,6 +33,7 @@ from simulator.replay import check, fork, read_range, recorded_run, republish
 from simulator.rulebook import RuleFormat, render_rules
 from simulator.runview import Progress, print_summary
 from simulator.scenario import load_scenario, scenario_json_schema
+from simulator.seat import play_seat, read_seat_file, seat_path
 from simulator.topics import Topics
 from simulator.transport import SessionSettings, client_id_for
 from simulator.wire import Control, describe
@@ -259,6 +260,10 @@ def run(
     ] = None,
     log_json: Annotated[bool, typer.Option("--log-json", help="log lines as JSON")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="log what happens")] = False,
+    external: Annotated[
+        list[str] | None,
+        typer.Option("--external", help="leave this party to a `simulator party` process"),
+    ] = None,
 ) -> None:
     """Run an exercise: the umpire and the simulated parties over a real broker."""
     configure_logging(json=log_json, level="info" if verbose else "warning")
@@ -278,6 +283,7 @@ def run(
         seed=seed,
         clock="simulated" if clock == "simulated" else "realtime",
         speed=speed,
+        external=tuple(external or ()),
     )
     with console.status("starting…") as status:
 
@@ -290,6 +296,22 @@ def run(
     if json_summary is not None:
         _write_json(json_summary, outcome.summary.as_json())
     print_summary(outcome.summary, Console())
+
+
+@app.command()
+def party(
+    log: Annotated[str, typer.Option("--log", help="the running exercise's log")],
+    party_id: Annotated[str, typer.Option("--party", help="the party to play")],
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="log what happens")] = False,
+) -> None:
+    """Play one party of a running exercise in this process (see `run --external`)."""
+    configure_logging(level="info" if verbose else "warning")
+    try:
+        seat = read_seat_file(seat_path(log, party_id))
+    except SimulatorError as exc:
+        _fail(str(exc))
+    ended = _run(play_seat(seat))
+    typer.echo(f"{party_id}: the exercise ended at position {ended.head}: {ended.reason}")
 
 
 @app.command()

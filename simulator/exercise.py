@@ -30,6 +30,7 @@ from simulator.party import PartyRuntime
 from simulator.policy import PolicyEngine
 from simulator.records import record_exercise_started
 from simulator.scenario.model import Scenario
+from simulator.seat import SeatFile, seat_path, write_seat_file
 from simulator.sequencer import Sequencer
 from simulator.summary import RunSummary, summarize
 from simulator.topics import Topics
@@ -51,6 +52,8 @@ class RunOptions:
     runs_dir: Path = Path("runs")
     workdir: Path | None = None
     party_timeout_s: float = 60.0
+    # Parties played by separate `simulator party` processes.
+    external: tuple[str, ...] = ()
 
 
 @dataclass
@@ -169,8 +172,13 @@ class Exercise:
         await self.store.set_metadata("clock", self.options.clock)
         await self.store.set_metadata("scenario", scenario.model_dump_json(by_alias=True))
         umpire_bus = await self._connect("umpire")
+        unknown = set(self.options.external) - {p.id for p in scenario.parties}
+        if unknown:
+            raise InputError(f"--external names no party of the scenario: {sorted(unknown)}")
         for party in scenario.parties:
-            if not party.human:
+            if party.id in self.options.external:
+                self._seat(stack, party.id)
+            elif not party.human:
                 self.runtimes[party.id] = await self._runtime(party.id)
         start = self.prefix[-1].time if self.prefix else scenario.start
         clock: VirtualClock | ScaledClock = (
@@ -199,6 +207,25 @@ class Exercise:
             agenda = self.umpire.agenda
             assert isinstance(agenda, ScenarioAgenda)
             agenda.resume(self.prefix, self.umpire.sequencer)
+
+    def _seat(self, stack: contextlib.AsyncExitStack, party_id: str) -> None:
+        credentials = self.broker.credentials(party_id)
+        path = seat_path(self.location, party_id)
+        write_seat_file(
+            path,
+            SeatFile(
+                exercise=self.scenario.exercise,
+                party=party_id,
+                host=self.broker.address.host,
+                port=self.broker.address.port,
+                username=credentials.username,
+                password=credentials.password,
+                seed=self.seed,
+                generation=self.generation,
+                scenario=self.scenario.model_dump_json(by_alias=True),
+            ),
+        )
+        stack.callback(path.unlink, missing_ok=True)
 
     async def _connect(self, principal: str) -> Transport:
         transport = transport_for(

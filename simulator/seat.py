@@ -1,0 +1,82 @@
+"""A party played by another process: the seat file, and running a party from it.
+
+`simulator run --external beta` leaves party beta to a separate process and
+writes `LOG.party-beta.json` (readable by its owner only): the broker, beta's
+credentials, the scenario and the seed. `simulator party --log LOG --party
+beta` reads it and runs beta's policy until the exercise ends. Killed and
+started again, the party catches up from the umpire and goes on.
+"""
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from simulator.context import fresh_rng, seeded
+from simulator.errors import InputError
+from simulator.party import PartyRuntime
+from simulator.policy import PolicyEngine
+from simulator.scenario.model import Scenario
+from simulator.topics import Topics
+from simulator.transport import (
+    BrokerAddress,
+    Credentials,
+    SessionSettings,
+    Transport,
+    client_id_for,
+)
+from simulator.wire import Ended
+
+
+class SeatFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    exercise: str
+    party: str
+    host: str
+    port: int
+    username: str
+    password: str
+    seed: int
+    generation: int = 0
+    scenario: str  # the scenario as JSON
+
+
+def seat_path(log_location: str, party: str) -> Path:
+    if log_location.startswith(("postgresql://", "postgres://")):
+        return Path("runs") / f"postgres.party-{party}.json"
+    return Path(f"{log_location}.party-{party}.json")
+
+
+def write_seat_file(path: Path, seat: SeatFile) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(seat.model_dump_json())
+
+
+def read_seat_file(path: Path) -> SeatFile:
+    try:
+        return SeatFile.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(
+            f"{path}: no seat file; run the exercise with --external PARTY --log LOG first"
+        ) from None
+
+
+async def play_seat(seat: SeatFile) -> Ended:
+    """Run one party's policy over the broker until the umpire ends the exercise."""
+    scenario = Scenario.model_validate_json(seat.scenario)
+    party = scenario.party(seat.party)
+    topics = Topics(seat.exercise)
+    transport = Transport(
+        BrokerAddress(host=seat.host, port=seat.port),
+        # The same client id on every start: the broker keeps the session meanwhile.
+        SessionSettings(client_id_for(seat.exercise, seat.party, "seat")),
+        rng=fresh_rng(),
+        credentials=Credentials(seat.username, seat.password),
+    )
+    engine = PolicyEngine(
+        party, scenario, seeded(seat.seed, "party", seat.party), generation=seat.generation
+    )
+    async with transport:
+        return await PartyRuntime(engine=engine, bus=transport, topics=topics).run()

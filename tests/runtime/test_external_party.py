@@ -1,0 +1,81 @@
+"""A party in its own process, killed with SIGKILL mid-run and started again."""
+
+import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from simulator.exercise import RunOptions, run_exercise
+from simulator.scenario import load_scenario
+from tests.runtime.test_exercise import EXAMPLE, exported
+
+SIMULATOR = [sys.executable, "-m", "simulator"]
+
+
+def _head(log: Path) -> int:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{log}?mode=ro", uri=True)) as db:
+            return int(db.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+async def _until(condition: Callable[[], bool], seconds: float) -> None:
+    # Another process writes the file and the log: there is no event to await.
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
+async def test_party_process_killed_mid_run_catches_up(tmp_path: Path) -> None:
+    """SIGKILL a party's process mid-run, start it again: the log equals an undisturbed run."""
+    calm = tmp_path / "calm.db"
+    await run_exercise(load_scenario(EXAMPLE), RunOptions(log=str(calm)))
+
+    log = tmp_path / "rough.db"
+    seat = Path(f"{log}.party-southmere.json")
+    run = await asyncio.create_subprocess_exec(
+        *SIMULATOR, "run", str(EXAMPLE), "--log", str(log), "--external", "southmere",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        await _until(seat.exists, 30)
+        assert seat.stat().st_mode & 0o077 == 0, "the seat file holds a password"
+
+        def play() -> "asyncio.Future[asyncio.subprocess.Process]":
+            return asyncio.ensure_future(
+                asyncio.create_subprocess_exec(
+                    *SIMULATOR,
+                    "party",
+                    "--log",
+                    str(log),
+                    "--party",
+                    "southmere",
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                )
+            )
+
+        first = await play()
+        await _until(lambda: _head(log) >= 10, 60)
+        os.kill(first.pid, signal.SIGKILL)
+        await first.wait()
+        assert first.returncode == -signal.SIGKILL
+        killed_at = _head(log)
+        second = await play()
+        out, err = await asyncio.wait_for(second.communicate(), 120)
+        assert second.returncode == 0, err.decode()[-2000:]
+        assert b"the exercise ended" in out
+        _, errors = await asyncio.wait_for(run.communicate(), 60)
+        assert run.returncode == 0, errors.decode()[-2000:]
+    finally:
+        if run.returncode is None:
+            run.kill()
+            await run.wait()
+    assert killed_at < _head(log)
+    assert await exported(log) == await exported(calm)
+    assert not seat.exists()
