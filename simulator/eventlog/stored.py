@@ -18,6 +18,8 @@ from simulator.eventlog.errors import CorruptLogError
 from simulator.eventlog.upgrade import UpgradeRegistry
 
 PAGE_SIZE = 1000
+TURN_EVERY = 100
+"""A reader gives other tasks a turn after this many events (a millisecond or so of decoding)."""
 MAX_POLL_INTERVAL = 5.0
 """The longest a follower may sleep between looks at the database."""
 
@@ -111,6 +113,9 @@ async def chained(
             yield event
             prevhash = event.hash
             expected += 1
+            if expected % TURN_EVERY == 0:
+                # Decoding runs on the event loop now, so let other tasks in.
+                await asyncio.sleep(0)
         if len(rows) < PAGE_SIZE:
             if wait is None:
                 return

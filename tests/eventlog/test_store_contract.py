@@ -19,6 +19,7 @@ from simulator.eventlog import (
     verify,
 )
 from simulator.eventlog.envelope import GENESIS_HASH, stored_hash
+from simulator.eventlog.stored import PAGE_SIZE, TURN_EVERY
 
 from .conftest import RawSql, StoreFactory
 from .helpers import T0, proposal, proposals
@@ -373,6 +374,31 @@ async def test_a_read_only_store_refuses_to_write(open_store: StoreFactory) -> N
             await reader.set_metadata("seed", "1")
 
     assert head == 2
+
+
+async def test_reading_leaves_the_event_loop_running(store: InspectableStore) -> None:
+    """Events are decoded on the event loop as they are read; other tasks get turns meanwhile."""
+    await store.append(proposals("e", PAGE_SIZE))
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    async with asyncio.TaskGroup() as group:
+        ticking = group.create_task(ticker(), name="test.ticker")
+        reader = store.read(1, PAGE_SIZE)
+        # One page: after the first event the rest are decoded without a fetch.
+        await anext(reader)
+        before = ticks
+        read = 1 + len([event async for event in reader])
+        during = ticks - before
+        ticking.cancel()
+
+    assert read == PAGE_SIZE
+    assert during >= PAGE_SIZE // TURN_EVERY // 2
 
 
 # -- reading trusts the store's own rows, and still refuses damaged ones -----
