@@ -9,7 +9,7 @@ them to a small ASCII alphabet also rules out confusables and non-NFC forms.
 import re
 from typing import Annotated
 
-from pydantic import StringConstraints
+from pydantic import AfterValidator, StringConstraints
 
 PARTY_ID_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
 CASE_ID_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
@@ -27,6 +27,18 @@ PartyId = Annotated[str, _anchored(PARTY_ID_PATTERN)]
 CaseId = Annotated[str, _anchored(CASE_ID_PATTERN)]
 MessageId = Annotated[str, _anchored(MESSAGE_ID_PATTERN)]
 LanguageTag = Annotated[str, _anchored(LANGUAGE_PATTERN)]
+
+
+def explained(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    """A slower check whose error names what was wrong, for files people write (scenarios)."""
+
+    def check(value: str) -> str:
+        # fullmatch: `$` in a Python pattern would also match before a trailing newline.
+        if pattern.fullmatch(value) is None:
+            raise ValueError(f"{what} {value!r} must match {pattern.pattern}")
+        return value
+
+    return AfterValidator(check)
 
 
 def is_party_id(value: object) -> bool:

@@ -54,7 +54,12 @@ from simulator.protocol import (
     Party,
     SignatureVerifier,
 )
-from simulator.protocol.ids import CaseId, LanguageTag, PartyId
+from simulator.protocol.ids import (
+    CASE_ID_PATTERN,
+    PARTY_ID_PATTERN,
+    LanguageTag,
+    explained,
+)
 from simulator.scenario.delay import DELAY_TAGS, NO_DELAY, Delay
 from simulator.scenario.duration import Duration, PositiveDuration, format_duration
 from simulator.topics import check_party_id
@@ -209,8 +214,12 @@ def _rule_id(value: str) -> str:
 ExerciseId = Annotated[str, _named("exercise id"), WithJsonSchema(_NAME_SCHEMA)]
 EntryId = Annotated[str, _named("id"), WithJsonSchema(_NAME_SCHEMA)]
 PolicyName = Annotated[str, _named("policy name"), WithJsonSchema(_NAME_SCHEMA)]
-ScenarioPartyId = Annotated[PartyId, WithJsonSchema(_NAME_SCHEMA)]
-ScenarioCaseId = Annotated[CaseId, WithJsonSchema(_NAME_SCHEMA)]
+# Plain strings checked in Python, so the error names the id ("party id 'a/b' must
+# match ...") rather than quoting a regular expression at a scenario's author.
+ScenarioPartyId = Annotated[
+    str, explained(PARTY_ID_PATTERN, "party id"), WithJsonSchema(_NAME_SCHEMA)
+]
+ScenarioCaseId = Annotated[str, explained(CASE_ID_PATTERN, "case id"), WithJsonSchema(_NAME_SCHEMA)]
 MessageType = Annotated[
     str,
     AfterValidator(_message_type),
