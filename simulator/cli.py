@@ -97,8 +97,13 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _write_json(path: Path, data: object) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+def _emit_json(data: object, output: Path | None) -> None:
+    """Indented JSON to `output`, or to stdout when it is None."""
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -231,11 +236,7 @@ def scenario_schema(
     ] = None,
 ) -> None:
     """Print the JSON Schema of scenario files (for editors' YAML completion)."""
-    text = json.dumps(scenario_json_schema(), indent=2, ensure_ascii=False) + "\n"
-    if output is None:
-        typer.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
+    _emit_json(scenario_json_schema(), output)
 
 
 @app.command()
@@ -294,7 +295,7 @@ def run(
         outcome = _run(run_exercise(scenario, options, on_commit=update))
     # The file first: printing may fail on a closed pipe (`| head`).
     if json_summary is not None:
-        _write_json(json_summary, outcome.summary.as_json())
+        _emit_json(outcome.summary.as_json(), json_summary)
     print_summary(outcome.summary, Console())
 
 
@@ -321,11 +322,7 @@ def asyncapi(
     ] = None,
 ) -> None:
     """Write the AsyncAPI 3 document of the exercise topics and messages (JSON)."""
-    text = json.dumps(asyncapi_document(), indent=2, ensure_ascii=False) + "\n"
-    if output is None:
-        typer.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
+    _emit_json(asyncapi_document(), output)
 
 
 @app.command()
@@ -457,7 +454,7 @@ def fork_command(
     outcome = _run(fork(location, at, output, scenario=scenario, seed=seed, broker=broker))
     # The file first: printing may fail on a closed pipe (`| head`).
     if json_summary is not None:
-        _write_json(json_summary, outcome.summary.as_json())
+        _emit_json(outcome.summary.as_json(), json_summary)
     print_summary(outcome.summary, Console())
 
 
