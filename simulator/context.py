@@ -9,7 +9,6 @@ import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 
 def wall_now() -> datetime:
@@ -33,10 +32,6 @@ def seeded(seed: int, *names: str) -> random.Random:
 def fresh_rng() -> random.Random:
     """Unseeded randomness, for what must not repeat (reconnect jitter)."""
     return random.Random()
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
 
 
 class VirtualClock:
@@ -111,9 +106,3 @@ class ScaledClock:
             raise ValueError(f"simulated time cannot go back from {current} to {moment}")
         self._base_sim = moment
         self._base_wall = self._source()
-
-    def wall_seconds_until(self, moment: datetime) -> float:
-        """Real seconds until simulated `moment` (infinite while paused)."""
-        if self._paused:
-            return float("inf")
-        return max(0.0, (moment - self.now()).total_seconds() / self._speed)

@@ -11,7 +11,6 @@
     │   ├── BrokerStartError       a broker we launch did not start (its log tail)
     │   ├── BrokerUnavailable, BrokerRefused, SubscriptionRefused, PayloadTooLarge
     │   └── UnknownPrincipal, UnsupportedProtocol
-    ├── StoreError                 the event store failed (disk, database)
     ├── PartySilent                a simulated party stopped answering rounds
     └── InternalError              a bug in the simulator: report it
         └── ProjectionGap          a read model was fed events with a gap
@@ -19,7 +18,7 @@
 The event log's own errors (`simulator.eventlog.LogError` and its branches:
 NotALogError, CorruptLogError, VersionConflict, …) stay independent of this
 tree so the log package imports nothing of the simulator; the command line
-treats them as input or store errors.
+turns them into one message and exit code 2, like input errors.
 
 Violations of the agreement by a participant are not errors: they are
 exercise results, recorded as events (see `simulator.protocol.rules`).
@@ -55,10 +54,6 @@ class LogFileError(InputError):
 
 class BrokerError(SimulatorError):
     """The broker could not be reached or refused the connection."""
-
-
-class StoreError(SimulatorError):
-    """The event store failed; nothing was acknowledged."""
 
 
 class InternalError(SimulatorError):

@@ -44,7 +44,6 @@ EXERCISE_STARTED = "coop.exercise.started"
 EXERCISE_ENDED = "coop.exercise.ended"
 CLOCK_ELAPSED = "coop.clock.elapsed"
 REJECTION = "coop.rejection"
-INJECTED = "coop.inject"
 MESSAGE_PREFIX = "coop.msg."
 MESSAGE_SCHEMA_VERSION = 2
 UMPIRE_SOURCE = "umpire"

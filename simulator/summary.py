@@ -33,10 +33,6 @@ class ExpectationResult(BaseModel):
     met: list[str]
     missed: list[str]
 
-    @property
-    def satisfied(self) -> bool:
-        return not self.missed
-
 
 class RunSummary(BaseModel):
     model_config = ConfigDict(frozen=True)

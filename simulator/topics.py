@@ -25,8 +25,6 @@ OBSERVER = "observer"
 CONTROLLER = "controller"
 # Principals of the simulator itself; no party may take these names.
 RESERVED_IDS = frozenset({UMPIRE, OBSERVER, CONTROLLER, "all", "system"})
-# Committed events that concern no particular pair of parties go here.
-BROADCAST = "all"
 
 _SEGMENT = re.compile(r"[a-z0-9_-]{1,64}")
 _ROOT = re.compile(r"[a-z0-9_-]{1,64}(/[a-z0-9_-]{1,64}){0,3}")

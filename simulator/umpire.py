@@ -41,7 +41,6 @@ from simulator.records import (
 from simulator.sequencer import Pending, Sequencer
 from simulator.topics import Topics
 from simulator.wire import (
-    CatchUp,
     CatchUpRequest,
     Control,
     Ended,
@@ -213,18 +212,10 @@ class Umpire:
                 await self._commit()
                 self.round.number += 1
                 continue
-            upcoming = [
-                t
-                for t in (
-                    self.agenda.next_time(),
-                    self.sequencer.next_deadline(),
-                    *(r.next_due for r in self.round.reports.values()),
-                )
-                if t is not None
-            ]
-            if not upcoming:
+            upcoming = self._next_timer()
+            if upcoming is None:
                 return await self._finish("nothing left to happen")
-            moment = max(min(upcoming), clock.now())
+            moment = max(upcoming, clock.now())
             if moment > self.end:
                 clock.advance_to(self.end)
                 return await self._finish("the scenario's duration was reached")
@@ -267,6 +258,19 @@ class Umpire:
             if self.reporting == self.parties and idle_rounds > 20:
                 return await self._finish("nothing left to happen")
             await self._wait_changed(self.settings.tick_s)
+
+    def _next_timer(self) -> datetime | None:
+        """The next moment something is due: an inject, a deadline, a party's planned action."""
+        times = [
+            t
+            for t in (
+                self.agenda.next_time(),
+                self.sequencer.next_deadline(),
+                *(r.next_due for r in self.round.reports.values()),
+            )
+            if t is not None
+        ]
+        return min(times) if times else None
 
     async def _finish(self, reason: str) -> UmpireResult:
         at = self.clock.now()
@@ -500,10 +504,9 @@ class Umpire:
         elif command.command == "speed" and command.speed and isinstance(clock, ScaledClock):
             clock.set_speed(command.speed)
         elif command.command == "jump" and isinstance(clock, ScaledClock):
-            upcoming = [t for t in (self.agenda.next_time(), self.sequencer.next_deadline()) if t]
-            upcoming += [r.next_due for r in self.round.reports.values() if r.next_due]
-            if upcoming:
-                clock.jump_to(max(min(upcoming), clock.now()))
+            upcoming = self._next_timer()
+            if upcoming is not None:
+                clock.jump_to(max(upcoming, clock.now()))
         elif command.command == "inject" and command.inject:
             self.agenda.fire_now(command.inject, clock.now())
         elif command.command == "stop":
@@ -541,7 +544,6 @@ async def publish_events(
 
 __all__ = [
     "Agenda",
-    "CatchUp",
     "EmptyAgenda",
     "PartySilent",
     "Umpire",
