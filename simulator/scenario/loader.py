@@ -39,6 +39,7 @@ MAX_NODES = 1_000_000
 # Far deeper than any scenario; libyaml builds the node tree by recursing in
 # C, where a file nested deeply enough crashes the process instead of raising.
 MAX_DEPTH = 100
+_TOO_DEEP = f"is nested more than {MAX_DEPTH} levels deep; no scenario needs that"
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _REPLACED = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
@@ -186,6 +187,10 @@ def _read_yaml(text: str, path: Path | str) -> tuple[yaml.Node, Any]:
         context = error.context_mark
         if context is not None and mark is not None and context.line != mark.line:
             what += f" (in what starts on line {context.line + 1})"
+        if "maximum nesting depth" in what:
+            # PyYAML >= 6.0.3 stops a deep flow collection in its scanner, ahead of the
+            # parser events _check_events counts; the user's problem is the same one.
+            raise _problem(path, _TOO_DEEP, line=line) from None
         raise _problem(path, f"YAML syntax: {what or error}", line=line) from None
     except yaml.reader.ReaderError as error:
         line = text[: error.position].count("\n") + 1
@@ -230,11 +235,7 @@ def _check_events(text: str, path: Path | str) -> None:
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
-                    raise _problem(
-                        path,
-                        f"is nested more than {MAX_DEPTH} levels deep; no scenario needs that",
-                        line=line,
-                    )
+                    raise _problem(path, _TOO_DEEP, line=line)
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
     finally:
