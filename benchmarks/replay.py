@@ -16,16 +16,12 @@ events already read. Target: (c) >= 150k events/s.
 
 import argparse
 import asyncio
-import json
-import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic_core import from_json
 
 from simulator.eventlog import SqliteEventStore
 from simulator.projections import (
@@ -36,21 +32,9 @@ from simulator.projections import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from eventlog import BASE, bench_agreement, protocol_log
+from eventlog import BASE, PARSERS, bench_agreement, protocol_log, raw_read
 
 TARGET = 150_000
-PARSERS: dict[str, Callable[[bytes], object]] = {"json.loads": json.loads, "from_json": from_json}
-
-
-def raw_read(path: Path, parse: Callable[[bytes], object]) -> float:
-    """Events/s of SELECT + parse of every stored body, each dropped after parsing."""
-    started = time.perf_counter()
-    count = 0
-    with sqlite3.connect(path) as db:
-        for (body,) in db.execute("SELECT CAST(body AS BLOB) FROM events"):
-            parse(body)
-            count += 1
-    return count / (time.perf_counter() - started)
 
 
 async def main() -> None:

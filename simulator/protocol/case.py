@@ -373,24 +373,23 @@ def _check_written(
     )
 
 
-# Names folded for comparison, by the text as written: the same few party names
-# recur in every request of a log. Bounded, as the texts come from participants.
-_FOLDED: dict[str, str] = {}
-_FOLDED_LIMIT = 4096
+# Whether a written name names a party, by (text as written, party name, party
+# id): the same few names recur in every request of a log. Bounded, as the
+# texts come from participants.
+_NAMED: dict[tuple[str, str, str], bool] = {}
+_NAMED_LIMIT = 4096
 
 
-def _folded(text: str) -> str:
-    folded = _FOLDED.get(text)
-    if folded is None:
-        folded = " ".join(text.split()).casefold()
-        if len(_FOLDED) < _FOLDED_LIMIT:
-            _FOLDED[text] = folded
-    return folded
-
-
-def _names(written: str, *accepted: str) -> bool:
-    folded = _folded(written)
-    return any(folded == _folded(name) for name in accepted)
+def _names(written: str, name: str, party_id: str) -> bool:
+    key = (written, name, party_id)
+    named = _NAMED.get(key)
+    if named is None:
+        folded = " ".join(written.split()).casefold()
+        named = any(folded == " ".join(n.split()).casefold() for n in (name, party_id))
+        if len(_NAMED) >= _NAMED_LIMIT:
+            _NAMED.clear()
+        _NAMED[key] = named
+    return named
 
 
 Handler = Callable[[Case, Any, datetime, Agreement, list[Violation]], Changes]
