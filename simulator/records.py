@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from simulator.eventlog import Event, NewEvent, UpgradeRegistry
 from simulator.protocol import (
@@ -170,9 +170,26 @@ def read_agreement(event: Event) -> Agreement:
     return Agreement.of(parties, settings)
 
 
+# The validator of each message class by its type: what the discriminated
+# union runs once it has looked at "type", without the union's dispatch around
+# it (a third of the cost of reading a message).
+_VALIDATORS = {kind: cls.__pydantic_validator__ for kind, cls in MESSAGE_TYPES.items()}
+
+
 def read_message(event: Event) -> Message:
     """The protocol message a `coop.msg.*` event recorded."""
-    return MESSAGE_ADAPTER.validate_python(event.data["message"])
+    data = event.data["message"]
+    if type(data) is dict:
+        kind = data.get("type")
+        validator = _VALIDATORS.get(kind) if type(kind) is str else None
+        if validator is not None:
+            try:
+                message: Message = validator.validate_python(data)
+            except ValidationError:
+                pass  # the union's error, which names the message type, is the one raised
+            else:
+                return message
+    return MESSAGE_ADAPTER.validate_python(data)
 
 
 def read_violations(event: Event | NewEvent) -> tuple[Violation, ...] | None:

@@ -574,22 +574,40 @@ def _init_plain(model: NewEvent, given: dict[str, Any]) -> bool:
     return True
 
 
+# Times read back, by their text: events of a log share a few (a round's
+# simulated time, a batch's wall-clock time). Bounded; cleared when full.
+_TIMES: dict[str, datetime] = {}
+_TIMES_LIMIT = 10_000
+
+
+def _stored_time(text: str) -> datetime:
+    """datetime.fromisoformat(text), remembered; TypeError or ValueError as it raises them."""
+    moment = _TIMES.get(text)
+    if moment is None:
+        moment = datetime.fromisoformat(text)
+        if len(_TIMES) >= _TIMES_LIMIT:
+            _TIMES.clear()
+        _TIMES[text] = moment
+    return moment
+
+
 def _stored_event(envelope: dict[str, Any]) -> Event | None:
     """The Event a parsed stored line holds, checked for shape only; None if not that shape.
 
     Trusts what the store wrote: NFC strings, a well-formed id and hashes,
     canonical text. verify() checks all of that.
     """
-    if not _STORED_FIELDS.issuperset(envelope):
+    fields_set = set(envelope)
+    if not fields_set <= _STORED_FIELDS:
         return None
     try:
         event_id = envelope["id"]
         source = envelope["source"]
         kind = envelope["type"]
-        time = datetime.fromisoformat(envelope["time"])
+        time = _stored_time(envelope["time"])
         data = envelope["data"]
         exercise = envelope["exercise"]
-        wallclock = datetime.fromisoformat(envelope["wallclock"])
+        wallclock = _stored_time(envelope["wallclock"])
         schemaversion = envelope["schemaversion"]
         position = envelope["position"]
         caseversion = envelope["caseversion"]
@@ -651,7 +669,7 @@ def _stored_event(envelope: dict[str, Any]) -> Event | None:
         "prevhash": prevhash,
         "hash": digest,
     }
-    return _assemble(Event.__new__(Event), fields, set(envelope), None)
+    return _assemble(Event.__new__(Event), fields, fields_set, None)
 
 
 # The keys in canonical (sorted) order are: caseversion causationid

@@ -9,7 +9,7 @@ from simulator.protocol import Agreement, Case, Violation, apply, elapse
 from simulator.records import (
     CLOCK_ELAPSED,
     EXERCISE_STARTED,
-    is_message_event,
+    MESSAGE_PREFIX,
     read_agreement,
     read_message,
     read_violations,
@@ -57,13 +57,15 @@ class CaseProjection(Projection):
     def handle(self, event: Event) -> None:
         self.last_found = ()
         kind = event.type
-        if is_message_event(kind):
+        if kind.startswith(MESSAGE_PREFIX):
             message = read_message(event)
-            case, found = apply(
-                self.cases.get(message.case_id), message, event.time, self._agreement(event)
-            )
+            agreement = self.agreement
+            if agreement is None:
+                raise MissingAgreement(event.position)
+            case_id = message.case_id
+            case, found = apply(self.cases.get(case_id), message, event.time, agreement)
             if case is not None:
-                self.cases[message.case_id] = case
+                self.cases[case_id] = case
             self._found(event, found)
         elif kind == CLOCK_ELAPSED and event.subject is not None:
             current = self.cases.get(event.subject)
@@ -80,8 +82,11 @@ class CaseProjection(Projection):
         return self.agreement
 
     def _found(self, event: Event, found: tuple[Violation, ...]) -> None:
-        recorded = read_violations(event)
-        if recorded is not None and recorded != found:
-            self.divergences.append(Divergence(event.position, recorded, found))
-        self.findings.extend(Finding(event.position, event.time, v) for v in found)
+        # Most events find nothing and recorded nothing: no Violation is built
+        # to compare nothing with nothing.
+        if found or event.data.get("violations") != []:
+            recorded = read_violations(event)
+            if recorded is not None and recorded != found:
+                self.divergences.append(Divergence(event.position, recorded, found))
+            self.findings.extend(Finding(event.position, event.time, v) for v in found)
         self.last_found = found

@@ -55,7 +55,9 @@ class TimelineProjection(Projection):
         self.entries: list[TimelineEntry] = []
 
     def handle(self, event: Event) -> None:
-        recorded = read_violations(event) if "violations" in event.data else None
+        # No Violation is built to list the rules of none (most events).
+        raw = event.data.get("violations")
+        recorded = read_violations(event) if raw is not None and raw != [] else None
         message = event.data.get("message") if is_message_event(event.type) else None
         self.entries.append(
             TimelineEntry(

@@ -13,7 +13,7 @@ past "as soon as possible" without results is reported once. `apply` calls it
 first, so a replay that folds only the messages reaches the same states.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -143,9 +143,20 @@ class Case(NamedTuple):
 
 Outcome = tuple[Case | None, tuple[Violation, ...]]
 
+# What a handler changes in a case, by field name. Handlers return changes
+# rather than a new case so that `apply` builds each step's case once, together
+# with the bookkeeping every message updates (`updated_at`, `messages`): copying
+# the 29 fields of a case was the largest cost of a fold step.
+Changes = Mapping[str, Any]
+_NO_CHANGE: Changes = {}
+
 _OPENING = (WrittenRequest, OralRequest, Offer)
 _ART_7 = (TransferConsentRequest, TransferConsent, ResultsTransfer)
 _VALID_GROUNDS = frozenset(g.value for g in RefusalGround)
+_INDEX = {name: index for index, name in enumerate(Case._fields)}
+_UPDATED_AT = _INDEX["updated_at"]
+_MESSAGES = _INDEX["messages"]
+_new_case = tuple.__new__
 
 
 def apply(case: Case | None, message: Message, at: datetime, agreement: Agreement) -> Outcome:
@@ -153,18 +164,19 @@ def apply(case: Case | None, message: Message, at: datetime, agreement: Agreemen
     if case is not None and case.case_id != message.case_id:
         raise ValueError(f"message for case {message.case_id!r} folded into {case.case_id!r}")
     found: list[Violation] = []
-    if message.language != agreement.settings.working_language:
+    settings = agreement.settings
+    if message.language != settings.working_language:
         found.append(
             _breach(
                 r.NOT_WORKING_LANGUAGE,
                 message,
                 f"written in {message.language!r}, the working language is "
-                f"{agreement.settings.working_language!r}",
+                f"{settings.working_language!r}",
             )
         )
-    strangers = [p for p in (message.sender, message.recipient) if p not in agreement.parties]
-    if strangers:
-        who = ", ".join(strangers)
+    parties = agreement.parties
+    if message.sender not in parties or message.recipient not in parties:
+        who = ", ".join(p for p in (message.sender, message.recipient) if p not in parties)
         found.append(_breach(r.WRONG_PARTY, message, f"{who} is not a party to the exercise"))
         return case, tuple(found)
 
@@ -180,23 +192,33 @@ def apply(case: Case | None, message: Message, at: datetime, agreement: Agreemen
         )
         return None, tuple(found)
 
-    case, lapsed = elapse(case, at, agreement)
-    found.extend(lapsed)
-    case = case._replace(updated_at=at, messages=case.messages + 1)
-
-    if case.state.terminal and not (
+    case = _deadlines(case, at, agreement, found)
+    if case.state in TERMINAL_STATES and not (
         isinstance(message, _ART_7) and case.state is CaseState.COMPLETED
     ):
         found.append(
             _breach(r.CASE_CLOSED, message, f"{message.type} after the case was {case.state.value}")
         )
-        return case, tuple(found)
-    return _step(case, message, at, agreement, found), tuple(found)
+        changes = _NO_CHANGE
+    else:
+        changes = _HANDLERS[message.type](case, message, at, agreement, found)
+    # `case._replace(...)` without its per-field map and keyword checks.
+    values = list(case)
+    values[_UPDATED_AT] = at
+    values[_MESSAGES] = case.messages + 1
+    for name, value in changes.items():
+        values[_INDEX[name]] = value
+    return _new_case(Case, values), tuple(found)
 
 
 def elapse(case: Case, at: datetime, agreement: Agreement) -> tuple[Case, tuple[Violation, ...]]:
     """Apply the deadlines that have passed by `at`."""
     found: list[Violation] = []
+    case = _deadlines(case, at, agreement, found)
+    return case, tuple(found)
+
+
+def _deadlines(case: Case, at: datetime, agreement: Agreement, found: list[Violation]) -> Case:
     if (
         case.state is CaseState.AWAITING_WRITTEN_CONFIRMATION
         and case.oral_at is not None
@@ -216,7 +238,7 @@ def elapse(case: Case, at: datetime, agreement: Agreement) -> tuple[Case, tuple[
         case.execution_started_at is not None
         and case.results_at is None
         and not case.results_overdue_reported
-        and not case.state.terminal
+        and case.state not in TERMINAL_STATES
         and at > case.execution_started_at + agreement.settings.as_soon_as_possible
     ):
         found.append(
@@ -229,7 +251,7 @@ def elapse(case: Case, at: datetime, agreement: Agreement) -> tuple[Case, tuple[
             )
         )
         case = case._replace(results_overdue_reported=True)
-    return case, tuple(found)
+    return case
 
 
 def _breach(rule: r.Rule, message: Message, detail: str) -> Violation:
@@ -244,45 +266,48 @@ def _open(
     agreement: Agreement,
     found: list[Violation],
 ) -> Case:
-    case = Case(case_id=message.case_id, state=CaseState.RECEIVED, opened_at=at, updated_at=at)
     if isinstance(message, Offer):
-        return case._replace(
+        return Case(
+            case_id=message.case_id,
             state=CaseState.OFFERED,
+            opened_at=at,
+            updated_at=at,
             offered_by=message.sender,
             offered_to=message.recipient,
             area=message.area.value,
             messages=1,
         )
-    return _request(case._replace(messages=1), message, at, agreement, found)
+    # `state` comes with the changes.
+    changes = _request(message, at, agreement, found)
+    return Case(message.case_id, opened_at=at, updated_at=at, messages=1, **changes)
 
 
 def _request(
-    case: Case,
     message: WrittenRequest | OralRequest,
     at: datetime,
     agreement: Agreement,
     found: list[Violation],
-) -> Case:
-    case = case._replace(
-        requesting=message.sender,
-        requested=message.recipient,
-        area=message.area.value,
-        urgent=message.urgent,
-        confidential=message.confidential,
-        parts=message.parts,
-    )
+) -> dict[str, Any]:
+    changes: dict[str, Any] = {
+        "requesting": message.sender,
+        "requested": message.recipient,
+        "area": message.area.value,
+        "urgent": message.urgent,
+        "confidential": message.confidential,
+        "parts": message.parts,
+    }
     if isinstance(message, OralRequest):
         if not message.urgent:
             found.append(
                 _breach(r.ORAL_REQUEST_NOT_URGENT, message, "oral request in a case not urgent")
             )
-        return case._replace(
-            state=CaseState.AWAITING_WRITTEN_CONFIRMATION,
-            oral_request_id=message.message_id,
-            oral_at=at,
-        )
-    forged = _check_written(message, agreement, found)
-    return case._replace(state=CaseState.RECEIVED, signature_forged=forged)
+        changes["state"] = CaseState.AWAITING_WRITTEN_CONFIRMATION
+        changes["oral_request_id"] = message.message_id
+        changes["oral_at"] = at
+        return changes
+    changes["state"] = CaseState.RECEIVED
+    changes["signature_forged"] = _check_written(message, agreement, found)
+    return changes
 
 
 def _check_written(
@@ -291,23 +316,33 @@ def _check_written(
     """Art. 4.3 content and Art. 4.4 form; returns whether the signature is forged."""
     requesting = agreement.parties[message.sender]
     requested = agreement.parties[message.recipient]
-    missing = [
-        label
-        for label, text in (
-            ("the requesting party's name", message.requesting_party_name),
-            ("the requested party's name", message.requested_party_name),
-            ("the essence of the case", message.essence),
-            ("the purpose", message.purpose),
-            ("the justification", message.justification),
-            ("a description of the assistance sought", message.assistance_sought),
-        )
-        if not text.strip()
-    ]
-    if missing:
+    requesting_name = message.requesting_party_name
+    requested_name = message.requested_party_name
+    # All present is the common case: one test of the lot before naming what is missing.
+    if not (
+        requesting_name.strip()
+        and requested_name.strip()
+        and message.essence.strip()
+        and message.purpose.strip()
+        and message.justification.strip()
+        and message.assistance_sought.strip()
+    ):
+        missing = [
+            label
+            for label, text in (
+                ("the requesting party's name", requesting_name),
+                ("the requested party's name", requested_name),
+                ("the essence of the case", message.essence),
+                ("the purpose", message.purpose),
+                ("the justification", message.justification),
+                ("a description of the assistance sought", message.assistance_sought),
+            )
+            if not text.strip()
+        ]
         found.append(_breach(r.REQUEST_INCOMPLETE, message, "lacks " + ", ".join(missing)))
     for written, party, role in (
-        (message.requesting_party_name, requesting, "requesting"),
-        (message.requested_party_name, requested, "requested"),
+        (requesting_name, requesting, "requesting"),
+        (requested_name, requested, "requested"),
     ):
         if written.strip() and not _names(written, party.name, party.id):
             found.append(
@@ -338,18 +373,26 @@ def _check_written(
     )
 
 
-def _names(written: str, *accepted: str) -> bool:
-    folded = " ".join(written.split()).casefold()
-    return any(folded == " ".join(name.split()).casefold() for name in accepted)
+# Whether a written name names a party, by (text as written, party name, party
+# id): the same few names recur in every request of a log. Bounded, as the
+# texts come from participants.
+_NAMED: dict[tuple[str, str, str], bool] = {}
+_NAMED_LIMIT = 4096
 
 
-Handler = Callable[[Case, Any, datetime, Agreement, list[Violation]], Case]
+def _names(written: str, name: str, party_id: str) -> bool:
+    key = (written, name, party_id)
+    named = _NAMED.get(key)
+    if named is None:
+        folded = " ".join(written.split()).casefold()
+        named = any(folded == " ".join(n.split()).casefold() for n in (name, party_id))
+        if len(_NAMED) >= _NAMED_LIMIT:
+            _NAMED.clear()
+        _NAMED[key] = named
+    return named
 
 
-def _step(
-    case: Case, message: Message, at: datetime, agreement: Agreement, found: list[Violation]
-) -> Case:
-    return _HANDLERS[message.type](case, message, at, agreement, found)
+Handler = Callable[[Case, Any, datetime, Agreement, list[Violation]], Changes]
 
 
 def _on_request(
@@ -358,40 +401,40 @@ def _on_request(
     at: datetime,
     agreement: Agreement,
     found: list[Violation],
-) -> Case:
+) -> Changes:
     # Art. 4.1: an offer accepted becomes a request from the offer's recipient.
     if case.state is not CaseState.OFFERED:
         return _not_allowed(case, message, found)
     if not _parties(case, message, found, sender=case.offered_to, recipient=case.offered_by):
-        return case
-    return _request(case, message, at, agreement, found)
+        return _NO_CHANGE
+    return _request(message, at, agreement, found)
 
 
 def _on_offer(
     case: Case, message: Offer, at: datetime, agreement: Agreement, found: list[Violation]
-) -> Case:
+) -> Changes:
     return _not_allowed(case, message, found)
 
 
 def _on_offer_declined(
     case: Case, message: OfferDeclined, at: datetime, agreement: Agreement, found: list[Violation]
-) -> Case:
+) -> Changes:
     if case.state is not CaseState.OFFERED:
         return _not_allowed(case, message, found)
     if not _parties(case, message, found, sender=case.offered_to, recipient=case.offered_by):
-        return case
-    return case._replace(state=CaseState.DECLINED)
+        return _NO_CHANGE
+    return {"state": CaseState.DECLINED}
 
 
 def _on_withdrawal(
     case: Case, message: Withdrawal, at: datetime, agreement: Agreement, found: list[Violation]
-) -> Case:
+) -> Changes:
     if case.state is CaseState.OFFERED:
         if not _parties(case, message, found, sender=case.offered_by, recipient=case.offered_to):
-            return case
+            return _NO_CHANGE
     elif not _from_requesting(case, message, found):
-        return case
-    return case._replace(state=CaseState.WITHDRAWN)
+        return _NO_CHANGE
+    return {"state": CaseState.WITHDRAWN}
 
 
 def _on_written_confirmation(
@@ -400,11 +443,11 @@ def _on_written_confirmation(
     at: datetime,
     agreement: Agreement,
     found: list[Violation],
-) -> Case:
+) -> Changes:
     if case.state is not CaseState.AWAITING_WRITTEN_CONFIRMATION:
         return _not_allowed(case, message, found)
     if not _from_requesting(case, message, found):
-        return case
+        return _NO_CHANGE
     if message.confirms != case.oral_request_id:
         found.append(
             _breach(
@@ -414,15 +457,15 @@ def _on_written_confirmation(
                 f"{case.oral_request_id!r}",
             )
         )
-        return case
+        return _NO_CHANGE
     forged = _check_written(message, agreement, found)
-    return case._replace(
-        state=CaseState.RECEIVED,
-        signature_forged=forged,
-        urgent=message.urgent or case.urgent,
-        confidential=message.confidential,
-        parts=message.parts or case.parts,
-    )
+    return {
+        "state": CaseState.RECEIVED,
+        "signature_forged": forged,
+        "urgent": message.urgent or case.urgent,
+        "confidential": message.confidential,
+        "parts": message.parts or case.parts,
+    }
 
 
 def _on_confirmation_request(
@@ -431,12 +474,12 @@ def _on_confirmation_request(
     at: datetime,
     agreement: Agreement,
     found: list[Violation],
-) -> Case:
+) -> Changes:
     if case.state not in DECISION_STATES:
         return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
-        return case
-    return case._replace(state=CaseState.AWAITING_CONFIRMATION, resume_state=case.state)
+        return _NO_CHANGE
+    return {"state": CaseState.AWAITING_CONFIRMATION, "resume_state": case.state}
 
 
 def _on_additional_confirmation(
@@ -445,46 +488,46 @@ def _on_additional_confirmation(
     at: datetime,
     agreement: Agreement,
     found: list[Violation],
-) -> Case:
+) -> Changes:
     if case.state is not CaseState.AWAITING_CONFIRMATION:
         return _not_allowed(case, message, found)
     if not _from_requesting(case, message, found):
-        return case
+        return _NO_CHANGE
     still_forged = (
         message.signature is not None
         and agreement.verify_signature(message) is SignatureStatus.INVALID
     )
-    return case._replace(
-        state=case.resume_state or CaseState.RECEIVED,
-        resume_state=None,
-        signature_forged=still_forged,
-    )
+    return {
+        "state": case.resume_state or CaseState.RECEIVED,
+        "resume_state": None,
+        "signature_forged": still_forged,
+    }
 
 
 def _on_acknowledgement(
     case: Case, message: Acknowledgement, at: datetime, agreement: Agreement, found: list[Violation]
-) -> Case:
+) -> Changes:
     if case.state is not CaseState.RECEIVED:
         return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
-        return case
-    return case._replace(state=CaseState.UNDER_CONSIDERATION)
+        return _NO_CHANGE
+    return _TO_UNDER_CONSIDERATION
 
 
 def _on_consultation(
     case: Case, message: Consultation, at: datetime, agreement: Agreement, found: list[Violation]
-) -> Case:
+) -> Changes:
     if case.state not in DECISION_STATES:
         return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
-        return case
+        return _NO_CHANGE
     _check_not_forged(case, message, found)
-    return case._replace(
-        state=CaseState.IN_CONSULTATION,
-        consulted=True,
-        conditions=message.conditions,
-        conditions_status=ConditionsStatus.PROPOSED,
-    )
+    return {
+        "state": CaseState.IN_CONSULTATION,
+        "consulted": True,
+        "conditions": message.conditions,
+        "conditions_status": ConditionsStatus.PROPOSED,
+    }
 
 
 def _on_conditions_answer(
@@ -493,52 +536,53 @@ def _on_conditions_answer(
     at: datetime,
     agreement: Agreement,
     found: list[Violation],
-) -> Case:
+) -> Changes:
     if case.state is not CaseState.IN_CONSULTATION:
         return _not_allowed(case, message, found)
     if not _from_requesting(case, message, found):
-        return case
+        return _NO_CHANGE
     if isinstance(message, ConditionsAccepted):
-        return case._replace(
-            state=CaseState.IN_EXECUTION,
-            conditions_status=ConditionsStatus.ACCEPTED,
-            execution_started_at=at,
-        )
-    return case._replace(
-        state=CaseState.UNDER_CONSIDERATION, conditions_status=ConditionsStatus.REJECTED
-    )
+        return {
+            "state": CaseState.IN_EXECUTION,
+            "conditions_status": ConditionsStatus.ACCEPTED,
+            "execution_started_at": at,
+        }
+    return {
+        "state": CaseState.UNDER_CONSIDERATION,
+        "conditions_status": ConditionsStatus.REJECTED,
+    }
 
 
 def _on_acceptance(
     case: Case, message: Acceptance, at: datetime, agreement: Agreement, found: list[Violation]
-) -> Case:
+) -> Changes:
     if case.state not in DECISION_STATES:
         return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
-        return case
+        return _NO_CHANGE
     if case.conditions_status is ConditionsStatus.REJECTED:
         return _despite_rejected_conditions(case, message, found)
     _check_not_forged(case, message, found)
-    return case._replace(state=CaseState.IN_EXECUTION, execution_started_at=at)
+    return {"state": CaseState.IN_EXECUTION, "execution_started_at": at}
 
 
 def _on_refusal(
     case: Case, message: Refusal, at: datetime, agreement: Agreement, found: list[Violation]
-) -> Case:
+) -> Changes:
     if case.state not in DECISION_STATES:
         return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
-        return case
+        return _NO_CHANGE
     _check_refusal(case, message, found)
     if message.scope is RefusalScope.FULL:
-        return case._replace(state=CaseState.REFUSED, refusal_scope=RefusalScope.FULL)
+        return _REFUSED_IN_FULL
     # Art. 5.1 "in full or in part": execution goes on for the rest.
-    return case._replace(
-        state=CaseState.IN_EXECUTION,
-        refusal_scope=RefusalScope.PARTIAL,
-        refused_parts=message.refused_parts,
-        execution_started_at=at,
-    )
+    return {
+        "state": CaseState.IN_EXECUTION,
+        "refusal_scope": RefusalScope.PARTIAL,
+        "refused_parts": message.refused_parts,
+        "execution_started_at": at,
+    }
 
 
 def _on_impediment(
@@ -547,12 +591,12 @@ def _on_impediment(
     at: datetime,
     agreement: Agreement,
     found: list[Violation],
-) -> Case:
+) -> Changes:
     # A notice is not execution: it may (and should) come while the case waits.
     if case.state not in EXECUTION_STATES:
         return _not_execution_state(case, message, found)
     if not _from_requested(case, message, found):
-        return case
+        return _NO_CHANGE
     promptly = agreement.settings.promptly
     if message.occurred_at is not None and at - message.occurred_at > promptly:
         found.append(
@@ -563,7 +607,7 @@ def _on_impediment(
                 f"{at - message.occurred_at} later (promptly: {promptly})",
             )
         )
-    return case._replace(impediments=case.impediments + 1)
+    return {"impediments": case.impediments + 1}
 
 
 def _on_execution(
@@ -572,16 +616,16 @@ def _on_execution(
     at: datetime,
     agreement: Agreement,
     found: list[Violation],
-) -> Case:
+) -> Changes:
     if case.state is not CaseState.IN_EXECUTION:
         return _not_execution_state(case, message, found)
     if not _from_requested(case, message, found):
-        return case
+        return _NO_CHANGE
     if isinstance(message, InformationRequest):
-        return case._replace(state=CaseState.AWAITING_INFORMATION)
+        return _TO_AWAITING_INFORMATION
     if isinstance(message, ConfidentialityImpossible):
-        return case._replace(state=CaseState.AWAITING_DECISION)
-    return case._replace(state=CaseState.COMPLETED, results_at=at)
+        return _TO_AWAITING_DECISION
+    return {"state": CaseState.COMPLETED, "results_at": at}
 
 
 def _on_additional_information(
@@ -590,12 +634,12 @@ def _on_additional_information(
     at: datetime,
     agreement: Agreement,
     found: list[Violation],
-) -> Case:
+) -> Changes:
     if case.state is not CaseState.AWAITING_INFORMATION:
         return _not_allowed(case, message, found)
     if not _from_requesting(case, message, found):
-        return case
-    return case._replace(state=CaseState.IN_EXECUTION)
+        return _NO_CHANGE
+    return _TO_IN_EXECUTION
 
 
 def _on_confidentiality_decision(
@@ -604,14 +648,14 @@ def _on_confidentiality_decision(
     at: datetime,
     agreement: Agreement,
     found: list[Violation],
-) -> Case:
+) -> Changes:
     if case.state is not CaseState.AWAITING_DECISION:
         return _not_allowed(case, message, found)
     if not _from_requesting(case, message, found):
-        return case
+        return _NO_CHANGE
     if message.proceed:
-        return case._replace(state=CaseState.IN_EXECUTION, disclosure_consented=True)
-    return case._replace(state=CaseState.WITHDRAWN)
+        return {"state": CaseState.IN_EXECUTION, "disclosure_consented": True}
+    return {"state": CaseState.WITHDRAWN}
 
 
 def _on_article_7(
@@ -620,13 +664,13 @@ def _on_article_7(
     at: datetime,
     agreement: Agreement,
     found: list[Violation],
-) -> Case:
+) -> Changes:
     if case.state not in EXECUTION_STATES and case.state is not CaseState.COMPLETED:
         return _not_allowed(case, message, found)
     if isinstance(message, TransferConsentRequest | TransferConsent):
         check = _from_requesting if isinstance(message, TransferConsentRequest) else _from_requested
         if not check(case, message, found):
-            return case
+            return _NO_CHANGE
         if message.third_party in (case.requesting, case.requested) or (
             message.third_party not in agreement.parties
         ):
@@ -637,12 +681,12 @@ def _on_article_7(
                     f"{message.third_party!r} is not a third party known to the exercise",
                 )
             )
-            return case
+            return _NO_CHANGE
         if isinstance(message, TransferConsent) and message.granted:
-            return case._replace(transfer_consents=case.transfer_consents | {message.third_party})
+            return {"transfer_consents": case.transfer_consents | {message.third_party}}
         if isinstance(message, TransferConsent):
-            return case._replace(transfer_consents=case.transfer_consents - {message.third_party})
-        return case
+            return {"transfer_consents": case.transfer_consents - {message.third_party}}
+        return _NO_CHANGE
     if message.sender != case.requesting or message.recipient == case.requested:
         found.append(
             _breach(
@@ -652,10 +696,10 @@ def _on_article_7(
                 f"third party; this went from {message.sender} to {message.recipient}",
             )
         )
-        return case
+        return _NO_CHANGE
     if case.results_at is None:
         found.append(_breach(r.NOT_ALLOWED_IN_STATE, message, "no results have been notified yet"))
-        return case
+        return _NO_CHANGE
     if message.recipient not in case.transfer_consents:
         found.append(
             _breach(
@@ -664,7 +708,7 @@ def _on_article_7(
                 f"results passed to {message.recipient} without {case.requested}'s prior consent",
             )
         )
-    return case._replace(transferred_to=(*case.transferred_to, message.recipient))
+    return {"transferred_to": (*case.transferred_to, message.recipient)}
 
 
 def _parties(
@@ -689,14 +733,18 @@ def _parties(
 
 
 def _from_requesting(case: Case, message: Message, found: list[Violation]) -> bool:
+    if message.sender == case.requesting and message.recipient == case.requested:
+        return True
     return _parties(case, message, found, sender=case.requesting, recipient=case.requested)
 
 
 def _from_requested(case: Case, message: Message, found: list[Violation]) -> bool:
+    if message.sender == case.requested and message.recipient == case.requesting:
+        return True
     return _parties(case, message, found, sender=case.requested, recipient=case.requesting)
 
 
-def _not_allowed(case: Case, message: Message, found: list[Violation]) -> Case:
+def _not_allowed(case: Case, message: Message, found: list[Violation]) -> Changes:
     found.append(
         _breach(
             r.NOT_ALLOWED_IN_STATE,
@@ -704,10 +752,10 @@ def _not_allowed(case: Case, message: Message, found: list[Violation]) -> Case:
             f"{message.type} is not allowed while the case is {case.state.value}",
         )
     )
-    return case
+    return _NO_CHANGE
 
 
-def _not_execution_state(case: Case, message: Message, found: list[Violation]) -> Case:
+def _not_execution_state(case: Case, message: Message, found: list[Violation]) -> Changes:
     """Execution outside execution: the specific Art. 5.2 / 6.3 rule where one applies."""
     if message.sender == case.requested:
         if (
@@ -724,11 +772,11 @@ def _not_execution_state(case: Case, message: Message, found: list[Violation]) -
                     "go ahead without confidentiality",
                 )
             )
-            return case
+            return _NO_CHANGE
     return _not_allowed(case, message, found)
 
 
-def _despite_rejected_conditions(case: Case, message: Message, found: list[Violation]) -> Case:
+def _despite_rejected_conditions(case: Case, message: Message, found: list[Violation]) -> Changes:
     found.append(
         _breach(
             r.ASSISTANCE_DESPITE_REJECTED_CONDITIONS,
@@ -737,7 +785,7 @@ def _despite_rejected_conditions(case: Case, message: Message, found: list[Viola
             f"({'; '.join(case.conditions)})",
         )
     )
-    return case
+    return _NO_CHANGE
 
 
 def _check_not_forged(case: Case, message: Message, found: list[Violation]) -> None:
@@ -794,6 +842,13 @@ def _check_refusal(case: Case, message: Refusal, found: list[Violation]) -> None
             )
         )
 
+
+# The changes shared by many steps, made once (read-only: typed as Mapping).
+_TO_UNDER_CONSIDERATION: Changes = {"state": CaseState.UNDER_CONSIDERATION}
+_TO_AWAITING_INFORMATION: Changes = {"state": CaseState.AWAITING_INFORMATION}
+_TO_AWAITING_DECISION: Changes = {"state": CaseState.AWAITING_DECISION}
+_TO_IN_EXECUTION: Changes = {"state": CaseState.IN_EXECUTION}
+_REFUSED_IN_FULL: Changes = {"state": CaseState.REFUSED, "refusal_scope": RefusalScope.FULL}
 
 _HANDLERS: dict[str, Handler] = {
     "written_request": _on_request,

@@ -1,0 +1,784 @@
+"""The fold as it was before it was made fast: the oracle of the equivalence tests.
+
+A verbatim copy of the functions of simulator/protocol/case.py at e2f37e0
+(only the imports changed: the data types are today's), and the case
+projection's handling of an event at that commit, reading every message
+through the discriminated union. tests/projections/test_fast_fold.py checks
+that today's fold gives exactly what this one gives.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from simulator.eventlog import Event
+from simulator.projections import Divergence, Finding
+from simulator.protocol import MESSAGE_ADAPTER
+from simulator.protocol import rules as r
+from simulator.protocol.agreement import (
+    WRITTEN_CONFIRMATION_WINDOW,
+    Agreement,
+    SignatureStatus,
+)
+from simulator.protocol.case import (
+    DECISION_STATES,
+    EXECUTION_STATES,
+    Case,
+    CaseState,
+    ConditionsStatus,
+)
+from simulator.protocol.messages import (
+    Acceptance,
+    Acknowledgement,
+    AdditionalConfirmation,
+    AdditionalInformation,
+    ConditionsAccepted,
+    ConditionsRejected,
+    ConfidentialityDecision,
+    ConfidentialityImpossible,
+    ConfirmationRequest,
+    Consultation,
+    ImpedimentNotice,
+    InformationRequest,
+    Message,
+    Offer,
+    OfferDeclined,
+    OralRequest,
+    Refusal,
+    RefusalGround,
+    RefusalScope,
+    Results,
+    ResultsTransfer,
+    TransferConsent,
+    TransferConsentRequest,
+    Withdrawal,
+    WrittenConfirmation,
+    WrittenRequest,
+)
+from simulator.protocol.rules import Violation
+from simulator.records import (
+    CLOCK_ELAPSED,
+    EXERCISE_STARTED,
+    is_message_event,
+    read_agreement,
+    read_violations,
+)
+
+
+@dataclass
+class ReferenceProjection:
+    """CaseProjection.handle as it was, over the reference fold."""
+
+    agreement: Agreement | None = None
+    cases: dict[str, Case] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    divergences: list[Divergence] = field(default_factory=list)
+
+    def handle(self, event: Event) -> None:
+        kind = event.type
+        if is_message_event(kind):
+            message = MESSAGE_ADAPTER.validate_python(event.data["message"])
+            assert self.agreement is not None
+            case, found = apply(
+                self.cases.get(message.case_id), message, event.time, self.agreement
+            )
+            if case is not None:
+                self.cases[message.case_id] = case
+            self._found(event, found)
+        elif kind == CLOCK_ELAPSED and event.subject is not None:
+            current = self.cases.get(event.subject)
+            if current is not None:
+                assert self.agreement is not None
+                current, found = elapse(current, event.time, self.agreement)
+                self.cases[event.subject] = current
+                self._found(event, found)
+        elif kind == EXERCISE_STARTED and self.agreement is None:
+            self.agreement = read_agreement(event)
+
+    def _found(self, event: Event, found: tuple[Violation, ...]) -> None:
+        recorded = read_violations(event)
+        if recorded is not None and recorded != found:
+            self.divergences.append(Divergence(event.position, recorded, found))
+        self.findings.extend(Finding(event.position, event.time, v) for v in found)
+
+
+Outcome = tuple[Case | None, tuple[Violation, ...]]
+
+_OPENING = (WrittenRequest, OralRequest, Offer)
+_ART_7 = (TransferConsentRequest, TransferConsent, ResultsTransfer)
+_VALID_GROUNDS = frozenset(g.value for g in RefusalGround)
+
+
+def apply(case: Case | None, message: Message, at: datetime, agreement: Agreement) -> Outcome:
+    """Fold one message into its case (None for a case not opened yet)."""
+    if case is not None and case.case_id != message.case_id:
+        raise ValueError(f"message for case {message.case_id!r} folded into {case.case_id!r}")
+    found: list[Violation] = []
+    if message.language != agreement.settings.working_language:
+        found.append(
+            _breach(
+                r.NOT_WORKING_LANGUAGE,
+                message,
+                f"written in {message.language!r}, the working language is "
+                f"{agreement.settings.working_language!r}",
+            )
+        )
+    strangers = [p for p in (message.sender, message.recipient) if p not in agreement.parties]
+    if strangers:
+        who = ", ".join(strangers)
+        found.append(_breach(r.WRONG_PARTY, message, f"{who} is not a party to the exercise"))
+        return case, tuple(found)
+
+    if case is None:
+        if isinstance(message, _OPENING):
+            return _open(message, at, agreement, found), tuple(found)
+        found.append(
+            _breach(
+                r.UNKNOWN_CASE,
+                message,
+                f"{message.type} refers to case {message.case_id!r}, which was never opened",
+            )
+        )
+        return None, tuple(found)
+
+    case, lapsed = elapse(case, at, agreement)
+    found.extend(lapsed)
+    case = case._replace(updated_at=at, messages=case.messages + 1)
+
+    if case.state.terminal and not (
+        isinstance(message, _ART_7) and case.state is CaseState.COMPLETED
+    ):
+        found.append(
+            _breach(r.CASE_CLOSED, message, f"{message.type} after the case was {case.state.value}")
+        )
+        return case, tuple(found)
+    return _step(case, message, at, agreement, found), tuple(found)
+
+
+def elapse(case: Case, at: datetime, agreement: Agreement) -> tuple[Case, tuple[Violation, ...]]:
+    """Apply the deadlines that have passed by `at`."""
+    found: list[Violation] = []
+    if (
+        case.state is CaseState.AWAITING_WRITTEN_CONFIRMATION
+        and case.oral_at is not None
+        and at > case.oral_at + WRITTEN_CONFIRMATION_WINDOW
+    ):
+        found.append(
+            r.ORAL_REQUEST_NOT_CONFIRMED.breach(
+                f"oral request {case.oral_request_id} of {case.oral_at.isoformat()} was not "
+                "confirmed in writing within 3 days; the case lapsed",
+                case_id=case.case_id,
+                message_id=case.oral_request_id,
+                party=case.requesting,
+            )
+        )
+        case = case._replace(state=CaseState.LAPSED, updated_at=at)
+    if (
+        case.execution_started_at is not None
+        and case.results_at is None
+        and not case.results_overdue_reported
+        and not case.state.terminal
+        and at > case.execution_started_at + agreement.settings.as_soon_as_possible
+    ):
+        found.append(
+            r.RESULTS_OVERDUE.breach(
+                f"execution began {case.execution_started_at.isoformat()} and no results were "
+                f"notified within {agreement.settings.as_soon_as_possible}",
+                case_id=case.case_id,
+                message_id=None,
+                party=case.requested,
+            )
+        )
+        case = case._replace(results_overdue_reported=True)
+    return case, tuple(found)
+
+
+def _breach(rule: r.Rule, message: Message, detail: str) -> Violation:
+    return rule.breach(
+        detail, case_id=message.case_id, message_id=message.message_id, party=message.sender
+    )
+
+
+def _open(
+    message: WrittenRequest | OralRequest | Offer,
+    at: datetime,
+    agreement: Agreement,
+    found: list[Violation],
+) -> Case:
+    case = Case(case_id=message.case_id, state=CaseState.RECEIVED, opened_at=at, updated_at=at)
+    if isinstance(message, Offer):
+        return case._replace(
+            state=CaseState.OFFERED,
+            offered_by=message.sender,
+            offered_to=message.recipient,
+            area=message.area.value,
+            messages=1,
+        )
+    return _request(case._replace(messages=1), message, at, agreement, found)
+
+
+def _request(
+    case: Case,
+    message: WrittenRequest | OralRequest,
+    at: datetime,
+    agreement: Agreement,
+    found: list[Violation],
+) -> Case:
+    case = case._replace(
+        requesting=message.sender,
+        requested=message.recipient,
+        area=message.area.value,
+        urgent=message.urgent,
+        confidential=message.confidential,
+        parts=message.parts,
+    )
+    if isinstance(message, OralRequest):
+        if not message.urgent:
+            found.append(
+                _breach(r.ORAL_REQUEST_NOT_URGENT, message, "oral request in a case not urgent")
+            )
+        return case._replace(
+            state=CaseState.AWAITING_WRITTEN_CONFIRMATION,
+            oral_request_id=message.message_id,
+            oral_at=at,
+        )
+    forged = _check_written(message, agreement, found)
+    return case._replace(state=CaseState.RECEIVED, signature_forged=forged)
+
+
+def _check_written(
+    message: WrittenRequest | WrittenConfirmation, agreement: Agreement, found: list[Violation]
+) -> bool:
+    """Art. 4.3 content and Art. 4.4 form; returns whether the signature is forged."""
+    requesting = agreement.parties[message.sender]
+    requested = agreement.parties[message.recipient]
+    missing = [
+        label
+        for label, text in (
+            ("the requesting party's name", message.requesting_party_name),
+            ("the requested party's name", message.requested_party_name),
+            ("the essence of the case", message.essence),
+            ("the purpose", message.purpose),
+            ("the justification", message.justification),
+            ("a description of the assistance sought", message.assistance_sought),
+        )
+        if not text.strip()
+    ]
+    if missing:
+        found.append(_breach(r.REQUEST_INCOMPLETE, message, "lacks " + ", ".join(missing)))
+    for written, party, role in (
+        (message.requesting_party_name, requesting, "requesting"),
+        (message.requested_party_name, requested, "requested"),
+    ):
+        if written.strip() and not _names(written, party.name, party.id):
+            found.append(
+                _breach(
+                    r.REQUEST_INCOMPLETE,
+                    message,
+                    f"names {written!r} as the {role} party, which is {party.name!r}",
+                )
+            )
+
+    defects = []
+    if message.signature is None:
+        defects.append("it is not signed")
+    elif not requesting.may_sign(message.signature.name):
+        defects.append(
+            f"it is signed by {message.signature.name!r}, who is neither the head nor a "
+            f"deputy of {requesting.name}"
+        )
+    if message.seal is None:
+        defects.append("it carries no seal")
+    elif message.seal != requesting.seal:
+        defects.append(f"it carries the seal {message.seal!r}, not {requesting.seal!r}")
+    if defects:
+        found.append(_breach(r.REQUEST_NOT_SIGNED_OR_SEALED, message, "; ".join(defects)))
+    return (
+        message.signature is not None
+        and agreement.verify_signature(message) is SignatureStatus.INVALID
+    )
+
+
+def _names(written: str, *accepted: str) -> bool:
+    folded = " ".join(written.split()).casefold()
+    return any(folded == " ".join(name.split()).casefold() for name in accepted)
+
+
+Handler = Callable[[Case, Any, datetime, Agreement, list[Violation]], Case]
+
+
+def _step(
+    case: Case, message: Message, at: datetime, agreement: Agreement, found: list[Violation]
+) -> Case:
+    return _HANDLERS[message.type](case, message, at, agreement, found)
+
+
+def _on_request(
+    case: Case,
+    message: WrittenRequest | OralRequest,
+    at: datetime,
+    agreement: Agreement,
+    found: list[Violation],
+) -> Case:
+    # Art. 4.1: an offer accepted becomes a request from the offer's recipient.
+    if case.state is not CaseState.OFFERED:
+        return _not_allowed(case, message, found)
+    if not _parties(case, message, found, sender=case.offered_to, recipient=case.offered_by):
+        return case
+    return _request(case, message, at, agreement, found)
+
+
+def _on_offer(
+    case: Case, message: Offer, at: datetime, agreement: Agreement, found: list[Violation]
+) -> Case:
+    return _not_allowed(case, message, found)
+
+
+def _on_offer_declined(
+    case: Case, message: OfferDeclined, at: datetime, agreement: Agreement, found: list[Violation]
+) -> Case:
+    if case.state is not CaseState.OFFERED:
+        return _not_allowed(case, message, found)
+    if not _parties(case, message, found, sender=case.offered_to, recipient=case.offered_by):
+        return case
+    return case._replace(state=CaseState.DECLINED)
+
+
+def _on_withdrawal(
+    case: Case, message: Withdrawal, at: datetime, agreement: Agreement, found: list[Violation]
+) -> Case:
+    if case.state is CaseState.OFFERED:
+        if not _parties(case, message, found, sender=case.offered_by, recipient=case.offered_to):
+            return case
+    elif not _from_requesting(case, message, found):
+        return case
+    return case._replace(state=CaseState.WITHDRAWN)
+
+
+def _on_written_confirmation(
+    case: Case,
+    message: WrittenConfirmation,
+    at: datetime,
+    agreement: Agreement,
+    found: list[Violation],
+) -> Case:
+    if case.state is not CaseState.AWAITING_WRITTEN_CONFIRMATION:
+        return _not_allowed(case, message, found)
+    if not _from_requesting(case, message, found):
+        return case
+    if message.confirms != case.oral_request_id:
+        found.append(
+            _breach(
+                r.NOT_ALLOWED_IN_STATE,
+                message,
+                f"confirms {message.confirms!r}, but the oral request in this case is "
+                f"{case.oral_request_id!r}",
+            )
+        )
+        return case
+    forged = _check_written(message, agreement, found)
+    return case._replace(
+        state=CaseState.RECEIVED,
+        signature_forged=forged,
+        urgent=message.urgent or case.urgent,
+        confidential=message.confidential,
+        parts=message.parts or case.parts,
+    )
+
+
+def _on_confirmation_request(
+    case: Case,
+    message: ConfirmationRequest,
+    at: datetime,
+    agreement: Agreement,
+    found: list[Violation],
+) -> Case:
+    if case.state not in DECISION_STATES:
+        return _not_allowed(case, message, found)
+    if not _from_requested(case, message, found):
+        return case
+    return case._replace(state=CaseState.AWAITING_CONFIRMATION, resume_state=case.state)
+
+
+def _on_additional_confirmation(
+    case: Case,
+    message: AdditionalConfirmation,
+    at: datetime,
+    agreement: Agreement,
+    found: list[Violation],
+) -> Case:
+    if case.state is not CaseState.AWAITING_CONFIRMATION:
+        return _not_allowed(case, message, found)
+    if not _from_requesting(case, message, found):
+        return case
+    still_forged = (
+        message.signature is not None
+        and agreement.verify_signature(message) is SignatureStatus.INVALID
+    )
+    return case._replace(
+        state=case.resume_state or CaseState.RECEIVED,
+        resume_state=None,
+        signature_forged=still_forged,
+    )
+
+
+def _on_acknowledgement(
+    case: Case, message: Acknowledgement, at: datetime, agreement: Agreement, found: list[Violation]
+) -> Case:
+    if case.state is not CaseState.RECEIVED:
+        return _not_allowed(case, message, found)
+    if not _from_requested(case, message, found):
+        return case
+    return case._replace(state=CaseState.UNDER_CONSIDERATION)
+
+
+def _on_consultation(
+    case: Case, message: Consultation, at: datetime, agreement: Agreement, found: list[Violation]
+) -> Case:
+    if case.state not in DECISION_STATES:
+        return _not_allowed(case, message, found)
+    if not _from_requested(case, message, found):
+        return case
+    _check_not_forged(case, message, found)
+    return case._replace(
+        state=CaseState.IN_CONSULTATION,
+        consulted=True,
+        conditions=message.conditions,
+        conditions_status=ConditionsStatus.PROPOSED,
+    )
+
+
+def _on_conditions_answer(
+    case: Case,
+    message: ConditionsAccepted | ConditionsRejected,
+    at: datetime,
+    agreement: Agreement,
+    found: list[Violation],
+) -> Case:
+    if case.state is not CaseState.IN_CONSULTATION:
+        return _not_allowed(case, message, found)
+    if not _from_requesting(case, message, found):
+        return case
+    if isinstance(message, ConditionsAccepted):
+        return case._replace(
+            state=CaseState.IN_EXECUTION,
+            conditions_status=ConditionsStatus.ACCEPTED,
+            execution_started_at=at,
+        )
+    return case._replace(
+        state=CaseState.UNDER_CONSIDERATION, conditions_status=ConditionsStatus.REJECTED
+    )
+
+
+def _on_acceptance(
+    case: Case, message: Acceptance, at: datetime, agreement: Agreement, found: list[Violation]
+) -> Case:
+    if case.state not in DECISION_STATES:
+        return _not_allowed(case, message, found)
+    if not _from_requested(case, message, found):
+        return case
+    if case.conditions_status is ConditionsStatus.REJECTED:
+        return _despite_rejected_conditions(case, message, found)
+    _check_not_forged(case, message, found)
+    return case._replace(state=CaseState.IN_EXECUTION, execution_started_at=at)
+
+
+def _on_refusal(
+    case: Case, message: Refusal, at: datetime, agreement: Agreement, found: list[Violation]
+) -> Case:
+    if case.state not in DECISION_STATES:
+        return _not_allowed(case, message, found)
+    if not _from_requested(case, message, found):
+        return case
+    _check_refusal(case, message, found)
+    if message.scope is RefusalScope.FULL:
+        return case._replace(state=CaseState.REFUSED, refusal_scope=RefusalScope.FULL)
+    # Art. 5.1 "in full or in part": execution goes on for the rest.
+    return case._replace(
+        state=CaseState.IN_EXECUTION,
+        refusal_scope=RefusalScope.PARTIAL,
+        refused_parts=message.refused_parts,
+        execution_started_at=at,
+    )
+
+
+def _on_impediment(
+    case: Case,
+    message: ImpedimentNotice,
+    at: datetime,
+    agreement: Agreement,
+    found: list[Violation],
+) -> Case:
+    # A notice is not execution: it may (and should) come while the case waits.
+    if case.state not in EXECUTION_STATES:
+        return _not_execution_state(case, message, found)
+    if not _from_requested(case, message, found):
+        return case
+    promptly = agreement.settings.promptly
+    if message.occurred_at is not None and at - message.occurred_at > promptly:
+        found.append(
+            _breach(
+                r.IMPEDIMENT_NOT_PROMPT,
+                message,
+                f"the circumstances arose {message.occurred_at.isoformat()} and were notified "
+                f"{at - message.occurred_at} later (promptly: {promptly})",
+            )
+        )
+    return case._replace(impediments=case.impediments + 1)
+
+
+def _on_execution(
+    case: Case,
+    message: InformationRequest | ConfidentialityImpossible | Results,
+    at: datetime,
+    agreement: Agreement,
+    found: list[Violation],
+) -> Case:
+    if case.state is not CaseState.IN_EXECUTION:
+        return _not_execution_state(case, message, found)
+    if not _from_requested(case, message, found):
+        return case
+    if isinstance(message, InformationRequest):
+        return case._replace(state=CaseState.AWAITING_INFORMATION)
+    if isinstance(message, ConfidentialityImpossible):
+        return case._replace(state=CaseState.AWAITING_DECISION)
+    return case._replace(state=CaseState.COMPLETED, results_at=at)
+
+
+def _on_additional_information(
+    case: Case,
+    message: AdditionalInformation,
+    at: datetime,
+    agreement: Agreement,
+    found: list[Violation],
+) -> Case:
+    if case.state is not CaseState.AWAITING_INFORMATION:
+        return _not_allowed(case, message, found)
+    if not _from_requesting(case, message, found):
+        return case
+    return case._replace(state=CaseState.IN_EXECUTION)
+
+
+def _on_confidentiality_decision(
+    case: Case,
+    message: ConfidentialityDecision,
+    at: datetime,
+    agreement: Agreement,
+    found: list[Violation],
+) -> Case:
+    if case.state is not CaseState.AWAITING_DECISION:
+        return _not_allowed(case, message, found)
+    if not _from_requesting(case, message, found):
+        return case
+    if message.proceed:
+        return case._replace(state=CaseState.IN_EXECUTION, disclosure_consented=True)
+    return case._replace(state=CaseState.WITHDRAWN)
+
+
+def _on_article_7(
+    case: Case,
+    message: TransferConsentRequest | TransferConsent | ResultsTransfer,
+    at: datetime,
+    agreement: Agreement,
+    found: list[Violation],
+) -> Case:
+    if case.state not in EXECUTION_STATES and case.state is not CaseState.COMPLETED:
+        return _not_allowed(case, message, found)
+    if isinstance(message, TransferConsentRequest | TransferConsent):
+        check = _from_requesting if isinstance(message, TransferConsentRequest) else _from_requested
+        if not check(case, message, found):
+            return case
+        if message.third_party in (case.requesting, case.requested) or (
+            message.third_party not in agreement.parties
+        ):
+            found.append(
+                _breach(
+                    r.WRONG_PARTY,
+                    message,
+                    f"{message.third_party!r} is not a third party known to the exercise",
+                )
+            )
+            return case
+        if isinstance(message, TransferConsent) and message.granted:
+            return case._replace(transfer_consents=case.transfer_consents | {message.third_party})
+        if isinstance(message, TransferConsent):
+            return case._replace(transfer_consents=case.transfer_consents - {message.third_party})
+        return case
+    if message.sender != case.requesting or message.recipient == case.requested:
+        found.append(
+            _breach(
+                r.WRONG_PARTY,
+                message,
+                f"results of this case go from the requesting party {case.requesting} to a "
+                f"third party; this went from {message.sender} to {message.recipient}",
+            )
+        )
+        return case
+    if case.results_at is None:
+        found.append(_breach(r.NOT_ALLOWED_IN_STATE, message, "no results have been notified yet"))
+        return case
+    if message.recipient not in case.transfer_consents:
+        found.append(
+            _breach(
+                r.TRANSFER_WITHOUT_CONSENT,
+                message,
+                f"results passed to {message.recipient} without {case.requested}'s prior consent",
+            )
+        )
+    return case._replace(transferred_to=(*case.transferred_to, message.recipient))
+
+
+def _parties(
+    case: Case,
+    message: Message,
+    found: list[Violation],
+    *,
+    sender: str | None,
+    recipient: str | None,
+) -> bool:
+    if message.sender == sender and message.recipient == recipient:
+        return True
+    found.append(
+        _breach(
+            r.WRONG_PARTY,
+            message,
+            f"{message.type} in this case goes from {sender} to {recipient}; this went from "
+            f"{message.sender} to {message.recipient}",
+        )
+    )
+    return False
+
+
+def _from_requesting(case: Case, message: Message, found: list[Violation]) -> bool:
+    return _parties(case, message, found, sender=case.requesting, recipient=case.requested)
+
+
+def _from_requested(case: Case, message: Message, found: list[Violation]) -> bool:
+    return _parties(case, message, found, sender=case.requested, recipient=case.requesting)
+
+
+def _not_allowed(case: Case, message: Message, found: list[Violation]) -> Case:
+    found.append(
+        _breach(
+            r.NOT_ALLOWED_IN_STATE,
+            message,
+            f"{message.type} is not allowed while the case is {case.state.value}",
+        )
+    )
+    return case
+
+
+def _not_execution_state(case: Case, message: Message, found: list[Violation]) -> Case:
+    """Execution outside execution: the specific Art. 5.2 / 6.3 rule where one applies."""
+    if message.sender == case.requested:
+        if (
+            case.state is CaseState.UNDER_CONSIDERATION
+            and case.conditions_status is ConditionsStatus.REJECTED
+        ):
+            return _despite_rejected_conditions(case, message, found)
+        if case.state is CaseState.AWAITING_DECISION:
+            found.append(
+                _breach(
+                    r.EXECUTION_WITHOUT_DISCLOSURE_CONSENT,
+                    message,
+                    f"{message.type} while the requesting party has not yet decided whether to "
+                    "go ahead without confidentiality",
+                )
+            )
+            return case
+    return _not_allowed(case, message, found)
+
+
+def _despite_rejected_conditions(case: Case, message: Message, found: list[Violation]) -> Case:
+    found.append(
+        _breach(
+            r.ASSISTANCE_DESPITE_REJECTED_CONDITIONS,
+            message,
+            f"{message.type} after the requesting party rejected the conditions "
+            f"({'; '.join(case.conditions)})",
+        )
+    )
+    return case
+
+
+def _check_not_forged(case: Case, message: Message, found: list[Violation]) -> None:
+    if case.signature_forged:
+        found.append(
+            _breach(
+                r.FORGED_REQUEST_ACTED_ON,
+                message,
+                f"{message.type} on a request whose signature does not verify, without asking "
+                "for additional confirmation",
+            )
+        )
+
+
+def _check_refusal(case: Case, message: Refusal, found: list[Violation]) -> None:
+    if not message.medium.in_writing:
+        found.append(_breach(r.REFUSAL_NOT_IN_WRITING, message, "the refusal was given orally"))
+    if not message.reasons.strip():
+        found.append(_breach(r.REFUSAL_WITHOUT_REASONS, message, "the refusal gives no reasons"))
+    outside = [g for g in message.grounds if g not in _VALID_GROUNDS]
+    if outside:
+        found.append(
+            _breach(
+                r.REFUSAL_GROUND_OUTSIDE_ARTICLE_5_1,
+                message,
+                f"cites {', '.join(repr(g) for g in outside)}, not a ground of Art. 5.1",
+            )
+        )
+    elif not message.grounds:
+        found.append(
+            _breach(r.REFUSAL_GROUND_OUTSIDE_ARTICLE_5_1, message, "cites no ground of Art. 5.1")
+        )
+    if message.scope is RefusalScope.PARTIAL:
+        if not message.refused_parts:
+            found.append(
+                _breach(r.REFUSAL_PARTS_UNSPECIFIED, message, "does not say which parts it refuses")
+            )
+        elif case.parts:
+            unknown = [p for p in message.refused_parts if p not in case.parts]
+            if unknown:
+                found.append(
+                    _breach(
+                        r.REFUSAL_PARTS_UNSPECIFIED,
+                        message,
+                        f"refuses {', '.join(unknown)}, which the request does not contain",
+                    )
+                )
+    if not case.consulted:
+        found.append(
+            _breach(
+                r.REFUSAL_WITHOUT_CONSULTATION,
+                message,
+                "refused without first consulting on conditions",
+            )
+        )
+
+
+_HANDLERS: dict[str, Handler] = {
+    "written_request": _on_request,
+    "oral_request": _on_request,
+    "written_confirmation": _on_written_confirmation,
+    "offer": _on_offer,
+    "offer_declined": _on_offer_declined,
+    "confirmation_request": _on_confirmation_request,
+    "additional_confirmation": _on_additional_confirmation,
+    "acknowledgement": _on_acknowledgement,
+    "consultation": _on_consultation,
+    "conditions_accepted": _on_conditions_answer,
+    "conditions_rejected": _on_conditions_answer,
+    "acceptance": _on_acceptance,
+    "refusal": _on_refusal,
+    "impediment_notice": _on_impediment,
+    "information_request": _on_execution,
+    "confidentiality_impossible": _on_execution,
+    "results": _on_execution,
+    "additional_information": _on_additional_information,
+    "confidentiality_decision": _on_confidentiality_decision,
+    "transfer_consent_request": _on_article_7,
+    "transfer_consent": _on_article_7,
+    "results_transfer": _on_article_7,
+    "withdrawal": _on_withdrawal,
+}
