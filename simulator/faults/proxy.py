@@ -224,6 +224,11 @@ class Link:
         self.client_id: str | None = None
         self.level = 4
         self.blackholed = False
+        # Packet ids of duplicated QoS 1 publishes, by direction: the receiver acknowledges
+        # both copies, the sender expects one PUBACK (paho drops the connection over a
+        # second), so the second acknowledgement is swallowed, as a broker would do.
+        self.doubled: dict[Direction, set[int]] = {"up": set(), "down": set()}
+        self.acked: dict[Direction, set[int]] = {"up": set(), "down": set()}
         self.writers: dict[Direction, asyncio.StreamWriter] = {"up": broker, "down": client}
         self.closed = asyncio.Event()
 
@@ -356,6 +361,10 @@ class FaultProxy:
             finally:
                 link.cut()
                 self.links.remove(link)
+        except asyncio.CancelledError:
+            # Only our own shutdown cancels a handler; ending quietly keeps asyncio's
+            # server callback from logging the cancellation as an error.
+            return
         finally:
             self._handlers.discard(task)
 
@@ -387,6 +396,8 @@ class FaultProxy:
                 self._log.warning("proxy_unparsed_packet", direction=direction, size=len(raw))
                 link.cut()
                 return
+            if self._second_ack(link, direction, raw):
+                continue
             rule = next((r for r in self.rules if r.applies(link, direction, packet)), None)
             if rule is None:
                 await self._write(link.writers[direction], raw)
@@ -405,10 +416,28 @@ class FaultProxy:
                     await self._write(link.back(direction), puback(packet.packet_id))
             elif rule.action == "duplicate":
                 await self._write(link.writers[direction], raw)
+                if packet.qos == 1 and packet.packet_id is not None:
+                    link.doubled[direction].add(packet.packet_id)
                 again = bytes([raw[0] | 0x08]) + raw[1:] if packet.qos else raw
                 await self._write(link.writers[direction], again)
             elif rule.action == "delay":
                 group.create_task(self._later(link.writers[direction], raw, rule.seconds))
+
+    @staticmethod
+    def _second_ack(link: Link, direction: Direction, raw: bytes) -> bool:
+        """Whether `raw` is the second PUBACK for a publish the proxy duplicated."""
+        if raw[0] >> 4 != PUBACK or len(raw) < 4:
+            return False
+        packet_id = int.from_bytes(raw[2:4], "big")
+        towards: Direction = "down" if direction == "up" else "up"
+        if packet_id not in link.doubled[towards]:
+            return False
+        if packet_id in link.acked[towards]:
+            link.doubled[towards].discard(packet_id)
+            link.acked[towards].discard(packet_id)
+            return True
+        link.acked[towards].add(packet_id)
+        return False
 
     def _inspect(self, link: Link, direction: Direction, raw: bytes) -> Packet:
         if direction == "up" and raw[0] >> 4 == CONNECT:
