@@ -240,3 +240,22 @@ def test_item34_our_limit_is_checked_before_decoding() -> None:
     assert "exceeds the limit of 262144 bytes" in over.reason
     assert at is not None
     assert "exceeds" not in at.reason
+
+
+def test_item33_two_different_bad_payloads_under_one_seq_are_two_rejections() -> None:
+    """Spoofs sharing a sequence number get distinct rejection ids (the log refused the second
+    as an id conflict, which stopped the run); the same payload again keeps its id."""
+    sequencer = Sequencer(AGREEMENT, "drill", wallclock=lambda: T0)
+
+    def spoof(n: int) -> bytes:
+        return payloads_of({"kind": "submission", "party": "beta", "seq": 7, "message": {"n": n}})
+
+    first, second, again = (
+        sequencer.submit(p, "alpha", T0) for p in (spoof(1), spoof(2), spoof(1))
+    )
+    assert first.event is not None
+    assert second.event is not None
+    assert again.event is not None
+    assert first.event.id != second.event.id
+    assert first.event.id == again.event.id
+    assert first.event.id.startswith("rej-alpha-7-")
