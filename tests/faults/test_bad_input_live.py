@@ -12,7 +12,6 @@ import json
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
 
 from simulator.brokers import transport_for
 from simulator.context import fresh_rng
