@@ -192,8 +192,11 @@ class Sequencer:
         message_id: str | None = None,
         payload: bytes = b"",
     ) -> Decision:
-        # Deterministic ids: the same bad payload sent twice is one rejection.
-        suffix = str(seq) if seq is not None else payload_digest(payload)
+        # Deterministic ids: the same bad payload sent twice is one rejection. Two different
+        # payloads under one sequence number (spoofs, a garbled resend) are two: with the
+        # number alone their ids collided, and the append's id conflict stopped the run.
+        digest = payload_digest(payload)
+        suffix = digest if seq is None else f"{seq}-{digest}"
         event_id = f"rej-{party}-{suffix}"
         event = NewEvent(
             id=event_id,
