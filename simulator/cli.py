@@ -40,6 +40,13 @@ from simulator.wire import Control, describe
 
 T = TypeVar("T")
 
+# One definition for every command that starts a broker (run, load, serve): see
+# simulator.security for what it adds to the protection that is always on.
+SECURE_OPTION = typer.Option(
+    "--secure",
+    help="TLS-only broker with generated certificates, secret signature keys (README: Security)",
+)
+
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
@@ -265,6 +272,7 @@ def run(
         list[str] | None,
         typer.Option("--external", help="leave this party to a `simulator party` process"),
     ] = None,
+    secure: Annotated[bool, SECURE_OPTION] = False,
 ) -> None:
     """Run an exercise: the umpire and the simulated parties over a real broker."""
     configure_logging(json=log_json, level="info" if verbose else "warning")
@@ -285,6 +293,7 @@ def run(
         clock="simulated" if clock == "simulated" else "realtime",
         speed=speed,
         external=tuple(external or ()),
+        secure=secure,
     )
     with console.status("starting…") as status:
 
