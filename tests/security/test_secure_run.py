@@ -152,3 +152,19 @@ async def test_secure_cli_run_hands_an_external_seat_tls_and_only_its_own_keys(
         if e.type.startswith("coop.msg.") and e.sender == party
     ]  # fmt: skip
     assert sent_by_seat, "the external party sent nothing"
+
+
+async def test_a_secure_replay_serves_tls_and_a_restricted_observer(tmp_path: Path) -> None:
+    """`simulator replay LOG --secure` republishes over TLS and names the CA to trust."""
+    log = tmp_path / "plain.db"
+    await run_exercise(load_scenario(FORGED), RunOptions(log=str(log)))
+    replay = await asyncio.create_subprocess_exec(
+        *SIMULATOR, "replay", str(log), "--secure",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(replay.communicate(), 120)
+    text = err.decode()
+    assert replay.returncode == 0, text[-2000:]
+    assert "mqtts://" in text
+    assert "TLS: trust the CA in" in text
+    assert "coop/forged-request/log/#" in text
