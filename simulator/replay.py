@@ -201,6 +201,11 @@ async def _same_security(
     if await _metadata(location, SIGNING_METADATA) != SECRET_SIGNING:
         return options
     secret = signing_secret_path(location)
+    if not secret.exists():
+        raise InputError(
+            f"{location} was recorded with --secure; its signing secret {secret} is missing, "
+            "and without it no re-run can sign as the original did"
+        )
     if keep_for is not None and not is_postgres(keep_for):
         # The fork's own log must be checkable later: it gets a copy of the secret.
         copy = signing_secret_path(keep_for)

@@ -6,6 +6,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from simulator.errors import InputError
 from simulator.exercise import RunOptions, run_exercise
 from simulator.logfiles import open_log
 from simulator.protocol import SignatureStatus
@@ -168,3 +171,12 @@ async def test_a_secure_replay_serves_tls_and_a_restricted_observer(tmp_path: Pa
     assert "mqtts://" in text
     assert "TLS: trust the CA in" in text
     assert "coop/forged-request/log/#" in text
+
+
+async def test_checking_a_secure_log_without_its_secret_says_so(tmp_path: Path) -> None:
+    """A secure log whose LOG.signing is gone cannot be re-signed: a clear error, not a diff."""
+    log = tmp_path / "secure.db"
+    await run_exercise(load_scenario(FORGED), RunOptions(log=str(log), secure=True))
+    signing_secret_path(str(log)).unlink()
+    with pytest.raises(InputError, match=r"signing secret .* is missing"):
+        await check(str(log))
