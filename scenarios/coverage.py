@@ -41,13 +41,7 @@ DEFAULT_CLI = ROOT / ".venv" / "bin" / "simulator"
 
 # Rules no scenario can make fire with today's runtime, and why. The script
 # does not count them as missing, and says so if one fires after all.
-KNOWN_IMPOSSIBLE: dict[str, str] = {
-    "forged-request-acted-on": (
-        "`simulator run` checks no signatures (Ed25519 verification is not wired in: "
-        "every signature is 'unchecked'), so no request is ever found forged; "
-        "staff-exchange.yaml case exchange-4 carries a signature value that does not verify"
-    ),
-}
+KNOWN_IMPOSSIBLE: dict[str, str] = {}
 
 # Variants of a message the shipped scenarios must show: (type, field, value).
 REQUIRED_VARIANTS: tuple[tuple[str, str, Any], ...] = (

@@ -29,6 +29,7 @@ from simulator.scenario.model import (
     Scenario,
 )
 from simulator.sequencer import Sequencer
+from simulator.signing import Signatories, Tamper, tamper
 
 
 def inject_source(inject_id: str) -> str:
@@ -51,10 +52,14 @@ class _Entry:
 
 
 class ScenarioAgenda:
-    def __init__(self, scenario: Scenario, rng: random.Random) -> None:
+    def __init__(
+        self, scenario: Scenario, rng: random.Random, *, signatories: Signatories | None = None
+    ) -> None:
         self.scenario = scenario
         self.rng = rng
         self.parties: dict[str, Party] = {p.id: p for p in scenario.parties}
+        # Injects are sent as their sender would have sent them: signed with its keys.
+        self.signatories = signatories or Signatories.training(scenario.exercise, scenario.parties)
         self._heap: list[_Entry] = []
         self._order = 0
         self._waiting: list[Inject] = []
@@ -105,6 +110,7 @@ class ScenarioAgenda:
         case_id: str,
         sender: str,
         recipient: str,
+        tampered: Tamper | None = None,
     ) -> Message:
         data = draft(
             template.type,
@@ -114,6 +120,10 @@ class ScenarioAgenda:
             recipient=self.parties[recipient],
             fields=dict(template.fields),
         )
+        if tampered is not None:
+            data = tamper(self.signatories, data, tampered)
+        else:
+            data = self.signatories.sign(data)
         try:
             return parse_message(data)
         except ValueError as exc:
@@ -129,6 +139,7 @@ class ScenarioAgenda:
             case_id=send.case,
             sender=send.sender,
             recipient=send.recipient,
+            tampered=inject.tamper,
         )
 
     def _generated(self, generator: Generator, number: int) -> tuple[Message, str]:

@@ -116,9 +116,15 @@ def asyncapi_document(root: str = DEFAULT_ROOT) -> dict[str, Any]:
         },
         "inbox": {
             "address": f"{base}/inbox/{{party}}",
-            "description": "The umpire's answers to one party: catch-up batches.",
+            "description": (
+                "The umpire's answers to one party: catch-up batches; and the committed "
+                "messages of confidential cases (Art. 6.3), which stay off the log topics."
+            ),
             "parameters": {"exercise": exercise, "party": PARTY},
-            "messages": {"catchUp": _message("catchUp", "CatchUp", "Events the party missed.")},
+            "messages": {
+                "catchUp": _message("catchUp", "CatchUp", "Events the party missed."),
+                "events": _message("events", "Events", "A confidential case's committed events."),
+            },
         },
         "clock": {
             "address": f"{base}/clock",
@@ -158,7 +164,7 @@ def asyncapi_document(root: str = DEFAULT_ROOT) -> dict[str, Any]:
         "receiveCatchUp": {
             "action": "receive",
             "channel": {"$ref": "#/channels/inbox"},
-            "messages": [_ref("inbox", "catchUp")],
+            "messages": [_ref("inbox", "catchUp"), _ref("inbox", "events")],
         },
         "followClock": {
             "action": "receive",

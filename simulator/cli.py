@@ -34,11 +34,19 @@ from simulator.rulebook import RuleFormat, render_rules
 from simulator.runview import Progress, print_summary
 from simulator.scenario import load_scenario, scenario_json_schema
 from simulator.seat import play_seat, read_seat_file, seat_path
+from simulator.security import SecurityOptions, broker_tls
 from simulator.topics import Topics
 from simulator.transport import SessionSettings, client_id_for
 from simulator.wire import Control, describe
 
 T = TypeVar("T")
+
+# One definition for every command that starts a broker (run, load, serve): see
+# simulator.security for what it adds to the protection that is always on.
+SECURE_OPTION = typer.Option(
+    "--secure",
+    help="TLS-only broker with generated certificates, secret signature keys (README: Security)",
+)
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -265,6 +273,7 @@ def run(
         list[str] | None,
         typer.Option("--external", help="leave this party to a `simulator party` process"),
     ] = None,
+    secure: Annotated[bool, SECURE_OPTION] = False,
 ) -> None:
     """Run an exercise: the umpire and the simulated parties over a real broker."""
     configure_logging(json=log_json, level="info" if verbose else "warning")
@@ -285,6 +294,7 @@ def run(
         clock="simulated" if clock == "simulated" else "realtime",
         speed=speed,
         external=tuple(external or ()),
+        secure=secure,
     )
     with console.status("starting…") as status:
 
@@ -370,6 +380,7 @@ def replay(
     wait: Annotated[
         float, typer.Option(help="seconds to wait before publishing (for subscribers)")
     ] = 0.0,
+    secure: Annotated[bool, SECURE_OPTION] = False,
 ) -> None:
     """Re-publish a log's events to a broker at a chosen speed, or check it with --check."""
     if check_:
@@ -395,13 +406,19 @@ def replay(
         topics = Topics(events[0].exercise)
         with tempfile.TemporaryDirectory(prefix="simulator-replay-") as workdir:
             parties = [p.id for p in scenario.parties]
-            async with start_broker(broker, topics, parties, Path(workdir)) as running:
+            tls = broker_tls(Path(workdir), topics.exercise, SecurityOptions(secure))
+            async with start_broker(
+                broker, topics, parties, Path(workdir), tls=tls, restricted_observer=secure
+            ) as running:
                 observer = running.credentials("observer")
                 console.print(
                     f"replaying {len(events)} events of {topics.exercise} to "
                     f"{running.address.display} (observer: {observer.username} / "
-                    f"{observer.password}); topics {topics.tree}"
+                    f"{observer.password}); topics "
+                    + (f"{topics.base}/log/# and {topics.clock}" if secure else topics.tree)
                 )
+                if running.address.ca_file is not None:
+                    console.print(f"TLS: trust the CA in {running.address.ca_file}")
                 if wait > 0:
                     await asyncio.sleep(wait)
                 bus = transport_for(

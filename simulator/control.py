@@ -28,6 +28,9 @@ class ControlFile(BaseModel):
     port: int
     username: str
     password: str
+    # --secure: the broker speaks TLS; its CA certificate.
+    tls: bool = False
+    ca_file: str | None = None
 
 
 def control_path(log_location: str) -> Path:
@@ -57,7 +60,12 @@ def read_control_file(path: Path) -> ControlFile:
 
 async def send_control(target: ControlFile, command: Control) -> None:
     topics = Topics(target.exercise)
-    address = BrokerAddress(host=target.host, port=target.port)
+    address = BrokerAddress(
+        host=target.host,
+        port=target.port,
+        tls=target.tls,
+        ca_file=Path(target.ca_file) if target.ca_file else None,
+    )
     transport = Transport(
         address,
         SessionSettings(f"ctl-{fresh_rng().getrandbits(40):010x}", persistent=False),

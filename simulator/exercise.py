@@ -30,7 +30,14 @@ from simulator.party import PartyRuntime
 from simulator.policy import PolicyEngine
 from simulator.records import record_exercise_started
 from simulator.scenario.model import Scenario
-from simulator.seat import SeatFile, seat_path, write_seat_file
+from simulator.seat import SeatFile, seat_path, seat_signing, write_seat_file
+from simulator.security import (
+    SECRET_SIGNING,
+    SIGNING_METADATA,
+    SecurityOptions,
+    broker_tls,
+    signatories_for,
+)
 from simulator.sequencer import Sequencer
 from simulator.summary import RunSummary, summarize
 from simulator.topics import Topics
@@ -54,6 +61,9 @@ class RunOptions:
     party_timeout_s: float = 60.0
     # Parties played by separate `simulator party` processes.
     external: tuple[str, ...] = ()
+    # --secure: TLS-only broker, secret signature keys (simulator.security).
+    secure: bool = False
+    signing_secret: Path | None = None
 
 
 @dataclass
@@ -88,7 +98,6 @@ class Exercise:
         self.parent = parent
         self.options = options
         self.seed = scenario.seed if options.seed is None else options.seed
-        self.agreement = scenario.protocol_agreement()
         self.topics = Topics(scenario.exercise)
         self.on_commit = on_commit
         humans = [p.id for p in scenario.parties if p.human]
@@ -97,6 +106,10 @@ class Exercise:
                 f"parties {', '.join(humans)} are played by people: run with --clock realtime"
             )
         self.location = options.log or str(default_log_path(scenario, options.runs_dir, wall_now()))
+        self.security = SecurityOptions(options.secure, options.signing_secret)
+        # Signs injects and simulated parties' requests; the umpire's fold checks them.
+        self.signatories = signatories_for(scenario, self.location, self.security)
+        self.agreement = scenario.protocol_agreement(self.signatories.verify)
         # A short id per run keeps MQTT sessions of different runs apart on a shared broker.
         self.run_id = secrets.token_hex(3)
         self._given_broker = broker
@@ -138,9 +151,19 @@ class Exercise:
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="simulator-broker-"))
             )
             party_ids = [p.id for p in scenario.parties]
+            tls = broker_tls(workdir, scenario.exercise, self.security)
             self.broker = await stack.enter_async_context(
-                start_broker(self.options.broker, self.topics, party_ids, workdir)
+                start_broker(
+                    self.options.broker,
+                    self.topics,
+                    party_ids,
+                    workdir,
+                    tls=tls,
+                    restricted_observer=self.security.secure,
+                )
             )
+        if self.security.secure and not self.broker.address.tls:
+            raise InputError(f"--secure needs a TLS broker; {self.broker.name} has none")
         self.store = await stack.enter_async_context(
             open_log(self.location, create=True, now=wall_now)
         )
@@ -155,6 +178,8 @@ class Exercise:
                 port=self.broker.address.port,
                 username=controller.username,
                 password=controller.password,
+                tls=self.broker.address.tls,
+                ca_file=_ca_file(self.broker),
             ),
         )
         stack.callback(self.control_file.unlink, missing_ok=True)
@@ -171,6 +196,8 @@ class Exercise:
         await self.store.set_metadata("seed", str(self.seed))
         await self.store.set_metadata("clock", self.options.clock)
         await self.store.set_metadata("scenario", scenario.model_dump_json(by_alias=True))
+        if self.security.secure:
+            await self.store.set_metadata(SIGNING_METADATA, SECRET_SIGNING)
         umpire_bus = await self._connect("umpire")
         unknown = set(self.options.external) - {p.id for p in scenario.parties}
         if unknown:
@@ -195,7 +222,9 @@ class Exercise:
             reporting=[p.id for p in scenario.parties if not p.human],
             clock=clock,
             end=scenario.start + scenario.duration,
-            agenda=ScenarioAgenda(scenario, seeded(self.seed, "agenda")),
+            agenda=ScenarioAgenda(
+                scenario, seeded(self.seed, "agenda"), signatories=self.signatories
+            ),
             settings=UmpireSettings(
                 simulated=self.options.clock == "simulated",
                 party_timeout_s=self.options.party_timeout_s,
@@ -223,6 +252,9 @@ class Exercise:
                 seed=self.seed,
                 generation=self.generation,
                 scenario=self.scenario.model_dump_json(by_alias=True),
+                tls=self.broker.address.tls,
+                ca_file=_ca_file(self.broker),
+                signing=seat_signing(self.signatories, party_id) if self.security.secure else None,
             ),
         )
         stack.callback(path.unlink, missing_ok=True)
@@ -249,6 +281,8 @@ class Exercise:
             # parent did; other policies or another seed make the difference.
             seeded(self.seed, "party", party_id),
             generation=self.generation,
+            # Its own keys to sign with, everyone's public keys to check with.
+            signatories=self.signatories.public_only(keep=[party_id]),
         )
         return PartyRuntime(engine=engine, bus=bus, topics=self.topics)
 
@@ -294,6 +328,7 @@ class Exercise:
             wallclock=wall_now(),
             scenario=self.scenario.title,
             seed=self.seed,
+            signatures=self.signatories.record(),
         )
 
     async def restart_party(self, party_id: str) -> None:
@@ -316,6 +351,11 @@ class Exercise:
             runtime.run(), name=f"party[{party_id}].run"
         )
         log.info("party_restarted", party=party_id)
+
+
+def _ca_file(broker: Broker) -> str | None:
+    ca_file = broker.address.ca_file if broker.address.tls else None
+    return str(ca_file) if ca_file is not None else None
 
 
 async def run_exercise(

@@ -18,9 +18,10 @@ from typing import Any
 
 from simulator.drafting import REQUEST_CONTENT, REQUEST_TYPES, SIGNED_TYPES, draft
 from simulator.eventlog import Event
-from simulator.protocol import Party
+from simulator.protocol import Party, SignatureStatus, parse_message
 from simulator.records import REJECTION, is_message_event
 from simulator.scenario.model import SILENCE, FollowUp, Mistakes, Response, Scenario
+from simulator.signing import Signatories
 
 
 @dataclass(order=True)
@@ -48,6 +49,18 @@ class CaseView:
     third_party: str | None = None
 
 
+# The answer to a request whose signature does not verify (Art. 4.2), sent at once.
+_ASK_CONFIRMATION = FollowUp(
+    reply="confirmation_request",
+    fields={
+        "doubt": (
+            "The signature on the request does not verify with the signatory's key: "
+            "please confirm that you sent it, and its content."
+        )
+    },
+)
+
+
 def message_id(party: str, seq: int, generation: int = 0) -> str:
     """`party.seq`, or `party.gN.seq` in a forked run (generation N), so never a collision.
 
@@ -69,9 +82,17 @@ def follow_ups(scenario: Scenario, source: str) -> tuple[FollowUp, ...]:
 
 class PolicyEngine:
     def __init__(
-        self, party: Party, scenario: Scenario, rng: random.Random, *, generation: int = 0
+        self,
+        party: Party,
+        scenario: Scenario,
+        rng: random.Random,
+        *,
+        generation: int = 0,
+        signatories: Signatories | None = None,
     ) -> None:
         self.party = party
+        # Signs what this party sends and checks the signatures of what it receives.
+        self.signatories = signatories or Signatories.training(scenario.exercise, scenario.parties)
         self.generation = generation
         self.scenario = scenario
         self.rng = rng
@@ -146,9 +167,26 @@ class PolicyEngine:
     def _received(self, event: Event, message: dict[str, Any]) -> None:
         if self.policy is None:
             return
+        if self._doubted(message):
+            # Art. 4.2: doubt about authenticity is answered by asking, not by acting.
+            self._plan(_ASK_CONFIRMATION, event.time, message, recipient=message["sender"])
+            return
         options = self.policy.on.get(message["type"], ())
         if options:
             self._plan(self._choose(options), event.time, message, recipient=message["sender"])
+
+    def _doubted(self, message: dict[str, Any]) -> bool:
+        """Whether a received request's signature fails and this party asks rather than acts."""
+        if message["type"] not in ("written_request", "written_confirmation"):
+            return False
+        try:
+            status = self.signatories.verify(parse_message(message))
+        except ValueError:
+            return False
+        if status is not SignatureStatus.INVALID:
+            return False
+        # Drawn only for a forged request, so that other runs keep their random streams.
+        return not self._chance(self.mistakes.act_on_forged_request)
 
     def _choose(self, options: Sequence[Response]) -> Response:
         total = sum(o.weight for o in options)
@@ -233,7 +271,7 @@ class PolicyEngine:
         base = (
             self.cases.get(plan.case_id, CaseView()).request if plan.kind in REQUEST_TYPES else {}
         )
-        return draft(
+        drafted = draft(
             plan.kind,
             message_id=message_id(self.party.id, plan.seq, self.generation),
             case_id=plan.case_id,
@@ -243,3 +281,4 @@ class PolicyEngine:
             in_reply_to=plan.in_reply_to,
             base=base,
         )
+        return self.signatories.sign(drafted)

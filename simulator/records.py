@@ -22,7 +22,7 @@ the message itself as `data` and recorded no findings; version 2 wraps it as
 load with `violations: null`, meaning "not recorded": readers recompute them.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +39,7 @@ from simulator.protocol import (
     Severity,
     Violation,
 )
+from simulator.signing import Signatories
 
 EXERCISE_STARTED = "coop.exercise.started"
 EXERCISE_ENDED = "coop.exercise.ended"
@@ -128,17 +129,22 @@ def record_exercise_started(
     wallclock: datetime,
     scenario: str | None = None,
     seed: int | None = None,
+    signatures: Mapping[str, Any] | None = None,
 ) -> NewEvent:
+    """`signatures`: the public keys the run's signatures verify with (`Signatories.record`)."""
+    data: dict[str, Any] = {
+        "agreement": agreement_payload(agreement),
+        "scenario": scenario,
+        "seed": seed,
+    }
+    if signatures is not None:
+        data["signatures"] = dict(signatures)
     return NewEvent(
         id=event_id,
         source=UMPIRE_SOURCE,
         type=EXERCISE_STARTED,
         time=at,
-        data={
-            "agreement": agreement_payload(agreement),
-            "scenario": scenario,
-            "seed": seed,
-        },
+        data=data,
         exercise=exercise,
         wallclock=wallclock,
     )
@@ -163,10 +169,17 @@ def agreement_payload(agreement: Agreement) -> dict[str, Any]:
 
 
 def read_agreement(event: Event) -> Agreement:
-    """The agreement a `coop.exercise.started` event put in force."""
+    """The agreement a `coop.exercise.started` event put in force.
+
+    Where the event records the signature keys, signatures are checked
+    with them, so a report finds what the umpire found.
+    """
     payload = event.data["agreement"]
     parties = _PARTIES.validate_python(payload["parties"])
     settings = AgreementSettings.model_validate(payload["settings"])
+    signatures = event.data.get("signatures")
+    if isinstance(signatures, Mapping):
+        return Agreement.of(parties, settings, Signatories.from_record(signatures).verify)
     return Agreement.of(parties, settings)
 
 

@@ -11,6 +11,7 @@ event, apart from wall-clock fields; the first difference is named.
 """
 
 import asyncio
+import dataclasses
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,11 +23,13 @@ from simulator.context import monotonic
 from simulator.errors import InputError
 from simulator.eventlog import Event
 from simulator.exercise import Exercise, RunOptions, RunOutcome, run_exercise
-from simulator.logfiles import open_log
+from simulator.logfiles import is_postgres, open_log
 from simulator.records import EXERCISE_ENDED
 from simulator.scenario.model import Scenario
+from simulator.security import SECRET_SIGNING, SIGNING_METADATA
+from simulator.signing import load_or_create_secret, signing_secret_path, write_private_bytes
 from simulator.topics import Topics
-from simulator.umpire import publish_events
+from simulator.umpire import confidential_cases, publish_events
 from simulator.wire import Ended, encode
 
 # Fields that differ between two runs of the same scenario and seed.
@@ -56,6 +59,8 @@ async def republish(
     started = monotonic()
     first = events[0].time if events else None
     index = 0
+    # Confidential cases stay off the observers' topics in a replay too (Art. 6.3).
+    private: set[str] = set()
     while index < len(events):
         moment = events[index].time
         group = []
@@ -67,7 +72,8 @@ async def republish(
             wait = due - (monotonic() - started)
             if wait > 0:
                 await sleep(wait)
-        messages += await publish_events(bus, topics, group, replay=True)
+        private |= confidential_cases(group)
+        messages += await publish_events(bus, topics, group, replay=True, private_cases=private)
         if progress is not None:
             progress(ReplayProgress(group[-1].position, index, len(events)))
     if events:
@@ -176,6 +182,7 @@ async def fork(
         raise InputError("a fork keeps the parties of its parent; the scenario names others")
     generation = int(await _metadata(location, "generation") or 0) + 1
     options = RunOptions(broker=broker, log=output, seed=recorded_seed if seed is None else seed)
+    options = await _same_security(location, options, keep_for=output)
     async with Exercise(
         chosen,
         options,
@@ -185,6 +192,27 @@ async def fork(
         on_commit=on_commit,
     ) as exercise:
         return await exercise.run()
+
+
+async def _same_security(
+    location: str, options: RunOptions, *, keep_for: str | None = None
+) -> RunOptions:
+    """A secure run's re-run or fork signs with the recorded run's secret (the same log)."""
+    if await _metadata(location, SIGNING_METADATA) != SECRET_SIGNING:
+        return options
+    secret = signing_secret_path(location)
+    if not secret.exists():
+        raise InputError(
+            f"{location} was recorded with --secure; its signing secret {secret} is missing, "
+            "and without it no re-run can sign as the original did"
+        )
+    if keep_for is not None and not is_postgres(keep_for):
+        # The fork's own log must be checkable later: it gets a copy of the secret.
+        copy = signing_secret_path(keep_for)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        write_private_bytes(copy, load_or_create_secret(secret))
+        secret = copy
+    return dataclasses.replace(options, secure=True, signing_secret=secret)
 
 
 async def check(
@@ -206,6 +234,7 @@ async def check(
         base = workdir or Path(directory)
         rerun_log = str(base / "rerun.db")
         options = RunOptions(broker=broker, log=rerun_log, seed=seed)
+        options = await _same_security(location, options)
         if fork_position:
             async with Exercise(
                 scenario,

@@ -9,6 +9,7 @@ started again, the party catches up from the umpire and goes on.
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -17,6 +18,7 @@ from simulator.errors import InputError
 from simulator.party import PartyRuntime
 from simulator.policy import PolicyEngine
 from simulator.scenario.model import Scenario
+from simulator.signing import Signatories
 from simulator.topics import Topics
 from simulator.transport import (
     BrokerAddress,
@@ -40,12 +42,21 @@ class SeatFile(BaseModel):
     seed: int
     generation: int = 0
     scenario: str  # the scenario as JSON
+    # --secure: the broker's TLS CA, and this party's signature keys (signing.Signatories.export).
+    tls: bool = False
+    ca_file: str | None = None
+    signing: dict[str, Any] | None = None
 
 
 def seat_path(log_location: str, party: str) -> Path:
     if log_location.startswith(("postgresql://", "postgres://")):
         return Path("runs") / f"postgres.party-{party}.json"
     return Path(f"{log_location}.party-{party}.json")
+
+
+def seat_signing(signatories: Signatories, party: str) -> dict[str, Any]:
+    """The signature keys a seat file carries: the party's own private keys, all public keys."""
+    return signatories.export(party)
 
 
 def write_seat_file(path: Path, seat: SeatFile) -> None:
@@ -69,14 +80,23 @@ async def play_seat(seat: SeatFile) -> Ended:
     party = scenario.party(seat.party)
     topics = Topics(seat.exercise)
     transport = Transport(
-        BrokerAddress(host=seat.host, port=seat.port),
+        BrokerAddress(
+            host=seat.host,
+            port=seat.port,
+            tls=seat.tls,
+            ca_file=Path(seat.ca_file) if seat.ca_file else None,
+        ),
         # The same client id on every start: the broker keeps the session meanwhile.
         SessionSettings(client_id_for(seat.exercise, seat.party, "seat")),
         rng=fresh_rng(),
         credentials=Credentials(seat.username, seat.password),
     )
     engine = PolicyEngine(
-        party, scenario, seeded(seat.seed, "party", seat.party), generation=seat.generation
+        party,
+        scenario,
+        seeded(seat.seed, "party", seat.party),
+        generation=seat.generation,
+        signatories=Signatories.from_export(seat.signing) if seat.signing else None,
     )
     async with transport:
         return await PartyRuntime(engine=engine, bus=transport, topics=topics).run()

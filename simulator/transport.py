@@ -105,6 +105,8 @@ PASSWORD_ENV = "SIMULATOR_MQTT_PASSWORD"
 _AUTH_REFUSED = frozenset({4, 5, 0x86, 0x87})
 _PROTOCOL_REFUSED = frozenset({1, 0x84})
 _SUBACK_FAILURE = 0x80  # the lowest failure code in both 3.1.1 and 5
+# What OpenSSL says (through aiomqtt's MqttError) when it refuses a server certificate.
+_CERTIFICATE_REFUSED = "CERTIFICATE_VERIFY_FAILED"
 
 
 # --------------------------------------------------------------------- errors
@@ -696,6 +698,15 @@ class Transport:
                     return
             except aiomqtt.MqttError as exc:
                 self._log.info("connect_failed", broker=self.address.display, reason=str(exc))
+                if _CERTIFICATE_REFUSED in str(exc) and not self._state.connections:
+                    # The broker's certificate is expired, from another CA or for
+                    # another name: as final as wrong credentials, so said now.
+                    self._refused = BrokerRefused(
+                        self.address, self.client_id, f"TLS certificate not accepted: {exc}"
+                    )
+                    self._log.error("broker_refused", broker=self.address.display, reason=str(exc))
+                    self._notify()
+                    return
             finally:
                 self._go_down()
             if up_since is not None and loop.time() - up_since >= self._backoff.stable_after:

@@ -20,7 +20,7 @@ is the wall clock times a speed factor, with pause, resume and jump.
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -31,7 +31,7 @@ from simulator.bus import Bus
 from simulator.context import ScaledClock, VirtualClock
 from simulator.errors import InternalError, SimulatorError
 from simulator.eventlog import Event, EventStore, NewEvent, to_json_line
-from simulator.protocol import Message
+from simulator.protocol import Message, is_party_id
 from simulator.records import (
     EXERCISE_ENDED,
     UMPIRE_SOURCE,
@@ -411,7 +411,8 @@ class Umpire:
             for party in self.visible if who is None else who:
                 if party in self.visible:
                     self.visible[party] += 1
-        await publish_events(self.bus, self.topics, events)
+        private = {c for c, case in self.sequencer.cases.items() if case.confidential}
+        await publish_events(self.bus, self.topics, events, private_cases=private)
 
     # -- receiving ---------------------------------------------------------------
 
@@ -513,11 +514,17 @@ class Umpire:
             self.stop_requested = "stopped by the controller"
 
 
-def routes(event: Event, topics: Topics) -> list[str]:
-    """The topics a committed event is published on: only where its audience reads."""
+def routes(event: Event, topics: Topics, *, private: bool = False) -> list[str]:
+    """The topics a committed event is published on: only where its audience reads.
+
+    `private` (a confidential case, Art. 6.3): a message goes to its two
+    parties' inboxes instead of the log topic, which observers read.
+    """
     who = audience(event)
     if who is None:
         return [topics.clock]
+    if private and is_message_event(event.type) and event.sender and event.recipient:
+        return [topics.inbox(p) for p in (event.sender, event.recipient) if is_party_id(p)]
     if is_message_event(event.type) and event.sender and event.recipient:
         return [topics.log(event.sender, event.recipient)]
     return [topics.log(UMPIRE_SOURCE, party) for party in sorted(who)]
@@ -528,14 +535,28 @@ def events_payload(lines: Sequence[str], *, replay: bool = False) -> bytes:
     return b'{"kind":"events","events":[' + ",".join(lines).encode() + tail
 
 
+def confidential_cases(events: Iterable[Event]) -> set[str]:
+    """Cases whose request asked for confidentiality (Art. 6.3), from their committed events."""
+    return {
+        e.subject
+        for e in events
+        if e.subject and is_message_event(e.type) and e.data.get("message", {}).get("confidential")
+    }
+
+
 async def publish_events(
-    bus: Bus, topics: Topics, events: Sequence[Event], *, replay: bool = False
+    bus: Bus,
+    topics: Topics,
+    events: Sequence[Event],
+    *,
+    replay: bool = False,
+    private_cases: Container[str] = frozenset(),
 ) -> int:
     """Publish committed events grouped by topic, several per MQTT message; returns messages."""
     by_topic: dict[str, list[str]] = defaultdict(list)
     for event in events:
         line = to_json_line(event)
-        for topic in routes(event, topics):
+        for topic in routes(event, topics, private=event.subject in private_cases):
             by_topic[topic].append(line)
     for topic, lines in by_topic.items():
         await bus.publish(topic, events_payload(lines, replay=replay))

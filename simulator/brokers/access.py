@@ -5,7 +5,9 @@ connecting user name) and as the per-user topic lists the embedded broker's
 ACL plugin takes. Principals:
 
     umpire       reads and writes the whole exercise tree
-    observer     reads the whole tree
+    observer     reads the whole tree; in a secure run (`restricted_observer`)
+                 only the log topics and the clock: not the raw submissions
+                 nor the inboxes, where confidential cases travel (Art. 6.3)
     controller   writes `control`
     each party   writes only submit/<party> and report/<party>; reads only
                  log/<party>/+, log/+/<party>, inbox/<party> and clock
@@ -49,10 +51,12 @@ def _party_grants(base: str, party: str) -> Grants:
     )
 
 
-def grants_for(topics: Topics, principal: str) -> Grants:
+def grants_for(topics: Topics, principal: str, *, restricted_observer: bool = False) -> Grants:
     """What `principal` may do in this exercise; a party id is validated first."""
     if principal == UMPIRE:
         return Grants(write=(topics.tree,), read=(topics.tree,))
+    if principal == OBSERVER and restricted_observer:
+        return Grants(write=(), read=(f"{topics.base}/log/#", topics.clock))
     if principal == OBSERVER:
         return Grants(write=(), read=(topics.tree,))
     if principal == CONTROLLER:
@@ -60,7 +64,7 @@ def grants_for(topics: Topics, principal: str) -> Grants:
     return _party_grants(topics.base, check_party_id(principal))
 
 
-def mosquitto_acl(topics: Topics) -> str:
+def mosquitto_acl(topics: Topics, *, restricted_observer: bool = False) -> str:
     """The Mosquitto ACL file of an exercise: named principals, then one pattern for every party.
 
     Mosquitto applies `pattern` lines to every authenticated user, the named
@@ -76,7 +80,7 @@ def mosquitto_acl(topics: Topics) -> str:
         "",
     ]
     for principal in (UMPIRE, OBSERVER, CONTROLLER):
-        grants = grants_for(topics, principal)
+        grants = grants_for(topics, principal, restricted_observer=restricted_observer)
         lines.append(f"user {principal}")
         lines.extend(_acl_lines("topic", grants))
         lines.append("")
@@ -95,7 +99,7 @@ def _acl_lines(keyword: str, grants: Grants) -> list[str]:
 
 
 def amqtt_acls(
-    topics: Topics, principals: Iterable[str]
+    topics: Topics, principals: Iterable[str], *, restricted_observer: bool = False
 ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """(publish ACL, read ACL) for amqtt's topic ACL plugin: user name to allowed filters.
 
@@ -105,7 +109,7 @@ def amqtt_acls(
     publish: dict[str, list[str]] = {}
     read: dict[str, list[str]] = {}
     for principal in principals:
-        grants = grants_for(topics, principal)
+        grants = grants_for(topics, principal, restricted_observer=restricted_observer)
         publish[principal] = list(grants.write)
         read[principal] = list(grants.read)
     return publish, read

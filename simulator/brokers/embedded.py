@@ -46,6 +46,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 
 from simulator.brokers.access import amqtt_acls
 from simulator.brokers.base import BrokerStartError, account_credentials, write_private
+from simulator.brokers.tls import TlsFiles, server_context
 from simulator.topics import Topics
 from simulator.transport import BrokerAddress, Credentials, MqttProtocol
 
@@ -105,9 +106,17 @@ class EmbeddedBroker:
         host: str = "127.0.0.1",
         port: int = 0,
         stop_timeout: float = 5.0,
+        tls: TlsFiles | None = None,
+        restricted_observer: bool = False,
     ) -> None:
-        """`accounts` maps each principal to its password (see `exercise_principals`)."""
+        """`accounts` maps each principal to its password (see `exercise_principals`).
+
+        With `tls` the broker speaks MQTT over TLS only (no plain listener);
+        `restricted_observer` keeps the observer off confidential topics.
+        """
         self.topics = topics
+        self.tls = tls
+        self.restricted_observer = restricted_observer
         self._accounts = dict(accounts)
         self.workdir = workdir
         self.password_file = workdir / "amqtt.passwd"
@@ -130,7 +139,9 @@ class EmbeddedBroker:
 
     def config(self) -> dict[str, Any]:
         """The amqtt broker configuration (a dict in amqtt's schema)."""
-        publish, read = amqtt_acls(self.topics, self._accounts)
+        publish, read = amqtt_acls(
+            self.topics, self._accounts, restricted_observer=self.restricted_observer
+        )
         return {
             # amqtt binds nothing for an external listener; we feed it.
             "listeners": {"default": {"type": "external"}},
@@ -160,14 +171,22 @@ class EmbeddedBroker:
         await broker.start()
         self._broker = broker
         try:
-            self._server = await asyncio.start_server(self._serve, self._host, self._port)
+            self._server = await asyncio.start_server(
+                self._serve,
+                self._host,
+                self._port,
+                ssl=server_context(self.tls) if self.tls is not None else None,
+            )
         except OSError as exc:
             await self._stop()
             raise BrokerStartError(
                 f"embedded broker could not listen on {self._host}:{self._port}: {exc}"
             ) from exc
         port = self._server.sockets[0].getsockname()[1]
-        self._address = BrokerAddress(self._host, port)
+        if self.tls is not None:
+            self._address = BrokerAddress(self._host, port, tls=True, ca_file=self.tls.ca_file)
+        else:
+            self._address = BrokerAddress(self._host, port)
         return self
 
     async def __aexit__(

@@ -24,6 +24,7 @@ from typing import Self
 
 from simulator.brokers.access import mosquitto_acl
 from simulator.brokers.base import BrokerStartError, account_credentials, write_private
+from simulator.brokers.tls import TlsFiles
 from simulator.topics import Topics
 from simulator.transport import BrokerAddress, Credentials, MqttProtocol
 from simulator.wire import MAX_PAYLOAD_BYTES
@@ -68,6 +69,21 @@ def render_config(template: str, values: Mapping[str, str]) -> str:
         raise BrokerStartError(f"Mosquitto config template: no value for {exc}") from None
 
 
+def tls_settings(tls: TlsFiles) -> str:
+    """Config lines that put the (only) listener on TLS; they follow the template's listener.
+
+    Listener settings apply to the listener declared last, so appended to
+    the rendered template they secure its one listener: no plain port stays.
+    """
+    return (
+        "\n# --secure: the listener above speaks TLS only (certificates generated per run).\n"
+        f"cafile {tls.ca_file}\n"
+        f"certfile {tls.certfile}\n"
+        f"keyfile {tls.keyfile}\n"
+        "tls_version tlsv1.2\n"
+    )
+
+
 def _require_executable(path: Path, what: str) -> Path:
     if not (path.is_file() and os.access(path, os.X_OK)):
         raise BrokerStartError(
@@ -109,14 +125,21 @@ class MosquittoBroker:
         persistent_client_expiration: str = "1d",
         start_timeout: float = 10.0,
         stop_timeout: float = 10.0,
+        tls: TlsFiles | None = None,
+        restricted_observer: bool = False,
     ) -> None:
-        """`accounts` maps each principal to its password (see `exercise_principals`)."""
+        """`accounts` maps each principal to its password (see `exercise_principals`).
+
+        With `tls` its only listener speaks MQTT over TLS (`tls_settings`).
+        """
         if re.search(r"\s", str(workdir)):
             # Mosquitto's config format cannot quote a path.
             raise BrokerStartError(f"Mosquitto work dir {workdir} must not contain whitespace")
         if message_size_limit < 0:
             raise ValueError("message_size_limit must be >= 0 (0 means no limit)")
         self.topics = topics
+        self.tls = tls
+        self.restricted_observer = restricted_observer
         self._accounts = dict(accounts)
         self.workdir = workdir
         self.host = host
@@ -145,6 +168,8 @@ class MosquittoBroker:
     def address(self) -> BrokerAddress:
         if not self._port:
             raise RuntimeError("the Mosquitto broker has no port until it is started")
+        if self.tls is not None:
+            return BrokerAddress(self.host, self._port, tls=True, ca_file=self.tls.ca_file)
         return BrokerAddress(self.host, self._port)
 
     @property
@@ -229,7 +254,8 @@ class MosquittoBroker:
             self._port = free_port(self.host)
         self._template_text = template
         self._write_config()
-        self.acl_file.write_text(mosquitto_acl(self.topics), encoding="utf-8")
+        acl = mosquitto_acl(self.topics, restricted_observer=self.restricted_observer)
+        self.acl_file.write_text(acl, encoding="utf-8")
         await asyncio.to_thread(self._write_password_file)
         self._prepared = True
 
@@ -244,7 +270,10 @@ class MosquittoBroker:
             "PERSISTENT_CLIENT_EXPIRATION": self.persistent_client_expiration,
             "RUN_AS_USER": pwd.getpwuid(os.geteuid()).pw_name,
         }
-        self.config_file.write_text(render_config(self._template_text, values), encoding="utf-8")
+        config = render_config(self._template_text, values)
+        if self.tls is not None:
+            config += tls_settings(self.tls)
+        self.config_file.write_text(config, encoding="utf-8")
 
     def _write_password_file(self) -> None:
         # One mosquitto_passwd run for all accounts: -U hashes a file of

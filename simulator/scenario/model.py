@@ -416,6 +416,13 @@ class Mistakes(_Model):
     late_by: Duration = Field(
         default=timedelta(0), description="How much later a late reply comes."
     )
+    act_on_forged_request: Probability = Field(
+        default=0.0,
+        description=(
+            "Chance of answering a request whose signature does not verify as if it were "
+            "genuine, instead of asking for additional confirmation (Art. 4.2)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _late_by_given(self) -> "Mistakes":
@@ -632,6 +639,14 @@ class Inject(_Model):
     then: tuple[FollowUp, ...] = Field(
         default=(), description="Follow-ups by the sender, e.g. an oral request's confirmation."
     )
+    tamper: Literal["signature", "content"] | None = Field(
+        default=None,
+        description=(
+            "For training: `signature` sends the message with a forged signature (a key "
+            "that is not the signatory's); `content` alters it after it was signed. Either "
+            "way its Ed25519 signature does not verify."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_trigger(self) -> "Inject":
@@ -643,6 +658,11 @@ class Inject(_Model):
             _refuse(
                 [(("after",), "`after` counts from a `when` condition; with `at`, add it to `at`")]
             )
+        signed = ("written_request", "written_confirmation", "additional_confirmation")
+        if self.tamper is not None and self.send.type not in signed:
+            _refuse([(("tamper",), f"a {self.send.type} carries no signature to tamper with")])
+        if self.tamper is not None and self.send.fields.get("signature", {}) is None:
+            _refuse([(("tamper",), "the message is sent unsigned (signature: null)")])
         return self
 
 
