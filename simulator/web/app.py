@@ -40,7 +40,7 @@ from simulator.wire import Control, describe
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 # Several commits in a burst become one update; a person cannot read faster.
-MIN_INTERVAL_S = 0.2
+MIN_INTERVAL_S = 0.1
 HEARTBEAT_S = 1.0
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -92,9 +92,11 @@ async def _stream(
     signal: Signal, snapshot: Callable[[], dict[str, Any]]
 ) -> AsyncIterator[dict[str, str]]:
     while True:
+        seen = signal.version
         yield {"event": "state", "data": json.dumps(snapshot(), ensure_ascii=False)}
+        await signal.wait_past(seen, HEARTBEAT_S)
+        # A burst of commits becomes one update.
         await asyncio.sleep(MIN_INTERVAL_S)
-        await signal.wait(HEARTBEAT_S)
 
 
 def seat_snapshot(seat: PlayerSeat, training: bool) -> dict[str, Any]:

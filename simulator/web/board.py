@@ -32,16 +32,21 @@ class ClockView:
 
 
 class Signal:
-    """A broadcast 'something changed': every waiter wakes, none is left behind."""
+    """A broadcast 'something changed', counted, so that no change between two looks is missed."""
 
     def __init__(self) -> None:
+        self.version = 0
         self._event = asyncio.Event()
 
     def fire(self) -> None:
+        self.version += 1
         self._event.set()
         self._event = asyncio.Event()
 
-    async def wait(self, seconds: float) -> bool:
+    async def wait_past(self, version: int, seconds: float) -> bool:
+        """Return once the version is past `version` (at once if it already is), or time is up."""
+        if self.version > version:
+            return True
         try:
             await asyncio.wait_for(self._event.wait(), seconds)
         except TimeoutError:
@@ -116,13 +121,15 @@ class Board:
                 }
             )
         start = self.scenario.start
+        note_text = {n["position"]: n["text"] for n in self.notes}
         return {
             "exercise": self.scenario.exercise,
             "title": self.scenario.title,
             "mode": self.mode,
             "training": self.training,
             "clock": {
-                "time": iso(clock.time or self.last_time),
+                # A run that ended stays at its end, whatever the clock object says now.
+                "time": iso(self.last_time if self.ended else (clock.time or self.last_time)),
                 "paused": clock.paused,
                 "speed": clock.speed,
             },
@@ -170,7 +177,7 @@ class Board:
                     "case": e.case_id,
                     "sender": e.sender,
                     "recipient": e.recipient,
-                    "gist": e.gist,
+                    "gist": note_text.get(e.position, e.gist),
                     "rules": list(e.rule_ids),
                 }
                 for e in reversed(self.timeline.entries[-TIMELINE_SHOWN:])

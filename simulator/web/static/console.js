@@ -31,6 +31,14 @@ function shortTime(iso) {
   return iso ? iso.replace("T", " ").replace(/:\d\d(\.\d+)?Z$/, "Z") : "—";
 }
 
+function shown(value) {
+  if (Array.isArray(value)) return value.map(shown).join("; ");
+  if (value && typeof value === "object") {
+    return value.name ? [value.name, value.title].filter(Boolean).join(", ") : JSON.stringify(value);
+  }
+  return String(value);
+}
+
 function words(name) {
   return String(name || "").replaceAll("_", " ");
 }
@@ -93,7 +101,7 @@ function sequenceChart(steps) {
   const width = Math.max(lanes.length * laneWidth, 400);
   const height = top + steps.length * rowHeight + 20;
   const x = (who) => laneWidth / 2 + lanes.indexOf(who) * laneWidth;
-  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
+  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
     "aria-label": "sequence chart" });
   const defs = svg("defs");
   for (const [id, colour] of [["arrow", "#1f5fbf"], ["arrow-bad", "#b42318"]]) {
@@ -191,8 +199,11 @@ function controlPage() {
         " · ", el("code", {}, v.rule), " · ", v.case, v.party ? " · " + v.party : "",
         el("div", { class: "muted" }, shortTime(v.time), " #", v.position, " — ", v.detail))));
 
-    const columns = state.states.filter((s) => s.count > 0 || !s.terminal);
-    document.getElementById("board").replaceChildren(...columns.map((s) =>
+    // Only the states cases are in: fourteen mostly empty columns hide the ones that matter.
+    const columns = state.states.filter((s) => s.count > 0);
+    document.getElementById("board").replaceChildren(
+      ...(columns.length ? [] : [el("p", { class: "muted" }, "No case yet.")]),
+      ...columns.map((s) =>
       el("div", { class: "column", "data-state": s.state },
         el("h3", {}, words(s.state), " (", s.count, ")"),
         state.cases.filter((c) => c.state === s.state).map((c) =>
@@ -358,7 +369,7 @@ function seatPage() {
           .filter(([k, v]) => !["type", "message_id", "case_id", "sender", "recipient", "language",
             "in_reply_to"].includes(k) && v !== "" && v !== null && !(Array.isArray(v) && !v.length))
           .map(([k, v]) => el("div", {}, el("span", { class: "muted" }, words(k), ": "),
-            typeof v === "object" ? JSON.stringify(v) : String(v)))),
+            shown(v)))),
         s.violations.map((v) => el("div", { class: "found" },
           "⚠ Art. ", v.article, " ", v.rule_id, ": ", v.detail)))));
 
@@ -368,7 +379,7 @@ function seatPage() {
     } else {
       const allowed = current.allowed;
       const others = Object.keys(forms).filter((k) => !allowed.includes(k));
-      actions.replaceChildren(
+      actions.replaceChildren(...[
         allowed.length ? el("span", { class: "muted" }, "Allowed now: ")
           : el("span", { class: "muted" }, "Nothing for you to send in this case now."),
         ...allowed.map((kind) => el("button", { type: "button", class: "primary", "data-kind": kind,
@@ -380,7 +391,8 @@ function seatPage() {
                 current.recipients[event.target.value] || current.counterpart, false);
             }
           } }, el("option", { value: "" }, "— not allowed now —"),
-            others.map((k) => el("option", { value: k }, words(k))))) : null);
+            others.map((k) => el("option", { value: k }, words(k))))) : null,
+      ].flat().filter((child) => child !== null));
     }
 
     document.getElementById("pending").replaceChildren(...(state.pending.length
