@@ -135,7 +135,8 @@ class Board:
             },
             "head": projection.position,
             "ended": self.ended,
-            "report": self.report_url,
+            # A replay's report is ready early; like a live run's, it is shown at the end.
+            "report": self.report_url if self.ended else None,
             "report_error": self.report_error,
             "states": [
                 {"state": s.value, "count": by_state.get(s.value, 0), "terminal": s.terminal}

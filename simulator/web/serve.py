@@ -15,6 +15,7 @@ pause, resume, speed and jump to the next event.
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -287,8 +288,9 @@ async def serve_log(
     *,
     speed: float,
     announce: Callable[[dict[str, str]], None],
+    stopping: asyncio.Event | None = None,
 ) -> None:
-    """Replay a log into the control view; the report of the log is there from the start."""
+    """Replay a log into the control view; its report is linked once the replay has ended."""
     scenario, _, _ = await recorded_run(location)
     events = await read_range(location)
     if not events:
@@ -298,35 +300,24 @@ async def serve_log(
     board.clock = replayer.view
     console = Console(board=board, tokens=Tokens.issue(()), send_control=replayer.apply)
     server = _server(console, options)
-    scratch = contextlib.ExitStack()
-    if options.report_dir is None:
-        # A replay writes nothing beside the log it reads.
-        directory = scratch.enter_context(tempfile.TemporaryDirectory(prefix="simulator-serve-"))
-        options = ServeOptions(**{**options.__dict__, "report_dir": Path(directory) / "report"})
-    with scratch:
-        await _replay(console, server, replayer, location, options, announce)
-
-
-async def _replay(
-    console: Console,
-    server: "_Server",
-    replayer: Replayer,
-    location: str,
-    options: ServeOptions,
-    announce: Callable[[dict[str, str]], None],
-) -> None:
-    async with asyncio.TaskGroup() as group:
-        serving = group.create_task(server.serve(), name="web.server")
-        await _started(server, serving, console)
-
-        def stop() -> None:
+    stopping = stopping or asyncio.Event()
+    with contextlib.ExitStack() as scratch:
+        if options.report_dir is None:
+            # A replay writes nothing beside the log it reads.
+            directory = scratch.enter_context(tempfile.TemporaryDirectory(prefix="simulator-"))
+            options = dataclasses.replace(options, report_dir=Path(directory) / "report")
+        async with asyncio.TaskGroup() as group:
+            serving = group.create_task(server.serve(), name="web.server")
+            await _started(server, serving, console)
+            _on_signals(stopping.set)
+            announce(console.links())
+            feeding = group.create_task(replayer.run(), name="web.replay")
+            # Written while the replay runs; the board links it once the replay has ended.
+            await _write_report(console, location, options, Path("runs"))
+            waiting = group.create_task(stopping.wait(), name="web.stop")
+            await asyncio.wait([feeding, waiting], return_when=asyncio.FIRST_COMPLETED)
+            if options.linger:
+                await asyncio.wait([serving, waiting], return_when=asyncio.FIRST_COMPLETED)
             server.should_exit = True
-
-        _on_signals(stop)
-        announce(console.links())
-        feeding = group.create_task(replayer.run(), name="web.replay")
-        await _write_report(console, location, options, Path("runs"))
-        await feeding
-        if not options.linger:
-            server.should_exit = True
-        await serving
+            for task in (feeding, waiting):
+                task.cancel()
