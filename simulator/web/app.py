@@ -330,7 +330,6 @@ async def seat_send(request: Request) -> Response:
     recipient = str(body.get("recipient") or counterpart(case, seat.party.id, kind, others) or "")
     if recipient not in seat.parties or recipient == seat.party.id:
         return _error(400, "choose whom the message goes to")
-    seq, message_id = seat.new_message_id()
     try:
         message = message_from_form(
             kind,
@@ -338,12 +337,14 @@ async def seat_send(request: Request) -> Response:
             sender=seat.party,
             recipient=seat.parties[recipient],
             case_id=case_id,
-            message_id=message_id,
+            message_id="draft",
             in_reply_to=seat.last_message.get(case_id),
         )
     except FormError as exc:
-        seat.next_seq -= 1  # nothing was sent: the number is free again
         return _error(400, str(exc))
+    # Numbered only once it is sure to go: a refused form leaves no gap in the sequence.
+    seq, message_id = seat.new_message_id()
+    message["message_id"] = message_id
     await seat.submit(seq, message)
     return JSONResponse({"ok": True, "message_id": message_id}, headers=SECURITY_HEADERS)
 

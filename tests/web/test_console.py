@@ -94,6 +94,35 @@ async def test_a_seat_gets_forms_for_what_the_procedure_allows_and_the_controlle
         # Notes are for the debrief: the trainee's seat never receives them.
         assert all(e["type"] != NOTE for e in seat["other_events"])
 
+        # A seat opens a case of its own, signed by a deputy (Art. 4.4).
+        opened = await send(
+            served,
+            "southmere",
+            kind="written_request",
+            case="own-1",
+            recipient="northmark",
+            values={
+                "area": "public_order",
+                "requesting_party_name": "State Guard Service of Southmere",
+                "requested_party_name": "Ministry of Internal Affairs of the Republic of Northmark",
+                "essence": "Escort of a delegation.",
+                "purpose": "Safe passage.",
+                "justification": "A state visit.",
+                "assistance_sought": "Two escort vehicles.",
+                "signature": "L. Morrow",
+            },
+        )
+        assert opened.status_code == 200, opened.text
+        seat = await seat_state(served, "southmere", lambda s: case_of(s, "own-1"))
+        own = case_of(seat, "own-1")
+        assert own is not None
+        assert own["role"] == "requesting"
+        assert own["allowed"] == ["withdrawal"]
+        request = own["steps"][0]
+        assert request["message"]["signature"]["name"] == "L. Morrow"
+        assert request["message"]["seal"] == "SOUTHMERE-SGS-SEAL-01"
+        assert request["violations"] == []
+
         assert (await served.command(command="stop")).status_code == 200
         ended = await served.until(lambda s: s["ended"] and s["report"], seconds=60)
         report = await served.client.get(ended["report"], params={"token": served.token("control")})
@@ -105,7 +134,7 @@ async def test_a_seat_gets_forms_for_what_the_procedure_allows_and_the_controlle
     notes = [e for e in events if e.type == NOTE]
     assert [n.data["text"] for n in notes] == ["Consulted first: good."]
     sent_by_seat = [e.data["message"]["type"] for e in events if e.sender == "southmere"]
-    assert sent_by_seat == ["consultation"]
+    assert sent_by_seat == ["consultation", "written_request"]
     assert (tmp_path / "report" / "report.html").is_file()
 
 

@@ -45,6 +45,17 @@ function words(name) {
 
 const token = document.body.dataset.token;
 
+// Redraw a part only when what it shows changed: a heartbeat must not replace the button
+// under the user's pointer (a click on a node being replaced is lost).
+const drawn = new Map();
+function render(id, key, build) {
+  const text = JSON.stringify(key);
+  if (drawn.get(id) === text) return;
+  drawn.set(id, text);
+  const nodes = build();
+  document.getElementById(id).replaceChildren(...[nodes].flat().filter((n) => n !== null));
+}
+
 function withToken(path) {
   return path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token);
 }
@@ -187,13 +198,13 @@ function controlPage() {
 
     const report = document.getElementById("report");
     report.hidden = !(state.report || state.report_error);
-    report.replaceChildren(state.report
+    render("report", [state.report, state.report_error], () => state.report
       ? el("a", { href: withToken(state.report), target: "_blank", rel: "noreferrer noopener",
           id: "report-link" }, "After-action report")
       : (state.report_error || ""));
 
     document.getElementById("violation-count").textContent = state.violations.length;
-    document.getElementById("violations").replaceChildren(...state.violations.map((v) =>
+    render("violations", state.violations, () => state.violations.map((v) =>
       el("li", { class: "sev-" + v.severity, "data-rule": v.rule },
         el("span", { class: "article" }, v.article === "—" ? "Procedure" : "Art. " + v.article),
         " · ", el("code", {}, v.rule), " · ", v.case, v.party ? " · " + v.party : "",
@@ -201,7 +212,7 @@ function controlPage() {
 
     // Only the states cases are in: fourteen mostly empty columns hide the ones that matter.
     const columns = state.states.filter((s) => s.count > 0);
-    document.getElementById("board").replaceChildren(
+    render("board", [state.cases, selected], () => [
       ...(columns.length ? [] : [el("p", { class: "muted" }, "No case yet.")]),
       ...columns.map((s) =>
       el("div", { class: "column", "data-state": s.state },
@@ -211,7 +222,7 @@ function controlPage() {
               onclick: () => { selected = c.id; draw(last); } },
             el("strong", {}, c.id), el("br"),
             el("span", { class: "muted" }, c.requesting || "?", " → ", c.requested || "?"),
-            c.violations ? el("span", { class: "bad" }, "  ⚠ ", c.violations) : null)))));
+            c.violations ? el("span", { class: "bad" }, "  ⚠ ", c.violations) : null))))]);
 
     const cases = state.cases;
     if (!selected && cases.length) {
@@ -219,10 +230,10 @@ function controlPage() {
     }
     const steps = state.steps[selected] || [];
     document.getElementById("chart-case").textContent = selected || "";
-    document.getElementById("chart").replaceChildren(
+    render("chart", steps, () =>
       steps.length ? sequenceChart(steps) : el("p", { class: "muted" }, "No case yet."));
 
-    document.getElementById("injects").replaceChildren(...state.injects.map((i) =>
+    render("injects", [state.injects, live, state.mode], () => state.injects.map((i) =>
       el("tr", {},
         el("td", {}, i.id), el("td", {}, i.conditioned ? "when its condition holds" : shortTime(i.at)),
         el("td", {}, words(i.kind), " in ", i.case),
@@ -230,10 +241,10 @@ function controlPage() {
           : el("button", { type: "button", disabled: !live || state.mode === "replay",
               onclick: () => command({ command: "inject", inject: i.id }) }, "Send now")))));
 
-    document.getElementById("notes").replaceChildren(...state.notes.map((n) =>
+    render("notes", state.notes, () => state.notes.map((n) =>
       el("li", {}, el("span", { class: "muted" }, shortTime(n.time), " #", n.position, " "), n.text)));
 
-    document.getElementById("timeline").replaceChildren(...state.timeline.map((e) =>
+    render("timeline", state.timeline, () => state.timeline.map((e) =>
       el("tr", { class: e.rules.length ? "sev-error" : "" },
         el("td", {}, e.position), el("td", {}, shortTime(e.time)), el("td", {}, e.case || ""),
         el("td", {}, words(e.type)),
@@ -352,7 +363,8 @@ function seatPage() {
     state = next;
     showClock(state);
     if (!selected && state.cases.length) selected = state.cases[state.cases.length - 1].id;
-    document.getElementById("cases").replaceChildren(...state.cases.map((c) =>
+    render("cases", [state.cases.map((c) => [c.id, c.state, c.counterpart]), selected], () =>
+      state.cases.map((c) =>
       el("li", { class: c.id === selected ? "selected" : "", "data-case": c.id,
           onclick: () => { selected = c.id; draw(state); } },
         el("strong", {}, c.id), " ", el("span", { class: "badge" }, words(c.state)),
@@ -362,7 +374,7 @@ function seatPage() {
     document.getElementById("case-title").textContent = current ? "Case " + current.id : "Choose a case";
     document.getElementById("case-state").textContent = current
       ? `${words(current.state)} · ${words(current.area)} · you are the ${current.role} party` : "";
-    document.getElementById("steps").replaceChildren(...(current ? current.steps : []).map((s) =>
+    render("steps", current ? current.steps : [], () => (current ? current.steps : []).map((s) =>
       el("li", {}, el("strong", {}, words(s.type)), " ", s.sender, " → ", s.recipient,
         el("span", { class: "muted" }, "  ", shortTime(s.time), " #", s.position),
         el("div", {}, Object.entries(s.message)
@@ -373,13 +385,15 @@ function seatPage() {
         s.violations.map((v) => el("div", { class: "found" },
           "⚠ Art. ", v.article, " ", v.rule_id, ": ", v.detail)))));
 
-    const actions = document.getElementById("actions");
-    if (!current || state.ended) {
-      actions.replaceChildren(state.ended ? el("p", { class: "muted" }, "The exercise has ended.") : "");
-    } else {
+    const key = [current ? [current.id, current.allowed, current.recipients] : null,
+      state.ended, state.training];
+    render("actions", key, () => {
+      if (!current || state.ended) {
+        return state.ended ? el("p", { class: "muted" }, "The exercise has ended.") : [];
+      }
       const allowed = current.allowed;
       const others = Object.keys(forms).filter((k) => !allowed.includes(k));
-      actions.replaceChildren(...[
+      return [
         allowed.length ? el("span", { class: "muted" }, "Allowed now: ")
           : el("span", { class: "muted" }, "Nothing for you to send in this case now."),
         ...allowed.map((kind) => el("button", { type: "button", class: "primary", "data-kind": kind,
@@ -392,16 +406,16 @@ function seatPage() {
             }
           } }, el("option", { value: "" }, "— not allowed now —"),
             others.map((k) => el("option", { value: k }, words(k))))) : null,
-      ].flat().filter((child) => child !== null));
-    }
+      ];
+    });
 
-    document.getElementById("pending").replaceChildren(...(state.pending.length
+    render("pending", state.pending, () => (state.pending.length
       ? state.pending.map((p) => el("li", {}, p.message_id, ": ", words(p.type), " in ", p.case,
           " — waiting for the umpire"))
       : [el("li", { class: "muted" }, "Nothing waiting.")]));
     const rejections = state.other_events.filter((e) => e.type === "coop.rejection")
       .map((e) => "Rejected: " + (e.data.reason || ""));
-    document.getElementById("notices").replaceChildren(...[...rejections, ...notices].map((n) =>
+    render("notices", [rejections, notices], () => [...rejections, ...notices].map((n) =>
       el("li", {}, n)));
   }
 
