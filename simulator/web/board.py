@@ -22,6 +22,8 @@ from simulator.scenario.model import Scenario
 
 TIMELINE_SHOWN = 300
 VIOLATIONS_SHOWN = 500
+# A load run has thousands of cases; the board counts them all but draws the latest.
+CASES_SHOWN = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +107,11 @@ class Board:
         projection = self.cases
         by_state = Counter(case.state.value for case in projection.cases.values())
         violations_by_case = Counter(f.violation.case_id for f in projection.findings)
+        shown = sorted(projection.cases.values(), key=lambda c: c.updated_at)[-CASES_SHOWN:]
+        shown_ids = {case.case_id for case in shown}
         steps: dict[str, list[dict[str, Any]]] = {}
         for entry in self.timeline.entries:
-            if entry.case_id is None:
+            if entry.case_id not in shown_ids:
                 continue
             steps.setdefault(entry.case_id, []).append(
                 {
@@ -154,8 +158,9 @@ class Board:
                     "opened": iso(case.opened_at),
                     "updated": iso(case.updated_at),
                 }
-                for case in sorted(projection.cases.values(), key=lambda c: c.opened_at)
+                for case in sorted(shown, key=lambda c: c.opened_at)
             ],
+            "cases_total": len(projection.cases),
             "steps": steps,
             "violations": [
                 {

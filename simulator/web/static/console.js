@@ -214,6 +214,9 @@ function controlPage() {
     const columns = state.states.filter((s) => s.count > 0);
     render("board", [state.cases, selected], () => [
       ...(columns.length ? [] : [el("p", { class: "muted" }, "No case yet.")]),
+      ...(state.cases_total > state.cases.length ? [el("p", { class: "muted" },
+        `Counts cover all ${state.cases_total} cases; the ${state.cases.length} most recently ` +
+        "active are drawn.")] : []),
       ...columns.map((s) =>
       el("div", { class: "column", "data-state": s.state },
         el("h3", {}, words(s.state), " (", s.count, ")"),
