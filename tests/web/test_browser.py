@@ -115,7 +115,7 @@ def test_a_trainee_refuses_without_reasons_and_the_control_view_shows_art_5_3(
                 seat.screenshot(path=str(ARTIFACTS / "console-seat.png"), full_page=True)
 
                 # The controller sends the next request now; the trainee handles it properly.
-                control.locator("#injects button").click()
+                control.locator('#injects tr[data-inject="request-lorry"] button').click()
                 seat.locator('#cases li[data-case="lorry-1"]').click(timeout=10_000)
                 seat.locator('#actions button[data-kind="acknowledgement"]').click()
                 seat.locator("#send").click()

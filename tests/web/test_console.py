@@ -84,7 +84,7 @@ async def test_a_seat_gets_forms_for_what_the_procedure_allows_and_the_controlle
         )
         assert state["clock"]["time"] == paused["clock"]["time"]
         assert state["notes"][0]["text"] == "Consulted first: good."
-        assert [i["fired"] for i in state["injects"]] == [True, True]
+        assert [i["fired"] for i in state["injects"]] == [True, True, True]
         unknown = await served.command(command="inject", inject="no-such")
         assert unknown.status_code == 400
         assert (await served.command(command="resume")).status_code == 200
@@ -93,6 +93,9 @@ async def test_a_seat_gets_forms_for_what_the_procedure_allows_and_the_controlle
         seat = await seat_state(served, "southmere", lambda s: case_of(s, "lorry-1"))
         # Notes are for the debrief: the trainee's seat never receives them.
         assert all(e["type"] != NOTE for e in seat["other_events"])
+        # A seat sees its own cases only; the controller sees every case.
+        assert "east-1" in {c["id"] for c in state["cases"]}
+        assert [c["id"] for c in seat["cases"]] == ["water-1", "lorry-1"]
 
         # A seat opens a case of its own, signed by a deputy (Art. 4.4).
         opened = await send(

@@ -237,7 +237,7 @@ function controlPage() {
       steps.length ? sequenceChart(steps) : el("p", { class: "muted" }, "No case yet."));
 
     render("injects", [state.injects, live, state.mode], () => state.injects.map((i) =>
-      el("tr", {},
+      el("tr", { "data-inject": i.id },
         el("td", {}, i.id), el("td", {}, i.conditioned ? "when its condition holds" : shortTime(i.at)),
         el("td", {}, words(i.kind), " in ", i.case),
         el("td", {}, i.fired ? el("span", { class: "badge" }, "sent")
