@@ -67,7 +67,12 @@ class Served:
 
 @contextlib.asynccontextmanager
 async def serving(
-    scenario: Scenario, tmp_path: Path, *, training: bool = False, speed: float = 60.0
+    scenario: Scenario,
+    tmp_path: Path,
+    *,
+    training: bool = False,
+    speed: float = 60.0,
+    broker: str = "embedded",
 ) -> AsyncIterator[Served]:
     """The exercise served on a free port, lingering after its end until the test is done."""
     links: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
@@ -76,7 +81,13 @@ async def serving(
     task = asyncio.create_task(
         serve_scenario(
             scenario,
-            RunOptions(log=str(log), clock="realtime", speed=speed, workdir=tmp_path / "broker"),
+            RunOptions(
+                broker=broker,
+                log=str(log),
+                clock="realtime",
+                speed=speed,
+                workdir=tmp_path / "broker",
+            ),
             ServeOptions(port=0, training=training, report_dir=tmp_path / "report"),
             announce=links.set_result,
             stopping=stopping,

@@ -1,16 +1,21 @@
 """Seat and control tokens: each opens its own page and nothing else."""
 
+import asyncio
 from pathlib import Path
+
+import pytest
 
 from simulator.web.tokens import Access, Tokens
 from tests.web.conftest import desk, serving
 
 
+@pytest.mark.parametrize("broker", ["embedded", "mosquitto"])
 async def test_a_seat_token_opens_neither_another_seat_nor_the_control_view(
-    tmp_path: Path,
+    tmp_path: Path, broker: str
 ) -> None:
     """With two seats, each token opens its own seat only; the control token no seat."""
-    async with serving(desk(humans=("northmark", "southmere")), tmp_path) as served:
+    humans = desk(humans=("northmark", "southmere"))
+    async with serving(humans, tmp_path, broker=broker) as served:
         client = served.client
         north, south, control = (
             served.token("northmark"),
@@ -52,8 +57,17 @@ async def test_a_seat_token_opens_neither_another_seat_nor_the_control_view(
             assert (await client.get(path, params={"token": south})).status_code == 403
         assert (await client.get("/seat/southmere")).status_code == 403
         assert (await client.get("/seat/nobody", params={"token": south})).status_code == 403
-        state = await served.state()
+        # Both seats are live over this broker: each sees the request it is party to.
+        state = await served.until(lambda s: any(c["id"] == "water-1" for c in s["cases"]))
         assert state["ended"] is None
+        for party, token in (("northmark", north), ("southmere", south)):
+            async with (
+                asyncio.timeout(20),
+                client.stream("GET", f"/seat/{party}/stream", params={"token": token}) as stream,
+            ):
+                async for line in stream.aiter_lines():
+                    if line.startswith("data:") and '"water-1"' in line:
+                        break
 
 
 def test_tokens_are_random_and_compared_whole() -> None:
