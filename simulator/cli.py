@@ -37,6 +37,7 @@ from simulator.seat import play_seat, read_seat_file, seat_path
 from simulator.security import SecurityOptions, broker_tls
 from simulator.topics import Topics
 from simulator.transport import SessionSettings, client_id_for
+from simulator.web.command import serve
 from simulator.wire import Control, describe
 
 T = TypeVar("T")
@@ -497,6 +498,9 @@ def report(
     except OSError as exc:
         _fail(f"{exc.filename or output}: {exc.strerror or exc}")
     Console(stderr=True).print(f"wrote {files.html}, {files.markdown} and {files.json}")
+
+
+app.command()(serve)
 
 
 def main() -> None:

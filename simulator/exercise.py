@@ -306,9 +306,11 @@ class Exercise:
                 await runtime.ready.wait()
             result = await self.umpire.run(start_events=starts)
             # Parties end when they see the umpire's end marker; don't wait forever.
-            _, pending = await asyncio.wait(self._tasks.values(), timeout=10)
-            for task in pending:
-                task.cancel()
+            # (Every party may be a person: then there is nothing to wait for.)
+            if self._tasks:
+                _, pending = await asyncio.wait(self._tasks.values(), timeout=10)
+                for task in pending:
+                    task.cancel()
         summary = await summarize(
             self.store,
             location=self.location,

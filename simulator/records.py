@@ -11,10 +11,12 @@ Event types (CloudEvents `type`):
 - `coop.rejection`: a submission the umpire refused (malformed, oversize,
   spoofed, a reused message id), with the reason the sender was told.
 - `coop.exercise.ended`: the run ended, and why.
+- `coop.note`: a controller's note, recorded where it was made in the run.
 
 Who may see an event (`audience`): the sender and recipient of a message,
 the submitting party of a rejection, the parties of a case for a deadline,
-everyone for the exercise's own events.
+everyone for the exercise's own events, nobody but the log's readers for a
+controller's note (trainees do not see what the controller writes).
 
 Schema versions of message events: version 1 (the pre-release format) had
 the message itself as `data` and recorded no findings; version 2 wraps it as
@@ -45,6 +47,8 @@ EXERCISE_STARTED = "coop.exercise.started"
 EXERCISE_ENDED = "coop.exercise.ended"
 CLOCK_ELAPSED = "coop.clock.elapsed"
 REJECTION = "coop.rejection"
+NOTE = "coop.note"
+NOTE_SOURCE = "control"
 MESSAGE_PREFIX = "coop.msg."
 MESSAGE_SCHEMA_VERSION = 2
 UMPIRE_SOURCE = "umpire"
@@ -150,6 +154,21 @@ def record_exercise_started(
     )
 
 
+def record_note(
+    text: str, *, event_id: str, exercise: str, at: datetime, wallclock: datetime
+) -> NewEvent:
+    """The event for a controller's note, at the simulated time it was made."""
+    return NewEvent(
+        id=event_id,
+        source=NOTE_SOURCE,
+        type=NOTE,
+        time=at,
+        data={"text": text},
+        exercise=exercise,
+        wallclock=wallclock,
+    )
+
+
 def audience(event: Event | NewEvent) -> frozenset[str] | None:
     """The parties that may see an event; None means every participant."""
     if is_message_event(event.type):
@@ -158,6 +177,8 @@ def audience(event: Event | NewEvent) -> frozenset[str] | None:
         return frozenset({event.recipient})
     if event.type == CLOCK_ELAPSED:
         return frozenset(event.data.get("parties", ()))
+    if event.type == NOTE:
+        return frozenset()
     return None
 
 

@@ -37,6 +37,7 @@ from simulator.records import (
     UMPIRE_SOURCE,
     audience,
     is_message_event,
+    record_note,
 )
 from simulator.sequencer import Pending, Sequencer
 from simulator.topics import Topics
@@ -164,6 +165,7 @@ class Umpire:
         self.stop_requested: str | None = None
         self._changed = asyncio.Event()
         self._seq = 0
+        self._notes = 0
 
     def resume(self, prefix: Sequence[Event]) -> None:
         """Carry on from committed events already in the log (a forked run)."""
@@ -510,6 +512,19 @@ class Umpire:
                 clock.jump_to(max(upcoming, clock.now()))
         elif command.command == "inject" and command.inject:
             self.agenda.fire_now(command.inject, clock.now())
+        elif command.command == "note" and command.text and command.text.strip():
+            # Through the sequencer like everything else: the log stays the single truth.
+            # Counted apart from `_seq`, so a note shifts no other event's id.
+            self._notes += 1
+            self.sequencer.stage(
+                record_note(
+                    command.text.strip(),
+                    event_id=f"control-note-{self._notes}",
+                    exercise=self.topics.exercise,
+                    at=clock.now(),
+                    wallclock=self.sequencer.wallclock(),
+                )
+            )
         elif command.command == "stop":
             self.stop_requested = "stopped by the controller"
 

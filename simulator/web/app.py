@@ -1,0 +1,372 @@
+"""The web app: the control view, the seats, their live streams and their commands.
+
+Pages are rendered on the server; a small script draws the live parts from
+server-sent events (one JSON snapshot per change, at most a few a second).
+Every page and stream takes its token in the query string: the control
+token opens only the control view, a seat's token only that seat. Tokens
+sit in URLs, so no page sends a referrer and nothing is cached.
+"""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sse_starlette.sse import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from simulator.protocol.ids import CASE_ID_PATTERN
+from simulator.web.board import Board, Signal, iso
+from simulator.web.forms import (
+    FORMS,
+    OPENING_TYPES,
+    FormError,
+    allowed_now,
+    counterpart,
+    message_from_form,
+)
+from simulator.web.player import PlayerSeat
+from simulator.web.tokens import Access, Tokens
+from simulator.wire import Control, describe
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+# Several commits in a burst become one update; a person cannot read faster.
+MIN_INTERVAL_S = 0.1
+HEARTBEAT_S = 1.0
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+        "script-src 'self'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+@dataclass
+class Console:
+    """Everything the pages read and act on, for one served exercise or log."""
+
+    board: Board
+    tokens: Tokens
+    send_control: Callable[[Control], Awaitable[None]]
+    seats: dict[str, PlayerSeat] = field(default_factory=dict)
+    report_file: Path | None = None
+    base_url: str = ""
+
+    def links(self) -> dict[str, str]:
+        found = {"control": f"{self.base_url}/control?token={self.tokens.control}"}
+        for party, token in sorted(self.tokens.seats.items()):
+            found[party] = f"{self.base_url}/seat/{party}?token={token}"
+        return found
+
+
+def _token(request: Request) -> str | None:
+    return request.query_params.get("token") or request.headers.get("x-token")
+
+
+def _refused() -> Response:
+    return HTMLResponse(
+        "<!doctype html><title>Not this page</title><h1>This link does not open this page.</h1>"
+        "<p>Use the link the controller gave you for your seat.</p>",
+        status_code=403,
+        headers=SECURITY_HEADERS,
+    )
+
+
+def _error(status: int, text: str) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": text}, status_code=status, headers=SECURITY_HEADERS)
+
+
+async def _stream(
+    signal: Signal, snapshot: Callable[[], dict[str, Any]]
+) -> AsyncIterator[dict[str, str]]:
+    while True:
+        seen = signal.version
+        yield {"event": "state", "data": json.dumps(snapshot(), ensure_ascii=False)}
+        await signal.wait_past(seen, HEARTBEAT_S)
+        # A burst of commits becomes one update.
+        await asyncio.sleep(MIN_INTERVAL_S)
+
+
+def seat_snapshot(seat: PlayerSeat, training: bool) -> dict[str, Any]:
+    """What one seat shows: only its own events and cases, and what it may send now."""
+    party = seat.party
+    now = seat.now()
+    others = sorted(p for p in seat.parties if p != party.id)
+    cases = []
+    for case in sorted(seat.cases.values(), key=lambda c: c.opened_at):
+        allowed = (
+            allowed_now(case, party, seat.parties, seat.agreement, now)
+            if now is not None and not case.state.terminal
+            else []
+        )
+        steps = [
+            {
+                "position": e.position,
+                "time": iso(e.time),
+                "type": e.data["message"]["type"],
+                "sender": e.sender,
+                "recipient": e.recipient,
+                "message": e.data["message"],
+                "violations": e.data.get("violations") or [],
+            }
+            for p, e in sorted(seat.events.items())
+            if e.subject == case.case_id and e.type.startswith("coop.msg.")
+        ]
+        oral = next((s["message"] for s in steps if s["type"] == "oral_request"), None)
+        cases.append(
+            {
+                "id": case.case_id,
+                "state": case.state.value,
+                "terminal": case.state.terminal,
+                "role": (
+                    "requesting" if party.id in (case.requesting, case.offered_to) else "requested"
+                ),
+                "counterpart": counterpart(case, party.id, "acknowledgement", others),
+                "area": case.area,
+                "allowed": allowed,
+                "recipients": {kind: counterpart(case, party.id, kind, others) for kind in FORMS},
+                "prefill": oral,
+                "steps": steps,
+            }
+        )
+    other_events = [
+        {
+            "position": e.position,
+            "time": iso(e.time),
+            "type": e.type,
+            "case": e.subject,
+            "data": e.data,
+        }
+        for _, e in sorted(seat.events.items())
+        if not e.type.startswith("coop.msg.")
+    ]
+    return {
+        "party": party.id,
+        "name": party.name,
+        "training": training,
+        "clock": {
+            "time": iso(now),
+            "paused": seat.round.paused if seat.round else False,
+            "speed": seat.round.speed if seat.round else None,
+        },
+        "ended": seat.ended.reason if seat.ended else None,
+        "cases": cases,
+        "other_events": other_events,
+        "pending": [
+            {"seq": p.seq, "message_id": p.message_id, "type": p.kind, "case": p.case_id}
+            for p in seat.outbox.values()
+        ],
+        "opening": list(OPENING_TYPES),
+        "parties": others,
+    }
+
+
+def _console(request: Request) -> Console:
+    console: Console = request.app.state.console
+    return console
+
+
+def control_ok(request: Request) -> bool:
+    return _console(request).tokens.allows(Access("control"), _token(request))
+
+
+def seat_of(request: Request) -> PlayerSeat | None:
+    console = _console(request)
+    party = request.path_params["party"]
+    if not console.tokens.allows(Access("seat", party), _token(request)):
+        return None
+    return console.seats.get(party)
+
+
+async def index(request: Request) -> Response:
+    return HTMLResponse(
+        "<!doctype html><title>Exercise console</title><h1>Exercise console</h1>"
+        "<p>Open the control or seat link printed by <code>simulator serve</code>.</p>",
+        headers=SECURITY_HEADERS,
+    )
+
+
+async def control_page(request: Request) -> Response:
+    console = _console(request)
+    board = console.board
+    if not control_ok(request):
+        return _refused()
+    return templates.TemplateResponse(
+        request,
+        "control.html",
+        {"board": board, "token": console.tokens.control, "links": console.links()},
+        headers=SECURITY_HEADERS,
+    )
+
+
+async def control_stream(request: Request) -> Response:
+    board = _console(request).board
+    if not control_ok(request):
+        return _refused()
+    return EventSourceResponse(_stream(board.changed, board.snapshot), headers=SECURITY_HEADERS)
+
+
+async def control_state(request: Request) -> Response:
+    board = _console(request).board
+    if not control_ok(request):
+        return _refused()
+    return JSONResponse(board.snapshot(), headers=SECURITY_HEADERS)
+
+
+async def control_command(request: Request) -> Response:
+    console = _console(request)
+    board = console.board
+    if not control_ok(request):
+        return _refused()
+    try:
+        body = await request.json()
+        command = Control.model_validate(body if isinstance(body, dict) else {})
+    except ValidationError as exc:
+        return _error(400, describe(exc))
+    except ValueError:
+        return _error(400, "the command is not JSON")
+    if command.command == "speed" and command.speed is None:
+        return _error(400, "speed needs a factor")
+    if command.command == "note" and not (command.text or "").strip():
+        return _error(400, "a note needs text")
+    if command.command == "inject" and command.inject not in {i.id for i in board.scenario.injects}:
+        return _error(400, f"no inject {command.inject!r} in the scenario")
+    if board.mode == "replay" and command.command in ("inject", "note"):
+        return _error(409, "a replay shows a finished run; it cannot be changed")
+    if board.ended:
+        return _error(409, "the exercise has ended")
+    await console.send_control(command)
+    return JSONResponse({"ok": True}, headers=SECURITY_HEADERS)
+
+
+async def control_report(request: Request) -> Response:
+    console = _console(request)
+    if not control_ok(request):
+        return _refused()
+    if console.report_file is None or not console.report_file.is_file():
+        return _error(404, "the report is written when the exercise ends")
+    return FileResponse(console.report_file, headers={"Referrer-Policy": "no-referrer"})
+
+
+async def seat_page(request: Request) -> Response:
+    console = _console(request)
+    board = console.board
+    seat = seat_of(request)
+    if seat is None:
+        return _refused()
+    signatories = [seat.party.head, *seat.party.deputies]
+    return templates.TemplateResponse(
+        request,
+        "seat.html",
+        {
+            "board": board,
+            "seat": seat,
+            "token": console.tokens.seats[seat.party.id],
+            "signatories": signatories,
+            "forms": {k: f.as_json() for k, f in FORMS.items()},
+        },
+        headers=SECURITY_HEADERS,
+    )
+
+
+async def seat_stream(request: Request) -> Response:
+    board = _console(request).board
+    seat = seat_of(request)
+    if seat is None:
+        return _refused()
+    return EventSourceResponse(
+        _stream(seat.changed, lambda: seat_snapshot(seat, board.training)),
+        headers=SECURITY_HEADERS,
+    )
+
+
+async def seat_send(request: Request) -> Response:
+    board = _console(request).board
+    seat = seat_of(request)
+    if seat is None:
+        return _refused()
+    if seat.ended is not None or board.ended:
+        return _error(409, "the exercise has ended")
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, "the form is not JSON")
+    if not isinstance(body, dict):
+        return _error(400, "the form is not a JSON object")
+    kind = str(body.get("kind", ""))
+    case_id = str(body.get("case", "")).strip()
+    raw_values = body.get("values")
+    values: dict[str, Any] = raw_values if isinstance(raw_values, dict) else {}
+    if kind not in FORMS:
+        return _error(400, f"{kind!r} is not a message type")
+    if CASE_ID_PATTERN.fullmatch(case_id) is None:
+        return _error(400, f"case id {case_id!r} must match [a-z0-9_-]{{1,64}}")
+    case = seat.cases.get(case_id)
+    now = seat.now()
+    if case is None:
+        if kind not in OPENING_TYPES and not board.training:
+            return _error(409, f"{case_id} is not one of your cases")
+    elif not board.training:
+        allowed = allowed_now(case, seat.party, seat.parties, seat.agreement, now) if now else []
+        if kind not in allowed:
+            return _error(
+                409,
+                f"the procedure does not allow {kind.replace('_', ' ')} while {case_id} is "
+                f"{case.state.value}",
+            )
+    others = sorted(p for p in seat.parties if p != seat.party.id)
+    recipient = str(body.get("recipient") or counterpart(case, seat.party.id, kind, others) or "")
+    if recipient not in seat.parties or recipient == seat.party.id:
+        return _error(400, "choose whom the message goes to")
+    try:
+        message = message_from_form(
+            kind,
+            values,
+            sender=seat.party,
+            recipient=seat.parties[recipient],
+            case_id=case_id,
+            message_id="draft",
+            in_reply_to=seat.last_message.get(case_id),
+        )
+    except FormError as exc:
+        return _error(400, str(exc))
+    # Numbered only once it is sure to go: a refused form leaves no gap in the sequence.
+    seq, message_id = seat.new_message_id()
+    message["message_id"] = message_id
+    await seat.submit(seq, message)
+    return JSONResponse({"ok": True, "message_id": message_id}, headers=SECURITY_HEADERS)
+
+
+ROUTES = [
+    Route("/", index),
+    Route("/control", control_page),
+    Route("/control/stream", control_stream),
+    Route("/control/state", control_state),
+    Route("/control/command", control_command, methods=["POST"]),
+    Route("/control/report", control_report),
+    Route("/seat/{party}", seat_page),
+    Route("/seat/{party}/stream", seat_stream),
+    Route("/seat/{party}/send", seat_send, methods=["POST"]),
+    Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+]
+
+
+def build_app(console: Console) -> Starlette:
+    app = Starlette(routes=ROUTES)
+    app.state.console = console
+    return app
+
+
+__all__ = ["Console", "build_app", "seat_snapshot"]

@@ -1,0 +1,105 @@
+"""`simulator serve SCENARIO|LOG`: the exercise console in a browser (registered in cli.py)."""
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from simulator.errors import ScenarioError, SimulatorError
+from simulator.eventlog import LogError
+from simulator.logging import configure as configure_logging
+
+SCENARIO_SUFFIXES = (".yaml", ".yml")
+
+
+def _fail(message: str) -> NoReturn:
+    Console(stderr=True).print(f"[red]error:[/] {escape(message)}")
+    raise typer.Exit(2)
+
+
+def _announce(links: dict[str, str]) -> None:
+    # stdout, one link a line, flushed: people copy them, scripts and tests read them.
+    for name, url in links.items():
+        typer.echo(f"{name}: {url}")
+    typer.echo("serving; Ctrl-C stops", err=True)
+
+
+def serve(
+    source: Annotated[
+        str,
+        typer.Argument(metavar="SCENARIO|LOG", help="a scenario YAML file, or a log to replay"),
+    ],
+    broker: Annotated[
+        str, typer.Option(help="embedded (default), mosquitto, or an mqtt:// / mqtts:// URL")
+    ] = "embedded",
+    log: Annotated[
+        str | None,
+        typer.Option("--log", help="where the run's log goes (default: runs/…db)"),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(help="simulated seconds per real second (default 1; 3600 for a log)"),
+    ] = None,
+    port: Annotated[int, typer.Option(help="the web server's port")] = 8000,
+    host: Annotated[str, typer.Option(help="the address to listen on")] = "127.0.0.1",
+    training: Annotated[
+        bool,
+        typer.Option(
+            "--training", help="trainees may also send what the procedure does not allow now"
+        ),
+    ] = False,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option("--report-dir", help="where the report goes (default: LOG.report/)"),
+    ] = None,
+    exit_at_end: Annotated[
+        bool, typer.Option("--exit-at-end", help="stop serving when the run ends")
+    ] = False,
+    external: Annotated[
+        list[str] | None,
+        typer.Option("--external", help="leave this party to a `simulator party` process"),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="log what happens")] = False,
+) -> None:
+    """Run an exercise with its web console (control view and player seats), or replay a log."""
+    # The web stack loads only for this command.
+    from simulator.exercise import RunOptions  # noqa: PLC0415
+    from simulator.scenario import load_scenario  # noqa: PLC0415
+    from simulator.web.serve import ServeOptions, serve_log, serve_scenario  # noqa: PLC0415
+
+    configure_logging(level="info" if verbose else "warning")
+    if speed is not None and speed <= 0:
+        _fail("--speed must be positive")
+    if not 0 <= port <= 65535:
+        _fail(f"--port {port} is not a port number")
+    options = ServeOptions(
+        host=host, port=port, training=training, linger=not exit_at_end, report_dir=report_dir
+    )
+    try:
+        if source.endswith(SCENARIO_SUFFIXES):
+            try:
+                scenario = load_scenario(Path(source))
+            except ScenarioError as exc:
+                _fail(str(exc))
+            run = RunOptions(
+                broker=broker,
+                log=log,
+                seed=seed,
+                clock="realtime",
+                speed=speed or 1.0,
+                external=tuple(external or ()),
+            )
+            outcome = asyncio.run(serve_scenario(scenario, run, options, announce=_announce))
+            typer.echo(f"ended: {outcome.result.reason}; log: {outcome.log}", err=True)
+        else:
+            if log is not None or external or training or seed is not None:
+                _fail("--log, --seed, --external and --training are for a scenario, not a log")
+            asyncio.run(serve_log(source, options, speed=speed or 3600.0, announce=_announce))
+    except (LogError, SimulatorError) as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{exc.filename or ''}: {exc.strerror or exc}")

@@ -1,0 +1,108 @@
+"""Fixtures of the console tests: a real exercise behind a real web server, in this process."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from simulator.exercise import RunOptions, RunOutcome
+from simulator.scenario import load_scenario
+from simulator.scenario.model import Scenario
+from simulator.web.serve import ServeOptions, serve_scenario
+
+DESK = Path(__file__).parents[2] / "scenarios" / "human" / "refusal-desk.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIMULATOR_KEY_DIR", str(tmp_path / "keys"))
+
+
+def desk(*, humans: tuple[str, ...] = ("southmere",)) -> Scenario:
+    """The desk scenario, with the given parties played by people."""
+    scenario = load_scenario(DESK)
+    parties = tuple(p.model_copy(update={"human": p.id in humans}) for p in scenario.parties)
+    return scenario.model_copy(update={"parties": parties})
+
+
+@dataclass
+class Served:
+    links: dict[str, str]
+    client: httpx.AsyncClient
+    log: Path
+    task: "asyncio.Task[RunOutcome]"
+
+    def token(self, name: str) -> str:
+        return self.links[name].split("token=", 1)[1]
+
+    async def command(self, **body: object) -> httpx.Response:
+        return await self.client.post(
+            "/control/command", params={"token": self.token("control")}, json=body
+        )
+
+    async def state(self) -> dict[str, Any]:
+        response = await self.client.get("/control/state", params={"token": self.token("control")})
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    async def until(
+        self, predicate: Callable[[dict[str, Any]], Any], seconds: float = 20.0
+    ) -> dict[str, Any]:
+        """The control state once `predicate(state)` holds; fails after `seconds`."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + seconds
+        while True:
+            state = await self.state()
+            if predicate(state):
+                return state
+            assert loop.time() < give_up, f"not reached within {seconds} s: {state}"
+            await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    scenario: Scenario,
+    tmp_path: Path,
+    *,
+    training: bool = False,
+    speed: float = 60.0,
+    broker: str = "embedded",
+) -> AsyncIterator[Served]:
+    """The exercise served on a free port, lingering after its end until the test is done."""
+    links: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+    stopping = asyncio.Event()
+    log = tmp_path / "run.db"
+    task = asyncio.create_task(
+        serve_scenario(
+            scenario,
+            RunOptions(
+                broker=broker,
+                log=str(log),
+                clock="realtime",
+                speed=speed,
+                workdir=tmp_path / "broker",
+            ),
+            ServeOptions(port=0, training=training, report_dir=tmp_path / "report"),
+            announce=links.set_result,
+            stopping=stopping,
+        )
+    )
+    try:
+        found = await asyncio.wait_for(asyncio.shield(links), 30)
+    except BaseException:
+        task.cancel()
+        raise
+    base = found["control"].split("/control", 1)[0]
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        served = Served(found, client, log, task)
+        try:
+            yield served
+        finally:
+            stopping.set()
+            await asyncio.wait_for(task, 60)

@@ -1,0 +1,166 @@
+"""The console drives a real exercise: seats send, the controller paces, notes and injects."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from simulator.logfiles import open_log
+from simulator.records import NOTE
+from tests.web.conftest import Served, desk, serving
+
+
+async def seat_state(served: Served, party: str, predicate: Any) -> dict[str, Any]:
+    """The first snapshot on the seat's event stream for which `predicate` holds."""
+    async with served.client.stream(
+        "GET", f"/seat/{party}/stream", params={"token": served.token(party)}, timeout=30
+    ) as response:
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            if line.startswith("data:"):
+                state: dict[str, Any] = json.loads(line[5:])
+                if predicate(state):
+                    return state
+    raise AssertionError("the stream ended")
+
+
+def case_of(state: dict[str, Any], case_id: str) -> dict[str, Any] | None:
+    return next((c for c in state["cases"] if c["id"] == case_id), None)
+
+
+async def send(served: Served, party: str, **body: Any) -> Any:
+    return await served.client.post(
+        f"/seat/{party}/send", params={"token": served.token(party)}, json=body
+    )
+
+
+async def test_a_seat_gets_forms_for_what_the_procedure_allows_and_the_controller_paces(
+    tmp_path: Path,
+) -> None:
+    """The seat sees its case and the allowed replies; the rest is refused outside training."""
+    async with serving(desk(), tmp_path) as served:
+        seat = await seat_state(served, "southmere", lambda s: case_of(s, "water-1"))
+        water = case_of(seat, "water-1")
+        assert water is not None
+        assert water["state"] == "received"
+        assert water["role"] == "requested"
+        assert water["allowed"] == [
+            "confirmation_request",
+            "acknowledgement",
+            "consultation",
+            "acceptance",
+            "refusal",
+        ]
+        assert [s["type"] for s in water["steps"]] == ["written_request"]
+
+        refused = await send(served, "southmere", kind="results", case="water-1", values={})
+        assert refused.status_code == 409
+        assert "does not allow results while water-1 is received" in refused.json()["error"]
+        blank = await send(served, "southmere", kind="consultation", case="water-1", values={})
+        assert blank.status_code == 400
+        assert "conditions" in blank.json()["error"]
+
+        sent = await send(
+            served,
+            "southmere",
+            kind="consultation",
+            case="water-1",
+            values={"conditions": "Patrols stay on the Southmere bank.\nNo weapons on site."},
+        )
+        assert sent.status_code == 200, sent.text
+        assert sent.json()["message_id"] == "southmere.1"
+        # The simulated requester accepts the conditions two simulated hours later.
+        assert (await served.command(command="speed", speed=7200)).status_code == 200
+        state = await served.until(lambda s: any(c["state"] == "in_execution" for c in s["cases"]))
+        assert state["clock"]["speed"] == 7200
+
+        assert (await served.command(command="pause")).status_code == 200
+        paused = await served.until(lambda s: s["clock"]["paused"])
+        assert (await served.command(command="note", text="Consulted first: good.")).json() == {
+            "ok": True
+        }
+        assert (await served.command(command="inject", inject="request-lorry")).status_code == 200
+        state = await served.until(
+            lambda s: s["notes"] and any(c["id"] == "lorry-1" for c in s["cases"])
+        )
+        assert state["clock"]["time"] == paused["clock"]["time"]
+        assert state["notes"][0]["text"] == "Consulted first: good."
+        assert [i["fired"] for i in state["injects"]] == [True, True, True]
+        unknown = await served.command(command="inject", inject="no-such")
+        assert unknown.status_code == 400
+        assert (await served.command(command="resume")).status_code == 200
+        await served.until(lambda s: not s["clock"]["paused"])
+
+        seat = await seat_state(served, "southmere", lambda s: case_of(s, "lorry-1"))
+        # Notes are for the debrief: the trainee's seat never receives them.
+        assert all(e["type"] != NOTE for e in seat["other_events"])
+        # A seat sees its own cases only; the controller sees every case.
+        assert "east-1" in {c["id"] for c in state["cases"]}
+        assert [c["id"] for c in seat["cases"]] == ["water-1", "lorry-1"]
+
+        # A seat opens a case of its own, signed by a deputy (Art. 4.4).
+        opened = await send(
+            served,
+            "southmere",
+            kind="written_request",
+            case="own-1",
+            recipient="northmark",
+            values={
+                "area": "public_order",
+                "requesting_party_name": "State Guard Service of Southmere",
+                "requested_party_name": "Ministry of Internal Affairs of the Republic of Northmark",
+                "essence": "Escort of a delegation.",
+                "purpose": "Safe passage.",
+                "justification": "A state visit.",
+                "assistance_sought": "Two escort vehicles.",
+                "signature": "L. Morrow",
+            },
+        )
+        assert opened.status_code == 200, opened.text
+        seat = await seat_state(served, "southmere", lambda s: case_of(s, "own-1"))
+        own = case_of(seat, "own-1")
+        assert own is not None
+        assert own["role"] == "requesting"
+        assert own["allowed"] == ["withdrawal"]
+        request = own["steps"][0]
+        assert request["message"]["signature"]["name"] == "L. Morrow"
+        assert request["message"]["seal"] == "SOUTHMERE-SGS-SEAL-01"
+        assert request["violations"] == []
+
+        assert (await served.command(command="stop")).status_code == 200
+        ended = await served.until(lambda s: s["ended"] and s["report"], seconds=60)
+        report = await served.client.get(ended["report"], params={"token": served.token("control")})
+        assert report.status_code == 200
+        assert "refusal-desk" in report.text
+        assert (await served.command(command="pause")).status_code == 409
+    async with open_log(str(served.log), read_only=True) as store:
+        events = [e async for e in store.read(1)]
+    notes = [e for e in events if e.type == NOTE]
+    assert [n.data["text"] for n in notes] == ["Consulted first: good."]
+    sent_by_seat = [e.data["message"]["type"] for e in events if e.sender == "southmere"]
+    assert sent_by_seat == ["consultation", "written_request"]
+    assert (tmp_path / "report" / "report.html").is_file()
+
+
+async def test_in_training_a_trainee_may_break_the_procedure_and_the_umpire_records_it(
+    tmp_path: Path,
+) -> None:
+    """Training mode sends what the state does not allow; the violation is in the feed."""
+    async with serving(desk(), tmp_path, training=True) as served:
+        await seat_state(served, "southmere", lambda s: case_of(s, "water-1"))
+        sent = await send(
+            served, "southmere", kind="results", case="water-1", values={"summary": "Done."}
+        )
+        assert sent.status_code == 200, sent.text
+        state = await served.until(lambda s: s["violations"])
+        assert [(v["rule"], v["case"], v["party"]) for v in state["violations"]] == [
+            ("not-allowed-in-state", "water-1", "southmere")
+        ]
+        # The case stays as it was; the trainee can still do the right thing.
+        seat = await seat_state(
+            served, "southmere", lambda s: len((case_of(s, "water-1") or {})["steps"]) == 2
+        )
+        water = case_of(seat, "water-1")
+        assert water is not None
+        assert water["state"] == "received"
+        assert water["steps"][1]["violations"][0]["rule_id"] == "not-allowed-in-state"
+        assert "acknowledgement" in water["allowed"]
