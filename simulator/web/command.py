@@ -63,6 +63,14 @@ def serve(
         list[str] | None,
         typer.Option("--external", help="leave this party to a `simulator party` process"),
     ] = None,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="TLS-only broker with generated certificates, secret signature keys "
+            "(README: Security)",
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="log what happens")] = False,
 ) -> None:
     """Run an exercise with its web console (control view and player seats), or replay a log."""
@@ -92,12 +100,16 @@ def serve(
                 clock="realtime",
                 speed=speed or 1.0,
                 external=tuple(external or ()),
+                secure=secure,
             )
             outcome = asyncio.run(serve_scenario(scenario, run, options, announce=_announce))
             typer.echo(f"ended: {outcome.result.reason}; log: {outcome.log}", err=True)
         else:
-            if log is not None or external or training or seed is not None:
-                _fail("--log, --seed, --external and --training are for a scenario, not a log")
+            if log is not None or external or training or secure or seed is not None:
+                _fail(
+                    "--log, --seed, --external, --training and --secure are for a scenario, "
+                    "not a log"
+                )
             asyncio.run(serve_log(source, options, speed=speed or 3600.0, announce=_announce))
     except (LogError, SimulatorError) as exc:
         _fail(str(exc))

@@ -73,6 +73,7 @@ async def serving(
     training: bool = False,
     speed: float = 60.0,
     broker: str = "embedded",
+    secure: bool = False,
 ) -> AsyncIterator[Served]:
     """The exercise served on a free port, lingering after its end until the test is done."""
     links: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
@@ -87,6 +88,7 @@ async def serving(
                 clock="realtime",
                 speed=speed,
                 workdir=tmp_path / "broker",
+                secure=secure,
             ),
             ServeOptions(port=0, training=training, report_dir=tmp_path / "report"),
             announce=links.set_result,
