@@ -482,5 +482,11 @@ def report(
     Console(stderr=True).print(f"wrote {files.html}, {files.markdown} and {files.json}")
 
 
+# `simulator load` lives in its own package; registered here, one line.
+from simulator.load.command import load as _load  # noqa: E402 - after the app it joins
+
+app.command("load")(_load)
+
+
 def main() -> None:
     app()
