@@ -11,6 +11,9 @@ of our own submissions are counted. The log decides, never a broker.
 
 import asyncio
 import contextlib
+import logging
+import os
+import resource
 import secrets
 import sqlite3
 import sys
@@ -36,7 +39,13 @@ from simulator.brokers import (
 from simulator.context import ScaledClock, fresh_rng, monotonic, wall_now
 from simulator.errors import InputError
 from simulator.load.conversation import PATHS, Mix, load_party
-from simulator.load.generator import GeneratorResult, GeneratorSpec, result_from_json
+from simulator.load.generator import (
+    MAX_INFLIGHT,
+    GeneratorResult,
+    GeneratorSpec,
+    new_histogram,
+    result_from_json,
+)
 from simulator.load.report import LoadReport, latency_summary
 from simulator.load.umpire import LoadUmpire
 from simulator.logfiles import is_postgres, open_log
@@ -103,6 +112,9 @@ async def run_load(
     on_progress: ProgressHook | None = None,
 ) -> LoadReport:
     options.check()
+    # aiomqtt warns about every publish beyond 10 awaiting a PUBACK; a load run has
+    # thousands in flight by design.
+    logging.getLogger("mqtt").setLevel(logging.ERROR)
     parties = [f"p{i:03d}" for i in range(options.parties)]
     exercise = f"load-{secrets.token_hex(4)}"
     topics = Topics(exercise)
@@ -137,6 +149,7 @@ async def run_load(
             connect_timeout=30.0,
             publish_timeout=120.0,
             max_buffered=20_000,
+            max_inflight=MAX_INFLIGHT,
         )
         await stack.enter_async_context(umpire_bus)
         agreement = Agreement.of([load_party(p) for p in parties])
@@ -162,6 +175,7 @@ async def run_load(
             seed=options.seed,
         )
         umpire_task = asyncio.create_task(umpire.run([opening]), name="load.umpire")
+        cpu_before = _cpu_seconds(broker)
         try:
             results, timeline, wall = await _generate(
                 options, broker, topics, run_id, parties, umpire, during, on_progress
@@ -179,7 +193,39 @@ async def run_load(
             broker=broker.name,
         )
         report.umpire_rejections = umpire_result.rejections
+        cpu_after = _cpu_seconds(broker)
+        generators = sum(r.counters.get("cpu_ms", 0) for r in results) / 1000
+        cpu = {
+            # The umpire's process; it hosts the embedded broker too when that is the broker.
+            "umpire": round(cpu_after[0] - cpu_before[0], 3),
+            "generators": round(generators, 3),
+        }
+        if cpu_after[1] is not None and cpu_before[1] is not None:
+            cpu["broker"] = round(cpu_after[1] - cpu_before[1], 3)
+        report.extra["cpu_s"] = cpu
+        report.extra["cpu_ms_per_event"] = {
+            k: round(v * 1000 / max(report.events, 1), 4) for k, v in cpu.items()
+        }
         return report
+
+
+def _cpu_seconds(broker: Broker) -> tuple[float, float | None]:
+    """CPU seconds used so far by this process and by the broker's (when we run it).
+
+    CPU time per event, unlike a rate, means something on a shared, busy machine.
+    A restarted broker counts from its restart.
+    """
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    mine = usage.ru_utime + usage.ru_stime
+    pid = broker.pid if isinstance(broker, MosquittoBroker) else None
+    if pid is None:
+        return mine, None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return mine, None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return mine, (int(fields[11]) + int(fields[12])) / ticks
 
 
 def _split(pairs: list[tuple[str, str]], processes: int) -> list[tuple[tuple[str, str], ...]]:
@@ -335,7 +381,7 @@ async def _generate(
 
 
 def _merge(encoded: list[bytes]) -> HdrHistogram:
-    total = HdrHistogram(1, 3_600_000_000, 3)
+    total = new_histogram()
     for item in encoded:
         total.add(HdrHistogram.decode(item))
     return total

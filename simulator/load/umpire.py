@@ -7,6 +7,8 @@ It differs from an exercise's real-time umpire only where scale demands it:
   exactly as if it had come alone;
 - a submission is decoded once, not three times (on arrival, at staging,
   in the sequencer);
+- deciding, appending and publishing run as a pipeline (below), so the
+  fsync of one batch overlaps deciding the next and publishing the last;
 - case timers are checked once a second rather than after every batch
   (checking walks every case, and a load run has hundreds of thousands);
 - the committed events of one batch go out on their topics concurrently,
@@ -28,12 +30,19 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulator.context import ScaledClock
-from simulator.eventlog import Event, to_json_line
+from simulator.eventlog import Appended, Event, to_json_line
 from simulator.protocol.ids import PartyId
-from simulator.umpire import Umpire, UmpireResult, events_payload, routes
+from simulator.records import audience
+from simulator.sequencer import Pending
+from simulator.umpire import CATCH_UP_CHUNK, Umpire, UmpireResult, events_payload, routes
 from simulator.wire import Submission, WireError, decode_json
 
 TIMER_CHECK_S = 1.0
+# Batches between deciding and publishing: enough to overlap the three, few enough
+# that a slow log or broker pushes back on deciding at once.
+PIPELINE_DEPTH = 2
+# A catch-up chunk stays well under the broker's payload limit (Mosquitto's is 272 KiB here).
+CATCH_UP_BYTES = 128 * 1024
 
 
 class SubmissionBatch(BaseModel):
@@ -51,6 +60,7 @@ class UmpireCounters:
     mqtt_in: int = 0
     mqtt_out: int = 0
     submissions: int = 0
+    catch_ups: int = 0
 
 
 class LoadUmpire(Umpire):
@@ -60,6 +70,9 @@ class LoadUmpire(Umpire):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.decoded: dict[str, dict[int, tuple[Submission, bytes]]] = defaultdict(dict)
         self.counters = UmpireCounters()
+        self._piped = False
+        self._batches: asyncio.Queue[Pending] = asyncio.Queue(maxsize=PIPELINE_DEPTH)
+        self._appended: asyncio.Queue[list[Event]] = asyncio.Queue(maxsize=PIPELINE_DEPTH)
 
     # -- receiving -------------------------------------------------------------------
 
@@ -98,6 +111,20 @@ class LoadUmpire(Umpire):
     # -- the loop --------------------------------------------------------------------
 
     async def _realtime(self) -> UmpireResult:
+        self._batches = asyncio.Queue(maxsize=PIPELINE_DEPTH)
+        self._appended = asyncio.Queue(maxsize=PIPELINE_DEPTH)
+        async with asyncio.TaskGroup() as group:
+            appender = group.create_task(self._appender(), name="umpire.append")
+            publisher = group.create_task(self._publisher(), name="umpire.publish")
+            self._piped = True
+            try:
+                return await self._serve()
+            finally:
+                self._piped = False
+                appender.cancel()
+                publisher.cancel()
+
+    async def _serve(self) -> UmpireResult:
         clock = self.clock
         assert isinstance(clock, ScaledClock)
         loop = asyncio.get_running_loop()
@@ -113,9 +140,63 @@ class LoadUmpire(Umpire):
             self._stage_inbox(now)
             self._stage_malformed(now)
             if self.sequencer.pending.events:
-                await self._commit()
+                await self._hand_on()
             else:
                 await self._wait_changed(self.settings.tick_s)
+
+    # -- the pipeline: stage, append, publish ------------------------------------------
+    #
+    # Batch k+1 is decided while batch k is being appended and batch k-1 published.
+    # The sequencer takes a batch as committed when it is handed on, before it is
+    # durable: a later batch must be decided against it. That is safe because a
+    # failed append ends the run (the TaskGroup), and nothing is published before it
+    # is durable: the publisher only ever sees what the appender has appended.
+
+    async def _hand_on(self) -> None:
+        batch: Pending = self.sequencer.take()
+        self.sequencer.committed(batch)
+        # Bounded: when the log or the broker falls behind, deciding waits for them.
+        await self._batches.put(batch)
+
+    async def _commit(self) -> None:
+        if not self._piped:
+            await super()._commit()
+            return
+        while self.sequencer.pending.events:
+            await self._hand_on()
+        await self._batches.join()
+        await self._appended.join()
+
+    async def _appender(self) -> None:
+        while True:
+            batch = await self._batches.get()
+            try:
+                results: list[Appended] = []
+                size = self.settings.max_batch
+                for i in range(0, len(batch.events), size):
+                    results.extend(await self.store.append(batch.events[i : i + size]))
+                fresh = [r.position for r in results if not r.duplicate]
+                if not fresh:
+                    continue
+                first = fresh[0]
+                committed = self._built(batch.events, results, first)
+                if committed is None:
+                    committed = [e async for e in self.store.read(first, fresh[-1])]
+                self._tip = (committed[-1].position, committed[-1].hash)
+                await self._appended.put(committed)
+            finally:
+                self._batches.task_done()
+
+    async def _publisher(self) -> None:
+        while True:
+            committed = await self._appended.get()
+            try:
+                await self._publish(committed)
+                self.agenda.observe(committed, self.sequencer)
+                if self.on_commit is not None:
+                    self.on_commit(committed)
+            finally:
+                self._appended.task_done()
 
     def _stage_decoded(self, at: datetime) -> None:
         if not self.decoded:
@@ -134,6 +215,25 @@ class LoadUmpire(Umpire):
                     self.log.warning(
                         "submission_rejected", party=party, seq=seq, reason=decision.notice.reason
                     )
+
+    # -- catch-up --------------------------------------------------------------------
+
+    async def _serve_catch_up(self, party: str, after: int) -> None:
+        # As the exercise umpire's, but chunked by size too: a load run's events are
+        # large and many, and a chunk over the broker's limit would be dropped.
+        chunk: list[str] = []
+        size = 0
+        async for event in self.store.read(after + 1, self.head or None):
+            who = audience(event)
+            if who is None or party in who:
+                line = to_json_line(event)
+                if chunk and (size + len(line) > CATCH_UP_BYTES or len(chunk) >= CATCH_UP_CHUNK):
+                    await self._send_catch_up(party, chunk)
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += len(line) + 1
+        await self._send_catch_up(party, chunk)
+        self.counters.catch_ups += 1
 
     # -- publishing ------------------------------------------------------------------
 
