@@ -114,6 +114,7 @@ class Outgoing:
     sent_at: float = 0.0
     attempts: int = 0
     sender_seen: bool = False
+    seen_at: float = 0.0
     recipient_seen: bool = False
     sender_floor: int = 0
     recipient_floor: int = 0
@@ -137,6 +138,7 @@ class GeneratorResult:
     per_second: list[tuple[int, bytes]]
     counters: dict[str, int]
     errors: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
 
 
 class Generator:
@@ -167,9 +169,13 @@ class Generator:
         self.second_hist: dict[int, HdrHistogram] = {}
         self.counters: dict[str, int] = defaultdict(int)
         self.catch_up_asked: dict[str, float] = {}
+        # Per party: the highest seq it has seen committed, and when it last saw one.
+        self.committed_seq: dict[str, int] = defaultdict(int)
+        self.progress_at: dict[str, float] = defaultdict(float)
         self.publishing: set[asyncio.Task[None]] = set()
         self.in_flight = asyncio.Semaphore(2000)
         self.errors: list[str] = []
+        self.rejected: list[str] = []
         self._wake = asyncio.Event()
         self._all_done = asyncio.Event()
 
@@ -230,6 +236,7 @@ class Generator:
             per_second=[(s, h.encode()) for s, h in sorted(self.second_hist.items())],
             counters=dict(self.counters),
             errors=self.errors,
+            rejected=self.rejected,
         )
 
     # -- the schedule ----------------------------------------------------------------
@@ -379,6 +386,7 @@ class Generator:
             if mid is not None and mid in self.outbox and event["id"] not in self.seen[party]:
                 self.seen[party].add(event["id"])
                 self.counters["rejections_seen"] += 1
+                self.rejected.append(mid)
                 item = self.outbox.pop(mid)
                 self._close_case(item.conversation.case_id)
             return
@@ -408,6 +416,10 @@ class Generator:
             self._record(now - item.due, now)
         if party == conversation.sender(step).id:
             item.sender_seen = True
+            item.seen_at = now
+            sender = party
+            self.committed_seq[sender] = max(self.committed_seq[sender], item.seq)
+            self.progress_at[sender] = now
         nxt = step + 1
         if nxt < conversation.steps:
             if party == conversation.sender(nxt).id and conversation.step < nxt:
@@ -438,29 +450,37 @@ class Generator:
     # -- recovery --------------------------------------------------------------------
 
     async def _resend_loop(self) -> None:
-        """Resend what its sender has not seen committed; catch up whoever missed a commit.
+        """Resend what was lost on the way in; catch up whoever missed a commit.
 
-        A sender that has not seen its own submission committed may just be
-        behind a busy umpire, so it resends with doubling waits (the umpire
-        ignores a repeat, cheaply) and asks to catch up only from the third
-        try. A recipient that has not seen a commit its sender has seen missed
-        a delivery: it asks to catch up at once. Each party asks at most once
-        per resend interval, from the lowest position it may have missed.
+        Lateness is not loss: under load a busy umpire commits late, and
+        resending then only adds to its work (a resend storm). So a sender
+        resends a submission only on evidence that it was lost: a later one of
+        its own was committed since (the umpire takes one party's submissions
+        in order), or nothing of its own was committed for a whole (doubling)
+        resend interval, as after a broker restart. From the second try it also
+        asks to catch up, in case the commit was made and only its delivery
+        lost. A recipient that has not seen a commit its sender saw a resend
+        interval ago missed that delivery and asks to catch up. Each party asks
+        at most once per interval, from the lowest position it may have missed.
         """
         spec = self.spec
         while True:
-            await asyncio.sleep(min(spec.resend_after_s / 4, 0.5))
+            await asyncio.sleep(min(spec.resend_after_s / 4, 0.25))
             now = monotonic()
             behind: dict[str, int] = {}
             for item in list(self.outbox.values()):
                 if item.attempts == 0:
                     continue  # not sent yet
-                wait = min(spec.resend_after_s * 2 ** (item.attempts - 1), 30.0)
-                if now - item.sent_at < wait:
-                    continue
                 conversation = item.conversation
                 if not item.sender_seen:
                     sender = conversation.sender(item.step).id
+                    overtaken = self.committed_seq[sender] > item.seq
+                    quiet = now - max(self.progress_at[sender], item.sent_at)
+                    wait = min(spec.resend_after_s * 2 ** (item.attempts - 1), 30.0)
+                    if overtaken and now - item.sent_at < spec.resend_after_s / 2:
+                        continue  # give the in-order commit a moment to arrive
+                    if not overtaken and quiet < wait:
+                        continue
                     self.counters["resends"] += 1
                     item.attempts += 1
                     item.sent_at = now
@@ -468,10 +488,9 @@ class Generator:
                     if item.attempts >= 3:
                         floor = item.sender_floor
                         behind[sender] = min(behind.get(sender, floor), floor)
-                elif not item.recipient_seen:
+                elif not item.recipient_seen and now - item.seen_at >= spec.resend_after_s:
                     recipient = conversation.recipient(item.step).id
-                    item.attempts += 1
-                    item.sent_at = now
+                    item.seen_at = now
                     floor = item.recipient_floor
                     behind[recipient] = min(behind.get(recipient, floor), floor)
             for party, after in behind.items():
@@ -528,6 +547,7 @@ def result_to_json(result: GeneratorResult) -> dict[str, Any]:
         "per_second": [(s, h.decode()) for s, h in result.per_second],
         "counters": result.counters,
         "errors": result.errors,
+        "rejected": result.rejected,
     }
 
 
@@ -540,6 +560,7 @@ def result_from_json(data: dict[str, Any]) -> GeneratorResult:
         per_second=[(s, h.encode()) for s, h in data["per_second"]],
         counters=data["counters"],
         errors=data["errors"],
+        rejected=data["rejected"],
     )
 
 

@@ -424,14 +424,20 @@ def _reconcile(
     lost = 0
     undelivered = 0
     paths: Counter[str] = Counter()
+    in_flight = 0
+    # Refused with a reason the sender saw: in the log as a rejection, not lost.
+    refused = {mid for result in results for mid in result.rejected}
     for result in results:
-        for case_id, path, steps, seen_mask, _completed in result.cases:
+        for case_id, path, steps, seen_mask, completed in result.cases:
             paths[path] += 1
             for step in range(steps):
                 submitted += 1
-                count = committed.get(f"{case_id}.{step}", 0)
-                if count == 0:
+                mid = f"{case_id}.{step}"
+                count = committed.get(mid, 0)
+                if count == 0 and mid not in refused:
                     lost += 1
+                    # Of a case still open when the drain time ran out: perhaps only late.
+                    in_flight += not completed
                 elif not seen_mask >> step & 1:
                     undelivered += 1
     duplicated = sum(n - 1 for n in committed.values() if n > 1)
@@ -456,7 +462,7 @@ def _reconcile(
         )
     expected_cases = int(options.rate * options.duration_s)
     errors = [e for r in results for e in r.errors]
-    return LoadReport(
+    report = LoadReport(
         broker=broker,
         log=location,
         parties=options.parties,
@@ -497,6 +503,8 @@ def _reconcile(
         case_deadline_s=options.case_deadline_s,
         paths_known=tuple(PATHS),
     )
+    report.extra["lost_in_open_cases"] = in_flight
+    return report
 
 
 __all__ = ["LoadOptions", "run_load"]
