@@ -32,7 +32,7 @@ def load(
         str, typer.Option(help="embedded (default), mosquitto, or an mqtt:// / mqtts:// URL")
     ] = "embedded",
     qos: Annotated[int, typer.Option(help="MQTT QoS of every publish: 0, 1 or 2")] = 1,
-    processes: Annotated[int, typer.Option(help="load generator processes")] = 1,
+    processes: Annotated[int, typer.Option(help="load generator processes")] = 2,
     payload_bytes: Annotated[
         int, typer.Option(help="pad opening requests to about this many bytes (0: no padding)")
     ] = 0,

@@ -40,7 +40,7 @@ def main() -> None:
     if profile_dir:
         from pyinstrument import Profiler  # noqa: PLC0415 - a dev tool, only when asked
 
-        profiler = Profiler(interval=0.001)
+        profiler = Profiler(interval=0.005)
         profiler.start()
     try:
         result = asyncio.run(Generator(spec).run(lambda snap: emit("progress", snap)))
