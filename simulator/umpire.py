@@ -179,7 +179,8 @@ class Umpire:
     def resume(self, prefix: Sequence[Event]) -> None:
         """Carry on from committed events already in the log (a forked run)."""
         self.sequencer.load(prefix)
-        self._tip = (prefix[-1].position, prefix[-1].hash) if prefix else None
+        if prefix:
+            self._tip = (prefix[-1].position, prefix[-1].hash)
         for event in prefix:
             self.head = max(self.head, event.position)
             who = audience(event)

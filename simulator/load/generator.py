@@ -245,7 +245,8 @@ class Generator:
 
     async def _schedule(self) -> None:
         spec = self.spec
-        total = int(spec.rate * spec.duration_s)
+        total = round(spec.rate * spec.duration_s)
+        self.counters["cases_scheduled"] = total
         interval = 1.0 / spec.rate if spec.rate > 0 else 0.0
         pairs = spec.pairs
         k = 0
