@@ -70,13 +70,14 @@ async def test_mosquitto_killed_and_restarted_mid_run_loses_nothing(tmp_path: Pa
     async def kill_and_restart(broker: Broker) -> None:
         assert isinstance(broker, MosquittoBroker)
         await asyncio.sleep(1.0)
-        pid = broker.pid
+        pid, port = broker.pid, broker.address.port
         assert pid is not None
         await broker.kill()
         killed.append(pid)
         await asyncio.sleep(0.5)
         await broker.start()
         assert broker.pid not in (None, pid)
+        assert broker.address.port == port
 
     options = LoadOptions(
         parties=4,
