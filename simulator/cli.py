@@ -25,6 +25,7 @@ from simulator.control import control_path, read_control_file, send_control
 from simulator.errors import InputError, ScenarioError, SimulatorError
 from simulator.eventlog import Event, LogError
 from simulator.exercise import RunOptions, run_exercise
+from simulator.load.command import load
 from simulator.logfiles import is_postgres
 from simulator.logging import configure as configure_logging
 from simulator.logview import export_log, import_log, report_json, show_log, verify_log
@@ -501,6 +502,7 @@ def report(
 
 
 app.command()(serve)
+app.command()(load)
 
 
 def main() -> None:

@@ -521,6 +521,7 @@ class Transport:
         max_buffered: int = 1000,
         max_payload: int | None = None,
         wait: bool = True,
+        max_inflight: int | None = None,
     ) -> None:
         if max_buffered < 1:
             raise ValueError("max_buffered must be at least 1: the queue is bounded on purpose")
@@ -534,6 +535,9 @@ class Transport:
         self._keepalive = keepalive
         self._max_payload = max_payload
         self._wait_on_enter = wait
+        # QoS 1/2 publishes unacknowledged at once; paho's default (20) caps a busy
+        # publisher at 20 per round trip. None keeps paho's default.
+        self._max_inflight = max_inflight
         self._log = structlog.get_logger(__name__).bind(client_id=session.client_id)
         self._filters: dict[str, int] = {}
         self._client: aiomqtt.Client | None = None
@@ -643,6 +647,7 @@ class Transport:
             # Unbounded on purpose: a bounded aiomqtt queue drops messages it
             # has already acknowledged. Our own queue is the bounded one.
             max_queued_incoming_messages=0,
+            max_inflight_messages=self._max_inflight,
             **self.session.client_options(),
         )
 

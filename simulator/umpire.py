@@ -30,7 +30,15 @@ import structlog
 from simulator.bus import Bus
 from simulator.context import ScaledClock, VirtualClock
 from simulator.errors import InternalError, SimulatorError
-from simulator.eventlog import Event, EventStore, NewEvent, to_json_line
+from simulator.eventlog import (
+    GENESIS_HASH,
+    Appended,
+    Event,
+    EventStore,
+    NewEvent,
+    committed_event,
+    to_json_line,
+)
 from simulator.protocol import Message, is_party_id
 from simulator.records import (
     EXERCISE_ENDED,
@@ -166,10 +174,15 @@ class Umpire:
         self._changed = asyncio.Event()
         self._seq = 0
         self._notes = 0
+        # (position, hash) of the last event in the log, when known here: the committed
+        # events are then built from the proposals instead of read back after each append.
+        self._tip: tuple[int, str] | None = (0, GENESIS_HASH)
 
     def resume(self, prefix: Sequence[Event]) -> None:
         """Carry on from committed events already in the log (a forked run)."""
         self.sequencer.load(prefix)
+        if prefix:
+            self._tip = (prefix[-1].position, prefix[-1].hash)
         for event in prefix:
             self.head = max(self.head, event.position)
             who = audience(event)
@@ -397,14 +410,44 @@ class Umpire:
                 for i in range(0, len(batch.events), self.settings.max_batch)
             ]
             first = self.head + 1
+            results: list[Appended] = []
             for chunk in chunks:
-                await self.store.append(chunk)
+                results.extend(await self.store.append(chunk))
             self.sequencer.committed(batch)
-            committed = [e async for e in self.store.read(first)]
+            committed = self._built(batch.events, results, first)
+            if committed is None:
+                committed = [e async for e in self.store.read(first)]
+            if committed:
+                self._tip = (committed[-1].position, committed[-1].hash)
             await self._publish(committed)
             self.agenda.observe(committed, self.sequencer)
             if self.on_commit is not None:
                 self.on_commit(committed)
+
+    def _built(
+        self, proposals: Sequence[NewEvent], results: Sequence[Appended], first: int
+    ) -> list[Event] | None:
+        """The committed events, from the proposals and where the store put them.
+
+        None when the hash before `first` is not known here, or the positions are
+        not the expected run: the caller then reads the batch back from the store.
+        """
+        if self._tip is None or self._tip[0] != first - 1:
+            return None
+        position, prevhash = self._tip
+        events = []
+        for proposal, result in zip(proposals, results, strict=True):
+            if result.duplicate:
+                continue
+            if result.position != position + 1:
+                return None
+            events.append(
+                committed_event(
+                    proposal, result.position, result.caseversion, prevhash, result.hash
+                )
+            )
+            position, prevhash = result.position, result.hash
+        return events
 
     async def _publish(self, events: Sequence[Event]) -> None:
         for event in events:

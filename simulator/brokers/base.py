@@ -145,6 +145,7 @@ def transport_for(
     keepalive: int = 30,
     max_buffered: int = 1000,
     wait: bool = True,
+    max_inflight: int | None = None,
 ) -> Transport:
     """A transport (not yet entered) for `principal` on a started `broker`.
 
@@ -166,4 +167,5 @@ def transport_for(
         max_buffered=max_buffered,
         max_payload=broker.message_size_limit,
         wait=wait,
+        max_inflight=max_inflight,
     )

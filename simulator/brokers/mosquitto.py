@@ -123,6 +123,8 @@ class MosquittoBroker:
         template: Path = DEFAULT_TEMPLATE,
         message_size_limit: int = DEFAULT_MESSAGE_SIZE_LIMIT,
         persistent_client_expiration: str = "1d",
+        autosave_interval: int = 1,
+        autosave_on_changes: bool = True,
         start_timeout: float = 10.0,
         stop_timeout: float = 10.0,
         tls: TlsFiles | None = None,
@@ -150,6 +152,10 @@ class MosquittoBroker:
         self.template = template
         self._size_limit = message_size_limit
         self.persistent_client_expiration = persistent_client_expiration
+        if autosave_interval < 0:
+            raise ValueError("autosave_interval must be >= 0")
+        self.autosave_interval = autosave_interval
+        self.autosave_on_changes = autosave_on_changes
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.config_file = workdir / "mosquitto.conf"
@@ -269,6 +275,8 @@ class MosquittoBroker:
             "MESSAGE_SIZE_LIMIT": str(self._size_limit),
             "PERSISTENT_CLIENT_EXPIRATION": self.persistent_client_expiration,
             "RUN_AS_USER": pwd.getpwuid(os.geteuid()).pw_name,
+            "AUTOSAVE_INTERVAL": str(self.autosave_interval),
+            "AUTOSAVE_ON_CHANGES": "true" if self.autosave_on_changes else "false",
         }
         config = render_config(self._template_text, values)
         if self.tls is not None:

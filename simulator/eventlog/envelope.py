@@ -784,6 +784,26 @@ def seal(proposal: NewEvent, position: int, caseversion: int, prevhash: str) -> 
     return digest, f'{head}"hash":"{digest}",{tail}'
 
 
+def committed_event(
+    proposal: NewEvent, position: int, caseversion: int, prevhash: str, digest: str
+) -> Event:
+    """The Event a store made of ``proposal`` at ``position`` (what reading it back gives).
+
+    For a writer that has just appended and knows where each proposal landed
+    (the store's ``Appended``) and the hash before the first: it need not
+    read its own batch back. ``digest`` is the hash the store computed.
+    """
+    fields = {name: proposal.__dict__[name] for name in _ENVELOPE_FIELDS}
+    fields["specversion"] = "1.0"
+    fields["datacontenttype"] = "application/json"
+    fields["position"] = position
+    fields["caseversion"] = caseversion
+    fields["prevhash"] = prevhash
+    fields["hash"] = digest
+    parts = proposal.__pydantic_private__["_parts"]  # type: ignore[index]
+    return _assemble(Event.__new__(Event), fields, set(fields), parts or None)
+
+
 def to_json_line(event: Event) -> str:
     """The structured-mode CloudEvent as one line of canonical JSON (no newline)."""
     head, tail, _ = _seal(event, event.position, event.caseversion, event.prevhash)

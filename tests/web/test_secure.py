@@ -6,7 +6,7 @@ import pytest
 
 from simulator.logfiles import open_log
 from simulator.records import EXERCISE_STARTED
-from simulator.security import signing_secret_path
+from simulator.signing import signing_secret_path
 from tests.web.conftest import desk, serving
 from tests.web.test_console import case_of, seat_state, send
 

@@ -1,0 +1,159 @@
+"""`simulator load`: the Typer command (registered in simulator.cli)."""
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from simulator.errors import SimulatorError
+from simulator.eventlog import LogError
+from simulator.load.conversation import PATHS, Mix, load_mix
+from simulator.load.runner import LoadOptions, run_load
+from simulator.logging import configure as configure_logging
+
+# Exit codes: 0 all well, 1 something lost or duplicated, 2 could not run.
+EXIT_LOSS = 1
+
+
+def _fail(message: str) -> typer.Exit:
+    Console(stderr=True).print(f"[red]error:[/] {escape(message)}")
+    return typer.Exit(2)
+
+
+def load(
+    parties: Annotated[int, typer.Option(help="parties (an even number: they talk in pairs)")] = 10,
+    rate: Annotated[float, typer.Option(help="new cases per second (all processes together)")] = 50,
+    duration: Annotated[float, typer.Option(help="seconds of new cases")] = 10,
+    broker: Annotated[
+        str, typer.Option(help="embedded (default), mosquitto, or an mqtt:// / mqtts:// URL")
+    ] = "embedded",
+    qos: Annotated[int, typer.Option(help="MQTT QoS of every publish: 0, 1 or 2")] = 1,
+    processes: Annotated[int, typer.Option(help="load generator processes")] = 2,
+    payload_bytes: Annotated[
+        int, typer.Option(help="pad opening requests to about this many bytes (0: no padding)")
+    ] = 0,
+    mix: Annotated[
+        Path | None,
+        typer.Option(help=f"YAML/JSON shares of the paths: {', '.join(PATHS)}"),
+    ] = None,
+    one_per_message: Annotated[
+        bool,
+        typer.Option(
+            "--one-per-message", help="every submission its own MQTT publish (no batching)"
+        ),
+    ] = False,
+    log: Annotated[
+        str | None, typer.Option(help="SQLite file for the log (default: a temporary one)")
+    ] = None,
+    json_file: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
+    html: Annotated[Path | None, typer.Option(help="write an HTML page of the run here")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="serve Prometheus metrics on this loopback port")
+    ] = None,
+    drain: Annotated[
+        float, typer.Option(help="seconds to let open cases finish after the schedule")
+    ] = 30,
+    case_deadline: Annotated[
+        float, typer.Option(help="a case slower than this many seconds is a deadline miss")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="seed of the path choices")] = 1,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="no live progress")] = False,
+) -> None:
+    """Load-test message flows: whole conversations at a target rate, reconciled against the log.
+
+    Exit 0 when nothing was lost or duplicated, 1 when something was, 2 when
+    the run could not be made.
+    """
+    configure_logging(level="error")
+    console = Console(stderr=True)
+    try:
+        chosen_mix = load_mix(mix) if mix is not None else Mix()
+        options = LoadOptions(
+            parties=parties,
+            rate=rate,
+            duration_s=duration,
+            broker=broker,
+            qos=qos,
+            processes=processes,
+            payload_bytes=payload_bytes,
+            mix=chosen_mix,
+            one_per_message=one_per_message,
+            log=log,
+            seed=seed,
+            drain_s=drain,
+            case_deadline_s=case_deadline,
+        )
+        options.check()
+    except SimulatorError as exc:
+        raise _fail(str(exc)) from None
+
+    def show(snapshot: dict[str, Any]) -> None:
+        if not quiet:
+            console.print(
+                f"t={snapshot['t']:>6.1f}s  cases {snapshot['cases_started']:>7} started "
+                f"{snapshot['cases_completed']:>7} done {snapshot['open']:>5} open  "
+                f"{snapshot['events_per_s']:>9.0f} events/s  p99 {snapshot['p99_ms']:.1f} ms  "
+                f"resends {snapshot['resends']}",
+                highlight=False,
+            )
+
+    metrics = None
+    if metrics_port is not None:
+        from simulator.load.metrics import LoadMetrics  # noqa: PLC0415 - only when asked
+
+        metrics = LoadMetrics(metrics_port)
+
+    def progress(snapshot: dict[str, Any]) -> None:
+        show(snapshot)
+        if metrics is not None:
+            metrics.update(snapshot)
+
+    try:
+        report = asyncio.run(run_load(options, on_progress=progress))
+    except (SimulatorError, LogError) as exc:
+        raise _fail(str(exc)) from None
+    data = report.as_json()
+    if metrics is not None:
+        metrics.final(data)
+    if json_file is not None:
+        json_file.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    if html is not None:
+        from simulator.load.page import render_page  # noqa: PLC0415 - matplotlib is slow to load
+
+        html.write_text(render_page(data), encoding="utf-8")
+    _print_summary(data, Console())
+    if not report.ok:
+        raise typer.Exit(EXIT_LOSS)
+
+
+def _print_summary(data: dict[str, Any], console: Console) -> None:
+    lat, case = data["latency_ms"], data["case_latency_ms"]
+    cases = data["cases"]
+    console.print(
+        f"{data['mode']} over {data['broker']}, QoS {data['qos']}, {data['parties']} parties, "
+        f"{data['processes']} process(es), {data['duration_s']:g} s\n"
+        f"cases: offered {data['offered_cases_per_s']:g}/s, achieved "
+        f"{data['achieved_cases_per_s']:g}/s; {cases['completed']} of {cases['scheduled']} "
+        f"completed, {cases['incomplete']} incomplete\n"
+        f"committed events: {data['committed_events_per_s']:g}/s "
+        f"(sustained {data['committed_events_per_s_sustained']:g}/s); "
+        f"MQTT messages: {data['mqtt_messages_per_s']:g}/s\n"
+        f"message latency ms: p50 {lat['p50']} p90 {lat['p90']} p99 {lat['p99']} "
+        f"p99.9 {lat['p99_9']} max {lat['max']}\n"
+        f"case latency ms:    p50 {case['p50']} p90 {case['p90']} p99 {case['p99']} "
+        f"p99.9 {case['p99_9']} max {case['max']}\n"
+        f"deadline misses {data['deadline_misses']}; lost {data['lost']}, duplicated "
+        f"{data['duplicated']}, rejected {data['rejected']}, undelivered {data['undelivered']} "
+        f"(resends {data['resends']}, catch-ups {data['catch_ups']}, duplicate deliveries "
+        f"{data['deliveries_duplicated']})",
+        highlight=False,
+    )
+    if data["errors"]:
+        console.print("errors: " + "; ".join(data["errors"][:5]), highlight=False)
+
+
+__all__ = ["load"]

@@ -1,0 +1,583 @@
+"""A load generator: many party pairs holding whole conversations, open loop, in one process.
+
+Cases start on a fixed schedule whatever the system does (open loop), and
+every latency counts from when a message was due, not from when it could be
+sent, so a stalled system shows up as latency rather than as fewer samples
+(no coordinated omission). The opening message of a case is due at the
+case's scheduled start; each later one when the party whose turn it is saw
+the previous message committed.
+
+Each party has its own connection and credentials. A submission stays in
+the outbox until its sender sees it committed (or rejected) and is resent
+with backoff; a party that has not seen a commit it waits for asks the
+umpire to catch up. Deliveries are counted per party: a commit seen twice
+is a duplicate delivery (harmless, dropped here), one never seen by its
+recipient is a lost delivery.
+"""
+
+import asyncio
+import contextlib
+import random
+import resource
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import structlog
+from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
+
+from simulator.context import fresh_rng, monotonic, seeded
+from simulator.load.conversation import PATHS, Conversation, load_party
+from simulator.load.umpire import batch_payload
+from simulator.protocol import Party
+from simulator.records import MESSAGE_PREFIX, REJECTION
+from simulator.topics import Topics
+from simulator.transport import (
+    BrokerAddress,
+    Credentials,
+    SessionSettings,
+    Transport,
+    client_id_for,
+)
+
+log = structlog.get_logger("simulator.load")
+
+# Microseconds, 1 us .. 1 h, 2 significant digits (1 %): hdrh walks its buckets in
+# Python, and 3 digits made each percentile cost ~80 ms on a busy machine.
+HIST_MAX_US = 3_600_000_000
+HIST_DIGITS = 2
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(1, HIST_MAX_US, HIST_DIGITS)
+
+
+# QoS 1 publishes awaiting their PUBACK per connection (paho's default is 20).
+MAX_INFLIGHT = 1000
+# Stay well under the umpire's 256 KiB payload limit with a batch.
+MAX_BATCH_BYTES = 128 * 1024
+
+
+def _cpu_ms() -> int:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return int((usage.ru_utime + usage.ru_stime) * 1000)
+
+
+def _padding(payload_bytes: int) -> str:
+    """Free text that brings an opening request's submission to about `payload_bytes`."""
+    if payload_bytes <= 0:
+        return ""
+    a, b = load_party("p000"), load_party("p001")
+    sample = Conversation("g0-0", "accepted", a, b)
+    plain = orjson.dumps(
+        {"kind": "submission", "party": "p000", "seq": 1, "message": sample.message(0)}
+    )
+    # "other_information":"..." adds its key and quotes too.
+    return "x" * max(payload_bytes - len(plain) - len(',"other_information":""'), 1)
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """Everything one generator process needs (picklable)."""
+
+    index: int
+    host: str
+    port: int
+    exercise: str
+    run_id: str
+    pairs: tuple[tuple[str, str], ...]
+    credentials: dict[str, tuple[str, str]]
+    rate: float
+    duration_s: float
+    start_at: float
+    mix: dict[str, float]
+    qos: int = 1
+    one_per_message: bool = False
+    payload_bytes: int = 0
+    seed: int = 1
+    drain_s: float = 30.0
+    resend_after_s: float = 2.0
+    flush_s: float = 0.002
+    case_deadline_s: float = 1.0
+    protocol: str = "3.1.1"
+
+
+@dataclass(slots=True)
+class Outgoing:
+    conversation: Conversation
+    step: int
+    seq: int
+    payload: bytes
+    due: float
+    sent_at: float = 0.0
+    attempts: int = 0
+    sender_seen: bool = False
+    seen_at: float = 0.0
+    recipient_seen: bool = False
+    sender_floor: int = 0
+    recipient_floor: int = 0
+
+
+@dataclass
+class CaseRecord:
+    case_id: str
+    path: str
+    submitted: int = 0
+    recipient_seen: int = 0  # bit k: the recipient of step k saw it committed
+    completed: bool = False
+
+
+@dataclass
+class GeneratorResult:
+    index: int
+    cases: list[tuple[str, str, int, int, bool]]
+    message_hist: bytes
+    case_hist: bytes
+    per_second: list[tuple[int, bytes]]
+    counters: dict[str, int]
+    errors: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+
+
+class Generator:
+    def __init__(self, spec: GeneratorSpec) -> None:
+        self.spec = spec
+        self.topics = Topics(spec.exercise)
+        self.parties: dict[str, Party] = {}
+        for a, b in spec.pairs:
+            self.parties[a] = load_party(a)
+            self.parties[b] = load_party(b)
+        self.transports: dict[str, Transport] = {}
+        self.rng: random.Random = seeded(spec.seed, "load", str(spec.index))
+        names = list(spec.mix)
+        weights = [spec.mix[n] for n in names]
+        self._choose: Callable[[], str] = lambda: self.rng.choices(names, weights)[0]
+        self.padding = _padding(spec.payload_bytes)
+        self.seq: dict[str, int] = defaultdict(int)
+        self.outbox: dict[str, Outgoing] = {}  # message id -> submission in flight
+        self.by_party_seq: dict[tuple[str, int], str] = {}
+        self.pending: dict[str, list[Outgoing]] = defaultdict(list)
+        self.seen: dict[str, set[str]] = defaultdict(set)
+        self.max_pos: dict[str, int] = defaultdict(int)
+        self.cases: dict[str, CaseRecord] = {}
+        self.open: dict[str, Conversation] = {}
+        self.case_started: dict[str, float] = {}
+        self.message_hist = new_histogram()
+        self.case_hist = new_histogram()
+        self.second_hist: dict[int, HdrHistogram] = {}
+        self.counters: dict[str, int] = defaultdict(int)
+        self.catch_up_asked: dict[str, float] = {}
+        # Per party: the highest seq it has seen committed, and when it last saw one.
+        self.committed_seq: dict[str, int] = defaultdict(int)
+        self.progress_at: dict[str, float] = defaultdict(float)
+        self.publishing: set[asyncio.Task[None]] = set()
+        self.in_flight = asyncio.Semaphore(2000)
+        self.errors: list[str] = []
+        self.rejected: list[str] = []
+        self._wake = asyncio.Event()
+        self._all_done = asyncio.Event()
+        self._snapshots = 0
+        self._p99_ms = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def run(
+        self, progress: Callable[[dict[str, Any]], None] | None = None
+    ) -> GeneratorResult:
+        spec = self.spec
+        address = BrokerAddress(spec.host, spec.port)
+        async with contextlib.AsyncExitStack() as stack:
+            for party in self.parties:
+                user, password = spec.credentials[party]
+                transport = Transport(
+                    address,
+                    SessionSettings(
+                        client_id_for(spec.exercise, party, spec.run_id),
+                        protocol="5" if spec.protocol == "5" else "3.1.1",
+                    ),
+                    rng=fresh_rng(),
+                    credentials=Credentials(user, password),
+                    connect_timeout=30.0,
+                    publish_timeout=120.0,
+                    max_buffered=10_000,
+                    max_inflight=MAX_INFLIGHT,
+                )
+                await stack.enter_async_context(transport)
+                await transport.subscribe(*self.topics.party_filters(party), qos=spec.qos)
+                self.transports[party] = transport
+            async with asyncio.TaskGroup() as group:
+                readers = [
+                    group.create_task(self._read(party, t), name=f"load[{party}].read")
+                    for party, t in self.transports.items()
+                ]
+                flusher = group.create_task(self._flush_loop(), name="load.flush")
+                resender = group.create_task(self._resend_loop(), name="load.resend")
+                reporter = group.create_task(self._progress_loop(progress), name="load.progress")
+                cpu_at_start = _cpu_ms()
+                await self._schedule()
+                await self._drain()
+                # From the schedule's start: imports and connecting are not load.
+                self.counters["cpu_ms"] = _cpu_ms() - cpu_at_start
+                for task in (*readers, flusher, resender, reporter):
+                    task.cancel()
+                if self.publishing:
+                    await asyncio.wait(self.publishing, timeout=10)
+        return self.result()
+
+    def result(self) -> GeneratorResult:
+        return GeneratorResult(
+            index=self.spec.index,
+            cases=[
+                (c.case_id, c.path, c.submitted, c.recipient_seen, c.completed)
+                for c in self.cases.values()
+            ],
+            message_hist=self.message_hist.encode(),
+            case_hist=self.case_hist.encode(),
+            per_second=[(s, h.encode()) for s, h in sorted(self.second_hist.items())],
+            counters=dict(self.counters),
+            errors=self.errors,
+            rejected=self.rejected,
+        )
+
+    # -- the schedule ----------------------------------------------------------------
+
+    async def _schedule(self) -> None:
+        spec = self.spec
+        total = round(spec.rate * spec.duration_s)
+        self.counters["cases_scheduled"] = total
+        interval = 1.0 / spec.rate if spec.rate > 0 else 0.0
+        pairs = spec.pairs
+        k = 0
+        while k < total:
+            now = monotonic()
+            due = spec.start_at + k * interval
+            if due > now:
+                await asyncio.sleep(min(due - now, 0.01))
+                continue
+            # Every case that is due now starts now, however late we are (open loop).
+            while k < total and spec.start_at + k * interval <= now:
+                a, b = pairs[k % len(pairs)]
+                # Alternate roles within a pair, so every party both asks and answers.
+                if (k // len(pairs)) % 2:
+                    a, b = b, a
+                case_id = f"g{spec.index}-{k}"
+                conversation = Conversation(
+                    case_id,
+                    self._choose(),
+                    self.parties[a],
+                    self.parties[b],
+                    padding=self.padding,
+                )
+                self.cases[case_id] = CaseRecord(case_id, conversation.path)
+                self.open[case_id] = conversation
+                scheduled = spec.start_at + k * interval
+                self.case_started[case_id] = scheduled
+                self.counters["cases_started"] += 1
+                self._queue(conversation, 0, scheduled)
+                k += 1
+            self._wake.set()
+
+    async def _drain(self) -> None:
+        if self.open:
+            self._all_done.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_done.wait(), self.spec.drain_s)
+        self.counters["cases_incomplete"] = len(self.open)
+
+    def _close_case(self, case_id: str) -> None:
+        self.open.pop(case_id, None)
+        if not self.open:
+            self._all_done.set()
+
+    # -- sending ---------------------------------------------------------------------
+
+    def _queue(self, conversation: Conversation, step: int, due: float) -> None:
+        sender = conversation.sender(step).id
+        self.seq[sender] += 1
+        seq = self.seq[sender]
+        payload = orjson.dumps(
+            {
+                "kind": "submission",
+                "party": sender,
+                "seq": seq,
+                "message": conversation.message(step),
+            }
+        )
+        item = Outgoing(conversation, step, seq, payload, due)
+        mid = conversation.message_id(step)
+        self.outbox[mid] = item
+        self.by_party_seq[(sender, seq)] = mid
+        self.cases[conversation.case_id].submitted = step + 1
+        self.pending[sender].append(item)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            self._flush()
+            # Batching window: what becomes due meanwhile goes out in the same messages.
+            await asyncio.sleep(self.spec.flush_s)
+
+    def _flush(self) -> None:
+        pending, self.pending = self.pending, defaultdict(list)
+        now = monotonic()
+        for party, items in pending.items():
+            recipient_floor = self.max_pos
+            for item in items:
+                item.sent_at = now
+                item.attempts += 1
+                item.sender_floor = recipient_floor[party]
+                item.recipient_floor = recipient_floor[item.conversation.recipient(item.step).id]
+            if self.spec.one_per_message:
+                for item in items:
+                    self._publish(party, item.payload)
+                continue
+            chunk: list[bytes] = []
+            size = 0
+            for item in items:
+                if chunk and size + len(item.payload) > MAX_BATCH_BYTES:
+                    self._publish(party, batch_payload(party, chunk))
+                    chunk, size = [], 0
+                chunk.append(item.payload)
+                size += len(item.payload) + 1
+            if chunk:
+                self._publish(party, batch_payload(party, chunk))
+
+    def _publish(self, party: str, payload: bytes) -> None:
+        self.counters["mqtt_out"] += 1
+        task = asyncio.get_running_loop().create_task(self._send(party, payload))
+        self.publishing.add(task)
+        task.add_done_callback(self.publishing.discard)
+
+    async def _send(self, party: str, payload: bytes) -> None:
+        async with self.in_flight:
+            try:
+                await self.transports[party].publish(
+                    self.topics.submit(party), payload, qos=self.spec.qos
+                )
+            except Exception as exc:  # the outbox resends; say so once per kind
+                self.counters["publish_failures"] += 1
+                if len(self.errors) < 20:
+                    self.errors.append(f"publish by {party}: {exc}")
+
+    # -- receiving -------------------------------------------------------------------
+
+    async def _read(self, party: str, transport: Transport) -> None:
+        async for incoming in transport.messages():
+            self.counters["mqtt_in"] += 1
+            try:
+                message = orjson.loads(incoming.payload)
+            except orjson.JSONDecodeError:
+                self.counters["undecodable"] += 1
+                continue
+            kind = message.get("kind")
+            if kind in {"events", "catch_up"}:
+                caught_up = kind == "catch_up"
+                now = monotonic()
+                for event in message["events"]:
+                    self._observe(party, event, now, caught_up)
+
+    def _observe(self, party: str, event: dict[str, Any], now: float, caught_up: bool) -> None:
+        position = event["position"]
+        self.max_pos[party] = max(self.max_pos[party], position)
+        kind = event["type"]
+        if kind == REJECTION:
+            data = event["data"]
+            mid = self.by_party_seq.get((data.get("party"), data.get("seq")))
+            if mid is not None and mid in self.outbox and event["id"] not in self.seen[party]:
+                self.seen[party].add(event["id"])
+                self.counters["rejections_seen"] += 1
+                self.rejected.append(mid)
+                item = self.outbox.pop(mid)
+                self._close_case(item.conversation.case_id)
+            return
+        if not kind.startswith(MESSAGE_PREFIX):
+            return
+        mid = event["id"]
+        seen = self.seen[party]
+        if mid in seen:
+            if not caught_up:
+                self.counters["deliveries_duplicated"] += 1
+            return
+        seen.add(mid)
+        outgoing = self.outbox.get(mid)
+        if outgoing is None:
+            return
+        self._advance(party, mid, outgoing, now, caught_up)
+
+    def _advance(self, party: str, mid: str, item: Outgoing, now: float, caught_up: bool) -> None:
+        """`party` saw message `mid` committed: record it, and take the conversation on."""
+        conversation = item.conversation
+        step = item.step
+        if caught_up:
+            self.counters["deliveries_recovered"] += 1
+        if party == conversation.recipient(step).id and not item.recipient_seen:
+            item.recipient_seen = True
+            self.cases[conversation.case_id].recipient_seen |= 1 << step
+            self._record(now - item.due, now)
+        if party == conversation.sender(step).id:
+            item.sender_seen = True
+            item.seen_at = now
+            sender = party
+            self.committed_seq[sender] = max(self.committed_seq[sender], item.seq)
+            self.progress_at[sender] = now
+        nxt = step + 1
+        if nxt < conversation.steps:
+            if party == conversation.sender(nxt).id and conversation.step < nxt:
+                conversation.step = nxt
+                self._queue(conversation, nxt, now)
+                self._wake.set()
+        elif party == conversation.requesting.id and conversation.case_id in self.open:
+            self._close_case(conversation.case_id)
+            self.cases[conversation.case_id].completed = True
+            self.counters["cases_completed"] += 1
+            took = now - self.case_started[conversation.case_id]
+            self.case_hist.record_value(max(int(took * 1e6), 1))
+            if took > self.spec.case_deadline_s:
+                self.counters["deadline_misses"] += 1
+        if item.sender_seen and item.recipient_seen:
+            del self.outbox[mid]
+
+    def _record(self, seconds: float, now: float) -> None:
+        us = max(int(seconds * 1e6), 1)
+        self.message_hist.record_value(us)
+        self.counters["messages_delivered"] += 1
+        second = int(now - self.spec.start_at)
+        hist = self.second_hist.get(second)
+        if hist is None:
+            hist = self.second_hist[second] = new_histogram()
+        hist.record_value(us)
+
+    # -- recovery --------------------------------------------------------------------
+
+    async def _resend_loop(self) -> None:
+        """Resend what was lost on the way in; catch up whoever missed a commit.
+
+        Lateness is not loss: under load a busy umpire commits late, and
+        resending then only adds to its work (a resend storm). So a sender
+        resends a submission only on evidence that it was lost: a later one of
+        its own was committed since (the umpire takes one party's submissions
+        in order), or nothing of its own was committed for a whole (doubling)
+        resend interval, as after a broker restart. From the second try it also
+        asks to catch up, in case the commit was made and only its delivery
+        lost. A recipient that has not seen a commit its sender saw a resend
+        interval ago missed that delivery and asks to catch up. Each party asks
+        at most once per interval, from the lowest position it may have missed.
+        """
+        spec = self.spec
+        while True:
+            # A scan walks the whole outbox, which is large under load: twice a second.
+            await asyncio.sleep(min(spec.resend_after_s / 4, 0.5))
+            now = monotonic()
+            early = now - spec.resend_after_s / 2
+            behind: dict[str, int] = {}
+            for item in list(self.outbox.values()):
+                if item.attempts == 0 or item.sent_at > early:
+                    continue  # not sent yet, or sent just now
+                conversation = item.conversation
+                if not item.sender_seen:
+                    sender = conversation.sender(item.step).id
+                    overtaken = self.committed_seq[sender] > item.seq
+                    quiet = now - max(self.progress_at[sender], item.sent_at)
+                    wait = min(spec.resend_after_s * 2 ** (item.attempts - 1), 30.0)
+                    if not overtaken and quiet < wait:
+                        continue
+                    self.counters["resends"] += 1
+                    item.attempts += 1
+                    item.sent_at = now
+                    self._publish(sender, item.payload)
+                    if item.attempts >= 3:
+                        floor = item.sender_floor
+                        behind[sender] = min(behind.get(sender, floor), floor)
+                elif not item.recipient_seen and now - item.seen_at >= spec.resend_after_s:
+                    recipient = conversation.recipient(item.step).id
+                    item.seen_at = now
+                    floor = item.recipient_floor
+                    behind[recipient] = min(behind.get(recipient, floor), floor)
+            for party, after in behind.items():
+                asked = self.catch_up_asked.get(party)
+                if asked is not None and now - asked < spec.resend_after_s:
+                    continue
+                self.catch_up_asked[party] = now
+                self.counters["catch_ups"] += 1
+                payload = orjson.dumps({"kind": "catch_up_request", "party": party, "after": after})
+                task = asyncio.get_running_loop().create_task(self._report(party, payload))
+                self.publishing.add(task)
+                task.add_done_callback(self.publishing.discard)
+
+    async def _report(self, party: str, payload: bytes) -> None:
+        with contextlib.suppress(Exception):
+            await self.transports[party].publish(self.topics.report(party), payload, qos=1)
+
+    # -- progress --------------------------------------------------------------------
+
+    async def _progress_loop(self, progress: Callable[[dict[str, Any]], None] | None) -> None:
+        if progress is None:
+            return
+        while True:
+            await asyncio.sleep(1.0)
+            progress(self.snapshot())
+
+    def snapshot(self) -> dict[str, Any]:
+        # A percentile walks the histogram in Python: every few seconds is enough here.
+        self._snapshots += 1
+        if self._snapshots % 5 == 1:
+            self._p99_ms = self.message_hist.get_value_at_percentile(99) / 1000
+        return {
+            "index": self.spec.index,
+            "cases_started": self.counters["cases_started"],
+            "cases_completed": self.counters["cases_completed"],
+            "messages_delivered": self.counters["messages_delivered"],
+            "open": len(self.open),
+            "p99_ms": self._p99_ms,
+            "mqtt_out": self.counters["mqtt_out"],
+            "mqtt_in": self.counters["mqtt_in"],
+            "resends": self.counters["resends"],
+        }
+
+
+def spec_from_json(data: dict[str, Any]) -> GeneratorSpec:
+    data = dict(data)
+    data["pairs"] = tuple(tuple(p) for p in data["pairs"])
+    data["credentials"] = {k: tuple(v) for k, v in data["credentials"].items()}
+    return GeneratorSpec(**data)
+
+
+def result_to_json(result: GeneratorResult) -> dict[str, Any]:
+    return {
+        "index": result.index,
+        "cases": result.cases,
+        "message_hist": result.message_hist.decode(),
+        "case_hist": result.case_hist.decode(),
+        "per_second": [(s, h.decode()) for s, h in result.per_second],
+        "counters": result.counters,
+        "errors": result.errors,
+        "rejected": result.rejected,
+    }
+
+
+def result_from_json(data: dict[str, Any]) -> GeneratorResult:
+    return GeneratorResult(
+        index=data["index"],
+        cases=[tuple(c) for c in data["cases"]],
+        message_hist=data["message_hist"].encode(),
+        case_hist=data["case_hist"].encode(),
+        per_second=[(s, h.encode()) for s, h in data["per_second"]],
+        counters=data["counters"],
+        errors=data["errors"],
+        rejected=data["rejected"],
+    )
+
+
+__all__ = [
+    "PATHS",
+    "Generator",
+    "GeneratorResult",
+    "GeneratorSpec",
+    "new_histogram",
+    "result_from_json",
+    "result_to_json",
+    "spec_from_json",
+]

@@ -1,0 +1,123 @@
+"""The HTML page of a load run: the figures, latency over time and a percentile plot."""
+
+import html
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter
+
+
+def _svg(figure: Figure) -> str:
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(figure)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
+def latency_over_time(data: dict[str, Any]) -> str:
+    points = data["latency_over_time"]
+    figure, axes = plt.subplots(figsize=(8, 3.2))
+    seconds = [p["t"] for p in points]
+    for key, label in (("p50", "p50"), ("p99", "p99"), ("max", "max")):
+        axes.plot(seconds, [p[key] for p in points], label=label, linewidth=1.4)
+    axes.set_xlabel("seconds since the schedule began")
+    axes.set_ylabel("message latency (ms)")
+    axes.set_yscale("symlog", linthresh=1)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper left")
+    rate = axes.twinx()
+    progress = data.get("progress", [])
+    rate.plot(
+        [p["t"] for p in progress],
+        [p["events_per_s"] for p in progress],
+        color="grey",
+        linestyle=":",
+        label="events/s",
+    )
+    rate.set_ylabel("committed events/s", color="grey")
+    return _svg(figure)
+
+
+def percentile_plot(data: dict[str, Any]) -> str:
+    figure, axes = plt.subplots(figsize=(8, 3.2))
+    for key, label in (("message", "message"), ("case", "case")):
+        curve = [(p, v) for p, v in data["percentiles_ms"][key] if p < 100]
+        # x = 1 / (1 - p): the tail gets the room, as HdrHistogram's plots do.
+        axes.plot([1 / (1 - p / 100) for p, _ in curve], [v for _, v in curve], label=label)
+    axes.set_xscale("log")
+    ticks = [1, 2, 10, 100, 1000, 10000, 100000]
+    axes.xaxis.set_major_locator(FixedLocator(ticks))
+    axes.xaxis.set_major_formatter(
+        FuncFormatter(lambda x, _: f"{100 * (1 - 1 / x):g}%" if x > 1 else "0%")
+    )
+    axes.set_xlabel("percentile")
+    axes.set_ylabel("latency (ms)")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper left")
+    return _svg(figure)
+
+
+def _row(name: str, value: object) -> str:
+    return f"<tr><th>{html.escape(name)}</th><td>{html.escape(str(value))}</td></tr>"
+
+
+def render_page(data: dict[str, Any]) -> str:
+    lat, case = data["latency_ms"], data["case_latency_ms"]
+    verdict = "nothing lost or duplicated" if data["ok"] else "LOSS OR DUPLICATION"
+    rows = [
+        _row("mode", f"{data['mode']}, QoS {data['qos']}, broker {data['broker']}"),
+        _row("parties / processes", f"{data['parties']} / {data['processes']}"),
+        _row(
+            "offered / achieved cases/s",
+            f"{data['offered_cases_per_s']} / {data['achieved_cases_per_s']}",
+        ),
+        _row(
+            "committed events/s (sustained)",
+            f"{data['committed_events_per_s']} ({data['committed_events_per_s_sustained']})",
+        ),
+        _row("MQTT messages/s", data["mqtt_messages_per_s"]),
+        _row(
+            "message latency ms p50/p90/p99/p99.9/max",
+            f"{lat['p50']} / {lat['p90']} / {lat['p99']} / {lat['p99_9']} / {lat['max']}",
+        ),
+        _row(
+            "case latency ms p50/p90/p99/p99.9/max",
+            f"{case['p50']} / {case['p90']} / {case['p99']} / {case['p99_9']} / {case['max']}",
+        ),
+        _row("deadline misses", data["deadline_misses"]),
+        _row(
+            "lost / duplicated / rejected / undelivered",
+            f"{data['lost']} / {data['duplicated']} / {data['rejected']} / {data['undelivered']}",
+        ),
+        _row(
+            "resends / catch-ups / duplicate deliveries",
+            f"{data['resends']} / {data['catch_ups']} / {data['deliveries_duplicated']}",
+        ),
+        _row("cases by path", ", ".join(f"{k} {v}" for k, v in data["cases"]["by_path"].items())),
+        _row("log", data["log"]),
+    ]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Load run: {html.escape(verdict)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 60em; }}
+th {{ text-align: left; padding-right: 1em; font-weight: 600; }}
+td, th {{ padding: 2px 8px; border-bottom: 1px solid #ddd; }}
+.ok {{ color: #176117; }} .bad {{ color: #a11; }}
+</style></head><body>
+<h1>Load run: <span class="{"ok" if data["ok"] else "bad"}">{html.escape(verdict)}</span></h1>
+<table>{"".join(rows)}</table>
+<h2>Message latency over time</h2>
+{latency_over_time(data)}
+<h2>Latency by percentile</h2>
+{percentile_plot(data)}
+</body></html>
+"""
+
+
+__all__ = ["render_page"]

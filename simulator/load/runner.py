@@ -1,0 +1,511 @@
+"""A load run: broker, durable log, the umpire, and load generators in their own processes.
+
+The parent process runs the umpire (and the embedded broker, if chosen);
+`--processes` generator processes each hold some of the party pairs. When
+the generators are done (their schedule over and every case finished, or
+the drain time up) the umpire stops and the log is reconciled: every
+message a generator submitted must be in the log exactly once; whatever
+is missing is lost, whatever is there twice is duplicated, and rejections
+of our own submissions are counted. The log decides, never a broker.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import secrets
+import sqlite3
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
+
+from simulator.brokers import (
+    Broker,
+    MosquittoBroker,
+    exercise_principals,
+    start_broker,
+    transport_for,
+)
+from simulator.context import ScaledClock, fresh_rng, monotonic, wall_now
+from simulator.errors import InputError
+from simulator.load.conversation import PATHS, Mix, load_party
+from simulator.load.generator import (
+    MAX_INFLIGHT,
+    GeneratorResult,
+    GeneratorSpec,
+    new_histogram,
+    result_from_json,
+)
+from simulator.load.report import LoadReport, latency_summary
+from simulator.load.umpire import LoadUmpire
+from simulator.logfiles import is_postgres, open_log
+from simulator.protocol import Agreement
+from simulator.records import MESSAGE_PREFIX, REJECTION, record_exercise_started
+from simulator.sequencer import Sequencer
+from simulator.topics import Topics
+from simulator.transport import SessionSettings, client_id_for
+from simulator.umpire import UmpireSettings
+from simulator.wire import Control
+
+log = structlog.get_logger("simulator.load")
+
+
+@dataclass
+class LoadOptions:
+    parties: int = 10
+    rate: float = 50.0
+    duration_s: float = 10.0
+    broker: str = "embedded"
+    qos: int = 1
+    processes: int = 1
+    payload_bytes: int = 0
+    mix: Mix = field(default_factory=Mix)
+    one_per_message: bool = False
+    log: str | None = None
+    seed: int = 1
+    drain_s: float = 30.0
+    resend_after_s: float = 2.0
+    case_deadline_s: float = 1.0
+    workdir: Path | None = None
+
+    def check(self) -> None:
+        if self.parties < 2 or self.parties % 2:
+            raise InputError(f"--parties must be an even number >= 2, not {self.parties}")
+        if self.rate <= 0:
+            raise InputError(f"--rate must be positive, not {self.rate}")
+        if not 0 < self.duration_s <= 24 * 3600:
+            raise InputError(f"--duration must be in (0, 86400] seconds, not {self.duration_s}")
+        if self.qos not in (0, 1, 2):
+            raise InputError(f"--qos must be 0, 1 or 2, not {self.qos}")
+        if not 1 <= self.processes <= 64:
+            raise InputError(f"--processes must be 1..64, not {self.processes}")
+        if self.processes > self.parties // 2:
+            raise InputError(
+                f"--processes {self.processes} is more than the {self.parties // 2} party pairs"
+            )
+        if not 0 <= self.payload_bytes <= 200_000:
+            raise InputError(f"--payload-bytes must be 0..200000, not {self.payload_bytes}")
+        if self.log is not None and is_postgres(self.log):
+            raise InputError("load runs use a SQLite log (reconciliation reads the file)")
+
+
+# Called with the broker once the run is under way (fault drills in tests).
+DuringRun = Callable[[Broker], Awaitable[None]]
+ProgressHook = Callable[[dict[str, Any]], None]
+
+
+async def run_load(
+    options: LoadOptions,
+    *,
+    broker: Broker | None = None,
+    during: DuringRun | None = None,
+    on_progress: ProgressHook | None = None,
+) -> LoadReport:
+    options.check()
+    # aiomqtt warns about every publish beyond 10 awaiting a PUBACK; a load run has
+    # thousands in flight by design.
+    logging.getLogger("mqtt").setLevel(logging.ERROR)
+    parties = [f"p{i:03d}" for i in range(options.parties)]
+    exercise = f"load-{secrets.token_hex(4)}"
+    topics = Topics(exercise)
+    run_id = secrets.token_hex(3)
+    async with contextlib.AsyncExitStack() as stack:
+        workdir = options.workdir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="simulator-load-"))
+        )
+        location = options.log or str(workdir / f"{exercise}.db")
+        if broker is None:
+            if options.broker == "mosquitto":
+                # Saved once a second rather than after every change: see brokers/mosquitto.conf.
+                chosen: Broker = MosquittoBroker(
+                    topics,
+                    exercise_principals(parties),
+                    workdir=workdir / "broker",
+                    autosave_on_changes=False,
+                )
+            else:
+                chosen = start_broker(options.broker, topics, parties, workdir / "broker")
+            broker = await stack.enter_async_context(chosen)
+        store = await stack.enter_async_context(open_log(location, create=True, now=wall_now))
+        if await store.head() > 0:
+            raise InputError(f"{location}: already holds a run; choose a new --log")
+        await store.set_metadata("exercise", exercise)
+        await store.set_metadata("kind", "load")
+        umpire_bus = transport_for(
+            broker,
+            "umpire",
+            SessionSettings(client_id_for(exercise, "umpire", run_id)),
+            rng=fresh_rng(),
+            connect_timeout=30.0,
+            publish_timeout=120.0,
+            max_buffered=20_000,
+            max_inflight=MAX_INFLIGHT,
+        )
+        await stack.enter_async_context(umpire_bus)
+        agreement = Agreement.of([load_party(p) for p in parties])
+        start = wall_now()
+        umpire = LoadUmpire(
+            sequencer=Sequencer(agreement, exercise, wallclock=wall_now),
+            store=store,
+            bus=umpire_bus,
+            topics=topics,
+            parties=parties,
+            reporting=(),
+            clock=ScaledClock(start),
+            end=start + timedelta(days=365),
+            settings=UmpireSettings(simulated=False, tick_s=0.05, max_batch=2000),
+        )
+        opening = record_exercise_started(
+            agreement,
+            event_id="exercise-started",
+            exercise=exercise,
+            at=start,
+            wallclock=wall_now(),
+            scenario="load test",
+            seed=options.seed,
+        )
+        umpire_task = asyncio.create_task(umpire.run([opening]), name="load.umpire")
+        cpu_before = _cpu_seconds(broker)
+        try:
+            results, timeline, wall = await _generate(
+                options, broker, topics, run_id, parties, umpire, during, on_progress
+            )
+        finally:
+            umpire.apply_control(Control(command="stop"))
+            umpire_result = await asyncio.wait_for(umpire_task, 60)
+        report = _reconcile(
+            location,
+            options,
+            results,
+            umpire,
+            wall,
+            timeline,
+            broker=broker.name,
+        )
+        report.umpire_rejections = umpire_result.rejections
+        cpu_after = _cpu_seconds(broker)
+        generators = sum(r.counters.get("cpu_ms", 0) for r in results) / 1000
+        cpu = {
+            # The umpire's process; it hosts the embedded broker too when that is the broker.
+            "umpire": round(cpu_after[0] - cpu_before[0], 3),
+            "generators": round(generators, 3),
+        }
+        if cpu_after[1] is not None and cpu_before[1] is not None:
+            cpu["broker"] = round(cpu_after[1] - cpu_before[1], 3)
+        report.extra["cpu_s"] = cpu
+        report.extra["cpu_ms_per_event"] = {
+            k: round(v * 1000 / max(report.events, 1), 4) for k, v in cpu.items()
+        }
+        return report
+
+
+def _cpu_seconds(broker: Broker) -> tuple[float, float | None]:
+    """CPU seconds used so far by this process and by the broker's (when we run it).
+
+    CPU time per event, unlike a rate, means something on a shared, busy machine.
+    A restarted broker counts from its restart.
+    """
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    mine = usage.ru_utime + usage.ru_stime
+    pid = broker.pid if isinstance(broker, MosquittoBroker) else None
+    if pid is None:
+        return mine, None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return mine, None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return mine, (int(fields[11]) + int(fields[12])) / ticks
+
+
+def _split(pairs: list[tuple[str, str]], processes: int) -> list[tuple[tuple[str, str], ...]]:
+    return [tuple(pairs[i::processes]) for i in range(processes)]
+
+
+def _specs(
+    options: LoadOptions,
+    broker: Broker,
+    topics: Topics,
+    run_id: str,
+    groups: list[tuple[tuple[str, str], ...]],
+    pairs: int,
+    start_at: float,
+) -> list[GeneratorSpec]:
+    specs = []
+    for index, group in enumerate(groups):
+        owned = [p for pair in group for p in pair]
+        specs.append(
+            GeneratorSpec(
+                index=index,
+                host=broker.address.host,
+                port=broker.address.port,
+                exercise=topics.exercise,
+                run_id=run_id,
+                pairs=group,
+                credentials={p: tuple(broker.credentials(p)) for p in owned},  # type: ignore[misc]
+                rate=options.rate * len(group) / pairs,
+                duration_s=options.duration_s,
+                start_at=start_at,
+                mix=options.mix.shares(),
+                qos=options.qos,
+                one_per_message=options.one_per_message,
+                payload_bytes=options.payload_bytes,
+                seed=options.seed,
+                drain_s=options.drain_s,
+                resend_after_s=options.resend_after_s,
+                case_deadline_s=options.case_deadline_s,
+            )
+        )
+    return specs
+
+
+class _Fleet:
+    """The generator processes of a run: their progress, results and failures."""
+
+    def __init__(self, umpire: LoadUmpire, start_at: float, on_progress: ProgressHook | None):
+        self.umpire = umpire
+        self.start_at = start_at
+        self.on_progress = on_progress
+        self.results: dict[int, GeneratorResult] = {}
+        self.latest: dict[int, dict[str, Any]] = {}
+        self.timeline: list[dict[str, Any]] = []
+        self.failures: list[str] = []
+
+    async def generator(self, spec: GeneratorSpec) -> None:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "simulator.load.worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=256 * 1024 * 1024,
+        )
+        assert process.stdin is not None
+        assert process.stdout is not None
+        try:
+            process.stdin.write(orjson.dumps(spec))
+            process.stdin.close()
+            async for line in process.stdout:
+                message = orjson.loads(line)
+                if message["kind"] == "progress":
+                    self.latest[spec.index] = message["payload"]
+                elif message["kind"] == "result":
+                    self.results[spec.index] = result_from_json(message["payload"])
+                else:
+                    self.failures.append(f"load generator {spec.index}: {message['payload']}")
+            await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        if spec.index not in self.results and not self.failures:
+            self.failures.append(
+                f"load generator {spec.index} exited ({process.returncode}) without a result"
+            )
+
+    def _sum(self, key: str) -> int:
+        return sum(int(p[key]) for p in self.latest.values())
+
+    async def watch(self) -> None:
+        """Live progress once a second: the umpire's head and the generators' counts."""
+        umpire = self.umpire
+        last_tick, last_head = monotonic(), umpire.head
+        while True:
+            await asyncio.sleep(1.0)
+            now = monotonic()
+            head = umpire.head
+            if now >= self.start_at:
+                snapshot = {
+                    "t": round(now - self.start_at, 1),
+                    "events_per_s": round((head - last_head) / (now - last_tick), 1),
+                    "head": head,
+                    "cases_started": self._sum("cases_started"),
+                    "cases_completed": self._sum("cases_completed"),
+                    "open": self._sum("open"),
+                    "p99_ms": max((p["p99_ms"] for p in self.latest.values()), default=0.0),
+                    "mqtt_in": umpire.counters.mqtt_in + self._sum("mqtt_in"),
+                    "mqtt_out": umpire.counters.mqtt_out + self._sum("mqtt_out"),
+                    "resends": self._sum("resends"),
+                }
+                self.timeline.append(snapshot)
+                if self.on_progress is not None:
+                    self.on_progress(snapshot)
+            last_tick, last_head = now, head
+
+
+async def _generate(
+    options: LoadOptions,
+    broker: Broker,
+    topics: Topics,
+    run_id: str,
+    parties: list[str],
+    umpire: LoadUmpire,
+    during: DuringRun | None,
+    on_progress: ProgressHook | None,
+) -> tuple[list[GeneratorResult], list[dict[str, Any]], float]:
+    pairs = [(parties[i], parties[i + 1]) for i in range(0, len(parties), 2)]
+    groups = _split(pairs, options.processes)
+    # Far enough ahead for every process to import, connect and subscribe.
+    start_at = monotonic() + 3.0 + 1.0 * options.processes
+    specs = _specs(options, broker, topics, run_id, groups, len(pairs), start_at)
+    fleet = _Fleet(umpire, start_at, on_progress)
+    limit = options.duration_s + options.drain_s + 120 + (start_at - monotonic())
+
+    async def drill_after_start(during: DuringRun) -> None:
+        await asyncio.sleep(max(start_at - monotonic(), 0) + 0.5)
+        await during(broker)
+
+    try:
+        async with asyncio.timeout(limit), asyncio.TaskGroup() as group:
+            watcher = group.create_task(fleet.watch(), name="load.watch")
+            if during is not None:
+                group.create_task(drill_after_start(during), name="load.during")
+            await asyncio.gather(*(fleet.generator(spec) for spec in specs))
+            watcher.cancel()
+    except TimeoutError:
+        raise InputError(f"the load generators did not finish within {limit:.0f} s") from None
+    if fleet.failures:
+        raise InputError("; ".join(fleet.failures))
+    wall = monotonic() - start_at
+    return [fleet.results[i] for i in sorted(fleet.results)], fleet.timeline, wall
+
+
+def _merge(encoded: list[bytes]) -> HdrHistogram:
+    total = new_histogram()
+    for item in encoded:
+        total.add(HdrHistogram.decode(item))
+    return total
+
+
+def _log_facts(location: str) -> tuple[Counter[str], int, int, int]:
+    """(message ids of committed messages with their counts, events, rejections, elapsed)."""
+    db = sqlite3.connect(f"file:{location}?mode=ro", uri=True)
+    try:
+        counts: Counter[str] = Counter()
+        events = rejections = elapsed = 0
+        rows = db.execute(
+            "SELECT type, json_extract(body, '$.data.message.message_id') FROM events"
+        )
+        for kind, message_id in rows:
+            events += 1
+            if kind.startswith(MESSAGE_PREFIX):
+                counts[message_id] += 1
+            elif kind == REJECTION:
+                rejections += 1
+            elif kind == "coop.clock.elapsed":
+                elapsed += 1
+        return counts, events, rejections, elapsed
+    finally:
+        db.close()
+
+
+def _reconcile(
+    location: str,
+    options: LoadOptions,
+    results: list[GeneratorResult],
+    umpire: LoadUmpire,
+    wall: float,
+    timeline: list[dict[str, Any]],
+    *,
+    broker: str,
+) -> LoadReport:
+    committed, events, rejections, elapsed = _log_facts(location)
+    submitted = 0
+    lost = 0
+    undelivered = 0
+    paths: Counter[str] = Counter()
+    in_flight = 0
+    # Refused with a reason the sender saw: in the log as a rejection, not lost.
+    refused = {mid for result in results for mid in result.rejected}
+    for result in results:
+        for case_id, path, steps, seen_mask, completed in result.cases:
+            paths[path] += 1
+            for step in range(steps):
+                submitted += 1
+                mid = f"{case_id}.{step}"
+                count = committed.get(mid, 0)
+                if count == 0 and mid not in refused:
+                    lost += 1
+                    # Of a case still open when the drain time ran out: perhaps only late.
+                    in_flight += not completed
+                elif not seen_mask >> step & 1:
+                    undelivered += 1
+    duplicated = sum(n - 1 for n in committed.values() if n > 1)
+    counters: Counter[str] = Counter()
+    for result in results:
+        counters.update(result.counters)
+    message_hist = _merge([r.message_hist for r in results])
+    case_hist = _merge([r.case_hist for r in results])
+    per_second: dict[int, list[bytes]] = {}
+    for result in results:
+        for second, encoded in result.per_second:
+            per_second.setdefault(second, []).append(encoded)
+    over_time = []
+    for second in sorted(per_second):
+        hist = _merge(per_second[second])
+        over_time.append(
+            {
+                "t": second,
+                "messages": hist.get_total_count(),
+                **latency_summary(hist),
+            }
+        )
+    # As the generators scheduled them: each rounds its share of rate x duration.
+    expected_cases = counters["cases_scheduled"]
+    errors = [e for r in results for e in r.errors]
+    report = LoadReport(
+        broker=broker,
+        log=location,
+        parties=options.parties,
+        processes=options.processes,
+        qos=options.qos,
+        mode="one-per-message" if options.one_per_message else "batched",
+        payload_bytes=options.payload_bytes,
+        duration_s=options.duration_s,
+        wall_s=wall,
+        offered_cases_per_s=options.rate,
+        cases_scheduled=expected_cases,
+        cases_started=counters["cases_started"],
+        cases_completed=counters["cases_completed"],
+        cases_incomplete=counters["cases_incomplete"],
+        paths=dict(paths),
+        submitted=submitted,
+        committed_messages=sum(committed.values()),
+        events=events,
+        lost=lost,
+        duplicated=duplicated,
+        rejected=rejections,
+        undelivered=undelivered,
+        deliveries_duplicated=counters["deliveries_duplicated"],
+        deliveries_recovered=counters["deliveries_recovered"],
+        resends=counters["resends"],
+        catch_ups=counters["catch_ups"],
+        deadline_misses=counters["deadline_misses"] + counters["cases_incomplete"],
+        protocol_deadlines_elapsed=elapsed,
+        mqtt_messages=umpire.counters.mqtt_in
+        + umpire.counters.mqtt_out
+        + counters["mqtt_in"]
+        + counters["mqtt_out"],
+        latency=message_hist,
+        case_latency=case_hist,
+        over_time=over_time,
+        progress=timeline,
+        errors=errors,
+        case_deadline_s=options.case_deadline_s,
+        paths_known=tuple(PATHS),
+    )
+    report.extra["lost_in_open_cases"] = in_flight
+    return report
+
+
+__all__ = ["LoadOptions", "run_load"]

@@ -1,0 +1,293 @@
+"""The umpire of a load run: the real `Umpire`, taking batches of submissions, serving many parties.
+
+It differs from an exercise's real-time umpire only where scale demands it:
+
+- a party may put several submissions in one MQTT message (`SubmissionBatch`,
+  the default mode of `simulator load`); each is still decided on its own,
+  exactly as if it had come alone;
+- a submission is decoded once, not three times (on arrival, at staging,
+  in the sequencer);
+- deciding, appending and publishing run as a pipeline (below), so the
+  fsync of one batch overlaps deciding the next and publishing the last;
+- case timers are checked once a second rather than after every batch
+  (checking walks every case, and a load run has hundreds of thousands);
+- the committed events of one batch go out on their topics concurrently,
+  not one PUBACK after another;
+- there are no round markers: load generators do not report rounds.
+
+Everything else (validation, the fold, violations, idempotency by message
+id, batched appends to the durable log, catch-up) is the exercise's code.
+"""
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from simulator.context import ScaledClock
+from simulator.eventlog import Appended, Event, to_json_line
+from simulator.protocol.ids import PartyId
+from simulator.records import audience
+from simulator.sequencer import Pending
+from simulator.umpire import CATCH_UP_CHUNK, Umpire, UmpireResult, events_payload, routes
+from simulator.wire import Submission
+
+TIMER_CHECK_S = 1.0
+# Batches between deciding and publishing: enough to overlap the three, few enough
+# that a slow log or broker pushes back on deciding at once.
+PIPELINE_DEPTH = 2
+# A message of committed events (published or caught up) stays well under the broker's
+# payload limit (Mosquitto's is 272 KiB here): over it, it would be refused or dropped.
+CATCH_UP_BYTES = 128 * 1024
+
+
+class SubmissionBatch(BaseModel):
+    """Several submissions of one party in one MQTT message (each keeps its own seq)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["submissions"] = "submissions"
+    party: PartyId
+    items: Annotated[tuple[Submission, ...], Field(min_length=1, max_length=10_000)]
+
+
+@dataclass
+class UmpireCounters:
+    mqtt_in: int = 0
+    mqtt_out: int = 0
+    submissions: int = 0
+    catch_ups: int = 0
+
+
+class LoadUmpire(Umpire):
+    """See the module docstring; run it with `UmpireSettings(simulated=False)`."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.decoded: dict[str, dict[int, tuple[Submission, bytes]]] = defaultdict(dict)
+        self.counters = UmpireCounters()
+        self._piped = False
+        self._batches: asyncio.Queue[Pending] = asyncio.Queue(maxsize=PIPELINE_DEPTH)
+        self._appended: asyncio.Queue[list[Event]] = asyncio.Queue(maxsize=PIPELINE_DEPTH)
+
+    # -- receiving -------------------------------------------------------------------
+
+    def _take_submission(self, party: str, payload: bytes) -> None:
+        self.counters.mqtt_in += 1
+        # orjson, without the exercise umpire's depth walk, which cost a quarter of the
+        # umpire's time here: orjson refuses NaN and nesting past 1024 levels in C, and
+        # everything it passes is validated into typed models next. Whatever fails is
+        # decoded again, strictly, by the sequencer, which records why.
+        data = _loads(payload, self.sequencer.max_payload)
+        if data is None:
+            self.malformed.append((party, payload))
+            return
+        kind = data.get("kind")
+        try:
+            if kind == "submissions":
+                batch = SubmissionBatch.model_validate(data)
+                items = [
+                    (item, orjson.dumps(raw))
+                    for item, raw in zip(batch.items, data["items"], strict=True)
+                ]
+            elif kind == "submission":
+                items = [(Submission.model_validate(data), payload)]
+            else:
+                super()._take_submission(party, payload)
+                return
+        except ValidationError:
+            # The sequencer decodes it again and records the rejection with its reason.
+            self.malformed.append((party, payload))
+            return
+        seen = self.seen_seqs[party]
+        waiting = self.decoded[party]
+        for submission, raw in items:
+            if submission.party != party:
+                self.malformed.append((party, raw))
+            elif submission.seq not in seen:
+                waiting.setdefault(submission.seq, (submission, raw))
+
+    # -- the loop --------------------------------------------------------------------
+
+    async def _realtime(self) -> UmpireResult:
+        self._batches = asyncio.Queue(maxsize=PIPELINE_DEPTH)
+        self._appended = asyncio.Queue(maxsize=PIPELINE_DEPTH)
+        async with asyncio.TaskGroup() as group:
+            appender = group.create_task(self._appender(), name="umpire.append")
+            publisher = group.create_task(self._publisher(), name="umpire.publish")
+            self._piped = True
+            try:
+                return await self._serve()
+            finally:
+                self._piped = False
+                appender.cancel()
+                publisher.cancel()
+
+    async def _serve(self) -> UmpireResult:
+        clock = self.clock
+        assert isinstance(clock, ScaledClock)
+        loop = asyncio.get_running_loop()
+        next_timers = loop.time()
+        while True:
+            if self.stop_requested:
+                return await self._finish(self.stop_requested)
+            now = clock.now()
+            if loop.time() >= next_timers:
+                self._stage_timers(now)
+                next_timers = loop.time() + TIMER_CHECK_S
+            self._stage_decoded(now)
+            self._stage_inbox(now)
+            self._stage_malformed(now)
+            if self.sequencer.pending.events:
+                await self._hand_on()
+            else:
+                await self._wait_changed(self.settings.tick_s)
+
+    # -- the pipeline: stage, append, publish ------------------------------------------
+    #
+    # Batch k+1 is decided while batch k is being appended and batch k-1 published.
+    # The sequencer takes a batch as committed when it is handed on, before it is
+    # durable: a later batch must be decided against it. That is safe because a
+    # failed append ends the run (the TaskGroup), and nothing is published before it
+    # is durable: the publisher only ever sees what the appender has appended.
+
+    async def _hand_on(self) -> None:
+        batch: Pending = self.sequencer.take()
+        self.sequencer.committed(batch)
+        # Bounded: when the log or the broker falls behind, deciding waits for them.
+        await self._batches.put(batch)
+
+    async def _commit(self) -> None:
+        if not self._piped:
+            await super()._commit()
+            return
+        while self.sequencer.pending.events:
+            await self._hand_on()
+        await self._batches.join()
+        await self._appended.join()
+
+    async def _appender(self) -> None:
+        while True:
+            batch = await self._batches.get()
+            try:
+                results: list[Appended] = []
+                size = self.settings.max_batch
+                for i in range(0, len(batch.events), size):
+                    results.extend(await self.store.append(batch.events[i : i + size]))
+                fresh = [r.position for r in results if not r.duplicate]
+                if not fresh:
+                    continue
+                first = fresh[0]
+                committed = self._built(batch.events, results, first)
+                if committed is None:
+                    committed = [e async for e in self.store.read(first, fresh[-1])]
+                self._tip = (committed[-1].position, committed[-1].hash)
+                await self._appended.put(committed)
+            finally:
+                self._batches.task_done()
+
+    async def _publisher(self) -> None:
+        while True:
+            committed = await self._appended.get()
+            try:
+                await self._publish(committed)
+                self.agenda.observe(committed, self.sequencer)
+                if self.on_commit is not None:
+                    self.on_commit(committed)
+            finally:
+                self._appended.task_done()
+
+    def _stage_decoded(self, at: datetime) -> None:
+        if not self.decoded:
+            return
+        waiting, self.decoded = self.decoded, defaultdict(dict)
+        for party, items in waiting.items():
+            seen = self.seen_seqs[party]
+            for seq, (submission, raw) in items.items():
+                if seq in seen:
+                    continue
+                seen.add(seq)
+                self.counters.submissions += 1
+                decision = self.sequencer.submission(submission, party, at, raw)
+                if decision.notice is not None:
+                    self.rejections += 1
+                    self.log.warning(
+                        "submission_rejected", party=party, seq=seq, reason=decision.notice.reason
+                    )
+
+    # -- catch-up --------------------------------------------------------------------
+
+    async def _serve_catch_up(self, party: str, after: int) -> None:
+        # As the exercise umpire's, but chunked by size too: a load run's events are
+        # large and many, and a chunk over the broker's limit would be dropped.
+        chunk: list[str] = []
+        size = 0
+        async for event in self.store.read(after + 1, self.head or None):
+            who = audience(event)
+            if who is None or party in who:
+                line = to_json_line(event)
+                if chunk and (size + len(line) > CATCH_UP_BYTES or len(chunk) >= CATCH_UP_CHUNK):
+                    await self._send_catch_up(party, chunk)
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += len(line) + 1
+        await self._send_catch_up(party, chunk)
+        self.counters.catch_ups += 1
+
+    # -- publishing ------------------------------------------------------------------
+
+    async def _publish(self, events: Sequence[Event]) -> None:
+        by_topic: dict[str, list[str]] = defaultdict(list)
+        for event in events:
+            self.head = max(self.head, event.position)
+            line = to_json_line(event)
+            for topic in routes(event, self.topics):
+                by_topic[topic].append(line)
+        # One topic's messages keep their order: a batch is out before the next is built.
+        async with asyncio.TaskGroup() as group:
+            for topic, lines in by_topic.items():
+                for chunk in _chunks(lines, CATCH_UP_BYTES):
+                    self.counters.mqtt_out += 1
+                    group.create_task(self.bus.publish(topic, events_payload(chunk)))
+
+
+def _chunks(lines: list[str], limit: int) -> list[list[str]]:
+    """`lines` in runs of at most `limit` bytes (a single longer line goes alone)."""
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for line in lines:
+        if chunks[-1] and size + len(line) > limit:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(line)
+        size += len(line) + 1
+    return chunks
+
+
+def _loads(payload: bytes, limit: int) -> dict[str, Any] | None:
+    if len(payload) > limit:
+        return None
+    try:
+        value = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def batch_payload(party: str, items: Sequence[bytes]) -> bytes:
+    """A `SubmissionBatch` from already-encoded submissions (what the generators send)."""
+    return (
+        b'{"kind":"submissions","party":"'
+        + party.encode()
+        + b'","items":['
+        + b",".join(items)
+        + b"]}"
+    )
+
+
+__all__ = ["LoadUmpire", "SubmissionBatch", "UmpireCounters", "batch_payload"]

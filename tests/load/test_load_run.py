@@ -1,0 +1,103 @@
+"""`simulator load`: bounded runs through the real umpire and log, reconciled against the log."""
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from simulator.brokers import Broker, MosquittoBroker
+from simulator.cli import app
+from simulator.eventlog import verify
+from simulator.load import LoadOptions, run_load
+
+REQUIRED = ("committed_events_per_s", "lost", "duplicated", "latency_ms", "case_latency_ms")
+
+
+def test_a_short_load_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    """A bounded run on the embedded broker: every submission in the log once, all fields there."""
+    out, page, log = tmp_path / "load.json", tmp_path / "load.html", tmp_path / "load.db"
+    result = CliRunner().invoke(
+        app,
+        [
+            "load",
+            "--parties", "4",
+            "--rate", "15",
+            "--duration", "2",
+            "--processes", "2",
+            "--log", str(log),
+            "--json", str(out),
+            "--html", str(page),
+            "--quiet",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text(encoding="utf-8"))
+    for key in REQUIRED:
+        assert key in data, key
+    for key in ("p50", "p90", "p99", "p99_9", "max"):
+        assert key in data["latency_ms"]
+        assert key in data["case_latency_ms"]
+    assert data["lost"] == 0
+    assert data["duplicated"] == 0
+    assert data["rejected"] == 0
+    assert data["undelivered"] == 0
+    assert data["cases"]["completed"] == data["cases"]["scheduled"] == 30
+    # Every submission is one event; the exercise's start and end are the other two.
+    assert data["submitted"] == data["committed_messages"] == data["events"] - 2
+    assert data["latency_ms"]["count"] == data["submitted"]
+    assert data["latency_ms"]["p50"] > 0
+    assert data["latency_ms"]["max"] >= data["latency_ms"]["p99"] >= data["latency_ms"]["p50"]
+    assert data["committed_events_per_s"] > 0
+    assert "<svg" in page.read_text(encoding="utf-8")
+    assert "lost 0, duplicated 0" in result.output
+    report = asyncio.run(verify(log))
+    assert report.ok, report.problem
+
+
+def test_bad_load_options_are_refused_with_exit_2(tmp_path: Path) -> None:
+    """An odd number of parties is refused before anything starts."""
+    result = CliRunner().invoke(app, ["load", "--parties", "3", "--duration", "1"])
+    assert result.exit_code == 2
+    assert "--parties" in result.output
+
+
+async def test_mosquitto_killed_and_restarted_mid_run_loses_nothing(tmp_path: Path) -> None:
+    """SIGKILL Mosquitto mid-run, restart it on its port: the run ends with 0 lost, 0 duplicated."""
+    killed: list[int] = []
+
+    async def kill_and_restart(broker: Broker) -> None:
+        assert isinstance(broker, MosquittoBroker)
+        await asyncio.sleep(1.0)
+        pid, port = broker.pid, broker.address.port
+        assert pid is not None
+        await broker.kill()
+        killed.append(pid)
+        await asyncio.sleep(0.5)
+        await broker.start()
+        assert broker.pid not in (None, pid)
+        assert broker.address.port == port
+
+    options = LoadOptions(
+        parties=4,
+        rate=40,
+        duration_s=4,
+        broker="mosquitto",
+        workdir=tmp_path,
+        drain_s=60,
+        resend_after_s=1.0,
+    )
+    report = await run_load(options, during=kill_and_restart)
+    assert killed, "the broker was never killed"
+    data = report.as_json()
+    assert data["lost"] == 0
+    assert data["duplicated"] == 0
+    assert data["undelivered"] == 0
+    assert data["cases"]["completed"] == data["cases"]["scheduled"] == 160
+    assert data["submitted"] == data["committed_messages"]
+    assert os.path.exists(report.log)
+    assert (await verify(report.log)).ok
+    print(  # the recovery figures, for whoever reads the test log
+        {k: data[k] for k in ("resends", "catch_ups", "deliveries_duplicated", "latency_ms")}
+    )
