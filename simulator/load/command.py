@@ -62,6 +62,14 @@ def load(
     ] = 1.0,
     seed: Annotated[int, typer.Option(help="seed of the path choices")] = 1,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="no live progress")] = False,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="TLS-only broker with generated certificates, restricted observer "
+            "(README: Security)",
+        ),
+    ] = False,
 ) -> None:
     """Load-test message flows: whole conversations at a target rate, reconciled against the log.
 
@@ -86,6 +94,7 @@ def load(
             seed=seed,
             drain_s=drain,
             case_deadline_s=case_deadline,
+            secure=secure,
         )
         options.check()
     except SimulatorError as exc:

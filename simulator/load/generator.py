@@ -22,6 +22,7 @@ import resource
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -102,6 +103,9 @@ class GeneratorSpec:
     flush_s: float = 0.002
     case_deadline_s: float = 1.0
     protocol: str = "3.1.1"
+    # --secure: the broker speaks TLS only; its CA certificate, as a path.
+    tls: bool = False
+    ca_file: str | None = None
 
 
 @dataclass(slots=True)
@@ -187,7 +191,12 @@ class Generator:
         self, progress: Callable[[dict[str, Any]], None] | None = None
     ) -> GeneratorResult:
         spec = self.spec
-        address = BrokerAddress(spec.host, spec.port)
+        address = BrokerAddress(
+            spec.host,
+            spec.port,
+            tls=spec.tls,
+            ca_file=Path(spec.ca_file) if spec.ca_file is not None else None,
+        )
         async with contextlib.AsyncExitStack() as stack:
             for party in self.parties:
                 user, password = spec.credentials[party]

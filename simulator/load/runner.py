@@ -51,6 +51,7 @@ from simulator.load.umpire import LoadUmpire
 from simulator.logfiles import is_postgres, open_log
 from simulator.protocol import Agreement
 from simulator.records import MESSAGE_PREFIX, REJECTION, record_exercise_started
+from simulator.security import SecurityOptions, broker_tls
 from simulator.sequencer import Sequencer
 from simulator.topics import Topics
 from simulator.transport import SessionSettings, client_id_for
@@ -77,6 +78,8 @@ class LoadOptions:
     resend_after_s: float = 2.0
     case_deadline_s: float = 1.0
     workdir: Path | None = None
+    # TLS-only broker with generated certificates and a restricted observer (README: Security).
+    secure: bool = False
 
     def check(self) -> None:
         if self.parties < 2 or self.parties % 2:
@@ -125,6 +128,7 @@ async def run_load(
         )
         location = options.log or str(workdir / f"{exercise}.db")
         if broker is None:
+            tls = broker_tls(workdir / "broker", exercise, SecurityOptions(options.secure))
             if options.broker == "mosquitto":
                 # Saved once a second rather than after every change: see brokers/mosquitto.conf.
                 chosen: Broker = MosquittoBroker(
@@ -132,9 +136,18 @@ async def run_load(
                     exercise_principals(parties),
                     workdir=workdir / "broker",
                     autosave_on_changes=False,
+                    tls=tls,
+                    restricted_observer=options.secure,
                 )
             else:
-                chosen = start_broker(options.broker, topics, parties, workdir / "broker")
+                chosen = start_broker(
+                    options.broker,
+                    topics,
+                    parties,
+                    workdir / "broker",
+                    tls=tls,
+                    restricted_observer=options.secure,
+                )
             broker = await stack.enter_async_context(chosen)
         store = await stack.enter_async_context(open_log(location, create=True, now=wall_now))
         if await store.head() > 0:
@@ -249,6 +262,8 @@ def _specs(
                 index=index,
                 host=broker.address.host,
                 port=broker.address.port,
+                tls=broker.address.tls,
+                ca_file=str(broker.address.ca_file) if broker.address.ca_file else None,
                 exercise=topics.exercise,
                 run_id=run_id,
                 pairs=group,

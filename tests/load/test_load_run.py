@@ -101,3 +101,34 @@ async def test_mosquitto_killed_and_restarted_mid_run_loses_nothing(tmp_path: Pa
     print(  # the recovery figures, for whoever reads the test log
         {k: data[k] for k in ("resends", "catch_ups", "deliveries_duplicated", "latency_ms")}
     )
+
+
+async def test_a_secure_load_run_speaks_tls_only_and_loses_nothing(tmp_path: Path) -> None:
+    """`--secure` on Mosquitto: the generators and the umpire reach a TLS-only broker."""
+    seen: list[tuple[bool, bool]] = []
+
+    async def during(broker: Broker) -> None:
+        seen.append((broker.address.tls, broker.address.ca_file is not None))
+
+    report = await run_load(
+        LoadOptions(
+            parties=4,
+            rate=10,
+            duration_s=1.5,
+            broker="mosquitto",
+            processes=1,
+            log=str(tmp_path / "secure.db"),
+            workdir=tmp_path / "work",
+            secure=True,
+        ),
+        during=during,
+    )
+    assert seen == [(True, True)]
+    data = report.as_json()
+    assert (data["lost"], data["duplicated"], data["rejected"]) == (0, 0, 0)
+    assert data["cases"]["completed"] == data["cases"]["scheduled"] > 0
+    config = (tmp_path / "work" / "broker" / "mosquitto.conf").read_text()
+    # One listener, and it has a certificate: no plain port to fall back to.
+    settings = [line.split()[0] for line in config.splitlines() if line and line[0] != "#"]
+    assert settings.count("listener") == 1
+    assert "certfile" in settings
