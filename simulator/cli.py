@@ -34,7 +34,7 @@ from simulator.replay import check, fork, read_range, recorded_run, republish
 from simulator.rulebook import RuleFormat, render_rules
 from simulator.runview import Progress, print_summary
 from simulator.scenario import load_scenario, scenario_json_schema
-from simulator.seat import play_seat, read_seat_file, seat_path
+from simulator.seat import hold_seat, play_seat, read_seat_file, seat_path
 from simulator.security import SecurityOptions, broker_tls
 from simulator.topics import Topics
 from simulator.transport import SessionSettings, client_id_for
@@ -319,11 +319,13 @@ def party(
 ) -> None:
     """Play one party of a running exercise in this process (see `run --external`)."""
     configure_logging(level="info" if verbose else "warning")
+    path = seat_path(log, party_id)
     try:
-        seat = read_seat_file(seat_path(log, party_id))
+        seat = read_seat_file(path)
+        with hold_seat(path, party_id):
+            ended = _run(play_seat(seat))
     except SimulatorError as exc:
         _fail(str(exc))
-    ended = _run(play_seat(seat))
     typer.echo(f"{party_id}: the exercise ended at position {ended.head}: {ended.reason}")
 
 

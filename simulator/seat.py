@@ -5,16 +5,24 @@ writes `LOG.party-beta.json` (readable by its owner only): the broker, beta's
 credentials, the scenario and the seed. `simulator party --log LOG --party
 beta` reads it and runs beta's policy until the exercise ends. Killed and
 started again, the party catches up from the umpire and goes on.
+
+One seat, one player: two processes with the same client id would take the
+broker connection from each other for ever (at MQTT 3.1.1 a take-over looks
+like any disconnect), so `hold_seat` gives the seat to the first process and
+refuses the second with the first's pid (RELIABILITY.md item 10).
 """
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from simulator.context import fresh_rng, seeded
-from simulator.errors import InputError
+from simulator.errors import InputError, SimulatorError
 from simulator.party import PartyRuntime
 from simulator.policy import PolicyEngine
 from simulator.scenario.model import Scenario
@@ -57,6 +65,37 @@ def seat_path(log_location: str, party: str) -> Path:
 def seat_signing(signatories: Signatories, party: str) -> dict[str, Any]:
     """The signature keys a seat file carries: the party's own private keys, all public keys."""
     return signatories.export(party)
+
+
+class SeatTaken(SimulatorError):
+    def __init__(self, party: str, holder: str) -> None:
+        super().__init__(
+            f"party {party} is already played by another process ({holder}); "
+            "stop it first: two players of one seat would take the connection from each other"
+        )
+
+
+@contextlib.contextmanager
+def hold_seat(seat_file: Path, party: str) -> Iterator[None]:
+    """Hold `party`'s seat for this process while the block runs; SeatTaken when it is held.
+
+    An advisory lock on `SEAT_FILE.lock`: the kernel drops it when the holder
+    exits, however it exits, so a killed player's seat is free at once for
+    its restart (no lease to wait out).
+    """
+    path = seat_file.with_name(seat_file.name + ".lock")
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 64, 0).decode("ascii", "replace").strip()
+            raise SeatTaken(party, holder or "pid unknown") from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"pid {os.getpid()}".encode(), 0)
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def write_seat_file(path: Path, seat: SeatFile) -> None:

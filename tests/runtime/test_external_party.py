@@ -31,6 +31,15 @@ async def _until(condition: Callable[[], bool], seconds: float) -> None:
             await asyncio.sleep(0.05)
 
 
+async def _control(log: Path, command: str) -> None:
+    sent = await asyncio.create_subprocess_exec(
+        *SIMULATOR, "control", command, "--log", str(log),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(sent.communicate(), 60)
+    assert sent.returncode == 0, err.decode()
+
+
 async def test_party_process_killed_mid_run_catches_up(tmp_path: Path) -> None:
     """SIGKILL a party's process mid-run, start it again: the log equals an undisturbed run."""
     calm = tmp_path / "calm.db"
@@ -79,3 +88,57 @@ async def test_party_process_killed_mid_run_catches_up(tmp_path: Path) -> None:
     assert killed_at < _head(log)
     assert await exported(log) == await exported(calm)
     assert not seat.exists()
+
+
+async def test_item10_a_second_process_for_one_party_is_refused_and_the_first_keeps_it(
+    tmp_path: Path,
+) -> None:
+    """RELIABILITY item 10: two processes with one party id give one stable owner, no flapping.
+
+    The second `simulator party` for a seat already played exits at once with the
+    holder's pid; the first keeps its connection, and the log equals an undisturbed run.
+    """
+    calm = tmp_path / "calm.db"
+    await run_exercise(load_scenario(EXAMPLE), RunOptions(log=str(calm)))
+
+    log = tmp_path / "twice.db"
+    seat = Path(f"{log}.party-southmere.json")
+    run = await asyncio.create_subprocess_exec(
+        *SIMULATOR, "run", str(EXAMPLE), "--log", str(log), "--external", "southmere",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    players: list[asyncio.subprocess.Process] = []
+    try:
+        await _until(seat.exists, 30)
+
+        async def play() -> asyncio.subprocess.Process:
+            player = await asyncio.create_subprocess_exec(
+                *SIMULATOR, "party", "--log", str(log), "--party", "southmere",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            players.append(player)
+            return player
+
+        # Paused, so the run cannot end (and its seat file go) before the second arrives.
+        await _control(log, "pause")
+        first = await play()
+        lock = Path(f"{seat}.lock")
+        await _until(lambda: lock.exists() and lock.read_text().startswith("pid"), 60)
+        second = await play()
+        _, refused = await asyncio.wait_for(second.communicate(), 60)
+        assert second.returncode == 2
+        assert "party southmere is already played by another process" in refused.decode()
+        assert f"pid {first.pid}" in refused.decode()
+        assert first.returncode is None, "the first player lost its seat"
+        await _control(log, "resume")
+        out, err = await asyncio.wait_for(first.communicate(), 120)
+        assert first.returncode == 0, err.decode()[-2000:]
+        assert b"the exercise ended" in out
+        _, errors = await asyncio.wait_for(run.communicate(), 60)
+        assert run.returncode == 0, errors.decode()[-2000:]
+    finally:
+        for process in (run, *players):
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert await exported(log) == await exported(calm)
