@@ -20,12 +20,15 @@ On command it can:
 - `Rule`s on single packets, aimed by direction, principal, packet type and
   topic: `drop` it, `ack_and_drop` it (the sender gets a PUBACK from the
   proxy, as from a broker that acknowledged and then lost it), `duplicate`
-  it (sent again with the DUP flag), or `delay` it (later packets overtake
-  it: a reordering).
+  it (sent again with the DUP flag), `delay` it (later packets overtake
+  it: a reordering), or `cut` the connection right after passing it on (a
+  cut between the two halves of a QoS 2 handshake: PUBREC through, PUBREL
+  never).
 
 `ProxiedBroker` wraps a started broker so that an exercise connects through
 the proxy with the broker's own accounts. Speaks MQTT 3.1.1 and 5 framing;
-QoS 2 acknowledgements are not faked (the simulator publishes at QoS 1).
+QoS 2 acknowledgements are not faked (exercises publish at QoS 1; `simulator
+load --qos 2` is where QoS 2 flows).
 """
 
 import asyncio
@@ -45,6 +48,7 @@ __all__ = [
     "CONNECT",
     "PUBACK",
     "PUBLISH",
+    "PUBREC",
     "Direction",
     "FaultProxy",
     "Link",
@@ -60,12 +64,13 @@ CONNECT = 1
 CONNACK = 2
 PUBLISH = 3
 PUBACK = 4
+PUBREC = 5
 PINGREQ = 12
 PINGRESP = 13
 
 Direction = Literal["up", "down"]
 """`up`: from the client to the broker; `down`: from the broker to the client."""
-Action = Literal["drop", "ack_and_drop", "duplicate", "delay"]
+Action = Literal["drop", "ack_and_drop", "duplicate", "delay", "cut"]
 
 
 class MalformedPacket(ValueError):
@@ -422,6 +427,10 @@ class FaultProxy:
                 await self._write(link.writers[direction], again)
             elif rule.action == "delay":
                 group.create_task(self._later(link.writers[direction], raw, rule.seconds))
+            elif rule.action == "cut":
+                await self._write(link.writers[direction], raw)
+                link.cut()
+                return
 
     @staticmethod
     def _second_ack(link: Link, direction: Direction, raw: bytes) -> bool:

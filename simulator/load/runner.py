@@ -105,6 +105,9 @@ class LoadOptions:
 # Called with the broker once the run is under way (fault drills in tests).
 DuringRun = Callable[[Broker], Awaitable[None]]
 ProgressHook = Callable[[dict[str, Any]], None]
+# Puts something between the started broker and every client of the run (fault drills
+# put a fault proxy there); what it yields is the broker they connect to.
+Through = Callable[[Broker], contextlib.AbstractAsyncContextManager[Broker]]
 
 
 async def run_load(
@@ -113,6 +116,7 @@ async def run_load(
     broker: Broker | None = None,
     during: DuringRun | None = None,
     on_progress: ProgressHook | None = None,
+    through: Through | None = None,
 ) -> LoadReport:
     options.check()
     # aiomqtt warns about every publish beyond 10 awaiting a PUBACK; a load run has
@@ -149,6 +153,8 @@ async def run_load(
                     restricted_observer=options.secure,
                 )
             broker = await stack.enter_async_context(chosen)
+        if through is not None:
+            broker = await stack.enter_async_context(through(broker))
         store = await stack.enter_async_context(open_log(location, create=True, now=wall_now))
         if await store.head() > 0:
             raise InputError(f"{location}: already holds a run; choose a new --log")
