@@ -65,6 +65,10 @@ from simulator.wire import (
 log = structlog.get_logger("simulator.umpire")
 
 CATCH_UP_CHUNK = 500
+# A message of committed events (published or caught up) stays well under the wire
+# limit (wire.MAX_PAYLOAD_BYTES, 256 KiB) and the broker's: over it, it would be
+# refused or dropped. Large or many events go in several messages.
+EVENTS_MESSAGE_BYTES = 128 * 1024
 # Rounds in a row at one simulated instant with nothing committed before we call it a bug.
 STALL_LIMIT = 5
 
@@ -456,8 +460,20 @@ class Umpire:
             for party in self.visible if who is None else who:
                 if party in self.visible:
                     self.visible[party] += 1
-        private = {c for c, case in self.sequencer.cases.items() if case.confidential}
-        await publish_events(self.bus, self.topics, events, private_cases=private)
+        await publish_events(
+            self.bus, self.topics, events, private_cases=self._confidential(events)
+        )
+
+    def _confidential(self, events: Sequence[Event]) -> set[str]:
+        """The confidential cases among these events' (Art. 6.3), as the sequencer knows them."""
+        cases = self.sequencer.cases
+        return {
+            e.subject
+            for e in events
+            if e.subject is not None
+            and (case := cases.get(e.subject)) is not None
+            and case.confidential
+        }
 
     # -- receiving ---------------------------------------------------------------
 
@@ -509,15 +525,15 @@ class Umpire:
             await self._serve_catch_up(party, decoded.after)
 
     async def _serve_catch_up(self, party: str, after: int) -> None:
-        chunk: list[str] = []
+        chunker = Chunker(count=CATCH_UP_CHUNK)
         async for event in self.store.read(after + 1, self.head or None):
             who = audience(event)
-            if who is None or party in who:
-                chunk.append(to_json_line(event))
-            if len(chunk) >= CATCH_UP_CHUNK:
-                await self._send_catch_up(party, chunk)
-                chunk = []
-        await self._send_catch_up(party, chunk)
+            if (who is None or party in who) and (
+                full := chunker.add(to_json_line(event))
+            ) is not None:
+                await self._send_catch_up(party, full)
+        # Sent even when empty: it tells the party the head, so it stops asking.
+        await self._send_catch_up(party, chunker.rest())
         self.log.info("catch_up_served", party=party, after=after, head=self.head)
 
     async def _send_catch_up(self, party: str, lines: list[str]) -> None:
@@ -602,6 +618,32 @@ def confidential_cases(events: Iterable[Event]) -> set[str]:
     }
 
 
+class Chunker:
+    """Cuts a stream of event lines into messages of at most `limit` bytes and `count` lines.
+
+    `add` returns the finished chunk when a line does not fit (a longer line goes
+    alone); `rest` the last one. Streams: a catch-up never holds the whole log.
+    """
+
+    def __init__(self, *, limit: int = EVENTS_MESSAGE_BYTES, count: int | None = None) -> None:
+        self.limit = limit
+        self.count = count
+        self.lines: list[str] = []
+        self.size = 0
+
+    def add(self, line: str) -> list[str] | None:
+        full = None
+        if self.lines and (self.size + len(line) > self.limit or len(self.lines) == self.count):
+            full, self.lines, self.size = self.lines, [], 0
+        self.lines.append(line)
+        self.size += len(line) + 1
+        return full
+
+    def rest(self) -> list[str]:
+        rest, self.lines, self.size = self.lines, [], 0
+        return rest
+
+
 async def publish_events(
     bus: Bus,
     topics: Topics,
@@ -609,16 +651,32 @@ async def publish_events(
     *,
     replay: bool = False,
     private_cases: Container[str] = frozenset(),
+    concurrent: bool = False,
 ) -> int:
-    """Publish committed events grouped by topic, several per MQTT message; returns messages."""
+    """Publish committed events grouped by topic, several per MQTT message; returns messages.
+
+    `concurrent` puts every message in flight at once (a load run's umpire) instead
+    of awaiting each acknowledgement in turn; messages still leave in order.
+    """
     by_topic: dict[str, list[str]] = defaultdict(list)
     for event in events:
         line = to_json_line(event)
         for topic in routes(event, topics, private=event.subject in private_cases):
             by_topic[topic].append(line)
+    payloads = []
     for topic, lines in by_topic.items():
-        await bus.publish(topic, events_payload(lines, replay=replay))
-    return len(by_topic)
+        chunker = Chunker()
+        chunks = [full for line in lines if (full := chunker.add(line)) is not None]
+        chunks.append(chunker.rest())
+        payloads += [(topic, events_payload(chunk, replay=replay)) for chunk in chunks]
+    if concurrent:
+        async with asyncio.TaskGroup() as group:
+            for topic, payload in payloads:
+                group.create_task(bus.publish(topic, payload))
+    else:
+        for topic, payload in payloads:
+            await bus.publish(topic, payload)
+    return len(payloads)
 
 
 __all__ = [

@@ -30,20 +30,16 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulator.context import ScaledClock
-from simulator.eventlog import Appended, Event, to_json_line
+from simulator.eventlog import Appended, Event
 from simulator.protocol.ids import PartyId
-from simulator.records import audience
 from simulator.sequencer import Pending
-from simulator.umpire import CATCH_UP_CHUNK, Umpire, UmpireResult, events_payload, routes
+from simulator.umpire import Umpire, UmpireResult, publish_events
 from simulator.wire import Submission
 
 TIMER_CHECK_S = 1.0
 # Batches between deciding and publishing: enough to overlap the three, few enough
 # that a slow log or broker pushes back on deciding at once.
 PIPELINE_DEPTH = 2
-# A message of committed events (published or caught up) stays well under the broker's
-# payload limit (Mosquitto's is 272 KiB here): over it, it would be refused or dropped.
-CATCH_UP_BYTES = 128 * 1024
 
 
 class SubmissionBatch(BaseModel):
@@ -223,50 +219,19 @@ class LoadUmpire(Umpire):
     # -- catch-up --------------------------------------------------------------------
 
     async def _serve_catch_up(self, party: str, after: int) -> None:
-        # As the exercise umpire's, but chunked by size too: a load run's events are
-        # large and many, and a chunk over the broker's limit would be dropped.
-        chunk: list[str] = []
-        size = 0
-        async for event in self.store.read(after + 1, self.head or None):
-            who = audience(event)
-            if who is None or party in who:
-                line = to_json_line(event)
-                if chunk and (size + len(line) > CATCH_UP_BYTES or len(chunk) >= CATCH_UP_CHUNK):
-                    await self._send_catch_up(party, chunk)
-                    chunk, size = [], 0
-                chunk.append(line)
-                size += len(line) + 1
-        await self._send_catch_up(party, chunk)
+        await super()._serve_catch_up(party, after)
         self.counters.catch_ups += 1
 
     # -- publishing ------------------------------------------------------------------
 
     async def _publish(self, events: Sequence[Event]) -> None:
-        by_topic: dict[str, list[str]] = defaultdict(list)
+        # Not the exercise umpire's: no visible counts to keep (the generators catch up
+        # by position), and every message in flight at once.
         for event in events:
             self.head = max(self.head, event.position)
-            line = to_json_line(event)
-            for topic in routes(event, self.topics):
-                by_topic[topic].append(line)
-        # One topic's messages keep their order: a batch is out before the next is built.
-        async with asyncio.TaskGroup() as group:
-            for topic, lines in by_topic.items():
-                for chunk in _chunks(lines, CATCH_UP_BYTES):
-                    self.counters.mqtt_out += 1
-                    group.create_task(self.bus.publish(topic, events_payload(chunk)))
-
-
-def _chunks(lines: list[str], limit: int) -> list[list[str]]:
-    """`lines` in runs of at most `limit` bytes (a single longer line goes alone)."""
-    chunks: list[list[str]] = [[]]
-    size = 0
-    for line in lines:
-        if chunks[-1] and size + len(line) > limit:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(line)
-        size += len(line) + 1
-    return chunks
+        self.counters.mqtt_out += await publish_events(
+            self.bus, self.topics, events, private_cases=self._confidential(events), concurrent=True
+        )
 
 
 def _loads(payload: bytes, limit: int) -> dict[str, Any] | None:
