@@ -29,6 +29,7 @@ from simulator.load.command import load
 from simulator.logfiles import is_postgres
 from simulator.logging import configure as configure_logging
 from simulator.logview import export_log, import_log, report_json, show_log, verify_log
+from simulator.options import SECURE_OPTION
 from simulator.protocol import RULES
 from simulator.replay import check, fork, read_range, recorded_run, republish
 from simulator.rulebook import RuleFormat, render_rules
@@ -43,12 +44,6 @@ from simulator.wire import Control, describe
 
 T = TypeVar("T")
 
-# One definition for every command that starts a broker (run, load, serve): see
-# simulator.security for what it adds to the protection that is always on.
-SECURE_OPTION = typer.Option(
-    "--secure",
-    help="TLS-only broker with generated certificates, secret signature keys (README: Security)",
-)
 
 app = typer.Typer(
     no_args_is_help=True,

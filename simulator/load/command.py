@@ -14,6 +14,7 @@ from simulator.eventlog import LogError
 from simulator.load.conversation import PATHS, Mix, load_mix
 from simulator.load.runner import LoadOptions, run_load
 from simulator.logging import configure as configure_logging
+from simulator.options import SECURE_OPTION
 
 # Exit codes: 0 all well, 1 something lost or duplicated, 2 could not run.
 EXIT_LOSS = 1
@@ -62,14 +63,7 @@ def load(
     ] = 1.0,
     seed: Annotated[int, typer.Option(help="seed of the path choices")] = 1,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="no live progress")] = False,
-    secure: Annotated[
-        bool,
-        typer.Option(
-            "--secure",
-            help="TLS-only broker with generated certificates, restricted observer "
-            "(README: Security)",
-        ),
-    ] = False,
+    secure: Annotated[bool, SECURE_OPTION] = False,
 ) -> None:
     """Load-test message flows: whole conversations at a target rate, reconciled against the log.
 

@@ -11,6 +11,7 @@ from rich.markup import escape
 from simulator.errors import ScenarioError, SimulatorError
 from simulator.eventlog import LogError
 from simulator.logging import configure as configure_logging
+from simulator.options import SECURE_OPTION
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 
@@ -63,14 +64,7 @@ def serve(
         list[str] | None,
         typer.Option("--external", help="leave this party to a `simulator party` process"),
     ] = None,
-    secure: Annotated[
-        bool,
-        typer.Option(
-            "--secure",
-            help="TLS-only broker with generated certificates, secret signature keys "
-            "(README: Security)",
-        ),
-    ] = False,
+    secure: Annotated[bool, SECURE_OPTION] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="log what happens")] = False,
 ) -> None:
     """Run an exercise with its web console (control view and player seats), or replay a log."""
