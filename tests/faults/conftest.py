@@ -8,7 +8,8 @@ from unittest import mock
 import pytest
 
 from simulator.exercise import RunOptions, run_exercise
-from tests.faults.harness import example, exported
+from tests.faults.harness import example
+from tests.runtime.test_exercise import exported
 
 
 @pytest.fixture(scope="session")

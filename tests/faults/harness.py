@@ -19,27 +19,13 @@ from simulator.brokers import Broker, EmbeddedBroker, MosquittoBroker, exercise_
 from simulator.eventlog import Event
 from simulator.exercise import Exercise, RunOptions, RunOutcome
 from simulator.faults import FaultProxy, ProxiedBroker
-from simulator.logfiles import open_log
 from simulator.scenario import Scenario, load_scenario
 from simulator.topics import Topics
-
-EXAMPLE = Path(__file__).parents[2] / "scenarios" / "example.yaml"
-# Fields that say when an event was written (wall clock) and so differ between runs.
-VARIABLE = ("wallclock", "hash", "prevhash")
+from tests.runtime.test_exercise import EXAMPLE
 
 
 def example() -> Scenario:
     return load_scenario(EXAMPLE)
-
-
-async def exported(path: Path) -> list[dict[str, Any]]:
-    """The log's events without the fields that differ between runs."""
-    async with open_log(path, read_only=True) as store:
-        events = [e.model_dump(mode="json") async for e in store.read(upgrade=False)]
-    for event in events:
-        for key in VARIABLE:
-            event.pop(key)
-    return events
 
 
 def reconcile(events: list[dict[str, Any]], calm: list[dict[str, Any]]) -> None:

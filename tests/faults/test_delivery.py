@@ -15,7 +15,8 @@ import pytest
 from simulator.brokers import MosquittoBroker
 from simulator.faults import Direction, Packet, Rule
 from simulator.faults.proxy import PUBACK
-from tests.faults.harness import EXAMPLE, Drill, drill, example, exported, reconcile, run_disturbed
+from tests.faults.harness import Drill, drill, example, reconcile, run_disturbed
+from tests.runtime.test_exercise import EXAMPLE, exported
 
 Calm = list[dict[str, Any]]
 PARTY = "southmere"  # the requested party: it answers most of the messages
