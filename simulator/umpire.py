@@ -409,24 +409,35 @@ class Umpire:
     async def _commit(self) -> None:
         while self.sequencer.pending.events:
             batch: Pending = self.sequencer.take()
-            chunks = [
-                batch.events[i : i + self.settings.max_batch]
-                for i in range(0, len(batch.events), self.settings.max_batch)
-            ]
-            first = self.head + 1
-            results: list[Appended] = []
-            for chunk in chunks:
-                results.extend(await self.store.append(chunk))
+            committed = await self._append(batch)
             self.sequencer.committed(batch)
-            committed = self._built(batch.events, results, first)
-            if committed is None:
-                committed = [e async for e in self.store.read(first)]
-            if committed:
-                self._tip = (committed[-1].position, committed[-1].hash)
-            await self._publish(committed)
-            self.agenda.observe(committed, self.sequencer)
-            if self.on_commit is not None:
-                self.on_commit(committed)
+            await self._after_commit(committed)
+
+    async def _append(self, batch: Pending) -> list[Event]:
+        """Append a decided batch (in store-sized chunks); the events it added to the log.
+
+        Built from the proposals and where the store put them, or read back when
+        that cannot be done here; a repeat the store already held adds nothing.
+        """
+        results: list[Appended] = []
+        size = self.settings.max_batch
+        for i in range(0, len(batch.events), size):
+            results.extend(await self.store.append(batch.events[i : i + size]))
+        fresh = [r.position for r in results if not r.duplicate]
+        if not fresh:
+            return []
+        committed = self._built(batch.events, results, fresh[0])
+        if committed is None:
+            committed = [e async for e in self.store.read(fresh[0], fresh[-1])]
+        self._tip = (committed[-1].position, committed[-1].hash)
+        return committed
+
+    async def _after_commit(self, committed: list[Event]) -> None:
+        """What follows a durable append: publish, let the agenda see it, tell the caller."""
+        await self._publish(committed)
+        self.agenda.observe(committed, self.sequencer)
+        if self.on_commit is not None:
+            self.on_commit(committed)
 
     def _built(
         self, proposals: Sequence[NewEvent], results: Sequence[Appended], first: int

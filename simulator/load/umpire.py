@@ -30,7 +30,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulator.context import ScaledClock
-from simulator.eventlog import Appended, Event
+from simulator.eventlog import Event
 from simulator.protocol.ids import PartyId
 from simulator.sequencer import Pending
 from simulator.umpire import Umpire, UmpireResult, publish_events
@@ -171,19 +171,9 @@ class LoadUmpire(Umpire):
         while True:
             batch = await self._batches.get()
             try:
-                results: list[Appended] = []
-                size = self.settings.max_batch
-                for i in range(0, len(batch.events), size):
-                    results.extend(await self.store.append(batch.events[i : i + size]))
-                fresh = [r.position for r in results if not r.duplicate]
-                if not fresh:
-                    continue
-                first = fresh[0]
-                committed = self._built(batch.events, results, first)
-                if committed is None:
-                    committed = [e async for e in self.store.read(first, fresh[-1])]
-                self._tip = (committed[-1].position, committed[-1].hash)
-                await self._appended.put(committed)
+                committed = await self._append(batch)
+                if committed:
+                    await self._appended.put(committed)
             finally:
                 self._batches.task_done()
 
@@ -191,10 +181,7 @@ class LoadUmpire(Umpire):
         while True:
             committed = await self._appended.get()
             try:
-                await self._publish(committed)
-                self.agenda.observe(committed, self.sequencer)
-                if self.on_commit is not None:
-                    self.on_commit(committed)
+                await self._after_commit(committed)
             finally:
                 self._appended.task_done()
 
