@@ -16,23 +16,35 @@ queued, before our code has seen it. `Transport` wraps it so that callers get:
 - `messages()`, one async iterator over everything received, across
   reconnects, in arrival order.
 
-Back-pressure, precisely: the consumer reads from a bounded queue; when it
-is full the pump that fills it waits. aiomqtt's own queue behind the pump is
-left unbounded on purpose, because a bounded one drops messages it has
-already acknowledged (RELIABILITY.md). So a slow consumer never loses a
-message it was sent, but what the broker has delivered is held in memory
-until the consumer takes it; a receiver that crashes loses what it held, and
-the application recovers it by resend or catch-up (DESIGN invariant 3).
+Receiving, precisely: paho hands each message straight to the transport's
+buffer, on the event loop, and the consumer reads from it. The buffer is
+unbounded on purpose, as aiomqtt's own queue was: a bounded one drops
+messages already acknowledged, and pausing the socket instead makes the
+broker queue them, and drop them past its queue limit (RELIABILITY.md). So
+a slow consumer never loses a message it was sent; what the broker has
+delivered is held in memory until the consumer takes it (a warning says
+when the backlog passes `max_buffered`); a receiver that crashes loses what
+it held, and the application recovers it by resend or catch-up (DESIGN
+invariant 3).
+
+Publishing, precisely: a publish on an open connection goes to paho
+directly and waits for its PUBACK/PUBCOMP on a future of its own, resolved
+from paho's callback or failed when the connection drops. aiomqtt's publish
+costs a task, a `wait_for` and a walk over every pending call per message,
+which was most of a load run's transport time (2.5x fewer publishes per
+second, measured here); its path stays for publishes that must wait for,
+or retry on, a connection.
 
 Session settings are built by one pure function, `session_options`, which
 refuses combinations that silently lose offline messages (RELIABILITY
 item 2).
 
-aiomqtt 2.x lacks three things we need, so three small helpers reach into
+aiomqtt 2.x lacks four things we need, so four small helpers reach into
 it, each saying why: `_paho_socket` (the socket, for TCP_NODELAY),
-`_disconnection` (learning at once that a connection is gone) and
-`_connect` (not leaking a socket when a connect fails). aiomqtt is pinned
-below 3, and the tests exercise all three.
+`_disconnection` (learning at once that a connection is gone), `_connect`
+(not leaking a socket when a connect fails) and `_Link` (paho's callbacks,
+for the cheap publish and receive paths above). aiomqtt is pinned below 3,
+and the tests exercise all four.
 """
 
 import asyncio
@@ -43,11 +55,12 @@ import random
 import re
 import socket
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, NamedTuple, Self, TypeVar
+from typing import Any, Literal, NamedTuple, Self, TypeVar, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiomqtt
@@ -488,6 +501,70 @@ def _disconnection(client: aiomqtt.Client) -> "asyncio.Future[None]":
     return client._disconnected
 
 
+class _ConnectionLost(Exception):
+    """A publish's connection dropped before its acknowledgement came (it is sent again)."""
+
+
+class _Link:
+    """One connection's paho callbacks: acknowledgements of our publishes, and arrivals.
+
+    paho calls both on the event loop (aiomqtt reads the socket from a loop
+    reader), so they may touch futures directly. aiomqtt's own `on_publish`
+    still runs first, for publishes made through aiomqtt (the retry path).
+    """
+
+    def __init__(self, client: aiomqtt.Client, deliver: Callable[[Received], None]) -> None:
+        self.paho = client._client
+        self.loop = asyncio.get_running_loop()
+        self.acks: dict[int, asyncio.Future[None]] = {}
+        self.open = True
+        # Typed by paho as a union of its callback API versions; aiomqtt's is version 2.
+        inner = cast("Callable[..., None] | None", self.paho.on_publish)
+        acks = self.acks
+
+        def on_publish(
+            paho: Any, userdata: Any, mid: int, reason_code: Any, properties: Any
+        ) -> None:
+            if inner is not None:
+                inner(paho, userdata, mid, reason_code, properties)
+            done = acks.pop(mid, None)
+            if done is not None and not done.done():
+                done.set_result(None)
+
+        def on_message(paho: Any, userdata: Any, message: Any) -> None:
+            deliver(Received(message.topic, message.payload, message.qos, bool(message.retain)))
+
+        self.paho.on_publish = on_publish
+        self.paho.on_message = on_message
+
+    def send(
+        self, topic: str, payload: bytes, qos: int, retain: bool
+    ) -> "asyncio.Future[None] | Literal[False] | None":
+        """Hand a publish to paho: its acknowledgement to await, None if done, False if not sent."""
+        if not self.open:
+            return False
+        info = self.paho.publish(topic, payload, qos, retain)
+        if info.rc != 0:  # not connected after all, or paho's queue full: the slow path
+            return False
+        if info.is_published():
+            return None
+        done: asyncio.Future[None] = self.loop.create_future()
+        self.acks[info.mid] = done
+        # paho may have called on_publish inside publish() (QoS 0 written at once).
+        if info.is_published():
+            del self.acks[info.mid]
+            return None
+        return done
+
+    def close(self) -> None:
+        """The connection is gone: no acknowledgement will come for what waits."""
+        self.open = False
+        acks, self.acks = dict(self.acks), {}
+        for done in acks.values():
+            if not done.done():
+                done.set_exception(_ConnectionLost())
+
+
 _NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 _T = TypeVar("_T")
 # Connections one publish or subscribe may try (see Transport._on_connection).
@@ -524,7 +601,7 @@ class Transport:
         max_inflight: int | None = None,
     ) -> None:
         if max_buffered < 1:
-            raise ValueError("max_buffered must be at least 1: the queue is bounded on purpose")
+            raise ValueError("max_buffered must be at least 1 (the backlog that is warned about)")
         self._address = address
         self._session = session
         self._credentials = credentials if credentials is not None else address.credentials
@@ -543,10 +620,14 @@ class Transport:
         self._client: aiomqtt.Client | None = None
         self._state = ConnectionState()
         self._changed = asyncio.Event()
-        self._arrived = asyncio.Event()
         self._closed = False
         self._refused: BrokerRefused | None = None
-        self._queue: asyncio.Queue[Received] = asyncio.Queue(maxsize=max_buffered)
+        # Arrivals not yet taken by the consumer, and the consumer waiting for one.
+        self._inbound: deque[Received] = deque()
+        self._reader: asyncio.Future[None] | None = None
+        self._max_buffered = max_buffered
+        self._backlogged = False
+        self._link: _Link | None = None
         self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -582,9 +663,7 @@ class Transport:
         self._closed = True
         self._notify()
         # Cancelling the supervisor makes its client leave with DISCONNECT.
-        # Messages that aiomqtt acknowledged but the pump had not handed over
-        # yet are dropped here: the application's resend or catch-up covers
-        # them (DESIGN invariant 3).
+        # What was received stays readable until the consumer has it all.
         for task in list(self._tasks):
             task.cancel()
         # Not the caller's exception: TaskGroup would wrap it in an
@@ -619,6 +698,21 @@ class Transport:
         # fresh event, so a waiter that checks then waits never misses one.
         self._changed.set()
         self._changed = asyncio.Event()
+        self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        reader = self._reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+
+    def _deliver(self, message: Received) -> None:
+        """An arrival, from paho's callback on the loop: buffered for the consumer."""
+        inbound = self._inbound
+        inbound.append(message)
+        if len(inbound) > self._max_buffered and not self._backlogged:
+            self._backlogged = True
+            self._log.warning("consumer_behind", buffered=len(inbound), warn_at=self._max_buffered)
+        self._wake_reader()
 
     # -- the supervisor
 
@@ -644,8 +738,9 @@ class Transport:
             # TCP_NODELAY, Nagle plus delayed ACK made a request/reply round
             # trip take 88 ms instead of 0.5 ms on loopback (RELIABILITY.md).
             socket_options=(_NODELAY,),
-            # Unbounded on purpose: a bounded aiomqtt queue drops messages it
-            # has already acknowledged. Our own queue is the bounded one.
+            # Not used (the _Link takes paho's messages first), but unbounded
+            # should that change: a bounded aiomqtt queue drops messages it has
+            # already acknowledged.
             max_queued_incoming_messages=0,
             max_inflight_messages=self._max_inflight,
             **self.session.client_options(),
@@ -654,11 +749,13 @@ class Transport:
     async def _supervise(self) -> None:
         loop = asyncio.get_running_loop()
         attempt = 0
-        previous_pump: asyncio.Task[None] | None = None
         while True:
             # A fresh aiomqtt client per connection: a reused one reports
             # "connected" on its next connect before the CONNACK arrives.
             client = self._new_client()
+            # Hooked before connecting: a persistent session's queued messages
+            # arrive right after CONNACK, before the subscriptions are restored.
+            link = _Link(client, self._deliver)
             up_since: float | None = None
             try:
                 await _connect(client)
@@ -667,6 +764,7 @@ class Transport:
                     await self._restore_subscriptions(client)
                     up_since = loop.time()
                     self._client = client
+                    self._link = link
                     self._state._mark_up()
                     self._notify()
                     self._log.info(
@@ -676,12 +774,10 @@ class Transport:
                         connection=self._state.connections,
                         attempt=attempt,
                     )
-                    previous_pump = self._spawn(
-                        self._pump(client, previous_pump), f"pump{self._state.connections}"
-                    )
                     lost = _disconnection(client)
                     await asyncio.wait([lost])
                     self._go_down()
+                    link.close()
                     reason = None if lost.cancelled() else lost.exception()
                     self._log.warning("broker_disconnected", reason=str(reason or "by request"))
                 finally:
@@ -714,6 +810,7 @@ class Transport:
                     return
             finally:
                 self._go_down()
+                link.close()
             if up_since is not None and loop.time() - up_since >= self._backoff.stable_after:
                 attempt = 0
             delay = self._backoff.delay(attempt, self._rng)
@@ -724,6 +821,7 @@ class Transport:
     def _go_down(self) -> None:
         if self._client is not None or self._state.is_set():
             self._client = None
+            self._link = None
             self._state._mark_down()
             self._notify()
 
@@ -747,25 +845,6 @@ class Transport:
             self._filters.pop(topic_filter, None)
         if refused:
             self._log.error("subscription_refused", filters=list(refused), on="reconnect")
-
-    async def _pump(self, client: aiomqtt.Client, previous: "asyncio.Task[None] | None") -> None:
-        # Messages of connection k reach the consumer before those of k+1:
-        # wait until the previous pump has handed over everything it had.
-        if previous is not None:
-            await asyncio.wait([previous])
-        with contextlib.suppress(aiomqtt.MqttError):
-            # After a disconnect aiomqtt's iterator still yields what it had
-            # queued, and only then raises MqttError.
-            async for message in client.messages:
-                payload = message.payload
-                if not isinstance(payload, bytes | bytearray):
-                    raise TypeError(f"paho delivered a {type(payload).__name__} payload")
-                await self._queue.put(
-                    Received(str(message.topic), bytes(payload), message.qos, message.retain)
-                )
-                # Same trick as _notify: a fresh event for the next arrival.
-                self._arrived.set()
-                self._arrived = asyncio.Event()
 
     # -- running an operation on whatever connection there is
 
@@ -866,6 +945,25 @@ class Transport:
         if self._max_payload is not None and len(data) > self._max_payload:
             raise PayloadTooLarge(topic, len(data), self._max_payload)
 
+        limit = self._publish_timeout if within is None else within
+        link = self._link
+        if link is not None:
+            acknowledged = link.send(topic, data, qos, retain)
+            if acknowledged is None:
+                return
+            if acknowledged is not False:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + limit
+                try:
+                    async with asyncio.timeout(limit):
+                        await acknowledged
+                    return
+                except _ConnectionLost:
+                    # Sent again on the next connection, in the time that is left.
+                    within = max(deadline - loop.time(), 0.001)
+                except TimeoutError:
+                    raise BrokerUnavailable(self.address, f"publish to {topic!r}", limit) from None
+
         async def send(client: aiomqtt.Client, remaining: float) -> None:
             await client.publish(topic, data, qos=qos, retain=retain, timeout=remaining)
 
@@ -920,23 +1018,23 @@ class _Inbox:
 
     async def __anext__(self) -> Received:
         transport = self._transport
-        queue = transport._queue
+        inbound = transport._inbound
         while True:
-            if not queue.empty():
+            if inbound:
                 # Taken synchronously: a consumer cancelled while waiting
                 # below can never have removed a message it did not return.
-                return queue.get_nowait()
+                if transport._backlogged and len(inbound) <= transport._max_buffered // 2:
+                    transport._backlogged = False
+                return inbound.popleft()
             if transport._closed:
                 raise StopAsyncIteration
-            waiters = [
-                asyncio.ensure_future(transport._arrived.wait()),
-                asyncio.ensure_future(transport._changed.wait()),
-            ]
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            transport._reader = waiter
             try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                await waiter
             finally:
-                for waiter in waiters:
-                    waiter.cancel()
+                if transport._reader is waiter:
+                    transport._reader = None
 
 
 async def _connect(client: aiomqtt.Client) -> None:
