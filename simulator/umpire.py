@@ -493,7 +493,7 @@ class Umpire:
             topic = incoming.topic
             payload = bytes(incoming.payload)
             party = self.topics.party_of(topic, "submit") or self.topics.party_of(topic, "report")
-            if party is not None and party not in self.visible:
+            if party is not None and not self._speaks(party):
                 # A principal that is no party (the controller, say: Mosquitto's pattern
                 # ACL lets every user write its own submit topic) has no say here.
                 self.log.warning("stranger_ignored", principal=party, bytes=len(payload))
@@ -506,6 +506,14 @@ class Umpire:
             else:
                 self.log.warning("message_ignored", topic=topic[:200], bytes=len(payload))
             self._changed.set()
+
+    def _speaks(self, principal: str) -> bool:
+        """Whether what `principal` submits or reports is taken (a party of the exercise)."""
+        return principal in self.visible
+
+    def _may_see(self, principal: str, who: frozenset[str] | None) -> bool:
+        """Whether `principal` may be sent an event whose audience is `who` (catch-up)."""
+        return who is None or principal in who
 
     def _take_submission(self, party: str, payload: bytes) -> None:
         try:
@@ -539,9 +547,7 @@ class Umpire:
         chunker = Chunker(count=CATCH_UP_CHUNK)
         async for event in self.store.read(after + 1, self.head or None):
             who = audience(event)
-            if (who is None or party in who) and (
-                full := chunker.add(to_json_line(event))
-            ) is not None:
+            if self._may_see(party, who) and (full := chunker.add(to_json_line(event))) is not None:
                 await self._send_catch_up(party, full)
         # Sent even when empty: it tells the party the head, so it stops asking.
         await self._send_catch_up(party, chunker.rest())
@@ -663,16 +669,21 @@ async def publish_events(
     replay: bool = False,
     private_cases: Container[str] = frozenset(),
     concurrent: bool = False,
+    route: Callable[[Event, bool], Iterable[str]] | None = None,
 ) -> int:
     """Publish committed events grouped by topic, several per MQTT message; returns messages.
 
     `concurrent` puts every message in flight at once (a load run's umpire) instead
     of awaiting each acknowledgement in turn; messages still leave in order.
+    `route(event, private)` names an event's topics where they are not `routes`
+    (a load run's gateways).
     """
     by_topic: dict[str, list[str]] = defaultdict(list)
     for event in events:
         line = to_json_line(event)
-        for topic in routes(event, topics, private=event.subject in private_cases):
+        private = event.subject in private_cases
+        chosen = routes(event, topics, private=private) if route is None else route(event, private)
+        for topic in chosen:
             by_topic[topic].append(line)
     payloads = []
     for topic, lines in by_topic.items():

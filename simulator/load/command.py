@@ -47,6 +47,13 @@ def load(
             "--one-per-message", help="every submission its own MQTT publish (no batching)"
         ),
     ] = False,
+    per_party: Annotated[
+        bool,
+        typer.Option(
+            "--per-party",
+            help="batched, but a connection per party instead of one gateway per process",
+        ),
+    ] = False,
     log: Annotated[
         str | None, typer.Option(help="SQLite file for the log (default: a temporary one)")
     ] = None,
@@ -84,6 +91,7 @@ def load(
             payload_bytes=payload_bytes,
             mix=chosen_mix,
             one_per_message=one_per_message,
+            per_party=per_party,
             log=log,
             seed=seed,
             drain_s=drain,

@@ -7,7 +7,10 @@ sent, so a stalled system shows up as latency rather than as fewer samples
 case's scheduled start; each later one when the party whose turn it is saw
 the previous message committed.
 
-Each party has its own connection and credentials. A submission stays in
+Each party has its own connection and credentials, or (the default) the
+process has one gateway connection for all its parties, whose batches mix
+them and whose inbox brings each committed event once for all of them
+(`simulator.load.umpire`). A submission stays in
 the outbox until its sender sees it committed (or rejected) and is resent
 with backoff; a party that has not seen a commit it waits for asks the
 umpire to catch up. Deliveries are counted per party: a commit seen twice
@@ -103,6 +106,9 @@ class GeneratorSpec:
     flush_s: float = 0.002
     case_deadline_s: float = 1.0
     protocol: str = "3.1.1"
+    # The principal this process speaks through for all its parties (one connection,
+    # batches mixing them), or None: a connection per party.
+    gateway: str | None = None
     # --secure: the broker speaks TLS only; its CA certificate, as a path.
     tls: bool = False
     ca_file: str | None = None
@@ -185,6 +191,15 @@ class Generator:
         self._snapshots = 0
         self._p99_ms = 0.0
 
+    @property
+    def principals(self) -> tuple[str, ...]:
+        """Who this process connects as: its gateway, or each of its parties."""
+        return (self.spec.gateway,) if self.spec.gateway else tuple(self.parties)
+
+    def _via(self, party: str) -> str:
+        """The principal whose connection carries `party`'s submissions."""
+        return self.spec.gateway or party
+
     # -- lifecycle -------------------------------------------------------------------
 
     async def run(
@@ -198,7 +213,7 @@ class Generator:
             ca_file=Path(spec.ca_file) if spec.ca_file is not None else None,
         )
         async with contextlib.AsyncExitStack() as stack:
-            for party in self.parties:
+            for party in self.principals:
                 user, password = spec.credentials[party]
                 transport = Transport(
                     address,
@@ -214,7 +229,12 @@ class Generator:
                     max_inflight=MAX_INFLIGHT,
                 )
                 await stack.enter_async_context(transport)
-                await transport.subscribe(*self.topics.party_filters(party), qos=spec.qos)
+                filters = (
+                    (self.topics.inbox(party),)
+                    if party == spec.gateway
+                    else self.topics.party_filters(party)
+                )
+                await transport.subscribe(*filters, qos=spec.qos)
                 self.transports[party] = transport
             async with asyncio.TaskGroup() as group:
                 readers = [
@@ -332,44 +352,47 @@ class Generator:
     def _flush(self) -> None:
         pending, self.pending = self.pending, defaultdict(list)
         now = monotonic()
+        floor = self.max_pos
+        by_principal: dict[str, list[Outgoing]] = defaultdict(list)
         for party, items in pending.items():
-            recipient_floor = self.max_pos
             for item in items:
                 item.sent_at = now
                 item.attempts += 1
-                item.sender_floor = recipient_floor[party]
-                item.recipient_floor = recipient_floor[item.conversation.recipient(item.step).id]
+                item.sender_floor = floor[party]
+                item.recipient_floor = floor[item.conversation.recipient(item.step).id]
+            by_principal[self._via(party)] += items
+        for principal, items in by_principal.items():
             if self.spec.one_per_message:
                 for item in items:
-                    self._publish(party, item.payload)
+                    self._publish(principal, item.payload)
                 continue
             chunk: list[bytes] = []
             size = 0
             for item in items:
                 if chunk and size + len(item.payload) > MAX_BATCH_BYTES:
-                    self._publish(party, batch_payload(party, chunk))
+                    self._publish(principal, batch_payload(principal, chunk))
                     chunk, size = [], 0
                 chunk.append(item.payload)
                 size += len(item.payload) + 1
             if chunk:
-                self._publish(party, batch_payload(party, chunk))
+                self._publish(principal, batch_payload(principal, chunk))
 
-    def _publish(self, party: str, payload: bytes) -> None:
+    def _publish(self, principal: str, payload: bytes) -> None:
         self.counters["mqtt_out"] += 1
-        task = asyncio.get_running_loop().create_task(self._send(party, payload))
+        task = asyncio.get_running_loop().create_task(self._send(principal, payload))
         self.publishing.add(task)
         task.add_done_callback(self.publishing.discard)
 
-    async def _send(self, party: str, payload: bytes) -> None:
+    async def _send(self, principal: str, payload: bytes) -> None:
         async with self.in_flight:
             try:
-                await self.transports[party].publish(
-                    self.topics.submit(party), payload, qos=self.spec.qos
+                await self.transports[principal].publish(
+                    self.topics.submit(principal), payload, qos=self.spec.qos
                 )
             except Exception as exc:  # the outbox resends; say so once per kind
                 self.counters["publish_failures"] += 1
                 if len(self.errors) < 20:
-                    self.errors.append(f"publish by {party}: {exc}")
+                    self.errors.append(f"publish by {principal}: {exc}")
 
     # -- receiving -------------------------------------------------------------------
 
@@ -385,8 +408,23 @@ class Generator:
             if kind in {"events", "catch_up"}:
                 caught_up = kind == "catch_up"
                 now = monotonic()
+                if party != self.spec.gateway:
+                    for event in message["events"]:
+                        self._observe(party, event, now, caught_up)
+                    continue
+                # A gateway's inbox carries what any of its parties may see: each of
+                # them sees it here (the umpire sent it once for all of them).
                 for event in message["events"]:
-                    self._observe(party, event, now, caught_up)
+                    for seer in self._seers(event):
+                        self._observe(seer, event, now, caught_up)
+
+    def _seers(self, event: dict[str, Any]) -> list[str]:
+        """Our parties in an event's audience (as `records.audience` says, from its JSON)."""
+        parties = self.parties
+        if event["type"] == REJECTION:
+            recipient = event.get("recipient")
+            return [recipient] if recipient in parties else []
+        return [p for p in (event.get("sender"), event.get("recipient")) if p in parties]
 
     def _observe(self, party: str, event: dict[str, Any], now: float, caught_up: bool) -> None:
         position = event["position"]
@@ -496,7 +534,7 @@ class Generator:
                     self.counters["resends"] += 1
                     item.attempts += 1
                     item.sent_at = now
-                    self._publish(sender, item.payload)
+                    self._publish(self._via(sender), item.payload)
                     if item.attempts >= 3:
                         floor = item.sender_floor
                         behind[sender] = min(behind.get(sender, floor), floor)
@@ -505,6 +543,9 @@ class Generator:
                     item.seen_at = now
                     floor = item.recipient_floor
                     behind[recipient] = min(behind.get(recipient, floor), floor)
+            if spec.gateway is not None and behind:
+                # The gateway asks for all its parties at once, from the lowest floor.
+                behind = {spec.gateway: min(behind.values())}
             for party, after in behind.items():
                 asked = self.catch_up_asked.get(party)
                 if asked is not None and now - asked < spec.resend_after_s:

@@ -72,6 +72,8 @@ class LoadOptions:
     payload_bytes: int = 0
     mix: Mix = field(default_factory=Mix)
     one_per_message: bool = False
+    # A connection per party even in the batched mode (default: one gateway per process).
+    per_party: bool = False
     log: str | None = None
     seed: int = 1
     drain_s: float = 30.0
@@ -80,6 +82,17 @@ class LoadOptions:
     workdir: Path | None = None
     # TLS-only broker with generated certificates and a restricted observer (README: Security).
     secure: bool = False
+
+    @property
+    def gateways(self) -> bool:
+        """Whether each generator process speaks through one gateway connection."""
+        return not (self.per_party or self.one_per_message)
+
+    @property
+    def mode(self) -> str:
+        if self.one_per_message:
+            return "one-per-message"
+        return "batched per party" if self.per_party else "batched via gateways"
 
     def check(self) -> None:
         if self.parties < 2 or self.parties % 2:
@@ -98,6 +111,8 @@ class LoadOptions:
             )
         if not 0 <= self.payload_bytes <= 200_000:
             raise InputError(f"--payload-bytes must be 0..200000, not {self.payload_bytes}")
+        if self.per_party and self.one_per_message:
+            raise InputError("--one-per-message already connects every party on its own")
         if self.log is not None and is_postgres(self.log):
             raise InputError("load runs use a SQLite log (reconciliation reads the file)")
 
@@ -123,6 +138,16 @@ async def run_load(
     # thousands in flight by design.
     logging.getLogger("mqtt").setLevel(logging.ERROR)
     parties = [f"p{i:03d}" for i in range(options.parties)]
+    pairs = [(parties[i], parties[i + 1]) for i in range(0, len(parties), 2)]
+    groups = _split(pairs, options.processes)
+    # Gateway k speaks for the parties of generator k (a message switch's connection):
+    # a principal of its own, with a party's topics, so the brokers' ACLs apply as is.
+    gateways = (
+        {f"gateway-{k}": [p for pair in group for p in pair] for k, group in enumerate(groups)}
+        if options.gateways
+        else {}
+    )
+    principals = parties + list(gateways)
     exercise = f"load-{secrets.token_hex(4)}"
     topics = Topics(exercise)
     run_id = secrets.token_hex(3)
@@ -137,7 +162,7 @@ async def run_load(
                 # Saved once a second rather than after every change: see brokers/mosquitto.conf.
                 chosen: Broker = MosquittoBroker(
                     topics,
-                    exercise_principals(parties),
+                    exercise_principals(principals),
                     workdir=workdir / "broker",
                     autosave_on_changes=False,
                     tls=tls,
@@ -147,7 +172,7 @@ async def run_load(
                 chosen = start_broker(
                     options.broker,
                     topics,
-                    parties,
+                    principals,
                     workdir / "broker",
                     tls=tls,
                     restricted_observer=options.secure,
@@ -183,6 +208,7 @@ async def run_load(
             clock=ScaledClock(start),
             end=start + timedelta(days=365),
             settings=UmpireSettings(simulated=False, tick_s=0.05, max_batch=2000),
+            gateways=gateways,
         )
         opening = record_exercise_started(
             agreement,
@@ -197,7 +223,7 @@ async def run_load(
         cpu_before = _cpu_seconds(broker)
         try:
             results, timeline, wall = await _generate(
-                options, broker, topics, run_id, parties, umpire, during, on_progress
+                options, broker, topics, run_id, groups, umpire, during, on_progress
             )
         finally:
             umpire.apply_control(Control(command="stop"))
@@ -263,6 +289,9 @@ def _specs(
     specs = []
     for index, group in enumerate(groups):
         owned = [p for pair in group for p in pair]
+        gateway = f"gateway-{index}" if options.gateways else None
+        if gateway is not None:
+            owned.append(gateway)
         specs.append(
             GeneratorSpec(
                 index=index,
@@ -285,6 +314,7 @@ def _specs(
                 drain_s=options.drain_s,
                 resend_after_s=options.resend_after_s,
                 case_deadline_s=options.case_deadline_s,
+                gateway=gateway,
             )
         )
     return specs
@@ -369,13 +399,12 @@ async def _generate(
     broker: Broker,
     topics: Topics,
     run_id: str,
-    parties: list[str],
+    groups: list[tuple[tuple[str, str], ...]],
     umpire: LoadUmpire,
     during: DuringRun | None,
     on_progress: ProgressHook | None,
 ) -> tuple[list[GeneratorResult], list[dict[str, Any]], float]:
-    pairs = [(parties[i], parties[i + 1]) for i in range(0, len(parties), 2)]
-    groups = _split(pairs, options.processes)
+    pairs = [pair for group in groups for pair in group]
     # Far enough ahead for every process to import, connect and subscribe.
     start_at = monotonic() + 3.0 + 1.0 * options.processes
     specs = _specs(options, broker, topics, run_id, groups, len(pairs), start_at)
@@ -490,7 +519,7 @@ def _reconcile(
         parties=options.parties,
         processes=options.processes,
         qos=options.qos,
-        mode="one-per-message" if options.one_per_message else "batched",
+        mode=options.mode,
         payload_bytes=options.payload_bytes,
         duration_s=options.duration_s,
         wall_s=wall,

@@ -5,6 +5,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from simulator.brokers import Broker, MosquittoBroker
@@ -39,6 +40,7 @@ def test_a_short_load_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     for key in ("p50", "p90", "p99", "p99_9", "max"):
         assert key in data["latency_ms"]
         assert key in data["case_latency_ms"]
+    assert data["mode"] == "batched via gateways"
     assert data["lost"] == 0
     assert data["duplicated"] == 0
     assert data["rejected"] == 0
@@ -54,6 +56,29 @@ def test_a_short_load_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert "lost 0, duplicated 0" in result.output
     report = asyncio.run(verify(log))
     assert report.ok, report.problem
+
+
+@pytest.mark.parametrize(
+    ("flag", "mode"),
+    [
+        ("--per-party", "batched per party"),
+        ("--one-per-message", "one-per-message"),
+    ],
+)
+def test_the_other_modes_lose_and_duplicate_nothing(tmp_path: Path, flag: str, mode: str) -> None:
+    """A connection per party, batched or one publish per submission: reconciled the same."""
+    out = tmp_path / "load.json"
+    result = CliRunner().invoke(
+        app,
+        ["load", "--parties", "4", "--rate", "10", "--duration", "2", flag,
+         "--json", str(out), "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["mode"] == mode
+    assert (data["lost"], data["duplicated"], data["rejected"], data["undelivered"]) == (0, 0, 0, 0)
+    assert data["cases"]["completed"] == data["cases"]["scheduled"] == 20
+    assert data["submitted"] == data["committed_messages"] == data["latency_ms"]["count"]
 
 
 def test_bad_load_options_are_refused_with_exit_2(tmp_path: Path) -> None:

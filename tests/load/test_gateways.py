@@ -1,0 +1,128 @@
+"""Gateways: one connection per generator process, speaking for its own parties only.
+
+The umpire's routing and authority checks are logic, tested here on the real
+`LoadUmpire`, sequencer and SQLite store with a bus that is never reached; the
+three modes end to end over a real broker are in `test_load_run.py`.
+"""
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from simulator.bus import Incoming
+from simulator.context import ScaledClock, wall_now
+from simulator.eventlog import SqliteEventStore
+from simulator.load.conversation import Conversation, load_party
+from simulator.load.umpire import LoadUmpire, batch_payload
+from simulator.protocol import Agreement
+from simulator.records import REJECTION, record_exercise_started
+from simulator.sequencer import Sequencer
+from simulator.topics import Topics
+from simulator.umpire import UmpireSettings
+
+PARTIES = ["p000", "p001", "p002", "p003"]
+GATEWAYS = {"gateway-0": ["p000", "p001"], "gateway-1": ["p002", "p003"]}
+
+
+class Unreachable:
+    """A bus the calls under test must not use."""
+
+    async def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        raise AssertionError(f"published to {topic}")
+
+    async def subscribe(self, *filters: str, qos: int = 1) -> None:
+        raise AssertionError("subscribed")
+
+    def messages(self) -> AsyncIterator[Incoming]:
+        raise AssertionError("read")
+
+
+@pytest.fixture
+def umpire(tmp_path: Path) -> LoadUmpire:
+    agreement = Agreement.of([load_party(p) for p in PARTIES])
+    start = wall_now()
+    return LoadUmpire(
+        sequencer=Sequencer(agreement, "load-test", wallclock=wall_now),
+        store=SqliteEventStore(tmp_path / "log.db", now=wall_now),
+        bus=Unreachable(),
+        topics=Topics("load-test"),
+        parties=PARTIES,
+        reporting=(),
+        clock=ScaledClock(start),
+        end=start + timedelta(days=1),
+        settings=UmpireSettings(simulated=False),
+        gateways=GATEWAYS,
+    )
+
+
+def opening(case_id: str, requesting: str, requested: str, seq: int) -> bytes:
+    conversation = Conversation(case_id, "accepted", load_party(requesting), load_party(requested))
+    return orjson.dumps(
+        {"kind": "submission", "party": requesting, "seq": seq, "message": conversation.message(0)}
+    )
+
+
+def test_a_gateway_speaks_for_its_own_parties_only(umpire: LoadUmpire) -> None:
+    """Its party's request is decided; one of another gateway's parties is refused, with why."""
+    payload = batch_payload(
+        "gateway-0", [opening("c-1", "p000", "p001", 1), opening("c-2", "p002", "p003", 1)]
+    )
+    umpire._take_submission("gateway-0", payload)
+    now = umpire.clock.now()
+    umpire._stage_decoded(now)
+    umpire._stage_malformed(now)
+    events = umpire.sequencer.pending.events
+    assert [(e.type, e.subject) for e in events if e.type != REJECTION] == [
+        ("coop.msg.written_request", "c-1")
+    ]
+    [rejection] = [e for e in events if e.type == REJECTION]
+    assert rejection.recipient == "gateway-0"
+    assert "claims party 'p002'" in rejection.data["reason"]
+    assert "'gateway-0'" in rejection.data["reason"]
+
+
+def test_a_party_cannot_use_a_gateway_batch_for_another_party(umpire: LoadUmpire) -> None:
+    """p002's own connection submitting for p000, and a batch claiming another gateway: refused."""
+    umpire._take_submission("p002", batch_payload("p002", [opening("c-3", "p000", "p001", 1)]))
+    umpire._take_submission(
+        "gateway-1", batch_payload("gateway-0", [opening("c-4", "p000", "p001", 2)])
+    )
+    now = umpire.clock.now()
+    umpire._stage_decoded(now)
+    umpire._stage_malformed(now)
+    events = umpire.sequencer.pending.events
+    assert {e.type for e in events} == {REJECTION}
+    assert sorted(e.recipient or "" for e in events) == ["gateway-1", "p002"]
+
+
+def test_committed_events_go_once_to_each_gateway_whose_parties_see_them(
+    umpire: LoadUmpire,
+) -> None:
+    """A message to the inbox of the gateway of its two parties; an exercise-wide event to all."""
+    umpire._take_submission(
+        "gateway-1", batch_payload("gateway-1", [opening("c-5", "p002", "p003", 1)])
+    )
+    umpire._stage_decoded(umpire.clock.now())
+    [message] = umpire.sequencer.pending.events
+    started = record_exercise_started(
+        umpire.sequencer.agreement,
+        event_id="exercise-started",
+        exercise="load-test",
+        at=umpire.clock.now(),
+        wallclock=wall_now(),
+        scenario="load test",
+        seed=1,
+    )
+    topics = umpire.topics
+    assert umpire._via_gateways(message, False) == [topics.inbox("gateway-1")]  # type: ignore[arg-type]
+    assert umpire._via_gateways(started, False) == [  # type: ignore[arg-type]
+        topics.inbox("gateway-0"),
+        topics.inbox("gateway-1"),
+    ]
+    # Catch-up follows the same rule.
+    assert umpire._may_see("gateway-1", frozenset({"p002", "p003"}))
+    assert not umpire._may_see("gateway-0", frozenset({"p002", "p003"}))
+    assert not umpire._may_see("p000", frozenset({"p002", "p003"}))
