@@ -135,3 +135,34 @@ def test_deadlines_are_staged_once_after_they_pass() -> None:
     assert seq.case("case-1") is not None
     assert seq.next_deadline() is None
     assert seq.elapse_due(due + timedelta(days=1), lambda case: "x") == []
+
+
+def test_timers_walk_only_cases_with_an_open_obligation() -> None:
+    """Lapsed, overdue and closed cases drop out of the timer walk; open ones stay in it."""
+    seq = _sequencer()
+    plays = [
+        ("oral_request", "alpha", "case-1"),  # awaits its written confirmation
+        ("written_request", "alpha", "case-2"),
+        ("acceptance", "beta", "case-2"),
+        ("results", "beta", "case-2"),  # closed
+        ("written_request", "alpha", "case-3"),
+        ("acceptance", "beta", "case-3"),  # executing: results owed
+    ]
+    counts = {"alpha": 0, "beta": 0}
+    for kind, party, case_id in plays:
+        counts[party] += 1
+        n = counts[party]
+        decision = seq.submit(
+            _payload(kind, seq=n, party=party, case_id=case_id, message_id=f"{party}.{n}"),
+            party,
+            T0,
+        )
+        assert decision.notice is None, decision.notice
+    seq.committed(seq.take())
+    assert seq._watched == {"case-1", "case-3"}
+    staged = seq.elapse_due(T0 + timedelta(days=60), lambda case: f"elapsed-{case}")
+    assert [e.subject for e in staged] == ["case-1", "case-3"]
+    seq.committed(seq.take())
+    assert seq._watched == set()
+    assert seq.next_deadline() is None
+    assert seq.elapse_due(T0 + timedelta(days=90), lambda case: "x") == []
