@@ -670,9 +670,20 @@ async def publish_events(
     of awaiting each acknowledgement in turn; messages still leave in order.
     """
     by_topic: dict[str, list[str]] = defaultdict(list)
+    # A message's topics follow from its sender, recipient and privacy alone, and a
+    # batch holds many messages between the same two parties: worked out once each.
+    message_routes: dict[tuple[str | None, str | None, bool], list[str]] = {}
     for event in events:
         line = to_json_line(event)
-        for topic in routes(event, topics, private=event.subject in private_cases):
+        private = event.subject in private_cases
+        if is_message_event(event.type):
+            key = (event.sender, event.recipient, private)
+            found = message_routes.get(key)
+            if found is None:
+                found = message_routes[key] = routes(event, topics, private=private)
+        else:
+            found = routes(event, topics, private=private)
+        for topic in found:
             by_topic[topic].append(line)
     payloads = []
     for topic, lines in by_topic.items():

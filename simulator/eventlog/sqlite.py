@@ -519,11 +519,21 @@ class SqliteEventStore:
             versions.clear()
             missing = subjects
         conn = self._db()
-        for subject in missing:
-            (version,) = conn.execute(
-                "SELECT max(caseversion) FROM events WHERE subject = ?", (subject,)
-            ).fetchone()
-            versions[subject] = version or 0
+        # One query per chunk, not per case: in a load run most cases of a batch are new,
+        # and a query each cost more than sealing their events.
+        wanted = list(missing)
+        for start in range(0, len(wanted), _ID_CHUNK):
+            chunk = wanted[start : start + _ID_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found = dict(
+                conn.execute(
+                    "SELECT subject, max(caseversion) FROM events"
+                    f" WHERE subject IN ({marks}) GROUP BY subject",
+                    chunk,
+                ).fetchall()
+            )
+            for subject in chunk:
+                versions[subject] = found.get(subject, 0)
         return versions
 
     def _page_sync(self, from_position: int, until: int | None, limit: int) -> list[ReadRow]:
