@@ -24,7 +24,6 @@ from simulator.protocol import (
     apply,
     deadlines,
     elapse,
-    parse_message,
 )
 from simulator.records import (
     CLOCK_ELAPSED,
@@ -32,6 +31,7 @@ from simulator.records import (
     UMPIRE_SOURCE,
     MessageJson,
     is_message_event,
+    message_from_json,
     message_json,
     read_message,
     record_elapsed,
@@ -150,7 +150,7 @@ class Sequencer:
                 payload=payload,
             )
         try:
-            message = parse_message(submission.message)
+            message = message_from_json(submission.message)
         except ValidationError as exc:
             return self._reject(
                 connection_party, at, f"message: {describe(exc)}", seq=seq, payload=payload

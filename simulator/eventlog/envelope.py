@@ -265,22 +265,37 @@ def _plain_float(value: object, depth: int, floats: list[None]) -> float:
     return value
 
 
+# The last UTC time formatted, by identity: a writer stamps a whole batch with
+# one datetime object (the umpire's `at`). Held here, the object cannot be freed
+# and its address reused; only UTC times, which nothing about can change (another
+# zone's offsets are its own code); replaced as one tuple, safe across threads.
+_last_time: tuple[datetime | None, str] = (None, "")
+
+
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds and a 'Z': the only time format the log writes."""
-    if moment.tzinfo is not UTC:
-        if moment.tzinfo is None:
+    global _last_time  # noqa: PLW0603 - a one-entry cache, see above
+    last = _last_time
+    if last[0] is moment:
+        return last[1]
+    utc = moment
+    if utc.tzinfo is not UTC:
+        if utc.tzinfo is None:
             raise ValueError("a naive datetime has no place in the log; give it a time zone")
-        moment = moment.astimezone(UTC)
+        utc = utc.astimezone(UTC)
     # %-formatting of the fields is about twice as fast as isoformat() here.
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031
-        moment.year,
-        moment.month,
-        moment.day,
-        moment.hour,
-        moment.minute,
-        moment.second,
-        moment.microsecond,
+    text = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031
+        utc.year,
+        utc.month,
+        utc.day,
+        utc.hour,
+        utc.minute,
+        utc.second,
+        utc.microsecond,
     )
+    if moment.tzinfo is UTC:
+        _last_time = (moment, text)
+    return text
 
 
 def _nfc_or_none(value: str | None) -> str | None:
@@ -407,7 +422,7 @@ class NewEvent(_Envelope):
         return self
 
     @classmethod
-    def encoded(cls, data_text: str, /, **given: Any) -> "NewEvent":
+    def encoded(cls, data_text: str, given: dict[str, Any]) -> "NewEvent":
         """``NewEvent(**given)``, for a writer that has the canonical text of its data already.
 
         The writer vouches that ``data`` holds only dicts with str keys, lists,

@@ -405,7 +405,7 @@ def test_an_encoded_proposal_is_the_one_validation_builds(
     """
     keywords = {**keywords, "data": data}
     text = orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
-    fast, fast_errors = built(lambda: NewEvent.encoded(text, **keywords))
+    fast, fast_errors = built(lambda: NewEvent.encoded(text, keywords))
     full, full_errors = built(lambda: NewEvent.model_validate(keywords))
 
     assert fast_errors == full_errors

@@ -5,14 +5,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, field_serializer
+from pydantic import BaseModel, ValidationError, field_serializer
 
 from simulator.eventlog import GENESIS_HASH, NewEvent, committed_event
 from simulator.eventlog.envelope import seal
-from simulator.protocol import MESSAGE_TYPES, Message, Severity, Violation
+from simulator.protocol import MESSAGE_TYPES, Message, Severity, Violation, parse_message
 from simulator.records import (
     MESSAGE_SCHEMA_VERSION,
     _plain_model,
+    message_from_json,
     message_json,
     record_message,
     violation_payload,
@@ -171,3 +172,27 @@ def test_a_restarted_sequencer_knows_resends_and_reuses_as_the_live_one() -> Non
 
 def _submission(message: Message) -> Submission:
     return Submission(party=message.sender, seq=5, message=message.model_dump(mode="json"))
+
+
+def _parsed(parse: Any, data: object) -> Any:
+    try:
+        return parse(data)
+    except ValidationError as exc:
+        return exc.errors(include_url=False)
+
+
+@pytest.mark.parametrize("kind", sorted(MESSAGE_TYPES))
+def test_a_submitted_message_is_parsed_as_parse_message_parses_it(kind: str) -> None:
+    """The same message from valid data; the same errors from data that is no message."""
+    data = message_of(kind).model_dump(mode="json")
+    broken: list[object] = [
+        {**data, "sender": "Not An Id"},
+        {**data, "unexpected": 1},
+        {**data, "type": "nonsense"},
+        {**data, "type": 5},
+        {key: value for key, value in data.items() if key != "type"},
+        [data],
+        None,
+    ]
+    for sample in [data, *broken]:
+        assert _parsed(message_from_json, sample) == _parsed(parse_message, sample), sample
