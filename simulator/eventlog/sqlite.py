@@ -514,7 +514,9 @@ class SqliteEventStore:
     def _versions_sync(self, subjects: set[str]) -> dict[str, int]:
         """The versions of these cases, from the cache where it has them."""
         versions = self._versions
-        missing = subjects - versions.keys()
+        # Not `subjects - versions.keys()`: with a dict view on the right that walks the
+        # whole cache (every case of the run) on each append.
+        missing = {subject for subject in subjects if subject not in versions}
         if len(versions) + len(missing) > _VERSION_CACHE_LIMIT:
             versions.clear()
             missing = subjects
