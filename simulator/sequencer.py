@@ -128,17 +128,8 @@ class Sequencer:
         return self.submission(decoded, connection_party, at, payload)
 
     def submission(
-        self,
-        submission: Submission,
-        connection_party: str,
-        at: datetime,
-        payload: bytes | Callable[[], bytes] = b"",
+        self, submission: Submission, connection_party: str, at: datetime, payload: bytes = b""
     ) -> Decision:
-        """Decide what a decoded submission becomes; `payload` is what the party sent.
-
-        `payload` may be a function that makes the bytes: they are needed only
-        for a rejection, and a batch's items would otherwise each be encoded again.
-        """
         seq = submission.seq
         if submission.party != connection_party:
             return self._reject(
@@ -226,10 +217,8 @@ class Sequencer:
         *,
         seq: int | None = None,
         message_id: str | None = None,
-        payload: bytes | Callable[[], bytes] = b"",
+        payload: bytes = b"",
     ) -> Decision:
-        if not isinstance(payload, bytes):
-            payload = payload()
         # Deterministic ids: the same bad payload sent twice is one rejection. Two different
         # payloads under one sequence number (spoofs, a garbled resend) are two: with the
         # number alone their ids collided, and the append's id conflict stopped the run.

@@ -24,7 +24,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -66,10 +65,7 @@ class LoadUmpire(Umpire):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        # party -> seq -> (submission, the bytes sent or the item of a batch, decoded)
-        self.decoded: dict[str, dict[int, tuple[Submission, bytes | dict[str, Any]]]] = defaultdict(
-            dict
-        )
+        self.decoded: dict[str, dict[int, tuple[Submission, bytes]]] = defaultdict(dict)
         self.counters = UmpireCounters()
         self._piped = False
         self._batches: asyncio.Queue[Pending] = asyncio.Queue(maxsize=PIPELINE_DEPTH)
@@ -88,12 +84,13 @@ class LoadUmpire(Umpire):
             self.malformed.append((party, payload))
             return
         kind = data.get("kind")
-        items: Sequence[tuple[Submission, bytes | dict[str, Any]]]
         try:
             if kind == "submissions":
                 batch = SubmissionBatch.model_validate(data)
-                # An item's bytes are made again only if it is rejected (_stage_decoded).
-                items = list(zip(batch.items, data["items"], strict=True))
+                items = [
+                    (item, orjson.dumps(raw))
+                    for item, raw in zip(batch.items, data["items"], strict=True)
+                ]
             elif kind == "submission":
                 items = [(Submission.model_validate(data), payload)]
             else:
@@ -107,7 +104,7 @@ class LoadUmpire(Umpire):
         waiting = self.decoded[party]
         for submission, raw in items:
             if submission.party != party:
-                self.malformed.append((party, raw if isinstance(raw, bytes) else orjson.dumps(raw)))
+                self.malformed.append((party, raw))
             elif submission.seq not in seen:
                 waiting.setdefault(submission.seq, (submission, raw))
 
@@ -199,12 +196,7 @@ class LoadUmpire(Umpire):
                     continue
                 seen.add(seq)
                 self.counters.submissions += 1
-                decision = self.sequencer.submission(
-                    submission,
-                    party,
-                    at,
-                    raw if isinstance(raw, bytes) else partial(orjson.dumps, raw),
-                )
+                decision = self.sequencer.submission(submission, party, at, raw)
                 if decision.notice is not None:
                     self.rejections += 1
                     self.log.warning(
