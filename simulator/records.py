@@ -194,16 +194,22 @@ def record_message(
         "wallclock": wallclock,
         "schemaversion": MESSAGE_SCHEMA_VERSION,
     }
-    # A violation's fields are typed str or None but not validated: checked here.
-    if dumped.text is not None and all(
-        type(value) is str or value is None for v in found for value in v.values()
-    ):
-        found_text = _sorted_text(found)
+    if dumped.text is not None:
+        found_text = _violations_text(found)
         if found_text is not None:
             # The keys of data in sorted order, no whitespace: its canonical text.
             text = f'{{"message":{dumped.text},"violations":{found_text}}}'
             return NewEvent.encoded(text, given)
     return NewEvent(**given)
+
+
+def _violations_text(found: list[dict[str, str | None]]) -> str | None:
+    if not found:
+        return "[]"
+    # A violation's fields are typed str or None but not validated: checked here.
+    if all(type(value) is str or value is None for v in found for value in v.values()):
+        return _sorted_text(found)
+    return None
 
 
 def record_elapsed(
