@@ -24,11 +24,16 @@ the message itself as `data` and recorded no findings; version 2 wraps it as
 load with `violations: null`, meaning "not recorded": readers recompute them.
 """
 
+import enum
+import types
+import typing
 from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import TypeAdapter, ValidationError
+import orjson
+from pydantic import AwareDatetime, BaseModel, NaiveDatetime, TypeAdapter, ValidationError
 
 from simulator.eventlog import Event, NewEvent, UpgradeRegistry
 from simulator.protocol import (
@@ -68,6 +73,93 @@ def violation_payload(violations: Sequence[Violation]) -> list[dict[str, str | N
     return [v.as_dict() for v in violations]
 
 
+# Field types whose JSON form (model_dump(mode="json")) is a string, a number
+# without a fraction, a boolean or null.
+_PLAIN_LEAVES: frozenset[Any] = frozenset(
+    {str, int, bool, type(None), datetime, date, time, timedelta, AwareDatetime, NaiveDatetime}
+)
+_UNIONS = (Union, types.UnionType)
+_SEQUENCES = (tuple, list, set, frozenset)
+
+
+def _plain_type(annotation: Any, seen: set[type[BaseModel]]) -> bool:
+    """Whether every value of this type dumps to JSON without a float.
+
+    Conservative: anything not recognised here (float, Any, dict, a custom
+    type) counts as not plain.
+    """
+    if annotation in _PLAIN_LEAVES:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _plain_type(typing.get_args(annotation)[0], seen)
+    if origin is Literal:
+        return all(
+            type(v) in (str, int, bool, type(None))
+            or (isinstance(v, enum.Enum) and type(v.value) in (str, int))
+            for v in typing.get_args(annotation)
+        )
+    if origin in _UNIONS:
+        return all(_plain_type(arg, seen) for arg in typing.get_args(annotation))
+    if origin in _SEQUENCES:
+        return all(arg is Ellipsis or _plain_type(arg, seen) for arg in typing.get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return all(type(member.value) in (str, int) for member in annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _plain_model(annotation, seen)
+    return False
+
+
+def _plain_model(model: type[BaseModel], seen: set[type[BaseModel]]) -> bool:
+    if model in seen:
+        return False  # a recursive model may nest past any depth limit
+    decorators = model.__pydantic_decorators__
+    if (
+        model.model_config.get("extra") == "allow"
+        or model.model_config.get("ser_json_timedelta", "iso8601") != "iso8601"
+        or model.model_computed_fields
+        or decorators.field_serializers
+        or decorators.model_serializers
+    ):
+        return False
+    inner = seen | {model}
+    return all(_plain_type(field.annotation, inner) for field in model.model_fields.values())
+
+
+# Message classes whose JSON form holds no float: for them orjson writes the
+# canonical text (json and orjson write some floats differently), so a message
+# is encoded once, for its digest and its event alike.
+_PLAIN_MESSAGES = frozenset(cls for cls in MESSAGE_TYPES.values() if _plain_model(cls, set()))
+_SORTED_EXACT = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _sorted_text(value: Any) -> str | None:
+    # OPT_PASSTHROUGH_SUBCLASS: a str or int subclass raises instead of being
+    # written as its value, so what passes holds exact types only.
+    try:
+        return orjson.dumps(value, option=_SORTED_EXACT).decode()
+    except TypeError:  # also orjson.JSONEncodeError: an int past 64 bits, say
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageJson:
+    """A message's JSON form (``model_dump(mode="json")``), and its text with sorted keys.
+
+    ``text`` is None where the message's class may hold floats or orjson
+    refused the data; ``data`` is not to be changed: the event takes it over.
+    """
+
+    data: dict[str, Any]
+    text: str | None
+
+
+def message_json(message: Message) -> MessageJson:
+    # model_dump(mode="json") without its wrapper's keyword handling.
+    data: dict[str, Any] = message.__pydantic_serializer__.to_python(message, mode="json")
+    return MessageJson(data, _sorted_text(data) if type(message) in _PLAIN_MESSAGES else None)
+
+
 def record_message(
     message: Message,
     violations: Sequence[Violation],
@@ -78,26 +170,46 @@ def record_message(
     event_id: str | None = None,
     correlation: str | None = None,
     causation: str | None = None,
+    dumped: MessageJson | None = None,
 ) -> NewEvent:
-    """The event for one committed message; its id defaults to the message id (idempotency)."""
-    return NewEvent(
-        id=event_id or message.message_id,
-        source=f"party/{message.sender}",
-        type=message_event_type(message.type),
-        subject=message.case_id,
-        time=at,
-        data={
-            "message": message.model_dump(mode="json"),
-            "violations": violation_payload(violations),
-        },
-        exercise=exercise,
-        sender=message.sender,
-        recipient=message.recipient,
-        correlationid=correlation or message.case_id,
-        causationid=causation or message.in_reply_to,
-        wallclock=wallclock,
-        schemaversion=MESSAGE_SCHEMA_VERSION,
-    )
+    """The event for one committed message; its id defaults to the message id (idempotency).
+
+    ``dumped``: ``message_json(message)``, where the caller has it already.
+    """
+    if dumped is None:
+        dumped = message_json(message)
+    found = violation_payload(violations)
+    given: dict[str, Any] = {
+        "id": event_id or message.message_id,
+        "source": f"party/{message.sender}",
+        "type": message_event_type(message.type),
+        "subject": message.case_id,
+        "time": at,
+        "data": {"message": dumped.data, "violations": found},
+        "exercise": exercise,
+        "sender": message.sender,
+        "recipient": message.recipient,
+        "correlationid": correlation or message.case_id,
+        "causationid": causation or message.in_reply_to,
+        "wallclock": wallclock,
+        "schemaversion": MESSAGE_SCHEMA_VERSION,
+    }
+    if dumped.text is not None:
+        found_text = _violations_text(found)
+        if found_text is not None:
+            # The keys of data in sorted order, no whitespace: its canonical text.
+            text = f'{{"message":{dumped.text},"violations":{found_text}}}'
+            return NewEvent.encoded(text, given)
+    return NewEvent(**given)
+
+
+def _violations_text(found: list[dict[str, str | None]]) -> str | None:
+    if not found:
+        return "[]"
+    # A violation's fields are typed str or None but not validated: checked here.
+    if all(type(value) is str or value is None for v in found for value in v.values()):
+        return _sorted_text(found)
+    return None
 
 
 def record_elapsed(
@@ -212,7 +324,11 @@ _VALIDATORS = {kind: cls.__pydantic_validator__ for kind, cls in MESSAGE_TYPES.i
 
 def read_message(event: Event) -> Message:
     """The protocol message a `coop.msg.*` event recorded."""
-    data = event.data["message"]
+    return message_from_json(event.data["message"])
+
+
+def message_from_json(data: object) -> Message:
+    """``parse_message(data)``, faster: the same message, or the same ValidationError."""
     if type(data) is dict:
         kind = data.get("type")
         validator = _VALIDATORS.get(kind) if type(kind) is str else None

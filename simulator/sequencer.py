@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 
 from pydantic import ValidationError
 
@@ -21,16 +22,19 @@ from simulator.protocol import (
     Case,
     DeadlineKind,
     Message,
+    Violation,
     apply,
     deadlines,
     elapse,
-    parse_message,
 )
 from simulator.records import (
     CLOCK_ELAPSED,
     REJECTION,
     UMPIRE_SOURCE,
+    MessageJson,
     is_message_event,
+    message_from_json,
+    message_json,
     read_message,
     record_elapsed,
     record_message,
@@ -70,6 +74,18 @@ class Pending:
 
 def payload_digest(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()[:24]
+
+
+def message_digest(message: Message, dumped: MessageJson) -> str:
+    """What tells a resend of a message (the same digest) from another message under its id.
+
+    The digest of its JSON text: with sorted keys where the event's data is
+    encoded that way anyway, else as pydantic writes it. One message class is
+    always digested the same way, so equal messages get equal digests. The
+    digests live only in memory (`load` computes them again from the log).
+    """
+    text = dumped.text if dumped.text is not None else message.model_dump_json()
+    return payload_digest(text.encode())
 
 
 class Sequencer:
@@ -131,7 +147,7 @@ class Sequencer:
                 payload=payload,
             )
         try:
-            message = parse_message(submission.message)
+            message = message_from_json(submission.message)
         except ValidationError as exc:
             return self._reject(
                 connection_party, at, f"message: {describe(exc)}", seq=seq, payload=payload
@@ -146,7 +162,8 @@ class Sequencer:
                 message_id=message.message_id,
                 payload=payload,
             )
-        digest = payload_digest(message.model_dump_json().encode())
+        dumped = message_json(message)
+        digest = message_digest(message, dumped)
         known = self._known_id(message.message_id)
         if known is not None:
             if known == (connection_party, digest):
@@ -159,7 +176,7 @@ class Sequencer:
                 message_id=message.message_id,
                 payload=payload,
             )
-        return self.record(message, at, party=connection_party, digest=digest)
+        return self.record(message, at, party=connection_party, dumped=dumped, digest=digest)
 
     def record(
         self,
@@ -167,19 +184,31 @@ class Sequencer:
         at: datetime,
         *,
         party: str,
-        digest: str | None = None,
         source: str | None = None,
+        dumped: MessageJson | None = None,
+        digest: str | None = None,
     ) -> Decision:
-        """Fold a well-formed message into its case and stage its event."""
+        """Fold a well-formed message into its case and stage its event.
+
+        `dumped` and `digest`: `message_json` and `message_digest` of the
+        message, where the caller has them already.
+        """
         case, found = apply(self.case(message.case_id), message, at, self.agreement)
         if case is not None:
             self.pending.cases[message.case_id] = case
+        if dumped is None:
+            dumped = message_json(message)
         self.pending.ids[message.message_id] = (
             party,
-            digest or payload_digest(message.model_dump_json().encode()),
+            digest or message_digest(message, dumped),
         )
         event = record_message(
-            message, found, exercise=self.exercise, at=at, wallclock=self.wallclock()
+            message,
+            found,
+            exercise=self.exercise,
+            at=at,
+            wallclock=self.wallclock(),
+            dumped=dumped,
         )
         if source is not None:
             event = event.model_copy(update={"source": source})
@@ -228,13 +257,18 @@ class Sequencer:
 
     def elapse_due(self, at: datetime, event_id: Callable[[str], str]) -> list[NewEvent]:
         """Stage `coop.clock.elapsed` events for every case whose deadline passed by `at`."""
-        staged = []
-        for case_id in sorted({*self._watched, *self.pending.cases}):
+        # Only the cases a timer can change are checked, and only those with findings
+        # sorted: they are staged (and given ids by `event_id`) in case order.
+        due: list[tuple[str, Case, tuple[Violation, ...]]] = []
+        for case_id in {*self._watched, *self.pending.cases}:
             current = self.case(case_id)
             assert current is not None
             after, found = elapse(current, at, self.agreement)
-            if not found:
-                continue
+            if found:
+                due.append((case_id, after, found))
+        due.sort(key=itemgetter(0))
+        staged = []
+        for case_id, after, found in due:
             self.pending.cases[case_id] = after
             event = record_elapsed(
                 case_id,
@@ -308,7 +342,7 @@ class Sequencer:
                 sender = event.data["message"]["sender"]
                 self.message_ids[message.message_id] = (
                     sender,
-                    payload_digest(message.model_dump_json().encode()),
+                    message_digest(message, message_json(message)),
                 )
             elif event.type == CLOCK_ELAPSED and event.subject in self.cases:
                 self.cases[event.subject], _ = elapse(

@@ -679,11 +679,26 @@ async def publish_events(
     (a load run's gateways).
     """
     by_topic: dict[str, list[str]] = defaultdict(list)
+    # A message's topics follow from its sender, recipient and privacy alone, and a
+    # batch holds many messages between the same two parties: worked out once each.
+    message_routes: dict[tuple[str | None, str | None, bool], list[str]] = {}
+
+    def pick(event: Event, private: bool) -> list[str]:
+        if route is None:
+            return routes(event, topics, private=private)
+        return list(route(event, private))
+
     for event in events:
         line = to_json_line(event)
         private = event.subject in private_cases
-        chosen = routes(event, topics, private=private) if route is None else route(event, private)
-        for topic in chosen:
+        if is_message_event(event.type):
+            key = (event.sender, event.recipient, private)
+            found = message_routes.get(key)
+            if found is None:
+                found = message_routes[key] = pick(event, private)
+        else:
+            found = pick(event, private)
+        for topic in found:
             by_topic[topic].append(line)
     payloads = []
     for topic, lines in by_topic.items():

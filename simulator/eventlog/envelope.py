@@ -265,22 +265,37 @@ def _plain_float(value: object, depth: int, floats: list[None]) -> float:
     return value
 
 
+# The last UTC time formatted, by identity: a writer stamps a whole batch with
+# one datetime object (the umpire's `at`). Held here, the object cannot be freed
+# and its address reused; only UTC times, which nothing about can change (another
+# zone's offsets are its own code); replaced as one tuple, safe across threads.
+_last_time: tuple[datetime | None, str] = (None, "")
+
+
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds and a 'Z': the only time format the log writes."""
-    if moment.tzinfo is not UTC:
-        if moment.tzinfo is None:
+    global _last_time  # noqa: PLW0603 - a one-entry cache, see above
+    last = _last_time
+    if last[0] is moment:
+        return last[1]
+    utc = moment
+    if utc.tzinfo is not UTC:
+        if utc.tzinfo is None:
             raise ValueError("a naive datetime has no place in the log; give it a time zone")
-        moment = moment.astimezone(UTC)
+        utc = utc.astimezone(UTC)
     # %-formatting of the fields is about twice as fast as isoformat() here.
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031
-        moment.year,
-        moment.month,
-        moment.day,
-        moment.hour,
-        moment.minute,
-        moment.second,
-        moment.microsecond,
+    text = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031
+        utc.year,
+        utc.month,
+        utc.day,
+        utc.hour,
+        utc.minute,
+        utc.second,
+        utc.microsecond,
     )
+    if moment.tzinfo is UTC:
+        _last_time = (moment, text)
+    return text
 
 
 def _nfc_or_none(value: str | None) -> str | None:
@@ -407,6 +422,25 @@ class NewEvent(_Envelope):
         return self
 
     @classmethod
+    def encoded(cls, data_text: str, given: dict[str, Any]) -> "NewEvent":
+        """``NewEvent(**given)``, for a writer that has the canonical text of its data already.
+
+        The writer vouches that ``data`` holds only dicts with str keys, lists,
+        str, int, bool and None (no floats, no subclasses), nested less than
+        MAX_JSON_DEPTH deep, that nothing else will change it, and that
+        ``data_text`` is its text with sorted keys and no whitespace
+        (``orjson.dumps(data, option=OPT_SORT_KEYS)``), which for such data is
+        the canonical text if its strings are NFC. That is checked here; data
+        that is not NFC, and everything NewEvent's own fast path would not
+        take, goes through full validation, so the event is the same either way.
+        Saves walking and encoding data the writer has just encoded itself.
+        """
+        event = cls.__new__(cls)
+        if _init_plain(event, given, data_text):
+            return event
+        return cls(**given)
+
+    @classmethod
     def from_event(cls, event: "Event", expected_version: int | None = None) -> "NewEvent":
         """The proposal that, appended at the same place, reproduces ``event`` exactly."""
         fields = {name: event.__dict__[name] for name in _ENVELOPE_FIELDS}
@@ -471,7 +505,7 @@ class _Absent:
 _ABSENT = _Absent()
 
 
-def _init_plain(model: NewEvent, given: dict[str, Any]) -> bool:
+def _init_plain(model: NewEvent, given: dict[str, Any], data_text: str | None = None) -> bool:
     """Fill ``model`` from ``given`` as validation would; False, leaving it bare, if not plain.
 
     Plain means canonical already: exact types (str, datetime with a zone,
@@ -479,6 +513,7 @@ def _init_plain(model: NewEvent, given: dict[str, Any]) -> bool:
     writer in this project passes. Anything else, valid or not, is left to
     pydantic, so this never accepts what validation refuses nor builds
     anything else (tests/eventlog/test_envelope.py compares the two).
+    ``data_text``: see NewEvent.encoded.
     """
     if not _PROPOSAL_FIELDS.issuperset(given):
         return False
@@ -540,15 +575,16 @@ def _init_plain(model: NewEvent, given: dict[str, Any]) -> bool:
         return False
     if data is _ABSENT:
         data, data_text = {}, "{}"
-    elif type(data) is dict:
+    elif type(data) is not dict:
+        return False
+    elif data_text is None:
         floats: list[None] = []
         try:
             data = _plain_object(data, 0, floats)
         except _Unusual:
             return False
         data_text = _encode(data, bool(floats))
-    else:
-        return False
+    # Else the writer vouches for data and its text (NewEvent.encoded); NFC is checked below.
     fields = {
         "id": event_id,
         "source": source,
@@ -759,15 +795,24 @@ def _envelope_dict(
     return envelope
 
 
+def _around_hash(
+    parts: tuple[str, str, str], position: int, caseversion: int, prevhash: str
+) -> tuple[str, str]:
+    """The canonical text before and after the "hash" member, from the static parts."""
+    after_caseversion, before_position, after_prevhash = parts
+    return (
+        f'{{"caseversion":{caseversion:d}{after_caseversion}',
+        f'{before_position}{position:d},"prevhash":"{prevhash}"{after_prevhash}',
+    )
+
+
 def _seal(
     fields: "_Envelope", position: int, caseversion: int, prevhash: str
 ) -> tuple[str, str, str]:
     """(text before the hash member, text after it, hash) of ``fields`` stored at ``position``."""
     parts = fields._canonical_parts()
     if parts is not None:
-        after_caseversion, before_position, after_prevhash = parts
-        head = f'{{"caseversion":{caseversion:d}{after_caseversion}'
-        tail = f'{before_position}{position:d},"prevhash":"{prevhash}"{after_prevhash}'
+        head, tail = _around_hash(parts, position, caseversion, prevhash)
         return head, tail, _digest(head, tail)
     # Only a model built without validation gets here: normalise everything.
     envelope = _envelope_dict(fields, position, caseversion, prevhash)
@@ -806,7 +851,12 @@ def committed_event(
 
 def to_json_line(event: Event) -> str:
     """The structured-mode CloudEvent as one line of canonical JSON (no newline)."""
-    head, tail, _ = _seal(event, event.position, event.caseversion, event.prevhash)
+    parts = event._canonical_parts()
+    if parts is not None:
+        # Not _seal: the line carries the event's own hash, so it is not computed again.
+        head, tail = _around_hash(parts, event.position, event.caseversion, event.prevhash)
+    else:
+        head, tail, _ = _seal(event, event.position, event.caseversion, event.prevhash)
     return f'{head}"hash":"{event.hash}",{tail}'
 
 

@@ -514,16 +514,28 @@ class SqliteEventStore:
     def _versions_sync(self, subjects: set[str]) -> dict[str, int]:
         """The versions of these cases, from the cache where it has them."""
         versions = self._versions
-        missing = subjects - versions.keys()
+        # Not `subjects - versions.keys()`: with a dict view on the right that walks the
+        # whole cache (every case of the run) on each append.
+        missing = {subject for subject in subjects if subject not in versions}
         if len(versions) + len(missing) > _VERSION_CACHE_LIMIT:
             versions.clear()
             missing = subjects
         conn = self._db()
-        for subject in missing:
-            (version,) = conn.execute(
-                "SELECT max(caseversion) FROM events WHERE subject = ?", (subject,)
-            ).fetchone()
-            versions[subject] = version or 0
+        # One query per chunk, not per case: in a load run most cases of a batch are new,
+        # and a query each cost more than sealing their events.
+        wanted = list(missing)
+        for start in range(0, len(wanted), _ID_CHUNK):
+            chunk = wanted[start : start + _ID_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found = dict(
+                conn.execute(
+                    "SELECT subject, max(caseversion) FROM events"
+                    f" WHERE subject IN ({marks}) GROUP BY subject",
+                    chunk,
+                ).fetchall()
+            )
+            for subject in chunk:
+                versions[subject] = found.get(subject, 0)
         return versions
 
     def _page_sync(self, from_position: int, until: int | None, limit: int) -> list[ReadRow]:

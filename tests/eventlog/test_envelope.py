@@ -6,6 +6,7 @@ import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -378,6 +379,39 @@ def test_a_proposal_is_the_same_whichever_way_it_is_built(keywords: dict[str, An
         assert fast == full
         assert fast.model_fields_set == full.model_fields_set
         assert list(fast.model_dump()) == list(full.model_dump())
+        assert seal(fast, 3, 1, "ab" * 32) == seal(full, 3, 1, "ab" * 32)
+
+
+floatless_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.text()
+    | st.text().map(lambda text: unicodedata.normalize("NFD", text)),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(json_keys, children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(proposal_keywords(), st.dictionaries(json_keys, floatless_values, max_size=6))
+def test_an_encoded_proposal_is_the_one_validation_builds(
+    keywords: dict[str, Any], data: dict[str, Any]
+) -> None:
+    """NewEvent.encoded, given data of the kind it takes and its text, builds what validation does.
+
+    Data not in NFC included: encoded() leaves it to validation, which normalises it.
+    """
+    keywords = {**keywords, "data": data}
+    text = orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+    fast, fast_errors = built(lambda: NewEvent.encoded(text, keywords))
+    full, full_errors = built(lambda: NewEvent.model_validate(keywords))
+
+    assert fast_errors == full_errors
+    if fast is not None and full is not None:
+        assert fast == full
+        assert fast.model_fields_set == full.model_fields_set
         assert seal(fast, 3, 1, "ab" * 32) == seal(full, 3, 1, "ab" * 32)
 
 

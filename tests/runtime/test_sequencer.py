@@ -166,3 +166,26 @@ def test_timers_walk_only_cases_with_an_open_obligation() -> None:
     assert seq._watched == set()
     assert seq.next_deadline() is None
     assert seq.elapse_due(T0 + timedelta(days=90), lambda case: "x") == []
+
+
+def test_cases_lapsing_together_are_staged_in_case_order() -> None:
+    """Deadlines passing at one instant are staged by case id, ids handed out in that order."""
+    seq = _sequencer()
+    for n, case_id in enumerate(["case-c", "case-a", "case-d", "case-b"], start=1):
+        seq.submit(_payload("oral_request", seq=n, case_id=case_id), "alpha", T0)
+    seq.committed(seq.take())
+    # case-d is answered in writing in time: it does not lapse.
+    seq.submit(
+        _payload("written_confirmation", seq=5, case_id="case-d", confirms="alpha.3"), "alpha", T0
+    )
+    seq.committed(seq.take())
+    counter = iter(range(1, 100))
+
+    staged = seq.elapse_due(T0 + timedelta(days=4), lambda case: f"elapsed-{next(counter)}-{case}")
+
+    assert [e.id for e in staged] == [
+        "elapsed-1-case-a",
+        "elapsed-2-case-b",
+        "elapsed-3-case-c",
+    ]
+    assert seq.pending.events == staged

@@ -1,0 +1,90 @@
+"""The load umpire decides each submission of a batch exactly as if it had come alone."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from simulator.bus import Incoming
+from simulator.context import ScaledClock
+from simulator.eventlog import SqliteEventStore
+from simulator.load.conversation import Conversation, load_party
+from simulator.load.umpire import LoadUmpire, batch_payload
+from simulator.protocol import Agreement
+from simulator.sequencer import Sequencer
+from simulator.topics import Topics
+from simulator.umpire import UmpireSettings
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+PARTIES = ("p000", "p001")
+
+
+class _Unused:
+    """No broker: deciding never publishes."""
+
+    async def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        raise AssertionError("deciding published something")
+
+    async def subscribe(self, *filters: str, qos: int = 1) -> None:
+        raise AssertionError("deciding subscribed")
+
+    def messages(self) -> AsyncIterator[Incoming]:
+        raise AssertionError("deciding read messages")
+
+
+def _sequencer() -> Sequencer:
+    agreement = Agreement.of([load_party(p) for p in PARTIES])
+    return Sequencer(agreement, "load-test", wallclock=lambda: AT)
+
+
+def _items() -> list[dict[str, Any]]:
+    """A valid request, a message that is no message, a spoofed party, a reused message id."""
+    conversation = Conversation("g0-1", "accepted", load_party("p000"), load_party("p001"))
+    request = conversation.message(0)
+    return [
+        {"kind": "submission", "party": "p000", "seq": 1, "message": request},
+        {"kind": "submission", "party": "p000", "seq": 2, "message": {"type": "nonsense"}},
+        {"kind": "submission", "party": "p001", "seq": 3, "message": request},
+        {
+            "kind": "submission",
+            "party": "p000",
+            "seq": 4,
+            "message": {**request, "essence": "Another request under the same id."},
+        },
+    ]
+
+
+def test_a_batch_is_decided_item_by_item_as_single_submissions_are(tmp_path: Path) -> None:
+    """Events and rejections (ids, reasons, bytes and excerpts) equal those of items sent alone."""
+    umpire = LoadUmpire(
+        sequencer=_sequencer(),
+        store=SqliteEventStore(tmp_path / "log.db", now=lambda: AT),
+        bus=_Unused(),
+        topics=Topics("load-test"),
+        parties=PARTIES,
+        reporting=(),
+        clock=ScaledClock(AT),
+        end=AT + timedelta(days=1),
+        settings=UmpireSettings(simulated=False),
+    )
+    items = _items()
+    umpire._take_submission("p000", batch_payload("p000", [orjson.dumps(i) for i in items]))
+    umpire._stage_decoded(AT)
+    umpire._stage_malformed(AT)
+    batched = umpire.sequencer.take().events
+
+    alone = _sequencer()
+    for item in items:
+        alone.submit(orjson.dumps(item), "p000", AT)
+    single = alone.take().events
+
+    assert [e.type for e in batched] == [
+        "coop.msg.written_request",
+        "coop.rejection",
+        "coop.rejection",
+        "coop.rejection",
+    ]
+    assert sorted(batched, key=lambda e: e.id) == sorted(single, key=lambda e: e.id)
+    assert umpire.rejections == 3
