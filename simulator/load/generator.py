@@ -34,6 +34,7 @@ from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
 
 from simulator.context import fresh_rng, monotonic, seeded
 from simulator.load.conversation import PATHS, Conversation, load_party
+from simulator.load.heap import frozen_heap
 from simulator.load.umpire import batch_payload
 from simulator.protocol import Party
 from simulator.records import MESSAGE_PREFIX, REJECTION
@@ -213,6 +214,7 @@ class Generator:
             ca_file=Path(spec.ca_file) if spec.ca_file is not None else None,
         )
         async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(frozen_heap())
             for party in self.principals:
                 user, password = spec.credentials[party]
                 transport = Transport(

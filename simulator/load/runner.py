@@ -46,6 +46,7 @@ from simulator.load.generator import (
     new_histogram,
     result_from_json,
 )
+from simulator.load.heap import frozen_heap
 from simulator.load.report import LoadReport, latency_summary
 from simulator.load.umpire import LoadUmpire
 from simulator.logfiles import is_postgres, open_log
@@ -219,6 +220,7 @@ async def run_load(
             scenario="load test",
             seed=options.seed,
         )
+        await stack.enter_async_context(frozen_heap())
         umpire_task = asyncio.create_task(umpire.run([opening]), name="load.umpire")
         cpu_before = _cpu_seconds(broker)
         try:
@@ -238,20 +240,28 @@ async def run_load(
             broker=broker.name,
         )
         report.umpire_rejections = umpire_result.rejections
-        cpu_after = _cpu_seconds(broker)
-        generators = sum(r.counters.get("cpu_ms", 0) for r in results) / 1000
-        cpu = {
-            # The umpire's process; it hosts the embedded broker too when that is the broker.
-            "umpire": round(cpu_after[0] - cpu_before[0], 3),
-            "generators": round(generators, 3),
-        }
-        if cpu_after[1] is not None and cpu_before[1] is not None:
-            cpu["broker"] = round(cpu_after[1] - cpu_before[1], 3)
-        report.extra["cpu_s"] = cpu
-        report.extra["cpu_ms_per_event"] = {
-            k: round(v * 1000 / max(report.events, 1), 4) for k, v in cpu.items()
-        }
+        _add_cpu(report, cpu_before, _cpu_seconds(broker), results)
         return report
+
+
+def _add_cpu(
+    report: LoadReport,
+    before: tuple[float, float | None],
+    after: tuple[float, float | None],
+    results: list[GeneratorResult],
+) -> None:
+    generators = sum(r.counters.get("cpu_ms", 0) for r in results) / 1000
+    cpu = {
+        # The umpire's process; it hosts the embedded broker too when that is the broker.
+        "umpire": round(after[0] - before[0], 3),
+        "generators": round(generators, 3),
+    }
+    if after[1] is not None and before[1] is not None:
+        cpu["broker"] = round(after[1] - before[1], 3)
+    report.extra["cpu_s"] = cpu
+    report.extra["cpu_ms_per_event"] = {
+        k: round(v * 1000 / max(report.events, 1), 4) for k, v in cpu.items()
+    }
 
 
 def _cpu_seconds(broker: Broker) -> tuple[float, float | None]:
