@@ -17,7 +17,8 @@ Measures, on one private Mosquitto started the way `simulator load` starts it
     one MQTT message, several committed events per MQTT message back): a ramp
     of short runs finds the highest
     rate it keeps up with (rates x1.3 from max(--start-rate, (b)/2)), then one
-    run at that rate for --duration seconds gives its sustained events/s;
+    run at that rate for --duration seconds gives its sustained events/s (once
+    more a step lower if that run falls behind);
 (d) the same at half that rate, for --short seconds: message latency there;
 (e) `--one-per-message`: every submission its own MQTT publish, as real
     agencies send them (the umpire still groups committed events per topic),
@@ -201,12 +202,20 @@ async def load_run(label: str, options: LoadOptions, profile: Path | None = None
     return data
 
 
+def _kept_up(data: dict[str, Any]) -> bool:
+    """Every case done and p99 under a second: the run carried what was offered."""
+    return bool(
+        data["cases"]["completed"] == data["cases"]["scheduled"]
+        and data["latency_ms"]["p99"] < 1000
+    )
+
+
 def _verdict(value: float, target: float, higher: bool = True) -> str:
     met = value >= target if higher else value <= target
     return "met" if met else "NOT met"
 
 
-async def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=60, help="seconds of the ceiling run")
     parser.add_argument("--short", type=float, default=15, help="seconds of the other runs")
@@ -219,7 +228,11 @@ async def main() -> None:
     parser.add_argument("--start-rate", type=float, default=1000, help="ramp start, events/s")
     parser.add_argument("--step", type=float, default=6, help="seconds of each ramp step")
     parser.add_argument("--steps", type=int, default=11, help="ramp steps at most")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+async def main() -> None:
+    args = _arguments()
     # aiomqtt warns on every publish past 10 awaiting a PUBACK; printing thousands of
     # those would slow the echo baseline (b), so it is silenced as `simulator load` does.
     logging.getLogger("mqtt").setLevel(logging.ERROR)
@@ -251,19 +264,23 @@ async def main() -> None:
     best = 0.0
     for step in range(args.steps):
         data = await load_run(f"ramp {step + 1}", options(rate, args.step))
-        kept_up = (
-            data["cases"]["completed"] == data["cases"]["scheduled"]
-            and data["latency_ms"]["p99"] < 1000
-        )
-        if not kept_up:
+        if not _kept_up(data):
             break
         best = max(best, data["committed_events_per_s_sustained"], data["committed_events_per_s"])
         rate *= 1.3
     best = best or rate / 1.3
-    ceiling = await load_run(
-        f"(c) simulator load, batched via gateways, at the ramp's best ({best:,.0f} events/s)",
-        options(best, args.duration),
-    )
+    # A short step can keep up where a minute does not (the heap and the log grow):
+    # if the long run falls behind, it is run once more a step lower.
+    for attempt in range(2):
+        ceiling = await load_run(
+            f"(c) simulator load, batched via gateways, at {best:,.0f} events/s",
+            options(best, args.duration),
+        )
+        if _kept_up(ceiling) or attempt:
+            break
+        best /= 1.3
+    if not _kept_up(ceiling):
+        print("(c) fell behind at both rates: its figure is what it carried, not a sustained rate")
     top = ceiling["committed_events_per_s_sustained"]
     half = await load_run("(d) simulator load at half (c)", options(top / 2, args.short))
     single = await load_run(
