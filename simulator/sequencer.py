@@ -215,6 +215,10 @@ class Sequencer:
         self.pending.events.append(event)
         return Decision(party, event)
 
+    def refuse(self, party: str, at: datetime, reason: str, payload: bytes) -> Decision:
+        """Reject a payload the caller has already found wanting, for `reason`."""
+        return self._reject(party, at, reason, payload=payload)
+
     def _reject(
         self,
         party: str,

@@ -43,7 +43,7 @@ from simulator.protocol.ids import PartyId
 from simulator.records import audience
 from simulator.sequencer import Pending
 from simulator.umpire import Umpire, UmpireResult, publish_events
-from simulator.wire import Submission
+from simulator.wire import Submission, describe
 
 TIMER_CHECK_S = 1.0
 # Batches between deciding and publishing: enough to overlap the three, few enough
@@ -80,6 +80,8 @@ class LoadUmpire(Umpire):
         self.gateways = {g: frozenset(ps) for g, ps in (gateways or {}).items()}
         self.gateway_of = {p: g for g, ps in self.gateways.items() for p in ps}
         self.decoded: dict[str, dict[int, tuple[Submission, bytes]]] = defaultdict(dict)
+        # Batches refused as a whole: (principal, payload, reason), staged as rejections.
+        self.refused: list[tuple[str, bytes, str]] = []
         self.counters = UmpireCounters()
         self._piped = False
         self._batches: asyncio.Queue[Pending] = asyncio.Queue(maxsize=PIPELINE_DEPTH)
@@ -107,23 +109,37 @@ class LoadUmpire(Umpire):
             self.malformed.append((party, payload))
             return
         kind = data.get("kind")
-        try:
-            if kind == "submissions":
+        if kind == "submissions":
+            # The sequencer knows single submissions only: what is wrong with a batch
+            # as a whole is said here, and recorded as its rejection.
+            try:
                 batch = SubmissionBatch.model_validate(data)
-                if batch.party != party:
-                    raise ValueError(f"a batch on {party}'s topic claims {batch.party}")
-                items = [
-                    (item, orjson.dumps(raw))
-                    for item, raw in zip(batch.items, data["items"], strict=True)
-                ]
-            elif kind == "submission":
-                items = [(Submission.model_validate(data), payload)]
-            else:
-                super()._take_submission(party, payload)
+            except ValidationError as exc:
+                self.refused.append((party, payload, f"submission batch: {describe(exc)}"))
                 return
-        except (ValidationError, ValueError):
-            # The sequencer decodes it again and records the rejection with its reason.
-            self.malformed.append((party, payload))
+            if batch.party != party:
+                self.refused.append(
+                    (
+                        party,
+                        payload,
+                        f"submission batch claims {batch.party!r} but came on "
+                        f"{party!r}'s submit topic",
+                    )
+                )
+                return
+            items = [
+                (item, orjson.dumps(raw))
+                for item, raw in zip(batch.items, data["items"], strict=True)
+            ]
+        elif kind == "submission":
+            try:
+                items = [(Submission.model_validate(data), payload)]
+            except ValidationError:
+                # The sequencer decodes it again and records the rejection with its reason.
+                self.malformed.append((party, payload))
+                return
+        else:
+            super()._take_submission(party, payload)
             return
         # A gateway speaks for its parties, a party only for itself; anything else is
         # a spoof, which the sequencer rejects with its reason (sender vs connection).
@@ -211,6 +227,14 @@ class LoadUmpire(Umpire):
                 await self._after_commit(committed)
             finally:
                 self._appended.task_done()
+
+    def _stage_malformed(self, at: datetime) -> None:
+        super()._stage_malformed(at)
+        refused, self.refused = self.refused, []
+        for party, payload, reason in refused:
+            self.sequencer.refuse(party, at, reason, payload)
+            self.rejections += 1
+            self.log.warning("submission_rejected", party=party, reason=reason)
 
     def _stage_decoded(self, at: datetime) -> None:
         if not self.decoded:

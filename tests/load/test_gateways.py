@@ -95,7 +95,27 @@ def test_a_party_cannot_use_a_gateway_batch_for_another_party(umpire: LoadUmpire
     umpire._stage_malformed(now)
     events = umpire.sequencer.pending.events
     assert {e.type for e in events} == {REJECTION}
-    assert sorted(e.recipient or "" for e in events) == ["gateway-1", "p002"]
+    reasons = {e.recipient or "": e.data["reason"] for e in events}
+    assert sorted(reasons) == ["gateway-1", "p002"]
+    assert "claims party 'p000'" in reasons["p002"]
+    assert reasons["gateway-1"] == (
+        "submission batch claims 'gateway-0' but came on 'gateway-1''s submit topic"
+    )
+
+
+def test_a_batch_that_does_not_validate_is_rejected_naming_the_field(umpire: LoadUmpire) -> None:
+    """An empty batch, and one whose item lacks its seq: one rejection each, saying where."""
+    empty = b'{"kind":"submissions","party":"gateway-0","items":[]}'
+    no_seq = batch_payload("gateway-0", [b'{"kind":"submission","party":"p000","message":{}}'])
+    umpire._take_submission("gateway-0", empty)
+    umpire._take_submission("gateway-0", no_seq)
+    umpire._stage_malformed(umpire.clock.now())
+    events = umpire.sequencer.pending.events
+    assert [e.type for e in events] == [REJECTION, REJECTION]
+    first, second = (e.data["reason"] for e in events)
+    assert first.startswith("submission batch: items:")
+    assert second.startswith("submission batch: items.0.seq:")
+    assert umpire.rejections == 2
 
 
 def test_committed_events_go_once_to_each_gateway_whose_parties_see_them(
