@@ -55,9 +55,10 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+from bench_broker import private_mosquitto
 from pyinstrument import Profiler
 
-from simulator.brokers import MosquittoBroker, exercise_principals
+from simulator.brokers import MosquittoBroker
 from simulator.load import LoadOptions, Mix, run_load
 from simulator.topics import Topics
 
@@ -170,12 +171,7 @@ async def aiomqtt_echo(
 async def baselines(args: argparse.Namespace) -> tuple[float, float]:
     topics = Topics(f"bench{secrets.token_hex(3)}")
     with tempfile.TemporaryDirectory(prefix="bench-load-") as directory:
-        broker = MosquittoBroker(
-            topics,
-            exercise_principals(["p000", "p001"]),
-            workdir=Path(directory),
-            autosave_on_changes=False,
-        )
+        broker = private_mosquitto(topics, directory)
         async with broker:
             c_rate = await c_clients(broker, topics, args.c_count, args.payload_bytes)
             echo_rate = await aiomqtt_echo(broker, topics, args.echo_count, args.payload_bytes)

@@ -23,11 +23,11 @@ import random
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import aiomqtt
+from bench_broker import private_mosquitto
 
-from simulator.brokers import MosquittoBroker, exercise_principals, transport_for
+from simulator.brokers import MosquittoBroker, transport_for
 from simulator.topics import Topics
 from simulator.transport import SessionSettings, Transport
 
@@ -129,12 +129,7 @@ async def main() -> None:
     logging.getLogger("mqtt").setLevel(logging.ERROR)
     topics = Topics("bench-transport")
     with tempfile.TemporaryDirectory(prefix="bench-transport-") as directory:
-        broker = MosquittoBroker(
-            topics,
-            exercise_principals(["p000", "p001"]),
-            workdir=Path(directory),
-            autosave_on_changes=False,
-        )
+        broker = private_mosquitto(topics, directory)
         async with broker:
             await publish_rate(broker, topics, args)
             await receive_rate(broker, topics, args)

@@ -5,57 +5,24 @@ The umpire's routing and authority checks are logic, tested here on the real
 three modes end to end over a real broker are in `test_load_run.py`.
 """
 
-from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 
 import orjson
 import pytest
 
-from simulator.bus import Incoming
-from simulator.context import ScaledClock, wall_now
-from simulator.eventlog import SqliteEventStore
+from simulator.context import wall_now
 from simulator.load.conversation import Conversation, load_party
 from simulator.load.umpire import LoadUmpire, batch_payload
-from simulator.protocol import Agreement
 from simulator.records import REJECTION, record_exercise_started
-from simulator.sequencer import Sequencer
-from simulator.topics import Topics
-from simulator.umpire import UmpireSettings
+from tests.load.deciding import load_umpire
 
 PARTIES = ["p000", "p001", "p002", "p003"]
 GATEWAYS = {"gateway-0": ["p000", "p001"], "gateway-1": ["p002", "p003"]}
 
 
-class Unreachable:
-    """A bus the calls under test must not use."""
-
-    async def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
-        raise AssertionError(f"published to {topic}")
-
-    async def subscribe(self, *filters: str, qos: int = 1) -> None:
-        raise AssertionError("subscribed")
-
-    def messages(self) -> AsyncIterator[Incoming]:
-        raise AssertionError("read")
-
-
 @pytest.fixture
 def umpire(tmp_path: Path) -> LoadUmpire:
-    agreement = Agreement.of([load_party(p) for p in PARTIES])
-    start = wall_now()
-    return LoadUmpire(
-        sequencer=Sequencer(agreement, "load-test", wallclock=wall_now),
-        store=SqliteEventStore(tmp_path / "log.db", now=wall_now),
-        bus=Unreachable(),
-        topics=Topics("load-test"),
-        parties=PARTIES,
-        reporting=(),
-        clock=ScaledClock(start),
-        end=start + timedelta(days=1),
-        settings=UmpireSettings(simulated=False),
-        gateways=GATEWAYS,
-    )
+    return load_umpire(tmp_path, PARTIES, GATEWAYS)
 
 
 def opening(case_id: str, requesting: str, requested: str, seq: int) -> bytes:

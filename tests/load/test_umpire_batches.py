@@ -1,42 +1,15 @@
 """The load umpire decides each submission of a batch exactly as if it had come alone."""
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from simulator.bus import Incoming
-from simulator.context import ScaledClock
-from simulator.eventlog import SqliteEventStore
 from simulator.load.conversation import Conversation, load_party
-from simulator.load.umpire import LoadUmpire, batch_payload
-from simulator.protocol import Agreement
-from simulator.sequencer import Sequencer
-from simulator.topics import Topics
-from simulator.umpire import UmpireSettings
+from simulator.load.umpire import batch_payload
+from tests.load.deciding import AT, load_umpire, sequencer
 
-AT = datetime(2026, 1, 1, tzinfo=UTC)
 PARTIES = ("p000", "p001")
-
-
-class _Unused:
-    """No broker: deciding never publishes."""
-
-    async def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
-        raise AssertionError("deciding published something")
-
-    async def subscribe(self, *filters: str, qos: int = 1) -> None:
-        raise AssertionError("deciding subscribed")
-
-    def messages(self) -> AsyncIterator[Incoming]:
-        raise AssertionError("deciding read messages")
-
-
-def _sequencer() -> Sequencer:
-    agreement = Agreement.of([load_party(p) for p in PARTIES])
-    return Sequencer(agreement, "load-test", wallclock=lambda: AT)
 
 
 def _items() -> list[dict[str, Any]]:
@@ -58,24 +31,14 @@ def _items() -> list[dict[str, Any]]:
 
 def test_a_batch_is_decided_item_by_item_as_single_submissions_are(tmp_path: Path) -> None:
     """Events and rejections (ids, reasons, bytes and excerpts) equal those of items sent alone."""
-    umpire = LoadUmpire(
-        sequencer=_sequencer(),
-        store=SqliteEventStore(tmp_path / "log.db", now=lambda: AT),
-        bus=_Unused(),
-        topics=Topics("load-test"),
-        parties=PARTIES,
-        reporting=(),
-        clock=ScaledClock(AT),
-        end=AT + timedelta(days=1),
-        settings=UmpireSettings(simulated=False),
-    )
+    umpire = load_umpire(tmp_path, PARTIES)
     items = _items()
     umpire._take_submission("p000", batch_payload("p000", [orjson.dumps(i) for i in items]))
     umpire._stage_decoded(AT)
     umpire._stage_malformed(AT)
     batched = umpire.sequencer.take().events
 
-    alone = _sequencer()
+    alone = sequencer(PARTIES)
     for item in items:
         alone.submit(orjson.dumps(item), "p000", AT)
     single = alone.take().events
