@@ -32,7 +32,13 @@ from simulator.transport import (
 from simulator.wire import Submission, encode
 from tests.protocol.builders import AGREEMENT, T0, valid_fields
 from tests.security.conftest import BrokerFactory
-from tests.transport.helpers import Connector, quiet, receive
+from tests.transport.helpers import (
+    BAD_CREDENTIALS,
+    Connector,
+    assert_refused,
+    quiet,
+    receive,
+)
 
 
 def _request(sender: str, recipient: str, message_id: str) -> dict[str, object]:
@@ -80,25 +86,12 @@ async def test_a_plain_client_cannot_use_the_tls_listener(
             pass
 
 
-@pytest.mark.parametrize(
-    "credentials",
-    [None, Credentials("alpha", "not-the-password"), Credentials("mallory", "guess")],
-    ids=["anonymous", "wrong-password", "unknown-user"],
-)
+@BAD_CREDENTIALS
 async def test_clients_without_valid_credentials_are_refused_over_tls(
     secure_broker: Broker, connect: Connector, credentials: Credentials | None
 ) -> None:
     """TLS does not replace passwords: anonymous, wrong-password and unknown users are refused."""
-    stranger = Transport(
-        secure_broker.address,
-        connect.transport(secure_broker, "alpha", purpose="stranger").session,
-        rng=connect.rng,
-        credentials=credentials,
-        connect_timeout=3,
-    )
-    with pytest.raises(BrokerRefused, match="not authorised"):
-        async with stranger:
-            pass
+    await assert_refused(secure_broker, connect, credentials)
 
 
 async def test_spoofed_publish_and_prying_subscribe_are_refused_and_the_umpire_refuses_spoofs(

@@ -5,10 +5,14 @@ import contextlib
 import random
 from typing import Any
 
+import pytest
+
 from simulator.brokers import Broker, transport_for
 from simulator.topics import Topics
 from simulator.transport import (
     Backoff,
+    BrokerRefused,
+    Credentials,
     MqttProtocol,
     Received,
     SessionSettings,
@@ -73,6 +77,30 @@ class Connector:
     async def enter(self, transport: Transport) -> Transport:
         """Enter a transport made by hand; it is closed when the test ends."""
         return await self._stack.enter_async_context(transport)
+
+
+# Anonymous, a party's name with a wrong password, and a name the broker does not know.
+BAD_CREDENTIALS = pytest.mark.parametrize(
+    "credentials",
+    [None, Credentials("alpha", "not-the-password"), Credentials("mallory", "guess")],
+    ids=["anonymous", "wrong-password", "unknown-user"],
+)
+
+
+async def assert_refused(
+    broker: Broker, connect: Connector, credentials: Credentials | None
+) -> None:
+    """A client with these credentials (None: none at all) is refused at CONNECT."""
+    stranger = Transport(
+        broker.address,
+        connect.transport(broker, "alpha", purpose="stranger").session,
+        rng=connect.rng,
+        credentials=credentials,
+        connect_timeout=3,
+    )
+    with pytest.raises(BrokerRefused, match="not authorised"):
+        async with stranger:
+            pass
 
 
 async def receive(transport: Transport, count: int, within: float = 5.0) -> list[Received]:

@@ -3,18 +3,14 @@
 import asyncio
 import statistics
 
-import pytest
-
 from simulator.brokers import Broker
 from simulator.topics import Topics
 from simulator.transport import (
-    BrokerRefused,
     Credentials,
     SubscriptionRefused,
-    Transport,
 )
 
-from .helpers import Connector, quiet, receive
+from .helpers import BAD_CREDENTIALS, Connector, assert_refused, quiet, receive
 
 
 async def test_round_trip_at_qos1(broker: Broker, topics: Topics, connect: Connector) -> None:
@@ -57,26 +53,12 @@ async def test_a_clean_session_gets_nothing_sent_while_offline(
         assert await quiet(umpire) == []
 
 
-@pytest.mark.parametrize(
-    "credentials",
-    [None, Credentials("alpha", "not-the-password"), Credentials("mallory", "guess")],
-    ids=["anonymous", "wrong-password", "unknown-user"],
-)
+@BAD_CREDENTIALS
 async def test_clients_without_valid_credentials_are_refused(
-    broker: Broker, topics: Topics, connect: Connector, credentials: Credentials | None
+    broker: Broker, connect: Connector, credentials: Credentials | None
 ) -> None:
     """Anonymous clients, wrong passwords and unknown users are refused at CONNECT."""
-    transport = connect.transport(broker, "alpha")
-    stranger = Transport(
-        broker.address,
-        transport.session,
-        rng=connect.rng,
-        credentials=credentials,
-        connect_timeout=3,
-    )
-    with pytest.raises(BrokerRefused, match="not authorised"):
-        async with stranger:
-            pass
+    await assert_refused(broker, connect, credentials)
 
 
 async def test_tcp_nodelay_is_set_and_round_trips_are_fast(
