@@ -5,15 +5,12 @@ import contextlib
 import os
 import signal
 import sqlite3
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from simulator.exercise import RunOptions, run_exercise
 from simulator.scenario import load_scenario
+from tests.runtime.seats import SIMULATOR, played_to_the_end, until
 from tests.runtime.test_exercise import EXAMPLE, exported
-
-SIMULATOR = [sys.executable, "-m", "simulator"]
 
 
 def _head(log: Path) -> int:
@@ -22,13 +19,6 @@ def _head(log: Path) -> int:
             return int(db.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0])
     except sqlite3.Error:
         return 0
-
-
-async def _until(condition: Callable[[], bool], seconds: float) -> None:
-    # Another process writes the file and the log: there is no event to await.
-    async with asyncio.timeout(seconds):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
 
 
 async def _control(log: Path, command: str) -> None:
@@ -52,7 +42,7 @@ async def test_party_process_killed_mid_run_catches_up(tmp_path: Path) -> None:
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
-        await _until(seat.exists, 30)
+        await until(seat.exists, 30)
         assert seat.stat().st_mode & 0o077 == 0, "the seat file holds a password"
 
         def play() -> "asyncio.Future[asyncio.subprocess.Process]":
@@ -70,17 +60,13 @@ async def test_party_process_killed_mid_run_catches_up(tmp_path: Path) -> None:
             )
 
         first = await play()
-        await _until(lambda: _head(log) >= 10, 60)
+        await until(lambda: _head(log) >= 10, 60)
         os.kill(first.pid, signal.SIGKILL)
         await first.wait()
         assert first.returncode == -signal.SIGKILL
         killed_at = _head(log)
         second = await play()
-        out, err = await asyncio.wait_for(second.communicate(), 120)
-        assert second.returncode == 0, err.decode()[-2000:]
-        assert b"the exercise ended" in out
-        _, errors = await asyncio.wait_for(run.communicate(), 60)
-        assert run.returncode == 0, errors.decode()[-2000:]
+        await played_to_the_end(second, run, 120)
     finally:
         if run.returncode is None:
             run.kill()
@@ -109,7 +95,7 @@ async def test_item10_a_second_process_for_one_party_is_refused_and_the_first_ke
     )  # fmt: skip
     players: list[asyncio.subprocess.Process] = []
     try:
-        await _until(seat.exists, 30)
+        await until(seat.exists, 30)
 
         async def play() -> asyncio.subprocess.Process:
             player = await asyncio.create_subprocess_exec(
@@ -123,7 +109,7 @@ async def test_item10_a_second_process_for_one_party_is_refused_and_the_first_ke
         await _control(log, "pause")
         first = await play()
         lock = Path(f"{seat}.lock")
-        await _until(lambda: lock.exists() and lock.read_text().startswith("pid"), 60)
+        await until(lambda: lock.exists() and lock.read_text().startswith("pid"), 60)
         second = await play()
         _, refused = await asyncio.wait_for(second.communicate(), 60)
         assert second.returncode == 2
@@ -131,11 +117,7 @@ async def test_item10_a_second_process_for_one_party_is_refused_and_the_first_ke
         assert f"pid {first.pid}" in refused.decode()
         assert first.returncode is None, "the first player lost its seat"
         await _control(log, "resume")
-        out, err = await asyncio.wait_for(first.communicate(), 120)
-        assert first.returncode == 0, err.decode()[-2000:]
-        assert b"the exercise ended" in out
-        _, errors = await asyncio.wait_for(run.communicate(), 60)
-        assert run.returncode == 0, errors.decode()[-2000:]
+        await played_to_the_end(first, run, 120)
     finally:
         for process in (run, *players):
             if process.returncode is None:

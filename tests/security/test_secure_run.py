@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,11 @@ from simulator.records import EXERCISE_STARTED, read_agreement, read_message
 from simulator.replay import check, read_range
 from simulator.scenario import load_scenario
 from simulator.signing import signing_secret_path
+from tests.runtime.seats import SIMULATOR, played_to_the_end, until
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 FORGED = SCENARIOS / "forged-request.yaml"
 EXAMPLE = SCENARIOS / "example.yaml"
-SIMULATOR = [sys.executable, "-m", "simulator"]
 
 
 def _case_types(events: list[Any], case: str) -> list[str]:
@@ -105,12 +104,6 @@ async def test_a_secure_run_signs_with_a_private_secret_and_replays_exactly(
     assert result.ok, f"diverges at {result.first_difference}: {result.what}"
 
 
-async def _until_exists(path: Path, seconds: float) -> None:
-    async with asyncio.timeout(seconds):
-        while not path.exists():  # noqa: ASYNC110  (another process writes it)
-            await asyncio.sleep(0.05)
-
-
 async def test_secure_cli_run_hands_an_external_seat_tls_and_only_its_own_keys(
     tmp_path: Path,
 ) -> None:
@@ -127,7 +120,7 @@ async def test_secure_cli_run_hands_an_external_seat_tls_and_only_its_own_keys(
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
-        await _until_exists(seat, 60)
+        await until(seat.exists, 60)
         data = json.loads(seat.read_text(encoding="utf-8"))
         assert data["tls"] is True
         assert Path(data["ca_file"]).read_text().startswith("-----BEGIN CERTIFICATE-----")
@@ -139,11 +132,7 @@ async def test_secure_cli_run_hands_an_external_seat_tls_and_only_its_own_keys(
             *SIMULATOR, "party", "--log", str(log), "--party", party,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        out, err = await asyncio.wait_for(player.communicate(), 180)
-        assert player.returncode == 0, err.decode()[-2000:]
-        assert b"the exercise ended" in out
-        _, errors = await asyncio.wait_for(run.communicate(), 60)
-        assert run.returncode == 0, errors.decode()[-2000:]
+        await played_to_the_end(player, run, 180)
     finally:
         if run.returncode is None:
             run.kill()
