@@ -25,16 +25,7 @@ def _keys(**options: Any) -> Signatories:
 
 
 def _draft(kind: str = "written_request", **overrides: Any) -> dict[str, Any]:
-    sender, recipient = ("alpha", "beta")
-    return {
-        "type": kind,
-        "message_id": f"m-{kind}",
-        "case_id": "c1",
-        "sender": sender,
-        "recipient": recipient,
-        **valid_fields(kind, sender, recipient),
-        **overrides,
-    }
+    return _reply(kind, "alpha", "beta", **overrides)
 
 
 def test_a_signed_request_verifies() -> None:
