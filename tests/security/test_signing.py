@@ -25,7 +25,7 @@ def _keys(**options: Any) -> Signatories:
 
 
 def _draft(kind: str = "written_request", **overrides: Any) -> dict[str, Any]:
-    return _reply(kind, "alpha", "beta", **overrides)
+    return {**_reply(kind, "alpha", "beta"), **overrides}
 
 
 def test_a_signed_request_verifies() -> None:
