@@ -47,7 +47,7 @@ from simulator.records import (
     is_message_event,
     record_note,
 )
-from simulator.sequencer import Pending, Sequencer
+from simulator.sequencer import Decision, Pending, Sequencer
 from simulator.topics import Topics
 from simulator.wire import (
     CatchUpRequest,
@@ -385,12 +385,15 @@ class Umpire:
         if seq is not None:
             # Marked at staging: a failed append ends the run, so nothing is lost by it.
             self.seen_seqs[party].add(seq)
-        decision = self.sequencer.submit(payload, party, at)
+        self._count(self.sequencer.submit(payload, party, at))
+
+    def _count(self, decision: Decision) -> None:
+        """Count and log a decision that rejected its submission; others pass."""
         if decision.notice is not None:
             self.rejections += 1
             self.log.warning(
                 "submission_rejected",
-                party=party,
+                party=decision.party,
                 seq=decision.notice.seq,
                 reason=decision.notice.reason,
             )

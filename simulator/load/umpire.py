@@ -232,9 +232,7 @@ class LoadUmpire(Umpire):
         super()._stage_malformed(at)
         refused, self.refused = self.refused, []
         for party, payload, reason in refused:
-            self.sequencer.refuse(party, at, reason, payload)
-            self.rejections += 1
-            self.log.warning("submission_rejected", party=party, reason=reason)
+            self._count(self.sequencer.refuse(party, at, reason, payload))
 
     def _stage_decoded(self, at: datetime) -> None:
         if not self.decoded:
@@ -247,12 +245,7 @@ class LoadUmpire(Umpire):
                     continue
                 seen.add(seq)
                 self.counters.submissions += 1
-                decision = self.sequencer.submission(submission, party, at, raw)
-                if decision.notice is not None:
-                    self.rejections += 1
-                    self.log.warning(
-                        "submission_rejected", party=party, seq=seq, reason=decision.notice.reason
-                    )
+                self._count(self.sequencer.submission(submission, party, at, raw))
 
     # -- catch-up --------------------------------------------------------------------
 
@@ -265,19 +258,21 @@ class LoadUmpire(Umpire):
     async def _publish(self, events: Sequence[Event]) -> None:
         # Not the exercise umpire's: no visible counts to keep (the generators catch up
         # by position), and every message in flight at once.
-        for event in events:
-            self.head = max(self.head, event.position)
+        if events:  # committed in position order: the last is the head
+            self.head = max(self.head, events[-1].position)
         self.counters.mqtt_out += await publish_events(
             self.bus,
             self.topics,
             events,
-            private_cases=self._confidential(events),
+            # Gateways carry confidential cases on their inboxes like any other, so the
+            # cases are looked up only where they change the route (the log topics).
+            private_cases=frozenset() if self.gateways else self._confidential(events),
             concurrent=True,
             route=self._via_gateways if self.gateways else None,
         )
 
     def _via_gateways(self, event: Event, private: bool) -> list[str]:
-        """The inboxes of the gateways whose parties may see `event`, confidential or not."""
+        """The inboxes of the gateways whose parties may see `event` (`private` or not)."""
         who = audience(event)
         if who is None:
             return [self.topics.inbox(g) for g in self.gateways]
