@@ -517,7 +517,6 @@ class _Link:
         self.paho = client._client
         self.loop = asyncio.get_running_loop()
         self.acks: dict[int, asyncio.Future[None]] = {}
-        self.open = True
         # Typed by paho as a union of its callback API versions; aiomqtt's is version 2.
         inner = cast("Callable[..., None] | None", self.paho.on_publish)
         acks = self.acks
@@ -539,30 +538,25 @@ class _Link:
 
     def send(
         self, topic: str, payload: bytes, qos: int, retain: bool
-    ) -> "asyncio.Future[None] | Literal[False] | None":
-        """Hand a publish to paho: its acknowledgement to await, None if done, False if not sent."""
-        if not self.open:
-            return False
+    ) -> "asyncio.Future[None] | None":
+        """Hand a publish to paho: the future of its acknowledgement, or None if not sent."""
         info = self.paho.publish(topic, payload, qos, retain)
         if info.rc != 0:  # not connected after all, or paho's queue full: the slow path
-            return False
-        if info.is_published():
             return None
         done: asyncio.Future[None] = self.loop.create_future()
-        self.acks[info.mid] = done
-        # paho may have called on_publish inside publish() (QoS 0 written at once).
+        # paho calls on_publish inside publish() for a QoS 0 message written at once.
         if info.is_published():
-            del self.acks[info.mid]
-            return None
+            done.set_result(None)
+        else:
+            self.acks[info.mid] = done
         return done
 
     def close(self) -> None:
         """The connection is gone: no acknowledgement will come for what waits."""
-        self.open = False
-        acks, self.acks = dict(self.acks), {}
-        for done in acks.values():
+        for done in self.acks.values():
             if not done.done():
                 done.set_exception(_ConnectionLost())
+        self.acks.clear()
 
 
 _NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -949,9 +943,7 @@ class Transport:
         link = self._link
         if link is not None:
             acknowledged = link.send(topic, data, qos, retain)
-            if acknowledged is None:
-                return
-            if acknowledged is not False:
+            if acknowledged is not None:
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + limit
                 try:
