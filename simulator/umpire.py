@@ -178,9 +178,9 @@ class Umpire:
         self._changed = asyncio.Event()
         self._seq = 0
         self._notes = 0
-        # (position, hash) of the last event in the log, when known here: the committed
-        # events are then built from the proposals instead of read back after each append.
-        self._tip: tuple[int, str] | None = (0, GENESIS_HASH)
+        # (position, hash) of the last event this umpire appended or resumed from: the
+        # committed events are built from the proposals on it instead of read back.
+        self._tip: tuple[int, str] = (0, GENESIS_HASH)
 
     def resume(self, prefix: Sequence[Event]) -> None:
         """Carry on from committed events already in the log (a forked run)."""
@@ -447,12 +447,12 @@ class Umpire:
     ) -> list[Event] | None:
         """The committed events, from the proposals and where the store put them.
 
-        None when the hash before `first` is not known here, or the positions are
-        not the expected run: the caller then reads the batch back from the store.
+        None when the batch does not follow on the tip or the positions are not the
+        expected run (someone else appended): the caller then reads it back.
         """
-        if self._tip is None or self._tip[0] != first - 1:
-            return None
         position, prevhash = self._tip
+        if position != first - 1:
+            return None
         events = []
         for proposal, result in zip(proposals, results, strict=True):
             if result.duplicate:
