@@ -12,7 +12,6 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from operator import itemgetter
 
 from pydantic import ValidationError
 
@@ -20,9 +19,9 @@ from simulator.eventlog import Event, NewEvent
 from simulator.protocol import (
     Agreement,
     Case,
+    Deadline,
     DeadlineKind,
     Message,
-    Violation,
     apply,
     deadlines,
     elapse,
@@ -261,18 +260,14 @@ class Sequencer:
 
     def elapse_due(self, at: datetime, event_id: Callable[[str], str]) -> list[NewEvent]:
         """Stage `coop.clock.elapsed` events for every case whose deadline passed by `at`."""
-        # Only the cases a timer can change are checked, and only those with findings
-        # sorted: they are staged (and given ids by `event_id`) in case order.
-        due: list[tuple[str, Case, tuple[Violation, ...]]] = []
-        for case_id in {*self._watched, *self.pending.cases}:
+        staged = []
+        # Only the cases a timer can change, in case order (the order of the ids given).
+        for case_id in sorted({*self._watched, *self.pending.cases}):
             current = self.case(case_id)
             assert current is not None
             after, found = elapse(current, at, self.agreement)
-            if found:
-                due.append((case_id, after, found))
-        due.sort(key=itemgetter(0))
-        staged = []
-        for case_id, after, found in due:
+            if not found:
+                continue
             self.pending.cases[case_id] = after
             event = record_elapsed(
                 case_id,
@@ -307,15 +302,19 @@ class Sequencer:
         self._watch(batch.cases.values())
 
     def _watch(self, cases: Iterable[Case]) -> None:
-        settings = self.agreement.settings
         for case in cases:
-            if any(
-                not (due.kind is DeadlineKind.RESULTS and case.results_overdue_reported)
-                for due in deadlines(case, settings)
-            ):
+            if self._open_deadlines(case):
                 self._watched.add(case.case_id)
             else:
                 self._watched.discard(case.case_id)
+
+    def _open_deadlines(self, case: Case) -> list[Deadline]:
+        """The case's deadlines a timer may still act on (overdue results are said once)."""
+        return [
+            due
+            for due in deadlines(case, self.agreement.settings)
+            if not (due.kind is DeadlineKind.RESULTS and case.results_overdue_reported)
+        ]
 
     # -- timers ----------------------------------------------------------------
 
@@ -323,9 +322,7 @@ class Sequencer:
         """When the next case deadline passes (plus the grace second), if any."""
         soonest: datetime | None = None
         for case in (self.cases[case_id] for case_id in self._watched):
-            for due in deadlines(case, self.agreement.settings):
-                if due.kind is DeadlineKind.RESULTS and case.results_overdue_reported:
-                    continue
+            for due in self._open_deadlines(case):
                 moment = due.due_at + timedelta(seconds=DEADLINE_GRACE_SECONDS)
                 if soonest is None or moment < soonest:
                     soonest = moment
