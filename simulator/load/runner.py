@@ -144,7 +144,7 @@ async def run_load(
     # Gateway k speaks for the parties of generator k (a message switch's connection):
     # a principal of its own, with a party's topics, so the brokers' ACLs apply as is.
     gateways = (
-        {f"gateway-{k}": [p for pair in group for p in pair] for k, group in enumerate(groups)}
+        {_gateway(k): [p for pair in group for p in pair] for k, group in enumerate(groups)}
         if options.gateways
         else {}
     )
@@ -283,6 +283,11 @@ def _cpu_seconds(broker: Broker) -> tuple[float, float | None]:
     return mine, (int(fields[11]) + int(fields[12])) / ticks
 
 
+def _gateway(index: int) -> str:
+    """The principal generator `index` speaks through in the gateway mode."""
+    return f"gateway-{index}"
+
+
 def _split(pairs: list[tuple[str, str]], processes: int) -> list[tuple[tuple[str, str], ...]]:
     return [tuple(pairs[i::processes]) for i in range(processes)]
 
@@ -299,7 +304,7 @@ def _specs(
     specs = []
     for index, group in enumerate(groups):
         owned = [p for pair in group for p in pair]
-        gateway = f"gateway-{index}" if options.gateways else None
+        gateway = _gateway(index) if options.gateways else None
         if gateway is not None:
             owned.append(gateway)
         specs.append(
