@@ -207,6 +207,9 @@ class ScenarioAgenda:
                 self._push(at, item)
         self.observe(prefix, sequencer)
 
+    def injects(self) -> list[str]:
+        return [inject.id for inject in self.scenario.injects]
+
     def fire_now(self, inject_id: str, at: datetime) -> bool:
         """The controller's "send this inject now"; False if unknown or already sent."""
         if inject_id in self._fired:

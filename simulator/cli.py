@@ -21,7 +21,14 @@ from simulator import __version__
 from simulator.asyncapi import asyncapi_document
 from simulator.brokers import start_broker, transport_for
 from simulator.context import fresh_rng, wall_now
-from simulator.control import control_path, read_control_file, send_control
+from simulator.control import (
+    ANSWER_TIMEOUT_S,
+    Unanswered,
+    control_path,
+    read_control_file,
+    render_status,
+    send_control,
+)
 from simulator.errors import InputError, ScenarioError, SimulatorError
 from simulator.eventlog import Event, LogError
 from simulator.exercise import RunOptions, run_exercise
@@ -337,14 +344,22 @@ def asyncapi(
 @app.command()
 def control(
     command: Annotated[
-        str, typer.Argument(help="pause, resume, speed, jump, inject, note or stop")
+        str,
+        typer.Argument(help="pause, resume, speed, jump, inject, note, stop or status"),
     ],
     log: Annotated[str, typer.Option("--log", help="the running exercise's log")],
     speed: Annotated[float | None, typer.Option(help="with `speed`: the new factor")] = None,
     inject: Annotated[str | None, typer.Option(help="with `inject`: the inject id")] = None,
     text: Annotated[str | None, typer.Option(help="with `note`: the note")] = None,
+    timeout: Annotated[
+        float, typer.Option(help="seconds to wait for the umpire's answer")
+    ] = ANSWER_TIMEOUT_S,
 ) -> None:
-    """Pace a running exercise from another terminal (through its control topic)."""
+    """Pace a running exercise from another terminal, or ask its status.
+
+    Prints the umpire's answer; exits 0 only when the command was carried out,
+    1 when the umpire refused it or did not answer, 2 on bad input.
+    """
     try:
         order = Control.model_validate(
             {"command": command, "speed": speed, "inject": inject, "text": text}
@@ -359,8 +374,18 @@ def control(
         target = read_control_file(control_path(log))
     except SimulatorError as exc:
         _fail(str(exc))
-    _run(send_control(target, order))
-    typer.echo(f"sent {order.command} to {target.exercise}")
+    try:
+        answer = asyncio.run(send_control(target, order, wait_s=timeout))
+    except Unanswered as exc:
+        _fail(str(exc), code=1)
+    except SimulatorError as exc:
+        _fail(f"{exc} (is exercise {target.exercise!r} still running?)", code=1)
+    if answer.status is not None:
+        typer.echo(render_status(answer.status))
+    if not answer.ok:
+        _fail(f"{order.command} refused: {answer.detail}", code=1)
+    if answer.status is None:
+        typer.echo(f"{target.exercise}: {answer.detail}")
 
 
 @app.command()

@@ -1,11 +1,15 @@
-"""Controlling a running exercise from outside: pause, resume, speed, jump, inject, note, stop.
+"""Controlling a running exercise from outside: pause, resume, speed, jump, inject, note, stop,
+and asking where it stands (status).
 
 `simulator run` writes a control file beside its log (`LOG.control.json`,
 readable by its owner only) naming the broker and the controller's
 credentials, and removes it when the run ends. `simulator control` reads
-it and publishes one command on the exercise's control topic.
+it, publishes one command with an id on the exercise's control topic and
+waits for the umpire's answer on the answers topic: a command counts as
+carried out only when the umpire says so.
 """
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -14,10 +18,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from simulator.context import fresh_rng
-from simulator.errors import InputError
+from simulator.errors import InputError, SimulatorError
 from simulator.topics import Topics
 from simulator.transport import BrokerAddress, Credentials, SessionSettings, Transport
-from simulator.wire import Control, encode
+from simulator.wire import Control, ControlAnswer, WireError, decode_answer, encode
+
+# How long `simulator control` waits for the umpire's answer before saying it got none.
+ANSWER_TIMEOUT_S = 5.0
+
+
+class Unanswered(SimulatorError):
+    """The umpire did not answer a control command: the exercise is gone or stuck."""
 
 
 class ControlFile(BaseModel):
@@ -58,8 +69,17 @@ def read_control_file(path: Path) -> ControlFile:
     return ControlFile.model_validate(raw)
 
 
-async def send_control(target: ControlFile, command: Control) -> None:
+async def send_control(
+    target: ControlFile, command: Control, *, wait_s: float = ANSWER_TIMEOUT_S
+) -> ControlAnswer:
+    """Send `command` to the running exercise and return the umpire's answer to it.
+
+    `Unanswered` if no answer comes within `wait_s` seconds; a broker that is
+    not there fails as the transport does (`BrokerUnavailable`).
+    """
     topics = Topics(target.exercise)
+    rng = fresh_rng()
+    asked = command.model_copy(update={"id": f"{rng.getrandbits(64):016x}"})
     address = BrokerAddress(
         host=target.host,
         port=target.port,
@@ -68,9 +88,46 @@ async def send_control(target: ControlFile, command: Control) -> None:
     )
     transport = Transport(
         address,
-        SessionSettings(f"ctl-{fresh_rng().getrandbits(40):010x}", persistent=False),
-        rng=fresh_rng(),
+        SessionSettings(f"ctl-{rng.getrandbits(40):010x}", persistent=False),
+        rng=rng,
         credentials=Credentials(target.username, target.password),
     )
     async with transport:
-        await transport.publish(topics.control, encode(command))
+        # Subscribed first: the answer can come before the publish returns.
+        await transport.subscribe(topics.answers)
+        await transport.publish(topics.control, encode(asked))
+        try:
+            async with asyncio.timeout(wait_s):
+                async for incoming in transport.messages():
+                    try:
+                        answer = decode_answer(bytes(incoming.payload))
+                    except WireError:
+                        continue
+                    if answer.id == asked.id:
+                        return answer
+        except TimeoutError:
+            pass
+    raise Unanswered(
+        f"no answer from exercise {target.exercise!r} within {wait_s:g} s to "
+        f"{command.command!r}: it has ended or is not responding"
+    )
+
+
+def render_status(status: dict[str, Any]) -> str:
+    """The umpire's status answer as a few lines for a terminal."""
+    paused = " (paused)" if status.get("paused") else ""
+    speed = f" at x{status['speed']:g}" if status.get("speed") else ""
+    cases = status.get("cases") or {}
+    case_text = ", ".join(f"{state} {n}" for state, n in cases.items()) or "none yet"
+    parties = status.get("parties") or []
+    connected = set(status.get("connected") or [])
+    who = ", ".join(f"{p}{'' if p in connected else ' (not heard from)'}" for p in parties)
+    return "\n".join(
+        [
+            f"exercise {status.get('exercise')}: {status.get('clock')} clock{speed}{paused}",
+            f"time     {status.get('time')} (ends {status.get('end')})",
+            f"events   {status.get('head')} committed, {status.get('rejections')} rejected",
+            f"cases    {case_text}",
+            f"parties  {who}",
+        ]
+    )

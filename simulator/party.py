@@ -2,15 +2,22 @@
 
 The party sees the events it may see (its messages, rejections of its own
 submissions, deadlines in its cases, the exercise's own events) and folds
-them in position order. Each round marker says how many it should have; if
-it has fewer, it asks the umpire to catch up. It keeps every submission in
-an outbox until it sees it committed (or rejected), resending with backoff,
-because the broker may lose a message and the umpire appends idempotently.
+them in position order. Each round marker (or, in real time, clock tick)
+says how many it should have; if it has fewer, it asks the umpire to catch
+up. It keeps every submission in an outbox until it sees it committed (or
+rejected), resending with backoff, because the broker may lose a message and
+the umpire appends idempotently.
+
+Simulated time: the party acts when a round marker comes and reports the
+round. Real time: it runs its own clock from the umpire's last tick, acts
+when its plans come due, and states its plan (`PlanStated`) when it changes
+and every PLAN_RESTATE_S, so the umpire can tell when nothing is left to do.
 """
 
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -24,9 +31,11 @@ from simulator.wire import (
     CatchUpRequest,
     Ended,
     Events,
+    PlanStated,
     Round,
     RoundDone,
     Submission,
+    Tick,
     WireError,
     decode_from_umpire,
     encode,
@@ -42,6 +51,9 @@ class PartySettings:
     catch_up_grace_s: float = 0.25
     resend_after_s: float = 1.0
     resend_max_s: float = 8.0
+    # Real time: the plan is restated this often even unchanged (a lost statement
+    # heals, and the controller's status sees the party as connected).
+    plan_restate_s: float = 5.0
 
 
 @dataclass
@@ -60,6 +72,11 @@ class PartyState:
     last_round: Round | None = None
     last_report: RoundDone | None = None
     catch_up_asked_at: float | None = None
+    # Real time: the last clock tick and the loop time it came.
+    tick: Tick | None = None
+    tick_at: float = 0.0
+    stated: PlanStated | None = None
+    stated_at: float = 0.0
 
 
 class PartyRuntime:
@@ -110,8 +127,31 @@ class PartyRuntime:
             # Bounded: a party that falls behind pushes back on its reader.
             await self._queue.put(bytes(incoming.payload))
 
-    def _next_wakeup(self) -> float:
-        return min(self.settings.catch_up_grace_s, self.settings.resend_after_s / 2)
+    def _next_wakeup(self) -> float | None:
+        """Seconds until the party must look again without news: None when only news matters."""
+        if self.state.tick is None:
+            # Rounds: the umpire repeats its marker, but resends and catch-up need a pulse.
+            return min(self.settings.catch_up_grace_s, self.settings.resend_after_s / 2)
+        loop = asyncio.get_running_loop()
+        waits = [self.state.stated_at + self.settings.plan_restate_s - loop.time()]
+        if self.outbox:
+            waits.append(self.settings.resend_after_s / 2)
+        if self.state.catch_up_asked_at is not None:
+            waits.append(self.settings.catch_up_grace_s)
+        due = self.engine.next_due()
+        tick = self.state.tick
+        if due is not None and not tick.paused:
+            waits.append((due - self._now()).total_seconds() / tick.speed)
+        return max(min(waits), 0.0)
+
+    def _now(self) -> datetime:
+        """Simulated time now, by the party's own clock from the umpire's last tick."""
+        tick = self.state.tick
+        assert tick is not None
+        if tick.paused:
+            return tick.time
+        elapsed = asyncio.get_running_loop().time() - self.state.tick_at
+        return tick.time + timedelta(seconds=elapsed * tick.speed)
 
     def _take(self, payload: bytes) -> None:
         try:
@@ -129,6 +169,9 @@ class PartyRuntime:
                 self.state.catch_up_asked_at = None
         elif isinstance(message, Round):
             self.state.last_round = message
+        elif isinstance(message, Tick):
+            self.state.tick = message
+            self.state.tick_at = asyncio.get_running_loop().time()
         elif isinstance(message, Ended):
             self.ended = message
 
@@ -141,6 +184,9 @@ class PartyRuntime:
 
     async def _progress(self) -> None:
         await self._resend()
+        if self.state.tick is not None:
+            await self._act()
+            return
         marker = self.state.last_round
         if marker is None:
             return
@@ -175,6 +221,39 @@ class PartyRuntime:
         self.state.last_report = report
         self.state.last_round = None
         await self.bus.publish(self.topics.report(self.party), encode(report))
+
+    async def _act(self) -> None:
+        """Real time: fold what the last tick says we should hold, act on what is due, state it."""
+        tick = self.state.tick
+        assert tick is not None
+        if self._held(tick.head) < tick.visible.get(self.party, 0):
+            await self._maybe_catch_up()
+            return
+        self.state.catch_up_asked_at = None
+        for position in sorted(p for p in self.state.events if p <= tick.head):
+            event = self.state.events.pop(position)
+            if position > self.engine.position:
+                self.engine.observe(event)
+                self.state.processed += 1
+        self._settle_outbox()
+        if not tick.paused:
+            for plan in self.engine.due(self._now()):
+                await self._submit(plan)
+        await self._state_plan()
+
+    async def _state_plan(self) -> None:
+        plan = PlanStated(
+            party=self.party,
+            seen=self.state.processed,
+            next_due=self.engine.next_due(),
+            seqs=tuple(sorted(self.outbox)),
+        )
+        loop = asyncio.get_running_loop()
+        stale = loop.time() - self.state.stated_at >= self.settings.plan_restate_s
+        if plan != self.state.stated or stale:
+            self.state.stated = plan
+            self.state.stated_at = loop.time()
+            await self.bus.publish(self.topics.report(self.party), encode(plan))
 
     async def _maybe_catch_up(self) -> None:
         loop = asyncio.get_running_loop()

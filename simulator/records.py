@@ -54,6 +54,10 @@ CLOCK_ELAPSED = "coop.clock.elapsed"
 REJECTION = "coop.rejection"
 NOTE = "coop.note"
 NOTE_SOURCE = "control"
+# What the controller did (pause, resume, speed, jump, inject, stop), as the umpire answered.
+CONTROL = "coop.control"
+# The controller's own record: no party sees it, and it moves no simulated round.
+CONTROLLER_RECORDS = frozenset({NOTE, CONTROL})
 MESSAGE_PREFIX = "coop.msg."
 MESSAGE_SCHEMA_VERSION = 2
 UMPIRE_SOURCE = "umpire"
@@ -281,6 +285,28 @@ def record_note(
     )
 
 
+def record_control(
+    command: str,
+    arguments: dict[str, Any],
+    answer: str,
+    *,
+    event_id: str,
+    exercise: str,
+    at: datetime,
+    wallclock: datetime,
+) -> NewEvent:
+    """The event for a control command the umpire carried out, at the simulated time of it."""
+    return NewEvent(
+        id=event_id,
+        source=NOTE_SOURCE,
+        type=CONTROL,
+        time=at,
+        data={"command": command, **arguments, "answer": answer},
+        exercise=exercise,
+        wallclock=wallclock,
+    )
+
+
 def audience(event: Event | NewEvent) -> frozenset[str] | None:
     """The parties that may see an event; None means every participant."""
     if is_message_event(event.type):
@@ -289,7 +315,8 @@ def audience(event: Event | NewEvent) -> frozenset[str] | None:
         return frozenset({event.recipient})
     if event.type == CLOCK_ELAPSED:
         return frozenset(event.data.get("parties", ()))
-    if event.type == NOTE:
+    if event.type in CONTROLLER_RECORDS:
+        # The controller's own record: no party sees it.
         return frozenset()
     return None
 

@@ -6,6 +6,7 @@
     {root}/{exercise}/inbox/{party}              umpire -> one party: rejections, catch-up
     {root}/{exercise}/clock                      umpire -> everyone: clock, rounds, exercise events
     {root}/{exercise}/control                    controller -> umpire: pause, resume, speed, inject
+    {root}/{exercise}/answers                    umpire -> controllers: each command's answer
 
 Each party may publish only to its own submit and report topics and read
 only its own inbox, the clock, and the committed events it is a party to;
@@ -86,6 +87,10 @@ class Topics:
     @property
     def control(self) -> str:
         return f"{self.base}/control"
+
+    @property
+    def answers(self) -> str:
+        return f"{self.base}/answers"
 
     # Filters the umpire subscribes to.
     @property

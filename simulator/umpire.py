@@ -13,8 +13,18 @@ as the next round. When a round brings nothing new, the clock jumps to the
 next timer: an inject, a case deadline, or a party's next planned action.
 The same scenario and seed therefore give the same log on any broker.
 
-Real time appends submissions in arrival order as they come, and the clock
-is the wall clock times a speed factor, with pause, resume and jump.
+Real time decides each submission as it arrives and commits it at once,
+in arrival order; the clock is the wall clock times a speed factor, with
+pause, resume, speed and jump. There are no rounds: the clock is announced
+on a steady tick, at once on a control change, and after every commit (so
+parties know what they should hold); parties act on their own timers and
+state their plan when it changes. A message arriving never makes the umpire
+do more than handle that message. The run ends at its duration, when it is
+stopped, or when nothing is left to happen, judged from every party's current
+plan: a statement counts only while it covers every event the party may see.
+
+Every control command is answered (when it carries an id) on the answers
+topic and, when carried out, recorded in the log as what the controller did.
 """
 
 import asyncio
@@ -41,10 +51,12 @@ from simulator.eventlog import (
 )
 from simulator.protocol import Message, is_party_id
 from simulator.records import (
+    CONTROLLER_RECORDS,
     EXERCISE_ENDED,
     UMPIRE_SOURCE,
     audience,
     is_message_event,
+    record_control,
     record_note,
 )
 from simulator.sequencer import Decision, Pending, Sequencer
@@ -52,10 +64,13 @@ from simulator.topics import Topics
 from simulator.wire import (
     CatchUpRequest,
     Control,
+    ControlAnswer,
     Ended,
+    PlanStated,
     Round,
     RoundDone,
     Submission,
+    Tick,
     WireError,
     decode_control,
     decode_from_party,
@@ -71,6 +86,9 @@ CATCH_UP_CHUNK = 500
 EVENTS_MESSAGE_BYTES = 128 * 1024
 # Rounds in a row at one simulated instant with nothing committed before we call it a bug.
 STALL_LIMIT = 5
+# A party heard from within this many seconds counts as connected (`control status`);
+# parties restate their plan at least every PLAN_RESTATE_S.
+CONNECTED_WITHIN_S = 15.0
 
 
 class PartySilent(SimulatorError):
@@ -97,6 +115,10 @@ class Agenda(Protocol):
 
     def fire_now(self, inject_id: str, at: datetime) -> bool: ...
 
+    def injects(self) -> list[str]:
+        """The ids of the scenario's injects, for the controller's "send now"."""
+        ...
+
 
 class EmptyAgenda:
     def next_time(self) -> datetime | None:
@@ -111,6 +133,9 @@ class EmptyAgenda:
     def fire_now(self, inject_id: str, at: datetime) -> bool:
         return False
 
+    def injects(self) -> list[str]:
+        return []
+
 
 @dataclass
 class RoundState:
@@ -123,7 +148,10 @@ class UmpireSettings:
     simulated: bool = True
     heartbeat_s: float = 1.0
     party_timeout_s: float = 60.0
+    # The load pipeline's longest wait for new work.
     tick_s: float = 0.1
+    # A realtime run announces its clock this often (and at once on a change).
+    clock_tick_s: float = 1.0
     max_batch: int = 1000
 
 
@@ -169,7 +197,7 @@ class Umpire:
         self.visible: dict[str, int] = dict.fromkeys(self.parties, 0)
         self.round = RoundState()
         # Decodable submissions waiting for their round: party -> seq -> payload.
-        self.inbox: dict[str, dict[int, bytes]] = defaultdict(dict)
+        self.inbox: dict[str, dict[int, tuple[Submission, bytes]]] = defaultdict(dict)
         self.malformed: list[tuple[str, bytes]] = []
         self.seen_seqs: dict[str, set[int]] = defaultdict(set)
         self.rejections = 0
@@ -178,6 +206,14 @@ class Umpire:
         self._changed = asyncio.Event()
         self._seq = 0
         self._notes = 0
+        self._controls = 0
+        # Realtime: each party's latest plan, and when each principal was last heard from.
+        self.plans: dict[str, PlanStated] = {}
+        self.heard: dict[str, float] = {}
+        # Realtime decides a submission when it arrives (arrival order); rounds and the
+        # load pipeline stage them in their own order.
+        self.decide_on_arrival = not self.settings.simulated
+        self._tick_now = asyncio.Event()
         # (position, hash) of the last event this umpire appended or resumed from: the
         # committed events are built from the proposals on it instead of read back.
         self._tip: tuple[int, str] = (0, GENESIS_HASH)
@@ -224,13 +260,17 @@ class Umpire:
                 return await self._finish(self.stop_requested)
             while self.paused and not self.stop_requested:
                 await self._wait_changed(self.settings.heartbeat_s)
+            # What the controller did while the parties waited: its own record, no round.
+            await self._commit()
             await self._announce()
             await self._await_reports()
             self._stage_round_submissions(clock.now())
             if self.sequencer.pending.events:
+                moved = any(e.type not in CONTROLLER_RECORDS for e in self.sequencer.pending.events)
                 await self._commit()
-                self.round.number += 1
-                continue
+                if moved:
+                    self.round.number += 1
+                    continue
             upcoming = self._next_timer()
             if upcoming is None:
                 return await self._finish("nothing left to happen")
@@ -255,44 +295,78 @@ class Umpire:
     async def _realtime(self) -> UmpireResult:
         clock = self.clock
         assert isinstance(clock, ScaledClock)
-        idle_rounds = 0
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
         while True:
             if self.stop_requested:
                 return await self._finish(self.stop_requested)
             now = clock.now()
-            if now > self.end:
-                return await self._finish("the scenario's duration was reached")
+            if now >= self.end:
+                return await self._finish("the scenario's duration was reached", at=self.end)
             self._stage_timers(now)
             self._stage_inbox(now)
             self._stage_malformed(now)
-            busy = bool(self.sequencer.pending.events)
+            committed = bool(self.sequencer.pending.events)
             await self._commit()
-            await self._announce()
-            self.round.number += 1
-            pending_work = busy or any(r.next_due is not None for r in self.round.reports.values())
-            upcoming = self.agenda.next_time() or self.sequencer.next_deadline()
-            # Paused time is not idleness: the controller may resume at any moment.
-            idle = not (pending_work or upcoming or clock.paused)
-            idle_rounds = idle_rounds + 1 if idle else 0
-            if self.reporting == self.parties and idle_rounds > 20:
+            if committed or self._tick_now.is_set() or loop.time() >= next_tick:
+                # After a commit, so parties know what to hold; on the tick; on a change.
+                self._tick_now.clear()
+                await self._announce()
+                next_tick = loop.time() + self.settings.clock_tick_s
+            if self._idle():
                 return await self._finish("nothing left to happen")
-            await self._wait_changed(self.settings.tick_s)
+            await self._wait_changed(self._sleep_for(next_tick - loop.time()))
+
+    def _sleep_for(self, until_tick: float) -> float:
+        """Wall seconds until the next thing the umpire must do of itself: a tick or a timer."""
+        clock = self.clock
+        assert isinstance(clock, ScaledClock)
+        wait = max(until_tick, 0.0)
+        if clock.paused:
+            return wait
+        now = clock.now()
+        for moment in (self.agenda.next_time(), self.sequencer.next_deadline(), self.end):
+            if moment is not None:
+                wait = min(wait, max((moment - now).total_seconds() / clock.speed, 0.0))
+        return wait
+
+    def _idle(self) -> bool:
+        """Nothing is left to happen, judged from every party's current plan (realtime)."""
+        if self.reporting != self.parties or self.paused:
+            # People may act at any moment; paused time is not idleness either.
+            return False
+        if self.inbox_waiting() or self.sequencer.pending.events:
+            return False
+        if self.agenda.next_time() is not None or self.sequencer.next_deadline() is not None:
+            return False
+        for party in self.reporting:
+            plan = self.plans.get(party)
+            if plan is None or plan.seen != self.visible[party]:
+                # Not stated, or stated before events it has not folded yet: not current.
+                return False
+            if plan.next_due is not None or plan.seqs:
+                return False
+        return True
+
+    def inbox_waiting(self) -> bool:
+        return bool(self.malformed) or any(self.inbox.values())
 
     def _next_timer(self) -> datetime | None:
         """The next moment something is due: an inject, a deadline, a party's planned action."""
+        plans = self.round.reports.values() if self.settings.simulated else self.plans.values()
         times = [
             t
             for t in (
                 self.agenda.next_time(),
                 self.sequencer.next_deadline(),
-                *(r.next_due for r in self.round.reports.values()),
+                *(p.next_due for p in plans),
             )
             if t is not None
         ]
         return min(times) if times else None
 
-    async def _finish(self, reason: str) -> UmpireResult:
-        at = self.clock.now()
+    async def _finish(self, reason: str, *, at: datetime | None = None) -> UmpireResult:
+        at = self.clock.now() if at is None else at
         self._seq += 1
         self.sequencer.stage(
             NewEvent(
@@ -316,14 +390,24 @@ class Umpire:
 
     async def _announce(self) -> None:
         clock = self.clock
-        marker = Round(
-            round=self.round.number,
-            time=clock.now(),
-            head=self.head,
-            visible=dict(self.visible),
-            paused=self.paused,
-            speed=clock.speed if isinstance(clock, ScaledClock) else None,
-        )
+        marker: Round | Tick
+        if isinstance(clock, ScaledClock) and not self.settings.simulated:
+            marker = Tick(
+                time=clock.now(),
+                head=self.head,
+                visible=dict(self.visible),
+                paused=self.paused,
+                speed=clock.speed,
+            )
+        else:
+            marker = Round(
+                round=self.round.number,
+                time=clock.now(),
+                head=self.head,
+                visible=dict(self.visible),
+                paused=self.paused,
+                speed=clock.speed if isinstance(clock, ScaledClock) else None,
+            )
         await self.bus.publish(self.topics.clock, encode(marker))
 
     def _missing(self) -> list[str]:
@@ -364,9 +448,9 @@ class Umpire:
         for party in self.reporting:
             report = self.round.reports[party]
             for seq in sorted(report.seqs):
-                payload = self.inbox[party].pop(seq, None)
-                if payload is not None:
-                    self._decide(payload, party, at, seq)
+                found = self.inbox[party].pop(seq, None)
+                if found is not None:
+                    self._decide(found, party, at, seq)
         # Anything else that arrived (a human seat, a resend) follows, in the same order.
         self._stage_inbox(at)
         self._stage_malformed(at)
@@ -379,13 +463,13 @@ class Umpire:
     def _stage_malformed(self, at: datetime) -> None:
         while self.malformed:
             party, payload = self.malformed.pop(0)
-            self._decide(payload, party, at)
+            self._count(self.sequencer.submit(payload, party, at))
 
-    def _decide(self, payload: bytes, party: str, at: datetime, seq: int | None = None) -> None:
-        if seq is not None:
-            # Marked at staging: a failed append ends the run, so nothing is lost by it.
-            self.seen_seqs[party].add(seq)
-        self._count(self.sequencer.submit(payload, party, at))
+    def _decide(self, found: tuple[Submission, bytes], party: str, at: datetime, seq: int) -> None:
+        # Marked at staging: a failed append ends the run, so nothing is lost by it.
+        self.seen_seqs[party].add(seq)
+        submission, payload = found
+        self._count(self.sequencer.submission(submission, party, at, payload))
 
     def _count(self, decision: Decision) -> None:
         """Count and log a decision that rejected its submission; others pass."""
@@ -501,11 +585,19 @@ class Umpire:
                 # ACL lets every user write its own submit topic) has no say here.
                 self.log.warning("stranger_ignored", principal=party, bytes=len(payload))
             elif party := self.topics.party_of(topic, "submit"):
+                self.heard[party] = asyncio.get_running_loop().time()
                 self._take_submission(party, payload)
+                if self.decide_on_arrival:
+                    # Arrival order: decided now, at the moment it came, and committed
+                    # by the driver as soon as it wakes.
+                    now = self.clock.now()
+                    self._stage_inbox(now)
+                    self._stage_malformed(now)
             elif party := self.topics.party_of(topic, "report"):
+                self.heard[party] = asyncio.get_running_loop().time()
                 await self._take_report(party, payload)
             elif topic == self.topics.control:
-                self._take_control(payload)
+                await self._take_control(payload)
             else:
                 self.log.warning("message_ignored", topic=topic[:200], bytes=len(payload))
             self._changed.set()
@@ -529,7 +621,7 @@ class Umpire:
             return
         if decoded.seq in self.seen_seqs[party]:
             return
-        self.inbox[party].setdefault(decoded.seq, payload)
+        self.inbox[party].setdefault(decoded.seq, (decoded, payload))
 
     async def _take_report(self, party: str, payload: bytes) -> None:
         try:
@@ -543,6 +635,9 @@ class Umpire:
         if isinstance(decoded, RoundDone):
             if decoded.round == self.round.number:
                 self.round.reports[party] = decoded
+        elif isinstance(decoded, PlanStated):
+            # Reports on one topic arrive in order: the latest is the party's plan.
+            self.plans[party] = decoded
         elif isinstance(decoded, CatchUpRequest):
             await self._serve_catch_up(party, decoded.after)
 
@@ -564,34 +659,104 @@ class Umpire:
         )
         await self.bus.publish(self.topics.inbox(party), payload)
 
-    def _take_control(self, payload: bytes) -> None:
+    async def _take_control(self, payload: bytes) -> None:
         try:
             command = decode_control(payload)
         except WireError as exc:
             self.log.warning("control_ignored", reason=str(exc))
             return
-        self.apply_control(command)
+        ok, detail = self.apply_control(command)
+        if command.id is not None:
+            answer = ControlAnswer(
+                id=command.id,
+                command=command.command,
+                ok=ok,
+                detail=detail,
+                status=self.status() if command.command == "status" else None,
+            )
+            await self.bus.publish(self.topics.answers, encode(answer))
 
-    def apply_control(self, command: Control) -> None:
+    def apply_control(self, command: Control) -> tuple[bool, str]:
+        """Carry out a controller's command; whether it was, and what the umpire says of it.
+
+        Every command carried out (a status question aside) is recorded in the log
+        as what the controller did, at the simulated time it was done.
+        """
         clock = self.clock
+        realtime = isinstance(clock, ScaledClock)
         self.log.info("control_received", command=command.command)
-        if command.command == "pause":
+        ok, detail = self._control(command, clock)
+        if ok and command.command not in ("note", "status"):
+            self._controls += 1
+            self.sequencer.stage(
+                record_control(
+                    command.command,
+                    {
+                        k: v
+                        for k, v in (("speed", command.speed), ("inject", command.inject))
+                        if v is not None
+                    },
+                    detail,
+                    event_id=f"control-{self._controls}",
+                    exercise=self.topics.exercise,
+                    at=clock.now(),
+                    wallclock=self.sequencer.wallclock(),
+                )
+            )
+        if not ok:
+            self.log.warning("control_refused", command=command.command, reason=detail)
+        if realtime:
+            self._tick_now.set()
+        self._changed.set()
+        return ok, detail
+
+    def _control(self, command: Control, clock: VirtualClock | ScaledClock) -> tuple[bool, str]:
+        name = command.command
+        scaled = clock if isinstance(clock, ScaledClock) else None
+        if name == "pause":
+            if self.paused:
+                return False, "the exercise is paused already"
             self.paused = True
-            if isinstance(clock, ScaledClock):
-                clock.pause()
-        elif command.command == "resume":
+            if scaled is not None:
+                scaled.pause()
+            return True, f"paused at {_when(clock.now())}"
+        if name == "resume":
+            if not self.paused:
+                return False, "the exercise is not paused"
             self.paused = False
-            if isinstance(clock, ScaledClock):
-                clock.resume()
-        elif command.command == "speed" and command.speed and isinstance(clock, ScaledClock):
-            clock.set_speed(command.speed)
-        elif command.command == "jump" and isinstance(clock, ScaledClock):
+            if scaled is not None:
+                scaled.resume()
+            return True, f"resumed at {_when(clock.now())}"
+        if name == "speed":
+            if scaled is None:
+                return False, "the simulated clock has no speed: it runs as fast as it can"
+            if not command.speed:
+                return False, "speed needs a value (simulated seconds per second)"
+            scaled.set_speed(command.speed)
+            return True, f"speed x{command.speed:g}"
+        if name == "jump":
+            if scaled is None:
+                return False, "the simulated clock jumps by itself: nothing to do"
             upcoming = self._next_timer()
-            if upcoming is not None:
-                clock.jump_to(max(upcoming, clock.now()))
-        elif command.command == "inject" and command.inject:
-            self.agenda.fire_now(command.inject, clock.now())
-        elif command.command == "note" and command.text and command.text.strip():
+            if upcoming is None:
+                return False, "nothing is scheduled to jump to"
+            scaled.jump_to(max(upcoming, clock.now()))
+            return True, f"jumped to {_when(clock.now())}"
+        if name == "inject":
+            known = self.agenda.injects()
+            if not command.inject:
+                return False, f"inject needs an id; the scenario's injects: {_listed(known)}"
+            if command.inject not in known:
+                return False, (
+                    f"no inject {command.inject!r} in this exercise; "
+                    f"the scenario's injects: {_listed(known)}"
+                )
+            if not self.agenda.fire_now(command.inject, clock.now()):
+                return False, f"inject {command.inject!r} was sent already"
+            return True, f"inject {command.inject!r} sent at {_when(clock.now())}"
+        if name == "note":
+            if not command.text or not command.text.strip():
+                return False, "a note needs text"
             # Through the sequencer like everything else: the log stays the single truth.
             # Counted apart from `_seq`, so a note shifts no other event's id.
             self._notes += 1
@@ -604,8 +769,44 @@ class Umpire:
                     wallclock=self.sequencer.wallclock(),
                 )
             )
-        elif command.command == "stop":
+            return True, f"note recorded at {_when(clock.now())}"
+        if name == "stop":
+            if self.stop_requested:
+                return False, "the exercise is ending already"
             self.stop_requested = "stopped by the controller"
+            return True, f"stopping at {_when(clock.now())}"
+        return True, "status"
+
+    def status(self) -> dict[str, object]:
+        """Where the exercise stands, for `simulator control status`."""
+        clock = self.clock
+        states: dict[str, int] = defaultdict(int)
+        for case in self.sequencer.cases.values():
+            states[case.state.value] += 1
+        now = asyncio.get_running_loop().time()
+        return {
+            "exercise": self.topics.exercise,
+            "clock": "realtime" if isinstance(clock, ScaledClock) else "simulated",
+            "time": clock.now().isoformat(),
+            "end": self.end.isoformat(),
+            "speed": clock.speed if isinstance(clock, ScaledClock) else None,
+            "paused": self.paused,
+            "head": self.head,
+            "rejections": self.rejections,
+            "cases": dict(sorted(states.items())),
+            "connected": sorted(
+                p for p in self.parties if now - self.heard.get(p, -1e9) <= CONNECTED_WITHIN_S
+            ),
+            "parties": list(self.parties),
+        }
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _listed(names: Sequence[str]) -> str:
+    return ", ".join(names) if names else "(none)"
 
 
 def routes(event: Event, topics: Topics, *, private: bool = False) -> list[str]:

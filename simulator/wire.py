@@ -53,14 +53,55 @@ class CatchUpRequest(_Wire):
     after: Annotated[int, Field(ge=0)]
 
 
+class PlanStated(_Wire):
+    """A party's current plan in a realtime run, stated when it changes (and now and then).
+
+    `seen` counts the events it has folded: the umpire takes the statement as
+    current only while that equals what the party may see, so an exercise is
+    never judged idle from a statement made before the latest events.
+    """
+
+    kind: Literal["plan"] = "plan"
+    party: PartyId
+    seen: Annotated[int, Field(ge=0)]
+    next_due: AwareDatetime | None = None
+    seqs: tuple[Annotated[int, Field(ge=1)], ...] = ()
+
+
+ControlCommand = Literal["pause", "resume", "speed", "jump", "inject", "note", "stop", "status"]
+
+
 class Control(_Wire):
-    """A controller's command to the umpire (pause, resume, speed, jump, inject, note, stop)."""
+    """A controller's command to the umpire: pause, resume, speed, jump, inject, note, stop, status.
+
+    With an `id` the umpire answers on the answers topic (`ControlAnswer`).
+    """
 
     kind: Literal["control"] = "control"
-    command: Literal["pause", "resume", "speed", "jump", "inject", "note", "stop"]
+    command: ControlCommand
     speed: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
-    inject: str | None = None
+    inject: Annotated[str, Field(max_length=200)] | None = None
     text: Annotated[str, Field(max_length=5000)] | None = None
+    id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
+class ControlAnswer(_Wire):
+    """The umpire's answer to a control command: carried out (`ok`) or not, and why."""
+
+    kind: Literal["answer"] = "answer"
+    id: str
+    command: ControlCommand
+    ok: bool
+    detail: str
+    status: dict[str, Any] | None = None
+
+
+def decode_answer(payload: bytes) -> ControlAnswer:
+    data = decode_json(payload, 1024 * 1024)
+    try:
+        return ControlAnswer.model_validate(data)
+    except ValidationError as exc:
+        raise WireError(describe(exc)) from None
 
 
 def decode_control(payload: bytes) -> Control:
@@ -71,8 +112,12 @@ def decode_control(payload: bytes) -> Control:
         raise WireError(describe(exc)) from None
 
 
-PartyToUmpire = Annotated[Submission | RoundDone | CatchUpRequest, Field(discriminator="kind")]
-_PARTY_TO_UMPIRE: TypeAdapter[Submission | RoundDone | CatchUpRequest] = TypeAdapter(PartyToUmpire)
+PartyToUmpire = Annotated[
+    Submission | RoundDone | CatchUpRequest | PlanStated, Field(discriminator="kind")
+]
+_PARTY_TO_UMPIRE: TypeAdapter[Submission | RoundDone | CatchUpRequest | PlanStated] = TypeAdapter(
+    PartyToUmpire
+)
 
 
 class Events(_Wire):
@@ -99,6 +144,22 @@ class Round(_Wire):
     speed: float | None = None
 
 
+class Tick(_Wire):
+    """The umpire's clock in a realtime run: simulated `time` now, at `speed`, paused or not.
+
+    Published on a steady tick, at once on a control change, and after every
+    commit (so `head` and `visible` tell parties what they should hold, as a
+    round marker does). A party runs its own clock from the last tick.
+    """
+
+    kind: Literal["tick"] = "tick"
+    time: AwareDatetime
+    head: int
+    visible: dict[str, int]
+    paused: bool = False
+    speed: float
+
+
 class Ended(_Wire):
     kind: Literal["ended"] = "ended"
     head: int
@@ -122,8 +183,10 @@ class CatchUp(_Wire):
     head: int
 
 
-UmpireToParty = Annotated[Events | Round | Ended | Rejected | CatchUp, Field(discriminator="kind")]
-_UMPIRE_TO_PARTY: TypeAdapter[Events | Round | Ended | Rejected | CatchUp] = TypeAdapter(
+UmpireToParty = Annotated[
+    Events | Round | Tick | Ended | Rejected | CatchUp, Field(discriminator="kind")
+]
+_UMPIRE_TO_PARTY: TypeAdapter[Events | Round | Tick | Ended | Rejected | CatchUp] = TypeAdapter(
     UmpireToParty
 )
 
@@ -200,7 +263,7 @@ def describe(error: ValidationError, limit: int = 5) -> str:
 
 def decode_from_party(
     payload: bytes, limit: int = MAX_PAYLOAD_BYTES
-) -> Submission | RoundDone | CatchUpRequest:
+) -> Submission | RoundDone | CatchUpRequest | PlanStated:
     data = decode_json(payload, limit)
     try:
         return _PARTY_TO_UMPIRE.validate_python(data)
@@ -208,7 +271,7 @@ def decode_from_party(
         raise WireError(describe(exc)) from None
 
 
-def decode_from_umpire(payload: bytes) -> Events | Round | Ended | Rejected | CatchUp:
+def decode_from_umpire(payload: bytes) -> Events | Round | Tick | Ended | Rejected | CatchUp:
     # The umpire's own messages can be large (catch-up), so no small limit here;
     # the broker's message_size_limit still bounds them.
     data = decode_json(payload, limit=64 * 1024 * 1024)

@@ -8,7 +8,7 @@ ACL plugin takes. Principals:
     observer     reads the whole tree; in a secure run (`restricted_observer`)
                  only the log topics and the clock: not the raw submissions
                  nor the inboxes, where confidential cases travel (Art. 6.3)
-    controller   writes `control`
+    controller   writes `control`, reads `answers` (the umpire's answer to each command)
     each party   writes only submit/<party> and report/<party>; reads only
                  log/<party>/+, log/+/<party>, inbox/<party> and clock
 
@@ -60,7 +60,7 @@ def grants_for(topics: Topics, principal: str, *, restricted_observer: bool = Fa
     if principal == OBSERVER:
         return Grants(write=(), read=(topics.tree,))
     if principal == CONTROLLER:
-        return Grants(write=(topics.control,), read=())
+        return Grants(write=(topics.control,), read=(topics.answers,))
     return _party_grants(topics.base, check_party_id(principal))
 
 

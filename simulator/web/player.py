@@ -12,7 +12,7 @@ umpire to catch up when a round marker says it has missed events.
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -30,8 +30,10 @@ from simulator.wire import (
     CatchUpRequest,
     Ended,
     Events,
+    PlanStated,
     Round,
     Submission,
+    Tick,
     WireError,
     decode_from_umpire,
     encode,
@@ -41,6 +43,8 @@ log = structlog.get_logger("simulator.web.seat")
 
 RESEND_AFTER_S = 2.0
 CATCH_UP_GRACE_S = 0.5
+# A seat says it is there this often (the controller's status lists it as connected).
+PRESENT_EVERY_S = 5.0
 
 
 @dataclass
@@ -74,7 +78,8 @@ class PlayerSeat:
         self.events: dict[int, Event] = {}
         self.cases: dict[str, Case] = {}
         self.last_message: dict[str, str] = {}
-        self.round: Round | None = None
+        self.round: Round | Tick | None = None
+        self._round_at = 0.0
         self.ended: Ended | None = None
         self.outbox: dict[int, Pending] = {}
         self.next_seq = 1
@@ -98,10 +103,19 @@ class PlayerSeat:
                 await ticker
 
     async def _tick(self) -> None:
+        present_at = -PRESENT_EVERY_S
         while True:
             await asyncio.sleep(0.25)
             await self._resend()
             await self._maybe_catch_up()
+            if monotonic() - present_at >= PRESENT_EVERY_S:
+                present_at = monotonic()
+                await self._present()
+
+    async def _present(self) -> None:
+        """Tell the umpire the seat is here; a seat plans nothing of itself."""
+        plan = PlanStated(party=self.party.id, seen=len(self.events), seqs=tuple(self.outbox))
+        await self.bus.publish(self.topics.report(self.party.id), encode(plan))
 
     def _take(self, payload: bytes) -> None:
         try:
@@ -119,8 +133,9 @@ class PlayerSeat:
                     fresh = True
             if fresh:
                 self._fold()
-        elif isinstance(message, Round):
+        elif isinstance(message, Round | Tick):
             self.round = message
+            self._round_at = monotonic()
         elif isinstance(message, Ended):
             self.ended = message
         self.changed.fire()
@@ -198,4 +213,10 @@ class PlayerSeat:
         self.changed.fire()
 
     def now(self) -> datetime | None:
-        return self.round.time if self.round is not None else None
+        """Simulated time now: the umpire's last clock, run on at its speed until the next."""
+        marker = self.round
+        if marker is None:
+            return None
+        if marker.paused or not marker.speed:
+            return marker.time
+        return marker.time + timedelta(seconds=(monotonic() - self._round_at) * marker.speed)

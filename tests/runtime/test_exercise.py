@@ -40,6 +40,19 @@ async def exported(path: Path) -> list[dict[str, Any]]:
     return events
 
 
+def without_control(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A log's events without the controller's own record (`coop.control`) and positions.
+
+    A paused and resumed run records the two commands; what the parties did is
+    the same as in an undisturbed run, one or two positions further on.
+    """
+    return [
+        {k: v for k, v in e.items() if k != "position"}
+        for e in events
+        if e["type"] != "coop.control"
+    ]
+
+
 async def test_same_seed_gives_the_same_log_on_both_brokers(
     scenario: Scenario, tmp_path: Path
 ) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from simulator.exercise import RunOptions, run_exercise
 from simulator.scenario import load_scenario
 from tests.runtime.seats import SIMULATOR, played_to_the_end, until
-from tests.runtime.test_exercise import EXAMPLE, exported
+from tests.runtime.test_exercise import EXAMPLE, exported, without_control
 
 
 def _head(log: Path) -> int:
@@ -123,4 +123,9 @@ async def test_item10_a_second_process_for_one_party_is_refused_and_the_first_ke
             if process.returncode is None:
                 process.kill()
                 await process.wait()
-    assert await exported(log) == await exported(calm)
+    controlled = await exported(log)
+    assert [e["data"]["command"] for e in controlled if e["type"] == "coop.control"] == [
+        "pause",
+        "resume",
+    ]
+    assert without_control(controlled) == without_control(await exported(calm))
