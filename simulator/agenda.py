@@ -79,6 +79,12 @@ class ScenarioAgenda:
         heapq.heappush(self._heap, _Entry(at, self._order, item))
 
     def next_time(self) -> datetime | None:
+        # An inject the controller sent early leaves its scheduled entry behind: spent,
+        # it is no timer (a realtime run would wait for it, a jump would land on it).
+        while self._heap and self._heap[0].item[0] == "inject":
+            if self._heap[0].item[1].id not in self._fired:
+                break
+            heapq.heappop(self._heap)
         return self._heap[0].at if self._heap else None
 
     def due(self, at: datetime) -> list[tuple[Message, str]]:

