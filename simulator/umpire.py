@@ -659,6 +659,11 @@ class Umpire:
         )
         await self.bus.publish(self.topics.inbox(party), payload)
 
+    def stop(self, reason: str) -> None:
+        """End the run as soon as the driver wakes (the caller's own end, not a controller's)."""
+        self.stop_requested = reason
+        self._changed.set()
+
     async def _take_control(self, payload: bytes) -> None:
         try:
             command = decode_control(payload)

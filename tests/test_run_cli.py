@@ -171,3 +171,85 @@ def test_control_without_a_running_exercise_says_so(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["control", "pause", "--log", str(tmp_path / "x.db")])
     assert result.exit_code == 2
     assert "is the exercise running" in result.stderr.replace("\n", " ")
+
+
+def _control(log: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SIMULATOR, "control", *args, "--log", str(log)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_control_answers_say_what_was_done_and_what_was_not(tmp_path: Path) -> None:
+    """Each control command prints the umpire's answer; refused, unknown or unanswered exit 1."""
+    log = tmp_path / "rt.db"
+    run = await asyncio.create_subprocess_exec(
+        *SIMULATOR, "run", str(EXAMPLE), "--clock", "realtime", "--speed", "600",
+        "--log", str(log),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    control = Path(f"{log}.control.json")
+    try:
+        async with asyncio.timeout(60):
+            while not control.exists():  # noqa: ASYNC110 -- another process writes it
+                await asyncio.sleep(0.05)
+        status = _control(log, "status")
+        assert status.returncode == 0, status.stderr
+        assert "exercise energy-final: realtime clock at x600" in status.stdout
+        assert "cases" in status.stdout
+        assert "northmark" in status.stdout
+        unknown = _control(log, "inject", "--inject", "nosuch")
+        assert unknown.returncode == 1
+        said = " ".join(unknown.stderr.split())
+        assert "no inject 'nosuch'" in said
+        assert "request-energy" in said, "the known injects are named"
+        paused = _control(log, "pause")
+        assert paused.returncode == 0, paused.stderr
+        assert "paused at" in paused.stdout
+        again = _control(log, "pause")
+        assert again.returncode == 1
+        assert "paused already" in again.stderr
+        assert "(paused)" in _control(log, "status").stdout
+        stopped = _control(log, "stop")
+        assert stopped.returncode == 0, stopped.stderr
+        _, errors = await asyncio.wait_for(run.communicate(), 60)
+        assert run.returncode == 0, errors.decode()[-2000:]
+    finally:
+        if run.returncode is None:
+            run.kill()
+            await run.wait()
+    with contextlib.closing(sqlite3.connect(f"file:{log}?mode=ro", uri=True)) as db:
+        done = [
+            json.loads(body)["data"]["command"]
+            for (body,) in db.execute("SELECT body FROM events WHERE type = 'coop.control'")
+        ]
+    assert done == ["pause", "stop"], "what the controller did is in the log; refusals are not"
+    gone = _control(log, "status")
+    assert gone.returncode != 0
+    assert "is the exercise running" in " ".join(gone.stderr.split())
+
+
+async def test_control_of_a_killed_run_exits_non_zero(tmp_path: Path) -> None:
+    """The run was killed (its control file is left behind): control says so and exits 1."""
+    log = tmp_path / "rt.db"
+    run = await asyncio.create_subprocess_exec(
+        *SIMULATOR, "run", str(EXAMPLE), "--clock", "realtime", "--speed", "600",
+        "--log", str(log),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    control = Path(f"{log}.control.json")
+    try:
+        async with asyncio.timeout(60):
+            while not control.exists():  # noqa: ASYNC110 -- another process writes it
+                await asyncio.sleep(0.05)
+        assert _control(log, "status").returncode == 0
+    finally:
+        run.kill()
+        await run.wait()
+    assert control.exists()
+    gone = _control(log, "pause")
+    assert gone.returncode == 1
+    assert "still running" in " ".join(gone.stderr.split()) or "no answer" in gone.stderr

@@ -57,7 +57,6 @@ from simulator.sequencer import Sequencer
 from simulator.topics import Topics
 from simulator.transport import SessionSettings, client_id_for
 from simulator.umpire import UmpireSettings
-from simulator.wire import Control
 
 log = structlog.get_logger("simulator.load")
 
@@ -228,7 +227,7 @@ async def run_load(
                 options, broker, topics, run_id, groups, umpire, during, on_progress
             )
         finally:
-            umpire.apply_control(Control(command="stop"))
+            umpire.stop("the load generators finished")
             umpire_result = await asyncio.wait_for(umpire_task, 60)
         report = _reconcile(
             location,

@@ -1,0 +1,105 @@
+"""The realtime clock over real brokers: runs end as their simulated twins, pauses stay quiet."""
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator.brokers import transport_for
+from simulator.context import fresh_rng
+from simulator.exercise import Exercise, RunOptions, run_exercise
+from simulator.scenario import load_scenario
+from simulator.summary import RunSummary
+from simulator.transport import SessionSettings
+from simulator.wire import Control, Tick, decode_from_umpire
+
+SCENARIOS = Path(__file__).parents[2] / "scenarios"
+# Wall seconds a realtime twin takes to cover its simulated twin's span: fast enough for the
+# suite, slow enough that a busy machine's latency stays far inside every deadline.
+TWIN_SECONDS = 12.0
+
+
+@pytest.fixture(autouse=True)
+def _keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIMULATOR_KEY_DIR", str(tmp_path / "keys"))
+
+
+def outcome(summary: RunSummary) -> dict[str, Any]:
+    """What a realtime run must share with its simulated twin."""
+    return {
+        "case states": summary.case_states,
+        "violations": sorted((v.rule, v.case) for v in summary.violations),
+        "ended because": summary.ended_because,
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "broker"),
+    [
+        ("example.yaml", "embedded"),
+        ("forged-request.yaml", "mosquitto"),
+        ("confidential-vetting.yaml", "embedded"),
+        ("lost-cargo.yaml", "mosquitto"),
+    ],
+)
+async def test_a_realtime_run_ends_as_its_simulated_twin(
+    name: str, broker: str, tmp_path: Path
+) -> None:
+    """Same scenario and seed: the same cases, final states and violations in realtime."""
+    scenario = load_scenario(SCENARIOS / name)
+    simulated = await run_exercise(
+        scenario, RunOptions(broker=broker, log=str(tmp_path / "simulated.db"))
+    )
+    first, last = simulated.summary.simulated_start, simulated.summary.simulated_end
+    assert first is not None
+    assert last is not None
+    speed = (last - first).total_seconds() / TWIN_SECONDS
+    realtime = await run_exercise(
+        scenario,
+        RunOptions(broker=broker, log=str(tmp_path / "realtime.db"), clock="realtime", speed=speed),
+    )
+    assert outcome(realtime.summary) == outcome(simulated.summary)
+    assert realtime.summary.cases == simulated.summary.cases
+
+
+async def test_a_paused_realtime_run_announces_its_clock_only_on_its_tick(tmp_path: Path) -> None:
+    """Paused for 10 s, a realtime run publishes its clock at most once per tick, time standing."""
+    scenario = load_scenario(SCENARIOS / "example.yaml")
+    options = RunOptions(log=str(tmp_path / "run.db"), clock="realtime", speed=60)
+    async with Exercise(scenario, options) as exercise:
+        tick_s = exercise.umpire.settings.clock_tick_s
+        observer = transport_for(
+            exercise.broker, "observer", SessionSettings("tick-counter", persistent=False),
+            rng=fresh_rng(),
+        )  # fmt: skip
+        async with observer, asyncio.TaskGroup() as group:
+            await observer.subscribe(exercise.topics.clock)
+            run = group.create_task(exercise.run())
+            ticks: list[Tick] = []
+
+            async def count() -> None:
+                async for incoming in observer.messages():
+                    marker = decode_from_umpire(bytes(incoming.payload))
+                    if isinstance(marker, Tick):
+                        ticks.append(marker)
+
+            counter = group.create_task(count())
+            async with asyncio.timeout(30):
+                while not ticks:  # noqa: ASYNC110 -- the first tick says the run is up
+                    await asyncio.sleep(0.05)
+            exercise.umpire.apply_control(Control(command="pause"))
+            async with asyncio.timeout(30):
+                while not (ticks and ticks[-1].paused):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            before = len(ticks)
+            window = 10.0
+            await asyncio.sleep(window)  # the measured window itself, not a wait for a condition
+            during = ticks[before:]
+            exercise.umpire.apply_control(Control(command="stop"))
+            await run
+            counter.cancel()
+    assert during, "a paused run still ticks"
+    assert len(during) <= window / tick_s + 1
+    assert all(t.paused for t in during)
+    assert len({t.time for t in during}) == 1, "simulated time stood still while paused"
