@@ -4,10 +4,12 @@ The engine sees the committed events a party may see, in position order,
 and plans actions: a reply chosen by weight from the party's policy for
 the message it received, its delay sampled from the scenario's
 distribution, and the follow-ups (`then`) planned once the reply itself is
-committed. Every random draw comes from the party's own seeded stream in
-event order, so a party that restarts and folds the same events again makes
-the same plans with the same sequence numbers, and knows which of them
-already reached the log.
+committed. Every random draw comes from the party's own seeded stream for
+the case, in the case's event order, so a party that restarts and folds the
+same events again makes the same plans with the same sequence numbers, and
+knows which of them already reached the log. One stream per case: how cases
+interleave (arrival order in real time, rounds in simulated time) changes no
+case's draws, so a realtime run ends as its simulated twin does.
 """
 
 import random
@@ -95,7 +97,9 @@ class PolicyEngine:
         self.signatories = signatories or Signatories.training(scenario.exercise, scenario.parties)
         self.generation = generation
         self.scenario = scenario
-        self.rng = rng
+        # The root of the per-case streams: one draw from the stream the runtime hands in.
+        self._root = rng.getrandbits(64)
+        self._streams: dict[str, random.Random] = {}
         self.parties = {p.id: p for p in scenario.parties}
         self.policy = scenario.policy_of(party.id)
         self.mistakes: Mistakes = self.policy.mistakes if self.policy else Mistakes()
@@ -173,7 +177,8 @@ class PolicyEngine:
             return
         options = self.policy.on.get(message["type"], ())
         if options:
-            self._plan(self._choose(options), event.time, message, recipient=message["sender"])
+            choice = self._choose(options, message["case_id"])
+            self._plan(choice, event.time, message, recipient=message["sender"])
 
     def _doubted(self, message: dict[str, Any]) -> bool:
         """Whether a received request's signature fails and this party asks rather than acts."""
@@ -186,20 +191,27 @@ class PolicyEngine:
         if status is not SignatureStatus.INVALID:
             return False
         # Drawn only for a forged request, so that other runs keep their random streams.
-        return not self._chance(self.mistakes.act_on_forged_request)
+        return not self._chance(self.mistakes.act_on_forged_request, message["case_id"])
 
-    def _choose(self, options: Sequence[Response]) -> Response:
+    def _stream(self, case_id: str) -> random.Random:
+        stream = self._streams.get(case_id)
+        if stream is None:
+            # Seeded with a string: stable across processes (hashed with SHA-512).
+            stream = self._streams[case_id] = random.Random(f"{self._root}:{case_id}")
+        return stream
+
+    def _choose(self, options: Sequence[Response], case_id: str) -> Response:
         total = sum(o.weight for o in options)
-        pick = self.rng.uniform(0, total)
+        pick = self._stream(case_id).uniform(0, total)
         for option in options:
             pick -= option.weight
             if pick <= 0 and option.weight > 0:
                 return option
         return next(o for o in reversed(options) if o.weight > 0)
 
-    def _chance(self, probability: float) -> bool:
+    def _chance(self, probability: float, case_id: str) -> bool:
         # Drawn even at 0, so that enabling one mistake does not shift every other draw.
-        return self.rng.random() < probability
+        return self._stream(case_id).random() < probability
 
     def _plan(
         self,
@@ -210,10 +222,11 @@ class PolicyEngine:
         recipient: str,
         rest: Sequence[FollowUp] = (),
     ) -> None:
-        delay = step.after.sample(self.rng)
-        if self._chance(self.mistakes.late_reply):
+        case_id = trigger["case_id"]
+        delay = step.after.sample(self._stream(case_id))
+        if self._chance(self.mistakes.late_reply, case_id):
             delay += self.mistakes.late_by
-        forget = self._chance(self.mistakes.forget_written_confirmation)
+        forget = self._chance(self.mistakes.forget_written_confirmation, case_id)
         if step.reply == SILENCE or (step.reply == "written_confirmation" and forget):
             return
         case = self.cases.get(trigger["case_id"], CaseView())
@@ -242,12 +255,13 @@ class PolicyEngine:
         if kind == "transfer_consent" and case.third_party:
             fields["third_party"] = case.third_party
         fields.update(step.fields)
-        if kind == "refusal" and self._chance(self.mistakes.refuse_without_reasons):
+        case_id = trigger["case_id"]
+        if kind == "refusal" and self._chance(self.mistakes.refuse_without_reasons, case_id):
             fields["reasons"] = ""
         unsigned_kind = kind in SIGNED_TYPES and kind != "additional_confirmation"
-        if unsigned_kind and self._chance(self.mistakes.unsigned_request):
+        if unsigned_kind and self._chance(self.mistakes.unsigned_request, case_id):
             fields["signature"] = None
-        if self._chance(self.mistakes.wrong_language):
+        if self._chance(self.mistakes.wrong_language, case_id):
             fields["language"] = "en" if self.working_language != "en" else "fr"
         return fields
 

@@ -42,7 +42,7 @@ def test_run_writes_the_log_and_a_json_summary(tmp_path: Path) -> None:
 
 
 BROKEN = {
-    "wrong type": ("seed: 7", "seed: seven", "seed"),
+    "wrong type": ("seed: 6", "seed: seven", "seed"),
     "id with /": ("- id: northmark", "- id: north/mark", "parties[0].id"),
     "id with +": ("- id: northmark", "- id: north+mark", "parties[0].id"),
     "id with #": ("- id: northmark", "- id: 'north#mark'", "parties[0].id"),

@@ -46,7 +46,7 @@ def test_the_example_acl_is_what_the_generator_writes() -> None:
 
 
 def test_simulator_principals_have_their_roles() -> None:
-    """Umpire reads and writes the tree, the observer reads it, the controller writes control."""
+    """Umpire reads and writes the tree, the observer reads it, the controller writes control and reads the answers."""
     topics = Topics("drill")
     publish, read = amqtt_acls(topics, ["umpire", "observer", "controller", "alpha"])
     assert publish == {
@@ -56,7 +56,7 @@ def test_simulator_principals_have_their_roles() -> None:
         "alpha": [topics.submit("alpha"), topics.report("alpha")],
     }
     assert read["umpire"] == read["observer"] == [topics.tree]
-    assert read["controller"] == []
+    assert read["controller"] == [topics.answers]
 
 
 @pytest.mark.parametrize("party", ["x/y", "a+b", "a#", "$sys", "", "Alpha", "a\0b", "x" * 65])
