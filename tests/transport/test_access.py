@@ -46,7 +46,7 @@ def test_the_example_acl_is_what_the_generator_writes() -> None:
 
 
 def test_simulator_principals_have_their_roles() -> None:
-    """Umpire reads and writes the tree, the observer reads it, the controller writes control and reads the answers."""
+    """Umpire reads and writes the tree, the observer reads it, the controller commands."""
     topics = Topics("drill")
     publish, read = amqtt_acls(topics, ["umpire", "observer", "controller", "alpha"])
     assert publish == {
