@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from simulator.brokers import MosquittoBroker, exercise_principals
-from simulator.topics import Topics
+from simulator.messaging.topics import Topics
 
 
 def private_mosquitto(topics: Topics, directory: str) -> MosquittoBroker:

@@ -41,7 +41,7 @@ from simulator.eventlog.envelope import GENESIS_HASH, seal
 from simulator.eventlog.sqlite import INSERT_SQL, SCHEMA_SQL
 from simulator.projections import CaseProjection, catch_up
 from simulator.protocol import Agreement, Official, Party, parse_message
-from simulator.sequencer import Sequencer
+from simulator.umpire.sequencer import Sequencer
 
 BASE = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 CASES = 500

@@ -60,7 +60,7 @@ from pyinstrument import Profiler
 
 from simulator.brokers import MosquittoBroker
 from simulator.load import LoadOptions, Mix, run_load
-from simulator.topics import Topics
+from simulator.messaging.topics import Topics
 
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 

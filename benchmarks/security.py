@@ -23,9 +23,9 @@ from typing import Any
 from simulator.brokers import EmbeddedBroker, MosquittoBroker, exercise_principals, transport_for
 from simulator.brokers.tls import generate_tls
 from simulator.context import wall_now
+from simulator.messaging.topics import Topics
 from simulator.protocol import Official, Party, parse_message
 from simulator.signing import Signatories
-from simulator.topics import Topics
 from simulator.transport import SessionSettings
 
 PARTIES = [

@@ -28,7 +28,7 @@ import aiomqtt
 from bench_broker import private_mosquitto
 
 from simulator.brokers import MosquittoBroker, transport_for
-from simulator.topics import Topics
+from simulator.messaging.topics import Topics
 from simulator.transport import SessionSettings, Transport
 
 PublishFn = Callable[[str, bytes], Awaitable[None]]

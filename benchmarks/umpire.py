@@ -61,16 +61,16 @@ from pathlib import Path
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from simulator.bus import Incoming
 from simulator.context import ScaledClock, seeded
 from simulator.eventlog import Appended, NewEvent, SqliteEventStore
 from simulator.eventlog.sqlite import INSERT_SQL, SCHEMA_SQL
 from simulator.load.conversation import PATHS, Conversation, Mix, load_party
 from simulator.load.umpire import LoadUmpire, batch_payload
+from simulator.messaging.bus import Incoming
+from simulator.messaging.topics import Topics
 from simulator.protocol import Agreement
-from simulator.sequencer import Sequencer
-from simulator.topics import Topics
 from simulator.umpire import UmpireSettings
+from simulator.umpire.sequencer import Sequencer
 
 BASE = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 PARTIES = 20

@@ -11,9 +11,8 @@ from pydantic import BaseModel
 
 from simulator import __version__
 from simulator.eventlog import Event
-from simulator.protocol import MESSAGE_ADAPTER
-from simulator.topics import DEFAULT_ROOT
-from simulator.wire import (
+from simulator.messaging.topics import DEFAULT_ROOT
+from simulator.messaging.wire import (
     CatchUp,
     CatchUpRequest,
     Control,
@@ -24,6 +23,7 @@ from simulator.wire import (
     RoundDone,
     Submission,
 )
+from simulator.protocol import MESSAGE_ADAPTER
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 

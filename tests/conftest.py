@@ -21,7 +21,7 @@ import structlog
 
 from simulator.brokers import Broker, EmbeddedBroker, MosquittoBroker, exercise_principals
 from simulator.brokers.mosquitto import DEFAULT_BINARY
-from simulator.topics import Topics
+from simulator.messaging.topics import Topics
 from tests.transport.helpers import PARTIES, Connector
 
 

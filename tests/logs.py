@@ -8,7 +8,7 @@ from typing import Any
 from simulator.logfiles import open_log
 from simulator.protocol import Agreement
 from simulator.records import record_exercise_started
-from simulator.sequencer import Sequencer
+from simulator.umpire.sequencer import Sequencer
 from tests.protocol.builders import AGREEMENT, T0, build
 
 WALL = datetime(2026, 11, 23, 12, 0, tzinfo=T0.tzinfo)

@@ -20,7 +20,7 @@ pattern means (RELIABILITY.md: user `x/y` could publish into `x`'s topics).
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from simulator.topics import CONTROLLER, OBSERVER, UMPIRE, Topics, check_party_id
+from simulator.messaging.topics import CONTROLLER, OBSERVER, UMPIRE, Topics, check_party_id
 
 __all__ = ["PARTY_PLACEHOLDER", "Grants", "amqtt_acls", "grants_for", "mosquitto_acl"]
 

@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from simulator.errors import BrokerError
-from simulator.topics import CONTROLLER, OBSERVER, UMPIRE, check_party_id
+from simulator.messaging.topics import CONTROLLER, OBSERVER, UMPIRE, check_party_id
 from simulator.transport import (
     Backoff,
     BrokerAddress,

@@ -15,7 +15,7 @@ What amqtt 0.12 enforces here, and what it does not:
   amqtt's subscribe check lets a `+` in an allowed filter match a `#` in
   the requested one, so `log/alpha/#` passes against `log/alpha/+`.
 - Message size: no limit at all (amqtt has no setting); oversize payloads
-  must be refused by the application (`simulator.wire`).
+  must be refused by the application (`simulator.messaging.wire`).
 - MQTT 5: no; amqtt speaks MQTT 3.1.1 only and does not even answer an
   MQTT 5 CONNECT (the client times out), so `transport_for` refuses it.
 - Persistence: none. Sessions and queued messages live in memory and end
@@ -47,7 +47,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from simulator.brokers.access import amqtt_acls
 from simulator.brokers.base import BrokerStartError, account_credentials, write_private
 from simulator.brokers.tls import TlsFiles, server_context
-from simulator.topics import Topics
+from simulator.messaging.topics import Topics
 from simulator.transport import BrokerAddress, Credentials, MqttProtocol
 
 __all__ = ["EmbeddedBroker", "ExerciseAclPlugin"]

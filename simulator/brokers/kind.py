@@ -8,7 +8,7 @@ from simulator.brokers.embedded import EmbeddedBroker
 from simulator.brokers.external import ExternalBroker
 from simulator.brokers.mosquitto import MosquittoBroker
 from simulator.brokers.tls import TlsFiles
-from simulator.topics import Topics
+from simulator.messaging.topics import Topics
 from simulator.transport import BrokerUrlError
 
 __all__ = ["BROKER_KINDS", "start_broker"]

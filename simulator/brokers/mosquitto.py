@@ -25,9 +25,9 @@ from typing import Self
 from simulator.brokers.access import mosquitto_acl
 from simulator.brokers.base import BrokerStartError, account_credentials, write_private
 from simulator.brokers.tls import TlsFiles
-from simulator.topics import Topics
+from simulator.messaging.topics import Topics
+from simulator.messaging.wire import MAX_PAYLOAD_BYTES
 from simulator.transport import BrokerAddress, Credentials, MqttProtocol
-from simulator.wire import MAX_PAYLOAD_BYTES
 
 __all__ = [
     "DEFAULT_BINARY",

@@ -36,9 +36,9 @@ from simulator.context import fresh_rng, monotonic, seeded
 from simulator.load.conversation import PATHS, Conversation, load_party
 from simulator.load.heap import frozen_heap
 from simulator.load.umpire import batch_payload
+from simulator.messaging.topics import Topics
 from simulator.protocol import Party
 from simulator.records import MESSAGE_PREFIX, REJECTION
-from simulator.topics import Topics
 from simulator.transport import (
     BrokerAddress,
     Credentials,

@@ -50,13 +50,13 @@ from simulator.load.heap import frozen_heap
 from simulator.load.report import LoadReport, latency_summary
 from simulator.load.umpire import LoadUmpire
 from simulator.logfiles import is_postgres, open_log
+from simulator.messaging.topics import Topics
 from simulator.protocol import Agreement
 from simulator.records import MESSAGE_PREFIX, REJECTION, record_exercise_started
-from simulator.security import SecurityOptions, broker_tls
-from simulator.sequencer import Sequencer
-from simulator.topics import Topics
+from simulator.run.security import SecurityOptions, broker_tls
 from simulator.transport import SessionSettings, client_id_for
 from simulator.umpire import UmpireSettings
+from simulator.umpire.sequencer import Sequencer
 
 log = structlog.get_logger("simulator.load")
 

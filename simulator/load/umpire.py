@@ -39,11 +39,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulator.context import ScaledClock
 from simulator.eventlog import Event
+from simulator.messaging.routing import publish_events
+from simulator.messaging.wire import Submission, describe
 from simulator.protocol.ids import PartyId
 from simulator.records import audience
-from simulator.sequencer import Pending
-from simulator.umpire import Umpire, UmpireResult, publish_events
-from simulator.wire import Submission, describe
+from simulator.umpire import Umpire, UmpireResult
+from simulator.umpire.sequencer import Pending
 
 TIMER_CHECK_S = 1.0
 # Batches between deciding and publishing: enough to overlap the three, few enough

@@ -1,5 +1,5 @@
-"""The messaging room: wire, topics, the bus and its in-memory implementation."""
+"""The messaging room: the wire format, the topic scheme, the bus and where events are routed.
 
-from simulator.messaging.memory import MemoryBus, MemoryHub
-
-__all__ = ["MemoryBus", "MemoryHub"]
+Nothing is re-exported: `simulator.messaging.topics` must stay importable by the pure
+scenario model without pulling in asyncio (`memory`, `routing`).
+"""

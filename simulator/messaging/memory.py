@@ -1,4 +1,4 @@
-"""An in-memory `simulator.bus.Bus` for unit tests of pure logic, routed like an MQTT broker.
+"""An in-memory `Bus` (simulator.messaging.bus) for unit tests of pure logic, routed like MQTT.
 
 Never proof of a broker feature: there is no network, session, QoS
 handshake or persistence here, and nothing is lost unless a test says so.
@@ -123,7 +123,7 @@ class Published:
 
 @dataclass(frozen=True, slots=True)
 class Delivered:
-    """A message as a client receives it: a `simulator.bus.Incoming`."""
+    """A message as a client receives it: a `simulator.messaging.bus.Incoming`."""
 
     topic: str
     payload: bytes
@@ -238,7 +238,7 @@ class MemoryHub:
 
 
 class MemoryBus:
-    """One client's connection to a `MemoryHub`; a `simulator.bus.Bus`.
+    """One client's connection to a `MemoryHub`; a `simulator.messaging.bus.Bus`.
 
     Use as an async context manager, or call `close`. `messages()` is meant
     for one consumer, as `Transport.messages()` is: two iterators would

@@ -44,6 +44,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from simulator.messaging.topics import check_party_id
 from simulator.protocol import (
     MESSAGE_TYPES,
     REQUEST_CONTENT_FIELDS,
@@ -62,7 +63,6 @@ from simulator.protocol.ids import (
 )
 from simulator.scenario.delay import DELAY_TAGS, NO_DELAY, Delay
 from simulator.scenario.duration import Duration, PositiveDuration, format_duration
-from simulator.topics import check_party_id
 
 FORMAT_VERSION = 1
 SILENCE = "silence"

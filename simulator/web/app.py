@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from simulator.messaging.wire import Control, describe
 from simulator.protocol.ids import CASE_ID_PATTERN
 from simulator.web.board import Board, Signal, iso
 from simulator.web.forms import (
@@ -35,7 +36,6 @@ from simulator.web.forms import (
 )
 from simulator.web.player import PlayerSeat
 from simulator.web.tokens import Access, Tokens
-from simulator.wire import Control, describe
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))

@@ -69,7 +69,7 @@ def serve(
 ) -> None:
     """Run an exercise with its web console (control view and player seats), or replay a log."""
     # The web stack loads only for this command.
-    from simulator.exercise import RunOptions  # noqa: PLC0415
+    from simulator.run.exercise import RunOptions  # noqa: PLC0415
     from simulator.scenario import load_scenario  # noqa: PLC0415
     from simulator.web.serve import ServeOptions, serve_log, serve_scenario  # noqa: PLC0415
 

@@ -17,15 +17,11 @@ from typing import Any
 
 import structlog
 
-from simulator.bus import Bus
 from simulator.context import monotonic
 from simulator.eventlog import Event
-from simulator.policy import message_id
-from simulator.protocol import Agreement, Case, Party, apply, parse_message
-from simulator.records import REJECTION, audience, is_message_event
-from simulator.topics import Topics
-from simulator.web.board import Signal
-from simulator.wire import (
+from simulator.messaging.bus import Bus
+from simulator.messaging.topics import Topics
+from simulator.messaging.wire import (
     CatchUp,
     CatchUpRequest,
     Ended,
@@ -38,6 +34,10 @@ from simulator.wire import (
     decode_from_umpire,
     encode,
 )
+from simulator.party.policy import message_id
+from simulator.protocol import Agreement, Case, Party, apply, parse_message
+from simulator.records import REJECTION, audience, is_message_event
+from simulator.web.board import Signal
 
 log = structlog.get_logger("simulator.web.seat")
 

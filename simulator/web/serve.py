@@ -30,16 +30,16 @@ from simulator.brokers import transport_for
 from simulator.context import ScaledClock, fresh_rng, monotonic
 from simulator.errors import InputError
 from simulator.eventlog import Event
-from simulator.exercise import Exercise, RunOptions, RunOutcome
-from simulator.replay import read_range, recorded_run
+from simulator.messaging.topics import CONTROLLER
+from simulator.messaging.wire import Control, encode
+from simulator.run.exercise import Exercise, RunOptions, RunOutcome
+from simulator.run.replay import read_range, recorded_run
 from simulator.scenario.model import Scenario
-from simulator.topics import CONTROLLER
 from simulator.transport import SessionSettings, client_id_for
 from simulator.web.app import Console, build_app
 from simulator.web.board import Board, ClockView
 from simulator.web.player import PlayerSeat
 from simulator.web.tokens import Tokens
-from simulator.wire import Control, encode
 
 log = structlog.get_logger("simulator.web")
 

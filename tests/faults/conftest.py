@@ -7,7 +7,7 @@ from unittest import mock
 
 import pytest
 
-from simulator.exercise import RunOptions, run_exercise
+from simulator.run.exercise import RunOptions, run_exercise
 from tests.faults.harness import example
 from tests.runtime.test_exercise import exported
 

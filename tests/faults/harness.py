@@ -17,10 +17,10 @@ from typing import Any
 
 from simulator.brokers import Broker, EmbeddedBroker, MosquittoBroker, exercise_principals
 from simulator.eventlog import Event
-from simulator.exercise import Exercise, RunOptions, RunOutcome
 from simulator.faults import FaultProxy, ProxiedBroker
+from simulator.messaging.topics import Topics
+from simulator.run.exercise import Exercise, RunOptions, RunOutcome
 from simulator.scenario import Scenario, load_scenario
-from simulator.topics import Topics
 from tests.runtime.test_exercise import EXAMPLE
 
 

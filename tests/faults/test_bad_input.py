@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simulator.eventlog.envelope import seal
+from simulator.messaging.topics import Topics
+from simulator.messaging.wire import MAX_PAYLOAD_BYTES, WireError, decode_from_party
 from simulator.records import REJECTION
 from simulator.scenario import InvalidScenarioError, parse_scenario
-from simulator.sequencer import Sequencer
-from simulator.topics import Topics
-from simulator.wire import MAX_PAYLOAD_BYTES, WireError, decode_from_party
+from simulator.umpire.sequencer import Sequencer
 from tests.protocol.builders import AGREEMENT, T0, build
 from tests.scenario.samples import with_line
 

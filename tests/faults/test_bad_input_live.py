@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from simulator.brokers import transport_for
 from simulator.context import fresh_rng
-from simulator.exercise import Exercise, RunOptions
 from simulator.logfiles import open_log
+from simulator.messaging.wire import Submission, WireError, decode_from_party
 from simulator.records import REJECTION
+from simulator.run.exercise import Exercise, RunOptions
 from simulator.transport import SessionSettings, client_id_for
-from simulator.wire import Submission, WireError, decode_from_party
 from tests.faults.harness import example
 from tests.faults.test_bad_input import payloads
 

@@ -7,7 +7,7 @@ import pytest
 from simulator.brokers import Broker, MosquittoBroker
 from simulator.faults import FaultProxy, ProxiedBroker, Rule
 from simulator.faults.proxy import PUBACK
-from simulator.topics import Topics
+from simulator.messaging.topics import Topics
 from simulator.transport import BrokerUnavailable
 from tests.transport.helpers import Connector, quiet, receive
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simulator.brokers import Broker, EmbeddedBroker
-from simulator.topics import Topics
+from simulator.messaging.topics import Topics
 from tests.transport.helpers import Connector, quiet, receive
 
 

@@ -4,15 +4,15 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from simulator.bus import Incoming
 from simulator.context import ScaledClock
 from simulator.eventlog import SqliteEventStore
 from simulator.load.conversation import load_party
 from simulator.load.umpire import LoadUmpire
+from simulator.messaging.bus import Incoming
+from simulator.messaging.topics import Topics
 from simulator.protocol import Agreement
-from simulator.sequencer import Sequencer
-from simulator.topics import Topics
 from simulator.umpire import UmpireSettings
+from simulator.umpire.sequencer import Sequencer
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 EXERCISE = "load-test"

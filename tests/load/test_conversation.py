@@ -7,9 +7,9 @@ import pytest
 
 from simulator.errors import InputError
 from simulator.load.conversation import PATHS, Conversation, Mix, load_mix, load_party
+from simulator.messaging.wire import Submission, encode
 from simulator.protocol import Agreement, CaseState
-from simulator.sequencer import Sequencer
-from simulator.wire import Submission, encode
+from simulator.umpire.sequencer import Sequencer
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 TERMINAL = {

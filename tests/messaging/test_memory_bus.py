@@ -5,10 +5,16 @@ import asyncio
 import pytest
 
 from simulator.brokers.access import grants_for
-from simulator.bus import Bus
-from simulator.messaging import MemoryBus, MemoryHub
-from simulator.messaging.memory import Delivered, check_filter, check_topic, matches
-from simulator.topics import Topics
+from simulator.messaging.bus import Bus
+from simulator.messaging.memory import (
+    Delivered,
+    MemoryBus,
+    MemoryHub,
+    check_filter,
+    check_topic,
+    matches,
+)
+from simulator.messaging.topics import Topics
 
 TOPICS = Topics("drill")
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from simulator.eventlog import Event
-from simulator.policy import PolicyEngine
+from simulator.party.policy import PolicyEngine
 from simulator.scenario import Scenario, load_scenario, parse_scenario
 from simulator.signing import tamper
 from tests.scenario.samples import EXAMPLE

@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from simulator.eventlog import Event
-from simulator.exercise import RunOptions, run_exercise
 from simulator.logfiles import open_log
 from simulator.logview import import_log
 from simulator.projections import CaseProjection
 from simulator.protocol import MESSAGE_ADAPTER, MESSAGE_TYPES, Agreement, AgreementSettings, Case
 from simulator.protocol import Violation as ProtocolViolation
 from simulator.records import read_agreement, read_message
+from simulator.run.exercise import RunOptions, run_exercise
 from simulator.scenario import load_scenario
 from tests.logs import WALL
 from tests.projections import reference_fold

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.exercise import RunOptions, run_exercise
 from simulator.report import ReportData, read_report
+from simulator.run.exercise import RunOptions, run_exercise
 from simulator.scenario import load_scenario
 from simulator.summary import RunSummary
 from tests.report.drill import write_drill

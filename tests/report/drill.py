@@ -15,7 +15,7 @@ from simulator.eventlog import NewEvent
 from simulator.logfiles import open_log
 from simulator.protocol import Agreement
 from simulator.records import EXERCISE_ENDED, UMPIRE_SOURCE, record_exercise_started
-from simulator.sequencer import Sequencer
+from simulator.umpire.sequencer import Sequencer
 from tests.logs import WALL
 from tests.protocol.builders import AGREEMENT, T0, build
 

@@ -1,7 +1,7 @@
 """Messages of committed events stay under the wire limit: one chunking rule for both umpires."""
 
-from simulator.umpire import EVENTS_MESSAGE_BYTES, Chunker
-from simulator.wire import MAX_PAYLOAD_BYTES
+from simulator.messaging.routing import EVENTS_MESSAGE_BYTES, Chunker
+from simulator.messaging.wire import MAX_PAYLOAD_BYTES
 
 
 def cut(lines: list[str], **limits: int) -> list[list[str]]:

@@ -12,8 +12,8 @@ import pytest
 
 from simulator.brokers import start_broker
 from simulator.eventlog import Event
-from simulator.exercise import Exercise, RunOptions, run_exercise
 from simulator.logfiles import open_log
+from simulator.run.exercise import Exercise, RunOptions, run_exercise
 from simulator.scenario import Scenario, load_scenario
 
 EXAMPLE = Path(__file__).parents[2] / "scenarios" / "example.yaml"

@@ -7,7 +7,7 @@ import signal
 import sqlite3
 from pathlib import Path
 
-from simulator.exercise import RunOptions, run_exercise
+from simulator.run.exercise import RunOptions, run_exercise
 from simulator.scenario import load_scenario
 from tests.runtime.seats import SIMULATOR, played_to_the_end, until
 from tests.runtime.test_exercise import EXAMPLE, exported, without_control

@@ -8,11 +8,11 @@ import pytest
 
 from simulator.brokers import transport_for
 from simulator.context import fresh_rng
-from simulator.exercise import Exercise, RunOptions, run_exercise
+from simulator.messaging.wire import Control, Tick, decode_from_umpire
+from simulator.run.exercise import Exercise, RunOptions, run_exercise
 from simulator.scenario import load_scenario
 from simulator.summary import RunSummary
 from simulator.transport import SessionSettings
-from simulator.wire import Control, Tick, decode_from_umpire
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 # Wall seconds a realtime twin takes to cover its simulated twin's span: fast enough for the

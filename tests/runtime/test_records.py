@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError, field_serializer
 
 from simulator.eventlog import GENESIS_HASH, NewEvent, committed_event
 from simulator.eventlog.envelope import seal
+from simulator.messaging.wire import Submission
 from simulator.protocol import MESSAGE_TYPES, Message, Severity, Violation, parse_message
 from simulator.records import (
     MESSAGE_SCHEMA_VERSION,
@@ -18,8 +19,7 @@ from simulator.records import (
     record_message,
     violation_payload,
 )
-from simulator.sequencer import Sequencer
-from simulator.wire import Submission
+from simulator.umpire.sequencer import Sequencer
 from tests.protocol.builders import AGREEMENT, T0, build
 
 WALLCLOCK = T0 + timedelta(seconds=1, microseconds=7)

@@ -12,11 +12,11 @@ from simulator.brokers import start_broker, transport_for
 from simulator.context import fresh_rng, wall_now
 from simulator.errors import InputError
 from simulator.eventlog import to_json_line
-from simulator.exercise import RunOptions, run_exercise
 from simulator.logfiles import open_log
-from simulator.replay import check, fork, read_range, recorded_run, republish
+from simulator.messaging.topics import Topics
+from simulator.run.exercise import RunOptions, run_exercise
+from simulator.run.replay import check, fork, read_range, recorded_run, republish
 from simulator.scenario import Scenario, load_scenario
-from simulator.topics import Topics
 from simulator.transport import SessionSettings
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"

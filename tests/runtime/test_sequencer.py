@@ -3,9 +3,9 @@
 import json
 from datetime import timedelta
 
+from simulator.messaging.wire import Submission, encode
 from simulator.records import CLOCK_ELAPSED, REJECTION, read_violations
-from simulator.sequencer import Sequencer
-from simulator.wire import Submission, encode
+from simulator.umpire.sequencer import Sequencer
 from tests.protocol.builders import AGREEMENT, T0, build
 
 

@@ -16,7 +16,7 @@ from simulator.brokers import Broker, EmbeddedBroker, MosquittoBroker, exercise_
 from simulator.brokers.mosquitto import DEFAULT_BINARY
 from simulator.brokers.tls import TlsFiles, generate_tls
 from simulator.context import wall_now
-from simulator.topics import Topics
+from simulator.messaging.topics import Topics
 from tests.transport.helpers import Connector
 
 # The parties of tests/protocol/builders.py, so that its messages and agreement fit.

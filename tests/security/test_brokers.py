@@ -18,9 +18,9 @@ from simulator.brokers.tls import (
     write_tls,
 )
 from simulator.context import wall_now
+from simulator.messaging.topics import Topics
+from simulator.messaging.wire import Submission, encode
 from simulator.records import REJECTION
-from simulator.sequencer import Sequencer
-from simulator.topics import Topics
 from simulator.transport import (
     BrokerAddress,
     BrokerRefused,
@@ -29,7 +29,7 @@ from simulator.transport import (
     SubscriptionRefused,
     Transport,
 )
-from simulator.wire import Submission, encode
+from simulator.umpire.sequencer import Sequencer
 from tests.protocol.builders import AGREEMENT, T0, valid_fields
 from tests.security.conftest import BrokerFactory
 from tests.transport.helpers import (

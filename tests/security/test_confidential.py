@@ -16,13 +16,13 @@ from simulator.brokers import (
     mosquitto_acl,
 )
 from simulator.brokers.tls import TlsFiles
-from simulator.exercise import Exercise, RunOptions, run_exercise
+from simulator.messaging.routing import confidential_cases, routes
+from simulator.messaging.topics import Topics
 from simulator.records import is_message_event
-from simulator.replay import read_range
+from simulator.run.exercise import Exercise, RunOptions, run_exercise
+from simulator.run.replay import read_range
 from simulator.scenario import load_scenario
-from simulator.topics import Topics
 from simulator.transport import Received, SubscriptionRefused, Transport
-from simulator.umpire import confidential_cases, routes
 from tests.transport.helpers import Connector
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"

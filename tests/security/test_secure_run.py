@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from simulator.errors import InputError
-from simulator.exercise import RunOptions, run_exercise
 from simulator.logfiles import open_log
 from simulator.protocol import SignatureStatus
 from simulator.records import EXERCISE_STARTED, read_agreement, read_message
-from simulator.replay import check, read_range
+from simulator.run.exercise import RunOptions, run_exercise
+from simulator.run.replay import check, read_range
 from simulator.scenario import load_scenario
 from simulator.signing import signing_secret_path
 from tests.runtime.seats import SIMULATOR, played_to_the_end, until

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from simulator.brokers import Broker, transport_for
-from simulator.topics import Topics
+from simulator.messaging.topics import Topics
 from simulator.transport import (
     Backoff,
     BrokerRefused,

@@ -16,7 +16,7 @@ from simulator.brokers import (
     start_broker,
 )
 from simulator.brokers.base import BrokerStartError
-from simulator.topics import TopicError, Topics
+from simulator.messaging.topics import TopicError, Topics
 from simulator.transport import BrokerUrlError
 
 EXAMPLE_ACL = Path(__file__).resolve().parents[2] / "brokers" / "acl.example"

@@ -4,7 +4,7 @@ import asyncio
 import statistics
 
 from simulator.brokers import Broker
-from simulator.topics import Topics
+from simulator.messaging.topics import Topics
 from simulator.transport import (
     Credentials,
     SubscriptionRefused,

@@ -13,7 +13,7 @@ from simulator.brokers import (
     exercise_principals,
     transport_for,
 )
-from simulator.topics import Topics
+from simulator.messaging.topics import Topics
 from simulator.transport import BrokerUnavailable, SessionSettings, Transport
 
 from .helpers import PARTIES, Connector, quiet, receive

@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from simulator.brokers import BrokerStartError, MosquittoBroker, exercise_principals
 from simulator.brokers.mosquitto import DEFAULT_MESSAGE_SIZE_LIMIT
-from simulator.topics import Topics
+from simulator.messaging.topics import Topics
 from simulator.transport import BrokerUnavailable, PayloadTooLarge, Transport
 
 from .helpers import PARTIES, TEST_BACKOFF, Connector, quiet, receive, receive_all

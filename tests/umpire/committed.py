@@ -9,8 +9,8 @@ from simulator.eventlog.envelope import seal
 from simulator.protocol import parse_message
 from simulator.records import REJECTION, UMPIRE_SOURCE
 from simulator.scenario import Scenario
-from simulator.sequencer import Sequencer
 from simulator.signing import Signatories
+from simulator.umpire.sequencer import Sequencer
 
 # The wall clock is no part of what these tests check; one fixed instant keeps events equal.
 WALLCLOCK = datetime(2030, 1, 1, tzinfo=UTC)

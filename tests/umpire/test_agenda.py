@@ -6,10 +6,10 @@ from itertools import pairwise
 
 import pytest
 
-from simulator.agenda import ScenarioAgenda
 from simulator.eventlog import Event
 from simulator.protocol import Message
 from simulator.scenario import Scenario, parse_scenario
+from simulator.umpire.agenda import ScenarioAgenda
 from tests.umpire.committed import CommittedLog
 
 SCENARIO = """\

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from simulator.exercise import RunOptions, RunOutcome
+from simulator.run.exercise import RunOptions, RunOutcome
 from simulator.scenario import load_scenario
 from simulator.scenario.model import Scenario
 from simulator.web.serve import ServeOptions, serve_scenario

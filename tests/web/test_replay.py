@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from simulator.exercise import RunOptions, run_exercise
+from simulator.run.exercise import RunOptions, run_exercise
 from simulator.scenario import load_scenario
 from simulator.summary import RunSummary
 from simulator.web.serve import ServeOptions, serve_log

@@ -21,12 +21,10 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from simulator.bus import Bus
 from simulator.eventlog import Event
-from simulator.policy import Plan, PolicyEngine, message_id
-from simulator.records import audience
-from simulator.topics import Topics
-from simulator.wire import (
+from simulator.messaging.bus import Bus
+from simulator.messaging.topics import Topics
+from simulator.messaging.wire import (
     CatchUp,
     CatchUpRequest,
     Ended,
@@ -40,6 +38,8 @@ from simulator.wire import (
     decode_from_umpire,
     encode,
 )
+from simulator.party.policy import Plan, PolicyEngine, message_id
+from simulator.records import audience
 
 log = structlog.get_logger("simulator.party")
 

@@ -18,19 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulator.bus import Bus
 from simulator.context import monotonic
 from simulator.errors import InputError
 from simulator.eventlog import Event
-from simulator.exercise import Exercise, RunOptions, RunOutcome, run_exercise
 from simulator.logfiles import is_postgres, open_log
+from simulator.messaging.bus import Bus
+from simulator.messaging.routing import confidential_cases, publish_events
+from simulator.messaging.topics import Topics
+from simulator.messaging.wire import Ended, encode
 from simulator.records import EXERCISE_ENDED
+from simulator.run.exercise import Exercise, RunOptions, RunOutcome, run_exercise
+from simulator.run.security import SECRET_SIGNING, SIGNING_METADATA
 from simulator.scenario.model import Scenario
-from simulator.security import SECRET_SIGNING, SIGNING_METADATA
 from simulator.signing import load_or_create_secret, signing_secret_path, write_private_bytes
-from simulator.topics import Topics
-from simulator.umpire import confidential_cases, publish_events
-from simulator.wire import Ended, encode
 
 # Fields that differ between two runs of the same scenario and seed.
 WALL_CLOCK_FIELDS = ("wallclock", "hash", "prevhash")

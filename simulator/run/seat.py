@@ -23,11 +23,12 @@ from pydantic import BaseModel, ConfigDict
 
 from simulator.context import fresh_rng, seeded
 from simulator.errors import InputError, SimulatorError
+from simulator.messaging.topics import Topics
+from simulator.messaging.wire import Ended
 from simulator.party import PartyRuntime
-from simulator.policy import PolicyEngine
+from simulator.party.policy import PolicyEngine
 from simulator.scenario.model import Scenario
 from simulator.signing import Signatories
-from simulator.topics import Topics
 from simulator.transport import (
     BrokerAddress,
     Credentials,
@@ -35,7 +36,6 @@ from simulator.transport import (
     Transport,
     client_id_for,
 )
-from simulator.wire import Ended
 
 
 class SeatFile(BaseModel):

@@ -16,6 +16,14 @@ from datetime import datetime, timedelta
 from pydantic import ValidationError
 
 from simulator.eventlog import Event, NewEvent
+from simulator.messaging.wire import (
+    MAX_PAYLOAD_BYTES,
+    Rejected,
+    Submission,
+    WireError,
+    decode_from_party,
+    describe,
+)
 from simulator.protocol import (
     Agreement,
     Case,
@@ -37,14 +45,6 @@ from simulator.records import (
     read_message,
     record_elapsed,
     record_message,
-)
-from simulator.wire import (
-    MAX_PAYLOAD_BYTES,
-    Rejected,
-    Submission,
-    WireError,
-    decode_from_party,
-    describe,
 )
 
 # Deadlines are checked just after they pass: "no more than 3 days" means the

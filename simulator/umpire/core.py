@@ -30,14 +30,13 @@ topic and, when carried out, recorded in the log as what the controller did.
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Container, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 import structlog
 
-from simulator.bus import Bus
 from simulator.context import ScaledClock, VirtualClock
 from simulator.errors import InternalError, SimulatorError
 from simulator.eventlog import (
@@ -49,19 +48,10 @@ from simulator.eventlog import (
     committed_event,
     to_json_line,
 )
-from simulator.protocol import Message, is_party_id
-from simulator.records import (
-    CONTROLLER_RECORDS,
-    EXERCISE_ENDED,
-    UMPIRE_SOURCE,
-    audience,
-    is_message_event,
-    record_control,
-    record_note,
-)
-from simulator.sequencer import Decision, Pending, Sequencer
-from simulator.topics import Topics
-from simulator.wire import (
+from simulator.messaging.bus import Bus
+from simulator.messaging.routing import Chunker, publish_events
+from simulator.messaging.topics import Topics
+from simulator.messaging.wire import (
     CatchUpRequest,
     Control,
     ControlAnswer,
@@ -76,14 +66,20 @@ from simulator.wire import (
     decode_from_party,
     encode,
 )
+from simulator.protocol import Message
+from simulator.records import (
+    CONTROLLER_RECORDS,
+    EXERCISE_ENDED,
+    UMPIRE_SOURCE,
+    audience,
+    record_control,
+    record_note,
+)
+from simulator.umpire.sequencer import Decision, Pending, Sequencer
 
 log = structlog.get_logger("simulator.umpire")
 
 CATCH_UP_CHUNK = 500
-# A message of committed events (published or caught up) stays well under the wire
-# limit (wire.MAX_PAYLOAD_BYTES, 256 KiB) and the broker's: over it, it would be
-# refused or dropped. Large or many events go in several messages.
-EVENTS_MESSAGE_BYTES = 128 * 1024
 # Rounds in a row at one simulated instant with nothing committed before we call it a bug.
 STALL_LIMIT = 5
 # A party heard from within this many seconds counts as connected (`control status`);
@@ -812,117 +808,6 @@ def _when(moment: datetime) -> str:
 
 def _listed(names: Sequence[str]) -> str:
     return ", ".join(names) if names else "(none)"
-
-
-def routes(event: Event, topics: Topics, *, private: bool = False) -> list[str]:
-    """The topics a committed event is published on: only where its audience reads.
-
-    `private` (a confidential case, Art. 6.3): a message goes to its two
-    parties' inboxes instead of the log topic, which observers read.
-    """
-    who = audience(event)
-    if who is None:
-        return [topics.clock]
-    if private and is_message_event(event.type) and event.sender and event.recipient:
-        return [topics.inbox(p) for p in (event.sender, event.recipient) if is_party_id(p)]
-    if is_message_event(event.type) and event.sender and event.recipient:
-        return [topics.log(event.sender, event.recipient)]
-    return [topics.log(UMPIRE_SOURCE, party) for party in sorted(who)]
-
-
-def events_payload(lines: Sequence[str], *, replay: bool = False) -> bytes:
-    tail = b'],"replay":true}' if replay else b"]}"
-    return b'{"kind":"events","events":[' + ",".join(lines).encode() + tail
-
-
-def confidential_cases(events: Iterable[Event]) -> set[str]:
-    """Cases whose request asked for confidentiality (Art. 6.3), from their committed events."""
-    return {
-        e.subject
-        for e in events
-        if e.subject and is_message_event(e.type) and e.data.get("message", {}).get("confidential")
-    }
-
-
-class Chunker:
-    """Cuts a stream of event lines into messages of at most `limit` bytes and `count` lines.
-
-    `add` returns the finished chunk when a line does not fit (a longer line goes
-    alone); `rest` the last one. Streams: a catch-up never holds the whole log.
-    """
-
-    def __init__(self, *, limit: int = EVENTS_MESSAGE_BYTES, count: int | None = None) -> None:
-        self.limit = limit
-        self.count = count
-        self.lines: list[str] = []
-        self.size = 0
-
-    def add(self, line: str) -> list[str] | None:
-        full = None
-        if self.lines and (self.size + len(line) > self.limit or len(self.lines) == self.count):
-            full, self.lines, self.size = self.lines, [], 0
-        self.lines.append(line)
-        self.size += len(line) + 1
-        return full
-
-    def rest(self) -> list[str]:
-        rest, self.lines, self.size = self.lines, [], 0
-        return rest
-
-
-async def publish_events(
-    bus: Bus,
-    topics: Topics,
-    events: Sequence[Event],
-    *,
-    replay: bool = False,
-    private_cases: Container[str] = frozenset(),
-    concurrent: bool = False,
-    route: Callable[[Event, bool], Iterable[str]] | None = None,
-) -> int:
-    """Publish committed events grouped by topic, several per MQTT message; returns messages.
-
-    `concurrent` puts every message in flight at once (a load run's umpire) instead
-    of awaiting each acknowledgement in turn; messages still leave in order.
-    `route(event, private)` names an event's topics where they are not `routes`
-    (a load run's gateways).
-    """
-    by_topic: dict[str, list[str]] = defaultdict(list)
-    # A message's topics follow from its sender, recipient and privacy alone, and a
-    # batch holds many messages between the same two parties: worked out once each.
-    message_routes: dict[tuple[str | None, str | None, bool], list[str]] = {}
-
-    def pick(event: Event, private: bool) -> list[str]:
-        if route is None:
-            return routes(event, topics, private=private)
-        return list(route(event, private))
-
-    for event in events:
-        line = to_json_line(event)
-        private = event.subject in private_cases
-        if is_message_event(event.type):
-            key = (event.sender, event.recipient, private)
-            found = message_routes.get(key)
-            if found is None:
-                found = message_routes[key] = pick(event, private)
-        else:
-            found = pick(event, private)
-        for topic in found:
-            by_topic[topic].append(line)
-    payloads = []
-    for topic, lines in by_topic.items():
-        chunker = Chunker()
-        chunks = [full for line in lines if (full := chunker.add(line)) is not None]
-        chunks.append(chunker.rest())
-        payloads += [(topic, events_payload(chunk, replay=replay)) for chunk in chunks]
-    if concurrent:
-        async with asyncio.TaskGroup() as group:
-            for topic, payload in payloads:
-                group.create_task(bus.publish(topic, payload))
-    else:
-        for topic, payload in payloads:
-            await bus.publish(topic, payload)
-    return len(payloads)
 
 
 __all__ = [

@@ -19,32 +19,32 @@ from typing import Literal, Self
 
 import structlog
 
-from simulator.agenda import ScenarioAgenda
 from simulator.brokers import Broker, start_broker, transport_for
 from simulator.context import ScaledClock, VirtualClock, fresh_rng, monotonic, seeded, wall_now
-from simulator.control import ControlFile, control_path, write_control_file
 from simulator.errors import InputError
 from simulator.eventlog import Event, EventStore, NewEvent
 from simulator.logfiles import is_postgres, open_log
+from simulator.messaging.topics import Topics
 from simulator.party import PartyRuntime
-from simulator.policy import PolicyEngine
+from simulator.party.policy import PolicyEngine
 from simulator.records import record_exercise_started
-from simulator.scenario.model import Scenario
-from simulator.seat import SeatFile, seat_path, seat_signing, write_seat_file
-from simulator.security import (
+from simulator.run.control import ControlFile, control_path, write_control_file
+from simulator.run.seat import SeatFile, seat_path, seat_signing, write_seat_file
+from simulator.run.security import (
     SECRET_SIGNING,
     SIGNING_METADATA,
     SecurityOptions,
     broker_tls,
     signatories_for,
 )
-from simulator.sequencer import Sequencer
+from simulator.scenario.model import Scenario
 from simulator.summary import RunSummary, summarize
-from simulator.topics import Topics
 from simulator.transport import SessionSettings, Transport, client_id_for
 from simulator.umpire import Umpire, UmpireResult, UmpireSettings
+from simulator.umpire.agenda import ScenarioAgenda
+from simulator.umpire.sequencer import Sequencer
 
-log = structlog.get_logger("simulator.exercise")
+log = structlog.get_logger("simulator.run.exercise")
 
 ClockMode = Literal["simulated", "realtime"]
 
@@ -61,7 +61,7 @@ class RunOptions:
     party_timeout_s: float = 60.0
     # Parties played by separate `simulator party` processes.
     external: tuple[str, ...] = ()
-    # --secure: TLS-only broker, secret signature keys (simulator.security).
+    # --secure: TLS-only broker, secret signature keys (simulator.run.security).
     secure: bool = False
     signing_secret: Path | None = None
 

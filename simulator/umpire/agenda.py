@@ -28,8 +28,8 @@ from simulator.scenario.model import (
     RuleCondition,
     Scenario,
 )
-from simulator.sequencer import Sequencer
 from simulator.signing import Signatories, Tamper, tamper
+from simulator.umpire.sequencer import Sequencer
 
 
 def inject_source(inject_id: str) -> str:

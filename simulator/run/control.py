@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict
 
 from simulator.context import fresh_rng
 from simulator.errors import InputError, SimulatorError
-from simulator.topics import Topics
+from simulator.messaging.topics import Topics
+from simulator.messaging.wire import Control, ControlAnswer, WireError, decode_answer, encode
 from simulator.transport import BrokerAddress, Credentials, SessionSettings, Transport
-from simulator.wire import Control, ControlAnswer, WireError, decode_answer, encode
 
 # How long `simulator control` waits for the umpire's answer before saying it got none.
 ANSWER_TIMEOUT_S = 5.0

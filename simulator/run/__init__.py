@@ -1,0 +1,1 @@
+"""Running an exercise: the composition root, external seats, control, replay and security."""
