@@ -2,60 +2,32 @@
 
 The seat connects with the party's credentials, so the broker's ACL shows
 it only what that party may see, exactly as a simulated agency in another
-process would see it. It folds its own events into its cases, sends what
-the trainee writes as submissions with the next sequence number, keeps each
-in an outbox until it sees it committed or rejected (resending meanwhile:
-the broker may lose it, and the umpire appends idempotently), and asks the
-umpire to catch up when a round marker says it has missed events.
+process would see it. Its wire side is the same party session as a
+simulated agency's (`simulator.party.session`): the outbox and resends, the
+audience, catch-up and the clock. On top of it the seat folds its events into
+its cases for the trainee and sends what the trainee writes with the next
+sequence number.
 """
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-import structlog
-
-from simulator.context import monotonic
 from simulator.eventlog import Event
 from simulator.messaging.bus import Bus
 from simulator.messaging.topics import Topics
-from simulator.messaging.wire import (
-    CatchUp,
-    CatchUpRequest,
-    Ended,
-    Events,
-    PlanStated,
-    Round,
-    Submission,
-    Tick,
-    WireError,
-    decode_from_umpire,
-    encode,
-)
+from simulator.messaging.wire import Ended, Round, Tick
 from simulator.party.policy import message_id
+from simulator.party.session import Outgoing, PartySession, PartySettings
 from simulator.protocol import Agreement, Case, Party, apply, parse_message
-from simulator.records import REJECTION, audience, is_message_event
+from simulator.records import is_message_event
 from simulator.web.board import Signal
 
-log = structlog.get_logger("simulator.web.seat")
-
-RESEND_AFTER_S = 2.0
-CATCH_UP_GRACE_S = 0.5
-# A seat says it is there this often (the controller's status lists it as connected).
-PRESENT_EVERY_S = 5.0
-
-
-@dataclass
-class Pending:
-    seq: int
-    message_id: str
-    kind: str
-    case_id: str
-    payload: bytes
-    sent_at: float
-    attempts: int = 1
+# A person's pace: resends and catch-up asks are less eager than a simulated agency's.
+SEAT_SETTINGS = PartySettings(catch_up_grace_s=0.5, resend_after_s=2.0, resend_max_s=8.0)
+# How often the seat looks at its outbox and its clock without news.
+PULSE_S = 0.25
 
 
 class PlayerSeat:
@@ -72,78 +44,64 @@ class PlayerSeat:
         self.party = party
         self.parties = parties
         self.agreement = agreement
-        self.bus = bus
-        self.topics = topics
+        self.session = PartySession(party.id, bus, topics, SEAT_SETTINGS)
         self.generation = generation
         self.events: dict[int, Event] = {}
         self.cases: dict[str, Case] = {}
         self.last_message: dict[str, str] = {}
-        self.round: Round | Tick | None = None
-        self._round_at = 0.0
-        self.ended: Ended | None = None
-        self.outbox: dict[int, Pending] = {}
         self.next_seq = 1
         self.changed = Signal()
         self.ready = asyncio.Event()
-        self._short_since: float | None = None
-        self.log = log.bind(exercise=topics.exercise, party=party.id)
+
+    @property
+    def round(self) -> Round | Tick | None:
+        """The umpire's last clock marker."""
+        return self.session.marker
+
+    @property
+    def ended(self) -> Ended | None:
+        return self.session.ended
+
+    @property
+    def outbox(self) -> dict[int, Outgoing]:
+        return self.session.outbox
 
     # -- running ---------------------------------------------------------------------
 
     async def run(self) -> None:
-        await self.bus.subscribe(*self.topics.party_filters(self.party.id))
+        await self.session.open()
         self.ready.set()
-        ticker = asyncio.create_task(self._tick(), name=f"seat[{self.party.id}].tick")
+        pulse = asyncio.create_task(self._pulse(), name=f"seat[{self.party.id}].pulse")
         try:
-            async for incoming in self.bus.messages():
-                self._take(bytes(incoming.payload))
+            async for incoming in self.session.bus.messages():
+                self.session.take(bytes(incoming.payload))
+                self._fold_new()
+                self.changed.fire()
         finally:
-            ticker.cancel()
+            pulse.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+                await pulse
 
-    async def _tick(self) -> None:
-        present_at = -PRESENT_EVERY_S
+    async def _pulse(self) -> None:
         while True:
-            await asyncio.sleep(0.25)
-            await self._resend()
-            await self._maybe_catch_up()
-            if monotonic() - present_at >= PRESENT_EVERY_S:
-                present_at = monotonic()
-                await self._present()
+            await asyncio.sleep(PULSE_S)
+            await self.session.resend()
+            await self.session.catch_up_if_short()
+            # A seat plans nothing of itself; stating so tells the umpire it is here.
+            await self.session.state(None)
 
-    async def _present(self) -> None:
-        """Tell the umpire the seat is here; a seat plans nothing of itself."""
-        plan = PlanStated(party=self.party.id, seen=len(self.events), seqs=tuple(self.outbox))
-        await self.bus.publish(self.topics.report(self.party.id), encode(plan))
-
-    def _take(self, payload: bytes) -> None:
-        try:
-            message = decode_from_umpire(payload)
-        except WireError as exc:
-            self.log.warning("umpire_message_ignored", reason=str(exc))
+    def _fold_new(self) -> None:
+        """Take what the last marker says the seat holds; fold every case again if any came."""
+        marker = self.session.marker
+        if marker is None or not self.session.complete():
             return
-        if isinstance(message, Events | CatchUp):
-            fresh = False
-            for raw in message.events:
-                event = Event.model_validate(raw)
-                who = audience(event)
-                if (who is None or self.party.id in who) and event.position not in self.events:
-                    self.events[event.position] = event
-                    fresh = True
-            if fresh:
-                self._fold()
-        elif isinstance(message, Round | Tick):
-            self.round = message
-            self._round_at = monotonic()
-        elif isinstance(message, Ended):
-            self.ended = message
-        self.changed.fire()
-
-    def _fold(self) -> None:
-        """Every case of this seat, folded again from its events (few, for a person)."""
+        fresh = self.session.ready(marker.head)
+        if not fresh:
+            return
+        self.events.update((e.position, e) for e in fresh)
         cases: dict[str, Case] = {}
         last: dict[str, str] = {}
+        # Every case folded again from its events (few, for a person).
         for position in sorted(self.events):
             event = self.events[position]
             if is_message_event(event.type) and event.subject:
@@ -152,49 +110,8 @@ class PlayerSeat:
                 if case is not None:
                     cases[event.subject] = case
                     last[event.subject] = message.message_id
-            if event.type == REJECTION or is_message_event(event.type):
-                self._settle(event)
         self.cases = cases
         self.last_message = last
-
-    def _settle(self, event: Event) -> None:
-        if event.type == REJECTION:
-            seq = event.data.get("seq")
-            if isinstance(seq, int):
-                self.outbox.pop(seq, None)
-            return
-        committed_id = event.data["message"]["message_id"]
-        for seq, item in list(self.outbox.items()):
-            if item.message_id == committed_id:
-                del self.outbox[seq]
-
-    async def _resend(self) -> None:
-        now = monotonic()
-        for item in self.outbox.values():
-            if now - item.sent_at >= RESEND_AFTER_S * min(item.attempts, 4):
-                item.attempts += 1
-                item.sent_at = now
-                self.log.info("submission_resent", seq=item.seq, attempts=item.attempts)
-                await self.bus.publish(self.topics.submit(self.party.id), item.payload)
-
-    async def _maybe_catch_up(self) -> None:
-        marker = self.round
-        if marker is None:
-            return
-        held = sum(1 for p in self.events if p <= marker.head)
-        if held >= marker.visible.get(self.party.id, 0):
-            self._short_since = None
-            return
-        now = monotonic()
-        if self._short_since is None:
-            # Events travel on other topics than the marker: give them a moment.
-            self._short_since = now
-            return
-        if now - self._short_since < CATCH_UP_GRACE_S:
-            return
-        self._short_since = now + RESEND_AFTER_S
-        request = CatchUpRequest(party=self.party.id, after=0)
-        await self.bus.publish(self.topics.report(self.party.id), encode(request))
 
     # -- sending ------------------------------------------------------------------------
 
@@ -204,19 +121,12 @@ class PlayerSeat:
         return seq, message_id(self.party.id, seq, self.generation)
 
     async def submit(self, seq: int, message: dict[str, Any]) -> None:
-        payload = encode(Submission(party=self.party.id, seq=seq, message=message))
-        self.outbox[seq] = Pending(
-            seq, message["message_id"], message["type"], message["case_id"], payload, monotonic()
+        await self.session.send(seq, message)
+        self.session.log.info(
+            "submission_sent", seq=seq, type=message["type"], case=message["case_id"]
         )
-        await self.bus.publish(self.topics.submit(self.party.id), payload)
-        self.log.info("submission_sent", seq=seq, type=message["type"], case=message["case_id"])
         self.changed.fire()
 
     def now(self) -> datetime | None:
         """Simulated time now: the umpire's last clock, run on at its speed until the next."""
-        marker = self.round
-        if marker is None:
-            return None
-        if marker.paused or not marker.speed:
-            return marker.time
-        return marker.time + timedelta(seconds=(monotonic() - self._round_at) * marker.speed)
+        return self.session.now()
