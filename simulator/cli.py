@@ -28,7 +28,7 @@ from simulator.logfiles import is_postgres
 from simulator.logging import configure as configure_logging
 from simulator.logview import export_log, import_log, report_json, show_log, verify_log
 from simulator.messaging.topics import Topics
-from simulator.messaging.wire import Control, describe
+from simulator.messaging.wire import Control, Tick, describe
 from simulator.options import SECURE_OPTION
 from simulator.protocol import RULES
 from simulator.rulebook import RuleFormat, render_rules
@@ -306,7 +306,12 @@ def run(
             progress.commit(events)
             status.update(progress.line())
 
-        outcome = _run(run_exercise(scenario, options, on_commit=update))
+        def tick(marker: Tick) -> None:
+            # Realtime: the line follows the clock every tick, not only the commits.
+            progress.tick(marker)
+            status.update(progress.line())
+
+        outcome = _run(run_exercise(scenario, options, on_commit=update, on_clock=tick))
     # The file first: printing may fail on a closed pipe (`| head`).
     if json_summary is not None:
         _emit_json(outcome.summary.as_json(), json_summary)

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from simulator.eventlog import Event
+from simulator.messaging.wire import Tick
 from simulator.records import REJECTION, is_message_event
 from simulator.summary import RunSummary
 
@@ -22,6 +23,8 @@ class Progress:
     violations: int = 0
     cases: set[str] = field(default_factory=set)
     time: str = ""
+    # Realtime: the umpire's clock as last announced.
+    clock: Tick | None = None
 
     def commit(self, events: Sequence[Event]) -> None:
         for event in events:
@@ -35,9 +38,18 @@ class Progress:
                 self.rejections += 1
             self.violations += len(event.data.get("violations") or ())
 
+    def tick(self, tick: Tick) -> None:
+        self.clock = tick
+
     def line(self) -> str:
+        clock = self.clock
+        if clock is not None:
+            paused = "  PAUSED" if clock.paused else ""
+            when = f"{clock.time.strftime('%Y-%m-%d %H:%M')} x{clock.speed:g}{paused}"
+        else:
+            when = self.time
         return (
-            f"simulated {self.time}  events {self.events}  cases {len(self.cases)}  "
+            f"simulated {when}  events {self.events}  cases {len(self.cases)}  "
             f"messages {self.messages}  violations {self.violations}  "
             f"rejections {self.rejections}"
         )

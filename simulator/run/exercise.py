@@ -25,6 +25,7 @@ from simulator.errors import InputError
 from simulator.eventlog import Event, EventStore, NewEvent
 from simulator.logfiles import is_postgres, open_log
 from simulator.messaging.topics import Topics
+from simulator.messaging.wire import Tick
 from simulator.party import PartyRuntime
 from simulator.party.policy import PolicyEngine
 from simulator.records import record_exercise_started
@@ -87,6 +88,7 @@ class Exercise:
         *,
         broker: Broker | None = None,
         on_commit: Callable[[Sequence[Event]], None] | None = None,
+        on_clock: Callable[[Tick], None] | None = None,
         prefix: Sequence[Event] = (),
         generation: int = 0,
         parent: str | None = None,
@@ -100,6 +102,7 @@ class Exercise:
         self.seed = scenario.seed if options.seed is None else options.seed
         self.topics = Topics(scenario.exercise)
         self.on_commit = on_commit
+        self.on_clock = on_clock
         humans = [p.id for p in scenario.parties if p.human]
         if humans and options.clock == "simulated":
             raise InputError(
@@ -230,6 +233,7 @@ class Exercise:
                 party_timeout_s=self.options.party_timeout_s,
             ),
             on_commit=self.on_commit,
+            on_clock=self.on_clock,
         )
         if self.prefix:
             self.umpire.resume(self.prefix)
@@ -365,6 +369,7 @@ async def run_exercise(
     options: RunOptions,
     *,
     on_commit: Callable[[Sequence[Event]], None] | None = None,
+    on_clock: Callable[[Tick], None] | None = None,
 ) -> RunOutcome:
-    async with Exercise(scenario, options, on_commit=on_commit) as exercise:
+    async with Exercise(scenario, options, on_commit=on_commit, on_clock=on_clock) as exercise:
         return await exercise.run()

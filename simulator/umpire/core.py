@@ -175,6 +175,7 @@ class Umpire:
         settings: UmpireSettings | None = None,
         reporting: Iterable[str] | None = None,
         on_commit: Callable[[Sequence[Event]], None] | None = None,
+        on_clock: Callable[[Tick], None] | None = None,
     ) -> None:
         self.sequencer = sequencer
         self.store = store
@@ -188,6 +189,8 @@ class Umpire:
         self.agenda: Agenda = agenda or EmptyAgenda()
         self.settings = settings or UmpireSettings()
         self.on_commit = on_commit
+        # Realtime: every clock announced (a live status line follows it).
+        self.on_clock = on_clock
         self.log = log.bind(exercise=topics.exercise, party="umpire")
         self.head = 0
         self.visible: dict[str, int] = dict.fromkeys(self.parties, 0)
@@ -395,6 +398,8 @@ class Umpire:
                 paused=self.paused,
                 speed=clock.speed,
             )
+            if self.on_clock is not None:
+                self.on_clock(marker)
         else:
             marker = Round(
                 round=self.round.number,
