@@ -1,4 +1,4 @@
-"""The runtime's sources of time and randomness: the only module that reads them.
+"""The runtime's sources of time, randomness and ids: the only module that reads them.
 
 Everything else takes a clock, a wall-clock function or a seeded
 `random.Random` as an argument (DESIGN invariant 5), so a run with a virtual
@@ -6,6 +6,7 @@ clock and a seed is reproducible, and tests can hand in their own.
 """
 
 import random
+import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,21 @@ def seeded(seed: int, *names: str) -> random.Random:
     SHA-512, not with Python's randomised `hash`).
     """
     return random.Random(":".join([str(seed), *names]))
+
+
+def secret_hex(nbytes: int) -> str:
+    """Random hex for ids that must not repeat across runs (log ids, run ids)."""
+    return secrets.token_hex(nbytes)
+
+
+def secret_token(nbytes: int) -> str:
+    """A random URL-safe secret: passwords, access tokens."""
+    return secrets.token_urlsafe(nbytes)
+
+
+def secret_bytes(nbytes: int) -> bytes:
+    """Random bytes for key material."""
+    return secrets.token_bytes(nbytes)
 
 
 def fresh_rng() -> random.Random:

@@ -34,7 +34,6 @@ import base64
 import binascii
 import hashlib
 import os
-import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -47,6 +46,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import BaseModel, ValidationError
 
+from simulator.context import secret_bytes
 from simulator.errors import InputError
 from simulator.protocol import Message, Party, Signature, SignatureStatus, parse_message
 
@@ -307,7 +307,7 @@ def load_or_create_secret(path: Path) -> bytes:
             raise InputError(f"{path}: a signing secret is {SECRET_BYTES} bytes, not {len(secret)}")
         return secret
     path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_bytes(SECRET_BYTES)
+    secret = secret_bytes(SECRET_BYTES)
     write_private_bytes(path, secret)
     return secret
 

@@ -2,12 +2,12 @@
 
 import os
 import random
-import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
 
+from simulator.context import secret_token
 from simulator.errors import BrokerError
 from simulator.messaging.topics import CONTROLLER, OBSERVER, UMPIRE, check_party_id
 from simulator.transport import (
@@ -107,12 +107,12 @@ def exercise_principals(parties: Iterable[str]) -> dict[str, str]:
     are 256-bit `secrets.token_urlsafe` strings, so brokers may hash them with
     cheap parameters: stretching only protects guessable passwords.
     """
-    accounts = {principal: secrets.token_urlsafe(32) for principal in SIMULATOR_PRINCIPALS}
+    accounts = {principal: secret_token(32) for principal in SIMULATOR_PRINCIPALS}
     for party in parties:
         check_party_id(party)
         if party in accounts:
             raise ValueError(f"party id {party!r} appears twice")
-        accounts[party] = secrets.token_urlsafe(32)
+        accounts[party] = secret_token(32)
     return accounts
 
 

@@ -15,7 +15,6 @@ events table, one canonical JSON record per row.
 import asyncio
 import json
 import re
-import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg import sql
 
+from simulator.context import secret_hex
 from simulator.eventlog.batch import Existing, plan_batch
 from simulator.eventlog.checkpoints import (
     Checkpoint,
@@ -208,7 +208,7 @@ class PostgresEventStore:
                 self._sql("INSERT INTO {meta} (key, value) VALUES (%s, %s)"),
                 [
                     ("eventlog.format", FORMAT),
-                    ("eventlog.log_id", self._log_id_for_creation or secrets.token_hex(16)),
+                    ("eventlog.log_id", self._log_id_for_creation or secret_hex(16)),
                     ("eventlog.checkpoint_key", public_key_hex(key)),
                     ("eventlog.created", format_time(self._clock())),
                 ],

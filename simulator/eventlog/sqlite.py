@@ -16,7 +16,6 @@ behind and an existing file is never overwritten.
 
 import asyncio
 import os
-import secrets
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -28,6 +27,7 @@ from typing import Literal, Self, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from simulator.context import secret_hex
 from simulator.eventlog.batch import Existing, plan_batch
 from simulator.eventlog.checkpoints import (
     Checkpoint,
@@ -323,7 +323,7 @@ class SqliteEventStore:
 
     def _create_sync(self) -> None:
         key = self._key_sync()
-        log_id = self._log_id_for_creation or secrets.token_hex(16)
+        log_id = self._log_id_for_creation or secret_hex(16)
         temporary = self._path.with_name(f"{self._path.name}.creating-{os.getpid()}")
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{temporary}{suffix}").unlink(missing_ok=True)

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 import resource
-import secrets
 import sqlite3
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from simulator.brokers import (
     start_broker,
     transport_for,
 )
-from simulator.context import ScaledClock, fresh_rng, monotonic, wall_now
+from simulator.context import ScaledClock, fresh_rng, monotonic, secret_hex, wall_now
 from simulator.errors import InputError
 from simulator.load.conversation import PATHS, Mix, load_party
 from simulator.load.generator import (
@@ -148,9 +147,9 @@ async def run_load(
         else {}
     )
     principals = parties + list(gateways)
-    exercise = f"load-{secrets.token_hex(4)}"
+    exercise = f"load-{secret_hex(4)}"
     topics = Topics(exercise)
-    run_id = secrets.token_hex(3)
+    run_id = secret_hex(3)
     async with contextlib.AsyncExitStack() as stack:
         workdir = options.workdir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="simulator-load-"))

@@ -8,7 +8,6 @@ a party can be stopped and replaced mid-run); `run_exercise` the short one.
 
 import asyncio
 import contextlib
-import secrets
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,15 @@ from typing import Literal, Self
 import structlog
 
 from simulator.brokers import Broker, start_broker, transport_for
-from simulator.context import ScaledClock, VirtualClock, fresh_rng, monotonic, seeded, wall_now
+from simulator.context import (
+    ScaledClock,
+    VirtualClock,
+    fresh_rng,
+    monotonic,
+    secret_hex,
+    seeded,
+    wall_now,
+)
 from simulator.errors import InputError
 from simulator.eventlog import Event, EventStore, NewEvent
 from simulator.logfiles import is_postgres, open_log
@@ -114,7 +121,7 @@ class Exercise:
         self.signatories = signatories_for(scenario, self.location, self.security)
         self.agreement = scenario.protocol_agreement(self.signatories.verify)
         # A short id per run keeps MQTT sessions of different runs apart on a shared broker.
-        self.run_id = secrets.token_hex(3)
+        self.run_id = secret_hex(3)
         self._given_broker = broker
         self._stack = contextlib.AsyncExitStack()
         self.broker: Broker

@@ -7,10 +7,11 @@ view only. Nothing about a token says which seat it belongs to.
 """
 
 import hmac
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
+
+from simulator.context import secret_token
 
 CONTROL = "control"
 
@@ -24,7 +25,7 @@ class Access:
 
 
 def _fresh() -> str:
-    return secrets.token_urlsafe(24)
+    return secret_token(24)
 
 
 @dataclass
