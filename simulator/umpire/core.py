@@ -1,27 +1,11 @@
 """The umpire: the only writer of the log (DESIGN invariants 1-3 and 6).
 
-It takes submissions from the parties' submit topics, decides with the
-`Sequencer` what each becomes, appends them in batches (one transaction
-each), and only then publishes the committed events, grouped by topic,
-several per MQTT message. It serves catch-up to a party that missed events.
-
-Simulated time runs in rounds: the umpire announces round k (its time, the
-log's head, and how many events each party may see), waits until every
-party reports it has handled the round and which submissions it sent, then
-appends those submissions in canonical order (party, then sequence number)
-as the next round. When a round brings nothing new, the clock jumps to the
-next timer: an inject, a case deadline, or a party's next planned action.
-The same scenario and seed therefore give the same log on any broker.
-
-Real time decides each submission as it arrives and commits it at once,
-in arrival order; the clock is the wall clock times a speed factor, with
-pause, resume, speed and jump. There are no rounds: the clock is announced
-on a steady tick, at once on a control change, and after every commit (so
-parties know what they should hold); parties act on their own timers and
-state their plan when it changes. A message arriving never makes the umpire
-do more than handle that message. The run ends at its duration, when it is
-stopped, or when nothing is left to happen, judged from every party's current
-plan: a statement counts only while it covers every event the party may see.
+It takes submissions from the parties' submit topics (decoding each once),
+decides with the `Sequencer` what each becomes, has the `Committer` append
+them in batches (one transaction each), and only then publishes the committed
+events (`messaging.routing`). It serves catch-up to a party that missed events,
+and answers the controller. When it appends is the driver's business, chosen
+by the clock: `Rounds` (simulated time, deterministic) or `Realtime`.
 
 Every control command is answered (when it carries an id) on the answers
 topic and, when carried out, recorded in the log as what the controller did.
@@ -38,14 +22,10 @@ from typing import Protocol
 import structlog
 
 from simulator.context import ScaledClock, VirtualClock
-from simulator.errors import InternalError, SimulatorError
 from simulator.eventlog import (
-    GENESIS_HASH,
-    Appended,
     Event,
     EventStore,
     NewEvent,
-    committed_event,
     to_json_line,
 )
 from simulator.messaging.bus import Bus
@@ -68,32 +48,23 @@ from simulator.messaging.wire import (
 )
 from simulator.protocol import Message
 from simulator.records import (
-    CONTROLLER_RECORDS,
     EXERCISE_ENDED,
     UMPIRE_SOURCE,
     audience,
     record_control,
     record_note,
 )
+from simulator.umpire.committer import Committer
+from simulator.umpire.realtime import Realtime
+from simulator.umpire.rounds import PartySilent, Rounds
 from simulator.umpire.sequencer import Decision, Pending, Sequencer
 
 log = structlog.get_logger("simulator.umpire")
 
 CATCH_UP_CHUNK = 500
-# Rounds in a row at one simulated instant with nothing committed before we call it a bug.
-STALL_LIMIT = 5
 # A party heard from within this many seconds counts as connected (`control status`);
 # parties restate their plan at least every PLAN_RESTATE_S.
 CONNECTED_WITHIN_S = 15.0
-
-
-class PartySilent(SimulatorError):
-    def __init__(self, parties: Sequence[str], round_: int, seconds: float) -> None:
-        self.parties = tuple(parties)
-        super().__init__(
-            f"no report for round {round_} from {', '.join(parties)} within {seconds:.0f} s; "
-            "is the party running and connected to the broker?"
-        )
 
 
 class Agenda(Protocol):
@@ -213,15 +184,13 @@ class Umpire:
         # load pipeline stage them in their own order.
         self.decide_on_arrival = not self.settings.simulated
         self._tick_now = asyncio.Event()
-        # (position, hash) of the last event this umpire appended or resumed from: the
-        # committed events are built from the proposals on it instead of read back.
-        self._tip: tuple[int, str] = (0, GENESIS_HASH)
+        self.committer = Committer(store, max_batch=self.settings.max_batch)
 
     def resume(self, prefix: Sequence[Event]) -> None:
         """Carry on from committed events already in the log (a forked run)."""
         self.sequencer.load(prefix)
         if prefix:
-            self._tip = (prefix[-1].position, prefix[-1].hash)
+            self.committer.resume(prefix[-1])
         for event in prefix:
             self.head = max(self.head, event.position)
             who = audience(event)
@@ -230,6 +199,12 @@ class Umpire:
                     self.visible[party] += 1
 
     # -- the run ---------------------------------------------------------------
+
+    async def _drive(self) -> UmpireResult:
+        """The clock's driver: rounds for simulated time, or real time."""
+        if self.settings.simulated:
+            return await Rounds(self).run()
+        return await Realtime(self).run()
 
     async def run(self, start_events: Sequence[NewEvent] = ()) -> UmpireResult:
         await self.bus.subscribe(
@@ -240,112 +215,12 @@ class Umpire:
             for event in start_events:
                 self.sequencer.stage(event)
             await self._commit()
-            if self.settings.simulated:
-                result = await self._simulated()
-            else:
-                result = await self._realtime()
+            result = await self._drive()
         finally:
             receiver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await receiver
         return result
-
-    async def _simulated(self) -> UmpireResult:
-        clock = self.clock
-        assert isinstance(clock, VirtualClock)
-        stalled = 0
-        while True:
-            if self.stop_requested:
-                return await self._finish(self.stop_requested)
-            while self.paused and not self.stop_requested:
-                await self._wait_changed(self.settings.heartbeat_s)
-            # What the controller did while the parties waited: its own record, no round.
-            await self._commit()
-            await self._announce()
-            await self._await_reports()
-            self._stage_round_submissions(clock.now())
-            if self.sequencer.pending.events:
-                moved = any(e.type not in CONTROLLER_RECORDS for e in self.sequencer.pending.events)
-                await self._commit()
-                if moved:
-                    self.round.number += 1
-                    continue
-            upcoming = self._next_timer()
-            if upcoming is None:
-                return await self._finish("nothing left to happen")
-            moment = max(upcoming, clock.now())
-            if moment > self.end:
-                clock.advance_to(self.end)
-                return await self._finish("the scenario's duration was reached")
-            if moment == clock.now():
-                # Nothing came of the last round at this instant either; a timer that
-                # stays due without ever producing anything would spin here forever.
-                stalled += 1
-                if stalled > STALL_LIMIT:
-                    raise InternalError(f"simulated time is stuck at {moment}: nothing happens")
-            else:
-                stalled = 0
-            clock.advance_to(moment)
-            self._stage_timers(moment)
-            self.round.number += 1
-            if self.sequencer.pending.events:
-                await self._commit()
-
-    async def _realtime(self) -> UmpireResult:
-        clock = self.clock
-        assert isinstance(clock, ScaledClock)
-        loop = asyncio.get_running_loop()
-        next_tick = loop.time()
-        while True:
-            if self.stop_requested:
-                return await self._finish(self.stop_requested)
-            now = clock.now()
-            if now >= self.end:
-                return await self._finish("the scenario's duration was reached", at=self.end)
-            self._stage_timers(now)
-            self._stage_inbox(now)
-            self._stage_malformed(now)
-            committed = bool(self.sequencer.pending.events)
-            await self._commit()
-            if committed or self._tick_now.is_set() or loop.time() >= next_tick:
-                # After a commit, so parties know what to hold; on the tick; on a change.
-                self._tick_now.clear()
-                await self._announce()
-                next_tick = loop.time() + self.settings.clock_tick_s
-            if self._idle():
-                return await self._finish("nothing left to happen")
-            await self._wait_changed(self._sleep_for(next_tick - loop.time()))
-
-    def _sleep_for(self, until_tick: float) -> float:
-        """Wall seconds until the next thing the umpire must do of itself: a tick or a timer."""
-        clock = self.clock
-        assert isinstance(clock, ScaledClock)
-        wait = max(until_tick, 0.0)
-        if clock.paused:
-            return wait
-        now = clock.now()
-        for moment in (self.agenda.next_time(), self.sequencer.next_deadline(), self.end):
-            if moment is not None:
-                wait = min(wait, max((moment - now).total_seconds() / clock.speed, 0.0))
-        return wait
-
-    def _idle(self) -> bool:
-        """Nothing is left to happen, judged from every party's current plan (realtime)."""
-        if self.reporting != self.parties or self.paused:
-            # People may act at any moment; paused time is not idleness either.
-            return False
-        if self.inbox_waiting() or self.sequencer.pending.events:
-            return False
-        if self.agenda.next_time() is not None or self.sequencer.next_deadline() is not None:
-            return False
-        for party in self.reporting:
-            plan = self.plans.get(party)
-            if plan is None or plan.seen != self.visible[party]:
-                # Not stated, or stated before events it has not folded yet: not current.
-                return False
-            if plan.next_due is not None or plan.seqs:
-                return False
-        return True
 
     def inbox_waiting(self) -> bool:
         return bool(self.malformed) or any(self.inbox.values())
@@ -411,30 +286,6 @@ class Umpire:
             )
         await self.bus.publish(self.topics.clock, encode(marker))
 
-    def _missing(self) -> list[str]:
-        missing = []
-        for party in self.reporting:
-            report = self.round.reports.get(party)
-            if report is None or report.round != self.round.number:
-                missing.append(party)
-                continue
-            have = self.inbox.get(party, {})
-            if any(seq not in have and seq not in self.seen_seqs[party] for seq in report.seqs):
-                missing.append(party)
-        return missing
-
-    async def _await_reports(self) -> None:
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.settings.party_timeout_s
-        while missing := self._missing():
-            if self.stop_requested:
-                return
-            if loop.time() > give_up:
-                raise PartySilent(missing, self.round.number, self.settings.party_timeout_s)
-            if not await self._wait_changed(self.settings.heartbeat_s):
-                # A party may have missed the marker (or restarted): say it again.
-                await self._announce()
-
     async def _wait_changed(self, seconds: float) -> bool:
         try:
             await asyncio.wait_for(self._changed.wait(), seconds)
@@ -443,18 +294,6 @@ class Umpire:
         finally:
             self._changed.clear()
         return True
-
-    def _stage_round_submissions(self, at: datetime) -> None:
-        # Canonical order: by party, then by the party's sequence number.
-        for party in self.reporting:
-            report = self.round.reports[party]
-            for seq in sorted(report.seqs):
-                found = self.inbox[party].pop(seq, None)
-                if found is not None:
-                    self._decide(found, party, at, seq)
-        # Anything else that arrived (a human seat, a resend) follows, in the same order.
-        self._stage_inbox(at)
-        self._stage_malformed(at)
 
     def _stage_inbox(self, at: datetime) -> None:
         for party in sorted(self.inbox):
@@ -502,23 +341,7 @@ class Umpire:
             await self._after_commit(committed)
 
     async def _append(self, batch: Pending) -> list[Event]:
-        """Append a decided batch (in store-sized chunks); the events it added to the log.
-
-        Built from the proposals and where the store put them, or read back when
-        that cannot be done here; a repeat the store already held adds nothing.
-        """
-        results: list[Appended] = []
-        size = self.settings.max_batch
-        for i in range(0, len(batch.events), size):
-            results.extend(await self.store.append(batch.events[i : i + size]))
-        fresh = [r.position for r in results if not r.duplicate]
-        if not fresh:
-            return []
-        committed = self._built(batch.events, results, fresh[0])
-        if committed is None:
-            committed = [e async for e in self.store.read(fresh[0], fresh[-1])]
-        self._tip = (committed[-1].position, committed[-1].hash)
-        return committed
+        return await self.committer.append(batch)
 
     async def _after_commit(self, committed: list[Event]) -> None:
         """What follows a durable append: publish, let the agenda see it, tell the caller."""
@@ -526,31 +349,6 @@ class Umpire:
         self.agenda.observe(committed, self.sequencer)
         if self.on_commit is not None:
             self.on_commit(committed)
-
-    def _built(
-        self, proposals: Sequence[NewEvent], results: Sequence[Appended], first: int
-    ) -> list[Event] | None:
-        """The committed events, from the proposals and where the store put them.
-
-        None when the batch does not follow on the tip or the positions are not the
-        expected run (someone else appended): the caller then reads it back.
-        """
-        position, prevhash = self._tip
-        if position != first - 1:
-            return None
-        events = []
-        for proposal, result in zip(proposals, results, strict=True):
-            if result.duplicate:
-                continue
-            if result.position != position + 1:
-                return None
-            events.append(
-                committed_event(
-                    proposal, result.position, result.caseversion, prevhash, result.hash
-                )
-            )
-            position, prevhash = result.position, result.hash
-        return events
 
     async def _publish(self, events: Sequence[Event]) -> None:
         for event in events:
