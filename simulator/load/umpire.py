@@ -154,7 +154,7 @@ class LoadUmpire(Umpire):
 
     # -- the loop --------------------------------------------------------------------
 
-    async def _realtime(self) -> UmpireResult:
+    async def _drive(self) -> UmpireResult:
         self._batches = asyncio.Queue(maxsize=PIPELINE_DEPTH)
         self._appended = asyncio.Queue(maxsize=PIPELINE_DEPTH)
         async with asyncio.TaskGroup() as group:
