@@ -84,6 +84,8 @@ class LoadUmpire(Umpire):
         # Batches refused as a whole: (principal, payload, reason), staged as rejections.
         self.refused: list[tuple[str, bytes, str]] = []
         self.counters = UmpireCounters()
+        # The pipeline stages what arrived in batches of its own, not one by one.
+        self.decide_on_arrival = False
         self._piped = False
         self._batches: asyncio.Queue[Pending] = asyncio.Queue(maxsize=PIPELINE_DEPTH)
         self._appended: asyncio.Queue[list[Event]] = asyncio.Queue(maxsize=PIPELINE_DEPTH)
