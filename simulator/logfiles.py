@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from simulator.eventlog import EventStore, PostgresEventStore, SqliteEventStore
+from simulator.eventlog import InspectableStore, PostgresEventStore, SqliteEventStore
 from simulator.records import UPGRADES
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -37,7 +37,7 @@ def open_log(
     create: bool = False,
     read_only: bool = False,
     synchronous: str = "FULL",
-) -> EventStore:
+) -> InspectableStore:
     """A store for `location`, not yet opened (use `async with`)."""
     text = str(location)
     if is_postgres(text):

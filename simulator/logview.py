@@ -5,7 +5,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO, cast
+from typing import TextIO
 
 from rich import box
 from rich.console import Console
@@ -13,7 +13,6 @@ from rich.table import Table
 
 from simulator.eventlog import (
     Event,
-    InspectableStore,
     VerifyReport,
     export_jsonl,
     import_jsonl,
@@ -107,10 +106,8 @@ def _umpire_gist(event: Event) -> str:
 
 async def verify_log(location: str) -> VerifyReport:
     if is_postgres(location):
-        store = open_log(location, read_only=True)
-        async with store:
-            # Both backends expose their stored rows for verification.
-            return await verify(cast(InspectableStore, store))
+        async with open_log(location, read_only=True) as store:
+            return await verify(store)
     return await verify(Path(location))
 
 

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 import resource
-import sqlite3
 import sys
 import tempfile
 from collections import Counter
@@ -37,6 +36,7 @@ from simulator.brokers import (
 )
 from simulator.context import ScaledClock, fresh_rng, monotonic, secret_hex, wall_now
 from simulator.errors import InputError
+from simulator.eventlog import InspectableStore
 from simulator.load.conversation import PATHS, Mix, load_party
 from simulator.load.generator import (
     MAX_INFLIGHT,
@@ -48,10 +48,10 @@ from simulator.load.generator import (
 from simulator.load.heap import frozen_heap
 from simulator.load.report import LoadReport, latency_summary
 from simulator.load.umpire import LoadUmpire
-from simulator.logfiles import is_postgres, open_log
+from simulator.logfiles import open_log
 from simulator.messaging.topics import Topics
 from simulator.protocol import Agreement
-from simulator.records import MESSAGE_PREFIX, REJECTION, record_exercise_started
+from simulator.records import CLOCK_ELAPSED, MESSAGE_PREFIX, REJECTION, record_exercise_started
 from simulator.run.security import SecurityOptions, broker_tls
 from simulator.transport import SessionSettings, client_id_for
 from simulator.umpire import UmpireSettings
@@ -112,8 +112,6 @@ class LoadOptions:
             raise InputError(f"--payload-bytes must be 0..200000, not {self.payload_bytes}")
         if self.per_party and self.one_per_message:
             raise InputError("--one-per-message already connects every party on its own")
-        if self.log is not None and is_postgres(self.log):
-            raise InputError("load runs use a SQLite log (reconciliation reads the file)")
 
 
 # Called with the broker once the run is under way (fault drills in tests).
@@ -230,6 +228,7 @@ async def run_load(
             umpire_result = await asyncio.wait_for(umpire_task, 60)
         report = _reconcile(
             location,
+            await _log_facts(store),
             options,
             results,
             umpire,
@@ -450,30 +449,28 @@ def _merge(encoded: list[bytes]) -> HdrHistogram:
     return total
 
 
-def _log_facts(location: str) -> tuple[Counter[str], int, int, int]:
-    """(message ids of committed messages with their counts, events, rejections, elapsed)."""
-    db = sqlite3.connect(f"file:{location}?mode=ro", uri=True)
-    try:
-        counts: Counter[str] = Counter()
-        events = rejections = elapsed = 0
-        rows = db.execute(
-            "SELECT type, json_extract(body, '$.data.message.message_id') FROM events"
-        )
-        for kind, message_id in rows:
-            events += 1
-            if kind.startswith(MESSAGE_PREFIX):
-                counts[message_id] += 1
-            elif kind == REJECTION:
-                rejections += 1
-            elif kind == "coop.clock.elapsed":
-                elapsed += 1
-        return counts, events, rejections, elapsed
-    finally:
-        db.close()
+async def _log_facts(store: InspectableStore) -> tuple[Counter[str], int, int, int]:
+    """(message ids of committed messages with their counts, events, rejections, elapsed).
+
+    Read through the store (SQLite or PostgreSQL alike), as the rows are stored:
+    a full `Event` per row would cost several seconds for a long run.
+    """
+    counts: Counter[str] = Counter()
+    events = rejections = elapsed = 0
+    async for row in store.stored_rows():
+        events += 1
+        if row.type.startswith(MESSAGE_PREFIX):
+            counts[orjson.loads(row.body)["data"]["message"]["message_id"]] += 1
+        elif row.type == REJECTION:
+            rejections += 1
+        elif row.type == CLOCK_ELAPSED:
+            elapsed += 1
+    return counts, events, rejections, elapsed
 
 
 def _reconcile(
     location: str,
+    facts: tuple[Counter[str], int, int, int],
     options: LoadOptions,
     results: list[GeneratorResult],
     umpire: LoadUmpire,
@@ -482,7 +479,7 @@ def _reconcile(
     *,
     broker: str,
 ) -> LoadReport:
-    committed, events, rejections, elapsed = _log_facts(location)
+    committed, events, rejections, elapsed = facts
     submitted = 0
     lost = 0
     undelivered = 0

@@ -12,6 +12,9 @@ from simulator.brokers import Broker, MosquittoBroker
 from simulator.cli import app
 from simulator.eventlog import verify
 from simulator.load import LoadOptions, run_load
+from tests.eventlog.conftest import pg_schema, pg_url
+
+__all__ = ["pg_schema", "pg_url"]  # the PostgreSQL fixtures, shared with the event log tests
 
 REQUIRED = ("committed_events_per_s", "lost", "duplicated", "latency_ms", "case_latency_ms")
 
@@ -56,6 +59,21 @@ def test_a_short_load_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert "lost 0, duplicated 0" in result.output
     report = asyncio.run(verify(log))
     assert report.ok, report.problem
+
+
+def test_a_load_run_logs_to_postgresql_and_reconciles_through_the_store(
+    pg_url: str, pg_schema: str
+) -> None:
+    """The log may be PostgreSQL: reconciled through the store, nothing lost or duplicated."""
+    location = f"{pg_url}?schema={pg_schema}"
+    report = asyncio.run(
+        run_load(LoadOptions(parties=4, rate=15, duration_s=2, processes=1, log=location))
+    )
+    assert report.log == location
+    assert report.lost == 0
+    assert report.duplicated == 0
+    assert report.cases_completed == report.cases_scheduled == 30
+    assert report.submitted == report.committed_messages == report.events - 2
 
 
 @pytest.mark.parametrize(
