@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from simulator.cli.logview import import_log
 from simulator.eventlog import Event
 from simulator.logfiles import open_log
-from simulator.logview import import_log
 from simulator.projections import CaseProjection
 from simulator.protocol import MESSAGE_ADAPTER, MESSAGE_TYPES, Agreement, AgreementSettings, Case
 from simulator.protocol import Violation as ProtocolViolation

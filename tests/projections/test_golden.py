@@ -3,9 +3,9 @@
 import io
 from pathlib import Path
 
+from simulator.cli.logview import export_log, import_log
 from simulator.eventlog import verify
 from simulator.logfiles import open_log
-from simulator.logview import export_log, import_log
 from simulator.projections import CaseProjection, catch_up
 from simulator.records import MESSAGE_SCHEMA_VERSION
 from simulator.report import build_report, save_report

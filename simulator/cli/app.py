@@ -18,20 +18,21 @@ from rich.console import Console
 from rich.markup import escape
 
 from simulator import __version__
-from simulator.asyncapi import asyncapi_document
 from simulator.brokers import start_broker, transport_for
+from simulator.cli.asyncapi import asyncapi_document
+from simulator.cli.logview import export_log, import_log, report_json, show_log, verify_log
+from simulator.cli.rulebook import RuleFormat, render_rules
+from simulator.cli.runview import Progress, print_summary
 from simulator.context import fresh_rng, wall_now
 from simulator.errors import InputError, ScenarioError, SimulatorError
 from simulator.eventlog import Event, LogError
 from simulator.load.command import load
 from simulator.logfiles import is_postgres
 from simulator.logging import configure as configure_logging
-from simulator.logview import export_log, import_log, report_json, show_log, verify_log
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Control, Tick, describe
 from simulator.options import SECURE_OPTION
 from simulator.protocol import RULES
-from simulator.rulebook import RuleFormat, render_rules
 from simulator.run.control import (
     ANSWER_TIMEOUT_S,
     Unanswered,
@@ -44,7 +45,6 @@ from simulator.run.exercise import RunOptions, run_exercise
 from simulator.run.replay import check, fork, read_range, recorded_run, republish
 from simulator.run.seat import hold_seat, play_seat, read_seat_file, seat_path
 from simulator.run.security import SecurityOptions, broker_tls
-from simulator.runview import Progress, print_summary
 from simulator.scenario import load_scenario, scenario_json_schema
 from simulator.transport import SessionSettings, client_id_for
 from simulator.web.command import serve
