@@ -34,13 +34,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic_core import from_json
 
-from simulator.drafting import REQUEST_TYPES, draft
 from simulator.eventlog import NewEvent, SqliteEventStore
 from simulator.eventlog.batch import Row, plan_batch
 from simulator.eventlog.envelope import GENESIS_HASH, seal
 from simulator.eventlog.sqlite import INSERT_SQL, SCHEMA_SQL
 from simulator.projections import CaseProjection, catch_up
 from simulator.protocol import Agreement, Official, Party, parse_message
+from simulator.protocol.drafting import REQUEST_TYPES, draft
 from simulator.umpire.sequencer import Sequencer
 
 BASE = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)

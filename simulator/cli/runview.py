@@ -9,8 +9,8 @@ from rich.table import Table
 
 from simulator.eventlog import Event
 from simulator.messaging.wire import Tick
+from simulator.projections.summary import RunSummary
 from simulator.records import REJECTION, is_message_event
-from simulator.summary import RunSummary
 
 
 @dataclass

@@ -16,9 +16,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from simulator.drafting import draft
 from simulator.errors import InputError
 from simulator.protocol import Party
+from simulator.protocol.drafting import draft
 from simulator.protocol.parties import Official
 
 Side = Literal["requesting", "requested"]

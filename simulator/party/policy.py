@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from simulator.drafting import REQUEST_CONTENT, REQUEST_TYPES, SIGNED_TYPES, draft
 from simulator.eventlog import Event
 from simulator.protocol import Party, SignatureStatus, parse_message
+from simulator.protocol.drafting import REQUEST_CONTENT, REQUEST_TYPES, SIGNED_TYPES, draft
 from simulator.records import REJECTION, is_message_event
 from simulator.scenario.model import SILENCE, FollowUp, Mistakes, Response, Scenario
 from simulator.signing import Signatories

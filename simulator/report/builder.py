@@ -21,6 +21,7 @@ from simulator.projections import (
     TimelineProjection,
     catch_up,
 )
+from simulator.projections.summary import score
 from simulator.protocol import (
     RULES,
     RULES_BY_ID,
@@ -55,7 +56,6 @@ from simulator.report.model import (
     TimelineRow,
 )
 from simulator.scenario import Scenario
-from simulator.summary import score
 
 _RULE_ORDER = {rule.id: index for index, rule in enumerate(RULES)}
 

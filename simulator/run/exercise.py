@@ -35,6 +35,7 @@ from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Tick
 from simulator.party import PartyRuntime
 from simulator.party.policy import PolicyEngine
+from simulator.projections.summary import RunSummary, summarize
 from simulator.records import record_exercise_started
 from simulator.run.control import ControlFile, control_path, write_control_file
 from simulator.run.seat import SeatFile, seat_path, seat_signing, write_seat_file
@@ -46,7 +47,6 @@ from simulator.run.security import (
     signatories_for,
 )
 from simulator.scenario.model import Scenario
-from simulator.summary import RunSummary, summarize
 from simulator.transport import SessionSettings, Transport, client_id_for
 from simulator.umpire import Umpire, UmpireResult, UmpireSettings
 from simulator.umpire.agenda import ScenarioAgenda

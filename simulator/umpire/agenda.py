@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from simulator.drafting import draft
 from simulator.errors import ScenarioError
 from simulator.eventlog import Event
 from simulator.protocol import Message, Party, parse_message
+from simulator.protocol.drafting import draft
 from simulator.records import is_message_event, read_violations
 from simulator.scenario.model import (
     CaseStateCondition,

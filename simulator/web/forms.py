@@ -17,9 +17,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from simulator.drafting import DEFAULT_FIELDS, REQUEST_TYPES, draft
 from simulator.projections.milestones import OUT_OF_ORDER
 from simulator.protocol import MESSAGE_TYPES, Agreement, Case, Party, apply, parse_message
+from simulator.protocol.drafting import DEFAULT_FIELDS, REQUEST_TYPES, draft
 from simulator.protocol.messages import Area, RefusalGround
 
 OPENING_TYPES = ("written_request", "oral_request", "offer")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from simulator.projections.summary import RunSummary
 from simulator.report import ReportData, read_report
 from simulator.run.exercise import RunOptions, run_exercise
 from simulator.scenario import load_scenario
-from simulator.summary import RunSummary
 from tests.report.drill import write_drill
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"

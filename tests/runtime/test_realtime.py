@@ -9,9 +9,9 @@ import pytest
 from simulator.brokers import transport_for
 from simulator.context import fresh_rng
 from simulator.messaging.wire import Control, Tick, decode_from_umpire
+from simulator.projections.summary import RunSummary
 from simulator.run.exercise import Exercise, RunOptions, run_exercise
 from simulator.scenario import load_scenario
-from simulator.summary import RunSummary
 from simulator.transport import SessionSettings
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"

@@ -3,10 +3,10 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from simulator.drafting import draft
 from simulator.eventlog import GENESIS_HASH, Event, NewEvent, committed_event
 from simulator.eventlog.envelope import seal
 from simulator.protocol import parse_message
+from simulator.protocol.drafting import draft
 from simulator.records import REJECTION, UMPIRE_SOURCE
 from simulator.scenario import Scenario
 from simulator.signing import Signatories

@@ -6,9 +6,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from simulator.projections.summary import RunSummary
 from simulator.run.exercise import RunOptions, run_exercise
 from simulator.scenario import load_scenario
-from simulator.summary import RunSummary
 from simulator.web.serve import ServeOptions, serve_log
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"

@@ -8,7 +8,8 @@ result is a plain dict: the umpire validates it like any submission.
 
 from typing import Any
 
-from simulator.protocol import REQUEST_CONTENT_FIELDS, Party
+from simulator.protocol.messages import REQUEST_CONTENT_FIELDS
+from simulator.protocol.parties import Party
 
 DEFAULT_FIELDS: dict[str, dict[str, Any]] = {
     "offer": {"description": "Assistance offered on our own initiative."},

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from simulator.eventlog import EventStore
-from simulator.projections import MilestonesProjection
+from simulator.projections.milestones import MilestonesProjection
 from simulator.records import EXERCISE_ENDED, REJECTION, is_message_event
 from simulator.scenario.model import Expectation, Scenario
 
