@@ -81,6 +81,13 @@ def _plugin_path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+class _SnapshotItems(dict[str, list[Any]]):
+    """A dict whose `items()` is a list copy, safe to walk across awaits."""
+
+    def items(self) -> list[tuple[str, list[Any]]]:  # type: ignore[override]
+        return list(super().items())
+
+
 class EmbeddedBroker:
     """amqtt running in the current event loop on `host` (loopback) and `port` (0: a free one).
 
@@ -169,6 +176,13 @@ class EmbeddedBroker:
         await asyncio.to_thread(self._write_password_file)
         broker = _AmqttBroker(self.config())
         await broker.start()
+        # amqtt 0.12's broadcast walks `_subscriptions.items()` across an await (its
+        # topic check), so a client unsubscribing or leaving meanwhile raised
+        # "dictionary changed size during iteration" in its broadcast task (seen in
+        # the transport contract tests, about one run in three). Walking a copy
+        # delivers the same messages: what changed meanwhile is skipped, as it would
+        # be a moment later.
+        broker._subscriptions = _SnapshotItems(broker._subscriptions)
         self._broker = broker
         try:
             self._server = await asyncio.start_server(
