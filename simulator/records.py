@@ -33,7 +33,14 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal, Union
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, NaiveDatetime, TypeAdapter, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    NaiveDatetime,
+    TypeAdapter,
+    ValidationError,
+)
 
 from simulator.eventlog import Event, NewEvent, UpgradeRegistry
 from simulator.protocol import (
@@ -216,6 +223,127 @@ def _violations_text(found: list[dict[str, str | None]]) -> str | None:
     return None
 
 
+class _Payload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class RejectionData(_Payload):
+    """What a `coop.rejection` carries: whose submission, which, why, and what it looked like."""
+
+    party: str
+    seq: int | None = None
+    message_id: str | None = None
+    reason: str
+    bytes: int = 0
+    excerpt: str = ""
+
+
+class EndedData(_Payload):
+    """What `coop.exercise.ended` carries."""
+
+    reason: str
+    rounds: int = 0
+
+
+class NoteData(_Payload):
+    text: str
+
+
+class ControlData(_Payload):
+    """What the controller did (`coop.control`) and what the umpire answered."""
+
+    command: str
+    answer: str
+    speed: float | None = None
+    inject: str | None = None
+
+
+def record_rejection(
+    party: str,
+    reason: str,
+    *,
+    seq: int | None,
+    message_id: str | None,
+    payload: bytes,
+    event_id: str,
+    exercise: str,
+    at: datetime,
+    wallclock: datetime,
+) -> NewEvent:
+    """The event for a submission the umpire refused, with the reason the sender is told."""
+    data = RejectionData(
+        party=party,
+        seq=seq,
+        message_id=message_id,
+        reason=reason,
+        bytes=len(payload),
+        excerpt=payload[:200].decode("utf-8", "replace"),
+    )
+    return NewEvent(
+        id=event_id,
+        source=UMPIRE_SOURCE,
+        type=REJECTION,
+        time=at,
+        data=data.model_dump(),
+        exercise=exercise,
+        recipient=party,
+        wallclock=wallclock,
+    )
+
+
+def record_ended(
+    reason: str, rounds: int, *, event_id: str, exercise: str, at: datetime, wallclock: datetime
+) -> NewEvent:
+    """The last event of a run: why it ended, after how many rounds."""
+    return NewEvent(
+        id=event_id,
+        source=UMPIRE_SOURCE,
+        type=EXERCISE_ENDED,
+        time=at,
+        data=EndedData(reason=reason, rounds=rounds).model_dump(),
+        exercise=exercise,
+        wallclock=wallclock,
+    )
+
+
+def read_rejection(event: Event | NewEvent) -> RejectionData:
+    return RejectionData.model_validate(event.data)
+
+
+def read_ended(event: Event | NewEvent) -> EndedData:
+    return EndedData.model_validate(event.data)
+
+
+def read_note(event: Event | NewEvent) -> NoteData:
+    return NoteData.model_validate(event.data)
+
+
+def read_control(event: Event | NewEvent) -> ControlData:
+    return ControlData.model_validate(event.data)
+
+
+def message_payload(event: Event | NewEvent) -> dict[str, Any]:
+    """The message of a message event, as the JSON object it was committed as."""
+    message: dict[str, Any] = event.data["message"]
+    return message
+
+
+def has_violations(event: Event | NewEvent) -> bool:
+    """Whether an event records at least one violation (cheap: nothing is parsed)."""
+    return bool(event.data.get("violations"))
+
+
+def records_no_violations(event: Event | NewEvent) -> bool:
+    """Whether an event says it found nothing (an empty list), as against saying nothing."""
+    return event.data.get("violations") == []
+
+
+def violation_payloads(event: Event | NewEvent) -> list[dict[str, Any]]:
+    """The violations an event records, as committed (empty when it records none)."""
+    found: list[dict[str, Any]] = event.data.get("violations") or []
+    return found
+
+
 def record_elapsed(
     case_id: str,
     violations: Sequence[Violation],
@@ -279,7 +407,7 @@ def record_note(
         source=NOTE_SOURCE,
         type=NOTE,
         time=at,
-        data={"text": text},
+        data=NoteData(text=text).model_dump(),
         exercise=exercise,
         wallclock=wallclock,
     )
@@ -301,7 +429,7 @@ def record_control(
         source=NOTE_SOURCE,
         type=CONTROL,
         time=at,
-        data={"command": command, **arguments, "answer": answer},
+        data=ControlData(command=command, answer=answer, **arguments).model_dump(exclude_none=True),
         exercise=exercise,
         wallclock=wallclock,
     )

@@ -21,7 +21,7 @@ from simulator.eventlog import (
 )
 from simulator.logfiles import is_postgres, open_log
 from simulator.projections import CaseProjection, TimelineProjection, catch_up, gist
-from simulator.records import MESSAGE_PREFIX, is_message_event
+from simulator.records import MESSAGE_PREFIX, is_message_event, message_payload, violation_payloads
 
 
 def type_matches(event_type: str, wanted: str) -> bool:
@@ -58,8 +58,8 @@ async def show_log(
         for column in ("pos", "time", "case", "type", "from → to", "what", "findings"):
             table.add_column(column, overflow="fold")
         for event in events:
-            message = event.data.get("message") if is_message_event(event.type) else None
-            findings = [v["rule_id"] for v in event.data.get("violations") or ()]
+            message = message_payload(event) if is_message_event(event.type) else None
+            findings = [v["rule_id"] for v in violation_payloads(event)]
             table.add_row(
                 str(event.position),
                 event.time.strftime("%Y-%m-%d %H:%M"),

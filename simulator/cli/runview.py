@@ -10,7 +10,7 @@ from rich.table import Table
 from simulator.eventlog import Event
 from simulator.messaging.wire import Tick
 from simulator.projections.summary import RunSummary
-from simulator.records import REJECTION, is_message_event
+from simulator.records import REJECTION, is_message_event, violation_payloads
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Progress:
                     self.cases.add(event.subject)
             elif event.type == REJECTION:
                 self.rejections += 1
-            self.violations += len(event.data.get("violations") or ())
+            self.violations += len(violation_payloads(event))
 
     def tick(self, tick: Tick) -> None:
         self.clock = tick

@@ -12,7 +12,7 @@ from simulator.eventlog import Event, to_json_line
 from simulator.messaging.bus import Bus
 from simulator.messaging.topics import Topics
 from simulator.protocol import is_party_id
-from simulator.records import UMPIRE_SOURCE, audience, is_message_event
+from simulator.records import UMPIRE_SOURCE, audience, is_message_event, message_payload
 
 # A message of committed events (published or caught up) stays well under the wire
 # limit (wire.MAX_PAYLOAD_BYTES, 256 KiB) and the broker's: over it, it would be
@@ -46,7 +46,7 @@ def confidential_cases(events: Iterable[Event]) -> set[str]:
     return {
         e.subject
         for e in events
-        if e.subject and is_message_event(e.type) and e.data.get("message", {}).get("confidential")
+        if e.subject and is_message_event(e.type) and message_payload(e).get("confidential")
     }
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from simulator.eventlog import Event
 from simulator.protocol import Party, SignatureStatus, parse_message
 from simulator.protocol.drafting import REQUEST_CONTENT, REQUEST_TYPES, SIGNED_TYPES, draft
-from simulator.records import REJECTION, is_message_event
+from simulator.records import REJECTION, is_message_event, message_payload, read_rejection
 from simulator.scenario.model import SILENCE, FollowUp, Mistakes, Response, Scenario
 from simulator.signing import Signatories
 
@@ -117,13 +117,13 @@ class PolicyEngine:
             return
         self.position = event.position
         if event.type == REJECTION:
-            seq = event.data.get("seq")
-            if event.recipient == self.party.id and isinstance(seq, int) and seq in self.plans:
+            seq = read_rejection(event).seq
+            if event.recipient == self.party.id and seq is not None and seq in self.plans:
                 self.plans[seq].done = True
             return
         if not is_message_event(event.type):
             return
-        message = event.data["message"]
+        message = message_payload(event)
         kind = message["type"]
         case = self.cases.setdefault(message["case_id"], CaseView())
         if kind in REQUEST_TYPES:

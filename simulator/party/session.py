@@ -36,7 +36,7 @@ from simulator.messaging.wire import (
     decode_from_umpire,
     encode,
 )
-from simulator.records import REJECTION, audience, is_message_event
+from simulator.records import REJECTION, audience, is_message_event, message_payload, read_rejection
 
 log = structlog.get_logger("simulator.party")
 
@@ -119,11 +119,11 @@ class PartySession:
     def _settle(self, event: Event) -> None:
         """A committed event of ours, or a rejection of one, empties its outbox slot."""
         if event.type == REJECTION and event.recipient == self.party:
-            seq = event.data.get("seq")
-            if isinstance(seq, int):
+            seq = read_rejection(event).seq
+            if seq is not None:
                 self.outbox.pop(seq, None)
         elif is_message_event(event.type) and event.sender == self.party:
-            committed = event.data["message"]["message_id"]
+            committed = message_payload(event)["message_id"]
             for seq in [s for s, item in self.outbox.items() if item.message_id == committed]:
                 del self.outbox[seq]
 

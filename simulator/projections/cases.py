@@ -13,6 +13,7 @@ from simulator.records import (
     read_agreement,
     read_message,
     read_violations,
+    records_no_violations,
 )
 
 
@@ -84,7 +85,7 @@ class CaseProjection(Projection):
     def _found(self, event: Event, found: tuple[Violation, ...]) -> None:
         # Most events find nothing and recorded nothing: no Violation is built
         # to compare nothing with nothing.
-        if found or event.data.get("violations") != []:
+        if found or not records_no_violations(event):
             recorded = read_violations(event)
             if recorded is not None and recorded != found:
                 self.divergences.append(Divergence(event.position, recorded, found))

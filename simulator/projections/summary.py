@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from simulator.eventlog import EventStore
 from simulator.projections.milestones import MilestonesProjection
-from simulator.records import EXERCISE_ENDED, REJECTION, is_message_event
+from simulator.records import EXERCISE_ENDED, REJECTION, is_message_event, read_ended
 from simulator.scenario.model import Expectation, Scenario
 
 
@@ -109,7 +109,7 @@ async def summarize(
         elif event.type == REJECTION:
             counts["rejections"] += 1
         elif event.type == EXERCISE_ENDED:
-            ended = str(event.data.get("reason"))
+            ended = read_ended(event).reason
     violations = [
         ViolationEntry(
             rule=f.violation.rule_id,

@@ -5,7 +5,13 @@ from datetime import datetime
 
 from simulator.eventlog import Event
 from simulator.projections.framework import Projection
-from simulator.records import MESSAGE_PREFIX, is_message_event, read_violations
+from simulator.records import (
+    MESSAGE_PREFIX,
+    has_violations,
+    is_message_event,
+    message_payload,
+    read_violations,
+)
 
 # The field that best says what a message is about, by message type.
 _GIST_FIELDS = (
@@ -56,9 +62,8 @@ class TimelineProjection(Projection):
 
     def handle(self, event: Event) -> None:
         # No Violation is built to list the rules of none (most events).
-        raw = event.data.get("violations")
-        recorded = read_violations(event) if raw is not None and raw != [] else None
-        message = event.data.get("message") if is_message_event(event.type) else None
+        recorded = read_violations(event) if has_violations(event) else None
+        message = message_payload(event) if is_message_event(event.type) else None
         self.entries.append(
             TimelineEntry(
                 position=event.position,

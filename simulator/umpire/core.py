@@ -48,10 +48,9 @@ from simulator.messaging.wire import (
 )
 from simulator.protocol import Message
 from simulator.records import (
-    EXERCISE_ENDED,
-    UMPIRE_SOURCE,
     audience,
     record_control,
+    record_ended,
     record_note,
 )
 from simulator.umpire.committer import Committer
@@ -243,13 +242,12 @@ class Umpire:
         at = self.clock.now() if at is None else at
         self._seq += 1
         self.sequencer.stage(
-            NewEvent(
-                id=f"umpire-ended-{self._seq}",
-                source=UMPIRE_SOURCE,
-                type=EXERCISE_ENDED,
-                time=at,
-                data={"reason": reason, "rounds": self.round.number},
+            record_ended(
+                reason,
+                self.round.number,
+                event_id=f"umpire-ended-{self._seq}",
                 exercise=self.topics.exercise,
+                at=at,
                 wallclock=self.sequencer.wallclock(),
             )
         )

@@ -36,15 +36,15 @@ from simulator.protocol import (
 )
 from simulator.records import (
     CLOCK_ELAPSED,
-    REJECTION,
-    UMPIRE_SOURCE,
     MessageJson,
     is_message_event,
     message_from_json,
     message_json,
+    message_payload,
     read_message,
     record_elapsed,
     record_message,
+    record_rejection,
 )
 
 # Deadlines are checked just after they pass: "no more than 3 days" means the
@@ -234,21 +234,15 @@ class Sequencer:
         digest = payload_digest(payload)
         suffix = digest if seq is None else f"{seq}-{digest}"
         event_id = f"rej-{party}-{suffix}"
-        event = NewEvent(
-            id=event_id,
-            source=UMPIRE_SOURCE,
-            type=REJECTION,
-            time=at,
-            data={
-                "party": party,
-                "seq": seq,
-                "message_id": message_id,
-                "reason": reason,
-                "bytes": len(payload),
-                "excerpt": payload[:200].decode("utf-8", "replace"),
-            },
+        event = record_rejection(
+            party,
+            reason,
+            seq=seq,
+            message_id=message_id,
+            payload=payload,
+            event_id=event_id,
             exercise=self.exercise,
-            recipient=party,
+            at=at,
             wallclock=self.wallclock(),
         )
         self.pending.events.append(event)
@@ -340,7 +334,7 @@ class Sequencer:
                 )
                 if case is not None:
                     self.cases[message.case_id] = case
-                sender = event.data["message"]["sender"]
+                sender = message_payload(event)["sender"]
                 self.message_ids[message.message_id] = (
                     sender,
                     message_digest(message, message_json(message)),

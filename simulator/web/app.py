@@ -25,6 +25,7 @@ from starlette.templating import Jinja2Templates
 
 from simulator.messaging.wire import Control, describe
 from simulator.protocol.ids import CASE_ID_PATTERN
+from simulator.records import message_payload, violation_payloads
 from simulator.web.board import Board, Signal, iso
 from simulator.web.forms import (
     FORMS,
@@ -115,11 +116,11 @@ def seat_snapshot(seat: PlayerSeat, training: bool) -> dict[str, Any]:
             {
                 "position": e.position,
                 "time": iso(e.time),
-                "type": e.data["message"]["type"],
+                "type": message_payload(e)["type"],
                 "sender": e.sender,
                 "recipient": e.recipient,
-                "message": e.data["message"],
-                "violations": e.data.get("violations") or [],
+                "message": message_payload(e),
+                "violations": violation_payloads(e),
             }
             for p, e in sorted(seat.events.items())
             if e.subject == case.case_id and e.type.startswith("coop.msg.")

@@ -17,7 +17,7 @@ from typing import Any
 from simulator.eventlog import Event
 from simulator.projections import MilestonesProjection, TimelineProjection
 from simulator.protocol.case import CaseState
-from simulator.records import EXERCISE_ENDED, NOTE
+from simulator.records import EXERCISE_ENDED, NOTE, read_ended, read_note
 from simulator.scenario.model import Scenario
 
 TIMELINE_SHOWN = 300
@@ -89,11 +89,11 @@ class Board:
                     {
                         "position": event.position,
                         "time": iso(event.time),
-                        "text": str(event.data.get("text", "")),
+                        "text": read_note(event).text,
                     }
                 )
             elif event.type == EXERCISE_ENDED:
-                self.ended = str(event.data.get("reason", "ended"))
+                self.ended = read_ended(event).reason
         self.changed.fire()
 
     def finish(self, reason: str) -> None:

@@ -21,7 +21,7 @@ from simulator.messaging.wire import Ended, Round, Tick
 from simulator.party.policy import message_id
 from simulator.party.session import Outgoing, PartySession, PartySettings
 from simulator.protocol import Agreement, Case, Party, apply, parse_message
-from simulator.records import is_message_event
+from simulator.records import is_message_event, message_payload
 from simulator.web.board import Signal
 
 # A person's pace: resends and catch-up asks are less eager than a simulated agency's.
@@ -105,7 +105,7 @@ class PlayerSeat:
         for position in sorted(self.events):
             event = self.events[position]
             if is_message_event(event.type) and event.subject:
-                message = parse_message(event.data["message"])
+                message = parse_message(message_payload(event))
                 case, _ = apply(cases.get(event.subject), message, event.time, self.agreement)
                 if case is not None:
                     cases[event.subject] = case
