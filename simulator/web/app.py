@@ -92,12 +92,15 @@ def _error(status: int, text: str) -> JSONResponse:
 async def _stream(
     signal: Signal, snapshot: Callable[[], dict[str, Any]]
 ) -> AsyncIterator[dict[str, str]]:
+    loop = asyncio.get_running_loop()
     while True:
         seen = signal.version
         yield {"event": "state", "data": json.dumps(snapshot(), ensure_ascii=False)}
+        sent = loop.time()
         await signal.wait_past(seen, HEARTBEAT_S)
-        # A burst of commits becomes one update.
-        await asyncio.sleep(MIN_INTERVAL_S)
+        # A burst of commits becomes one update, but the first change after a quiet
+        # spell goes at once: a trainee's message shows on the control view at once.
+        await asyncio.sleep(max(sent + MIN_INTERVAL_S - loop.time(), 0.0))
 
 
 def seat_snapshot(seat: PlayerSeat, training: bool) -> dict[str, Any]:

@@ -87,7 +87,24 @@ function connect(path, onState) {
   };
 }
 
+// The umpire announces its clock once a second; between announcements the page runs it
+// on at the announced speed, so a fast exercise's clock does not jump in big steps.
+const clock = { base: null, at: 0, speed: 0, paused: true };
+
+function runClock() {
+  if (clock.base === null) return;
+  const elapsed = clock.paused ? 0 : (performance.now() - clock.at) * clock.speed;
+  const now = new Date(clock.base + elapsed).toISOString();
+  document.getElementById("clock-time").textContent = shortTime(now);
+}
+
+setInterval(runClock, 250);
+
 function showClock(state) {
+  clock.base = state.clock.time ? Date.parse(state.clock.time) : null;
+  clock.at = performance.now();
+  clock.speed = state.clock.speed || 0;
+  clock.paused = Boolean(state.clock.paused || state.ended);
   document.getElementById("clock-time").textContent = shortTime(state.clock.time);
   const parts = [];
   if (state.clock.paused) parts.push("paused");
