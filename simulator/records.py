@@ -435,18 +435,34 @@ def record_control(
     )
 
 
-def audience(event: Event | NewEvent) -> frozenset[str] | None:
-    """The parties that may see an event; None means every participant."""
-    if is_message_event(event.type):
-        return frozenset(p for p in (event.sender, event.recipient) if p is not None)
-    if event.type == REJECTION and event.recipient is not None:
-        return frozenset({event.recipient})
-    if event.type == CLOCK_ELAPSED:
-        return frozenset(event.data.get("parties", ()))
-    if event.type in CONTROLLER_RECORDS:
+def audience_of(
+    event_type: str, sender: str | None, recipient: str | None, data: Mapping[str, Any]
+) -> frozenset[str] | None:
+    """The parties that may see an event of this type, from its parts; None means everyone.
+
+    One rule for every reader: `audience` on an `Event`, and the load generators
+    on the JSON they receive (`audience_json`).
+    """
+    if is_message_event(event_type):
+        return frozenset(p for p in (sender, recipient) if p is not None)
+    if event_type == REJECTION and recipient is not None:
+        return frozenset({recipient})
+    if event_type == CLOCK_ELAPSED:
+        return frozenset(data.get("parties", ()))
+    if event_type in CONTROLLER_RECORDS:
         # The controller's own record: no party sees it.
         return frozenset()
     return None
+
+
+def audience(event: Event | NewEvent) -> frozenset[str] | None:
+    """The parties that may see an event; None means every participant."""
+    return audience_of(event.type, event.sender, event.recipient, event.data)
+
+
+def audience_json(event: Mapping[str, Any]) -> frozenset[str] | None:
+    """`audience` of an event as the JSON object it travels as."""
+    return audience_of(event["type"], event.get("sender"), event.get("recipient"), event["data"])
 
 
 def agreement_payload(agreement: Agreement) -> dict[str, Any]:

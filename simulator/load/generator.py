@@ -38,7 +38,7 @@ from simulator.load.heap import frozen_heap
 from simulator.load.umpire import batch_payload
 from simulator.messaging.topics import Topics
 from simulator.protocol import Party
-from simulator.records import MESSAGE_PREFIX, REJECTION
+from simulator.records import MESSAGE_PREFIX, REJECTION, audience_json
 from simulator.transport import (
     BrokerAddress,
     Credentials,
@@ -421,12 +421,11 @@ class Generator:
                         self._observe(seer, event, now, caught_up)
 
     def _seers(self, event: dict[str, Any]) -> list[str]:
-        """Our parties in an event's audience (as `records.audience` says, from its JSON)."""
-        parties = self.parties
-        if event["type"] == REJECTION:
-            recipient = event.get("recipient")
-            return [recipient] if recipient in parties else []
-        return [p for p in (event.get("sender"), event.get("recipient")) if p in parties]
+        """Our parties in an event's audience (the one rule, `records.audience_json`)."""
+        who = audience_json(event)
+        if who is None:
+            return list(self.parties)
+        return [p for p in sorted(who) if p in self.parties]
 
     def _observe(self, party: str, event: dict[str, Any], now: float, caught_up: bool) -> None:
         position = event["position"]
