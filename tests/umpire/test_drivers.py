@@ -4,11 +4,26 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
+from simulator.drafting import draft
 from simulator.messaging.memory import Published
-from simulator.messaging.wire import Submission, decode_from_party
+from simulator.messaging.topics import CONTROLLER, OBSERVER
+from simulator.messaging.wire import (
+    Control,
+    ControlAnswer,
+    Ended,
+    PlanStated,
+    Submission,
+    Tick,
+    decode_from_party,
+    encode,
+)
+from simulator.records import CONTROL
 from simulator.run.exercise import RunOptions, run_exercise
-from simulator.scenario import load_scenario
+from simulator.scenario import load_scenario, parse_scenario
 from simulator.summary import RunSummary, summarize
+from simulator.umpire import UmpireSettings
 from tests.runtime.test_exercise import exported
 from tests.umpire.wiring import Wired, wired
 
@@ -87,3 +102,167 @@ async def test_a_realtime_run_on_the_memory_bus_ends_as_its_rounds_twin(tmp_path
     assert loop.time() - began < 10
     assert outcome(summary) == outcome(twin)
     assert summary.cases == twin.cases
+
+
+TINY = """\
+version: 1
+exercise: tiny-drill
+title: Two parties, nothing scheduled
+seed: 5
+start: 2026-03-02T09:00:00Z
+duration: 30d
+parties:
+  - id: alpha
+    name: Alpha Agency
+    head: {name: A. Head}
+    deputies: [{name: A. Deputy}]
+    seal: A-SEAL
+    coordination_unit: Liaison Office
+  - id: beta
+    name: Beta Agency
+    head: {name: B. Head}
+    deputies: [{name: B. Deputy}]
+    seal: B-SEAL
+    coordination_unit: Liaison Office
+"""
+
+REQUEST: dict[str, Any] = {
+    "area": "public_order",
+    "essence": "Crowd safety at the final.",
+    "purpose": "Align stewarding rules.",
+    "justification": "Both states host supporters.",
+    "assistance_sought": "Copies of the crowd-safety regulations.",
+}
+# A realtime tick short enough for a test to wait on several of them.
+TICK_S = 0.2
+
+
+async def test_the_realtime_driver_never_ends_idle_on_a_stale_plan(tmp_path: Path) -> None:
+    """A plan stated with fewer events seen than the party may see does not end the run."""
+    scenario = parse_scenario(TINY, "tests/umpire/tiny-drill.yaml")
+    settings = UmpireSettings(clock_tick_s=TICK_S)
+    async with (
+        wired(scenario, tmp_path, clock="realtime", scripted=("alpha",), settings=settings) as ex,
+        asyncio.TaskGroup() as group,
+    ):
+        topics = ex.topics
+        alpha = await ex.listen("alpha", *topics.party_filters("alpha"))
+        observer = await ex.listen()
+        run = group.create_task(ex.run())
+        async with asyncio.timeout(10):
+            await alpha.next(Tick)
+            message = ex.signatories.sign(
+                draft(
+                    "written_request",
+                    message_id="alpha.1",
+                    case_id="case-1",
+                    sender=scenario.party("alpha"),
+                    recipient=scenario.party("beta"),
+                    fields=REQUEST,
+                )
+            )
+            submission = Submission(party="alpha", seq=1, message=message)
+            await alpha.bus.publish(topics.submit("alpha"), encode(submission))
+            tick = await alpha.next(Tick, lambda t: t.head == 2)
+            assert tick.visible == {"alpha": 2, "beta": 2}
+            # beta (a runtime) states a current plan with nothing in it: only alpha's is missing.
+            await observer.next(PlanStated, lambda p: p.party == "beta" and p.seen == 2)
+
+            stale = PlanStated(party="alpha", seen=1)
+            await alpha.bus.publish(topics.report("alpha"), encode(stale))
+            for _ in range(3):
+                marker = await alpha.next(BaseModel, lambda m: isinstance(m, Tick | Ended))
+                assert isinstance(marker, Tick), f"ended on a stale plan: {marker}"
+            assert not run.done()
+
+            current = PlanStated(party="alpha", seen=tick.visible["alpha"])
+            await alpha.bus.publish(topics.report("alpha"), encode(current))
+            ended = await alpha.next(Ended)
+            result = await run
+    assert ended.reason == result.reason == "nothing left to happen"
+
+
+async def test_realtime_control_commands_are_answered_and_the_carried_out_ones_logged(
+    tmp_path: Path,
+) -> None:
+    """Each command with an id is answered; a refused one is not logged, carried-out ones are."""
+    scenario = load_scenario(SCENARIOS / "example.yaml")
+    async with (
+        wired(scenario, tmp_path, clock="realtime", speed=1.0) as ex,
+        asyncio.TaskGroup() as group,
+    ):
+        controller = await ex.listen(CONTROLLER, ex.topics.answers)
+        observer = await ex.listen()
+        run = group.create_task(ex.run())
+
+        async def ask(**command: Any) -> ControlAnswer:
+            sent = Control(id=f"q{len(answers) + 1}", **command)
+            await controller.bus.publish(ex.topics.control, encode(sent))
+            answer = await controller.next(ControlAnswer, lambda a: a.id == sent.id)
+            assert answer.command == sent.command
+            answers.append(answer)
+            return answer
+
+        answers: list[ControlAnswer] = []
+        async with asyncio.timeout(10):
+            await observer.next(Tick)
+            unknown = await ask(command="inject", inject="no-such-inject")
+            paused = await ask(command="pause")
+            status = await ask(command="status")
+            stopped = await ask(command="stop")
+            result = await run
+    assert not unknown.ok
+    assert "no-such-inject" in unknown.detail
+    known = [inject.id for inject in scenario.injects]
+    assert known
+    assert all(name in unknown.detail for name in known), unknown.detail
+    assert paused.ok
+    assert status.ok
+    assert status.status is not None
+    assert status.status["paused"] is True
+    assert status.status["clock"] == "realtime"
+    assert stopped.ok
+    assert result.reason == "stopped by the controller"
+    logged = [e["data"]["command"] for e in await exported(ex.location) if e["type"] == CONTROL]
+    assert logged == ["pause", "stop"]
+
+
+async def test_a_paused_realtime_run_ticks_at_its_clock_tick_with_time_standing(
+    tmp_path: Path,
+) -> None:
+    """Paused, the umpire announces its clock once per tick, never more often, time standing."""
+    scenario = load_scenario(SCENARIOS / "example.yaml")
+    settings = UmpireSettings(clock_tick_s=TICK_S)
+    count = 8
+    loop = asyncio.get_running_loop()
+    async with (
+        wired(scenario, tmp_path, clock="realtime", speed=60.0, settings=settings) as ex,
+        asyncio.TaskGroup() as group,
+    ):
+        controller = ex.connect(CONTROLLER)
+        observer = await ex.listen(OBSERVER, ex.topics.clock)
+        run = group.create_task(ex.run())
+
+        async def chatter() -> None:
+            """Messages keep arriving (ignored ones): none may bring a tick forward."""
+            while True:
+                await controller.publish(ex.topics.control, b'{"kind":"control","command":"?"}')
+                await asyncio.sleep(TICK_S / 10)
+
+        async with asyncio.timeout(10):
+            await observer.next(Tick)
+            await controller.publish(ex.topics.control, encode(Control(command="pause")))
+            first = await observer.next(Tick, lambda t: t.paused)
+            noise = group.create_task(chatter())
+            began = loop.time()
+            ticks = [await observer.next(Tick) for _ in range(count)]
+            elapsed = loop.time() - began
+            noise.cancel()
+            await controller.publish(ex.topics.control, encode(Control(command="stop")))
+            await run
+    assert all(t.paused for t in ticks)
+    assert {t.time for t in ticks} == {first.time}, "simulated time stood still while paused"
+    # Published when the tick is due and never before: `count` ticks span `count` intervals,
+    # less what one delivery can be late on the next (a few milliseconds on one loop).
+    assert elapsed >= count * TICK_S - 0.05, f"{count} ticks in {elapsed:.3f} s"
+    assert elapsed <= count * TICK_S * 2, f"{count} ticks took {elapsed:.3f} s"
