@@ -203,3 +203,34 @@ async def test_the_party_ends_when_the_umpire_says_the_exercise_ended() -> None:
         ended = Ended(head=1, time=stage.start, reason="stopped by the controller")
         await stage.say(ended)
         assert await stage.task == ended
+
+
+async def test_events_late_within_the_grace_never_cause_a_catch_up() -> None:
+    """Events that come after their round marker but within the grace are waited for, every time."""
+    settings = PartySettings(catch_up_grace_s=0.5, resend_after_s=1.0)
+    async with staged(settings) as stage:
+        for number in range(4):
+            event = stage.request(f"case-{number}", stage.start + timedelta(minutes=number))
+            # The marker overtakes the event it announces (they travel on different topics).
+            await stage.say(
+                Round(round=number, time=event.time, head=event.position, visible=stage.visible())
+            )
+            await asyncio.sleep(0.3)  # the event's delay on the way, well within the grace
+            await stage.publish(event)
+            report = await stage.umpire.next(BaseModel)
+            assert isinstance(report, RoundDone), f"round {number}: {report}"
+            assert report.round == number
+
+
+async def test_a_cancelled_party_stops_even_while_a_message_reaches_it() -> None:
+    """Cancelling `run()` stops the party at every step of a message's delivery."""
+    # Exercise.restart_party and the end of Exercise.run cancel a party's run and await it.
+    for steps in range(6):
+        async with staged() as stage:
+            await stage.say(Round(round=0, time=stage.start, head=0, visible=stage.visible()))
+            for _ in range(steps):
+                await asyncio.sleep(0)  # one step of the event loop: the cancel lands later
+            stage.task.cancel()
+            done, _ = await asyncio.wait([stage.task], timeout=2)
+            assert done, f"still running 2 s after a cancel {steps} loop steps into a delivery"
+            assert stage.task.cancelled()
