@@ -14,6 +14,8 @@ from simulator.messaging.wire import (
     ControlAnswer,
     Ended,
     PlanStated,
+    Round,
+    RoundDone,
     Submission,
     Tick,
     decode_from_party,
@@ -266,3 +268,53 @@ async def test_a_paused_realtime_run_ticks_at_its_clock_tick_with_time_standing(
     # less what one delivery can be late on the next (a few milliseconds on one loop).
     assert elapsed >= count * TICK_S - 0.05, f"{count} ticks in {elapsed:.3f} s"
     assert elapsed <= count * TICK_S * 2, f"{count} ticks took {elapsed:.3f} s"
+
+
+async def test_a_controllers_stop_ends_a_rounds_run_while_a_party_has_not_reported(
+    tmp_path: Path,
+) -> None:
+    """Stopped by the controller while waiting for a silent party's report, a rounds run ends."""
+    scenario = parse_scenario(TINY, "tests/umpire/tiny-drill.yaml")
+    async with (
+        wired(scenario, tmp_path, scripted=("alpha",)) as ex,
+        asyncio.TaskGroup() as group,
+    ):
+        controller = await ex.listen(CONTROLLER, ex.topics.answers)
+        observer = await ex.listen(OBSERVER, ex.topics.clock, ex.topics.all_reports)
+        run = group.create_task(ex.run())
+        async with asyncio.timeout(10):
+            await observer.next(Round)
+            await observer.next(RoundDone)  # beta has reported; alpha never will
+            stop = Control(id="stop-1", command="stop")
+            await controller.bus.publish(ex.topics.control, encode(stop))
+            answer = await controller.next(ControlAnswer)
+            ended = await observer.next(Ended)
+            result = await run
+    assert answer.ok
+    assert ended.reason == result.reason == "stopped by the controller"
+
+
+async def test_a_cancelled_umpire_stops_even_while_a_message_reaches_it(tmp_path: Path) -> None:
+    """Cancelling `run()` stops the umpire at every step of a message's arrival."""
+    scenario = parse_scenario(TINY, "tests/umpire/tiny-drill.yaml")
+    settings = UmpireSettings(clock_tick_s=TICK_S)
+    for steps in range(6):
+        async with wired(
+            scenario, tmp_path / str(steps), clock="realtime", scripted=("alpha", "beta"),
+            settings=settings,
+        ) as ex:  # fmt: skip
+            controller = ex.connect(CONTROLLER)
+            observer = await ex.listen(OBSERVER, ex.topics.clock)
+            run = asyncio.create_task(ex.umpire.run(start_events=[ex.start_event()]))
+            async with asyncio.timeout(10):
+                await observer.next(Tick)
+            await controller.publish(ex.topics.control, encode(Control(command="status")))
+            for _ in range(steps):
+                await asyncio.sleep(0)  # one step of the event loop: the cancel lands later
+            run.cancel()
+            done, _ = await asyncio.wait([run], timeout=2)
+            if not done:
+                ex.umpire.stop("the test is over")
+                await asyncio.wait([run], timeout=5)
+            assert done, f"still running 2 s after a cancel {steps} loop steps into an arrival"
+            assert run.cancelled()
