@@ -1,0 +1,320 @@
+"""The umpire's two clock drivers on the in-memory bus: rounds (simulated) and realtime."""
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from simulator.drafting import draft
+from simulator.messaging.memory import Published
+from simulator.messaging.topics import CONTROLLER, OBSERVER
+from simulator.messaging.wire import (
+    Control,
+    ControlAnswer,
+    Ended,
+    PlanStated,
+    Round,
+    RoundDone,
+    Submission,
+    Tick,
+    decode_from_party,
+    encode,
+)
+from simulator.records import CONTROL
+from simulator.run.exercise import RunOptions, run_exercise
+from simulator.scenario import load_scenario, parse_scenario
+from simulator.summary import RunSummary, summarize
+from simulator.umpire import UmpireSettings
+from tests.runtime.test_exercise import exported
+from tests.umpire.wiring import Wired, wired
+
+SCENARIOS = Path(__file__).parents[2] / "scenarios"
+
+
+def outcome(summary: RunSummary) -> dict[str, Any]:
+    """What a realtime run must share with its simulated twin."""
+    return {
+        "case states": summary.case_states,
+        "violations": sorted((v.rule, v.case) for v in summary.violations),
+        "ended because": summary.ended_because,
+    }
+
+
+async def summary_of(exercise: Wired) -> RunSummary:
+    return await summarize(exercise.store, location=str(exercise.location))
+
+
+async def test_the_rounds_driver_on_the_memory_bus_writes_the_log_of_a_broker_run(
+    tmp_path: Path,
+) -> None:
+    """Rounds on the in-memory hub write the log a run over the embedded broker writes."""
+    scenario = load_scenario(SCENARIOS / "example.yaml")
+    broker = await run_exercise(scenario, RunOptions(log=str(tmp_path / "broker.db")))
+    async with wired(scenario, tmp_path) as exercise:
+        result = await exercise.run()
+    assert result.reason == broker.result.reason == "the scenario's duration was reached"
+    memory = await exported(exercise.location)
+    assert len(memory) > 20
+    assert memory == await exported(tmp_path / "broker.db")
+
+
+async def test_a_submission_lost_on_the_bus_is_resent_and_committed_once(
+    tmp_path: Path,
+) -> None:
+    """A party's first submission, lost before the umpire, is resent and committed exactly once."""
+    scenario = load_scenario(SCENARIOS / "example.yaml")
+    async with wired(scenario, tmp_path / "calm") as calm:
+        await calm.run()
+    party = next(iter(calm.runtimes))
+    topic = calm.topics.submit(party)
+
+    def first_submission(client: str, message: Published) -> bool:
+        return client == "umpire" and message.topic == topic
+
+    async with wired(scenario, tmp_path / "lossy") as lossy:
+        lossy.hub.drop(first_submission)
+        await lossy.run()
+    [(_, lost)] = lossy.hub.lost
+    submission = decode_from_party(lost.payload)
+    assert isinstance(submission, Submission)
+    sent = [m for m in lossy.hub.published if m.topic == topic and m.payload == lost.payload]
+    assert len(sent) >= 2, "the lost submission was resent"
+    events = await exported(lossy.location)
+    ids = [e["id"] for e in events]
+    assert ids.count(submission.message["message_id"]) == 1
+    # Lost and resent within its round: the log is the undisturbed run's.
+    assert events == await exported(calm.location)
+
+
+async def test_a_realtime_run_on_the_memory_bus_ends_as_its_rounds_twin(tmp_path: Path) -> None:
+    """At a high speed, a realtime run ends with its simulated twin's case states and violations."""
+    scenario = load_scenario(SCENARIOS / "forged-request.yaml")
+    async with wired(scenario, tmp_path) as simulated:
+        await simulated.run()
+        twin = await summary_of(simulated)
+    assert twin.simulated_start is not None
+    assert twin.simulated_end is not None
+    speed = (twin.simulated_end - twin.simulated_start).total_seconds() / 4.0
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    async with wired(scenario, tmp_path, clock="realtime", speed=speed) as realtime:
+        await realtime.run()
+        summary = await summary_of(realtime)
+    assert loop.time() - began < 10
+    assert outcome(summary) == outcome(twin)
+    assert summary.cases == twin.cases
+
+
+TINY = """\
+version: 1
+exercise: tiny-drill
+title: Two parties, nothing scheduled
+seed: 5
+start: 2026-03-02T09:00:00Z
+duration: 30d
+parties:
+  - id: alpha
+    name: Alpha Agency
+    head: {name: A. Head}
+    deputies: [{name: A. Deputy}]
+    seal: A-SEAL
+    coordination_unit: Liaison Office
+  - id: beta
+    name: Beta Agency
+    head: {name: B. Head}
+    deputies: [{name: B. Deputy}]
+    seal: B-SEAL
+    coordination_unit: Liaison Office
+"""
+
+REQUEST: dict[str, Any] = {
+    "area": "public_order",
+    "essence": "Crowd safety at the final.",
+    "purpose": "Align stewarding rules.",
+    "justification": "Both states host supporters.",
+    "assistance_sought": "Copies of the crowd-safety regulations.",
+}
+# A realtime tick short enough for a test to wait on several of them.
+TICK_S = 0.2
+
+
+async def test_the_realtime_driver_never_ends_idle_on_a_stale_plan(tmp_path: Path) -> None:
+    """A plan stated with fewer events seen than the party may see does not end the run."""
+    scenario = parse_scenario(TINY, "tests/umpire/tiny-drill.yaml")
+    settings = UmpireSettings(clock_tick_s=TICK_S)
+    async with (
+        wired(scenario, tmp_path, clock="realtime", scripted=("alpha",), settings=settings) as ex,
+        asyncio.TaskGroup() as group,
+    ):
+        topics = ex.topics
+        alpha = await ex.listen("alpha", *topics.party_filters("alpha"))
+        observer = await ex.listen()
+        run = group.create_task(ex.run())
+        async with asyncio.timeout(10):
+            await alpha.next(Tick)
+            message = ex.signatories.sign(
+                draft(
+                    "written_request",
+                    message_id="alpha.1",
+                    case_id="case-1",
+                    sender=scenario.party("alpha"),
+                    recipient=scenario.party("beta"),
+                    fields=REQUEST,
+                )
+            )
+            submission = Submission(party="alpha", seq=1, message=message)
+            await alpha.bus.publish(topics.submit("alpha"), encode(submission))
+            tick = await alpha.next(Tick, lambda t: t.head == 2)
+            assert tick.visible == {"alpha": 2, "beta": 2}
+            # beta (a runtime) states a current plan with nothing in it: only alpha's is missing.
+            await observer.next(PlanStated, lambda p: p.party == "beta" and p.seen == 2)
+
+            stale = PlanStated(party="alpha", seen=1)
+            await alpha.bus.publish(topics.report("alpha"), encode(stale))
+            for _ in range(3):
+                marker = await alpha.next(BaseModel, lambda m: isinstance(m, Tick | Ended))
+                assert isinstance(marker, Tick), f"ended on a stale plan: {marker}"
+            assert not run.done()
+
+            current = PlanStated(party="alpha", seen=tick.visible["alpha"])
+            await alpha.bus.publish(topics.report("alpha"), encode(current))
+            ended = await alpha.next(Ended)
+            result = await run
+    assert ended.reason == result.reason == "nothing left to happen"
+
+
+async def test_realtime_control_commands_are_answered_and_the_carried_out_ones_logged(
+    tmp_path: Path,
+) -> None:
+    """Each command with an id is answered; a refused one is not logged, carried-out ones are."""
+    scenario = load_scenario(SCENARIOS / "example.yaml")
+    async with (
+        wired(scenario, tmp_path, clock="realtime", speed=1.0) as ex,
+        asyncio.TaskGroup() as group,
+    ):
+        controller = await ex.listen(CONTROLLER, ex.topics.answers)
+        observer = await ex.listen()
+        run = group.create_task(ex.run())
+
+        async def ask(**command: Any) -> ControlAnswer:
+            sent = Control(id=f"q{len(answers) + 1}", **command)
+            await controller.bus.publish(ex.topics.control, encode(sent))
+            answer = await controller.next(ControlAnswer, lambda a: a.id == sent.id)
+            assert answer.command == sent.command
+            answers.append(answer)
+            return answer
+
+        answers: list[ControlAnswer] = []
+        async with asyncio.timeout(10):
+            await observer.next(Tick)
+            unknown = await ask(command="inject", inject="no-such-inject")
+            paused = await ask(command="pause")
+            status = await ask(command="status")
+            stopped = await ask(command="stop")
+            result = await run
+    assert not unknown.ok
+    assert "no-such-inject" in unknown.detail
+    known = [inject.id for inject in scenario.injects]
+    assert known
+    assert all(name in unknown.detail for name in known), unknown.detail
+    assert paused.ok
+    assert status.ok
+    assert status.status is not None
+    assert status.status["paused"] is True
+    assert status.status["clock"] == "realtime"
+    assert stopped.ok
+    assert result.reason == "stopped by the controller"
+    logged = [e["data"]["command"] for e in await exported(ex.location) if e["type"] == CONTROL]
+    assert logged == ["pause", "stop"]
+
+
+async def test_a_paused_realtime_run_ticks_at_its_clock_tick_with_time_standing(
+    tmp_path: Path,
+) -> None:
+    """Paused, the umpire announces its clock once per tick, never more often, time standing."""
+    scenario = load_scenario(SCENARIOS / "example.yaml")
+    settings = UmpireSettings(clock_tick_s=TICK_S)
+    count = 8
+    loop = asyncio.get_running_loop()
+    async with (
+        wired(scenario, tmp_path, clock="realtime", speed=60.0, settings=settings) as ex,
+        asyncio.TaskGroup() as group,
+    ):
+        controller = ex.connect(CONTROLLER)
+        observer = await ex.listen(OBSERVER, ex.topics.clock)
+        run = group.create_task(ex.run())
+
+        async def chatter() -> None:
+            """Messages keep arriving (ignored ones): none may bring a tick forward."""
+            while True:
+                await controller.publish(ex.topics.control, b'{"kind":"control","command":"?"}')
+                await asyncio.sleep(TICK_S / 10)
+
+        async with asyncio.timeout(10):
+            await observer.next(Tick)
+            await controller.publish(ex.topics.control, encode(Control(command="pause")))
+            first = await observer.next(Tick, lambda t: t.paused)
+            noise = group.create_task(chatter())
+            began = loop.time()
+            ticks = [await observer.next(Tick) for _ in range(count)]
+            elapsed = loop.time() - began
+            noise.cancel()
+            await controller.publish(ex.topics.control, encode(Control(command="stop")))
+            await run
+    assert all(t.paused for t in ticks)
+    assert {t.time for t in ticks} == {first.time}, "simulated time stood still while paused"
+    # Published when the tick is due and never before: `count` ticks span `count` intervals,
+    # less what one delivery can be late on the next (a few milliseconds on one loop).
+    assert elapsed >= count * TICK_S - 0.05, f"{count} ticks in {elapsed:.3f} s"
+    assert elapsed <= count * TICK_S * 2, f"{count} ticks took {elapsed:.3f} s"
+
+
+async def test_a_controllers_stop_ends_a_rounds_run_while_a_party_has_not_reported(
+    tmp_path: Path,
+) -> None:
+    """Stopped by the controller while waiting for a silent party's report, a rounds run ends."""
+    scenario = parse_scenario(TINY, "tests/umpire/tiny-drill.yaml")
+    async with (
+        wired(scenario, tmp_path, scripted=("alpha",)) as ex,
+        asyncio.TaskGroup() as group,
+    ):
+        controller = await ex.listen(CONTROLLER, ex.topics.answers)
+        observer = await ex.listen(OBSERVER, ex.topics.clock, ex.topics.all_reports)
+        run = group.create_task(ex.run())
+        async with asyncio.timeout(10):
+            await observer.next(Round)
+            await observer.next(RoundDone)  # beta has reported; alpha never will
+            stop = Control(id="stop-1", command="stop")
+            await controller.bus.publish(ex.topics.control, encode(stop))
+            answer = await controller.next(ControlAnswer)
+            ended = await observer.next(Ended)
+            result = await run
+    assert answer.ok
+    assert ended.reason == result.reason == "stopped by the controller"
+
+
+async def test_a_cancelled_umpire_stops_even_while_a_message_reaches_it(tmp_path: Path) -> None:
+    """Cancelling `run()` stops the umpire at every step of a message's arrival."""
+    scenario = parse_scenario(TINY, "tests/umpire/tiny-drill.yaml")
+    settings = UmpireSettings(clock_tick_s=TICK_S)
+    for steps in range(6):
+        async with wired(
+            scenario, tmp_path / str(steps), clock="realtime", scripted=("alpha", "beta"),
+            settings=settings,
+        ) as ex:  # fmt: skip
+            controller = ex.connect(CONTROLLER)
+            observer = await ex.listen(OBSERVER, ex.topics.clock)
+            run = asyncio.create_task(ex.umpire.run(start_events=[ex.start_event()]))
+            async with asyncio.timeout(10):
+                await observer.next(Tick)
+            await controller.publish(ex.topics.control, encode(Control(command="status")))
+            for _ in range(steps):
+                await asyncio.sleep(0)  # one step of the event loop: the cancel lands later
+            run.cancel()
+            done, _ = await asyncio.wait([run], timeout=2)
+            if not done:
+                ex.umpire.stop("the test is over")
+                await asyncio.wait([run], timeout=5)
+            assert done, f"still running 2 s after a cancel {steps} loop steps into an arrival"
+            assert run.cancelled()
