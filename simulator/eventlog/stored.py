@@ -143,7 +143,8 @@ class Wakeup:
         async def wait() -> None:
             nonlocal armed
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(armed.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):
+                    await armed.wait()
             armed = self._event
 
         return wait

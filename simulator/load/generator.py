@@ -314,7 +314,8 @@ class Generator:
         if self.open:
             self._all_done.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._all_done.wait(), self.spec.drain_s)
+                async with asyncio.timeout(self.spec.drain_s):
+                    await self._all_done.wait()
         self.counters["cases_incomplete"] = len(self.open)
 
     def _close_case(self, case_id: str) -> None:

@@ -62,8 +62,11 @@ class PartyRuntime:
         reader = asyncio.create_task(self._read(), name=f"party[{self.party}].inbox")
         try:
             while (ended := self.session.ended) is None:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancel that lands as a message arrives (restart_party waits on it).
                 try:
-                    payload = await asyncio.wait_for(self._queue.get(), self._next_wakeup())
+                    async with asyncio.timeout(self._next_wakeup()):
+                        payload: bytes | None = await self._queue.get()
                 except TimeoutError:
                     payload = None
                 message = None if payload is None else self.session.take(payload)

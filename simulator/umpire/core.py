@@ -285,8 +285,11 @@ class Umpire:
         await self.bus.publish(self.topics.clock, encode(marker))
 
     async def _wait_changed(self, seconds: float) -> bool:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel
+        # that lands as the awaited event fires, and the umpire would run on.
         try:
-            await asyncio.wait_for(self._changed.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._changed.wait()
         except TimeoutError:
             return False
         finally:
@@ -507,7 +510,8 @@ class Umpire:
             )
         if not ok:
             self.log.warning("control_refused", command=command.command, reason=detail)
-        if realtime:
+        if realtime and ok and command.command in ("pause", "resume", "speed", "jump"):
+            # The clock changed: parties hear of it at once, not at the next tick.
             self._tick_now.set()
         self._changed.set()
         return ok, detail

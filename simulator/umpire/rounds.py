@@ -56,6 +56,9 @@ class Rounds:
             await umpire._commit()
             await umpire._announce()
             await self._await_reports()
+            if umpire.stop_requested:
+                # Stopped while waiting: a silent party's report never came; end now.
+                continue
             self._stage_round_submissions(clock.now())
             if umpire.sequencer.pending.events:
                 moved = any(

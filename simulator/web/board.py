@@ -50,7 +50,8 @@ class Signal:
         if self.version > version:
             return True
         try:
-            await asyncio.wait_for(self._event.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._event.wait()
         except TimeoutError:
             return False
         return True

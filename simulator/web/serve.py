@@ -278,7 +278,8 @@ class Replayer:
                 continue
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), 0.1)
+                async with asyncio.timeout(0.1):
+                    await self.wake.wait()
         self.board.finish("replay finished")
 
 

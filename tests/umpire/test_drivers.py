@@ -6,7 +6,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from simulator.drafting import draft
 from simulator.messaging.memory import Published
 from simulator.messaging.topics import CONTROLLER, OBSERVER
 from simulator.messaging.wire import (
@@ -21,10 +20,11 @@ from simulator.messaging.wire import (
     decode_from_party,
     encode,
 )
+from simulator.projections.summary import RunSummary, summarize
+from simulator.protocol.drafting import draft
 from simulator.records import CONTROL
 from simulator.run.exercise import RunOptions, run_exercise
 from simulator.scenario import load_scenario, parse_scenario
-from simulator.summary import RunSummary, summarize
 from simulator.umpire import UmpireSettings
 from tests.runtime.test_exercise import exported
 from tests.umpire.wiring import Wired, wired
