@@ -15,10 +15,9 @@ It differs from an exercise's real-time umpire only where scale demands it:
   party's share of the traffic is small; with them, batches fill up with load;
 - a submission is decoded once, not three times (on arrival, at staging,
   in the sequencer);
-- deciding, appending and publishing run as a pipeline (below), so the
-  fsync of one batch overlaps deciding the next and publishing the last;
-- case timers are checked once a second rather than after every batch
-  (checking walks every case, and a load run has hundreds of thousands);
+- its driver is the load pipeline (`simulator.umpire.pipeline`): deciding,
+  appending and publishing overlap, and case timers are checked once a
+  second rather than after every batch;
 - the committed events of one batch go out on their topics concurrently,
   not one PUBACK after another;
 - there are no round markers: load generators do not report rounds.
@@ -27,7 +26,6 @@ Everything else (validation, the fold, violations, idempotency by message
 id, batched appends to the durable log, catch-up) is the exercise's code.
 """
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,19 +35,13 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from simulator.context import ScaledClock
 from simulator.eventlog import Event
 from simulator.messaging.routing import publish_events
 from simulator.messaging.wire import Submission, describe
 from simulator.protocol.ids import PartyId
 from simulator.records import audience
-from simulator.umpire import Umpire, UmpireResult
-from simulator.umpire.sequencer import Pending
-
-TIMER_CHECK_S = 1.0
-# Batches between deciding and publishing: enough to overlap the three, few enough
-# that a slow log or broker pushes back on deciding at once.
-PIPELINE_DEPTH = 2
+from simulator.umpire import Umpire
+from simulator.umpire.pipeline import Pipeline
 
 
 class SubmissionBatch(BaseModel):
@@ -74,9 +66,11 @@ class LoadUmpire(Umpire):
     """See the module docstring; run it with `UmpireSettings(simulated=False)`."""
 
     def __init__(
-        self, *args: object, gateways: Mapping[str, Iterable[str]] | None = None, **kwargs: object
+        self, *, gateways: Mapping[str, Iterable[str]] | None = None, **umpire: Any
     ) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        # The load pipeline is its driver, unless a test hands in another.
+        umpire.setdefault("driver", Pipeline)
+        super().__init__(**umpire)
         # Gateway -> the parties it speaks for (see the module docstring), and back.
         self.gateways = {g: frozenset(ps) for g, ps in (gateways or {}).items()}
         self.gateway_of = {p: g for g, ps in self.gateways.items() for p in ps}
@@ -84,11 +78,6 @@ class LoadUmpire(Umpire):
         # Batches refused as a whole: (principal, payload, reason), staged as rejections.
         self.refused: list[tuple[str, bytes, str]] = []
         self.counters = UmpireCounters()
-        # The pipeline stages what arrived in batches of its own, not one by one.
-        self.decide_on_arrival = False
-        self._piped = False
-        self._batches: asyncio.Queue[Pending] = asyncio.Queue(maxsize=PIPELINE_DEPTH)
-        self._appended: asyncio.Queue[list[Event]] = asyncio.Queue(maxsize=PIPELINE_DEPTH)
 
     # -- receiving -------------------------------------------------------------------
 
@@ -154,82 +143,12 @@ class LoadUmpire(Umpire):
             elif submission.seq not in self.seen_seqs[claimed]:
                 self.decoded[claimed].setdefault(submission.seq, (submission, raw))
 
-    # -- the loop --------------------------------------------------------------------
+    # -- staging ---------------------------------------------------------------------
 
-    async def _drive(self) -> UmpireResult:
-        self._batches = asyncio.Queue(maxsize=PIPELINE_DEPTH)
-        self._appended = asyncio.Queue(maxsize=PIPELINE_DEPTH)
-        async with asyncio.TaskGroup() as group:
-            appender = group.create_task(self._appender(), name="umpire.append")
-            publisher = group.create_task(self._publisher(), name="umpire.publish")
-            self._piped = True
-            try:
-                return await self._serve()
-            finally:
-                self._piped = False
-                appender.cancel()
-                publisher.cancel()
-
-    async def _serve(self) -> UmpireResult:
-        clock = self.clock
-        assert isinstance(clock, ScaledClock)
-        loop = asyncio.get_running_loop()
-        next_timers = loop.time()
-        while True:
-            if self.stop_requested:
-                return await self._finish(self.stop_requested)
-            now = clock.now()
-            if loop.time() >= next_timers:
-                self._stage_timers(now)
-                next_timers = loop.time() + TIMER_CHECK_S
-            self._stage_decoded(now)
-            self._stage_inbox(now)
-            self._stage_malformed(now)
-            if self.sequencer.pending.events:
-                await self._hand_on()
-            else:
-                await self._wait_changed(self.settings.tick_s)
-
-    # -- the pipeline: stage, append, publish ------------------------------------------
-    #
-    # Batch k+1 is decided while batch k is being appended and batch k-1 published.
-    # The sequencer takes a batch as committed when it is handed on, before it is
-    # durable: a later batch must be decided against it. That is safe because a
-    # failed append ends the run (the TaskGroup), and nothing is published before it
-    # is durable: the publisher only ever sees what the appender has appended.
-
-    async def _hand_on(self) -> None:
-        batch: Pending = self.sequencer.take()
-        self.sequencer.committed(batch)
-        # Bounded: when the log or the broker falls behind, deciding waits for them.
-        await self._batches.put(batch)
-
-    async def _commit(self) -> None:
-        if not self._piped:
-            await super()._commit()
-            return
-        while self.sequencer.pending.events:
-            await self._hand_on()
-        await self._batches.join()
-        await self._appended.join()
-
-    async def _appender(self) -> None:
-        while True:
-            batch = await self._batches.get()
-            try:
-                committed = await self._append(batch)
-                if committed:
-                    await self._appended.put(committed)
-            finally:
-                self._batches.task_done()
-
-    async def _publisher(self) -> None:
-        while True:
-            committed = await self._appended.get()
-            try:
-                await self._after_commit(committed)
-            finally:
-                self._appended.task_done()
+    def _stage_arrivals(self, at: datetime) -> None:
+        # Batches first, in arrival order per party and sequence number; then the rest.
+        self._stage_decoded(at)
+        super()._stage_arrivals(at)
 
     def _stage_malformed(self, at: datetime) -> None:
         super()._stage_malformed(at)

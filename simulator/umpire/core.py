@@ -54,6 +54,7 @@ from simulator.records import (
     record_note,
 )
 from simulator.umpire.committer import Committer
+from simulator.umpire.pipeline import Pipeline
 from simulator.umpire.realtime import Realtime
 from simulator.umpire.rounds import PartySilent, Rounds
 from simulator.umpire.sequencer import Decision, Pending, Sequencer
@@ -121,6 +122,13 @@ class UmpireSettings:
     max_batch: int = 1000
 
 
+class Driver(Protocol):
+    async def run(self) -> "UmpireResult": ...
+
+
+DriverKind = Callable[["Umpire"], Driver]
+
+
 @dataclass
 class UmpireResult:
     head: int
@@ -146,6 +154,7 @@ class Umpire:
         reporting: Iterable[str] | None = None,
         on_commit: Callable[[Sequence[Event]], None] | None = None,
         on_clock: Callable[[Tick], None] | None = None,
+        driver: DriverKind | None = None,
     ) -> None:
         self.sequencer = sequencer
         self.store = store
@@ -158,6 +167,8 @@ class Umpire:
         self.end = end
         self.agenda: Agenda = agenda or EmptyAgenda()
         self.settings = settings or UmpireSettings()
+        # Chosen by composition: rounds for simulated time, real time, or the load pipeline.
+        self.driver: DriverKind = driver or (Rounds if self.settings.simulated else Realtime)
         self.on_commit = on_commit
         # Realtime: every clock announced (a live status line follows it).
         self.on_clock = on_clock
@@ -181,7 +192,9 @@ class Umpire:
         self.heard: dict[str, float] = {}
         # Realtime decides a submission when it arrives (arrival order); rounds and the
         # load pipeline stage them in their own order.
-        self.decide_on_arrival = not self.settings.simulated
+        self.decide_on_arrival = self.driver is Realtime
+        # The pipeline driver, while it runs: commits go through it.
+        self.pipeline: Pipeline | None = None
         self._tick_now = asyncio.Event()
         self.committer = Committer(store, max_batch=self.settings.max_batch)
 
@@ -200,10 +213,7 @@ class Umpire:
     # -- the run ---------------------------------------------------------------
 
     async def _drive(self) -> UmpireResult:
-        """The clock's driver: rounds for simulated time, or real time."""
-        if self.settings.simulated:
-            return await Rounds(self).run()
-        return await Realtime(self).run()
+        return await self.driver(self).run()
 
     async def run(self, start_events: Sequence[NewEvent] = ()) -> UmpireResult:
         await self.bus.subscribe(
@@ -296,6 +306,11 @@ class Umpire:
             self._changed.clear()
         return True
 
+    def _stage_arrivals(self, at: datetime) -> None:
+        """Stage whatever arrived and waits, in the intake's order (realtime, pipeline)."""
+        self._stage_inbox(at)
+        self._stage_malformed(at)
+
     def _stage_inbox(self, at: datetime) -> None:
         for party in sorted(self.inbox):
             for seq in sorted(self.inbox[party]):
@@ -335,6 +350,9 @@ class Umpire:
     # -- committing ------------------------------------------------------------
 
     async def _commit(self) -> None:
+        if self.pipeline is not None:
+            await self.pipeline.commit()
+            return
         while self.sequencer.pending.events:
             batch: Pending = self.sequencer.take()
             committed = await self._append(batch)
@@ -391,8 +409,7 @@ class Umpire:
                     # Arrival order: decided now, at the moment it came, and committed
                     # by the driver as soon as it wakes.
                     now = self.clock.now()
-                    self._stage_inbox(now)
-                    self._stage_malformed(now)
+                    self._stage_arrivals(now)
             elif party := self.topics.party_of(topic, "report"):
                 self.heard[party] = asyncio.get_running_loop().time()
                 await self._take_report(party, payload)

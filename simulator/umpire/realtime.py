@@ -42,8 +42,7 @@ class Realtime:
             if now >= umpire.end:
                 return await umpire._finish("the scenario's duration was reached", at=umpire.end)
             umpire._stage_timers(now)
-            umpire._stage_inbox(now)
-            umpire._stage_malformed(now)
+            umpire._stage_arrivals(now)
             committed = bool(umpire.sequencer.pending.events)
             await umpire._commit()
             if committed or umpire._tick_now.is_set() or loop.time() >= next_tick:

@@ -1,0 +1,101 @@
+"""The load pipeline: the umpire's driver when throughput counts more than one message's latency.
+
+Deciding, appending and publishing run as three stages, so the fsync of one
+batch overlaps deciding the next and publishing the last. Batch k+1 is
+decided while batch k is being appended and batch k-1 published. The
+sequencer takes a batch as committed when it is handed on, before it is
+durable: a later batch must be decided against it. That is safe because a
+failed append ends the run (the TaskGroup), and nothing is published before
+it is durable: the publisher only ever sees what the appender has appended.
+Case timers are checked once a second rather than after every batch (a load
+run has hundreds of thousands of cases), and there are no round markers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from simulator.context import ScaledClock
+from simulator.eventlog import Event
+from simulator.umpire.sequencer import Pending
+
+if TYPE_CHECKING:
+    from simulator.umpire.core import Umpire, UmpireResult
+
+TIMER_CHECK_S = 1.0
+# Batches between deciding and publishing: enough to overlap the three, few enough
+# that a slow log or broker pushes back on deciding at once.
+PIPELINE_DEPTH = 2
+
+
+class Pipeline:
+    """Drives an umpire on a `ScaledClock` as a three-stage pipeline."""
+
+    def __init__(self, umpire: Umpire) -> None:
+        self.umpire = umpire
+        self._batches: asyncio.Queue[Pending] = asyncio.Queue(maxsize=PIPELINE_DEPTH)
+        self._appended: asyncio.Queue[list[Event]] = asyncio.Queue(maxsize=PIPELINE_DEPTH)
+
+    async def run(self) -> UmpireResult:
+        umpire = self.umpire
+        async with asyncio.TaskGroup() as group:
+            appender = group.create_task(self._appender(), name="umpire.append")
+            publisher = group.create_task(self._publisher(), name="umpire.publish")
+            umpire.pipeline = self
+            try:
+                return await self._serve()
+            finally:
+                umpire.pipeline = None
+                appender.cancel()
+                publisher.cancel()
+
+    async def _serve(self) -> UmpireResult:
+        umpire = self.umpire
+        clock = umpire.clock
+        assert isinstance(clock, ScaledClock)
+        loop = asyncio.get_running_loop()
+        next_timers = loop.time()
+        while True:
+            if umpire.stop_requested:
+                return await umpire._finish(umpire.stop_requested)
+            now = clock.now()
+            if loop.time() >= next_timers:
+                umpire._stage_timers(now)
+                next_timers = loop.time() + TIMER_CHECK_S
+            umpire._stage_arrivals(now)
+            if umpire.sequencer.pending.events:
+                await self._hand_on()
+            else:
+                await umpire._wait_changed(umpire.settings.tick_s)
+
+    async def _hand_on(self) -> None:
+        batch = self.umpire.sequencer.take()
+        self.umpire.sequencer.committed(batch)
+        # Bounded: when the log or the broker falls behind, deciding waits for them.
+        await self._batches.put(batch)
+
+    async def commit(self) -> None:
+        """Everything staged, through the pipeline, and wait until it is published."""
+        while self.umpire.sequencer.pending.events:
+            await self._hand_on()
+        await self._batches.join()
+        await self._appended.join()
+
+    async def _appender(self) -> None:
+        while True:
+            batch = await self._batches.get()
+            try:
+                committed = await self.umpire._append(batch)
+                if committed:
+                    await self._appended.put(committed)
+            finally:
+                self._batches.task_done()
+
+    async def _publisher(self) -> None:
+        while True:
+            committed = await self._appended.get()
+            try:
+                await self.umpire._after_commit(committed)
+            finally:
+                self._appended.task_done()
