@@ -183,9 +183,8 @@ def _control(log: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def test_control_answers_say_what_was_done_and_what_was_not(tmp_path: Path) -> None:
-    """Each control command prints the umpire's answer; refused, unknown or unanswered exit 1."""
-    log = tmp_path / "rt.db"
+async def _realtime_run(log: Path) -> asyncio.subprocess.Process:
+    """`simulator run` of the example at x600, once its control file is there."""
     run = await asyncio.create_subprocess_exec(
         *SIMULATOR, "run", str(EXAMPLE), "--clock", "realtime", "--speed", "600",
         "--log", str(log),
@@ -196,6 +195,18 @@ async def test_control_answers_say_what_was_done_and_what_was_not(tmp_path: Path
         async with asyncio.timeout(60):
             while not control.exists():  # noqa: ASYNC110 -- another process writes it
                 await asyncio.sleep(0.05)
+    except BaseException:
+        run.kill()
+        await run.wait()
+        raise
+    return run
+
+
+async def test_control_answers_say_what_was_done_and_what_was_not(tmp_path: Path) -> None:
+    """Each control command prints the umpire's answer; refused, unknown or unanswered exit 1."""
+    log = tmp_path / "rt.db"
+    run = await _realtime_run(log)
+    try:
         status = _control(log, "status")
         assert status.returncode == 0, status.stderr
         assert "exercise energy-final: realtime clock at x600" in status.stdout
@@ -235,16 +246,9 @@ async def test_control_answers_say_what_was_done_and_what_was_not(tmp_path: Path
 async def test_control_of_a_killed_run_exits_non_zero(tmp_path: Path) -> None:
     """The run was killed (its control file is left behind): control says so and exits 1."""
     log = tmp_path / "rt.db"
-    run = await asyncio.create_subprocess_exec(
-        *SIMULATOR, "run", str(EXAMPLE), "--clock", "realtime", "--speed", "600",
-        "--log", str(log),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
     control = Path(f"{log}.control.json")
+    run = await _realtime_run(log)
     try:
-        async with asyncio.timeout(60):
-            while not control.exists():  # noqa: ASYNC110 -- another process writes it
-                await asyncio.sleep(0.05)
         assert _control(log, "status").returncode == 0
     finally:
         run.kill()

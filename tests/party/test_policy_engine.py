@@ -10,30 +10,12 @@ from simulator.eventlog import Event
 from simulator.party.policy import PolicyEngine
 from simulator.scenario import Scenario, load_scenario, parse_scenario
 from simulator.signing import tamper
-from tests.scenario.samples import EXAMPLE
+from tests.scenario.samples import EXAMPLE, two_parties
 from tests.umpire.committed import CommittedLog
 
-SCENARIO = """\
-version: 1
-exercise: policy-drill
-title: Policy engine drill
-seed: 3
-start: 2026-03-02T09:00:00Z
-duration: 30d
-parties:
-  - id: alpha
-    name: Alpha Agency
-    head: {name: A. Head}
-    deputies: [{name: A. Deputy}]
-    seal: A-SEAL
-    coordination_unit: Liaison Office
-  - id: beta
-    name: Beta Agency
-    head: {name: B. Head}
-    deputies: [{name: B. Deputy}]
-    seal: B-SEAL
-    coordination_unit: Liaison Office
-    policy: answerer
+SCENARIO = (
+    two_parties("policy-drill", "Policy engine drill", beta_policy="answerer")
+    + """\
 policies:
   answerer:
     on:
@@ -70,6 +52,7 @@ injects:
       - reply: written_confirmation
         after: 1d
 """
+)
 
 REQUEST: dict[str, Any] = {
     "area": "public_order",

@@ -8,6 +8,36 @@ from simulator.scenario import InvalidScenarioError, Problem, parse_scenario
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "scenarios" / "example.yaml"
 
+
+def two_parties(exercise: str, title: str, *, seed: int = 3, beta_policy: str = "") -> str:
+    """The head of a scenario for unit tests: alpha and beta, over 30 days from 2 March 2026.
+
+    `beta_policy` names beta's policy; the caller appends policies, injects and the rest.
+    """
+    policy = f"\n    policy: {beta_policy}" if beta_policy else ""
+    return f"""\
+version: 1
+exercise: {exercise}
+title: {title}
+seed: {seed}
+start: 2026-03-02T09:00:00Z
+duration: 30d
+parties:
+  - id: alpha
+    name: Alpha Agency
+    head: {{name: A. Head}}
+    deputies: [{{name: A. Deputy}}]
+    seal: A-SEAL
+    coordination_unit: Liaison Office
+  - id: beta
+    name: Beta Agency
+    head: {{name: B. Head}}
+    deputies: [{{name: B. Deputy}}]
+    seal: B-SEAL
+    coordination_unit: Liaison Office{policy}
+"""
+
+
 # Line numbers matter: the tests replace a numbered line and expect the
 # problem to be reported on it.
 BASE = """\

@@ -10,28 +10,12 @@ from simulator.eventlog import Event
 from simulator.protocol import Message
 from simulator.scenario import Scenario, parse_scenario
 from simulator.umpire.agenda import ScenarioAgenda
+from tests.scenario.samples import two_parties
 from tests.umpire.committed import CommittedLog
 
-SCENARIO = """\
-version: 1
-exercise: agenda-drill
-title: Agenda drill
-seed: 3
-start: 2026-03-02T09:00:00Z
-duration: 30d
-parties:
-  - id: alpha
-    name: Alpha Agency
-    head: {name: A. Head}
-    deputies: [{name: A. Deputy}]
-    seal: A-SEAL
-    coordination_unit: Liaison Office
-  - id: beta
-    name: Beta Agency
-    head: {name: B. Head}
-    deputies: [{name: B. Deputy}]
-    seal: B-SEAL
-    coordination_unit: Liaison Office
+SCENARIO = (
+    two_parties("agenda-drill", "Agenda drill")
+    + """\
 injects:
   - id: late
     at: 3h
@@ -89,6 +73,7 @@ generators:
         justification: Both states host supporters.
         assistance_sought: Copies of the crowd-safety regulations.
 """
+)
 
 
 @pytest.fixture

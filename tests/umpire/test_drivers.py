@@ -27,6 +27,7 @@ from simulator.run.exercise import RunOptions, run_exercise
 from simulator.scenario import load_scenario, parse_scenario
 from simulator.umpire import UmpireSettings
 from tests.runtime.test_exercise import exported
+from tests.scenario.samples import two_parties
 from tests.umpire.wiring import Wired, wired
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
@@ -106,27 +107,7 @@ async def test_a_realtime_run_on_the_memory_bus_ends_as_its_rounds_twin(tmp_path
     assert summary.cases == twin.cases
 
 
-TINY = """\
-version: 1
-exercise: tiny-drill
-title: Two parties, nothing scheduled
-seed: 5
-start: 2026-03-02T09:00:00Z
-duration: 30d
-parties:
-  - id: alpha
-    name: Alpha Agency
-    head: {name: A. Head}
-    deputies: [{name: A. Deputy}]
-    seal: A-SEAL
-    coordination_unit: Liaison Office
-  - id: beta
-    name: Beta Agency
-    head: {name: B. Head}
-    deputies: [{name: B. Deputy}]
-    seal: B-SEAL
-    coordination_unit: Liaison Office
-"""
+TINY = two_parties("tiny-drill", "Two parties, nothing scheduled", seed=5)
 
 REQUEST: dict[str, Any] = {
     "area": "public_order",
