@@ -203,7 +203,11 @@ class Umpire:
         self.sequencer.load(prefix)
         if prefix:
             self.committer.resume(prefix[-1])
-        for event in prefix:
+        self._count_visible(prefix)
+
+    def _count_visible(self, events: Sequence[Event]) -> None:
+        """The head, and how many events each party may see: what markers tell parties."""
+        for event in events:
             self.head = max(self.head, event.position)
             who = audience(event)
             for party in self.visible if who is None else who:
@@ -211,9 +215,6 @@ class Umpire:
                     self.visible[party] += 1
 
     # -- the run ---------------------------------------------------------------
-
-    async def _drive(self) -> UmpireResult:
-        return await self.driver(self).run()
 
     async def run(self, start_events: Sequence[NewEvent] = ()) -> UmpireResult:
         await self.bus.subscribe(
@@ -224,7 +225,7 @@ class Umpire:
             for event in start_events:
                 self.sequencer.stage(event)
             await self._commit()
-            result = await self._drive()
+            result = await self.driver(self).run()
         finally:
             receiver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -370,12 +371,7 @@ class Umpire:
             self.on_commit(committed)
 
     async def _publish(self, events: Sequence[Event]) -> None:
-        for event in events:
-            self.head = max(self.head, event.position)
-            who = audience(event)
-            for party in self.visible if who is None else who:
-                if party in self.visible:
-                    self.visible[party] += 1
+        self._count_visible(events)
         await publish_events(
             self.bus, self.topics, events, private_cases=self._confidential(events)
         )
