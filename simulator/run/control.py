@@ -10,15 +10,18 @@ carried out only when the umpire says so.
 """
 
 import asyncio
+import contextlib
 import json
 import os
+import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
 from simulator.context import fresh_rng
 from simulator.errors import InputError, SimulatorError
+from simulator.messaging.bus import Bus
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Control, ControlAnswer, WireError, decode_answer, encode
 from simulator.transport import BrokerAddress, Credentials, SessionSettings, Transport
@@ -69,6 +72,62 @@ def read_control_file(path: Path) -> ControlFile:
     return ControlFile.model_validate(raw)
 
 
+class Controller:
+    """Asks the umpire over a controller's connection and waits for its answers.
+
+    One reader takes every answer on the answers topic and hands it to the ask
+    with its id, so the web console's commands may overlap. Enter it to start
+    the reader; `ask` raises `Unanswered` when no answer comes in time.
+    """
+
+    def __init__(self, bus: Bus, topics: Topics, rng: random.Random) -> None:
+        self.bus = bus
+        self.topics = topics
+        self._rng = rng
+        self._waiting: dict[str, asyncio.Future[ControlAnswer]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        # Subscribed first: an answer can come before the command's publish returns.
+        await self.bus.subscribe(self.topics.answers)
+        self._reader = asyncio.create_task(self._read(), name="controller.answers")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    async def _read(self) -> None:
+        async for incoming in self.bus.messages():
+            try:
+                answer = decode_answer(bytes(incoming.payload))
+            except WireError:
+                continue
+            waiter = self._waiting.pop(answer.id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(answer)
+
+    async def ask(self, command: Control, *, wait_s: float = ANSWER_TIMEOUT_S) -> ControlAnswer:
+        """Send `command` with an id of its own; the umpire's answer to it."""
+        asked = command.model_copy(update={"id": f"{self._rng.getrandbits(64):016x}"})
+        assert asked.id is not None
+        waiter: asyncio.Future[ControlAnswer] = asyncio.get_running_loop().create_future()
+        self._waiting[asked.id] = waiter
+        try:
+            await self.bus.publish(self.topics.control, encode(asked))
+            async with asyncio.timeout(wait_s):
+                return await waiter
+        except TimeoutError:
+            raise Unanswered(
+                f"no answer from exercise {self.topics.exercise!r} within {wait_s:g} s to "
+                f"{command.command!r}: it has ended or is not responding"
+            ) from None
+        finally:
+            self._waiting.pop(asked.id, None)
+
+
 async def send_control(
     target: ControlFile, command: Control, *, wait_s: float = ANSWER_TIMEOUT_S
 ) -> ControlAnswer:
@@ -77,9 +136,7 @@ async def send_control(
     `Unanswered` if no answer comes within `wait_s` seconds; a broker that is
     not there fails as the transport does (`BrokerUnavailable`).
     """
-    topics = Topics(target.exercise)
     rng = fresh_rng()
-    asked = command.model_copy(update={"id": f"{rng.getrandbits(64):016x}"})
     address = BrokerAddress(
         host=target.host,
         port=target.port,
@@ -92,25 +149,8 @@ async def send_control(
         rng=rng,
         credentials=Credentials(target.username, target.password),
     )
-    async with transport:
-        # Subscribed first: the answer can come before the publish returns.
-        await transport.subscribe(topics.answers)
-        await transport.publish(topics.control, encode(asked))
-        try:
-            async with asyncio.timeout(wait_s):
-                async for incoming in transport.messages():
-                    try:
-                        answer = decode_answer(bytes(incoming.payload))
-                    except WireError:
-                        continue
-                    if answer.id == asked.id:
-                        return answer
-        except TimeoutError:
-            pass
-    raise Unanswered(
-        f"no answer from exercise {target.exercise!r} within {wait_s:g} s to "
-        f"{command.command!r}: it has ended or is not responding"
-    )
+    async with transport, Controller(transport, Topics(target.exercise), rng) as controller:
+        return await controller.ask(command, wait_s=wait_s)
 
 
 def render_status(status: dict[str, Any]) -> str:

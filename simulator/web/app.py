@@ -60,7 +60,8 @@ class Console:
 
     board: Board
     tokens: Tokens
-    send_control: Callable[[Control], Awaitable[None]]
+    # The umpire's answer: carried out or not, and what it says.
+    send_control: Callable[[Control], Awaitable[tuple[bool, str]]]
     seats: dict[str, PlayerSeat] = field(default_factory=dict)
     report_file: Path | None = None
     base_url: str = ""
@@ -251,8 +252,10 @@ async def control_command(request: Request) -> Response:
         return _error(409, "a replay shows a finished run; it cannot be changed")
     if board.ended:
         return _error(409, "the exercise has ended")
-    await console.send_control(command)
-    return JSONResponse({"ok": True}, headers=SECURITY_HEADERS)
+    ok, detail = await console.send_control(command)
+    if not ok:
+        return _error(409, detail)
+    return JSONResponse({"ok": True, "detail": detail}, headers=SECURITY_HEADERS)
 
 
 async def control_report(request: Request) -> Response:

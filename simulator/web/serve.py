@@ -31,7 +31,8 @@ from simulator.context import ScaledClock, fresh_rng, monotonic
 from simulator.errors import InputError
 from simulator.eventlog import Event
 from simulator.messaging.topics import CONTROLLER
-from simulator.messaging.wire import Control, encode
+from simulator.messaging.wire import Control
+from simulator.run.control import Controller, Unanswered
 from simulator.run.exercise import Exercise, RunOptions, RunOutcome
 from simulator.run.replay import read_range, recorded_run
 from simulator.scenario.model import Scenario
@@ -130,9 +131,16 @@ async def serve_scenario(
                 rng=fresh_rng(),
             )
             await stack.enter_async_context(controller)
+            asking = await stack.enter_async_context(
+                Controller(controller, exercise.topics, fresh_rng())
+            )
 
-            async def send_control(command: Control) -> None:
-                await controller.publish(exercise.topics.control, encode(command))
+            async def send_control(command: Control) -> tuple[bool, str]:
+                try:
+                    answer = await asking.ask(command)
+                except Unanswered as exc:
+                    return False, str(exc)
+                return answer.ok, answer.detail
 
             parties = {p.id: p.party() for p in scenario.parties}
             seats: dict[str, PlayerSeat] = {}
@@ -249,7 +257,7 @@ class Replayer:
     def view(self) -> ClockView:
         return ClockView(self.now(), self.paused, self.speed)
 
-    async def apply(self, command: Control) -> None:
+    async def apply(self, command: Control) -> tuple[bool, str]:
         self._rebase()
         if command.command == "pause":
             self.paused = True
@@ -263,6 +271,7 @@ class Replayer:
             self._sim = self.events[-1].time if self.events else None
         self.wake.set()
         self.board.changed.fire()
+        return True, f"replay: {command.command}"
 
     async def run(self) -> None:
         while self.index < len(self.events):

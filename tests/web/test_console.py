@@ -75,9 +75,13 @@ async def test_a_seat_gets_forms_for_what_the_procedure_allows_and_the_controlle
 
         assert (await served.command(command="pause")).status_code == 200
         paused = await served.until(lambda s: s["clock"]["paused"])
-        assert (await served.command(command="note", text="Consulted first: good.")).json() == {
-            "ok": True
-        }
+        # The umpire answers: a second pause is refused, and says why.
+        again = await served.command(command="pause")
+        assert again.status_code == 409
+        assert "paused already" in again.json()["error"]
+        noted = (await served.command(command="note", text="Consulted first: good.")).json()
+        assert noted["ok"] is True
+        assert noted["detail"].startswith("note recorded at")
         assert (await served.command(command="inject", inject="request-lorry")).status_code == 200
         state = await served.until(
             lambda s: s["notes"] and any(c["id"] == "lorry-1" for c in s["cases"])

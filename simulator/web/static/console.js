@@ -176,8 +176,9 @@ function controlPage() {
     status.className = "status";
     status.textContent = "sending " + body.command + "…";
     try {
-      await post("/control/command", body);
-      status.textContent = body.command + " sent";
+      // The umpire's own answer ("paused at …", "inject … sent at …").
+      const answer = await post("/control/command", body);
+      status.textContent = answer.detail || body.command + " done";
     } catch (error) {
       status.className = "status error";
       status.textContent = error.message;
