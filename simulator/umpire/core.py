@@ -63,7 +63,7 @@ log = structlog.get_logger("simulator.umpire")
 
 CATCH_UP_CHUNK = 500
 # A party heard from within this many seconds counts as connected (`control status`);
-# parties restate their plan at least every PLAN_RESTATE_S.
+# parties restate their plan at least every `PartySettings.plan_restate_s` (5 s).
 CONNECTED_WITHIN_S = 15.0
 
 
