@@ -390,6 +390,7 @@ class Umpire:
     # -- receiving ---------------------------------------------------------------
 
     async def _receive(self) -> None:
+        loop = asyncio.get_running_loop()
         async for incoming in self.bus.messages():
             topic = incoming.topic
             payload = bytes(incoming.payload)
@@ -399,15 +400,14 @@ class Umpire:
                 # ACL lets every user write its own submit topic) has no say here.
                 self.log.warning("stranger_ignored", principal=party, bytes=len(payload))
             elif party := self.topics.party_of(topic, "submit"):
-                self.heard[party] = asyncio.get_running_loop().time()
+                self.heard[party] = loop.time()
                 self._take_submission(party, payload)
                 if self.decide_on_arrival:
                     # Arrival order: decided now, at the moment it came, and committed
                     # by the driver as soon as it wakes.
-                    now = self.clock.now()
-                    self._stage_arrivals(now)
+                    self._stage_arrivals(self.clock.now())
             elif party := self.topics.party_of(topic, "report"):
-                self.heard[party] = asyncio.get_running_loop().time()
+                self.heard[party] = loop.time()
                 await self._take_report(party, payload)
             elif topic == self.topics.control:
                 await self._take_control(payload)
