@@ -5,12 +5,13 @@
 Submissions are real conversations of a load run (every path of the default
 mix, each case's steps in order, a step only after the previous one's
 batch), sent the way generators send them: per party, ~20 submissions in one
-`SubmissionBatch` (`batch_payload`). They go through the real `LoadUmpire`,
+`SubmissionBatch` (`batch_payload`). They go through the real load umpire
+(`load_umpire`: the `Umpire` with the load run's `BatchIntake`),
 `Sequencer` and `SqliteEventStore` (synchronous=FULL, as in load runs), one
 append batch per M MQTT messages, and each stage is timed on its own:
 
-(a) receive + decode: `LoadUmpire._take_submission` of each MQTT payload;
-(b) decide: `_stage_decoded` (sequencer: parse, digest, fold, the NewEvent),
+(a) receive + decode: `umpire.intake.take` of each MQTT payload;
+(b) decide: `umpire.stage_arrivals` (sequencer: parse, digest, fold, the NewEvent),
     then `take` and `committed`, as the pipeline hands a batch on;
 (c) append: `store.append` (sealing, the hash chain, executemany, the
     commit's fsync, on the store's thread);
@@ -65,7 +66,7 @@ from simulator.context import ScaledClock, seeded
 from simulator.eventlog import Appended, NewEvent, SqliteEventStore
 from simulator.eventlog.sqlite import INSERT_SQL, SCHEMA_SQL
 from simulator.load.conversation import PATHS, Conversation, Mix, load_party
-from simulator.load.umpire import LoadUmpire, batch_payload
+from simulator.load.umpire import UmpireCounters, batch_payload, load_umpire
 from simulator.messaging.bus import Incoming
 from simulator.messaging.topics import Topics
 from simulator.protocol import Agreement
@@ -208,7 +209,8 @@ async def through_umpire(
     await store.open()
     timed = TimedStore(store)
     bus = RecordingBus()
-    umpire = LoadUmpire(
+    umpire = load_umpire(
+        counters=UmpireCounters(),
         sequencer=Sequencer(agreement, exercise, wallclock=fixed_clock()),
         store=timed,
         bus=bus,
@@ -225,9 +227,9 @@ async def through_umpire(
         at = BASE + timedelta(milliseconds=window)
         with Timer(stages["a"]):
             for party, payload in payloads[start : start + per_batch]:
-                umpire._take_submission(party, payload)
+                umpire.intake.take(party, payload)
         with Timer(stages["b"]):
-            umpire._stage_decoded(at)
+            umpire.stage_arrivals(at)
             batch = umpire.sequencer.take()
             umpire.sequencer.committed(batch)
         appended_cpu, appended_wall = timed.cpu, timed.wall

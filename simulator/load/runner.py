@@ -47,14 +47,14 @@ from simulator.load.generator import (
 )
 from simulator.load.heap import frozen_heap
 from simulator.load.report import LoadReport, latency_summary
-from simulator.load.umpire import LoadUmpire
+from simulator.load.umpire import UmpireCounters, load_umpire
 from simulator.logfiles import open_log
 from simulator.messaging.topics import Topics
 from simulator.protocol import Agreement
 from simulator.records import CLOCK_ELAPSED, MESSAGE_PREFIX, REJECTION, record_exercise_started
 from simulator.run.security import SecurityOptions, broker_tls
 from simulator.transport import SessionSettings, client_id_for
-from simulator.umpire import UmpireSettings
+from simulator.umpire import Umpire, UmpireSettings
 from simulator.umpire.sequencer import Sequencer
 
 log = structlog.get_logger("simulator.load")
@@ -195,7 +195,9 @@ async def run_load(
         await stack.enter_async_context(umpire_bus)
         agreement = Agreement.of([load_party(p) for p in parties])
         start = wall_now()
-        umpire = LoadUmpire(
+        counters = UmpireCounters()
+        umpire = load_umpire(
+            counters=counters,
             sequencer=Sequencer(agreement, exercise, wallclock=wall_now),
             store=store,
             bus=umpire_bus,
@@ -221,7 +223,7 @@ async def run_load(
         cpu_before = _cpu_seconds(broker)
         try:
             results, timeline, wall = await _generate(
-                options, broker, topics, run_id, groups, umpire, during, on_progress
+                options, broker, topics, run_id, groups, (umpire, counters), during, on_progress
             )
         finally:
             umpire.stop("the load generators finished")
@@ -231,7 +233,7 @@ async def run_load(
             await _log_facts(store),
             options,
             results,
-            umpire,
+            counters,
             wall,
             timeline,
             broker=broker.name,
@@ -335,8 +337,13 @@ def _specs(
 class _Fleet:
     """The generator processes of a run: their progress, results and failures."""
 
-    def __init__(self, umpire: LoadUmpire, start_at: float, on_progress: ProgressHook | None):
-        self.umpire = umpire
+    def __init__(
+        self,
+        umpire: tuple[Umpire, UmpireCounters],
+        start_at: float,
+        on_progress: ProgressHook | None,
+    ):
+        self.umpire, self.counters = umpire
         self.start_at = start_at
         self.on_progress = on_progress
         self.results: dict[int, GeneratorResult] = {}
@@ -396,8 +403,8 @@ class _Fleet:
                     "cases_completed": self._sum("cases_completed"),
                     "open": self._sum("open"),
                     "p99_ms": max((p["p99_ms"] for p in self.latest.values()), default=0.0),
-                    "mqtt_in": umpire.counters.mqtt_in + self._sum("mqtt_in"),
-                    "mqtt_out": umpire.counters.mqtt_out + self._sum("mqtt_out"),
+                    "mqtt_in": self.counters.mqtt_in + self._sum("mqtt_in"),
+                    "mqtt_out": self.counters.mqtt_out + self._sum("mqtt_out"),
                     "resends": self._sum("resends"),
                 }
                 self.timeline.append(snapshot)
@@ -412,7 +419,7 @@ async def _generate(
     topics: Topics,
     run_id: str,
     groups: list[tuple[tuple[str, str], ...]],
-    umpire: LoadUmpire,
+    umpire: tuple[Umpire, UmpireCounters],
     during: DuringRun | None,
     on_progress: ProgressHook | None,
 ) -> tuple[list[GeneratorResult], list[dict[str, Any]], float]:
@@ -473,7 +480,7 @@ def _reconcile(
     facts: tuple[Counter[str], int, int, int],
     options: LoadOptions,
     results: list[GeneratorResult],
-    umpire: LoadUmpire,
+    counters_of_umpire: UmpireCounters,
     wall: float,
     timeline: list[dict[str, Any]],
     *,
@@ -552,8 +559,8 @@ def _reconcile(
         catch_ups=counters["catch_ups"],
         deadline_misses=counters["deadline_misses"] + counters["cases_incomplete"],
         protocol_deadlines_elapsed=elapsed,
-        mqtt_messages=umpire.counters.mqtt_in
-        + umpire.counters.mqtt_out
+        mqtt_messages=counters_of_umpire.mqtt_in
+        + counters_of_umpire.mqtt_out
         + counters["mqtt_in"]
         + counters["mqtt_out"],
         latency=message_hist,

@@ -1,6 +1,8 @@
 """The umpire of a load run: the real `Umpire`, taking batches of submissions, serving many parties.
 
-It differs from an exercise's real-time umpire only where scale demands it:
+It is the exercise's `Umpire`, composed with a load run's own parts (its
+intake, its router and its driver; nothing overridden), which differ from an
+exercise's only where scale demands it:
 
 - a party may put several submissions in one MQTT message (`SubmissionBatch`);
   each is still decided on its own, exactly as if it had come alone;
@@ -13,14 +15,14 @@ It differs from an exercise's real-time umpire only where scale demands it:
   once, however many of its parties see it. Without gateways a busy run moved
   three MQTT messages per committed event whatever the batching, since each
   party's share of the traffic is small; with them, batches fill up with load;
-- a submission is decoded once, not three times (on arrival, at staging,
-  in the sequencer);
+- a submission is decoded once, with orjson and the typed models, without
+  the exercise intake's depth walk (`BatchIntake`);
 - its driver is the load pipeline (`simulator.umpire.pipeline`): deciding,
   appending and publishing overlap, and case timers are checked once a
   second rather than after every batch;
 - the committed events of one batch go out on their topics concurrently,
-  not one PUBACK after another;
-- there are no round markers: load generators do not report rounds.
+  not one PUBACK after another (`GatewayRouter`);
+- there are no clock markers: load generators catch up by position.
 
 Everything else (validation, the fold, violations, idempotency by message
 id, batched appends to the durable log, catch-up) is the exercise's code.
@@ -36,12 +38,15 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulator.eventlog import Event
-from simulator.messaging.routing import publish_events
+from simulator.messaging.bus import Bus
+from simulator.messaging.routing import ConfidentialCases, publish_events
+from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Submission, describe
 from simulator.protocol.ids import PartyId
 from simulator.records import audience
 from simulator.umpire import Umpire
 from simulator.umpire.pipeline import Pipeline
+from simulator.umpire.sequencer import Decision, Sequencer
 
 
 class SubmissionBatch(BaseModel):
@@ -59,63 +64,58 @@ class UmpireCounters:
     mqtt_in: int = 0
     mqtt_out: int = 0
     submissions: int = 0
-    catch_ups: int = 0
 
 
-class LoadUmpire(Umpire):
-    """See the module docstring; run it with `UmpireSettings(simulated=False)`."""
+class BatchIntake:
+    """Batches of submissions, from parties and from the gateways that speak for them."""
 
     def __init__(
-        self, *, gateways: Mapping[str, Iterable[str]] | None = None, **umpire: Any
+        self,
+        sequencer: Sequencer,
+        parties: Iterable[str],
+        gateways: Mapping[str, frozenset[str]],
+        counters: UmpireCounters,
     ) -> None:
-        # The load pipeline is its driver, unless a test hands in another.
-        umpire.setdefault("driver", Pipeline)
-        super().__init__(**umpire)
-        # Gateway -> the parties it speaks for (see the module docstring), and back.
-        self.gateways = {g: frozenset(ps) for g, ps in (gateways or {}).items()}
-        self.gateway_of = {p: g for g, ps in self.gateways.items() for p in ps}
+        self.sequencer = sequencer
+        self.parties = frozenset(parties)
+        self.gateways = gateways
+        self.counters = counters
         self.decoded: dict[str, dict[int, tuple[Submission, bytes]]] = defaultdict(dict)
+        # Decoded again, strictly, by the sequencer, which records the rejection and why.
+        self.malformed: list[tuple[str, bytes]] = []
         # Batches refused as a whole: (principal, payload, reason), staged as rejections.
         self.refused: list[tuple[str, bytes, str]] = []
-        self.counters = UmpireCounters()
+        self.seen_seqs: dict[str, set[int]] = defaultdict(set)
 
-    # -- receiving -------------------------------------------------------------------
+    def speaks(self, principal: str) -> bool:
+        return principal in self.gateways or principal in self.parties
 
-    def _speaks(self, principal: str) -> bool:
-        return principal in self.gateways or super()._speaks(principal)
-
-    def _may_see(self, principal: str, who: frozenset[str] | None) -> bool:
-        parties = self.gateways.get(principal)
-        if parties is None:
-            return super()._may_see(principal, who)
-        return who is None or principal in who or not parties.isdisjoint(who)
-
-    def _take_submission(self, party: str, payload: bytes) -> None:
+    def take(self, principal: str, payload: bytes) -> None:
         self.counters.mqtt_in += 1
-        # orjson, without the exercise umpire's depth walk, which cost a quarter of the
+        # orjson, without the exercise intake's depth walk, which cost a quarter of the
         # umpire's time here: orjson refuses NaN and nesting past 1024 levels in C, and
         # everything it passes is validated into typed models next. Whatever fails is
         # decoded again, strictly, by the sequencer, which records why.
         data = _loads(payload, self.sequencer.max_payload)
-        if data is None:
-            self.malformed.append((party, payload))
+        kind = data.get("kind") if data is not None else None
+        if data is None or kind not in ("submissions", "submission"):
+            self.malformed.append((principal, payload))
             return
-        kind = data.get("kind")
         if kind == "submissions":
             # The sequencer knows single submissions only: what is wrong with a batch
             # as a whole is said here, and recorded as its rejection.
             try:
                 batch = SubmissionBatch.model_validate(data)
             except ValidationError as exc:
-                self.refused.append((party, payload, f"submission batch: {describe(exc)}"))
+                self.refused.append((principal, payload, f"submission batch: {describe(exc)}"))
                 return
-            if batch.party != party:
+            if batch.party != principal:
                 self.refused.append(
                     (
-                        party,
+                        principal,
                         payload,
                         f"submission batch claims {batch.party!r} but came on "
-                        f"{party!r}'s submit topic",
+                        f"{principal!r}'s submit topic",
                     )
                 )
                 return
@@ -123,83 +123,125 @@ class LoadUmpire(Umpire):
                 (item, orjson.dumps(raw))
                 for item, raw in zip(batch.items, data["items"], strict=True)
             ]
-        elif kind == "submission":
+        else:
             try:
                 items = [(Submission.model_validate(data), payload)]
             except ValidationError:
-                # The sequencer decodes it again and records the rejection with its reason.
-                self.malformed.append((party, payload))
+                self.malformed.append((principal, payload))
                 return
-        else:
-            super()._take_submission(party, payload)
-            return
         # A gateway speaks for its parties, a party only for itself; anything else is
         # a spoof, which the sequencer rejects with its reason (sender vs connection).
-        allowed = self.gateways.get(party) or (party,)
+        allowed = self.gateways.get(principal) or (principal,)
         for submission, raw in items:
             claimed = submission.party
             if claimed not in allowed:
-                self.malformed.append((party, raw))
+                self.malformed.append((principal, raw))
             elif submission.seq not in self.seen_seqs[claimed]:
                 self.decoded[claimed].setdefault(submission.seq, (submission, raw))
 
-    # -- staging ---------------------------------------------------------------------
+    def waiting(self) -> bool:
+        return bool(self.decoded or self.malformed or self.refused)
 
-    def _stage_arrivals(self, at: datetime) -> None:
-        # Batches first, in arrival order per party and sequence number; then the rest.
-        self._stage_decoded(at)
-        super()._stage_arrivals(at)
+    def has(self, party: str, seq: int) -> bool:
+        return seq in self.decoded.get(party, {}) or seq in self.seen_seqs[party]
 
-    def _stage_malformed(self, at: datetime) -> None:
-        super()._stage_malformed(at)
+    def decide(self, party: str, seq: int, at: datetime) -> Decision | None:
+        found = self.decoded[party].pop(seq, None)
+        if found is None or seq in self.seen_seqs[party]:
+            return None
+        self.seen_seqs[party].add(seq)
+        self.counters.submissions += 1
+        submission, raw = found
+        return self.sequencer.submission(submission, party, at, raw)
+
+    def stage(self, at: datetime) -> list[Decision]:
+        # In arrival order per party and sequence number; then what did not decode.
+        decisions: list[Decision] = []
+        if self.decoded:
+            waiting, self.decoded = self.decoded, defaultdict(dict)
+            sequencer = self.sequencer
+            for party, items in waiting.items():
+                seen = self.seen_seqs[party]
+                for seq, (submission, raw) in items.items():
+                    if seq in seen:
+                        continue
+                    seen.add(seq)
+                    self.counters.submissions += 1
+                    decisions.append(sequencer.submission(submission, party, at, raw))
+        malformed, self.malformed = self.malformed, []
+        decisions += [self.sequencer.submit(payload, party, at) for party, payload in malformed]
         refused, self.refused = self.refused, []
-        for party, payload, reason in refused:
-            self._count(self.sequencer.refuse(party, at, reason, payload))
+        decisions += [
+            self.sequencer.refuse(party, at, reason, payload) for party, payload, reason in refused
+        ]
+        return decisions
 
-    def _stage_decoded(self, at: datetime) -> None:
-        if not self.decoded:
-            return
-        waiting, self.decoded = self.decoded, defaultdict(dict)
-        for party, items in waiting.items():
-            seen = self.seen_seqs[party]
-            for seq, (submission, raw) in items.items():
-                if seq in seen:
-                    continue
-                seen.add(seq)
-                self.counters.submissions += 1
-                self._count(self.sequencer.submission(submission, party, at, raw))
 
-    # -- catch-up --------------------------------------------------------------------
+class GatewayRouter:
+    """Each gateway's inbox gets, once, what any of its parties may see; all in flight at once."""
 
-    async def _serve_catch_up(self, party: str, after: int) -> None:
-        await super()._serve_catch_up(party, after)
-        self.counters.catch_ups += 1
+    def __init__(
+        self,
+        bus: Bus,
+        topics: Topics,
+        gateways: Mapping[str, frozenset[str]],
+        counters: UmpireCounters,
+    ) -> None:
+        self.bus = bus
+        self.topics = topics
+        self.gateways = gateways
+        self.gateway_of = {p: g for g, ps in gateways.items() for p in ps}
+        self.counters = counters
 
-    # -- publishing ------------------------------------------------------------------
+    def may_see(self, principal: str, who: frozenset[str] | None) -> bool:
+        parties = self.gateways.get(principal)
+        if parties is None:
+            return who is None or principal in who
+        return who is None or principal in who or not parties.isdisjoint(who)
 
-    async def _publish(self, events: Sequence[Event]) -> None:
-        # Not the exercise umpire's: no visible counts to keep (the generators catch up
-        # by position), and every message in flight at once.
-        if events:  # committed in position order: the last is the head
-            self.head = max(self.head, events[-1].position)
+    async def publish(self, events: Sequence[Event], confidential: ConfidentialCases) -> None:
         self.counters.mqtt_out += await publish_events(
             self.bus,
             self.topics,
             events,
             # Gateways carry confidential cases on their inboxes like any other, so the
             # cases are looked up only where they change the route (the log topics).
-            private_cases=frozenset() if self.gateways else self._confidential(events),
+            private_cases=frozenset() if self.gateways else confidential(events),
             concurrent=True,
-            route=self._via_gateways if self.gateways else None,
+            route=self.via_gateways if self.gateways else None,
         )
 
-    def _via_gateways(self, event: Event, private: bool) -> list[str]:
+    def via_gateways(self, event: Event, private: bool) -> list[str]:
         """The inboxes of the gateways whose parties may see `event` (`private` or not)."""
         who = audience(event)
         if who is None:
             return [self.topics.inbox(g) for g in self.gateways]
         chosen = {self.gateway_of.get(p, p) for p in who}
         return [self.topics.inbox(g) for g in sorted(chosen) if g in self.gateways]
+
+
+def load_umpire(
+    *,
+    counters: UmpireCounters,
+    gateways: Mapping[str, Iterable[str]] | None = None,
+    **umpire: Any,
+) -> Umpire:
+    """The umpire of a load run: see the module docstring; `UmpireSettings(simulated=False)`.
+
+    `gateways` maps a gateway to the parties it speaks for; `counters` is
+    kept up to date with the umpire's MQTT traffic and submissions.
+    """
+    # Gateway -> the parties it speaks for (see the module docstring).
+    by_gateway = {g: frozenset(ps) for g, ps in (gateways or {}).items()}
+    parties = tuple(umpire.pop("parties"))
+    # The load pipeline is its driver, unless a test hands in another.
+    umpire.setdefault("driver", Pipeline)
+    return Umpire(
+        parties=parties,
+        intake=BatchIntake(umpire["sequencer"], parties, by_gateway, counters),
+        router=GatewayRouter(umpire["bus"], umpire["topics"], by_gateway, counters),
+        **umpire,
+    )
 
 
 def _loads(payload: bytes, limit: int) -> dict[str, Any] | None:
@@ -223,4 +265,11 @@ def batch_payload(party: str, items: Sequence[bytes]) -> bytes:
     )
 
 
-__all__ = ["LoadUmpire", "SubmissionBatch", "UmpireCounters", "batch_payload"]
+__all__ = [
+    "BatchIntake",
+    "GatewayRouter",
+    "SubmissionBatch",
+    "UmpireCounters",
+    "batch_payload",
+    "load_umpire",
+]

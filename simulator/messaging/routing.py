@@ -2,11 +2,15 @@
 
 The umpire publishes with it, the replay re-publishes with it, and a catch-up
 cuts its stream with the same `Chunker`, so every path sends events the same way.
+Who gets what is a `Router`'s business: `PartyRouter` for an exercise, where
+each party reads its own topics; a load run hands the umpire one that serves
+gateways (`simulator.load.umpire.GatewayRouter`).
 """
 
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Container, Iterable, Sequence
+from typing import Protocol
 
 from simulator.eventlog import Event, to_json_line
 from simulator.messaging.bus import Bus
@@ -129,3 +133,31 @@ async def publish_events(
         for topic, payload in payloads:
             await bus.publish(topic, payload)
     return len(payloads)
+
+
+# The confidential cases among some events (Art. 6.3), as the umpire knows them.
+ConfidentialCases = Callable[[Sequence[Event]], Container[str]]
+
+
+class Router(Protocol):
+    def may_see(self, principal: str, who: frozenset[str] | None) -> bool:
+        """Whether `principal` may be sent an event whose audience is `who` (catch-up)."""
+        ...
+
+    async def publish(self, events: Sequence[Event], confidential: ConfidentialCases) -> None:
+        """Publish committed events to whoever may see them."""
+        ...
+
+
+class PartyRouter:
+    """Each party reads its own topics (`routes`); one acknowledgement after another."""
+
+    def __init__(self, bus: Bus, topics: Topics) -> None:
+        self.bus = bus
+        self.topics = topics
+
+    def may_see(self, principal: str, who: frozenset[str] | None) -> bool:
+        return who is None or principal in who
+
+    async def publish(self, events: Sequence[Event], confidential: ConfidentialCases) -> None:
+        await publish_events(self.bus, self.topics, events, private_cases=confidential(events))

@@ -1,11 +1,13 @@
 """The umpire: the only writer of the log (DESIGN invariants 1-3 and 6).
 
-It takes submissions from the parties' submit topics (decoding each once),
-decides with the `Sequencer` what each becomes, has the `Committer` append
-them in batches (one transaction each), and only then publishes the committed
-events (`messaging.routing`). It serves catch-up to a party that missed events,
-and answers the controller. When it appends is the driver's business, chosen
-by the clock: `Rounds` (simulated time, deterministic) or `Realtime`.
+It takes submissions from the parties' submit topics through its `Intake`
+(decoding each once), decides with the `Sequencer` what each becomes, has the
+`Committer` append them in batches (one transaction each), and only then has
+its `Router` publish the committed events. It serves catch-up to a party that
+missed events, and answers the controller. When it appends is the driver's
+business, chosen by the clock: `Rounds` (simulated time, deterministic) or
+`Realtime`. A load run composes the same umpire with its own intake, router
+and driver (`simulator.load.umpire`); nothing here is overridden.
 
 Every control command is answered (when it carries an id) on the answers
 topic and, when carried out, recorded in the log as what the controller did.
@@ -29,7 +31,7 @@ from simulator.eventlog import (
     to_json_line,
 )
 from simulator.messaging.bus import Bus
-from simulator.messaging.routing import Chunker, publish_events
+from simulator.messaging.routing import Chunker, PartyRouter, Router
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import (
     CatchUpRequest,
@@ -39,7 +41,6 @@ from simulator.messaging.wire import (
     PlanStated,
     Round,
     RoundDone,
-    Submission,
     Tick,
     WireError,
     decode_control,
@@ -54,6 +55,7 @@ from simulator.records import (
     record_note,
 )
 from simulator.umpire.committer import Committer
+from simulator.umpire.intake import Intake, PartyIntake
 from simulator.umpire.pipeline import Pipeline
 from simulator.umpire.realtime import Realtime
 from simulator.umpire.rounds import PartySilent, Rounds
@@ -123,6 +125,13 @@ class UmpireSettings:
 
 
 class Driver(Protocol):
+    # Whether a submission is decided when it arrives (arrival order), or waits for
+    # the driver to stage it in its own order (rounds, the load pipeline).
+    decides_on_arrival: bool
+    # Whether the driver announces the clock to parties (rounds, ticks): only then
+    # are the counts of what each party may see kept.
+    announces: bool
+
     async def run(self) -> "UmpireResult": ...
 
 
@@ -155,6 +164,8 @@ class Umpire:
         on_commit: Callable[[Sequence[Event]], None] | None = None,
         on_clock: Callable[[Tick], None] | None = None,
         driver: DriverKind | None = None,
+        intake: Intake | None = None,
+        router: Router | None = None,
     ) -> None:
         self.sequencer = sequencer
         self.store = store
@@ -167,8 +178,6 @@ class Umpire:
         self.end = end
         self.agenda: Agenda = agenda or EmptyAgenda()
         self.settings = settings or UmpireSettings()
-        # Chosen by composition: rounds for simulated time, real time, or the load pipeline.
-        self.driver: DriverKind = driver or (Rounds if self.settings.simulated else Realtime)
         self.on_commit = on_commit
         # Realtime: every clock announced (a live status line follows it).
         self.on_clock = on_clock
@@ -176,11 +185,12 @@ class Umpire:
         self.head = 0
         self.visible: dict[str, int] = dict.fromkeys(self.parties, 0)
         self.round = RoundState()
-        # Decodable submissions waiting for their round: party -> seq -> payload.
-        self.inbox: dict[str, dict[int, tuple[Submission, bytes]]] = defaultdict(dict)
-        self.malformed: list[tuple[str, bytes]] = []
-        self.seen_seqs: dict[str, set[int]] = defaultdict(set)
+        # Chosen by composition, not by overriding: who may submit and how submissions
+        # are decoded (a load run takes batches and gateways), and who is sent what.
+        self.intake: Intake = intake or PartyIntake(sequencer, self.parties)
+        self.router: Router = router or PartyRouter(bus, topics)
         self.rejections = 0
+        self.catch_ups_served = 0
         self.paused = False
         self.stop_requested: str | None = None
         self._changed = asyncio.Event()
@@ -190,13 +200,12 @@ class Umpire:
         # Realtime: each party's latest plan, and when each principal was last heard from.
         self.plans: dict[str, PlanStated] = {}
         self.heard: dict[str, float] = {}
-        # Realtime decides a submission when it arrives (arrival order); rounds and the
-        # load pipeline stage them in their own order.
-        self.decide_on_arrival = self.driver is Realtime
         # The pipeline driver, while it runs: commits go through it.
         self.pipeline: Pipeline | None = None
         self._tick_now = asyncio.Event()
         self.committer = Committer(store, max_batch=self.settings.max_batch)
+        # Rounds for simulated time, real time, or the load pipeline.
+        self.driver: Driver = (driver or (Rounds if self.settings.simulated else Realtime))(self)
 
     def resume(self, prefix: Sequence[Event]) -> None:
         """Carry on from committed events already in the log (a forked run)."""
@@ -225,15 +234,12 @@ class Umpire:
             for event in start_events:
                 self.sequencer.stage(event)
             await self._commit()
-            result = await self.driver(self).run()
+            result = await self.driver.run()
         finally:
             receiver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await receiver
         return result
-
-    def inbox_waiting(self) -> bool:
-        return bool(self.malformed) or any(self.inbox.values())
 
     def _next_timer(self) -> datetime | None:
         """The next moment something is due: an inject, a deadline, a party's planned action."""
@@ -307,26 +313,10 @@ class Umpire:
             self._changed.clear()
         return True
 
-    def _stage_arrivals(self, at: datetime) -> None:
-        """Stage whatever arrived and waits, in the intake's order (realtime, pipeline)."""
-        self._stage_inbox(at)
-        self._stage_malformed(at)
-
-    def _stage_inbox(self, at: datetime) -> None:
-        for party in sorted(self.inbox):
-            for seq in sorted(self.inbox[party]):
-                self._decide(self.inbox[party].pop(seq), party, at, seq)
-
-    def _stage_malformed(self, at: datetime) -> None:
-        while self.malformed:
-            party, payload = self.malformed.pop(0)
-            self._count(self.sequencer.submit(payload, party, at))
-
-    def _decide(self, found: tuple[Submission, bytes], party: str, at: datetime, seq: int) -> None:
-        # Marked at staging: a failed append ends the run, so nothing is lost by it.
-        self.seen_seqs[party].add(seq)
-        submission, payload = found
-        self._count(self.sequencer.submission(submission, party, at, payload))
+    def stage_arrivals(self, at: datetime) -> None:
+        """Decide whatever arrived and waits, in the intake's order."""
+        for decision in self.intake.stage(at):
+            self._count(decision)
 
     def _count(self, decision: Decision) -> None:
         """Count and log a decision that rejected its submission; others pass."""
@@ -371,10 +361,11 @@ class Umpire:
             self.on_commit(committed)
 
     async def _publish(self, events: Sequence[Event]) -> None:
-        self._count_visible(events)
-        await publish_events(
-            self.bus, self.topics, events, private_cases=self._confidential(events)
-        )
+        if self.driver.announces:
+            self._count_visible(events)
+        elif events:  # committed in position order: the last is the head
+            self.head = max(self.head, events[-1].position)
+        await self.router.publish(events, self._confidential)
 
     def _confidential(self, events: Sequence[Event]) -> set[str]:
         """The confidential cases among these events' (Art. 6.3), as the sequencer knows them."""
@@ -395,17 +386,17 @@ class Umpire:
             topic = incoming.topic
             payload = bytes(incoming.payload)
             party = self.topics.party_of(topic, "submit") or self.topics.party_of(topic, "report")
-            if party is not None and not self._speaks(party):
+            if party is not None and not self.intake.speaks(party):
                 # A principal that is no party (the controller, say: Mosquitto's pattern
                 # ACL lets every user write its own submit topic) has no say here.
                 self.log.warning("stranger_ignored", principal=party, bytes=len(payload))
             elif party := self.topics.party_of(topic, "submit"):
                 self.heard[party] = loop.time()
-                self._take_submission(party, payload)
-                if self.decide_on_arrival:
+                self.intake.take(party, payload)
+                if self.driver.decides_on_arrival:
                     # Arrival order: decided now, at the moment it came, and committed
                     # by the driver as soon as it wakes.
-                    self._stage_arrivals(self.clock.now())
+                    self.stage_arrivals(self.clock.now())
             elif party := self.topics.party_of(topic, "report"):
                 self.heard[party] = loop.time()
                 await self._take_report(party, payload)
@@ -414,27 +405,6 @@ class Umpire:
             else:
                 self.log.warning("message_ignored", topic=topic[:200], bytes=len(payload))
             self._changed.set()
-
-    def _speaks(self, principal: str) -> bool:
-        """Whether what `principal` submits or reports is taken (a party of the exercise)."""
-        return principal in self.visible
-
-    def _may_see(self, principal: str, who: frozenset[str] | None) -> bool:
-        """Whether `principal` may be sent an event whose audience is `who` (catch-up)."""
-        return who is None or principal in who
-
-    def _take_submission(self, party: str, payload: bytes) -> None:
-        try:
-            decoded = decode_from_party(payload, self.sequencer.max_payload)
-        except WireError:
-            self.malformed.append((party, payload))
-            return
-        if not isinstance(decoded, Submission) or decoded.party != party:
-            self.malformed.append((party, payload))
-            return
-        if decoded.seq in self.seen_seqs[party]:
-            return
-        self.inbox[party].setdefault(decoded.seq, (decoded, payload))
 
     async def _take_report(self, party: str, payload: bytes) -> None:
         try:
@@ -458,10 +428,11 @@ class Umpire:
         chunker = Chunker(count=CATCH_UP_CHUNK)
         async for event in self.store.read(after + 1, self.head or None):
             who = audience(event)
-            if self._may_see(party, who) and (full := chunker.add(to_json_line(event))) is not None:
+            if self.router.may_see(party, who) and (full := chunker.add(to_json_line(event))):
                 await self._send_catch_up(party, full)
         # Sent even when empty: it tells the party the head, so it stops asking.
         await self._send_catch_up(party, chunker.rest())
+        self.catch_ups_served += 1
         self.log.info("catch_up_served", party=party, after=after, head=self.head)
 
     async def _send_catch_up(self, party: str, lines: list[str]) -> None:

@@ -32,6 +32,9 @@ PIPELINE_DEPTH = 2
 class Pipeline:
     """Drives an umpire on a `ScaledClock` as a three-stage pipeline."""
 
+    decides_on_arrival = False  # in batches, as the pipeline has room
+    announces = False  # load generators catch up by position, not by markers
+
     def __init__(self, umpire: Umpire) -> None:
         self.umpire = umpire
         self._batches: asyncio.Queue[Pending] = asyncio.Queue(maxsize=PIPELINE_DEPTH)
@@ -63,7 +66,7 @@ class Pipeline:
             if loop.time() >= next_timers:
                 umpire._stage_timers(now)
                 next_timers = loop.time() + TIMER_CHECK_S
-            umpire._stage_arrivals(now)
+            umpire.stage_arrivals(now)
             if umpire.sequencer.pending.events:
                 await self._hand_on()
             else:

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 class Realtime:
     """Drives an umpire on a `ScaledClock`."""
 
+    decides_on_arrival = True
+    announces = True
+
     def __init__(self, umpire: Umpire) -> None:
         self.umpire = umpire
 
@@ -42,7 +45,7 @@ class Realtime:
             if now >= umpire.end:
                 return await umpire._finish("the scenario's duration was reached", at=umpire.end)
             umpire._stage_timers(now)
-            umpire._stage_arrivals(now)
+            umpire.stage_arrivals(now)
             committed = bool(umpire.sequencer.pending.events)
             await umpire._commit()
             if committed or umpire._tick_now.is_set() or loop.time() >= next_tick:
@@ -74,7 +77,7 @@ class Realtime:
         if umpire.reporting != umpire.parties or umpire.paused:
             # People may act at any moment; paused time is not idleness either.
             return False
-        if umpire.inbox_waiting() or umpire.sequencer.pending.events:
+        if umpire.intake.waiting() or umpire.sequencer.pending.events:
             return False
         if umpire.agenda.next_time() is not None or umpire.sequencer.next_deadline() is not None:
             return False

@@ -39,6 +39,9 @@ class PartySilent(SimulatorError):
 class Rounds:
     """Drives an umpire on a `VirtualClock`, one round at a time."""
 
+    decides_on_arrival = False  # in each round, in canonical order
+    announces = True
+
     def __init__(self, umpire: Umpire) -> None:
         self.umpire = umpire
 
@@ -97,8 +100,7 @@ class Rounds:
             if report is None or report.round != umpire.round.number:
                 missing.append(party)
                 continue
-            have = umpire.inbox.get(party, {})
-            if any(seq not in have and seq not in umpire.seen_seqs[party] for seq in report.seqs):
+            if not all(umpire.intake.has(party, seq) for seq in report.seqs):
                 missing.append(party)
         return missing
 
@@ -121,9 +123,8 @@ class Rounds:
         for party in umpire.reporting:
             report = umpire.round.reports[party]
             for seq in sorted(report.seqs):
-                found = umpire.inbox[party].pop(seq, None)
-                if found is not None:
-                    umpire._decide(found, party, at, seq)
-        # Anything else that arrived (a human seat, a resend) follows, in the same order.
-        umpire._stage_inbox(at)
-        umpire._stage_malformed(at)
+                decision = umpire.intake.decide(party, seq, at)
+                if decision is not None:
+                    umpire._count(decision)
+        # Anything else that arrived (a human seat, a resend) follows, in the intake's order.
+        umpire.stage_arrivals(at)

@@ -1,4 +1,4 @@
-"""A real `LoadUmpire` for tests of its decisions: real sequencer and SQLite store, no broker."""
+"""A real load-run umpire for tests of its decisions: real sequencer and SQLite store, no broker."""
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -7,11 +7,12 @@ from pathlib import Path
 from simulator.context import ScaledClock
 from simulator.eventlog import SqliteEventStore
 from simulator.load.conversation import load_party
-from simulator.load.umpire import LoadUmpire
+from simulator.load.umpire import UmpireCounters
+from simulator.load.umpire import load_umpire as compose
 from simulator.messaging.bus import Incoming
 from simulator.messaging.topics import Topics
 from simulator.protocol import Agreement
-from simulator.umpire import UmpireSettings
+from simulator.umpire import Umpire, UmpireSettings
 from simulator.umpire.sequencer import Sequencer
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -38,8 +39,9 @@ def sequencer(parties: Sequence[str]) -> Sequencer:
 
 def load_umpire(
     tmp_path: Path, parties: Sequence[str], gateways: Mapping[str, Sequence[str]] | None = None
-) -> LoadUmpire:
-    return LoadUmpire(
+) -> Umpire:
+    return compose(
+        counters=UmpireCounters(),
         sequencer=sequencer(parties),
         store=SqliteEventStore(tmp_path / "log.db", now=lambda: AT),
         bus=UnusedBus(),

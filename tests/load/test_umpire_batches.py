@@ -33,9 +33,8 @@ def test_a_batch_is_decided_item_by_item_as_single_submissions_are(tmp_path: Pat
     """Events and rejections (ids, reasons, bytes and excerpts) equal those of items sent alone."""
     umpire = load_umpire(tmp_path, PARTIES)
     items = _items()
-    umpire._take_submission("p000", batch_payload("p000", [orjson.dumps(i) for i in items]))
-    umpire._stage_decoded(AT)
-    umpire._stage_malformed(AT)
+    umpire.intake.take("p000", batch_payload("p000", [orjson.dumps(i) for i in items]))
+    umpire.stage_arrivals(AT)
     batched = umpire.sequencer.take().events
 
     alone = sequencer(PARTIES)

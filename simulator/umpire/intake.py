@@ -1,0 +1,108 @@
+"""The umpire's intake: what arrives on the parties' submit topics, decoded once, until decided.
+
+An intake takes each MQTT message from a principal's submit topic, decodes
+it once and keeps the submissions (or the undecodable payload, with the
+principal it came from) until a driver stages them with the sequencer. It
+says who may submit at all, and remembers which sequence numbers each party
+has had decided, so a resent submission is decided once.
+
+`PartyIntake` is the exercise's: one submission per message, each party
+speaking for itself. A load run hands the umpire its own (batches, gateways
+that speak for several parties: `simulator.load.umpire.BatchIntake`); the
+umpire and its drivers see only this interface.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Protocol
+
+from simulator.messaging.wire import Submission, WireError, decode_from_party
+from simulator.umpire.sequencer import Decision, Sequencer
+
+
+class Intake(Protocol):
+    def speaks(self, principal: str) -> bool:
+        """Whether what `principal` submits or reports is taken at all."""
+        ...
+
+    def take(self, principal: str, payload: bytes) -> None:
+        """One MQTT message from `principal`'s submit topic: decode it and keep it."""
+        ...
+
+    def waiting(self) -> bool:
+        """Whether anything taken is still to be decided."""
+        ...
+
+    def stage(self, at: datetime) -> list[Decision]:
+        """Decide everything waiting, in the intake's order, at simulated time `at`."""
+        ...
+
+    def has(self, party: str, seq: int) -> bool:
+        """Whether `party`'s submission `seq` has arrived (waiting or decided already)."""
+        ...
+
+    def decide(self, party: str, seq: int, at: datetime) -> Decision | None:
+        """Decide `party`'s submission `seq` now, if it is waiting (a round's stated order)."""
+        ...
+
+
+class PartyIntake:
+    """One submission per MQTT message, each from the party whose submit topic it came on."""
+
+    def __init__(self, sequencer: Sequencer, parties: Iterable[str]) -> None:
+        self.sequencer = sequencer
+        self.parties = frozenset(parties)
+        # Decodable submissions waiting to be decided: party -> seq -> (submission, payload).
+        self.inbox: dict[str, dict[int, tuple[Submission, bytes]]] = defaultdict(dict)
+        # What did not decode, or came on another party's topic: decoded again, strictly,
+        # by the sequencer, which records the rejection with its reason.
+        self.malformed: list[tuple[str, bytes]] = []
+        self.seen_seqs: dict[str, set[int]] = defaultdict(set)
+
+    def speaks(self, principal: str) -> bool:
+        return principal in self.parties
+
+    def take(self, principal: str, payload: bytes) -> None:
+        try:
+            decoded = decode_from_party(payload, self.sequencer.max_payload)
+        except WireError:
+            self.malformed.append((principal, payload))
+            return
+        if not isinstance(decoded, Submission) or decoded.party != principal:
+            self.malformed.append((principal, payload))
+            return
+        if decoded.seq in self.seen_seqs[principal]:
+            return
+        self.inbox[principal].setdefault(decoded.seq, (decoded, payload))
+
+    def waiting(self) -> bool:
+        return bool(self.malformed) or any(self.inbox.values())
+
+    def has(self, party: str, seq: int) -> bool:
+        return seq in self.inbox.get(party, {}) or seq in self.seen_seqs[party]
+
+    def decide(self, party: str, seq: int, at: datetime) -> Decision | None:
+        found = self.inbox[party].pop(seq, None)
+        if found is None:
+            return None
+        # Marked at staging: a failed append ends the run, so nothing is lost by it.
+        self.seen_seqs[party].add(seq)
+        submission, payload = found
+        return self.sequencer.submission(submission, party, at, payload)
+
+    def stage(self, at: datetime) -> list[Decision]:
+        decisions = [
+            decision
+            for party in sorted(self.inbox)
+            for seq in sorted(self.inbox[party])
+            if (decision := self.decide(party, seq, at)) is not None
+        ]
+        return decisions + self.stage_malformed(at)
+
+    def stage_malformed(self, at: datetime) -> list[Decision]:
+        malformed, self.malformed = self.malformed, []
+        return [self.sequencer.submit(payload, party, at) for party, payload in malformed]
+
+
+__all__ = ["Intake", "PartyIntake"]
