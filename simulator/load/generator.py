@@ -10,9 +10,11 @@ the previous message committed.
 Each party has its own connection and credentials, or (the default) the
 process has one gateway connection for all its parties, whose batches mix
 them and whose inbox brings each committed event once for all of them
-(`simulator.load.umpire`). A submission stays in
-the outbox until its sender sees it committed (or rejected) and is resent
-with backoff; a party that has not seen a commit it waits for asks the
+(`simulator.load.umpire`). Each party keeps its submissions in the
+parties' own `Outbox` (`simulator.party.outbox`: the one a simulated agency
+and a trainee's seat keep) until it sees them committed or rejected, and
+resends on its evidence of loss; submissions go on the wire through the
+party `FastCodec`. A party that has not seen a commit it waits for asks the
 umpire to catch up. Deliveries are counted per party: a commit seen twice
 is a duplicate delivery (harmless, dropped here), one never seen by its
 recipient is a lost delivery.
@@ -37,6 +39,8 @@ from simulator.load.conversation import PATHS, Conversation, load_party
 from simulator.load.heap import frozen_heap
 from simulator.load.umpire import batch_payload
 from simulator.messaging.topics import Topics
+from simulator.party.codec import FastCodec
+from simulator.party.outbox import Outbox, Outgoing, ResendPolicy
 from simulator.protocol import Party
 from simulator.records import MESSAGE_PREFIX, REJECTION, audience_json
 from simulator.transport import (
@@ -63,6 +67,8 @@ def new_histogram() -> HdrHistogram:
 MAX_INFLIGHT = 1000
 # Stay well under the umpire's 256 KiB payload limit with a batch.
 MAX_BATCH_BYTES = 128 * 1024
+# The longest a submission waits for its commit before it is sent again.
+RESEND_MAX_S = 30.0
 
 
 def _cpu_ms() -> int:
@@ -116,17 +122,21 @@ class GeneratorSpec:
 
 
 @dataclass(slots=True)
-class Outgoing:
+class Delivery:
+    """One submission's way to both its parties: the sender's commit and the recipient's copy.
+
+    Its `item` sits in the sender's outbox until the sender sees it committed;
+    the delivery is kept until the recipient has seen it too.
+    """
+
     conversation: Conversation
     step: int
-    seq: int
-    payload: bytes
+    item: Outgoing
     due: float
-    sent_at: float = 0.0
-    attempts: int = 0
     sender_seen: bool = False
     seen_at: float = 0.0
     recipient_seen: bool = False
+    # The highest position each party had seen when it was sent: where to catch up from.
     sender_floor: int = 0
     recipient_floor: int = 0
 
@@ -167,9 +177,11 @@ class Generator:
         self._choose: Callable[[], str] = lambda: self.rng.choices(names, weights)[0]
         self.padding = _padding(spec.payload_bytes)
         self.seq: dict[str, int] = defaultdict(int)
-        self.outbox: dict[str, Outgoing] = {}  # message id -> submission in flight
-        self.by_party_seq: dict[tuple[str, int], str] = {}
-        self.pending: dict[str, list[Outgoing]] = defaultdict(list)
+        self.codec = FastCodec()
+        policy = ResendPolicy(spec.resend_after_s, RESEND_MAX_S)
+        self.outboxes = {party: Outbox(policy) for party in self.parties}
+        self.deliveries: dict[str, Delivery] = {}  # message id -> its way to both parties
+        self.pending: dict[str, list[Delivery]] = defaultdict(list)
         self.seen: dict[str, set[str]] = defaultdict(set)
         self.max_pos: dict[str, int] = defaultdict(int)
         self.cases: dict[str, CaseRecord] = {}
@@ -180,9 +192,6 @@ class Generator:
         self.second_hist: dict[int, HdrHistogram] = {}
         self.counters: dict[str, int] = defaultdict(int)
         self.catch_up_asked: dict[str, float] = {}
-        # Per party: the highest seq it has seen committed, and when it last saw one.
-        self.committed_seq: dict[str, int] = defaultdict(int)
-        self.progress_at: dict[str, float] = defaultdict(float)
         self.publishing: set[asyncio.Task[None]] = set()
         self.in_flight = asyncio.Semaphore(2000)
         self.errors: list[str] = []
@@ -329,20 +338,15 @@ class Generator:
         sender = conversation.sender(step).id
         self.seq[sender] += 1
         seq = self.seq[sender]
-        payload = orjson.dumps(
-            {
-                "kind": "submission",
-                "party": sender,
-                "seq": seq,
-                "message": conversation.message(step),
-            }
-        )
-        item = Outgoing(conversation, step, seq, payload, due)
+        message = conversation.message(step)
         mid = conversation.message_id(step)
-        self.outbox[mid] = item
-        self.by_party_seq[(sender, seq)] = mid
+        payload = self.codec.submission(sender, seq, message)
+        item = Outgoing(seq, mid, message["type"], conversation.case_id, payload)
+        self.outboxes[sender].add(item)
+        delivery = Delivery(conversation, step, item, due)
+        self.deliveries[mid] = delivery
         self.cases[conversation.case_id].submitted = step + 1
-        self.pending[sender].append(item)
+        self.pending[sender].append(delivery)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -356,27 +360,27 @@ class Generator:
         pending, self.pending = self.pending, defaultdict(list)
         now = monotonic()
         floor = self.max_pos
-        by_principal: dict[str, list[Outgoing]] = defaultdict(list)
-        for party, items in pending.items():
-            for item in items:
-                item.sent_at = now
-                item.attempts += 1
-                item.sender_floor = floor[party]
-                item.recipient_floor = floor[item.conversation.recipient(item.step).id]
-            by_principal[self._via(party)] += items
-        for principal, items in by_principal.items():
+        by_principal: dict[str, list[bytes]] = defaultdict(list)
+        for party, deliveries in pending.items():
+            payloads = by_principal[self._via(party)]
+            for delivery in deliveries:
+                Outbox.sent(delivery.item, now)
+                delivery.sender_floor = floor[party]
+                delivery.recipient_floor = floor[delivery.conversation.recipient(delivery.step).id]
+                payloads.append(delivery.item.payload)
+        for principal, payloads in by_principal.items():
             if self.spec.one_per_message:
-                for item in items:
-                    self._publish(principal, item.payload)
+                for payload in payloads:
+                    self._publish(principal, payload)
                 continue
             chunk: list[bytes] = []
             size = 0
-            for item in items:
-                if chunk and size + len(item.payload) > MAX_BATCH_BYTES:
+            for payload in payloads:
+                if chunk and size + len(payload) > MAX_BATCH_BYTES:
                     self._publish(principal, batch_payload(principal, chunk))
                     chunk, size = [], 0
-                chunk.append(item.payload)
-                size += len(item.payload) + 1
+                chunk.append(payload)
+                size += len(payload) + 1
             if chunk:
                 self._publish(principal, batch_payload(principal, chunk))
 
@@ -434,13 +438,16 @@ class Generator:
         kind = event["type"]
         if kind == REJECTION:
             data = event["data"]
-            mid = self.by_party_seq.get((data.get("party"), data.get("seq")))
-            if mid is not None and mid in self.outbox and event["id"] not in self.seen[party]:
-                self.seen[party].add(event["id"])
+            outbox = self.outboxes.get(data.get("party"))
+            seq = data.get("seq")
+            # Settled once: a rejection seen again (caught up) finds nothing to settle.
+            item = outbox.rejected(seq, now) if outbox is not None and type(seq) is int else None
+            if item is not None:
                 self.counters["rejections_seen"] += 1
-                self.rejected.append(mid)
-                item = self.outbox.pop(mid)
-                self._close_case(item.conversation.case_id)
+                self.rejected.append(item.message_id)
+                delivery = self.deliveries.pop(item.message_id, None)
+                if delivery is not None:
+                    self._close_case(delivery.conversation.case_id)
             return
         if not kind.startswith(MESSAGE_PREFIX):
             return
@@ -451,27 +458,27 @@ class Generator:
                 self.counters["deliveries_duplicated"] += 1
             return
         seen.add(mid)
-        outgoing = self.outbox.get(mid)
-        if outgoing is None:
+        delivery = self.deliveries.get(mid)
+        if delivery is None:
             return
-        self._advance(party, mid, outgoing, now, caught_up)
+        self._advance(party, mid, delivery, now, caught_up)
 
-    def _advance(self, party: str, mid: str, item: Outgoing, now: float, caught_up: bool) -> None:
+    def _advance(
+        self, party: str, mid: str, delivery: Delivery, now: float, caught_up: bool
+    ) -> None:
         """`party` saw message `mid` committed: record it, and take the conversation on."""
-        conversation = item.conversation
-        step = item.step
+        conversation = delivery.conversation
+        step = delivery.step
         if caught_up:
             self.counters["deliveries_recovered"] += 1
-        if party == conversation.recipient(step).id and not item.recipient_seen:
-            item.recipient_seen = True
+        if party == conversation.recipient(step).id and not delivery.recipient_seen:
+            delivery.recipient_seen = True
             self.cases[conversation.case_id].recipient_seen |= 1 << step
-            self._record(now - item.due, now)
+            self._record(now - delivery.due, now)
         if party == conversation.sender(step).id:
-            item.sender_seen = True
-            item.seen_at = now
-            sender = party
-            self.committed_seq[sender] = max(self.committed_seq[sender], item.seq)
-            self.progress_at[sender] = now
+            delivery.sender_seen = True
+            delivery.seen_at = now
+            self.outboxes[party].committed(mid, now)
         nxt = step + 1
         if nxt < conversation.steps:
             if party == conversation.sender(nxt).id and conversation.step < nxt:
@@ -486,8 +493,8 @@ class Generator:
             self.case_hist.record_value(max(int(took * 1e6), 1))
             if took > self.spec.case_deadline_s:
                 self.counters["deadline_misses"] += 1
-        if item.sender_seen and item.recipient_seen:
-            del self.outbox[mid]
+        if delivery.sender_seen and delivery.recipient_seen:
+            del self.deliveries[mid]
 
     def _record(self, seconds: float, now: float) -> None:
         us = max(int(seconds * 1e6), 1)
@@ -504,46 +511,39 @@ class Generator:
     async def _resend_loop(self) -> None:
         """Resend what was lost on the way in; catch up whoever missed a commit.
 
-        Lateness is not loss: under load a busy umpire commits late, and
-        resending then only adds to its work (a resend storm). So a sender
-        resends a submission only on evidence that it was lost: a later one of
-        its own was committed since (the umpire takes one party's submissions
-        in order), or nothing of its own was committed for a whole (doubling)
-        resend interval, as after a broker restart. From the second try it also
-        asks to catch up, in case the commit was made and only its delivery
-        lost. A recipient that has not seen a commit its sender saw a resend
-        interval ago missed that delivery and asks to catch up. Each party asks
-        at most once per interval, from the lowest position it may have missed.
+        Each party's outbox says what it finds lost (`Outbox.due`: evidence,
+        not lateness, since resending to a busy umpire only adds to its work).
+        From the second try a sender also asks to catch up, in case the commit
+        was made and only its delivery lost. A recipient that has not seen a
+        commit its sender saw a resend interval ago missed that delivery and
+        asks to catch up. Each party asks at most once per interval, from the
+        lowest position it may have missed.
         """
         spec = self.spec
         while True:
             # A scan walks the whole outbox, which is large under load: twice a second.
             await asyncio.sleep(min(spec.resend_after_s / 4, 0.5))
             now = monotonic()
-            early = now - spec.resend_after_s / 2
             behind: dict[str, int] = {}
-            for item in list(self.outbox.values()):
-                if item.attempts == 0 or item.sent_at > early:
-                    continue  # not sent yet, or sent just now
-                conversation = item.conversation
-                if not item.sender_seen:
-                    sender = conversation.sender(item.step).id
-                    overtaken = self.committed_seq[sender] > item.seq
-                    quiet = now - max(self.progress_at[sender], item.sent_at)
-                    wait = min(spec.resend_after_s * 2 ** (item.attempts - 1), 30.0)
-                    if not overtaken and quiet < wait:
-                        continue
+            for sender, outbox in self.outboxes.items():
+                if not outbox.items:
+                    continue
+                for item in outbox.due(now):
                     self.counters["resends"] += 1
-                    item.attempts += 1
-                    item.sent_at = now
+                    outbox.sent(item, now)
                     self._publish(self._via(sender), item.payload)
                     if item.attempts >= 3:
-                        floor = item.sender_floor
+                        floor = self.deliveries[item.message_id].sender_floor
                         behind[sender] = min(behind.get(sender, floor), floor)
-                elif not item.recipient_seen and now - item.seen_at >= spec.resend_after_s:
-                    recipient = conversation.recipient(item.step).id
-                    item.seen_at = now
-                    floor = item.recipient_floor
+            for delivery in self.deliveries.values():
+                if (
+                    delivery.sender_seen
+                    and not delivery.recipient_seen
+                    and now - delivery.seen_at >= spec.resend_after_s
+                ):
+                    recipient = delivery.conversation.recipient(delivery.step).id
+                    delivery.seen_at = now
+                    floor = delivery.recipient_floor
                     behind[recipient] = min(behind.get(recipient, floor), floor)
             if spec.gateway is not None and behind:
                 # The gateway asks for all its parties at once, from the lowest floor.
@@ -554,7 +554,7 @@ class Generator:
                     continue
                 self.catch_up_asked[party] = now
                 self.counters["catch_ups"] += 1
-                payload = orjson.dumps({"kind": "catch_up_request", "party": party, "after": after})
+                payload = self.codec.catch_up_request(party, after)
                 task = asyncio.get_running_loop().create_task(self._report(party, payload))
                 self.publishing.add(task)
                 task.add_done_callback(self.publishing.discard)

@@ -121,7 +121,7 @@ class PartyRuntime:
         report = RoundDone(
             party=self.party,
             round=marker.round,
-            seqs=tuple(sorted(session.outbox)),
+            seqs=tuple(sorted(session.outbox.items)),
             next_due=self.engine.next_due(),
         )
         self._report = report

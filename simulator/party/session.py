@@ -4,16 +4,17 @@ Used by every party that is not the umpire: a simulated agency (`runtime`),
 a trainee's seat in the web console (`simulator.web.player`). It takes the
 umpire's messages, keeps the committed events the party may see (its
 audience, `records.audience`) until its owner folds them in position order,
-keeps every submission in an outbox until it sees it committed or rejected
-(resending with backoff: the broker may lose it, and the umpire appends
-idempotently), and asks the umpire to catch up when a clock marker says the
-party holds fewer events than it may see. It runs the party's own clock from
+keeps every submission in its `Outbox` until it sees it committed or rejected
+(resending on evidence of loss: the broker may lose it, and the umpire appends
+idempotently; the same outbox serves a load generator's parties), and asks
+the umpire to catch up when a clock marker says the party holds fewer events
+than it may see. It runs the party's own clock from
 the umpire's last marker, and states the party's plan (`PlanStated`) when it
 changes and every `plan_restate_s`.
 """
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,18 +25,18 @@ from simulator.messaging.bus import Bus
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import (
     CatchUp,
-    CatchUpRequest,
     Ended,
     Events,
     PlanStated,
     Rejected,
     Round,
-    Submission,
     Tick,
     WireError,
     decode_from_umpire,
     encode,
 )
+from simulator.party.codec import CheckedCodec, Codec
+from simulator.party.outbox import Outbox, Outgoing, ResendPolicy
 from simulator.records import REJECTION, audience, is_message_event, message_payload, read_rejection
 
 log = structlog.get_logger("simulator.party")
@@ -46,22 +47,17 @@ class PartySettings:
     # How long to wait for events published before a clock marker to arrive
     # (they travel on other topics, so may come after it) before asking to catch up.
     catch_up_grace_s: float = 0.25
+    # Also how often a catch-up ask is repeated until the catch-up comes.
     resend_after_s: float = 1.0
     resend_max_s: float = 8.0
     # Real time: the plan is restated this often even unchanged (a lost statement
     # heals, and the controller's status sees the party as connected).
     plan_restate_s: float = 5.0
+    codec: Codec = field(default_factory=CheckedCodec)
 
-
-@dataclass
-class Outgoing:
-    seq: int
-    message_id: str
-    kind: str
-    case_id: str
-    payload: bytes
-    sent_at: float
-    attempts: int = 1
+    @property
+    def resend(self) -> ResendPolicy:
+        return ResendPolicy(self.resend_after_s, self.resend_max_s)
 
 
 class PartySession:
@@ -72,13 +68,14 @@ class PartySession:
         self.bus = bus
         self.topics = topics
         self.settings = settings or PartySettings()
+        self.codec = self.settings.codec
         self.log = log.bind(exercise=topics.exercise, party=party)
         # Committed events received and not yet handed to the owner, by position.
         self.waiting: dict[int, Event] = {}
         # What the owner has been handed: how many events, up to which position.
         self.folded = 0
         self.position = 0
-        self.outbox: dict[int, Outgoing] = {}
+        self.outbox = Outbox(self.settings.resend)
         self.marker: Round | Tick | None = None
         self.marker_at = 0.0
         self.ended: Ended | None = None
@@ -121,11 +118,9 @@ class PartySession:
         if event.type == REJECTION and event.recipient == self.party:
             seq = read_rejection(event).seq
             if seq is not None:
-                self.outbox.pop(seq, None)
+                self.outbox.rejected(seq, self._loop_time())
         elif is_message_event(event.type) and event.sender == self.party:
-            committed = message_payload(event)["message_id"]
-            for seq in [s for s, item in self.outbox.items() if item.message_id == committed]:
-                del self.outbox[seq]
+            self.outbox.committed(message_payload(event)["message_id"], self._loop_time())
 
     def held(self, head: int) -> int:
         """Events up to `head` this party has: handed over already, or waiting to be."""
@@ -174,45 +169,38 @@ class PartySession:
             return True
         self._short_since = now + self.settings.resend_after_s - self.settings.catch_up_grace_s
         self.log.info("catch_up_requested", after=self.position)
-        request = CatchUpRequest(party=self.party, after=self.position)
-        await self.bus.publish(self.topics.report(self.party), encode(request))
+        request = self.codec.catch_up_request(self.party, self.position)
+        await self.bus.publish(self.topics.report(self.party), request)
         return True
 
     # -- the outbox --------------------------------------------------------------------------
 
     async def send(self, seq: int, message: dict[str, Any]) -> None:
         """Submit `message` as this party's submission `seq`; kept until committed."""
-        payload = encode(Submission(party=self.party, seq=seq, message=message))
-        self.outbox[seq] = Outgoing(
-            seq,
-            message["message_id"],
-            message["type"],
-            message["case_id"],
-            payload,
-            self._loop_time(),
-        )
+        payload = self.codec.submission(self.party, seq, message)
+        item = Outgoing(seq, message["message_id"], message["type"], message["case_id"], payload)
+        self.outbox.add(item)
+        self.outbox.sent(item, self._loop_time())
         await self.bus.publish(self.topics.submit(self.party), payload)
         self.log.debug("submission_sent", seq=seq, type=message["type"], case=message["case_id"])
 
     async def resend(self) -> None:
-        """Send again what waited longer than its backoff for its commit."""
+        """Send again what the outbox finds lost (`Outbox.due`)."""
         now = self._loop_time()
-        for item in self.outbox.values():
-            backoff = min(
-                self.settings.resend_after_s * 2 ** (item.attempts - 1), self.settings.resend_max_s
-            )
-            if now - item.sent_at >= backoff:
-                item.attempts += 1
-                item.sent_at = now
-                self.log.info("submission_resent", seq=item.seq, attempts=item.attempts)
-                await self.bus.publish(self.topics.submit(self.party), item.payload)
+        for item in self.outbox.due(now):
+            self.outbox.sent(item, now)
+            self.log.info("submission_resent", seq=item.seq, attempts=item.attempts)
+            await self.bus.publish(self.topics.submit(self.party), item.payload)
 
     # -- the plan (real time) ----------------------------------------------------------------
 
     async def state(self, next_due: datetime | None) -> None:
         """Tell the umpire what the party holds and plans, when that changed or went stale."""
         plan = PlanStated(
-            party=self.party, seen=self.folded, next_due=next_due, seqs=tuple(sorted(self.outbox))
+            party=self.party,
+            seen=self.folded,
+            next_due=next_due,
+            seqs=tuple(sorted(self.outbox.items)),
         )
         now = self._loop_time()
         if plan != self._stated or now - self._stated_at >= self.settings.plan_restate_s:

@@ -18,8 +18,9 @@ from simulator.eventlog import Event
 from simulator.messaging.bus import Bus
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Ended, Round, Tick
+from simulator.party.outbox import Outgoing
 from simulator.party.policy import message_id
-from simulator.party.session import Outgoing, PartySession, PartySettings
+from simulator.party.session import PartySession, PartySettings
 from simulator.protocol import Agreement, Case, Party, apply, parse_message
 from simulator.records import is_message_event, message_payload
 from simulator.web.board import Signal
@@ -64,7 +65,7 @@ class PlayerSeat:
 
     @property
     def outbox(self) -> dict[int, Outgoing]:
-        return self.session.outbox
+        return self.session.outbox.items
 
     # -- running ---------------------------------------------------------------------
 

@@ -1,0 +1,102 @@
+"""A party's outbox: each submission kept until the party sees it committed or rejected.
+
+The broker may lose a submission (or the umpire's answer), and the umpire
+appends idempotently, so a party resends what it has not seen settled. But
+lateness is not loss: a busy umpire commits late, and resending then only adds
+to its work (a resend storm). So a submission is resent only on evidence that
+it was lost: a later one of the same party was committed since (the umpire
+takes one party's submissions in order), or nothing of the party's was
+committed for a whole backoff (doubling per attempt, up to a cap), as after a
+broker restart.
+
+One outbox per party, used by every kind of party: simulated agencies and
+trainees' seats (`simulator.party.session`) and the parties of a load
+generator (`simulator.load.generator`), which keeps thousands of them.
+"""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Outgoing:
+    seq: int
+    message_id: str
+    kind: str
+    case_id: str
+    payload: bytes
+    sent_at: float = 0.0
+    # 0: queued, not sent yet (a load generator sends in batches).
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ResendPolicy:
+    after_s: float = 1.0
+    max_s: float = 8.0
+
+    def backoff(self, attempts: int) -> float:
+        return min(self.after_s * float(2 ** max(attempts - 1, 0)), self.max_s)
+
+
+@dataclass(slots=True)
+class Outbox:
+    policy: ResendPolicy = field(default_factory=ResendPolicy)
+    items: dict[int, Outgoing] = field(default_factory=dict)
+    # Message id -> the seqs it went under (a message may be submitted again under a new seq).
+    _seqs: dict[str, list[int]] = field(default_factory=dict)
+    # The highest seq seen committed, and when the party last saw one of its own settled.
+    committed_seq: int = 0
+    progress_at: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def add(self, item: Outgoing) -> None:
+        self.items[item.seq] = item
+        self._seqs.setdefault(item.message_id, []).append(item.seq)
+
+    @staticmethod
+    def sent(item: Outgoing, now: float) -> None:
+        item.attempts += 1
+        item.sent_at = now
+
+    def committed(self, message_id: str, now: float) -> list[Outgoing]:
+        """The party saw `message_id` committed: what that settles."""
+        settled = [
+            item
+            for seq in self._seqs.pop(message_id, ())
+            if (item := self.items.pop(seq, None)) is not None
+        ]
+        if settled:
+            self.committed_seq = max(self.committed_seq, *(item.seq for item in settled))
+            self.progress_at = now
+        return settled
+
+    def rejected(self, seq: int, now: float) -> Outgoing | None:
+        """The party saw its submission `seq` rejected: what that settles."""
+        item = self.items.pop(seq, None)
+        if item is not None:
+            seqs = self._seqs.get(item.message_id, [])
+            if seq in seqs:
+                seqs.remove(seq)
+            if not seqs:
+                self._seqs.pop(item.message_id, None)
+            self.progress_at = now
+        return item
+
+    def due(self, now: float) -> list[Outgoing]:
+        """What to send again now (the caller sends it and marks it `sent`)."""
+        policy = self.policy
+        due = []
+        for item in self.items.values():
+            # Not sent yet, or sent just now.
+            if item.attempts == 0 or now - item.sent_at < policy.after_s / 2:
+                continue
+            overtaken = self.committed_seq > item.seq
+            quiet = now - max(self.progress_at, item.sent_at)
+            if overtaken or quiet >= policy.backoff(item.attempts):
+                due.append(item)
+        return due
+
+
+__all__ = ["Outbox", "Outgoing", "ResendPolicy"]

@@ -1,0 +1,56 @@
+"""The exercise's intake: each submission decoded once, decided once, spoofs recorded with why."""
+
+from simulator.load.conversation import Conversation, load_party
+from simulator.party.codec import CheckedCodec
+from simulator.records import REJECTION
+from simulator.umpire.intake import PartyIntake
+from tests.load.deciding import AT, sequencer
+
+PARTIES = ("p000", "p001")
+
+
+def request(seq: int, case: str = "c-1") -> bytes:
+    message = Conversation(case, "accepted", load_party("p000"), load_party("p001")).message(0)
+    return CheckedCodec().submission("p000", seq, message)
+
+
+def test_a_resent_submission_is_decided_once() -> None:
+    intake = PartyIntake(sequencer(PARTIES), PARTIES)
+    intake.take("p000", request(1))
+    intake.take("p000", request(1))
+    assert intake.has("p000", 1)
+    assert not intake.has("p000", 2)
+    [decision] = intake.stage(AT)
+    assert decision.notice is None
+    # Resent after it was decided (its commit was lost on the way back): nothing new.
+    intake.take("p000", request(1))
+    assert not intake.waiting()
+    assert intake.stage(AT) == []
+    assert [e.type for e in intake.sequencer.pending.events] == ["coop.msg.written_request"]
+
+
+def test_rounds_decide_in_the_stated_order_and_the_rest_follows() -> None:
+    intake = PartyIntake(sequencer(PARTIES), PARTIES)
+    intake.take("p000", request(2, "c-2"))
+    intake.take("p000", request(1, "c-1"))
+    assert intake.decide("p000", 2, AT) is not None
+    assert intake.decide("p000", 3, AT) is None  # never arrived
+    intake.stage(AT)
+    assert [e.subject for e in intake.sequencer.pending.events] == ["c-2", "c-1"]
+
+
+def test_a_spoof_and_garbage_are_rejected_with_their_reason_and_strangers_have_no_say() -> None:
+    intake = PartyIntake(sequencer(PARTIES), PARTIES)
+    intake.take("p001", request(1))  # p001's connection submitting as p000
+    intake.take("p000", b"\xff not json")
+    assert intake.waiting()
+    decisions = intake.stage(AT)
+    assert all(d.notice is not None for d in decisions)
+    events = intake.sequencer.pending.events
+    assert [e.type for e in events] == [REJECTION, REJECTION]
+    assert [e.recipient for e in events] == ["p001", "p000"]
+    reasons = [e.data["reason"] for e in events]
+    assert "p000" in reasons[0]
+    assert "p001" in reasons[0]
+    assert not intake.speaks("controller")
+    assert intake.speaks("p001")
