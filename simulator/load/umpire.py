@@ -45,6 +45,7 @@ from simulator.messaging.wire import Submission, describe
 from simulator.protocol.ids import PartyId
 from simulator.records import audience
 from simulator.umpire import Umpire
+from simulator.umpire.intake import refuse_all, reused_reason, stranger_reason
 from simulator.umpire.pipeline import Pipeline
 from simulator.umpire.sequencer import Decision, Sequencer
 
@@ -83,15 +84,20 @@ class BatchIntake:
         self.decoded: dict[str, dict[int, tuple[Submission, bytes]]] = defaultdict(dict)
         # Decoded again, strictly, by the sequencer, which records the rejection and why.
         self.malformed: list[tuple[str, bytes]] = []
-        # Batches refused as a whole: (principal, payload, reason), staged as rejections.
-        self.refused: list[tuple[str, bytes, str]] = []
-        self.seen_seqs: dict[str, set[int]] = defaultdict(set)
+        # Found wanting here (a batch as a whole, a reused seq, a stranger):
+        # (principal, payload, reason, seq), staged as rejections.
+        self.refused: list[tuple[str, bytes, str, int | None]] = []
+        # Party -> seq -> hash of the submission decided under it (a resend or a reuse?).
+        self.seen_seqs: dict[str, dict[int, int]] = defaultdict(dict)
 
     def speaks(self, principal: str) -> bool:
         return principal in self.gateways or principal in self.parties
 
     def take(self, principal: str, payload: bytes) -> None:
         self.counters.mqtt_in += 1
+        if not self.speaks(principal):
+            self.refused.append((principal, payload, stranger_reason(principal), None))
+            return
         # orjson, without the exercise intake's depth walk, which cost a quarter of the
         # umpire's time here: orjson refuses NaN and nesting past 1024 levels in C, and
         # everything it passes is validated into typed models next. Whatever fails is
@@ -107,7 +113,8 @@ class BatchIntake:
             try:
                 batch = SubmissionBatch.model_validate(data)
             except ValidationError as exc:
-                self.refused.append((principal, payload, f"submission batch: {describe(exc)}"))
+                reason = f"submission batch: {describe(exc)}"
+                self.refused.append((principal, payload, reason, None))
                 return
             if batch.party != principal:
                 self.refused.append(
@@ -116,6 +123,7 @@ class BatchIntake:
                         payload,
                         f"submission batch claims {batch.party!r} but came on "
                         f"{principal!r}'s submit topic",
+                        None,
                     )
                 )
                 return
@@ -136,8 +144,17 @@ class BatchIntake:
             claimed = submission.party
             if claimed not in allowed:
                 self.malformed.append((principal, raw))
-            elif submission.seq not in self.seen_seqs[claimed]:
-                self.decoded[claimed].setdefault(submission.seq, (submission, raw))
+                continue
+            seq = submission.seq
+            first = self.seen_seqs[claimed].get(seq)
+            if first is None:
+                waiting = self.decoded[claimed].get(seq)
+                if waiting is None:
+                    self.decoded[claimed][seq] = (submission, raw)
+                    continue
+                first = hash(waiting[1])
+            if first != hash(raw):
+                self.refused.append((principal, raw, reused_reason(claimed, seq), seq))
 
     def waiting(self) -> bool:
         return bool(self.decoded or self.malformed or self.refused)
@@ -149,9 +166,9 @@ class BatchIntake:
         found = self.decoded[party].pop(seq, None)
         if found is None or seq in self.seen_seqs[party]:
             return None
-        self.seen_seqs[party].add(seq)
-        self.counters.submissions += 1
         submission, raw = found
+        self.seen_seqs[party][seq] = hash(raw)
+        self.counters.submissions += 1
         return self.sequencer.submission(submission, party, at, raw)
 
     def stage(self, at: datetime) -> list[Decision]:
@@ -165,16 +182,13 @@ class BatchIntake:
                 for seq, (submission, raw) in items.items():
                     if seq in seen:
                         continue
-                    seen.add(seq)
+                    seen[seq] = hash(raw)
                     self.counters.submissions += 1
                     decisions.append(sequencer.submission(submission, party, at, raw))
         malformed, self.malformed = self.malformed, []
         decisions += [self.sequencer.submit(payload, party, at) for party, payload in malformed]
         refused, self.refused = self.refused, []
-        decisions += [
-            self.sequencer.refuse(party, at, reason, payload) for party, payload, reason in refused
-        ]
-        return decisions
+        return decisions + refuse_all(self.sequencer, at, refused)
 
 
 class GatewayRouter:

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from simulator.protocol import is_party_id
+from simulator.protocol.ids import UMPIRE_ID_PREFIXES, in_umpire_namespace
 
 DEFAULT_ROOT = "coop"
 UMPIRE = "umpire"
@@ -125,4 +126,10 @@ def check_party_id(party: str) -> str:
     _party(party)
     if party in RESERVED_IDS:
         raise TopicError(f"party id {party!r} is reserved for the simulator")
+    # A simulated party numbers its messages `<party>.<n>`: they must stay its own.
+    if in_umpire_namespace(f"{party}."):
+        raise TopicError(
+            f"party id {party!r} would put its message ids in the umpire's namespace "
+            f"(ids beginning {', '.join(repr(p) for p in UMPIRE_ID_PREFIXES)})"
+        )
     return party

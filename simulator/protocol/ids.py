@@ -41,6 +41,18 @@ def explained(pattern: re.Pattern[str], what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+# The umpire's namespace: the ids it gives its own events (the start, the end, elapsed
+# deadlines, the controller's actions, rejections) and the messages it sends for the
+# scenario (injects, generated cases). A participant's message id may not begin so: a
+# message event's id is its message id, and a participant that took one of these would
+# make the umpire's own event collide with it in the log.
+UMPIRE_ID_PREFIXES = ("exercise-", "umpire-", "control-", "rej-", "inject.", "gen.")
+
+
+def in_umpire_namespace(message_id: str) -> bool:
+    return message_id.startswith(UMPIRE_ID_PREFIXES)
+
+
 def is_party_id(value: object) -> bool:
     """True when `value` may be used as a party id (and so in a topic)."""
     return isinstance(value, str) and PARTY_ID_PATTERN.fullmatch(value) is not None

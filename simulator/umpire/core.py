@@ -208,11 +208,25 @@ class Umpire:
         self.driver: Driver = (driver or (Rounds if self.settings.simulated else Realtime))(self)
 
     def resume(self, prefix: Sequence[Event]) -> None:
-        """Carry on from committed events already in the log (a forked run)."""
+        """Carry on from committed events already in the log (a forked or resumed run)."""
         self.sequencer.load(prefix)
         if prefix:
             self.committer.resume(prefix[-1])
         self._count_visible(prefix)
+        # The umpire numbers its own events; numbering again from 1 would give a
+        # different event an id already in the log (an append conflict: a crash), and a
+        # same-seed fork other ids than its parent's.
+        for event in prefix:
+            number = _numbered(event.id)
+            if number is None:
+                continue
+            kind, n = number
+            if kind == "seq":
+                self._seq = max(self._seq, n)
+            elif kind == "note":
+                self._notes = max(self._notes, n)
+            else:
+                self._controls = max(self._controls, n)
 
     def _count_visible(self, events: Sequence[Event]) -> None:
         """The head, and how many events each party may see: what markers tell parties."""
@@ -385,21 +399,25 @@ class Umpire:
         async for incoming in self.bus.messages():
             topic = incoming.topic
             payload = bytes(incoming.payload)
-            party = self.topics.party_of(topic, "submit") or self.topics.party_of(topic, "report")
-            if party is not None and not self.intake.speaks(party):
-                # A principal that is no party (the controller, say: Mosquitto's pattern
-                # ACL lets every user write its own submit topic) has no say here.
-                self.log.warning("stranger_ignored", principal=party, bytes=len(payload))
-            elif party := self.topics.party_of(topic, "submit"):
-                self.heard[party] = loop.time()
+            reporter = self.topics.party_of(topic, "report")
+            if party := self.topics.party_of(topic, "submit"):
+                if self.intake.speaks(party):
+                    self.heard[party] = loop.time()
+                else:
+                    # A principal that is no party (the controller, say: Mosquitto's
+                    # pattern ACL lets every user write its own submit topic) has no say;
+                    # the intake records its submission's rejection, and why.
+                    self.log.warning("stranger_submission", principal=party, bytes=len(payload))
                 self.intake.take(party, payload)
                 if self.driver.decides_on_arrival:
                     # Arrival order: decided now, at the moment it came, and committed
                     # by the driver as soon as it wakes.
                     self.stage_arrivals(self.clock.now())
-            elif party := self.topics.party_of(topic, "report"):
-                self.heard[party] = loop.time()
-                await self._take_report(party, payload)
+            elif reporter is not None and not self.intake.speaks(reporter):
+                self.log.warning("stranger_ignored", principal=reporter, bytes=len(payload))
+            elif reporter is not None:
+                self.heard[reporter] = loop.time()
+                await self._take_report(reporter, payload)
             elif topic == self.topics.control:
                 await self._take_control(payload)
             else:
@@ -589,6 +607,20 @@ class Umpire:
             ),
             "parties": list(self.parties),
         }
+
+
+def _numbered(event_id: str) -> tuple[str, int] | None:
+    """Which of the umpire's counters numbered `event_id`, and the number it gave."""
+    head, _, tail = event_id.rpartition("-")
+    if not tail.isdigit():
+        return None
+    if head.startswith(("umpire-ended", "umpire-elapsed-")):
+        return "seq", int(tail)
+    if head == "control-note":
+        return "note", int(tail)
+    if head == "control":
+        return "control", int(tail)
+    return None
 
 
 def _when(moment: datetime) -> str:

@@ -4,7 +4,10 @@ An intake takes each MQTT message from a principal's submit topic, decodes
 it once and keeps the submissions (or the undecodable payload, with the
 principal it came from) until a driver stages them with the sequencer. It
 says who may submit at all, and remembers which sequence numbers each party
-has had decided, so a resent submission is decided once.
+has used, so a resent submission is decided once. Nothing it takes is
+dropped unsaid: a sequence number used again for another submission, and a
+submission from a principal that is no party, are rejected with the reason
+(the rejection is in the log, and the sender sees it if it may read).
 
 `PartyIntake` is the exercise's: one submission per message, each party
 speaking for itself. A load run hands the umpire its own (batches, gateways
@@ -13,12 +16,33 @@ umpire and its drivers see only this interface.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from simulator.messaging.wire import Submission, WireError, decode_from_party
 from simulator.umpire.sequencer import Decision, Sequencer
+
+
+def reused_reason(party: str, seq: int) -> str:
+    return (
+        f"sequence number {seq} of {party!r} was used already for another submission: "
+        "a resend repeats it exactly, a new submission takes a new number"
+    )
+
+
+def stranger_reason(principal: str) -> str:
+    return f"{principal!r} is no party of this exercise: it has no submissions to make"
+
+
+def refuse_all(
+    sequencer: Sequencer, at: datetime, refused: Sequence[tuple[str, bytes, str, int | None]]
+) -> list[Decision]:
+    """Rejections for what an intake found wanting itself: (principal, payload, reason, seq)."""
+    return [
+        sequencer.refuse(principal, at, reason, payload, seq=seq)
+        for principal, payload, reason, seq in refused
+    ]
 
 
 class Intake(Protocol):
@@ -58,12 +82,18 @@ class PartyIntake:
         # What did not decode, or came on another party's topic: decoded again, strictly,
         # by the sequencer, which records the rejection with its reason.
         self.malformed: list[tuple[str, bytes]] = []
-        self.seen_seqs: dict[str, set[int]] = defaultdict(set)
+        # Found wanting here: (principal, payload, reason, seq), rejected with the reason.
+        self.refused: list[tuple[str, bytes, str, int | None]] = []
+        # Party -> seq -> the submission decided under it (to tell a resend from a reuse).
+        self.seen_seqs: dict[str, dict[int, Submission]] = defaultdict(dict)
 
     def speaks(self, principal: str) -> bool:
         return principal in self.parties
 
     def take(self, principal: str, payload: bytes) -> None:
+        if principal not in self.parties:
+            self.refused.append((principal, payload, stranger_reason(principal), None))
+            return
         try:
             decoded = decode_from_party(payload, self.sequencer.max_payload)
         except WireError:
@@ -72,12 +102,18 @@ class PartyIntake:
         if not isinstance(decoded, Submission) or decoded.party != principal:
             self.malformed.append((principal, payload))
             return
-        if decoded.seq in self.seen_seqs[principal]:
-            return
-        self.inbox[principal].setdefault(decoded.seq, (decoded, payload))
+        seq = decoded.seq
+        waiting = self.inbox[principal].get(seq)
+        first = self.seen_seqs[principal].get(seq)
+        if first is None and waiting is not None:
+            first = waiting[0]
+        if first is None:
+            self.inbox[principal][seq] = (decoded, payload)
+        elif first != decoded:
+            self.refused.append((principal, payload, reused_reason(principal, seq), seq))
 
     def waiting(self) -> bool:
-        return bool(self.malformed) or any(self.inbox.values())
+        return bool(self.malformed or self.refused) or any(self.inbox.values())
 
     def has(self, party: str, seq: int) -> bool:
         return seq in self.inbox.get(party, {}) or seq in self.seen_seqs[party]
@@ -87,8 +123,8 @@ class PartyIntake:
         if found is None:
             return None
         # Marked at staging: a failed append ends the run, so nothing is lost by it.
-        self.seen_seqs[party].add(seq)
         submission, payload = found
+        self.seen_seqs[party][seq] = submission
         return self.sequencer.submission(submission, party, at, payload)
 
     def stage(self, at: datetime) -> list[Decision]:
@@ -102,7 +138,10 @@ class PartyIntake:
 
     def stage_malformed(self, at: datetime) -> list[Decision]:
         malformed, self.malformed = self.malformed, []
-        return [self.sequencer.submit(payload, party, at) for party, payload in malformed]
+        refused, self.refused = self.refused, []
+        return [
+            self.sequencer.submit(payload, party, at) for party, payload in malformed
+        ] + refuse_all(self.sequencer, at, refused)
 
 
-__all__ = ["Intake", "PartyIntake"]
+__all__ = ["Intake", "PartyIntake", "refuse_all", "reused_reason", "stranger_reason"]

@@ -34,6 +34,7 @@ from simulator.protocol import (
     deadlines,
     elapse,
 )
+from simulator.protocol.ids import UMPIRE_ID_PREFIXES, in_umpire_namespace
 from simulator.records import (
     CLOCK_ELAPSED,
     MessageJson,
@@ -161,6 +162,17 @@ class Sequencer:
                 message_id=message.message_id,
                 payload=payload,
             )
+        if in_umpire_namespace(message.message_id):
+            return self._reject(
+                connection_party,
+                at,
+                f"message id {message.message_id!r} is in the umpire's own namespace (ids "
+                f"beginning {', '.join(repr(p) for p in UMPIRE_ID_PREFIXES)}): "
+                "number the message otherwise",
+                seq=seq,
+                message_id=message.message_id,
+                payload=payload,
+            )
         dumped = message_json(message)
         digest = message_digest(message, dumped)
         known = self._known_id(message.message_id)
@@ -192,6 +204,11 @@ class Sequencer:
         `dumped` and `digest`: `message_json` and `message_digest` of the
         message, where the caller has them already.
         """
+        if source is not None and self._known_id(message.message_id) is not None:
+            # The umpire's own message (an inject) under an id already in the log: only
+            # a resumed agenda firing twice could do that. Appending it would collide
+            # with the first; it is the same message, so it is not sent again.
+            return Decision(party, None, duplicate_of=message.message_id)
         case, found = apply(self.case(message.case_id), message, at, self.agreement)
         if case is not None:
             self.pending.cases[message.case_id] = case
@@ -214,9 +231,11 @@ class Sequencer:
         self.pending.events.append(event)
         return Decision(party, event)
 
-    def refuse(self, party: str, at: datetime, reason: str, payload: bytes) -> Decision:
+    def refuse(
+        self, party: str, at: datetime, reason: str, payload: bytes, *, seq: int | None = None
+    ) -> Decision:
         """Reject a payload the caller has already found wanting, for `reason`."""
-        return self._reject(party, at, reason, payload=payload)
+        return self._reject(party, at, reason, seq=seq, payload=payload)
 
     def _reject(
         self,

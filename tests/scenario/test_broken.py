@@ -31,6 +31,14 @@ BROKEN = [
     ("party id with #", 15, "  - id: a#b", 15, "parties[1].id", "party id 'a#b' must match"),
     ("reserved party id", 15, "  - id: umpire", 15, "parties[1].id", "reserved"),
     (
+        "party id numbering into the umpire's namespace",
+        15,
+        "  - id: gen",
+        15,
+        "parties[1].id",
+        "party id 'gen' would put its message ids in the umpire's namespace",
+    ),
+    (
         "unknown key",
         19,
         "    seel: B-SEAL",

@@ -1,0 +1,119 @@
+"""A participant cannot take the umpire's ids, reuse a sequence number or submit as a stranger.
+
+Each attack is made with `mosquitto_pub` and a party's (or the controller's) own
+credentials against a running realtime exercise on Mosquitto. Before, a valid
+message under the id of one of the umpire's own events stopped the exercise
+with an append conflict (at once, or at the end, losing the summary), and a
+sequence number used again for other content vanished without a word. Now each
+is a rejection with its reason, in the log and seen by the sender, and the
+exercise runs to its end.
+"""
+
+import asyncio
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from simulator.eventlog import Event
+from simulator.protocol.drafting import draft
+from simulator.records import REJECTION
+from simulator.run.exercise import Exercise, RunOptions
+from simulator.scenario import load_scenario
+
+EXAMPLE = Path(__file__).parents[2] / "scenarios" / "example.yaml"
+# The example's 30 days in about 10 s of wall time.
+SPEED = 30 * 86_400 / 10
+TAKEN = ["exercise-started", "umpire-ended-1", "umpire-elapsed-energy-1-1", "control-1",
+         "control-note-1", "rej-northmark-1", "inject.request-energy", "gen.routine.1"]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIMULATOR_KEY_DIR", str(tmp_path / "keys"))
+
+
+async def _publish(exercise: Exercise, principal: str, topic: str, payloads: list[bytes]) -> None:
+    binary = shutil.which("mosquitto_pub")
+    assert binary, "mosquitto_pub is missing: apt-get install mosquitto-clients"
+    user, password = exercise.broker.credentials(principal)
+    address = exercise.broker.address
+    for n, payload in enumerate(payloads):
+        pub = await asyncio.create_subprocess_exec(
+            binary, "-h", address.host, "-p", str(address.port), "-u", user, "-P", password,
+            "-i", f"attacker-{principal}-{n}", "-q", "1", "-t", topic, "-s",
+            stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(pub.communicate(payload), 30)
+        assert pub.returncode == 0, err.decode()
+
+
+async def test_taken_ids_reused_seqs_and_strangers_are_rejections_and_the_run_goes_on(
+    tmp_path: Path,
+) -> None:
+    scenario = load_scenario(EXAMPLE)
+    northmark, southmere = scenario.party("northmark"), scenario.party("southmere")
+    rejections: list[Event] = []
+    committed: list[Event] = []
+    all_in = asyncio.Event()
+    expected = len(TAKEN) + 2
+
+    def watch(events: Sequence[Event]) -> None:
+        committed.extend(events)
+        rejections.extend(e for e in events if e.type == REJECTION)
+        if len(rejections) >= expected:
+            all_in.set()
+
+    def submission(seq: int, message_id: str, essence: str) -> bytes:
+        message = draft(
+            "written_request",
+            message_id=message_id,
+            case_id=f"attack-{seq}",
+            sender=northmark,
+            recipient=southmere,
+            fields={
+                "area": "fuel_and_energy_safety",
+                "essence": essence,
+                "purpose": "To test the umpire.",
+                "justification": "An exercise of its intake.",
+                "assistance_sought": "None.",
+            },
+        )
+        return json.dumps(
+            {"kind": "submission", "party": "northmark", "seq": seq, "message": message}
+        ).encode()
+
+    options = RunOptions(
+        broker="mosquitto", log=str(tmp_path / "run.db"), clock="realtime", speed=SPEED
+    )
+    async with Exercise(scenario, options, on_commit=watch) as exercise:
+        run = asyncio.create_task(exercise.run())
+        submit = exercise.topics.submit("northmark")
+        taken = [submission(900 + n, mid, "A taken id.") for n, mid in enumerate(TAKEN)]
+        # Seq 950 twice: a new request, then other content under the same number.
+        reused = [
+            submission(950, "northmark.attack.1", "The first."),
+            submission(950, "northmark.attack.2", "The second."),
+        ]
+        await _publish(exercise, "northmark", submit, [*taken, *reused])
+        await _publish(exercise, "controller", exercise.topics.submit("controller"), [b"{}"])
+        async with asyncio.timeout(30):
+            await all_in.wait()
+        outcome = await run
+    assert outcome.result.reason == "the scenario's duration was reached"
+    by_seq = {e.data.get("seq"): e.data["reason"] for e in rejections if e.recipient == "northmark"}
+    for n, mid in enumerate(TAKEN):
+        assert f"message id {mid!r} is in the umpire's own namespace" in by_seq[900 + n]
+    assert "sequence number 950 of 'northmark' was used already" in by_seq[950]
+    [stranger] = [e for e in rejections if e.recipient == "controller"]
+    assert "'controller' is no party of this exercise" in stranger.data["reason"]
+    # The first submission under 950 stands; the umpire's own events are all there, once.
+    ids = [e.id for e in committed]
+    assert "northmark.attack.1" in ids
+    assert "northmark.attack.2" not in ids
+    assert len(ids) == len(set(ids))
+    assert ids[0] == "exercise-started"
+    assert committed[-1].type == "coop.exercise.ended"
+    assert outcome.summary.rejections == expected
