@@ -43,7 +43,7 @@ from simulator.run.control import (
 )
 from simulator.run.exercise import RunOptions, run_exercise
 from simulator.run.replay import check, fork, read_range, recorded_run, republish
-from simulator.run.seat import hold_seat, play_seat, read_seat_file, seat_path
+from simulator.run.seat import UMPIRE_SILENT_S, hold_seat, play_seat, read_seat_file, seat_path
 from simulator.run.security import SecurityOptions, broker_tls
 from simulator.scenario import load_scenario, scenario_json_schema
 from simulator.transport import SessionSettings, client_id_for
@@ -322,6 +322,14 @@ def run(
 def party(
     log: Annotated[str, typer.Option("--log", help="the running exercise's log")],
     party_id: Annotated[str, typer.Option("--party", help="the party to play")],
+    give_up_after: Annotated[
+        float,
+        typer.Option(
+            "--give-up-after",
+            min=1.0,
+            help="seconds without a word from the umpire before taking the exercise for gone",
+        ),
+    ] = UMPIRE_SILENT_S,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="log what happens")] = False,
 ) -> None:
     """Play one party of a running exercise in this process (see `run --external`)."""
@@ -330,7 +338,7 @@ def party(
     try:
         seat = read_seat_file(path)
         with hold_seat(path, party_id):
-            ended = _run(play_seat(seat))
+            ended = _run(play_seat(seat, silent_s=give_up_after))
     except SimulatorError as exc:
         _fail(str(exc))
     typer.echo(f"{party_id}: the exercise ended at position {ended.head}: {ended.reason}")

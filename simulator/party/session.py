@@ -79,6 +79,9 @@ class PartySession:
         self.marker: Round | Tick | None = None
         self.marker_at = 0.0
         self.ended: Ended | None = None
+        # When the umpire was last heard from (loop time): a seat left alone takes its
+        # exercise for gone after a while (`simulator.run.seat`).
+        self.heard_at: float | None = None
         self._short_since: float | None = None
         self._stated: PlanStated | None = None
         self._stated_at = 0.0
@@ -99,6 +102,7 @@ class PartySession:
         except WireError as exc:
             self.log.warning("umpire_message_ignored", reason=str(exc))
             return None
+        self.heard_at = self._loop_time()
         if isinstance(message, Events | CatchUp):
             for raw in message.events:
                 event = Event.model_validate(raw)

@@ -25,6 +25,7 @@ from simulator.context import (
     fresh_rng,
     monotonic,
     secret_hex,
+    secret_token,
     seeded,
     wall_now,
 )
@@ -47,7 +48,7 @@ from simulator.run.security import (
     signatories_for,
 )
 from simulator.scenario.model import Scenario
-from simulator.transport import SessionSettings, Transport, client_id_for
+from simulator.transport import SessionSettings, Transport, private_client_id
 from simulator.umpire import Umpire, UmpireResult, UmpireSettings
 from simulator.umpire.agenda import ScenarioAgenda
 from simulator.umpire.sequencer import Sequencer
@@ -128,6 +129,7 @@ class Exercise:
         self.store: EventStore
         self.runtimes: dict[str, PartyRuntime] = {}
         self._transports: dict[str, Transport] = {}
+        self._client_ids: dict[str, str] = {}
         self.umpire: Umpire
         self._group: asyncio.TaskGroup | None = None
         self._tasks: dict[str, asyncio.Task[object]] = {}
@@ -248,6 +250,19 @@ class Exercise:
             assert isinstance(agenda, ScenarioAgenda)
             agenda.resume(self.prefix, self.umpire.sequencer)
 
+    def client_id(self, principal: str, role: str = "") -> str:
+        """The MQTT client id of `principal`'s connection (per `role`) in this run.
+
+        Unguessable (`private_client_id`), so no participant can take another's
+        connection; the same for the whole run, so a reconnect finds its session.
+        """
+        key = f"{principal}/{role}"
+        found = self._client_ids.get(key)
+        if found is None:
+            found = private_client_id(self.topics.exercise, principal, secret_token(9))
+            self._client_ids[key] = found
+        return found
+
     def _seat(self, stack: contextlib.AsyncExitStack, party_id: str) -> None:
         credentials = self.broker.credentials(party_id)
         path = seat_path(self.location, party_id)
@@ -260,6 +275,7 @@ class Exercise:
                 port=self.broker.address.port,
                 username=credentials.username,
                 password=credentials.password,
+                client_id=self.client_id(party_id, "seat"),
                 seed=self.seed,
                 generation=self.generation,
                 scenario=self.scenario.model_dump_json(by_alias=True),
@@ -274,7 +290,7 @@ class Exercise:
         transport = transport_for(
             self.broker,
             principal,
-            SessionSettings(client_id_for(self.topics.exercise, principal, self.run_id)),
+            SessionSettings(self.client_id(principal)),
             rng=fresh_rng(),
         )
         await self._stack.enter_async_context(transport)

@@ -12,6 +12,7 @@ like any disconnect), so `hold_seat` gives the seat to the first process and
 refuses the second with the first's pid (RELIABILITY.md item 10).
 """
 
+import asyncio
 import contextlib
 import fcntl
 import os
@@ -21,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from simulator.context import fresh_rng, seeded
+from simulator.context import fresh_rng, secret_token, seeded
 from simulator.errors import InputError, SimulatorError
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Ended
@@ -34,7 +35,7 @@ from simulator.transport import (
     Credentials,
     SessionSettings,
     Transport,
-    client_id_for,
+    private_client_id,
 )
 
 
@@ -47,6 +48,10 @@ class SeatFile(BaseModel):
     port: int
     username: str
     password: str
+    # The seat's MQTT client id: a secret like the password (see `private_client_id`);
+    # the same on every start of the party, so the broker keeps its session meanwhile.
+    # Absent in seat files of earlier versions: then a fresh one per start.
+    client_id: str | None = None
     seed: int
     generation: int = 0
     scenario: str  # the scenario as JSON
@@ -113,8 +118,26 @@ def read_seat_file(path: Path) -> SeatFile:
         ) from None
 
 
-async def play_seat(seat: SeatFile) -> Ended:
-    """Run one party's policy over the broker until the umpire ends the exercise."""
+# The umpire speaks at least once a second while an exercise runs (markers, and
+# while paused too): this long without a word, the exercise is gone (its run
+# killed, its broker down) and a seat would otherwise wait for ever.
+UMPIRE_SILENT_S = 60.0
+
+
+class ExerciseGone(SimulatorError):
+    def __init__(self, seat: SeatFile, seconds: float) -> None:
+        super().__init__(
+            f"party {seat.party}: no word from exercise {seat.exercise!r}'s umpire for "
+            f"{seconds:.0f} s (broker {seat.host}:{seat.port}): its run has ended or was "
+            "killed; start the party again once the exercise runs"
+        )
+
+
+async def play_seat(seat: SeatFile, *, silent_s: float = UMPIRE_SILENT_S) -> Ended:
+    """Run one party's policy over the broker until the umpire ends the exercise.
+
+    `ExerciseGone` when the umpire says nothing for `silent_s` seconds.
+    """
     scenario = Scenario.model_validate_json(seat.scenario)
     party = scenario.party(seat.party)
     topics = Topics(seat.exercise)
@@ -125,8 +148,9 @@ async def play_seat(seat: SeatFile) -> Ended:
             tls=seat.tls,
             ca_file=Path(seat.ca_file) if seat.ca_file else None,
         ),
-        # The same client id on every start: the broker keeps the session meanwhile.
-        SessionSettings(client_id_for(seat.exercise, seat.party, "seat")),
+        SessionSettings(
+            seat.client_id or private_client_id(seat.exercise, seat.party, secret_token(9))
+        ),
         rng=fresh_rng(),
         credentials=Credentials(seat.username, seat.password),
     )
@@ -138,4 +162,28 @@ async def play_seat(seat: SeatFile) -> Ended:
         signatories=Signatories.from_export(seat.signing) if seat.signing else None,
     )
     async with transport:
-        return await PartyRuntime(engine=engine, bus=transport, topics=topics).run()
+        runtime = PartyRuntime(engine=engine, bus=transport, topics=topics)
+        playing = asyncio.create_task(runtime.run(), name=f"seat[{seat.party}]")
+        try:
+            await _until_silent(runtime, playing, silent_s)
+        finally:
+            playing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await playing
+        if not playing.done() or playing.cancelled():
+            raise ExerciseGone(seat, silent_s)
+        return playing.result()
+
+
+async def _until_silent(
+    runtime: PartyRuntime, playing: "asyncio.Task[Ended]", silent_s: float
+) -> None:
+    """Return when the party has finished, or heard nothing from its umpire for `silent_s`."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while not playing.done():
+        heard = runtime.session.heard_at or started
+        left = heard + silent_s - loop.time()
+        if left <= 0:
+            return
+        await asyncio.wait({playing}, timeout=left)

@@ -74,6 +74,7 @@ from simulator.transport.session import (
     SessionSettings,
     check_client_id,
     client_id_for,
+    private_client_id,
     session_options,
 )
 
@@ -97,5 +98,6 @@ __all__ = [
     "Transport",
     "check_client_id",
     "client_id_for",
+    "private_client_id",
     "session_options",
 ]

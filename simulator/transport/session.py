@@ -40,6 +40,20 @@ def client_id_for(exercise: str, principal: str, purpose: str = "") -> str:
     return f"{exercise[:6]}-{principal[:7]}-{digest}"
 
 
+def private_client_id(exercise: str, principal: str, token: str) -> str:
+    """A client id for one principal's connection that no other principal can guess.
+
+    A broker gives a client id to whoever connects with it last, taking it from
+    the one holding it: with ids anyone could work out, any participant, with
+    its own credentials, could knock another's seat offline again and again.
+    `token` is a random secret (`context.secret_token(9)`: 72 bits); the
+    readable prefix is for the broker's log. At most 23 characters.
+    """
+    prefix = client_id_for(exercise[:4], principal[:5])
+    check_client_id(token)
+    return f"{prefix}-{token}"[:CLIENT_ID_MAX_LENGTH]
+
+
 def check_client_id(client_id: str) -> str:
     if not isinstance(client_id, str) or _CLIENT_ID.fullmatch(client_id) is None:
         raise SessionSettingsError(

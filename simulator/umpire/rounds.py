@@ -54,7 +54,11 @@ class Rounds:
             if umpire.stop_requested:
                 return await umpire._finish(umpire.stop_requested)
             while umpire.paused and not umpire.stop_requested:
-                await umpire._wait_changed(umpire.settings.heartbeat_s)
+                if not await umpire._wait_changed(umpire.settings.heartbeat_s):
+                    # Paused, not gone: a party that hears nothing for long takes the
+                    # exercise for dead (`run.seat`). Parties answer a repeated marker
+                    # with the same report.
+                    await umpire._announce()
             # What the controller did while the parties waited: its own record, no round.
             await umpire._commit()
             await umpire._announce()

@@ -36,7 +36,7 @@ from simulator.run.control import Controller, Unanswered
 from simulator.run.exercise import Exercise, RunOptions, RunOutcome
 from simulator.run.replay import read_range, recorded_run
 from simulator.scenario.model import Scenario
-from simulator.transport import SessionSettings, client_id_for
+from simulator.transport import SessionSettings
 from simulator.web.app import Console, build_app
 from simulator.web.board import Board, ClockView
 from simulator.web.player import PlayerSeat
@@ -124,10 +124,7 @@ async def serve_scenario(
             controller = transport_for(
                 exercise.broker,
                 CONTROLLER,
-                SessionSettings(
-                    client_id_for(scenario.exercise, CONTROLLER, f"web{exercise.run_id}"),
-                    persistent=False,
-                ),
+                SessionSettings(exercise.client_id(CONTROLLER, "web"), persistent=False),
                 rng=fresh_rng(),
             )
             await stack.enter_async_context(controller)
@@ -148,7 +145,7 @@ async def serve_scenario(
                 bus = transport_for(
                     exercise.broker,
                     party_id,
-                    SessionSettings(client_id_for(scenario.exercise, party_id, exercise.run_id)),
+                    SessionSettings(exercise.client_id(party_id, "seat")),
                     rng=fresh_rng(),
                 )
                 await stack.enter_async_context(bus)

@@ -129,3 +129,30 @@ async def test_item10_a_second_process_for_one_party_is_refused_and_the_first_ke
         "resume",
     ]
     assert without_control(controlled) == without_control(await exported(calm))
+
+
+async def test_a_party_whose_exercise_is_gone_says_so_and_exits(tmp_path: Path) -> None:
+    """The run is SIGKILLed (its broker with it): the party process exits 2, saying why."""
+    log = tmp_path / "run.db"
+    seat = Path(f"{log}.party-southmere.json")
+    run = await asyncio.create_subprocess_exec(
+        *SIMULATOR, "run", str(EXAMPLE), "--log", str(log), "--external", "southmere",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await until(seat.exists, 30)
+        player = await asyncio.create_subprocess_exec(
+            *SIMULATOR, "party", "--log", str(log), "--party", "southmere",
+            "--give-up-after", "3",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await until(lambda: _head(log) >= 5, 60)
+    finally:
+        run.kill()
+        await run.wait()
+    _, err = await asyncio.wait_for(player.communicate(), 60)
+    assert player.returncode == 2, err.decode()
+    message = " ".join(err.decode().split())
+    exercise = load_scenario(EXAMPLE).exercise
+    assert f"no word from exercise {exercise!r}'s umpire for 3 s" in message
+    assert "start the party again once the exercise runs" in message
