@@ -15,8 +15,8 @@ append batch per M MQTT messages, and each stage is timed on its own:
     then `take` and `committed`, as the pipeline hands a batch on;
 (c) append: `store.append` (sealing, the hash chain, executemany, the
     commit's fsync, on the store's thread);
-(d) commit and publish: the rest of `Umpire._append` (the committed events
-    built from the proposals) and `_after_commit` (grouping by topic,
+(d) commit and publish: the rest of `Umpire.append` (the committed events
+    built from the proposals) and `after_commit` (grouping by topic,
     serialising, chunking), into a bus that only records topic and payload.
 
 CPU is process time (every thread: the store's thread counts); wall time
@@ -234,8 +234,8 @@ async def through_umpire(
             umpire.sequencer.committed(batch)
         appended_cpu, appended_wall = timed.cpu, timed.wall
         with Timer(stages["cd"]):
-            committed = await umpire._append(batch)
-            await umpire._after_commit(committed)
+            committed = await umpire.append(batch)
+            await umpire.after_commit(committed)
         stages["c"].cpu += timed.cpu - appended_cpu
         stages["c"].wall += timed.wall - appended_wall
         figures.events += len(committed)

@@ -202,7 +202,7 @@ class Umpire:
         self.heard: dict[str, float] = {}
         # The pipeline driver, while it runs: commits go through it.
         self.pipeline: Pipeline | None = None
-        self._tick_now = asyncio.Event()
+        self.tick_now = asyncio.Event()
         self.committer = Committer(store, max_batch=self.settings.max_batch)
         # Rounds for simulated time, real time, or the load pipeline.
         self.driver: Driver = (driver or (Rounds if self.settings.simulated else Realtime))(self)
@@ -247,7 +247,7 @@ class Umpire:
         try:
             for event in start_events:
                 self.sequencer.stage(event)
-            await self._commit()
+            await self.commit()
             result = await self.driver.run()
         finally:
             receiver.cancel()
@@ -255,7 +255,7 @@ class Umpire:
                 await receiver
         return result
 
-    def _next_timer(self) -> datetime | None:
+    def next_timer(self) -> datetime | None:
         """The next moment something is due: an inject, a deadline, a party's planned action."""
         plans = self.round.reports.values() if self.settings.simulated else self.plans.values()
         times = [
@@ -269,7 +269,7 @@ class Umpire:
         ]
         return min(times) if times else None
 
-    async def _finish(self, reason: str, *, at: datetime | None = None) -> UmpireResult:
+    async def finish(self, reason: str, *, at: datetime | None = None) -> UmpireResult:
         at = self.clock.now() if at is None else at
         self._seq += 1
         self.sequencer.stage(
@@ -282,7 +282,7 @@ class Umpire:
                 wallclock=self.sequencer.wallclock(),
             )
         )
-        await self._commit()
+        await self.commit()
         await self.bus.publish(
             self.topics.clock, encode(Ended(head=self.head, time=at, reason=reason))
         )
@@ -291,7 +291,7 @@ class Umpire:
 
     # -- rounds --------------------------------------------------------------
 
-    async def _announce(self) -> None:
+    async def announce(self) -> None:
         clock = self.clock
         marker: Round | Tick
         if isinstance(clock, ScaledClock) and not self.settings.simulated:
@@ -315,7 +315,7 @@ class Umpire:
             )
         await self.bus.publish(self.topics.clock, encode(marker))
 
-    async def _wait_changed(self, seconds: float) -> bool:
+    async def wait_changed(self, seconds: float) -> bool:
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel
         # that lands as the awaited event fires, and the umpire would run on.
         try:
@@ -330,9 +330,9 @@ class Umpire:
     def stage_arrivals(self, at: datetime) -> None:
         """Decide whatever arrived and waits, in the intake's order."""
         for decision in self.intake.stage(at):
-            self._count(decision)
+            self.count_decision(decision)
 
-    def _count(self, decision: Decision) -> None:
+    def count_decision(self, decision: Decision) -> None:
         """Count and log a decision that rejected its submission; others pass."""
         if decision.notice is not None:
             self.rejections += 1
@@ -343,7 +343,7 @@ class Umpire:
                 reason=decision.notice.reason,
             )
 
-    def _stage_timers(self, at: datetime) -> None:
+    def stage_timers(self, at: datetime) -> None:
         for message, source in self.agenda.due(at):
             self.sequencer.record(message, at, party=message.sender, source=source)
         self.sequencer.elapse_due(at, self._elapsed_id)
@@ -354,20 +354,20 @@ class Umpire:
 
     # -- committing ------------------------------------------------------------
 
-    async def _commit(self) -> None:
+    async def commit(self) -> None:
         if self.pipeline is not None:
             await self.pipeline.commit()
             return
         while self.sequencer.pending.events:
             batch: Pending = self.sequencer.take()
-            committed = await self._append(batch)
+            committed = await self.append(batch)
             self.sequencer.committed(batch)
-            await self._after_commit(committed)
+            await self.after_commit(committed)
 
-    async def _append(self, batch: Pending) -> list[Event]:
+    async def append(self, batch: Pending) -> list[Event]:
         return await self.committer.append(batch)
 
-    async def _after_commit(self, committed: list[Event]) -> None:
+    async def after_commit(self, committed: list[Event]) -> None:
         """What follows a durable append: publish, let the agenda see it, tell the caller."""
         await self._publish(committed)
         self.agenda.observe(committed, self.sequencer)
@@ -514,7 +514,7 @@ class Umpire:
             self.log.warning("control_refused", command=command.command, reason=detail)
         if realtime and ok and command.command in ("pause", "resume", "speed", "jump"):
             # The clock changed: parties hear of it at once, not at the next tick.
-            self._tick_now.set()
+            self.tick_now.set()
         self._changed.set()
         return ok, detail
 
@@ -545,7 +545,7 @@ class Umpire:
         if name == "jump":
             if scaled is None:
                 return False, "the simulated clock jumps by itself: nothing to do"
-            upcoming = self._next_timer()
+            upcoming = self.next_timer()
             if upcoming is None:
                 return False, "nothing is scheduled to jump to"
             scaled.jump_to(max(upcoming, clock.now()))

@@ -61,16 +61,16 @@ class Pipeline:
         next_timers = loop.time()
         while True:
             if umpire.stop_requested:
-                return await umpire._finish(umpire.stop_requested)
+                return await umpire.finish(umpire.stop_requested)
             now = clock.now()
             if loop.time() >= next_timers:
-                umpire._stage_timers(now)
+                umpire.stage_timers(now)
                 next_timers = loop.time() + TIMER_CHECK_S
             umpire.stage_arrivals(now)
             if umpire.sequencer.pending.events:
                 await self._hand_on()
             else:
-                await umpire._wait_changed(umpire.settings.tick_s)
+                await umpire.wait_changed(umpire.settings.tick_s)
 
     async def _hand_on(self) -> None:
         batch = self.umpire.sequencer.take()
@@ -89,7 +89,7 @@ class Pipeline:
         while True:
             batch = await self._batches.get()
             try:
-                committed = await self.umpire._append(batch)
+                committed = await self.umpire.append(batch)
                 if committed:
                     await self._appended.put(committed)
             finally:
@@ -99,6 +99,6 @@ class Pipeline:
         while True:
             committed = await self._appended.get()
             try:
-                await self.umpire._after_commit(committed)
+                await self.umpire.after_commit(committed)
             finally:
                 self._appended.task_done()

@@ -40,22 +40,22 @@ class Realtime:
         next_tick = loop.time()
         while True:
             if umpire.stop_requested:
-                return await umpire._finish(umpire.stop_requested)
+                return await umpire.finish(umpire.stop_requested)
             now = clock.now()
             if now >= umpire.end:
-                return await umpire._finish("the scenario's duration was reached", at=umpire.end)
-            umpire._stage_timers(now)
+                return await umpire.finish("the scenario's duration was reached", at=umpire.end)
+            umpire.stage_timers(now)
             umpire.stage_arrivals(now)
             committed = bool(umpire.sequencer.pending.events)
-            await umpire._commit()
-            if committed or umpire._tick_now.is_set() or loop.time() >= next_tick:
+            await umpire.commit()
+            if committed or umpire.tick_now.is_set() or loop.time() >= next_tick:
                 # After a commit, so parties know what to hold; on the tick; on a change.
-                umpire._tick_now.clear()
-                await umpire._announce()
+                umpire.tick_now.clear()
+                await umpire.announce()
                 next_tick = loop.time() + umpire.settings.clock_tick_s
             if self._idle():
-                return await umpire._finish("nothing left to happen")
-            await umpire._wait_changed(self._sleep_for(next_tick - loop.time()))
+                return await umpire.finish("nothing left to happen")
+            await umpire.wait_changed(self._sleep_for(next_tick - loop.time()))
 
     def _sleep_for(self, until_tick: float) -> float:
         """Wall seconds until the next thing the umpire must do of itself: a tick or a timer."""

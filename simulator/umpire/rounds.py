@@ -52,16 +52,16 @@ class Rounds:
         stalled = 0
         while True:
             if umpire.stop_requested:
-                return await umpire._finish(umpire.stop_requested)
+                return await umpire.finish(umpire.stop_requested)
             while umpire.paused and not umpire.stop_requested:
-                if not await umpire._wait_changed(umpire.settings.heartbeat_s):
+                if not await umpire.wait_changed(umpire.settings.heartbeat_s):
                     # Paused, not gone: a party that hears nothing for long takes the
                     # exercise for dead (`run.seat`). Parties answer a repeated marker
                     # with the same report.
-                    await umpire._announce()
+                    await umpire.announce()
             # What the controller did while the parties waited: its own record, no round.
-            await umpire._commit()
-            await umpire._announce()
+            await umpire.commit()
+            await umpire.announce()
             await self._await_reports()
             if umpire.stop_requested:
                 # Stopped while waiting: a silent party's report never came; end now.
@@ -71,17 +71,17 @@ class Rounds:
                 moved = any(
                     e.type not in CONTROLLER_RECORDS for e in umpire.sequencer.pending.events
                 )
-                await umpire._commit()
+                await umpire.commit()
                 if moved:
                     umpire.round.number += 1
                     continue
-            upcoming = umpire._next_timer()
+            upcoming = umpire.next_timer()
             if upcoming is None:
-                return await umpire._finish("nothing left to happen")
+                return await umpire.finish("nothing left to happen")
             moment = max(upcoming, clock.now())
             if moment > umpire.end:
                 clock.advance_to(umpire.end)
-                return await umpire._finish("the scenario's duration was reached")
+                return await umpire.finish("the scenario's duration was reached")
             if moment == clock.now():
                 # Nothing came of the last round at this instant either; a timer that
                 # stays due without ever producing anything would spin here forever.
@@ -91,10 +91,10 @@ class Rounds:
             else:
                 stalled = 0
             clock.advance_to(moment)
-            umpire._stage_timers(moment)
+            umpire.stage_timers(moment)
             umpire.round.number += 1
             if umpire.sequencer.pending.events:
-                await umpire._commit()
+                await umpire.commit()
 
     def _missing(self) -> list[str]:
         umpire = self.umpire
@@ -117,9 +117,9 @@ class Rounds:
                 return
             if loop.time() > give_up:
                 raise PartySilent(missing, umpire.round.number, umpire.settings.party_timeout_s)
-            if not await umpire._wait_changed(umpire.settings.heartbeat_s):
+            if not await umpire.wait_changed(umpire.settings.heartbeat_s):
                 # A party may have missed the marker (or restarted): say it again.
-                await umpire._announce()
+                await umpire.announce()
 
     def _stage_round_submissions(self, at: datetime) -> None:
         umpire = self.umpire
@@ -129,6 +129,6 @@ class Rounds:
             for seq in sorted(report.seqs):
                 decision = umpire.intake.decide(party, seq, at)
                 if decision is not None:
-                    umpire._count(decision)
+                    umpire.count_decision(decision)
         # Anything else that arrived (a human seat, a resend) follows, in the intake's order.
         umpire.stage_arrivals(at)
