@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -35,6 +36,7 @@ from simulator.web.forms import (
     counterpart,
     message_from_form,
 )
+from simulator.web.limits import BodyLimit, RequestRefused, parse_json
 from simulator.web.player import PlayerSeat
 from simulator.web.tokens import Access, Tokens
 
@@ -236,12 +238,11 @@ async def control_command(request: Request) -> Response:
     if not control_ok(request):
         return _refused()
     try:
-        body = await request.json()
-        command = Control.model_validate(body if isinstance(body, dict) else {})
+        command = Control.model_validate(parse_json(await request.body()))
     except ValidationError as exc:
         return _error(400, describe(exc))
-    except ValueError:
-        return _error(400, "the command is not JSON")
+    except RequestRefused as exc:
+        return _error(exc.status, exc.reason)
     if command.command == "speed" and command.speed is None:
         return _error(400, "speed needs a factor")
     if command.command == "note" and not (command.text or "").strip():
@@ -307,11 +308,9 @@ async def seat_send(request: Request) -> Response:
     if seat.ended is not None or board.ended:
         return _error(409, "the exercise has ended")
     try:
-        body = await request.json()
-    except ValueError:
-        return _error(400, "the form is not JSON")
-    if not isinstance(body, dict):
-        return _error(400, "the form is not a JSON object")
+        body = parse_json(await request.body())
+    except RequestRefused as exc:
+        return _error(exc.status, exc.reason)
     kind = str(body.get("kind", ""))
     case_id = str(body.get("case", "")).strip()
     raw_values = body.get("values")
@@ -371,7 +370,7 @@ ROUTES = [
 
 
 def build_app(console: Console) -> Starlette:
-    app = Starlette(routes=ROUTES)
+    app = Starlette(routes=ROUTES, middleware=[Middleware(BodyLimit)])
     app.state.console = console
     return app
 
