@@ -26,7 +26,7 @@ What the runtime fills in, so that a scenario never spells it out:
 import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import (
@@ -264,7 +264,27 @@ def _instant(value: Any) -> Any:
     return value
 
 
-Instant = Annotated[AwareDatetime, BeforeValidator(_instant)]
+# The runtime adds durations of up to a century each (the exercise's length, the
+# agreement's deadlines, delays) to the start, in UTC: a start near the calendar's
+# ends validated, then the run died on day 1 with an OverflowError.
+EARLIEST_START = datetime(1000, 1, 1, tzinfo=UTC)
+LATEST_START = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _representable(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST_START <= utc < LATEST_START:
+        raise ValueError(
+            f"{value.isoformat()} is outside the times the simulator can run: a start "
+            f"from {EARLIEST_START.year} up to {LATEST_START.year - 1} (UTC)"
+        )
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_instant), AfterValidator(_representable)]
 
 
 class _Model(BaseModel):

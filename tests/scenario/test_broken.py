@@ -31,6 +31,22 @@ BROKEN = [
     ("party id with #", 15, "  - id: a#b", 15, "parties[1].id", "party id 'a#b' must match"),
     ("reserved party id", 15, "  - id: umpire", 15, "parties[1].id", "reserved"),
     (
+        "a start the runtime cannot represent",
+        5,
+        "start: 0001-01-01T00:00:00+14:00",
+        5,
+        "start",
+        "outside the times the simulator can run: a start from 1000 up to 8999 (UTC)",
+    ),
+    (
+        "a start at the calendar's end",
+        5,
+        "start: 9999-12-31T23:00:00Z",
+        5,
+        "start",
+        "outside the times the simulator can run",
+    ),
+    (
         "party id numbering into the umpire's namespace",
         15,
         "  - id: gen",
