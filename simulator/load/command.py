@@ -15,6 +15,7 @@ from simulator.load.conversation import PATHS, Mix, load_mix
 from simulator.load.runner import LoadOptions, run_load
 from simulator.logging import configure as configure_logging
 from simulator.options import SECURE_OPTION
+from simulator.transport import BrokerAddress
 
 # Exit codes: 0 all well, 1 something lost or duplicated, 2 could not run.
 EXIT_LOSS = 1
@@ -126,19 +127,54 @@ def load(
     try:
         report = asyncio.run(run_load(options, on_progress=progress))
     except (SimulatorError, LogError) as exc:
+        if json_file is not None:
+            # Whoever reads the figures (a CI job, a dashboard) learns why there are none.
+            _write_json(json_file, {**_asked(options), "failure": str(exc), "ok": False})
         raise _fail(str(exc)) from None
     data = report.as_json()
     if metrics is not None:
         metrics.final(data)
     if json_file is not None:
-        json_file.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        _write_json(json_file, data)
     if html is not None:
         from simulator.load.page import render_page  # noqa: PLC0415 - matplotlib is slow to load
 
         html.write_text(render_page(data), encoding="utf-8")
     _print_summary(data, Console())
+    if report.failure is not None:
+        raise _fail(report.failure)
     if not report.ok:
         raise typer.Exit(EXIT_LOSS)
+
+
+def _asked(options: LoadOptions) -> dict[str, Any]:
+    """What the run was asked to do, for a JSON written when it could not be made."""
+    return {
+        "broker": _shown(options.broker),
+        "log": options.log,
+        "parties": options.parties,
+        "processes": options.processes,
+        "qos": options.qos,
+        "duration_s": options.duration_s,
+        "offered_cases_per_s": options.rate,
+    }
+
+
+def _shown(broker: str) -> str:
+    """A broker as the figures name it: a URL without its password."""
+    if "://" not in broker:
+        return broker
+    try:
+        return BrokerAddress.from_url(broker, environ={}).display
+    except SimulatorError:
+        return "external"
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    try:
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"--json {path}: {exc.strerror or exc}") from None
 
 
 def _print_summary(data: dict[str, Any], console: Console) -> None:

@@ -76,12 +76,20 @@ class LoadReport:
     case_deadline_s: float
     paths_known: tuple[str, ...] = ()
     umpire_rejections: int = 0
+    # Why the run could not be carried to its end (its broker gone, say), if it could not:
+    # the figures then cover what was done before.
+    failure: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        """Nothing lost, nothing duplicated, every commit seen by its recipient."""
-        return self.lost == 0 and self.duplicated == 0 and self.undelivered == 0
+        """Run to its end; nothing lost, nothing duplicated, every commit seen by its recipient."""
+        return (
+            self.failure is None
+            and self.lost == 0
+            and self.duplicated == 0
+            and self.undelivered == 0
+        )
 
     def sustained_events_per_s(self) -> float:
         """Median committed events per second over the seconds of the schedule (after the first)."""
@@ -137,6 +145,7 @@ class LoadReport:
                 "case": percentile_curve(self.case_latency),
             },
             "errors": self.errors,
+            "failure": self.failure,
             "ok": self.ok,
             **self.extra,
         }

@@ -53,11 +53,16 @@ from simulator.messaging.topics import Topics
 from simulator.protocol import Agreement
 from simulator.records import CLOCK_ELAPSED, MESSAGE_PREFIX, REJECTION, record_exercise_started
 from simulator.run.security import SecurityOptions, broker_tls
-from simulator.transport import SessionSettings, client_id_for
-from simulator.umpire import Umpire, UmpireSettings
+from simulator.transport import SessionSettings, Transport, client_id_for
+from simulator.umpire import Umpire, UmpireResult, UmpireSettings
 from simulator.umpire.sequencer import Sequencer
 
 log = structlog.get_logger("simulator.load")
+
+# How long the umpire may take to finish after the generators (its end goes out over
+# the broker), and how long its broker may be gone before that wait is given up.
+UMPIRE_FINISH_S = 60.0
+BROKER_GONE_S = 10.0
 
 
 @dataclass
@@ -227,7 +232,7 @@ async def run_load(
             )
         finally:
             umpire.stop("the load generators finished")
-            umpire_result = await asyncio.wait_for(umpire_task, 60)
+            failure = await _umpire_stopped(umpire_task, umpire_bus, broker.name)
         report = _reconcile(
             location,
             await _log_facts(store),
@@ -238,9 +243,38 @@ async def run_load(
             timeline,
             broker=broker.name,
         )
-        report.umpire_rejections = umpire_result.rejections
+        report.umpire_rejections = umpire.rejections
+        report.failure = failure
         _add_cpu(report, cpu_before, _cpu_seconds(broker), results)
         return report
+
+
+async def _umpire_stopped(
+    task: "asyncio.Task[UmpireResult]", bus: Transport, broker: str
+) -> str | None:
+    """Let the umpire finish; why it could not, if it could not (its broker gone).
+
+    Its end is announced over the broker: with the broker dead and not back, that
+    publish never completes. It has `UMPIRE_FINISH_S`, and gives up sooner once its
+    connection has been down for `BROKER_GONE_S`; the log holds what it committed.
+    """
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + UMPIRE_FINISH_S
+    down_since: float | None = None
+    while not task.done():
+        now = loop.time()
+        down_since = None if bus.connected.is_set() else (down_since or now)
+        if now >= give_up or (down_since is not None and now - down_since >= BROKER_GONE_S):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return (
+                f"the broker ({broker}) stopped answering and did not come back: the run "
+                "could not be carried to its end; the figures cover what the log holds"
+            )
+        await asyncio.wait({task}, timeout=1.0)
+    task.result()  # the umpire's own failure, if it failed, is the run's
+    return None
 
 
 def _add_cpu(

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -144,6 +145,46 @@ async def test_mosquitto_killed_and_restarted_mid_run_loses_nothing(tmp_path: Pa
     print(  # the recovery figures, for whoever reads the test log
         {k: data[k] for k in ("resends", "catch_ups", "deliveries_duplicated", "latency_ms")}
     )
+
+
+async def test_a_broker_killed_for_good_is_a_failure_with_figures_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL Mosquitto mid-run, no restart: the run reports why it stopped, with its figures."""
+
+    async def kill(broker: Broker) -> None:
+        assert isinstance(broker, MosquittoBroker)
+        await asyncio.sleep(1.0)
+        await broker.kill()
+
+    options = LoadOptions(
+        parties=4, rate=40, duration_s=3, broker="mosquitto", workdir=tmp_path, drain_s=3
+    )
+    report = await run_load(options, during=kill)
+    data = report.as_json()
+    assert data["ok"] is False
+    assert "the broker (mosquitto) stopped answering and did not come back" in data["failure"]
+    # What the log holds is reconciled all the same: the first second's cases are in it.
+    assert data["committed_messages"] > 0
+    assert (await verify(report.log)).ok
+
+
+def test_an_unreachable_broker_exits_2_with_its_json_written(tmp_path: Path) -> None:
+    """The figures file says why there are no figures; the exit code is "could not run"."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    figures = tmp_path / "figures.json"
+    result = CliRunner().invoke(
+        app,
+        ["load", "--broker", f"mqtt://u:p@127.0.0.1:{port}", "--duration", "1", "--json",
+         str(figures), "-q"],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    data = json.loads(figures.read_text())
+    assert data["ok"] is False
+    assert f"127.0.0.1:{port} unavailable" in data["failure"]
+    assert data["broker"] == f"mqtt://u@127.0.0.1:{port}"  # the password stays out
 
 
 async def test_a_secure_load_run_speaks_tls_only_and_loses_nothing(tmp_path: Path) -> None:
