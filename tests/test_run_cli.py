@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import json
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -39,6 +40,26 @@ def test_run_writes_the_log_and_a_json_summary(tmp_path: Path) -> None:
     assert "Cases by final state" in result.stdout
     assert log.exists()
     assert not Path(f"{log}.control.json").exists()
+
+
+def test_a_run_that_fails_before_its_first_event_leaves_no_log(tmp_path: Path) -> None:
+    """No broker there: exit 2 naming it, and no empty log for the next run to take up."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    log = runs / "run.db"
+    broker = f"mqtt://u:p@127.0.0.1:{port}"
+    result = CliRunner().invoke(app, ["run", str(EXAMPLE), "--log", str(log), "--broker", broker])
+    assert result.exit_code == 2, result.output
+    assert f"127.0.0.1:{port} unavailable" in result.output
+    assert sorted(runs.iterdir()) == []
+    # A log that was there before is the user's: a failed run leaves it alone.
+    log.write_bytes(b"")
+    result = CliRunner().invoke(app, ["run", str(EXAMPLE), "--log", str(log), "--broker", broker])
+    assert result.exit_code == 2
+    assert log.exists()
 
 
 BROKEN = {

@@ -30,7 +30,8 @@ from simulator.context import (
     wall_now,
 )
 from simulator.errors import InputError
-from simulator.eventlog import Event, EventStore, NewEvent
+from simulator.eventlog import Event, EventStore, LogError, NewEvent
+from simulator.eventlog.checkpoints import checkpoint_path
 from simulator.logfiles import is_postgres, open_log
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Tick
@@ -130,6 +131,8 @@ class Exercise:
         self.runtimes: dict[str, PartyRuntime] = {}
         self._transports: dict[str, Transport] = {}
         self._client_ids: dict[str, str] = {}
+        # The log file this run creates (SQLite), removed if the run fails before its start.
+        self._new_file: Path | None = None
         self.umpire: Umpire
         self._group: asyncio.TaskGroup | None = None
         self._tasks: dict[str, asyncio.Task[object]] = {}
@@ -140,7 +143,9 @@ class Exercise:
         try:
             await self._open(stack)
         except BaseException:
+            empty = await self._empty()
             await stack.__aexit__(None, None, None)
+            self._discard(empty)
             raise
         return self
 
@@ -150,12 +155,37 @@ class Exercise:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        empty = exc_type is not None and await self._empty()
         await self._stack.__aexit__(exc_type, exc, tb)
+        self._discard(empty)
+
+    async def _empty(self) -> bool:
+        """Whether this run made its log file and failed before its first event."""
+        if self._new_file is None or not hasattr(self, "store"):
+            return self._new_file is not None
+        try:
+            return await self.store.head() == 0
+        except LogError:
+            return False
+
+    def _discard(self, empty: bool) -> None:
+        # A run that failed before its first event leaves no log: an empty one with the
+        # failed run's metadata and genesis checkpoint would be taken up by the next.
+        if not empty or self._new_file is None:
+            return
+        log_file = self._new_file
+        for leftover in (
+            log_file,
+            *(log_file.with_name(log_file.name + s) for s in ("-wal", "-shm", "-journal")),
+            checkpoint_path(log_file),
+        ):
+            leftover.unlink(missing_ok=True)
 
     async def _open(self, stack: contextlib.AsyncExitStack) -> None:
         scenario = self.scenario
         if not is_postgres(self.location):
             Path(self.location).parent.mkdir(parents=True, exist_ok=True)
+            self._new_file = _absent(Path(self.location))
         if self._given_broker is not None:
             self.broker = self._given_broker
         else:
@@ -380,6 +410,11 @@ class Exercise:
             runtime.run(), name=f"party[{party_id}].run"
         )
         log.info("party_restarted", party=party_id)
+
+
+def _absent(path: Path) -> Path | None:
+    """`path` if there is no file there yet (small, local: no need to leave the loop)."""
+    return None if path.exists() else path
 
 
 def _ca_file(broker: Broker) -> str | None:
