@@ -5,9 +5,10 @@ appends idempotently, so a party resends what it has not seen settled. But
 lateness is not loss: a busy umpire commits late, and resending then only adds
 to its work (a resend storm). So a submission is resent only on evidence that
 it was lost: a later one of the same party was committed since (the umpire
-takes one party's submissions in order), or nothing of the party's was
-committed for a whole backoff (doubling per attempt, up to a cap), as after a
-broker restart.
+takes one party's submissions in order: resent soon, then backing off, since
+only its commit may have been lost on the way back, which catch-up fills), or
+nothing of the party's was committed for a whole backoff (doubling per
+attempt, up to a cap), as after a broker restart.
 
 One outbox per party, used by every kind of party: simulated agencies and
 trainees' seats (`simulator.party.session`) and the parties of a load
@@ -89,12 +90,17 @@ class Outbox:
         policy = self.policy
         due = []
         for item in self.items.values():
-            # Not sent yet, or sent just now.
-            if item.attempts == 0 or now - item.sent_at < policy.after_s / 2:
-                continue
-            overtaken = self.committed_seq > item.seq
-            quiet = now - max(self.progress_at, item.sent_at)
-            if overtaken or quiet >= policy.backoff(item.attempts):
+            if item.attempts == 0:
+                continue  # not sent yet
+            since_sent = now - item.sent_at
+            wait = policy.backoff(item.attempts)
+            if self.committed_seq > item.seq:
+                # Overtaken: lost on the way in, or only its commit lost on the way back
+                # (then a resend changes nothing and catch-up must fill the gap). The first
+                # resend goes soon; the next ones back off, or they crowd out the rest.
+                if since_sent >= (policy.after_s / 2 if item.attempts == 1 else wait):
+                    due.append(item)
+            elif now - max(self.progress_at, item.sent_at) >= wait:
                 due.append(item)
         return due
 

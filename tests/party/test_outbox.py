@@ -37,6 +37,23 @@ def test_a_submission_overtaken_by_a_later_commit_is_resent_at_once() -> None:
     assert [i.seq for i in outbox.due(0.6)] == [1]
 
 
+def test_an_overtaken_submission_backs_off_after_its_first_resend() -> None:
+    """Only its commit may have been lost on the way back: resending it again and again
+    (twice a second) crowded a tight broker queue until another party's report was lost."""
+    outbox = Outbox(POLICY)
+    item = sent(outbox, 1, at=0.0)
+    sent(outbox, 2, at=0.0)
+    outbox.committed("m2", now=0.5)
+    resent = []
+    now = 0.0
+    while now < 20.0:
+        now += 0.25
+        if outbox.due(now):
+            resent.append(now)
+            outbox.sent(item, now)
+    assert resent == [0.5, 2.5, 6.5, 10.5, 14.5, 18.5]
+
+
 def test_the_backoff_doubles_per_attempt_up_to_its_cap() -> None:
     outbox = Outbox(POLICY)
     item = sent(outbox, 1, at=0.0)
