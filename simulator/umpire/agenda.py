@@ -5,18 +5,25 @@ condition first holds (conditioned injects); generated cases follow each
 other by a seeded delay. The umpire commits each as the message its sender
 would have sent, recorded with the inject as its source, so the sender's
 follow-ups (`then`) can find it.
+
+Every generator and every conditioned inject draws its delays from a seeded
+stream of its own, and conditions are judged after each committed event on
+the agenda's own fold of the cases. So what the agenda does depends only on
+the log, never on how the events were batched or which draw came first: an
+agenda resumed from any position of a log (a fork, a resumed run) goes on
+exactly as the original did.
 """
 
 import heapq
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from simulator.errors import ScenarioError
 from simulator.eventlog import Event
-from simulator.protocol import Message, Party, parse_message
+from simulator.protocol import Case, Message, Party, parse_message
 from simulator.protocol.drafting import draft
 from simulator.records import is_message_event, read_violations
 from simulator.scenario.model import (
@@ -29,7 +36,7 @@ from simulator.scenario.model import (
     Scenario,
 )
 from simulator.signing import Signatories, Tamper, tamper
-from simulator.umpire.sequencer import Sequencer
+from simulator.umpire.sequencer import Sequencer, fold_committed
 
 
 def inject_source(inject_id: str) -> str:
@@ -56,7 +63,11 @@ class ScenarioAgenda:
         self, scenario: Scenario, rng: random.Random, *, signatories: Signatories | None = None
     ) -> None:
         self.scenario = scenario
-        self.rng = rng
+        # One draw from the run's seeded source names every stream of the agenda.
+        self._seed = rng.getrandbits(64)
+        self._streams: dict[str, random.Random] = {}
+        # The cases as the log has them, event by event, for conditions on their state.
+        self._cases: dict[str, Case] = {}
         self.parties: dict[str, Party] = {p.id: p for p in scenario.parties}
         # Injects are sent as their sender would have sent them: signed with its keys.
         self.signatories = signatories or Signatories.training(scenario.exercise, scenario.parties)
@@ -73,6 +84,15 @@ class ScenarioAgenda:
                 self._waiting.append(inject)
         for generator in scenario.generators:
             self._push(scenario.start + generator.start, ("generator", generator, 1))
+
+    def _stream(self, kind: str, name: str) -> random.Random:
+        """The seeded stream of one generator or one conditioned inject."""
+        key = f"{kind}/{name}"
+        stream = self._streams.get(key)
+        if stream is None:
+            # A str seed is hashed with SHA-512: the same on every machine and run.
+            stream = self._streams[key] = random.Random(f"{self._seed}/{key}")
+        return stream
 
     def _push(self, at: datetime, item: tuple[Any, ...]) -> None:
         self._order += 1
@@ -103,7 +123,7 @@ class ScenarioAgenda:
                 out.append(self._generated(generator, number))
                 if number < generator.count:
                     self._push(
-                        entry.at + generator.every.sample(self.rng),
+                        entry.at + self._interval(generator),
                         ("generator", generator, number + 1),
                     )
         return out
@@ -163,24 +183,29 @@ class ScenarioAgenda:
         )
         return message, generator_source(generator.id, number)
 
+    def _interval(self, generator: Generator) -> timedelta:
+        return generator.every.sample(self._stream("generator", generator.id))
+
     def observe(self, events: Sequence[Event], sequencer: Sequencer) -> None:
-        if not events:
-            return
+        """Committed events, one by one: a condition that holds after one schedules its inject."""
         for event in events:
+            fold_committed(self._cases, event, sequencer.agreement)
             if is_message_event(event.type) and event.subject:
                 self._seen_messages.add((event.subject, event.type.removeprefix("coop.msg.")))
             for violation in read_violations(event) or ():
                 self._seen_rules.add((violation.rule_id, violation.case_id))
-        at = events[-1].time
-        for inject in list(self._waiting):
-            if self._holds(inject, sequencer):
-                self._waiting.remove(inject)
-                self._push(at + inject.after.sample(self.rng), ("inject", inject))
+            if not self._waiting:
+                continue
+            for inject in list(self._waiting):
+                if self._holds(inject):
+                    self._waiting.remove(inject)
+                    delay = inject.after.sample(self._stream("inject", inject.id))
+                    self._push(event.time + delay, ("inject", inject))
 
-    def _holds(self, inject: Inject, sequencer: Sequencer) -> bool:
+    def _holds(self, inject: Inject) -> bool:
         condition = inject.when
         if isinstance(condition, CaseStateCondition):
-            case = sequencer.case(condition.case)
+            case = self._cases.get(condition.case)
             return case is not None and case.state is condition.state
         if isinstance(condition, MessageCondition):
             return (condition.case, condition.message) in self._seen_messages
@@ -192,10 +217,14 @@ class ScenarioAgenda:
         return False
 
     def resume(self, prefix: Sequence[Event], sequencer: Sequencer) -> None:
-        """Skip what the log already holds; what fell due earlier fires at once (a fork)."""
+        """Go on from a log's first events as the run that wrote them went on (a fork).
+
+        Generators draw the delays of the cases the log holds from their own
+        streams, as they did then; conditions are judged again event by event.
+        What is in the log does not fire again.
+        """
         sources = {e.source for e in prefix}
         self._fired |= {i.id for i in self.scenario.injects if inject_source(i.id) in sources}
-        self._waiting = [i for i in self._waiting if i.id not in self._fired]
         entries, self._heap = self._heap, []
         for entry in sorted(entries):
             item = entry.item
@@ -207,11 +236,14 @@ class ScenarioAgenda:
                 if item[2] >= generator.count:
                     item = None
                     break
-                at = at + generator.every.sample(self.rng)
+                at = at + self._interval(generator)
                 item = ("generator", generator, item[2] + 1)
             if item is not None:
                 self._push(at, item)
+        # Conditions that held in the log are scheduled as they were then; those whose
+        # inject is in the log already are spent (`_fired`) and never fire.
         self.observe(prefix, sequencer)
+        self._waiting = [i for i in self._waiting if i.id not in self._fired]
 
     def injects(self) -> list[str]:
         return [inject.id for inject in self.scenario.injects]

@@ -346,20 +346,27 @@ class Sequencer:
     def load(self, events: Iterable[Event]) -> None:
         """Rebuild the sequencer's view from committed events (an umpire restarting)."""
         for event in events:
-            if is_message_event(event.type):
-                message = read_message(event)
-                case, _ = apply(
-                    self.cases.get(message.case_id), message, event.time, self.agreement
-                )
-                if case is not None:
-                    self.cases[message.case_id] = case
+            message = fold_committed(self.cases, event, self.agreement)
+            if message is not None:
                 sender = message_payload(event)["sender"]
                 self.message_ids[message.message_id] = (
                     sender,
                     message_digest(message, message_json(message)),
                 )
-            elif event.type == CLOCK_ELAPSED and event.subject in self.cases:
-                self.cases[event.subject], _ = elapse(
-                    self.cases[event.subject], event.time, self.agreement
-                )
         self._watch(self.cases.values())
+
+
+def fold_committed(cases: dict[str, Case], event: Event, agreement: Agreement) -> Message | None:
+    """Fold one committed event into `cases` (what it did was decided when it was committed).
+
+    Returns the event's message, if it carries one.
+    """
+    if is_message_event(event.type):
+        message = read_message(event)
+        case, _ = apply(cases.get(message.case_id), message, event.time, agreement)
+        if case is not None:
+            cases[message.case_id] = case
+        return message
+    if event.type == CLOCK_ELAPSED and event.subject in cases:
+        cases[event.subject], _ = elapse(cases[event.subject], event.time, agreement)
+    return None

@@ -34,7 +34,10 @@ async def _lines(path: Path) -> list[str]:
 
 
 def _without_generation(lines: list[str]) -> list[dict[str, Any]]:
-    """Events minus wall-clock fields, with fork-generation ids (`x.g1.3`) made plain."""
+    """Events minus wall-clock fields, with fork-generation ids (`x.g1.3`) made plain.
+
+    Signature values differ with the ids they sign, so they are masked too.
+    """
     out = []
     for line in lines:
         event = json.loads(line)
@@ -42,7 +45,10 @@ def _without_generation(lines: list[str]) -> list[dict[str, Any]]:
             event.pop(key, None)
         if event["type"] == "coop.exercise.ended":
             event["data"].pop("rounds")
-        text = re.sub(r"\.g\d+\.", ".", json.dumps(event, sort_keys=True))
+        text = json.dumps(event, sort_keys=True)
+        # A signature covers the message id, which carries the generation.
+        text = re.sub(r'"value": "[A-Za-z0-9+/=]{40,}"', '"value": "signature"', text)
+        text = re.sub(r"\.g\d+\.", ".", text)
         out.append(json.loads(text))
     return out
 
