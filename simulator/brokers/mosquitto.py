@@ -25,6 +25,7 @@ from typing import Self
 from simulator.brokers.access import mosquitto_acl
 from simulator.brokers.base import BrokerStartError, account_credentials, write_private
 from simulator.brokers.tls import TlsFiles
+from simulator.lifetime import dying_with_parent
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import MAX_PAYLOAD_BYTES
 from simulator.transport import BrokerAddress, Credentials, MqttProtocol
@@ -307,7 +308,8 @@ class MosquittoBroker:
         # the child is forked; nothing here waits on it.
         with self.stderr_file.open("ab") as stderr:
             return subprocess.Popen(
-                [str(self.binary), "-c", str(self.config_file)],
+                # A run killed outright takes its broker with it (no orphan to find).
+                dying_with_parent([str(self.binary), "-c", str(self.config_file)]),
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,

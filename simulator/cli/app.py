@@ -42,7 +42,7 @@ from simulator.run.control import (
     send_control,
 )
 from simulator.run.exercise import RunOptions, run_exercise
-from simulator.run.replay import check, fork, read_range, recorded_run, republish
+from simulator.run.replay import check, fork, read_range, recorded_run, republish, resume
 from simulator.run.seat import UMPIRE_SILENT_S, hold_seat, play_seat, read_seat_file, seat_path
 from simulator.run.security import SecurityOptions, broker_tls
 from simulator.scenario import load_scenario, scenario_json_schema
@@ -507,6 +507,29 @@ def fork_command(
         _fail(f"{output}: already exists; choose a new file")
     outcome = _run(fork(location, at, output, scenario=scenario, seed=seed, broker=broker))
     # The file first: printing may fail on a closed pipe (`| head`).
+    if json_summary is not None:
+        _emit_json(outcome.summary.as_json(), json_summary)
+    print_summary(outcome.summary, Console())
+
+
+@app.command("resume")
+def resume_command(
+    location: LogArg,
+    broker: Annotated[str, typer.Option(help="embedded, mosquitto or an mqtt:// URL")] = (
+        "embedded"
+    ),
+    speed: Annotated[
+        float | None,
+        typer.Option(help="realtime: simulated seconds per second (default: the recorded one)"),
+    ] = None,
+    json_summary: Annotated[
+        Path | None, typer.Option("--json-summary", help="write the summary as JSON here")
+    ] = None,
+) -> None:
+    """Go on with an interrupted run (killed, or its machine lost) in its own log."""
+    if speed is not None and speed <= 0:
+        _fail("--speed must be positive")
+    outcome = _run(resume(location, broker=broker, speed=speed))
     if json_summary is not None:
         _emit_json(outcome.summary.as_json(), json_summary)
     print_summary(outcome.summary, Console())

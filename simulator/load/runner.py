@@ -15,7 +15,6 @@ import logging
 import os
 import resource
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from simulator.brokers import (
 from simulator.context import ScaledClock, fresh_rng, monotonic, secret_hex, wall_now
 from simulator.errors import InputError
 from simulator.eventlog import InspectableStore
+from simulator.lifetime import dying_with_parent, private_workdir
 from simulator.load.conversation import PATHS, Mix, load_party
 from simulator.load.generator import (
     MAX_INFLIGHT,
@@ -154,9 +154,7 @@ async def run_load(
     topics = Topics(exercise)
     run_id = secret_hex(3)
     async with contextlib.AsyncExitStack() as stack:
-        workdir = options.workdir or Path(
-            stack.enter_context(tempfile.TemporaryDirectory(prefix="simulator-load-"))
-        )
+        workdir = options.workdir or stack.enter_context(private_workdir("simulator-load-"))
         location = options.log or str(workdir / f"{exercise}.db")
         if broker is None:
             tls = broker_tls(workdir / "broker", exercise, SecurityOptions(options.secure))
@@ -387,9 +385,8 @@ class _Fleet:
 
     async def generator(self, spec: GeneratorSpec) -> None:
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "simulator.load.worker",
+            # Killed outright, the run takes its generators with it.
+            *dying_with_parent([sys.executable, "-m", "simulator.load.worker"]),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=256 * 1024 * 1024,

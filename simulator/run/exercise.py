@@ -8,7 +8,6 @@ a party can be stopped and replaced mid-run); `run_exercise` the short one.
 
 import asyncio
 import contextlib
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +31,7 @@ from simulator.context import (
 from simulator.errors import InputError
 from simulator.eventlog import Event, EventStore, LogError, NewEvent
 from simulator.eventlog.checkpoints import checkpoint_path
+from simulator.lifetime import private_workdir
 from simulator.logfiles import is_postgres, open_log
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Tick
@@ -101,10 +101,13 @@ class Exercise:
         prefix: Sequence[Event] = (),
         generation: int = 0,
         parent: str | None = None,
+        resuming: bool = False,
     ) -> None:
         self.scenario = scenario
         # A fork: these committed events open the log, and the run goes on from them.
+        # Resuming: they are the log (an interrupted run), which the run goes on writing.
         self.prefix = tuple(prefix)
+        self.resuming = resuming
         self.generation = generation
         self.parent = parent
         self.options = options
@@ -181,6 +184,34 @@ class Exercise:
         ):
             leftover.unlink(missing_ok=True)
 
+    async def _prepare_log(self) -> None:
+        """Refuse a log that holds another run; write a fork's prefix and the run's metadata."""
+        scenario = self.scenario
+        head = await self.store.head()
+        if self.resuming:
+            if head != len(self.prefix):
+                raise InputError(f"{self.location}: the log changed while it was being resumed")
+        elif head > 0:
+            raise InputError(
+                f"{self.location}: already holds a run; choose a new --log, "
+                "or `simulator resume` it if it was interrupted"
+            )
+        for i in range(0, 0 if self.resuming else len(self.prefix), 1000):
+            # Appended as they were: same ids, times and data, so the same bytes and hashes.
+            await self.store.append([NewEvent.from_event(e) for e in self.prefix[i : i + 1000]])
+        if self.prefix and not self.resuming:
+            await self.store.set_metadata("parent", self.parent or "")
+            await self.store.set_metadata("fork_position", str(len(self.prefix)))
+            await self.store.set_metadata("generation", str(self.generation))
+        await self.store.set_metadata("exercise", scenario.exercise)
+        await self.store.set_metadata("seed", str(self.seed))
+        await self.store.set_metadata("clock", self.options.clock)
+        if self.options.clock == "realtime":
+            await self.store.set_metadata("speed", repr(self.options.speed))
+        await self.store.set_metadata("scenario", scenario.model_dump_json(by_alias=True))
+        if self.security.secure:
+            await self.store.set_metadata(SIGNING_METADATA, SECRET_SIGNING)
+
     async def _open(self, stack: contextlib.AsyncExitStack) -> None:
         scenario = self.scenario
         if not is_postgres(self.location):
@@ -189,8 +220,8 @@ class Exercise:
         if self._given_broker is not None:
             self.broker = self._given_broker
         else:
-            workdir = self.options.workdir or Path(
-                stack.enter_context(tempfile.TemporaryDirectory(prefix="simulator-broker-"))
+            workdir = self.options.workdir or stack.enter_context(
+                private_workdir("simulator-broker-")
             )
             party_ids = [p.id for p in scenario.parties]
             tls = broker_tls(workdir, scenario.exercise, self.security)
@@ -225,21 +256,7 @@ class Exercise:
             ),
         )
         stack.callback(self.control_file.unlink, missing_ok=True)
-        if await self.store.head() > 0:
-            raise InputError(f"{self.location}: already holds a run; choose a new --log")
-        for i in range(0, len(self.prefix), 1000):
-            # Appended as they were: same ids, times and data, so the same bytes and hashes.
-            await self.store.append([NewEvent.from_event(e) for e in self.prefix[i : i + 1000]])
-        if self.prefix:
-            await self.store.set_metadata("parent", self.parent or "")
-            await self.store.set_metadata("fork_position", str(len(self.prefix)))
-            await self.store.set_metadata("generation", str(self.generation))
-        await self.store.set_metadata("exercise", scenario.exercise)
-        await self.store.set_metadata("seed", str(self.seed))
-        await self.store.set_metadata("clock", self.options.clock)
-        await self.store.set_metadata("scenario", scenario.model_dump_json(by_alias=True))
-        if self.security.secure:
-            await self.store.set_metadata(SIGNING_METADATA, SECRET_SIGNING)
+        await self._prepare_log()
         umpire_bus = await self._connect("umpire")
         unknown = set(self.options.external) - {p.id for p in scenario.parties}
         if unknown:
@@ -351,7 +368,8 @@ class Exercise:
             exercise=self.scenario.exercise,
             log=self.location,
             broker=self.broker.name,
-            forked_at=len(self.prefix) or None,
+            forked_at=None if self.resuming else len(self.prefix) or None,
+            resumed_at=len(self.prefix) if self.resuming else None,
         )
         async with asyncio.TaskGroup() as group:
             self._group = group

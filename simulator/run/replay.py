@@ -194,6 +194,51 @@ async def fork(
         return await exercise.run()
 
 
+async def resume(
+    location: str,
+    *,
+    broker: str = "embedded",
+    speed: float | None = None,
+    on_commit: Callable[[Sequence[Event]], None] | None = None,
+) -> RunOutcome:
+    """Go on with an interrupted run (killed, or its machine lost) in its own log.
+
+    The scenario, seed and clock are the log's. A simulated run goes on exactly
+    as it would have without the interruption: every party folds the log again
+    and plans what it planned then, under the same ids, and the umpire's agenda
+    and numbering go on from the log. A realtime run goes on from the time of
+    its last event, at `speed` (default: the recorded one).
+    """
+    recorded, seed, clock = await recorded_run(location)
+    events = await read_range(location)
+    if not events:
+        raise InputError(f"{location}: the run never started; run its scenario afresh")
+    if any(e.type == EXERCISE_ENDED for e in events):
+        raise InputError(
+            f"{location}: the exercise ended at position {events[-1].position}; nothing to "
+            "resume (`simulator fork` it to go on another way)"
+        )
+    generation = int(await _metadata(location, "generation") or 0)
+    recorded_speed = await _metadata(location, "speed")
+    options = RunOptions(
+        broker=broker,
+        log=location,
+        seed=seed,
+        clock="realtime" if clock == "realtime" else "simulated",
+        speed=speed or (float(recorded_speed) if recorded_speed else 1.0),
+    )
+    options = await _same_security(location, options)
+    async with Exercise(
+        recorded,
+        options,
+        prefix=events,
+        generation=generation,
+        resuming=True,
+        on_commit=on_commit,
+    ) as exercise:
+        return await exercise.run()
+
+
 async def _same_security(
     location: str, options: RunOptions, *, keep_for: str | None = None
 ) -> RunOptions:
