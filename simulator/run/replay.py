@@ -183,15 +183,9 @@ async def fork(
     generation = int(await _metadata(location, "generation") or 0) + 1
     options = RunOptions(broker=broker, log=output, seed=recorded_seed if seed is None else seed)
     options = await _same_security(location, options, keep_for=output)
-    async with Exercise(
-        chosen,
-        options,
-        prefix=prefix,
-        generation=generation,
-        parent=location,
-        on_commit=on_commit,
-    ) as exercise:
-        return await exercise.run()
+    return await _go_on(
+        chosen, options, prefix, generation=generation, parent=location, on_commit=on_commit
+    )
 
 
 async def resume(
@@ -228,12 +222,29 @@ async def resume(
         speed=speed or (float(recorded_speed) if recorded_speed else 1.0),
     )
     options = await _same_security(location, options)
+    return await _go_on(
+        recorded, options, events, generation=generation, resuming=True, on_commit=on_commit
+    )
+
+
+async def _go_on(
+    scenario: Scenario,
+    options: RunOptions,
+    prefix: Sequence[Event],
+    *,
+    generation: int,
+    on_commit: Callable[[Sequence[Event]], None] | None,
+    parent: str | None = None,
+    resuming: bool = False,
+) -> RunOutcome:
+    """Run `scenario` on from the committed events `prefix` (a fork, or a resumed run)."""
     async with Exercise(
-        recorded,
+        scenario,
         options,
-        prefix=events,
+        prefix=prefix,
         generation=generation,
-        resuming=True,
+        parent=parent,
+        resuming=resuming,
         on_commit=on_commit,
     ) as exercise:
         return await exercise.run()

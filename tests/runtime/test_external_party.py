@@ -30,12 +30,8 @@ async def _control(log: Path, command: str) -> None:
     assert sent.returncode == 0, err.decode()
 
 
-async def test_party_process_killed_mid_run_catches_up(tmp_path: Path) -> None:
-    """SIGKILL a party's process mid-run, start it again: the log equals an undisturbed run."""
-    calm = tmp_path / "calm.db"
-    await run_exercise(load_scenario(EXAMPLE), RunOptions(log=str(calm)))
-
-    log = tmp_path / "rough.db"
+async def _run_with_seat(log: Path) -> tuple[Path, asyncio.subprocess.Process]:
+    """`simulator run` of the example leaving southmere to another process; its seat file."""
     seat = Path(f"{log}.party-southmere.json")
     run = await asyncio.create_subprocess_exec(
         *SIMULATOR, "run", str(EXAMPLE), "--log", str(log), "--external", "southmere",
@@ -43,6 +39,21 @@ async def test_party_process_killed_mid_run_catches_up(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         await until(seat.exists, 30)
+    except BaseException:
+        run.kill()
+        await run.wait()
+        raise
+    return seat, run
+
+
+async def test_party_process_killed_mid_run_catches_up(tmp_path: Path) -> None:
+    """SIGKILL a party's process mid-run, start it again: the log equals an undisturbed run."""
+    calm = tmp_path / "calm.db"
+    await run_exercise(load_scenario(EXAMPLE), RunOptions(log=str(calm)))
+
+    log = tmp_path / "rough.db"
+    seat, run = await _run_with_seat(log)
+    try:
         assert seat.stat().st_mode & 0o077 == 0, "the seat file holds a password"
 
         def play() -> "asyncio.Future[asyncio.subprocess.Process]":
@@ -134,13 +145,8 @@ async def test_item10_a_second_process_for_one_party_is_refused_and_the_first_ke
 async def test_a_party_whose_exercise_is_gone_says_so_and_exits(tmp_path: Path) -> None:
     """The run is SIGKILLed (its broker with it): the party process exits 2, saying why."""
     log = tmp_path / "run.db"
-    seat = Path(f"{log}.party-southmere.json")
-    run = await asyncio.create_subprocess_exec(
-        *SIMULATOR, "run", str(EXAMPLE), "--log", str(log), "--external", "southmere",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    _, run = await _run_with_seat(log)
     try:
-        await until(seat.exists, 30)
         player = await asyncio.create_subprocess_exec(
             *SIMULATOR, "party", "--log", str(log), "--party", "southmere",
             "--give-up-after", "3",
