@@ -102,7 +102,8 @@ class ReferenceProjection:
         recorded = read_violations(event)
         if recorded is not None and recorded != found:
             self.divergences.append(Divergence(event.position, recorded, found))
-        self.findings.extend(Finding(event.position, event.time, v) for v in found)
+        verdicts = found if recorded is None else recorded
+        self.findings.extend(Finding(event.position, event.time, v) for v in verdicts)
 
 
 Outcome = tuple[Case | None, tuple[Violation, ...]]

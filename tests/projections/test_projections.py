@@ -96,6 +96,21 @@ async def test_divergence_is_reported_when_rules_change(tmp_path: Path) -> None:
     }
 
 
+async def test_findings_are_the_recorded_verdicts(tmp_path: Path) -> None:
+    """Where today's fold judges otherwise, the findings stay what the umpire recorded."""
+    path = tmp_path / "drill.db"
+    await write_log(path)
+    events = await _events(path)
+    as_run = CaseProjection()
+    as_run.apply_all(events)
+    # The refusal at position 4 recorded as judged clean: a rule later made stricter.
+    tampered = events[3].model_copy(update={"data": {**events[3].data, "violations": []}})
+    cases = CaseProjection()
+    cases.apply_all([*events[:3], tampered, *events[4:]])
+    assert [f for f in as_run.findings if f.position != 4] == cases.findings
+    assert cases.cases == as_run.cases
+
+
 async def test_timeline_lists_every_event_with_its_gist(tmp_path: Path) -> None:
     """The timeline has one entry per event, with who, what and the recorded findings."""
     path = tmp_path / "drill.db"
