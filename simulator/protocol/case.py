@@ -8,9 +8,10 @@ A defect in a message's content (a refusal without reasons, an unsigned
 request) does not stop the act: the case moves on and the defect is reported.
 
 `elapse(case, at, agreement)` applies the passing of time: an oral request
-that was not confirmed within 3 days lapses, and execution that has gone on
-past "as soon as possible" without results is reported once. `apply` calls it
-first, so a replay that folds only the messages reaches the same states.
+that was not confirmed within 3 days is reported and an open case lapses, and
+execution that has gone on past "as soon as possible" without results is
+reported once. `apply` calls it first, so a replay that folds only the
+messages reaches the same states.
 """
 
 from collections.abc import Callable, Mapping
@@ -57,7 +58,6 @@ from simulator.protocol.rules import Violation
 
 class CaseState(StrEnum):
     OFFERED = "offered"
-    AWAITING_WRITTEN_CONFIRMATION = "awaiting_written_confirmation"
     RECEIVED = "received"
     AWAITING_CONFIRMATION = "awaiting_confirmation"
     UNDER_CONSIDERATION = "under_consideration"
@@ -99,6 +99,15 @@ class ConditionsStatus(StrEnum):
     REJECTED = "rejected"
 
 
+class ConfirmationStatus(StrEnum):
+    """Art. 4.2: the written confirmation an oral request owes, alongside the case."""
+
+    OWED = "owed"
+    GIVEN = "given"
+    # Not given within 3 days: reported once; it may still come where the case allows.
+    OVERDUE = "overdue"
+
+
 class Case(NamedTuple):
     """What is known about one case after folding its messages.
 
@@ -123,6 +132,8 @@ class Case(NamedTuple):
     parts: tuple[str, ...] = ()
     oral_request_id: str | None = None
     oral_at: datetime | None = None
+    # None unless the case was opened by an oral request.
+    confirmation: ConfirmationStatus | None = None
     # Where an authenticity query (Art. 4.2) returns to once answered.
     resume_state: CaseState | None = None
     signature_forged: bool = False
@@ -193,9 +204,7 @@ def apply(case: Case | None, message: Message, at: datetime, agreement: Agreemen
         return None, tuple(found)
 
     case = _deadlines(case, at, agreement, found)
-    if case.state in TERMINAL_STATES and not (
-        isinstance(message, _ART_7) and case.state is CaseState.COMPLETED
-    ):
+    if case.state in TERMINAL_STATES and not _open_after_close(case, message):
         found.append(
             _breach(r.CASE_CLOSED, message, f"{message.type} after the case was {case.state.value}")
         )
@@ -218,22 +227,42 @@ def elapse(case: Case, at: datetime, agreement: Agreement) -> tuple[Case, tuple[
     return case, tuple(found)
 
 
+def confirmation_owed(case: Case) -> bool:
+    """Whether an oral request's written confirmation is still running against its 3 days.
+
+    Art. 4.2 asks for the confirmation whatever became of the request, so the
+    obligation outlives completion and refusal; only withdrawing the request
+    (or the case lapsing) ends it.
+    """
+    return case.confirmation is ConfirmationStatus.OWED and case.state is not CaseState.WITHDRAWN
+
+
 def _deadlines(case: Case, at: datetime, agreement: Agreement, found: list[Violation]) -> Case:
     if (
-        case.state is CaseState.AWAITING_WRITTEN_CONFIRMATION
+        case.confirmation is ConfirmationStatus.OWED
         and case.oral_at is not None
         and at > case.oral_at + WRITTEN_CONFIRMATION_WINDOW
+        and case.state is not CaseState.WITHDRAWN
     ):
+        # Urgency lets the case go on before the confirmation; the lapse comes when
+        # the 3 days pass, whatever stage the case has reached by then.
+        lapses = case.state not in TERMINAL_STATES
+        outcome = "the case lapsed" if lapses else f"the case had already ended {case.state.value}"
         found.append(
             r.ORAL_REQUEST_NOT_CONFIRMED.breach(
                 f"oral request {case.oral_request_id} of {case.oral_at.isoformat()} was not "
-                "confirmed in writing within 3 days; the case lapsed",
+                f"confirmed in writing within 3 days; {outcome}",
                 case_id=case.case_id,
                 message_id=case.oral_request_id,
                 party=case.requesting,
             )
         )
-        case = case._replace(state=CaseState.LAPSED, updated_at=at)
+        if lapses:
+            case = case._replace(
+                state=CaseState.LAPSED, confirmation=ConfirmationStatus.OVERDUE, updated_at=at
+            )
+        else:
+            case = case._replace(confirmation=ConfirmationStatus.OVERDUE)
     if (
         case.execution_started_at is not None
         and case.results_at is None
@@ -301,9 +330,12 @@ def _request(
             found.append(
                 _breach(r.ORAL_REQUEST_NOT_URGENT, message, "oral request in a case not urgent")
             )
-        changes["state"] = CaseState.AWAITING_WRITTEN_CONFIRMATION
+        # Art. 4.2: urgency is why an oral request is allowed at all, so the case
+        # proceeds at once; the written confirmation is owed alongside.
+        changes["state"] = CaseState.RECEIVED
         changes["oral_request_id"] = message.message_id
         changes["oral_at"] = at
+        changes["confirmation"] = ConfirmationStatus.OWED
         return changes
     changes["state"] = CaseState.RECEIVED
     changes["signature_forged"] = _check_written(message, agreement, found)
@@ -444,7 +476,7 @@ def _on_written_confirmation(
     agreement: Agreement,
     found: list[Violation],
 ) -> Changes:
-    if case.state is not CaseState.AWAITING_WRITTEN_CONFIRMATION:
+    if case.confirmation not in _CONFIRMABLE:
         return _not_allowed(case, message, found)
     if not _from_requesting(case, message, found):
         return _NO_CHANGE
@@ -459,8 +491,10 @@ def _on_written_confirmation(
         )
         return _NO_CHANGE
     forged = _check_written(message, agreement, found)
+    # The case stays where it is: it did not wait for the confirmation. A late one
+    # (its lateness already reported) is still the request in writing.
     return {
-        "state": CaseState.RECEIVED,
+        "confirmation": ConfirmationStatus.GIVEN,
         "signature_forged": forged,
         "urgent": message.urgent or case.urgent,
         "confidential": message.confidential,
@@ -744,6 +778,17 @@ def _from_requested(case: Case, message: Message, found: list[Violation]) -> boo
     return _parties(case, message, found, sender=case.requested, recipient=case.requesting)
 
 
+def _open_after_close(case: Case, message: Message) -> bool:
+    """What may still come once a case is closed."""
+    if isinstance(message, _ART_7):
+        # Art. 7.3: results are passed on after they were given.
+        return case.state is CaseState.COMPLETED
+    if isinstance(message, WrittenConfirmation):
+        # Art. 4.2: the confirmation is owed whatever became of the request.
+        return case.state in _CONFIRMABLE_CLOSED and case.confirmation in _CONFIRMABLE
+    return False
+
+
 def _not_allowed(case: Case, message: Message, found: list[Violation]) -> Changes:
     found.append(
         _breach(
@@ -849,6 +894,11 @@ _TO_AWAITING_INFORMATION: Changes = {"state": CaseState.AWAITING_INFORMATION}
 _TO_AWAITING_DECISION: Changes = {"state": CaseState.AWAITING_DECISION}
 _TO_IN_EXECUTION: Changes = {"state": CaseState.IN_EXECUTION}
 _REFUSED_IN_FULL: Changes = {"state": CaseState.REFUSED, "refusal_scope": RefusalScope.FULL}
+
+# A written confirmation is taken while one is owed, late or not; after the case
+# closed, only where the request was answered (completed or refused).
+_CONFIRMABLE = frozenset({ConfirmationStatus.OWED, ConfirmationStatus.OVERDUE})
+_CONFIRMABLE_CLOSED = frozenset({CaseState.COMPLETED, CaseState.REFUSED})
 
 _HANDLERS: dict[str, Handler] = {
     "written_request": _on_request,

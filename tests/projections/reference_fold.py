@@ -7,6 +7,9 @@ through the discriminated union. tests/projections/test_fast_fold.py checks
 that today's fold gives exactly what this one gives. It is frozen on
 purpose: a rule changed deliberately in case.py is changed here too, in the
 same commit, so the two can only ever differ by accident.
+
+Changed since: issue 14 (an oral request is received at once with its
+written confirmation owed alongside).
 """
 
 from collections.abc import Callable
@@ -29,6 +32,7 @@ from simulator.protocol.case import (
     Case,
     CaseState,
     ConditionsStatus,
+    ConfirmationStatus,
 )
 from simulator.protocol.messages import (
     Acceptance,
@@ -149,9 +153,7 @@ def apply(case: Case | None, message: Message, at: datetime, agreement: Agreemen
     found.extend(lapsed)
     case = case._replace(updated_at=at, messages=case.messages + 1)
 
-    if case.state.terminal and not (
-        isinstance(message, _ART_7) and case.state is CaseState.COMPLETED
-    ):
+    if case.state.terminal and not _open_after_close(case, message):
         found.append(
             _breach(r.CASE_CLOSED, message, f"{message.type} after the case was {case.state.value}")
         )
@@ -159,24 +161,46 @@ def apply(case: Case | None, message: Message, at: datetime, agreement: Agreemen
     return _step(case, message, at, agreement, found), tuple(found)
 
 
+def _open_after_close(case: Case, message: Message) -> bool:
+    if isinstance(message, _ART_7):
+        return case.state is CaseState.COMPLETED
+    if isinstance(message, WrittenConfirmation):
+        return case.state in (CaseState.COMPLETED, CaseState.REFUSED) and case.confirmation in (
+            ConfirmationStatus.OWED,
+            ConfirmationStatus.OVERDUE,
+        )
+    return False
+
+
 def elapse(case: Case, at: datetime, agreement: Agreement) -> tuple[Case, tuple[Violation, ...]]:
     """Apply the deadlines that have passed by `at`."""
     found: list[Violation] = []
     if (
-        case.state is CaseState.AWAITING_WRITTEN_CONFIRMATION
+        case.confirmation is ConfirmationStatus.OWED
+        and case.state is not CaseState.WITHDRAWN
         and case.oral_at is not None
         and at > case.oral_at + WRITTEN_CONFIRMATION_WINDOW
     ):
+        outcome = (
+            f"the case had already ended {case.state.value}"
+            if case.state.terminal
+            else "the case lapsed"
+        )
         found.append(
             r.ORAL_REQUEST_NOT_CONFIRMED.breach(
                 f"oral request {case.oral_request_id} of {case.oral_at.isoformat()} was not "
-                "confirmed in writing within 3 days; the case lapsed",
+                f"confirmed in writing within 3 days; {outcome}",
                 case_id=case.case_id,
                 message_id=case.oral_request_id,
                 party=case.requesting,
             )
         )
-        case = case._replace(state=CaseState.LAPSED, updated_at=at)
+        if case.state.terminal:
+            case = case._replace(confirmation=ConfirmationStatus.OVERDUE)
+        else:
+            case = case._replace(
+                state=CaseState.LAPSED, confirmation=ConfirmationStatus.OVERDUE, updated_at=at
+            )
     if (
         case.execution_started_at is not None
         and case.results_at is None
@@ -242,9 +266,10 @@ def _request(
                 _breach(r.ORAL_REQUEST_NOT_URGENT, message, "oral request in a case not urgent")
             )
         return case._replace(
-            state=CaseState.AWAITING_WRITTEN_CONFIRMATION,
+            state=CaseState.RECEIVED,
             oral_request_id=message.message_id,
             oral_at=at,
+            confirmation=ConfirmationStatus.OWED,
         )
     forged = _check_written(message, agreement, found)
     return case._replace(state=CaseState.RECEIVED, signature_forged=forged)
@@ -366,7 +391,7 @@ def _on_written_confirmation(
     agreement: Agreement,
     found: list[Violation],
 ) -> Case:
-    if case.state is not CaseState.AWAITING_WRITTEN_CONFIRMATION:
+    if case.confirmation not in (ConfirmationStatus.OWED, ConfirmationStatus.OVERDUE):
         return _not_allowed(case, message, found)
     if not _from_requesting(case, message, found):
         return case
@@ -382,7 +407,7 @@ def _on_written_confirmation(
         return case
     forged = _check_written(message, agreement, found)
     return case._replace(
-        state=CaseState.RECEIVED,
+        confirmation=ConfirmationStatus.GIVEN,
         signature_forged=forged,
         urgent=message.urgent or case.urgent,
         confidential=message.confidential,

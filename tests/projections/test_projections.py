@@ -29,12 +29,11 @@ async def test_case_projection_folds_the_whole_log(tmp_path: Path) -> None:
         await catch_up(store, cases)
     assert {k: v.state.value for k, v in cases.cases.items()} == {
         "case-1": "refused",
-        "case-2": "awaiting_written_confirmation",
+        "case-2": "in_execution",
         "case-3": "completed",
     }
     rules = sorted(f.violation.rule_id for f in cases.findings)
     assert rules == [
-        "not-allowed-in-state",  # acceptance of an oral request before its confirmation
         "not-working-language",
         "refusal-without-consultation",
         "refusal-without-reasons",

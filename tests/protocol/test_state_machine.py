@@ -2,7 +2,8 @@
 
 The oracle here is an independent transcription of PROTOCOL.md's state
 diagram: for each state, which message types are allowed, from which role,
-and where they lead. The fold must agree with it on every step.
+and where they lead, plus what runs alongside the states (an oral request's
+written confirmation, Art. 4.2). The fold must agree with it on every step.
 """
 
 from dataclasses import dataclass, field
@@ -32,18 +33,14 @@ CONSIDER = {
 DIAGRAM: dict[str | None, dict[str, tuple[str, str]]] = {
     None: {
         "written_request": ("any", "received"),
-        "oral_request": ("any", "awaiting_written_confirmation"),
+        "oral_request": ("any", "received"),
         "offer": ("any", "offered"),
     },
     "offered": {
         "written_request": ("offeree", "received"),
-        "oral_request": ("offeree", "awaiting_written_confirmation"),
+        "oral_request": ("offeree", "received"),
         "offer_declined": ("offeree", "declined"),
         "withdrawal": ("offerer", "withdrawn"),
-    },
-    "awaiting_written_confirmation": {
-        "written_confirmation": (R, "received"),
-        "withdrawal": (R, "withdrawn"),
     },
     "received": {"acknowledgement": (D, "under_consideration"), **CONSIDER},
     "under_consideration": CONSIDER,
@@ -113,7 +110,17 @@ class Expect:
     consents: set[str] = field(default_factory=set)
     oral_id: str | None = None
     oral_at: Any = None
+    # The written confirmation of an oral request: None, "owed", "given", "overdue".
+    confirmation: str | None = None
     first_terminal: str | None = None
+
+    def allowed(self) -> dict[str, tuple[str, str]]:
+        """The diagram's messages in this state, and what runs alongside the states."""
+        allowed = dict(DIAGRAM[self.state])
+        confirmable = self.state not in TERMINAL or self.state in ("completed", "refused")
+        if self.confirmation in ("owed", "overdue") and confirmable:
+            allowed["written_confirmation"] = (R, "=")
+        return allowed
 
     def third(self) -> str:
         return next(p for p in PARTY_IDS if p not in (self.requesting, self.requested))
@@ -156,13 +163,19 @@ class ProcedureMachine(RuleBasedStateMachine):
             self.cases[case_id] = case
             self.all_violations.extend(found)
             self.history.append((case_id, None, self.at))
-            lapses = (
-                exp.state == "awaiting_written_confirmation"
+            overdue = (
+                exp.confirmation == "owed"
+                and exp.state != "withdrawn"
                 and self.at > exp.oral_at + timedelta(days=3)
             )
-            if lapses:
-                exp.state = "lapsed"
+            if overdue:
+                # Art. 4.2 runs alongside: reported whatever the stage; an open case lapses.
+                exp.confirmation = "overdue"
+                if exp.state not in TERMINAL:
+                    exp.state = exp.first_terminal = "lapsed"
                 assert "oral-request-not-confirmed" in [v.rule_id for v in found]
+            else:
+                assert "oral-request-not-confirmed" not in [v.rule_id for v in found]
             assert case.state.value == exp.state
             if before.terminal:
                 assert case.state is before
@@ -171,7 +184,7 @@ class ProcedureMachine(RuleBasedStateMachine):
     def send(self, data: st.DataObject) -> None:
         case_id = data.draw(st.sampled_from(sorted(self.cases)))
         exp = self.expect[case_id]
-        allowed = DIAGRAM[exp.state]
+        allowed = exp.allowed()
         follow = bool(allowed) and data.draw(st.integers(0, 3)) > 0
         sender: str | None
         recipient: str | None
@@ -223,8 +236,7 @@ class ProcedureMachine(RuleBasedStateMachine):
     def _check_step(self, case_id: str, exp: Expect, message: Message, defect: bool) -> None:
         kind = message.type
         before = self.cases[case_id]
-        allowed = DIAGRAM[exp.state]
-        entry = allowed.get(kind)
+        entry = exp.allowed().get(kind)
         structural = entry is not None and (
             entry[0] == "any"
             or (
@@ -273,7 +285,9 @@ class ProcedureMachine(RuleBasedStateMachine):
         elif exp.state == "offered" and kind in ("written_request", "oral_request"):
             exp.requesting, exp.requested = message.sender, message.recipient
         if kind == "oral_request":
-            exp.oral_id, exp.oral_at = message.message_id, self.at
+            exp.oral_id, exp.oral_at, exp.confirmation = message.message_id, self.at, "owed"
+        if kind == "written_confirmation":
+            exp.confirmation = "given"
         if kind == "confirmation_request":
             exp.resume = exp.state
         if kind == "consultation":
