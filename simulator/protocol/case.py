@@ -603,14 +603,25 @@ def _on_acceptance(
 def _on_refusal(
     case: Case, message: Refusal, at: datetime, agreement: Agreement, found: list[Violation]
 ) -> Changes:
-    if case.state not in DECISION_STATES:
+    # Art. 5.1 "in full or in part" sets no order: part of a request may be refused
+    # once it is in execution too, after conditions accepted as well as rejected.
+    # Refusing it all is a decision on the request, made before executing it.
+    executing = case.state is CaseState.IN_EXECUTION
+    if not (case.state in DECISION_STATES or (executing and message.scope is RefusalScope.PARTIAL)):
         return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
         return _NO_CHANGE
     _check_refusal(case, message, found)
     if message.scope is RefusalScope.FULL:
         return _REFUSED_IN_FULL
-    # Art. 5.1 "in full or in part": execution goes on for the rest.
+    if executing:
+        # Execution goes on for the rest, counted from when it began.
+        refused = (
+            *case.refused_parts,
+            *(p for p in message.refused_parts if p not in case.refused_parts),
+        )
+        return {"refusal_scope": RefusalScope.PARTIAL, "refused_parts": refused}
+    # Execution begins for the rest.
     return {
         "state": CaseState.IN_EXECUTION,
         "refusal_scope": RefusalScope.PARTIAL,

@@ -9,7 +9,7 @@ purpose: a rule changed deliberately in case.py is changed here too, in the
 same commit, so the two can only ever differ by accident.
 
 Changed since: issue 14 (an oral request is received at once with its
-written confirmation owed alongside).
+written confirmation owed alongside; a partial refusal also in execution).
 """
 
 from collections.abc import Callable
@@ -515,13 +515,21 @@ def _on_acceptance(
 def _on_refusal(
     case: Case, message: Refusal, at: datetime, agreement: Agreement, found: list[Violation]
 ) -> Case:
-    if case.state not in DECISION_STATES:
+    executing = case.state is CaseState.IN_EXECUTION
+    if case.state not in DECISION_STATES and not (
+        executing and message.scope is RefusalScope.PARTIAL
+    ):
         return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
         return case
     _check_refusal(case, message, found)
     if message.scope is RefusalScope.FULL:
         return case._replace(state=CaseState.REFUSED, refusal_scope=RefusalScope.FULL)
+    if executing:
+        added = tuple(p for p in message.refused_parts if p not in case.refused_parts)
+        return case._replace(
+            refusal_scope=RefusalScope.PARTIAL, refused_parts=case.refused_parts + added
+        )
     # Art. 5.1 "in full or in part": execution goes on for the rest.
     return case._replace(
         state=CaseState.IN_EXECUTION,

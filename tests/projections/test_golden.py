@@ -131,8 +131,9 @@ async def test_v2_example_log_reproduces_its_report(tmp_path: Path) -> None:
 
 # The positions the umpire of the day flagged not-allowed-in-state and today's rules allow.
 V2_VERDICTS_FLAGGED = [3, 4, 8, 10, 11, 14, 15, 17]
-# Of those, the ones today's rules judge otherwise: the oral request acted on.
-V2_VERDICTS_DIVERGING = [3, 4, 17]
+# Of those, the ones today's rules judge otherwise: the oral request acted on, the
+# partial refusal after conditions accepted.
+V2_VERDICTS_DIVERGING = [3, 4, 8, 17]
 
 
 async def test_v2_verdicts_log_keeps_its_verdicts(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ fires, with its article. docs/procedure.md gives trainers the same choices.
 
 from datetime import timedelta
 
+import pytest
+
 from simulator.protocol import deadlines
 from tests.protocol.builders import SETTINGS, Play
 
@@ -100,3 +102,66 @@ def test_oral_request_in_a_case_not_urgent_is_still_a_breach() -> None:
     play.send("oral_request", urgent=False)
     play.send("acceptance")
     assert _articles(play) == [("oral-request-not-urgent", "4.2")]
+
+
+# --- Art. 5.1-5.2: partial refusal after consultation -------------------------------
+
+
+@pytest.mark.parametrize("answer", ["conditions_accepted", "conditions_rejected"])
+def test_partial_refusal_may_follow_a_consultation_whatever_its_outcome(answer: str) -> None:
+    """Art. 5.1 "in full or in part" sets no order: conditions accepted or rejected alike."""
+    play = Play()
+    play.send("written_request")
+    play.send("consultation")
+    play.send(answer)
+    play.send("refusal", scope="partial", refused_parts=["liaison officer"])
+    assert play.state == "in_execution"
+    assert play.case is not None
+    assert play.case.refusal_scope == "partial"
+    assert play.case.refused_parts == ("liaison officer",)
+    play.send("results", partial=True)
+    assert play.state == "completed"
+    assert play.violations == []
+
+
+def test_partial_refusal_in_execution_keeps_its_start_and_adds_parts() -> None:
+    """Execution goes on from when it began; each partial refusal adds the parts it refuses."""
+    play = Play()
+    play.send("written_request")
+    play.send("consultation")
+    play.send("conditions_accepted")
+    assert play.case is not None
+    started = play.case.execution_started_at
+    play.send("refusal", scope="partial", refused_parts=["liaison officer"])
+    play.send("refusal", scope="partial", refused_parts=["patrol schedules", "liaison officer"])
+    assert play.case.execution_started_at == started
+    assert play.case.refused_parts == ("liaison officer", "patrol schedules")
+    assert play.violations == []
+
+
+def test_refusals_the_text_does_not_allow_still_fire() -> None:
+    """Art. 5.2: acting after rejected conditions breaches it; refusing unconsulted warns."""
+    rejected = Play()
+    rejected.send("written_request")
+    rejected.send("consultation")
+    rejected.send("conditions_rejected")
+    rejected.send("acceptance")
+    assert _articles(rejected) == [("assistance-despite-rejected-conditions", "5.2")]
+
+    unconsulted = Play()
+    unconsulted.send("written_request")
+    unconsulted.send("acceptance")
+    unconsulted.send("refusal", scope="partial", refused_parts=["liaison officer"])
+    assert _articles(unconsulted) == [("refusal-without-consultation", "5.2")]
+    assert unconsulted.state == "in_execution"
+
+
+def test_full_refusal_after_acceptance_is_out_of_order() -> None:
+    """Refusing it all is a decision on the request, made before executing it, not after."""
+    play = Play()
+    play.send("written_request")
+    play.send("consultation")
+    play.send("conditions_accepted")
+    found = play.send("refusal")
+    assert [v.rule_id for v in found] == ["not-allowed-in-state"]
+    assert play.state == "in_execution"

@@ -55,6 +55,8 @@ DIAGRAM: dict[str | None, dict[str, tuple[str, str]]] = {
     },
     "in_execution": {
         "impediment_notice": (D, "="),
+        # Partial only (Art. 5.1 "in part"): the rest stays in execution.
+        "refusal": (D, "<refusal>"),
         "information_request": (D, "awaiting_information"),
         "confidentiality_impossible": (D, "awaiting_decision"),
         "results": (D, "completed"),
@@ -250,6 +252,8 @@ class ProcedureMachine(RuleBasedStateMachine):
             structural = getattr(message, "confirms", None) == exp.oral_id
         if structural and exp.rejected and exp.state == "under_consideration":
             structural = kind not in ("acceptance",)
+        if structural and kind == "refusal" and exp.state == "in_execution":
+            structural = getattr(message, "scope") == "partial"  # noqa: B009
         if structural and kind == "results_transfer":
             structural = exp.results
         needs_consent = (
