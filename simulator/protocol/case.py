@@ -85,12 +85,19 @@ TERMINAL_STATES = frozenset(
         CaseState.LAPSED,
     }
 )
-# States in which the requested party is executing the request (Art. 6).
+# Executing the request, or waiting on the requesting party (Art. 6): where an
+# impediment may be notified and results may be passed on under Art. 7.
 EXECUTION_STATES = frozenset(
     {CaseState.IN_EXECUTION, CaseState.AWAITING_INFORMATION, CaseState.AWAITING_DECISION}
 )
 # Before a decision: where the requested party may consult, accept or refuse.
 DECISION_STATES = frozenset({CaseState.RECEIVED, CaseState.UNDER_CONSIDERATION})
+# Where the requested party may ask for additional information (Art. 6.2) or say
+# that confidentiality cannot be kept (Art. 6.3): from receipt on, before it
+# decides as well as while it executes. The answer resumes the case there.
+ASKING_STATES = frozenset(
+    {CaseState.RECEIVED, CaseState.UNDER_CONSIDERATION, CaseState.IN_EXECUTION}
+)
 
 
 class ConditionsStatus(StrEnum):
@@ -134,8 +141,12 @@ class Case(NamedTuple):
     oral_at: datetime | None = None
     # None unless the case was opened by an oral request.
     confirmation: ConfirmationStatus | None = None
-    # Where an authenticity query (Art. 4.2) returns to once answered.
+    # Where a wait (an authenticity query, Art. 4.2; a question, Art. 6.2; a
+    # confidentiality decision, Art. 6.3) returns to once answered.
     resume_state: CaseState | None = None
+    # The requested party asked for information (Art. 6.2), in turn or not, and
+    # has no answer yet: answering it is never a breach of the requesting party.
+    information_open: bool = False
     signature_forged: bool = False
     consulted: bool = False
     conditions: tuple[str, ...] = ()
@@ -209,6 +220,8 @@ def apply(case: Case | None, message: Message, at: datetime, agreement: Agreemen
             _breach(r.CASE_CLOSED, message, f"{message.type} after the case was {case.state.value}")
         )
         changes = _NO_CHANGE
+        if isinstance(message, InformationRequest) and _is_from_requested(case, message):
+            changes = _QUESTION_ASKED
     else:
         changes = _HANDLERS[message.type](case, message, at, agreement, found)
     # `case._replace(...)` without its per-field map and keyword checks.
@@ -591,7 +604,8 @@ def _on_acceptance(
     case: Case, message: Acceptance, at: datetime, agreement: Agreement, found: list[Violation]
 ) -> Changes:
     if case.state not in DECISION_STATES:
-        return _not_allowed(case, message, found)
+        # Accepting while a confidentiality decision is awaited is the Art. 6.3 breach.
+        return _not_execution_state(case, message, found)
     if not _from_requested(case, message, found):
         return _NO_CHANGE
     if case.conditions_status is ConditionsStatus.REJECTED:
@@ -655,22 +669,53 @@ def _on_impediment(
     return {"impediments": case.impediments + 1}
 
 
-def _on_execution(
-    case: Case,
-    message: InformationRequest | ConfidentialityImpossible | Results,
-    at: datetime,
-    agreement: Agreement,
-    found: list[Violation],
+def _on_results(
+    case: Case, message: Results, at: datetime, agreement: Agreement, found: list[Violation]
 ) -> Changes:
     if case.state is not CaseState.IN_EXECUTION:
         return _not_execution_state(case, message, found)
     if not _from_requested(case, message, found):
         return _NO_CHANGE
-    if isinstance(message, InformationRequest):
-        return _TO_AWAITING_INFORMATION
-    if isinstance(message, ConfidentialityImpossible):
-        return _TO_AWAITING_DECISION
     return {"state": CaseState.COMPLETED, "results_at": at}
+
+
+def _on_information_request(
+    case: Case,
+    message: InformationRequest,
+    at: datetime,
+    agreement: Agreement,
+    found: list[Violation],
+) -> Changes:
+    # Art. 6.2 gives the right "for the proper execution of the request": the
+    # requested party may need the information to decide whether it can execute
+    # properly, so it may ask before it accepts as well as while it executes.
+    if case.state not in ASKING_STATES:
+        _not_execution_state(case, message, found)
+        # Out of turn, it is still a question put to the requesting party.
+        return _QUESTION_ASKED if _is_from_requested(case, message) else _NO_CHANGE
+    if not _from_requested(case, message, found):
+        return _NO_CHANGE
+    return {
+        "state": CaseState.AWAITING_INFORMATION,
+        "resume_state": case.state,
+        "information_open": True,
+    }
+
+
+def _on_confidentiality_impossible(
+    case: Case,
+    message: ConfidentialityImpossible,
+    at: datetime,
+    agreement: Agreement,
+    found: list[Violation],
+) -> Changes:
+    # Art. 6.3: the requesting party decides "whether the request should be complied
+    # with under such conditions", which comes before compliance: so from receipt on.
+    if case.state not in ASKING_STATES:
+        return _not_allowed(case, message, found)
+    if not _from_requested(case, message, found):
+        return _NO_CHANGE
+    return {"state": CaseState.AWAITING_DECISION, "resume_state": case.state}
 
 
 def _on_additional_information(
@@ -680,11 +725,19 @@ def _on_additional_information(
     agreement: Agreement,
     found: list[Violation],
 ) -> Changes:
-    if case.state is not CaseState.AWAITING_INFORMATION:
+    # An answer to a question asked is never a breach of its own, wherever the
+    # question came (an out-of-turn question is the asker's breach).
+    if case.state is not CaseState.AWAITING_INFORMATION and not case.information_open:
         return _not_allowed(case, message, found)
     if not _from_requesting(case, message, found):
         return _NO_CHANGE
-    return _TO_IN_EXECUTION
+    if case.state is CaseState.AWAITING_INFORMATION:
+        return {
+            "state": case.resume_state or CaseState.IN_EXECUTION,
+            "resume_state": None,
+            "information_open": False,
+        }
+    return _QUESTION_ANSWERED
 
 
 def _on_confidentiality_decision(
@@ -699,8 +752,12 @@ def _on_confidentiality_decision(
     if not _from_requesting(case, message, found):
         return _NO_CHANGE
     if message.proceed:
-        return {"state": CaseState.IN_EXECUTION, "disclosure_consented": True}
-    return {"state": CaseState.WITHDRAWN}
+        return {
+            "state": case.resume_state or CaseState.IN_EXECUTION,
+            "resume_state": None,
+            "disclosure_consented": True,
+        }
+    return {"state": CaseState.WITHDRAWN, "resume_state": None}
 
 
 def _on_article_7(
@@ -789,6 +846,10 @@ def _from_requested(case: Case, message: Message, found: list[Violation]) -> boo
     return _parties(case, message, found, sender=case.requested, recipient=case.requesting)
 
 
+def _is_from_requested(case: Case, message: Message) -> bool:
+    return message.sender == case.requested and message.recipient == case.requesting
+
+
 def _open_after_close(case: Case, message: Message) -> bool:
     """What may still come once a case is closed."""
     if isinstance(message, _ART_7):
@@ -797,6 +858,8 @@ def _open_after_close(case: Case, message: Message) -> bool:
     if isinstance(message, WrittenConfirmation):
         # Art. 4.2: the confirmation is owed whatever became of the request.
         return case.state in _CONFIRMABLE_CLOSED and case.confirmation in _CONFIRMABLE
+    if isinstance(message, AdditionalInformation):
+        return case.information_open
     return False
 
 
@@ -901,10 +964,9 @@ def _check_refusal(case: Case, message: Refusal, found: list[Violation]) -> None
 
 # The changes shared by many steps, made once (read-only: typed as Mapping).
 _TO_UNDER_CONSIDERATION: Changes = {"state": CaseState.UNDER_CONSIDERATION}
-_TO_AWAITING_INFORMATION: Changes = {"state": CaseState.AWAITING_INFORMATION}
-_TO_AWAITING_DECISION: Changes = {"state": CaseState.AWAITING_DECISION}
-_TO_IN_EXECUTION: Changes = {"state": CaseState.IN_EXECUTION}
 _REFUSED_IN_FULL: Changes = {"state": CaseState.REFUSED, "refusal_scope": RefusalScope.FULL}
+_QUESTION_ASKED: Changes = {"information_open": True}
+_QUESTION_ANSWERED: Changes = {"information_open": False}
 
 # A written confirmation is taken while one is owed, late or not; after the case
 # closed, only where the request was answered (completed or refused).
@@ -926,9 +988,9 @@ _HANDLERS: dict[str, Handler] = {
     "acceptance": _on_acceptance,
     "refusal": _on_refusal,
     "impediment_notice": _on_impediment,
-    "information_request": _on_execution,
-    "confidentiality_impossible": _on_execution,
-    "results": _on_execution,
+    "information_request": _on_information_request,
+    "confidentiality_impossible": _on_confidentiality_impossible,
+    "results": _on_results,
     "additional_information": _on_additional_information,
     "confidentiality_decision": _on_confidentiality_decision,
     "transfer_consent_request": _on_article_7,

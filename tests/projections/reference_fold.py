@@ -9,7 +9,9 @@ purpose: a rule changed deliberately in case.py is changed here too, in the
 same commit, so the two can only ever differ by accident.
 
 Changed since: issue 14 (an oral request is received at once with its
-written confirmation owed alongside; a partial refusal also in execution).
+written confirmation owed alongside; a partial refusal also in execution;
+information and confidentiality from receipt on, each answer resuming where
+the case was; an answer to a question never a breach).
 """
 
 from collections.abc import Callable
@@ -27,6 +29,7 @@ from simulator.protocol.agreement import (
     SignatureStatus,
 )
 from simulator.protocol.case import (
+    ASKING_STATES,
     DECISION_STATES,
     EXECUTION_STATES,
     Case,
@@ -157,6 +160,12 @@ def apply(case: Case | None, message: Message, at: datetime, agreement: Agreemen
         found.append(
             _breach(r.CASE_CLOSED, message, f"{message.type} after the case was {case.state.value}")
         )
+        if (
+            isinstance(message, InformationRequest)
+            and message.sender == case.requested
+            and message.recipient == case.requesting
+        ):
+            case = case._replace(information_open=True)
         return case, tuple(found)
     return _step(case, message, at, agreement, found), tuple(found)
 
@@ -169,6 +178,8 @@ def _open_after_close(case: Case, message: Message) -> bool:
             ConfirmationStatus.OWED,
             ConfirmationStatus.OVERDUE,
         )
+    if isinstance(message, AdditionalInformation):
+        return case.information_open
     return False
 
 
@@ -503,7 +514,7 @@ def _on_acceptance(
     case: Case, message: Acceptance, at: datetime, agreement: Agreement, found: list[Violation]
 ) -> Case:
     if case.state not in DECISION_STATES:
-        return _not_allowed(case, message, found)
+        return _not_execution_state(case, message, found)
     if not _from_requested(case, message, found):
         return case
     if case.conditions_status is ConditionsStatus.REJECTED:
@@ -571,15 +582,26 @@ def _on_execution(
     agreement: Agreement,
     found: list[Violation],
 ) -> Case:
-    if case.state is not CaseState.IN_EXECUTION:
-        return _not_execution_state(case, message, found)
+    if isinstance(message, Results):
+        if case.state is not CaseState.IN_EXECUTION:
+            return _not_execution_state(case, message, found)
+        if not _from_requested(case, message, found):
+            return case
+        return case._replace(state=CaseState.COMPLETED, results_at=at)
+    if case.state not in ASKING_STATES:
+        if isinstance(message, ConfidentialityImpossible):
+            return _not_allowed(case, message, found)
+        case = _not_execution_state(case, message, found)
+        if message.sender == case.requested and message.recipient == case.requesting:
+            return case._replace(information_open=True)
+        return case
     if not _from_requested(case, message, found):
         return case
     if isinstance(message, InformationRequest):
-        return case._replace(state=CaseState.AWAITING_INFORMATION)
-    if isinstance(message, ConfidentialityImpossible):
-        return case._replace(state=CaseState.AWAITING_DECISION)
-    return case._replace(state=CaseState.COMPLETED, results_at=at)
+        return case._replace(
+            state=CaseState.AWAITING_INFORMATION, resume_state=case.state, information_open=True
+        )
+    return case._replace(state=CaseState.AWAITING_DECISION, resume_state=case.state)
 
 
 def _on_additional_information(
@@ -589,11 +611,17 @@ def _on_additional_information(
     agreement: Agreement,
     found: list[Violation],
 ) -> Case:
-    if case.state is not CaseState.AWAITING_INFORMATION:
+    if case.state is not CaseState.AWAITING_INFORMATION and not case.information_open:
         return _not_allowed(case, message, found)
     if not _from_requesting(case, message, found):
         return case
-    return case._replace(state=CaseState.IN_EXECUTION)
+    if case.state is not CaseState.AWAITING_INFORMATION:
+        return case._replace(information_open=False)
+    return case._replace(
+        state=case.resume_state or CaseState.IN_EXECUTION,
+        resume_state=None,
+        information_open=False,
+    )
 
 
 def _on_confidentiality_decision(
@@ -608,8 +636,12 @@ def _on_confidentiality_decision(
     if not _from_requesting(case, message, found):
         return case
     if message.proceed:
-        return case._replace(state=CaseState.IN_EXECUTION, disclosure_consented=True)
-    return case._replace(state=CaseState.WITHDRAWN)
+        return case._replace(
+            state=case.resume_state or CaseState.IN_EXECUTION,
+            resume_state=None,
+            disclosure_consented=True,
+        )
+    return case._replace(state=CaseState.WITHDRAWN, resume_state=None)
 
 
 def _on_article_7(

@@ -131,9 +131,6 @@ async def test_v2_example_log_reproduces_its_report(tmp_path: Path) -> None:
 
 # The positions the umpire of the day flagged not-allowed-in-state and today's rules allow.
 V2_VERDICTS_FLAGGED = [3, 4, 8, 10, 11, 14, 15, 17]
-# Of those, the ones today's rules judge otherwise: the oral request acted on, the
-# partial refusal after conditions accepted.
-V2_VERDICTS_DIVERGING = [3, 4, 8, 17]
 
 
 async def test_v2_verdicts_log_keeps_its_verdicts(tmp_path: Path) -> None:
@@ -151,7 +148,7 @@ async def test_v2_verdicts_log_keeps_its_verdicts(tmp_path: Path) -> None:
     }
     assert [f.position for f in cases.findings] == V2_VERDICTS_FLAGGED
     assert {f.violation.rule_id for f in cases.findings} == {"not-allowed-in-state"}
-    assert [d.position for d in cases.divergences] == V2_VERDICTS_DIVERGING
+    assert [d.position for d in cases.divergences] == V2_VERDICTS_FLAGGED
     assert all(d.recomputed == () for d in cases.divergences)
 
 
@@ -164,7 +161,7 @@ async def test_v2_verdicts_log_reports_its_recorded_verdicts(tmp_path: Path) -> 
     assert report["violations"] == golden["violations"]
     assert report["timeline"] == golden["timeline"]
     assert report["summary"]["violations"] == golden["summary"]["violations"] == 8
-    assert report["summary"]["divergences"] == V2_VERDICTS_DIVERGING
+    assert report["summary"]["divergences"] == V2_VERDICTS_FLAGGED
     assert golden["summary"]["divergences"] == []
     states = {c["case_id"]: c["state"] for c in report["cases"]}
     assert states["case-oral"] == "completed"

@@ -165,3 +165,109 @@ def test_full_refusal_after_acceptance_is_out_of_order() -> None:
     found = play.send("refusal")
     assert [v.rule_id for v in found] == ["not-allowed-in-state"]
     assert play.state == "in_execution"
+
+
+# --- Art. 6.3: confidentiality that cannot be kept -----------------------------------
+
+
+@pytest.mark.parametrize("stage", ["received", "under_consideration", "in_execution"])
+def test_confidentiality_may_be_raised_from_receipt_on(stage: str) -> None:
+    """The requesting party decides before compliance; going ahead resumes the case where it was."""
+    play = Play()
+    play.send("written_request", confidential=True)
+    if stage == "under_consideration":
+        play.send("acknowledgement")
+    if stage == "in_execution":
+        play.send("acceptance")
+    play.send("confidentiality_impossible")
+    assert play.state == "awaiting_decision"
+    play.send("confidentiality_decision", proceed=True)
+    assert play.state == stage
+    assert play.case is not None
+    assert play.case.disclosure_consented
+    if stage != "in_execution":
+        play.send("acceptance")
+    play.send("results")
+    assert play.state == "completed"
+    assert play.violations == []
+
+
+def test_withdrawing_under_the_confidentiality_decision_ends_the_case() -> None:
+    """Art. 6.3: not complied with under such conditions: the requesting party withdraws."""
+    play = Play()
+    play.send("written_request", confidential=True)
+    play.send("confidentiality_impossible")
+    play.send("confidentiality_decision", proceed=False)
+    assert play.state == "withdrawn"
+    assert play.violations == []
+
+
+@pytest.mark.parametrize(
+    ("stage", "act"),
+    [("received", "acceptance"), ("in_execution", "results"), ("in_execution", "acceptance")],
+)
+def test_executing_before_the_decision_fires_art_6_3(stage: str, act: str) -> None:
+    """Accepting or giving results while the decision is awaited is the Art. 6.3 breach."""
+    play = Play()
+    play.send("written_request", confidential=True)
+    if stage == "in_execution":
+        play.send("acceptance")
+    play.send("confidentiality_impossible")
+    found = play.send(act)
+    assert [(v.rule_id, v.article) for v in found] == [
+        ("execution-without-disclosure-consent", "6.3")
+    ]
+    assert play.state == "awaiting_decision"
+
+
+# --- Art. 6.2: additional information before acceptance -----------------------------
+
+
+@pytest.mark.parametrize("stage", ["received", "under_consideration", "in_execution"])
+def test_information_may_be_asked_before_acceptance(stage: str) -> None:
+    """The requested party may ask what it needs to decide; the answer resumes the case."""
+    play = Play()
+    play.send("written_request")
+    if stage == "under_consideration":
+        play.send("acknowledgement")
+    if stage == "in_execution":
+        play.send("acceptance")
+    play.send("information_request")
+    assert play.state == "awaiting_information"
+    play.send("additional_information")
+    assert play.state == stage
+    assert play.violations == []
+
+
+@pytest.mark.parametrize(
+    ("path", "asker_breach"),
+    [
+        (["written_request", "consultation"], "not-allowed-in-state"),
+        (["written_request", "acceptance", "results"], "case-closed"),
+        (
+            ["written_request", "acceptance", "information_request"],
+            "not-allowed-in-state",
+        ),
+    ],
+)
+def test_answering_a_question_is_never_a_breach(path: list[str], asker_breach: str) -> None:
+    """A question out of turn is the asker's breach; the requesting party's answer is none."""
+    play = Play()
+    for kind in path:
+        play.send(kind)
+    before = play.state
+    asked = play.send("information_request")
+    assert [v.rule_id for v in asked] == [asker_breach]
+    assert play.send("additional_information") == ()
+    # The in-turn question of the third path is answered first, so it resumes execution.
+    assert play.state == (before if before != "awaiting_information" else "in_execution")
+    # A second answer answers nothing: that one is out of turn.
+    assert play.send("additional_information")
+
+
+def test_information_unasked_for_is_out_of_order() -> None:
+    """An answer to no question is a reply out of turn."""
+    play = Play()
+    play.send("written_request")
+    found = play.send("additional_information")
+    assert [v.rule_id for v in found] == ["not-allowed-in-state"]

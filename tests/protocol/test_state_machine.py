@@ -3,7 +3,8 @@
 The oracle here is an independent transcription of PROTOCOL.md's state
 diagram: for each state, which message types are allowed, from which role,
 and where they lead, plus what runs alongside the states (an oral request's
-written confirmation, Art. 4.2). The fold must agree with it on every step.
+written confirmation, Art. 4.2; a question's answer, Art. 6.2). The fold
+must agree with it on every step.
 """
 
 from dataclasses import dataclass, field
@@ -23,13 +24,20 @@ ART_7 = {
     "transfer_consent": (D, "="),
     "results_transfer": ("third", "="),
 }
+# Art. 6.2 and 6.3 from receipt on: the answer resumes the case where it was.
+ASK = {
+    "information_request": (D, "awaiting_information"),
+    "confidentiality_impossible": (D, "awaiting_decision"),
+}
 CONSIDER = {
     "confirmation_request": (D, "awaiting_confirmation"),
     "consultation": (D, "in_consultation"),
     "acceptance": (D, "in_execution"),
     "refusal": (D, "<refusal>"),
     "withdrawal": (R, "withdrawn"),
+    **ASK,
 }
+WAITS = {"awaiting_confirmation", "awaiting_information", "awaiting_decision"}
 DIAGRAM: dict[str | None, dict[str, tuple[str, str]]] = {
     None: {
         "written_request": ("any", "received"),
@@ -57,20 +65,19 @@ DIAGRAM: dict[str | None, dict[str, tuple[str, str]]] = {
         "impediment_notice": (D, "="),
         # Partial only (Art. 5.1 "in part"): the rest stays in execution.
         "refusal": (D, "<refusal>"),
-        "information_request": (D, "awaiting_information"),
-        "confidentiality_impossible": (D, "awaiting_decision"),
         "results": (D, "completed"),
         "withdrawal": (R, "withdrawn"),
+        **ASK,
         **ART_7,
     },
     "awaiting_information": {
-        "additional_information": (R, "in_execution"),
+        "additional_information": (R, "<resume>"),
         "impediment_notice": (D, "="),
         "withdrawal": (R, "withdrawn"),
         **ART_7,
     },
     "awaiting_decision": {
-        "confidentiality_decision": (R, "<decision>"),
+        "confidentiality_decision": (R, "<resume-or-withdrawn>"),
         "impediment_notice": (D, "="),
         "withdrawal": (R, "withdrawn"),
         **ART_7,
@@ -114,6 +121,8 @@ class Expect:
     oral_at: Any = None
     # The written confirmation of an oral request: None, "owed", "given", "overdue".
     confirmation: str | None = None
+    # A question from the requested party (in turn or not) not yet answered.
+    question: bool = False
     first_terminal: str | None = None
 
     def allowed(self) -> dict[str, tuple[str, str]]:
@@ -122,6 +131,8 @@ class Expect:
         confirmable = self.state not in TERMINAL or self.state in ("completed", "refused")
         if self.confirmation in ("owed", "overdue") and confirmable:
             allowed["written_confirmation"] = (R, "=")
+        if self.question and "additional_information" not in allowed:
+            allowed["additional_information"] = (R, "=")
         return allowed
 
     def third(self) -> str:
@@ -268,9 +279,14 @@ class ProcedureMachine(RuleBasedStateMachine):
 
         if not structural or defect or needs_consent:
             assert found, f"invalid {kind} in {exp.state} yielded no violation"
+        asked = kind == "information_request" and (
+            exp.requested is not None and (message.sender, message.recipient) == exp.pair(D)
+        )
         if not structural:
             after_state = case.state.value if case is not None else None
             assert after_state == exp.state, f"{kind} in {exp.state} moved to {after_state}"
+            # Asked out of turn, a question still waits for its answer (Art. 6.2).
+            exp.question = exp.question or asked
             return
         if not defect and not needs_consent:
             tolerated = {"refusal-without-consultation"} if not exp.consulted else set()
@@ -292,7 +308,11 @@ class ProcedureMachine(RuleBasedStateMachine):
             exp.oral_id, exp.oral_at, exp.confirmation = message.message_id, self.at, "owed"
         if kind == "written_confirmation":
             exp.confirmation = "given"
-        if kind == "confirmation_request":
+        if kind == "information_request":
+            exp.question = True
+        if kind == "additional_information":
+            exp.question = False
+        if target in WAITS:
             exp.resume = exp.state
         if kind == "consultation":
             exp.consulted, exp.rejected = True, False
@@ -312,8 +332,11 @@ class ProcedureMachine(RuleBasedStateMachine):
             exp.state, exp.resume = exp.resume, None
         elif target == "<refusal>":
             exp.state = "refused" if getattr(message, "scope") == "full" else "in_execution"  # noqa: B009
-        elif target == "<decision>":
-            exp.state = "in_execution" if getattr(message, "proceed") else "withdrawn"  # noqa: B009
+        elif target == "<resume-or-withdrawn>":
+            if getattr(message, "proceed"):  # noqa: B009
+                exp.state, exp.resume = exp.resume, None
+            else:
+                exp.state, exp.resume = "withdrawn", None
         else:
             exp.state = target
         if exp.state in TERMINAL and exp.first_terminal is None:
