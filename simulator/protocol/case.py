@@ -12,6 +12,10 @@ that was not confirmed within 3 days is reported and an open case lapses, and
 execution that has gone on past "as soon as possible" without results is
 reported once. `apply` calls it first, so a replay that folds only the
 messages reaches the same states.
+
+Where the agreement leaves room, the comment at each handler says which
+choice is made and why; docs/procedure.md gives trainers the same choices,
+with the diagram and table `procedure.py` explores from this fold.
 """
 
 from collections.abc import Callable, Mapping
