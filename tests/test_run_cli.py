@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from simulator.cli import app
+from simulator.cli.app import _run as cli_run
+from simulator.errors import ScenarioError
 from simulator.eventlog import Event
 from simulator.logfiles import open_log
 
@@ -149,6 +152,24 @@ def test_a_written_confirmation_inject_with_nothing_to_confirm_is_refused(
     assert "injects[1].send.type" in message
     assert "no inject sends an oral_request in case 'case-2'" in message
     assert not log.exists()
+
+
+def test_bad_input_found_inside_a_run_is_one_message(capsys: pytest.CaptureFixture[str]) -> None:
+    """A scenario error raised in a task of the run exits 2 with its message, no traceback."""
+
+    async def fails() -> None:
+        raise ScenarioError("scenarios/x.yaml", "inject.fax: the message is invalid", line=7)
+
+    async def run() -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(fails())
+
+    with pytest.raises(typer.Exit) as exited:
+        cli_run(run())
+    assert exited.value.exit_code == 2
+    err = capsys.readouterr().err
+    assert "scenarios/x.yaml:7: inject.fax: the message is invalid" in err
+    assert "Traceback" not in err
 
 
 def test_scenario_schema_and_asyncapi_are_json() -> None:

@@ -160,12 +160,24 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
     except (LogError, SimulatorError) as exc:
         _fail(str(exc))
+    except ExceptionGroup as group:
+        # Raised in a task of the run, bad input reaches here wrapped by its task
+        # group: it is still one message, not a traceback of every task.
+        ours, rest = group.split((LogError, SimulatorError))
+        if ours is None or rest is not None:
+            raise
+        _fail(str(_first_leaf(ours)))
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as Unix tools do.
         sys.stderr.close()
         raise typer.Exit(0) from None
     except OSError as exc:
         _fail(f"{exc.filename or ''}: {exc.strerror or exc}")
+
+
+def _first_leaf(group: BaseExceptionGroup[Exception]) -> Exception:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 @log_app.command("show")
