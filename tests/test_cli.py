@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from simulator.cli import app
 from simulator.protocol import RULES
+from simulator.protocol.procedure import BEGIN_MARK, END_MARK, procedure_markdown
 
 # PROTOCOL.md's rule table, row by row, with the article each row cites and the
 # rule ids that implement it. Transcribed here so the test stands on its own.
@@ -112,6 +113,24 @@ def test_rules_markdown_and_severity_filter() -> None:
     bad = CliRunner().invoke(app, ["rules", "--severity", "fatal"])
     assert bad.exit_code == 2
     assert "fatal" in bad.output
+
+
+def test_procedure_prints_and_updates_the_generated_page(tmp_path: Path) -> None:
+    """`procedure` prints the diagram and table; `--update` rewrites them between the markers."""
+    printed = CliRunner().invoke(app, ["procedure"])
+    assert printed.exit_code == 0, printed.output
+    assert printed.stdout == procedure_markdown()
+    diagram = CliRunner().invoke(app, ["procedure", "--mermaid"])
+    assert diagram.stdout.startswith("stateDiagram-v2\n")
+    page = tmp_path / "procedure.md"
+    page.write_text(f"# Kept\n{BEGIN_MARK}\nstale\n{END_MARK}\nKept too.\n", encoding="utf-8")
+    updated = CliRunner().invoke(app, ["procedure", "--update", str(page)])
+    assert updated.exit_code == 0, updated.output
+    assert page.read_text(encoding="utf-8") == f"# Kept\n{procedure_markdown()}Kept too.\n"
+    page.write_text("no markers\n", encoding="utf-8")
+    unmarked = CliRunner().invoke(app, ["procedure", "--update", str(page)])
+    assert unmarked.exit_code == 2
+    assert "markers" in unmarked.stderr
 
 
 def test_module_and_console_script_both_work() -> None:

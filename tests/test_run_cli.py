@@ -11,9 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from simulator.cli import app
+from simulator.cli.app import _run as cli_run
+from simulator.errors import ScenarioError
+from simulator.eventlog import Event
+from simulator.logfiles import open_log
 
 EXAMPLE = Path(__file__).parent.parent / "scenarios" / "example.yaml"
 SIMULATOR = [sys.executable, "-m", "simulator"]
@@ -99,6 +104,93 @@ def test_unknown_party_in_an_inject_is_refused(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "nowhere" in result.stderr
     assert f"{broken}:" in result.stderr
+
+
+CONFIRMED_LATER = """\
+version: 1
+exercise: confirmed-later
+title: An oral request, confirmed by the controller's own inject
+start: 2026-03-02T09:00:00Z
+duration: 10d
+parties:
+  - {id: alpha, name: Alpha Agency, head: {name: A. Head}, deputies: [{name: A. Deputy}],
+     seal: A-SEAL, coordination_unit: Liaison Office}
+  - {id: beta, name: Beta Agency, head: {name: B. Head}, deputies: [{name: B. Deputy}],
+     seal: B-SEAL, coordination_unit: Liaison Office}
+injects:
+  - id: call
+    at: 1h
+    send:
+      type: oral_request
+      from: alpha
+      to: beta
+      case: case-1
+      fields: {area: public_order, urgent: true, essence: A wagon is missing., purpose: Find it.,
+               justification: The grid waits for it., assistance_sought: Search the sidings.}
+  - id: fax
+    at: 1d
+    send: {type: written_confirmation, from: alpha, to: beta, case: CASE}
+"""
+
+
+def test_a_written_confirmation_inject_runs_to_the_end(tmp_path: Path) -> None:
+    """Scheduled as its own inject, a confirmation confirms the oral request; the run ends well."""
+    scenario = tmp_path / "confirmed.yaml"
+    scenario.write_text(CONFIRMED_LATER.replace("CASE", "case-1"), encoding="utf-8")
+    log, summary = tmp_path / "run.db", tmp_path / "summary.json"
+    result = CliRunner().invoke(
+        app, ["run", str(scenario), "--log", str(log), "--json-summary", str(summary)]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(summary.read_text())
+    assert data["ended_because"] == "nothing left to happen"
+    assert data["violations"] == []
+    events = asyncio.run(_events(log))
+    confirmation = next(e for e in events if e.type == "coop.msg.written_confirmation")
+    assert confirmation.data["message"]["confirms"] == "inject.call"
+    assert confirmation.data["message"]["essence"] == "A wagon is missing."
+    assert events[-1].type == "coop.exercise.ended"
+
+
+async def _events(log: Path) -> list[Event]:
+    async with open_log(log, read_only=True) as store:
+        return [e async for e in store.read()]
+
+
+def test_a_written_confirmation_inject_with_nothing_to_confirm_is_refused(
+    tmp_path: Path,
+) -> None:
+    """No oral request in its case: refused before anything starts, with file, line and field."""
+    scenario = tmp_path / "unconfirmable.yaml"
+    text = CONFIRMED_LATER.replace("CASE", "case-2")
+    scenario.write_text(text, encoding="utf-8")
+    log = tmp_path / "run.db"
+    result = CliRunner().invoke(app, ["run", str(scenario), "--log", str(log)])
+    assert result.exit_code == 2
+    line = text.splitlines().index(next(t for t in text.splitlines() if "case: case-2" in t)) + 1
+    message = result.stderr.replace("\n", "")
+    assert f"{scenario}:{line}:" in message
+    assert "injects[1].send.type" in message
+    assert "no inject sends an oral_request in case 'case-2'" in message
+    assert not log.exists()
+
+
+def test_bad_input_found_inside_a_run_is_one_message(capsys: pytest.CaptureFixture[str]) -> None:
+    """A scenario error raised in a task of the run exits 2 with its message, no traceback."""
+
+    async def fails() -> None:
+        raise ScenarioError("scenarios/x.yaml", "inject.fax: the message is invalid", line=7)
+
+    async def run() -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(fails())
+
+    with pytest.raises(typer.Exit) as exited:
+        cli_run(run())
+    assert exited.value.exit_code == 2
+    err = capsys.readouterr().err
+    assert "scenarios/x.yaml:7: inject.fax: the message is invalid" in err
+    assert "Traceback" not in err
 
 
 def test_scenario_schema_and_asyncapi_are_json() -> None:

@@ -33,6 +33,12 @@ from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Control, Tick, describe
 from simulator.options import SECURE_OPTION
 from simulator.protocol import RULES
+from simulator.protocol.procedure import (
+    BEGIN_MARK,
+    mermaid,
+    procedure_markdown,
+    replace_generated,
+)
 from simulator.run.control import (
     ANSWER_TIMEOUT_S,
     Unanswered,
@@ -98,6 +104,36 @@ def rules(
     render_rules(fmt, Console(), chosen)
 
 
+@app.command()
+def procedure(
+    update: Annotated[
+        Path | None,
+        typer.Option(
+            help="rewrite the generated part of this document (docs/procedure.md) instead of "
+            "printing it"
+        ),
+    ] = None,
+    diagram: Annotated[
+        bool, typer.Option("--mermaid", help="print only the state diagram, as Mermaid")
+    ] = False,
+) -> None:
+    """Print the procedure the umpire applies: its state diagram and what each state allows.
+
+    Both are explored from the case state machine itself, not written by hand.
+    """
+    if update is not None:
+        try:
+            text = update.read_text(encoding="utf-8")
+            update.write_text(replace_generated(text), encoding="utf-8")
+        except OSError as exc:
+            _fail(f"{update}: {exc.strerror or exc}")
+        except ValueError:
+            _fail(f"{update}: the markers of the generated part are missing ({BEGIN_MARK})")
+        typer.echo(f"updated {update}")
+        return
+    sys.stdout.write(mermaid() if diagram else procedure_markdown())
+
+
 log_app = typer.Typer(no_args_is_help=True, help="Inspect, verify, export and import event logs.")
 app.add_typer(log_app, name="log")
 
@@ -124,12 +160,24 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
     except (LogError, SimulatorError) as exc:
         _fail(str(exc))
+    except ExceptionGroup as group:
+        # Raised in a task of the run, bad input reaches here wrapped by its task
+        # group: it is still one message, not a traceback of every task.
+        ours, rest = group.split((LogError, SimulatorError))
+        if ours is None or rest is not None:
+            raise
+        _fail(str(_first_leaf(ours)))
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as Unix tools do.
         sys.stderr.close()
         raise typer.Exit(0) from None
     except OSError as exc:
         _fail(f"{exc.filename or ''}: {exc.strerror or exc}")
+
+
+def _first_leaf(group: BaseExceptionGroup[Exception]) -> Exception:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 @log_app.command("show")

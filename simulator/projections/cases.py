@@ -44,7 +44,14 @@ class MissingAgreement(Exception):
 
 
 class CaseProjection(Projection):
-    """Every case's state, every violation, and where today's rules disagree with the log."""
+    """Every case's state, every violation, and where today's rules disagree with the log.
+
+    States are today's fold of the messages. `findings` are the violations the
+    umpire recorded with each event (today's fold's only for events that
+    recorded none, schema version 1), so a stored log keeps its verdicts when a
+    rule changes; `divergences` name the positions where today's rules would
+    judge otherwise, and `last_found` is what today's fold found at the last event.
+    """
 
     def __init__(self, agreement: Agreement | None = None) -> None:
         super().__init__()
@@ -87,7 +94,14 @@ class CaseProjection(Projection):
         # to compare nothing with nothing.
         if found or not records_no_violations(event):
             recorded = read_violations(event)
-            if recorded is not None and recorded != found:
-                self.divergences.append(Divergence(event.position, recorded, found))
-            self.findings.extend(Finding(event.position, event.time, v) for v in found)
+            verdicts = found
+            if recorded is not None:
+                # The umpire's ruling, as recorded, is the exercise's result: a log
+                # stored before a rule changed reports what the participants were
+                # told, and today's reading of it is listed as a divergence. Only an
+                # event that recorded nothing (schema version 1) is judged today.
+                verdicts = recorded
+                if recorded != found:
+                    self.divergences.append(Divergence(event.position, recorded, found))
+            self.findings.extend(Finding(event.position, event.time, v) for v in verdicts)
         self.last_found = found

@@ -12,6 +12,7 @@ from simulator.protocol.case import (
     Case,
     CaseState,
     ConditionsStatus,
+    ConfirmationStatus,
     apply,
     elapse,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "CaseId",
     "CaseState",
     "ConditionsStatus",
+    "ConfirmationStatus",
     "Deadline",
     "DeadlineKind",
     "Medium",

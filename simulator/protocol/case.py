@@ -8,9 +8,14 @@ A defect in a message's content (a refusal without reasons, an unsigned
 request) does not stop the act: the case moves on and the defect is reported.
 
 `elapse(case, at, agreement)` applies the passing of time: an oral request
-that was not confirmed within 3 days lapses, and execution that has gone on
-past "as soon as possible" without results is reported once. `apply` calls it
-first, so a replay that folds only the messages reaches the same states.
+that was not confirmed within 3 days is reported and an open case lapses, and
+execution that has gone on past "as soon as possible" without results is
+reported once. `apply` calls it first, so a replay that folds only the
+messages reaches the same states.
+
+Where the agreement leaves room, the comment at each handler says which
+choice is made and why; docs/procedure.md gives trainers the same choices,
+with the diagram and table `procedure.py` explores from this fold.
 """
 
 from collections.abc import Callable, Mapping
@@ -57,7 +62,6 @@ from simulator.protocol.rules import Violation
 
 class CaseState(StrEnum):
     OFFERED = "offered"
-    AWAITING_WRITTEN_CONFIRMATION = "awaiting_written_confirmation"
     RECEIVED = "received"
     AWAITING_CONFIRMATION = "awaiting_confirmation"
     UNDER_CONSIDERATION = "under_consideration"
@@ -85,18 +89,34 @@ TERMINAL_STATES = frozenset(
         CaseState.LAPSED,
     }
 )
-# States in which the requested party is executing the request (Art. 6).
+# Executing the request, or waiting on the requesting party (Art. 6): where an
+# impediment may be notified and results may be passed on under Art. 7.
 EXECUTION_STATES = frozenset(
     {CaseState.IN_EXECUTION, CaseState.AWAITING_INFORMATION, CaseState.AWAITING_DECISION}
 )
 # Before a decision: where the requested party may consult, accept or refuse.
 DECISION_STATES = frozenset({CaseState.RECEIVED, CaseState.UNDER_CONSIDERATION})
+# Where the requested party may ask for additional information (Art. 6.2) or say
+# that confidentiality cannot be kept (Art. 6.3): from receipt on, before it
+# decides as well as while it executes. The answer resumes the case there.
+ASKING_STATES = frozenset(
+    {CaseState.RECEIVED, CaseState.UNDER_CONSIDERATION, CaseState.IN_EXECUTION}
+)
 
 
 class ConditionsStatus(StrEnum):
     PROPOSED = "proposed"
     ACCEPTED = "accepted"
     REJECTED = "rejected"
+
+
+class ConfirmationStatus(StrEnum):
+    """Art. 4.2: the written confirmation an oral request owes, alongside the case."""
+
+    OWED = "owed"
+    GIVEN = "given"
+    # Not given within 3 days: reported once; it may still come where the case allows.
+    OVERDUE = "overdue"
 
 
 class Case(NamedTuple):
@@ -123,8 +143,14 @@ class Case(NamedTuple):
     parts: tuple[str, ...] = ()
     oral_request_id: str | None = None
     oral_at: datetime | None = None
-    # Where an authenticity query (Art. 4.2) returns to once answered.
+    # None unless the case was opened by an oral request.
+    confirmation: ConfirmationStatus | None = None
+    # Where a wait (an authenticity query, Art. 4.2; a question, Art. 6.2; a
+    # confidentiality decision, Art. 6.3) returns to once answered.
     resume_state: CaseState | None = None
+    # The requested party asked for information (Art. 6.2), in turn or not, and
+    # has no answer yet: answering it is never a breach of the requesting party.
+    information_open: bool = False
     signature_forged: bool = False
     consulted: bool = False
     conditions: tuple[str, ...] = ()
@@ -193,13 +219,13 @@ def apply(case: Case | None, message: Message, at: datetime, agreement: Agreemen
         return None, tuple(found)
 
     case = _deadlines(case, at, agreement, found)
-    if case.state in TERMINAL_STATES and not (
-        isinstance(message, _ART_7) and case.state is CaseState.COMPLETED
-    ):
+    if case.state in TERMINAL_STATES and not _open_after_close(case, message):
         found.append(
             _breach(r.CASE_CLOSED, message, f"{message.type} after the case was {case.state.value}")
         )
         changes = _NO_CHANGE
+        if isinstance(message, InformationRequest) and _is_from_requested(case, message):
+            changes = _QUESTION_ASKED
     else:
         changes = _HANDLERS[message.type](case, message, at, agreement, found)
     # `case._replace(...)` without its per-field map and keyword checks.
@@ -218,22 +244,42 @@ def elapse(case: Case, at: datetime, agreement: Agreement) -> tuple[Case, tuple[
     return case, tuple(found)
 
 
+def confirmation_owed(case: Case) -> bool:
+    """Whether an oral request's written confirmation is still running against its 3 days.
+
+    Art. 4.2 asks for the confirmation whatever became of the request, so the
+    obligation outlives completion and refusal; only withdrawing the request
+    (or the case lapsing) ends it.
+    """
+    return case.confirmation is ConfirmationStatus.OWED and case.state is not CaseState.WITHDRAWN
+
+
 def _deadlines(case: Case, at: datetime, agreement: Agreement, found: list[Violation]) -> Case:
     if (
-        case.state is CaseState.AWAITING_WRITTEN_CONFIRMATION
+        case.confirmation is ConfirmationStatus.OWED
         and case.oral_at is not None
         and at > case.oral_at + WRITTEN_CONFIRMATION_WINDOW
+        and case.state is not CaseState.WITHDRAWN
     ):
+        # Urgency lets the case go on before the confirmation; the lapse comes when
+        # the 3 days pass, whatever stage the case has reached by then.
+        lapses = case.state not in TERMINAL_STATES
+        outcome = "the case lapsed" if lapses else f"the case had already ended {case.state.value}"
         found.append(
             r.ORAL_REQUEST_NOT_CONFIRMED.breach(
                 f"oral request {case.oral_request_id} of {case.oral_at.isoformat()} was not "
-                "confirmed in writing within 3 days; the case lapsed",
+                f"confirmed in writing within 3 days; {outcome}",
                 case_id=case.case_id,
                 message_id=case.oral_request_id,
                 party=case.requesting,
             )
         )
-        case = case._replace(state=CaseState.LAPSED, updated_at=at)
+        if lapses:
+            case = case._replace(
+                state=CaseState.LAPSED, confirmation=ConfirmationStatus.OVERDUE, updated_at=at
+            )
+        else:
+            case = case._replace(confirmation=ConfirmationStatus.OVERDUE)
     if (
         case.execution_started_at is not None
         and case.results_at is None
@@ -301,9 +347,12 @@ def _request(
             found.append(
                 _breach(r.ORAL_REQUEST_NOT_URGENT, message, "oral request in a case not urgent")
             )
-        changes["state"] = CaseState.AWAITING_WRITTEN_CONFIRMATION
+        # Art. 4.2: urgency is why an oral request is allowed at all, so the case
+        # proceeds at once; the written confirmation is owed alongside.
+        changes["state"] = CaseState.RECEIVED
         changes["oral_request_id"] = message.message_id
         changes["oral_at"] = at
+        changes["confirmation"] = ConfirmationStatus.OWED
         return changes
     changes["state"] = CaseState.RECEIVED
     changes["signature_forged"] = _check_written(message, agreement, found)
@@ -444,7 +493,7 @@ def _on_written_confirmation(
     agreement: Agreement,
     found: list[Violation],
 ) -> Changes:
-    if case.state is not CaseState.AWAITING_WRITTEN_CONFIRMATION:
+    if case.confirmation not in _CONFIRMABLE:
         return _not_allowed(case, message, found)
     if not _from_requesting(case, message, found):
         return _NO_CHANGE
@@ -459,8 +508,10 @@ def _on_written_confirmation(
         )
         return _NO_CHANGE
     forged = _check_written(message, agreement, found)
+    # The case stays where it is: it did not wait for the confirmation. A late one
+    # (its lateness already reported) is still the request in writing.
     return {
-        "state": CaseState.RECEIVED,
+        "confirmation": ConfirmationStatus.GIVEN,
         "signature_forged": forged,
         "urgent": message.urgent or case.urgent,
         "confidential": message.confidential,
@@ -557,7 +608,8 @@ def _on_acceptance(
     case: Case, message: Acceptance, at: datetime, agreement: Agreement, found: list[Violation]
 ) -> Changes:
     if case.state not in DECISION_STATES:
-        return _not_allowed(case, message, found)
+        # Accepting while a confidentiality decision is awaited is the Art. 6.3 breach.
+        return _not_execution_state(case, message, found)
     if not _from_requested(case, message, found):
         return _NO_CHANGE
     if case.conditions_status is ConditionsStatus.REJECTED:
@@ -569,14 +621,25 @@ def _on_acceptance(
 def _on_refusal(
     case: Case, message: Refusal, at: datetime, agreement: Agreement, found: list[Violation]
 ) -> Changes:
-    if case.state not in DECISION_STATES:
+    # Art. 5.1 "in full or in part" sets no order: part of a request may be refused
+    # once it is in execution too, after conditions accepted as well as rejected.
+    # Refusing it all is a decision on the request, made before executing it.
+    executing = case.state is CaseState.IN_EXECUTION
+    if not (case.state in DECISION_STATES or (executing and message.scope is RefusalScope.PARTIAL)):
         return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
         return _NO_CHANGE
     _check_refusal(case, message, found)
     if message.scope is RefusalScope.FULL:
         return _REFUSED_IN_FULL
-    # Art. 5.1 "in full or in part": execution goes on for the rest.
+    if executing:
+        # Execution goes on for the rest, counted from when it began.
+        refused = (
+            *case.refused_parts,
+            *(p for p in message.refused_parts if p not in case.refused_parts),
+        )
+        return {"refusal_scope": RefusalScope.PARTIAL, "refused_parts": refused}
+    # Execution begins for the rest.
     return {
         "state": CaseState.IN_EXECUTION,
         "refusal_scope": RefusalScope.PARTIAL,
@@ -610,22 +673,53 @@ def _on_impediment(
     return {"impediments": case.impediments + 1}
 
 
-def _on_execution(
-    case: Case,
-    message: InformationRequest | ConfidentialityImpossible | Results,
-    at: datetime,
-    agreement: Agreement,
-    found: list[Violation],
+def _on_results(
+    case: Case, message: Results, at: datetime, agreement: Agreement, found: list[Violation]
 ) -> Changes:
     if case.state is not CaseState.IN_EXECUTION:
         return _not_execution_state(case, message, found)
     if not _from_requested(case, message, found):
         return _NO_CHANGE
-    if isinstance(message, InformationRequest):
-        return _TO_AWAITING_INFORMATION
-    if isinstance(message, ConfidentialityImpossible):
-        return _TO_AWAITING_DECISION
     return {"state": CaseState.COMPLETED, "results_at": at}
+
+
+def _on_information_request(
+    case: Case,
+    message: InformationRequest,
+    at: datetime,
+    agreement: Agreement,
+    found: list[Violation],
+) -> Changes:
+    # Art. 6.2 gives the right "for the proper execution of the request": the
+    # requested party may need the information to decide whether it can execute
+    # properly, so it may ask before it accepts as well as while it executes.
+    if case.state not in ASKING_STATES:
+        _not_execution_state(case, message, found)
+        # Out of turn, it is still a question put to the requesting party.
+        return _QUESTION_ASKED if _is_from_requested(case, message) else _NO_CHANGE
+    if not _from_requested(case, message, found):
+        return _NO_CHANGE
+    return {
+        "state": CaseState.AWAITING_INFORMATION,
+        "resume_state": case.state,
+        "information_open": True,
+    }
+
+
+def _on_confidentiality_impossible(
+    case: Case,
+    message: ConfidentialityImpossible,
+    at: datetime,
+    agreement: Agreement,
+    found: list[Violation],
+) -> Changes:
+    # Art. 6.3: the requesting party decides "whether the request should be complied
+    # with under such conditions", which comes before compliance: so from receipt on.
+    if case.state not in ASKING_STATES:
+        return _not_allowed(case, message, found)
+    if not _from_requested(case, message, found):
+        return _NO_CHANGE
+    return {"state": CaseState.AWAITING_DECISION, "resume_state": case.state}
 
 
 def _on_additional_information(
@@ -635,11 +729,19 @@ def _on_additional_information(
     agreement: Agreement,
     found: list[Violation],
 ) -> Changes:
-    if case.state is not CaseState.AWAITING_INFORMATION:
+    # An answer to a question asked is never a breach of its own, wherever the
+    # question came (an out-of-turn question is the asker's breach).
+    if case.state is not CaseState.AWAITING_INFORMATION and not case.information_open:
         return _not_allowed(case, message, found)
     if not _from_requesting(case, message, found):
         return _NO_CHANGE
-    return _TO_IN_EXECUTION
+    if case.state is CaseState.AWAITING_INFORMATION:
+        return {
+            "state": case.resume_state or CaseState.IN_EXECUTION,
+            "resume_state": None,
+            "information_open": False,
+        }
+    return _QUESTION_ANSWERED
 
 
 def _on_confidentiality_decision(
@@ -654,8 +756,12 @@ def _on_confidentiality_decision(
     if not _from_requesting(case, message, found):
         return _NO_CHANGE
     if message.proceed:
-        return {"state": CaseState.IN_EXECUTION, "disclosure_consented": True}
-    return {"state": CaseState.WITHDRAWN}
+        return {
+            "state": case.resume_state or CaseState.IN_EXECUTION,
+            "resume_state": None,
+            "disclosure_consented": True,
+        }
+    return {"state": CaseState.WITHDRAWN, "resume_state": None}
 
 
 def _on_article_7(
@@ -742,6 +848,23 @@ def _from_requested(case: Case, message: Message, found: list[Violation]) -> boo
     if message.sender == case.requested and message.recipient == case.requesting:
         return True
     return _parties(case, message, found, sender=case.requested, recipient=case.requesting)
+
+
+def _is_from_requested(case: Case, message: Message) -> bool:
+    return message.sender == case.requested and message.recipient == case.requesting
+
+
+def _open_after_close(case: Case, message: Message) -> bool:
+    """What may still come once a case is closed."""
+    if isinstance(message, _ART_7):
+        # Art. 7.3: results are passed on after they were given.
+        return case.state is CaseState.COMPLETED
+    if isinstance(message, WrittenConfirmation):
+        # Art. 4.2: the confirmation is owed whatever became of the request.
+        return case.state in _CONFIRMABLE_CLOSED and case.confirmation in _CONFIRMABLE
+    if isinstance(message, AdditionalInformation):
+        return case.information_open
+    return False
 
 
 def _not_allowed(case: Case, message: Message, found: list[Violation]) -> Changes:
@@ -845,10 +968,14 @@ def _check_refusal(case: Case, message: Refusal, found: list[Violation]) -> None
 
 # The changes shared by many steps, made once (read-only: typed as Mapping).
 _TO_UNDER_CONSIDERATION: Changes = {"state": CaseState.UNDER_CONSIDERATION}
-_TO_AWAITING_INFORMATION: Changes = {"state": CaseState.AWAITING_INFORMATION}
-_TO_AWAITING_DECISION: Changes = {"state": CaseState.AWAITING_DECISION}
-_TO_IN_EXECUTION: Changes = {"state": CaseState.IN_EXECUTION}
 _REFUSED_IN_FULL: Changes = {"state": CaseState.REFUSED, "refusal_scope": RefusalScope.FULL}
+_QUESTION_ASKED: Changes = {"information_open": True}
+_QUESTION_ANSWERED: Changes = {"information_open": False}
+
+# A written confirmation is taken while one is owed, late or not; after the case
+# closed, only where the request was answered (completed or refused).
+_CONFIRMABLE = frozenset({ConfirmationStatus.OWED, ConfirmationStatus.OVERDUE})
+_CONFIRMABLE_CLOSED = frozenset({CaseState.COMPLETED, CaseState.REFUSED})
 
 _HANDLERS: dict[str, Handler] = {
     "written_request": _on_request,
@@ -865,9 +992,9 @@ _HANDLERS: dict[str, Handler] = {
     "acceptance": _on_acceptance,
     "refusal": _on_refusal,
     "impediment_notice": _on_impediment,
-    "information_request": _on_execution,
-    "confidentiality_impossible": _on_execution,
-    "results": _on_execution,
+    "information_request": _on_information_request,
+    "confidentiality_impossible": _on_confidentiality_impossible,
+    "results": _on_results,
     "additional_information": _on_additional_information,
     "confidentiality_decision": _on_confidentiality_decision,
     "transfer_consent_request": _on_article_7,

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from simulator.protocol import rules as r
 from simulator.protocol.agreement import WRITTEN_CONFIRMATION_WINDOW, AgreementSettings
-from simulator.protocol.case import Case, CaseState
+from simulator.protocol.case import Case, confirmation_owed
 
 
 class DeadlineKind(StrEnum):
@@ -35,7 +35,7 @@ class Deadline:
 def deadlines(case: Case, settings: AgreementSettings) -> tuple[Deadline, ...]:
     """The obligations the case has open now, earliest first."""
     found: list[Deadline] = []
-    if case.state is CaseState.AWAITING_WRITTEN_CONFIRMATION and case.oral_at is not None:
+    if confirmation_owed(case) and case.oral_at is not None:
         found.append(
             Deadline(
                 case_id=case.case_id,

@@ -149,7 +149,7 @@ EXECUTION_WITHOUT_DISCLOSURE_CONSENT = Rule(
     "6.3",
     Severity.ERROR,
     "When confidentiality cannot be kept, wait for the requesting party's decision before "
-    "executing.",
+    "accepting or executing the request.",
 )
 RESULTS_OVERDUE = Rule(
     "results-overdue",

@@ -186,6 +186,7 @@ def _summary(report: ReportData) -> str:
                 _e(
                     "today's rules find other violations than the umpire recorded at positions "
                     + ", ".join(str(p) for p in s.divergences)
+                    + "; the violations shown are the umpire's, as recorded"
                 ),
             )
         )

@@ -80,7 +80,13 @@ def _summary(report: ReportData) -> list[str]:
     if s.unopened_cases:
         rows.append(("case ids never opened", ", ".join(s.unopened_cases)))
     if s.divergences:
-        rows.append(("divergences at positions", ", ".join(str(p) for p in s.divergences)))
+        rows.append(
+            (
+                "divergences at positions",
+                ", ".join(str(p) for p in s.divergences)
+                + " (today's rules judge these otherwise; violations are shown as recorded)",
+            )
+        )
     lines = ["## 1. Summary", "", *_table(("fact", "value"), rows), "### Cases by final state", ""]
     if s.cases_by_state:
         lines += _table(("state", "cases"), s.cases_by_state.items())

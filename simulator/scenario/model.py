@@ -14,7 +14,9 @@ problem names its own field and line.
 What the runtime fills in, so that a scenario never spells it out:
 - every message's envelope (`ENVELOPE_FIELDS`: ids, case, sender,
   recipient, type, the message it replies to);
-- `RUNTIME_FIELDS` of some types (a written confirmation's `confirms`);
+- `RUNTIME_FIELDS` of some types (a written confirmation's `confirms`: for
+  an inject, the oral request of the inject its `send.confirms` names, or
+  of the one oral-request inject of its case);
 - `INHERITED_FIELDS` when a scenario leaves them out (a written
   confirmation repeats the request content of the oral request it
   confirms, Art. 4.2);
@@ -73,6 +75,8 @@ Loc = tuple[str | int, ...]
 PROBLEMS_ERROR = "scenario_problems"
 
 ENVELOPE_FIELDS = frozenset({"message_id", "case_id", "sender", "recipient", "type", "in_reply_to"})
+ORAL = "oral_request"
+CONFIRMATION = "written_confirmation"
 RUNTIME_FIELDS: Mapping[str, frozenset[str]] = {"written_confirmation": frozenset({"confirms"})}
 # Art. 4.2: the written confirmation is the full written request, so by
 # default it repeats what the oral request said.
@@ -303,6 +307,14 @@ _PLACEHOLDERS: dict[str, str] = {
     "recipient": "scenario-recipient",
 }
 _RUNTIME_PLACEHOLDERS: dict[str, str] = {"confirms": "scenario-check"}
+_RUNTIME_HINTS: dict[str, str] = {
+    "confirms": " (an inject names the oral request's inject with `send.confirms`)"
+}
+
+
+def inject_message_id(inject_id: str) -> str:
+    """The message id an inject's message is sent with (`.` is in no party id: no collision)."""
+    return f"inject.{inject_id}"
 
 
 def message_field_problems(
@@ -318,7 +330,10 @@ def message_field_problems(
     given: dict[str, Any] = {}
     for key, value in fields.items():
         if key in ENVELOPE_FIELDS or key in runtime:
-            problems.append((("fields", key), f"{key} is filled in by the runtime: leave it out"))
+            hint = _RUNTIME_HINTS.get(key, "")
+            problems.append(
+                (("fields", key), f"{key} is filled in by the runtime: leave it out{hint}")
+            )
         elif key not in cls.model_fields:
             own = sorted(set(cls.model_fields) - ENVELOPE_FIELDS - runtime)
             problems.append(
@@ -579,11 +594,20 @@ class InjectMessage(MessageTemplate):
     sender: ScenarioPartyId = Field(alias="from", description="The sending party.")
     recipient: ScenarioPartyId = Field(alias="to", description="The receiving party.")
     case: ScenarioCaseId = Field(description="The case id, [a-z0-9_-]{1,64}.")
+    confirms: EntryId | None = Field(
+        default=None,
+        description=(
+            "Only for a written_confirmation: the id of the inject that sends the oral_request "
+            "it confirms (Art. 4.2). Left out: the one oral_request inject of the same case."
+        ),
+    )
 
     @model_validator(mode="after")
     def _two_parties(self) -> "InjectMessage":
         if self.sender == self.recipient:
             _refuse([(("to",), f"the message goes from {self.sender!r} to itself")])
+        if self.confirms is not None and self.type != CONFIRMATION:
+            _refuse([(("confirms",), f"only a {CONFIRMATION} confirms an oral request")])
         return self
 
 
@@ -864,6 +888,35 @@ class Scenario(_Model):
             return Agreement.of(parties, settings)
         return Agreement.of(parties, settings, verify_signature)
 
+    def confirmed_inject(self, inject: Inject) -> Inject | None:
+        """The inject whose oral request a written-confirmation inject confirms (Art. 4.2)."""
+        if inject.send.type != CONFIRMATION:
+            return None
+        wanted = inject.send.confirms
+        for other in self.injects:
+            if wanted is not None and other.id == wanted:
+                return other
+            if wanted is None and other.send.type == ORAL and other.send.case == inject.send.case:
+                return other
+        return None
+
+    def inject_fields(self, inject: Inject) -> dict[str, Any]:
+        """The fields an inject's message is drafted with, the runtime's ones filled in.
+
+        A written confirmation names the oral request it confirms and, unless its
+        own fields say otherwise, repeats that request's content (Art. 4.2: it is
+        the full written request).
+        """
+        oral = self.confirmed_inject(inject)
+        if oral is None:
+            return dict(inject.send.fields)
+        inherited = INHERITED_FIELDS[CONFIRMATION]
+        return {
+            **{k: v for k, v in oral.send.fields.items() if k in inherited},
+            "confirms": inject_message_id(oral.id),
+            **inject.send.fields,
+        }
+
     def creates_case(self, case_id: str) -> bool:
         """Whether an inject names the case or a generator makes it."""
         return any(i.send.case == case_id for i in self.injects) or any(
@@ -883,6 +936,69 @@ def _cross_checks(s: Scenario) -> Iterator[tuple[Loc, str]]:
     yield from _party_checks(s, parties)
     yield from _timeline_checks(s, parties)
     yield from _case_checks(s)
+    yield from _confirmation_checks(s)
+
+
+def _confirmation_checks(s: Scenario) -> Iterator[tuple[Loc, str]]:
+    """A written confirmation on the timeline must know the oral request it confirms.
+
+    Its `confirms` and request content come from an oral-request inject, so
+    one that names none (or one that is no oral request of its case and
+    parties) is refused here rather than failing when it comes due.
+    """
+    by_id = {inject.id: inject for inject in s.injects}
+    for i, inject in enumerate(s.injects):
+        send = inject.send
+        if send.type != CONFIRMATION:
+            continue
+        if send.confirms is None:
+            orals = [o.id for o in s.injects if o.send.type == ORAL and o.send.case == send.case]
+            if len(orals) > 1:
+                yield (
+                    ("injects", i, "send", "type"),
+                    f"injects {', '.join(orals)} all send an {ORAL} in case {send.case!r}: "
+                    "name the one this confirms with `confirms: <inject id>`",
+                )
+                continue
+            if not orals:
+                yield (
+                    ("injects", i, "send", "type"),
+                    f"a {CONFIRMATION} confirms an oral request (Art. 4.2), and no inject sends "
+                    f"an {ORAL} in case {send.case!r}: send that first, and name it with "
+                    "`confirms: <inject id>`, or make the confirmation a follow-up (`then`) "
+                    "of the oral request",
+                )
+                continue
+        here: Loc = ("injects", i, "send", "confirms" if send.confirms else "type")
+        oral = s.confirmed_inject(inject)
+        if oral is None:
+            assert send.confirms is not None
+            yield (
+                here,
+                f"no inject {send.confirms!r}{_suggest(send.confirms, by_id)} "
+                f"(injects: {_listing(by_id)})",
+            )
+        elif oral.send.type != ORAL:
+            yield here, f"inject {oral.id!r} sends a message of type {oral.send.type}, not {ORAL}"
+        elif oral.send.case != send.case:
+            yield (
+                here,
+                f"inject {oral.id!r} is in case {oral.send.case!r}, this confirmation in "
+                f"{send.case!r}",
+            )
+        elif (oral.send.sender, oral.send.recipient) != (send.sender, send.recipient):
+            yield (
+                here,
+                f"the oral request of inject {oral.id!r} went from {oral.send.sender!r} to "
+                f"{oral.send.recipient!r}; its confirmation goes the same way",
+            )
+    for i, generator in enumerate(s.generators):
+        if generator.send.type == CONFIRMATION:
+            yield (
+                ("generators", i, "send", "type"),
+                f"a generator opens new cases, with no oral request in them to confirm: "
+                f"generate the {ORAL} and confirm it in `then`",
+            )
 
 
 class _Parties:

@@ -34,6 +34,7 @@ from simulator.scenario.model import (
     MessageTemplate,
     RuleCondition,
     Scenario,
+    inject_message_id,
 )
 from simulator.signing import Signatories, Tamper, tamper
 from simulator.umpire.sequencer import Sequencer, fold_committed
@@ -137,6 +138,7 @@ class ScenarioAgenda:
         sender: str,
         recipient: str,
         tampered: Tamper | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> Message:
         data = draft(
             template.type,
@@ -144,7 +146,7 @@ class ScenarioAgenda:
             case_id=case_id,
             sender=self.parties[sender],
             recipient=self.parties[recipient],
-            fields=dict(template.fields),
+            fields=dict(template.fields) if fields is None else fields,
         )
         if tampered is not None:
             data = tamper(self.signatories, data, tampered)
@@ -161,11 +163,13 @@ class ScenarioAgenda:
         send = inject.send
         return self._message(
             send,
-            message_id=f"inject.{inject.id}",
+            message_id=inject_message_id(inject.id),
             case_id=send.case,
             sender=send.sender,
             recipient=send.recipient,
             tampered=inject.tamper,
+            # With what the runtime fills in: a written confirmation's `confirms`.
+            fields=self.scenario.inject_fields(inject),
         )
 
     def _generated(self, generator: Generator, number: int) -> tuple[Message, str]:

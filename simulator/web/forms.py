@@ -162,6 +162,13 @@ def _probe_fields(kind: str, case: Case, third: str | None) -> dict[str, Any]:
     return fields
 
 
+# A refusal is offered where either scope is allowed: in execution only a
+# partial one is (Art. 5.1), and the trainee picks the scope in the form.
+_PROBE_VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
+    "refusal": ({}, {"scope": "partial", "refused_parts": ["probe"]}),
+}
+
+
 def allowed_now(
     case: Case, party: Party, parties: Mapping[str, Party], agreement: Agreement, at: datetime
 ) -> list[str]:
@@ -173,21 +180,24 @@ def allowed_now(
         recipient = counterpart(case, party.id, kind, others)
         if recipient is None or recipient not in parties:
             continue
-        drafted = draft(
-            kind,
-            message_id="probe.1",
-            case_id=case.case_id,
-            sender=party,
-            recipient=parties[recipient],
-            fields=_probe_fields(kind, case, outside[0] if outside else None),
-        )
-        try:
-            message = parse_message(drafted)
-        except ValidationError:
-            continue
-        _, found = apply(case, message, at, agreement)
-        if not any(v.rule_id in OUT_OF_ORDER for v in found):
-            allowed.append(kind)
+        fields = _probe_fields(kind, case, outside[0] if outside else None)
+        for variant in _PROBE_VARIANTS.get(kind, ({},)):
+            drafted = draft(
+                kind,
+                message_id="probe.1",
+                case_id=case.case_id,
+                sender=party,
+                recipient=parties[recipient],
+                fields={**fields, **variant},
+            )
+            try:
+                message = parse_message(drafted)
+            except ValidationError:
+                continue
+            _, found = apply(case, message, at, agreement)
+            if not any(v.rule_id in OUT_OF_ORDER for v in found):
+                allowed.append(kind)
+                break
     return allowed
 
 

@@ -7,6 +7,11 @@ through the discriminated union. tests/projections/test_fast_fold.py checks
 that today's fold gives exactly what this one gives. It is frozen on
 purpose: a rule changed deliberately in case.py is changed here too, in the
 same commit, so the two can only ever differ by accident.
+
+Changed since: issue 14 (an oral request is received at once with its
+written confirmation owed alongside; a partial refusal also in execution;
+information and confidentiality from receipt on, each answer resuming where
+the case was; an answer to a question never a breach).
 """
 
 from collections.abc import Callable
@@ -24,11 +29,13 @@ from simulator.protocol.agreement import (
     SignatureStatus,
 )
 from simulator.protocol.case import (
+    ASKING_STATES,
     DECISION_STATES,
     EXECUTION_STATES,
     Case,
     CaseState,
     ConditionsStatus,
+    ConfirmationStatus,
 )
 from simulator.protocol.messages import (
     Acceptance,
@@ -102,7 +109,8 @@ class ReferenceProjection:
         recorded = read_violations(event)
         if recorded is not None and recorded != found:
             self.divergences.append(Divergence(event.position, recorded, found))
-        self.findings.extend(Finding(event.position, event.time, v) for v in found)
+        verdicts = found if recorded is None else recorded
+        self.findings.extend(Finding(event.position, event.time, v) for v in verdicts)
 
 
 Outcome = tuple[Case | None, tuple[Violation, ...]]
@@ -148,34 +156,62 @@ def apply(case: Case | None, message: Message, at: datetime, agreement: Agreemen
     found.extend(lapsed)
     case = case._replace(updated_at=at, messages=case.messages + 1)
 
-    if case.state.terminal and not (
-        isinstance(message, _ART_7) and case.state is CaseState.COMPLETED
-    ):
+    if case.state.terminal and not _open_after_close(case, message):
         found.append(
             _breach(r.CASE_CLOSED, message, f"{message.type} after the case was {case.state.value}")
         )
+        if (
+            isinstance(message, InformationRequest)
+            and message.sender == case.requested
+            and message.recipient == case.requesting
+        ):
+            case = case._replace(information_open=True)
         return case, tuple(found)
     return _step(case, message, at, agreement, found), tuple(found)
+
+
+def _open_after_close(case: Case, message: Message) -> bool:
+    if isinstance(message, _ART_7):
+        return case.state is CaseState.COMPLETED
+    if isinstance(message, WrittenConfirmation):
+        return case.state in (CaseState.COMPLETED, CaseState.REFUSED) and case.confirmation in (
+            ConfirmationStatus.OWED,
+            ConfirmationStatus.OVERDUE,
+        )
+    if isinstance(message, AdditionalInformation):
+        return case.information_open
+    return False
 
 
 def elapse(case: Case, at: datetime, agreement: Agreement) -> tuple[Case, tuple[Violation, ...]]:
     """Apply the deadlines that have passed by `at`."""
     found: list[Violation] = []
     if (
-        case.state is CaseState.AWAITING_WRITTEN_CONFIRMATION
+        case.confirmation is ConfirmationStatus.OWED
+        and case.state is not CaseState.WITHDRAWN
         and case.oral_at is not None
         and at > case.oral_at + WRITTEN_CONFIRMATION_WINDOW
     ):
+        outcome = (
+            f"the case had already ended {case.state.value}"
+            if case.state.terminal
+            else "the case lapsed"
+        )
         found.append(
             r.ORAL_REQUEST_NOT_CONFIRMED.breach(
                 f"oral request {case.oral_request_id} of {case.oral_at.isoformat()} was not "
-                "confirmed in writing within 3 days; the case lapsed",
+                f"confirmed in writing within 3 days; {outcome}",
                 case_id=case.case_id,
                 message_id=case.oral_request_id,
                 party=case.requesting,
             )
         )
-        case = case._replace(state=CaseState.LAPSED, updated_at=at)
+        if case.state.terminal:
+            case = case._replace(confirmation=ConfirmationStatus.OVERDUE)
+        else:
+            case = case._replace(
+                state=CaseState.LAPSED, confirmation=ConfirmationStatus.OVERDUE, updated_at=at
+            )
     if (
         case.execution_started_at is not None
         and case.results_at is None
@@ -241,9 +277,10 @@ def _request(
                 _breach(r.ORAL_REQUEST_NOT_URGENT, message, "oral request in a case not urgent")
             )
         return case._replace(
-            state=CaseState.AWAITING_WRITTEN_CONFIRMATION,
+            state=CaseState.RECEIVED,
             oral_request_id=message.message_id,
             oral_at=at,
+            confirmation=ConfirmationStatus.OWED,
         )
     forged = _check_written(message, agreement, found)
     return case._replace(state=CaseState.RECEIVED, signature_forged=forged)
@@ -365,7 +402,7 @@ def _on_written_confirmation(
     agreement: Agreement,
     found: list[Violation],
 ) -> Case:
-    if case.state is not CaseState.AWAITING_WRITTEN_CONFIRMATION:
+    if case.confirmation not in (ConfirmationStatus.OWED, ConfirmationStatus.OVERDUE):
         return _not_allowed(case, message, found)
     if not _from_requesting(case, message, found):
         return case
@@ -381,7 +418,7 @@ def _on_written_confirmation(
         return case
     forged = _check_written(message, agreement, found)
     return case._replace(
-        state=CaseState.RECEIVED,
+        confirmation=ConfirmationStatus.GIVEN,
         signature_forged=forged,
         urgent=message.urgent or case.urgent,
         confidential=message.confidential,
@@ -477,7 +514,7 @@ def _on_acceptance(
     case: Case, message: Acceptance, at: datetime, agreement: Agreement, found: list[Violation]
 ) -> Case:
     if case.state not in DECISION_STATES:
-        return _not_allowed(case, message, found)
+        return _not_execution_state(case, message, found)
     if not _from_requested(case, message, found):
         return case
     if case.conditions_status is ConditionsStatus.REJECTED:
@@ -489,13 +526,21 @@ def _on_acceptance(
 def _on_refusal(
     case: Case, message: Refusal, at: datetime, agreement: Agreement, found: list[Violation]
 ) -> Case:
-    if case.state not in DECISION_STATES:
+    executing = case.state is CaseState.IN_EXECUTION
+    if case.state not in DECISION_STATES and not (
+        executing and message.scope is RefusalScope.PARTIAL
+    ):
         return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
         return case
     _check_refusal(case, message, found)
     if message.scope is RefusalScope.FULL:
         return case._replace(state=CaseState.REFUSED, refusal_scope=RefusalScope.FULL)
+    if executing:
+        added = tuple(p for p in message.refused_parts if p not in case.refused_parts)
+        return case._replace(
+            refusal_scope=RefusalScope.PARTIAL, refused_parts=case.refused_parts + added
+        )
     # Art. 5.1 "in full or in part": execution goes on for the rest.
     return case._replace(
         state=CaseState.IN_EXECUTION,
@@ -537,15 +582,26 @@ def _on_execution(
     agreement: Agreement,
     found: list[Violation],
 ) -> Case:
-    if case.state is not CaseState.IN_EXECUTION:
-        return _not_execution_state(case, message, found)
+    if isinstance(message, Results):
+        if case.state is not CaseState.IN_EXECUTION:
+            return _not_execution_state(case, message, found)
+        if not _from_requested(case, message, found):
+            return case
+        return case._replace(state=CaseState.COMPLETED, results_at=at)
+    if case.state not in ASKING_STATES:
+        if isinstance(message, ConfidentialityImpossible):
+            return _not_allowed(case, message, found)
+        case = _not_execution_state(case, message, found)
+        if message.sender == case.requested and message.recipient == case.requesting:
+            return case._replace(information_open=True)
+        return case
     if not _from_requested(case, message, found):
         return case
     if isinstance(message, InformationRequest):
-        return case._replace(state=CaseState.AWAITING_INFORMATION)
-    if isinstance(message, ConfidentialityImpossible):
-        return case._replace(state=CaseState.AWAITING_DECISION)
-    return case._replace(state=CaseState.COMPLETED, results_at=at)
+        return case._replace(
+            state=CaseState.AWAITING_INFORMATION, resume_state=case.state, information_open=True
+        )
+    return case._replace(state=CaseState.AWAITING_DECISION, resume_state=case.state)
 
 
 def _on_additional_information(
@@ -555,11 +611,17 @@ def _on_additional_information(
     agreement: Agreement,
     found: list[Violation],
 ) -> Case:
-    if case.state is not CaseState.AWAITING_INFORMATION:
+    if case.state is not CaseState.AWAITING_INFORMATION and not case.information_open:
         return _not_allowed(case, message, found)
     if not _from_requesting(case, message, found):
         return case
-    return case._replace(state=CaseState.IN_EXECUTION)
+    if case.state is not CaseState.AWAITING_INFORMATION:
+        return case._replace(information_open=False)
+    return case._replace(
+        state=case.resume_state or CaseState.IN_EXECUTION,
+        resume_state=None,
+        information_open=False,
+    )
 
 
 def _on_confidentiality_decision(
@@ -574,8 +636,12 @@ def _on_confidentiality_decision(
     if not _from_requesting(case, message, found):
         return case
     if message.proceed:
-        return case._replace(state=CaseState.IN_EXECUTION, disclosure_consented=True)
-    return case._replace(state=CaseState.WITHDRAWN)
+        return case._replace(
+            state=case.resume_state or CaseState.IN_EXECUTION,
+            resume_state=None,
+            disclosure_consented=True,
+        )
+    return case._replace(state=CaseState.WITHDRAWN, resume_state=None)
 
 
 def _on_article_7(

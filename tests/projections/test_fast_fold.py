@@ -100,7 +100,7 @@ async def test_fast_fold_equals_reference_on_the_v1_golden_log(tmp_path: Path) -
     log = tmp_path / "v1.db"
     await import_log(GOLDEN / "v1-drill.jsonl", str(log), now=lambda: WALL)
     fast = _assert_same(await _events(log))
-    assert len(fast.findings) == 4
+    assert len(fast.findings) == 3
 
 
 async def test_findings_of_the_scenarios_match(scenario_logs: dict[str, Path]) -> None:

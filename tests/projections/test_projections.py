@@ -29,12 +29,11 @@ async def test_case_projection_folds_the_whole_log(tmp_path: Path) -> None:
         await catch_up(store, cases)
     assert {k: v.state.value for k, v in cases.cases.items()} == {
         "case-1": "refused",
-        "case-2": "awaiting_written_confirmation",
+        "case-2": "in_execution",
         "case-3": "completed",
     }
     rules = sorted(f.violation.rule_id for f in cases.findings)
     assert rules == [
-        "not-allowed-in-state",  # acceptance of an oral request before its confirmation
         "not-working-language",
         "refusal-without-consultation",
         "refusal-without-reasons",
@@ -94,6 +93,21 @@ async def test_divergence_is_reported_when_rules_change(tmp_path: Path) -> None:
         "refusal-without-reasons",
         "refusal-without-consultation",
     }
+
+
+async def test_findings_are_the_recorded_verdicts(tmp_path: Path) -> None:
+    """Where today's fold judges otherwise, the findings stay what the umpire recorded."""
+    path = tmp_path / "drill.db"
+    await write_log(path)
+    events = await _events(path)
+    as_run = CaseProjection()
+    as_run.apply_all(events)
+    # The refusal at position 4 recorded as judged clean: a rule later made stricter.
+    tampered = events[3].model_copy(update={"data": {**events[3].data, "violations": []}})
+    cases = CaseProjection()
+    cases.apply_all([*events[:3], tampered, *events[4:]])
+    assert [f for f in as_run.findings if f.position != 4] == cases.findings
+    assert cases.cases == as_run.cases
 
 
 async def test_timeline_lists_every_event_with_its_gist(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 The oracle here is an independent transcription of PROTOCOL.md's state
 diagram: for each state, which message types are allowed, from which role,
-and where they lead. The fold must agree with it on every step.
+and where they lead, plus what runs alongside the states (an oral request's
+written confirmation, Art. 4.2; a question's answer, Art. 6.2). The fold
+must agree with it on every step.
 """
 
 from dataclasses import dataclass, field
@@ -22,28 +24,31 @@ ART_7 = {
     "transfer_consent": (D, "="),
     "results_transfer": ("third", "="),
 }
+# Art. 6.2 and 6.3 from receipt on: the answer resumes the case where it was.
+ASK = {
+    "information_request": (D, "awaiting_information"),
+    "confidentiality_impossible": (D, "awaiting_decision"),
+}
 CONSIDER = {
     "confirmation_request": (D, "awaiting_confirmation"),
     "consultation": (D, "in_consultation"),
     "acceptance": (D, "in_execution"),
     "refusal": (D, "<refusal>"),
     "withdrawal": (R, "withdrawn"),
+    **ASK,
 }
+WAITS = {"awaiting_confirmation", "awaiting_information", "awaiting_decision"}
 DIAGRAM: dict[str | None, dict[str, tuple[str, str]]] = {
     None: {
         "written_request": ("any", "received"),
-        "oral_request": ("any", "awaiting_written_confirmation"),
+        "oral_request": ("any", "received"),
         "offer": ("any", "offered"),
     },
     "offered": {
         "written_request": ("offeree", "received"),
-        "oral_request": ("offeree", "awaiting_written_confirmation"),
+        "oral_request": ("offeree", "received"),
         "offer_declined": ("offeree", "declined"),
         "withdrawal": ("offerer", "withdrawn"),
-    },
-    "awaiting_written_confirmation": {
-        "written_confirmation": (R, "received"),
-        "withdrawal": (R, "withdrawn"),
     },
     "received": {"acknowledgement": (D, "under_consideration"), **CONSIDER},
     "under_consideration": CONSIDER,
@@ -58,20 +63,21 @@ DIAGRAM: dict[str | None, dict[str, tuple[str, str]]] = {
     },
     "in_execution": {
         "impediment_notice": (D, "="),
-        "information_request": (D, "awaiting_information"),
-        "confidentiality_impossible": (D, "awaiting_decision"),
+        # Partial only (Art. 5.1 "in part"): the rest stays in execution.
+        "refusal": (D, "<refusal>"),
         "results": (D, "completed"),
         "withdrawal": (R, "withdrawn"),
+        **ASK,
         **ART_7,
     },
     "awaiting_information": {
-        "additional_information": (R, "in_execution"),
+        "additional_information": (R, "<resume>"),
         "impediment_notice": (D, "="),
         "withdrawal": (R, "withdrawn"),
         **ART_7,
     },
     "awaiting_decision": {
-        "confidentiality_decision": (R, "<decision>"),
+        "confidentiality_decision": (R, "<resume-or-withdrawn>"),
         "impediment_notice": (D, "="),
         "withdrawal": (R, "withdrawn"),
         **ART_7,
@@ -113,7 +119,21 @@ class Expect:
     consents: set[str] = field(default_factory=set)
     oral_id: str | None = None
     oral_at: Any = None
+    # The written confirmation of an oral request: None, "owed", "given", "overdue".
+    confirmation: str | None = None
+    # A question from the requested party (in turn or not) not yet answered.
+    question: bool = False
     first_terminal: str | None = None
+
+    def allowed(self) -> dict[str, tuple[str, str]]:
+        """The diagram's messages in this state, and what runs alongside the states."""
+        allowed = dict(DIAGRAM[self.state])
+        confirmable = self.state not in TERMINAL or self.state in ("completed", "refused")
+        if self.confirmation in ("owed", "overdue") and confirmable:
+            allowed["written_confirmation"] = (R, "=")
+        if self.question and "additional_information" not in allowed:
+            allowed["additional_information"] = (R, "=")
+        return allowed
 
     def third(self) -> str:
         return next(p for p in PARTY_IDS if p not in (self.requesting, self.requested))
@@ -156,13 +176,19 @@ class ProcedureMachine(RuleBasedStateMachine):
             self.cases[case_id] = case
             self.all_violations.extend(found)
             self.history.append((case_id, None, self.at))
-            lapses = (
-                exp.state == "awaiting_written_confirmation"
+            overdue = (
+                exp.confirmation == "owed"
+                and exp.state != "withdrawn"
                 and self.at > exp.oral_at + timedelta(days=3)
             )
-            if lapses:
-                exp.state = "lapsed"
+            if overdue:
+                # Art. 4.2 runs alongside: reported whatever the stage; an open case lapses.
+                exp.confirmation = "overdue"
+                if exp.state not in TERMINAL:
+                    exp.state = exp.first_terminal = "lapsed"
                 assert "oral-request-not-confirmed" in [v.rule_id for v in found]
+            else:
+                assert "oral-request-not-confirmed" not in [v.rule_id for v in found]
             assert case.state.value == exp.state
             if before.terminal:
                 assert case.state is before
@@ -171,7 +197,7 @@ class ProcedureMachine(RuleBasedStateMachine):
     def send(self, data: st.DataObject) -> None:
         case_id = data.draw(st.sampled_from(sorted(self.cases)))
         exp = self.expect[case_id]
-        allowed = DIAGRAM[exp.state]
+        allowed = exp.allowed()
         follow = bool(allowed) and data.draw(st.integers(0, 3)) > 0
         sender: str | None
         recipient: str | None
@@ -223,8 +249,7 @@ class ProcedureMachine(RuleBasedStateMachine):
     def _check_step(self, case_id: str, exp: Expect, message: Message, defect: bool) -> None:
         kind = message.type
         before = self.cases[case_id]
-        allowed = DIAGRAM[exp.state]
-        entry = allowed.get(kind)
+        entry = exp.allowed().get(kind)
         structural = entry is not None and (
             entry[0] == "any"
             or (
@@ -238,6 +263,8 @@ class ProcedureMachine(RuleBasedStateMachine):
             structural = getattr(message, "confirms", None) == exp.oral_id
         if structural and exp.rejected and exp.state == "under_consideration":
             structural = kind not in ("acceptance",)
+        if structural and kind == "refusal" and exp.state == "in_execution":
+            structural = getattr(message, "scope") == "partial"  # noqa: B009
         if structural and kind == "results_transfer":
             structural = exp.results
         needs_consent = (
@@ -252,9 +279,14 @@ class ProcedureMachine(RuleBasedStateMachine):
 
         if not structural or defect or needs_consent:
             assert found, f"invalid {kind} in {exp.state} yielded no violation"
+        asked = kind == "information_request" and (
+            exp.requested is not None and (message.sender, message.recipient) == exp.pair(D)
+        )
         if not structural:
             after_state = case.state.value if case is not None else None
             assert after_state == exp.state, f"{kind} in {exp.state} moved to {after_state}"
+            # Asked out of turn, a question still waits for its answer (Art. 6.2).
+            exp.question = exp.question or asked
             return
         if not defect and not needs_consent:
             tolerated = {"refusal-without-consultation"} if not exp.consulted else set()
@@ -273,8 +305,14 @@ class ProcedureMachine(RuleBasedStateMachine):
         elif exp.state == "offered" and kind in ("written_request", "oral_request"):
             exp.requesting, exp.requested = message.sender, message.recipient
         if kind == "oral_request":
-            exp.oral_id, exp.oral_at = message.message_id, self.at
-        if kind == "confirmation_request":
+            exp.oral_id, exp.oral_at, exp.confirmation = message.message_id, self.at, "owed"
+        if kind == "written_confirmation":
+            exp.confirmation = "given"
+        if kind == "information_request":
+            exp.question = True
+        if kind == "additional_information":
+            exp.question = False
+        if target in WAITS:
             exp.resume = exp.state
         if kind == "consultation":
             exp.consulted, exp.rejected = True, False
@@ -294,8 +332,11 @@ class ProcedureMachine(RuleBasedStateMachine):
             exp.state, exp.resume = exp.resume, None
         elif target == "<refusal>":
             exp.state = "refused" if getattr(message, "scope") == "full" else "in_execution"  # noqa: B009
-        elif target == "<decision>":
-            exp.state = "in_execution" if getattr(message, "proceed") else "withdrawn"  # noqa: B009
+        elif target == "<resume-or-withdrawn>":
+            if getattr(message, "proceed"):  # noqa: B009
+                exp.state, exp.resume = exp.resume, None
+            else:
+                exp.state, exp.resume = "withdrawn", None
         else:
             exp.state = target
         if exp.state in TERMINAL and exp.first_terminal is None:

@@ -17,13 +17,16 @@ def test_written_request_is_received() -> None:
     assert (play.case.requesting, play.case.requested) == ("alpha", "beta")
 
 
-def test_oral_request_waits_for_written_confirmation() -> None:
-    """Art. 4.2: an urgent oral request waits for its written confirmation, then is received."""
+def test_oral_request_is_received_with_its_confirmation_owed() -> None:
+    """Art. 4.2: an urgent oral request is received at once; its written confirmation is owed."""
     play = Play()
     play.send("oral_request")
-    assert play.state == "awaiting_written_confirmation"
+    assert play.state == "received"
+    assert play.case is not None
+    assert play.case.confirmation == "owed"
     play.send("written_confirmation", after=timedelta(days=2))
     assert play.state == "received"
+    assert play.case.confirmation == "given"
     assert play.violations == []
 
 
@@ -53,7 +56,8 @@ def test_confirmation_must_confirm_the_oral_request() -> None:
     play.send("oral_request")
     found = play.send("written_confirmation", confirms="m-other")
     assert [v.rule_id for v in found] == ["not-allowed-in-state"]
-    assert play.state == "awaiting_written_confirmation"
+    assert play.case is not None
+    assert play.case.confirmation == "owed"
 
 
 @pytest.mark.parametrize("from_state", ["received", "under_consideration"])
@@ -175,7 +179,6 @@ def test_results_complete_the_case() -> None:
 
 def _reach(play: Play, state: str) -> None:
     paths: dict[str, list[str]] = {
-        "awaiting_written_confirmation": ["oral_request"],
         "received": ["written_request"],
         "awaiting_confirmation": ["written_request", "confirmation_request"],
         "under_consideration": ["written_request", "acknowledgement"],
@@ -192,7 +195,6 @@ def _reach(play: Play, state: str) -> None:
 @pytest.mark.parametrize(
     "state",
     [
-        "awaiting_written_confirmation",
         "received",
         "awaiting_confirmation",
         "under_consideration",

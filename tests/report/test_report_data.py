@@ -8,7 +8,7 @@ from pathlib import Path
 from simulator.report import ReportData, read_report, render_json, save_report
 from simulator.scenario import load_scenario
 from tests.report.conftest import SCENARIOS, ScenarioRun
-from tests.report.drill import SEED, TITLE, write_drill, write_empty
+from tests.report.drill import SEED, TITLE, _step, write_drill, write_empty
 
 SECTIONS = {
     "format",
@@ -154,6 +154,39 @@ async def test_unreadable_scenario_is_reported_not_raised(tmp_path: Path) -> Non
     report = await read_report(path)
     assert not report.expectations.scored
     assert "could not be read" in report.expectations.note
+
+
+async def test_partial_results_are_explained_by_the_partial_refusal(tmp_path: Path) -> None:
+    """Conditions accepted, then part refused (Art. 5.1): the refusal is a step, not a breach."""
+    path = tmp_path / "partial.db"
+    steps = [
+        _step(1, "written_request", "alpha", "beta", "case-1"),
+        _step(2, "consultation", "beta", "alpha", "case-1"),
+        _step(3, "conditions_accepted", "alpha", "beta", "case-1"),
+        _step(
+            4,
+            "refusal",
+            "beta",
+            "alpha",
+            "case-1",
+            scope="partial",
+            refused_parts=["liaison officer"],
+        ),
+        _step(30, "results", "beta", "alpha", "case-1", partial=True),
+    ]
+    await write_drill(path, steps, with_extras=False)
+    report = await read_report(path)
+    (case,) = report.cases
+    assert case.state == "completed"
+    assert [(s.type, s.rule_ids) for s in case.steps] == [
+        ("written_request", []),
+        ("consultation", []),
+        ("conditions_accepted", []),
+        ("refusal", []),
+        ("results", []),
+    ]
+    assert report.violations == []
+    assert case.times.decision == "executed"
 
 
 async def test_empty_log_gives_an_empty_report(tmp_path: Path) -> None:

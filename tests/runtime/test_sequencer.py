@@ -189,3 +189,22 @@ def test_cases_lapsing_together_are_staged_in_case_order() -> None:
         "elapsed-3-case-c",
     ]
     assert seq.pending.events == staged
+
+
+def test_a_completed_oral_request_still_wakes_the_umpire_for_its_confirmation() -> None:
+    """Art. 4.2 runs alongside: results in, no confirmation, the 3 days still fire once."""
+    seq = _sequencer()
+    seq.submit(_payload("oral_request"), "alpha", T0)
+    seq.submit(_payload("acceptance", party="beta"), "beta", T0 + timedelta(hours=1))
+    seq.submit(_payload("results", seq=2, party="beta"), "beta", T0 + timedelta(hours=2))
+    seq.committed(seq.take())
+    case = seq.case("case-1")
+    assert case is not None
+    assert case.state == "completed"
+    due = seq.next_deadline()
+    assert due == T0 + timedelta(days=3, seconds=1)
+    staged = seq.elapse_due(due, lambda case: f"elapsed-{case}")
+    assert [v.rule_id for v in read_violations(staged[0]) or ()] == ["oral-request-not-confirmed"]
+    seq.committed(seq.take())
+    assert seq.case("case-1") is not None
+    assert seq.next_deadline() is None

@@ -105,6 +105,8 @@ def test_a_trainee_refuses_without_reasons_and_the_control_view_shows_art_5_3(
                     "consultation",
                     "acceptance",
                     "refusal",
+                    "information_request",
+                    "confidentiality_impossible",
                 ]
                 control.locator('#board .card[data-case="water-1"]').wait_for(timeout=10_000)
 

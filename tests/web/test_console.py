@@ -49,6 +49,8 @@ async def test_a_seat_gets_forms_for_what_the_procedure_allows_and_the_controlle
             "consultation",
             "acceptance",
             "refusal",
+            "information_request",
+            "confidentiality_impossible",
         ]
         assert [s["type"] for s in water["steps"]] == ["written_request"]
 

@@ -18,18 +18,23 @@ def test_what_each_side_may_send_follows_the_case() -> None:
     """Received: the requested party decides; executing: it reports; refused: nobody acts."""
     play = Play()
     play.send("written_request")
+    # Art. 6.2 and 6.3 from receipt on: it may ask, or say confidentiality cannot be kept.
     assert allowed(play, "beta") == [
         "confirmation_request",
         "acknowledgement",
         "consultation",
         "acceptance",
         "refusal",
+        "information_request",
+        "confidentiality_impossible",
     ]
     assert allowed(play, "alpha") == ["withdrawal"]
     play.send("consultation")
     assert allowed(play, "alpha") == ["conditions_accepted", "conditions_rejected", "withdrawal"]
     play.send("conditions_accepted")
+    # A refusal in execution is a partial one (Art. 5.1); the form asks for its scope.
     assert allowed(play, "beta") == [
+        "refusal",
         "impediment_notice",
         "information_request",
         "confidentiality_impossible",
