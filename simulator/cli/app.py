@@ -7,7 +7,6 @@ nowhere else.
 import asyncio
 import json
 import sys
-import tempfile
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -26,6 +25,7 @@ from simulator.cli.runview import Progress, print_summary
 from simulator.context import fresh_rng, wall_now
 from simulator.errors import InputError, ScenarioError, SimulatorError
 from simulator.eventlog import Event, LogError
+from simulator.lifetime import private_workdir
 from simulator.load.command import load
 from simulator.logfiles import is_postgres
 from simulator.logging import configure as configure_logging
@@ -489,11 +489,12 @@ def replay(
             raise InputError(f"{location}: no events between {start} and {until or 'the end'}")
         scenario, _, _ = await recorded_run(location)
         topics = Topics(events[0].exercise)
-        with tempfile.TemporaryDirectory(prefix="simulator-replay-") as workdir:
+        # The broker's accounts live here: removed with the replay, or swept after a kill.
+        with private_workdir("simulator-replay-") as workdir:
             parties = [p.id for p in scenario.parties]
-            tls = broker_tls(Path(workdir), topics.exercise, SecurityOptions(secure))
+            tls = broker_tls(workdir, topics.exercise, SecurityOptions(secure))
             async with start_broker(
-                broker, topics, parties, Path(workdir), tls=tls, restricted_observer=secure
+                broker, topics, parties, workdir, tls=tls, restricted_observer=secure
             ) as running:
                 observer = running.credentials("observer")
                 console.print(

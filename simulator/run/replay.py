@@ -12,7 +12,6 @@ event, apart from wall-clock fields; the first difference is named.
 
 import asyncio
 import dataclasses
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 from simulator.context import monotonic
 from simulator.errors import InputError
 from simulator.eventlog import Event
+from simulator.lifetime import private_workdir
 from simulator.logfiles import is_postgres, open_log
 from simulator.messaging.bus import Bus
 from simulator.messaging.routing import confidential_cases, publish_events
@@ -286,8 +286,8 @@ async def check(
         )
     recorded = await read_range(location)
     fork_position = int(await _metadata(location, "fork_position") or 0)
-    with tempfile.TemporaryDirectory(prefix="simulator-check-") as directory:
-        base = workdir or Path(directory)
+    with private_workdir("simulator-check-") as directory:
+        base = workdir or directory
         rerun_log = str(base / "rerun.db")
         options = RunOptions(broker=broker, log=rerun_log, seed=seed)
         options = await _same_security(location, options)
