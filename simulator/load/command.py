@@ -102,15 +102,17 @@ def load(
     except SimulatorError as exc:
         raise _fail(str(exc)) from None
 
+    headed = False
+
     def show(snapshot: dict[str, Any]) -> None:
-        if not quiet:
-            console.print(
-                f"t={snapshot['t']:>6.1f}s  cases {snapshot['cases_started']:>7} started "
-                f"{snapshot['cases_completed']:>7} done {snapshot['open']:>5} open  "
-                f"{snapshot['events_per_s']:>9.0f} events/s  p99 {snapshot['p99_ms']:.1f} ms  "
-                f"resends {snapshot['resends']}",
-                highlight=False,
-            )
+        # A head once, then one row of figures a second: 64 columns, so no line wraps at 80.
+        nonlocal headed
+        if quiet:
+            return
+        if not headed:
+            console.print(progress_head(), highlight=False)
+            headed = True
+        console.print(progress_row(snapshot), highlight=False)
 
     metrics = None
     if metrics_port is not None:
@@ -139,6 +141,28 @@ def load(
     _print_summary(data, Console())
     if not report.ok:
         raise typer.Exit(EXIT_LOSS)
+
+
+# Live progress columns: head, snapshot key, width, format of the figure.
+_PROGRESS = (
+    ("t (s)", "t", 7, ".1f"),
+    ("cases", "cases_started", 10, ""),
+    ("done", "cases_completed", 10, ""),
+    ("open", "open", 8, ""),
+    ("events/s", "events_per_s", 10, ".0f"),
+    ("p99 ms", "p99_ms", 9, ".1f"),
+    ("resends", "resends", 9, ""),
+)
+
+
+def progress_head() -> str:
+    """The head of the live progress rows."""
+    return "".join(f"{head:>{width}}" for head, _, width, _ in _PROGRESS)
+
+
+def progress_row(snapshot: dict[str, Any]) -> str:
+    """One second of a load run: time, cases started, done and open, rate, p99, resends."""
+    return "".join(f"{snapshot[key]:>{width}{form}}" for _, key, width, form in _PROGRESS)
 
 
 def _print_summary(data: dict[str, Any], console: Console) -> None:
