@@ -209,7 +209,7 @@ async def test_control_answers_say_what_was_done_and_what_was_not(tmp_path: Path
     try:
         status = _control(log, "status")
         assert status.returncode == 0, status.stderr
-        assert "exercise energy-final: realtime clock at x600" in status.stdout
+        assert "exercise riverbend-cup: realtime clock at x600" in status.stdout
         assert "cases" in status.stdout
         assert "northmark" in status.stdout
         unknown = _control(log, "inject", "--inject", "nosuch")

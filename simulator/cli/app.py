@@ -407,8 +407,16 @@ def replay(
         str, typer.Option(help="embedded, mosquitto, or an mqtt:// URL to publish to")
     ] = "embedded",
     wait: Annotated[
-        float, typer.Option(help="seconds to wait before publishing (for subscribers)")
-    ] = 0.0,
+        str | None,
+        typer.Option(
+            help="before publishing, so subscribers can connect: seconds, or 'enter' to wait "
+            "for the Enter key (default: 'enter' on a terminal when replay starts the broker, "
+            "else 0)"
+        ),
+    ] = None,
+    port: Annotated[
+        int, typer.Option(help="the port of the broker replay starts (default: a free one)")
+    ] = 0,
     secure: Annotated[bool, SECURE_OPTION] = False,
 ) -> None:
     """Re-publish a log's events to a broker at a chosen speed, or check it with --check."""
@@ -425,6 +433,9 @@ def replay(
     pace = None if speed == "max" else float(speed)
     if pace is not None and pace <= 0:
         _fail("--speed must be positive, or max")
+    if not 0 <= port < 65536:
+        _fail("--port must be 0 (a free one) or a port number")
+    pause = _replay_wait(wait, ours=broker in ("embedded", "mosquitto"))
     console = Console(stderr=True)
 
     async def publish() -> int:
@@ -437,19 +448,38 @@ def replay(
             parties = [p.id for p in scenario.parties]
             tls = broker_tls(Path(workdir), topics.exercise, SecurityOptions(secure))
             async with start_broker(
-                broker, topics, parties, Path(workdir), tls=tls, restricted_observer=secure
+                broker,
+                topics,
+                parties,
+                Path(workdir),
+                tls=tls,
+                restricted_observer=secure,
+                port=port,
             ) as running:
                 observer = running.credentials("observer")
+                address = running.address
+                shown = f"{topics.base}/log/# and {topics.clock}" if secure else topics.tree
                 console.print(
                     f"replaying {len(events)} events of {topics.exercise} to "
-                    f"{running.address.display} (observer: {observer.username} / "
-                    f"{observer.password}); topics "
-                    + (f"{topics.base}/log/# and {topics.clock}" if secure else topics.tree)
+                    f"{address.display} (observer: {observer.username} / "
+                    f"{observer.password}); topics {shown}",
+                    highlight=False,
                 )
-                if running.address.ca_file is not None:
-                    console.print(f"TLS: trust the CA in {running.address.ca_file}")
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                if address.ca_file is not None:
+                    console.print(f"TLS: trust the CA in {address.ca_file}", highlight=False)
+                subscribe = (
+                    f"mosquitto_sub -h {address.host} -p {address.port} "
+                    f"-u {observer.username} -P {observer.password} "
+                    + (f"--cafile {address.ca_file} " if address.ca_file else "")
+                    + f"-t '{f'{topics.base}/log/#' if secure else topics.tree}' -v"
+                )
+                console.print(f"subscribe with: {subscribe}", highlight=False, soft_wrap=True)
+                if pause is None:
+                    console.print("press Enter to start publishing", highlight=False)
+                    await asyncio.to_thread(sys.stdin.readline)
+                elif pause > 0:
+                    console.print(f"publishing in {pause:g} s", highlight=False)
+                    await asyncio.sleep(pause)
                 bus = transport_for(
                     running,
                     "umpire",
@@ -470,6 +500,22 @@ def replay(
 
     messages = _run(publish())
     console.print(f"done: {messages} MQTT messages")
+
+
+def _replay_wait(wait: str | None, *, ours: bool) -> float | None:
+    """Seconds to wait before publishing; None: until Enter is pressed."""
+    if wait is None:
+        # A person at a terminal gets time to start a subscriber; a script does not wait.
+        return None if ours and sys.stdin.isatty() else 0.0
+    if wait == "enter":
+        return None
+    try:
+        pause = float(wait)
+    except ValueError:
+        _fail("--wait takes seconds or 'enter'")
+    if pause < 0:
+        _fail("--wait must not be negative")
+    return pause
 
 
 @app.command("fork")

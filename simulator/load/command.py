@@ -174,9 +174,9 @@ def _print_summary(data: dict[str, Any], console: Console) -> None:
         f"cases: offered {data['offered_cases_per_s']:g}/s, achieved "
         f"{data['achieved_cases_per_s']:g}/s; {cases['completed']} of {cases['scheduled']} "
         f"completed, {cases['incomplete']} incomplete\n"
-        f"committed events: {data['committed_events_per_s']:g}/s "
-        f"(sustained {data['committed_events_per_s_sustained']:g}/s); "
-        f"MQTT messages: {data['mqtt_messages_per_s']:g}/s\n"
+        f"committed events: {data['committed_events_per_s']:g}/s on average over the run, "
+        f"{data['committed_events_per_s_sustained']:g}/s sustained (the median second of the "
+        f"schedule); MQTT messages: {data['mqtt_messages_per_s']:g}/s\n"
         f"message latency ms: p50 {lat['p50']} p90 {lat['p90']} p99 {lat['p99']} "
         f"p99.9 {lat['p99_9']} max {lat['max']}\n"
         f"case latency ms:    p50 {case['p50']} p90 {case['p90']} p99 {case['p99']} "
@@ -187,6 +187,11 @@ def _print_summary(data: dict[str, Any], console: Console) -> None:
         f"{data['deliveries_duplicated']})",
         highlight=False,
     )
+    if not data.get("log_kept", True):
+        console.print(
+            "log: a temporary file, deleted when the run ended (keep it with --log FILE)",
+            highlight=False,
+        )
     if data["errors"]:
         console.print("errors: " + "; ".join(data["errors"][:5]), highlight=False)
 
