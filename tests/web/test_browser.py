@@ -110,7 +110,21 @@ def test_a_trainee_refuses_without_reasons_and_the_control_view_shows_art_5_3(
 
                 # The trainee refuses on a ground of Art. 5.1 but gives no reasons (Art. 5.3).
                 seat.locator('#actions button[data-kind="refusal"]').click()
-                seat.locator('#form-fields input[name="grounds"][value="security"]').check()
+                ground = seat.locator('#form-fields input[name="grounds"][value="security"]')
+                # The checkbox sits left of its label, on the label's line, not above it.
+                box = ground.bounding_box()
+                text = seat.locator('#form-fields label.row:has(input[value="security"])')
+                line = text.bounding_box()
+                assert box is not None
+                assert line is not None
+                assert box["x"] - line["x"] < 8, (box, line)
+                assert line["height"] < 2 * box["height"] + 8, (box, line)
+                # A placeholder reads as a hint of this form, not as text written in.
+                reasons = seat.locator('#form-fields textarea[name="reasons"]')
+                hint = reasons.get_attribute("placeholder", timeout=1_000)
+                assert hint is not None
+                assert hint.startswith("e.g. ")
+                ground.check()
                 assert seat.locator('#form-fields textarea[name="reasons"]').input_value() == ""
                 seat.locator("#send").click()
                 clicked = time.monotonic()
@@ -141,6 +155,13 @@ def test_a_trainee_refuses_without_reasons_and_the_control_view_shows_art_5_3(
                 link = control.locator("#report-link")
                 link.wait_for(timeout=60_000)
                 seat.locator("#ended").wait_for(state="visible", timeout=10_000)
+                # The end is final and plain: no red button, nothing says "live" any more.
+                control.locator("#conn:has-text('final')").wait_for(timeout=10_000)
+                assert control.locator("#mode").inner_text() == "ended"
+                assert not control.locator("#btn-stop").is_visible()
+                assert not control.locator("#note-form").is_visible()
+                seat.locator("#conn:has-text('final')").wait_for(timeout=10_000)
+                assert not seat.locator("#open-form").is_visible()
                 ended = ARTIFACTS / "console-control-ended.png"
                 control.screenshot(path=str(ended), full_page=True)
                 with context.expect_page() as opened:
