@@ -26,6 +26,7 @@ from simulator.cli.runview import Progress, print_summary
 from simulator.context import fresh_rng, wall_now
 from simulator.errors import InputError, ScenarioError, SimulatorError
 from simulator.eventlog import Event, LogError
+from simulator.letters import LETTERS_DIRECTORY, read_letters, write_letters
 from simulator.load.command import load
 from simulator.logfiles import is_postgres
 from simulator.logging import configure as configure_logging
@@ -567,11 +568,46 @@ def report(
     if charts < 0:
         _fail("--charts must be 0 or more")
     data = _run(read_report(location))
+    letters = _run(read_letters(location))
     try:
-        files = save_report(data, output, charted_cases=charts)
+        files = save_report(data, output, charted_cases=charts, letters=letters)
     except OSError as exc:
         _fail(f"{exc.filename or output}: {exc.strerror or exc}")
-    Console(stderr=True).print(f"wrote {files.html}, {files.markdown} and {files.json}")
+    Console(stderr=True).print(
+        f"wrote {files.html}, {files.markdown} and {files.json}, and {len(letters)} letters "
+        f"in {output / LETTERS_DIRECTORY}",
+        highlight=False,
+    )
+
+
+@app.command()
+def letters(
+    location: LogArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="directory for the letters")],
+    case: Annotated[str | None, typer.Option("--case", help="only this case's letters")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="html, pdf or both (default)")] = "both",
+) -> None:
+    """Write each written message as the official letter it stands for, as HTML and PDF.
+
+    In the message's language (Russian or English template): the sending party's
+    letterhead, date and number, the addressee's coordination unit (Art. 10), the
+    body (Art. 4.3 headings for a request; reasons and Art. 5.1 grounds for a refusal),
+    the signatory with the seal, and whether the signature verified.
+    """
+    if fmt not in ("html", "pdf", "both"):
+        _fail("--format is html, pdf or both")
+    found = _run(read_letters(location, case=case))
+    if not found:
+        _fail(f"{location}: no written message" + (f" in case {case}" if case else ""), code=1)
+    try:
+        files = write_letters(found, output, html=fmt != "pdf", pdf=fmt != "html")
+    except OSError as exc:
+        _fail(f"{exc.filename or output}: {exc.strerror or exc}")
+    Console(stderr=True).print(
+        f"wrote {len(found)} letters to {output} ({len(files.html)} HTML, {len(files.pdf)} PDF); "
+        f"index: {files.index}",
+        highlight=False,
+    )
 
 
 app.command()(serve)

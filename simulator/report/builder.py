@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from simulator.eventlog import EventStore
+from simulator.letters import LETTERS_DIRECTORY, letter_stem
 from simulator.lineage import read_lineage
 from simulator.projections import (
     ControllerEntry,
@@ -141,10 +142,18 @@ def assemble(
                 gist=entry.gist or prose(facts.notes.get(entry.position, ""), messages),
                 findings=[f.violation.rule_id for f in by_position.get(entry.position, ())],
                 message_id=entry.message_id,
+                letter=letter_file(entry),
             )
             for entry in timeline.entries
         ],
     )
+
+
+def letter_file(entry: TimelineEntry) -> str | None:
+    """Where a written message's letter lies beside the report (`simulator.letters`)."""
+    if entry.message_id is None or entry.case_id is None or entry.medium == "oral":
+        return None
+    return f"{LETTERS_DIRECTORY}/{letter_stem(entry.position, entry.case_id, entry.type)}.html"
 
 
 def _controller_row(entry: ControllerEntry) -> ControllerRow:
@@ -241,6 +250,7 @@ def _cases(
                 recipient=entry.recipient,
                 rule_ids=[f.violation.rule_id for f in by_position.get(entry.position, ())],
                 message_id=entry.message_id,
+                letter=letter_file(entry),
             )
         )
     violations = Counter(f.violation.case_id for f in marks.findings)

@@ -26,6 +26,7 @@ from simulator.report.model import (
     ControllerRow,
     ReportData,
     ResponseMeasure,
+    TimelineRow,
 )
 from simulator.wording import kind_words, state_words
 
@@ -59,6 +60,8 @@ tr.fault td { color: var(--fault); }
 tr.controller td { color: var(--desk); font-style: italic; }
 .desk { color: var(--desk); }
 ul.desk { margin: 4px 0 12px; padding-left: 20px; font-size: 13px; }
+p.letters { font-size: 13px; margin: 0 0 14px; }
+a.letter { color: var(--ink); }
 code, .mono { font-family: "DejaVu Sans Mono", Consolas, monospace; font-size: 12px; }
 .sev { display: inline-block; border-radius: 3px; padding: 0 6px; font-size: 11px;
   color: #fff; background: var(--muted); }
@@ -234,7 +237,20 @@ def _case_count(report: ReportData) -> str:
     )
 
 
-def _cases(report: ReportData, charted: list[CaseReport]) -> str:
+def _letters(case: CaseReport) -> str:
+    """The case's letters, each linked: one for every message that went in writing."""
+    links = [
+        f'<a class="letter" href="{_e(step.letter)}">'
+        f"#{step.position} {_e(kind_words(step.type))}</a>"
+        for step in case.steps
+        if step.letter
+    ]
+    if not links:
+        return ""
+    return f'<p class="letters">Letters: {" · ".join(links)}</p>'
+
+
+def _cases(report: ReportData, charted: list[CaseReport], letters: bool) -> str:
     if not report.cases:
         return '<p class="note">No case was opened.</p>'
     parts = [
@@ -257,6 +273,8 @@ def _cases(report: ReportData, charted: list[CaseReport]) -> str:
         )
         if case.controller:
             parts.append(_desk_list(case.controller))
+        if letters:
+            parts.append(_letters(case))
     rest = report.cases[len(charted) :]
     if rest:
         parts.append(
@@ -522,7 +540,14 @@ def _parties(report: ReportData) -> str:
     )
 
 
-def _timeline(report: ReportData, charted: set[str]) -> str:
+def _event(row: TimelineRow, letters: bool) -> str:
+    """The event's kind, linked to its letter where it has one."""
+    if letters and row.letter:
+        return f'<a class="letter" href="{_e(row.letter)}">{_e(kind_words(row.type))}</a>'
+    return _e(kind_words(row.type))
+
+
+def _timeline(report: ReportData, charted: set[str], letters: bool) -> str:
     if not report.timeline:
         return '<p class="note">The log holds no events.</p>'
     desk = {row.position for row in report.controller}
@@ -533,7 +558,7 @@ def _timeline(report: ReportData, charted: set[str]) -> str:
                 _e(row.position),
                 _t(row.time),
                 _case_link(row.case, charted),
-                _e(kind_words(row.type)),
+                _event(row, letters),
                 _e(f"{row.sender} → {row.recipient}" if row.sender else row.recipient or ""),
                 f'<span class="gist">{_e(row.gist)}</span>',
                 _e(", ".join(row.findings)),
@@ -549,8 +574,13 @@ def _timeline(report: ReportData, charted: set[str]) -> str:
     )
 
 
-def render_html(report: ReportData, *, charted_cases: int = DEFAULT_CHARTED_CASES) -> str:
-    """The whole page; the first `charted_cases` cases get a sequence chart each."""
+def render_html(
+    report: ReportData, *, charted_cases: int = DEFAULT_CHARTED_CASES, letters: bool = False
+) -> str:
+    """The whole page; the first `charted_cases` cases get a sequence chart each.
+
+    `letters`: the letters are written beside the page (`letters/`), so it links them.
+    """
     s = report.summary
     charted = report.cases[: max(charted_cases, 0)]
     charted_ids = {c.case_id for c in charted}
@@ -559,14 +589,14 @@ def render_html(report: ReportData, *, charted_cases: int = DEFAULT_CHARTED_CASE
     fork = f" · {s.lineage.sentence()}" if s.lineage else ""
     bodies = {
         "summary": _summary(report),
-        "cases": _cases(report, charted),
+        "cases": _cases(report, charted, letters),
         "controller": _controller(report, charted_ids),
         "responses": _responses(report, charted_ids),
         "violations": _violations(report, charted_ids),
         "rejections": _rejections(report),
         "expectations": _expectations(report),
         "parties": _parties(report),
-        "timeline": _timeline(report, charted_ids),
+        "timeline": _timeline(report, charted_ids, letters),
     }
     sections = "".join(
         f'<section id="{key}"><h2>{number}. {_e(title)}</h2>{bodies[key]}</section>'

@@ -351,7 +351,7 @@ def _parties(report: ReportData) -> list[str]:
     ]
 
 
-def _timeline(report: ReportData) -> list[str]:
+def _timeline(report: ReportData, letters: bool) -> list[str]:
     lines = ["## 9. Timeline", ""]
     if not report.timeline:
         return [*lines, "The log holds no events.", ""]
@@ -364,7 +364,9 @@ def _timeline(report: ReportData) -> list[str]:
                     row.position,
                     when(row.time),
                     row.case or "",
-                    kind_words(row.type),
+                    f"[{kind_words(row.type)}]({row.letter})"
+                    if letters and row.letter
+                    else kind_words(row.type),
                     f"{row.sender} → {row.recipient}" if row.sender else row.recipient or "",
                     row.gist,
                     ", ".join(row.findings),
@@ -375,8 +377,13 @@ def _timeline(report: ReportData) -> list[str]:
     ]
 
 
-def render_markdown(report: ReportData, *, charted_cases: int = DEFAULT_CHARTED_CASES) -> str:
-    """The whole document; the first `charted_cases` cases get a sequence diagram each."""
+def render_markdown(
+    report: ReportData, *, charted_cases: int = DEFAULT_CHARTED_CASES, letters: bool = False
+) -> str:
+    """The whole document; the first `charted_cases` cases get a sequence diagram each.
+
+    `letters`: the letters are written beside it (`letters/`), so the timeline links them.
+    """
     s = report.summary
     heading = s.title or s.exercise or "an exercise"
     charted = report.cases[: max(charted_cases, 0)]
@@ -398,6 +405,6 @@ def render_markdown(report: ReportData, *, charted_cases: int = DEFAULT_CHARTED_
         *_rejections(report),
         *_expectations(report),
         *_parties(report),
-        *_timeline(report),
+        *_timeline(report, letters),
     ]
     return "\n".join(lines).rstrip("\n") + "\n"

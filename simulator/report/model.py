@@ -99,6 +99,8 @@ class CaseStep(_Model):
     recipient: str | None
     rule_ids: list[str]
     message_id: str | None = None
+    # The letter this message stands for (written messages only), relative to the report.
+    letter: str | None = None
 
 
 AnswerStatus = Literal["answered", "owed", "unanswered", "not_owed"]
@@ -259,6 +261,7 @@ class TimelineRow(_Model):
     gist: str
     findings: list[str]
     message_id: str | None = None
+    letter: str | None = None
 
 
 class ReportData(_Model):

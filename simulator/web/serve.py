@@ -229,6 +229,7 @@ async def _write_report(
     console: Console, location: str, options: ServeOptions, runs_dir: Path
 ) -> None:
     # matplotlib loads slowly; only a finished run pays for it.
+    from simulator.letters import read_letters  # noqa: PLC0415 - see above
     from simulator.report import read_report, save_report  # noqa: PLC0415 - see above
 
     board = console.board
@@ -239,7 +240,8 @@ async def _write_report(
     )
     try:
         data = await read_report(location)
-        files = await asyncio.to_thread(save_report, data, target)
+        letters = await read_letters(location)
+        files = await asyncio.to_thread(save_report, data, target, letters=letters)
     except Exception as exc:  # the run happened; a failed report must not hide that
         board.report_error = f"the report could not be written: {exc}"
         log.exception("report_failed", log=location)

@@ -3,10 +3,12 @@ and answers that were late or not owed kept apart from answers never given."""
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+from simulator.letters import read_letters
 from simulator.lineage import Lineage
 from simulator.logfiles import open_log
 from simulator.projections.summary import summarize
@@ -104,3 +106,26 @@ async def test_the_run_summary_names_lineage_and_the_controllers_work(desk_log: 
         "the oral request of 2026-03-02 15:00 was not confirmed in writing within 3 days; "
         "the case lapsed"
     )
+
+
+def test_the_report_links_every_letter_written_beside_it(desk_log: Path, tmp_path: Path) -> None:
+    """With the letters, each written message's row links its letter, which is there, and the
+    same log gives the same letters byte for byte."""
+    report = asyncio.run(read_report(desk_log))
+    letters = asyncio.run(read_letters(desk_log))
+    files = save_report(report, tmp_path / "a", letters=letters)
+    page = files.html.read_text(encoding="utf-8")
+    linked = set(re.findall(r'href="(letters/[^"]+)"', page))
+    written = {row.letter for row in report.timeline if row.letter}
+    # Every message but the oral request of case-2 went in writing.
+    assert [row.type for row in report.timeline if row.message_id and not row.letter] == [
+        "oral_request"
+    ]
+    assert linked == written
+    assert len(written) == len(letters) == 4
+    assert all((tmp_path / "a" / link).is_file() for link in linked)
+    markdown = files.markdown.read_text(encoding="utf-8")
+    assert all(f"]({link})" in markdown for link in written)
+    again = save_report(report, tmp_path / "b", letters=asyncio.run(read_letters(desk_log)))
+    for link in written:
+        assert (tmp_path / "a" / link).read_bytes() == (again.html.parent / link).read_bytes()

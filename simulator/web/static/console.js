@@ -39,8 +39,18 @@ function shown(value) {
   return String(value);
 }
 
+// The umpire's and the controller's own event types, as a person names them.
+const KINDS = {
+  "coop.exercise.started": "exercise started",
+  "coop.exercise.ended": "exercise ended",
+  "coop.clock.elapsed": "deadline passed",
+  "coop.rejection": "submission rejected",
+  "coop.note": "controller's note",
+  "coop.control": "controller's action",
+};
+
 function words(name) {
-  return String(name || "").replaceAll("_", " ");
+  return KINDS[name] || String(name || "").replaceAll("_", " ");
 }
 
 const token = document.body.dataset.token;
@@ -460,9 +470,18 @@ function seatPage() {
     document.getElementById("case-title").textContent = current ? "Case " + current.id : "Choose a case";
     document.getElementById("case-state").textContent = current
       ? `${words(current.state)} · ${words(current.area)} · you are the ${current.role} party` : "";
+    const party = document.body.dataset.party;
+    const letter = (position, pdf) => el("a", { class: "letter", target: "_blank",
+      rel: "noreferrer noopener", "data-format": pdf ? "pdf" : "html",
+      href: withToken(`/seat/${party}/letter/${position}` + (pdf ? "?format=pdf" : "")) },
+      pdf ? "PDF" : "letter");
     render("steps", current ? current.steps : [], () => (current ? current.steps : []).map((s) =>
-      el("li", {}, el("strong", {}, words(s.type)), " ", s.sender, " → ", s.recipient,
+      el("li", { "data-position": s.position },
+        el("strong", {}, words(s.type)), " ", s.sender, " → ", s.recipient,
         el("span", { class: "muted" }, "  ", shortTime(s.time), " #", s.position),
+        // The official letter this message stands for (every message that went in writing).
+        s.letter ? el("span", { class: "letters" }, " ", letter(s.position, false), " · ",
+          letter(s.position, true)) : null,
         el("div", {}, Object.entries(s.message)
           .filter(([k, v]) => !["type", "message_id", "case_id", "sender", "recipient", "language",
             "in_reply_to"].includes(k) && v !== "" && v !== null && !(Array.isArray(v) && !v.length))
