@@ -62,6 +62,7 @@ def test_log_show_keeps_each_events_position_time_and_type_on_one_line(tmp_path:
     flat = " ".join(out.split())
     assert "note: Beta accepted case-1 without acknowledging it." in flat
     assert "the controller sent inject lorry by hand" in flat
+    assert "this run is a fork (generation 1) of runs/parent.db, from its first 4 events" in flat
 
 
 def test_rules_gives_every_rule_its_whole_sentence(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from simulator.eventlog import (
     to_json_line,
     verify,
 )
+from simulator.lineage import read_lineage
 from simulator.logfiles import is_postgres, open_log
 from simulator.projections import (
     CaseProjection,
@@ -72,6 +73,9 @@ async def show_log(
             return len(events)
         table = _events_table(events, console.width)
         table.title = f"{location}: {len(events)} of {head} events"
+        lineage = read_lineage(await store.metadata())
+        if lineage is not None:
+            table.caption = f"this run is {lineage.sentence()}"
         shown = len(events)
         console.print(table)
         if at is not None:
