@@ -318,6 +318,10 @@ def read_note(event: Event | NewEvent) -> NoteData:
     return NoteData.model_validate(event.data)
 
 
+def read_control(event: Event | NewEvent) -> ControlData:
+    return ControlData.model_validate(event.data)
+
+
 def message_payload(event: Event | NewEvent) -> dict[str, Any]:
     """The message of a message event, as the JSON object it was committed as."""
     message: dict[str, Any] = event.data["message"]

@@ -51,7 +51,7 @@ def test_show_at_a_position_gives_case_states_then(drill: Path) -> None:
     code, out, _ = _invoke("log", "show", str(drill), "--at", "3")
     assert code == 0
     assert "cases as of position 3" in out
-    assert "under_consideration" in out
+    assert "under consideration" in out
     assert "refused" not in out.split("cases as of position 3")[1]
 
 

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import json
+import re
 import socket
 import sqlite3
 import subprocess
@@ -322,9 +323,14 @@ async def test_control_answers_say_what_was_done_and_what_was_not(tmp_path: Path
     try:
         status = _control(log, "status")
         assert status.returncode == 0, status.stderr
-        assert "exercise energy-final: realtime clock at x600" in status.stdout
+        assert "exercise riverbend-cup: realtime clock at x600" in status.stdout
         assert "cases" in status.stdout
         assert "northmark" in status.stdout
+        # Times as people read them, to the minute, not ISO 8601 with an offset.
+        assert re.search(
+            r"time {5}\d{4}-\d\d-\d\d \d\d:\d\d \(ends 2026-04-01 09:00\)", status.stdout
+        )
+        assert "+00:00" not in status.stdout
         unknown = _control(log, "inject", "--inject", "nosuch")
         assert unknown.returncode == 1
         said = " ".join(unknown.stderr.split())

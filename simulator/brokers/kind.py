@@ -24,6 +24,7 @@ def start_broker(
     *,
     tls: TlsFiles | None = None,
     restricted_observer: bool = False,
+    port: int = 0,
 ) -> Broker:
     """The broker for `kind` ("embedded", "mosquitto" or an mqtt:// / mqtts:// URL), to enter.
 
@@ -33,7 +34,8 @@ def start_broker(
     `simulator.brokers.tls.generate_tls`) a broker we start listens with TLS
     only; an external broker must then be named by an mqtts:// URL.
     `restricted_observer`: the observer reads only log topics and the clock,
-    not where confidential cases travel (`simulator.brokers.access`).
+    not where confidential cases travel (`simulator.brokers.access`). `port`:
+    where a broker we start listens (0: a free port the OS picks).
     """
     if kind == "embedded":
         return EmbeddedBroker(
@@ -42,6 +44,7 @@ def start_broker(
             workdir=workdir,
             tls=tls,
             restricted_observer=restricted_observer,
+            port=port,
         )
     if kind == "mosquitto":
         return MosquittoBroker(
@@ -50,6 +53,7 @@ def start_broker(
             workdir=workdir,
             tls=tls,
             restricted_observer=restricted_observer,
+            port=port,
         )
     if kind.startswith("mqtt://") and tls is not None:
         raise BrokerUrlError(kind, "a secure run needs an mqtts:// URL, not mqtt://")

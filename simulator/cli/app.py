@@ -25,6 +25,7 @@ from simulator.cli.runview import Progress, print_summary
 from simulator.context import fresh_rng, wall_now
 from simulator.errors import InputError, ScenarioError, SimulatorError
 from simulator.eventlog import Event, LogError
+from simulator.letters import LETTERS_DIRECTORY, read_letters, write_letters
 from simulator.lifetime import private_workdir
 from simulator.load.command import load
 from simulator.logfiles import is_postgres
@@ -463,8 +464,16 @@ def replay(
         str, typer.Option(help="embedded, mosquitto, or an mqtt:// URL to publish to")
     ] = "embedded",
     wait: Annotated[
-        float, typer.Option(help="seconds to wait before publishing (for subscribers)")
-    ] = 0.0,
+        str | None,
+        typer.Option(
+            help="before publishing, so subscribers can connect: seconds, or 'enter' to wait "
+            "for the Enter key (default: 'enter' on a terminal when replay starts the broker, "
+            "else 0)"
+        ),
+    ] = None,
+    port: Annotated[
+        int, typer.Option(help="the port of the broker replay starts (default: a free one)")
+    ] = 0,
     secure: Annotated[bool, SECURE_OPTION] = False,
 ) -> None:
     """Re-publish a log's events to a broker at a chosen speed, or check it with --check."""
@@ -481,6 +490,9 @@ def replay(
     pace = None if speed == "max" else float(speed)
     if pace is not None and pace <= 0:
         _fail("--speed must be positive, or max")
+    if not 0 <= port < 65536:
+        _fail("--port must be 0 (a free one) or a port number")
+    pause = _replay_wait(wait, ours=broker in ("embedded", "mosquitto"))
     console = Console(stderr=True)
 
     async def publish() -> int:
@@ -494,19 +506,38 @@ def replay(
             parties = [p.id for p in scenario.parties]
             tls = broker_tls(workdir, topics.exercise, SecurityOptions(secure))
             async with start_broker(
-                broker, topics, parties, workdir, tls=tls, restricted_observer=secure
+                broker,
+                topics,
+                parties,
+                workdir,
+                tls=tls,
+                restricted_observer=secure,
+                port=port,
             ) as running:
                 observer = running.credentials("observer")
+                address = running.address
+                shown = f"{topics.base}/log/# and {topics.clock}" if secure else topics.tree
                 console.print(
                     f"replaying {len(events)} events of {topics.exercise} to "
-                    f"{running.address.display} (observer: {observer.username} / "
-                    f"{observer.password}); topics "
-                    + (f"{topics.base}/log/# and {topics.clock}" if secure else topics.tree)
+                    f"{address.display} (observer: {observer.username} / "
+                    f"{observer.password}); topics {shown}",
+                    highlight=False,
                 )
-                if running.address.ca_file is not None:
-                    console.print(f"TLS: trust the CA in {running.address.ca_file}")
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                if address.ca_file is not None:
+                    console.print(f"TLS: trust the CA in {address.ca_file}", highlight=False)
+                subscribe = (
+                    f"mosquitto_sub -h {address.host} -p {address.port} "
+                    f"-u {observer.username} -P {observer.password} "
+                    + (f"--cafile {address.ca_file} " if address.ca_file else "")
+                    + f"-t '{f'{topics.base}/log/#' if secure else topics.tree}' -v"
+                )
+                console.print(f"subscribe with: {subscribe}", highlight=False, soft_wrap=True)
+                if pause is None:
+                    console.print("press Enter to start publishing", highlight=False)
+                    await asyncio.to_thread(sys.stdin.readline)
+                elif pause > 0:
+                    console.print(f"publishing in {pause:g} s", highlight=False)
+                    await asyncio.sleep(pause)
                 bus = transport_for(
                     running,
                     "umpire",
@@ -527,6 +558,22 @@ def replay(
 
     messages = _run(publish())
     console.print(f"done: {messages} MQTT messages")
+
+
+def _replay_wait(wait: str | None, *, ours: bool) -> float | None:
+    """Seconds to wait before publishing; None: until Enter is pressed."""
+    if wait is None:
+        # A person at a terminal gets time to start a subscriber; a script does not wait.
+        return None if ours and sys.stdin.isatty() else 0.0
+    if wait == "enter":
+        return None
+    try:
+        pause = float(wait)
+    except ValueError:
+        _fail("--wait takes seconds or 'enter'")
+    if pause < 0:
+        _fail("--wait must not be negative")
+    return pause
 
 
 @app.command("fork")
@@ -601,11 +648,46 @@ def report(
     if charts < 0:
         _fail("--charts must be 0 or more")
     data = _run(read_report(location))
+    letters = _run(read_letters(location))
     try:
-        files = save_report(data, output, charted_cases=charts)
+        files = save_report(data, output, charted_cases=charts, letters=letters)
     except OSError as exc:
         _fail(f"{exc.filename or output}: {exc.strerror or exc}")
-    Console(stderr=True).print(f"wrote {files.html}, {files.markdown} and {files.json}")
+    Console(stderr=True).print(
+        f"wrote {files.html}, {files.markdown} and {files.json}, and {len(letters)} letters "
+        f"in {output / LETTERS_DIRECTORY}",
+        highlight=False,
+    )
+
+
+@app.command()
+def letters(
+    location: LogArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="directory for the letters")],
+    case: Annotated[str | None, typer.Option("--case", help="only this case's letters")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="html, pdf or both (default)")] = "both",
+) -> None:
+    """Write each written message as the official letter it stands for, as HTML and PDF.
+
+    In the message's language (Russian or English template): the sending party's
+    letterhead, date and number, the addressee's coordination unit (Art. 10), the
+    body (Art. 4.3 headings for a request; reasons and Art. 5.1 grounds for a refusal),
+    the signatory with the seal, and whether the signature verified.
+    """
+    if fmt not in ("html", "pdf", "both"):
+        _fail("--format is html, pdf or both")
+    found = _run(read_letters(location, case=case))
+    if not found:
+        _fail(f"{location}: no written message" + (f" in case {case}" if case else ""), code=1)
+    try:
+        files = write_letters(found, output, html=fmt != "pdf", pdf=fmt != "html")
+    except OSError as exc:
+        _fail(f"{exc.filename or output}: {exc.strerror or exc}")
+    Console(stderr=True).print(
+        f"wrote {len(found)} letters to {output} ({len(files.html)} HTML, {len(files.pdf)} PDF); "
+        f"index: {files.index}",
+        highlight=False,
+    )
 
 
 app.command()(serve)

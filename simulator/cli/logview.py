@@ -2,7 +2,7 @@
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -10,6 +10,7 @@ from typing import TextIO
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from simulator.eventlog import (
     Event,
@@ -19,9 +20,25 @@ from simulator.eventlog import (
     to_json_line,
     verify,
 )
+from simulator.lineage import read_lineage
 from simulator.logfiles import is_postgres, open_log
-from simulator.projections import CaseProjection, TimelineProjection, catch_up, gist
-from simulator.records import MESSAGE_PREFIX, is_message_event, message_payload, violation_payloads
+from simulator.projections import (
+    CaseProjection,
+    TimelineProjection,
+    catch_up,
+    controller_gist,
+    gist,
+)
+from simulator.records import (
+    CONTROLLER_RECORDS,
+    EXERCISE_STARTED,
+    MESSAGE_PREFIX,
+    NOTE,
+    is_message_event,
+    message_payload,
+    violation_payloads,
+)
+from simulator.wording import prose, state_words
 
 
 def type_matches(event_type: str, wanted: str) -> bool:
@@ -54,22 +71,12 @@ async def show_log(
             for event in events:
                 console.file.write(to_json_line(event) + "\n")
             return len(events)
-        table = Table(box=box.SIMPLE, title=f"{location}: {len(events)} of {head} events")
-        for column in ("pos", "time", "case", "type", "from → to", "what", "findings"):
-            table.add_column(column, overflow="fold")
-        for event in events:
-            message = message_payload(event) if is_message_event(event.type) else None
-            findings = [v["rule_id"] for v in violation_payloads(event)]
-            table.add_row(
-                str(event.position),
-                event.time.strftime("%Y-%m-%d %H:%M"),
-                event.subject or "",
-                event.type.removeprefix(MESSAGE_PREFIX),
-                f"{event.sender or ''} → {event.recipient or ''}" if event.sender else "",
-                gist(message) if isinstance(message, dict) else _umpire_gist(event),
-                ", ".join(findings),
-            )
-            shown += 1
+        table = _events_table(events, console.width)
+        table.title = f"{location}: {len(events)} of {head} events"
+        lineage = read_lineage(await store.metadata())
+        if lineage is not None:
+            table.caption = f"this run is {lineage.sentence()}"
+        shown = len(events)
         console.print(table)
         if at is not None:
             cases = CaseProjection()
@@ -77,7 +84,7 @@ async def show_log(
             await catch_up(store, cases, timeline, until=until)
             states = Table(box=box.SIMPLE, title=f"cases as of position {cases.position}")
             for column in ("case", "state", "requesting", "requested", "violations"):
-                states.add_column(column)
+                states.add_column(column, overflow="fold")
             counts: dict[str, int] = {}
             for finding in cases.findings:
                 counts[finding.violation.case_id] = counts.get(finding.violation.case_id, 0) + 1
@@ -86,7 +93,7 @@ async def show_log(
                     continue
                 states.add_row(
                     case_id,
-                    state.state.value,
+                    state_words(state.state.value),
                     state.requesting or state.offered_to or "",
                     state.requested or state.offered_by or "",
                     str(counts.get(case_id, 0)),
@@ -95,12 +102,68 @@ async def show_log(
     return shown
 
 
-def _umpire_gist(event: Event) -> str:
+# Wide enough for a case and both parties in columns of their own; narrower terminals
+# get them under the event's type, so no type, date or time is ever split.
+WIDE = 140
+_TIME = "%Y-%m-%d %H:%M"
+
+
+def _events_table(events: Sequence[Event], width: int) -> Table:
+    """One row per event; pos, time and type never wrap, the text folds in what is left."""
+    wide = width >= WIDE
+    table = Table(box=box.SIMPLE, pad_edge=False, expand=False)
+    table.add_column("pos", justify="right", no_wrap=True)
+    table.add_column("time", no_wrap=True, min_width=len("2026-03-02 11:00"))
+    longest = max((len(_type_name(e)) for e in events), default=4)
+    table.add_column("type" if wide else "type · case · from → to", min_width=longest)
+    if wide:
+        table.add_column("case", overflow="fold")
+        table.add_column("from → to", overflow="fold")
+    table.add_column("what", overflow="fold", ratio=1)
+    if wide:
+        table.add_column("findings", overflow="fold")
+    for event in events:
+        findings = [v["rule_id"] for v in violation_payloads(event)]
+        parties = f"{event.sender or ''} → {event.recipient or ''}" if event.sender else ""
+        what = _what(event)
+        kind = Text(_type_name(event), no_wrap=True, overflow="ellipsis")
+        if wide:
+            table.add_row(
+                str(event.position),
+                event.time.strftime(_TIME),
+                kind,
+                event.subject or "",
+                parties,
+                what,
+                ", ".join(findings),
+            )
+            continue
+        under = "\n".join(part for part in (event.subject or "", parties) if part)
+        cell = Text.assemble(kind, "\n" + under if under else "")
+        told = what + ("\n⚠ " + ", ".join(findings) if findings else "")
+        table.add_row(str(event.position), event.time.strftime(_TIME), cell, told)
+    return table
+
+
+def _type_name(event: Event) -> str:
+    return event.type.removeprefix(MESSAGE_PREFIX)
+
+
+def _what(event: Event) -> str:
+    """A message's gist; the controller's note or action; the umpire's reason or finding."""
+    if is_message_event(event.type):
+        return gist(message_payload(event))
+    if event.type == NOTE:
+        return "note: " + controller_gist(event)
+    if event.type in CONTROLLER_RECORDS:
+        return controller_gist(event)
     data = event.data
     if "reason" in data:
-        return str(data["reason"])[:90]
-    if "violations" in data:
-        return "; ".join(v["rule_id"] for v in data["violations"] or ())
+        return prose(str(data["reason"]))[:90]
+    if data.get("violations"):
+        return "; ".join(prose(str(v.get("detail", v["rule_id"]))) for v in data["violations"])
+    if event.type == EXERCISE_STARTED:
+        return f"exercise started: {data.get('scenario') or event.exercise}"
     return ""
 
 

@@ -5,6 +5,7 @@ from enum import StrEnum
 
 from rich import box
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 
 from simulator.protocol import RULES, Rule
@@ -33,17 +34,38 @@ def render_rules(fmt: RuleFormat, console: Console, rules: tuple[Rule, ...] = RU
         lines += [f"| `{r.id}` | {r.article} | {r.severity.value} | {r.summary} |" for r in rules]
         console.file.write("\n".join(lines) + "\n")
         return
-    table = Table(
-        title="Rule book: Articles 4-7 and 9 of the cooperation agreement",
-        box=box.SIMPLE_HEAVY,
-        show_lines=False,
-    )
-    table.add_column("Article", no_wrap=True)
-    table.add_column("Severity", no_wrap=True)
-    table.add_column("Rule id", no_wrap=True, style="cyan")
-    table.add_column("What the procedure requires")
     colours = {"error": "red", "warning": "yellow", "info": "blue"}
+    title = "Rule book: Articles 4-7 and 9 of the cooperation agreement"
+    if console.width >= WIDE:
+        table = Table(title=title, box=box.SIMPLE_HEAVY, show_lines=False)
+        table.add_column("Article", no_wrap=True)
+        table.add_column("Severity", no_wrap=True)
+        table.add_column("Rule id", no_wrap=True, style="cyan")
+        table.add_column("What the procedure requires")
+        for r in rules:
+            sev = r.severity.value
+            table.add_row(_article(r), f"[{colours[sev]}]{sev}[/]", r.id, r.summary)
+        console.print(table)
+        return
+    # Narrow: the rule's article, severity and id on one line, what it requires under it at
+    # the full width, so no sentence is squeezed into what the id columns leave.
+    console.print(f"[bold]{title}[/]", highlight=False)
     for r in rules:
         sev = r.severity.value
-        table.add_row(r.article, f"[{colours[sev]}]{sev}[/]", r.id, r.summary)
-    console.print(table)
+        console.print()
+        console.print(
+            f"[bold]{_article(r)}[/]  [{colours[sev]}]{sev}[/]  [cyan]{r.id}[/]",
+            highlight=False,
+            no_wrap=True,
+            overflow="ignore",
+            crop=False,
+        )
+        console.print(Padding(r.summary, (0, 0, 0, 2)), highlight=False)
+
+
+# Below this many columns the table leaves too little room for the sentences.
+WIDE = 110
+
+
+def _article(rule: Rule) -> str:
+    return f"Art. {rule.article}" if any(c.isdigit() for c in rule.article) else "procedure"

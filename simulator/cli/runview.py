@@ -5,12 +5,15 @@ from dataclasses import dataclass, field
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from simulator.eventlog import Event
 from simulator.messaging.wire import Tick
 from simulator.projections.summary import RunSummary
 from simulator.records import REJECTION, is_message_event, violation_payloads
+from simulator.wording import span, state_words, when
 
 
 @dataclass
@@ -42,54 +45,76 @@ class Progress:
         self.clock = tick
 
     def line(self) -> str:
+        """One status line, short enough for 80 columns with the spinner before it."""
         clock = self.clock
         if clock is not None:
-            paused = "  PAUSED" if clock.paused else ""
-            when = f"{clock.time.strftime('%Y-%m-%d %H:%M')} x{clock.speed:g}{paused}"
+            paused = " PAUSED" if clock.paused else ""
+            now = f"{clock.time.strftime('%Y-%m-%d %H:%M')} x{clock.speed:g}{paused}"
         else:
-            when = self.time
+            now = self.time
+        rejected = f" · {self.rejections} rejected" if self.rejections else ""
         return (
-            f"simulated {when}  events {self.events}  cases {len(self.cases)}  "
-            f"messages {self.messages}  violations {self.violations}  "
-            f"rejections {self.rejections}"
+            f"{now} · {self.events} events · {len(self.cases)} cases · "
+            f"{self.violations} violations{rejected}"
         )
 
 
+# The violations listed one by one; past this, counts by rule say the rest.
+VIOLATIONS_LISTED = 40
+
+
 def print_summary(summary: RunSummary, console: Console) -> None:
-    span = ""
-    if summary.simulated_start and summary.simulated_end:
-        days = (summary.simulated_end - summary.simulated_start).total_seconds() / 86400
-        span = f"{days:.1f} simulated days"
-    wall = f"{summary.wall_seconds:.1f} s wall" if summary.wall_seconds is not None else ""
+    """The run in a few lines and tables that fit 80 columns: no date or id is split."""
+    wall = f", {summary.wall_seconds:.1f} s wall" if summary.wall_seconds is not None else ""
     console.print(
-        f"[bold]{summary.exercise}[/]: {summary.events} events, {summary.messages} messages, "
-        f"{len(summary.case_states)} cases, {summary.rejections} rejections; {span}, {wall}; "
-        f"ended: {summary.ended_because}"
+        f"[bold]{escape(summary.exercise)}[/]: {summary.events} events, {summary.messages} "
+        f"messages, {len(summary.case_states)} cases, {summary.rejections} rejections",
+        highlight=False,
     )
-    console.print(f"log: {summary.log}")
+    if summary.simulated_start and summary.simulated_end:
+        lasted = span((summary.simulated_end - summary.simulated_start).total_seconds())
+        _line(
+            console,
+            f"simulated {when(summary.simulated_start)} → {when(summary.simulated_end)} "
+            f"({lasted}){wall}",
+        )
+    _text(console, f"ended: {summary.ended_because or 'no end was recorded'}")
+    if summary.lineage is not None:
+        _text(console, f"this run is {summary.lineage.sentence()}")
+    if summary.controller_notes or summary.controller_actions:
+        _text(
+            console,
+            f"controller: {summary.controller_notes} notes, "
+            f"{summary.controller_actions} actions (in the report)",
+        )
+    _text(console, f"log: {summary.log}")
 
     states = Table(title="Cases by final state", box=box.SIMPLE)
     states.add_column("state")
     states.add_column("cases", justify="right")
     for state, count in sorted(summary.cases.items(), key=lambda kv: -kv[1]):
-        states.add_row(state, str(count))
+        states.add_row(state_words(state), str(count))
     console.print(states)
 
     if summary.violations:
-        rules = Table(title="Violations by rule", box=box.SIMPLE)
-        for column in ("article", "severity", "rule", "count"):
-            rules.add_column(column, justify="right" if column == "count" else "left")
-        first = {v.rule: v for v in summary.violations}
-        for rule, count in summary.violations_by_rule.items():
-            rules.add_row(first[rule].article, first[rule].severity, rule, str(count))
-        console.print(rules)
+        console.print(_violations(summary))
+        if len(summary.violations) > VIOLATIONS_LISTED:
+            rules = Table(title="Violations by rule", box=box.SIMPLE)
+            for column in ("article", "severity", "rule", "count"):
+                rules.add_column(column, justify="right" if column == "count" else "left")
+            first = {v.rule: v for v in summary.violations}
+            for rule, count in summary.violations_by_rule.items():
+                rules.add_row(first[rule].article, first[rule].severity, rule, str(count))
+            console.print(rules)
     else:
         console.print("No violations of the procedure.")
 
     if summary.expectations:
         scored = Table(title="Expectations", box=box.SIMPLE)
-        for column in ("expectation", "met", "missed", "missed cases"):
-            scored.add_column(column)
+        scored.add_column("expectation", ratio=3)
+        scored.add_column("met", justify="right", no_wrap=True)
+        scored.add_column("missed", justify="right", no_wrap=True)
+        scored.add_column("missed cases", ratio=2, overflow="fold")
         for result in summary.expectations:
             shown = ", ".join(result.missed[:6]) + (" …" if len(result.missed) > 6 else "")
             scored.add_row(
@@ -99,3 +124,37 @@ def print_summary(summary: RunSummary, console: Console) -> None:
                 shown,
             )
         console.print(scored)
+
+
+def _line(console: Console, text: str) -> None:
+    # Cut, not wrapped: a wrap could split a date from its time.
+    console.print(text, highlight=False, markup=False, no_wrap=True, overflow="ellipsis")
+
+
+def _text(console: Console, text: str) -> None:
+    # Wrapped at spaces (a path too long for a line folds): these hold no dates.
+    console.print(text, highlight=False, markup=False, overflow="fold")
+
+
+def _violations(summary: RunSummary) -> Table:
+    """Each violation: its case, when, the article and rule, and what happened, in words."""
+    listed = summary.violations[:VIOLATIONS_LISTED]
+    more = len(summary.violations) - len(listed)
+    table = Table(
+        title=f"Violations ({len(summary.violations)})",
+        caption=f"… and {more} more: see the report" if more else None,
+        box=box.SIMPLE,
+    )
+    table.add_column("case", overflow="fold", max_width=24)
+    table.add_column("when", no_wrap=True, min_width=len("2026-03-02 11:00"))
+    table.add_column("article", no_wrap=True)
+    table.add_column("what happened", ratio=1, overflow="fold")
+    colours = {"error": "red", "warning": "yellow", "info": "blue"}
+    for v in listed:
+        finding = Text.assemble(
+            (v.rule, f"bold {colours.get(v.severity, '')}".strip()),
+            f" ({v.severity}): ",
+            v.what or v.detail,
+        )
+        table.add_row(v.case, when(v.time), v.article, finding)
+    return table

@@ -103,15 +103,17 @@ def load(
     except SimulatorError as exc:
         raise _fail(str(exc)) from None
 
+    headed = False
+
     def show(snapshot: dict[str, Any]) -> None:
-        if not quiet:
-            console.print(
-                f"t={snapshot['t']:>6.1f}s  cases {snapshot['cases_started']:>7} started "
-                f"{snapshot['cases_completed']:>7} done {snapshot['open']:>5} open  "
-                f"{snapshot['events_per_s']:>9.0f} events/s  p99 {snapshot['p99_ms']:.1f} ms  "
-                f"resends {snapshot['resends']}",
-                highlight=False,
-            )
+        # A head once, then one row of figures a second: 64 columns, so no line wraps at 80.
+        nonlocal headed
+        if quiet:
+            return
+        if not headed:
+            console.print(progress_head(), highlight=False)
+            headed = True
+        console.print(progress_row(snapshot), highlight=False)
 
     metrics = None
     if metrics_port is not None:
@@ -177,6 +179,28 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
         raise _fail(f"--json {path}: {exc.strerror or exc}") from None
 
 
+# Live progress columns: head, snapshot key, width, format of the figure.
+_PROGRESS = (
+    ("t (s)", "t", 7, ".1f"),
+    ("cases", "cases_started", 10, ""),
+    ("done", "cases_completed", 10, ""),
+    ("open", "open", 8, ""),
+    ("events/s", "events_per_s", 10, ".0f"),
+    ("p99 ms", "p99_ms", 9, ".1f"),
+    ("resends", "resends", 9, ""),
+)
+
+
+def progress_head() -> str:
+    """The head of the live progress rows."""
+    return "".join(f"{head:>{width}}" for head, _, width, _ in _PROGRESS)
+
+
+def progress_row(snapshot: dict[str, Any]) -> str:
+    """One second of a load run: time, cases started, done and open, rate, p99, resends."""
+    return "".join(f"{snapshot[key]:>{width}{form}}" for _, key, width, form in _PROGRESS)
+
+
 def _print_summary(data: dict[str, Any], console: Console) -> None:
     lat, case = data["latency_ms"], data["case_latency_ms"]
     cases = data["cases"]
@@ -186,9 +210,9 @@ def _print_summary(data: dict[str, Any], console: Console) -> None:
         f"cases: offered {data['offered_cases_per_s']:g}/s, achieved "
         f"{data['achieved_cases_per_s']:g}/s; {cases['completed']} of {cases['scheduled']} "
         f"completed, {cases['incomplete']} incomplete\n"
-        f"committed events: {data['committed_events_per_s']:g}/s "
-        f"(sustained {data['committed_events_per_s_sustained']:g}/s); "
-        f"MQTT messages: {data['mqtt_messages_per_s']:g}/s\n"
+        f"committed events: {data['committed_events_per_s']:g}/s on average over the run, "
+        f"{data['committed_events_per_s_sustained']:g}/s sustained (the median second of the "
+        f"schedule); MQTT messages: {data['mqtt_messages_per_s']:g}/s\n"
         f"message latency ms: p50 {lat['p50']} p90 {lat['p90']} p99 {lat['p99']} "
         f"p99.9 {lat['p99_9']} max {lat['max']}\n"
         f"case latency ms:    p50 {case['p50']} p90 {case['p90']} p99 {case['p99']} "
@@ -199,6 +223,11 @@ def _print_summary(data: dict[str, Any], console: Console) -> None:
         f"{data['deliveries_duplicated']})",
         highlight=False,
     )
+    if not data.get("log_kept", True):
+        console.print(
+            "log: a temporary file, deleted when the run ended (keep it with --log FILE)",
+            highlight=False,
+        )
     if data["errors"]:
         console.print("errors: " + "; ".join(data["errors"][:5]), highlight=False)
 

@@ -20,27 +20,39 @@ def _svg(figure: Figure) -> str:
     return text[text.index("<svg") :]
 
 
+# The ids the over-time chart gives its lines, so a reader (or a test) finds each in the SVG.
+LATENCY_LINE_IDS = {"p50": "latency-p50", "p99": "latency-p99", "max": "latency-max"}
+RATE_LINE_ID = "committed-events-per-s"
+
+
 def latency_over_time(data: dict[str, Any]) -> str:
+    """Latency percentiles per second (left axis) and committed events per second (right)."""
     points = data["latency_over_time"]
     figure, axes = plt.subplots(figsize=(8, 3.2))
     seconds = [p["t"] for p in points]
     for key, label in (("p50", "p50"), ("p99", "p99"), ("max", "max")):
-        axes.plot(seconds, [p[key] for p in points], label=label, linewidth=1.4)
+        line = axes.plot(seconds, [p[key] for p in points], label=label, linewidth=1.4)[0]
+        line.set_gid(LATENCY_LINE_IDS[key])
     axes.set_xlabel("seconds since the schedule began")
     axes.set_ylabel("message latency (ms)")
     axes.set_yscale("symlog", linthresh=1)
     axes.grid(alpha=0.3)
-    axes.legend(loc="upper left")
     rate = axes.twinx()
-    progress = data.get("progress", [])
-    rate.plot(
+    # The live progress of each second: what the umpire committed in it.
+    progress = data["progress"]
+    (events,) = rate.plot(
         [p["t"] for p in progress],
         [p["events_per_s"] for p in progress],
         color="grey",
         linestyle=":",
-        label="events/s",
+        marker=".",
+        label="committed events/s",
     )
+    events.set_gid(RATE_LINE_ID)
     rate.set_ylabel("committed events/s", color="grey")
+    rate.set_ylim(bottom=0)
+    lines = axes.get_lines() + rate.get_lines()
+    axes.legend(lines, [str(line.get_label()) for line in lines], loc="upper left")
     return _svg(figure)
 
 
@@ -63,6 +75,16 @@ def percentile_plot(data: dict[str, Any]) -> str:
     return _svg(figure)
 
 
+SUSTAINED = (
+    "The average divides every committed event by the run's wall time, from the first "
+    "scheduled case to the last case done. Sustained is the median of the per-second rates "
+    "while cases were being started (the grey line below, from its second second): the rate "
+    "of a typical second. It is lower than the average when commits come in bursts (a few "
+    "fast seconds, such as a backlog cleared at once, lift the average but not the median) "
+    "and higher when the drain after the schedule is long and slow."
+)
+
+
 def _row(name: str, value: object) -> str:
     return f"<tr><th>{html.escape(name)}</th><td>{html.escape(str(value))}</td></tr>"
 
@@ -78,8 +100,8 @@ def render_page(data: dict[str, Any]) -> str:
             f"{data['offered_cases_per_s']} / {data['achieved_cases_per_s']}",
         ),
         _row(
-            "committed events/s (sustained)",
-            f"{data['committed_events_per_s']} ({data['committed_events_per_s_sustained']})",
+            "committed events/s: average, sustained",
+            f"{data['committed_events_per_s']}, {data['committed_events_per_s_sustained']}",
         ),
         _row("MQTT messages/s", data["mqtt_messages_per_s"]),
         _row(
@@ -100,7 +122,12 @@ def render_page(data: dict[str, Any]) -> str:
             f"{data['resends']} / {data['catch_ups']} / {data['deliveries_duplicated']}",
         ),
         _row("cases by path", ", ".join(f"{k} {v}" for k, v in data["cases"]["by_path"].items())),
-        _row("log", data["log"]),
+        _row(
+            "log",
+            data["log"]
+            if data.get("log_kept", True)
+            else "a temporary file, deleted when the run ended (keep it with --log FILE)",
+        ),
     ]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Load run: {html.escape(verdict)}</title>
@@ -109,9 +136,11 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 60em; }}
 th {{ text-align: left; padding-right: 1em; font-weight: 600; }}
 td, th {{ padding: 2px 8px; border-bottom: 1px solid #ddd; }}
 .ok {{ color: #176117; }} .bad {{ color: #a11; }}
+.note {{ color: #555; font-size: 90%; }}
 </style></head><body>
 <h1>Load run: <span class="{"ok" if data["ok"] else "bad"}">{html.escape(verdict)}</span></h1>
 <table>{"".join(rows)}</table>
+<p class="note">{html.escape(SUSTAINED)}</p>
 <h2>Message latency over time</h2>
 {latency_over_time(data)}
 <h2>Latency by percentile</h2>

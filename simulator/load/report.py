@@ -140,6 +140,8 @@ class LoadReport:
             "latency_ms": latency_summary(self.latency),
             "case_latency_ms": latency_summary(self.case_latency),
             "latency_over_time": self.over_time,
+            # What the live progress showed each second: committed events/s, cases, p99.
+            "progress": self.progress,
             "percentiles_ms": {
                 "message": percentile_curve(self.latency),
                 "case": percentile_curve(self.case_latency),

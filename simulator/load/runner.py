@@ -603,6 +603,8 @@ def _reconcile(
         paths_known=tuple(PATHS),
     )
     report.extra["lost_in_open_cases"] = in_flight
+    # Without --log the log is a temporary file, deleted when the run ends.
+    report.extra["log_kept"] = options.log is not None
     return report
 
 

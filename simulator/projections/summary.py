@@ -7,9 +7,19 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from simulator.eventlog import EventStore
+from simulator.lineage import Lineage, read_lineage
+from simulator.projections.controller import ControllerProjection
 from simulator.projections.milestones import MilestonesProjection
-from simulator.records import EXERCISE_ENDED, REJECTION, is_message_event, read_ended
+from simulator.records import (
+    EXERCISE_ENDED,
+    MESSAGE_PREFIX,
+    REJECTION,
+    is_message_event,
+    message_payload,
+    read_ended,
+)
 from simulator.scenario.model import Expectation, Scenario
+from simulator.wording import Sent, prose
 
 
 class ViolationEntry(BaseModel):
@@ -23,6 +33,8 @@ class ViolationEntry(BaseModel):
     position: int
     time: datetime
     detail: str
+    # The detail in words: times, durations and names as people write them.
+    what: str = ""
 
 
 class ExpectationResult(BaseModel):
@@ -54,6 +66,10 @@ class RunSummary(BaseModel):
     seed: int | None = None
     broker: str | None = None
     wall_seconds: float | None = None
+    # Where the run came from, when it is a fork (its parent, the position, the generation).
+    lineage: Lineage | None = None
+    controller_notes: int = 0
+    controller_actions: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -94,6 +110,8 @@ async def summarize(
     wall_seconds: float | None = None,
 ) -> RunSummary:
     marks = MilestonesProjection()
+    controller = ControllerProjection()
+    sent: dict[str, Sent] = {}
     counts: Counter[str] = Counter()
     first: datetime | None = None
     last: datetime | None = None
@@ -101,11 +119,15 @@ async def summarize(
     exercise = scenario.exercise if scenario else ""
     async for event in store.read():
         marks.apply(event)
+        controller.apply(event)
         exercise = exercise or event.exercise
         first = first or event.time
         last = event.time
         if is_message_event(event.type):
             counts["messages"] += 1
+            message_id = message_payload(event).get("message_id")
+            if isinstance(message_id, str):
+                sent[message_id] = Sent(event.type.removeprefix(MESSAGE_PREFIX), event.time)
         elif event.type == REJECTION:
             counts["rejections"] += 1
         elif event.type == EXERCISE_ENDED:
@@ -120,6 +142,7 @@ async def summarize(
             position=f.position,
             time=f.time,
             detail=f.violation.detail,
+            what=prose(f.violation.detail, sent),
         )
         for f in marks.findings
     ]
@@ -141,4 +164,7 @@ async def summarize(
         seed=seed,
         broker=broker,
         wall_seconds=wall_seconds,
+        lineage=read_lineage(await store.metadata()),
+        controller_notes=sum(1 for e in controller.entries if e.kind == "note"),
+        controller_actions=sum(1 for e in controller.entries if e.kind == "action"),
     )

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from simulator.eventlog import Event
+from simulator.projections.controller import controller_gist
 from simulator.projections.framework import Projection
 from simulator.records import (
     MESSAGE_PREFIX,
@@ -41,6 +42,10 @@ class TimelineEntry:
     recipient: str | None
     gist: str
     rule_ids: tuple[str, ...]
+    # A message's id (None for the umpire's and the controller's events).
+    message_id: str | None = None
+    # How a message travelled: written, electronic (both in writing, Art. 4.2) or oral.
+    medium: str | None = None
 
 
 def gist(data: dict[str, object], limit: int = 90) -> str:
@@ -64,6 +69,15 @@ class TimelineProjection(Projection):
         # No Violation is built to list the rules of none (most events).
         recorded = read_violations(event) if has_violations(event) else None
         message = message_payload(event) if is_message_event(event.type) else None
+        sent: object = None
+        medium: object = None
+        if isinstance(message, dict):
+            summary = gist(message)
+            sent = message.get("message_id")
+            medium = message.get("medium", "written")
+        else:
+            # The controller's note as written, or what it did: the rest says itself.
+            summary = controller_gist(event)
         self.entries.append(
             TimelineEntry(
                 position=event.position,
@@ -72,7 +86,9 @@ class TimelineProjection(Projection):
                 case_id=event.subject,
                 sender=event.sender,
                 recipient=event.recipient,
-                gist=gist(message) if isinstance(message, dict) else "",
+                gist=summary,
                 rule_ids=tuple(v.rule_id for v in recorded or ()),
+                message_id=sent if isinstance(sent, str) else None,
+                medium=medium if isinstance(medium, str) else None,
             )
         )

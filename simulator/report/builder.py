@@ -8,14 +8,20 @@ of the log alone (STYLE 8: reports read projections, never live objects).
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import ValidationError
 
 from simulator.eventlog import EventStore
+from simulator.letters import LETTERS_DIRECTORY, letter_stem
+from simulator.lineage import read_lineage
 from simulator.projections import (
+    ControllerEntry,
+    ControllerProjection,
     Finding,
+    Milestones,
     MilestonesProjection,
     TimelineEntry,
     TimelineProjection,
@@ -33,14 +39,16 @@ from simulator.protocol import (
 )
 from simulator.records import CLOCK_ELAPSED
 from simulator.report.facts import RunFacts
-from simulator.report.formatting import article_key, article_label, span
+from simulator.report.formatting import article_key, article_label
 from simulator.report.model import (
     NEVER_OPENED,
     AgreementTerms,
+    Answer,
     ArticleGroup,
     CaseReport,
     CaseStep,
     CaseTimes,
+    ControllerRow,
     ExerciseSummary,
     Expectations,
     ExpectationScore,
@@ -56,6 +64,7 @@ from simulator.report.model import (
     TimelineRow,
 )
 from simulator.scenario import Scenario
+from simulator.wording import Sent, kind_words, prose, span, state_words
 
 _RULE_ORDER = {rule.id: index for index, rule in enumerate(RULES)}
 
@@ -66,8 +75,9 @@ async def build_report(store: EventStore) -> ReportData:
     marks = MilestonesProjection()
     timeline = TimelineProjection()
     facts = RunFacts()
-    await catch_up(store, marks, timeline, facts)
-    return assemble(marks, timeline, facts, metadata)
+    controller = ControllerProjection()
+    await catch_up(store, marks, timeline, facts, controller)
+    return assemble(marks, timeline, facts, metadata, controller)
 
 
 def read_scenario(metadata: Mapping[str, str]) -> tuple[Scenario | None, str]:
@@ -92,14 +102,19 @@ def assemble(
     timeline: TimelineProjection,
     facts: RunFacts,
     metadata: Mapping[str, str],
+    controller: ControllerProjection | None = None,
 ) -> ReportData:
     scenario, note = read_scenario(metadata)
     by_position: dict[int, list[Finding]] = defaultdict(list)
     for finding in marks.findings:
         by_position[finding.position].append(finding)
-    cases = _cases(marks, timeline.entries, by_position, facts.last_time)
+    rows = [_controller_row(e) for e in (controller.entries if controller else ())]
+    messages = sent_messages(timeline.entries)
+    # The timeline names the case a controller's note or action went with.
+    desk_cases = {row.position: row.case for row in rows}
+    cases = _cases(marks, timeline.entries, by_position, facts.last_time, rows)
     return ReportData(
-        summary=_summary(marks, facts, metadata, scenario, cases),
+        summary=_summary(marks, facts, metadata, scenario, cases, rows),
         cases=cases,
         response_times=_response_times(cases, marks.agreement),
         violations=_violations(marks.findings, timeline.entries),
@@ -115,19 +130,41 @@ def assemble(
             )
             for r in facts.rejections
         ],
+        controller=rows,
         timeline=[
             TimelineRow(
                 position=entry.position,
                 time=entry.time,
-                case=entry.case_id,
+                case=entry.case_id or desk_cases.get(entry.position),
                 type=entry.type,
                 sender=entry.sender,
                 recipient=entry.recipient,
-                gist=entry.gist or facts.notes.get(entry.position, ""),
+                gist=entry.gist or prose(facts.notes.get(entry.position, ""), messages),
                 findings=[f.violation.rule_id for f in by_position.get(entry.position, ())],
+                message_id=entry.message_id,
+                letter=letter_file(entry),
             )
             for entry in timeline.entries
         ],
+    )
+
+
+def letter_file(entry: TimelineEntry) -> str | None:
+    """Where a written message's letter lies beside the report (`simulator.letters`)."""
+    if entry.message_id is None or entry.case_id is None or entry.medium == "oral":
+        return None
+    return f"{LETTERS_DIRECTORY}/{letter_stem(entry.position, entry.case_id, entry.type)}.html"
+
+
+def _controller_row(entry: ControllerEntry) -> ControllerRow:
+    return ControllerRow(
+        position=entry.position,
+        time=entry.time,
+        kind=entry.kind,
+        command=entry.command,
+        text=entry.text,
+        answer=entry.answer,
+        case=entry.case_id,
     )
 
 
@@ -141,6 +178,7 @@ def _summary(
     metadata: Mapping[str, str],
     scenario: Scenario | None,
     cases: Sequence[CaseReport],
+    controller: Sequence[ControllerRow],
 ) -> ExerciseSummary:
     seed_text = metadata.get("seed")
     seed = int(seed_text) if seed_text is not None and seed_text.isdigit() else facts.seed
@@ -181,6 +219,9 @@ def _summary(
         )
         if agreement
         else None,
+        lineage=read_lineage(metadata),
+        notes=sum(1 for row in controller if row.kind == "note"),
+        controller_actions=sum(1 for row in controller if row.kind == "action"),
     )
 
 
@@ -189,6 +230,7 @@ def _cases(
     entries: Sequence[TimelineEntry],
     by_position: Mapping[int, Sequence[Finding]],
     log_end: datetime | None,
+    controller: Sequence[ControllerRow],
 ) -> list[CaseReport]:
     """Every case id the log names, in the order its first event came."""
     steps: dict[str, list[CaseStep]] = {}
@@ -207,9 +249,15 @@ def _cases(
                 sender=entry.sender,
                 recipient=entry.recipient,
                 rule_ids=[f.violation.rule_id for f in by_position.get(entry.position, ())],
+                message_id=entry.message_id,
+                letter=letter_file(entry),
             )
         )
     violations = Counter(f.violation.case_id for f in marks.findings)
+    noted: dict[str, list[ControllerRow]] = defaultdict(list)
+    for row in controller:
+        if row.case is not None:
+            noted[row.case].append(row)
     reports = []
     for case_id, case_steps in steps.items():
         case = marks.cases.get(case_id)
@@ -228,6 +276,7 @@ def _cases(
                 violations=violations[case_id],
                 steps=case_steps,
                 times=_times(case, marks, case_steps, log_end),
+                controller=noted.get(case_id, []),
             )
         )
     return reports
@@ -245,6 +294,103 @@ def _lanes(case: Case | None, steps: Iterable[CaseStep]) -> list[str]:
     return lanes
 
 
+@dataclass(frozen=True, slots=True)
+class _CaseLook:
+    """What the answers of one case are judged from."""
+
+    case: Case
+    steps: Sequence[CaseStep]
+    log_end: datetime | None
+
+    @property
+    def closed_note(self) -> str:
+        state = self.case.state
+        if state is CaseState.LAPSED:
+            return "the case lapsed first"
+        return f"the case was {state_words(state.value)} first"
+
+    def waited(self, since: datetime) -> int | None:
+        return _seconds(self.log_end - since) if self.log_end is not None else None
+
+    def first(self, kind: str, sender: str | None) -> CaseStep | None:
+        # Only the side that owes an answer gives it; one sent by the other side is not it.
+        return next((s for s in self.steps if s.type == kind and s.sender == sender), None)
+
+    def unanswered(self, since: datetime) -> Answer:
+        """An answer that never came: not owed once the case closed, owed while it is open."""
+        if self.case.state.terminal:
+            return Answer(status="not_owed", after=None, note=self.closed_note)
+        return Answer(status="owed", after=self.waited(since))
+
+
+def _confirmation(look: _CaseLook) -> Answer | None:
+    """Art. 4.2: the written confirmation of an oral request, within 3 days."""
+    oral = look.first("oral_request", look.case.requesting)
+    if oral is None:
+        return None
+    # Every written confirmation counts, one sent after the case lapsed too: it came, late.
+    written = look.first("written_confirmation", look.case.requesting)
+    if written is not None:
+        after = _seconds(written.time - oral.time)
+        late = after > _seconds(WRITTEN_CONFIRMATION_WINDOW)
+        return Answer(status="answered", after=after, late=late)
+    if look.case.state is CaseState.LAPSED:
+        return Answer(status="unanswered", after=None, note="the case lapsed")
+    return look.unanswered(oral.time)
+
+
+def _acknowledgement(look: _CaseLook, request_at: datetime) -> Answer:
+    case = look.case
+    acknowledged = look.first("acknowledgement", case.requested)
+    if acknowledged is not None:
+        return Answer(status="answered", after=_seconds(acknowledged.time - request_at))
+    replied = next(
+        (s for s in look.steps if s.kind == "message" and s.sender == case.requested), None
+    )
+    if replied is not None:
+        # Any answer shows the request was received: no acknowledgement was owed.
+        return Answer(
+            status="not_owed", after=None, note=f"went straight to {kind_words(replied.type)}"
+        )
+    return look.unanswered(request_at)
+
+
+_OUTCOMES: tuple[tuple[CaseState, Literal["executed", "refused"]], ...] = (
+    (CaseState.IN_EXECUTION, "executed"),
+    (CaseState.REFUSED, "refused"),
+)
+
+
+def _decision(
+    look: _CaseLook, milestones: Milestones, request_at: datetime
+) -> tuple[Answer, Literal["executed", "refused"] | None]:
+    """From the request to acceptance (execution, a partial refusal too) or full refusal."""
+    reached = milestones.states
+    decisions = sorted(
+        (at, name) for state, name in _OUTCOMES if (at := reached.get(state.value)) is not None
+    )
+    if decisions:
+        at, kind = decisions[0]
+        return Answer(status="answered", after=_seconds(at - request_at)), kind
+    return look.unanswered(request_at), None
+
+
+def _results(look: _CaseLook, asap: timedelta | None) -> Answer | None:
+    """Art. 6.4 counts from the start of execution, as the umpire does."""
+    case = look.case
+    started = case.execution_started_at
+    if started is None:
+        return None
+    limit = _seconds(asap) if asap is not None else None
+    if case.results_at is not None:
+        after = _seconds(case.results_at - started)
+        return Answer(status="answered", after=after, late=limit is not None and after > limit)
+    answer = look.unanswered(started)
+    if answer.status == "owed" and answer.after is not None and limit is not None:
+        return answer.model_copy(update={"late": answer.after > limit})
+    return answer
+
+
 def _times(
     case: Case | None,
     marks: MilestonesProjection,
@@ -255,54 +401,29 @@ def _times(
     if case is None or milestones is None:
         return CaseTimes(
             request_at=None,
-            confirmed_after=None,
-            acknowledged_after=None,
-            decided_after=None,
+            written_confirmation=None,
+            acknowledgement=None,
             decision=None,
+            decision_kind=None,
             execution_started_at=None,
-            results_after=None,
-            results_pending=False,
+            results=None,
         )
+    look = _CaseLook(case, steps, log_end)
     sent = milestones.messages
     requested_at = [sent[k] for k in ("written_request", "oral_request") if k in sent]
     request_at = min(requested_at) if requested_at else None
-
-    def since_request(at: datetime | None) -> int | None:
-        return _seconds(at - request_at) if at is not None and request_at is not None else None
-
-    confirmed = None
-    if "oral_request" in sent and "written_confirmation" in sent:
-        confirmed = _seconds(sent["written_confirmation"] - sent["oral_request"])
-    # Only the requested party acknowledges; one sent by the wrong side is not an answer.
-    acknowledged = next(
-        (s.time for s in steps if s.type == "acknowledgement" and s.sender == case.requested),
-        None,
+    decision, decision_kind = (
+        _decision(look, milestones, request_at) if request_at is not None else (None, None)
     )
-    reached = milestones.states
-    outcomes: tuple[tuple[CaseState, Literal["executed", "refused"]], ...] = (
-        (CaseState.IN_EXECUTION, "executed"),
-        (CaseState.REFUSED, "refused"),
-    )
-    decisions = sorted(
-        (at, name) for state, name in outcomes if (at := reached.get(state.value)) is not None
-    )
-    started = case.execution_started_at
-    results_after = None
-    pending = False
-    if started is not None and case.results_at is not None:
-        results_after = _seconds(case.results_at - started)
-    elif started is not None and not case.state.terminal and log_end is not None:
-        results_after = _seconds(log_end - started)
-        pending = True
+    asap = marks.agreement.settings.as_soon_as_possible if marks.agreement else None
     return CaseTimes(
         request_at=request_at,
-        confirmed_after=confirmed,
-        acknowledged_after=since_request(acknowledged),
-        decided_after=since_request(decisions[0][0]) if decisions else None,
-        decision=decisions[0][1] if decisions else None,
-        execution_started_at=started,
-        results_after=results_after,
-        results_pending=pending,
+        written_confirmation=_confirmation(look),
+        acknowledgement=_acknowledgement(look, request_at) if request_at is not None else None,
+        decision=decision,
+        decision_kind=decision_kind,
+        execution_started_at=case.execution_started_at,
+        results=_results(look, asap),
     )
 
 
@@ -310,12 +431,15 @@ def _measure(
     name: MeasureName,
     label: str,
     counted_from: str,
-    values: Sequence[tuple[str, int | None, bool]],
+    answers: Sequence[tuple[str, Answer | None]],
     reference: timedelta | None,
     reference_label: str | None,
 ) -> ResponseMeasure:
-    """Aggregate (case, seconds, answered) triples; an unanswered case is owed, not a sample."""
-    answered = [(case, s) for case, s, done in values if done and s is not None]
+    """Aggregate each case's answer of one kind: only answers that came are samples."""
+    given = [(case, a) for case, a in answers if a is not None]
+    answered = [
+        (case, a.after) for case, a in given if a.status == "answered" and a.after is not None
+    ]
     seconds = [s for _, s in answered]
     limit = _seconds(reference) if reference is not None else None
     return ResponseMeasure(
@@ -329,14 +453,13 @@ def _measure(
         max_seconds=max(seconds) if seconds else None,
         # Art. 4.2 "no more than 3 days later": the due instant itself is in time.
         over_reference=[case for case, s in answered if limit is not None and s > limit],
-        unanswered=[case for case, _, done in values if not done],
+        owed=[case for case, a in given if a.status == "owed"],
+        unanswered=[case for case, a in given if a.status == "unanswered"],
+        not_owed=[case for case, a in given if a.status == "not_owed"],
     )
 
 
 def _response_times(cases: Sequence[CaseReport], agreement: Agreement | None) -> ResponseTimes:
-    requested = [c for c in cases if c.times.request_at is not None]
-    oral = [c for c in requested if any(s.type == "oral_request" for s in c.steps)]
-    executed = [c for c in cases if c.times.execution_started_at is not None]
     asap = agreement.settings.as_soon_as_possible if agreement else None
     return ResponseTimes(
         measures=[
@@ -344,10 +467,7 @@ def _response_times(cases: Sequence[CaseReport], agreement: Agreement | None) ->
                 "written_confirmation",
                 "Written confirmation",
                 "oral request",
-                [
-                    (c.case_id, c.times.confirmed_after, c.times.confirmed_after is not None)
-                    for c in oral
-                ],
+                [(c.case_id, c.times.written_confirmation) for c in cases],
                 WRITTEN_CONFIRMATION_WINDOW,
                 "Art. 4.2: 3 days",
             ),
@@ -355,10 +475,7 @@ def _response_times(cases: Sequence[CaseReport], agreement: Agreement | None) ->
                 "acknowledgement",
                 "Acknowledgement",
                 "request",
-                [
-                    (c.case_id, c.times.acknowledged_after, c.times.acknowledged_after is not None)
-                    for c in requested
-                ],
+                [(c.case_id, c.times.acknowledgement) for c in cases],
                 None,
                 None,
             ),
@@ -366,10 +483,7 @@ def _response_times(cases: Sequence[CaseReport], agreement: Agreement | None) ->
                 "decision",
                 "Decision (execution or refusal)",
                 "request",
-                [
-                    (c.case_id, c.times.decided_after, c.times.decided_after is not None)
-                    for c in requested
-                ],
+                [(c.case_id, c.times.decision) for c in cases],
                 None,
                 None,
             ),
@@ -377,14 +491,7 @@ def _response_times(cases: Sequence[CaseReport], agreement: Agreement | None) ->
                 "results",
                 "Results",
                 "start of execution",
-                [
-                    (
-                        c.case_id,
-                        c.times.results_after,
-                        not c.times.results_pending and c.times.results_after is not None,
-                    )
-                    for c in executed
-                ],
+                [(c.case_id, c.times.results) for c in cases],
                 asap,
                 f"Art. 6.4 as soon as possible: {span(asap.total_seconds())}" if asap else None,
             ),
@@ -392,10 +499,20 @@ def _response_times(cases: Sequence[CaseReport], agreement: Agreement | None) ->
     )
 
 
+def sent_messages(entries: Sequence[TimelineEntry]) -> dict[str, Sent]:
+    """Each message id of the log with its type and time, so sentences can name messages."""
+    return {
+        entry.message_id: Sent(entry.type, entry.time)
+        for entry in entries
+        if entry.message_id is not None
+    }
+
+
 def _violations(
     findings: Sequence[Finding], entries: Sequence[TimelineEntry]
 ) -> list[ArticleGroup]:
     kinds = {entry.position: entry.type for entry in entries}
+    messages = sent_messages(entries)
     grouped: dict[str, dict[str, list[Finding]]] = defaultdict(lambda: defaultdict(list))
     for finding in findings:
         grouped[finding.violation.article][finding.violation.rule_id].append(finding)
@@ -421,6 +538,7 @@ def _violations(
                                 party=f.violation.party,
                                 message_id=f.violation.message_id,
                                 detail=f.violation.detail,
+                                what=prose(f.violation.detail, messages),
                             )
                             for f in rules[rule_id]
                         ],

@@ -21,12 +21,20 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from simulator.report.formatting import span, when
-from simulator.report.model import CaseReport, ResponseMeasure, ResponseTimes
+from simulator.report.model import (
+    CaseReport,
+    CaseStep,
+    ControllerRow,
+    ResponseMeasure,
+    ResponseTimes,
+)
+from simulator.wording import words
 
 INK = "#1f3b57"
 FAULT = "#b3261e"
 MUTED = "#8a96a3"
 PAPER = "#eef3f8"
+DESK = "#5b3f8c"
 
 _DAY = 86_400.0
 _PROLOG = re.compile(r"\A.*?(?=<svg\b)", re.DOTALL)
@@ -74,33 +82,72 @@ def _place_axes(figure: Figure, width: float, height: float, margins: tuple[floa
     )
 
 
+# A row of a sequence chart: a message or deadline (a step), or the controller's entry.
+_Row = CaseStep | ControllerRow
+_STEP_HEIGHT = 0.5
+_RULE_HEIGHT = 0.2  # one more line under the arrow per rule after the first
+_NOTE_CHARS = 70
+
+
+def _rows(case: CaseReport) -> list[_Row]:
+    rows: list[_Row] = [*case.steps, *case.controller]
+    return sorted(rows, key=lambda row: row.position)
+
+
+def _row_height(row: _Row) -> float:
+    if isinstance(row, CaseStep):
+        return _STEP_HEIGHT + _RULE_HEIGHT * max(len(row.rule_ids) - 1, 0)
+    return _STEP_HEIGHT
+
+
+def _desk_label(row: ControllerRow) -> str:
+    text = f"note: {row.text}" if row.kind == "note" else f"controller {row.text}"
+    text = " ".join(text.split())
+    return text if len(text) <= _NOTE_CHARS else text[: _NOTE_CHARS - 1] + "…"
+
+
 def sequence_chart(case: CaseReport) -> str:
-    """One lane per party, one arrow per message in log order; faults in red with their rules."""
+    """One lane per party, one arrow per message in log order; faults in red with their rules.
+
+    The rules a message broke go under its arrow one a line, so the label fits between
+    the lanes however many there are; the controller's notes and actions about the case
+    are rows of their own, in purple.
+    """
     lanes = case.lanes
-    steps = case.steps
+    rows = _rows(case)
     column = {party: index for index, party in enumerate(lanes)}
-    row_height = 0.5
+    # Heights in inches; y in the same units, downwards from the lanes' heads.
+    tops: list[float] = []
+    y = 0.0
+    for row in rows:
+        tops.append(y)
+        y += _row_height(row)
+    body = max(y, _STEP_HEIGHT)
     width = 1.7 + 2.1 * max(len(lanes), 2)
-    height = 0.75 + row_height * (len(steps) + 1)
+    # The axes span exactly the rows and the lanes' heads (0.95 in), so a unit is an inch.
+    height = 0.2 + 0.95 + body
     name = f"sequence-{case.case_id}"
     with _style(name):
         figure = Figure(figsize=(width, height))
         axes = _place_axes(figure, width, height, (1.6, 0.1, 0.1, 0.1))
         last_lane = max(len(lanes) - 1, 1)
         axes.set_xlim(-0.55, last_lane + 0.55)
-        axes.set_ylim(len(steps) - 0.45, -1.45)
+        # An arrow sits 0.2 in below its row's top; the lanes' heads 0.5 in above the rows.
+        axes.set_ylim(body, -0.95)
         for spine in axes.spines.values():
             spine.set_visible(False)
         axes.tick_params(axis="y", length=0, labelsize=7.5)
         axes.set_xticks([])
         axes.set_yticks(
-            range(len(steps)), [f"#{s.position}   {when(s.time)}" for s in steps], color=INK
+            [top + 0.25 for top in tops],
+            [f"#{row.position}   {when(row.time)}" for row in rows],
+            color=INK,
         )
         for party, x in column.items():
-            axes.vlines(x, -0.8, len(steps) - 0.4, colors=MUTED, linestyles=(0, (3, 3)), lw=0.9)
+            axes.vlines(x, -0.6, body, colors=MUTED, linestyles=(0, (3, 3)), lw=0.9)
             axes.text(
                 x,
-                -1.0,
+                -0.75,
                 party,
                 ha="center",
                 va="center",
@@ -109,16 +156,30 @@ def sequence_chart(case: CaseReport) -> str:
                 color=INK,
                 bbox={"boxstyle": "round,pad=0.4", "fc": PAPER, "ec": INK, "lw": 0.8},
             )
-        for row, step in enumerate(steps):
-            faulty = bool(step.rule_ids)
-            colour = FAULT if faulty else INK
-            # Lanes hold every sender and recipient, so only a deadline lacks them.
-            if step.kind == "deadline" or step.sender not in column or step.recipient not in column:
-                centre = last_lane / 2
-                axes.hlines(row, -0.4, last_lane + 0.4, colors=FAULT, linestyles="--", lw=1.2)
+        for top, row in zip(tops, rows, strict=True):
+            line = top + 0.25
+            centre = last_lane / 2
+            if isinstance(row, ControllerRow):
+                axes.hlines(line, -0.4, last_lane + 0.4, colors=DESK, linestyles=":", lw=1.2)
                 axes.text(
                     centre,
-                    row - 0.1,
+                    line - 0.04,
+                    _desk_label(row),
+                    ha="center",
+                    va="bottom",
+                    color=DESK,
+                    fontsize=7.5,
+                    fontstyle="italic",
+                )
+                continue
+            faulty = bool(row.rule_ids)
+            colour = FAULT if faulty else INK
+            # Lanes hold every sender and recipient, so only a deadline lacks them.
+            if row.kind == "deadline" or row.sender not in column or row.recipient not in column:
+                axes.hlines(line, -0.4, last_lane + 0.4, colors=FAULT, linestyles="--", lw=1.2)
+                axes.text(
+                    centre,
+                    line - 0.04,
                     "deadline passed",
                     ha="center",
                     va="bottom",
@@ -127,12 +188,12 @@ def sequence_chart(case: CaseReport) -> str:
                     fontstyle="italic",
                 )
             else:
-                start, end = column[step.sender], column[step.recipient]
+                start, end = column[row.sender], column[row.recipient]
                 centre = (start + end) / 2
                 axes.annotate(
                     "",
-                    xy=(end, row),
-                    xytext=(start, row),
+                    xy=(end, line),
+                    xytext=(start, line),
                     arrowprops={
                         "arrowstyle": "-|>",
                         "color": colour,
@@ -144,27 +205,32 @@ def sequence_chart(case: CaseReport) -> str:
                 )
                 axes.text(
                     centre,
-                    row - 0.08,
-                    step.type,
+                    line - 0.04,
+                    words(row.type),
                     ha="center",
                     va="bottom",
                     color=colour,
                     fontsize=8,
                     fontweight="bold" if faulty else "normal",
                 )
-            if faulty:
+            for index, rule in enumerate(row.rule_ids):
                 axes.text(
                     centre,
-                    row + 0.1,
-                    "⚠ " + ", ".join(step.rule_ids),
+                    line + 0.05 + _RULE_HEIGHT * index,
+                    "⚠ " + rule,
                     ha="center",
                     va="top",
                     color=FAULT,
                     fontsize=7.5,
                 )
         label = (
-            f"Sequence chart of case {case.case_id}: {len(steps)} steps between "
+            f"Sequence chart of case {case.case_id}: {len(case.steps)} steps between "
             f"{', '.join(lanes)}; {case.violations} violations"
+            + (
+                f"; {len(case.controller)} notes and actions of the controller"
+                if case.controller
+                else ""
+            )
         )
         return _svg(figure, name, label)
 
@@ -178,13 +244,13 @@ def _jitter(index: int) -> float:
     return ((index * 7) % 11 - 5) * 0.045
 
 
-def _tally(measure: ResponseMeasure, values: Sequence[tuple[float, bool]]) -> str:
-    owed = sum(1 for _, still_owed in values if still_owed)
-    never = len(measure.unanswered) - owed
+def _tally(measure: ResponseMeasure) -> str:
+    owed, never, not_owed = len(measure.owed), len(measure.unanswered), len(measure.not_owed)
     return (
         f"n={measure.samples}"
-        + (f", {owed} owed" if owed else "")
+        + (f", {owed} still owed" if owed else "")
         + (f", {never} never answered" if never else "")
+        + (f", {not_owed} not owed" if not_owed else "")
     )
 
 
@@ -196,16 +262,23 @@ def response_chart(cases: Sequence[CaseReport], times: ResponseTimes) -> str | N
     points: dict[str, list[tuple[float, bool]]] = {m.name: [] for m in times.measures}
     for case in cases:
         t = case.times
-        for name, seconds, owed in (
-            ("written_confirmation", t.confirmed_after, False),
-            ("acknowledgement", t.acknowledged_after, False),
-            ("decision", t.decided_after, False),
-            ("results", t.results_after, t.results_pending),
+        for name, answer in (
+            ("written_confirmation", t.written_confirmation),
+            ("acknowledgement", t.acknowledgement),
+            ("decision", t.decision),
+            ("results", t.results),
         ):
-            if seconds is not None:
-                points[name].append((_days(seconds), owed))
+            # Answers that came, and those still owed (hollow, at the time waited so far).
+            if (
+                answer is not None
+                and answer.after is not None
+                and answer.status in ("answered", "owed")
+            ):
+                points[name].append((_days(answer.after), answer.status == "owed"))
     # A kind nobody answered still gets its row: its deadline and tally say so.
-    rows: list[ResponseMeasure] = [m for m in times.measures if points[m.name] or m.unanswered]
+    rows: list[ResponseMeasure] = [
+        m for m in times.measures if points[m.name] or m.unanswered or m.owed
+    ]
     if not rows:
         return None
     width, height = 7.6, 0.9 + 0.85 * len(rows)
@@ -261,7 +334,7 @@ def response_chart(cases: Sequence[CaseReport], times: ResponseTimes) -> str | N
                 limit = max(limit, reference)
         axes.set_yticks(
             range(len(rows)),
-            [f"{m.label}\nfrom {m.counted_from}\n{_tally(m, points[m.name])}" for m in rows],
+            [f"{m.label}\nfrom {m.counted_from}\n{_tally(m)}" for m in rows],
         )
         axes.set_xlim(0, limit * 1.08 + 0.1)
         axes.set_xlabel("simulated days")

@@ -1,46 +1,32 @@
 """How every rendering of a report writes simulated times, durations and articles.
 
 Times are shown in UTC whatever zone the log recorded them in, so the same
-log gives the same report on every machine.
+log gives the same report on every machine. Times, durations and the
+procedure's names are written as everywhere else (simulator.wording).
 """
 
 import re
-from datetime import UTC, datetime
 
-from simulator.report.model import NEVER_OPENED, CaseReport
+from simulator.report.model import NEVER_OPENED, Answer, CaseReport, ControllerRow
+from simulator.wording import area_words, span, state_words, when
+
+__all__ = [
+    "DEFAULT_CHARTED_CASES",
+    "answer_text",
+    "article_key",
+    "article_label",
+    "case_area",
+    "case_parties",
+    "case_state",
+    "controller_text",
+    "counted",
+    "span",
+    "when",
+]
 
 DEFAULT_CHARTED_CASES = 40
 """Cases drawn in full in the page and the Markdown; the rest go in a compact table,
 which keeps the report of a 200-case run small."""
-
-_UNITS = (("d", 86_400), ("h", 3_600), ("m", 60))
-
-
-def when(value: datetime | None) -> str:
-    """A simulated instant to the minute, in UTC: `2026-03-02 11:00`."""
-    if value is None:
-        return ""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def span(seconds: float | None) -> str:
-    """A duration to the minute, in at most two units: `1d 4h`, `5h 5m`, `12m`, `0m`.
-
-    Two units are enough to compare a response with a deadline of days or
-    hours; the exact seconds are in report.json.
-    """
-    if seconds is None:
-        return ""
-    rest = round(seconds / 60) * 60
-    parts: list[str] = []
-    for unit, size in _UNITS:
-        count, rest = divmod(rest, size)
-        if count or parts:
-            parts.append(f"{count}{unit}")
-        if len(parts) == 2:
-            break
-    shown = [p for p in parts if not p.startswith("0")] or ["0m"]
-    return " ".join(shown)
 
 
 def article_label(article: str) -> str:
@@ -71,4 +57,29 @@ def case_parties(case: CaseReport) -> str:
 
 
 def case_state(case: CaseReport) -> str:
-    return "never opened" if case.state == NEVER_OPENED else case.state
+    return "never opened" if case.state == NEVER_OPENED else state_words(case.state)
+
+
+def case_area(case: CaseReport) -> str:
+    return area_words(case.area)
+
+
+def answer_text(answer: Answer | None) -> str:
+    """One case's answer in a table cell: `1d 4h`, `4d (late)`, `still owed (2d so far)`."""
+    if answer is None:
+        return ""
+    if answer.status == "answered":
+        return span(answer.after) + (" (late)" if answer.late else "")
+    if answer.status == "owed":
+        so_far = f" ({span(answer.after)} so far{', late' if answer.late else ''})"
+        return "still owed" + (so_far if answer.after is not None else "")
+    if answer.status == "unanswered":
+        return "never answered" + (f": {answer.note}" if answer.note else "")
+    return "not owed" + (f": {answer.note}" if answer.note else "")
+
+
+def controller_text(row: ControllerRow) -> str:
+    """A note or an action in a sentence: `note: …`, `the controller paused the clock`."""
+    if row.kind == "note":
+        return f"note: {row.text}"
+    return f"the controller {row.text}"

@@ -11,8 +11,11 @@ from html import escape
 from simulator.report.charts import response_chart, sequence_chart
 from simulator.report.formatting import (
     DEFAULT_CHARTED_CASES,
+    answer_text,
+    case_area,
     case_parties,
     case_state,
+    controller_text,
     counted,
     span,
     when,
@@ -20,13 +23,16 @@ from simulator.report.formatting import (
 from simulator.report.model import (
     CaseReport,
     CaseStep,
+    ControllerRow,
     ReportData,
     ResponseMeasure,
+    TimelineRow,
 )
+from simulator.wording import kind_words, state_words
 
 _STYLE = """
 :root { --ink: #1f3b57; --fault: #b3261e; --warn: #8a5a00; --muted: #5f6b78;
-  --line: #d5dde6; --paper: #eef3f8; }
+  --line: #d5dde6; --paper: #eef3f8; --desk: #5b3f8c; }
 * { box-sizing: border-box; }
 body { margin: 0; color: #1b2733; background: #fff;
   font: 14px/1.45 "DejaVu Sans", "Segoe UI", Helvetica, Arial, sans-serif; }
@@ -51,6 +57,11 @@ th, td { border-bottom: 1px solid var(--line); padding: 4px 10px 4px 0; text-ali
 th { color: var(--muted); font-weight: 600; border-bottom: 2px solid var(--line); }
 td.n, th.n { text-align: right; padding-left: 10px; }
 tr.fault td { color: var(--fault); }
+tr.controller td { color: var(--desk); font-style: italic; }
+.desk { color: var(--desk); }
+ul.desk { margin: 4px 0 12px; padding-left: 20px; font-size: 13px; }
+p.letters { font-size: 13px; margin: 0 0 14px; }
+a.letter { color: var(--ink); }
 code, .mono { font-family: "DejaVu Sans Mono", Consolas, monospace; font-size: 12px; }
 .sev { display: inline-block; border-radius: 3px; padding: 0 6px; font-size: 11px;
   color: #fff; background: var(--muted); }
@@ -76,6 +87,7 @@ footer { margin: 40px auto 30px; color: var(--muted); font-size: 12px;
 _SECTIONS = (
     ("summary", "Summary"),
     ("cases", "Cases"),
+    ("controller", "The controller's notes and actions"),
     ("responses", "Response times"),
     ("violations", "Violations"),
     ("rejections", "Rejections"),
@@ -131,7 +143,7 @@ def _case_link(case: str | None, charted: set[str]) -> str:
 def _step_text(step: CaseStep) -> str:
     if step.kind == "deadline":
         return "deadline passed"
-    return f"{step.type} ({step.sender} → {step.recipient})"
+    return f"{kind_words(step.type)} ({step.sender} → {step.recipient})"
 
 
 def _summary(report: ReportData) -> str:
@@ -143,6 +155,8 @@ def _summary(report: ReportData) -> str:
         ("cases", str(s.cases), False),
         ("violations", str(s.violations), s.violations > 0),
         ("rejections", str(s.rejections), s.rejections > 0),
+        ("controller's notes", str(s.notes), False),
+        ("controller's actions", str(s.controller_actions), False),
     ]
     parts = [
         '<div class="cards">',
@@ -156,6 +170,10 @@ def _summary(report: ReportData) -> str:
         ("Exercise", f"<code>{_e(s.exercise)}</code>"),
         ("Title", _e(s.title)),
         ("Seed", _e(s.seed if s.seed is not None else "not recorded")),
+        (
+            "Lineage",
+            _e(f"This run is {s.lineage.sentence()}." if s.lineage else "an original run"),
+        ),
         ("Simulated", f"{_e(when(s.simulated_start))} → {_e(when(s.simulated_end))} UTC"),
         ("Ended because", _e(s.ended_because or "no end was recorded")),
         ("Deadline events", _e(s.deadline_events)),
@@ -196,7 +214,7 @@ def _summary(report: ReportData) -> str:
         parts.append(
             _table(
                 ("state", "cases"),
-                [(_e(k), _e(v)) for k, v in s.cases_by_state.items()],
+                [(_e(state_words(k)), _e(v)) for k, v in s.cases_by_state.items()],
                 numeric=(1,),
             )
         )
@@ -220,18 +238,33 @@ def _case_count(report: ReportData) -> str:
     )
 
 
-def _cases(report: ReportData, charted: list[CaseReport]) -> str:
+def _letters(case: CaseReport) -> str:
+    """The case's letters, each linked: one for every message that went in writing."""
+    links = [
+        f'<a class="letter" href="{_e(step.letter)}">'
+        f"#{step.position} {_e(kind_words(step.type))}</a>"
+        for step in case.steps
+        if step.letter
+    ]
+    if not links:
+        return ""
+    return f'<p class="letters">Letters: {" · ".join(links)}</p>'
+
+
+def _cases(report: ReportData, charted: list[CaseReport], letters: bool) -> str:
     if not report.cases:
         return '<p class="note">No case was opened.</p>'
     parts = [
         f"<p>{_case_count(report)}. Each chart has a lane per party and an arrow per "
         "message in log order, labelled with its type; the left column gives the log position "
-        "and simulated time (UTC). Red arrows caused violations, named under the arrow.</p>"
+        "and simulated time (UTC). Red arrows caused violations, named under the arrow, one "
+        "rule a line. The controller's notes and actions about a case are drawn in purple "
+        "where they came and listed under its chart.</p>"
     ]
     for case in charted:
         caption = (
             f"<b>{_e(case.case_id)}</b> — {_e(case_parties(case))}"
-            + (f", area {_e(case.area)}" if case.area else "")
+            + (f", area: {_e(case_area(case))}" if case.area else "")
             + f"; final state <b>{_e(case_state(case))}</b>; {counted(len(case.steps), 'step')}, "
             f"{counted(case.violations, 'violation')}"
         )
@@ -239,6 +272,10 @@ def _cases(report: ReportData, charted: list[CaseReport]) -> str:
             f'<figure id="case-{_e(case.case_id)}" class="sequence">'
             f"<figcaption>{caption}</figcaption>{sequence_chart(case)}</figure>"
         )
+        if case.controller:
+            parts.append(_desk_list(case.controller))
+        if letters:
+            parts.append(_letters(case))
     rest = report.cases[len(charted) :]
     if rest:
         parts.append(
@@ -268,6 +305,49 @@ def _cases(report: ReportData, charted: list[CaseReport]) -> str:
     return "".join(parts)
 
 
+def _desk_list(rows: Sequence[ControllerRow]) -> str:
+    """The controller's notes and actions about one case, under its chart."""
+    items = "".join(
+        f'<li class="desk" data-position="{row.position}">#{row.position} {_t(row.time)} '
+        f"{_e(controller_text(row))}</li>"
+        for row in rows
+    )
+    return f'<ul class="desk">{items}</ul>'
+
+
+def _controller(report: ReportData, charted: set[str]) -> str:
+    if not report.controller:
+        return (
+            '<p class="note">The controller wrote no note and did nothing by hand (no pause, '
+            "speed change, jump or inject sent by hand).</p>"
+        )
+    return (
+        "<p>What the controller wrote and did during the run, in log order; no party saw any "
+        "of it. A note is tied to the case it names, or else to the case the last message "
+        "before it was about; an inject sent by hand to the case its message went into.</p>"
+        + _table(
+            ("pos", "time", "kind", "what", "case", "umpire's answer"),
+            [
+                (
+                    _e(row.position),
+                    _t(row.time),
+                    _e(row.kind),
+                    _e(row.text),
+                    _case_link(row.case, charted),
+                    _e(row.answer),
+                )
+                for row in report.controller
+            ],
+            numeric=(0,),
+            css="controller",
+        )
+    )
+
+
+def _listed(cases: Sequence[str]) -> str:
+    return ", ".join(cases) or "—"
+
+
 def _measure_row(m: ResponseMeasure) -> Sequence[str]:
     return (
         _e(m.label),
@@ -276,8 +356,10 @@ def _measure_row(m: ResponseMeasure) -> Sequence[str]:
         _e(span(m.median_seconds)),
         _e(span(m.max_seconds)),
         _e(m.reference_label or "none set by the agreement"),
-        _e(", ".join(m.over_reference) or "—"),
-        _e(", ".join(m.unanswered) or "—"),
+        _e(_listed(m.over_reference)),
+        _e(_listed(m.owed)),
+        _e(_listed(m.unanswered)),
+        _e(_listed(m.not_owed)),
     )
 
 
@@ -294,8 +376,26 @@ def _responses(report: ReportData, charted: set[str]) -> str:
             f"points are still owed when the log ends.</figcaption>{chart}</figure>"
         )
     parts.append(
+        "<p>An answer is <i>late</i> when it came after its deadline, <i>still owed</i> when "
+        "the log ends before it, <i>never answered</i> when the case closed while it was owed, "
+        "and <i>not owed</i> when the case went another way first: a request answered straight "
+        "away with acceptance, consultation or refusal needs no acknowledgement, and a case "
+        "that lapsed or was withdrawn no decision.</p>"
+    )
+    parts.append(
         _table(
-            ("answer", "from", "cases", "median", "longest", "deadline", "late", "never answered"),
+            (
+                "answer",
+                "from",
+                "answered",
+                "median",
+                "longest",
+                "deadline",
+                "late",
+                "still owed",
+                "never answered",
+                "not owed",
+            ),
             [_measure_row(m) for m in report.response_times.measures],
             numeric=(2, 3, 4),
         )
@@ -309,21 +409,16 @@ def _responses(report: ReportData, charted: set[str]) -> str:
                 [
                     (
                         _case_link(c.case_id, charted),
-                        _e(span(c.times.confirmed_after)),
-                        _e(span(c.times.acknowledged_after)),
+                        _e(answer_text(c.times.written_confirmation)),
+                        _e(answer_text(c.times.acknowledgement)),
                         _e(
-                            f"{span(c.times.decided_after)} ({c.times.decision})"
-                            if c.times.decision
-                            else ""
+                            answer_text(c.times.decision)
+                            + (f" ({c.times.decision_kind})" if c.times.decision_kind else "")
                         ),
-                        _e(
-                            f"{span(c.times.results_after)}"
-                            + (" so far, still owed" if c.times.results_pending else "")
-                        ),
+                        _e(answer_text(c.times.results)),
                     )
                     for c in timed
                 ],
-                numeric=(1, 2, 3, 4),
             )
         )
     return "".join(parts)
@@ -347,10 +442,10 @@ def _violations(report: ReportData, charted: set[str]) -> str:
                         (
                             _e(f.position),
                             _t(f.time),
-                            _e(f.event_type),
+                            _e(kind_words(f.event_type)),
                             _case_link(f.case, charted),
                             _e(f.party or ""),
-                            _e(f.detail),
+                            _e(f.what),
                         )
                         for f in rule.findings
                     ],
@@ -446,17 +541,25 @@ def _parties(report: ReportData) -> str:
     )
 
 
-def _timeline(report: ReportData, charted: set[str]) -> str:
+def _event(row: TimelineRow, letters: bool) -> str:
+    """The event's kind, linked to its letter where it has one."""
+    if letters and row.letter:
+        return f'<a class="letter" href="{_e(row.letter)}">{_e(kind_words(row.type))}</a>'
+    return _e(kind_words(row.type))
+
+
+def _timeline(report: ReportData, charted: set[str], letters: bool) -> str:
     if not report.timeline:
         return '<p class="note">The log holds no events.</p>'
+    desk = {row.position for row in report.controller}
     return _table(
-        ("pos", "time", "case", "type", "from → to", "gist", "findings"),
+        ("pos", "time", "case", "event", "from → to", "gist", "findings"),
         [
             (
                 _e(row.position),
                 _t(row.time),
                 _case_link(row.case, charted),
-                _e(row.type),
+                _event(row, letters),
                 _e(f"{row.sender} → {row.recipient}" if row.sender else row.recipient or ""),
                 f'<span class="gist">{_e(row.gist)}</span>',
                 _e(", ".join(row.findings)),
@@ -464,27 +567,37 @@ def _timeline(report: ReportData, charted: set[str]) -> str:
             for row in report.timeline
         ],
         numeric=(0,),
-        row_classes=["fault" if row.findings else "" for row in report.timeline],
+        row_classes=[
+            "fault" if row.findings else "controller" if row.position in desk else ""
+            for row in report.timeline
+        ],
         css="timeline",
     )
 
 
-def render_html(report: ReportData, *, charted_cases: int = DEFAULT_CHARTED_CASES) -> str:
-    """The whole page; the first `charted_cases` cases get a sequence chart each."""
+def render_html(
+    report: ReportData, *, charted_cases: int = DEFAULT_CHARTED_CASES, letters: bool = False
+) -> str:
+    """The whole page; the first `charted_cases` cases get a sequence chart each.
+
+    `letters`: the letters are written beside the page (`letters/`), so it links them.
+    """
     s = report.summary
     charted = report.cases[: max(charted_cases, 0)]
     charted_ids = {c.case_id for c in charted}
     heading = s.title or s.exercise or "an exercise"
     seed = f" · seed {s.seed}" if s.seed is not None else ""
+    fork = f" · {s.lineage.sentence()}" if s.lineage else ""
     bodies = {
         "summary": _summary(report),
-        "cases": _cases(report, charted),
+        "cases": _cases(report, charted, letters),
+        "controller": _controller(report, charted_ids),
         "responses": _responses(report, charted_ids),
         "violations": _violations(report, charted_ids),
         "rejections": _rejections(report),
         "expectations": _expectations(report),
         "parties": _parties(report),
-        "timeline": _timeline(report, charted_ids),
+        "timeline": _timeline(report, charted_ids, letters),
     }
     sections = "".join(
         f'<section id="{key}"><h2>{number}. {_e(title)}</h2>{bodies[key]}</section>'
@@ -507,7 +620,7 @@ def render_html(report: ReportData, *, charted_cases: int = DEFAULT_CHARTED_CASE
         f"<title>After-action report: {_e(heading)}</title>"
         f"<style>{_STYLE}</style></head><body>"
         f'<header><h1>After-action report</h1><p class="sub">{_e(heading)} · exercise '
-        f"<code>{_e(s.exercise)}</code>{_e(seed)} · {_e(when(s.simulated_start))} → "
+        f"<code>{_e(s.exercise)}</code>{_e(seed)}{_e(fork)} · {_e(when(s.simulated_start))} → "
         f"{_e(when(s.simulated_end))} UTC</p></header>"
         f"<nav>{nav}</nav><main>{sections}</main>"
         f"<footer>Read from the event log alone: {_e(identity)}. Times are simulated, UTC."

@@ -8,13 +8,17 @@ from collections.abc import Iterable, Sequence
 
 from simulator.report.formatting import (
     DEFAULT_CHARTED_CASES,
+    answer_text,
+    case_area,
     case_parties,
     case_state,
+    controller_text,
     counted,
     span,
     when,
 )
-from simulator.report.model import CaseReport, ReportData
+from simulator.report.model import CaseReport, CaseStep, ControllerRow, ReportData
+from simulator.wording import kind_words, state_words, words
 
 
 def _cell(value: object) -> str:
@@ -34,14 +38,25 @@ def _mermaid(case: CaseReport) -> list[str]:
     alias = {party: f"P{index}" for index, party in enumerate(case.lanes)}
     lines = ["```mermaid", "sequenceDiagram"]
     lines += [f"    participant {alias[p]} as {p}" for p in case.lanes]
-    for step in case.steps:
+    over = ",".join(alias[p] for p in case.lanes[:2]) or "P0"
+    rows: list[CaseStep | ControllerRow] = sorted(
+        [*case.steps, *case.controller], key=lambda row: row.position
+    )
+    for row in rows:
+        if isinstance(row, ControllerRow):
+            # A note's own text may hold Mermaid's syntax: only plain characters go in.
+            said = "".join(c if c.isalnum() or c in " .,'-→()" else " " for c in row.text)
+            said = " ".join(said.split())[:80]
+            what = f"note: {said}" if row.kind == "note" else f"controller {said}"
+            lines.append(f"    Note over {over}: ✎ {what} @ {when(row.time)}, pos {row.position}")
+            continue
+        step = row
         # Mermaid reads `;` and `#` as syntax: labels hold neither (types, rule ids, times).
         fault = f" ⚠ {', '.join(step.rule_ids)}" if step.rule_ids else ""
-        label = f"{step.type} @ {when(step.time)}, pos {step.position}{fault}"
+        label = f"{words(step.type)} @ {when(step.time)}, pos {step.position}{fault}"
         if step.kind == "message" and step.sender in alias and step.recipient in alias:
             lines.append(f"    {alias[step.sender]}->>{alias[step.recipient]}: {label}")
         else:
-            over = ",".join(alias[p] for p in case.lanes[:2]) or "P0"
             lines.append(f"    Note over {over}: deadline passed @ {when(step.time)}{fault}")
     return [*lines, "```", ""]
 
@@ -52,6 +67,7 @@ def _summary(report: ReportData) -> list[str]:
         ("exercise", f"`{s.exercise}`"),
         ("title", s.title),
         ("seed", s.seed if s.seed is not None else "not recorded"),
+        ("lineage", f"this run is {s.lineage.sentence()}" if s.lineage else "an original run"),
         ("simulated", f"{when(s.simulated_start)} → {when(s.simulated_end)} UTC"),
         ("simulated span", span(s.simulated_seconds)),
         ("ended because", s.ended_because or "no end was recorded"),
@@ -65,6 +81,8 @@ def _summary(report: ReportData) -> list[str]:
             ", ".join(f"{k} {v}" for k, v in s.violations_by_severity.items()),
         ),
         ("rejections", s.rejections),
+        ("controller's notes", s.notes),
+        ("controller's actions", s.controller_actions),
     ]
     if s.agreement is not None:
         a = s.agreement
@@ -89,7 +107,9 @@ def _summary(report: ReportData) -> list[str]:
         )
     lines = ["## 1. Summary", "", *_table(("fact", "value"), rows), "### Cases by final state", ""]
     if s.cases_by_state:
-        lines += _table(("state", "cases"), s.cases_by_state.items())
+        lines += _table(
+            ("state", "cases"), ((state_words(k), v) for k, v in s.cases_by_state.items())
+        )
     else:
         lines += ["The log holds no cases.", ""]
     if s.parties:
@@ -103,11 +123,12 @@ def _cases(report: ReportData, charted: Sequence[CaseReport]) -> list[str]:
         return [*lines, "No case was opened.", ""]
     lines += [
         f"{len(report.cases)} cases; one sequence diagram per case, each arrow a message with "
-        "its type, simulated time (UTC) and log position; ⚠ marks the rules it broke.",
+        "its type, simulated time (UTC) and log position; ⚠ marks the rules it broke; ✎ marks "
+        "the controller's notes and actions about the case.",
         "",
     ]
     for case in charted:
-        area = f", area {case.area}" if case.area else ""
+        area = f", area: {case_area(case)}" if case.area else ""
         lines += [
             f"### {case.case_id}",
             "",
@@ -115,6 +136,11 @@ def _cases(report: ReportData, charted: Sequence[CaseReport]) -> list[str]:
             f"{counted(len(case.steps), 'step')}, {counted(case.violations, 'violation')}.",
             "",
             *_mermaid(case),
+            *(
+                f"- ✎ pos {row.position}, {when(row.time)}: {_cell(controller_text(row))}"
+                for row in case.controller
+            ),
+            *([""] if case.controller else []),
         ]
     rest = report.cases[len(charted) :]
     if rest:
@@ -139,14 +165,52 @@ def _cases(report: ReportData, charted: Sequence[CaseReport]) -> list[str]:
     return lines
 
 
-def _responses(report: ReportData) -> list[str]:
-    lines = [
-        "## 3. Response times",
-        "",
-        "Results are counted from the start of execution, as Art. 6.4 is checked.",
+def _controller(report: ReportData) -> list[str]:
+    lines = ["## 3. The controller's notes and actions", ""]
+    if not report.controller:
+        return [
+            *lines,
+            "The controller wrote no note and did nothing by hand (no pause, speed change, "
+            "jump or inject sent by hand).",
+            "",
+        ]
+    return [
+        *lines,
+        "What the controller wrote and did during the run, in log order; no party saw any of it.",
         "",
         *_table(
-            ("answer", "from", "cases", "median", "longest", "deadline", "late", "never answered"),
+            ("pos", "time", "kind", "what", "case", "umpire's answer"),
+            (
+                (row.position, when(row.time), row.kind, row.text, row.case or "", row.answer)
+                for row in report.controller
+            ),
+        ),
+    ]
+
+
+def _responses(report: ReportData) -> list[str]:
+    lines = [
+        "## 4. Response times",
+        "",
+        "Results are counted from the start of execution, as Art. 6.4 is checked. An answer is "
+        "*late* when it came after its deadline, *still owed* when the log ends before it, "
+        "*never answered* when the case closed while it was owed, and *not owed* when the case "
+        "went another way first (a request answered straight away needs no acknowledgement; a "
+        "lapsed or withdrawn case no decision).",
+        "",
+        *_table(
+            (
+                "answer",
+                "from",
+                "answered",
+                "median",
+                "longest",
+                "deadline",
+                "late",
+                "still owed",
+                "never answered",
+                "not owed",
+            ),
             (
                 (
                     m.label,
@@ -156,7 +220,9 @@ def _responses(report: ReportData) -> list[str]:
                     span(m.max_seconds),
                     m.reference_label or "none set by the agreement",
                     ", ".join(m.over_reference) or "—",
+                    ", ".join(m.owed) or "—",
                     ", ".join(m.unanswered) or "—",
+                    ", ".join(m.not_owed) or "—",
                 )
                 for m in report.response_times.measures
             ),
@@ -172,13 +238,11 @@ def _responses(report: ReportData) -> list[str]:
                 (
                     (
                         c.case_id,
-                        span(c.times.confirmed_after),
-                        span(c.times.acknowledged_after),
-                        f"{span(c.times.decided_after)} ({c.times.decision})"
-                        if c.times.decision
-                        else "",
-                        span(c.times.results_after)
-                        + (" so far, still owed" if c.times.results_pending else ""),
+                        answer_text(c.times.written_confirmation),
+                        answer_text(c.times.acknowledgement),
+                        answer_text(c.times.decision)
+                        + (f" ({c.times.decision_kind})" if c.times.decision_kind else ""),
+                        answer_text(c.times.results),
                     )
                     for c in timed
                 ),
@@ -188,7 +252,7 @@ def _responses(report: ReportData) -> list[str]:
 
 
 def _violations(report: ReportData) -> list[str]:
-    lines = ["## 4. Violations", ""]
+    lines = ["## 5. Violations", ""]
     if not report.violations:
         return [*lines, "No violations of the procedure.", ""]
     for group in report.violations:
@@ -200,7 +264,14 @@ def _violations(report: ReportData) -> list[str]:
                 *_table(
                     ("pos", "time", "event", "case", "party", "detail"),
                     (
-                        (f.position, when(f.time), f.event_type, f.case, f.party or "", f.detail)
+                        (
+                            f.position,
+                            when(f.time),
+                            kind_words(f.event_type),
+                            f.case,
+                            f.party or "",
+                            f.what,
+                        )
                         for f in rule.findings
                     ),
                 ),
@@ -209,7 +280,7 @@ def _violations(report: ReportData) -> list[str]:
 
 
 def _rejections(report: ReportData) -> list[str]:
-    lines = ["## 5. Rejections", ""]
+    lines = ["## 6. Rejections", ""]
     if not report.rejections:
         return [*lines, "The umpire rejected no submission.", ""]
     return [
@@ -226,7 +297,7 @@ def _rejections(report: ReportData) -> list[str]:
 
 def _expectations(report: ReportData) -> list[str]:
     e = report.expectations
-    lines = ["## 6. Expectations", ""]
+    lines = ["## 7. Expectations", ""]
     if e.note:
         lines += [e.note, ""]
     if e.results:
@@ -248,7 +319,7 @@ def _expectations(report: ReportData) -> list[str]:
 
 
 def _parties(report: ReportData) -> list[str]:
-    lines = ["## 7. Parties", ""]
+    lines = ["## 8. Parties", ""]
     if not report.parties:
         return [*lines, "No party took part.", ""]
     return [
@@ -286,20 +357,22 @@ def _parties(report: ReportData) -> list[str]:
     ]
 
 
-def _timeline(report: ReportData) -> list[str]:
-    lines = ["## 8. Timeline", ""]
+def _timeline(report: ReportData, letters: bool) -> list[str]:
+    lines = ["## 9. Timeline", ""]
     if not report.timeline:
         return [*lines, "The log holds no events.", ""]
     return [
         *lines,
         *_table(
-            ("pos", "time", "case", "type", "from → to", "gist", "findings"),
+            ("pos", "time", "case", "event", "from → to", "gist", "findings"),
             (
                 (
                     row.position,
                     when(row.time),
                     row.case or "",
-                    row.type,
+                    f"[{kind_words(row.type)}]({row.letter})"
+                    if letters and row.letter
+                    else kind_words(row.type),
                     f"{row.sender} → {row.recipient}" if row.sender else row.recipient or "",
                     row.gist,
                     ", ".join(row.findings),
@@ -310,8 +383,13 @@ def _timeline(report: ReportData) -> list[str]:
     ]
 
 
-def render_markdown(report: ReportData, *, charted_cases: int = DEFAULT_CHARTED_CASES) -> str:
-    """The whole document; the first `charted_cases` cases get a sequence diagram each."""
+def render_markdown(
+    report: ReportData, *, charted_cases: int = DEFAULT_CHARTED_CASES, letters: bool = False
+) -> str:
+    """The whole document; the first `charted_cases` cases get a sequence diagram each.
+
+    `letters`: the letters are written beside it (`letters/`), so the timeline links them.
+    """
     s = report.summary
     heading = s.title or s.exercise or "an exercise"
     charted = report.cases[: max(charted_cases, 0)]
@@ -320,17 +398,19 @@ def render_markdown(report: ReportData, *, charted_cases: int = DEFAULT_CHARTED_
         "",
         f"Exercise `{s.exercise}`"
         + (f", seed {s.seed}" if s.seed is not None else "")
+        + (f"; {s.lineage.sentence()}" if s.lineage else "")
         + (f", log id `{s.log_id}`" if s.log_id else "")
         + (f", last event hash `{s.head_hash}`" if s.head_hash else "")
         + f", report format {report.format}. Times are simulated, UTC.",
         "",
         *_summary(report),
         *_cases(report, charted),
+        *_controller(report),
         *_responses(report),
         *_violations(report),
         *_rejections(report),
         *_expectations(report),
         *_parties(report),
-        *_timeline(report),
+        *_timeline(report, letters),
     ]
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -9,8 +9,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-REPORT_FORMAT = 1
-"""Bumped when a field changes meaning or goes away, so readers of report.json can tell."""
+from simulator.lineage import Lineage
+
+REPORT_FORMAT = 2
+"""Bumped when a field changes meaning or goes away, so readers of report.json can tell.
+
+2: case times per answer (`Answer`: answered, still owed, never answered, not owed);
+response measures split `unanswered` into `owed`, `unanswered` and `not_owed`; the
+controller's notes and actions; the fork's lineage; findings in words (`what`).
+"""
 
 NEVER_OPENED = "never_opened"
 """The state shown for a case id that messages named but no request or offer opened."""
@@ -60,6 +67,25 @@ class ExerciseSummary(_Model):
     divergences: list[int]
     parties: list[PartyInfo]
     agreement: AgreementTerms | None
+    # Where the run came from, when it is a fork.
+    lineage: Lineage | None = None
+    notes: int = 0
+    controller_actions: int = 0
+
+
+class ControllerRow(_Model):
+    """A note the controller wrote, or something it did (pause, inject sent by hand, ...)."""
+
+    position: int
+    time: datetime
+    kind: Literal["note", "action"]
+    command: str | None
+    # The note as written, or what the controller did in words ("paused the clock").
+    text: str
+    # The umpire's answer in words, for an action.
+    answer: str
+    # The case it concerns (an inject's case; a case a note names or follows), if any.
+    case: str | None
 
 
 class CaseStep(_Model):
@@ -72,24 +98,44 @@ class CaseStep(_Model):
     sender: str | None
     recipient: str | None
     rule_ids: list[str]
+    message_id: str | None = None
+    # The letter this message stands for (written messages only), relative to the report.
+    letter: str | None = None
+
+
+AnswerStatus = Literal["answered", "owed", "unanswered", "not_owed"]
+
+
+class Answer(_Model):
+    """One answer a case was due, and what became of it.
+
+    `answered`: it came, `after` seconds from when its clock started (`late` past
+    its deadline). `owed`: still owed when the log ends (`after`: waited so far).
+    `unanswered`: the case closed while it was owed (an oral request never confirmed).
+    `not_owed`: the case went another way first (a request accepted straight away
+    needs no acknowledgement; a lapsed case no decision); `note` says which.
+    """
+
+    status: AnswerStatus
+    after: int | None
+    late: bool = False
+    note: str = ""
 
 
 class CaseTimes(_Model):
-    """How long the case's answers took, in seconds; None where the answer never came."""
+    """The answers a case was due; None where the case never called for that answer."""
 
     request_at: datetime | None
-    # Art. 4.2: from the oral request to its written confirmation.
-    confirmed_after: int | None
-    acknowledged_after: int | None
-    # From the request to acceptance (the case went into execution) or refusal.
-    decided_after: int | None
-    decision: Literal["executed", "refused"] | None
+    # Art. 4.2: from the oral request to its written confirmation (oral cases only).
+    written_confirmation: Answer | None
+    # From the request (requested cases only).
+    acknowledgement: Answer | None
+    decision: Answer | None
+    # What the decision was: execution (acceptance, partial refusal) or full refusal.
+    decision_kind: Literal["executed", "refused"] | None
     # Art. 6.4 counts from the start of execution, as the umpire does.
     execution_started_at: datetime | None
-    results_after: int | None
-    # Execution started and no results by the end of the log: results_after is
-    # then the time waited so far.
-    results_pending: bool
+    results: Answer | None
 
 
 class CaseReport(_Model):
@@ -107,6 +153,8 @@ class CaseReport(_Model):
     violations: int
     steps: list[CaseStep]
     times: CaseTimes
+    # The controller's notes and actions about this case, in log order.
+    controller: list[ControllerRow] = []
 
 
 MeasureName = Literal["written_confirmation", "acknowledgement", "decision", "results"]
@@ -120,13 +168,18 @@ class ResponseMeasure(_Model):
     counted_from: str
     reference_seconds: int | None
     reference_label: str | None
+    # Answers that came (late ones too); the median and the longest are of these.
     samples: int
     median_seconds: int | None
     max_seconds: int | None
-    # Cases whose answer took longer than the reference.
+    # Cases whose answer came later than the reference.
     over_reference: list[str]
-    # Cases where the clock started and the answer never came (owed, lapsed or closed).
+    # Cases still owing the answer when the log ends.
+    owed: list[str]
+    # Cases that closed while the answer was owed: it never came.
     unanswered: list[str]
+    # Cases that went another way, so the answer was not owed.
+    not_owed: list[str]
 
 
 class ResponseTimes(_Model):
@@ -140,7 +193,9 @@ class FindingEntry(_Model):
     case: str
     party: str | None
     message_id: str | None
+    # As the umpire recorded it, and in the report's words (times, durations, names).
     detail: str
+    what: str
 
 
 class RuleGroup(_Model):
@@ -205,6 +260,8 @@ class TimelineRow(_Model):
     recipient: str | None
     gist: str
     findings: list[str]
+    message_id: str | None = None
+    letter: str | None = None
 
 
 class ReportData(_Model):
@@ -218,6 +275,7 @@ class ReportData(_Model):
     expectations: Expectations
     parties: list[PartyStats]
     rejections: list[RejectionEntry]
+    controller: list[ControllerRow]
     timeline: list[TimelineRow]
 
     def as_json(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from simulator.messaging.bus import Bus
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Control, ControlAnswer, WireError, decode_answer, encode
 from simulator.transport import BrokerAddress, Credentials, SessionSettings, Transport
+from simulator.wording import prose, state_words
 
 # How long `simulator control` waits for the umpire's answer before saying it got none.
 ANSWER_TIMEOUT_S = 5.0
@@ -158,14 +159,15 @@ def render_status(status: dict[str, Any]) -> str:
     paused = " (paused)" if status.get("paused") else ""
     speed = f" at x{status['speed']:g}" if status.get("speed") else ""
     cases = status.get("cases") or {}
-    case_text = ", ".join(f"{state} {n}" for state, n in cases.items()) or "none yet"
+    case_text = ", ".join(f"{state_words(state)} {n}" for state, n in cases.items()) or "none yet"
     parties = status.get("parties") or []
     connected = set(status.get("connected") or [])
     who = ", ".join(f"{p}{'' if p in connected else ' (not heard from)'}" for p in parties)
     return "\n".join(
         [
             f"exercise {status.get('exercise')}: {status.get('clock')} clock{speed}{paused}",
-            f"time     {status.get('time')} (ends {status.get('end')})",
+            # The umpire answers in ISO 8601; people read `2026-03-02 11:00`.
+            f"time     {prose(str(status.get('time')))} (ends {prose(str(status.get('end')))})",
             f"events   {status.get('head')} committed, {status.get('rejections')} rejected",
             f"cases    {case_text}",
             f"parties  {who}",

@@ -32,6 +32,7 @@ from simulator.errors import InputError
 from simulator.eventlog import Event, EventStore, LogError, NewEvent
 from simulator.eventlog.checkpoints import checkpoint_path
 from simulator.lifetime import private_workdir
+from simulator.lineage import FORK_POSITION, GENERATION, PARENT
 from simulator.logfiles import is_postgres, open_log
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Tick
@@ -200,9 +201,9 @@ class Exercise:
             # Appended as they were: same ids, times and data, so the same bytes and hashes.
             await self.store.append([NewEvent.from_event(e) for e in self.prefix[i : i + 1000]])
         if self.prefix and not self.resuming:
-            await self.store.set_metadata("parent", self.parent or "")
-            await self.store.set_metadata("fork_position", str(len(self.prefix)))
-            await self.store.set_metadata("generation", str(self.generation))
+            await self.store.set_metadata(PARENT, self.parent or "")
+            await self.store.set_metadata(FORK_POSITION, str(len(self.prefix)))
+            await self.store.set_metadata(GENERATION, str(self.generation))
         await self.store.set_metadata("exercise", scenario.exercise)
         await self.store.set_metadata("seed", str(self.seed))
         await self.store.set_metadata("clock", self.options.clock)

@@ -21,6 +21,7 @@ from simulator.context import monotonic
 from simulator.errors import InputError
 from simulator.eventlog import Event
 from simulator.lifetime import private_workdir
+from simulator.lineage import FORK_POSITION, GENERATION, PARENT, Lineage
 from simulator.logfiles import is_postgres, open_log
 from simulator.messaging.bus import Bus
 from simulator.messaging.routing import confidential_cases, publish_events
@@ -154,6 +155,57 @@ async def _metadata(location: str, key: str) -> str | None:
         return await store.get_metadata(key)
 
 
+@dataclass(frozen=True, slots=True)
+class ForkStart:
+    """What a fork starts from: the parent's first events, its seed and where it came from."""
+
+    prefix: list[Event]
+    generation: int
+    parent: str
+    scenario: Scenario
+    options: RunOptions
+
+    @property
+    def lineage(self) -> Lineage:
+        return Lineage(parent=self.parent, position=len(self.prefix), generation=self.generation)
+
+
+async def prepare_fork(
+    location: str,
+    at: int,
+    output: str | None,
+    *,
+    scenario: Scenario | None = None,
+    seed: int | None = None,
+    options: RunOptions | None = None,
+    live: bool = False,
+) -> ForkStart:
+    """Read the parent's first `at` events and settle the fork's scenario, seed and options.
+
+    With another scenario (other policies, other injects, people at seats) it answers
+    "what if"; the parties must be the same. `live`: the fork goes on in real time with
+    people at its seats (`simulator serve --fork`), so a parent run on either clock will
+    do; a simulated fork (`simulator fork`) needs a simulated parent to go on as it did.
+    """
+    recorded, recorded_seed, clock = await recorded_run(location)
+    if clock != "simulated" and not live:
+        raise InputError(f"{location}: only simulated-time runs can be forked")
+    prefix = await read_range(location, 1, at)
+    if at < 1 or len(prefix) < at:
+        raise InputError(f"{location}: --at {at} is outside the log (1..{len(prefix)})")
+    if any(e.type == EXERCISE_ENDED for e in prefix):
+        raise InputError(f"{location}: position {at} is past the end of the run")
+    chosen = scenario or recorded
+    if sorted(p.id for p in chosen.parties) != sorted(p.id for p in recorded.parties):
+        raise InputError("a fork keeps the parties of its parent; the scenario names others")
+    generation = int(await _metadata(location, GENERATION) or 0) + 1
+    options = dataclasses.replace(
+        options or RunOptions(), log=output, seed=recorded_seed if seed is None else seed
+    )
+    options = await _same_security(location, options, keep_for=output)
+    return ForkStart(prefix, generation, location, chosen, options)
+
+
 async def fork(
     location: str,
     at: int,
@@ -169,22 +221,16 @@ async def fork(
     With another scenario (other policies, other injects) it answers "what if";
     the parties must be the same. The new log records its parent and position.
     """
-    recorded, recorded_seed, clock = await recorded_run(location)
-    if clock != "simulated":
-        raise InputError(f"{location}: only simulated-time runs can be forked")
-    prefix = await read_range(location, 1, at)
-    if at < 1 or len(prefix) < at:
-        raise InputError(f"{location}: --at {at} is outside the log (1..{len(prefix)})")
-    if any(e.type == EXERCISE_ENDED for e in prefix):
-        raise InputError(f"{location}: position {at} is past the end of the run")
-    chosen = scenario or recorded
-    if sorted(p.id for p in chosen.parties) != sorted(p.id for p in recorded.parties):
-        raise InputError("a fork keeps the parties of its parent; the scenario names others")
-    generation = int(await _metadata(location, "generation") or 0) + 1
-    options = RunOptions(broker=broker, log=output, seed=recorded_seed if seed is None else seed)
-    options = await _same_security(location, options, keep_for=output)
+    start = await prepare_fork(
+        location, at, output, scenario=scenario, seed=seed, options=RunOptions(broker=broker)
+    )
     return await _go_on(
-        chosen, options, prefix, generation=generation, parent=location, on_commit=on_commit
+        start.scenario,
+        start.options,
+        start.prefix,
+        generation=start.generation,
+        parent=start.parent,
+        on_commit=on_commit,
     )
 
 
@@ -212,7 +258,7 @@ async def resume(
             f"{location}: the exercise ended at position {events[-1].position}; nothing to "
             "resume (`simulator fork` it to go on another way)"
         )
-    generation = int(await _metadata(location, "generation") or 0)
+    generation = int(await _metadata(location, GENERATION) or 0)
     recorded_speed = await _metadata(location, "speed")
     options = RunOptions(
         broker=broker,
@@ -285,7 +331,7 @@ async def check(
             "only simulated-time runs can be checked"
         )
     recorded = await read_range(location)
-    fork_position = int(await _metadata(location, "fork_position") or 0)
+    fork_position = int(await _metadata(location, FORK_POSITION) or 0)
     with private_workdir("simulator-check-") as directory:
         base = workdir or directory
         rerun_log = str(base / "rerun.db")
@@ -296,8 +342,8 @@ async def check(
                 scenario,
                 options,
                 prefix=recorded[:fork_position],
-                generation=int(await _metadata(location, "generation") or 1),
-                parent=await _metadata(location, "parent"),
+                generation=int(await _metadata(location, GENERATION) or 1),
+                parent=await _metadata(location, PARENT),
             ) as exercise:
                 await exercise.run()
         else:

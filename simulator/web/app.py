@@ -9,6 +9,7 @@ sit in URLs, so no page sends a referrer and nothing is cached.
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +20,17 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from simulator.letters import (
+    LETTERS_DIRECTORY,
+    letters_of,
+    render_letter,
+    render_pdf,
+)
 from simulator.messaging.wire import Control, describe
 from simulator.protocol.ids import CASE_ID_PATTERN
 from simulator.records import message_payload, violation_payloads
@@ -127,6 +134,8 @@ def seat_snapshot(seat: PlayerSeat, training: bool) -> dict[str, Any]:
                 "recipient": e.recipient,
                 "message": message_payload(e),
                 "violations": violation_payloads(e),
+                # Every message that went in writing has its letter.
+                "letter": message_payload(e).get("medium") != "oral",
             }
             for p, e in sorted(seat.events.items())
             if e.subject == case.case_id and e.type.startswith("coop.msg.")
@@ -259,13 +268,49 @@ async def control_command(request: Request) -> Response:
     return JSONResponse({"ok": True, "detail": detail}, headers=SECURITY_HEADERS)
 
 
+# The report's links to the letters beside it, and the names those letters may have.
+_LETTER_LINK = re.compile(r'href="letters/([^"?#]+)"')
+_LETTER_NAME = re.compile(r"\d{5}-[a-z0-9_-]+\.html")
+# A letter is one self-contained page with its own style, and nothing else.
+LETTER_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
 async def control_report(request: Request) -> Response:
     console = _console(request)
     if not control_ok(request):
         return _refused()
     if console.report_file is None or not console.report_file.is_file():
         return _error(404, "the report is written when the exercise ends")
-    return FileResponse(console.report_file, headers={"Referrer-Policy": "no-referrer"})
+    # The letters are served behind the same token as the report: its links carry it.
+    token = console.tokens.control
+    page = _LETTER_LINK.sub(
+        lambda m: f'href="/control/report/letters/{m[1]}?token={token}"',
+        console.report_file.read_text(encoding="utf-8"),
+    )
+    return HTMLResponse(
+        page, headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+    )
+
+
+async def control_report_letter(request: Request) -> Response:
+    """A letter the report links, from the report's own letters directory."""
+    console = _console(request)
+    if not control_ok(request):
+        return _refused()
+    name = request.path_params["name"]
+    if console.report_file is None or _LETTER_NAME.fullmatch(name) is None:
+        return _error(404, "no such letter")
+    path = console.report_file.parent / LETTERS_DIRECTORY / name
+    if not path.is_file():
+        return _error(404, "no such letter")
+    return HTMLResponse(path.read_text(encoding="utf-8"), headers=LETTER_HEADERS)
 
 
 async def seat_page(request: Request) -> Response:
@@ -298,6 +343,43 @@ async def seat_stream(request: Request) -> Response:
         _stream(seat.changed, lambda: seat_snapshot(seat, board.training)),
         headers=SECURITY_HEADERS,
     )
+
+
+async def seat_letter(request: Request) -> Response:
+    """The letter of a message the seat holds, as a page or (`?format=pdf`) as a PDF."""
+    seat = seat_of(request)
+    if seat is None:
+        return _refused()
+    try:
+        position = int(request.path_params["position"])
+    except ValueError:
+        return _error(404, "no such letter")
+    event = seat.events.get(position)
+    if event is None or event.subject is None:
+        return _error(404, "no such letter")
+    # Folded from the seat's own events: what it holds, numbered as the log numbers it.
+    held = [seat.events[p] for p in sorted(seat.events) if p <= position]
+    letter = next(
+        (
+            found
+            for found in letters_of(held, seat.agreement, case=event.subject)
+            if found.position == position
+        ),
+        None,
+    )
+    if letter is None:
+        return _error(404, "no letter: the message did not go in writing")
+    if request.query_params.get("format") == "pdf":
+        pdf = await asyncio.to_thread(render_pdf, letter)
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={
+                **LETTER_HEADERS,
+                "Content-Disposition": f'inline; filename="{letter.stem}.pdf"',
+            },
+        )
+    return HTMLResponse(render_letter(letter), headers=LETTER_HEADERS)
 
 
 async def seat_send(request: Request) -> Response:
@@ -362,9 +444,11 @@ ROUTES = [
     Route("/control/state", control_state),
     Route("/control/command", control_command, methods=["POST"]),
     Route("/control/report", control_report),
+    Route("/control/report/letters/{name}", control_report_letter),
     Route("/seat/{party}", seat_page),
     Route("/seat/{party}/stream", seat_stream),
     Route("/seat/{party}/send", seat_send, methods=["POST"]),
+    Route("/seat/{party}/letter/{position}", seat_letter),
     Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
 ]
 

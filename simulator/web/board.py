@@ -3,8 +3,9 @@
 The board is fed the umpire's commits (a live run) or a log's events at
 their pace (a replay), in position order, and keeps: every case's state
 (`MilestonesProjection`), the timeline (`TimelineProjection`), the
-violations with their articles, the controller's notes and which injects
-have gone out. Pages subscribe to `changed` and fetch a snapshot.
+violations with their articles, the controller's notes and actions
+(`ControllerProjection`) and which injects have gone out. A fork's lineage
+is shown with it. Pages subscribe to `changed` and fetch a snapshot.
 """
 
 import asyncio
@@ -15,7 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from simulator.eventlog import Event
-from simulator.projections import MilestonesProjection, TimelineProjection
+from simulator.lineage import Lineage
+from simulator.projections import ControllerProjection, MilestonesProjection, TimelineProjection
 from simulator.protocol.case import CaseState
 from simulator.records import EXERCISE_ENDED, NOTE, read_ended, read_note
 from simulator.scenario.model import Scenario
@@ -69,6 +71,7 @@ class Board:
     clock: Callable[[], ClockView] = field(default=lambda: ClockView(None))
     cases: MilestonesProjection = field(default_factory=MilestonesProjection)
     timeline: TimelineProjection = field(default_factory=TimelineProjection)
+    controller: ControllerProjection = field(default_factory=ControllerProjection)
     notes: list[dict[str, Any]] = field(default_factory=list)
     fired: set[str] = field(default_factory=set)
     ended: str | None = None
@@ -76,12 +79,15 @@ class Board:
     report_error: str | None = None
     changed: Signal = field(default_factory=Signal)
     last_time: datetime | None = None
+    # Where the run came from, when it is a fork.
+    lineage: Lineage | None = None
 
     def commit(self, events: Sequence[Event]) -> None:
         for event in events:
             if not self.cases.apply(event):
                 continue
             self.timeline.apply(event)
+            self.controller.apply(event)
             self.last_time = event.time
             if event.source.startswith("inject/"):
                 self.fired.add(event.source.removeprefix("inject/"))
@@ -125,6 +131,23 @@ class Board:
                     "rules": list(entry.rule_ids),
                 }
             )
+        # The controller's notes and actions about a case are rows of its chart too.
+        for desk in self.controller.entries:
+            if desk.case_id in shown_ids:
+                steps.setdefault(desk.case_id, []).append(
+                    {
+                        "position": desk.position,
+                        "time": iso(desk.time),
+                        "type": desk.kind,
+                        "sender": None,
+                        "recipient": None,
+                        "gist": desk.text,
+                        "rules": [],
+                        "desk": True,
+                    }
+                )
+        for rows in steps.values():
+            rows.sort(key=lambda row: int(row["position"]))
         start = self.scenario.start
         note_text = {n["position"]: n["text"] for n in self.notes}
         return {
@@ -201,6 +224,20 @@ class Board:
                 for inject in self.scenario.injects
             ],
             "notes": list(reversed(self.notes)),
+            # The controller's notes and actions (pauses, speed, jumps, injects sent by hand).
+            "desk": [
+                {
+                    "position": e.position,
+                    "time": iso(e.time),
+                    "kind": e.kind,
+                    "command": e.command,
+                    "text": e.text,
+                    "case": e.case_id,
+                }
+                for e in reversed(self.controller.entries)
+            ],
+            "lineage": self.lineage.model_dump() if self.lineage else None,
+            "lineage_text": f"this run is {self.lineage.sentence()}" if self.lineage else None,
             "parties": [
                 {"id": p.id, "name": p.name, "human": p.human} for p in self.scenario.parties
             ],

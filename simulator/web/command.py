@@ -64,12 +64,20 @@ def serve(
         list[str] | None,
         typer.Option("--external", help="leave this party to a `simulator party` process"),
     ] = None,
+    fork: Annotated[
+        str | None,
+        typer.Option("--fork", help="go on live from this log's first --at events (same parties)"),
+    ] = None,
+    at: Annotated[
+        int | None, typer.Option("--at", help="with --fork: keep the first POS events")
+    ] = None,
     secure: Annotated[bool, SECURE_OPTION] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="log what happens")] = False,
 ) -> None:
     """Run an exercise with its web console (control view and player seats), or replay a log."""
     # The web stack loads only for this command.
     from simulator.run.exercise import RunOptions  # noqa: PLC0415
+    from simulator.run.replay import prepare_fork  # noqa: PLC0415
     from simulator.scenario import load_scenario  # noqa: PLC0415
     from simulator.web.serve import ServeOptions, serve_log, serve_scenario  # noqa: PLC0415
 
@@ -78,6 +86,8 @@ def serve(
         _fail("--speed must be positive")
     if not 0 <= port <= 65535:
         _fail(f"--port {port} is not a port number")
+    if (fork is None) != (at is None):
+        _fail("--fork LOG and --at POS go together")
     options = ServeOptions(
         host=host, port=port, training=training, linger=not exit_at_end, report_dir=report_dir
     )
@@ -96,13 +106,26 @@ def serve(
                 external=tuple(external or ()),
                 secure=secure,
             )
-            outcome = asyncio.run(serve_scenario(scenario, run, options, announce=_announce))
+            if fork is not None and at is not None:
+                if log is not None and not log.startswith("postgres") and Path(log).exists():
+                    _fail(f"{log}: already exists; choose a new file")
+                start = asyncio.run(
+                    prepare_fork(
+                        fork, at, log, scenario=scenario, seed=seed, options=run, live=True
+                    )
+                )
+                run, scenario = start.options, start.scenario
+                outcome = asyncio.run(
+                    serve_scenario(scenario, run, options, announce=_announce, fork=start)
+                )
+            else:
+                outcome = asyncio.run(serve_scenario(scenario, run, options, announce=_announce))
             typer.echo(f"ended: {outcome.result.reason}; log: {outcome.log}", err=True)
         else:
-            if log is not None or external or training or secure or seed is not None:
+            if log is not None or external or training or secure or seed is not None or fork:
                 _fail(
-                    "--log, --seed, --external, --training and --secure are for a scenario, "
-                    "not a log"
+                    "--log, --seed, --external, --training, --secure and --fork are for a "
+                    "scenario, not a log"
                 )
             asyncio.run(serve_log(source, options, speed=speed or 3600.0, announce=_announce))
     except (LogError, SimulatorError) as exc:

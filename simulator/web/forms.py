@@ -76,14 +76,21 @@ def _choices(annotation: Any) -> tuple[str, ...] | None:
     return None
 
 
-def _field(name: str, annotation: Any, default: Any, required: bool) -> FormField:
+def _placeholder(kind: str, name: str) -> str:
+    """A hint, marked as one: "e.g. …", the boilerplate of this very message type.
+
+    Not another type's: two types share a field name (`note`), and an acknowledgement
+    must not suggest "The request will be executed."
+    """
+    example = DEFAULT_FIELDS.get(kind, {}).get(name)
+    if isinstance(example, list):
+        example = "; ".join(str(e) for e in example)
+    return f"e.g. {example}" if example else ""
+
+
+def _field(kind: str, name: str, annotation: Any, default: Any, required: bool) -> FormField:
     label = name.replace("_", " ")
-    placeholder_value = DEFAULT_FIELDS_FLAT.get(name)
-    placeholder = (
-        "; ".join(placeholder_value)
-        if isinstance(placeholder_value, list)
-        else str(placeholder_value or "")
-    )
+    placeholder = _placeholder(kind, name)
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         annotation = args[0] if len(args) == 1 else annotation
@@ -102,17 +109,12 @@ def _field(name: str, annotation: Any, default: Any, required: bool) -> FormFiel
     if annotation is bool:
         return FormField(name, "checkbox", label, default=bool(default))
     if annotation is timedelta:
-        return FormField(name, "duration", label, placeholder="ISO 8601, e.g. P2D or PT6H")
+        return FormField(name, "duration", label, placeholder="e.g. P2D or PT6H (ISO 8601)")
     if annotation is datetime or "datetime" in str(annotation).lower():
         return FormField(name, "datetime", label + " (UTC)")
     if typing.get_origin(annotation) is tuple:
         return FormField(name, "lines", label + " (one per line)", placeholder=placeholder)
     return FormField(name, "text", label, placeholder=placeholder, required=required)
-
-
-DEFAULT_FIELDS_FLAT: dict[str, Any] = {
-    name: value for defaults in DEFAULT_FIELDS.values() for name, value in defaults.items()
-}
 
 
 def form_for(kind: str) -> Form:
@@ -123,7 +125,7 @@ def form_for(kind: str) -> Form:
             continue
         if name == "medium" and kind == "oral_request":
             continue
-        fields.append(_field(name, info.annotation, info.default, info.is_required()))
+        fields.append(_field(kind, name, info.annotation, info.default, info.is_required()))
     doc = (model.__doc__ or "").strip().splitlines()
     return Form(kind, kind.replace("_", " "), doc[0] if doc else "", tuple(fields))
 

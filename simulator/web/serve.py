@@ -30,11 +30,13 @@ from simulator.brokers import transport_for
 from simulator.context import ScaledClock, fresh_rng, monotonic
 from simulator.errors import InputError
 from simulator.eventlog import Event
+from simulator.lineage import read_lineage
+from simulator.logfiles import open_log
 from simulator.messaging.topics import CONTROLLER
 from simulator.messaging.wire import Control
 from simulator.run.control import Controller, Unanswered
 from simulator.run.exercise import Exercise, RunOptions, RunOutcome
-from simulator.run.replay import read_range, recorded_run
+from simulator.run.replay import ForkStart, read_range, recorded_run
 from simulator.scenario.model import Scenario
 from simulator.transport import SessionSettings
 from simulator.web.app import Console, build_app
@@ -94,6 +96,25 @@ def _on_signals(stop: Callable[[], None]) -> None:
             loop.add_signal_handler(sig, stop)
 
 
+def _exercise(
+    scenario: Scenario, run: RunOptions, board: Board, fork: ForkStart | None
+) -> Exercise:
+    """The live run the board follows; a fork's kept events are on the board from the start."""
+    if fork is None:
+        return Exercise(scenario, run, on_commit=board.commit)
+    board.lineage = fork.lineage
+    # Appended as they were when the run opens, not committed by its umpire: shown now.
+    board.commit(fork.prefix)
+    return Exercise(
+        scenario,
+        run,
+        on_commit=board.commit,
+        prefix=fork.prefix,
+        generation=fork.generation,
+        parent=fork.parent,
+    )
+
+
 async def serve_scenario(
     scenario: Scenario,
     run: RunOptions,
@@ -101,18 +122,21 @@ async def serve_scenario(
     *,
     announce: Callable[[dict[str, str]], None],
     stopping: asyncio.Event | None = None,
+    fork: ForkStart | None = None,
 ) -> RunOutcome:
     """Run the exercise with its console; returns when the run ended (and, lingering, stopped).
 
     Setting `stopping` (or SIGINT/SIGTERM) ends the run as the controller's stop
-    would, then stops the server.
+    would, then stops the server. With `fork` the run goes on live from another
+    run's first events (`simulator serve SCENARIO --fork LOG --at POS`): the
+    trainees take their seats again where that run stood.
     """
     if run.clock != "realtime":
         raise InputError("the console runs exercises on the realtime clock")
     board = Board(scenario, mode="live", training=options.training)
     humans = [p.id for p in scenario.parties if p.human]
     stopping = stopping or asyncio.Event()
-    async with Exercise(scenario, run, on_commit=board.commit) as exercise:
+    async with _exercise(scenario, run, board, fork) as exercise:
         clock = exercise.umpire.clock
         assert isinstance(clock, ScaledClock)
 
@@ -204,6 +228,7 @@ async def _write_report(
     console: Console, location: str, options: ServeOptions, runs_dir: Path
 ) -> None:
     # matplotlib loads slowly; only a finished run pays for it.
+    from simulator.letters import read_letters  # noqa: PLC0415 - see above
     from simulator.report import read_report, save_report  # noqa: PLC0415 - see above
 
     board = console.board
@@ -214,7 +239,8 @@ async def _write_report(
     )
     try:
         data = await read_report(location)
-        files = await asyncio.to_thread(save_report, data, target)
+        letters = await read_letters(location)
+        files = await asyncio.to_thread(save_report, data, target, letters=letters)
     except Exception as exc:  # the run happened; a failed report must not hide that
         board.report_error = f"the report could not be written: {exc}"
         log.exception("report_failed", log=location)
@@ -303,6 +329,8 @@ async def serve_log(
     if not events:
         raise InputError(f"{location}: the log is empty")
     board = Board(scenario, mode="replay")
+    async with open_log(location, read_only=True) as store:
+        board.lineage = read_lineage(await store.metadata())
     replayer = Replayer(events, board, speed)
     board.clock = replayer.view
     console = Console(board=board, tokens=Tokens.issue(()), send_control=replayer.apply)

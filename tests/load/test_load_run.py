@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from simulator.brokers import Broker, MosquittoBroker
 from simulator.cli import app
 from simulator.eventlog import verify
 from simulator.load import LoadOptions, run_load
+from simulator.load.page import LATENCY_LINE_IDS, RATE_LINE_ID
 from tests.eventlog.conftest import pg_schema, pg_url
 
 __all__ = ["pg_schema", "pg_url"]  # the PostgreSQL fixtures, shared with the event log tests
@@ -56,8 +58,20 @@ def test_a_short_load_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert data["latency_ms"]["p50"] > 0
     assert data["latency_ms"]["max"] >= data["latency_ms"]["p99"] >= data["latency_ms"]["p50"]
     assert data["committed_events_per_s"] > 0
-    assert "<svg" in page.read_text(encoding="utf-8")
     assert "lost 0, duplicated 0" in result.output
+    # The over-time chart draws a point per second on both axes: latency on the left,
+    # committed events per second (the live progress) on the right.
+    chart = page.read_text(encoding="utf-8")
+    assert data["progress"]
+    assert all(p["events_per_s"] >= 0 for p in data["progress"])
+    for gid, points in (
+        (LATENCY_LINE_IDS["p50"], data["latency_over_time"]),
+        (RATE_LINE_ID, data["progress"]),
+    ):
+        line = re.search(rf'<g id="{gid}">\s*<path d="([^"]*)"', chart)
+        assert line is not None, gid
+        assert len(re.findall(r"[ML] [\d.]+ [\d.]+", line[1])) == len(points), gid
+    assert str(log) in chart  # kept with --log, so the page names it
     report = asyncio.run(verify(log))
     assert report.ok, report.problem
 
@@ -95,6 +109,7 @@ def test_the_other_modes_lose_and_duplicate_nothing(tmp_path: Path, flag: str, m
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["mode"] == mode
+    assert data["log_kept"] is False  # no --log: a temporary file, and the figures say so
     assert (data["lost"], data["duplicated"], data["rejected"], data["undelivered"]) == (0, 0, 0, 0)
     assert data["cases"]["completed"] == data["cases"]["scheduled"] == 20
     assert data["submitted"] == data["committed_messages"] == data["latency_ms"]["count"]

@@ -7,14 +7,20 @@ one deadline passing.
 """
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from simulator.eventlog import NewEvent
 from simulator.logfiles import open_log
 from simulator.protocol import Agreement
-from simulator.records import EXERCISE_ENDED, UMPIRE_SOURCE, record_exercise_started
+from simulator.records import (
+    EXERCISE_ENDED,
+    UMPIRE_SOURCE,
+    record_control,
+    record_exercise_started,
+    record_note,
+)
 from simulator.umpire.sequencer import Sequencer
 from tests.logs import WALL
 from tests.protocol.builders import AGREEMENT, T0, build
@@ -136,3 +142,87 @@ def many_cases(count: int) -> list[Step]:
         ]
     steps.sort(key=lambda s: s.after)
     return steps
+
+
+PARENT = "runs/parent.db"
+DESK_FORK_POSITION = 4
+
+
+def desk_events() -> list[NewEvent]:
+    """A run a controller was busy in, kept as a fork of another run.
+
+    case-1 is accepted straight away (no acknowledgement owed) and the controller
+    notes it by name; it pauses and resumes the clock; it sends inject `lorry` by hand,
+    an urgent oral request (case-2) whose written confirmation comes after the case
+    lapsed (late, not "never"); its last note names no case, so it goes with case-2.
+    """
+    sequencer = Sequencer(AGREEMENT, EXERCISE, wallclock=lambda: WALL)
+    sequencer.stage(
+        record_exercise_started(
+            AGREEMENT, event_id="start", exercise=EXERCISE, at=T0, wallclock=WALL, seed=SEED
+        )
+    )
+
+    def hours(value: float) -> datetime:
+        return T0 + timedelta(hours=value)
+
+    def control(command: str, at: datetime, answer: str, **arguments: Any) -> None:
+        sequencer.stage(
+            record_control(
+                command,
+                arguments,
+                answer,
+                event_id=f"control-{command}",
+                exercise=EXERCISE,
+                at=at,
+                wallclock=WALL,
+            )
+        )
+
+    def note(text: str, at: datetime, number: int) -> None:
+        sequencer.stage(
+            record_note(
+                text, event_id=f"control-note-{number}", exercise=EXERCISE, at=at, wallclock=WALL
+            )
+        )
+
+    def send(kind: str, sender: str, recipient: str, case: str, at: datetime, **kw: Any) -> None:
+        source = kw.pop("source", None)
+        message = build(
+            kind,
+            case_id=case,
+            message_id=f"{sender}.{kind}.{case}",
+            sender=sender,
+            recipient=recipient,
+            **kw,
+        )
+        sequencer.record(message, at, party=sender, source=source)
+
+    send("written_request", "alpha", "beta", "case-1", hours(2))
+    send("acceptance", "beta", "alpha", "case-1", hours(3))
+    note("Beta accepted case-1 without acknowledging it.", hours(4), 1)
+    control("pause", hours(5), "paused at 2026-03-02 14:00")
+    control("resume", hours(5), "resumed at 2026-03-02 14:00")
+    control("inject", hours(6), "inject 'lorry' sent at 2026-03-02 15:00", inject="lorry")
+    send("oral_request", "alpha", "beta", "case-2", hours(6), urgent=True, source="inject/lorry")
+    note("Good pace so far.", hours(7), 2)
+    sequencer.elapse_due(hours(6 + 72) + timedelta(seconds=1), lambda case: f"elapsed-{case}")
+    send(
+        "written_confirmation",
+        "alpha",
+        "beta",
+        "case-2",
+        hours(6 + 96),
+        confirms="alpha.oral_request.case-2",
+    )
+    send("results", "beta", "alpha", "case-1", hours(6 + 100))
+    return list(sequencer.take().events)
+
+
+async def write_desk(path: Path) -> None:
+    """The desk run as a fork of `PARENT` at `DESK_FORK_POSITION`, generation 1."""
+    async with open_log(path, create=True, now=lambda: WALL) as store:
+        await store.append(desk_events())
+        await store.set_metadata("parent", PARENT)
+        await store.set_metadata("fork_position", str(DESK_FORK_POSITION))
+        await store.set_metadata("generation", "1")

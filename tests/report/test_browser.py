@@ -60,9 +60,9 @@ def test_report_renders_in_chromium_with_charts_and_no_errors(
                 assert box["height"] > 100, (index, box)
             # A chart's own text is laid out too: the lanes of the first case.
             labels = page.locator("#case-case-1 svg text").all_text_contents()
-            assert {"alpha", "beta", "written_request"} <= {t.strip() for t in labels}
+            assert {"alpha", "beta", "written request"} <= {t.strip() for t in labels}
             headings = page.locator("main h2").all_text_contents()
-            assert len(headings) == 8
+            assert len(headings) == 9
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "report-drill.png"), full_page=True)
         finally:

@@ -18,11 +18,19 @@ def _invoke(*args: str) -> tuple[int, str]:
 
 
 def test_report_command_writes_the_three_files(drill_log: Path, tmp_path: Path) -> None:
-    """The command writes report.html, report.md and report.json into the directory it is given."""
+    """The command writes report.html, report.md and report.json, and the letters beside them."""
     out = tmp_path / "out"
     code, err = _invoke("report", str(drill_log), "-o", str(out), "--charts", "2")
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "letters",
+        "report.html",
+        "report.json",
+        "report.md",
+    ]
+    # The drill's written messages (all but its oral request), and their index.
+    assert len(list((out / "letters").glob("0*.html"))) == 7
+    assert (out / "letters" / "index.html").is_file()
     assert "wrote" in err
     assert (out / "report.html").read_text(encoding="utf-8").count('<figure id="case-') == 2
 
@@ -56,9 +64,11 @@ def test_report_is_identical_across_processes(drill_log: Path, tmp_path: Path) -
             env=env,
             capture_output=True,
         )
-        outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+        outputs.append(
+            {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+        )
     assert outputs[0] == outputs[1]
-    assert len(outputs[0]) == 3
+    assert len(outputs[0]) == 3 + 7 + 1  # the report, the letters and their index
 
 
 def test_command_default_matches_the_report_default() -> None:

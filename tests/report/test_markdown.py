@@ -9,17 +9,18 @@ from tests.report.drill import many_cases, write_drill
 HEADINGS = [
     "## 1. Summary",
     "## 2. Cases",
-    "## 3. Response times",
-    "## 4. Violations",
-    "## 5. Rejections",
-    "## 6. Expectations",
-    "## 7. Parties",
-    "## 8. Timeline",
+    "## 3. The controller's notes and actions",
+    "## 4. Response times",
+    "## 5. Violations",
+    "## 6. Rejections",
+    "## 7. Expectations",
+    "## 8. Parties",
+    "## 9. Timeline",
 ]
 
 
 def test_markdown_has_every_section_in_order(drill_report: ReportData) -> None:
-    """report.md has the eight section headings, in the page's order."""
+    """report.md has the nine section headings, in the page's order."""
     text = render_markdown(drill_report)
     positions = [text.index(heading) for heading in HEADINGS]
     assert positions == sorted(positions)
@@ -30,17 +31,24 @@ def test_markdown_sections_carry_the_drill(drill_report: ReportData) -> None:
     """Each section shows the drill: diagrams, times, articles, rejection, note, parties, events."""
     text = render_markdown(drill_report)
     assert text.count("```mermaid") == 4
-    assert "P0->>P1: written_request @ 2026-03-02 11:00, pos 2" in text
+    assert "P0->>P1: written request @ 2026-03-02 11:00, pos 2" in text
     assert (
         "Note over P0,P1: deadline passed @ 2026-03-06 10:00 ⚠ oral-request-not-confirmed" in text
     )
     assert "| Acknowledgement | request | 1 | 4h | 4h |" in text
+    # case-3 was refused straight away: its acknowledgement was not owed.
+    assert "| — | — | — | case-2, case-3 |" in text
+    assert "| case-3 |  | not owed: went straight to refusal |" in text
     assert "### Art. 4.2 — 1 violation" in text
     assert "### no article (procedure) — 1 violation" in text
     assert "| 8 | 2026-03-05 09:00 | beta |  | not JSON" in text
     assert "no scenario, so no expectations were scored" in text
     assert "| alpha | 3 | 5 | 2 | 1 | 3 | 0 | 1 | 4h |" in text
-    assert "| 12 | 2026-03-08 15:00 |  | coop.exercise.ended |" in text
+    assert "| 12 | 2026-03-08 15:00 |  | exercise ended |" in text
+    # The umpire's sentences in words: no message id, ISO time or snake_case state.
+    assert "the oral request of 2026-03-03 10:00 was not confirmed in writing" in text
+    assert "alpha.4" not in text
+    assert "+00:00" not in text
 
 
 def test_markdown_table_cells_cannot_break_rows(drill_report: ReportData) -> None:
@@ -62,4 +70,4 @@ def test_many_cases_get_diagrams_for_the_first_and_a_table_for_the_rest(tmp_path
     text = render_markdown(report, charted_cases=5)
     assert text.count("```mermaid") == 5
     assert "### The other 7 cases" in text
-    assert "| case-012 | alpha → beta | in_execution | 3 | 0 |" in text
+    assert "| case-012 | alpha → beta | in execution | 3 | 0 |" in text

@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from simulator.report import ReportData, read_report, render_json, save_report
+from simulator.report.model import Answer
 from simulator.scenario import load_scenario
 from tests.report.conftest import SCENARIOS, ScenarioRun
 from tests.report.drill import SEED, TITLE, _step, write_drill, write_empty
@@ -19,6 +20,7 @@ SECTIONS = {
     "expectations",
     "parties",
     "rejections",
+    "controller",
     "timeline",
 }
 
@@ -28,7 +30,7 @@ def test_report_json_holds_every_section(drill_report: ReportData, tmp_path: Pat
     files = save_report(drill_report, tmp_path / "out")
     data = json.loads(files.json.read_text(encoding="utf-8"))
     assert set(data) == SECTIONS
-    assert data["format"] == 1
+    assert data["format"] == 2
     assert ReportData.model_validate(data) == drill_report
 
 
@@ -75,20 +77,44 @@ def test_cases_list_every_step_in_log_order(drill_report: ReportData) -> None:
 
 
 def test_response_times_per_case_and_per_kind(drill_report: ReportData) -> None:
-    """Acknowledgement, decision and results times are measured per case and summed up per kind."""
+    """Acknowledgement, decision and results times are measured per case and summed up per kind.
+
+    An answer the case never called for is "not owed", not "never answered": case-3 was
+    refused straight away (no acknowledgement owed) and case-2 lapsed (no decision owed);
+    only case-2's written confirmation was owed when the case closed.
+    """
     times = {c.case_id: c.times for c in drill_report.cases}
-    assert times["case-1"].acknowledged_after == 4 * 3600
-    assert times["case-1"].decided_after == 22 * 3600
-    assert times["case-1"].decision == "executed"
-    assert times["case-1"].results_after == 4 * 86400
-    assert times["case-3"].decided_after == 4 * 3600
-    assert times["case-3"].decision == "refused"
-    assert times["case-2"].confirmed_after is None
+    one = times["case-1"]
+    assert (one.acknowledgement, one.decision, one.results) == (
+        Answer(status="answered", after=4 * 3600),
+        Answer(status="answered", after=22 * 3600),
+        Answer(status="answered", after=4 * 86400),
+    )
+    assert one.decision_kind == "executed"
+    assert one.written_confirmation is None
+    three = times["case-3"]
+    assert three.decision == Answer(status="answered", after=4 * 3600)
+    assert three.decision_kind == "refused"
+    assert three.acknowledgement == Answer(
+        status="not_owed", after=None, note="went straight to refusal"
+    )
+    two = times["case-2"]
+    assert two.written_confirmation == Answer(
+        status="unanswered", after=None, note="the case lapsed"
+    )
+    assert (
+        two.acknowledgement
+        == two.decision
+        == Answer(status="not_owed", after=None, note="the case lapsed first")
+    )
     measures = {m.name: m for m in drill_report.response_times.measures}
     assert measures["written_confirmation"].reference_seconds == 3 * 86400
     assert measures["written_confirmation"].unanswered == ["case-2"]
     assert measures["acknowledgement"].samples == 1
-    assert measures["acknowledgement"].unanswered == ["case-2", "case-3"]
+    assert measures["acknowledgement"].unanswered == []
+    assert measures["acknowledgement"].owed == []
+    assert measures["acknowledgement"].not_owed == ["case-2", "case-3"]
+    assert measures["decision"].not_owed == ["case-2"]
     assert measures["decision"].samples == 2
     assert measures["decision"].median_seconds == (22 + 4) * 3600 // 2
     assert measures["results"].reference_seconds == 10 * 86400
@@ -133,7 +159,9 @@ def test_timeline_and_rejections(drill_report: ReportData) -> None:
     assert [r.position for r in rows] == list(range(1, 13))
     assert rows[6].findings == ["refusal-without-reasons", "refusal-without-consultation"]
     assert rows[7].type == "coop.rejection"
-    assert rows[8].gist.startswith("deadline passed; oral request alpha.4")
+    assert rows[8].gist.startswith(
+        "deadline passed; the oral request of 2026-03-03 10:00 was not confirmed"
+    )
     assert [(r.position, r.party) for r in drill_report.rejections] == [(8, "beta")]
     assert "not JSON" in drill_report.rejections[0].reason
 
@@ -186,7 +214,7 @@ async def test_partial_results_are_explained_by_the_partial_refusal(tmp_path: Pa
         ("results", []),
     ]
     assert report.violations == []
-    assert case.times.decision == "executed"
+    assert case.times.decision_kind == "executed"
 
 
 async def test_empty_log_gives_an_empty_report(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def _models(value: Any) -> Iterator[BaseModel]:
 def test_example_loads() -> None:
     """scenarios/example.yaml loads cleanly, with its parties, policies and timeline."""
     scenario = load_scenario(EXAMPLE)
-    assert scenario.exercise == "energy-final"
+    assert scenario.exercise == "riverbend-cup"
     assert [p.id for p in scenario.parties] == ["northmark", "southmere"]
     assert set(scenario.policies) == {"cooperative", "requester"}
     assert scenario.duration == timedelta(days=30)
@@ -125,7 +125,9 @@ def test_delays_dump_as_authors_write_them() -> None:
     scenario = load_scenario(EXAMPLE)
     responses = scenario.model_dump(mode="json", by_alias=True)["policies"]["cooperative"]["on"]
     afters = [r["after"] for r in responses["written_request"]]
-    assert afters == ["2h..6h", "1d", {"exponential": "8h"}, "2d"]
+    assert afters == ["2h..6h"] * 4
+    follow_ups = [r["then"][0]["after"] for r in responses["written_request"]]
+    assert follow_ups == ["1d", "1d", {"exponential": "8h"}, "2d"]
 
 
 def test_protocol_views() -> None:

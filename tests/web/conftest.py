@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from simulator.run.exercise import RunOptions, RunOutcome
+from simulator.run.replay import prepare_fork
 from simulator.scenario import load_scenario
 from simulator.scenario.model import Scenario
 from simulator.web.serve import ServeOptions, serve_scenario
@@ -74,25 +75,38 @@ async def serving(
     speed: float = 60.0,
     broker: str = "embedded",
     secure: bool = False,
+    fork_from: tuple[Path, int] | None = None,
 ) -> AsyncIterator[Served]:
-    """The exercise served on a free port, lingering after its end until the test is done."""
+    """The exercise served on a free port, lingering after its end until the test is done.
+
+    `fork_from` (a log, a position): the run goes on live from that log's first events.
+    """
     links: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
     stopping = asyncio.Event()
     log = tmp_path / "run.db"
+    run = RunOptions(
+        broker=broker,
+        log=str(log),
+        clock="realtime",
+        speed=speed,
+        workdir=tmp_path / "broker",
+        secure=secure,
+    )
+    start = None
+    if fork_from is not None:
+        parent, at = fork_from
+        start = await prepare_fork(
+            str(parent), at, str(log), scenario=scenario, options=run, live=True
+        )
+        run = start.options
     task = asyncio.create_task(
         serve_scenario(
             scenario,
-            RunOptions(
-                broker=broker,
-                log=str(log),
-                clock="realtime",
-                speed=speed,
-                workdir=tmp_path / "broker",
-                secure=secure,
-            ),
+            run,
             ServeOptions(port=0, training=training, report_dir=tmp_path / "report"),
             announce=links.set_result,
             stopping=stopping,
+            fork=start,
         )
     )
     try:

@@ -8,6 +8,7 @@ as the report test launches it. Screenshots go to artifacts/.
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -54,14 +55,21 @@ def watch_errors(page: Page, errors: list[str], name: str) -> None:
     page.on("pageerror", lambda exc: errors.append(f"{name} page error: {exc}"))
 
 
-def serve(tmp_path: Path, speed: float) -> "subprocess.Popen[str]":
-    """`simulator serve` on the desk at `speed`, on a free port, with its log in tmp_path."""
+def serve(
+    tmp_path: Path, speed: float, *, fork: tuple[Path, int] | None = None
+) -> "subprocess.Popen[str]":
+    """`simulator serve` on the desk at `speed`, on a free port, with its log in tmp_path.
+
+    `fork` (a log, a position): the run goes on live from that log's first events.
+    """
     if not CHROMIUM.is_file():
         pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install chromium`")
     env = {**os.environ, "SIMULATOR_KEY_DIR": str(tmp_path / "keys"), "COLUMNS": "200"}
     command = [*SIMULATOR, "serve", str(DESK), "--log", str(tmp_path / "run.db")]
     command += ["--port", str(free_port()), "--speed", str(speed)]
     command += ["--report-dir", str(tmp_path / "report")]
+    if fork is not None:
+        command += ["--fork", str(fork[0]), "--at", str(fork[1])]
     return subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -71,11 +79,31 @@ def serve(tmp_path: Path, speed: float) -> "subprocess.Popen[str]":
     )
 
 
+def parent_run(tmp_path: Path) -> Path:
+    """A run of the desk with every seat simulated (Southmere stays silent), to fork live."""
+    scenario = tmp_path / "desk-simulated.yaml"
+    text = DESK.read_text(encoding="utf-8")
+    scenario.write_text(re.sub(r"human: true\b", "human: false", text), encoding="utf-8")
+    log = tmp_path / "parent.db"
+    env = {**os.environ, "SIMULATOR_KEY_DIR": str(tmp_path / "keys")}
+    subprocess.run(
+        [*SIMULATOR, "run", str(scenario), "--log", str(log)],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    return log
+
+
 def test_a_trainee_refuses_without_reasons_and_the_control_view_shows_art_5_3(
     tmp_path: Path,
 ) -> None:
-    """The seat refuses with no reasons; the control view lists the Art. 5.3 breach within 2 s."""
-    process = serve(tmp_path, 60)
+    """On a live fork: the seat refuses with no reasons and the control view lists the Art. 5.3
+    breach within 2 s; the control view, the seat and the report show the fork's lineage, the
+    controller's notes and actions (an inject sent by hand) and the letters."""
+    parent = parent_run(tmp_path)
+    lineage = f"fork (generation 1) of {parent}, from its first 3 events"
+    process = serve(tmp_path, 60, fork=(parent, 3))
     errors: list[str] = []
     try:
         links = read_links(process, 2)
@@ -94,8 +122,11 @@ def test_a_trainee_refuses_without_reasons_and_the_control_view_shows_art_5_3(
                 control.on("dialog", lambda dialog: dialog.accept())
                 control.goto(links["control"])
                 seat.goto(links["southmere"])
+                # The control view says the run is a fork, of what, from where.
+                assert lineage in control.locator("#lineage").inner_text(timeout=10_000)
 
-                # The request arrives a simulated minute in; the seat offers what is allowed.
+                # The request came a simulated minute into the parent run, which the fork
+                # keeps; the seat offers what is allowed.
                 seat.locator('#cases li[data-case="water-1"]').click(timeout=20_000)
                 actions = seat.locator("#actions button[data-kind]")
                 actions.first.wait_for(timeout=10_000)
@@ -112,7 +143,21 @@ def test_a_trainee_refuses_without_reasons_and_the_control_view_shows_art_5_3(
 
                 # The trainee refuses on a ground of Art. 5.1 but gives no reasons (Art. 5.3).
                 seat.locator('#actions button[data-kind="refusal"]').click()
-                seat.locator('#form-fields input[name="grounds"][value="security"]').check()
+                ground = seat.locator('#form-fields input[name="grounds"][value="security"]')
+                # The checkbox sits left of its label, on the label's line, not above it.
+                box = ground.bounding_box()
+                text = seat.locator('#form-fields label.row:has(input[value="security"])')
+                line = text.bounding_box()
+                assert box is not None
+                assert line is not None
+                assert box["x"] - line["x"] < 8, (box, line)
+                assert line["height"] < 2 * box["height"] + 8, (box, line)
+                # A placeholder reads as a hint of this form, not as text written in.
+                reasons = seat.locator('#form-fields textarea[name="reasons"]')
+                hint = reasons.get_attribute("placeholder", timeout=1_000)
+                assert hint is not None
+                assert hint.startswith("e.g. ")
+                ground.check()
                 assert seat.locator('#form-fields textarea[name="reasons"]').input_value() == ""
                 seat.locator("#send").click()
                 clicked = time.monotonic()
@@ -126,8 +171,25 @@ def test_a_trainee_refuses_without_reasons_and_the_control_view_shows_art_5_3(
                 control.screenshot(path=str(ARTIFACTS / "console-control.png"), full_page=True)
                 seat.screenshot(path=str(ARTIFACTS / "console-seat.png"), full_page=True)
 
+                # Each message in the case has its letter: the request, and the refusal.
+                links_in_case = seat.locator('#steps li a.letter[data-format="html"]')
+                assert links_in_case.count() == 2
+                with context.expect_page() as opened:
+                    links_in_case.first.click()
+                request_letter = opened.value
+                request_letter.wait_for_load_state()
+                written = request_letter.locator("body").inner_text()
+                assert "ЗАПРОС О ПРЕДОСТАВЛЕНИИ ПОМОЩИ" in written.upper()
+                assert "Main Organisational Directorate" in written
+                request_letter.screenshot(path=str(ARTIFACTS / "letter-seat.png"), full_page=True)
+                request_letter.close()
+
                 # The controller sends the next request now; the trainee handles it properly.
                 control.locator('#injects tr[data-inject="request-lorry"] button').click()
+                sent_by_hand = control.locator(
+                    '#notes li[data-kind="action"]', has_text="sent inject request-lorry by hand"
+                )
+                sent_by_hand.wait_for(timeout=10_000)
                 seat.locator('#cases li[data-case="lorry-1"]').click(timeout=10_000)
                 seat.locator('#actions button[data-kind="acknowledgement"]').click()
                 seat.locator("#send").click()
@@ -143,6 +205,13 @@ def test_a_trainee_refuses_without_reasons_and_the_control_view_shows_art_5_3(
                 link = control.locator("#report-link")
                 link.wait_for(timeout=60_000)
                 seat.locator("#ended").wait_for(state="visible", timeout=10_000)
+                # The end is final and plain: no red button, nothing says "live" any more.
+                control.locator("#conn:has-text('final')").wait_for(timeout=10_000)
+                assert control.locator("#mode").inner_text() == "ended"
+                assert not control.locator("#btn-stop").is_visible()
+                assert not control.locator("#note-form").is_visible()
+                seat.locator("#conn:has-text('final')").wait_for(timeout=10_000)
+                assert not seat.locator("#open-form").is_visible()
                 ended = ARTIFACTS / "console-control-ended.png"
                 control.screenshot(path=str(ended), full_page=True)
                 with context.expect_page() as opened:
@@ -151,6 +220,18 @@ def test_a_trainee_refuses_without_reasons_and_the_control_view_shows_art_5_3(
                 report.wait_for_load_state()
                 assert "refusal-without-reasons" in report.content()
                 assert "Second request acknowledged promptly." not in seat.content()
+                # The report tells the whole story: lineage, notes, actions, letters.
+                assert lineage in report.locator("header").inner_text()
+                desk = report.locator("#controller").inner_text()
+                assert "Second request acknowledged promptly." in desk
+                assert "sent inject request-lorry by hand" in desk
+                assert "lorry-1" in desk
+                report.screenshot(path=str(ARTIFACTS / "report-fork.png"), full_page=True)
+                letters = report.locator("#timeline a.letter")
+                assert letters.count() >= 4
+                letters.first.click()
+                report.wait_for_load_state()
+                assert "ЗАПРОС О ПРЕДОСТАВЛЕНИИ ПОМОЩИ" in report.locator("h1").inner_text()
             finally:
                 browser.close()
     finally:

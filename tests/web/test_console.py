@@ -6,6 +6,7 @@ from typing import Any
 
 from simulator.logfiles import open_log
 from simulator.records import NOTE
+from simulator.run.exercise import RunOptions, run_exercise
 from tests.web.conftest import Served, desk, serving
 
 
@@ -170,3 +171,62 @@ async def test_in_training_a_trainee_may_break_the_procedure_and_the_umpire_reco
         assert water["state"] == "received"
         assert water["steps"][1]["violations"][0]["rule_id"] == "not-allowed-in-state"
         assert "acknowledgement" in water["allowed"]
+
+
+async def test_a_fork_goes_on_live_with_its_seats_where_its_parent_stood(tmp_path: Path) -> None:
+    """`serve --fork`: the board starts with the kept cases and names the parent; the seat
+    takes up water-1 again; its messages carry the fork's generation; the report says so."""
+    parent = tmp_path / "parent.db"
+    # The parent: the same desk with every seat simulated (Southmere, without a policy,
+    # stays silent), on the simulated clock.
+    await run_exercise(desk(humans=()), RunOptions(log=str(parent)))
+    async with serving(desk(), tmp_path / "fork", fork_from=(parent, 3)) as served:
+        state = await served.until(lambda s: s["head"] >= 3)
+        assert state["lineage"] == {"parent": str(parent), "position": 3, "generation": 1}
+        assert (
+            state["lineage_text"]
+            == f"this run is a fork (generation 1) of {parent}, from its first 3 events"
+        )
+        assert {c["id"] for c in state["cases"]} >= {"water-1", "east-1"}
+        seat = await seat_state(served, "southmere", lambda s: case_of(s, "water-1"))
+        water = case_of(seat, "water-1")
+        assert water is not None
+        assert "acknowledgement" in water["allowed"]
+        sent = await send(served, "southmere", kind="acknowledgement", case="water-1", values={})
+        assert sent.status_code == 200, sent.text
+        assert sent.json()["message_id"] == "southmere.g1.1"
+        assert (await served.command(command="stop")).status_code == 200
+        ended = await served.until(lambda s: s["ended"] and s["report"], seconds=60)
+        report = await served.client.get(ended["report"], params={"token": served.token("control")})
+        assert f"a fork (generation 1) of {parent}, from its first 3 events" in report.text
+
+
+async def test_a_seat_shows_the_letter_of_each_written_message_and_only_its_own(
+    tmp_path: Path,
+) -> None:
+    """A seat's message has its letter (page and PDF); a case the seat is not in has none."""
+    async with serving(desk(), tmp_path) as served:
+        seat = await seat_state(served, "southmere", lambda s: case_of(s, "water-1"))
+        water = case_of(seat, "water-1")
+        assert water is not None
+        (request,) = water["steps"]
+        assert request["letter"] is True
+        token = {"token": served.token("southmere")}
+        url = f"/seat/southmere/letter/{request['position']}"
+        page = await served.client.get(url, params=token)
+        assert page.status_code == 200
+        # The desk's working language is Russian: the Russian template, Art. 10's addressee.
+        assert "Запрос о предоставлении помощи" in page.text
+        assert "Main Organisational Directorate" in page.text
+        assert "Ministry of Internal Affairs of the Republic of Northmark" in page.text
+        assert "style-src 'unsafe-inline'" in page.headers["content-security-policy"]
+        pdf = await served.client.get(url, params={**token, "format": "pdf"})
+        assert pdf.status_code == 200
+        assert pdf.headers["content-type"] == "application/pdf"
+        assert pdf.content.startswith(b"%PDF")
+        state = await served.until(lambda s: any(c["id"] == "east-1" for c in s["cases"]))
+        east = next(e for e in state["timeline"] if e["case"] == "east-1")
+        hidden = await served.client.get(f"/seat/southmere/letter/{east['position']}", params=token)
+        assert hidden.status_code == 404
+        refused = await served.client.get(url, params={"token": served.token("control")})
+        assert refused.status_code == 403

@@ -124,3 +124,12 @@ def test_every_message_type_has_a_form_without_envelope_fields() -> None:
         assert not names & {"message_id", "case_id", "sender", "recipient", "type", "seal"}
     assert {f.name: f.kind for f in FORMS["refusal"].fields}["grounds"] == "multi"
     assert {f.name: f.kind for f in FORMS["written_request"].fields}["signature"] == "signatory"
+
+
+def test_placeholders_are_hints_of_their_own_form() -> None:
+    """Every placeholder starts "e.g."; an acknowledgement's is an acknowledgement's."""
+    hints = [f.placeholder for form in FORMS.values() for f in form.fields if f.placeholder]
+    assert hints
+    assert all(h.startswith("e.g. ") for h in hints)
+    note = next(f for f in FORMS["acknowledgement"].fields if f.name == "note")
+    assert note.placeholder == "e.g. Received by the coordination unit; under consideration."

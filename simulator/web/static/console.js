@@ -39,8 +39,18 @@ function shown(value) {
   return String(value);
 }
 
+// The umpire's and the controller's own event types, as a person names them.
+const KINDS = {
+  "coop.exercise.started": "exercise started",
+  "coop.exercise.ended": "exercise ended",
+  "coop.clock.elapsed": "deadline passed",
+  "coop.rejection": "submission rejected",
+  "coop.note": "controller's note",
+  "coop.control": "controller's action",
+};
+
 function words(name) {
-  return String(name || "").replaceAll("_", " ");
+  return KINDS[name] || String(name || "").replaceAll("_", " ");
 }
 
 const token = document.body.dataset.token;
@@ -77,14 +87,23 @@ function connect(path, onState) {
   const conn = document.getElementById("conn");
   const source = new EventSource(withToken(path));
   source.addEventListener("state", (event) => {
-    conn.textContent = "live";
-    conn.className = "badge on";
-    onState(JSON.parse(event.data));
+    const state = JSON.parse(event.data);
+    // Once the run has ended nothing is live any more: the page shows the final state.
+    conn.textContent = state.ended ? "final" : "live";
+    conn.className = state.ended ? "badge done" : "badge on";
+    onState(state);
   });
   source.onerror = () => {
     conn.textContent = "reconnecting…";
     conn.className = "badge off";
   };
+}
+
+// The end is final and plain: the mode badge says so, controls that can do nothing go.
+function showEnded(state) {
+  document.body.classList.toggle("ended", Boolean(state.ended));
+  const mode = document.getElementById("mode");
+  if (state.ended) mode.textContent = "ended";
 }
 
 // The umpire announces its clock once a second; between announcements the page runs it
@@ -109,13 +128,32 @@ function showClock(state) {
   const parts = [];
   if (state.clock.paused) parts.push("paused");
   if (state.clock.speed) parts.push("×" + state.clock.speed);
-  document.getElementById("clock-state").textContent = parts.join(" ") || "running";
+  document.getElementById("clock-state").textContent = state.ended ? "ended"
+    : parts.join(" ") || "running";
   const ended = document.getElementById("ended");
   ended.hidden = !state.ended;
   ended.textContent = state.ended ? "The exercise has ended: " + state.ended : "";
+  showEnded(state);
 }
 
 // -- the sequence chart of one case ------------------------------------------------
+
+const LANE = 220, TOP = 40, ROW = 34, RULE_LINE = 14, CHAR = 6.6;
+
+// A label centred at x, kept inside the chart: moved in from an edge, and squeezed only
+// when it is wider than the whole chart. CHAR is a 12px character's width, near enough.
+function label(x, y, text, width, attrs) {
+  const wide = text.length * CHAR * ((attrs["font-size"] || 12) / 12);
+  const room = width - 8;
+  const half = Math.min(wide, room) / 2;
+  const at = Math.min(Math.max(x, 4 + half), width - 4 - half);
+  const node = svg("text", Object.assign({ x: at, y, "text-anchor": "middle" }, attrs), text);
+  if (wide > room) {
+    node.setAttribute("textLength", room);
+    node.setAttribute("lengthAdjust", "spacingAndGlyphs");
+  }
+  return node;
+}
 
 function sequenceChart(steps) {
   const lanes = [];
@@ -125,10 +163,17 @@ function sequenceChart(steps) {
     }
   }
   if (lanes.length === 0) lanes.push("umpire");
-  const laneWidth = 220, rowHeight = 34, top = 40;
-  const width = Math.max(lanes.length * laneWidth, 400);
-  const height = top + steps.length * rowHeight + 20;
-  const x = (who) => laneWidth / 2 + lanes.indexOf(who) * laneWidth;
+  // The message type goes above its arrow, each rule it broke on a line of its own
+  // below: a row is as tall as its rules need, so no label is clipped or hidden.
+  const tops = [];
+  let bottom = TOP;
+  for (const step of steps) {
+    tops.push(bottom);
+    bottom += ROW + RULE_LINE * Math.max(step.rules.length - 1, 0);
+  }
+  const width = Math.max(lanes.length * LANE, 400);
+  const height = bottom + 20;
+  const x = (who) => LANE / 2 + lanes.indexOf(who) * LANE;
   const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
     "aria-label": "sequence chart" });
   const defs = svg("defs");
@@ -145,22 +190,38 @@ function sequenceChart(steps) {
       stroke: "#98a2b3", "stroke-dasharray": "4 4" }));
   }
   steps.forEach((step, index) => {
-    const y = top + index * rowHeight + 14;
+    const y = tops[index] + 14;
     const bad = step.rules.length > 0;
-    const colour = bad ? "#b42318" : "#1f5fbf";
-    const label = words(step.type) + (bad ? "  ⚠ " + step.rules.join(", ") : "");
-    if (step.sender && step.recipient && lanes.includes(step.sender)) {
+    const colour = step.desk ? "#5b3f8c" : bad ? "#b42318" : "#1f5fbf";
+    const group = svg("g", { class: step.desk ? "desk" : "step", "data-position": step.position });
+    let centre = width / 2;
+    if (step.desk) {
+      group.append(svg("line", { x1: 8, y1: y, x2: width - 8, y2: y, stroke: colour,
+        "stroke-dasharray": "2 3" }));
+      // A note may be long: it is cut to the chart's width; the tooltip has all of it.
+      const fits = Math.floor((width - 8) / CHAR);
+      let said = (step.type === "note" ? "✎ note: " : "✎ controller ") + step.gist;
+      if (said.length > fits) said = said.slice(0, fits - 1) + "…";
+      group.append(label(centre, y - 5, said, width, { fill: colour, "font-size": 12,
+        "font-style": "italic" }));
+    } else if (step.sender && step.recipient && lanes.includes(step.sender)) {
       const x1 = x(step.sender), x2 = x(step.recipient);
-      root.append(svg("line", { x1, y1: y, x2, y2: y, stroke: colour, "stroke-width": 2,
+      centre = (x1 + x2) / 2;
+      group.append(svg("line", { x1, y1: y, x2, y2: y, stroke: colour, "stroke-width": 2,
         "marker-end": `url(#${bad ? "arrow-bad" : "arrow"})` }));
-      root.append(svg("text", { x: (x1 + x2) / 2, y: y - 5, "text-anchor": "middle",
-        fill: colour, "font-size": 12 }, label));
+      group.append(label(centre, y - 5, words(step.type), width, { fill: colour,
+        "font-size": 12, class: "kind" }));
     } else {
-      root.append(svg("text", { x: width / 2, y: y + 4, "text-anchor": "middle", fill: colour,
-        "font-size": 12 }, "⏱ " + label));
+      group.append(label(centre, y + 4, "⏱ " + words(step.type), width, { fill: colour,
+        "font-size": 12, class: "kind" }));
     }
-    const when = svg("title", {}, `#${step.position} ${shortTime(step.time)} ${step.gist || ""}`);
-    root.lastChild.append(when);
+    step.rules.forEach((rule, line) => {
+      group.append(label(centre, y + 14 + line * RULE_LINE, "⚠ " + rule, width, {
+        fill: colour, "font-size": 11, class: "rule" }));
+    });
+    group.append(svg("title", {}, `#${step.position} ${shortTime(step.time)} ${step.gist || ""}` +
+      (bad ? " — " + step.rules.join(", ") : "")));
+    root.append(group);
   });
   return root;
 }
@@ -212,7 +273,6 @@ function controlPage() {
     }
     document.getElementById("btn-pause").disabled = !live || state.clock.paused;
     document.getElementById("btn-resume").disabled = !live || !state.clock.paused;
-    document.getElementById("note-form").hidden = state.mode === "replay";
 
     const report = document.getElementById("report");
     report.hidden = !(state.report || state.report_error);
@@ -259,11 +319,20 @@ function controlPage() {
         el("td", {}, i.id), el("td", {}, i.conditioned ? "when its condition holds" : shortTime(i.at)),
         el("td", {}, words(i.kind), " in ", i.case),
         el("td", {}, i.fired ? el("span", { class: "badge" }, "sent")
-          : el("button", { type: "button", disabled: !live || state.mode === "replay",
+          : !live ? el("span", { class: "muted" }, "not sent")
+          : el("button", { type: "button", disabled: state.mode === "replay",
               onclick: () => command({ command: "inject", inject: i.id }) }, "Send now")))));
 
-    render("notes", state.notes, () => state.notes.map((n) =>
-      el("li", {}, el("span", { class: "muted" }, shortTime(n.time), " #", n.position, " "), n.text)));
+    document.getElementById("note-form").hidden = state.mode === "replay" || !live;
+    const lineage = document.getElementById("lineage");
+    lineage.hidden = !state.lineage_text;
+    lineage.textContent = state.lineage_text
+      ? "T" + state.lineage_text.slice(1) + "." : "";
+    render("notes", state.desk, () => state.desk.map((d) =>
+      el("li", { class: "desk-" + d.kind, "data-kind": d.kind, "data-command": d.command || "" },
+        el("span", { class: "muted" }, shortTime(d.time), " #", d.position, " "),
+        d.kind === "note" ? el("span", { class: "tag" }, "note") : el("span", { class: "tag" },
+          "action"), " ", d.text, d.case ? el("span", { class: "muted" }, " · ", d.case) : null)));
 
     render("timeline", state.timeline, () => state.timeline.map((e) =>
       el("tr", { class: e.rules.length ? "sev-error" : "" },
@@ -383,6 +452,12 @@ function seatPage() {
   function draw(next) {
     state = next;
     showClock(state);
+    if (state.ended) {
+      // Nothing can be sent any more: the forms go, the cases and their letters stay.
+      document.getElementById("form-area").hidden = true;
+      document.getElementById("open-form").hidden = true;
+      writing = null;
+    }
     if (!selected && state.cases.length) selected = state.cases[state.cases.length - 1].id;
     render("cases", [state.cases.map((c) => [c.id, c.state, c.counterpart]), selected], () =>
       state.cases.map((c) =>
@@ -395,9 +470,18 @@ function seatPage() {
     document.getElementById("case-title").textContent = current ? "Case " + current.id : "Choose a case";
     document.getElementById("case-state").textContent = current
       ? `${words(current.state)} · ${words(current.area)} · you are the ${current.role} party` : "";
+    const party = document.body.dataset.party;
+    const letter = (position, pdf) => el("a", { class: "letter", target: "_blank",
+      rel: "noreferrer noopener", "data-format": pdf ? "pdf" : "html",
+      href: withToken(`/seat/${party}/letter/${position}` + (pdf ? "?format=pdf" : "")) },
+      pdf ? "PDF" : "letter");
     render("steps", current ? current.steps : [], () => (current ? current.steps : []).map((s) =>
-      el("li", {}, el("strong", {}, words(s.type)), " ", s.sender, " → ", s.recipient,
+      el("li", { "data-position": s.position },
+        el("strong", {}, words(s.type)), " ", s.sender, " → ", s.recipient,
         el("span", { class: "muted" }, "  ", shortTime(s.time), " #", s.position),
+        // The official letter this message stands for (every message that went in writing).
+        s.letter ? el("span", { class: "letters" }, " ", letter(s.position, false), " · ",
+          letter(s.position, true)) : null,
         el("div", {}, Object.entries(s.message)
           .filter(([k, v]) => !["type", "message_id", "case_id", "sender", "recipient", "language",
             "in_reply_to"].includes(k) && v !== "" && v !== null && !(Array.isArray(v) && !v.length))

@@ -1,0 +1,84 @@
+"""Reading a log's letters and writing them as files: HTML, PDF, and an index page."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+
+from simulator.errors import LogFileError
+from simulator.letters.compose import letters_of
+from simulator.letters.model import Letter
+from simulator.letters.render import render_letter, render_pdf
+from simulator.logfiles import open_log
+from simulator.projections import MissingAgreement
+
+LETTERS_DIRECTORY = "letters"
+
+
+async def read_letters(location: str | Path, *, case: str | None = None) -> list[Letter]:
+    """The letters of a log's written messages (only one case's with `case`), in log order."""
+    async with open_log(location, read_only=True) as store:
+        events = [event async for event in store.read()]
+    try:
+        return letters_of(events, case=case)
+    except MissingAgreement as exc:  # pragma: no cover - letters_of skips without one
+        raise LogFileError(str(location), str(exc)) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class LetterFiles:
+    html: list[Path]
+    pdf: list[Path]
+    index: Path
+
+
+def write_letters(
+    letters: Sequence[Letter], directory: Path, *, html: bool = True, pdf: bool = True
+) -> LetterFiles:
+    """Each letter as `STEM.html` and `STEM.pdf` in `directory`, and an `index.html` of them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pages: list[Path] = []
+    prints: list[Path] = []
+    for letter in letters:
+        if html:
+            page = directory / f"{letter.stem}.html"
+            page.write_text(render_letter(letter), encoding="utf-8", newline="\n")
+            pages.append(page)
+        if pdf:
+            printed = directory / f"{letter.stem}.pdf"
+            printed.write_bytes(render_pdf(letter))
+            prints.append(printed)
+    index = directory / "index.html"
+    index.write_text(render_index(letters, html=html, pdf=pdf), encoding="utf-8", newline="\n")
+    return LetterFiles(pages, prints, index)
+
+
+def render_index(letters: Sequence[Letter], *, html: bool = True, pdf: bool = True) -> str:
+    """A page listing the letters in log order, each linked as HTML and PDF."""
+    rows = []
+    for letter in letters:
+        links = " ".join(
+            f'<a href="{escape(letter.stem)}.{kind}">{kind.upper()}</a>'
+            for kind, wanted in (("html", html), ("pdf", pdf))
+            if wanted
+        )
+        rows.append(
+            f"<tr><td>{letter.position}</td><td>{escape(letter.case_id)}</td>"
+            f"<td>{escape(letter.reference)}</td><td>{escape(letter.date)}</td>"
+            f"<td>{escape(letter.sender_name)}</td><td>{escape(letter.recipient_name)}</td>"
+            f"<td>{escape(letter.title)}</td><td>{links}</td></tr>"
+        )
+    exercise = escape(letters[0].exercise) if letters else ""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>Letters of {exercise}</title><style>"
+        'body { font: 14px/1.45 "DejaVu Sans", sans-serif; margin: 2em; } '
+        "td, th { border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: left; }"
+        "</style></head><body>"
+        f"<h1>Letters of {exercise}</h1><p>{len(letters)} letters, one per written message, in "
+        "the order they were committed. Training documents: the parties, people and events are "
+        "fictional.</p><table><thead><tr><th>pos</th><th>case</th><th>number</th><th>date</th>"
+        "<th>from</th><th>to</th><th>letter</th><th></th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table></body></html>\n"
+    )

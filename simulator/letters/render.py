@@ -1,0 +1,47 @@
+"""A letter as print-ready HTML (Jinja2, A4) and as PDF (WeasyPrint lays out that HTML).
+
+The page is self-contained: its style is inline and it names only fonts the
+machine has (DejaVu, which has Cyrillic), so a browser and WeasyPrint draw
+the same letter and nothing is fetched.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from simulator.letters.model import Letter
+from simulator.letters.vocabulary import TEMPLATES
+
+_ENVIRONMENT = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+def _css_text(text: str) -> str:
+    """Text safe inside a CSS string in a <style> element (no quote, backslash or tag)."""
+    return "".join(c for c in text if c not in '"\\<>\n')
+
+
+def render_letter(letter: Letter) -> str:
+    """The letter as one HTML page, ready to print on A4."""
+    words = TEMPLATES[letter.template]
+    footer = _css_text(
+        f"{words['exercise']} {letter.exercise} · {words['position']} {letter.position} · "
+        f"{words['number']} {letter.reference}"
+    )
+    template = _ENVIRONMENT.get_template("letter.html")
+    context: dict[str, Any] = {"letter": letter, "t": words, "footer": footer}
+    return template.render(context)
+
+
+def render_pdf(letter: Letter) -> bytes:
+    """The letter as a PDF, laid out by WeasyPrint from its HTML."""
+    # WeasyPrint loads Pango and its fonts: a second or so, paid only by who prints.
+    import weasyprint  # type: ignore[import-untyped]  # noqa: PLC0415 - see above
+
+    pdf: bytes = weasyprint.HTML(string=render_letter(letter)).write_pdf()
+    return pdf

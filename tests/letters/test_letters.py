@@ -1,0 +1,250 @@
+"""Letters: every written message as the official letter it stands for, in Russian and English.
+
+The PDFs are laid out by WeasyPrint and read back with pdftotext, so what is
+checked is what a reader of the printed letter finds.
+"""
+
+import asyncio
+import re
+import shutil
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from simulator.cli import app
+from simulator.eventlog import Event
+from simulator.letters import Letter, letters_of, render_letter, render_pdf
+from simulator.logfiles import open_log
+from simulator.protocol import MESSAGE_TYPES, Agreement, parse_message
+from simulator.records import record_exercise_started
+from simulator.signing import Signatories
+from simulator.umpire.sequencer import Sequencer
+from tests.logs import WALL
+from tests.protocol.builders import (
+    BY_ID,
+    FROM_REQUESTING,
+    PARTIES,
+    SETTINGS,
+    T0,
+    signed_by,
+    valid_fields,
+)
+
+SIGNATORIES = Signatories.training("letters", PARTIES)
+AGREEMENT = Agreement.of(PARTIES, SETTINGS, SIGNATORIES.verify)
+WRITTEN = [kind for kind in MESSAGE_TYPES if kind != "oral_request"]
+LANGUAGES = ("ru", "en")
+RUSSIAN_ESSENCE = "Финал регионального турнира проходит рядом с электростанцией «Северный берег»."
+ARTIFACTS = Path(__file__).parents[2] / "artifacts"
+
+
+def _message(kind: str, language: str, case: str, number: int, **extra: Any) -> dict[str, Any]:
+    sender, recipient = ("alpha", "beta") if kind in FROM_REQUESTING else ("beta", "alpha")
+    message = {
+        "type": kind,
+        "message_id": f"{sender}.{number}",
+        "case_id": case,
+        "sender": sender,
+        "recipient": recipient,
+        "language": language,
+        **valid_fields(kind, sender, recipient),
+        **extra,
+    }
+    if kind in ("written_request", "written_confirmation") and language == "ru":
+        message["essence"] = RUSSIAN_ESSENCE
+    if kind == "additional_confirmation":
+        # Art. 4.2's answer to a doubt is signed as the request was.
+        message |= signed_by(sender)
+    if "signature" in message:
+        message = SIGNATORIES.sign(message)
+    return message
+
+
+def _events(tmp_path: Path) -> list[Event]:
+    """One case per written type and language: an oral request first where one is confirmed,
+    then (for a reply) a written request it answers, then the message itself."""
+    sequencer = Sequencer(AGREEMENT, "letters", wallclock=lambda: WALL)
+    sequencer.stage(
+        record_exercise_started(
+            AGREEMENT,
+            event_id="start",
+            exercise="letters",
+            at=T0,
+            wallclock=WALL,
+            signatures=SIGNATORIES.record(),
+        )
+    )
+    number = 0
+    at = T0
+    for kind in WRITTEN:
+        for language in LANGUAGES:
+            case = f"{kind.replace('_', '-')}-{language}"
+            extra: dict[str, Any] = {}
+            opening = "oral_request" if kind == "written_confirmation" else "written_request"
+            if kind not in ("written_request", "offer"):
+                number += 1
+                at += timedelta(hours=1)
+                first = _message(opening, language, case, number)
+                sequencer.record(parse_message(first), at, party=first["sender"])
+                extra["in_reply_to"] = first["message_id"]
+                if kind == "written_confirmation":
+                    extra = {"confirms": first["message_id"]}
+            number += 1
+            at += timedelta(hours=1)
+            message = _message(kind, language, case, number, **extra)
+            sequencer.record(parse_message(message), at, party=message["sender"])
+
+    async def write() -> list[Event]:
+        async with open_log(tmp_path / "letters.db", create=True, now=lambda: WALL) as store:
+            await store.append(sequencer.take().events)
+            return [e async for e in store.read()]
+
+    return asyncio.run(write())
+
+
+def _pdf_text(letter: Letter, directory: Path) -> str:
+    """The printed letter's text as pdftotext reads it, whitespace folded."""
+    path = directory / f"{letter.stem}.pdf"
+    path.write_bytes(render_pdf(letter))
+    out = subprocess.run(
+        ["pdftotext", "-enc", "UTF-8", str(path), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return " ".join(out.stdout.split())
+
+
+@pytest.fixture(scope="module")
+def letters(tmp_path_factory: pytest.TempPathFactory) -> list[Letter]:
+    return letters_of(_events(tmp_path_factory.mktemp("letters")))
+
+
+def test_every_written_message_has_its_letter_in_russian_and_english(
+    letters: list[Letter],
+) -> None:
+    """One letter per written message: each type in each language, none for oral requests."""
+    shown = {(letter.message_type, letter.template) for letter in letters}
+    assert shown == {(kind, language) for kind in WRITTEN for language in LANGUAGES}
+    assert not [letter for letter in letters if letter.message_type == "oral_request"]
+
+
+def test_each_pdf_names_parties_reference_signatory_and_a_refusals_reasons(
+    letters: list[Letter], tmp_path: Path
+) -> None:
+    """pdftotext finds in every letter: both parties, the number, the signatory, the check."""
+    if shutil.which("pdftotext") is None:
+        pytest.fail("pdftotext is missing: scripts/check installs poppler-utils")
+    chosen = {
+        (letter.message_type, letter.template): letter
+        for letter in letters
+        if letter.case_id.endswith(f"-{letter.template}")
+    }
+    assert len(chosen) == len(WRITTEN) * len(LANGUAGES)
+    for (kind, language), letter in sorted(chosen.items()):
+        text = _pdf_text(letter, tmp_path)
+        folded = text.casefold()
+        sender, recipient = (BY_ID[p] for p in _parties(kind))
+        where = f"{kind} ({language})"
+        assert sender.name.casefold() in folded, where
+        assert recipient.name.casefold() in folded, where
+        assert recipient.coordination_unit in text, where  # Art. 10: the addressee
+        assert letter.reference in text, where
+        assert letter.signatory is not None, where
+        assert letter.signatory.name in text, where
+        assert letter.verification in text, where
+        if language == "ru":
+            assert re.search("[А-Яа-яЁё]{5,}", text), where
+            assert letter.title.casefold() in folded, where
+            assert "№" in text, where
+        if kind == "refusal":
+            assert "The station is closed to foreign staff." in text, where
+            grounds = "ущерб безопасности" if language == "ru" else "harm the security"
+            assert grounds in text, where
+        if kind in ("written_request", "written_confirmation", "additional_confirmation"):
+            assert letter.check == "verified", where
+            if language == "ru" and kind != "additional_confirmation":
+                assert RUSSIAN_ESSENCE in text, where
+    ARTIFACTS.mkdir(exist_ok=True)
+    for kind in ("written_request", "refusal"):
+        for language in LANGUAGES:
+            (ARTIFACTS / f"letter-{kind}-{language}.pdf").write_bytes(
+                render_pdf(chosen[(kind, language)])
+            )
+
+
+def _parties(kind: str) -> tuple[str, str]:
+    return ("alpha", "beta") if kind in FROM_REQUESTING else ("beta", "alpha")
+
+
+def test_a_reply_names_the_letter_it_answers_and_a_request_its_headings(
+    letters: list[Letter],
+) -> None:
+    """An answer cites the number and date of its request; a request has Art. 4.3's headings."""
+    refusal = next(x for x in letters if x.case_id == "refusal-ru" and x.message_type == "refusal")
+    request = next(x for x in letters if x.case_id == "refusal-ru" and x.message_type != "refusal")
+    assert refusal.reply_reference == request.reference
+    assert refusal.reply_date == request.date
+    headings = [block.heading for block in request.blocks if block.heading]
+    assert [h for h in headings if h[:2] in ("1.", "2.", "3.", "4.", "5.")] == [
+        "1. Наименование запрашивающей и запрашиваемой Сторон",
+        "2. Изложение существа дела",
+        "3. Цель и обоснование запроса",
+        "4. Описание содержания запрашиваемой помощи",
+        "5. Иная информация, полезная для надлежащего исполнения запроса",
+    ]
+    english = next(x for x in letters if x.case_id == "written-request-en")
+    assert english.date == "2 March 2026"
+    assert english.signatory is not None
+    assert (english.signatory.name, english.signatory.role) == ("A. Head", "head")
+
+
+def test_a_forged_signature_is_said_not_to_verify(tmp_path: Path) -> None:
+    """A request signed with a key that is not its signatory's: the letter says so."""
+    sequencer = Sequencer(AGREEMENT, "letters", wallclock=lambda: WALL)
+    forged = SIGNATORIES.forged(_message("written_request", "en", "forged-1", 1))
+    sequencer.record(parse_message(forged), T0, party="alpha")
+
+    async def write() -> list[Event]:
+        async with open_log(tmp_path / "forged.db", create=True, now=lambda: WALL) as store:
+            await store.append(sequencer.take().events)
+            return [e async for e in store.read()]
+
+    (letter,) = letters_of(asyncio.run(write()), AGREEMENT)
+    assert letter.check == "invalid"
+    assert "does NOT verify" in letter.verification
+    assert "does NOT verify" in render_letter(letter)
+
+
+def test_a_letters_page_is_self_contained(letters: list[Letter]) -> None:
+    """The HTML letter fetches nothing: no link, script, image or URL."""
+    page = render_letter(letters[0])
+    assert "<script" not in page
+    assert "<link" not in page
+    assert "<img" not in page
+    assert "url(" not in page
+    assert "href=" not in page
+
+
+def test_the_letters_command_writes_a_cases_letters_and_an_index(tmp_path: Path) -> None:
+    """`simulator letters LOG -o DIR --case ID`: that case's letters, HTML and PDF, an index."""
+    _events(tmp_path)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["letters", str(tmp_path / "letters.db"), "-o", str(out), "--case", "refusal-en"]
+    )
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir())
+    stems = sorted({Path(n).stem for n in names if n != "index.html"})
+    assert len(stems) == 2
+    assert all(f"{stem}.{suffix}" in names for stem in stems for suffix in ("html", "pdf"))
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert all(f'href="{stem}.pdf"' in index for stem in stems)
+    missing = CliRunner().invoke(
+        app, ["letters", str(tmp_path / "letters.db"), "-o", str(out), "--case", "nope"]
+    )
+    assert missing.exit_code == 1
