@@ -124,3 +124,4 @@ async def test_a_log_verifies_across_many_checkpoints_and_reopenings(tmp_path: P
     assert report.ok, report.problem
     # genesis, then 10, 20 and 30 by count, and a closing one at each of them
     assert report.checkpoints_checked == 7
+    assert report.closed is True
