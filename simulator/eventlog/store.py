@@ -116,6 +116,11 @@ class InspectableStore(EventStore, Protocol):
         """Where the log lives, for messages (a path, or schema and database)."""
         ...
 
+    @property
+    def log_id(self) -> str:
+        """The id the log was given at creation; its checkpoints name it."""
+        ...
+
     def stored_rows(self, from_position: int = 1) -> AsyncIterator[StoredRow]:
         """Rows exactly as stored, in position order, without any check."""
         ...
