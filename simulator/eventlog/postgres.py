@@ -325,13 +325,14 @@ class PostgresEventStore:
 
     async def adopt_checkpoints(self, checkpoints: Sequence[SignedCheckpoint]) -> None:
         """Keep the checkpoints an import's source signed over these same events, as they are."""
+        # Not copied to this log's witness: they name the source log, and vouch for it
+        # wherever the source kept them.
         conn = self._connection()
         async with self._lock, conn.transaction(), conn.cursor() as cursor:
             await cursor.executemany(
                 self._sql("INSERT INTO {checkpoints} (record) VALUES (%s)"),
                 [(c.to_line(),) for c in checkpoints],
             )
-        await self._witness.record(*checkpoints)
 
     async def record_import(self, note: str) -> None:
         """Record how this log was imported (the store's own metadata: who re-signed what)."""

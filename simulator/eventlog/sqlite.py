@@ -273,10 +273,11 @@ class SqliteEventStore:
 
     async def adopt_checkpoints(self, checkpoints: Sequence[SignedCheckpoint]) -> None:
         """Keep the checkpoints an import's source signed over these same events, as they are."""
+        # Not copied to this log's witness: they name the source log, and vouch for it
+        # wherever the source kept them.
         durable = self._synchronous == "FULL"
         lines = [c.to_line() for c in checkpoints]
         await self._run(lambda: self._checkpoints.append_lines(lines, durable=durable))
-        await self._witness.record(*checkpoints)
 
     async def record_import(self, note: str) -> None:
         """Record how this log was imported (the store's own metadata: who re-signed what)."""

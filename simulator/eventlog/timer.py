@@ -67,6 +67,6 @@ class CheckpointTimer:
             self._due.clear()
             try:
                 await self._checkpoint()
-            except LogError as exc:
+            except (LogError, OSError) as exc:
                 # The next append (or close) tries again; the run goes on.
                 log.warning("timed_checkpoint_failed", task=self._name, error=str(exc))

@@ -342,11 +342,17 @@ class _Judge:
                 else "the log's key nor that of a source it was imported from"
             )
             genuine = "" if record.signed_by_its_key() else " (and its signature does not verify)"
+            source = (
+                "; it is the key of the source this log was imported from: pin it too if you "
+                "trust it"
+                if self.note is not None and record.key in self.note.source_keys
+                else ""
+            )
             self.refused.append(
                 (
                     checkpoint.position,
                     f"{entry.where}: the checkpoint of position {checkpoint.position} is signed "
-                    f"by key {key_fingerprint(record.key)}{genuine}, which is not {whom}",
+                    f"by key {key_fingerprint(record.key)}{genuine}, which is not {whom}{source}",
                 )
             )
             return

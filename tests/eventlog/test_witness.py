@@ -2,13 +2,16 @@
 
 import asyncio
 import shutil
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
+from typer.testing import CliRunner
 
+from simulator.cli import app
 from simulator.eventlog import (
     InspectableStore,
     LogError,
@@ -187,3 +190,40 @@ def test_the_writing_role_is_an_ordinary_one(pg_writer: PgWriter) -> None:
             sql.SQL("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         ).fetchone()
     assert row == (False,)
+
+
+def test_witness_init_grants_the_writer_insert_and_nothing_else(pg_url: str) -> None:
+    """`log witness-init URL --writer ROLE --reader ROLE` sets up the table and its privileges."""
+    suffix = uuid.uuid4().hex[:10]
+    writer, reader, schema = f"w_{suffix}", f"r_{suffix}", f"witness_cli_{suffix}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for role in (writer, reader):
+            conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(role)))
+    try:
+        result = CliRunner().invoke(
+            app,
+            ["log", "witness-init", f"{pg_url}?schema={schema}", "--writer", writer,
+             "--reader", reader],
+        )  # fmt: skip
+        with psycopg.connect(pg_url) as conn:
+            granted = {
+                (role, privilege): conn.execute(
+                    "SELECT has_table_privilege(%s, %s, %s)",
+                    (role, f"{schema}.checkpoints", privilege),
+                ).fetchone()
+                == (True,)
+                for role in (writer, reader)
+                for privilege in ("INSERT", "SELECT", "UPDATE", "DELETE", "TRUNCATE")
+            }
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            for role in (writer, reader):
+                conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+    assert result.exit_code == 0, result.output
+    assert {key for key, allowed in granted.items() if allowed} == {
+        (writer, "INSERT"),
+        (reader, "SELECT"),
+    }
