@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from simulator.cli import app
@@ -114,3 +115,57 @@ def test_foreign_and_corrupt_files_get_a_clear_error(tmp_path: Path, command: st
         assert str(path) in err.replace("\n", "")
         assert "not an event log" in err.replace("\n", " ")
         assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_verify_says_which_key_it_trusted_and_that_it_came_from_the_log(drill: Path) -> None:
+    """Without --key, verify names the key's fingerprint and says it was read from the log."""
+    _, key_out, _ = _invoke("log", "key")
+    fingerprint = key_out.split()[0]
+
+    code, out, _ = _invoke("log", "verify", str(drill))
+
+    assert code == 0, out
+    assert f"trusted checkpoint key {fingerprint}, read from the log itself" in out
+    assert "closed cleanly" in out
+
+
+def test_verify_with_a_pinned_key_file_or_hex(drill: Path, tmp_path: Path) -> None:
+    """`log key -o FILE` writes the public key; --key FILE and --pubkey HEX pin it."""
+    public = tmp_path / "umpire.pub"
+    code, out, _ = _invoke("log", "key", "-o", str(public))
+    assert code == 0
+    fingerprint = out.split()[0]
+    assert public.read_text().startswith("-----BEGIN PUBLIC KEY-----")
+
+    by_file = _invoke("log", "verify", str(drill), "--key", str(public))
+    report = json.loads(_invoke("log", "verify", str(drill), "--key", str(public), "--json")[1])
+    hex_key = report["keys"][0]["key"]
+    by_hex = _invoke("log", "verify", str(drill), "--pubkey", hex_key)
+
+    assert by_file[0] == 0
+    assert f"trusted checkpoint keys: {fingerprint} (pinned)" in by_file[1]
+    assert report["pinned"] is True
+    assert by_hex[0] == 0
+
+
+def test_verify_with_another_pinned_key_fails_naming_the_positions(drill: Path) -> None:
+    """A log whose checkpoints are signed by a key other than the pinned one is unvouched."""
+    stranger = Ed25519PrivateKey.generate().public_key().public_bytes_raw().hex()
+
+    code, _, err = _invoke("log", "verify", str(drill), "--pubkey", stranger)
+
+    assert code == 1
+    flat = " ".join(err.split())
+    assert f"positions 1–{len(DRILL) + 1}" in flat
+    assert "no checkpoint of the log is signed by a pinned key" in flat
+
+
+def test_export_writes_the_checkpoints_beside_the_events(drill: Path, tmp_path: Path) -> None:
+    """`log export -o FILE` also writes FILE.checkpoints, the log's signed checkpoints."""
+    exported = tmp_path / "drill.jsonl"
+
+    code, _, err = _invoke("log", "export", str(drill), "-o", str(exported))
+
+    lines = (tmp_path / "drill.jsonl.checkpoints").read_text().splitlines()
+    assert code == 0, err
+    assert [json.loads(line)["position"] for line in lines] == [0, len(DRILL) + 1]

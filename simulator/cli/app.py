@@ -19,12 +19,27 @@ from rich.markup import escape
 from simulator import __version__
 from simulator.brokers import start_broker, transport_for
 from simulator.cli.asyncapi import asyncapi_document
-from simulator.cli.logview import export_log, import_log, report_json, show_log, verify_log
+from simulator.cli.logview import (
+    checkpoints_beside,
+    export_log,
+    import_signed,
+    machine_key,
+    report_json,
+    show_log,
+    verify_log,
+)
 from simulator.cli.rulebook import RuleFormat, render_rules
 from simulator.cli.runview import Progress, print_summary
 from simulator.context import fresh_rng, wall_now
 from simulator.errors import InputError, ScenarioError, SimulatorError
-from simulator.eventlog import Event, LogError
+from simulator.eventlog import (
+    Event,
+    LogError,
+    create_witness,
+    parse_public_key,
+    read_public_key,
+)
+from simulator.eventlog.witness import split_witness_url
 from simulator.letters import LETTERS_DIRECTORY, read_letters, write_letters
 from simulator.lifetime import private_workdir
 from simulator.load.command import load
@@ -210,12 +225,43 @@ def log_show(
 def log_verify(
     location: LogArg,
     as_json: Annotated[bool, typer.Option("--json", help="print the verdict as JSON")] = False,
+    key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--key",
+            help="trust only this checkpoint key: a PEM public key (`log key -o FILE`), "
+            "a PEM private key or 64 hex digits; may be given more than once",
+        ),
+    ] = None,
+    pubkey: Annotated[
+        list[str] | None,
+        typer.Option("--pubkey", help="trust only this checkpoint key, as 64 hex digits"),
+    ] = None,
+    witness: Annotated[
+        str | None,
+        typer.Option(
+            "--witness",
+            help="hold the log to the checkpoints kept there too (file, directory or "
+            "postgresql:// URL; see SIMULATOR_CHECKPOINT_WITNESS)",
+        ),
+    ] = None,
 ) -> None:
     """Check a log's integrity, hash chain, case versions and signed checkpoints.
 
-    Exit 0 when sound; 1 naming the first bad position and what is wrong.
+    Exit 0 when sound; 1 naming the first bad position (or the segment
+    between two checkpoints where a rewrite lies) and what is wrong. Without
+    --key the key the log names is trusted, and the output says so.
     """
-    report = _run(verify_log(location))
+    try:
+        pinned = [read_public_key(path) for path in key or []]
+    except LogError as exc:
+        _fail(str(exc))
+    for text in pubkey or []:
+        try:
+            pinned.append(parse_public_key(text))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--pubkey") from None
+    report = _run(verify_log(location, pinned=pinned, witness=witness))
     if as_json:
         typer.echo(report_json(report))
     elif report.ok:
@@ -223,11 +269,19 @@ def log_verify(
             f"{location}: sound — {report.checked} events, chain intact, "
             f"{report.checkpoints_checked} signed checkpoints agree"
         )
+        for note in report.notes:
+            typer.echo(f"  {note}")
     else:
-        where = f"position {report.first_bad_position}" if report.first_bad_position else "log"
-        Console(stderr=True).print(
-            f"[red]{escape(location)}: {where}: {escape(str(report.problem))}[/]"
-        )
+        if report.segment is not None and report.segment[0] != report.segment[1]:
+            where = f"positions {report.segment[0]}–{report.segment[1]}"
+        elif report.first_bad_position:
+            where = f"position {report.first_bad_position}"
+        else:
+            where = "log"
+        err = Console(stderr=True, soft_wrap=True)
+        err.print(f"[red]{escape(location)}: {where}: {escape(str(report.problem))}[/]")
+        for note in report.notes:
+            err.print(f"  {escape(note)}")
     if not report.ok:
         raise typer.Exit(1)
 
@@ -238,30 +292,128 @@ def log_export(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="file to write (default: stdout)")
     ] = None,
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoints",
+            help="where to write the log's signed checkpoints (default with -o: FILE.checkpoints)",
+        ),
+    ] = None,
 ) -> None:
-    """Export a log as JSON lines, one structured-mode CloudEvent per line."""
+    """Export a log as JSON lines, one structured-mode CloudEvent per line.
+
+    The log's signed checkpoints go beside it, so that an import can hold the
+    events to them.
+    """
+    if checkpoints is None and output is not None:
+        checkpoints = checkpoints_beside(output)
+    for path in (output, checkpoints):
+        if path is not None and path.exists():
+            _fail(f"{path}: already exists; choose a new file")
     if output is None:
-        _run(export_log(location))
+        if checkpoints is None:
+            _run(export_log(location))
+            return
+        with checkpoints.open("x", encoding="utf-8") as signed:
+            _run(export_log(location, checkpoints=signed))
         return
-    if output.exists():
-        _fail(f"{output}: already exists; choose a new file")
-    with output.open("w", encoding="utf-8") as handle:
-        count = _run(export_log(location, handle))
-    Console(stderr=True).print(f"exported {count} events to {output}")
+    with output.open("x", encoding="utf-8") as handle:
+        assert checkpoints is not None  # set beside -o above
+        with checkpoints.open("x", encoding="utf-8") as signed:
+            count = _run(export_log(location, handle, checkpoints=signed))
+    Console(stderr=True).print(
+        f"exported {count} events to {output}, its signed checkpoints to {checkpoints}"
+    )
 
 
 @log_app.command("import")
 def log_import(
     source: Annotated[Path, typer.Argument(help="a JSON lines file from `log export`")],
     output: Annotated[str, typer.Option("-o", "--output", help="the new log (path or URL)")],
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoints",
+            help="the source's signed checkpoints (default: SOURCE.checkpoints if it exists)",
+        ),
+    ] = None,
 ) -> None:
-    """Import JSON lines into a new log; the chain is checked first and hashes are kept."""
+    """Import JSON lines into a new log; the chain is checked first and hashes are kept.
+
+    The events must agree with the source's checkpoints, which the new log
+    keeps. The new log's own checkpoints are signed by this machine's key:
+    the import says so, and records it for `log verify` and `log show`.
+    """
     if not is_postgres(output) and Path(output).exists():
         _fail(f"{output}: already exists; import writes a new log only")
     if not source.is_file():
         _fail(f"{source}: no such file")
-    count = _run(import_log(source, output, now=wall_now))
-    Console(stderr=True).print(f"imported {count} events into {output}")
+    if checkpoints is not None and not checkpoints.is_file():
+        _fail(f"{checkpoints}: no such file")
+    note = _run(import_signed(source, output, now=wall_now, checkpoints=checkpoints))
+    err = Console(stderr=True, soft_wrap=True)
+    count = note.last_position - note.first_position + 1
+    err.print(f"imported {count} events into {output}")
+    colour = "yellow" if note.source_checkpoints else "red"
+    err.print(f"[{colour}]{escape(note.describe())}[/]")
+
+
+@log_app.command("key")
+def log_key(
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="write the public key (PEM) here, for `--key`"),
+    ] = None,
+) -> None:
+    """Print this machine's checkpoint key: its fingerprint and public key (PEM).
+
+    Give the public key to whoever verifies your logs (`log verify --key FILE`),
+    by a channel other than the log itself.
+    """
+    try:
+        fingerprint, pem, where = machine_key()
+    except LogError as exc:
+        _fail(str(exc))
+    if output is not None:
+        if output.exists():
+            _fail(f"{output}: already exists; choose a new file")
+        output.write_bytes(pem)
+    typer.echo(f"{fingerprint}  ({where})")
+    if output is None:
+        typer.echo(pem.decode("ascii"), nl=False)
+
+
+@log_app.command("witness-init")
+def log_witness_init(
+    url: Annotated[
+        str, typer.Argument(help="postgresql://ADMIN@…/DB[?schema=witness], as an administrator")
+    ],
+    writer: Annotated[
+        list[str],
+        typer.Option("--writer", help="a role that writes logs: INSERT only, nothing else"),
+    ],
+    reader: Annotated[
+        list[str] | None,
+        typer.Option("--reader", help="a role that verifies logs: SELECT only"),
+    ] = None,
+) -> None:
+    """Create a PostgreSQL witness table that the writers may only add checkpoints to.
+
+    Run it as a role other than the writers'. Then run the writers with
+    SIMULATOR_CHECKPOINT_WITNESS=URL (with their own user) and verify with
+    `log verify LOG --witness URL`.
+    """
+    if not is_postgres(url):
+        _fail(f"{url}: a witness table needs a postgresql:// URL; a file witness needs no set-up")
+    admin, schema = split_witness_url(url)
+    try:
+        table = create_witness(admin, schema=schema, writers=writer, readers=reader or [])
+    except (LogError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"{table}: writers {', '.join(writer)} may INSERT only (UPDATE, DELETE, TRUNCATE "
+        f"revoked); readers: {', '.join(reader or []) or 'none'}"
+    )
 
 
 scenario_app = typer.Typer(no_args_is_help=True, help="Check scenario files and get their schema.")

@@ -1,25 +1,38 @@
-"""The `simulator log` commands as plain functions: show, verify, export, import."""
+"""The `simulator log` commands as plain functions: show, verify, export, import, key."""
 
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from simulator.eventlog import (
     Event,
+    ImportNote,
+    SignedCheckpoint,
     VerifyReport,
+    default_key_path,
+    export_checkpoints,
     export_jsonl,
     import_jsonl,
+    key_fingerprint,
+    load_or_create_signing_key,
+    public_key_hex,
+    public_key_pem,
+    read_checkpoints,
+    record_provenance,
     to_json_line,
     verify,
 )
+from simulator.eventlog.store import IMPORT_METADATA
 from simulator.lineage import read_lineage
 from simulator.logfiles import is_postgres, open_log
 from simulator.projections import (
@@ -71,6 +84,10 @@ async def show_log(
             for event in events:
                 console.file.write(to_json_line(event) + "\n")
             return len(events)
+        provenance = await store.get_metadata(IMPORT_METADATA)
+        if provenance is not None:
+            # Said before the events: this machine's key vouches for them now.
+            console.print(f"[yellow]{escape(_describe_import(provenance))}[/]")
         table = _events_table(events, console.width)
         table.title = f"{location}: {len(events)} of {head} events"
         lineage = read_lineage(await store.metadata())
@@ -100,6 +117,13 @@ async def show_log(
                 )
             console.print(states)
     return shown
+
+
+def _describe_import(recorded: str) -> str:
+    try:
+        return ImportNote.from_json(recorded).describe()
+    except ValueError as exc:
+        return f"imported, but its import record is unreadable ({exc}); run log verify"
 
 
 # Wide enough for a case and both parties in columns of their own; narrower terminals
@@ -167,23 +191,73 @@ def _what(event: Event) -> str:
     return ""
 
 
-async def verify_log(location: str) -> VerifyReport:
+async def verify_log(
+    location: str, *, pinned: Sequence[str] = (), witness: str | None = None
+) -> VerifyReport:
+    """Verify a log, with the checkpoint keys pinned and a witness if given."""
     if is_postgres(location):
         async with open_log(location, read_only=True) as store:
-            return await verify(store)
-    return await verify(Path(location))
+            return await verify(store, pinned=pinned, witness=witness)
+    return await verify(Path(location), pinned=pinned, witness=witness)
 
 
-async def export_log(location: str, out: TextIO | None = None) -> int:
+def checkpoints_beside(path: Path) -> Path:
+    """``FILE.checkpoints``: where an export puts its checkpoints and an import looks for them."""
+    return path.with_name(path.name + ".checkpoints")
+
+
+async def export_log(
+    location: str, out: TextIO | None = None, *, checkpoints: TextIO | None = None
+) -> int:
+    """Write the events as JSON lines (and the log's signed checkpoints to ``checkpoints``).
+
+    The checkpoints are read first: events appended meanwhile by a running
+    writer are then in the export but not vouched for, never the reverse.
+    """
     async with open_log(location, read_only=True) as store:
+        if checkpoints is not None:
+            await export_checkpoints(store, checkpoints)
         return await export_jsonl(store, out or sys.stdout)
 
 
-async def import_log(source: Path, location: str, *, now: Callable[[], datetime]) -> int:
-    """Import JSON lines into a new log (the caller makes sure it does not exist yet)."""
+async def import_signed(
+    source: Path,
+    location: str,
+    *,
+    now: Callable[[], datetime],
+    checkpoints: Path | None = None,
+) -> ImportNote:
+    """Import JSON lines into a new log, held to the source's checkpoints; what was re-signed.
+
+    The caller makes sure the log does not exist yet. Checkpoints come from
+    ``checkpoints``, else from ``SOURCE.checkpoints`` when there is one.
+    """
+    if checkpoints is None and checkpoints_beside(source).is_file():
+        checkpoints = checkpoints_beside(source)
+    kept: list[SignedCheckpoint] = []
+    if checkpoints is not None:
+        with checkpoints.open(encoding="utf-8") as handle:
+            kept = read_checkpoints(handle)
     with source.open(encoding="utf-8") as handle:
         async with open_log(location, create=True, now=now) as store:
-            return await import_jsonl(handle, store)
+            first = await store.head() + 1
+            await import_jsonl(handle, store, checkpoints=kept)
+            return await record_provenance(
+                store, source=str(source), first_position=first, checkpoints=kept, now=now()
+            )
+
+
+async def import_log(source: Path, location: str, *, now: Callable[[], datetime]) -> int:
+    """Import JSON lines into a new log; the number of events imported."""
+    note = await import_signed(source, location, now=now)
+    return note.last_position - note.first_position + 1
+
+
+def machine_key(path: Path | None = None) -> tuple[str, bytes, Path]:
+    """This machine's checkpoint key (created if need be): fingerprint, public PEM, file."""
+    where = path or default_key_path()
+    public = public_key_hex(load_or_create_signing_key(where))
+    return key_fingerprint(public), public_key_pem(public), where
 
 
 def report_json(report: VerifyReport) -> str:
@@ -192,7 +266,18 @@ def report_json(report: VerifyReport) -> str:
             "ok": report.ok,
             "checked": report.checked,
             "first_bad_position": report.first_bad_position,
+            "segment": list(report.segment) if report.segment else None,
             "problem": report.problem,
             "checkpoints_checked": report.checkpoints_checked,
+            "head": report.head,
+            "pinned": report.pinned,
+            "keys": [asdict(use) for use in report.keys],
+            "vouched_until": report.vouched_until,
+            "closed": report.closed,
+            "witness": report.witness,
+            "witness_checkpoints": report.witness_checkpoints,
+            "witness_until": report.witness_until,
+            "imported": report.imported.model_dump() if report.imported else None,
+            "notes": list(report.notes),
         }
     )

@@ -1,6 +1,11 @@
 """The append-only event log: envelope, EventStore interface, SQLite and PostgreSQL backends."""
 
-from simulator.eventlog.checkpoints import CHECKPOINT_DOMAIN, Checkpoint, SignedCheckpoint
+from simulator.eventlog.checkpoints import (
+    CHECKPOINT_DOMAIN,
+    CHECKPOINT_DOMAIN_V2,
+    Checkpoint,
+    SignedCheckpoint,
+)
 from simulator.eventlog.envelope import (
     EVENT_HASH_DOMAIN,
     GENESIS_HASH,
@@ -20,35 +25,58 @@ from simulator.eventlog.errors import (
     LogError,
     LogNotFoundError,
     NotALogError,
+    SettingsError,
     SigningKeyError,
     StorageError,
     VersionConflict,
 )
-from simulator.eventlog.jsonl import export_jsonl, import_jsonl
-from simulator.eventlog.keys import default_key_path, load_or_create_signing_key, public_key_hex
+from simulator.eventlog.jsonl import (
+    export_checkpoints,
+    export_jsonl,
+    import_jsonl,
+    read_checkpoints,
+    record_provenance,
+)
+from simulator.eventlog.keys import (
+    default_key_path,
+    key_fingerprint,
+    load_or_create_signing_key,
+    parse_public_key,
+    public_key_hex,
+    public_key_pem,
+    read_public_key,
+)
 from simulator.eventlog.postgres import PostgresEventStore
+from simulator.eventlog.provenance import ImportNote
+from simulator.eventlog.settings import CheckpointSettings
 from simulator.eventlog.sqlite import SqliteEventStore
 from simulator.eventlog.store import Appended, EventStore, InspectableStore, StoredRow
 from simulator.eventlog.upgrade import Upgrader, UpgradeRegistry
-from simulator.eventlog.verify import VerifyReport, verify
+from simulator.eventlog.verify import KeyUse, VerifyReport, verify
+from simulator.eventlog.witness import Witness, create_witness, open_witness
 
 __all__ = [
     "CHECKPOINT_DOMAIN",
+    "CHECKPOINT_DOMAIN_V2",
     "EVENT_HASH_DOMAIN",
     "GENESIS_HASH",
     "Appended",
     "Checkpoint",
+    "CheckpointSettings",
     "CorruptLogError",
     "DuplicateIdMismatch",
     "Event",
     "EventStore",
+    "ImportNote",
     "InspectableStore",
     "JsonlImportError",
+    "KeyUse",
     "LogError",
     "LogNotFoundError",
     "NewEvent",
     "NotALogError",
     "PostgresEventStore",
+    "SettingsError",
     "SignedCheckpoint",
     "SigningKeyError",
     "SqliteEventStore",
@@ -58,16 +86,26 @@ __all__ = [
     "Upgrader",
     "VerifyReport",
     "VersionConflict",
+    "Witness",
     "canonical_bytes",
     "committed_event",
     "compute_hash",
+    "create_witness",
     "default_key_path",
+    "export_checkpoints",
     "export_jsonl",
     "format_time",
     "from_json_line",
     "import_jsonl",
+    "key_fingerprint",
     "load_or_create_signing_key",
+    "open_witness",
+    "parse_public_key",
     "public_key_hex",
+    "public_key_pem",
+    "read_checkpoints",
+    "read_public_key",
+    "record_provenance",
     "to_json_line",
     "verify",
 ]

@@ -2,12 +2,20 @@
 
 A checkpoint vouches that the log ``log`` had hash ``hash`` at ``position``.
 Because it is kept outside the events table (a side file next to a SQLite
-log, a separate table in PostgreSQL), a log whose tail was cut or that was
-rolled back to an older copy no longer matches its last checkpoint.
+log, a separate table in PostgreSQL, and optionally a witness the writer can
+only append to), a log whose tail was cut or that was rolled back to an
+older copy no longer matches its last checkpoint.
 
-Signatures are made over ``CHECKPOINT_DOMAIN + canonical bytes``, so a
-signature the same key made for any other purpose never verifies as a
-checkpoint.
+Two record versions exist. Version 1 (``CHECKPOINT_DOMAIN``) signs log,
+position, hash and time. Version 2 (``CHECKPOINT_DOMAIN_V2``, what is written
+now) also signs ``final``: whether the writer wrote it as it closed the log,
+so a log whose last checkpoint is not a closing one shows that its writer
+died (or that its tail was cut together with its last checkpoints). Both
+verify; a record's members say which it is.
+
+Signatures are made over ``domain + canonical bytes``, so a signature the
+same key made for any other purpose (or over the other version) never
+verifies as a checkpoint.
 """
 
 import json
@@ -26,24 +34,41 @@ from simulator.eventlog.envelope import canonical_bytes, canonical_text
 from simulator.eventlog.keys import public_key_hex
 
 CHECKPOINT_DOMAIN = b"coop-sim/checkpoint/v1\x00"
+CHECKPOINT_DOMAIN_V2 = b"coop-sim/checkpoint/v2\x00"
 
 _RECORD_KEYS = frozenset({"log", "position", "hash", "time", "key", "signature"})
+_RECORD_KEYS_V2 = _RECORD_KEYS | {"final"}
 
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """The claim a checkpoint signs: log ``log`` had hash ``hash`` at ``position``."""
+    """The claim a checkpoint signs: log ``log`` had hash ``hash`` at ``position``.
+
+    ``final`` is None for a version-1 record (which does not say), else
+    whether the writer wrote it while closing the log.
+    """
 
     log: str
     position: int
     hash: str
     time: str
+    final: bool | None = None
+
+    def _claim(self) -> dict[str, Any]:
+        claim: dict[str, Any] = {
+            "log": self.log,
+            "position": self.position,
+            "hash": self.hash,
+            "time": self.time,
+        }
+        if self.final is not None:
+            claim["final"] = self.final
+        return claim
 
     def payload(self) -> bytes:
         """The exact bytes that are signed, domain prefix included."""
-        return CHECKPOINT_DOMAIN + canonical_bytes(
-            {"log": self.log, "position": self.position, "hash": self.hash, "time": self.time}
-        )
+        domain = CHECKPOINT_DOMAIN if self.final is None else CHECKPOINT_DOMAIN_V2
+        return domain + canonical_bytes(self._claim())
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,39 +82,50 @@ class SignedCheckpoint:
     def to_line(self) -> str:
         """One line of canonical JSON, no newline."""
         return canonical_text(
-            {
-                "log": self.checkpoint.log,
-                "position": self.checkpoint.position,
-                "hash": self.checkpoint.hash,
-                "time": self.checkpoint.time,
-                "key": self.key,
-                "signature": self.signature,
-            }
+            {**self.checkpoint._claim(), "key": self.key, "signature": self.signature}
         )
 
     @classmethod
     def from_record(cls, record: Any) -> "SignedCheckpoint":
         """Read a record back; raises ValueError naming what is wrong with it."""
-        if not isinstance(record, dict) or set(record) != _RECORD_KEYS:
-            raise ValueError(f"a checkpoint has exactly the members {sorted(_RECORD_KEYS)}")
+        if not isinstance(record, dict) or set(record) not in (_RECORD_KEYS, _RECORD_KEYS_V2):
+            raise ValueError(
+                f"a checkpoint has exactly the members {sorted(_RECORD_KEYS)}, or those and 'final'"
+            )
         position = record["position"]
         if type(position) is not int or position < 0:
             raise ValueError("position is not a non-negative integer")
         texts = [record[key] for key in ("log", "hash", "time", "key", "signature")]
         if not all(isinstance(text, str) for text in texts):
             raise ValueError("log, hash, time, key and signature must be strings")
+        final = record.get("final")
+        if "final" in record and not isinstance(final, bool):
+            raise ValueError("final must be true or false")
         return cls(
-            Checkpoint(record["log"], position, record["hash"], record["time"]),
+            Checkpoint(record["log"], position, record["hash"], record["time"], final),
             record["key"],
             record["signature"],
         )
+
+    @classmethod
+    def from_line(cls, line: str) -> "SignedCheckpoint":
+        """Parse one stored line; ValueError (with the reason) if it is not a checkpoint."""
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise ValueError(f"not JSON ({exc})") from exc
+        return cls.from_record(record)
 
     def verifies_with(self, public_key: str) -> bool:
         """Whether this checkpoint was signed, as a checkpoint, by ``public_key`` (hex)."""
         if self.key != public_key:
             return False
+        return self.signed_by_its_key()
+
+    def signed_by_its_key(self) -> bool:
+        """Whether the signature is genuine for the key the record names (trusted or not)."""
         try:
-            verifier = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key))
+            verifier = Ed25519PublicKey.from_public_bytes(bytes.fromhex(self.key))
             verifier.verify(bytes.fromhex(self.signature), self.checkpoint.payload())
         except (InvalidSignature, ValueError):
             return False
@@ -139,7 +175,7 @@ class CheckpointFile:
         for number, line in enumerate(self._complete_text().split("\n")[:-1], start=1):
             where = f"{self.path} line {number}"
             try:
-                record = SignedCheckpoint.from_record(json.loads(line))
+                record = SignedCheckpoint.from_line(line)
             except ValueError as exc:
                 entries.append(CheckpointEntry(where, None, f"unreadable checkpoint ({exc})"))
             else:
@@ -162,9 +198,15 @@ class CheckpointFile:
 
     def append(self, signed: SignedCheckpoint, *, durable: bool) -> None:
         """Add one line with a single write(), so a killed writer leaves whole lines only."""
+        self.append_lines([signed.to_line()], durable=durable)
+
+    def append_lines(self, lines: list[str], *, durable: bool) -> None:
+        """Add whole lines with one write() (O_APPEND: never over someone else's line)."""
+        if not lines:
+            return
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, (signed.to_line() + "\n").encode("utf-8"))
+            os.write(fd, "".join(line + "\n" for line in lines).encode("utf-8"))
             if durable:
                 os.fsync(fd)
         finally:

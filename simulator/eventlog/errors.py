@@ -8,6 +8,7 @@
     ├── CorruptLogError       an event log that is damaged or tampered with
     ├── StorageError          the database failed (I/O error, disk full, busy too long)
     ├── SigningKeyError       the checkpoint signing key is unusable or not this log's
+    ├── SettingsError         a checkpoint setting (from the environment) is invalid
     └── JsonlImportError      a JSON Lines file that cannot be imported as it stands
 
 They are plain Exception subclasses so that the project's error root can adopt
@@ -90,6 +91,15 @@ class SigningKeyError(LogError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+class SettingsError(LogError):
+    """A checkpoint setting is invalid; ``name`` is the environment variable or argument."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"{name}: {reason}")
 
 
 class JsonlImportError(LogError):

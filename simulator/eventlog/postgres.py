@@ -9,11 +9,14 @@ the committed rows are always a prefix with no holes. The lock does not
 conflict with plain SELECTs, so readers never wait for writers.
 
 Signed checkpoints live in the schema's ``checkpoints`` table, outside the
-events table, one canonical JSON record per row.
+events table, one canonical JSON record per row. Whoever may write the log
+may write that table too; a witness (``simulator.eventlog.witness``: a table
+the writer's role may only INSERT into) keeps a copy it cannot rewrite.
 """
 
 import asyncio
 import json
+import os
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
@@ -45,7 +48,13 @@ from simulator.eventlog.errors import (
     StorageError,
 )
 from simulator.eventlog.keys import default_key_path, load_or_create_signing_key, public_key_hex
-from simulator.eventlog.store import RESERVED_METADATA_PREFIX, Appended, StoredRow
+from simulator.eventlog.settings import resolve_checkpointing
+from simulator.eventlog.store import (
+    IMPORT_METADATA,
+    RESERVED_METADATA_PREFIX,
+    Appended,
+    StoredRow,
+)
 from simulator.eventlog.stored import (
     PAGE_SIZE,
     READ_COLUMNS,
@@ -54,7 +63,9 @@ from simulator.eventlog.stored import (
     chained,
     decode_row,
 )
+from simulator.eventlog.timer import CheckpointTimer
 from simulator.eventlog.upgrade import UpgradeRegistry
+from simulator.eventlog.witness import Witness, WitnessCopy
 
 FORMAT = "coop-sim-eventlog/1"
 
@@ -84,7 +95,9 @@ class PostgresEventStore:
     ``url`` is a libpq connection string or URI. ``schema`` must be a plain
     lower-case identifier; an absent or empty schema becomes a new log when
     ``create`` allows it, a schema holding anything else is refused. ``now``
-    times the checkpoints and is required unless ``read_only``.
+    times the checkpoints and is required unless ``read_only``. Checkpoints
+    (``checkpoint_every``, ``checkpoint_seconds``, ``witness``) work as in
+    SqliteEventStore.
     """
 
     def __init__(
@@ -93,7 +106,9 @@ class PostgresEventStore:
         *,
         schema: str = "eventlog",
         now: Callable[[], datetime] | None = None,
-        checkpoint_every: int = 10_000,
+        checkpoint_every: int | None = None,
+        checkpoint_seconds: float | None = None,
+        witness: str | os.PathLike[str] | Witness | None = None,
         create: bool = True,
         read_only: bool = False,
         signing_key: Ed25519PrivateKey | None = None,
@@ -104,14 +119,20 @@ class PostgresEventStore:
     ) -> None:
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f"schema {schema!r} is not a plain lower-case identifier")
-        if checkpoint_every < 1:
-            raise ValueError("checkpoint_every must be at least 1")
         if now is None and not read_only:
             raise ValueError("a writable store needs now= to time its checkpoints")
         self._url = url
         self._schema = schema
         self._now = now
-        self._checkpoint_every = checkpoint_every
+        every, seconds, witness_at = resolve_checkpointing(
+            read_only, checkpoint_every, checkpoint_seconds, witness
+        )
+        self._checkpoint_every = every
+        self._timer = CheckpointTimer(
+            seconds, self._timed_checkpoint, name=f"eventlog[{schema}].checkpoints"
+        )
+        self._witness = WitnessCopy(witness_at)
+        self._genesis: SignedCheckpoint | None = None
         self._create = create
         self._read_only = read_only
         self._signing_key = signing_key
@@ -150,9 +171,12 @@ class PostgresEventStore:
         """Connect, and create the log if the schema is absent or empty and creation is allowed."""
         if self._conn is not None:
             raise LogError(f"{self._location}: store is already open")
+        # The witness first: a log is not created when its witness is unusable.
+        await self._witness.open()
         try:
             conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
         except psycopg.Error as exc:
+            await self._witness.close()
             raise StorageError(self._location, f"cannot connect ({exc})") from exc
         info = conn.info
         self._location = (
@@ -162,10 +186,16 @@ class PostgresEventStore:
         try:
             async with self._lock:
                 await self._open_locked(conn)
+            if self._genesis is not None:
+                await self._witness.record(self._genesis)
+                self._genesis = None
         except BaseException:
             self._conn = None
             await conn.close()
+            await self._witness.close()
             raise
+        if not self._read_only:
+            self._timer.start()
 
     async def _open_locked(self, conn: psycopg.AsyncConnection[Any]) -> None:
         async with conn.transaction():
@@ -240,7 +270,7 @@ class PostgresEventStore:
             head, _ = await self._tip(conn)
             if not entries and head == 0:
                 # The genesis checkpoint makes a wiped checkpoint table detectable.
-                await self._insert_checkpoint(conn, 0, GENESIS_HASH)
+                self._genesis = await self._insert_checkpoint(conn, 0, GENESIS_HASH)
                 entries = await self._entries(conn)
             latest = latest_valid(entries, self._log_id, public_key_hex(key))
             self._checkpointed = -1 if latest is None else latest.position
@@ -259,19 +289,62 @@ class PostgresEventStore:
                     )
 
     async def close(self) -> None:
-        """Write a last checkpoint if this store appended, then close the connection."""
+        """Write a closing checkpoint if this store appended, then close the connection."""
         conn = self._conn
         if conn is None:
             return
         try:
+            await self._timer.stop()
             if self._appended and not conn.closed:
+                # Always, even at a position already checkpointed: a closing
+                # checkpoint at the head is how verify tells a log closed
+                # cleanly from one whose writer died or whose tail was cut.
                 async with self._lock, conn.transaction():
                     head, last_hash = await self._tip(conn)
-                    if head > self._checkpointed:
-                        await self._insert_checkpoint(conn, head, last_hash)
+                    final = await self._insert_checkpoint(conn, head, last_hash, final=True)
+                await self._witness.record(final)
         finally:
             self._conn = None
             await conn.close()
+            await self._witness.close()
+
+    async def _timed_checkpoint(self) -> None:
+        conn = self._connection()
+        try:
+            async with self._lock, conn.transaction():
+                head, last_hash = await self._tip(conn)
+                signed = (
+                    await self._insert_checkpoint(conn, head, last_hash)
+                    if head > self._checkpointed
+                    else None
+                )
+        except psycopg.Error as exc:
+            raise StorageError(self._location, f"checkpoint failed ({exc})") from exc
+        if signed is not None:
+            await self._witness.record(signed)
+
+    async def adopt_checkpoints(self, checkpoints: Sequence[SignedCheckpoint]) -> None:
+        """Keep the checkpoints an import's source signed over these same events, as they are."""
+        # Not copied to this log's witness: they name the source log, and vouch for it
+        # wherever the source kept them.
+        conn = self._connection()
+        async with self._lock, conn.transaction(), conn.cursor() as cursor:
+            await cursor.executemany(
+                self._sql("INSERT INTO {checkpoints} (record) VALUES (%s)"),
+                [(c.to_line(),) for c in checkpoints],
+            )
+
+    async def record_import(self, note: str) -> None:
+        """Record how this log was imported (the store's own metadata: who re-signed what)."""
+        conn = self._connection()
+        async with self._lock:
+            await conn.execute(
+                self._sql(
+                    "INSERT INTO {meta} (key, value) VALUES (%s, %s)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                ),
+                (IMPORT_METADATA, note),
+            )
 
     @property
     def location(self) -> str:
@@ -303,14 +376,20 @@ class PostgresEventStore:
         return (0, GENESIS_HASH) if row is None else (row[0], row[1])
 
     async def _insert_checkpoint(
-        self, conn: psycopg.AsyncConnection[Any], position: int, digest: str
-    ) -> None:
-        checkpoint = Checkpoint(self._log_id, position, digest, format_time(self._clock()))
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        position: int,
+        digest: str,
+        *,
+        final: bool = False,
+    ) -> SignedCheckpoint:
+        checkpoint = Checkpoint(self._log_id, position, digest, format_time(self._clock()), final)
         signed = sign_checkpoint(checkpoint, await self._key())
         await conn.execute(
             self._sql("INSERT INTO {checkpoints} (record) VALUES (%s)"), (signed.to_line(),)
         )
         self._checkpointed = position
+        return signed
 
     async def _entries(self, conn: psycopg.AsyncConnection[Any]) -> list[CheckpointEntry]:
         cursor = await conn.execute(self._sql("SELECT seq, record FROM {checkpoints} ORDER BY seq"))
@@ -334,6 +413,7 @@ class PostgresEventStore:
         if self._read_only:
             raise LogError(f"{self._location}: opened read-only")
         conn = self._connection()
+        signed = None
         try:
             async with self._lock, conn.transaction():
                 await conn.execute(self._sql("LOCK TABLE {events} IN EXCLUSIVE MODE"))
@@ -380,10 +460,14 @@ class PostgresEventStore:
                     # Inside the transaction: the checkpoint commits with the
                     # events it vouches for, or not at all.
                     if plan.head - self._checkpointed >= self._checkpoint_every:
-                        await self._insert_checkpoint(conn, plan.head, plan.last_hash)
+                        signed = await self._insert_checkpoint(conn, plan.head, plan.last_hash)
         except psycopg.Error as exc:
             raise StorageError(self._location, f"append failed, nothing written ({exc})") from exc
         self._wakeup.notify()
+        self._timer.appended()
+        if signed is not None:
+            # After the commit: a witness must never vouch for events that were rolled back.
+            await self._witness.record(signed)
         return plan.results
 
     async def _fetch(self, from_position: int, until: int | None, limit: int) -> list[ReadRow]:

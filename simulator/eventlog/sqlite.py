@@ -33,6 +33,7 @@ from simulator.eventlog.checkpoints import (
     Checkpoint,
     CheckpointEntry,
     CheckpointFile,
+    SignedCheckpoint,
     behind_checkpoint,
     checkpoint_path,
     latest_valid,
@@ -48,7 +49,13 @@ from simulator.eventlog.errors import (
     StorageError,
 )
 from simulator.eventlog.keys import default_key_path, load_or_create_signing_key, public_key_hex
-from simulator.eventlog.store import RESERVED_METADATA_PREFIX, Appended, StoredRow
+from simulator.eventlog.settings import resolve_checkpointing
+from simulator.eventlog.store import (
+    IMPORT_METADATA,
+    RESERVED_METADATA_PREFIX,
+    Appended,
+    StoredRow,
+)
 from simulator.eventlog.stored import (
     PAGE_SIZE,
     READ_COLUMNS,
@@ -57,7 +64,9 @@ from simulator.eventlog.stored import (
     chained,
     decode_row,
 )
+from simulator.eventlog.timer import CheckpointTimer
 from simulator.eventlog.upgrade import UpgradeRegistry
+from simulator.eventlog.witness import Witness, WitnessCopy
 
 APPLICATION_ID = 0x436F536D
 """``PRAGMA application_id`` of every log ("CoSm"): how a log is told from other SQLite files."""
@@ -136,9 +145,13 @@ class SqliteEventStore:
     """An EventStore in one SQLite file; see the module docstring for the guarantees.
 
     ``now`` supplies the wall-clock time of checkpoints and is required unless
-    ``read_only``. ``checkpoint_every`` is the number of appended events after
-    which a signed checkpoint is written (one is always written on close).
-    ``create`` allows creating the log when ``path`` does not exist.
+    ``read_only``. A signed checkpoint is written once ``checkpoint_every``
+    events were appended since the last one, ``checkpoint_seconds`` after an
+    append no checkpoint covers yet (0: no timer), and as the store closes
+    (a closing one, ``final``). ``witness`` (a path, a URL or a Witness) gets
+    a copy of each. Left as None, the three come from CheckpointSettings
+    (the environment, then its defaults). ``create`` allows creating the log
+    when ``path`` does not exist.
     """
 
     def __init__(
@@ -149,7 +162,9 @@ class SqliteEventStore:
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
         busy_timeout_ms: int = 5000,
         busy_retries: int = 3,
-        checkpoint_every: int = 10_000,
+        checkpoint_every: int | None = None,
+        checkpoint_seconds: float | None = None,
+        witness: str | os.PathLike[str] | Witness | None = None,
         create: bool = True,
         read_only: bool = False,
         signing_key: Ed25519PrivateKey | None = None,
@@ -160,8 +175,8 @@ class SqliteEventStore:
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError('synchronous must be "FULL" or "NORMAL"')
-        if checkpoint_every < 1 or busy_timeout_ms < 0 or busy_retries < 0:
-            raise ValueError("checkpoint_every >= 1, busy_timeout_ms >= 0, busy_retries >= 0")
+        if busy_timeout_ms < 0 or busy_retries < 0:
+            raise ValueError("busy_timeout_ms >= 0, busy_retries >= 0")
         if now is None and not read_only:
             raise ValueError("a writable store needs now= to time its checkpoints")
         self._path = Path(path)
@@ -169,7 +184,14 @@ class SqliteEventStore:
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._busy_retries = busy_retries
-        self._checkpoint_every = checkpoint_every
+        every, seconds, witness_at = resolve_checkpointing(
+            read_only, checkpoint_every, checkpoint_seconds, witness
+        )
+        self._checkpoint_every = every
+        self._timer = CheckpointTimer(
+            seconds, self._timed_checkpoint, name=f"eventlog[{self._path.name}].checkpoints"
+        )
+        self._witness = WitnessCopy(witness_at)
         self._create = create
         self._read_only = read_only
         self._signing_key = signing_key
@@ -186,6 +208,7 @@ class SqliteEventStore:
         self._last_hash = GENESIS_HASH
         self._checkpointed = -1
         self._appended = False
+        self._genesis: SignedCheckpoint | None = None
         self._versions: dict[str, int] = {}
         self._read_columns = _READ_BYTES_COLUMNS
 
@@ -209,21 +232,56 @@ class SqliteEventStore:
             raise LogError(f"{self._path}: store is already open")
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="eventlog-sqlite")
         try:
+            # The witness first: a log is not created when its witness is unusable.
+            await self._witness.open()
             await self._run(self._open_sync)
+            if not self._read_only:
+                await self._start_checkpointing()
         except BaseException:
+            if self._conn is not None:
+                await self._run(self._release_sync)
             self._executor.shutdown(wait=True)
             self._executor = None
+            await self._witness.close()
             raise
 
+    async def _start_checkpointing(self) -> None:
+        """Start the timer; a new log's genesis checkpoint goes to the witness too."""
+        if self._genesis is not None:
+            await self._witness.record(self._genesis)
+            self._genesis = None
+        self._timer.start()
+
     async def close(self) -> None:
-        """Write a last checkpoint if this store appended, then close the database."""
+        """Write a closing checkpoint if this store appended, then close the database."""
         if self._executor is None:
             return
         try:
-            await self._run(self._close_sync)
+            await self._timer.stop()
+            final = await self._run(self._close_sync)
+            if final is not None:
+                await self._witness.record(final)
         finally:
             self._executor.shutdown(wait=True)
             self._executor = None
+            await self._witness.close()
+
+    async def _timed_checkpoint(self) -> None:
+        signed = await self._run(self._checkpoint_if_behind_sync)
+        if signed is not None:
+            await self._witness.record(signed)
+
+    async def adopt_checkpoints(self, checkpoints: Sequence[SignedCheckpoint]) -> None:
+        """Keep the checkpoints an import's source signed over these same events, as they are."""
+        # Not copied to this log's witness: they name the source log, and vouch for it
+        # wherever the source kept them.
+        durable = self._synchronous == "FULL"
+        lines = [c.to_line() for c in checkpoints]
+        await self._run(lambda: self._checkpoints.append_lines(lines, durable=durable))
+
+    async def record_import(self, note: str) -> None:
+        """Record how this log was imported (the store's own metadata: who re-signed what)."""
+        await self._run(self._set_metadata_sync, IMPORT_METADATA, note)
 
     @property
     def path(self) -> Path:
@@ -392,7 +450,7 @@ class SqliteEventStore:
         if not self._checkpoints.exists() and self._head == 0:
             # A new log (or one whose creator died before this line): the
             # genesis checkpoint makes a missing side file detectable later.
-            self._write_checkpoint_sync()
+            self._genesis = self._write_checkpoint_sync()
         latest = latest_valid(self._checkpoints.entries(), self._log_id, public_key_hex(key))
         self._checkpointed = -1 if latest is None else latest.position
         if latest is not None:
@@ -412,26 +470,39 @@ class SqliteEventStore:
         )
         return None if row is None else str(row[0])
 
-    def _write_checkpoint_sync(self) -> None:
+    def _write_checkpoint_sync(self, *, final: bool = False) -> SignedCheckpoint:
         checkpoint = Checkpoint(
-            self._log_id, self._head, self._last_hash, format_time(self._clock())
+            self._log_id, self._head, self._last_hash, format_time(self._clock()), final
         )
-        self._checkpoints.append(
-            sign_checkpoint(checkpoint, self._key_sync()),
-            durable=self._synchronous == "FULL",
-        )
+        signed = sign_checkpoint(checkpoint, self._key_sync())
+        self._checkpoints.append(signed, durable=self._synchronous == "FULL")
         self._checkpointed = self._head
+        return signed
 
-    def _close_sync(self) -> None:
+    def _checkpoint_if_behind_sync(self) -> SignedCheckpoint | None:
+        if self._conn is None or self._head <= self._checkpointed:
+            return None
+        return self._write_checkpoint_sync()
+
+    def _close_sync(self) -> SignedCheckpoint | None:
         conn = self._conn
         if conn is None:
-            return
+            return None
         try:
-            if self._appended and self._head > self._checkpointed:
+            if self._appended:
+                # Always, even at a position already checkpointed: a closing
+                # checkpoint at the head is how verify tells a log closed
+                # cleanly from one whose writer died or whose tail was cut.
                 self._head, self._last_hash = self._tip_sync()
-                self._write_checkpoint_sync()
+                return self._write_checkpoint_sync(final=True)
+            return None
         finally:
             self._conn = None
+            conn.close()
+
+    def _release_sync(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
             conn.close()
 
     def _tip_sync(self) -> tuple[int, str]:
@@ -459,7 +530,9 @@ class SqliteEventStore:
             else:
                 return
 
-    def _append_sync(self, batch: Sequence[NewEvent]) -> list[Appended]:
+    def _append_sync(
+        self, batch: Sequence[NewEvent]
+    ) -> tuple[list[Appended], SignedCheckpoint | None]:
         if self._read_only:
             raise LogError(f"{self._path}: opened read-only")
         conn = self._db()
@@ -487,11 +560,12 @@ class SqliteEventStore:
             raise
         self._head, self._last_hash = plan.head, plan.last_hash
         self._versions.update(plan.versions)
+        signed = None
         if plan.rows:
             self._appended = True
             if self._head - self._checkpointed >= self._checkpoint_every:
-                self._write_checkpoint_sync()
-        return plan.results
+                signed = self._write_checkpoint_sync()
+        return plan.results, signed
 
     def _rollback_sync(self) -> None:
         conn = self._db()
@@ -607,8 +681,11 @@ class SqliteEventStore:
         """See EventStore.append."""
         if not batch:
             return []
-        results = await self._run(self._append_sync, batch)
+        results, signed = await self._run(self._append_sync, batch)
         self._wakeup.notify()
+        self._timer.appended()
+        if signed is not None:
+            await self._witness.record(signed)
         return results
 
     async def _fetch(self, from_position: int, until: int | None, limit: int) -> list[ReadRow]:

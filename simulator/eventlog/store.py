@@ -5,11 +5,14 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import NamedTuple, Protocol, Self
 
-from simulator.eventlog.checkpoints import CheckpointEntry
+from simulator.eventlog.checkpoints import CheckpointEntry, SignedCheckpoint
 from simulator.eventlog.envelope import Event, NewEvent
 
 RESERVED_METADATA_PREFIX = "eventlog."
 """Metadata keys the store keeps for itself (format, log id, checkpoint key)."""
+
+IMPORT_METADATA = "eventlog.import"
+"""How an imported log came to be: from where, and which key re-signed what (see provenance)."""
 
 
 class Appended(NamedTuple):
@@ -113,6 +116,11 @@ class InspectableStore(EventStore, Protocol):
         """Where the log lives, for messages (a path, or schema and database)."""
         ...
 
+    @property
+    def log_id(self) -> str:
+        """The id the log was given at creation; its checkpoints name it."""
+        ...
+
     def stored_rows(self, from_position: int = 1) -> AsyncIterator[StoredRow]:
         """Rows exactly as stored, in position order, without any check."""
         ...
@@ -123,4 +131,16 @@ class InspectableStore(EventStore, Protocol):
 
     async def checkpoint_entries(self) -> list[CheckpointEntry]:
         """Every signed checkpoint kept for this log, in the order they were written."""
+        ...
+
+    async def adopt_checkpoints(self, checkpoints: Sequence[SignedCheckpoint]) -> None:
+        """Keep checkpoints another writer signed over these same events, as they are.
+
+        For an import: the source's checkpoints keep vouching for the events
+        they covered, under the source's key, beside this store's own.
+        """
+        ...
+
+    async def record_import(self, note: str) -> None:
+        """Record, in the store's own metadata, how the log was imported and re-signed."""
         ...

@@ -6,14 +6,21 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from simulator.eventlog import InspectableStore, PostgresEventStore, SqliteEventStore
+from simulator.eventlog import (
+    InspectableStore,
+    PostgresEventStore,
+    SqliteEventStore,
+    create_witness,
+)
 from tests.pgcluster import ClusterError, start_private_cluster
 
 from .helpers import now
@@ -100,6 +107,53 @@ def pg_schema(pg_url: str) -> Iterator[str]:
     yield name
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+@dataclass(frozen=True)
+class PgWriter:
+    """A role that writes logs but may only INSERT into the witness table, and that witness."""
+
+    role: str
+    url: str
+    """The test database, as this role."""
+    witness: str
+    """The witness as this role uses it (INSERT only)."""
+    audit_witness: str
+    """The same witness as the administrator reads it."""
+
+
+def as_role(url: str, role: str) -> str:
+    """The same server and database, connecting as ``role`` (trust authentication)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{role}@{host}"))
+
+
+@pytest.fixture(scope="session")
+def pg_writer(pg_url: str) -> Iterator[PgWriter]:
+    """A role like the umpire's: it owns its logs, and may only INSERT into a witness table.
+
+    The witness is created by the administrator (the owner of a table may do
+    anything to it), which grants the role INSERT and revokes UPDATE, DELETE
+    and TRUNCATE.
+    """
+    suffix = uuid.uuid4().hex[:10]
+    role, schema = f"coop_umpire_{suffix}", f"witness_{suffix}"
+    database = str(psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"])
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+                sql.Identifier(database), sql.Identifier(role)
+            )
+        )
+    create_witness(pg_url, schema=schema, writers=[role])
+    writer_url = as_role(pg_url, role)
+    yield PgWriter(role, writer_url, f"{writer_url}?schema={schema}", f"{pg_url}?schema={schema}")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -114,10 +114,14 @@ async def test_a_log_verifies_across_many_checkpoints_and_reopenings(tmp_path: P
     """Several sessions, each checkpointing, leave a log whose every checkpoint checks out."""
     path = tmp_path / "log.db"
     for session in range(3):
-        async with SqliteEventStore(path, now=now, checkpoint_every=7) as store:
+        async with SqliteEventStore(
+            path, now=now, checkpoint_every=7, checkpoint_seconds=0
+        ) as store:
             await store.append(proposals(f"s{session}", 10))
 
     report = await verify(path)
 
     assert report.ok, report.problem
-    assert report.checkpoints_checked == 4  # genesis, then 10, 20 and 30
+    # genesis, then 10, 20 and 30 by count, and a closing one at each of them
+    assert report.checkpoints_checked == 7
+    assert report.closed is True

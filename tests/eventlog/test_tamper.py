@@ -24,9 +24,9 @@ from .helpers import now, proposal, proposals
 
 @pytest.fixture
 async def log(tmp_path: Path) -> Path:
-    """A closed log of 20 events over 3 cases, checkpointed every 5 events."""
+    """A closed log of 20 events over 3 cases, checkpointed every 5 events (and on closing)."""
     path = tmp_path / "log.db"
-    async with SqliteEventStore(path, now=now, checkpoint_every=5) as store:
+    async with SqliteEventStore(path, now=now, checkpoint_every=5, checkpoint_seconds=0) as store:
         for start in range(0, 20, 5):
             await store.append(proposals(f"e{start}", 5))
     return path
@@ -63,11 +63,12 @@ def append_checkpoint_line(path: Path, line: str) -> None:
 
 
 async def test_an_untouched_log_verifies(log: Path) -> None:
-    """The fixture's log passes every check, including its five checkpoints."""
+    """The fixture's log passes every check, including its six checkpoints, and closed cleanly."""
     report = await verify(log)
 
     assert report.ok, report.problem
-    assert (report.checked, report.checkpoints_checked) == (20, 5)
+    assert (report.checked, report.checkpoints_checked) == (20, 6)
+    assert (report.vouched_until, report.closed) == (20, True)
 
 
 async def test_one_changed_byte_in_the_file_names_its_position(log: Path) -> None:
@@ -180,8 +181,10 @@ async def test_a_rolled_back_copy_that_grew_a_new_history_is_caught(
 
     report = await verify(log)
 
-    assert report.first_bad_position == 25
+    assert report.first_bad_position == 21
+    assert report.segment == (21, 25)
     assert report.problem is not None
+    assert "positions 21–25 were rewritten" in report.problem
     assert "differs from the one signed" in report.problem
 
 
