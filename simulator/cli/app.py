@@ -279,7 +279,10 @@ def log_verify(
         else:
             where = "log"
         err = Console(stderr=True, soft_wrap=True)
-        err.print(f"[red]{escape(location)}: {where}: {escape(str(report.problem))}[/]")
+        problem = str(report.problem)
+        # Most problems name the log and the position themselves: say them once.
+        said = problem if problem.startswith(f"{location}: ") else f"{location}: {where}: {problem}"
+        err.print(f"[red]{escape(said)}[/]")
         for note in report.notes:
             err.print(f"  {escape(note)}")
     if not report.ok:
