@@ -44,6 +44,7 @@ from pydantic import (
 
 from simulator.eventlog import Event, NewEvent, UpgradeRegistry
 from simulator.protocol import (
+    DEFAULT_PROFILE_ID,
     MESSAGE_ADAPTER,
     MESSAGE_TYPES,
     Agreement,
@@ -52,6 +53,7 @@ from simulator.protocol import (
     Party,
     Severity,
     Violation,
+    load_profile,
 )
 from simulator.signing import Signatories
 
@@ -462,10 +464,15 @@ def audience_json(event: Mapping[str, Any]) -> frozenset[str] | None:
 
 
 def agreement_payload(agreement: Agreement) -> dict[str, Any]:
-    return {
+    payload: dict[str, Any] = {
         "parties": [p.model_dump(mode="json") for p in agreement.parties.values()],
         "settings": agreement.settings.model_dump(mode="json"),
     }
+    # Logs from before profiles existed were all under the default one, and say nothing:
+    # so a log under the default still says nothing, and stays as it was byte for byte.
+    if agreement.profile.id != DEFAULT_PROFILE_ID:
+        payload["profile"] = agreement.profile.id
+    return payload
 
 
 def read_agreement(event: Event) -> Agreement:
@@ -477,10 +484,12 @@ def read_agreement(event: Event) -> Agreement:
     payload = event.data["agreement"]
     parties = _PARTIES.validate_python(payload["parties"])
     settings = AgreementSettings.model_validate(payload["settings"])
+    profile = load_profile(payload.get("profile", DEFAULT_PROFILE_ID))
     signatures = event.data.get("signatures")
     if isinstance(signatures, Mapping):
-        return Agreement.of(parties, settings, Signatories.from_record(signatures).verify)
-    return Agreement.of(parties, settings)
+        verify = Signatories.from_record(signatures).verify
+        return Agreement.of(parties, settings, verify, profile)
+    return Agreement.of(parties, settings, profile=profile)
 
 
 # The validator of each message class by its type: what the discriminated

@@ -1,7 +1,8 @@
-"""The agreement in force for an exercise: its parties and its settings.
+"""The agreement in force for an exercise: its profile, its parties and its settings.
 
 "Promptly" (Art. 6.1) and "as soon as possible" (Art. 6.4) are not fixed by
-the text, so each exercise sets them; the 3 days of Art. 4.2 are fixed.
+the text, so each exercise sets them; the 3 days of Art. 4.2 are fixed, by
+the agreement's profile (protocol/profile.py).
 """
 
 from collections.abc import Callable, Mapping
@@ -13,9 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.protocol.ids import LanguageTag
 from simulator.protocol.parties import Party
+from simulator.protocol.profile import AgreementProfile, default_profile
 
-# Art. 4.2: "no more than 3 days later they must be confirmed in writing".
-WRITTEN_CONFIRMATION_WINDOW = timedelta(days=3)
+# Art. 4.2 of the default agreement: "no more than 3 days later they must be confirmed in
+# writing". Other agreements fix their own window: `Agreement.profile.deadlines`.
+WRITTEN_CONFIRMATION_WINDOW = default_profile().deadlines.written_confirmation
 
 
 class AgreementSettings(BaseModel):
@@ -48,6 +51,7 @@ class Agreement:
     parties: Mapping[str, Party]
     settings: AgreementSettings = field(default_factory=AgreementSettings)
     verify_signature: SignatureVerifier = _unchecked
+    profile: AgreementProfile = field(default_factory=default_profile)
 
     @classmethod
     def of(
@@ -55,8 +59,11 @@ class Agreement:
         parties: list[Party] | tuple[Party, ...],
         settings: AgreementSettings | None = None,
         verify_signature: SignatureVerifier = _unchecked,
+        profile: AgreementProfile | None = None,
     ) -> "Agreement":
         by_id = {p.id: p for p in parties}
         if len(by_id) != len(parties):
             raise ValueError("party ids must be unique")
-        return cls(by_id, settings or AgreementSettings(), verify_signature)
+        return cls(
+            by_id, settings or AgreementSettings(), verify_signature, profile or default_profile()
+        )

@@ -19,13 +19,12 @@ with the diagram and table `procedure.py` explores from this fold.
 """
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
 from simulator.protocol import rules as r
 from simulator.protocol.agreement import (
-    WRITTEN_CONFIRMATION_WINDOW,
     Agreement,
     SignatureStatus,
 )
@@ -47,7 +46,6 @@ from simulator.protocol.messages import (
     OfferDeclined,
     OralRequest,
     Refusal,
-    RefusalGround,
     RefusalScope,
     Results,
     ResultsTransfer,
@@ -178,7 +176,6 @@ _NO_CHANGE: Changes = {}
 
 _OPENING = (WrittenRequest, OralRequest, Offer)
 _ART_7 = (TransferConsentRequest, TransferConsent, ResultsTransfer)
-_VALID_GROUNDS = frozenset(g.value for g in RefusalGround)
 _INDEX = {name: index for index, name in enumerate(Case._fields)}
 _UPDATED_AT = _INDEX["updated_at"]
 _MESSAGES = _INDEX["messages"]
@@ -187,6 +184,14 @@ _new_case = tuple.__new__
 
 def apply(case: Case | None, message: Message, at: datetime, agreement: Agreement) -> Outcome:
     """Fold one message into its case (None for a case not opened yet)."""
+    after, found = _apply(case, message, at, agreement)
+    if found:
+        # The rules are the same under every agreement; the articles they cite are its own.
+        return after, tuple(map(agreement.profile.cite, found))
+    return after, found
+
+
+def _apply(case: Case | None, message: Message, at: datetime, agreement: Agreement) -> Outcome:
     if case is not None and case.case_id != message.case_id:
         raise ValueError(f"message for case {message.case_id!r} folded into {case.case_id!r}")
     found: list[Violation] = []
@@ -241,7 +246,7 @@ def elapse(case: Case, at: datetime, agreement: Agreement) -> tuple[Case, tuple[
     """Apply the deadlines that have passed by `at`."""
     found: list[Violation] = []
     case = _deadlines(case, at, agreement, found)
-    return case, tuple(found)
+    return case, tuple(map(agreement.profile.cite, found))
 
 
 def confirmation_owed(case: Case) -> bool:
@@ -255,10 +260,11 @@ def confirmation_owed(case: Case) -> bool:
 
 
 def _deadlines(case: Case, at: datetime, agreement: Agreement, found: list[Violation]) -> Case:
+    window = agreement.profile.deadlines.written_confirmation
     if (
         case.confirmation is ConfirmationStatus.OWED
         and case.oral_at is not None
-        and at > case.oral_at + WRITTEN_CONFIRMATION_WINDOW
+        and at > case.oral_at + window
         and case.state is not CaseState.WITHDRAWN
     ):
         # Urgency lets the case go on before the confirmation; the lapse comes when
@@ -268,7 +274,7 @@ def _deadlines(case: Case, at: datetime, agreement: Agreement, found: list[Viola
         found.append(
             r.ORAL_REQUEST_NOT_CONFIRMED.breach(
                 f"oral request {case.oral_request_id} of {case.oral_at.isoformat()} was not "
-                f"confirmed in writing within 3 days; {outcome}",
+                f"confirmed in writing within {_window(window)}; {outcome}",
                 case_id=case.case_id,
                 message_id=case.oral_request_id,
                 party=case.requesting,
@@ -298,6 +304,15 @@ def _deadlines(case: Case, at: datetime, agreement: Agreement, found: list[Viola
         )
         case = case._replace(results_overdue_reported=True)
     return case
+
+
+def _window(window: timedelta) -> str:
+    """A fixed time limit as the text says it: "3 days", "24 hours"."""
+    if window % timedelta(days=1) == timedelta(0):
+        days = window // timedelta(days=1)
+        return f"{days} day" if days == 1 else f"{days} days"
+    hours = window / timedelta(hours=1)
+    return f"{hours:g} hours"
 
 
 def _breach(rule: r.Rule, message: Message, detail: str) -> Violation:
@@ -629,7 +644,7 @@ def _on_refusal(
         return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
         return _NO_CHANGE
-    _check_refusal(case, message, found)
+    _check_refusal(case, message, agreement, found)
     if message.scope is RefusalScope.FULL:
         return _REFUSED_IN_FULL
     if executing:
@@ -923,23 +938,31 @@ def _check_not_forged(case: Case, message: Message, found: list[Violation]) -> N
         )
 
 
-def _check_refusal(case: Case, message: Refusal, found: list[Violation]) -> None:
+def _check_refusal(
+    case: Case, message: Refusal, agreement: Agreement, found: list[Violation]
+) -> None:
     if not message.medium.in_writing:
         found.append(_breach(r.REFUSAL_NOT_IN_WRITING, message, "the refusal was given orally"))
     if not message.reasons.strip():
         found.append(_breach(r.REFUSAL_WITHOUT_REASONS, message, "the refusal gives no reasons"))
-    outside = [g for g in message.grounds if g not in _VALID_GROUNDS]
+    profile = agreement.profile
+    outside = [g for g in message.grounds if g not in profile.refusal_grounds]
     if outside:
         found.append(
             _breach(
                 r.REFUSAL_GROUND_OUTSIDE_ARTICLE_5_1,
                 message,
-                f"cites {', '.join(repr(g) for g in outside)}, not a ground of Art. 5.1",
+                f"cites {', '.join(repr(g) for g in outside)}, "
+                f"not a ground of Art. {profile.refusal_article}",
             )
         )
     elif not message.grounds:
         found.append(
-            _breach(r.REFUSAL_GROUND_OUTSIDE_ARTICLE_5_1, message, "cites no ground of Art. 5.1")
+            _breach(
+                r.REFUSAL_GROUND_OUTSIDE_ARTICLE_5_1,
+                message,
+                f"cites no ground of Art. {profile.refusal_article}",
+            )
         )
     if message.scope is RefusalScope.PARTIAL:
         if not message.refused_parts:

@@ -39,15 +39,19 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
     Tag,
     ValidationError,
     WithJsonSchema,
+    field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from simulator.messaging.topics import check_party_id
 from simulator.protocol import (
+    DEFAULT_PROFILE_ID,
     MESSAGE_TYPES,
     REQUEST_CONTENT_FIELDS,
     RULES_BY_ID,
@@ -56,6 +60,8 @@ from simulator.protocol import (
     CaseState,
     Party,
     SignatureVerifier,
+    load_profile,
+    profile_ids,
 )
 from simulator.protocol.ids import (
     CASE_ID_PATTERN,
@@ -552,6 +558,32 @@ class ScenarioParty(Party):
 class ScenarioAgreement(AgreementSettings):
     """The agreement settings, with durations written the scenario way ("1d")."""
 
+    profile: str = Field(
+        default=DEFAULT_PROFILE_ID,
+        description=(
+            "The agreement the umpire enforces: a shipped profile (`simulator rules --agreement "
+            "ID`). `default` is the cooperation agreement of 19 November 2020."
+        ),
+    )
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value not in profile_ids():
+            raise ValueError(
+                f"no agreement profile {value!r}; there are: {', '.join(profile_ids())}"
+            )
+        return value
+
+    @model_serializer(mode="wrap")
+    def _default_profile_unsaid(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A run records its scenario; one under the default profile records it as it was
+        # recorded before profiles existed, so its log stays the same byte for byte.
+        data = handler(self)
+        if isinstance(data, dict) and self.profile == DEFAULT_PROFILE_ID:
+            data.pop("profile", None)
+        return data
+
     promptly: PositiveDuration = Field(
         default=timedelta(days=1),
         description='Art. 6.1: how soon an impediment must be notified ("promptly").',
@@ -566,7 +598,7 @@ class ScenarioAgreement(AgreementSettings):
 
     def settings(self) -> AgreementSettings:
         """The plain protocol settings."""
-        return AgreementSettings.model_validate(self.model_dump())
+        return AgreementSettings.model_validate(self.model_dump(exclude={"profile"}))
 
 
 # --- timeline ---------------------------------------------------------------
@@ -884,9 +916,10 @@ class Scenario(_Model):
         """The agreement in force, as the protocol's case fold takes it."""
         parties = [p.party() for p in self.parties]
         settings = self.agreement.settings()
+        profile = load_profile(self.agreement.profile)
         if verify_signature is None:
-            return Agreement.of(parties, settings)
-        return Agreement.of(parties, settings, verify_signature)
+            return Agreement.of(parties, settings, profile=profile)
+        return Agreement.of(parties, settings, verify_signature, profile)
 
     def confirmed_inject(self, inject: Inject) -> Inject | None:
         """The inject whose oral request a written-confirmation inject confirms (Art. 4.2)."""

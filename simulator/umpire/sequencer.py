@@ -325,7 +325,7 @@ class Sequencer:
         """The case's deadlines a timer may still act on (overdue results are said once)."""
         return [
             due
-            for due in deadlines(case, self.agreement.settings)
+            for due in deadlines(case, self.agreement.settings, self.agreement.profile)
             if not (due.kind is DeadlineKind.RESULTS and case.results_overdue_reported)
         ]
 
