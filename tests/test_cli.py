@@ -147,3 +147,18 @@ def test_module_and_console_script_both_work() -> None:
     )
     assert json.loads(by_module.stdout) == json.loads(by_script.stdout)
     assert len(json.loads(by_module.stdout)) == len(RULES)
+
+
+def test_rules_for_the_default_agreement_are_the_rule_book() -> None:
+    """`simulator rules --agreement default` prints what `simulator rules` prints."""
+    plain = CliRunner().invoke(app, ["rules", "--format", "json"])
+    default = CliRunner().invoke(app, ["rules", "--format", "json", "--agreement", "default"])
+    assert default.exit_code == 0, default.output
+    assert default.stdout == plain.stdout
+
+
+def test_rules_for_an_unknown_agreement_name_the_shipped_ones() -> None:
+    """An agreement that is not shipped is a usage error that lists the profiles there are."""
+    result = CliRunner().invoke(app, ["rules", "--agreement", "no-such-treaty"])
+    assert result.exit_code == 2
+    assert "default" in result.output

@@ -32,7 +32,7 @@ from simulator.logging import configure as configure_logging
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Control, Tick, describe
 from simulator.options import SECURE_OPTION
-from simulator.protocol import RULES
+from simulator.protocol import DEFAULT_PROFILE_ID, load_profile, profile_ids
 from simulator.protocol.procedure import (
     BEGIN_MARK,
     mermaid,
@@ -91,17 +91,32 @@ def rules(
     severity: Annotated[
         str | None, typer.Option(help="only rules of this severity: error, warning, info")
     ] = None,
+    agreement: Annotated[
+        str,
+        typer.Option(
+            help="the agreement whose articles the rules cite: "
+            + ", ".join(profile_ids())
+            + " (a scenario's `agreement: profile:`)"
+        ),
+    ] = DEFAULT_PROFILE_ID,
 ) -> None:
     """Print the rule book the umpire applies: id, article, severity and what it requires."""
-    chosen = RULES
+    try:
+        profile = load_profile(agreement)
+    except KeyError as error:
+        raise typer.BadParameter(str(error.args[0]), param_hint="--agreement") from None
+    chosen = profile.rule_book()
     if severity is not None:
-        chosen = tuple(r for r in RULES if r.severity.value == severity)
+        chosen = tuple(r for r in chosen if r.severity.value == severity)
         if not chosen:
             raise typer.BadParameter(
                 f"unknown severity {severity!r}; use error, warning or info",
                 param_hint="--severity",
             )
-    render_rules(fmt, Console(), chosen)
+    if profile.id == DEFAULT_PROFILE_ID:
+        render_rules(fmt, Console(), chosen)
+    else:
+        render_rules(fmt, Console(), chosen, title=f"Rule book: {profile.short_title}")
 
 
 @app.command()

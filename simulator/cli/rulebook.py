@@ -23,7 +23,12 @@ def rule_records(rules: tuple[Rule, ...] = RULES) -> list[dict[str, str]]:
     ]
 
 
-def render_rules(fmt: RuleFormat, console: Console, rules: tuple[Rule, ...] = RULES) -> None:
+def render_rules(
+    fmt: RuleFormat,
+    console: Console,
+    rules: tuple[Rule, ...] = RULES,
+    title: str = "Rule book: Articles 4-7 and 9 of the cooperation agreement",
+) -> None:
     if fmt is RuleFormat.JSON:
         # Plain print: rich would wrap and colour the JSON.
         console.file.write(json.dumps(rule_records(rules), ensure_ascii=False, indent=2) + "\n")
@@ -34,7 +39,7 @@ def render_rules(fmt: RuleFormat, console: Console, rules: tuple[Rule, ...] = RU
         console.file.write("\n".join(lines) + "\n")
         return
     table = Table(
-        title="Rule book: Articles 4-7 and 9 of the cooperation agreement",
+        title=title,
         box=box.SIMPLE_HEAVY,
         show_lines=False,
     )

@@ -19,7 +19,7 @@ with the diagram and table `procedure.py` explores from this fold.
 """
 
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -55,6 +55,7 @@ from simulator.protocol.messages import (
     WrittenConfirmation,
     WrittenRequest,
 )
+from simulator.protocol.profile import describe_window
 from simulator.protocol.rules import Violation
 
 
@@ -274,7 +275,7 @@ def _deadlines(case: Case, at: datetime, agreement: Agreement, found: list[Viola
         found.append(
             r.ORAL_REQUEST_NOT_CONFIRMED.breach(
                 f"oral request {case.oral_request_id} of {case.oral_at.isoformat()} was not "
-                f"confirmed in writing within {_window(window)}; {outcome}",
+                f"confirmed in writing within {describe_window(window)}; {outcome}",
                 case_id=case.case_id,
                 message_id=case.oral_request_id,
                 party=case.requesting,
@@ -304,15 +305,6 @@ def _deadlines(case: Case, at: datetime, agreement: Agreement, found: list[Viola
         )
         case = case._replace(results_overdue_reported=True)
     return case
-
-
-def _window(window: timedelta) -> str:
-    """A fixed time limit as the text says it: "3 days", "24 hours"."""
-    if window % timedelta(days=1) == timedelta(0):
-        days = window // timedelta(days=1)
-        return f"{days} day" if days == 1 else f"{days} days"
-    hours = window / timedelta(hours=1)
-    return f"{hours:g} hours"
 
 
 def _breach(rule: r.Rule, message: Message, detail: str) -> Violation:

@@ -117,6 +117,14 @@ class AgreementProfile(_Model):
         )
 
 
+def describe_window(window: timedelta) -> str:
+    """A fixed time limit as an agreement says it: "3 days", "1 day", "24 hours"."""
+    if window % timedelta(days=1) == timedelta(0):
+        days = window // timedelta(days=1)
+        return f"{days} day" if days == 1 else f"{days} days"
+    return f"{window / timedelta(hours=1):g} hours"
+
+
 def _directory() -> importlib.resources.abc.Traversable:
     return importlib.resources.files("simulator.protocol").joinpath("profiles")
 

@@ -23,14 +23,15 @@ from simulator.projections import (
 )
 from simulator.projections.summary import score
 from simulator.protocol import (
+    DEFAULT_PROFILE_ID,
     RULES,
-    RULES_BY_ID,
-    WRITTEN_CONFIRMATION_WINDOW,
     Agreement,
     Case,
     CaseState,
     Severity,
 )
+from simulator.protocol.profile import default_profile, describe_window
+from simulator.protocol.rules import IMPEDIMENT_NOT_PROMPT, RESULTS_OVERDUE
 from simulator.records import CLOCK_ELAPSED
 from simulator.report.facts import RunFacts
 from simulator.report.formatting import article_key, article_label, span
@@ -102,7 +103,7 @@ def assemble(
         summary=_summary(marks, facts, metadata, scenario, cases),
         cases=cases,
         response_times=_response_times(cases, marks.agreement),
-        violations=_violations(marks.findings, timeline.entries),
+        violations=_violations(marks.findings, timeline.entries, marks.agreement),
         expectations=_expectations(marks, scenario, note),
         parties=_parties(marks, timeline.entries, facts, cases),
         rejections=[
@@ -173,14 +174,7 @@ def _summary(
         parties=[PartyInfo(id=p.id, name=p.name) for p in agreement.parties.values()]
         if agreement
         else [],
-        agreement=AgreementTerms(
-            promptly_seconds=_seconds(agreement.settings.promptly),
-            as_soon_as_possible_seconds=_seconds(agreement.settings.as_soon_as_possible),
-            written_confirmation_seconds=_seconds(WRITTEN_CONFIRMATION_WINDOW),
-            working_language=agreement.settings.working_language,
-        )
-        if agreement
-        else None,
+        agreement=_terms(agreement) if agreement else None,
     )
 
 
@@ -333,11 +327,37 @@ def _measure(
     )
 
 
+def _terms(agreement: Agreement) -> AgreementTerms:
+    profile = agreement.profile
+    terms = AgreementTerms(
+        promptly_seconds=_seconds(agreement.settings.promptly),
+        as_soon_as_possible_seconds=_seconds(agreement.settings.as_soon_as_possible),
+        written_confirmation_seconds=_seconds(profile.deadlines.written_confirmation),
+        working_language=agreement.settings.working_language,
+    )
+    if profile.id == DEFAULT_PROFILE_ID:
+        return terms
+    return terms.model_copy(
+        update={
+            "profile": profile.id,
+            "title": profile.short_title,
+            "promptly_article": profile.article(IMPEDIMENT_NOT_PROMPT),
+            "as_soon_as_possible_article": profile.article(RESULTS_OVERDUE),
+            "written_confirmation_article": profile.deadlines.written_confirmation_article,
+            "working_language_article": profile.languages_article,
+        }
+    )
+
+
 def _response_times(cases: Sequence[CaseReport], agreement: Agreement | None) -> ResponseTimes:
     requested = [c for c in cases if c.times.request_at is not None]
     oral = [c for c in requested if any(s.type == "oral_request" for s in c.steps)]
     executed = [c for c in cases if c.times.execution_started_at is not None]
     asap = agreement.settings.as_soon_as_possible if agreement else None
+    profile = agreement.profile if agreement else default_profile()
+    window = profile.deadlines.written_confirmation
+    window_article = profile.deadlines.written_confirmation_article
+    asap_article = profile.article(RESULTS_OVERDUE)
     return ResponseTimes(
         measures=[
             _measure(
@@ -348,8 +368,8 @@ def _response_times(cases: Sequence[CaseReport], agreement: Agreement | None) ->
                     (c.case_id, c.times.confirmed_after, c.times.confirmed_after is not None)
                     for c in oral
                 ],
-                WRITTEN_CONFIRMATION_WINDOW,
-                "Art. 4.2: 3 days",
+                window,
+                f"Art. {window_article}: {describe_window(window)}",
             ),
             _measure(
                 "acknowledgement",
@@ -386,16 +406,21 @@ def _response_times(cases: Sequence[CaseReport], agreement: Agreement | None) ->
                     for c in executed
                 ],
                 asap,
-                f"Art. 6.4 as soon as possible: {span(asap.total_seconds())}" if asap else None,
+                f"Art. {asap_article} as soon as possible: {span(asap.total_seconds())}"
+                if asap
+                else None,
             ),
         ]
     )
 
 
 def _violations(
-    findings: Sequence[Finding], entries: Sequence[TimelineEntry]
+    findings: Sequence[Finding], entries: Sequence[TimelineEntry], agreement: Agreement | None
 ) -> list[ArticleGroup]:
     kinds = {entry.position: entry.type for entry in entries}
+    # Each rule in the words of the agreement the run was umpired under.
+    profile = agreement.profile if agreement else default_profile()
+    book = {rule.id: rule for rule in profile.rule_book()}
     grouped: dict[str, dict[str, list[Finding]]] = defaultdict(lambda: defaultdict(list))
     for finding in findings:
         grouped[finding.violation.article][finding.violation.rule_id].append(finding)
@@ -411,7 +436,7 @@ def _violations(
                     RuleGroup(
                         rule_id=rule_id,
                         severity=rules[rule_id][0].violation.severity.value,
-                        summary=RULES_BY_ID[rule_id].summary if rule_id in RULES_BY_ID else "",
+                        summary=book[rule_id].summary if rule_id in book else "",
                         findings=[
                             FindingEntry(
                                 position=f.position,

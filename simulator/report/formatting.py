@@ -7,7 +7,7 @@ log gives the same report on every machine.
 import re
 from datetime import UTC, datetime
 
-from simulator.report.model import NEVER_OPENED, CaseReport
+from simulator.report.model import NEVER_OPENED, AgreementTerms, CaseReport
 
 DEFAULT_CHARTED_CASES = 40
 """Cases drawn in full in the page and the Markdown; the rest go in a compact table,
@@ -72,3 +72,14 @@ def case_parties(case: CaseReport) -> str:
 
 def case_state(case: CaseReport) -> str:
     return "never opened" if case.state == NEVER_OPENED else case.state
+
+
+def settings_text(a: AgreementTerms) -> str:
+    """The agreement settings, each with the article of the agreement it comes from."""
+    return (
+        f"promptly {span(a.promptly_seconds)} (Art. {a.promptly_article}); as soon as possible "
+        f"{span(a.as_soon_as_possible_seconds)} (Art. {a.as_soon_as_possible_article}); "
+        f"written confirmation {span(a.written_confirmation_seconds)} "
+        f"(Art. {a.written_confirmation_article}); working language {a.working_language} "
+        f"(Art. {a.working_language_article})"
+    )

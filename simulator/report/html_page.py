@@ -14,6 +14,7 @@ from simulator.report.formatting import (
     case_parties,
     case_state,
     counted,
+    settings_text,
     span,
     when,
 )
@@ -166,15 +167,12 @@ def _summary(report: ReportData) -> str:
     ]
     if s.agreement is not None:
         a = s.agreement
+        if a.title is not None:
+            facts.append(("Agreement", _e(a.title)))
         facts.append(
             (
                 "Agreement settings",
-                _e(
-                    f"promptly {span(a.promptly_seconds)} (Art. 6.1); as soon as possible "
-                    f"{span(a.as_soon_as_possible_seconds)} (Art. 6.4); written confirmation "
-                    f"{span(a.written_confirmation_seconds)} (Art. 4.2); working language "
-                    f"{a.working_language} (Art. 9)"
-                ),
+                _e(settings_text(a)),
             )
         )
     if s.unopened_cases:

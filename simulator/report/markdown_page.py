@@ -11,6 +11,7 @@ from simulator.report.formatting import (
     case_parties,
     case_state,
     counted,
+    settings_text,
     span,
     when,
 )
@@ -68,13 +69,12 @@ def _summary(report: ReportData) -> list[str]:
     ]
     if s.agreement is not None:
         a = s.agreement
+        if a.title is not None:
+            rows.append(("agreement", a.title))
         rows.append(
             (
                 "agreement settings",
-                f"promptly {span(a.promptly_seconds)} (Art. 6.1); as soon as possible "
-                f"{span(a.as_soon_as_possible_seconds)} (Art. 6.4); written confirmation "
-                f"{span(a.written_confirmation_seconds)} (Art. 4.2); working language "
-                f"{a.working_language} (Art. 9)",
+                settings_text(a),
             )
         )
     if s.unopened_cases:
