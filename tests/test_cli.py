@@ -162,3 +162,15 @@ def test_rules_for_an_unknown_agreement_name_the_shipped_ones() -> None:
     result = CliRunner().invoke(app, ["rules", "--agreement", "no-such-treaty"])
     assert result.exit_code == 2
     assert "default" in result.output
+
+
+def test_rules_for_the_customs_agreement_cite_its_articles() -> None:
+    """`--agreement customs-maa` gives the same rules in that agreement's articles and words."""
+    result = CliRunner().invoke(app, ["rules", "--format", "json", "--agreement", "customs-maa"])
+    assert result.exit_code == 0, result.output
+    by_id = {r["id"]: r for r in json.loads(result.stdout)}
+    assert set(by_id) == {r.id for r in RULES}
+    assert by_id["oral-request-not-confirmed"]["article"] == "6.1"
+    assert by_id["refusal-ground-outside-5-1"]["article"] == "9.1"
+    assert "commercial" in by_id["refusal-ground-outside-5-1"]["summary"]
+    assert by_id["not-working-language"]["article"] == "6.3"

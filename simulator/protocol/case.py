@@ -319,6 +319,7 @@ def _open(
     agreement: Agreement,
     found: list[Violation],
 ) -> Case:
+    _check_area(message, agreement, found)
     if isinstance(message, Offer):
         return Case(
             case_id=message.case_id,
@@ -333,6 +334,21 @@ def _open(
     # `state` comes with the changes.
     changes = _request(message, at, agreement, found)
     return Case(message.case_id, opened_at=at, updated_at=at, messages=1, **changes)
+
+
+def _check_area(
+    message: WrittenRequest | OralRequest | Offer, agreement: Agreement, found: list[Violation]
+) -> None:
+    profile = agreement.profile
+    if message.area.value not in profile.areas:
+        found.append(
+            _breach(
+                r.AREA_OUTSIDE_AGREEMENT,
+                message,
+                f"{message.area.value!r} is not an area of cooperation of Art. "
+                f"{profile.areas_article} of the {profile.short_title}",
+            )
+        )
 
 
 def _request(
@@ -463,6 +479,7 @@ def _on_request(
         return _not_allowed(case, message, found)
     if not _parties(case, message, found, sender=case.offered_to, recipient=case.offered_by):
         return _NO_CHANGE
+    _check_area(message, agreement, found)
     return _request(message, at, agreement, found)
 
 

@@ -25,8 +25,14 @@ Items = Annotated[tuple[ShortText, ...], Field(max_length=100)]
 
 
 class Area(StrEnum):
-    """Art. 2: the areas of cooperation; every request names one."""
+    """The areas of cooperation of the shipped agreements; every request names one.
 
+    A message may name any of them; the agreement in force says which it covers
+    (its profile's `areas`), and a request outside them is a violation
+    (`area-outside-agreement`), not a message that cannot be read.
+    """
+
+    # Art. 2 of the default agreement.
     PUBLIC_ORDER = "public_order"
     STATE_FACILITIES_AND_SPECIAL_CARGO = "state_facilities_and_special_cargo"
     TERRORISM_AND_EXTREMISM = "terrorism_and_extremism"
@@ -37,6 +43,9 @@ class Area(StrEnum):
     FORCE_SUPPORT = "force_support"
     SPORTS_AND_CULTURE = "sports_and_culture"
     HEALTH_RESORT_TREATMENT = "health_resort_treatment"
+    # Art. 2 of the customs mutual administrative assistance profile (customs-maa).
+    CUSTOMS_LEGISLATION = "customs_legislation"
+    CUSTOMS_OFFENCES = "customs_offences"
 
 
 class RefusalGround(StrEnum):

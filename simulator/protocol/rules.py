@@ -65,6 +65,12 @@ class Violation:
 # an article carry this marker.
 NO_ARTICLE = "—"
 
+AREA_OUTSIDE_AGREEMENT = Rule(
+    "area-outside-agreement",
+    "2",
+    Severity.ERROR,
+    "A request or an offer must fall within one of the agreement's areas of cooperation.",
+)
 REQUEST_INCOMPLETE = Rule(
     "request-incomplete",
     "4.3",
@@ -197,6 +203,7 @@ NOT_WORKING_LANGUAGE = Rule(
 )
 
 RULES: tuple[Rule, ...] = (
+    AREA_OUTSIDE_AGREEMENT,
     REQUEST_INCOMPLETE,
     REQUEST_NOT_SIGNED_OR_SEALED,
     ORAL_REQUEST_NOT_URGENT,

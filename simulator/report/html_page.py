@@ -281,6 +281,8 @@ def _measure_row(m: ResponseMeasure) -> Sequence[str]:
 
 def _responses(report: ReportData, charted: set[str]) -> str:
     chart = response_chart(report.cases, report.response_times)
+    terms = report.summary.agreement
+    article = terms.as_soon_as_possible_article if terms is not None else "6.4"
     parts = []
     if chart is None:
         parts.append('<p class="note">No case received any answer, so there are no times.</p>')
@@ -288,7 +290,8 @@ def _responses(report: ReportData, charted: set[str]) -> str:
         parts.append(
             "<figure><figcaption>Each point is one case; boxes show the spread of answered "
             "cases; dashed red lines are the deadlines the agreement or the exercise sets. "
-            "Results are counted from the start of execution, as Art. 6.4 is checked; hollow "
+            f"Results are counted from the start of execution, as Art. {article} is checked; "
+            "hollow "
             f"points are still owed when the log ends.</figcaption>{chart}</figure>"
         )
     parts.append(

@@ -143,7 +143,8 @@ def _responses(report: ReportData) -> list[str]:
     lines = [
         "## 3. Response times",
         "",
-        "Results are counted from the start of execution, as Art. 6.4 is checked.",
+        f"Results are counted from the start of execution, as Art. {_results_article(report)} "
+        "is checked.",
         "",
         *_table(
             ("answer", "from", "cases", "median", "longest", "deadline", "late", "never answered"),
@@ -334,3 +335,8 @@ def render_markdown(report: ReportData, *, charted_cases: int = DEFAULT_CHARTED_
         *_timeline(report),
     ]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _results_article(report: ReportData) -> str:
+    a = report.summary.agreement
+    return a.as_soon_as_possible_article if a is not None else "6.4"

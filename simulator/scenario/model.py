@@ -57,6 +57,7 @@ from simulator.protocol import (
     RULES_BY_ID,
     Agreement,
     AgreementSettings,
+    Area,
     CaseState,
     Party,
     SignatureVerifier,
@@ -397,17 +398,67 @@ class FollowUp(_Model):
         return self
 
 
+_CASE_PATTERN = re.compile(r"[a-z0-9_-]{1,64}\*?")
+
+
+class ResponseWhen(_Model):
+    """Where a response applies: every condition given must hold for the case."""
+
+    agreement: EntryId | None = Field(
+        default=None,
+        description=(
+            "The id of the agreement (in `agreements`) the case is under; with a single "
+            "`agreement`, its profile's id."
+        ),
+    )
+    area: Area | None = Field(default=None, description="The area the case's request names.")
+    case: Annotated[str, explained(_CASE_PATTERN, "case id or prefix*")] | None = Field(
+        default=None,
+        description='The case id, or a prefix ending in "*" (e.g. "routine-*").',
+    )
+
+    def holds(self, *, agreement: str | None, area: str | None, case_id: str) -> bool:
+        if self.agreement is not None and self.agreement != agreement:
+            return False
+        if self.area is not None and self.area.value != area:
+            return False
+        if self.case is not None:
+            if self.case.endswith("*"):
+                return case_id.startswith(self.case[:-1])
+            return case_id == self.case
+        return True
+
+
 class Response(FollowUp):
     """One way a policy may answer a message it receives; one is picked by weight.
 
     `reply: silence` sends nothing (and so takes no fields, delay or
-    follow-ups); it can still be picked by weight.
+    follow-ups); it can still be picked by weight. With `when`, the response
+    is one of the choices only in the cases it describes, and there it is
+    preferred to the responses without `when`: so a party may answer
+    differently under each agreement, in each area or in one case.
     """
 
     reply: ReplyType = Field(description=f"The message type to send, or {SILENCE!r}.")
     weight: Weight = Field(
         default=1.0, description="Relative chance of picking this response (default 1)."
     )
+    when: ResponseWhen | None = Field(
+        default=None,
+        description=(
+            "Only in these cases (agreement, area, case). The responses whose `when` holds "
+            "are the choices; where none holds, those without `when` are."
+        ),
+    )
+
+    @model_serializer(mode="wrap")
+    def _no_when_unsaid(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A run records its scenario; a response without `when` is recorded as it was
+        # before `when` existed, so the log of an older scenario stays the same.
+        data = handler(self)
+        if isinstance(data, dict) and self.when is None:
+            data.pop("when", None)
+        return data
 
     @model_validator(mode="after")
     def _silence_is_bare(self) -> "Response":

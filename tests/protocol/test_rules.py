@@ -52,6 +52,11 @@ def _steps(*steps: Callable[[Play], object]) -> Callable[[Play], None]:
 
 CASES = [
     RuleCase(
+        "area-outside-agreement",
+        lambda p: p.send("written_request", area="customs_offences"),
+        lambda p: p.send("written_request", area="public_order"),
+    ),
+    RuleCase(
         "request-incomplete",
         lambda p: p.send("written_request", essence="", justification="  "),
         lambda p: p.send("written_request"),
