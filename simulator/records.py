@@ -49,6 +49,7 @@ from simulator.protocol import (
     MESSAGE_TYPES,
     Agreement,
     AgreementSettings,
+    Binding,
     Message,
     Party,
     Severity,
@@ -472,6 +473,16 @@ def agreement_payload(agreement: Agreement) -> dict[str, Any]:
     # so a log under the default still says nothing, and stays as it was byte for byte.
     if agreement.profile.id != DEFAULT_PROFILE_ID:
         payload["profile"] = agreement.profile.id
+    if agreement.bindings:
+        payload["agreements"] = [
+            {
+                "id": b.id,
+                "profile": b.profile.id,
+                "parties": list(b.parties),
+                "settings": b.settings.model_dump(mode="json"),
+            }
+            for b in agreement.bindings
+        ]
     return payload
 
 
@@ -485,11 +496,20 @@ def read_agreement(event: Event) -> Agreement:
     parties = _PARTIES.validate_python(payload["parties"])
     settings = AgreementSettings.model_validate(payload["settings"])
     profile = load_profile(payload.get("profile", DEFAULT_PROFILE_ID))
+    bindings = tuple(
+        Binding(
+            id=b["id"],
+            profile=load_profile(b["profile"]),
+            settings=AgreementSettings.model_validate(b["settings"]),
+            parties=tuple(b["parties"]),
+        )
+        for b in payload.get("agreements", ())
+    )
     signatures = event.data.get("signatures")
     if isinstance(signatures, Mapping):
         verify = Signatories.from_record(signatures).verify
-        return Agreement.of(parties, settings, verify, profile)
-    return Agreement.of(parties, settings, profile=profile)
+        return Agreement.of(parties, settings, verify, profile, bindings)
+    return Agreement.of(parties, settings, profile=profile, bindings=bindings)
 
 
 # The validator of each message class by its type: what the discriminated

@@ -21,7 +21,7 @@ from simulator import __version__
 from simulator.brokers import start_broker, transport_for
 from simulator.cli.asyncapi import asyncapi_document
 from simulator.cli.logview import export_log, import_log, report_json, show_log, verify_log
-from simulator.cli.rulebook import RuleFormat, render_rules
+from simulator.cli.rulebook import RuleFormat, render_profiles, render_rules
 from simulator.cli.runview import Progress, print_summary
 from simulator.context import fresh_rng, wall_now
 from simulator.errors import InputError, ScenarioError, SimulatorError
@@ -81,6 +81,16 @@ def _root(
     """Simulate, umpire and replay exercises of the Article 4-7 assistance procedure."""
     # Quiet by default; `run --verbose` / `--log-json` configure it again.
     configure_logging()
+
+
+@app.command()
+def agreements(
+    fmt: Annotated[
+        RuleFormat, typer.Option("--format", "-f", help="table (default) or json")
+    ] = RuleFormat.TABLE,
+) -> None:
+    """List the agreement profiles a scenario may name and `rules --agreement` prints."""
+    render_profiles(fmt, Console(), [load_profile(p) for p in profile_ids()])
 
 
 @app.command()

@@ -7,7 +7,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from simulator.protocol import RULES, Rule
+from simulator.protocol import RULES, AgreementProfile, Rule
 
 
 class RuleFormat(StrEnum):
@@ -51,4 +51,40 @@ def render_rules(
     for r in rules:
         sev = r.severity.value
         table.add_row(r.article, f"[{colours[sev]}]{sev}[/]", r.id, r.summary)
+    console.print(table)
+
+
+def profile_records(profiles: list[AgreementProfile]) -> list[dict[str, object]]:
+    return [
+        {
+            "id": p.id,
+            "title": p.short_title,
+            "kind": p.kind,
+            "languages": list(p.languages),
+            "areas": list(p.areas),
+            "refusal_grounds": list(p.refusal_grounds),
+            "scope_article": p.scope_article,
+        }
+        for p in profiles
+    ]
+
+
+def render_profiles(fmt: RuleFormat, console: Console, profiles: list[AgreementProfile]) -> None:
+    """The shipped agreements a scenario may name (`agreement: profile:`)."""
+    if fmt is RuleFormat.JSON:
+        records = profile_records(profiles)
+        console.file.write(json.dumps(records, ensure_ascii=False, indent=2) + "\n")
+        return
+    table = Table(title="Agreement profiles", box=box.SIMPLE_HEAVY)
+    for column in ("Id", "Agreement", "Kind", "Languages", "Areas", "Grounds of refusal"):
+        table.add_column(column)
+    for p in profiles:
+        table.add_row(
+            p.id,
+            p.short_title,
+            p.kind,
+            ", ".join(p.languages),
+            f"{len(p.areas)} (Art. {p.areas_article})",
+            f"{len(p.refusal_grounds)} (Art. {p.refusal_article})",
+        )
     console.print(table)

@@ -203,7 +203,7 @@ class PolicyEngine:
 
     def agreement_of(self, message: dict[str, Any]) -> str | None:
         """The id of the agreement the message's case is under, as policies name it."""
-        return self.scenario.agreement.profile
+        return self.scenario.agreement_between(message["sender"], message["recipient"])
 
     def _doubted(self, message: dict[str, Any]) -> bool:
         """Whether a received request's signature fails and this party asks rather than acts."""

@@ -4,6 +4,7 @@ from simulator.protocol.agreement import (
     WRITTEN_CONFIRMATION_WINDOW,
     Agreement,
     AgreementSettings,
+    Binding,
     SignatureStatus,
     SignatureVerifier,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "AgreementProfile",
     "AgreementSettings",
     "Area",
+    "Binding",
     "Case",
     "CaseId",
     "CaseState",

@@ -47,11 +47,54 @@ def _unchecked(_message: object) -> SignatureStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class Binding:
+    """One of several agreements in an exercise: which parties it binds, on what terms."""
+
+    id: str
+    profile: AgreementProfile
+    settings: AgreementSettings
+    parties: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Agreement:
+    """What an exercise's umpire enforces.
+
+    With no `bindings`, one agreement binds every party (`profile`, `settings`).
+    With bindings, each case is under the first of them that binds both its
+    parties (`binding_between`), and is folded under that one's profile and
+    settings (`under`); `profile` and `settings` are then the first binding's.
+    """
+
     parties: Mapping[str, Party]
     settings: AgreementSettings = field(default_factory=AgreementSettings)
     verify_signature: SignatureVerifier = _unchecked
     profile: AgreementProfile = field(default_factory=default_profile)
+    bindings: tuple[Binding, ...] = ()
+    # The agreement as each binding sees it, made once: folding a message asks for it.
+    _views: dict[str, "Agreement"] = field(default_factory=dict, compare=False, repr=False)
+
+    def binding_between(self, one: str, other: str) -> Binding | None:
+        """The first agreement that binds both parties, if any."""
+        for binding in self.bindings:
+            if one in binding.parties and other in binding.parties:
+                return binding
+        return None
+
+    def first_binding_of(self, party: str) -> Binding | None:
+        return next((b for b in self.bindings if party in b.parties), None)
+
+    def under(self, binding_id: str | None) -> "Agreement":
+        """This exercise's agreement as a case under the binding `binding_id` is folded."""
+        if binding_id is None or not self.bindings:
+            return self
+        view = self._views.get(binding_id)
+        if view is None:
+            binding = next(b for b in self.bindings if b.id == binding_id)
+            view = self._views[binding_id] = Agreement(
+                self.parties, binding.settings, self.verify_signature, binding.profile
+            )
+        return view
 
     @classmethod
     def of(
@@ -60,10 +103,19 @@ class Agreement:
         settings: AgreementSettings | None = None,
         verify_signature: SignatureVerifier = _unchecked,
         profile: AgreementProfile | None = None,
+        bindings: tuple[Binding, ...] = (),
     ) -> "Agreement":
         by_id = {p.id: p for p in parties}
         if len(by_id) != len(parties):
             raise ValueError("party ids must be unique")
+        if len({b.id for b in bindings}) != len(bindings):
+            raise ValueError("agreement ids must be unique")
+        if bindings:
+            settings, profile = bindings[0].settings, bindings[0].profile
         return cls(
-            by_id, settings or AgreementSettings(), verify_signature, profile or default_profile()
+            by_id,
+            settings or AgreementSettings(),
+            verify_signature,
+            profile or default_profile(),
+            bindings,
         )

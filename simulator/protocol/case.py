@@ -164,6 +164,8 @@ class Case(NamedTuple):
     transfer_consents: frozenset[str] = frozenset()
     transferred_to: tuple[str, ...] = ()
     messages: int = 0
+    # The agreement (of several in the exercise) the case is under; None with one agreement.
+    agreement: str | None = None
 
 
 Outcome = tuple[Case | None, tuple[Violation, ...]]
@@ -185,11 +187,44 @@ _new_case = tuple.__new__
 
 def apply(case: Case | None, message: Message, at: datetime, agreement: Agreement) -> Outcome:
     """Fold one message into its case (None for a case not opened yet)."""
+    if agreement.bindings:
+        return _apply_bound(case, message, at, agreement)
     after, found = _apply(case, message, at, agreement)
     if found:
         # The rules are the same under every agreement; the articles they cite are its own.
         return after, tuple(map(agreement.profile.cite, found))
     return after, found
+
+
+def _apply_bound(
+    case: Case | None, message: Message, at: datetime, agreement: Agreement
+) -> Outcome:
+    """`apply` in an exercise of several agreements: the case's own one governs it."""
+    if case is not None:
+        view = agreement.under(case.agreement)
+        after, found = _apply(case, message, at, view)
+        return after, tuple(map(view.profile.cite, found))
+    binding = agreement.binding_between(message.sender, message.recipient)
+    scope: list[Violation] = []
+    if binding is None and isinstance(message, _OPENING):
+        # Art. 1: the parties cooperate under the agreement. The request is recorded
+        # and folded as any other, under the requesting party's own agreement.
+        mine = agreement.first_binding_of(message.sender)
+        view = agreement.under(mine.id if mine else None)
+        if message.sender in agreement.parties and message.recipient in agreement.parties:
+            scope.append(
+                _breach(
+                    r.NO_COMMON_AGREEMENT,
+                    message,
+                    f"{message.sender} and {message.recipient} share no agreement of the exercise",
+                )
+            )
+    else:
+        view = agreement.under(binding.id if binding else None)
+    after, found = _apply(case, message, at, view)
+    if after is not None and binding is not None:
+        after = after._replace(agreement=binding.id)
+    return after, tuple(map(view.profile.cite, (*scope, *found)))
 
 
 def _apply(case: Case | None, message: Message, at: datetime, agreement: Agreement) -> Outcome:
@@ -246,6 +281,7 @@ def _apply(case: Case | None, message: Message, at: datetime, agreement: Agreeme
 def elapse(case: Case, at: datetime, agreement: Agreement) -> tuple[Case, tuple[Violation, ...]]:
     """Apply the deadlines that have passed by `at`."""
     found: list[Violation] = []
+    agreement = agreement.under(case.agreement)
     case = _deadlines(case, at, agreement, found)
     return case, tuple(map(agreement.profile.cite, found))
 

@@ -65,6 +65,13 @@ class Violation:
 # an article carry this marker.
 NO_ARTICLE = "—"
 
+NO_COMMON_AGREEMENT = Rule(
+    "no-common-agreement",
+    "1",
+    Severity.ERROR,
+    "A request or an offer passes only between parties bound by a common agreement: the "
+    "parties cooperate under the agreement, not outside it.",
+)
 AREA_OUTSIDE_AGREEMENT = Rule(
     "area-outside-agreement",
     "2",
@@ -203,6 +210,7 @@ NOT_WORKING_LANGUAGE = Rule(
 )
 
 RULES: tuple[Rule, ...] = (
+    NO_COMMON_AGREEMENT,
     AREA_OUTSIDE_AGREEMENT,
     REQUEST_INCOMPLETE,
     REQUEST_NOT_SIGNED_OR_SEALED,

@@ -58,6 +58,7 @@ from simulator.protocol import (
     Agreement,
     AgreementSettings,
     Area,
+    Binding,
     CaseState,
     Party,
     SignatureVerifier,
@@ -652,6 +653,31 @@ class ScenarioAgreement(AgreementSettings):
         return AgreementSettings.model_validate(self.model_dump(exclude={"profile"}))
 
 
+class ScenarioBinding(ScenarioAgreement):
+    """One of several agreements in an exercise: its profile, its settings, whom it binds."""
+
+    id: EntryId = Field(description="The agreement's id in this exercise (policies' `when`).")
+    parties: tuple[ScenarioPartyId, ...] = Field(
+        min_length=2,
+        description="The parties it binds: two for a bilateral agreement, more for a convention.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _all_said(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Unlike the single `agreement`, a binding always says its profile.
+        return handler(self)
+
+    def binding(self) -> Binding:
+        return Binding(
+            id=self.id,
+            profile=load_profile(self.profile),
+            settings=AgreementSettings.model_validate(
+                self.model_dump(exclude={"profile", "id", "parties"})
+            ),
+            parties=self.parties,
+        )
+
+
 # --- timeline ---------------------------------------------------------------
 
 
@@ -933,7 +959,16 @@ class Scenario(_Model):
         description="Longest simulated length; the run ends then, or earlier if nothing is pending."
     )
     agreement: ScenarioAgreement = Field(
-        default_factory=ScenarioAgreement, description="The agreement's settings."
+        default_factory=ScenarioAgreement,
+        description="The agreement's settings, when one agreement binds every party.",
+    )
+    agreements: tuple[ScenarioBinding, ...] = Field(
+        default=(),
+        description=(
+            "Several agreements, each binding some of the parties (instead of `agreement`). "
+            "A case is under the first that binds both its parties; a request between "
+            "parties that share none is a violation (no-common-agreement)."
+        ),
     )
     parties: tuple[ScenarioParty, ...] = Field(
         min_length=2, max_length=1_000, description="The parties; at least two."
@@ -968,9 +1003,31 @@ class Scenario(_Model):
         parties = [p.party() for p in self.parties]
         settings = self.agreement.settings()
         profile = load_profile(self.agreement.profile)
+        bindings = tuple(b.binding() for b in self.agreements)
         if verify_signature is None:
-            return Agreement.of(parties, settings, profile=profile)
-        return Agreement.of(parties, settings, verify_signature, profile)
+            return Agreement.of(parties, settings, profile=profile, bindings=bindings)
+        return Agreement.of(parties, settings, verify_signature, profile, bindings)
+
+    def agreement_between(self, one: str, other: str) -> str | None:
+        """The id of the agreement a case between two parties is under, as policies name it.
+
+        With one `agreement`, its profile's id; with several, the first that binds both.
+        """
+        if not self.agreements:
+            return self.agreement.profile
+        return next(
+            (b.id for b in self.agreements if one in b.parties and other in b.parties), None
+        )
+
+    @model_serializer(mode="wrap")
+    def _no_agreements_unsaid(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A run records its scenario; one with a single agreement is recorded as before
+        # `agreements` existed, so its log stays the same byte for byte.
+        data = handler(self)
+        if isinstance(data, dict):
+            # One of the two is said, never both, so the dump validates again.
+            data.pop("agreement" if self.agreements else "agreements", None)
+        return data
 
     def confirmed_inject(self, inject: Inject) -> Inject | None:
         """The inject whose oral request a written-confirmation inject confirms (Art. 4.2)."""
@@ -1018,6 +1075,7 @@ class Scenario(_Model):
 def _cross_checks(s: Scenario) -> Iterator[tuple[Loc, str]]:
     parties = _Parties([p.id for p in s.parties])
     yield from _party_checks(s, parties)
+    yield from _agreement_checks(s, parties)
     yield from _timeline_checks(s, parties)
     yield from _case_checks(s)
     yield from _confirmation_checks(s)
@@ -1101,6 +1159,37 @@ class _Parties:
     def check(self, name: str, loc: Loc) -> Iterator[tuple[Loc, str]]:
         if name not in self.known:
             yield loc, self.unknown(name)
+
+
+def _agreement_checks(s: Scenario, parties: _Parties) -> Iterator[tuple[Loc, str]]:
+    if s.agreements and "agreement" in s.model_fields_set:
+        yield ("agreement",), "give `agreement` (one for all parties) or `agreements`, not both"
+    seen: set[str] = set()
+    for i, binding in enumerate(s.agreements):
+        if binding.id in seen:
+            yield ("agreements", i, "id"), f"agreement id {binding.id!r} is used twice"
+        seen.add(binding.id)
+        for j, party in enumerate(binding.parties):
+            yield from parties.check(party, ("agreements", i, "parties", j))
+        if len(set(binding.parties)) != len(binding.parties):
+            yield ("agreements", i, "parties"), "a party is named twice"
+        profile = load_profile(binding.profile)
+        if profile.kind == "bilateral" and len(binding.parties) != 2:
+            yield (
+                ("agreements", i, "parties"),
+                f"{binding.profile!r} is a bilateral agreement: it binds exactly two parties",
+            )
+    known = {b.id for b in s.agreements} if s.agreements else {s.agreement.profile}
+    for name, policy in s.policies.items():
+        for received, responses in policy.on.items():
+            for k, response in enumerate(responses):
+                wanted = response.when.agreement if response.when else None
+                if wanted is not None and wanted not in known:
+                    yield (
+                        ("policies", name, "on", received, k, "when", "agreement"),
+                        f"no agreement {wanted!r} in this exercise (there are: "
+                        f"{', '.join(sorted(known))})",
+                    )
 
 
 def _party_checks(s: Scenario, parties: _Parties) -> Iterator[tuple[Loc, str]]:

@@ -13,7 +13,8 @@ written confirmation owed alongside; a partial refusal also in execution;
 information and confidentiality from receipt on, each answer resuming where
 the case was; an answer to a question never a breach); issue 14 items 2-3
 (the agreement's profile: its articles cited, its grounds of refusal, its
-written-confirmation window, a request outside its areas of cooperation).
+written-confirmation window, a request outside its areas of cooperation;
+several agreements, each case under one, a request outside all of them).
 """
 
 from collections.abc import Callable
@@ -122,8 +123,30 @@ _ART_7 = (TransferConsentRequest, TransferConsent, ResultsTransfer)
 
 def apply(case: Case | None, message: Message, at: datetime, agreement: Agreement) -> Outcome:
     """Fold one message into its case (None for a case not opened yet)."""
-    after, found = _apply(case, message, at, agreement)
-    return after, tuple(map(agreement.profile.cite, found))
+    # Several agreements: the case is under the first that binds both its parties.
+    binding = None
+    scope: list[Violation] = []
+    if case is not None:
+        view = agreement.under(case.agreement)
+    else:
+        binding = agreement.binding_between(message.sender, message.recipient)
+        view = agreement.under(binding.id if binding else None)
+        if agreement.bindings and binding is None and isinstance(message, _OPENING):
+            mine = agreement.first_binding_of(message.sender)
+            view = agreement.under(mine.id if mine else None)
+            if message.sender in agreement.parties and message.recipient in agreement.parties:
+                scope.append(
+                    _breach(
+                        r.NO_COMMON_AGREEMENT,
+                        message,
+                        f"{message.sender} and {message.recipient} share no agreement of the "
+                        "exercise",
+                    )
+                )
+    after, found = _apply(case, message, at, view)
+    if after is not None and binding is not None:
+        after = after._replace(agreement=binding.id)
+    return after, tuple(map(view.profile.cite, (*scope, *found)))
 
 
 def _apply(case: Case | None, message: Message, at: datetime, agreement: Agreement) -> Outcome:
@@ -191,6 +214,7 @@ def _open_after_close(case: Case, message: Message) -> bool:
 def elapse(case: Case, at: datetime, agreement: Agreement) -> tuple[Case, tuple[Violation, ...]]:
     """Apply the deadlines that have passed by `at`."""
     found: list[Violation] = []
+    agreement = agreement.under(case.agreement)
     if (
         case.confirmation is ConfirmationStatus.OWED
         and case.state is not CaseState.WITHDRAWN

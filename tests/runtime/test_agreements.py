@@ -63,3 +63,59 @@ async def test_the_customs_report_cites_the_customs_agreement(tmp_path: Path) ->
     assert "written confirmation 1d (Art. 6.1); working language en (Art. 6.3)" in text
     assert "Art. 4.2" not in text
     assert "Art. 6.1: 1 day" in text
+
+
+FIVE = SCENARIOS / "two-agreements.yaml"
+
+
+def _messages(events: list[dict[str, Any]], case: str) -> list[dict[str, Any]]:
+    return [
+        e["data"]["message"]
+        for e in events
+        if e["type"].startswith("coop.msg.") and e["data"]["message"]["case_id"] == case
+    ]
+
+
+async def test_five_parties_under_two_agreements(tmp_path: Path) -> None:
+    """Requests across the agreements breach Art. 1; southmere answers each agreement its way."""
+    scenario = load_scenario(FIVE)
+    await run_exercise(scenario, RunOptions(log=str(tmp_path / "a.db")))
+    await run_exercise(scenario, RunOptions(log=str(tmp_path / "b.db")))
+    events = await exported(tmp_path / "a.db")
+    # Same scenario, same seed: the same log.
+    assert events == await exported(tmp_path / "b.db")
+    assert len(scenario.parties) == 5
+    recorded = events[0]["data"]["agreement"]["agreements"]
+    assert [(a["id"], a["profile"], a["parties"]) for a in recorded] == [
+        ("north-south", "default", ["northmark", "southmere"]),
+        ("south-east-customs", "customs-maa", ["southmere", "eastvale"]),
+    ]
+    by_case = {
+        e["data"]["message"]["case_id"]: [
+            (v["rule_id"], v["article"]) for v in e["data"]["violations"]
+        ]
+        for e in events
+        if e["type"].startswith("coop.msg.") and e["data"]["violations"]
+    }
+    # Northmark to Eastvale, and Westmoor (bound by neither) to Southmere: recorded, and
+    # each with the scope violation citing Art. 1 of the agreement; Eastvale to Lakeland,
+    # citing the scope of Eastvale's customs agreement, Art. 2.
+    assert by_case == {
+        "x-1": [("no-common-agreement", "1")],
+        "x-2": [("no-common-agreement", "1")],
+        "x-3": [("no-common-agreement", "2")],
+        "a-2": [("area-outside-agreement", "2")],
+    }
+    assert [m["type"] for m in _messages(events, "x-1")] == ["written_request"]
+    # The same party, southmere, under each agreement: it accepts Northmark's request at
+    # once, in Russian; it proposes conditions on Eastvale's first, in English.
+    north = [
+        (m["type"], m["language"]) for m in _messages(events, "a-1") if m["sender"] == "southmere"
+    ]
+    east = [
+        (m["type"], m["language"]) for m in _messages(events, "b-1") if m["sender"] == "southmere"
+    ]
+    assert north == [("acknowledgement", "ru"), ("acceptance", "ru"), ("results", "ru")]
+    assert east == [("acknowledgement", "en"), ("consultation", "en"), ("results", "en")]
+    # Southmere answers nothing that no agreement of its own covers.
+    assert [m["sender"] for m in _messages(events, "x-2")] == ["westmoor"]
