@@ -203,6 +203,9 @@ class PolicyEngine:
 
     def agreement_of(self, message: dict[str, Any]) -> str | None:
         """The id of the agreement the message's case is under, as policies name it."""
+        named = self.cases.get(message["case_id"], CaseView()).request.get("agreement")
+        if named is not None:
+            return str(named)
         return self.scenario.agreement_between(message["sender"], message["recipient"])
 
     def _doubted(self, message: dict[str, Any]) -> bool:

@@ -61,9 +61,10 @@ class Agreement:
     """What an exercise's umpire enforces.
 
     With no `bindings`, one agreement binds every party (`profile`, `settings`).
-    With bindings, each case is under the first of them that binds both its
-    parties (`binding_between`), and is folded under that one's profile and
-    settings (`under`); `profile` and `settings` are then the first binding's.
+    With bindings, each case is under the one its request names, or else the
+    first of them that binds both its parties (`binding_between`), and is
+    folded under that one's profile and settings (`under`); `profile` and
+    `settings` are then the first binding's.
     """
 
     parties: Mapping[str, Party]

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from simulator.protocol import rules as r
 from simulator.protocol.agreement import (
     Agreement,
+    Binding,
     SignatureStatus,
 )
 from simulator.protocol.messages import (
@@ -187,7 +188,7 @@ _new_case = tuple.__new__
 
 def apply(case: Case | None, message: Message, at: datetime, agreement: Agreement) -> Outcome:
     """Fold one message into its case (None for a case not opened yet)."""
-    if agreement.bindings:
+    if agreement.bindings or (case is None and _named(message) is not None):
         return _apply_bound(case, message, at, agreement)
     after, found = _apply(case, message, at, agreement)
     if found:
@@ -204,14 +205,17 @@ def _apply_bound(
         view = agreement.under(case.agreement)
         after, found = _apply(case, message, at, view)
         return after, tuple(map(view.profile.cite, found))
-    binding = agreement.binding_between(message.sender, message.recipient)
+    named = _named(message)
     scope: list[Violation] = []
-    if binding is None and isinstance(message, _OPENING):
-        # Art. 1: the parties cooperate under the agreement. The request is recorded
-        # and folded as any other, under the requesting party's own agreement.
-        mine = agreement.first_binding_of(message.sender)
-        view = agreement.under(mine.id if mine else None)
-        if message.sender in agreement.parties and message.recipient in agreement.parties:
+    if named is not None:
+        binding, problem = _named_binding(agreement, named, message)
+        if problem:
+            scope.append(_breach(r.NO_COMMON_AGREEMENT, message, problem))
+    else:
+        binding = agreement.binding_between(message.sender, message.recipient)
+        known = message.sender in agreement.parties and message.recipient in agreement.parties
+        if binding is None and isinstance(message, _OPENING) and agreement.bindings and known:
+            # Art. 1: the parties cooperate under the agreement.
             scope.append(
                 _breach(
                     r.NO_COMMON_AGREEMENT,
@@ -219,12 +223,37 @@ def _apply_bound(
                     f"{message.sender} and {message.recipient} share no agreement of the exercise",
                 )
             )
+    if binding is None:
+        # Recorded and folded as any other message, under the sender's own agreement.
+        mine = agreement.first_binding_of(message.sender)
+        view = agreement.under(mine.id if mine else None)
     else:
-        view = agreement.under(binding.id if binding else None)
+        view = agreement.under(binding.id)
     after, found = _apply(case, message, at, view)
     if after is not None and binding is not None:
         after = after._replace(agreement=binding.id)
     return after, tuple(map(view.profile.cite, (*scope, *found)))
+
+
+def _named(message: Message) -> str | None:
+    """The agreement an opening message names, if it names one."""
+    return message.agreement if isinstance(message, _OPENING) else None
+
+
+def _named_binding(
+    agreement: Agreement, named: str, message: Message
+) -> tuple[Binding | None, str]:
+    """The binding a request names, or why the name does not hold for its parties."""
+    if not agreement.bindings:
+        if named == agreement.profile.id:
+            return None, ""
+        return None, f"names the agreement {named!r}; the exercise's is {agreement.profile.id!r}"
+    binding = next((b for b in agreement.bindings if b.id == named), None)
+    if binding is None:
+        return None, f"names the agreement {named!r}, which is not one of the exercise's"
+    if message.sender in binding.parties and message.recipient in binding.parties:
+        return binding, ""
+    return None, f"names the agreement {named!r}, which does not bind both parties"
 
 
 def _apply(case: Case | None, message: Message, at: datetime, agreement: Agreement) -> Outcome:

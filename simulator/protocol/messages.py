@@ -13,7 +13,15 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    model_validator,
+)
 
 from simulator.protocol.ids import CaseId, LanguageTag, MessageId, PartyId
 
@@ -105,10 +113,29 @@ class _Message(BaseModel):
         return self
 
 
+def _unsaid(value: object) -> bool:
+    return value is None
+
+
+# The agreement a request or an offer is made under, by its id in the exercise. Left out
+# of the JSON when not named, so messages that name none are written as they always were.
+def _blank_unsaid(value: object) -> object:
+    # A form left blank names no agreement.
+    return None if value == "" else value
+
+
+AgreementName = Annotated[
+    Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")] | None,
+    BeforeValidator(_blank_unsaid),
+    Field(default=None, exclude_if=_unsaid),
+]
+
+
 class _RequestContent(_Message):
     """Art. 4.3 content. Elements may be blank: the rules report what is missing."""
 
     area: Area
+    agreement: AgreementName = None
     requesting_party_name: ShortText = ""
     requested_party_name: ShortText = ""
     essence: Text = ""
@@ -158,6 +185,7 @@ class Offer(_Message):
 
     type: Literal["offer"] = "offer"
     area: Area
+    agreement: AgreementName = None
     description: Text
 
 

@@ -1180,6 +1180,13 @@ def _agreement_checks(s: Scenario, parties: _Parties) -> Iterator[tuple[Loc, str
                 f"{binding.profile!r} is a bilateral agreement: it binds exactly two parties",
             )
     known = {b.id for b in s.agreements} if s.agreements else {s.agreement.profile}
+    for i, inject in enumerate(s.injects):
+        named = inject.send.fields.get("agreement")
+        if named is not None and named not in known:
+            yield (
+                ("injects", i, "send", "fields", "agreement"),
+                f"no agreement {named!r} in this exercise (there are: {', '.join(sorted(known))})",
+            )
     for name, policy in s.policies.items():
         for received, responses in policy.on.items():
             for k, response in enumerate(responses):

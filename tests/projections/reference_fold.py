@@ -28,6 +28,7 @@ from simulator.protocol import MESSAGE_ADAPTER
 from simulator.protocol import rules as r
 from simulator.protocol.agreement import (
     Agreement,
+    Binding,
     SignatureStatus,
 )
 from simulator.protocol.case import (
@@ -123,30 +124,56 @@ _ART_7 = (TransferConsentRequest, TransferConsent, ResultsTransfer)
 
 def apply(case: Case | None, message: Message, at: datetime, agreement: Agreement) -> Outcome:
     """Fold one message into its case (None for a case not opened yet)."""
-    # Several agreements: the case is under the first that binds both its parties.
+    # Several agreements: the case is under the one its request names, or else the first
+    # that binds both its parties.
     binding = None
-    scope: list[Violation] = []
     if case is not None:
         view = agreement.under(case.agreement)
+        after, found = _apply(case, message, at, view)
+        return after, tuple(map(view.profile.cite, found))
+    named = message.agreement if isinstance(message, _OPENING) else None
+    scope: list[Violation] = []
+    if named is not None:
+        binding, problem = _named_binding_ref(agreement, named, message)
+        if problem:
+            scope.append(_breach(r.NO_COMMON_AGREEMENT, message, problem))
     else:
         binding = agreement.binding_between(message.sender, message.recipient)
-        view = agreement.under(binding.id if binding else None)
-        if agreement.bindings and binding is None and isinstance(message, _OPENING):
-            mine = agreement.first_binding_of(message.sender)
-            view = agreement.under(mine.id if mine else None)
-            if message.sender in agreement.parties and message.recipient in agreement.parties:
-                scope.append(
-                    _breach(
-                        r.NO_COMMON_AGREEMENT,
-                        message,
-                        f"{message.sender} and {message.recipient} share no agreement of the "
-                        "exercise",
-                    )
+        known = message.sender in agreement.parties and message.recipient in agreement.parties
+        if binding is None and isinstance(message, _OPENING) and agreement.bindings and known:
+            # Art. 1: the parties cooperate under the agreement.
+            scope.append(
+                _breach(
+                    r.NO_COMMON_AGREEMENT,
+                    message,
+                    f"{message.sender} and {message.recipient} share no agreement of the exercise",
                 )
+            )
+    if binding is None:
+        # Recorded and folded as any other message, under the sender's own agreement.
+        mine = agreement.first_binding_of(message.sender)
+        view = agreement.under(mine.id if mine else None)
+    else:
+        view = agreement.under(binding.id)
     after, found = _apply(case, message, at, view)
     if after is not None and binding is not None:
         after = after._replace(agreement=binding.id)
     return after, tuple(map(view.profile.cite, (*scope, *found)))
+
+
+def _named_binding_ref(
+    agreement: Agreement, named: str, message: Message
+) -> tuple[Binding | None, str]:
+    if not agreement.bindings:
+        if named == agreement.profile.id:
+            return None, ""
+        return None, f"names the agreement {named!r}; the exercise's is {agreement.profile.id!r}"
+    binding = next((b for b in agreement.bindings if b.id == named), None)
+    if binding is None:
+        return None, f"names the agreement {named!r}, which is not one of the exercise's"
+    if message.sender in binding.parties and message.recipient in binding.parties:
+        return binding, ""
+    return None, f"names the agreement {named!r}, which does not bind both parties"
 
 
 def _apply(case: Case | None, message: Message, at: datetime, agreement: Agreement) -> Outcome:

@@ -2,8 +2,8 @@
 
 from datetime import timedelta
 
-from simulator.protocol import CaseState
-from tests.protocol.builders import TWO_AGREEMENTS, Play
+from simulator.protocol import Agreement, Binding, CaseState, default_profile, load_profile
+from tests.protocol.builders import PARTIES, SETTINGS, TWO_AGREEMENTS, Play
 
 
 def test_a_case_is_under_the_agreement_its_parties_share() -> None:
@@ -54,3 +54,42 @@ def test_a_request_between_parties_sharing_no_agreement_is_recorded_with_the_sco
     assert play.case is not None
     assert play.case.state is CaseState.RECEIVED
     assert play.case.agreement is None
+
+
+def test_a_request_may_name_the_agreement_it_is_made_under() -> None:
+    """Where two parties share two agreements, the request's `agreement` chooses between them."""
+    both = Agreement.of(
+        PARTIES,
+        bindings=(
+            Binding("alpha-beta", default_profile(), SETTINGS, ("alpha", "beta")),
+            Binding("ab-customs", load_profile("customs-maa"), SETTINGS, ("alpha", "beta")),
+        ),
+    )
+    first = Play(agreement=both)
+    first.send("written_request")
+    named = Play(agreement=both)
+    named.send("written_request", agreement="ab-customs", area="customs_offences")
+    assert first.case is not None
+    assert first.case.agreement == "alpha-beta"
+    assert named.case is not None
+    assert named.case.agreement == "ab-customs"
+    assert named.violations == []
+
+
+def test_naming_an_agreement_that_does_not_bind_both_parties_breaches_the_scope() -> None:
+    """A request naming an agreement that does not bind both its parties breaches the scope."""
+    play = Play(requesting="gamma", requested="beta", agreement=TWO_AGREEMENTS)
+    found = play.send(
+        "written_request", agreement="alpha-beta", language="en", area="customs_offences"
+    )
+    assert [(v.rule_id, v.article) for v in found] == [("no-common-agreement", "2")]
+    assert "does not bind both parties" in found[0].detail
+
+
+def test_with_one_agreement_a_request_may_name_only_its_profile() -> None:
+    """With one agreement for all, a request may name it by its profile's id, and nothing else."""
+    play = Play()
+    assert play.send("written_request", agreement="default") == ()
+    other = Play(case_id="case-2")
+    found = other.send("written_request", agreement="customs-maa")
+    assert [(v.rule_id, v.article) for v in found] == [("no-common-agreement", "1")]

@@ -107,6 +107,9 @@ async def test_five_parties_under_two_agreements(tmp_path: Path) -> None:
         "a-2": [("area-outside-agreement", "2")],
     }
     assert [m["type"] for m in _messages(events, "x-1")] == ["written_request"]
+    # b-1 names its agreement; a-1 names none and is under the only one its parties share.
+    assert _messages(events, "b-1")[0]["agreement"] == "south-east-customs"
+    assert "agreement" not in _messages(events, "a-1")[0]
     # The same party, southmere, under each agreement: it accepts Northmark's request at
     # once, in Russian; it proposes conditions on Eastvale's first, in English.
     north = [

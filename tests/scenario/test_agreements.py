@@ -48,3 +48,15 @@ def test_a_policy_may_only_name_an_agreement_of_the_exercise() -> None:
         1,
     )
     assert "no agreement 'cd'" in problems_of(text)[0].message
+
+
+def test_an_inject_may_only_name_an_agreement_of_the_exercise() -> None:
+    """A request on the timeline may name its agreement, one of the exercise's."""
+    named = TWO.replace(
+        "fields: {area: public_order}", "fields: {area: public_order, agreement: ab}"
+    )
+    assert parse_scenario(named, "s.yaml").injects[0].send.fields["agreement"] == "ab"
+    wrong = TWO.replace(
+        "fields: {area: public_order}", "fields: {area: public_order, agreement: cd}"
+    )
+    assert "no agreement 'cd'" in problem_at(wrong, "injects[0].send.fields.agreement").message
