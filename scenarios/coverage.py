@@ -12,9 +12,15 @@ the JSON summary); and what is missing. It uses nothing but the CLI and
 the JSON it prints: the lists of message types and rules come from
 `simulator scenario schema` and `simulator rules --format json`.
 
-Exit status: 0 when every message type, every rule (except those listed
-in KNOWN_IMPOSSIBLE) and every required variant occurred and every run
-finished; 1 otherwise; 2 when the CLI itself cannot be used.
+Rules are counted per agreement profile (`simulator agreements`): a rule of
+a profile is covered when a run under that profile (its `agreement:`, or one
+of its `agreements:`) recorded it citing that profile's article, as
+`simulator rules --agreement ID --format json` lists it.
+
+Exit status: 0 when every message type, every rule of every shipped
+profile (except those listed in KNOWN_IMPOSSIBLE) and every required
+variant occurred and every run finished; 1 otherwise; 2 when the CLI
+itself cannot be used.
 
 Logs and summaries go to a temporary directory that is removed at the end,
 or, with `--runs-dir DIR`, to a new `coverage-XXXXXXXX` directory under
@@ -39,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_CLI = ROOT / ".venv" / "bin" / "simulator"
 
-# Rules no scenario can make fire with today's runtime, and why. The script
+# Rules ("profile:rule") no scenario can make fire with today's runtime, and why. The script
 # does not count them as missing, and says so if one fires after all.
 KNOWN_IMPOSSIBLE: dict[str, str] = {}
 
@@ -74,6 +80,11 @@ class Outcome:
     types: Counter[str] = field(default_factory=Counter)
     rules: Counter[str] = field(default_factory=Counter)
     variants: Counter[tuple[str, str, Any]] = field(default_factory=Counter)
+    # The agreement profiles the run was umpired under, and its findings as (rule, article).
+    profiles: set[str] = field(default_factory=set)
+    cited: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # "profile:rule" keys of the rules covered, filled in by `credit`.
+    profile_rules: Counter[str] = field(default_factory=Counter)
 
     @property
     def name(self) -> str:
@@ -106,6 +117,28 @@ def all_message_types(simulator: Path) -> list[str]:
 
 def all_rules(simulator: Path) -> list[str]:
     return [rule["id"] for rule in json.loads(cli(simulator, "rules", "--format", "json"))]
+
+
+def profile_articles(simulator: Path) -> dict[str, dict[str, str]]:
+    """For each shipped profile, each rule's article in it."""
+    profiles = [p["id"] for p in json.loads(cli(simulator, "agreements", "--format", "json"))]
+    return {
+        profile: {
+            rule["id"]: rule["article"]
+            for rule in json.loads(
+                cli(simulator, "rules", "--format", "json", "--agreement", profile)
+            )
+        }
+        for profile in profiles
+    }
+
+
+def credit(outcome: Outcome, articles: dict[str, dict[str, str]]) -> None:
+    """Count each finding for every profile of the run that cites the rule at that article."""
+    for (rule_id, article), count in outcome.cited.items():
+        for profile in outcome.profiles:
+            if articles.get(profile, {}).get(rule_id) == article:
+                outcome.profile_rules[f"{profile}:{rule_id}"] += count
 
 
 def run_one(simulator: Path, scenario: Path, out: Path, broker: str | None) -> Outcome:
@@ -141,6 +174,10 @@ def read_log(simulator: Path, outcome: Outcome) -> None:
         event = json.loads(line)
         data = event.get("data") or {}
         kind = str(event.get("type", ""))
+        if kind == "coop.exercise.started":
+            agreement = data.get("agreement") or {}
+            outcome.profiles.add(str(agreement.get("profile", "default")))
+            outcome.profiles.update(str(a["profile"]) for a in agreement.get("agreements", ()))
         if kind.startswith(MESSAGE_PREFIX):
             message_type = kind.removeprefix(MESSAGE_PREFIX)
             outcome.types[message_type] += 1
@@ -150,6 +187,7 @@ def read_log(simulator: Path, outcome: Outcome) -> None:
                     outcome.variants[variant] += 1
         for violation in data.get("violations") or ():
             outcome.rules[str(violation.get("rule_id"))] += 1
+            outcome.cited[(str(violation.get("rule_id")), str(violation.get("article")))] += 1
     # The summary counts the same findings; a difference would be a product bug.
     by_rule = outcome.summary.get("violations_by_rule") or {}
     if dict(outcome.rules) != by_rule:
@@ -183,7 +221,7 @@ def matrix(title: str, keys: Sequence[str], outcomes: Sequence[Outcome], attr: s
     for key in keys:
         counts = [getattr(o, attr)[key] for o in outcomes]
         total: object = sum(counts) or (
-            "n/a" if key in KNOWN_IMPOSSIBLE and attr == "rules" else "MISSING"
+            "n/a" if key in KNOWN_IMPOSSIBLE and attr == "profile_rules" else "MISSING"
         )
         rows.append([key, *(c or "." for c in counts), total])
     return table(headers, rows, right=set(range(1, len(headers))))
@@ -211,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         types = all_message_types(args.simulator)
-        rules = all_rules(args.simulator)
+        articles = profile_articles(args.simulator)
+        rules = [f"{profile}:{rule}" for profile, book in articles.items() for rule in book]
     except (CliError, OSError, KeyError, ValueError) as exc:
         print(f"cannot use the CLI {args.simulator}: {exc}", file=sys.stderr)
         return 2
@@ -226,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             outcomes = list(
                 pool.map(lambda s: run_one(args.simulator, s, out, args.broker), scenarios)
             )
+        for outcome in outcomes:
+            credit(outcome, articles)
         return report(outcomes, types, rules, out if args.runs_dir else None)
 
 
@@ -275,7 +316,7 @@ def report(
     print("\nMessage types × scenarios (messages committed)\n")
     print(matrix("message type", types, outcomes, "types"))
     print("\nRules × scenarios (violations recorded)\n")
-    print(matrix("rule", rules, outcomes, "rules"))
+    print(matrix("profile:rule", rules, outcomes, "profile_rules"))
     print("\nVariants × scenarios\n")
     variant_rows = []
     for variant in REQUIRED_VARIANTS:
@@ -292,7 +333,7 @@ def report(
     )
 
     used_types = {t for o in done for t in o.types}
-    fired_rules = {r for o in done for r in o.rules}
+    fired_rules = {r for o in done for r in o.profile_rules}
     seen_variants = {v for o in done for v in o.variants}
     missing_types = [t for t in types if t not in used_types]
     missing_rules = [r for r in rules if r not in fired_rules and r not in KNOWN_IMPOSSIBLE]

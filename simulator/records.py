@@ -44,14 +44,17 @@ from pydantic import (
 
 from simulator.eventlog import Event, NewEvent, UpgradeRegistry
 from simulator.protocol import (
+    DEFAULT_PROFILE_ID,
     MESSAGE_ADAPTER,
     MESSAGE_TYPES,
     Agreement,
     AgreementSettings,
+    Binding,
     Message,
     Party,
     Severity,
     Violation,
+    load_profile,
 )
 from simulator.signing import Signatories
 
@@ -466,10 +469,25 @@ def audience_json(event: Mapping[str, Any]) -> frozenset[str] | None:
 
 
 def agreement_payload(agreement: Agreement) -> dict[str, Any]:
-    return {
+    payload: dict[str, Any] = {
         "parties": [p.model_dump(mode="json") for p in agreement.parties.values()],
         "settings": agreement.settings.model_dump(mode="json"),
     }
+    # Logs from before profiles existed were all under the default one, and say nothing:
+    # so a log under the default still says nothing, and stays as it was byte for byte.
+    if agreement.profile.id != DEFAULT_PROFILE_ID:
+        payload["profile"] = agreement.profile.id
+    if agreement.bindings:
+        payload["agreements"] = [
+            {
+                "id": b.id,
+                "profile": b.profile.id,
+                "parties": list(b.parties),
+                "settings": b.settings.model_dump(mode="json"),
+            }
+            for b in agreement.bindings
+        ]
+    return payload
 
 
 def read_agreement(event: Event) -> Agreement:
@@ -481,10 +499,21 @@ def read_agreement(event: Event) -> Agreement:
     payload = event.data["agreement"]
     parties = _PARTIES.validate_python(payload["parties"])
     settings = AgreementSettings.model_validate(payload["settings"])
+    profile = load_profile(payload.get("profile", DEFAULT_PROFILE_ID))
+    bindings = tuple(
+        Binding(
+            id=b["id"],
+            profile=load_profile(b["profile"]),
+            settings=AgreementSettings.model_validate(b["settings"]),
+            parties=tuple(b["parties"]),
+        )
+        for b in payload.get("agreements", ())
+    )
     signatures = event.data.get("signatures")
     if isinstance(signatures, Mapping):
-        return Agreement.of(parties, settings, Signatories.from_record(signatures).verify)
-    return Agreement.of(parties, settings)
+        verify = Signatories.from_record(signatures).verify
+        return Agreement.of(parties, settings, verify, profile, bindings)
+    return Agreement.of(parties, settings, profile=profile, bindings=bindings)
 
 
 # The validator of each message class by its type: what the discriminated

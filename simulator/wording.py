@@ -74,6 +74,9 @@ AREA_WORDS = {
     Area.FORCE_SUPPORT: "force support to counter crime",
     Area.SPORTS_AND_CULTURE: "sports and cultural ties",
     Area.HEALTH_RESORT_TREATMENT: "health-resort treatment on a contractual basis",
+    Area.CUSTOMS_LEGISLATION: "the proper application of customs legislation",
+    Area.CUSTOMS_OFFENCES: "prevention and investigation of operations in breach of customs "
+    "legislation",
 }
 
 # Art. 5.1, in the words of the agreement.

@@ -147,3 +147,30 @@ def test_module_and_console_script_both_work() -> None:
     )
     assert json.loads(by_module.stdout) == json.loads(by_script.stdout)
     assert len(json.loads(by_module.stdout)) == len(RULES)
+
+
+def test_rules_for_the_default_agreement_are_the_rule_book() -> None:
+    """`simulator rules --agreement default` prints what `simulator rules` prints."""
+    plain = CliRunner().invoke(app, ["rules", "--format", "json"])
+    default = CliRunner().invoke(app, ["rules", "--format", "json", "--agreement", "default"])
+    assert default.exit_code == 0, default.output
+    assert default.stdout == plain.stdout
+
+
+def test_rules_for_an_unknown_agreement_name_the_shipped_ones() -> None:
+    """An agreement that is not shipped is a usage error that lists the profiles there are."""
+    result = CliRunner().invoke(app, ["rules", "--agreement", "no-such-treaty"])
+    assert result.exit_code == 2
+    assert "default" in result.output
+
+
+def test_rules_for_the_customs_agreement_cite_its_articles() -> None:
+    """`--agreement customs-maa` gives the same rules in that agreement's articles and words."""
+    result = CliRunner().invoke(app, ["rules", "--format", "json", "--agreement", "customs-maa"])
+    assert result.exit_code == 0, result.output
+    by_id = {r["id"]: r for r in json.loads(result.stdout)}
+    assert set(by_id) == {r.id for r in RULES}
+    assert by_id["oral-request-not-confirmed"]["article"] == "6.1"
+    assert by_id["refusal-ground-outside-5-1"]["article"] == "9.1"
+    assert "commercial" in by_id["refusal-ground-outside-5-1"]["summary"]
+    assert by_id["not-working-language"]["article"] == "6.3"

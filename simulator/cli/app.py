@@ -28,7 +28,7 @@ from simulator.cli.logview import (
     show_log,
     verify_log,
 )
-from simulator.cli.rulebook import RuleFormat, render_rules
+from simulator.cli.rulebook import RuleFormat, render_profiles, render_rules
 from simulator.cli.runview import Progress, print_summary
 from simulator.context import fresh_rng, wall_now
 from simulator.errors import InputError, ScenarioError, SimulatorError
@@ -48,7 +48,7 @@ from simulator.logging import configure as configure_logging
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Control, Tick, describe
 from simulator.options import SECURE_OPTION
-from simulator.protocol import RULES
+from simulator.protocol import DEFAULT_PROFILE_ID, load_profile, profile_ids
 from simulator.protocol.procedure import (
     BEGIN_MARK,
     mermaid,
@@ -100,6 +100,16 @@ def _root(
 
 
 @app.command()
+def agreements(
+    fmt: Annotated[
+        RuleFormat, typer.Option("--format", "-f", help="table (default) or json")
+    ] = RuleFormat.TABLE,
+) -> None:
+    """List the agreement profiles a scenario may name and `rules --agreement` prints."""
+    render_profiles(fmt, Console(), [load_profile(p) for p in profile_ids()])
+
+
+@app.command()
 def rules(
     fmt: Annotated[
         RuleFormat, typer.Option("--format", "-f", help="table (default), json or markdown")
@@ -107,17 +117,32 @@ def rules(
     severity: Annotated[
         str | None, typer.Option(help="only rules of this severity: error, warning, info")
     ] = None,
+    agreement: Annotated[
+        str,
+        typer.Option(
+            help="the agreement whose articles the rules cite: "
+            + ", ".join(profile_ids())
+            + " (a scenario's `agreement: profile:`)"
+        ),
+    ] = DEFAULT_PROFILE_ID,
 ) -> None:
     """Print the rule book the umpire applies: id, article, severity and what it requires."""
-    chosen = RULES
+    try:
+        profile = load_profile(agreement)
+    except KeyError as error:
+        raise typer.BadParameter(str(error.args[0]), param_hint="--agreement") from None
+    chosen = profile.rule_book()
     if severity is not None:
-        chosen = tuple(r for r in RULES if r.severity.value == severity)
+        chosen = tuple(r for r in chosen if r.severity.value == severity)
         if not chosen:
             raise typer.BadParameter(
                 f"unknown severity {severity!r}; use error, warning or info",
                 param_hint="--severity",
             )
-    render_rules(fmt, Console(), chosen)
+    if profile.id == DEFAULT_PROFILE_ID:
+        render_rules(fmt, Console(), chosen)
+    else:
+        render_rules(fmt, Console(), chosen, title=f"Rule book: {profile.short_title}")
 
 
 @app.command()

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.table import Table
 
-from simulator.protocol import RULES, Rule
+from simulator.protocol import RULES, AgreementProfile, Rule
 
 
 class RuleFormat(StrEnum):
@@ -24,7 +24,12 @@ def rule_records(rules: tuple[Rule, ...] = RULES) -> list[dict[str, str]]:
     ]
 
 
-def render_rules(fmt: RuleFormat, console: Console, rules: tuple[Rule, ...] = RULES) -> None:
+def render_rules(
+    fmt: RuleFormat,
+    console: Console,
+    rules: tuple[Rule, ...] = RULES,
+    title: str = "Rule book: Articles 4-7 and 9 of the cooperation agreement",
+) -> None:
     if fmt is RuleFormat.JSON:
         # Plain print: rich would wrap and colour the JSON.
         console.file.write(json.dumps(rule_records(rules), ensure_ascii=False, indent=2) + "\n")
@@ -69,3 +74,39 @@ WIDE = 110
 
 def _article(rule: Rule) -> str:
     return f"Art. {rule.article}" if any(c.isdigit() for c in rule.article) else "procedure"
+
+
+def profile_records(profiles: list[AgreementProfile]) -> list[dict[str, object]]:
+    return [
+        {
+            "id": p.id,
+            "title": p.short_title,
+            "kind": p.kind,
+            "languages": list(p.languages),
+            "areas": list(p.areas),
+            "refusal_grounds": list(p.refusal_grounds),
+            "scope_article": p.scope_article,
+        }
+        for p in profiles
+    ]
+
+
+def render_profiles(fmt: RuleFormat, console: Console, profiles: list[AgreementProfile]) -> None:
+    """The shipped agreements a scenario may name (`agreement: profile:`)."""
+    if fmt is RuleFormat.JSON:
+        records = profile_records(profiles)
+        console.file.write(json.dumps(records, ensure_ascii=False, indent=2) + "\n")
+        return
+    table = Table(title="Agreement profiles", box=box.SIMPLE_HEAVY)
+    for column in ("Id", "Agreement", "Kind", "Languages", "Areas", "Grounds of refusal"):
+        table.add_column(column)
+    for p in profiles:
+        table.add_row(
+            p.id,
+            p.short_title,
+            p.kind,
+            ", ".join(p.languages),
+            f"{len(p.areas)} (Art. {p.areas_article})",
+            f"{len(p.refusal_grounds)} (Art. {p.refusal_article})",
+        )
+    console.print(table)

@@ -49,6 +49,7 @@ class CaseView:
     request: dict[str, Any] = field(default_factory=dict)
     oral_request_id: str | None = None
     third_party: str | None = None
+    area: str | None = None  # from an offer, before any request
 
 
 # The answer to a request whose signature does not verify (Art. 4.2), sent at once.
@@ -126,6 +127,8 @@ class PolicyEngine:
         message = message_payload(event)
         kind = message["type"]
         case = self.cases.setdefault(message["case_id"], CaseView())
+        if kind == "offer":
+            case.area = message.get("area")
         if kind in REQUEST_TYPES:
             case.request = {k: message[k] for k in REQUEST_CONTENT if k in message}
             if kind == "oral_request":
@@ -176,9 +179,34 @@ class PolicyEngine:
             self._plan(_ASK_CONFIRMATION, event.time, message, recipient=message["sender"])
             return
         options = self.policy.on.get(message["type"], ())
-        if options:
+        if any(o.when is not None for o in options):
+            # Only a policy that uses `when` filters, so every other one draws as before.
+            options = self._applicable(options, message)
+        if options and any(o.weight > 0 for o in options):
             choice = self._choose(options, message["case_id"])
             self._plan(choice, event.time, message, recipient=message["sender"])
+
+    def _applicable(
+        self, options: Sequence[Response], message: dict[str, Any]
+    ) -> tuple[Response, ...]:
+        """The responses whose `when` holds for the case; if none does, those without `when`."""
+        case = self.cases.get(message["case_id"], CaseView())
+        agreement = self.agreement_of(message)
+        area = case.request.get("area") or case.area
+        specific = tuple(
+            o
+            for o in options
+            if o.when is not None
+            and o.when.holds(agreement=agreement, area=area, case_id=message["case_id"])
+        )
+        return specific or tuple(o for o in options if o.when is None)
+
+    def agreement_of(self, message: dict[str, Any]) -> str | None:
+        """The id of the agreement the message's case is under, as policies name it."""
+        named = self.cases.get(message["case_id"], CaseView()).request.get("agreement")
+        if named is not None:
+            return str(named)
+        return self.scenario.agreement_between(message["sender"], message["recipient"])
 
     def _doubted(self, message: dict[str, Any]) -> bool:
         """Whether a received request's signature fails and this party asks rather than acts."""

@@ -4,6 +4,7 @@ from simulator.protocol.agreement import (
     WRITTEN_CONFIRMATION_WINDOW,
     Agreement,
     AgreementSettings,
+    Binding,
     SignatureStatus,
     SignatureVerifier,
 )
@@ -32,9 +33,17 @@ from simulator.protocol.messages import (
     parse_message_json,
 )
 from simulator.protocol.parties import Official, Party
+from simulator.protocol.profile import (
+    DEFAULT_PROFILE_ID,
+    AgreementProfile,
+    default_profile,
+    load_profile,
+    profile_ids,
+)
 from simulator.protocol.rules import RULES, RULES_BY_ID, Rule, Severity, Violation
 
 __all__ = [
+    "DEFAULT_PROFILE_ID",
     "MESSAGE_ADAPTER",
     "MESSAGE_TYPES",
     "REQUEST_CONTENT_FIELDS",
@@ -43,8 +52,10 @@ __all__ = [
     "TERMINAL_STATES",
     "WRITTEN_CONFIRMATION_WINDOW",
     "Agreement",
+    "AgreementProfile",
     "AgreementSettings",
     "Area",
+    "Binding",
     "Case",
     "CaseId",
     "CaseState",
@@ -68,9 +79,12 @@ __all__ = [
     "Violation",
     "apply",
     "deadlines",
+    "default_profile",
     "elapse",
     "is_party_id",
+    "load_profile",
     "overdue",
     "parse_message",
     "parse_message_json",
+    "profile_ids",
 ]

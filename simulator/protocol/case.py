@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 
 from simulator.protocol import rules as r
 from simulator.protocol.agreement import (
-    WRITTEN_CONFIRMATION_WINDOW,
     Agreement,
+    Binding,
     SignatureStatus,
 )
 from simulator.protocol.messages import (
@@ -47,7 +47,6 @@ from simulator.protocol.messages import (
     OfferDeclined,
     OralRequest,
     Refusal,
-    RefusalGround,
     RefusalScope,
     Results,
     ResultsTransfer,
@@ -57,6 +56,7 @@ from simulator.protocol.messages import (
     WrittenConfirmation,
     WrittenRequest,
 )
+from simulator.protocol.profile import describe_window
 from simulator.protocol.rules import Violation
 
 
@@ -165,6 +165,8 @@ class Case(NamedTuple):
     transfer_consents: frozenset[str] = frozenset()
     transferred_to: tuple[str, ...] = ()
     messages: int = 0
+    # The agreement (of several in the exercise) the case is under; None with one agreement.
+    agreement: str | None = None
 
 
 Outcome = tuple[Case | None, tuple[Violation, ...]]
@@ -178,7 +180,6 @@ _NO_CHANGE: Changes = {}
 
 _OPENING = (WrittenRequest, OralRequest, Offer)
 _ART_7 = (TransferConsentRequest, TransferConsent, ResultsTransfer)
-_VALID_GROUNDS = frozenset(g.value for g in RefusalGround)
 _INDEX = {name: index for index, name in enumerate(Case._fields)}
 _UPDATED_AT = _INDEX["updated_at"]
 _MESSAGES = _INDEX["messages"]
@@ -187,6 +188,75 @@ _new_case = tuple.__new__
 
 def apply(case: Case | None, message: Message, at: datetime, agreement: Agreement) -> Outcome:
     """Fold one message into its case (None for a case not opened yet)."""
+    if agreement.bindings or (case is None and _named(message) is not None):
+        return _apply_bound(case, message, at, agreement)
+    after, found = _apply(case, message, at, agreement)
+    if found:
+        # The rules are the same under every agreement; the articles they cite are its own.
+        return after, tuple(map(agreement.profile.cite, found))
+    return after, found
+
+
+def _apply_bound(
+    case: Case | None, message: Message, at: datetime, agreement: Agreement
+) -> Outcome:
+    """`apply` in an exercise of several agreements: the case's own one governs it."""
+    if case is not None:
+        view = agreement.under(case.agreement)
+        after, found = _apply(case, message, at, view)
+        return after, tuple(map(view.profile.cite, found))
+    named = _named(message)
+    scope: list[Violation] = []
+    if named is not None:
+        binding, problem = _named_binding(agreement, named, message)
+        if problem:
+            scope.append(_breach(r.NO_COMMON_AGREEMENT, message, problem))
+    else:
+        binding = agreement.binding_between(message.sender, message.recipient)
+        known = message.sender in agreement.parties and message.recipient in agreement.parties
+        if binding is None and isinstance(message, _OPENING) and agreement.bindings and known:
+            # Art. 1: the parties cooperate under the agreement.
+            scope.append(
+                _breach(
+                    r.NO_COMMON_AGREEMENT,
+                    message,
+                    f"{message.sender} and {message.recipient} share no agreement of the exercise",
+                )
+            )
+    if binding is None:
+        # Recorded and folded as any other message, under the sender's own agreement.
+        mine = agreement.first_binding_of(message.sender)
+        view = agreement.under(mine.id if mine else None)
+    else:
+        view = agreement.under(binding.id)
+    after, found = _apply(case, message, at, view)
+    if after is not None and binding is not None:
+        after = after._replace(agreement=binding.id)
+    return after, tuple(map(view.profile.cite, (*scope, *found)))
+
+
+def _named(message: Message) -> str | None:
+    """The agreement an opening message names, if it names one."""
+    return message.agreement if isinstance(message, _OPENING) else None
+
+
+def _named_binding(
+    agreement: Agreement, named: str, message: Message
+) -> tuple[Binding | None, str]:
+    """The binding a request names, or why the name does not hold for its parties."""
+    if not agreement.bindings:
+        if named == agreement.profile.id:
+            return None, ""
+        return None, f"names the agreement {named!r}; the exercise's is {agreement.profile.id!r}"
+    binding = next((b for b in agreement.bindings if b.id == named), None)
+    if binding is None:
+        return None, f"names the agreement {named!r}, which is not one of the exercise's"
+    if message.sender in binding.parties and message.recipient in binding.parties:
+        return binding, ""
+    return None, f"names the agreement {named!r}, which does not bind both parties"
+
+
+def _apply(case: Case | None, message: Message, at: datetime, agreement: Agreement) -> Outcome:
     if case is not None and case.case_id != message.case_id:
         raise ValueError(f"message for case {message.case_id!r} folded into {case.case_id!r}")
     found: list[Violation] = []
@@ -240,8 +310,9 @@ def apply(case: Case | None, message: Message, at: datetime, agreement: Agreemen
 def elapse(case: Case, at: datetime, agreement: Agreement) -> tuple[Case, tuple[Violation, ...]]:
     """Apply the deadlines that have passed by `at`."""
     found: list[Violation] = []
+    agreement = agreement.under(case.agreement)
     case = _deadlines(case, at, agreement, found)
-    return case, tuple(found)
+    return case, tuple(map(agreement.profile.cite, found))
 
 
 def confirmation_owed(case: Case) -> bool:
@@ -255,10 +326,11 @@ def confirmation_owed(case: Case) -> bool:
 
 
 def _deadlines(case: Case, at: datetime, agreement: Agreement, found: list[Violation]) -> Case:
+    window = agreement.profile.deadlines.written_confirmation
     if (
         case.confirmation is ConfirmationStatus.OWED
         and case.oral_at is not None
-        and at > case.oral_at + WRITTEN_CONFIRMATION_WINDOW
+        and at > case.oral_at + window
         and case.state is not CaseState.WITHDRAWN
     ):
         # Urgency lets the case go on before the confirmation; the lapse comes when
@@ -268,7 +340,7 @@ def _deadlines(case: Case, at: datetime, agreement: Agreement, found: list[Viola
         found.append(
             r.ORAL_REQUEST_NOT_CONFIRMED.breach(
                 f"oral request {case.oral_request_id} of {case.oral_at.isoformat()} was not "
-                f"confirmed in writing within 3 days; {outcome}",
+                f"confirmed in writing within {describe_window(window)}; {outcome}",
                 case_id=case.case_id,
                 message_id=case.oral_request_id,
                 party=case.requesting,
@@ -312,6 +384,7 @@ def _open(
     agreement: Agreement,
     found: list[Violation],
 ) -> Case:
+    _check_area(message, agreement, found)
     if isinstance(message, Offer):
         return Case(
             case_id=message.case_id,
@@ -326,6 +399,21 @@ def _open(
     # `state` comes with the changes.
     changes = _request(message, at, agreement, found)
     return Case(message.case_id, opened_at=at, updated_at=at, messages=1, **changes)
+
+
+def _check_area(
+    message: WrittenRequest | OralRequest | Offer, agreement: Agreement, found: list[Violation]
+) -> None:
+    profile = agreement.profile
+    if message.area.value not in profile.areas:
+        found.append(
+            _breach(
+                r.AREA_OUTSIDE_AGREEMENT,
+                message,
+                f"{message.area.value!r} is not an area of cooperation of Art. "
+                f"{profile.areas_article} of the {profile.short_title}",
+            )
+        )
 
 
 def _request(
@@ -456,6 +544,7 @@ def _on_request(
         return _not_allowed(case, message, found)
     if not _parties(case, message, found, sender=case.offered_to, recipient=case.offered_by):
         return _NO_CHANGE
+    _check_area(message, agreement, found)
     return _request(message, at, agreement, found)
 
 
@@ -629,7 +718,7 @@ def _on_refusal(
         return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
         return _NO_CHANGE
-    _check_refusal(case, message, found)
+    _check_refusal(case, message, agreement, found)
     if message.scope is RefusalScope.FULL:
         return _REFUSED_IN_FULL
     if executing:
@@ -923,23 +1012,31 @@ def _check_not_forged(case: Case, message: Message, found: list[Violation]) -> N
         )
 
 
-def _check_refusal(case: Case, message: Refusal, found: list[Violation]) -> None:
+def _check_refusal(
+    case: Case, message: Refusal, agreement: Agreement, found: list[Violation]
+) -> None:
     if not message.medium.in_writing:
         found.append(_breach(r.REFUSAL_NOT_IN_WRITING, message, "the refusal was given orally"))
     if not message.reasons.strip():
         found.append(_breach(r.REFUSAL_WITHOUT_REASONS, message, "the refusal gives no reasons"))
-    outside = [g for g in message.grounds if g not in _VALID_GROUNDS]
+    profile = agreement.profile
+    outside = [g for g in message.grounds if g not in profile.refusal_grounds]
     if outside:
         found.append(
             _breach(
                 r.REFUSAL_GROUND_OUTSIDE_ARTICLE_5_1,
                 message,
-                f"cites {', '.join(repr(g) for g in outside)}, not a ground of Art. 5.1",
+                f"cites {', '.join(repr(g) for g in outside)}, "
+                f"not a ground of Art. {profile.refusal_article}",
             )
         )
     elif not message.grounds:
         found.append(
-            _breach(r.REFUSAL_GROUND_OUTSIDE_ARTICLE_5_1, message, "cites no ground of Art. 5.1")
+            _breach(
+                r.REFUSAL_GROUND_OUTSIDE_ARTICLE_5_1,
+                message,
+                f"cites no ground of Art. {profile.refusal_article}",
+            )
         )
     if message.scope is RefusalScope.PARTIAL:
         if not message.refused_parts:

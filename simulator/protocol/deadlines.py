@@ -9,8 +9,9 @@ from datetime import datetime
 from enum import StrEnum
 
 from simulator.protocol import rules as r
-from simulator.protocol.agreement import WRITTEN_CONFIRMATION_WINDOW, AgreementSettings
+from simulator.protocol.agreement import AgreementSettings
 from simulator.protocol.case import Case, confirmation_owed
+from simulator.protocol.profile import AgreementProfile, default_profile
 
 
 class DeadlineKind(StrEnum):
@@ -32,18 +33,21 @@ class Deadline:
         return at > self.due_at
 
 
-def deadlines(case: Case, settings: AgreementSettings) -> tuple[Deadline, ...]:
-    """The obligations the case has open now, earliest first."""
+def deadlines(
+    case: Case, settings: AgreementSettings, profile: AgreementProfile | None = None
+) -> tuple[Deadline, ...]:
+    """The obligations the case has open now, earliest first, under `profile` (the default)."""
+    profile = profile or default_profile()
     found: list[Deadline] = []
     if confirmation_owed(case) and case.oral_at is not None:
         found.append(
             Deadline(
                 case_id=case.case_id,
                 kind=DeadlineKind.WRITTEN_CONFIRMATION,
-                article=r.ORAL_REQUEST_NOT_CONFIRMED.article,
+                article=profile.article(r.ORAL_REQUEST_NOT_CONFIRMED),
                 rule_id=r.ORAL_REQUEST_NOT_CONFIRMED.id,
                 owed_by=case.requesting,
-                due_at=case.oral_at + WRITTEN_CONFIRMATION_WINDOW,
+                due_at=case.oral_at + profile.deadlines.written_confirmation,
             )
         )
     if (
@@ -55,7 +59,7 @@ def deadlines(case: Case, settings: AgreementSettings) -> tuple[Deadline, ...]:
             Deadline(
                 case_id=case.case_id,
                 kind=DeadlineKind.RESULTS,
-                article=r.RESULTS_OVERDUE.article,
+                article=profile.article(r.RESULTS_OVERDUE),
                 rule_id=r.RESULTS_OVERDUE.id,
                 owed_by=case.requested,
                 due_at=case.execution_started_at + settings.as_soon_as_possible,
@@ -64,6 +68,8 @@ def deadlines(case: Case, settings: AgreementSettings) -> tuple[Deadline, ...]:
     return tuple(sorted(found, key=lambda d: d.due_at))
 
 
-def overdue(case: Case, at: datetime, settings: AgreementSettings) -> tuple[Deadline, ...]:
+def overdue(
+    case: Case, at: datetime, settings: AgreementSettings, profile: AgreementProfile | None = None
+) -> tuple[Deadline, ...]:
     """The open obligations that have passed their due time by `at`."""
-    return tuple(d for d in deadlines(case, settings) if d.overdue(at))
+    return tuple(d for d in deadlines(case, settings, profile) if d.overdue(at))

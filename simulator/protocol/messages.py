@@ -13,7 +13,15 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    model_validator,
+)
 
 from simulator.protocol.ids import CaseId, LanguageTag, MessageId, PartyId
 
@@ -25,8 +33,14 @@ Items = Annotated[tuple[ShortText, ...], Field(max_length=100)]
 
 
 class Area(StrEnum):
-    """Art. 2: the areas of cooperation; every request names one."""
+    """The areas of cooperation of the shipped agreements; every request names one.
 
+    A message may name any of them; the agreement in force says which it covers
+    (its profile's `areas`), and a request outside them is a violation
+    (`area-outside-agreement`), not a message that cannot be read.
+    """
+
+    # Art. 2 of the default agreement.
     PUBLIC_ORDER = "public_order"
     STATE_FACILITIES_AND_SPECIAL_CARGO = "state_facilities_and_special_cargo"
     TERRORISM_AND_EXTREMISM = "terrorism_and_extremism"
@@ -37,6 +51,9 @@ class Area(StrEnum):
     FORCE_SUPPORT = "force_support"
     SPORTS_AND_CULTURE = "sports_and_culture"
     HEALTH_RESORT_TREATMENT = "health_resort_treatment"
+    # Art. 2 of the customs mutual administrative assistance profile (customs-maa).
+    CUSTOMS_LEGISLATION = "customs_legislation"
+    CUSTOMS_OFFENCES = "customs_offences"
 
 
 class RefusalGround(StrEnum):
@@ -96,10 +113,29 @@ class _Message(BaseModel):
         return self
 
 
+def _unsaid(value: object) -> bool:
+    return value is None
+
+
+# The agreement a request or an offer is made under, by its id in the exercise. Left out
+# of the JSON when not named, so messages that name none are written as they always were.
+def _blank_unsaid(value: object) -> object:
+    # A form left blank names no agreement.
+    return None if value == "" else value
+
+
+AgreementName = Annotated[
+    Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")] | None,
+    BeforeValidator(_blank_unsaid),
+    Field(default=None, exclude_if=_unsaid),
+]
+
+
 class _RequestContent(_Message):
     """Art. 4.3 content. Elements may be blank: the rules report what is missing."""
 
     area: Area
+    agreement: AgreementName = None
     requesting_party_name: ShortText = ""
     requested_party_name: ShortText = ""
     essence: Text = ""
@@ -149,6 +185,7 @@ class Offer(_Message):
 
     type: Literal["offer"] = "offer"
     area: Area
+    agreement: AgreementName = None
     description: Text
 
 

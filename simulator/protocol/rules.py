@@ -65,6 +65,19 @@ class Violation:
 # an article carry this marker.
 NO_ARTICLE = "—"
 
+NO_COMMON_AGREEMENT = Rule(
+    "no-common-agreement",
+    "1",
+    Severity.ERROR,
+    "A request or an offer passes only between parties bound by a common agreement: the "
+    "parties cooperate under the agreement, not outside it.",
+)
+AREA_OUTSIDE_AGREEMENT = Rule(
+    "area-outside-agreement",
+    "2",
+    Severity.ERROR,
+    "A request or an offer must fall within one of the agreement's areas of cooperation.",
+)
 REQUEST_INCOMPLETE = Rule(
     "request-incomplete",
     "4.3",
@@ -197,6 +210,8 @@ NOT_WORKING_LANGUAGE = Rule(
 )
 
 RULES: tuple[Rule, ...] = (
+    NO_COMMON_AGREEMENT,
+    AREA_OUTSIDE_AGREEMENT,
     REQUEST_INCOMPLETE,
     REQUEST_NOT_SIGNED_OR_SEALED,
     ORAL_REQUEST_NOT_URGENT,

@@ -29,14 +29,15 @@ from simulator.projections import (
 )
 from simulator.projections.summary import score
 from simulator.protocol import (
+    DEFAULT_PROFILE_ID,
     RULES,
-    RULES_BY_ID,
-    WRITTEN_CONFIRMATION_WINDOW,
     Agreement,
     Case,
     CaseState,
     Severity,
 )
+from simulator.protocol.profile import default_profile, describe_window
+from simulator.protocol.rules import IMPEDIMENT_NOT_PROMPT, RESULTS_OVERDUE
 from simulator.records import CLOCK_ELAPSED
 from simulator.report.facts import RunFacts
 from simulator.report.formatting import article_key, article_label
@@ -117,7 +118,7 @@ def assemble(
         summary=_summary(marks, facts, metadata, scenario, cases, rows),
         cases=cases,
         response_times=_response_times(cases, marks.agreement),
-        violations=_violations(marks.findings, timeline.entries),
+        violations=_violations(marks.findings, timeline.entries, marks.agreement),
         expectations=_expectations(marks, scenario, note),
         parties=_parties(marks, timeline.entries, facts, cases),
         rejections=[
@@ -211,14 +212,7 @@ def _summary(
         parties=[PartyInfo(id=p.id, name=p.name) for p in agreement.parties.values()]
         if agreement
         else [],
-        agreement=AgreementTerms(
-            promptly_seconds=_seconds(agreement.settings.promptly),
-            as_soon_as_possible_seconds=_seconds(agreement.settings.as_soon_as_possible),
-            written_confirmation_seconds=_seconds(WRITTEN_CONFIRMATION_WINDOW),
-            working_language=agreement.settings.working_language,
-        )
-        if agreement
-        else None,
+        agreement=_terms(agreement) if agreement else None,
         lineage=read_lineage(metadata),
         notes=sum(1 for row in controller if row.kind == "note"),
         controller_actions=sum(1 for row in controller if row.kind == "action"),
@@ -323,8 +317,8 @@ class _CaseLook:
         return Answer(status="owed", after=self.waited(since))
 
 
-def _confirmation(look: _CaseLook) -> Answer | None:
-    """Art. 4.2: the written confirmation of an oral request, within 3 days."""
+def _confirmation(look: _CaseLook, window: timedelta) -> Answer | None:
+    """Art. 4.2 (here): the written confirmation of an oral request, within `window`."""
     oral = look.first("oral_request", look.case.requesting)
     if oral is None:
         return None
@@ -332,7 +326,7 @@ def _confirmation(look: _CaseLook) -> Answer | None:
     written = look.first("written_confirmation", look.case.requesting)
     if written is not None:
         after = _seconds(written.time - oral.time)
-        late = after > _seconds(WRITTEN_CONFIRMATION_WINDOW)
+        late = after > _seconds(window)
         return Answer(status="answered", after=after, late=late)
     if look.case.state is CaseState.LAPSED:
         return Answer(status="unanswered", after=None, note="the case lapsed")
@@ -416,9 +410,10 @@ def _times(
         _decision(look, milestones, request_at) if request_at is not None else (None, None)
     )
     asap = marks.agreement.settings.as_soon_as_possible if marks.agreement else None
+    profile = marks.agreement.profile if marks.agreement else default_profile()
     return CaseTimes(
         request_at=request_at,
-        written_confirmation=_confirmation(look),
+        written_confirmation=_confirmation(look, profile.deadlines.written_confirmation),
         acknowledgement=_acknowledgement(look, request_at) if request_at is not None else None,
         decision=decision,
         decision_kind=decision_kind,
@@ -459,8 +454,34 @@ def _measure(
     )
 
 
+def _terms(agreement: Agreement) -> AgreementTerms:
+    profile = agreement.profile
+    terms = AgreementTerms(
+        promptly_seconds=_seconds(agreement.settings.promptly),
+        as_soon_as_possible_seconds=_seconds(agreement.settings.as_soon_as_possible),
+        written_confirmation_seconds=_seconds(profile.deadlines.written_confirmation),
+        working_language=agreement.settings.working_language,
+    )
+    if profile.id == DEFAULT_PROFILE_ID:
+        return terms
+    return terms.model_copy(
+        update={
+            "profile": profile.id,
+            "title": profile.short_title,
+            "promptly_article": profile.article(IMPEDIMENT_NOT_PROMPT),
+            "as_soon_as_possible_article": profile.article(RESULTS_OVERDUE),
+            "written_confirmation_article": profile.deadlines.written_confirmation_article,
+            "working_language_article": profile.languages_article,
+        }
+    )
+
+
 def _response_times(cases: Sequence[CaseReport], agreement: Agreement | None) -> ResponseTimes:
     asap = agreement.settings.as_soon_as_possible if agreement else None
+    profile = agreement.profile if agreement else default_profile()
+    window = profile.deadlines.written_confirmation
+    window_article = profile.deadlines.written_confirmation_article
+    asap_article = profile.article(RESULTS_OVERDUE)
     return ResponseTimes(
         measures=[
             _measure(
@@ -468,8 +489,8 @@ def _response_times(cases: Sequence[CaseReport], agreement: Agreement | None) ->
                 "Written confirmation",
                 "oral request",
                 [(c.case_id, c.times.written_confirmation) for c in cases],
-                WRITTEN_CONFIRMATION_WINDOW,
-                "Art. 4.2: 3 days",
+                window,
+                f"Art. {window_article}: {describe_window(window)}",
             ),
             _measure(
                 "acknowledgement",
@@ -493,7 +514,9 @@ def _response_times(cases: Sequence[CaseReport], agreement: Agreement | None) ->
                 "start of execution",
                 [(c.case_id, c.times.results) for c in cases],
                 asap,
-                f"Art. 6.4 as soon as possible: {span(asap.total_seconds())}" if asap else None,
+                f"Art. {asap_article} as soon as possible: {span(asap.total_seconds())}"
+                if asap
+                else None,
             ),
         ]
     )
@@ -509,10 +532,13 @@ def sent_messages(entries: Sequence[TimelineEntry]) -> dict[str, Sent]:
 
 
 def _violations(
-    findings: Sequence[Finding], entries: Sequence[TimelineEntry]
+    findings: Sequence[Finding], entries: Sequence[TimelineEntry], agreement: Agreement | None
 ) -> list[ArticleGroup]:
     kinds = {entry.position: entry.type for entry in entries}
     messages = sent_messages(entries)
+    # Each rule in the words of the agreement the run was umpired under.
+    profile = agreement.profile if agreement else default_profile()
+    book = {rule.id: rule for rule in profile.rule_book()}
     grouped: dict[str, dict[str, list[Finding]]] = defaultdict(lambda: defaultdict(list))
     for finding in findings:
         grouped[finding.violation.article][finding.violation.rule_id].append(finding)
@@ -528,7 +554,7 @@ def _violations(
                     RuleGroup(
                         rule_id=rule_id,
                         severity=rules[rule_id][0].violation.severity.value,
-                        summary=RULES_BY_ID[rule_id].summary if rule_id in RULES_BY_ID else "",
+                        summary=book[rule_id].summary if rule_id in book else "",
                         findings=[
                             FindingEntry(
                                 position=f.position,

@@ -7,7 +7,7 @@ procedure's names are written as everywhere else (simulator.wording).
 
 import re
 
-from simulator.report.model import NEVER_OPENED, Answer, CaseReport, ControllerRow
+from simulator.report.model import NEVER_OPENED, AgreementTerms, Answer, CaseReport, ControllerRow
 from simulator.wording import area_words, span, state_words, when
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "case_state",
     "controller_text",
     "counted",
+    "settings_text",
     "span",
     "when",
 ]
@@ -83,3 +84,14 @@ def controller_text(row: ControllerRow) -> str:
     if row.kind == "note":
         return f"note: {row.text}"
     return f"the controller {row.text}"
+
+
+def settings_text(a: AgreementTerms) -> str:
+    """The agreement settings, each with the article of the agreement it comes from."""
+    return (
+        f"promptly {span(a.promptly_seconds)} (Art. {a.promptly_article}); as soon as possible "
+        f"{span(a.as_soon_as_possible_seconds)} (Art. {a.as_soon_as_possible_article}); "
+        f"written confirmation {span(a.written_confirmation_seconds)} "
+        f"(Art. {a.written_confirmation_article}); working language {a.working_language} "
+        f"(Art. {a.working_language_article})"
+    )

@@ -17,6 +17,7 @@ from simulator.report.formatting import (
     case_state,
     controller_text,
     counted,
+    settings_text,
     span,
     when,
 )
@@ -184,15 +185,12 @@ def _summary(report: ReportData) -> str:
     ]
     if s.agreement is not None:
         a = s.agreement
+        if a.title is not None:
+            facts.append(("Agreement", _e(a.title)))
         facts.append(
             (
                 "Agreement settings",
-                _e(
-                    f"promptly {span(a.promptly_seconds)} (Art. 6.1); as soon as possible "
-                    f"{span(a.as_soon_as_possible_seconds)} (Art. 6.4); written confirmation "
-                    f"{span(a.written_confirmation_seconds)} (Art. 4.2); working language "
-                    f"{a.working_language} (Art. 9)"
-                ),
+                _e(settings_text(a)),
             )
         )
     if s.unopened_cases:
@@ -365,6 +363,8 @@ def _measure_row(m: ResponseMeasure) -> Sequence[str]:
 
 def _responses(report: ReportData, charted: set[str]) -> str:
     chart = response_chart(report.cases, report.response_times)
+    terms = report.summary.agreement
+    article = terms.as_soon_as_possible_article if terms is not None else "6.4"
     parts = []
     if chart is None:
         parts.append('<p class="note">No case received any answer, so there are no times.</p>')
@@ -372,7 +372,8 @@ def _responses(report: ReportData, charted: set[str]) -> str:
         parts.append(
             "<figure><figcaption>Each point is one case; boxes show the spread of answered "
             "cases; dashed red lines are the deadlines the agreement or the exercise sets. "
-            "Results are counted from the start of execution, as Art. 6.4 is checked; hollow "
+            f"Results are counted from the start of execution, as Art. {article} is checked; "
+            "hollow "
             f"points are still owed when the log ends.</figcaption>{chart}</figure>"
         )
     parts.append(

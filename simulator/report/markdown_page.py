@@ -14,6 +14,7 @@ from simulator.report.formatting import (
     case_state,
     controller_text,
     counted,
+    settings_text,
     span,
     when,
 )
@@ -86,13 +87,12 @@ def _summary(report: ReportData) -> list[str]:
     ]
     if s.agreement is not None:
         a = s.agreement
+        if a.title is not None:
+            rows.append(("agreement", a.title))
         rows.append(
             (
                 "agreement settings",
-                f"promptly {span(a.promptly_seconds)} (Art. 6.1); as soon as possible "
-                f"{span(a.as_soon_as_possible_seconds)} (Art. 6.4); written confirmation "
-                f"{span(a.written_confirmation_seconds)} (Art. 4.2); working language "
-                f"{a.working_language} (Art. 9)",
+                settings_text(a),
             )
         )
     if s.unopened_cases:
@@ -192,7 +192,8 @@ def _responses(report: ReportData) -> list[str]:
     lines = [
         "## 4. Response times",
         "",
-        "Results are counted from the start of execution, as Art. 6.4 is checked. An answer is "
+        f"Results are counted from the start of execution, as Art. {_results_article(report)} "
+        "is checked. An answer is "
         "*late* when it came after its deadline, *still owed* when the log ends before it, "
         "*never answered* when the case closed while it was owed, and *not owed* when the case "
         "went another way first (a request answered straight away needs no acknowledgement; a "
@@ -414,3 +415,8 @@ def render_markdown(
         *_timeline(report, letters),
     ]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _results_article(report: ReportData) -> str:
+    a = report.summary.agreement
+    return a.as_soon_as_possible_article if a is not None else "6.4"

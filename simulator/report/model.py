@@ -7,7 +7,7 @@ the JSON is exact and the renderings decide how to round.
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 from simulator.lineage import Lineage
 
@@ -39,6 +39,32 @@ class AgreementTerms(_Model):
     as_soon_as_possible_seconds: int
     written_confirmation_seconds: int
     working_language: str
+    # Under an agreement other than the default: which one, and the articles its settings
+    # cite. Left out under the default, so reports of older logs stay as they were.
+    profile: str | None = None
+    title: str | None = None
+    promptly_article: str = "6.1"
+    as_soon_as_possible_article: str = "6.4"
+    written_confirmation_article: str = "4.2"
+    working_language_article: str = "9"
+
+    @model_serializer(mode="wrap")
+    def _default_unsaid(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and self.profile is None:
+            for name in _PROFILE_FIELDS:
+                data.pop(name, None)
+        return data
+
+
+_PROFILE_FIELDS = (
+    "profile",
+    "title",
+    "promptly_article",
+    "as_soon_as_possible_article",
+    "written_confirmation_article",
+    "working_language_article",
+)
 
 
 class ExerciseSummary(_Model):

@@ -39,23 +39,31 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
     Tag,
     ValidationError,
     WithJsonSchema,
+    field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from simulator.messaging.topics import check_party_id
 from simulator.protocol import (
+    DEFAULT_PROFILE_ID,
     MESSAGE_TYPES,
     REQUEST_CONTENT_FIELDS,
     RULES_BY_ID,
     Agreement,
     AgreementSettings,
+    Area,
+    Binding,
     CaseState,
     Party,
     SignatureVerifier,
+    load_profile,
+    profile_ids,
 )
 from simulator.protocol.ids import (
     CASE_ID_PATTERN,
@@ -391,17 +399,67 @@ class FollowUp(_Model):
         return self
 
 
+_CASE_PATTERN = re.compile(r"[a-z0-9_-]{1,64}\*?")
+
+
+class ResponseWhen(_Model):
+    """Where a response applies: every condition given must hold for the case."""
+
+    agreement: EntryId | None = Field(
+        default=None,
+        description=(
+            "The id of the agreement (in `agreements`) the case is under; with a single "
+            "`agreement`, its profile's id."
+        ),
+    )
+    area: Area | None = Field(default=None, description="The area the case's request names.")
+    case: Annotated[str, explained(_CASE_PATTERN, "case id or prefix*")] | None = Field(
+        default=None,
+        description='The case id, or a prefix ending in "*" (e.g. "routine-*").',
+    )
+
+    def holds(self, *, agreement: str | None, area: str | None, case_id: str) -> bool:
+        if self.agreement is not None and self.agreement != agreement:
+            return False
+        if self.area is not None and self.area.value != area:
+            return False
+        if self.case is not None:
+            if self.case.endswith("*"):
+                return case_id.startswith(self.case[:-1])
+            return case_id == self.case
+        return True
+
+
 class Response(FollowUp):
     """One way a policy may answer a message it receives; one is picked by weight.
 
     `reply: silence` sends nothing (and so takes no fields, delay or
-    follow-ups); it can still be picked by weight.
+    follow-ups); it can still be picked by weight. With `when`, the response
+    is one of the choices only in the cases it describes, and there it is
+    preferred to the responses without `when`: so a party may answer
+    differently under each agreement, in each area or in one case.
     """
 
     reply: ReplyType = Field(description=f"The message type to send, or {SILENCE!r}.")
     weight: Weight = Field(
         default=1.0, description="Relative chance of picking this response (default 1)."
     )
+    when: ResponseWhen | None = Field(
+        default=None,
+        description=(
+            "Only in these cases (agreement, area, case). The responses whose `when` holds "
+            "are the choices; where none holds, those without `when` are."
+        ),
+    )
+
+    @model_serializer(mode="wrap")
+    def _no_when_unsaid(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A run records its scenario; a response without `when` is recorded as it was
+        # before `when` existed, so the log of an older scenario stays the same.
+        data = handler(self)
+        if isinstance(data, dict) and self.when is None:
+            data.pop("when", None)
+        return data
 
     @model_validator(mode="after")
     def _silence_is_bare(self) -> "Response":
@@ -552,6 +610,32 @@ class ScenarioParty(Party):
 class ScenarioAgreement(AgreementSettings):
     """The agreement settings, with durations written the scenario way ("1d")."""
 
+    profile: str = Field(
+        default=DEFAULT_PROFILE_ID,
+        description=(
+            "The agreement the umpire enforces: a shipped profile (`simulator rules --agreement "
+            "ID`). `default` is the cooperation agreement of 19 November 2020."
+        ),
+    )
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value not in profile_ids():
+            raise ValueError(
+                f"no agreement profile {value!r}; there are: {', '.join(profile_ids())}"
+            )
+        return value
+
+    @model_serializer(mode="wrap")
+    def _default_profile_unsaid(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A run records its scenario; one under the default profile records it as it was
+        # recorded before profiles existed, so its log stays the same byte for byte.
+        data = handler(self)
+        if isinstance(data, dict) and self.profile == DEFAULT_PROFILE_ID:
+            data.pop("profile", None)
+        return data
+
     promptly: PositiveDuration = Field(
         default=timedelta(days=1),
         description='Art. 6.1: how soon an impediment must be notified ("promptly").',
@@ -566,7 +650,32 @@ class ScenarioAgreement(AgreementSettings):
 
     def settings(self) -> AgreementSettings:
         """The plain protocol settings."""
-        return AgreementSettings.model_validate(self.model_dump())
+        return AgreementSettings.model_validate(self.model_dump(exclude={"profile"}))
+
+
+class ScenarioBinding(ScenarioAgreement):
+    """One of several agreements in an exercise: its profile, its settings, whom it binds."""
+
+    id: EntryId = Field(description="The agreement's id in this exercise (policies' `when`).")
+    parties: tuple[ScenarioPartyId, ...] = Field(
+        min_length=2,
+        description="The parties it binds: two for a bilateral agreement, more for a convention.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _all_said(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Unlike the single `agreement`, a binding always says its profile.
+        return handler(self)
+
+    def binding(self) -> Binding:
+        return Binding(
+            id=self.id,
+            profile=load_profile(self.profile),
+            settings=AgreementSettings.model_validate(
+                self.model_dump(exclude={"profile", "id", "parties"})
+            ),
+            parties=self.parties,
+        )
 
 
 # --- timeline ---------------------------------------------------------------
@@ -850,7 +959,16 @@ class Scenario(_Model):
         description="Longest simulated length; the run ends then, or earlier if nothing is pending."
     )
     agreement: ScenarioAgreement = Field(
-        default_factory=ScenarioAgreement, description="The agreement's settings."
+        default_factory=ScenarioAgreement,
+        description="The agreement's settings, when one agreement binds every party.",
+    )
+    agreements: tuple[ScenarioBinding, ...] = Field(
+        default=(),
+        description=(
+            "Several agreements, each binding some of the parties (instead of `agreement`). "
+            "A case is under the first that binds both its parties; a request between "
+            "parties that share none is a violation (no-common-agreement)."
+        ),
     )
     parties: tuple[ScenarioParty, ...] = Field(
         min_length=2, max_length=1_000, description="The parties; at least two."
@@ -884,9 +1002,32 @@ class Scenario(_Model):
         """The agreement in force, as the protocol's case fold takes it."""
         parties = [p.party() for p in self.parties]
         settings = self.agreement.settings()
+        profile = load_profile(self.agreement.profile)
+        bindings = tuple(b.binding() for b in self.agreements)
         if verify_signature is None:
-            return Agreement.of(parties, settings)
-        return Agreement.of(parties, settings, verify_signature)
+            return Agreement.of(parties, settings, profile=profile, bindings=bindings)
+        return Agreement.of(parties, settings, verify_signature, profile, bindings)
+
+    def agreement_between(self, one: str, other: str) -> str | None:
+        """The id of the agreement a case between two parties is under, as policies name it.
+
+        With one `agreement`, its profile's id; with several, the first that binds both.
+        """
+        if not self.agreements:
+            return self.agreement.profile
+        return next(
+            (b.id for b in self.agreements if one in b.parties and other in b.parties), None
+        )
+
+    @model_serializer(mode="wrap")
+    def _no_agreements_unsaid(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A run records its scenario; one with a single agreement is recorded as before
+        # `agreements` existed, so its log stays the same byte for byte.
+        data = handler(self)
+        if isinstance(data, dict):
+            # One of the two is said, never both, so the dump validates again.
+            data.pop("agreement" if self.agreements else "agreements", None)
+        return data
 
     def confirmed_inject(self, inject: Inject) -> Inject | None:
         """The inject whose oral request a written-confirmation inject confirms (Art. 4.2)."""
@@ -934,6 +1075,7 @@ class Scenario(_Model):
 def _cross_checks(s: Scenario) -> Iterator[tuple[Loc, str]]:
     parties = _Parties([p.id for p in s.parties])
     yield from _party_checks(s, parties)
+    yield from _agreement_checks(s, parties)
     yield from _timeline_checks(s, parties)
     yield from _case_checks(s)
     yield from _confirmation_checks(s)
@@ -1017,6 +1159,44 @@ class _Parties:
     def check(self, name: str, loc: Loc) -> Iterator[tuple[Loc, str]]:
         if name not in self.known:
             yield loc, self.unknown(name)
+
+
+def _agreement_checks(s: Scenario, parties: _Parties) -> Iterator[tuple[Loc, str]]:
+    if s.agreements and "agreement" in s.model_fields_set:
+        yield ("agreement",), "give `agreement` (one for all parties) or `agreements`, not both"
+    seen: set[str] = set()
+    for i, binding in enumerate(s.agreements):
+        if binding.id in seen:
+            yield ("agreements", i, "id"), f"agreement id {binding.id!r} is used twice"
+        seen.add(binding.id)
+        for j, party in enumerate(binding.parties):
+            yield from parties.check(party, ("agreements", i, "parties", j))
+        if len(set(binding.parties)) != len(binding.parties):
+            yield ("agreements", i, "parties"), "a party is named twice"
+        profile = load_profile(binding.profile)
+        if profile.kind == "bilateral" and len(binding.parties) != 2:
+            yield (
+                ("agreements", i, "parties"),
+                f"{binding.profile!r} is a bilateral agreement: it binds exactly two parties",
+            )
+    known = {b.id for b in s.agreements} if s.agreements else {s.agreement.profile}
+    for i, inject in enumerate(s.injects):
+        named = inject.send.fields.get("agreement")
+        if named is not None and named not in known:
+            yield (
+                ("injects", i, "send", "fields", "agreement"),
+                f"no agreement {named!r} in this exercise (there are: {', '.join(sorted(known))})",
+            )
+    for name, policy in s.policies.items():
+        for received, responses in policy.on.items():
+            for k, response in enumerate(responses):
+                wanted = response.when.agreement if response.when else None
+                if wanted is not None and wanted not in known:
+                    yield (
+                        ("policies", name, "on", received, k, "when", "agreement"),
+                        f"no agreement {wanted!r} in this exercise (there are: "
+                        f"{', '.join(sorted(known))})",
+                    )
 
 
 def _party_checks(s: Scenario, parties: _Parties) -> Iterator[tuple[Loc, str]]:

@@ -323,9 +323,10 @@ class Sequencer:
 
     def _open_deadlines(self, case: Case) -> list[Deadline]:
         """The case's deadlines a timer may still act on (overdue results are said once)."""
+        under = self.agreement.under(case.agreement)
         return [
             due
-            for due in deadlines(case, self.agreement.settings)
+            for due in deadlines(case, under.settings, under.profile)
             if not (due.kind is DeadlineKind.RESULTS and case.results_overdue_reported)
         ]
 

@@ -11,7 +11,10 @@ same commit, so the two can only ever differ by accident.
 Changed since: issue 14 (an oral request is received at once with its
 written confirmation owed alongside; a partial refusal also in execution;
 information and confidentiality from receipt on, each answer resuming where
-the case was; an answer to a question never a breach).
+the case was; an answer to a question never a breach); issue 14 items 2-3
+(the agreement's profile: its articles cited, its grounds of refusal, its
+written-confirmation window, a request outside its areas of cooperation;
+several agreements, each case under one, a request outside all of them).
 """
 
 from collections.abc import Callable
@@ -24,8 +27,8 @@ from simulator.projections import Divergence, Finding
 from simulator.protocol import MESSAGE_ADAPTER
 from simulator.protocol import rules as r
 from simulator.protocol.agreement import (
-    WRITTEN_CONFIRMATION_WINDOW,
     Agreement,
+    Binding,
     SignatureStatus,
 )
 from simulator.protocol.case import (
@@ -55,7 +58,6 @@ from simulator.protocol.messages import (
     OfferDeclined,
     OralRequest,
     Refusal,
-    RefusalGround,
     RefusalScope,
     Results,
     ResultsTransfer,
@@ -65,6 +67,7 @@ from simulator.protocol.messages import (
     WrittenConfirmation,
     WrittenRequest,
 )
+from simulator.protocol.profile import describe_window
 from simulator.protocol.rules import Violation
 from simulator.records import (
     CLOCK_ELAPSED,
@@ -117,11 +120,63 @@ Outcome = tuple[Case | None, tuple[Violation, ...]]
 
 _OPENING = (WrittenRequest, OralRequest, Offer)
 _ART_7 = (TransferConsentRequest, TransferConsent, ResultsTransfer)
-_VALID_GROUNDS = frozenset(g.value for g in RefusalGround)
 
 
 def apply(case: Case | None, message: Message, at: datetime, agreement: Agreement) -> Outcome:
     """Fold one message into its case (None for a case not opened yet)."""
+    # Several agreements: the case is under the one its request names, or else the first
+    # that binds both its parties.
+    binding = None
+    if case is not None:
+        view = agreement.under(case.agreement)
+        after, found = _apply(case, message, at, view)
+        return after, tuple(map(view.profile.cite, found))
+    named = message.agreement if isinstance(message, _OPENING) else None
+    scope: list[Violation] = []
+    if named is not None:
+        binding, problem = _named_binding_ref(agreement, named, message)
+        if problem:
+            scope.append(_breach(r.NO_COMMON_AGREEMENT, message, problem))
+    else:
+        binding = agreement.binding_between(message.sender, message.recipient)
+        known = message.sender in agreement.parties and message.recipient in agreement.parties
+        if binding is None and isinstance(message, _OPENING) and agreement.bindings and known:
+            # Art. 1: the parties cooperate under the agreement.
+            scope.append(
+                _breach(
+                    r.NO_COMMON_AGREEMENT,
+                    message,
+                    f"{message.sender} and {message.recipient} share no agreement of the exercise",
+                )
+            )
+    if binding is None:
+        # Recorded and folded as any other message, under the sender's own agreement.
+        mine = agreement.first_binding_of(message.sender)
+        view = agreement.under(mine.id if mine else None)
+    else:
+        view = agreement.under(binding.id)
+    after, found = _apply(case, message, at, view)
+    if after is not None and binding is not None:
+        after = after._replace(agreement=binding.id)
+    return after, tuple(map(view.profile.cite, (*scope, *found)))
+
+
+def _named_binding_ref(
+    agreement: Agreement, named: str, message: Message
+) -> tuple[Binding | None, str]:
+    if not agreement.bindings:
+        if named == agreement.profile.id:
+            return None, ""
+        return None, f"names the agreement {named!r}; the exercise's is {agreement.profile.id!r}"
+    binding = next((b for b in agreement.bindings if b.id == named), None)
+    if binding is None:
+        return None, f"names the agreement {named!r}, which is not one of the exercise's"
+    if message.sender in binding.parties and message.recipient in binding.parties:
+        return binding, ""
+    return None, f"names the agreement {named!r}, which does not bind both parties"
+
+
+def _apply(case: Case | None, message: Message, at: datetime, agreement: Agreement) -> Outcome:
     if case is not None and case.case_id != message.case_id:
         raise ValueError(f"message for case {message.case_id!r} folded into {case.case_id!r}")
     found: list[Violation] = []
@@ -186,11 +241,12 @@ def _open_after_close(case: Case, message: Message) -> bool:
 def elapse(case: Case, at: datetime, agreement: Agreement) -> tuple[Case, tuple[Violation, ...]]:
     """Apply the deadlines that have passed by `at`."""
     found: list[Violation] = []
+    agreement = agreement.under(case.agreement)
     if (
         case.confirmation is ConfirmationStatus.OWED
         and case.state is not CaseState.WITHDRAWN
         and case.oral_at is not None
-        and at > case.oral_at + WRITTEN_CONFIRMATION_WINDOW
+        and at > case.oral_at + agreement.profile.deadlines.written_confirmation
     ):
         outcome = (
             f"the case had already ended {case.state.value}"
@@ -200,7 +256,8 @@ def elapse(case: Case, at: datetime, agreement: Agreement) -> tuple[Case, tuple[
         found.append(
             r.ORAL_REQUEST_NOT_CONFIRMED.breach(
                 f"oral request {case.oral_request_id} of {case.oral_at.isoformat()} was not "
-                f"confirmed in writing within 3 days; {outcome}",
+                f"confirmed in writing within "
+                f"{describe_window(agreement.profile.deadlines.written_confirmation)}; {outcome}",
                 case_id=case.case_id,
                 message_id=case.oral_request_id,
                 party=case.requesting,
@@ -229,7 +286,7 @@ def elapse(case: Case, at: datetime, agreement: Agreement) -> tuple[Case, tuple[
             )
         )
         case = case._replace(results_overdue_reported=True)
-    return case, tuple(found)
+    return case, tuple(map(agreement.profile.cite, found))
 
 
 def _breach(rule: r.Rule, message: Message, detail: str) -> Violation:
@@ -245,6 +302,7 @@ def _open(
     found: list[Violation],
 ) -> Case:
     case = Case(case_id=message.case_id, state=CaseState.RECEIVED, opened_at=at, updated_at=at)
+    _check_area(message, agreement, found)
     if isinstance(message, Offer):
         return case._replace(
             state=CaseState.OFFERED,
@@ -365,7 +423,23 @@ def _on_request(
         return _not_allowed(case, message, found)
     if not _parties(case, message, found, sender=case.offered_to, recipient=case.offered_by):
         return case
+    _check_area(message, agreement, found)
     return _request(case, message, at, agreement, found)
+
+
+def _check_area(
+    message: WrittenRequest | OralRequest | Offer, agreement: Agreement, found: list[Violation]
+) -> None:
+    profile = agreement.profile
+    if message.area.value not in profile.areas:
+        found.append(
+            _breach(
+                r.AREA_OUTSIDE_AGREEMENT,
+                message,
+                f"{message.area.value!r} is not an area of cooperation of Art. "
+                f"{profile.areas_article} of the {profile.short_title}",
+            )
+        )
 
 
 def _on_offer(
@@ -533,7 +607,7 @@ def _on_refusal(
         return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
         return case
-    _check_refusal(case, message, found)
+    _check_refusal(case, message, agreement, found)
     if message.scope is RefusalScope.FULL:
         return case._replace(state=CaseState.REFUSED, refusal_scope=RefusalScope.FULL)
     if executing:
@@ -782,23 +856,28 @@ def _check_not_forged(case: Case, message: Message, found: list[Violation]) -> N
         )
 
 
-def _check_refusal(case: Case, message: Refusal, found: list[Violation]) -> None:
+def _check_refusal(
+    case: Case, message: Refusal, agreement: Agreement, found: list[Violation]
+) -> None:
     if not message.medium.in_writing:
         found.append(_breach(r.REFUSAL_NOT_IN_WRITING, message, "the refusal was given orally"))
     if not message.reasons.strip():
         found.append(_breach(r.REFUSAL_WITHOUT_REASONS, message, "the refusal gives no reasons"))
-    outside = [g for g in message.grounds if g not in _VALID_GROUNDS]
+    article = agreement.profile.refusal_article
+    outside = [g for g in message.grounds if g not in agreement.profile.refusal_grounds]
     if outside:
         found.append(
             _breach(
                 r.REFUSAL_GROUND_OUTSIDE_ARTICLE_5_1,
                 message,
-                f"cites {', '.join(repr(g) for g in outside)}, not a ground of Art. 5.1",
+                f"cites {', '.join(repr(g) for g in outside)}, not a ground of Art. {article}",
             )
         )
     elif not message.grounds:
         found.append(
-            _breach(r.REFUSAL_GROUND_OUTSIDE_ARTICLE_5_1, message, "cites no ground of Art. 5.1")
+            _breach(
+                r.REFUSAL_GROUND_OUTSIDE_ARTICLE_5_1, message, f"cites no ground of Art. {article}"
+            )
         )
     if message.scope is RefusalScope.PARTIAL:
         if not message.refused_parts:

@@ -6,13 +6,16 @@ from typing import Any
 from simulator.protocol import (
     Agreement,
     AgreementSettings,
+    Binding,
     Case,
     Message,
     Official,
     Party,
     Violation,
     apply,
+    default_profile,
     elapse,
+    load_profile,
     parse_message,
 )
 
@@ -47,6 +50,16 @@ PARTIES = (
 BY_ID = {p.id: p for p in PARTIES}
 SETTINGS = AgreementSettings(promptly=timedelta(days=1), as_soon_as_possible=timedelta(days=10))
 AGREEMENT = Agreement.of(PARTIES, SETTINGS)
+# Two bilateral agreements: alpha-beta under the default, beta-gamma under customs-maa (in
+# English, confirmations within a day); alpha and gamma share none.
+CUSTOMS_SETTINGS = SETTINGS.model_copy(update={"working_language": "en"})
+TWO_AGREEMENTS = Agreement.of(
+    PARTIES,
+    bindings=(
+        Binding("alpha-beta", default_profile(), SETTINGS, ("alpha", "beta")),
+        Binding("beta-gamma", load_profile("customs-maa"), CUSTOMS_SETTINGS, ("beta", "gamma")),
+    ),
+)
 
 # Message types the requesting party sends; the rest come from the requested party.
 FROM_REQUESTING = frozenset(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from simulator.protocol import RULES, SignatureStatus
-from tests.protocol.builders import AGREEMENT, DROP, Play
+from tests.protocol.builders import AGREEMENT, DROP, TWO_AGREEMENTS, Play
 
 
 def _forgery_aware() -> Play:
@@ -51,6 +51,17 @@ def _steps(*steps: Callable[[Play], object]) -> Callable[[Play], None]:
 
 
 CASES = [
+    RuleCase(
+        "no-common-agreement",
+        lambda p: p.send("written_request", recipient="gamma"),
+        lambda p: p.send("written_request", recipient="beta"),
+        lambda: Play(agreement=TWO_AGREEMENTS),
+    ),
+    RuleCase(
+        "area-outside-agreement",
+        lambda p: p.send("written_request", area="customs_offences"),
+        lambda p: p.send("written_request", area="public_order"),
+    ),
     RuleCase(
         "request-incomplete",
         lambda p: p.send("written_request", essence="", justification="  "),

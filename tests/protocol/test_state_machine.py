@@ -91,9 +91,19 @@ DIAGRAM: dict[str | None, dict[str, tuple[str, str]]] = {
 TERMINAL = {"completed", "refused", "withdrawn", "declined", "lapsed"}
 PARTY_IDS = ["alpha", "beta", "gamma"]
 DEFECTS: dict[str, list[dict[str, Any]]] = {
-    "written_request": [{"essence": ""}, {"signature": None}, {"seal": "FAKE-SEAL"}],
+    # An area of another agreement's (customs-maa) is outside the default's Art. 2; an
+    # offer naming an agreement the exercise does not have is outside its scope (Art. 1).
+    # (A request accepting an offer is not checked for the agreement it names: the case
+    # is already under one. README, Agreements.)
+    "written_request": [
+        {"essence": ""},
+        {"signature": None},
+        {"seal": "FAKE-SEAL"},
+        {"area": "customs_offences"},
+    ],
     "written_confirmation": [{"purpose": ""}, {"signature": {"name": "Nobody"}}],
-    "oral_request": [{"urgent": False}],
+    "oral_request": [{"urgent": False}, {"area": "customs_legislation"}],
+    "offer": [{"agreement": "no-such-agreement"}],
     "refusal": [
         {"reasons": ""},
         {"medium": "oral"},

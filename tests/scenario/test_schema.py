@@ -149,6 +149,7 @@ def test_schema_is_json_with_the_top_level_keys() -> None:
         "start",
         "duration",
         "agreement",
+        "agreements",
         "parties",
         "policies",
         "injects",

@@ -1,0 +1,155 @@
+"""Agreement profiles: what the umpire enforces under one assistance agreement, as data.
+
+A profile names the agreement, the parties it binds, its areas of
+cooperation, its grounds for refusal, its working languages, its fixed and
+its exercise-set deadlines, who may sign, the coordination units, and for
+every rule of the rule book the article it cites in that agreement's
+numbering. The shipped profiles are YAML files in `profiles/`; `default` is
+the cooperation agreement of 19 November 2020 the simulator was built on.
+
+Reading a shipped profile is reading package data that ships with the code,
+once per process: no file a user names, nothing that differs between runs;
+so it stays in the pure protocol, where the case fold needs it.
+"""
+
+import functools
+import importlib.resources
+from datetime import timedelta
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from simulator.protocol.ids import LanguageTag
+from simulator.protocol.rules import RULES, RULES_BY_ID, Rule, Violation
+
+DEFAULT_PROFILE_ID = "default"
+ProfileId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+Text = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Citation(_Model):
+    """How one rule reads under the agreement: the article, and its own wording if it differs."""
+
+    article: Annotated[str, Field(min_length=1, max_length=40)]
+    summary: Text | None = None
+
+
+class BoundParty(_Model):
+    """A signatory of the agreement as the text names it, and its coordination units."""
+
+    name: Text
+    coordination_units: tuple[Text, ...] = Field(min_length=1)
+
+
+class Deadlines(_Model):
+    """The agreement's time limits: fixed by its text, or left to the exercise."""
+
+    # Fixed by the text (Art. 4.2 of the default: "no more than 3 days later").
+    written_confirmation: timedelta = Field(gt=timedelta(0))
+    written_confirmation_article: str
+    # Left to the exercise; these are the defaults a scenario may change.
+    promptly: timedelta = Field(gt=timedelta(0))
+    as_soon_as_possible: timedelta = Field(gt=timedelta(0))
+
+
+class AgreementProfile(_Model):
+    id: ProfileId
+    title: Text
+    short_title: Annotated[str, Field(min_length=1, max_length=120)]
+    kind: Literal["bilateral", "multilateral"]
+    signed: Text
+    source: Text
+    parties: tuple[BoundParty, ...] = Field(min_length=2)
+    scope_article: str
+    areas_article: str
+    areas: dict[str, Text] = Field(min_length=1)
+    refusal_article: str
+    refusal_grounds: dict[str, Text] = Field(min_length=1)
+    languages_article: str
+    languages: tuple[LanguageTag, ...] = Field(min_length=1)
+    signatories: tuple[Literal["head", "deputy"], ...] = Field(min_length=1)
+    signatories_article: str
+    deadlines: Deadlines
+    rules: dict[str, Citation]
+
+    @model_validator(mode="after")
+    def _fits_the_rule_book(self) -> "AgreementProfile":
+        if self.kind == "bilateral" and len(self.parties) != 2:
+            raise ValueError(f"profile {self.id!r}: a bilateral agreement binds two parties")
+        missing = sorted(set(RULES_BY_ID) - set(self.rules))
+        unknown = sorted(set(self.rules) - set(RULES_BY_ID))
+        if missing or unknown:
+            raise ValueError(
+                f"profile {self.id!r} must cite every rule of the rule book once: "
+                f"missing {missing}, unknown {unknown}"
+            )
+        return self
+
+    def article(self, rule: Rule) -> str:
+        return self.rules[rule.id].article
+
+    def rule(self, rule: Rule) -> Rule:
+        """The rule as this agreement reads it: its article, and its wording where given."""
+        citation = self.rules[rule.id]
+        return Rule(rule.id, citation.article, rule.severity, citation.summary or rule.summary)
+
+    def rule_book(self) -> tuple[Rule, ...]:
+        return tuple(self.rule(rule) for rule in RULES)
+
+    def cite(self, violation: Violation) -> Violation:
+        """`violation` citing this agreement's article for its rule."""
+        article = self.rules[violation.rule_id].article
+        if article == violation.article:
+            return violation
+        return Violation(
+            violation.rule_id,
+            article,
+            violation.severity,
+            violation.detail,
+            violation.case_id,
+            violation.message_id,
+            violation.party,
+        )
+
+
+def describe_window(window: timedelta) -> str:
+    """A fixed time limit as an agreement says it: "3 days", "1 day", "24 hours"."""
+    if window % timedelta(days=1) == timedelta(0):
+        days = window // timedelta(days=1)
+        return f"{days} day" if days == 1 else f"{days} days"
+    return f"{window / timedelta(hours=1):g} hours"
+
+
+def _directory() -> importlib.resources.abc.Traversable:
+    return importlib.resources.files("simulator.protocol").joinpath("profiles")
+
+
+@functools.cache
+def profile_ids() -> tuple[str, ...]:
+    """The shipped profiles, `default` first."""
+    names = sorted(
+        p.name.removesuffix(".yaml") for p in _directory().iterdir() if p.name.endswith(".yaml")
+    )
+    return (DEFAULT_PROFILE_ID, *(n for n in names if n != DEFAULT_PROFILE_ID))
+
+
+@functools.cache
+def load_profile(profile_id: str) -> AgreementProfile:
+    """A shipped profile by id; KeyError names the ones there are."""
+    if profile_id not in profile_ids():
+        known = ", ".join(profile_ids())
+        raise KeyError(f"no agreement profile {profile_id!r}; there are: {known}")
+    text = _directory().joinpath(f"{profile_id}.yaml").read_text(encoding="utf-8")
+    profile = AgreementProfile.model_validate(yaml.safe_load(text))
+    if profile.id != profile_id:
+        raise ValueError(f"profiles/{profile_id}.yaml says its id is {profile.id!r}")
+    return profile
+
+
+def default_profile() -> AgreementProfile:
+    return load_profile(DEFAULT_PROFILE_ID)
