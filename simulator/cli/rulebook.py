@@ -40,7 +40,6 @@ def render_rules(
         console.file.write("\n".join(lines) + "\n")
         return
     colours = {"error": "red", "warning": "yellow", "info": "blue"}
-    title = "Rule book: Articles 4-7 and 9 of the cooperation agreement"
     if console.width >= WIDE:
         table = Table(title=title, box=box.SIMPLE_HEAVY, show_lines=False)
         table.add_column("Article", no_wrap=True)
