@@ -863,6 +863,8 @@ def letters(
         files = write_letters(found, output, html=fmt != "pdf", pdf=fmt != "html")
     except OSError as exc:
         _fail(f"{exc.filename or output}: {exc.strerror or exc}")
+    except SimulatorError as exc:
+        _fail(str(exc))
     Console(stderr=True).print(
         f"wrote {len(found)} letters to {output} ({len(files.html)} HTML, {len(files.pdf)} PDF); "
         f"index: {files.index}",

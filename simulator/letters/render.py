@@ -10,6 +10,7 @@ from typing import Any
 
 import jinja2
 
+from simulator.errors import SimulatorError
 from simulator.letters.model import Letter
 from simulator.letters.vocabulary import TEMPLATES
 
@@ -41,7 +42,15 @@ def render_letter(letter: Letter) -> str:
 def render_pdf(letter: Letter) -> bytes:
     """The letter as a PDF, laid out by WeasyPrint from its HTML."""
     # WeasyPrint loads Pango and its fonts: a second or so, paid only by who prints.
-    import weasyprint  # type: ignore[import-untyped]  # noqa: PLC0415 - see above
+    try:
+        import weasyprint  # type: ignore[import-untyped]  # noqa: PLC0415 - see above
+    except OSError as exc:
+        # A machine without Pango (a fresh one, before `bash scripts/check`): say what to do.
+        raise SimulatorError(
+            f"PDF letters need the Pango library, which is missing ({exc}): install "
+            "libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core (`bash scripts/check` does), "
+            "or write HTML letters only with --format html"
+        ) from None
 
     pdf: bytes = weasyprint.HTML(string=render_letter(letter)).write_pdf()
     return pdf

@@ -25,6 +25,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from simulator.errors import SimulatorError
 from simulator.letters import (
     LETTERS_DIRECTORY,
     letters_of,
@@ -370,7 +371,10 @@ async def seat_letter(request: Request) -> Response:
     if letter is None:
         return _error(404, "no letter: the message did not go in writing")
     if request.query_params.get("format") == "pdf":
-        pdf = await asyncio.to_thread(render_pdf, letter)
+        try:
+            pdf = await asyncio.to_thread(render_pdf, letter)
+        except SimulatorError as exc:  # no Pango on this machine: the page still works
+            return _error(503, str(exc))
         return Response(
             pdf,
             media_type="application/pdf",

@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from simulator.cli import app
+from simulator.errors import SimulatorError
 from simulator.eventlog import Event
 from simulator.letters import Letter, letters_of, render_letter, render_pdf
 from simulator.logfiles import open_log
@@ -248,3 +249,23 @@ def test_the_letters_command_writes_a_cases_letters_and_an_index(tmp_path: Path)
         app, ["letters", str(tmp_path / "letters.db"), "-o", str(out), "--case", "nope"]
     )
     assert missing.exit_code == 1
+
+
+def test_without_pango_a_pdf_says_what_to_install(
+    letters: list[Letter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh machine before `scripts/check`: the message names the packages, not a trace."""
+    import builtins  # noqa: PLC0415 - only this test needs it
+
+    real_import = builtins.__import__
+
+    def no_pango(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "weasyprint":
+            raise OSError("cannot load library 'libpango-1.0-0'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pango)
+    with pytest.raises(SimulatorError) as caught:
+        render_pdf(letters[0])
+    assert "install libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core" in str(caught.value)
+    assert "--format html" in str(caught.value)
