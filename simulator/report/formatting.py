@@ -7,11 +7,19 @@ procedure's names are written as everywhere else (simulator.wording).
 
 import re
 
-from simulator.report.model import NEVER_OPENED, AgreementTerms, Answer, CaseReport, ControllerRow
+from simulator.report.model import (
+    NEVER_OPENED,
+    AgreementTerms,
+    Answer,
+    CaseReport,
+    ControllerRow,
+    ResponseMeasure,
+)
 from simulator.wording import area_words, span, state_words, when
 
 __all__ = [
     "DEFAULT_CHARTED_CASES",
+    "MEASURE_COLUMNS",
     "answer_text",
     "article_key",
     "article_label",
@@ -20,6 +28,7 @@ __all__ = [
     "case_state",
     "controller_text",
     "counted",
+    "measure_cells",
     "settings_text",
     "span",
     "when",
@@ -94,4 +103,39 @@ def settings_text(a: AgreementTerms) -> str:
         f"written confirmation {span(a.written_confirmation_seconds)} "
         f"(Art. {a.written_confirmation_article}); working language {a.working_language} "
         f"(Art. {a.working_language_article})"
+    )
+
+
+# The response-time table, the same in the HTML and the Markdown report.
+MEASURE_COLUMNS = (
+    "answer",
+    "from",
+    "answered",
+    "median",
+    "longest",
+    "deadline",
+    "late",
+    "still owed",
+    "never answered",
+    "not owed",
+)
+
+
+def measure_cells(m: ResponseMeasure) -> tuple[str, ...]:
+    """One row of the response-time table, as text (each page escapes it its own way)."""
+
+    def listed(cases: tuple[str, ...] | list[str]) -> str:
+        return ", ".join(cases) or "—"
+
+    return (
+        m.label,
+        m.counted_from,
+        str(m.samples),
+        span(m.median_seconds),
+        span(m.max_seconds),
+        m.reference_label or "none set by the agreement",
+        listed(m.over_reference),
+        listed(m.owed),
+        listed(m.unanswered),
+        listed(m.not_owed),
     )

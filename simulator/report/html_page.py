@@ -11,12 +11,14 @@ from html import escape
 from simulator.report.charts import response_chart, sequence_chart
 from simulator.report.formatting import (
     DEFAULT_CHARTED_CASES,
+    MEASURE_COLUMNS,
     answer_text,
     case_area,
     case_parties,
     case_state,
     controller_text,
     counted,
+    measure_cells,
     settings_text,
     span,
     when,
@@ -26,7 +28,6 @@ from simulator.report.model import (
     CaseStep,
     ControllerRow,
     ReportData,
-    ResponseMeasure,
     TimelineRow,
 )
 from simulator.wording import kind_words, state_words
@@ -346,21 +347,6 @@ def _listed(cases: Sequence[str]) -> str:
     return ", ".join(cases) or "—"
 
 
-def _measure_row(m: ResponseMeasure) -> Sequence[str]:
-    return (
-        _e(m.label),
-        _e(m.counted_from),
-        _e(m.samples),
-        _e(span(m.median_seconds)),
-        _e(span(m.max_seconds)),
-        _e(m.reference_label or "none set by the agreement"),
-        _e(_listed(m.over_reference)),
-        _e(_listed(m.owed)),
-        _e(_listed(m.unanswered)),
-        _e(_listed(m.not_owed)),
-    )
-
-
 def _responses(report: ReportData, charted: set[str]) -> str:
     chart = response_chart(report.cases, report.response_times)
     terms = report.summary.agreement
@@ -385,19 +371,8 @@ def _responses(report: ReportData, charted: set[str]) -> str:
     )
     parts.append(
         _table(
-            (
-                "answer",
-                "from",
-                "answered",
-                "median",
-                "longest",
-                "deadline",
-                "late",
-                "still owed",
-                "never answered",
-                "not owed",
-            ),
-            [_measure_row(m) for m in report.response_times.measures],
+            MEASURE_COLUMNS,
+            [[_e(cell) for cell in measure_cells(m)] for m in report.response_times.measures],
             numeric=(2, 3, 4),
         )
     )

@@ -8,12 +8,14 @@ from collections.abc import Iterable, Sequence
 
 from simulator.report.formatting import (
     DEFAULT_CHARTED_CASES,
+    MEASURE_COLUMNS,
     answer_text,
     case_area,
     case_parties,
     case_state,
     controller_text,
     counted,
+    measure_cells,
     settings_text,
     span,
     when,
@@ -200,33 +202,8 @@ def _responses(report: ReportData) -> list[str]:
         "lapsed or withdrawn case no decision).",
         "",
         *_table(
-            (
-                "answer",
-                "from",
-                "answered",
-                "median",
-                "longest",
-                "deadline",
-                "late",
-                "still owed",
-                "never answered",
-                "not owed",
-            ),
-            (
-                (
-                    m.label,
-                    m.counted_from,
-                    m.samples,
-                    span(m.median_seconds),
-                    span(m.max_seconds),
-                    m.reference_label or "none set by the agreement",
-                    ", ".join(m.over_reference) or "—",
-                    ", ".join(m.owed) or "—",
-                    ", ".join(m.unanswered) or "—",
-                    ", ".join(m.not_owed) or "—",
-                )
-                for m in report.response_times.measures
-            ),
+            MEASURE_COLUMNS,
+            (measure_cells(m) for m in report.response_times.measures),
         ),
     ]
     timed = [c for c in report.cases if c.times.request_at or c.times.execution_started_at]
