@@ -56,6 +56,7 @@ from simulator.protocol.messages import (
     WrittenConfirmation,
     WrittenRequest,
 )
+from simulator.protocol.parties import Party
 from simulator.protocol.profile import describe_window
 from simulator.protocol.rules import Violation
 
@@ -447,6 +448,19 @@ def _request(
     return changes
 
 
+def _not_a_signatory(name: str, party: Party, agreement: Agreement) -> str:
+    kinds = agreement.profile.signatories
+    if kinds == ("head",):
+        if any(d.name == name for d in party.deputies):
+            return (
+                f"it is signed by {name!r}, a deputy of {party.name}; under "
+                f"{agreement.profile.short_title} only the head signs "
+                f"(Art. {agreement.profile.signatories_article})"
+            )
+        return f"it is signed by {name!r}, who is not the head of {party.name}"
+    return f"it is signed by {name!r}, who is neither the head nor a deputy of {party.name}"
+
+
 def _check_written(
     message: WrittenRequest | WrittenConfirmation, agreement: Agreement, found: list[Violation]
 ) -> bool:
@@ -493,11 +507,8 @@ def _check_written(
     defects = []
     if message.signature is None:
         defects.append("it is not signed")
-    elif not requesting.may_sign(message.signature.name):
-        defects.append(
-            f"it is signed by {message.signature.name!r}, who is neither the head nor a "
-            f"deputy of {requesting.name}"
-        )
+    elif not requesting.may_sign(message.signature.name, agreement.profile.signatories):
+        defects.append(_not_a_signatory(message.signature.name, requesting, agreement))
     if message.seal is None:
         defects.append("it carries no seal")
     elif message.seal != requesting.seal:
@@ -544,8 +555,33 @@ def _on_request(
         return _not_allowed(case, message, found)
     if not _parties(case, message, found, sender=case.offered_to, recipient=case.offered_by):
         return _NO_CHANGE
+    _check_offer_agreement(case, message, agreement, found)
     _check_area(message, agreement, found)
     return _request(message, at, agreement, found)
+
+
+def _check_offer_agreement(
+    case: Case, message: WrittenRequest | OralRequest, agreement: Agreement, found: list[Violation]
+) -> None:
+    """A request accepting an offer stays under the offer's agreement; naming another breaches."""
+    named = message.agreement
+    if named is None:
+        return
+    # The offer's agreement: its binding, or the exercise's one agreement. An offer under no
+    # agreement (already a scope breach) leaves nothing the name could be checked against.
+    under = (
+        case.agreement
+        if case.agreement is not None
+        else (None if agreement.bindings else agreement.profile.id)
+    )
+    if under is not None and named != under:
+        found.append(
+            _breach(
+                r.NO_COMMON_AGREEMENT,
+                message,
+                f"names the agreement {named!r}; the offer it accepts is under {under!r}",
+            )
+        )
 
 
 def _on_offer(

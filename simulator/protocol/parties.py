@@ -1,5 +1,7 @@
 """Parties to the agreement: head, deputies, seal and coordination unit."""
 
+from collections.abc import Collection
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.protocol.ids import LanguageTag, PartyId
@@ -36,6 +38,12 @@ class Party(BaseModel):
             raise ValueError(f"party {self.id!r}: head and deputies must be different people")
         return self
 
-    def may_sign(self, name: str) -> bool:
-        """Art. 4.4: only the head or a deputy signs a written request."""
-        return name == self.head.name or any(d.name == name for d in self.deputies)
+    def may_sign(self, name: str, kinds: Collection[str] = ("head", "deputy")) -> bool:
+        """Art. 4.4: only the head or a deputy signs a written request.
+
+        `kinds` are who the agreement lets sign (its profile's `signatories`): some
+        agreements let only the head sign.
+        """
+        if name == self.head.name:
+            return "head" in kinds
+        return "deputy" in kinds and any(d.name == name for d in self.deputies)

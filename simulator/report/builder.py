@@ -409,8 +409,11 @@ def _times(
     decision, decision_kind = (
         _decision(look, milestones, request_at) if request_at is not None else (None, None)
     )
-    asap = marks.agreement.settings.as_soon_as_possible if marks.agreement else None
-    profile = marks.agreement.profile if marks.agreement else default_profile()
+    # Each case under its own agreement: its window for the written confirmation, its
+    # "as soon as possible" (several agreements in one exercise may differ in both).
+    under = marks.agreement.under(case.agreement) if marks.agreement else None
+    asap = under.settings.as_soon_as_possible if under else None
+    profile = under.profile if under else default_profile()
     return CaseTimes(
         request_at=request_at,
         written_confirmation=_confirmation(look, profile.deadlines.written_confirmation),
@@ -446,8 +449,9 @@ def _measure(
         samples=len(seconds),
         median_seconds=round(statistics.median(seconds)) if seconds else None,
         max_seconds=max(seconds) if seconds else None,
-        # Art. 4.2 "no more than 3 days later": the due instant itself is in time.
-        over_reference=[case for case, s in answered if limit is not None and s > limit],
+        # Each answer knows whether it was late by its own case's agreement (Art. 4.2 of the
+        # default: "no more than 3 days later", the due instant itself in time).
+        over_reference=[case for case, a in given if a.status == "answered" and a.late],
         owed=[case for case, a in given if a.status == "owed"],
         unanswered=[case for case, a in given if a.status == "unanswered"],
         not_owed=[case for case, a in given if a.status == "not_owed"],
@@ -476,12 +480,46 @@ def _terms(agreement: Agreement) -> AgreementTerms:
     )
 
 
+def _each_agreement(agreement: Agreement | None) -> list[Agreement]:
+    """The agreements cases of the exercise are under: its bindings', or its one."""
+    if agreement is None:
+        return []
+    if not agreement.bindings:
+        return [agreement]
+    return [agreement.under(b.id) for b in agreement.bindings]
+
+
+def _references(labels: Sequence[str]) -> str:
+    """One reference, or each agreement's where they differ."""
+    return "; ".join(dict.fromkeys(labels))
+
+
 def _response_times(cases: Sequence[CaseReport], agreement: Agreement | None) -> ResponseTimes:
     asap = agreement.settings.as_soon_as_possible if agreement else None
     profile = agreement.profile if agreement else default_profile()
     window = profile.deadlines.written_confirmation
-    window_article = profile.deadlines.written_confirmation_article
-    asap_article = profile.article(RESULTS_OVERDUE)
+    views = _each_agreement(agreement)
+    several = len({(v.profile.id, v.settings) for v in views}) > 1
+    window_label = _references(
+        [
+            f"Art. {v.profile.deadlines.written_confirmation_article}"
+            f"{f' ({v.profile.short_title})' if several else ''}: "
+            f"{describe_window(v.profile.deadlines.written_confirmation)}"
+            for v in views or [Agreement.of((), profile=profile)]
+        ]
+    )
+    asap_label = (
+        _references(
+            [
+                f"Art. {v.profile.article(RESULTS_OVERDUE)}"
+                f"{f' ({v.profile.short_title})' if several else ''} as soon as possible: "
+                f"{span(v.settings.as_soon_as_possible.total_seconds())}"
+                for v in views
+            ]
+        )
+        if asap
+        else None
+    )
     return ResponseTimes(
         measures=[
             _measure(
@@ -490,7 +528,7 @@ def _response_times(cases: Sequence[CaseReport], agreement: Agreement | None) ->
                 "oral request",
                 [(c.case_id, c.times.written_confirmation) for c in cases],
                 window,
-                f"Art. {window_article}: {describe_window(window)}",
+                window_label,
             ),
             _measure(
                 "acknowledgement",
@@ -514,9 +552,7 @@ def _response_times(cases: Sequence[CaseReport], agreement: Agreement | None) ->
                 "start of execution",
                 [(c.case_id, c.times.results) for c in cases],
                 asap,
-                f"Art. {asap_article} as soon as possible: {span(asap.total_seconds())}"
-                if asap
-                else None,
+                asap_label,
             ),
         ]
     )

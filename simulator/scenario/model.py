@@ -638,15 +638,54 @@ class ScenarioAgreement(AgreementSettings):
 
     promptly: PositiveDuration = Field(
         default=timedelta(days=1),
-        description='Art. 6.1: how soon an impediment must be notified ("promptly").',
+        description=(
+            'Art. 6.1: how soon an impediment must be notified ("promptly"). Left out: the '
+            "profile's (1d under the default agreement)."
+        ),
     )
     as_soon_as_possible: PositiveDuration = Field(
         default=timedelta(days=10),
-        description="Art. 6.4: how soon results are due after execution starts.",
+        description=(
+            "Art. 6.4: how soon results are due after execution starts. Left out: the "
+            "profile's (10d under the default agreement)."
+        ),
     )
     working_language: LanguageTag = Field(
-        default="ru", description="Art. 9: the working language (a language tag)."
+        default="ru",
+        description=(
+            "Art. 9: the working language (a language tag), one of the profile's. Left out: "
+            "the profile's first (ru under the default agreement)."
+        ),
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data: Any) -> Any:
+        # What the scenario leaves out is the agreement's own: its profile's deadlines and
+        # its first working language (the default profile's are the fields' defaults).
+        if not isinstance(data, Mapping):
+            return data
+        profile_id = data.get("profile", DEFAULT_PROFILE_ID)
+        if not isinstance(profile_id, str) or profile_id not in profile_ids():
+            return data  # the field's own validator names the unknown profile
+        profile = load_profile(profile_id)
+        return {
+            "promptly": profile.deadlines.promptly,
+            "as_soon_as_possible": profile.deadlines.as_soon_as_possible,
+            "working_language": profile.languages[0],
+            **data,
+        }
+
+    @model_validator(mode="after")
+    def _language_of_the_agreement(self) -> "ScenarioAgreement":
+        profile = load_profile(self.profile)
+        if self.working_language not in profile.languages:
+            raise ValueError(
+                f"working_language {self.working_language!r} is not a language of the agreement "
+                f"{profile.id!r} (Art. {profile.languages_article}: "
+                f"{', '.join(profile.languages)})"
+            )
+        return self
 
     def settings(self) -> AgreementSettings:
         """The plain protocol settings."""

@@ -320,7 +320,14 @@ async def seat_page(request: Request) -> Response:
     seat = seat_of(request)
     if seat is None:
         return _refused()
-    signatories = [seat.party.head, *seat.party.deputies]
+    # Who may sign is the agreements': the seat offers those any of its agreements admits.
+    agreement = seat.agreement
+    profiles = [b.profile for b in agreement.bindings if seat.party.id in b.parties]
+    kinds = {kind for profile in profiles or [agreement.profile] for kind in profile.signatories}
+    signatories = [
+        *([seat.party.head] if "head" in kinds else []),
+        *(seat.party.deputies if "deputy" in kinds else ()),
+    ]
     return templates.TemplateResponse(
         request,
         "seat.html",

@@ -380,11 +380,21 @@ def _check_written(
     defects = []
     if message.signature is None:
         defects.append("it is not signed")
-    elif not requesting.may_sign(message.signature.name):
-        defects.append(
-            f"it is signed by {message.signature.name!r}, who is neither the head nor a "
-            f"deputy of {requesting.name}"
-        )
+    elif not requesting.may_sign(message.signature.name, agreement.profile.signatories):
+        name, profile = message.signature.name, agreement.profile
+        deputy = any(d.name == name for d in requesting.deputies)
+        if profile.signatories == ("head",) and deputy:
+            defects.append(
+                f"it is signed by {name!r}, a deputy of {requesting.name}; under "
+                f"{profile.short_title} only the head signs (Art. {profile.signatories_article})"
+            )
+        elif profile.signatories == ("head",):
+            defects.append(f"it is signed by {name!r}, who is not the head of {requesting.name}")
+        else:
+            defects.append(
+                f"it is signed by {name!r}, who is neither the head nor a deputy of "
+                f"{requesting.name}"
+            )
     if message.seal is None:
         defects.append("it carries no seal")
     elif message.seal != requesting.seal:
@@ -423,6 +433,20 @@ def _on_request(
         return _not_allowed(case, message, found)
     if not _parties(case, message, found, sender=case.offered_to, recipient=case.offered_by):
         return case
+    # The offer's agreement governs the request that accepts it.
+    if case.agreement is not None:
+        under: str | None = case.agreement
+    else:
+        under = None if agreement.bindings else agreement.profile.id
+    if message.agreement is not None and under is not None and message.agreement != under:
+        found.append(
+            _breach(
+                r.NO_COMMON_AGREEMENT,
+                message,
+                f"names the agreement {message.agreement!r}; the offer it accepts is under "
+                f"{under!r}",
+            )
+        )
     _check_area(message, agreement, found)
     return _request(case, message, at, agreement, found)
 

@@ -93,3 +93,58 @@ def test_with_one_agreement_a_request_may_name_only_its_profile() -> None:
     other = Play(case_id="case-2")
     found = other.send("written_request", agreement="customs-maa")
     assert [(v.rule_id, v.article) for v in found] == [("no-common-agreement", "1")]
+
+
+def test_a_request_accepting_an_offer_stays_under_the_offers_agreement() -> None:
+    """Accepting an offer made under one agreement while naming another breaches the scope."""
+    both = Agreement.of(
+        PARTIES,
+        bindings=(
+            Binding("alpha-beta", default_profile(), SETTINGS, ("alpha", "beta")),
+            Binding("ab-customs", load_profile("customs-maa"), SETTINGS, ("alpha", "beta")),
+        ),
+    )
+    named = Play(agreement=both)
+    assert named.send("offer") == ()
+    found = named.send("written_request", agreement="ab-customs")
+    assert [(v.rule_id, v.article) for v in found] == [("no-common-agreement", "1")]
+    assert "the offer it accepts is under 'alpha-beta'" in found[0].detail
+    assert named.case is not None
+    assert (named.case.state, named.case.agreement) == (CaseState.RECEIVED, "alpha-beta")
+    same = Play(agreement=both)
+    same.send("offer")
+    assert same.send("written_request", agreement="alpha-beta") == ()
+    unnamed = Play(agreement=both)
+    unnamed.send("offer")
+    assert unnamed.send("written_request") == ()
+
+
+def test_with_one_agreement_accepting_an_offer_may_name_only_its_profile() -> None:
+    """With one agreement for all, a request accepting an offer names it or nothing."""
+    play = Play()
+    play.send("offer")
+    assert play.send("written_request", agreement="default") == ()
+    other = Play(case_id="case-2")
+    other.send("offer")
+    found = other.send("written_request", agreement="customs-maa")
+    assert [(v.rule_id, v.article) for v in found] == [("no-common-agreement", "1")]
+
+
+def test_who_may_sign_is_the_agreements() -> None:
+    """Under an agreement that lets only the head sign, a deputy's signature is a defect."""
+    head_only = default_profile().model_copy(update={"signatories": ("head",)})
+    agreement = Agreement.of(PARTIES, SETTINGS, profile=head_only)
+    deputy = Play(agreement=agreement)
+    found = deputy.send("written_request", signature={"name": "A. Deputy"}, seal="ALPHA-SEAL-1")
+    assert [(v.rule_id, v.article) for v in found] == [("request-not-signed-or-sealed", "4.4")]
+    assert "a deputy of Ministry of Internal Affairs of Alpha" in found[0].detail
+    assert "only the head signs" in found[0].detail
+    head = Play(agreement=agreement, case_id="case-2")
+    assert head.send("written_request") == ()
+    # Under the default agreement (head or deputy) the deputy signs.
+    assert (
+        Play(case_id="case-3").send(
+            "written_request", signature={"name": "A. Deputy"}, seal="ALPHA-SEAL-1"
+        )
+        == ()
+    )

@@ -91,15 +91,15 @@ DIAGRAM: dict[str | None, dict[str, tuple[str, str]]] = {
 TERMINAL = {"completed", "refused", "withdrawn", "declined", "lapsed"}
 PARTY_IDS = ["alpha", "beta", "gamma"]
 DEFECTS: dict[str, list[dict[str, Any]]] = {
-    # An area of another agreement's (customs-maa) is outside the default's Art. 2; an
-    # offer naming an agreement the exercise does not have is outside its scope (Art. 1).
-    # (A request accepting an offer is not checked for the agreement it names: the case
-    # is already under one. README, Agreements.)
+    # An area of another agreement's (customs-maa) is outside the default's Art. 2; a
+    # request or offer naming an agreement the exercise does not have is outside its scope
+    # (Art. 1), a request accepting an offer included (the offer's agreement governs it).
     "written_request": [
         {"essence": ""},
         {"signature": None},
         {"seal": "FAKE-SEAL"},
         {"area": "customs_offences"},
+        {"agreement": "customs-maa"},
     ],
     "written_confirmation": [{"purpose": ""}, {"signature": {"name": "Nobody"}}],
     "oral_request": [{"urgent": False}, {"area": "customs_legislation"}],

@@ -5,11 +5,14 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from simulator.logfiles import open_log
 from simulator.report import ReportData, read_report, render_json, save_report
 from simulator.report.model import Answer
 from simulator.scenario import load_scenario
+from tests.logs import WALL
+from tests.protocol.builders import TWO_AGREEMENTS
 from tests.report.conftest import SCENARIOS, ScenarioRun
-from tests.report.drill import SEED, TITLE, _step, write_drill, write_empty
+from tests.report.drill import SEED, TITLE, _step, drill_events, write_drill, write_empty
 
 SECTIONS = {
     "format",
@@ -264,3 +267,34 @@ def test_scenario_metadata_gives_title_and_expectation_targets(scenario_run: Sce
     assert [e.target for e in report.expectations.results] == targets
     data = json.loads(render_json(report))
     assert data["expectations"]["results"][0]["id"] == scenario.expectations[0].id
+
+
+def test_each_case_is_timed_by_its_own_agreement(tmp_path: Path) -> None:
+    """Two agreements, two windows: a confirmation 36 hours late by one is in time by the other."""
+    customs = {"language": "en", "area": "customs_offences"}
+    steps = [
+        _step(1, "oral_request", "gamma", "beta", "case-c", **customs),
+        _step(2, "oral_request", "alpha", "beta", "case-d"),
+        _step(37, "written_confirmation", "gamma", "beta", "case-c", confirms="gamma.1", **customs),
+        _step(38, "written_confirmation", "alpha", "beta", "case-d", confirms="alpha.2"),
+    ]
+    path = tmp_path / "two.db"
+
+    async def write() -> None:
+        async with open_log(path, create=True, now=lambda: WALL) as store:
+            await store.append(drill_events(steps, TWO_AGREEMENTS, with_extras=False))
+
+    asyncio.run(write())
+    report = asyncio.run(read_report(path))
+    by_case = {c.case_id: c.times.written_confirmation for c in report.cases}
+    assert by_case["case-c"] == Answer(status="answered", after=36 * 3600, late=True)
+    assert by_case["case-d"] == Answer(status="answered", after=36 * 3600, late=False)
+    measure = next(m for m in report.response_times.measures if m.name == "written_confirmation")
+    assert measure.over_reference == ["case-c"]
+    assert measure.reference_label is not None
+    assert "Art. 4.2 (MIA Belarus - Rosgvardia cooperation agreement): 3 days" in (
+        measure.reference_label
+    )
+    assert "Art. 6.1 (customs mutual administrative assistance agreement): 1 day" in (
+        measure.reference_label
+    )

@@ -1,5 +1,7 @@
 """A scenario's agreements: one profile for all, or several each binding some parties."""
 
+from datetime import timedelta
+
 from simulator.scenario import parse_scenario
 from tests.scenario.samples import BASE, problem_at, problems_of
 
@@ -60,3 +62,31 @@ def test_an_inject_may_only_name_an_agreement_of_the_exercise() -> None:
         "fields: {area: public_order}", "fields: {area: public_order, agreement: cd}"
     )
     assert "no agreement 'cd'" in problem_at(wrong, "injects[0].send.fields.agreement").message
+
+
+def test_what_an_agreement_leaves_out_is_its_profiles() -> None:
+    """Deadlines and the working language left out are the profile's, not the default's."""
+    text = BASE.replace("parties:\n", "agreement: {profile: customs-maa}\nparties:\n", 1)
+    settings = parse_scenario(text, "s.yaml").protocol_agreement().settings
+    assert (settings.promptly, settings.as_soon_as_possible, settings.working_language) == (
+        timedelta(days=2),
+        timedelta(days=30),
+        "en",
+    )
+    said = text.replace("{profile: customs-maa}", "{profile: customs-maa, promptly: 6h}")
+    assert parse_scenario(said, "s.yaml").protocol_agreement().settings.promptly == timedelta(
+        hours=6
+    )
+    bound = TWO.replace("profile: default", "profile: customs-maa")
+    binding = parse_scenario(bound, "s.yaml").protocol_agreement().bindings[0]
+    assert binding.settings.working_language == "en"
+
+
+def test_the_working_language_is_one_of_the_agreements() -> None:
+    """A working language the agreement does not have is refused, naming the ones it has."""
+    text = BASE.replace(
+        "parties:\n", "agreement: {profile: customs-maa, working_language: ru}\nparties:\n", 1
+    )
+    problem = problem_at(text, "agreement")
+    assert "'ru' is not a language of the agreement 'customs-maa'" in problem.message
+    assert "Art. 6.3: en" in problem.message

@@ -8,6 +8,7 @@ test rather than passing silently.
 import json
 import re
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -226,3 +227,12 @@ def test_schema_comes_from_the_models() -> None:
     assert Scenario.model_json_schema(by_alias=True)["properties"].keys() == (
         scenario_json_schema()["properties"].keys()
     )
+
+
+def test_the_schema_shipped_next_to_the_scenarios_is_the_models() -> None:
+    """scenarios/scenario.schema.json (editors read it) is what the models give today.
+
+    Regenerate it with `simulator scenario schema -o scenarios/scenario.schema.json`.
+    """
+    shipped = Path(__file__).parents[2] / "scenarios" / "scenario.schema.json"
+    assert json.loads(shipped.read_text(encoding="utf-8")) == scenario_json_schema()
