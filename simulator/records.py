@@ -48,6 +48,7 @@ from simulator.protocol import (
     MESSAGE_ADAPTER,
     MESSAGE_TYPES,
     Agreement,
+    AgreementProfile,
     AgreementSettings,
     Binding,
     Message,
@@ -477,6 +478,16 @@ def agreement_payload(agreement: Agreement) -> dict[str, Any]:
     # so a log under the default still says nothing, and stays as it was byte for byte.
     if agreement.profile.id != DEFAULT_PROFILE_ID:
         payload["profile"] = agreement.profile.id
+    # Every other profile is recorded whole: the log then holds what was enforced, for a
+    # scenario's own profile (no file needed to replay or report) and for a shipped one
+    # that a later version of the simulator words differently.
+    recorded = {
+        p.id: p.model_dump(mode="json")
+        for p in (agreement.profile, *(b.profile for b in agreement.bindings))
+        if p.id != DEFAULT_PROFILE_ID
+    }
+    if recorded:
+        payload["profiles"] = recorded
     if agreement.bindings:
         payload["agreements"] = [
             {
@@ -499,11 +510,20 @@ def read_agreement(event: Event) -> Agreement:
     payload = event.data["agreement"]
     parties = _PARTIES.validate_python(payload["parties"])
     settings = AgreementSettings.model_validate(payload["settings"])
-    profile = load_profile(payload.get("profile", DEFAULT_PROFILE_ID))
+    recorded = {
+        profile_id: AgreementProfile.model_validate(data)
+        for profile_id, data in payload.get("profiles", {}).items()
+    }
+
+    def profile_of(profile_id: str) -> AgreementProfile:
+        # Logs from before profiles were recorded whole name a shipped one.
+        return recorded.get(profile_id) or load_profile(profile_id)
+
+    profile = profile_of(payload.get("profile", DEFAULT_PROFILE_ID))
     bindings = tuple(
         Binding(
             id=b["id"],
-            profile=load_profile(b["profile"]),
+            profile=profile_of(b["profile"]),
             settings=AgreementSettings.model_validate(b["settings"]),
             parties=tuple(b["parties"]),
         )

@@ -174,3 +174,24 @@ def test_rules_for_the_customs_agreement_cite_its_articles() -> None:
     assert by_id["refusal-ground-outside-5-1"]["article"] == "9.1"
     assert "commercial" in by_id["refusal-ground-outside-5-1"]["summary"]
     assert by_id["not-working-language"]["article"] == "6.3"
+
+
+def test_a_profile_file_of_ones_own_is_checked_and_its_rule_book_printed(tmp_path: Path) -> None:
+    """`agreements FILE` checks a profile file; `rules --agreement FILE` cites its articles."""
+    convention = Path(__file__).parents[1] / "scenarios" / "profiles" / "tri-river-convention.yaml"
+    shown = CliRunner().invoke(app, ["agreements", "--format", "json", str(convention)])
+    assert shown.exit_code == 0, shown.output
+    assert [p["id"] for p in json.loads(shown.stdout)] == ["tri-river-convention"]
+    rules = CliRunner().invoke(app, ["rules", "--format", "json", "--agreement", str(convention)])
+    assert rules.exit_code == 0, rules.output
+    by_id = {r["id"]: r for r in json.loads(rules.stdout)}
+    assert by_id["request-not-signed-or-sealed"]["article"] == "6.3"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        convention.read_text(encoding="utf-8").replace("kind: multilateral", "kind: trilateral"),
+        encoding="utf-8",
+    )
+    refused = CliRunner().invoke(app, ["agreements", str(broken)])
+    assert refused.exit_code == 1
+    assert "broken.yaml" in refused.output
+    assert "kind" in refused.output

@@ -48,7 +48,7 @@ from simulator.logging import configure as configure_logging
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Control, Tick, describe
 from simulator.options import SECURE_OPTION
-from simulator.protocol import DEFAULT_PROFILE_ID, load_profile, profile_ids
+from simulator.protocol import DEFAULT_PROFILE_ID, AgreementProfile, load_profile, profile_ids
 from simulator.protocol.procedure import (
     BEGIN_MARK,
     mermaid,
@@ -67,7 +67,7 @@ from simulator.run.exercise import RunOptions, run_exercise
 from simulator.run.replay import check, fork, read_range, recorded_run, republish, resume
 from simulator.run.seat import UMPIRE_SILENT_S, hold_seat, play_seat, read_seat_file, seat_path
 from simulator.run.security import SecurityOptions, broker_tls
-from simulator.scenario import load_scenario, scenario_json_schema
+from simulator.scenario import load_profile_file, load_scenario, scenario_json_schema
 from simulator.transport import SessionSettings, client_id_for
 from simulator.web.command import serve
 
@@ -99,14 +99,44 @@ def _root(
     configure_logging()
 
 
+def _profile(reference: str) -> AgreementProfile:
+    """A shipped profile by id, or a profile file (a path ending .yaml), checked."""
+    if reference.endswith((".yaml", ".yml")):
+        return AgreementProfile.model_validate(load_profile_file(reference))
+    return load_profile(reference)
+
+
 @app.command()
 def agreements(
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[PROFILE.yaml]...",
+            help="profile files of your own to check and show (default: the shipped ones)",
+        ),
+    ] = None,
     fmt: Annotated[
         RuleFormat, typer.Option("--format", "-f", help="table (default) or json")
     ] = RuleFormat.TABLE,
 ) -> None:
-    """List the agreement profiles a scenario may name and `rules --agreement` prints."""
-    render_profiles(fmt, Console(), [load_profile(p) for p in profile_ids()])
+    """List the agreement profiles a scenario may name, or check profile files of your own.
+
+    A profile file that does not validate is printed as file:line: field: what is wrong,
+    and the command exits 1.
+    """
+    if not files:
+        render_profiles(fmt, Console(), [load_profile(p) for p in profile_ids()])
+        return
+    profiles = []
+    for name in files:
+        if not name.endswith((".yaml", ".yml")):
+            raise typer.BadParameter(f"{name!r} is not a profile file (.yaml)")
+        try:
+            profiles.append(_profile(name))
+        except ScenarioError as exc:
+            Console(stderr=True, soft_wrap=True).print(f"[red]{escape(str(exc))}[/]")
+            raise typer.Exit(1) from None
+    render_profiles(fmt, Console(), profiles)
 
 
 @app.command()
@@ -122,15 +152,17 @@ def rules(
         typer.Option(
             help="the agreement whose articles the rules cite: "
             + ", ".join(profile_ids())
-            + " (a scenario's `agreement: profile:`)"
+            + " (a scenario's `agreement: profile:`), or a profile file (.yaml)"
         ),
     ] = DEFAULT_PROFILE_ID,
 ) -> None:
     """Print the rule book the umpire applies: id, article, severity and what it requires."""
     try:
-        profile = load_profile(agreement)
+        profile = _profile(agreement)
     except KeyError as error:
         raise typer.BadParameter(str(error.args[0]), param_hint="--agreement") from None
+    except ScenarioError as error:
+        raise typer.BadParameter(str(error), param_hint="--agreement") from None
     chosen = profile.rule_book()
     if severity is not None:
         chosen = tuple(r for r in chosen if r.severity.value == severity)

@@ -453,9 +453,9 @@ def _not_a_signatory(name: str, party: Party, agreement: Agreement) -> str:
     if kinds == ("head",):
         if any(d.name == name for d in party.deputies):
             return (
-                f"it is signed by {name!r}, a deputy of {party.name}; under "
-                f"{agreement.profile.short_title} only the head signs "
-                f"(Art. {agreement.profile.signatories_article})"
+                f"it is signed by {name!r}, a deputy of {party.name}; only the head signs "
+                f"under Art. {agreement.profile.signatories_article} of the "
+                f"{agreement.profile.short_title}"
             )
         return f"it is signed by {name!r}, who is not the head of {party.name}"
     return f"it is signed by {name!r}, who is neither the head nor a deputy of {party.name}"

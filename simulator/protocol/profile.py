@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.protocol.ids import LanguageTag
+from simulator.protocol.messages import Area
 from simulator.protocol.rules import RULES, RULES_BY_ID, Rule, Violation
 
 DEFAULT_PROFILE_ID = "default"
@@ -35,52 +36,89 @@ class _Model(BaseModel):
 class Citation(_Model):
     """How one rule reads under the agreement: the article, and its own wording if it differs."""
 
-    article: Annotated[str, Field(min_length=1, max_length=40)]
-    summary: Text | None = None
+    article: Annotated[str, Field(min_length=1, max_length=40)] = Field(
+        description='The article the rule cites, in this agreement\'s numbering ("—": none).'
+    )
+    summary: Text | None = Field(
+        default=None, description="The rule in this agreement's words, where they differ."
+    )
 
 
 class BoundParty(_Model):
     """A signatory of the agreement as the text names it, and its coordination units."""
 
-    name: Text
-    coordination_units: tuple[Text, ...] = Field(min_length=1)
+    name: Text = Field(description="The signatory as the agreement's text names it.")
+    coordination_units: tuple[Text, ...] = Field(
+        min_length=1, description="The units that send and receive for it."
+    )
 
 
 class Deadlines(_Model):
     """The agreement's time limits: fixed by its text, or left to the exercise."""
 
     # Fixed by the text (Art. 4.2 of the default: "no more than 3 days later").
-    written_confirmation: timedelta = Field(gt=timedelta(0))
-    written_confirmation_article: str
+    written_confirmation: timedelta = Field(
+        gt=timedelta(0), description="How soon an oral request is confirmed in writing."
+    )
+    written_confirmation_article: str = Field(description="The article that fixes it.")
     # Left to the exercise; these are the defaults a scenario may change.
-    promptly: timedelta = Field(gt=timedelta(0))
-    as_soon_as_possible: timedelta = Field(gt=timedelta(0))
+    promptly: timedelta = Field(
+        gt=timedelta(0), description='"Promptly" for impediments, unless the scenario says.'
+    )
+    as_soon_as_possible: timedelta = Field(
+        gt=timedelta(0), description='"As soon as possible" for results, unless the scenario says.'
+    )
 
 
 class AgreementProfile(_Model):
-    id: ProfileId
-    title: Text
-    short_title: Annotated[str, Field(min_length=1, max_length=120)]
-    kind: Literal["bilateral", "multilateral"]
-    signed: Text
-    source: Text
-    parties: tuple[BoundParty, ...] = Field(min_length=2)
-    scope_article: str
-    areas_article: str
-    areas: dict[str, Text] = Field(min_length=1)
-    refusal_article: str
-    refusal_grounds: dict[str, Text] = Field(min_length=1)
-    languages_article: str
-    languages: tuple[LanguageTag, ...] = Field(min_length=1)
-    signatories: tuple[Literal["head", "deputy"], ...] = Field(min_length=1)
-    signatories_article: str
-    deadlines: Deadlines
-    rules: dict[str, Citation]
+    id: ProfileId = Field(description="The profile's id, [a-z0-9-]; scenarios name it.")
+    title: Text = Field(description="The agreement's full title.")
+    short_title: Annotated[str, Field(min_length=1, max_length=120)] = Field(
+        description="A short name, for sentences and headings."
+    )
+    kind: Literal["bilateral", "multilateral"] = Field(
+        description="bilateral: it binds two parties; multilateral: two or more."
+    )
+    signed: Text = Field(description="Where and when it was signed.")
+    source: Text = Field(description="Where its text comes from.")
+    parties: tuple[BoundParty, ...] = Field(
+        min_length=2, description="Its signatories as the text names them."
+    )
+    scope_article: str = Field(description="The article on who cooperates under it.")
+    areas_article: str = Field(description="The article listing the areas of cooperation.")
+    areas: dict[str, Text] = Field(
+        min_length=1, description="The areas of cooperation it covers, by the simulator's ids."
+    )
+    refusal_article: str = Field(description="The article listing the grounds for refusal.")
+    refusal_grounds: dict[str, Text] = Field(
+        min_length=1, description="The grounds on which assistance may be refused, by id."
+    )
+    languages_article: str = Field(description="The article on working languages.")
+    languages: tuple[LanguageTag, ...] = Field(
+        min_length=1, description="Its working languages; an exercise works in one of them."
+    )
+    signatories: tuple[Literal["head", "deputy"], ...] = Field(
+        min_length=1, description="Who may sign a written request: head, deputy."
+    )
+    signatories_article: str = Field(description="The article on who signs.")
+    deadlines: Deadlines = Field(description="Its time limits.")
+    rules: dict[str, Citation] = Field(
+        description="Every rule of the rule book, with the article it cites here."
+    )
 
     @model_validator(mode="after")
     def _fits_the_rule_book(self) -> "AgreementProfile":
         if self.kind == "bilateral" and len(self.parties) != 2:
             raise ValueError(f"profile {self.id!r}: a bilateral agreement binds two parties")
+        # A message names its area from a closed list (messages.Area) so that every party
+        # reads it the same way; a profile chooses among them.
+        strange = sorted(set(self.areas) - {a.value for a in Area})
+        if strange:
+            raise ValueError(
+                f"profile {self.id!r}: {', '.join(map(repr, strange))} is not an area of "
+                f"cooperation the simulator knows; the areas are: "
+                f"{', '.join(a.value for a in Area)}"
+            )
         missing = sorted(set(RULES_BY_ID) - set(self.rules))
         unknown = sorted(set(self.rules) - set(RULES_BY_ID))
         if missing or unknown:

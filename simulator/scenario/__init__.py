@@ -16,7 +16,7 @@ from simulator.scenario.duration import (
     format_duration,
     parse_duration,
 )
-from simulator.scenario.loader import MAX_BYTES, load_scenario, parse_scenario
+from simulator.scenario.loader import MAX_BYTES, load_profile_file, load_scenario, parse_scenario
 from simulator.scenario.model import (
     ENVELOPE_FIELDS,
     FORMAT_VERSION,
@@ -79,6 +79,7 @@ __all__ = [
     "ScenarioParty",
     "UniformDelay",
     "format_duration",
+    "load_profile_file",
     "load_scenario",
     "parse_duration",
     "parse_scenario",

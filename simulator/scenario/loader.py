@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from simulator.protocol import AgreementProfile
 from simulator.scenario.model import (
     PROBLEMS_ERROR,
     UNION_TAGS,
@@ -104,13 +105,33 @@ _Loader.add_implicit_resolver(
 
 def load_scenario(path: Path | str) -> Scenario:
     """Read and validate a scenario file; raise InvalidScenarioError naming file, line and field."""
+    return parse_scenario(_read_text(Path(path), "a scenario file"), path)
+
+
+def load_profile_file(path: Path | str) -> dict[str, Any]:
+    """An agreement profile file, validated; its data, as a scenario's `profiles` holds it.
+
+    Raises InvalidScenarioError naming the profile file, line and field.
+    """
     path = Path(path)
+    text = _read_text(path, "a profile file")
+    root, data = _read(text, path, expected="id, title, parties, rules, ...")
+    try:
+        AgreementProfile.model_validate(data)
+    except ValidationError as invalid:
+        errors = _without_echoes(invalid.errors())
+        problems = [p for error in errors for p in _problems(error, root, AgreementProfile)]
+        raise InvalidScenarioError.of(path, problems) from None
+    return data
+
+
+def _read_text(path: Path, what: str) -> str:
     try:
         if path.is_dir():
-            raise _problem(path, "is a directory, not a scenario file")
+            raise _problem(path, f"is a directory, not {what}")
         size = path.stat().st_size
         if size > MAX_BYTES:
-            raise _problem(path, f"is {size:,} bytes; a scenario file is at most {MAX_BYTES:,}")
+            raise _problem(path, f"is {size:,} bytes; {what} is at most {MAX_BYTES:,}")
         with path.open("rb") as file:
             # Read one byte past the limit: a file that grew since stat() is caught too.
             raw = file.read(MAX_BYTES + 1)
@@ -119,24 +140,45 @@ def load_scenario(path: Path | str) -> Scenario:
     except OSError as error:
         raise _problem(path, f"cannot be read: {error.strerror or error}") from None
     if len(raw) > MAX_BYTES:
-        raise _problem(path, f"is over {MAX_BYTES:,} bytes; a scenario file is at most that")
+        raise _problem(path, f"is over {MAX_BYTES:,} bytes; {what} is at most that")
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
         raise _problem(path, "is not UTF-8 text", line=line) from None
-    return parse_scenario(text, path)
 
 
 def parse_scenario(text: str, path: Path | str = "<scenario>") -> Scenario:
     """Validate scenario YAML; `path` names the source in errors."""
     root, data = _read(text, path)
+    _include_profiles(data, path)
     try:
         return Scenario.model_validate(data)
     except ValidationError as invalid:
         errors = _without_echoes(invalid.errors())
         problems = [p for error in errors for p in _problems(error, root)]
         raise InvalidScenarioError.of(path, problems) from None
+
+
+def _include_profiles(data: dict[str, Any], path: Path | str) -> None:
+    """Replace each path in `profiles` by the profile file's content.
+
+    A path is relative to the scenario's directory; the file is validated on its own, so
+    its problems name it, its lines and fields. The scenario then holds the profile
+    itself: a run records it, and a replay needs no file.
+    """
+    entries = data.get("profiles")
+    if not isinstance(entries, list):
+        return
+    base = Path(path).parent if str(path) != "<scenario>" else Path.cwd()
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, str):
+            continue
+        if not entry.endswith((".yaml", ".yml")):
+            raise _problem(
+                path, f"profiles[{index}]: {entry!r} is not the path of a profile (.yaml) file"
+            )
+        entries[index] = load_profile_file(base / entry)
 
 
 def parse_yaml(text: str, path: Path | str = "<scenario>") -> dict[str, Any]:
@@ -148,7 +190,9 @@ def parse_yaml(text: str, path: Path | str = "<scenario>") -> dict[str, Any]:
     return _read(text, path)[1]
 
 
-def _read(text: str, path: Path | str) -> tuple[yaml.MappingNode, dict[str, Any]]:
+def _read(
+    text: str, path: Path | str, *, expected: str = "version, exercise, parties, ..."
+) -> tuple[yaml.MappingNode, dict[str, Any]]:
     if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise _problem(path, f"is over {MAX_BYTES:,} bytes; a scenario file is at most that")
     root, data = _read_yaml(text, path)
@@ -156,7 +200,7 @@ def _read(text: str, path: Path | str) -> tuple[yaml.MappingNode, dict[str, Any]
         kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
         raise _problem(
             path,
-            f"the top level must be a mapping (version, exercise, parties, ...), not {kind}",
+            f"the top level must be a mapping ({expected}), not {kind}",
             line=root.start_mark.line + 1,
         )
     return root, data
@@ -311,7 +355,9 @@ def _without_echoes(errors: list[ErrorDetails]) -> list[ErrorDetails]:
     return [error for error in errors if not echoes(error)]
 
 
-def _problems(error: ErrorDetails, root: yaml.Node) -> Iterator[Problem]:
+def _problems(
+    error: ErrorDetails, root: yaml.Node, model: type[BaseModel] = Scenario
+) -> Iterator[Problem]:
     loc: Loc = tuple(error["loc"])
     kind = error["type"]
     if kind == PROBLEMS_ERROR:
@@ -321,7 +367,7 @@ def _problems(error: ErrorDetails, root: yaml.Node) -> Iterator[Problem]:
         return
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        hint = _suggest(key, _keys_at(loc[:-1]))
+        hint = _suggest(key, _keys_at(loc[:-1], model))
         yield Problem(_line(root, loc), field_path(loc), f"unknown key {key!r}{hint}")
         return
     yield Problem(_line(root, loc), field_path(loc), error_text(error))
@@ -366,17 +412,17 @@ def _suggest(word: str, choices: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _keys_at(loc: Loc) -> list[str]:
+def _keys_at(loc: Loc, model: type[BaseModel] = Scenario) -> list[str]:
     """The keys the model at `loc` accepts, for a "did you mean" hint; [] when unsure."""
-    current: Any = Scenario
+    current: Any = model
     for part in loc:
         current = _step(current, part)
         if current is None:
             return []
-    model = _model(current)
-    if model is None:
+    found = _model(current)
+    if found is None:
         return []
-    return [field.alias or name for name, field in model.model_fields.items()]
+    return [field.alias or name for name, field in found.model_fields.items()]
 
 
 def _step(annotation: Any, part: str | int) -> Any:

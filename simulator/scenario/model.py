@@ -28,7 +28,9 @@ What the runtime fills in, so that a scenario never spells it out:
 import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, timedelta
+from types import MappingProxyType
 from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import (
@@ -39,6 +41,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    ModelWrapValidatorHandler,
     SerializerFunctionWrapHandler,
     Tag,
     ValidationError,
@@ -56,6 +59,7 @@ from simulator.protocol import (
     REQUEST_CONTENT_FIELDS,
     RULES_BY_ID,
     Agreement,
+    AgreementProfile,
     AgreementSettings,
     Area,
     Binding,
@@ -607,24 +611,43 @@ class ScenarioParty(Party):
         return Party.model_validate(self.model_dump(include=set(Party.model_fields)))
 
 
+# A scenario's own agreement profiles (`profiles`), while the scenario is being validated:
+# its agreements name them like shipped ones, and their defaults and checks need them before
+# the scenario exists. Set by `Scenario._with_own_profiles` around the whole validation.
+_OWN_PROFILES: ContextVar[Mapping[str, AgreementProfile]] = ContextVar(
+    "own_profiles", default=MappingProxyType({})
+)
+
+
+def _find_profile(profile_id: str) -> AgreementProfile | None:
+    """The scenario's own profile of that id, or the shipped one, or None."""
+    own = _OWN_PROFILES.get().get(profile_id)
+    if own is not None:
+        return own
+    return load_profile(profile_id) if profile_id in profile_ids() else None
+
+
+def _known_profiles() -> str:
+    return ", ".join([*profile_ids(), *_OWN_PROFILES.get()])
+
+
 class ScenarioAgreement(AgreementSettings):
     """The agreement settings, with durations written the scenario way ("1d")."""
 
     profile: str = Field(
         default=DEFAULT_PROFILE_ID,
         description=(
-            "The agreement the umpire enforces: a shipped profile (`simulator rules --agreement "
-            "ID`). `default` is the cooperation agreement of 19 November 2020."
+            "The agreement the umpire enforces: a shipped profile (`simulator agreements`) or "
+            "the id of one of the scenario's `profiles`. `default` is the cooperation "
+            "agreement of 19 November 2020."
         ),
     )
 
     @field_validator("profile")
     @classmethod
     def _known_profile(cls, value: str) -> str:
-        if value not in profile_ids():
-            raise ValueError(
-                f"no agreement profile {value!r}; there are: {', '.join(profile_ids())}"
-            )
+        if _find_profile(value) is None:
+            raise ValueError(f"no agreement profile {value!r}; there are: {_known_profiles()}")
         return value
 
     @model_serializer(mode="wrap")
@@ -666,9 +689,9 @@ class ScenarioAgreement(AgreementSettings):
         if not isinstance(data, Mapping):
             return data
         profile_id = data.get("profile", DEFAULT_PROFILE_ID)
-        if not isinstance(profile_id, str) or profile_id not in profile_ids():
+        profile = _find_profile(profile_id) if isinstance(profile_id, str) else None
+        if profile is None:
             return data  # the field's own validator names the unknown profile
-        profile = load_profile(profile_id)
         return {
             "promptly": profile.deadlines.promptly,
             "as_soon_as_possible": profile.deadlines.as_soon_as_possible,
@@ -678,7 +701,9 @@ class ScenarioAgreement(AgreementSettings):
 
     @model_validator(mode="after")
     def _language_of_the_agreement(self) -> "ScenarioAgreement":
-        profile = load_profile(self.profile)
+        profile = _find_profile(self.profile)
+        if profile is None:
+            return self  # named by the field's validator
         if self.working_language not in profile.languages:
             raise ValueError(
                 f"working_language {self.working_language!r} is not a language of the agreement "
@@ -706,10 +731,10 @@ class ScenarioBinding(ScenarioAgreement):
         # Unlike the single `agreement`, a binding always says its profile.
         return handler(self)
 
-    def binding(self) -> Binding:
+    def binding(self, profile: AgreementProfile) -> Binding:
         return Binding(
             id=self.id,
-            profile=load_profile(self.profile),
+            profile=profile,
             settings=AgreementSettings.model_validate(
                 self.model_dump(exclude={"profile", "id", "parties"})
             ),
@@ -997,6 +1022,15 @@ class Scenario(_Model):
     duration: PositiveDuration = Field(
         description="Longest simulated length; the run ends then, or earlier if nothing is pending."
     )
+    profiles: tuple[AgreementProfile, ...] = Field(
+        default=(),
+        description=(
+            "Agreements of the scenario's own, beside the shipped ones: each an agreement "
+            "profile (the format of simulator/protocol/profiles/*.yaml), or in the file the "
+            "path of one, relative to the scenario. `agreement.profile` and `agreements` name "
+            "them by id."
+        ),
+    )
     agreement: ScenarioAgreement = Field(
         default_factory=ScenarioAgreement,
         description="The agreement's settings, when one agreement binds every party.",
@@ -1021,6 +1055,35 @@ class Scenario(_Model):
         default=(), description="Outcomes scored in the run summary."
     )
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _with_own_profiles(cls, data: Any, handler: ModelWrapValidatorHandler["Scenario"]) -> Any:
+        # The scenario's own profiles are known to every part of it while it is validated
+        # (`_OWN_PROFILES`); one that does not validate is left to the `profiles` field's
+        # own errors, and agreements naming it then find no such profile.
+        own: dict[str, AgreementProfile] = {}
+        if isinstance(data, Mapping):
+            for entry in data.get("profiles") or ():
+                try:
+                    profile = AgreementProfile.model_validate(entry)
+                except ValidationError:
+                    continue
+                own.setdefault(profile.id, profile)
+        elif isinstance(data, Scenario):
+            own = {p.id: p for p in data.profiles}
+        token = _OWN_PROFILES.set(own)
+        try:
+            return handler(data)
+        finally:
+            _OWN_PROFILES.reset(token)
+
+    def profile_named(self, profile_id: str) -> AgreementProfile:
+        """The scenario's own profile of that id, or else the shipped one."""
+        for profile in self.profiles:
+            if profile.id == profile_id:
+                return profile
+        return load_profile(profile_id)
+
     @property
     def end(self) -> datetime:
         """When the run ends at the latest."""
@@ -1041,8 +1104,8 @@ class Scenario(_Model):
         """The agreement in force, as the protocol's case fold takes it."""
         parties = [p.party() for p in self.parties]
         settings = self.agreement.settings()
-        profile = load_profile(self.agreement.profile)
-        bindings = tuple(b.binding() for b in self.agreements)
+        profile = self.profile_named(self.agreement.profile)
+        bindings = tuple(b.binding(self.profile_named(b.profile)) for b in self.agreements)
         if verify_signature is None:
             return Agreement.of(parties, settings, profile=profile, bindings=bindings)
         return Agreement.of(parties, settings, verify_signature, profile, bindings)
@@ -1066,6 +1129,8 @@ class Scenario(_Model):
         if isinstance(data, dict):
             # One of the two is said, never both, so the dump validates again.
             data.pop("agreement" if self.agreements else "agreements", None)
+            if not self.profiles:
+                data.pop("profiles", None)
         return data
 
     def confirmed_inject(self, inject: Inject) -> Inject | None:
@@ -1201,6 +1266,19 @@ class _Parties:
 
 
 def _agreement_checks(s: Scenario, parties: _Parties) -> Iterator[tuple[Loc, str]]:
+    own: dict[str, int] = {}
+    for i, profile in enumerate(s.profiles):
+        if profile.id in profile_ids():
+            yield (
+                ("profiles", i, "id"),
+                f"{profile.id!r} is a shipped agreement profile: give yours another id",
+            )
+        elif profile.id in own:
+            yield (
+                ("profiles", i, "id"),
+                f"profile id {profile.id!r} is already used by profiles[{own[profile.id]}]",
+            )
+        own.setdefault(profile.id, i)
     if s.agreements and "agreement" in s.model_fields_set:
         yield ("agreement",), "give `agreement` (one for all parties) or `agreements`, not both"
     seen: set[str] = set()
@@ -1212,7 +1290,7 @@ def _agreement_checks(s: Scenario, parties: _Parties) -> Iterator[tuple[Loc, str
             yield from parties.check(party, ("agreements", i, "parties", j))
         if len(set(binding.parties)) != len(binding.parties):
             yield ("agreements", i, "parties"), "a party is named twice"
-        profile = load_profile(binding.profile)
+        profile = s.profile_named(binding.profile)
         if profile.kind == "bilateral" and len(binding.parties) != 2:
             yield (
                 ("agreements", i, "parties"),

@@ -385,8 +385,8 @@ def _check_written(
         deputy = any(d.name == name for d in requesting.deputies)
         if profile.signatories == ("head",) and deputy:
             defects.append(
-                f"it is signed by {name!r}, a deputy of {requesting.name}; under "
-                f"{profile.short_title} only the head signs (Art. {profile.signatories_article})"
+                f"it is signed by {name!r}, a deputy of {requesting.name}; only the head signs "
+                f"under Art. {profile.signatories_article} of the {profile.short_title}"
             )
         elif profile.signatories == ("head",):
             defects.append(f"it is signed by {name!r}, who is not the head of {requesting.name}")

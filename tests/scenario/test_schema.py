@@ -151,6 +151,7 @@ def test_schema_is_json_with_the_top_level_keys() -> None:
         "duration",
         "agreement",
         "agreements",
+        "profiles",
         "parties",
         "policies",
         "injects",
