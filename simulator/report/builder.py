@@ -37,7 +37,7 @@ from simulator.protocol import (
     Severity,
 )
 from simulator.protocol.profile import default_profile, describe_window
-from simulator.protocol.rules import IMPEDIMENT_NOT_PROMPT, RESULTS_OVERDUE
+from simulator.protocol.rules import IMPEDIMENT_NOT_PROMPT, RESULTS_OVERDUE, Rule
 from simulator.records import CLOCK_ELAPSED
 from simulator.report.facts import RunFacts
 from simulator.report.formatting import article_key, article_label
@@ -572,9 +572,21 @@ def _violations(
 ) -> list[ArticleGroup]:
     kinds = {entry.position: entry.type for entry in entries}
     messages = sent_messages(entries)
-    # Each rule in the words of the agreement the run was umpired under.
-    profile = agreement.profile if agreement else default_profile()
-    book = {rule.id: rule for rule in profile.rule_book()}
+    # Each rule in the words of the agreement the finding was umpired under: with several
+    # agreements, the one whose article for the rule is the finding's (the first if two agree).
+    views = _each_agreement(agreement) or [Agreement.of((), profile=default_profile())]
+    book: dict[tuple[str, str], Rule] = {}
+    first: dict[str, Rule] = {}
+    for view in views:
+        for rule in view.profile.rule_book():
+            book.setdefault((rule.id, rule.article), rule)
+            first.setdefault(rule.id, rule)
+
+    def summary(rule_id: str, article: str) -> str:
+        # A log umpired before a profile's article changed still gets the rule's words.
+        rule = book.get((rule_id, article)) or first.get(rule_id)
+        return rule.summary if rule else ""
+
     grouped: dict[str, dict[str, list[Finding]]] = defaultdict(lambda: defaultdict(list))
     for finding in findings:
         grouped[finding.violation.article][finding.violation.rule_id].append(finding)
@@ -590,7 +602,7 @@ def _violations(
                     RuleGroup(
                         rule_id=rule_id,
                         severity=rules[rule_id][0].violation.severity.value,
-                        summary=book[rule_id].summary if rule_id in book else "",
+                        summary=summary(rule_id, article),
                         findings=[
                             FindingEntry(
                                 position=f.position,

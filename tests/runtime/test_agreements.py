@@ -122,3 +122,11 @@ async def test_five_parties_under_two_agreements(tmp_path: Path) -> None:
     assert east == [("acknowledgement", "en"), ("consultation", "en"), ("results", "en")]
     # Southmere answers nothing that no agreement of its own covers.
     assert [m["sender"] for m in _messages(events, "x-2")] == ["westmoor"]
+    # The report words each finding as its own agreement does: Art. 2 holds the customs
+    # agreement's scope (x-3) and the default agreement's areas (a-2).
+    async with open_log(tmp_path / "a.db", read_only=True) as store:
+        report = await build_report(store)
+    art_2 = next(g for g in report.violations if g.label == "Art. 2")
+    summaries = {r.rule_id: r.summary for r in art_2.rules}
+    assert summaries["no-common-agreement"].startswith("Assistance is given between the customs")
+    assert "customs" not in summaries["area-outside-agreement"]
