@@ -1,0 +1,167 @@
+"""Who writes a partition of an exercise's log: one owner at a time, held by PostgreSQL.
+
+An exercise's cases can be split into partitions (`partition_of`), each with one
+writing umpire at a time and its own log (one PostgreSQL schema, its own hash chain
+and checkpoints). Ownership is a PostgreSQL *session* advisory lock, not an election
+of our own: the server grants it to one session, and releases it the moment that
+session ends, so an owner that dies, or whose connection the server drops, frees
+its partition for a standby at once, with no timeout to tune.
+
+A lock held by a dead session is never the problem; a live owner that lost its
+connection and does not know it yet is. Two guards close that window:
+
+- the owner asks `held()` (a round trip on the lease's own session) before it
+  commits, and stops writing when the answer is no;
+- a new owner, once it holds the lease, calls `fence(store_schema)`: it takes the
+  partition log's write lock (the same ``LOCK TABLE … IN EXCLUSIVE MODE`` every
+  append takes) and lets it go, so any append the previous owner had in flight
+  has committed or failed before the new owner reads the log to resume.
+"""
+
+import asyncio
+import hashlib
+from types import TracebackType
+from typing import Any, Self
+
+import psycopg
+from psycopg import sql
+
+# The first key of the two-key advisory lock: the simulator's partitions, apart from any
+# other advisory lock in the database (the log's own creation lock uses the one-key form).
+_NAMESPACE = 0x636F6F70  # "coop"
+
+
+def partition_of(case_id: str, partitions: int) -> int:
+    """The partition a case belongs to: a stable hash of its id, the same in every process.
+
+    (Python's own `hash` of a string differs between processes, so it cannot be used.)
+    """
+    if partitions < 1:
+        raise ValueError(f"an exercise has at least one partition, not {partitions}")
+    digest = hashlib.blake2b(case_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % partitions
+
+
+def _lock_key(exercise: str, partition: int) -> int:
+    """The second key: the exercise and partition, as a signed 32-bit integer."""
+    digest = hashlib.blake2b(f"{exercise}\x00{partition}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class PartitionLease:
+    """The ownership of one partition of one exercise (see the module docstring).
+
+    Use as ``async with PartitionLease(url, exercise, partition) as lease:`` then
+    ``await lease.acquire()`` (a standby waits there) or ``await lease.try_acquire()``.
+    """
+
+    def __init__(self, url: str, exercise: str, partition: int) -> None:
+        if partition < 0:
+            raise ValueError(f"a partition is numbered from 0, not {partition}")
+        self.url = url
+        self.exercise = exercise
+        self.partition = partition
+        self._key = _lock_key(exercise, partition)
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._held = False
+
+    async def __aenter__(self) -> Self:
+        # autocommit: a session lock outlives transactions; an idle transaction would not.
+        self._conn = await psycopg.AsyncConnection.connect(
+            self.url, autocommit=True, application_name=f"coop-sim lease {self.describe()}"
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def describe(self) -> str:
+        return f"{self.exercise} partition {self.partition}"
+
+    def _connection(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None:
+            raise RuntimeError("the lease is not open: use `async with PartitionLease(...)`")
+        return self._conn
+
+    async def try_acquire(self) -> bool:
+        """Take the partition if no one holds it; True when this lease holds it now."""
+        if self._held:
+            return True
+        cursor = await self._connection().execute(
+            "SELECT pg_try_advisory_lock(%s, %s)", (_NAMESPACE, self._key)
+        )
+        row = await cursor.fetchone()
+        self._held = bool(row and row[0])
+        return self._held
+
+    async def acquire(self, *, poll_seconds: float = 0.5) -> None:
+        """Wait until this lease holds the partition (a standby waits here for the owner to go).
+
+        Polled rather than blocking in `pg_advisory_lock`, so that cancelling the wait
+        (a standby told to stop) never leaves a lock request queued on the server.
+        """
+        # The server holds the condition; there is no local event to wait on.
+        while not await self.try_acquire():  # noqa: ASYNC110
+            await asyncio.sleep(poll_seconds)
+
+    async def held(self) -> bool:
+        """Whether this lease still holds the partition, asked of the server on its session.
+
+        False once the session is gone (killed, or the connection lost): the server has
+        released the lock then, and a standby may already own the partition.
+        """
+        if not self._held or self._conn is None or self._conn.closed:
+            return False
+        try:
+            cursor = await self._conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND pid = pg_backend_pid() AND classid = %s::oid "
+                "AND objid = (%s::bigint & 4294967295)::oid AND objsubid = 2 AND granted",
+                (_NAMESPACE, self._key),
+            )
+            row = await cursor.fetchone()
+        except psycopg.Error:
+            self._held = False
+            return False
+        self._held = bool(row and row[0])
+        return self._held
+
+    async def backend_pid(self) -> int:
+        """The server process of the lease's session (for logs and for tests that kill it)."""
+        cursor = await self._connection().execute("SELECT pg_backend_pid()")
+        row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def fence(self, schema: str) -> None:
+        """Wait out any append a previous owner had in flight on the partition's log.
+
+        Every append holds the log's events table in EXCLUSIVE mode until it commits;
+        taking and releasing that lock once means all earlier appends are settled, so
+        what the new owner reads next is every event the previous owner wrote.
+        """
+        if not await self.held():
+            raise RuntimeError(f"{self.describe()}: fence() without holding the lease")
+        conn = self._connection()
+        async with conn.transaction():
+            await conn.execute(
+                sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.Identifier(schema, "events"))
+            )
+
+    async def release(self) -> None:
+        """Give the partition up (a clean hand-over); closing the lease does it too."""
+        if self._held and self._conn is not None and not self._conn.closed:
+            await self._conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_NAMESPACE, self._key))
+        self._held = False
+
+    async def close(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            await self.release()
+            await self._conn.close()
+        self._conn = None
+        self._held = False
