@@ -66,6 +66,7 @@ from simulator.context import ScaledClock, seeded
 from simulator.eventlog import Appended, NewEvent, SqliteEventStore
 from simulator.eventlog.sqlite import INSERT_SQL, SCHEMA_SQL
 from simulator.load.conversation import PATHS, Conversation, Mix, load_party
+from simulator.load.heap import frozen_heap
 from simulator.load.umpire import UmpireCounters, batch_payload, load_umpire
 from simulator.messaging.bus import Incoming
 from simulator.messaging.topics import Topics
@@ -262,7 +263,9 @@ async def best_of(
     best: Figures | None = None
     for i in range(passes):
         path = folder / f"umpire-{i}.db"
-        figures, store = await through_umpire(payloads, path, per_batch)
+        # The garbage collector tuned as a load run tunes it (`frozen_heap`).
+        async with frozen_heap():
+            figures, store = await through_umpire(payloads, path, per_batch)
         await store.close()
         if best is None:
             best = figures
