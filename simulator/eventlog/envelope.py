@@ -360,6 +360,10 @@ class _Envelope(BaseModel):
     # The canonical text of every attribute that does not depend on where the
     # event lands, computed once (see _static_parts); False if not canonical.
     _parts: tuple[str, str, str] | Literal[False] | None = PrivateAttr(default=None)
+    # The whole canonical line with its hash, (hash, line): a proposal's as the last
+    # seal() made it, an event's as committed_event() had it from its proposal. Lets
+    # the line stored be the line published, without composing it again.
+    _line: tuple[str, str] | None = PrivateAttr(default=None)
 
     def _canonical_parts(self) -> tuple[str, str, str] | None:
         # Straight to the private dict: BaseModel.__getattr__ costs more than
@@ -384,6 +388,7 @@ class _Envelope(BaseModel):
         """As BaseModel.model_copy, without the cached text of the original."""
         copied = super().model_copy(update=update, deep=deep)
         copied._parts = None
+        copied._line = None
         return copied
 
 
@@ -494,7 +499,7 @@ def _assemble(
     _set_attribute(model, "__dict__", fields)
     _set_attribute(model, "__pydantic_fields_set__", fields_set)
     _set_attribute(model, "__pydantic_extra__", None)
-    _set_attribute(model, "__pydantic_private__", {"_parts": parts})
+    _set_attribute(model, "__pydantic_private__", {"_parts": parts, "_line": None})
     return model
 
 
@@ -824,9 +829,14 @@ def _seal(
 
 
 def seal(proposal: NewEvent, position: int, caseversion: int, prevhash: str) -> tuple[str, str]:
-    """The hash and the canonical JSON text of ``proposal`` stored at ``position``."""
+    """The hash and the canonical JSON text of ``proposal`` stored at ``position``.
+
+    The proposal keeps the last (hash, text) it was sealed to, for committed_event().
+    """
     head, tail, digest = _seal(proposal, position, caseversion, prevhash)
-    return digest, f'{head}"hash":"{digest}",{tail}'
+    line = f'{head}"hash":"{digest}",{tail}'
+    proposal.__pydantic_private__["_line"] = (digest, line)  # type: ignore[index]
+    return digest, line
 
 
 def committed_event(
@@ -838,19 +848,31 @@ def committed_event(
     (the store's ``Appended``) and the hash before the first: it need not
     read its own batch back. ``digest`` is the hash the store computed.
     """
-    fields = {name: proposal.__dict__[name] for name in _ENVELOPE_FIELDS}
+    # A proposal's fields are the envelope's and expected_version, in that order.
+    fields = proposal.__dict__.copy()
+    del fields["expected_version"]
     fields["specversion"] = "1.0"
     fields["datacontenttype"] = "application/json"
     fields["position"] = position
     fields["caseversion"] = caseversion
     fields["prevhash"] = prevhash
     fields["hash"] = digest
-    parts = proposal.__pydantic_private__["_parts"]  # type: ignore[index]
-    return _assemble(Event.__new__(Event), fields, set(fields), parts or None)
+    private: dict[str, Any] = proposal.__pydantic_private__  # type: ignore[assignment]
+    event = _assemble(Event.__new__(Event), fields, set(fields), private["_parts"] or None)
+    # The text the proposal was sealed to is this event's line if its hash is this one:
+    # the hash covers every other attribute.
+    line = private.get("_line")
+    if line is not None and line[0] == digest:
+        event.__pydantic_private__["_line"] = line  # type: ignore[index]
+    return event
 
 
 def to_json_line(event: Event) -> str:
     """The structured-mode CloudEvent as one line of canonical JSON (no newline)."""
+    private: dict[str, Any] = event.__pydantic_private__  # type: ignore[assignment]
+    line: tuple[str, str] | None = private.get("_line")
+    if line is not None and line[0] == event.hash:
+        return line[1]
     parts = event._canonical_parts()
     if parts is not None:
         # Not _seal: the line carries the event's own hash, so it is not computed again.
