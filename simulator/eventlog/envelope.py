@@ -265,19 +265,24 @@ def _plain_float(value: object, depth: int, floats: list[None]) -> float:
     return value
 
 
-# The last UTC time formatted, by identity: a writer stamps a whole batch with
-# one datetime object (the umpire's `at`). Held here, the object cannot be freed
-# and its address reused; only UTC times, which nothing about can change (another
+# The last two UTC times formatted, by identity, the latest used first: a writer
+# stamps a whole batch with one datetime object (the umpire's `at`), and each event
+# with its own wall-clock time besides, so with one entry the two evicted each other
+# and both were formatted for every event. Held here, the objects cannot be freed and
+# their addresses reused; only UTC times, which nothing about can change (another
 # zone's offsets are its own code); replaced as one tuple, safe across threads.
-_last_time: tuple[datetime | None, str] = (None, "")
+_last_times: tuple[datetime | None, str, datetime | None, str] = (None, "", None, "")
 
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds and a 'Z': the only time format the log writes."""
-    global _last_time  # noqa: PLW0603 - a one-entry cache, see above
-    last = _last_time
+    global _last_times  # noqa: PLW0603 - a two-entry cache, see above
+    last = _last_times
     if last[0] is moment:
         return last[1]
+    if last[2] is moment:
+        _last_times = (moment, last[3], last[0], last[1])
+        return last[3]
     utc = moment
     if utc.tzinfo is not UTC:
         if utc.tzinfo is None:
@@ -294,7 +299,7 @@ def format_time(moment: datetime) -> str:
         utc.microsecond,
     )
     if moment.tzinfo is UTC:
-        _last_time = (moment, text)
+        _last_times = (moment, text, last[0], last[1])
     return text
 
 
