@@ -838,9 +838,21 @@ def seal(proposal: NewEvent, position: int, caseversion: int, prevhash: str) -> 
 
     The proposal keeps the last (hash, text) it was sealed to, for committed_event().
     """
-    head, tail, digest = _seal(proposal, position, caseversion, prevhash)
+    private: dict[str, Any] = proposal.__pydantic_private__  # type: ignore[assignment]
+    parts = private["_parts"]
+    if parts:
+        # _seal, inlined: this runs for every event appended, in the write transaction.
+        after_caseversion, before_position, after_prevhash = parts
+        head = f'{{"caseversion":{caseversion:d}{after_caseversion}'
+        tail = f'{before_position}{position:d},"prevhash":"{prevhash}"{after_prevhash}'
+        hasher = _HASH_SEED.copy()
+        hasher.update(head.encode())
+        hasher.update(tail.encode())
+        digest = hasher.hexdigest()
+    else:
+        head, tail, digest = _seal(proposal, position, caseversion, prevhash)
     line = f'{head}"hash":"{digest}",{tail}'
-    proposal.__pydantic_private__["_line"] = (digest, line)  # type: ignore[index]
+    private["_line"] = (digest, line)
     return digest, line
 
 
