@@ -286,6 +286,7 @@ def _plain_batch(data: dict[str, Any]) -> SubmissionBatch | None:
         type(party) is str
         and type(items) is list
         and 0 < len(items) <= _MAX_ITEMS
+        and data.get("kind", "submissions") == "submissions"
         and _BATCH_KEYS.issuperset(data)
         and _party_id(party) is not None
     ):

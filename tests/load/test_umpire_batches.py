@@ -62,6 +62,7 @@ def _batches() -> list[object]:
         {"kind": "submissions", "party": "p000", "items": [item, bare]},
         {"party": "p000", "items": [item]},
         {"kind": "submissions", "party": "p000", "items": []},
+        {"kind": "submission", "party": "p000", "items": [item]},
         {"kind": "submissions", "party": "P000", "items": [item]},
         {"kind": "submissions", "party": "p000", "items": [item], "extra": 1},
         {"kind": "submissions", "party": "p000", "items": [{**item, "seq": 0}]},
