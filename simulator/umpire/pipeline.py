@@ -30,11 +30,11 @@ TIMER_CHECK_S = 1.0
 # more submissions. At moderate rates every MQTT message had made a batch of its own,
 # each paying a transaction, an fsync and the hops between the stages and their tasks,
 # so at 1,000 events/s the umpire spent 3-4 times the CPU per event it spends at its
-# ceiling (benchmarks/umpire.py --paced). Waiting makes the batches ten times larger
+# ceiling (benchmarks/umpire.py --paced). Waiting makes the batches 8 times larger
 # there; at high rates a batch fills within a few milliseconds, so a message waits at
-# most FULL_BATCH / rate (4 ms at 8,000 events/s).
+# most FULL_BATCH / rate (2 ms at 8,000 events/s).
 LINGER_S = 0.02
-FULL_BATCH = 32
+FULL_BATCH = 16
 # Batches between deciding and publishing: enough to overlap the three, few enough
 # that a slow log or broker pushes back on deciding at once.
 PIPELINE_DEPTH = 2
