@@ -22,10 +22,11 @@ append batch per M MQTT messages, and each stage is timed on its own:
 
 With --paced R, the umpire instead runs as a load run drives it (its pipeline
 driver, `umpire.run()`), fed over a bus at R events/s in MQTT messages of
---paced-items submissions (2: what generators send at moderate rates), and
-flat out; it prints the CPU per event of each and their ratio (the issue's
-target: at 1,000 events/s no more than 1.5 times the ceiling's). Each arrival
-wakes the event loop, as a socket read does in a real run.
+--paced-items submissions (2: what generators send at moderate rates) from
+two gateways (as `simulator load` runs by default), and flat out; it prints
+the CPU per event of each and their ratio (the issue's target: at 1,000
+events/s no more than 1.5 times the ceiling's). Each arrival wakes the event
+loop, as a socket read does in a real run.
 
 CPU is process time (every thread: the store's thread counts); wall time
 includes waiting for the fsync. Baselines, in the same run: orjson.loads of
@@ -126,9 +127,15 @@ class TimedStore:
 
 
 def submissions(
-    events: int, seed: int = 1, per_message: int = ITEMS_PER_MESSAGE
+    events: int,
+    seed: int = 1,
+    per_message: int = ITEMS_PER_MESSAGE,
+    via: Callable[[str], str] = str,
 ) -> list[tuple[str, bytes]]:
-    """(party, MQTT payload) of about `events` submissions, in the order they would arrive."""
+    """(principal, MQTT payload) of about `events` submissions, in the order they would arrive.
+
+    `via(party)` names the principal that sends a party's submissions (a gateway).
+    """
     rng = seeded(seed, "bench-umpire")
     shares = Mix().shares()
     names, weights = list(shares), list(shares.values())
@@ -167,7 +174,8 @@ def submissions(
                 )
             for party, items in by_party.items():
                 for i in range(0, len(items), per_message):
-                    out.append((party, batch_payload(party, items[i : i + per_message])))
+                    principal = via(party)
+                    out.append((principal, batch_payload(principal, items[i : i + per_message])))
     return out
 
 
@@ -319,6 +327,13 @@ class FeedingBus(RecordingBus):
         return self._feed()
 
 
+GATEWAYS = ("gw-0", "gw-1")
+
+
+def _gateway_of(party: str) -> str:
+    return GATEWAYS[int(party[1:]) * len(GATEWAYS) // PARTIES]
+
+
 async def paced(
     payloads: list[tuple[str, bytes]], path: Path, events_per_second: float | None
 ) -> tuple[float, float, int]:
@@ -329,6 +344,8 @@ async def paced(
     """
     parties = [f"p{i:03d}" for i in range(PARTIES)]
     topics = Topics("load-bench")
+    # As `simulator load` runs by default: two generator processes, a gateway each.
+    gateways = {gateway: [p for p in parties if _gateway_of(p) == gateway] for gateway in GATEWAYS}
     items = sum(payload.count(b'"kind":"submission"') for _, payload in payloads)
     per_second = None if events_per_second is None else events_per_second * len(payloads) / items
     bus = FeedingBus([Arrival(topics.submit(p), payload) for p, payload in payloads], per_second)
@@ -349,6 +366,7 @@ async def paced(
         clock=ScaledClock(BASE),
         end=BASE + timedelta(days=365),
         settings=UmpireSettings(simulated=False, tick_s=0.05, max_batch=2000),
+        gateways=gateways,
     )
     published = asyncio.Event()
     umpire.on_commit = lambda events: events[-1].position >= items and published.set()
@@ -470,7 +488,7 @@ async def main() -> None:
 
 async def compare_paced(args: argparse.Namespace) -> None:
     """CPU per event of the pipeline at a moderate rate against flat out (its ceiling)."""
-    payloads = submissions(args.events, per_message=args.paced_items)
+    payloads = submissions(args.events, per_message=args.paced_items, via=_gateway_of)
     print(f"{args.events} submissions in {len(payloads)} MQTT messages")
     with tempfile.TemporaryDirectory(dir=args.dir) as directory:
         figures: dict[str, list[float]] = defaultdict(list)
