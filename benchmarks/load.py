@@ -24,8 +24,13 @@ Measures, on one private Mosquitto started the way `simulator load` starts it
     agencies send them (the umpire still groups committed events per topic),
     offered more than (b) carries, for --short seconds.
 
-Then the ratios the issue sets as targets: (c)/(b) >= 4, (c)/(a) >= 0.8,
-(e)/(b) >= 0.8, p99 at (d) <= 25 ms, and 0 lost / 0 duplicated everywhere.
+(f) `simulator load` at 1,000 events/s, for --short seconds: the umpire's CPU per
+    event there against (c)'s (per-batch costs show at moderate rates).
+
+Then the ratios the issues set as targets: (c)/(b) >= 4, (c)/(a) >= 0.8,
+(e)/(b) >= 0.8, p99 at (d) <= 25 ms, and 0 lost / 0 duplicated everywhere;
+issue 16: (c) >= 15,000 events/s, (e)/(a) >= 0.4, and the umpire's CPU per
+event at (f) no more than 1.5 times (c)'s.
 On a shared machine the absolute figures are noise; the ratios and the CPU
 milliseconds per committed event (printed per role) are what carry over.
 Every run is bounded in count and time and stops by itself.
@@ -292,6 +297,7 @@ async def main() -> None:
         "(e) simulator load --one-per-message",
         options(echo_rate, args.short, one_per_message=True),
     )
+    moderate = await load_run("(f) simulator load at 1,000 events/s", options(1000, args.short))
     p99 = half["latency_ms"]["p99"]
     print()
     print(f"(c)/(b) = {top / echo_rate:.2f}  (target >= 4: {_verdict(top / echo_rate, 4)})")
@@ -302,8 +308,24 @@ async def main() -> None:
         f"(target >= 0.8: {_verdict(single_rate / echo_rate, 0.8)})"
     )
     print(f"p99 at half rate = {p99} ms  (target <= 25 ms: {_verdict(p99, 25, higher=False)})")
-    clean = all(r["lost"] == 0 and r["duplicated"] == 0 for r in (ceiling, half, single))
-    print(f"lost/duplicated in (c), (d) and (e): {'none' if clean else 'SOME'}")
+    # Issue 16's targets.
+    print(
+        f"(c) = {top:,.0f} events/s  (target >= 15,000 on an idle machine: {_verdict(top, 15000)})"
+    )
+    print(
+        f"(e)/(a) = {single_rate / c_rate:.2f}  "
+        f"(target >= 0.4: {_verdict(single_rate / c_rate, 0.4)})"
+    )
+    cpu_top = ceiling["cpu_ms_per_event"]["umpire"]
+    cpu_moderate = moderate["cpu_ms_per_event"]["umpire"]
+    print(
+        f"umpire CPU per event at 1,000/s / at (c) = {cpu_moderate} / {cpu_top} ms"
+        f" = {cpu_moderate / cpu_top:.2f}  (target <= 1.5:"
+        f" {_verdict(cpu_moderate / cpu_top, 1.5, higher=False)})"
+    )
+    runs = (ceiling, half, single, moderate)
+    clean = all(r["lost"] == 0 and r["duplicated"] == 0 for r in runs)
+    print(f"lost/duplicated in (c), (d), (e) and (f): {'none' if clean else 'SOME'}")
     print(f"benchmark took {time.perf_counter() - began:.0f} s")
     if args.profile is not None:
         # A run of its own: the profiler slows every process it watches several times.

@@ -265,19 +265,24 @@ def _plain_float(value: object, depth: int, floats: list[None]) -> float:
     return value
 
 
-# The last UTC time formatted, by identity: a writer stamps a whole batch with
-# one datetime object (the umpire's `at`). Held here, the object cannot be freed
-# and its address reused; only UTC times, which nothing about can change (another
+# The last two UTC times formatted, by identity, the latest used first: a writer
+# stamps a whole batch with one datetime object (the umpire's `at`), and each event
+# with its own wall-clock time besides, so with one entry the two evicted each other
+# and both were formatted for every event. Held here, the objects cannot be freed and
+# their addresses reused; only UTC times, which nothing about can change (another
 # zone's offsets are its own code); replaced as one tuple, safe across threads.
-_last_time: tuple[datetime | None, str] = (None, "")
+_last_times: tuple[datetime | None, str, datetime | None, str] = (None, "", None, "")
 
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds and a 'Z': the only time format the log writes."""
-    global _last_time  # noqa: PLW0603 - a one-entry cache, see above
-    last = _last_time
+    global _last_times  # noqa: PLW0603 - a two-entry cache, see above
+    last = _last_times
     if last[0] is moment:
         return last[1]
+    if last[2] is moment:
+        _last_times = (moment, last[3], last[0], last[1])
+        return last[3]
     utc = moment
     if utc.tzinfo is not UTC:
         if utc.tzinfo is None:
@@ -294,7 +299,7 @@ def format_time(moment: datetime) -> str:
         utc.microsecond,
     )
     if moment.tzinfo is UTC:
-        _last_time = (moment, text)
+        _last_times = (moment, text, last[0], last[1])
     return text
 
 
@@ -360,6 +365,10 @@ class _Envelope(BaseModel):
     # The canonical text of every attribute that does not depend on where the
     # event lands, computed once (see _static_parts); False if not canonical.
     _parts: tuple[str, str, str] | Literal[False] | None = PrivateAttr(default=None)
+    # The whole canonical line with its hash, (hash, line): a proposal's as the last
+    # seal() made it, an event's as committed_event() had it from its proposal. Lets
+    # the line stored be the line published, without composing it again.
+    _line: tuple[str, str] | None = PrivateAttr(default=None)
 
     def _canonical_parts(self) -> tuple[str, str, str] | None:
         # Straight to the private dict: BaseModel.__getattr__ costs more than
@@ -384,6 +393,7 @@ class _Envelope(BaseModel):
         """As BaseModel.model_copy, without the cached text of the original."""
         copied = super().model_copy(update=update, deep=deep)
         copied._parts = None
+        copied._line = None
         return copied
 
 
@@ -494,7 +504,7 @@ def _assemble(
     _set_attribute(model, "__dict__", fields)
     _set_attribute(model, "__pydantic_fields_set__", fields_set)
     _set_attribute(model, "__pydantic_extra__", None)
-    _set_attribute(model, "__pydantic_private__", {"_parts": parts})
+    _set_attribute(model, "__pydantic_private__", {"_parts": parts, "_line": None})
     return model
 
 
@@ -824,9 +834,26 @@ def _seal(
 
 
 def seal(proposal: NewEvent, position: int, caseversion: int, prevhash: str) -> tuple[str, str]:
-    """The hash and the canonical JSON text of ``proposal`` stored at ``position``."""
-    head, tail, digest = _seal(proposal, position, caseversion, prevhash)
-    return digest, f'{head}"hash":"{digest}",{tail}'
+    """The hash and the canonical JSON text of ``proposal`` stored at ``position``.
+
+    The proposal keeps the last (hash, text) it was sealed to, for committed_event().
+    """
+    private: dict[str, Any] = proposal.__pydantic_private__  # type: ignore[assignment]
+    parts = private["_parts"]
+    if parts:
+        # _seal, inlined: this runs for every event appended, in the write transaction.
+        after_caseversion, before_position, after_prevhash = parts
+        head = f'{{"caseversion":{caseversion:d}{after_caseversion}'
+        tail = f'{before_position}{position:d},"prevhash":"{prevhash}"{after_prevhash}'
+        hasher = _HASH_SEED.copy()
+        hasher.update(head.encode())
+        hasher.update(tail.encode())
+        digest = hasher.hexdigest()
+    else:
+        head, tail, digest = _seal(proposal, position, caseversion, prevhash)
+    line = f'{head}"hash":"{digest}",{tail}'
+    private["_line"] = (digest, line)
+    return digest, line
 
 
 def committed_event(
@@ -838,19 +865,31 @@ def committed_event(
     (the store's ``Appended``) and the hash before the first: it need not
     read its own batch back. ``digest`` is the hash the store computed.
     """
-    fields = {name: proposal.__dict__[name] for name in _ENVELOPE_FIELDS}
+    # A proposal's fields are the envelope's and expected_version, in that order.
+    fields = proposal.__dict__.copy()
+    del fields["expected_version"]
     fields["specversion"] = "1.0"
     fields["datacontenttype"] = "application/json"
     fields["position"] = position
     fields["caseversion"] = caseversion
     fields["prevhash"] = prevhash
     fields["hash"] = digest
-    parts = proposal.__pydantic_private__["_parts"]  # type: ignore[index]
-    return _assemble(Event.__new__(Event), fields, set(fields), parts or None)
+    private: dict[str, Any] = proposal.__pydantic_private__  # type: ignore[assignment]
+    event = _assemble(Event.__new__(Event), fields, set(fields), private["_parts"] or None)
+    # The text the proposal was sealed to is this event's line if its hash is this one:
+    # the hash covers every other attribute.
+    line = private.get("_line")
+    if line is not None and line[0] == digest:
+        event.__pydantic_private__["_line"] = line  # type: ignore[index]
+    return event
 
 
 def to_json_line(event: Event) -> str:
     """The structured-mode CloudEvent as one line of canonical JSON (no newline)."""
+    private: dict[str, Any] = event.__pydantic_private__  # type: ignore[assignment]
+    line: tuple[str, str] | None = private.get("_line")
+    if line is not None and line[0] == event.hash:
+        return line[1]
     parts = event._canonical_parts()
     if parts is not None:
         # Not _seal: the line carries the event's own hash, so it is not computed again.

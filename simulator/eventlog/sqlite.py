@@ -18,7 +18,7 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +28,7 @@ from typing import Literal, Self, TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from simulator.context import secret_hex
-from simulator.eventlog.batch import Existing, plan_batch
+from simulator.eventlog.batch import Existing, Plan, plan_batch
 from simulator.eventlog.checkpoints import (
     Checkpoint,
     CheckpointEntry,
@@ -535,30 +535,32 @@ class SqliteEventStore:
     ) -> tuple[list[Appended], SignedCheckpoint | None]:
         if self._read_only:
             raise LogError(f"{self._path}: opened read-only")
-        conn = self._db()
-        self._begin_sync()
-        try:
-            head, last_hash = self._tip_sync()
-            if (head, last_hash) != (self._head, self._last_hash):
-                # Someone else appended since our last look: cached versions are stale.
-                self._versions.clear()
-            plan = plan_batch(
-                batch,
-                head=head,
-                last_hash=last_hash,
-                existing=self._existing_sync([proposal.id for proposal in batch]),
-                versions=self._versions_sync({p.subject for p in batch if p.subject is not None}),
-            )
-            if plan.rows:
-                conn.executemany(INSERT_SQL, plan.rows)
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback_sync()
-            raise StorageError(str(self._path), f"append failed, nothing written ({exc})") from exc
-        except BaseException:
-            self._rollback_sync()
-            raise
+        plan = None
+        for optimistic in (True, False):
+            try:
+                plan = self._write_sync(batch, optimistic=optimistic)
+            except sqlite3.IntegrityError as exc:
+                self._rollback_sync()
+                if optimistic:
+                    # An id or a case version the guess missed: planned again from
+                    # what is stored (and refused there, if it is a real conflict).
+                    continue
+                raise StorageError(
+                    str(self._path), f"append failed, nothing written ({exc})"
+                ) from exc
+            except sqlite3.Error as exc:
+                self._rollback_sync()
+                raise StorageError(
+                    str(self._path), f"append failed, nothing written ({exc})"
+                ) from exc
+            except BaseException:
+                self._rollback_sync()
+                raise
+            break
+        assert plan is not None
         self._head, self._last_hash = plan.head, plan.last_hash
+        if len(self._versions) + len(plan.versions) > _VERSION_CACHE_LIMIT:
+            self._versions.clear()
         self._versions.update(plan.versions)
         signed = None
         if plan.rows:
@@ -566,6 +568,43 @@ class SqliteEventStore:
             if self._head - self._checkpointed >= self._checkpoint_every:
                 signed = self._write_checkpoint_sync()
         return plan.results, signed
+
+    def _write_sync(self, batch: Sequence[NewEvent], *, optimistic: bool) -> Plan:
+        """Plan the batch on the stored tip and write it, in one transaction.
+
+        ``optimistic``: guess that none of the batch's ids is stored yet and that a
+        case missing from the version cache has no events (true of nearly every append
+        of a run: the umpire decides each message id once, and opens most cases
+        itself), instead of looking them up. The unique indexes on ids and on case
+        versions refuse a wrong guess (a stored case has a version 1): the caller
+        then rolls back and writes the batch again, looking everything up, so the
+        result is the same either way. Conditional appends are always looked up.
+        """
+        conn = self._db()
+        self._begin_sync()
+        head, last_hash = self._tip_sync()
+        if (head, last_hash) != (self._head, self._last_hash):
+            # Someone else appended since our last look: cached versions are stale.
+            self._versions.clear()
+        subjects = {p.subject for p in batch if p.subject is not None}
+        if optimistic and all(p.expected_version is None for p in batch):
+            existing: dict[str, Existing] = {}
+            versions: Mapping[str, int] = self._cached_versions(subjects)
+        else:
+            existing = self._existing_sync([proposal.id for proposal in batch])
+            versions = self._versions_sync(subjects)
+        plan = plan_batch(
+            batch, head=head, last_hash=last_hash, existing=existing, versions=versions
+        )
+        if plan.rows:
+            conn.executemany(INSERT_SQL, plan.rows)
+        conn.execute("COMMIT")
+        return plan
+
+    def _cached_versions(self, subjects: set[str]) -> Mapping[str, int]:
+        """The cached versions of these cases, and 0 (no events) for those not cached."""
+        versions = self._versions
+        return {subject: versions.get(subject, 0) for subject in subjects}
 
     def _rollback_sync(self) -> None:
         conn = self._db()

@@ -65,7 +65,13 @@ def deadlines(
                 due_at=case.execution_started_at + settings.as_soon_as_possible,
             )
         )
-    return tuple(sorted(found, key=lambda d: d.due_at))
+    if len(found) > 1:
+        found.sort(key=_due_at)
+    return tuple(found)
+
+
+def _due_at(deadline: Deadline) -> datetime:
+    return deadline.due_at
 
 
 def overdue(

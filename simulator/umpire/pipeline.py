@@ -9,6 +9,8 @@ failed append ends the run (the TaskGroup), and nothing is published before
 it is durable: the publisher only ever sees what the appender has appended.
 Case timers are checked once a second rather than after every batch (a load
 run has hundreds of thousands of cases), and there are no round markers.
+A small batch lingers a little for more (`LINGER_S`, `FULL_BATCH`): the costs of
+a batch are paid once for many events at moderate rates too.
 """
 
 from __future__ import annotations
@@ -24,6 +26,15 @@ if TYPE_CHECKING:
     from simulator.umpire.core import Umpire, UmpireResult
 
 TIMER_CHECK_S = 1.0
+# A batch smaller than FULL_BATCH waits up to LINGER_S after the last hand-on for
+# more submissions. At moderate rates every MQTT message had made a batch of its own,
+# each paying a transaction, an fsync and the hops between the stages and their tasks,
+# so at 1,000 events/s the umpire spent 3-4 times the CPU per event it spends at its
+# ceiling (benchmarks/umpire.py --paced). Waiting makes the batches 8 times larger
+# there; at high rates a batch fills within a few milliseconds, so a message waits at
+# most FULL_BATCH / rate (2 ms at 8,000 events/s).
+LINGER_S = 0.02
+FULL_BATCH = 16
 # Batches between deciding and publishing: enough to overlap the three, few enough
 # that a slow log or broker pushes back on deciding at once.
 PIPELINE_DEPTH = 2
@@ -59,6 +70,7 @@ class Pipeline:
         assert isinstance(clock, ScaledClock)
         loop = asyncio.get_running_loop()
         next_timers = loop.time()
+        handed_on = -LINGER_S
         while True:
             if umpire.stop_requested:
                 return await umpire.finish(umpire.stop_requested)
@@ -67,8 +79,14 @@ class Pipeline:
                 umpire.stage_timers(now)
                 next_timers = loop.time() + TIMER_CHECK_S
             umpire.stage_arrivals(now)
-            if umpire.sequencer.pending.events:
+            staged = len(umpire.sequencer.pending.events)
+            lingered = loop.time() - handed_on
+            if staged >= FULL_BATCH or (staged and lingered >= LINGER_S):
                 await self._hand_on()
+                handed_on = loop.time()
+            elif staged:
+                # Not woken by each arrival meanwhile: they are decided together after.
+                await asyncio.sleep(LINGER_S - lingered)
             else:
                 await umpire.wait_changed(umpire.settings.tick_s)
 

@@ -26,6 +26,7 @@ from simulator.eventlog import (
 from simulator.eventlog.envelope import (
     canonical_json,
     canonical_text,
+    format_time,
     from_stored_line,
     seal,
     stored_hash,
@@ -549,3 +550,12 @@ def test_the_stored_hash_is_the_same_on_text_and_on_its_bytes() -> None:
     assert stored_hash(body) == stored_hash(body.encode())
     claimed, recomputed = stored_hash(body) or ("", "")
     assert claimed == recomputed
+
+
+def test_times_formatted_in_turn_are_each_their_own() -> None:
+    """Formatting times in any order (the cache keeps two) gives each time its own text."""
+    times = [T0 + timedelta(microseconds=n) for n in range(4)]
+    for moment in [times[0], times[1], times[0], times[2], times[1], times[3], times[3]]:
+        assert format_time(moment) == moment.isoformat(timespec="microseconds")[:-6] + "Z"
+    moscow = timezone(timedelta(hours=3))
+    assert format_time(datetime(2026, 1, 1, 3, tzinfo=moscow)) == "2026-01-01T00:00:00.000000Z"

@@ -22,7 +22,7 @@ from simulator.eventlog import (
 )
 from simulator.eventlog.sqlite import APPLICATION_ID
 
-from .helpers import now, proposals, sha256_file
+from .helpers import now, proposal, proposals, sha256_file
 
 
 def siblings(path: Path) -> set[str]:
@@ -246,3 +246,21 @@ async def test_appending_leaves_the_event_loop_running(tmp_path: Path) -> None:
             ticking.cancel()
 
     assert ticks >= 5
+
+
+async def test_a_reopened_store_finds_stored_ids_and_case_versions(tmp_path: Path) -> None:
+    """With nothing cached, a stored id is answered as stored and a case goes on from its last."""
+    path = tmp_path / "log.db"
+    async with SqliteEventStore(path, now=now) as store:
+        await store.append([proposal("e1"), proposal("e2")])
+    async with SqliteEventStore(path, now=now) as store:
+        results = await store.append([proposal("e1"), proposal("e3"), proposal("x1", subject="c2")])
+        assert [(r.position, r.caseversion, r.duplicate) for r in results] == [
+            (1, 1, True),
+            (3, 3, False),
+            (4, 1, False),
+        ]
+    async with SqliteEventStore(path, now=now) as store:
+        (result,) = await store.append([proposal("e4")])
+        assert (result.position, result.caseversion) == (5, 4)
+        assert [e.id async for e in store.read()] == ["e1", "e2", "e3", "x1", "e4"]

@@ -4,9 +4,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from simulator.load.conversation import Conversation, load_party
-from simulator.load.umpire import batch_payload
+from simulator.load.umpire import SubmissionBatch, _plain_batch, batch_payload
 from tests.load.deciding import AT, load_umpire, sequencer
 
 PARTIES = ("p000", "p001")
@@ -50,3 +51,51 @@ def test_a_batch_is_decided_item_by_item_as_single_submissions_are(tmp_path: Pat
     ]
     assert sorted(batched, key=lambda e: e.id) == sorted(single, key=lambda e: e.id)
     assert umpire.rejections == 3
+
+
+def _batches() -> list[object]:
+    """Batches that are plainly valid, valid only after coercion, and invalid."""
+    message = {"type": "offer", "x": [1, {"y": None}]}
+    item = {"kind": "submission", "party": "p000", "seq": 1, "message": message}
+    bare = {"party": "p001", "seq": 2**53, "message": {}}
+    return [
+        {"kind": "submissions", "party": "p000", "items": [item, bare]},
+        {"party": "p000", "items": [item]},
+        {"kind": "submissions", "party": "p000", "items": []},
+        {"kind": "submission", "party": "p000", "items": [item]},
+        {"kind": "submissions", "party": "P000", "items": [item]},
+        {"kind": "submissions", "party": "p000", "items": [item], "extra": 1},
+        {"kind": "submissions", "party": "p000", "items": [{**item, "seq": 0}]},
+        {"kind": "submissions", "party": "p000", "items": [{**item, "seq": 2**53 + 1}]},
+        {"kind": "submissions", "party": "p000", "items": [{**item, "seq": True}]},
+        {"kind": "submissions", "party": "p000", "items": [{**item, "seq": "3"}]},
+        {"kind": "submissions", "party": "p000", "items": [{**item, "party": "Bad"}]},
+        {"kind": "submissions", "party": "p000", "items": [{**item, "kind": "plan"}]},
+        {"kind": "submissions", "party": "p000", "items": [{**item, "message": []}]},
+        {"kind": "submissions", "party": "p000", "items": [{**item, "more": 1}]},
+        {"kind": "submissions", "party": "p000", "items": [{"seq": 1, "message": {}}]},
+        {"kind": "submissions", "party": "p000", "items": ["text"]},
+        {"kind": "submissions", "party": "p000", "items": {"0": item}},
+    ]
+
+
+def test_a_plain_batch_is_the_model_validation_makes_and_others_go_to_validation() -> None:
+    """The intake's fast path builds what validation builds, and takes nothing it would refuse."""
+    taken = 0
+    for data in _batches():
+        assert isinstance(data, dict)
+        fast = _plain_batch(data)
+        try:
+            validated = SubmissionBatch.model_validate(data)
+        except ValidationError:
+            assert fast is None, data
+            continue
+        if fast is None:
+            continue
+        taken += 1
+        assert fast == validated
+        assert fast.model_fields_set == validated.model_fields_set
+        for mine, theirs in zip(fast.items, validated.items, strict=True):
+            assert mine.model_fields_set == theirs.model_fields_set
+        assert fast.model_dump_json() == validated.model_dump_json()
+    assert taken == 2
