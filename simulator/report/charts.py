@@ -1,4 +1,6 @@
-"""The report's charts, drawn with matplotlib and returned as SVG text to inline in a page.
+"""The report's response-time chart, drawn with matplotlib and returned as SVG text to inline.
+
+(The sequence charts, a fixed layout with no scales, are written directly: sequence.py.)
 
 Each chart is its own `Figure` (no pyplot, so no global figure registry and
 no GUI backend). Text stays text in the SVG (`svg.fonttype: none`), which
@@ -20,21 +22,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from simulator.report.formatting import span, when
-from simulator.report.model import (
-    CaseReport,
-    CaseStep,
-    ControllerRow,
-    ResponseMeasure,
-    ResponseTimes,
-)
-from simulator.wording import words
-
-INK = "#1f3b57"
-FAULT = "#b3261e"
-MUTED = "#8a96a3"
-PAPER = "#eef3f8"
-DESK = "#5b3f8c"
+from simulator.report.formatting import span
+from simulator.report.model import CaseReport, ResponseMeasure, ResponseTimes
+from simulator.report.sequence import FAULT, INK, MUTED, PAPER
 
 _DAY = 86_400.0
 _PROLOG = re.compile(r"\A.*?(?=<svg\b)", re.DOTALL)
@@ -80,159 +70,6 @@ def _place_axes(figure: Figure, width: float, height: float, margins: tuple[floa
             (height - top - bottom) / height,
         )
     )
-
-
-# A row of a sequence chart: a message or deadline (a step), or the controller's entry.
-_Row = CaseStep | ControllerRow
-_STEP_HEIGHT = 0.5
-_RULE_HEIGHT = 0.2  # one more line under the arrow per rule after the first
-_NOTE_CHARS = 70
-
-
-def _rows(case: CaseReport) -> list[_Row]:
-    rows: list[_Row] = [*case.steps, *case.controller]
-    return sorted(rows, key=lambda row: row.position)
-
-
-def _row_height(row: _Row) -> float:
-    if isinstance(row, CaseStep):
-        return _STEP_HEIGHT + _RULE_HEIGHT * max(len(row.rule_ids) - 1, 0)
-    return _STEP_HEIGHT
-
-
-def _desk_label(row: ControllerRow) -> str:
-    text = f"note: {row.text}" if row.kind == "note" else f"controller {row.text}"
-    text = " ".join(text.split())
-    return text if len(text) <= _NOTE_CHARS else text[: _NOTE_CHARS - 1] + "…"
-
-
-def sequence_chart(case: CaseReport) -> str:
-    """One lane per party, one arrow per message in log order; faults in red with their rules.
-
-    The rules a message broke go under its arrow one a line, so the label fits between
-    the lanes however many there are; the controller's notes and actions about the case
-    are rows of their own, in purple.
-    """
-    lanes = case.lanes
-    rows = _rows(case)
-    column = {party: index for index, party in enumerate(lanes)}
-    # Heights in inches; y in the same units, downwards from the lanes' heads.
-    tops: list[float] = []
-    y = 0.0
-    for row in rows:
-        tops.append(y)
-        y += _row_height(row)
-    body = max(y, _STEP_HEIGHT)
-    width = 1.7 + 2.1 * max(len(lanes), 2)
-    # The axes span exactly the rows and the lanes' heads (0.95 in), so a unit is an inch.
-    height = 0.2 + 0.95 + body
-    name = f"sequence-{case.case_id}"
-    with _style(name):
-        figure = Figure(figsize=(width, height))
-        axes = _place_axes(figure, width, height, (1.6, 0.1, 0.1, 0.1))
-        last_lane = max(len(lanes) - 1, 1)
-        axes.set_xlim(-0.55, last_lane + 0.55)
-        # An arrow sits 0.2 in below its row's top; the lanes' heads 0.5 in above the rows.
-        axes.set_ylim(body, -0.95)
-        for spine in axes.spines.values():
-            spine.set_visible(False)
-        axes.tick_params(axis="y", length=0, labelsize=7.5)
-        axes.set_xticks([])
-        axes.set_yticks(
-            [top + 0.25 for top in tops],
-            [f"#{row.position}   {when(row.time)}" for row in rows],
-            color=INK,
-        )
-        for party, x in column.items():
-            axes.vlines(x, -0.6, body, colors=MUTED, linestyles=(0, (3, 3)), lw=0.9)
-            axes.text(
-                x,
-                -0.75,
-                party,
-                ha="center",
-                va="center",
-                fontsize=8.5,
-                fontweight="bold",
-                color=INK,
-                bbox={"boxstyle": "round,pad=0.4", "fc": PAPER, "ec": INK, "lw": 0.8},
-            )
-        for top, row in zip(tops, rows, strict=True):
-            line = top + 0.25
-            centre = last_lane / 2
-            if isinstance(row, ControllerRow):
-                axes.hlines(line, -0.4, last_lane + 0.4, colors=DESK, linestyles=":", lw=1.2)
-                axes.text(
-                    centre,
-                    line - 0.04,
-                    _desk_label(row),
-                    ha="center",
-                    va="bottom",
-                    color=DESK,
-                    fontsize=7.5,
-                    fontstyle="italic",
-                )
-                continue
-            faulty = bool(row.rule_ids)
-            colour = FAULT if faulty else INK
-            # Lanes hold every sender and recipient, so only a deadline lacks them.
-            if row.kind == "deadline" or row.sender not in column or row.recipient not in column:
-                axes.hlines(line, -0.4, last_lane + 0.4, colors=FAULT, linestyles="--", lw=1.2)
-                axes.text(
-                    centre,
-                    line - 0.04,
-                    "deadline passed",
-                    ha="center",
-                    va="bottom",
-                    color=FAULT,
-                    fontsize=8,
-                    fontstyle="italic",
-                )
-            else:
-                start, end = column[row.sender], column[row.recipient]
-                centre = (start + end) / 2
-                axes.annotate(
-                    "",
-                    xy=(end, line),
-                    xytext=(start, line),
-                    arrowprops={
-                        "arrowstyle": "-|>",
-                        "color": colour,
-                        "lw": 1.6 if faulty else 1.2,
-                        "shrinkA": 0,
-                        "shrinkB": 0,
-                        "mutation_scale": 11,
-                    },
-                )
-                axes.text(
-                    centre,
-                    line - 0.04,
-                    words(row.type),
-                    ha="center",
-                    va="bottom",
-                    color=colour,
-                    fontsize=8,
-                    fontweight="bold" if faulty else "normal",
-                )
-            for index, rule in enumerate(row.rule_ids):
-                axes.text(
-                    centre,
-                    line + 0.05 + _RULE_HEIGHT * index,
-                    "⚠ " + rule,
-                    ha="center",
-                    va="top",
-                    color=FAULT,
-                    fontsize=7.5,
-                )
-        label = (
-            f"Sequence chart of case {case.case_id}: {len(case.steps)} steps between "
-            f"{', '.join(lanes)}; {case.violations} violations"
-            + (
-                f"; {len(case.controller)} notes and actions of the controller"
-                if case.controller
-                else ""
-            )
-        )
-        return _svg(figure, name, label)
 
 
 def _days(seconds: float) -> float:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, MutableMapping, Sequence
 from datetime import datetime
 from html import escape
 
-from simulator.report.charts import response_chart, sequence_chart
+from simulator.report.charts import response_chart
 from simulator.report.formatting import (
     DEFAULT_CHARTED_CASES,
     MEASURE_COLUMNS,
@@ -37,6 +37,7 @@ from simulator.report.model import (
     ReportData,
     TimelineRow,
 )
+from simulator.report.sequence import sequence_chart
 from simulator.wording import kind_words, state_words
 
 _STYLE = """
