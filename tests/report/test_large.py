@@ -150,7 +150,7 @@ def test_a_row_of_the_response_chart_draws_a_sample_past_max_points(
 
     assert full is not None
     assert sampled is not None
-    assert sampled.count("<use ") < full.count("<use ")
+    assert sampled.count("<circle ") < full.count("<circle ")
 
 
 def test_the_sample_is_spread_in_order_and_keeps_the_slowest() -> None:
