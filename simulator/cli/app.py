@@ -822,7 +822,7 @@ def report(
     ] = 40,
 ) -> None:
     """Write a log's after-action report: report.html (self-contained), report.md, report.json."""
-    # matplotlib takes half a second to load, which no other command should pay.
+    # The report package loads its renderers, which no other command should pay for.
     from simulator.report import (  # noqa: PLC0415 - see above
         lettered_cases,
         read_report,
