@@ -5,9 +5,11 @@ cases stand for a load run's hundred thousand.
 """
 
 import asyncio
+import json
 import re
 from pathlib import Path
 
+import orjson
 import pytest
 
 from simulator.report import (
@@ -20,6 +22,7 @@ from simulator.report import (
     read_report,
     read_report_letters,
     render_html,
+    render_json,
     render_markdown,
     save_report,
 )
@@ -164,3 +167,29 @@ def test_the_sample_is_spread_in_order_and_keeps_the_slowest() -> None:
     indices = [values.index(point) for point in shown]
     assert indices == sorted(indices)
     assert charts.sample_points(values[:10]) == values[:10]
+
+
+def test_report_json_is_the_text_json_dumps_writes(many: tuple[Path, ReportData]) -> None:
+    """render_json (orjson where it writes the same) gives json.dumps(indent=2)'s text."""
+    _, report = many
+    expected = json.dumps(report.as_json(), indent=2, ensure_ascii=False) + "\n"
+    assert render_json(report) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "same"),
+    [
+        ({"a": [1, 2.5, "é", None, True, {}]}, True),
+        ({"a": 1e-05}, False),
+        ({"a": [1e16]}, False),
+        ({"a": 2**70}, False),
+        ({"a": 0.0001}, True),
+    ],
+)
+def test_orjson_is_used_only_where_it_writes_what_json_writes(value: object, same: bool) -> None:
+    """Values orjson writes otherwise (tiny or huge floats, integers past 64 bits) go to json."""
+    assert files._orjson_writes_as_json(value) is same
+    if same:
+        assert orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() == json.dumps(
+            value, indent=2, ensure_ascii=False
+        )
