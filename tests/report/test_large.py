@@ -193,3 +193,12 @@ def test_orjson_is_used_only_where_it_writes_what_json_writes(value: object, sam
         assert orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() == json.dumps(
             value, indent=2, ensure_ascii=False
         )
+
+
+def test_a_reports_repr_is_short(many: tuple[Path, ReportData]) -> None:
+    """repr() of a report names it and its size (asyncio.run takes it of what it returns)."""
+    _, report = many
+    assert repr(report) == (
+        f"ReportData(exercise={report.summary.exercise!r}, cases=30, "
+        f"timeline={len(report.timeline)})"
+    )
