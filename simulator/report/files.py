@@ -1,12 +1,8 @@
 """Writing a report's three files (report.html, report.md, report.json) from a log."""
 
-import json
-import math
 from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import orjson
 
 from simulator.errors import LogFileError
 from simulator.letters import LETTERS_DIRECTORY, Letter, letters_of, write_letters
@@ -31,36 +27,14 @@ class ReportFiles:
 
 
 def render_json(report: ReportData) -> str:
-    """report.json: the report's data, keys in model order, UTF-8 text kept as is."""
-    data = report.as_json()
-    if _orjson_writes_as_json(data):
-        # json's encoder runs in Python when it indents (40 s for a load run's report);
-        # orjson writes the same text for such data (tests compare the two).
-        return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n"
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    """report.json: the report's data, keys in model order, UTF-8 text kept as is.
 
-
-def _orjson_writes_as_json(value: object) -> bool:
-    """Whether orjson writes ``value`` as json.dumps does: it writes floats below 1e-4
-    otherwise, and refuses integers past 64 bits; anything but plain JSON types is left
-    to json too."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if type(item) is dict:
-            stack.extend(item.values())
-        elif type(item) is list:
-            stack.extend(item)
-        elif type(item) is float:
-            size = abs(item)
-            if (size < 1e-4 and size != 0) or size >= 1e15 or math.isnan(size):
-                return False
-        elif type(item) is int:
-            if not -(2**63) <= item < 2**64:
-                return False
-        elif not (type(item) is str or type(item) is bool or item is None):
-            return False
-    return True
+    pydantic-core writes the text json.dumps(report.as_json(), indent=2,
+    ensure_ascii=False) writes, byte for byte, for a model without floats (it
+    writes small floats otherwise; tests/report/test_large.py checks the model
+    has none), seven times faster: json's encoder runs in Python when it indents.
+    """
+    return report.model_dump_json(indent=2) + "\n"
 
 
 async def read_report(location: str | Path) -> ReportData:
