@@ -5,6 +5,7 @@ cases stand for a load run's hundred thousand.
 """
 
 import asyncio
+import gc
 import json
 import re
 import typing
@@ -27,6 +28,7 @@ from simulator.report import (
     render_markdown,
     save_report,
 )
+from simulator.report.builder import collector_paused
 from tests.report.drill import many_cases, write_drill
 
 
@@ -205,3 +207,34 @@ def test_a_reports_repr_is_short(many: tuple[Path, ReportData]) -> None:
         f"ReportData(exercise={report.summary.exercise!r}, cases=30, "
         f"timeline={len(report.timeline)})"
     )
+
+
+def test_building_a_report_leaves_the_cycle_collector_as_it_found_it(
+    many: tuple[Path, ReportData],
+) -> None:
+    """The collector is paused while a report is built, and on again after (or off if it was)."""
+    path, _ = many
+    assert gc.isenabled()
+    asyncio.run(read_report(path))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        asyncio.run(read_report(path))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_the_collector_comes_back_when_the_block_fails() -> None:
+    """An error inside the paused block still turns the collector back on."""
+    seen: list[bool] = []
+
+    def fail() -> None:
+        with collector_paused():
+            seen.append(gc.isenabled())
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        fail()
+    assert seen == [False]
+    assert gc.isenabled()
