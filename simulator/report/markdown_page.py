@@ -228,9 +228,11 @@ def _responses(report: ReportData) -> list[str]:
     ]
     timed = [c for c in report.cases if c.times.request_at or c.times.execution_started_at]
     if timed:
+        shown, note = _first_page(timed)
         lines += [
             "### Per case",
             "",
+            *note,
             *_table(
                 ("case", "written confirmation", "acknowledgement", "decision", "results"),
                 (
@@ -242,7 +244,7 @@ def _responses(report: ReportData) -> list[str]:
                         + (f" ({c.times.decision_kind})" if c.times.decision_kind else ""),
                         answer_text(c.times.results),
                     )
-                    for c in timed
+                    for c in shown
                 ),
             ),
         ]

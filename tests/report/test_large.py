@@ -86,6 +86,9 @@ def test_the_markdown_shows_a_long_tables_first_page_and_says_where_the_rest_is(
     assert f"The first 10 of {len(report.timeline):,} rows" in timeline
     assert timeline.count("\n| ") == 1 + 10  # the head row and the first page
     assert "The first 10 of 28 rows" in text.split("### The other 28 cases", 1)[1]
+    per_case = text.split("### Per case", 1)[1].split("## 5.", 1)[0]
+    assert "The first 10 of 30 rows" in per_case
+    assert per_case.count("\n| ") == 1 + 10
 
 
 def test_a_short_table_is_not_paged(many: tuple[Path, ReportData]) -> None:
