@@ -854,20 +854,32 @@ def report(
     ] = 40,
 ) -> None:
     """Write a log's after-action report: report.html (self-contained), report.md, report.json."""
-    # matplotlib takes half a second to load, which no other command should pay.
-    from simulator.report import read_report, save_report  # noqa: PLC0415 - see above
+    # The report package loads its renderers, which no other command should pay for.
+    from simulator.report import (  # noqa: PLC0415 - see above
+        lettered_cases,
+        read_report,
+        read_report_letters,
+        save_report,
+    )
 
     if charts < 0:
         _fail("--charts must be 0 or more")
     data = _run(read_report(location))
-    letters = _run(read_letters(location))
+    cases = lettered_cases(data, charts)
+    letters = _run(read_report_letters(location, cases))
     try:
         files = save_report(data, output, charted_cases=charts, letters=letters)
     except OSError as exc:
         _fail(f"{exc.filename or output}: {exc.strerror or exc}")
+    pages = f", {len(files.pages)} pages of long tables beside them" if files.pages else ""
+    only = (
+        " (the charted cases' only; `simulator letters --case ID` writes any other's)"
+        if cases is not None
+        else ""
+    )
     Console(stderr=True).print(
-        f"wrote {files.html}, {files.markdown} and {files.json}, and {len(letters)} letters "
-        f"in {output / LETTERS_DIRECTORY}",
+        f"wrote {files.html}, {files.markdown} and {files.json}{pages}, and {len(letters)} "
+        f"letters in {output / LETTERS_DIRECTORY}{only}",
         highlight=False,
     )
 

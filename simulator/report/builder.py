@@ -5,9 +5,11 @@
 of the log alone (STYLE 8: reports read projections, never live objects).
 """
 
+import gc
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -77,8 +79,27 @@ async def build_report(store: EventStore) -> ReportData:
     timeline = TimelineProjection()
     facts = RunFacts()
     controller = ControllerProjection()
-    await catch_up(store, marks, timeline, facts, controller)
-    return assemble(marks, timeline, facts, metadata, controller)
+    with collector_paused():
+        await catch_up(store, marks, timeline, facts, controller)
+        return assemble(marks, timeline, facts, metadata, controller)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while the block runs, back as it was after.
+
+    Building a report only adds objects that live as long as it does, and each
+    full collection scans them all again: for a load run's log (118k events)
+    that was half the time of building its report. What the block frees it
+    frees by reference counting; a cycle it leaves waits for the next collection.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def read_scenario(metadata: Mapping[str, str]) -> tuple[Scenario | None, str]:

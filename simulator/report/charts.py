@@ -1,238 +1,29 @@
-"""The report's charts, drawn with matplotlib and returned as SVG text to inline in a page.
+"""The report's response-time chart, written as SVG text to inline in a page.
 
-Each chart is its own `Figure` (no pyplot, so no global figure registry and
-no GUI backend). Text stays text in the SVG (`svg.fonttype: none`), which
-keeps files small and lets a reader search and copy it. Every id in a chart
-gets the chart's own prefix, because matplotlib numbers its groups afresh
-in each figure (`figure_1`, `axes_1`) and many charts share one page; the
-hash salt is fixed and the date matplotlib would stamp is left out, so the
-same log gives the same bytes.
+Per kind of answer a row: each case's time as a point, a box of the spread,
+the deadline as a dashed line. As the sequence charts (sequence.py), it is
+written element by element rather than drawn with matplotlib, which took
+longer to import and lay out than the rest of a season's report; the boxes
+are matplotlib's (quartiles by linear interpolation, whiskers to the furthest
+time within 1.5 times the spread between them). Text stays text, in the font
+the page names first; the same log gives the same bytes.
 """
 
-import io
-import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import math
+import statistics
+from collections.abc import Sequence
 from html import escape
 
-import matplotlib as mpl
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-
-from simulator.report.formatting import span, when
-from simulator.report.model import (
-    CaseReport,
-    CaseStep,
-    ControllerRow,
-    ResponseMeasure,
-    ResponseTimes,
-)
-from simulator.wording import words
-
-INK = "#1f3b57"
-FAULT = "#b3261e"
-MUTED = "#8a96a3"
-PAPER = "#eef3f8"
-DESK = "#5b3f8c"
+from simulator.report.formatting import span
+from simulator.report.model import CaseReport, ResponseMeasure, ResponseTimes
+from simulator.report.sequence import FAULT, INK, MUTED, PAPER
 
 _DAY = 86_400.0
-_PROLOG = re.compile(r"\A.*?(?=<svg\b)", re.DOTALL)
-# Where an SVG names or refers to an id: id="x", url(#x), href="#x", xlink:href="#x".
-_ID_REFERENCE = re.compile(r'(\bid="|url\(#|href="#)([^")]+)')
-
-
-@contextmanager
-def _style(salt: str) -> Iterator[None]:
-    # The page names the same font family first, so text is laid out as measured.
-    with mpl.rc_context(
-        {
-            "svg.fonttype": "none",
-            "svg.hashsalt": salt,
-            "font.family": "DejaVu Sans",
-            "font.size": 8,
-            "axes.edgecolor": MUTED,
-            "axes.labelcolor": INK,
-            "xtick.color": INK,
-            "ytick.color": INK,
-        }
-    ):
-        yield
-
-
-def _svg(figure: Figure, prefix: str, label: str) -> str:
-    """The figure as an inline <svg>: no XML prolog, no date, ids prefixed, labelled for readers."""
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": "coop-simulator"})
-    text = _PROLOG.sub("", buffer.getvalue(), count=1)
-    text = _ID_REFERENCE.sub(lambda m: f"{m[1]}{prefix}-{m[2]}", text)
-    return text.replace("<svg ", f'<svg role="img" aria-label="{escape(label)}" ', 1).rstrip()
-
-
-def _place_axes(figure: Figure, width: float, height: float, margins: tuple[float, ...]) -> Axes:
-    """Axes placed by margins in inches (left, right, top, bottom), so text never moves them."""
-    left, right, top, bottom = margins
-    return figure.add_axes(
-        (
-            left / width,
-            bottom / height,
-            (width - left - right) / width,
-            (height - top - bottom) / height,
-        )
-    )
-
-
-# A row of a sequence chart: a message or deadline (a step), or the controller's entry.
-_Row = CaseStep | ControllerRow
-_STEP_HEIGHT = 0.5
-_RULE_HEIGHT = 0.2  # one more line under the arrow per rule after the first
-_NOTE_CHARS = 70
-
-
-def _rows(case: CaseReport) -> list[_Row]:
-    rows: list[_Row] = [*case.steps, *case.controller]
-    return sorted(rows, key=lambda row: row.position)
-
-
-def _row_height(row: _Row) -> float:
-    if isinstance(row, CaseStep):
-        return _STEP_HEIGHT + _RULE_HEIGHT * max(len(row.rule_ids) - 1, 0)
-    return _STEP_HEIGHT
-
-
-def _desk_label(row: ControllerRow) -> str:
-    text = f"note: {row.text}" if row.kind == "note" else f"controller {row.text}"
-    text = " ".join(text.split())
-    return text if len(text) <= _NOTE_CHARS else text[: _NOTE_CHARS - 1] + "…"
-
-
-def sequence_chart(case: CaseReport) -> str:
-    """One lane per party, one arrow per message in log order; faults in red with their rules.
-
-    The rules a message broke go under its arrow one a line, so the label fits between
-    the lanes however many there are; the controller's notes and actions about the case
-    are rows of their own, in purple.
-    """
-    lanes = case.lanes
-    rows = _rows(case)
-    column = {party: index for index, party in enumerate(lanes)}
-    # Heights in inches; y in the same units, downwards from the lanes' heads.
-    tops: list[float] = []
-    y = 0.0
-    for row in rows:
-        tops.append(y)
-        y += _row_height(row)
-    body = max(y, _STEP_HEIGHT)
-    width = 1.7 + 2.1 * max(len(lanes), 2)
-    # The axes span exactly the rows and the lanes' heads (0.95 in), so a unit is an inch.
-    height = 0.2 + 0.95 + body
-    name = f"sequence-{case.case_id}"
-    with _style(name):
-        figure = Figure(figsize=(width, height))
-        axes = _place_axes(figure, width, height, (1.6, 0.1, 0.1, 0.1))
-        last_lane = max(len(lanes) - 1, 1)
-        axes.set_xlim(-0.55, last_lane + 0.55)
-        # An arrow sits 0.2 in below its row's top; the lanes' heads 0.5 in above the rows.
-        axes.set_ylim(body, -0.95)
-        for spine in axes.spines.values():
-            spine.set_visible(False)
-        axes.tick_params(axis="y", length=0, labelsize=7.5)
-        axes.set_xticks([])
-        axes.set_yticks(
-            [top + 0.25 for top in tops],
-            [f"#{row.position}   {when(row.time)}" for row in rows],
-            color=INK,
-        )
-        for party, x in column.items():
-            axes.vlines(x, -0.6, body, colors=MUTED, linestyles=(0, (3, 3)), lw=0.9)
-            axes.text(
-                x,
-                -0.75,
-                party,
-                ha="center",
-                va="center",
-                fontsize=8.5,
-                fontweight="bold",
-                color=INK,
-                bbox={"boxstyle": "round,pad=0.4", "fc": PAPER, "ec": INK, "lw": 0.8},
-            )
-        for top, row in zip(tops, rows, strict=True):
-            line = top + 0.25
-            centre = last_lane / 2
-            if isinstance(row, ControllerRow):
-                axes.hlines(line, -0.4, last_lane + 0.4, colors=DESK, linestyles=":", lw=1.2)
-                axes.text(
-                    centre,
-                    line - 0.04,
-                    _desk_label(row),
-                    ha="center",
-                    va="bottom",
-                    color=DESK,
-                    fontsize=7.5,
-                    fontstyle="italic",
-                )
-                continue
-            faulty = bool(row.rule_ids)
-            colour = FAULT if faulty else INK
-            # Lanes hold every sender and recipient, so only a deadline lacks them.
-            if row.kind == "deadline" or row.sender not in column or row.recipient not in column:
-                axes.hlines(line, -0.4, last_lane + 0.4, colors=FAULT, linestyles="--", lw=1.2)
-                axes.text(
-                    centre,
-                    line - 0.04,
-                    "deadline passed",
-                    ha="center",
-                    va="bottom",
-                    color=FAULT,
-                    fontsize=8,
-                    fontstyle="italic",
-                )
-            else:
-                start, end = column[row.sender], column[row.recipient]
-                centre = (start + end) / 2
-                axes.annotate(
-                    "",
-                    xy=(end, line),
-                    xytext=(start, line),
-                    arrowprops={
-                        "arrowstyle": "-|>",
-                        "color": colour,
-                        "lw": 1.6 if faulty else 1.2,
-                        "shrinkA": 0,
-                        "shrinkB": 0,
-                        "mutation_scale": 11,
-                    },
-                )
-                axes.text(
-                    centre,
-                    line - 0.04,
-                    words(row.type),
-                    ha="center",
-                    va="bottom",
-                    color=colour,
-                    fontsize=8,
-                    fontweight="bold" if faulty else "normal",
-                )
-            for index, rule in enumerate(row.rule_ids):
-                axes.text(
-                    centre,
-                    line + 0.05 + _RULE_HEIGHT * index,
-                    "⚠ " + rule,
-                    ha="center",
-                    va="top",
-                    color=FAULT,
-                    fontsize=7.5,
-                )
-        label = (
-            f"Sequence chart of case {case.case_id}: {len(case.steps)} steps between "
-            f"{', '.join(lanes)}; {case.violations} violations"
-            + (
-                f"; {len(case.controller)} notes and actions of the controller"
-                if case.controller
-                else ""
-            )
-        )
-        return _svg(figure, name, label)
+_INCH = 72.0
+_FONT = "font-family:'DejaVu Sans',sans-serif"
+_GRID = "#dde3ea"
+_CENTRE, _ASCENT = 0.35, 0.76  # a line of text's baseline against its centre, its top (ems)
+_ADVANCE = 0.6  # DejaVu Sans's mean advance in ems, to place the legend's entries
 
 
 def _days(seconds: float) -> float:
@@ -244,6 +35,22 @@ def _jitter(index: int) -> float:
     return ((index * 7) % 11 - 5) * 0.045
 
 
+MAX_POINTS = 400
+"""Points drawn a row of the response chart: more only hide each other (the box and the
+tally still count every case)."""
+
+
+def sample_points(values: list[tuple[float, bool]]) -> list[tuple[float, bool]]:
+    """At most MAX_POINTS of a row's points, spread evenly over the cases in their order,
+    with the slowest always among them (the point a reader looks for)."""
+    if len(values) <= MAX_POINTS:
+        return values
+    step = len(values) / MAX_POINTS
+    chosen = {int(i * step) for i in range(MAX_POINTS - 1)}
+    chosen.add(max(range(len(values)), key=lambda i: values[i][0]))
+    return [values[i] for i in sorted(chosen)]
+
+
 def _tally(measure: ResponseMeasure) -> str:
     owed, never, not_owed = len(measure.owed), len(measure.unanswered), len(measure.not_owed)
     return (
@@ -252,6 +59,92 @@ def _tally(measure: ResponseMeasure) -> str:
         + (f", {never} never answered" if never else "")
         + (f", {not_owed} not owed" if not_owed else "")
     )
+
+
+def _n(value: float) -> str:
+    """A coordinate, to a hundredth of a point."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _text(x: float, y: float, text: str, size: float, fill: str, anchor: str) -> str:
+    return (
+        f'<text x="{_n(x)}" y="{_n(y)}" style="font-size:{size}px;{_FONT};'
+        f'text-anchor:{anchor};fill:{fill}">{escape(text)}</text>'
+    )
+
+
+def _line(x1: float, y1: float, x2: float, y2: float, style: str) -> str:
+    return f'<line x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}" style="{style}"/>'
+
+
+def ticks(limit: float) -> list[float]:
+    """Round ticks from 0 to ``limit``: at most six steps of 1, 2, 2.5 or 5 times a power of ten."""
+    if limit <= 0:
+        return [0.0]
+    power = 10.0 ** math.floor(math.log10(limit / 6))
+    step = next(power * m for m in (1, 2, 2.5, 5, 10) if limit / (power * m) <= 6)
+    return [index * step for index in range(int(limit / step + 1e-9) + 1)]
+
+
+def _tick_label(value: float) -> str:
+    return f"{value:g}"
+
+
+def box_stats(values: Sequence[float]) -> tuple[float, float, float, float, float]:
+    """(low whisker, first quartile, median, third quartile, high whisker), as matplotlib's
+    boxplot computes them: quartiles by linear interpolation, whiskers to the furthest
+    value within 1.5 interquartile ranges of the box."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        only = ordered[0]
+        return only, only, only, only, only
+    q1, median, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+    reach = 1.5 * (q3 - q1)
+    low = min(v for v in ordered if v >= q1 - reach)
+    high = max(v for v in ordered if v <= q3 + reach)
+    return low, q1, median, q3, high
+
+
+def _legend(right: float, baseline: float) -> list[str]:
+    """The key, right-aligned above the axes, one entry after the other."""
+    legend = []
+    cursor = right
+    for label, marker in reversed(
+        (
+            ("answered", f"fill:{INK};stroke:{INK}"),
+            ("after the deadline", f"fill:{FAULT};stroke:{FAULT}"),
+            ("still owed", f"fill:none;stroke:{INK}"),
+            ("deadline", ""),
+        )
+    ):
+        cursor -= len(label) * 7 * _ADVANCE
+        legend.append(_text(cursor, baseline, label, 7, INK, "start"))
+        middle = cursor - 12
+        if marker:
+            legend.append(
+                f'<circle cx="{_n(middle)}" cy="{_n(baseline - 2.5)}" r="2" '
+                f'style="{marker};stroke-width:0.9"/>'
+            )
+        else:
+            dashes = f"stroke:{FAULT};stroke-width:1.2;stroke-dasharray:4.44,1.92"
+            legend.append(_line(middle - 7, baseline - 2.5, middle + 7, baseline - 2.5, dashes))
+        cursor -= 30
+    return legend
+
+
+def _x_axis(
+    x_max: float, left: float, right: float, top: float, bottom: float
+) -> tuple[list[str], list[str]]:
+    """The grid behind the points, and the ticks, their labels and the axis's name."""
+    grid, marks = [], []
+    for tick in ticks(x_max):
+        at = left + tick / x_max * (right - left)
+        grid.append(_line(at, top, at, bottom, f"stroke:{_GRID};stroke-width:0.6"))
+        marks.append(_line(at, bottom, at, bottom + 3.5, f"stroke:{INK};stroke-width:0.8"))
+        marks.append(_text(at, bottom + 7 + _ASCENT * 8, _tick_label(tick), 8, INK, "middle"))
+    below = bottom + 7 + 8 * 1.2 + 3.5 + _ASCENT * 8
+    marks.append(_text((left + right) / 2, below, "simulated days", 8, INK, "middle"))
+    return grid, marks
 
 
 def response_chart(cases: Sequence[CaseReport], times: ResponseTimes) -> str | None:
@@ -281,83 +174,81 @@ def response_chart(cases: Sequence[CaseReport], times: ResponseTimes) -> str | N
     ]
     if not rows:
         return None
-    width, height = 7.6, 0.9 + 0.85 * len(rows)
-    with _style("responses"):
-        figure = Figure(figsize=(width, height))
-        axes = _place_axes(figure, width, height, (2.3, 0.2, 0.35, 0.5))
-        axes.set_ylim(len(rows) - 0.5, -0.5)
-        limit = 0.0
-        for row, measure in enumerate(rows):
-            values = points[measure.name]
-            answered = [d for d, owed in values if not owed]
-            reference = _days(measure.reference_seconds) if measure.reference_seconds else None
-            if answered:
-                axes.boxplot(
-                    answered,
-                    positions=[row],
-                    orientation="horizontal",
-                    widths=0.55,
-                    showfliers=False,
-                    patch_artist=True,
-                    boxprops={"facecolor": PAPER, "edgecolor": MUTED, "lw": 0.8},
-                    whiskerprops={"color": MUTED, "lw": 0.8},
-                    capprops={"color": MUTED, "lw": 0.8},
-                    medianprops={"color": INK, "lw": 1.4},
-                )
-            for index, (day, owed) in enumerate(values):
-                late = reference is not None and day > reference
-                axes.scatter(
-                    [day],
-                    [row + _jitter(index)],
-                    s=16,
-                    zorder=3,
-                    facecolors="none" if owed else (FAULT if late else INK),
-                    edgecolors=FAULT if late else INK,
-                    linewidths=0.9,
-                    alpha=0.85,
-                )
-                limit = max(limit, day)
-            if reference is not None:
-                axes.vlines(
-                    reference, row - 0.42, row + 0.42, colors=FAULT, linestyles="--", lw=1.4
-                )
-                # Left of the line, so the label never runs past the axes.
-                axes.text(
-                    reference,
-                    row - 0.44,
-                    f"{measure.reference_label} ",
-                    ha="right",
-                    va="bottom",
-                    color=FAULT,
-                    fontsize=7,
-                )
-                limit = max(limit, reference)
-        axes.set_yticks(
-            range(len(rows)),
-            [f"{m.label}\nfrom {m.counted_from}\n{_tally(m)}" for m in rows],
-        )
-        axes.set_xlim(0, limit * 1.08 + 0.1)
-        axes.set_xlabel("simulated days")
-        axes.grid(axis="x", color="#dde3ea", lw=0.6)
-        axes.set_axisbelow(True)
-        for side in ("top", "right"):
-            axes.spines[side].set_visible(False)
-        legend = [
-            Line2D([], [], ls="", marker="o", color=INK, ms=4, label="answered"),
-            Line2D([], [], ls="", marker="o", color=FAULT, ms=4, label="after the deadline"),
-            Line2D([], [], ls="", marker="o", mfc="none", color=INK, ms=4, label="still owed"),
-            Line2D([], [], ls="--", color=FAULT, lw=1.2, label="deadline"),
-        ]
-        axes.legend(
-            handles=legend,
-            loc="lower right",
-            bbox_to_anchor=(1.0, 1.0),
-            ncols=4,
-            fontsize=7,
-            frameon=False,
-            borderaxespad=0.2,
-        )
-        summary = "; ".join(
-            f"{m.label}: median {span(m.median_seconds)}" for m in rows if m.median_seconds
-        )
-        return _svg(figure, "responses", f"Response times per case. {summary}")
+    width, height = 7.6 * _INCH, (0.9 + 0.85 * len(rows)) * _INCH
+    left, right = 2.3 * _INCH, width - 0.2 * _INCH
+    top, bottom = 0.35 * _INCH, height - 0.5 * _INCH
+    limit = 0.0
+    for measure in rows:
+        limit = max(limit, *(day for day, _ in points[measure.name]), 0.0)
+        if measure.reference_seconds:
+            limit = max(limit, _days(measure.reference_seconds))
+    x_max = limit * 1.08 + 0.1
+
+    def x(day: float) -> float:
+        return left + day / x_max * (right - left)
+
+    def y(row: float) -> float:
+        return top + (row + 0.5) / len(rows) * (bottom - top)
+
+    unit = (bottom - top) / len(rows)  # a row's height in points
+    grid, marks = _x_axis(x_max, left, right, top, bottom)
+    parts: list[str] = []
+    for row, measure in enumerate(rows):
+        centre = y(row)
+        marks.append(_line(left - 3.5, centre, left, centre, f"stroke:{INK};stroke-width:0.8"))
+        lines = [measure.label, f"from {measure.counted_from}", _tally(measure)]
+        for index, text in enumerate(lines):
+            baseline = centre + (index - (len(lines) - 1) / 2) * 8 * 1.2 + _CENTRE * 8
+            marks.append(_text(left - 7, baseline, text, 8, INK, "end"))
+        values = points[measure.name]
+        answered = [d for d, owed in values if not owed]
+        reference = _days(measure.reference_seconds) if measure.reference_seconds else None
+        if answered:
+            low, q1, median, q3, high = box_stats(answered)
+            half, cap = 0.275 * unit, 0.1375 * unit
+            whisker = f"stroke:{MUTED};stroke-width:0.8"
+            parts += [
+                _line(x(low), centre, x(q1), centre, whisker),
+                _line(x(q3), centre, x(high), centre, whisker),
+                _line(x(low), centre - cap, x(low), centre + cap, whisker),
+                _line(x(high), centre - cap, x(high), centre + cap, whisker),
+                f'<rect x="{_n(x(q1))}" y="{_n(centre - half)}" width="{_n(x(q3) - x(q1))}" '
+                f'height="{_n(2 * half)}" style="fill:{PAPER};stroke:{MUTED};stroke-width:0.8"/>',
+                _line(x(median), centre - half, x(median), centre + half,
+                      f"stroke:{INK};stroke-width:1.4"),
+            ]  # fmt: skip
+        # Only a sample past MAX_POINTS: a load run has a point for each of 100k cases.
+        for index, (day, owed) in enumerate(sample_points(values)):
+            late = reference is not None and day > reference
+            edge = FAULT if late else INK
+            fill = "none" if owed else edge
+            parts.append(
+                f'<circle cx="{_n(x(day))}" cy="{_n(y(row + _jitter(index)))}" r="2" '
+                f'style="fill:{fill};stroke:{edge};stroke-width:0.9;opacity:0.85"/>'
+            )
+        if reference is not None:
+            parts.append(
+                _line(x(reference), y(row - 0.42), x(reference), y(row + 0.42),
+                      f"stroke:{FAULT};stroke-width:1.4;stroke-dasharray:5.18,2.24")
+            )  # fmt: skip
+            # Left of the line, so the label never runs past the axes.
+            parts.append(
+                _text(x(reference) - 2, y(row - 0.44) - 0.24 * 7, measure.reference_label or "",
+                      7, FAULT, "end")
+            )  # fmt: skip
+    axes = [
+        _line(left, top, left, bottom, f"stroke:{MUTED};stroke-width:0.8"),
+        _line(left, bottom, right, bottom, f"stroke:{MUTED};stroke-width:0.8"),
+    ]
+    legend = _legend(right, top - 4)
+    summary = "; ".join(
+        f"{m.label}: median {span(m.median_seconds)}" for m in rows if m.median_seconds
+    )
+    label = f"Response times per case. {summary}"
+    w, h = _n(width), _n(height)
+    return (
+        f'<svg role="img" aria-label="{escape(label)}" width="{w}pt" height="{h}pt" '
+        f'viewBox="0 0 {w} {h}" xmlns="http://www.w3.org/2000/svg" version="1.1">'
+        f'<rect width="{w}" height="{h}" style="fill:#ffffff"/>'
+        f"{''.join(grid)}{''.join(axes)}{''.join(parts)}{''.join(marks)}{''.join(legend)}</svg>"
+    )

@@ -6,6 +6,7 @@ procedure's names are written as everywhere else (simulator.wording).
 """
 
 import re
+from collections.abc import Set
 
 from simulator.report.model import (
     NEVER_OPENED,
@@ -19,7 +20,10 @@ from simulator.wording import area_words, span, state_words, when
 
 __all__ = [
     "DEFAULT_CHARTED_CASES",
+    "MAX_LETTERS",
     "MEASURE_COLUMNS",
+    "TABLE_PAGE_ROWS",
+    "Lettered",
     "answer_text",
     "article_key",
     "article_label",
@@ -28,6 +32,7 @@ __all__ = [
     "case_state",
     "controller_text",
     "counted",
+    "has_letter",
     "measure_cells",
     "settings_text",
     "span",
@@ -37,6 +42,25 @@ __all__ = [
 DEFAULT_CHARTED_CASES = 40
 """Cases drawn in full in the page and the Markdown; the rest go in a compact table,
 which keeps the report of a 200-case run small."""
+
+TABLE_PAGE_ROWS = 1000
+"""Rows of a long table (timeline, cases) on one page: the HTML report shows the first
+page and writes the others beside it; the Markdown shows the first; report.json has all."""
+
+MAX_LETTERS = 2000
+"""Beyond this many written messages (a load run's log) the report writes only the letters
+of its charted cases: nobody reads a hundred thousand letters, and writing them took
+longer than the whole rest of the report. `simulator letters --case ID` writes any case's."""
+
+Lettered = bool | Set[str]
+"""Which letters lie beside a page: all (True), none (False), or these paths only."""
+
+
+def has_letter(path: str | None, letters: Lettered) -> bool:
+    """Whether the letter at ``path`` is written beside the page, so it can be linked."""
+    if path is None or letters is False:
+        return False
+    return letters is True or path in letters
 
 
 def article_label(article: str) -> str:

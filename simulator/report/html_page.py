@@ -2,22 +2,29 @@
 
 Nothing is fetched when the page opens (no fonts, scripts, images or
 styles from elsewhere), so it can be mailed, archived or opened offline.
+A table longer than TABLE_PAGE_ROWS (a load run's timeline) shows its first
+page; the others are pages of their own beside it (`report-timeline-2.html`),
+which render_html puts in the ``pages`` it is given.
 """
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, MutableMapping, Sequence
 from datetime import datetime
 from html import escape
 
-from simulator.report.charts import response_chart, sequence_chart
+from simulator.report.charts import response_chart
 from simulator.report.formatting import (
     DEFAULT_CHARTED_CASES,
     MEASURE_COLUMNS,
+    TABLE_PAGE_ROWS,
+    Lettered,
     answer_text,
     case_area,
     case_parties,
     case_state,
     controller_text,
     counted,
+    has_letter,
     measure_cells,
     settings_text,
     span,
@@ -30,6 +37,7 @@ from simulator.report.model import (
     ReportData,
     TimelineRow,
 )
+from simulator.report.sequence import sequence_chart
 from simulator.wording import kind_words, state_words
 
 _STYLE = """
@@ -132,6 +140,69 @@ def _table(
         body.append(f'<tr class="{kind}">{cells}</tr>' if kind else f"<tr>{cells}</tr>")
     table_class = f' class="{css}"' if css else ""
     return f"<table{table_class}>{thead}<tbody>{''.join(body)}</tbody></table>"
+
+
+Pages = MutableMapping[str, str]
+"""The pages of long tables, by file name (beside report.html), filled by render_html."""
+
+
+def _paged(
+    key: str,
+    title: str,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    pages: Pages | None,
+    *,
+    numeric: Sequence[int] = (),
+    row_classes: Sequence[str] | None = None,
+    css: str = "",
+) -> str:
+    """A table of its first TABLE_PAGE_ROWS rows, linking pages of the others (into ``pages``).
+
+    A browser lays out a hundred thousand rows slowly and a reader never scrolls them.
+    """
+    if len(rows) <= TABLE_PAGE_ROWS:
+        return _table(headers, rows, numeric=numeric, row_classes=row_classes, css=css)
+    count = math.ceil(len(rows) / TABLE_PAGE_ROWS)
+    names = [page_name(key, number) for number in range(1, count + 1)]
+
+    def table(number: int) -> str:
+        part = slice((number - 1) * TABLE_PAGE_ROWS, number * TABLE_PAGE_ROWS)
+        classes = row_classes[part] if row_classes else None
+        return _table(headers, rows[part], numeric=numeric, row_classes=classes, css=css)
+
+    def index(current: int) -> str:
+        links = " ".join(
+            f"<b>{number}</b>"
+            if number == current
+            else f'<a href="{names[number - 1]}">{number}</a>'
+            for number in range(1, count + 1)
+        )
+        return (
+            f'<p class="note">{len(rows):,} rows, {TABLE_PAGE_ROWS:,} a page '
+            f"(report.json has them all); pages: {links}</p>"
+        )
+
+    if pages is not None:
+        for number in range(2, count + 1):
+            # The page's links to a charted case go to it in report.html.
+            body = table(number).replace('href="#case-', 'href="report.html#case-')
+            pages[names[number - 1]] = (
+                "<!DOCTYPE html>\n"
+                '<html lang="en"><head><meta charset="utf-8">'
+                '<meta name="viewport" content="width=device-width, initial-scale=1">'
+                f"<title>{_e(title)}, page {number}</title>"
+                f"<style>{_STYLE}</style></head><body>"
+                f'<header><h1>{_e(title)}, page {number} of {count}</h1><p class="sub">'
+                f'<a href="report.html#{key}">back to the report</a></p></header>'
+                f"<main>{index(number)}{body}</main></body></html>\n"
+            )
+    return index(1) + table(1)
+
+
+def page_name(key: str, number: int) -> str:
+    """The file of page ``number`` of a long table (the first is in report.html itself)."""
+    return "report.html" if number == 1 else f"report-{key}-{number}.html"
 
 
 def _case_link(case: str | None, charted: set[str]) -> str:
@@ -250,7 +321,9 @@ def _letters(case: CaseReport) -> str:
     return f'<p class="letters">Letters: {" · ".join(links)}</p>'
 
 
-def _cases(report: ReportData, charted: list[CaseReport], letters: bool) -> str:
+def _cases(
+    report: ReportData, charted: list[CaseReport], letters: Lettered, pages: Pages | None
+) -> str:
     if not report.cases:
         return '<p class="note">No case was opened.</p>'
     parts = [
@@ -283,7 +356,9 @@ def _cases(report: ReportData, charted: list[CaseReport], letters: bool) -> str:
             "every case.</p>"
         )
         parts.append(
-            _table(
+            _paged(
+                "cases",
+                "The other cases",
                 ("case", "parties", "final state", "steps", "violations", "opened", "last step"),
                 [
                     (
@@ -297,6 +372,7 @@ def _cases(report: ReportData, charted: list[CaseReport], letters: bool) -> str:
                     )
                     for c in rest
                 ],
+                pages,
                 numeric=(3, 4),
                 row_classes=["fault" if c.violations else "" for c in rest],
             )
@@ -347,7 +423,7 @@ def _listed(cases: Sequence[str]) -> str:
     return ", ".join(cases) or "—"
 
 
-def _responses(report: ReportData, charted: set[str]) -> str:
+def _responses(report: ReportData, charted: set[str], pages: Pages | None) -> str:
     chart = response_chart(report.cases, report.response_times)
     terms = report.summary.agreement
     article = terms.as_soon_as_possible_article if terms is not None else "6.4"
@@ -380,7 +456,9 @@ def _responses(report: ReportData, charted: set[str]) -> str:
     if timed:
         parts.append("<h3>Per case</h3>")
         parts.append(
-            _table(
+            _paged(
+                "responses",
+                "Response times per case",
                 ("case", "written confirmation", "acknowledgement", "decision", "results"),
                 [
                     (
@@ -395,6 +473,7 @@ def _responses(report: ReportData, charted: set[str]) -> str:
                     )
                     for c in timed
                 ],
+                pages,
             )
         )
     return "".join(parts)
@@ -517,18 +596,20 @@ def _parties(report: ReportData) -> str:
     )
 
 
-def _event(row: TimelineRow, letters: bool) -> str:
+def _event(row: TimelineRow, letters: Lettered) -> str:
     """The event's kind, linked to its letter where it has one."""
-    if letters and row.letter:
+    if row.letter and has_letter(row.letter, letters):
         return f'<a class="letter" href="{_e(row.letter)}">{_e(kind_words(row.type))}</a>'
     return _e(kind_words(row.type))
 
 
-def _timeline(report: ReportData, charted: set[str], letters: bool) -> str:
+def _timeline(report: ReportData, charted: set[str], letters: Lettered, pages: Pages | None) -> str:
     if not report.timeline:
         return '<p class="note">The log holds no events.</p>'
     desk = {row.position for row in report.controller}
-    return _table(
+    return _paged(
+        "timeline",
+        "Timeline",
         ("pos", "time", "case", "event", "from → to", "gist", "findings"),
         [
             (
@@ -542,6 +623,7 @@ def _timeline(report: ReportData, charted: set[str], letters: bool) -> str:
             )
             for row in report.timeline
         ],
+        pages,
         numeric=(0,),
         row_classes=[
             "fault" if row.findings else "controller" if row.position in desk else ""
@@ -552,11 +634,17 @@ def _timeline(report: ReportData, charted: set[str], letters: bool) -> str:
 
 
 def render_html(
-    report: ReportData, *, charted_cases: int = DEFAULT_CHARTED_CASES, letters: bool = False
+    report: ReportData,
+    *,
+    charted_cases: int = DEFAULT_CHARTED_CASES,
+    letters: Lettered = False,
+    pages: Pages | None = None,
 ) -> str:
     """The whole page; the first `charted_cases` cases get a sequence chart each.
 
-    `letters`: the letters are written beside the page (`letters/`), so it links them.
+    `letters`: the letters are written beside the page (`letters/`), so it links them
+    (given as paths: only those). `pages`: where the pages of long tables go, by file
+    name, to be written beside the page (the page links them either way).
     """
     s = report.summary
     charted = report.cases[: max(charted_cases, 0)]
@@ -566,14 +654,14 @@ def render_html(
     fork = f" · {s.lineage.sentence()}" if s.lineage else ""
     bodies = {
         "summary": _summary(report),
-        "cases": _cases(report, charted, letters),
+        "cases": _cases(report, charted, letters, pages),
         "controller": _controller(report, charted_ids),
-        "responses": _responses(report, charted_ids),
+        "responses": _responses(report, charted_ids, pages),
         "violations": _violations(report, charted_ids),
         "rejections": _rejections(report),
         "expectations": _expectations(report),
         "parties": _parties(report),
-        "timeline": _timeline(report, charted_ids, letters),
+        "timeline": _timeline(report, charted_ids, letters, pages),
     }
     sections = "".join(
         f'<section id="{key}"><h2>{number}. {_e(title)}</h2>{bodies[key]}</section>'

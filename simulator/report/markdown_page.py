@@ -5,16 +5,20 @@ Mermaid blocks render as diagrams where Markdown viewers support them
 """
 
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 from simulator.report.formatting import (
     DEFAULT_CHARTED_CASES,
     MEASURE_COLUMNS,
+    TABLE_PAGE_ROWS,
+    Lettered,
     answer_text,
     case_area,
     case_parties,
     case_state,
     controller_text,
     counted,
+    has_letter,
     measure_cells,
     settings_text,
     span,
@@ -34,6 +38,20 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return [*lines, ""]
+
+
+_Row = TypeVar("_Row")
+
+
+def _first_page(rows: Sequence[_Row]) -> tuple[Sequence[_Row], list[str]]:
+    """A long table's first TABLE_PAGE_ROWS rows, and the line saying where the others are."""
+    if len(rows) <= TABLE_PAGE_ROWS:
+        return rows, []
+    return rows[:TABLE_PAGE_ROWS], [
+        f"The first {TABLE_PAGE_ROWS:,} of {len(rows):,} rows; report.html's pages and "
+        "report.json have them all.",
+        "",
+    ]
 
 
 def _mermaid(case: CaseReport) -> list[str]:
@@ -146,9 +164,11 @@ def _cases(report: ReportData, charted: Sequence[CaseReport]) -> list[str]:
         ]
     rest = report.cases[len(charted) :]
     if rest:
+        shown, note = _first_page(rest)
         lines += [
             f"### The other {len(rest)} cases",
             "",
+            *note,
             *_table(
                 ("case", "parties", "final state", "steps", "violations", "opened"),
                 (
@@ -160,7 +180,7 @@ def _cases(report: ReportData, charted: Sequence[CaseReport]) -> list[str]:
                         c.violations,
                         when(c.opened_at),
                     )
-                    for c in rest
+                    for c in shown
                 ),
             ),
         ]
@@ -208,9 +228,11 @@ def _responses(report: ReportData) -> list[str]:
     ]
     timed = [c for c in report.cases if c.times.request_at or c.times.execution_started_at]
     if timed:
+        shown, note = _first_page(timed)
         lines += [
             "### Per case",
             "",
+            *note,
             *_table(
                 ("case", "written confirmation", "acknowledgement", "decision", "results"),
                 (
@@ -222,7 +244,7 @@ def _responses(report: ReportData) -> list[str]:
                         + (f" ({c.times.decision_kind})" if c.times.decision_kind else ""),
                         answer_text(c.times.results),
                     )
-                    for c in timed
+                    for c in shown
                 ),
             ),
         ]
@@ -335,12 +357,14 @@ def _parties(report: ReportData) -> list[str]:
     ]
 
 
-def _timeline(report: ReportData, letters: bool) -> list[str]:
+def _timeline(report: ReportData, letters: Lettered) -> list[str]:
     lines = ["## 9. Timeline", ""]
     if not report.timeline:
         return [*lines, "The log holds no events.", ""]
+    shown, note = _first_page(report.timeline)
     return [
         *lines,
+        *note,
         *_table(
             ("pos", "time", "case", "event", "from → to", "gist", "findings"),
             (
@@ -349,20 +373,20 @@ def _timeline(report: ReportData, letters: bool) -> list[str]:
                     when(row.time),
                     row.case or "",
                     f"[{kind_words(row.type)}]({row.letter})"
-                    if letters and row.letter
+                    if row.letter and has_letter(row.letter, letters)
                     else kind_words(row.type),
                     f"{row.sender} → {row.recipient}" if row.sender else row.recipient or "",
                     row.gist,
                     ", ".join(row.findings),
                 )
-                for row in report.timeline
+                for row in shown
             ),
         ),
     ]
 
 
 def render_markdown(
-    report: ReportData, *, charted_cases: int = DEFAULT_CHARTED_CASES, letters: bool = False
+    report: ReportData, *, charted_cases: int = DEFAULT_CHARTED_CASES, letters: Lettered = False
 ) -> str:
     """The whole document; the first `charted_cases` cases get a sequence diagram each.
 

@@ -306,3 +306,12 @@ class ReportData(_Model):
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    def __repr__(self) -> str:
+        # Short: asyncio.run() of Python 3.11 takes the repr of its task, and so of a
+        # report it returns, twice as it restores the SIGINT handler; pydantic's repr of
+        # a load run's report (every case and row) took longer than building it.
+        return (
+            f"ReportData(exercise={self.summary.exercise!r}, cases={len(self.cases)}, "
+            f"timeline={len(self.timeline)})"
+        )

@@ -31,6 +31,7 @@ from simulator.eventlog.envelope import (
     seal,
     stored_hash,
 )
+from simulator.eventlog.stored import decode_stored
 
 from .helpers import T0, proposal
 
@@ -507,11 +508,31 @@ def test_a_stored_line_reads_back_as_full_validation_reads_it(proposal: NewEvent
     assert compute_hash(trusted) == trusted.hash
 
 
-def test_integers_past_64_bits_read_back_as_integers() -> None:
+@given(new_events())
+def test_the_typed_decoder_reads_a_stored_line_as_full_validation_reads_it(
+    proposal: NewEvent,
+) -> None:
+    """decode_stored (the store's read path) gives what from_json_line gives, in field order too."""
+    _, body = seal(proposal, 4, 0 if proposal.subject is None else 2, "cd" * 32)
+
+    typed = decode_stored(body.encode())
+    validated = from_json_line(body)
+
+    assert typed == validated
+    assert decode_stored(body) == validated
+    assert typed.model_fields_set == validated.model_fields_set
+    assert list(typed.__dict__) == list(validated.__dict__)
+    assert list(typed.model_dump()) == list(validated.model_dump())
+    assert to_json_line(typed) == body
+    assert compute_hash(typed) == typed.hash
+
+
+@pytest.mark.parametrize("read", [from_stored_line, decode_stored])
+def test_integers_past_64_bits_read_back_as_integers(read: Any) -> None:
     """A stored integer too big for a machine word comes back as that integer, not a float."""
     _, body = seal(proposal("e1", data={"big": 2**70, "negative": -(2**65)}), 1, 1, GENESIS_HASH)
 
-    event = from_stored_line(body.encode())
+    event = read(body.encode())
 
     assert event.data == {"big": 2**70, "negative": -(2**65)}
     assert to_json_line(event) == body
@@ -531,8 +552,9 @@ def test_integers_past_64_bits_read_back_as_integers() -> None:
         ('"exercise":"exercise-1",', ""),
     ],
 )
+@pytest.mark.parametrize("read", [from_stored_line, decode_stored])
 def test_a_stored_line_of_another_shape_is_refused_as_full_validation_refuses_it(
-    change: str, replacement: str
+    change: str, replacement: str, read: Any
 ) -> None:
     """The read path checks the shape of what it trusts; anything off gets full validation."""
     _, body = seal(proposal("e1"), 1, 1, GENESIS_HASH)
@@ -540,7 +562,35 @@ def test_a_stored_line_of_another_shape_is_refused_as_full_validation_refuses_it
     odd = body.replace(change, replacement)
 
     with pytest.raises(ValidationError):
-        from_stored_line(odd.encode())
+        read(odd.encode())
+
+
+@pytest.mark.parametrize(
+    ("change", "replacement"),
+    [
+        ('"time":"2026-11-22T09:00:00.000000Z"', '"time":"2026-11-22T10:00:00.000000+01:00"'),
+        ('"position":1', '"position":1.0'),
+        ('"position":1', '"position":true'),
+    ],
+)
+def test_a_stored_line_the_typed_decoder_does_not_take_is_validated_in_full(
+    change: str, replacement: str
+) -> None:
+    """What the typed decoder does not take (another zone, another number type) is left to
+    full validation, which then gives its event or its error."""
+    _, body = seal(proposal("e1"), 1, 1, GENESIS_HASH)
+    odd = body.replace(change, replacement)
+
+    try:
+        expected: Any = from_json_line(odd)
+    except ValidationError as exc:
+        expected = str(exc)
+    try:
+        got: Any = decode_stored(odd)
+    except ValidationError as exc:
+        got = str(exc)
+
+    assert got == expected
 
 
 def test_the_stored_hash_is_the_same_on_text_and_on_its_bytes() -> None:
