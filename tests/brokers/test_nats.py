@@ -1,15 +1,17 @@
 """The NATS cluster: three nodes that carry MQTT between them and keep the parties apart."""
 
 import asyncio
+import datetime as dt
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from simulator.brokers import NatsCluster, start_broker, transport_for
+from simulator.brokers import Broker, NatsCluster, start_broker, transport_for
 from simulator.brokers.access import grants_for, nats_permissions, nats_subjects
 from simulator.brokers.nats import accounts_config
+from simulator.brokers.tls import generate_tls
 from simulator.context import fresh_rng
 from simulator.messaging.topics import Topics
 from simulator.transport import Received, SessionSettings, SubscriptionRefused, Transport
@@ -65,6 +67,15 @@ def test_every_user_of_the_accounts_file_is_mqtt_only() -> None:
     assert accounts["EXERCISE"]["jetstream"] == "enabled"
 
 
+def test_the_example_accounts_file_is_what_the_generator_writes() -> None:
+    """brokers/nats-accounts.example is the generated file of exercise "drill"; never edit it."""
+    example = Path(__file__).resolve().parents[2] / "brokers" / "nats-accounts.example"
+    principals = ("umpire", "observer", "controller", "alpha", "bravo")
+    hashed = dict.fromkeys(principals, "<bcrypt hash of the password>")
+    expected = accounts_config(Topics("drill"), hashed, restricted_observer=False)
+    assert example.read_text(encoding="utf-8") == expected
+
+
 @pytest.mark.parametrize(("kind", "nodes"), [("nats", 3), ("nats:1", 1), ("nats:5", 5)])
 def test_nats_names_a_cluster_of_three_nodes_or_of_n(kind: str, nodes: int, tmp_path: Path) -> None:
     broker = start_broker(kind, Topics("drill"), ["alpha"], tmp_path)
@@ -104,7 +115,7 @@ async def _client(*argv: str) -> asyncio.subprocess.Process:
     )  # fmt: skip
 
 
-def _login(cluster: NatsCluster, principal: str, node: int, client_id: str) -> list[str]:
+def _login(cluster: Broker, principal: str, node: int, client_id: str) -> list[str]:
     user, password = cluster.credentials(principal)
     port = cluster.address.nodes[node].port
     return ["-h", "127.0.0.1", "-p", str(port), "-u", user, "-P", password, "-i", client_id]
@@ -189,3 +200,24 @@ async def test_no_user_can_speak_the_nats_protocol(cluster: NatsCluster) -> None
         assert answer.startswith(b"-ERR 'Authorization Violation'"), answer
     finally:
         writer.close()
+
+
+async def test_a_secure_cluster_speaks_tls_only_on_every_node(
+    topics: Topics, tmp_path: Path
+) -> None:
+    """--secure: every node's MQTT listener takes TLS clients that check its certificate only."""
+    tls = generate_tls(tmp_path / "tls", now=dt.datetime.now(dt.UTC))
+    cluster = start_broker("nats", topics, ["alpha"], tmp_path / "nats", tls=tls)
+    async with cluster:
+        assert cluster.address.tls
+        umpire = transport_for(cluster, "umpire", SessionSettings("umpire-a"), rng=fresh_rng())
+        async with umpire:
+            await umpire.subscribe(topics.clock)
+            await umpire.publish(topics.clock, b"over tls")
+            assert (await _next(umpire)).payload == b"over tls"
+        plain = await _client(
+            _tool("mosquitto_pub"), *_login(cluster, "alpha", 1, "alpha-plain"),
+            "-q", "1", "-t", topics.submit("alpha"), "-m", "plain",
+        )  # fmt: skip
+        output, _ = await asyncio.wait_for(plain.communicate(), 30)
+        assert plain.returncode != 0, output.decode()
