@@ -27,6 +27,10 @@ What nats-server 2.9 (Debian's) gives, measured by tests/brokers/:
 - MQTT 3.1.1 only: no MQTT 5.
 - Losing a node stalls JetStream for a few seconds while the others elect
   new leaders; an MQTT connect in that window fails and the client retries.
+  A QoS 1 publish in that window may stay unacknowledged on a connection
+  the node keeps open (seen for minutes): the publish times out, the
+  transport moves to the next node and the application resends (DESIGN
+  invariant 3).
 """
 
 import asyncio

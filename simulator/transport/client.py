@@ -98,6 +98,9 @@ class Transport:
     credentials or protocol; a node that answers "unavailable" (a NATS node
     still electing its JetStream leaders) is passed over like a dead one.
 
+    On a cluster, a publish that times out on a connection that stays open
+    makes the transport leave that node for the next (`_leave_stuck_node`).
+
     `max_qos`: the highest QoS the broker takes. Publishes and subscriptions
     asking for more are made at `max_qos` (NATS 2.9 closes the connection of
     a client that publishes at QoS 2); delivery stays at-least-once and the
@@ -384,6 +387,21 @@ class Transport:
         self._notify()
         return True
 
+    def _leave_stuck_node(self, link: _Link) -> None:
+        """A publish went unacknowledged on an open connection: on a cluster, try another node.
+
+        A NATS 2.9 node whose JetStream lost its leaders with another node
+        may keep a connection open and never acknowledge a QoS 1 publish on
+        it (seen for minutes). MQTT 3.1.1 resends only on a new connection,
+        so on a cluster the transport leaves with DISCONNECT (the persistent
+        session stays) and the supervisor reconnects to the next node. With
+        one node there is nowhere else to go, and a busy broker is no reason
+        to drop a connection.
+        """
+        if len(self.address.nodes) > 1 and self._link is link:
+            self._log.warning("publish_unacknowledged", node=self.node.display)
+            link.paho.disconnect()
+
     def _go_down(self) -> None:
         if self._client is not None or self._state.is_set():
             self._client = None
@@ -527,6 +545,7 @@ class Transport:
                     # Sent again on the next connection, in the time that is left.
                     within = max(deadline - loop.time(), 0.001)
                 except TimeoutError:
+                    self._leave_stuck_node(link)
                     raise BrokerUnavailable(self.address, f"publish to {topic!r}", limit) from None
 
         async def send(client: aiomqtt.Client, remaining: float) -> None:

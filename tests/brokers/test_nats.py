@@ -85,28 +85,6 @@ def test_nats_names_a_cluster_of_three_nodes_or_of_n(kind: str, nodes: int, tmp_
     assert broker.protocols == ("3.1.1",)
 
 
-async def test_three_nodes_carry_messages_between_them(
-    cluster: NatsCluster, topics: Topics
-) -> None:
-    """Published on one node, a message reaches a subscriber on another; QoS 2 is made QoS 1."""
-    nodes = cluster.address.nodes
-    assert len(nodes) == 3
-    assert len({n.port for n in nodes}) == 3
-    for index in range(3):
-        assert cluster.pid(index) is not None
-    umpire = transport_for(cluster, "umpire", SessionSettings("umpire-a"), rng=fresh_rng())
-    # These two ids hash to different nodes (the transport spreads clients by client id).
-    alpha = transport_for(cluster, "alpha", SessionSettings("alpha-b"), rng=fresh_rng())
-    async with umpire, alpha:
-        assert umpire.node != alpha.node
-        await alpha.subscribe(topics.inbox("alpha"), qos=2)
-        # QoS 2 would make nats-server 2.9 close the connection: the transport sends QoS 1.
-        await umpire.publish(topics.inbox("alpha"), b"across nodes", qos=2)
-        received = await _next(alpha)
-    assert received.payload == b"across nodes"
-    assert received.qos == 1
-
-
 async def _client(*argv: str) -> asyncio.subprocess.Process:
     # stdbuf: a piped stdout is block-buffered, and the SUBACK line must be read at once.
     return await asyncio.create_subprocess_exec(
@@ -140,10 +118,30 @@ async def _publish(cluster: NatsCluster, principal: str, node: int, topic: str, 
     assert b"received PUBACK" in output, output.decode()
 
 
+async def _nats_protocol_refused(cluster: NatsCluster) -> None:
+    """A party's credentials on a node's NATS client port are refused: MQTT only."""
+    user, password = cluster.credentials("alpha")
+    reader, writer = await asyncio.open_connection("127.0.0.1", cluster.client_port(0))
+    try:
+        info = await asyncio.wait_for(reader.readline(), 10)
+        assert info.startswith(b"INFO ")
+        connect = json.dumps({"user": user, "pass": password, "verbose": False, "pedantic": False})
+        writer.write(f"CONNECT {connect}\r\nPING\r\n".encode())
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readline(), 10)
+        assert answer.startswith(b"-ERR 'Authorization Violation'"), answer
+    finally:
+        writer.close()
+
+
 async def test_a_party_cannot_read_or_publish_into_another_partys_topics(
     cluster: NatsCluster, topics: Topics
 ) -> None:
-    """mosquitto_sub/pub and our transport as bravo and alpha: only their own topics, any node."""
+    """mosquitto_sub/pub and our transport as bravo and alpha: only their own topics, any node.
+
+    Nor may anyone speak the NATS protocol, where `$MQTT.sub.>` would let a
+    party read other parties' deliveries.
+    """
     prying = [
         topics.inbox("alpha"),
         f"{topics.base}/log/alpha/charlie",
@@ -184,22 +182,7 @@ async def test_a_party_cannot_read_or_publish_into_another_partys_topics(
         rest, _ = await asyncio.wait_for(reader.communicate(), 30)
         assert b"payload=for alpha" in rest
         assert b"not for alpha" not in rest
-
-
-async def test_no_user_can_speak_the_nats_protocol(cluster: NatsCluster) -> None:
-    """A party's credentials on a node's NATS client port: refused (MQTT only)."""
-    user, password = cluster.credentials("alpha")
-    reader, writer = await asyncio.open_connection("127.0.0.1", cluster.client_port(0))
-    try:
-        info = await asyncio.wait_for(reader.readline(), 10)
-        assert info.startswith(b"INFO ")
-        connect = json.dumps({"user": user, "pass": password, "verbose": False, "pedantic": False})
-        writer.write(f"CONNECT {connect}\r\nPING\r\n".encode())
-        await writer.drain()
-        answer = await asyncio.wait_for(reader.readline(), 10)
-        assert answer.startswith(b"-ERR 'Authorization Violation'"), answer
-    finally:
-        writer.close()
+    await _nats_protocol_refused(cluster)
 
 
 async def test_a_secure_cluster_speaks_tls_only_on_every_node(

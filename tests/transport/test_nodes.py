@@ -9,8 +9,11 @@ import aiomqtt
 import pytest
 
 from simulator.brokers import ExternalBroker, MosquittoBroker
+from simulator.faults.proxy import PUBACK, FaultProxy, Rule
+from simulator.messaging.topics import Topics
 from simulator.transport import (
     BrokerAddress,
+    BrokerUnavailable,
     BrokerUrlError,
     Node,
     SessionSettings,
@@ -91,3 +94,31 @@ async def test_a_transport_passes_over_a_dead_node_to_a_live_one(
         async with transport:
             assert transport.node == Node(live.host, live.port)
             assert transport.connected.connections == 1
+
+
+async def test_a_publish_left_unacknowledged_moves_the_transport_to_the_next_node(
+    mosquitto_broker: MosquittoBroker, topics: Topics
+) -> None:
+    """A node that never acknowledges (a NATS node without its JetStream leaders): next node."""
+    async with FaultProxy(mosquitto_broker.address) as proxy:
+        proxy.add(Rule("drop", direction="down", kind=PUBACK, count=None))
+        stuck, live = proxy.address, mosquitto_broker.address
+        address = BrokerAddress(stuck.host, stuck.port, others=(Node(live.host, live.port),))
+        transport = Transport(
+            address,
+            # "nodes-d" hashes to the first node, the one that swallows acknowledgements.
+            SessionSettings("nodes-d"),
+            rng=random.Random(1),
+            credentials=mosquitto_broker.credentials("umpire"),
+            publish_timeout=2,
+        )
+        async with transport:
+            assert transport.node == Node(stuck.host, stuck.port)
+            with pytest.raises(BrokerUnavailable):
+                await transport.publish(topics.clock, b"never acknowledged")
+            async with asyncio.timeout(30):
+                while transport.connected.connections < 2:
+                    await transport.connected.wait_lost()
+                    await transport.connected.wait()
+            assert transport.node == Node(live.host, live.port)
+            await transport.publish(topics.clock, b"acknowledged")
