@@ -2,6 +2,13 @@
 
 import typer
 
+# What --broker takes, for every command that runs an exercise (run, load, serve):
+# brokers/README.md says what each gives.
+BROKER_HELP = (
+    "embedded (default), mosquitto, nats (a 3-node NATS cluster; nats:N for N nodes), or an "
+    "mqtt:// / mqtts:// URL, several nodes as mqtt://h1:p1,h2:p2 (clients fail over)"
+)
+
 # One definition for every command that starts a broker (run, replay, load, serve):
 # see simulator.run.security for what it adds to the protection that is always on.
 SECURE_OPTION = typer.Option(

@@ -1,4 +1,4 @@
-"""The MQTT brokers an exercise runs on, behind one `Broker` interface: embedded, Mosquitto, URL."""
+"""MQTT brokers of an exercise, behind one `Broker` interface: embedded, Mosquitto, NATS, URL."""
 
 from simulator.brokers.access import Grants, amqtt_acls, grants_for, mosquitto_acl
 from simulator.brokers.base import (
@@ -14,6 +14,7 @@ from simulator.brokers.embedded import EmbeddedBroker
 from simulator.brokers.external import ExternalBroker
 from simulator.brokers.kind import BROKER_KINDS, start_broker
 from simulator.brokers.mosquitto import MosquittoBroker
+from simulator.brokers.nats import NatsCluster
 
 __all__ = [
     "BROKER_KINDS",
@@ -24,6 +25,7 @@ __all__ = [
     "ExternalBroker",
     "Grants",
     "MosquittoBroker",
+    "NatsCluster",
     "UnknownPrincipal",
     "UnsupportedProtocol",
     "amqtt_acls",

@@ -1,8 +1,9 @@
 """Who may publish and read which topics of an exercise, for every broker's ACL.
 
-One rule set, rendered twice: as a Mosquitto pattern ACL file (`%u` is the
-connecting user name) and as the per-user topic lists the embedded broker's
-ACL plugin takes. Principals:
+One rule set, rendered three times: as a Mosquitto pattern ACL file (`%u` is
+the connecting user name), as the per-user topic lists the embedded broker's
+ACL plugin takes, and as NATS subject permissions (`nats_permissions`).
+Principals:
 
     umpire       reads and writes the whole exercise tree
     observer     reads the whole tree; in a secure run (`restricted_observer`)
@@ -22,10 +23,26 @@ from dataclasses import dataclass
 
 from simulator.messaging.topics import CONTROLLER, OBSERVER, UMPIRE, Topics, check_party_id
 
-__all__ = ["PARTY_PLACEHOLDER", "Grants", "amqtt_acls", "grants_for", "mosquitto_acl"]
+__all__ = [
+    "MQTT_DELIVERY_SUBJECTS",
+    "PARTY_PLACEHOLDER",
+    "Grants",
+    "amqtt_acls",
+    "grants_for",
+    "mosquitto_acl",
+    "nats_permissions",
+    "nats_subjects",
+]
 
 # Mosquitto substitutes the user name for %u in `pattern` lines.
 PARTY_PLACEHOLDER = "%u"
+# nats-server (before 2.12.3) delivers a QoS 1 MQTT subscription's messages
+# through a JetStream consumer whose delivery subject is `$MQTT.sub.<random>`,
+# subscribed to in the client's name: the client needs that permission or
+# every QoS 1 subscription is refused. It opens nothing to a party: the users
+# are MQTT-only (no NATS client can subscribe there), and nats-server refuses
+# MQTT topics that start with `$MQTT`.
+MQTT_DELIVERY_SUBJECTS = "$MQTT.sub.>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +130,32 @@ def amqtt_acls(
         publish[principal] = list(grants.write)
         read[principal] = list(grants.read)
     return publish, read
+
+
+def nats_subjects(topic_filter: str) -> tuple[str, ...]:
+    """The NATS subjects an MQTT topic filter covers, as nats-server maps them.
+
+    `/` becomes `.`, `+` becomes `*` and a trailing `#` becomes `>`; since
+    MQTT's `a/#` also matches `a` itself (nats-server subscribes to both),
+    the parent subject comes too. Our topics hold only `[a-z0-9_-]` and `/`
+    (`simulator.messaging.topics`), so no other character needs escaping.
+    """
+    levels = ["*" if level == "+" else level for level in topic_filter.split("/")]
+    if levels[-1] == "#":
+        parent = levels[:-1]
+        return (".".join([*parent, ">"]), ".".join(parent))
+    return (".".join(levels),)
+
+
+def nats_permissions(grants: Grants) -> dict[str, dict[str, list[str]]]:
+    """A NATS user's `permissions` map for these grants: publish and subscribe allow lists.
+
+    An empty allow list would mean "no restriction" to nats-server, so a
+    principal that may publish nothing gets an explicit deny of everything.
+    """
+    publish = [subject for f in grants.write for subject in nats_subjects(f)]
+    subscribe = [subject for f in grants.read for subject in nats_subjects(f)]
+    return {
+        "publish": {"allow": publish} if publish else {"deny": [">"]},
+        "subscribe": {"allow": [*subscribe, MQTT_DELIVERY_SUBJECTS]},
+    }

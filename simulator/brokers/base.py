@@ -87,6 +87,11 @@ class Broker(Protocol):
         """The largest payload the broker passes on, if it has (and we know) a limit."""
         ...
 
+    @property
+    def max_qos(self) -> int:
+        """The highest QoS the broker takes; transports publish and subscribe at most at it."""
+        ...
+
     def credentials(self, principal: str) -> Credentials: ...
 
     async def __aenter__(self) -> Self: ...
@@ -149,7 +154,8 @@ def transport_for(
 ) -> Transport:
     """A transport (not yet entered) for `principal` on a started `broker`.
 
-    Uses the principal's own credentials and the broker's payload limit, and
+    Uses the principal's own credentials, the broker's payload limit and
+    highest QoS (a QoS 2 publish on NATS 2.9 is made at QoS 1), and
     refuses up front a protocol the broker does not speak: amqtt does not
     answer an MQTT 5 CONNECT at all, so the client would only time out.
     """
@@ -168,4 +174,5 @@ def transport_for(
         max_payload=broker.message_size_limit,
         wait=wait,
         max_inflight=max_inflight,
+        max_qos=broker.max_qos,
     )

@@ -103,6 +103,7 @@ class EmbeddedBroker:
     protocols: tuple[MqttProtocol, ...] = ("3.1.1",)
     # amqtt has no size limit (module docstring).
     message_size_limit: int | None = None
+    max_qos = 2
 
     def __init__(
         self,

@@ -1,11 +1,12 @@
-"""A broker someone else runs (a Mosquitto, EMQX, HiveMQ or VerneMQ cluster), named by URL."""
+"""A broker someone else runs (a Mosquitto, EMQX, HiveMQ, VerneMQ or RabbitMQ cluster), by URL."""
 
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Self
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from simulator.brokers.base import BrokerStartError
-from simulator.transport import PROTOCOLS, BrokerAddress, Credentials, MqttProtocol
+from simulator.transport import PROTOCOLS, BrokerAddress, BrokerUrlError, Credentials, MqttProtocol
 
 __all__ = ["ExternalBroker"]
 
@@ -18,6 +19,11 @@ class ExternalBroker:
     the broker's ACL cannot tell the parties apart: the umpire's own sender
     checks are all that remain (DESIGN: check the claimed sender in the
     umpire as well).
+
+    A cluster is named node by node (`mqtt://h1:1883,h2:1883,h3:1883`); the
+    transports fail over between them. `?max_qos=1` in the URL says the
+    broker takes no QoS 2 (RabbitMQ's MQTT plugin before 4.x, NATS before
+    2.10): transports then publish and subscribe at QoS 1 at most.
     """
 
     name = "external"
@@ -26,6 +32,7 @@ class ExternalBroker:
     message_size_limit: int | None = None
 
     def __init__(self, url: str, *, environ: Mapping[str, str] | None = None) -> None:
+        url, self.max_qos = _max_qos(url)
         self._address = BrokerAddress.from_url(url, environ=environ)
 
     @property
@@ -52,3 +59,19 @@ class ExternalBroker:
         tb: TracebackType | None,
     ) -> None:
         return None
+
+
+def _max_qos(url: str) -> tuple[str, int]:
+    """The URL without its `max_qos` parameter, and that parameter (2 when absent)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise BrokerUrlError(url, str(exc)) from None
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    given = [value for name, value in query if name == "max_qos"]
+    if not given:
+        return url, 2
+    if given[-1] not in ("0", "1", "2"):
+        raise BrokerUrlError(url, f"max_qos must be 0, 1 or 2, not {given[-1]!r}")
+    rest = urlencode([(name, value) for name, value in query if name != "max_qos"])
+    return urlunsplit(parts._replace(query=rest)), int(given[-1])

@@ -110,6 +110,7 @@ class MosquittoBroker:
 
     name = "mosquitto"
     protocols: tuple[MqttProtocol, ...] = ("3.1.1", "5")
+    max_qos = 2
 
     def __init__(
         self,

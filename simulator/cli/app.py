@@ -47,7 +47,7 @@ from simulator.logfiles import is_postgres
 from simulator.logging import configure as configure_logging
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Control, Tick, describe
-from simulator.options import SECURE_OPTION
+from simulator.options import BROKER_HELP, SECURE_OPTION
 from simulator.protocol import DEFAULT_PROFILE_ID, AgreementProfile, load_profile, profile_ids
 from simulator.protocol.procedure import (
     BEGIN_MARK,
@@ -515,9 +515,7 @@ def scenario_schema(
 @app.command()
 def run(
     scenario_file: Annotated[Path, typer.Argument(metavar="SCENARIO", help="a scenario YAML file")],
-    broker: Annotated[
-        str, typer.Option(help="embedded (default), mosquitto, or an mqtt:// / mqtts:// URL")
-    ] = "embedded",
+    broker: Annotated[str, typer.Option(help=BROKER_HELP)] = "embedded",
     log: Annotated[
         str | None,
         typer.Option("--log", help="SQLite file or postgresql:// URL (default: runs/…db)"),
@@ -704,7 +702,7 @@ def replay(
         _fail("--speed must be positive, or max")
     if not 0 <= port < 65536:
         _fail("--port must be 0 (a free one) or a port number")
-    pause = _replay_wait(wait, ours=broker in ("embedded", "mosquitto"))
+    pause = _replay_wait(wait, ours="://" not in broker)
     console = Console(stderr=True)
 
     async def publish() -> int:

@@ -490,6 +490,10 @@ class ProxiedBroker:
     def message_size_limit(self) -> int | None:
         return self.inner.message_size_limit
 
+    @property
+    def max_qos(self) -> int:
+        return self.inner.max_qos
+
     def credentials(self, principal: str) -> Credentials:
         return self.inner.credentials(principal)
 

@@ -14,7 +14,7 @@ from simulator.eventlog import LogError
 from simulator.load.conversation import PATHS, Mix, load_mix
 from simulator.load.runner import LoadOptions, run_load
 from simulator.logging import configure as configure_logging
-from simulator.options import SECURE_OPTION
+from simulator.options import BROKER_HELP, SECURE_OPTION
 from simulator.transport import BrokerAddress
 
 # Exit codes: 0 all well, 1 something lost or duplicated, 2 could not run.
@@ -30,9 +30,7 @@ def load(
     parties: Annotated[int, typer.Option(help="parties (an even number: they talk in pairs)")] = 10,
     rate: Annotated[float, typer.Option(help="new cases per second (all processes together)")] = 50,
     duration: Annotated[float, typer.Option(help="seconds of new cases")] = 10,
-    broker: Annotated[
-        str, typer.Option(help="embedded (default), mosquitto, or an mqtt:// / mqtts:// URL")
-    ] = "embedded",
+    broker: Annotated[str, typer.Option(help=BROKER_HELP)] = "embedded",
     qos: Annotated[int, typer.Option(help="MQTT QoS of every publish: 0, 1 or 2")] = 1,
     processes: Annotated[int, typer.Option(help="load generator processes")] = 2,
     payload_bytes: Annotated[

@@ -353,7 +353,7 @@ def _specs(
                 duration_s=options.duration_s,
                 start_at=start_at,
                 mix=options.mix.shares(),
-                qos=options.qos,
+                qos=min(options.qos, broker.max_qos),  # NATS 2.9 closes a QoS 2 publisher
                 one_per_message=options.one_per_message,
                 payload_bytes=options.payload_bytes,
                 seed=options.seed,

@@ -7,7 +7,10 @@ queued, before our code has seen it. `Transport` wraps it so that callers get:
 
 - a supervisor that reconnects with bounded exponential backoff and full
   jitter (from an injected `random.Random`), re-subscribes its filters and
-  sets TCP_NODELAY after every connect;
+  sets TCP_NODELAY after every connect; given a cluster (an address with
+  several nodes), it starts on one node picked by a hash of its client id
+  (so a crowd of clients spreads over the nodes) and moves to the next node
+  whenever a connection fails or drops;
 - `publish` that waits for a connection (up to a timeout, then
   `BrokerUnavailable`) and, at QoS >= 1, returns only after the broker's
   PUBACK/PUBCOMP. A publish cut off by a disconnect is sent again on the
@@ -52,7 +55,7 @@ ids and session settings), `address` (broker URLs and credentials),
 `backoff`, `errors` and `constants`.
 """
 
-from simulator.transport.address import BrokerAddress, Credentials
+from simulator.transport.address import BrokerAddress, Credentials, Node
 from simulator.transport.backoff import Backoff
 from simulator.transport.client import ConnectionState, Transport
 from simulator.transport.constants import (
@@ -90,6 +93,7 @@ __all__ = [
     "ConnectionState",
     "Credentials",
     "MqttProtocol",
+    "Node",
     "PayloadTooLarge",
     "Received",
     "SessionSettings",

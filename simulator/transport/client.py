@@ -5,6 +5,7 @@ import contextlib
 import random
 import socket
 import ssl
+import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from types import TracebackType
@@ -14,7 +15,7 @@ import aiomqtt
 import structlog
 from aiomqtt.exceptions import MqttConnectError
 
-from simulator.transport.address import BrokerAddress, Credentials
+from simulator.transport.address import BrokerAddress, Credentials, Node
 from simulator.transport.backoff import Backoff
 from simulator.transport.constants import _AUTH_REFUSED, _CERTIFICATE_REFUSED, _PROTOCOL_REFUSED
 from simulator.transport.errors import (
@@ -89,6 +90,21 @@ class Transport:
     sends DISCONNECT (the broker keeps a persistent session) and stops every
     task the transport started; messages still in the queue can be read
     after that, then `messages()` ends.
+
+    On a cluster (`address.nodes` has several), the first connection goes to
+    the node a hash of the client id picks, and every failed or dropped
+    connection moves on to the next node, round the list: a dead node costs
+    one refused connect. A CONNACK refusal is final only for wrong
+    credentials or protocol; a node that answers "unavailable" (a NATS node
+    still electing its JetStream leaders) is passed over like a dead one.
+
+    On a cluster, a publish that times out on a connection that stays open
+    makes the transport leave that node for the next (`_leave_stuck_node`).
+
+    `max_qos`: the highest QoS the broker takes. Publishes and subscriptions
+    asking for more are made at `max_qos` (NATS 2.9 closes the connection of
+    a client that publishes at QoS 2); delivery stays at-least-once and the
+    receivers deduplicate (DESIGN invariant 3), so nothing is lost by it.
     """
 
     def __init__(
@@ -106,11 +122,17 @@ class Transport:
         max_payload: int | None = None,
         wait: bool = True,
         max_inflight: int | None = None,
+        max_qos: int = 2,
     ) -> None:
         if max_buffered < 1:
             raise ValueError("max_buffered must be at least 1 (the backlog that is warned about)")
+        if max_qos not in (0, 1, 2):
+            raise ValueError(f"max_qos must be 0, 1 or 2, not {max_qos!r}")
         self._address = address
         self._session = session
+        self._max_qos = max_qos
+        # Which node of the address to connect to next: spread by client id, stable per client.
+        self._node = zlib.crc32(session.client_id.encode()) % len(address.nodes)
         self._credentials = credentials if credentials is not None else address.credentials
         self._rng = rng
         self._backoff = backoff if backoff is not None else Backoff()
@@ -190,6 +212,14 @@ class Transport:
         return self._session.client_id
 
     @property
+    def node(self) -> Node:
+        """The node this transport is connected to, or will try next."""
+        return self.address.nodes[self._node]
+
+    def _next_node(self) -> None:
+        self._node = (self._node + 1) % len(self.address.nodes)
+
+    @property
     def connected(self) -> ConnectionState:
         return self._state
 
@@ -233,9 +263,10 @@ class Transport:
                 cert_reqs=ssl.CERT_REQUIRED,
             )
         creds = self._credentials
+        node = self.node
         return aiomqtt.Client(
-            self.address.host,
-            self.address.port,
+            node.host,
+            node.port,
             username=creds.username if creds else None,
             password=creds.password if creds else None,
             keepalive=self._keepalive,
@@ -277,6 +308,7 @@ class Transport:
                     self._log.info(
                         "broker_connected",
                         broker=self.address.display,
+                        node=self.node.display,
                         protocol=self.session.protocol,
                         connection=self._state.connections,
                         attempt=attempt,
@@ -286,7 +318,13 @@ class Transport:
                     self._go_down()
                     link.close()
                     reason = None if lost.cancelled() else lost.exception()
-                    self._log.warning("broker_disconnected", reason=str(reason or "by request"))
+                    self._log.warning(
+                        "broker_disconnected",
+                        node=self.node.display,
+                        reason=str(reason or "by request"),
+                    )
+                    # The node may be gone: the next connection tries another.
+                    self._next_node()
                 finally:
                     # Leave with DISCONNECT if still connected (the broker then
                     # keeps a persistent session and sends no will). Suppressed,
@@ -294,26 +332,10 @@ class Transport:
                     with contextlib.suppress(aiomqtt.MqttError):
                         await client.__aexit__(None, None, None)
             except MqttConnectError as exc:
-                refusal = self._refusal(exc)
-                self._log.error(
-                    "broker_refused", broker=self.address.display, reason=refusal.reason
-                )
-                if not self._state.connections:
-                    # Wrong credentials or protocol from the start: retrying
-                    # cannot help, so the caller hears it now.
-                    self._refused = refusal
-                    self._notify()
+                if self._final_refusal(exc):
                     return
             except aiomqtt.MqttError as exc:
-                self._log.info("connect_failed", broker=self.address.display, reason=str(exc))
-                if _CERTIFICATE_REFUSED in str(exc) and not self._state.connections:
-                    # The broker's certificate is expired, from another CA or for
-                    # another name: as final as wrong credentials, so said now.
-                    self._refused = BrokerRefused(
-                        self.address, self.client_id, f"TLS certificate not accepted: {exc}"
-                    )
-                    self._log.error("broker_refused", broker=self.address.display, reason=str(exc))
-                    self._notify()
+                if self._connect_failed(exc):
                     return
             finally:
                 self._go_down()
@@ -324,6 +346,61 @@ class Transport:
             attempt += 1
             self._log.info("reconnect_scheduled", delay=round(delay, 3), attempt=attempt)
             await asyncio.sleep(delay)
+
+    def _final_refusal(self, exc: MqttConnectError) -> bool:
+        """A CONNACK refused: True if that ends the transport (said to the caller)."""
+        refusal = self._refusal(exc)
+        self._log.error(
+            "broker_refused",
+            broker=self.address.display,
+            node=self.node.display,
+            reason=refusal.reason,
+        )
+        self._next_node()
+        final = _code_value(exc.rc) in _AUTH_REFUSED | _PROTOCOL_REFUSED
+        if self._state.connections or not (final or len(self.address.nodes) == 1):
+            return False
+        # Wrong credentials or protocol from the start: retrying cannot help,
+        # so the caller hears it now. Another node of a cluster may be able to
+        # serve where this one could not, so only these two end it there.
+        self._refused = refusal
+        self._notify()
+        return True
+
+    def _connect_failed(self, exc: aiomqtt.MqttError) -> bool:
+        """A connect failed or a connection broke: True if that ends the transport."""
+        self._log.info(
+            "connect_failed",
+            broker=self.address.display,
+            node=self.node.display,
+            reason=str(exc),
+        )
+        self._next_node()
+        if _CERTIFICATE_REFUSED not in str(exc) or self._state.connections:
+            return False
+        # The broker's certificate is expired, from another CA or for another
+        # name: as final as wrong credentials, so said now.
+        self._refused = BrokerRefused(
+            self.address, self.client_id, f"TLS certificate not accepted: {exc}"
+        )
+        self._log.error("broker_refused", broker=self.address.display, reason=str(exc))
+        self._notify()
+        return True
+
+    def _leave_stuck_node(self, link: _Link) -> None:
+        """A publish went unacknowledged on an open connection: on a cluster, try another node.
+
+        A NATS 2.9 node whose JetStream lost its leaders with another node
+        may keep a connection open and never acknowledge a QoS 1 publish on
+        it (seen for minutes). MQTT 3.1.1 resends only on a new connection,
+        so on a cluster the transport leaves with DISCONNECT (the persistent
+        session stays) and the supervisor reconnects to the next node. With
+        one node there is nowhere else to go, and a busy broker is no reason
+        to drop a connection.
+        """
+        if len(self.address.nodes) > 1 and self._link is link:
+            self._log.warning("publish_unacknowledged", node=self.node.display)
+            link.paho.disconnect()
 
     def _go_down(self) -> None:
         if self._client is not None or self._state.is_set():
@@ -446,6 +523,7 @@ class Transport:
         """
         if qos not in (0, 1, 2):
             raise ValueError(f"QoS must be 0, 1 or 2, not {qos!r}")
+        qos = min(qos, self._max_qos)
         if not isinstance(payload, bytes | bytearray):
             raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
         data = bytes(payload)
@@ -467,6 +545,7 @@ class Transport:
                     # Sent again on the next connection, in the time that is left.
                     within = max(deadline - loop.time(), 0.001)
                 except TimeoutError:
+                    self._leave_stuck_node(link)
                     raise BrokerUnavailable(self.address, f"publish to {topic!r}", limit) from None
 
         async def send(client: aiomqtt.Client, remaining: float) -> None:
@@ -483,6 +562,7 @@ class Transport:
             raise ValueError("subscribe needs at least one topic filter")
         if qos not in (0, 1, 2):
             raise ValueError(f"QoS must be 0, 1 or 2, not {qos!r}")
+        qos = min(qos, self._max_qos)
         wanted = [(f, qos) for f in filters]
         # Recorded first, so a reconnect racing with this call restores them too.
         self._filters.update(wanted)

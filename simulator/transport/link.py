@@ -113,6 +113,7 @@ async def _connect(client: aiomqtt.Client) -> None:
     aiomqtt's socket-close callback) and closes it without running the
     disconnect callbacks; it is private, hence this one wrapper.
     """
+    _fail_connect_on_close(client)
     try:
         await client.__aenter__()
     except BaseException:
@@ -120,6 +121,32 @@ async def _connect(client: aiomqtt.Client) -> None:
         if paho.socket() is not None:
             paho._sock_close()
         raise
+
+
+def _fail_connect_on_close(client: aiomqtt.Client) -> None:
+    """Make a connection the broker closes before its CONNACK fail the connect at once.
+
+    aiomqtt 2.5 ignores a disconnect that comes before the CONNACK and waits
+    out its whole timeout. A NATS node that cannot load the session (its
+    cluster still electing JetStream leaders after losing a node) closes the
+    connection after 4 s without a CONNACK: failing over to the next node
+    should start then, not at the timeout (30 s for a load run's umpire).
+    `client._connected` is the private future aiomqtt's connect waits for.
+    """
+    paho = client._client
+    # Typed by paho as a union of its callback API versions; aiomqtt's is version 2.
+    inner = cast("Callable[..., None] | None", paho.on_disconnect)
+
+    def on_disconnect(*args: Any) -> None:
+        if inner is not None:
+            inner(*args)
+        connected = client._connected
+        if not connected.done():
+            connected.set_exception(
+                aiomqtt.MqttError("the broker closed the connection before its CONNACK")
+            )
+
+    paho.on_disconnect = on_disconnect
 
 
 def _ensure_nodelay(client: aiomqtt.Client) -> None:

@@ -11,7 +11,7 @@ from rich.markup import escape
 from simulator.errors import ScenarioError, SimulatorError
 from simulator.eventlog import LogError
 from simulator.logging import configure as configure_logging
-from simulator.options import SECURE_OPTION
+from simulator.options import BROKER_HELP, SECURE_OPTION
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 
@@ -33,9 +33,7 @@ def serve(
         str,
         typer.Argument(metavar="SCENARIO|LOG", help="a scenario YAML file, or a log to replay"),
     ],
-    broker: Annotated[
-        str, typer.Option(help="embedded (default), mosquitto, or an mqtt:// / mqtts:// URL")
-    ] = "embedded",
+    broker: Annotated[str, typer.Option(help=BROKER_HELP)] = "embedded",
     log: Annotated[
         str | None,
         typer.Option("--log", help="where the run's log goes (default: runs/…db)"),
