@@ -132,7 +132,8 @@ class Round(_Wire):
     """The umpire's clock: round `round` at simulated `time`; the log's head is `head`.
 
     `visible` tells each party how many events it may see up to `head`, so a
-    party that holds fewer knows it missed some and asks to catch up.
+    party that holds fewer knows it missed some and asks to catch up. Only the
+    parties in `ask` report the round (`RoundDone`).
     """
 
     kind: Literal["round"] = "round"
@@ -142,6 +143,10 @@ class Round(_Wire):
     visible: dict[str, int]
     paused: bool = False
     speed: float | None = None
+    # The parties that must answer this round: those with events they have not
+    # reported on, or a plan due by `time`. The others have nothing new to say and
+    # stay silent. None (a marker from before asking was introduced): everyone answers.
+    ask: tuple[PartyId, ...] | None = None
 
 
 class Tick(_Wire):

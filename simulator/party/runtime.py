@@ -8,10 +8,12 @@ up. It keeps every submission in an outbox until it sees it committed (or
 rejected), resending with backoff, because the broker may lose a message and
 the umpire appends idempotently.
 
-Simulated time: the party acts when a round marker comes and reports the
-round. Real time: it runs its own clock from the umpire's last tick, acts
-when its plans come due, and states its plan (`PlanStated`) when it changes
-and every PLAN_RESTATE_S, so the umpire can tell when nothing is left to do.
+Simulated time: the party acts when a round marker asks it (it has events it
+has not reported on, or a plan due) and reports the round; a round that does
+not ask it passes it by. Real time: it runs its own clock from the umpire's
+last tick, acts when its plans come due, and states its plan (`PlanStated`)
+when it changes and every PLAN_RESTATE_S, so the umpire can tell when nothing
+is left to do.
 """
 
 import asyncio
@@ -106,6 +108,10 @@ class PartyRuntime:
     async def _answer(self, marker: Round) -> None:
         """Rounds: fold the round's events, send what is due at its time, report the round."""
         session = self.session
+        if marker.ask is not None and self.party not in marker.ask:
+            # Nothing new for us and nothing due: the umpire holds our last report.
+            self._round = None
+            return
         report = self._report
         if report is not None and report.round == marker.round:
             # A repeated marker: the umpire did not get our report, or wants it again.

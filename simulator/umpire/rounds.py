@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from simulator.context import VirtualClock
 from simulator.errors import InternalError, SimulatorError
+from simulator.messaging.wire import encode
 from simulator.records import CONTROLLER_RECORDS
 
 if TYPE_CHECKING:
@@ -58,22 +59,24 @@ class Rounds:
                     # Paused, not gone: a party that hears nothing for long takes the
                     # exercise for dead (`run.seat`). Parties answer a repeated marker
                     # with the same report.
-                    await umpire.announce()
+                    await self._say_again()
             # What the controller did while the parties waited: its own record, no round.
             await umpire.commit()
-            await umpire.announce()
-            await self._await_reports()
-            if umpire.stop_requested:
-                # Stopped while waiting: a silent party's report never came; end now.
-                continue
-            self._stage_round_submissions(clock.now())
+            asked = self._asked(clock.now())
+            if asked:
+                await self._hold_round(asked)
+                if umpire.stop_requested:
+                    # Stopped while waiting: a silent party's report never came; end now.
+                    continue
+            # Anything else that arrived (a human seat, a resend) follows, in the intake's order.
+            umpire.stage_arrivals(clock.now())
             if umpire.sequencer.pending.events:
                 moved = any(
                     e.type not in CONTROLLER_RECORDS for e in umpire.sequencer.pending.events
                 )
                 await umpire.commit()
                 if moved:
-                    umpire.round.number += 1
+                    # Those who see what was committed say what they plan now, at this instant.
                     continue
             upcoming = umpire.next_timer()
             if upcoming is None:
@@ -92,14 +95,56 @@ class Rounds:
                 stalled = 0
             clock.advance_to(moment)
             umpire.stage_timers(moment)
-            umpire.round.number += 1
             if umpire.sequencer.pending.events:
                 await umpire.commit()
+
+    def _asked(self, at: datetime) -> tuple[str, ...]:
+        """Who must report at `at`: whoever has events it has not reported on, or a plan due.
+
+        A party's latest report stands until then: its plan changes only when it
+        folds new events or acts on a plan that came due, so asking anyone else
+        would only hear the same report again.
+        """
+        umpire = self.umpire
+        rounds = umpire.round
+        asked = []
+        for party in umpire.reporting:
+            report = rounds.reports.get(party)
+            if (
+                report is None
+                or rounds.covered.get(party) != umpire.visible.get(party, 0)
+                or (report.next_due is not None and report.next_due <= at)
+            ):
+                asked.append(party)
+        return tuple(asked)
+
+    async def _hold_round(self, asked: tuple[str, ...]) -> None:
+        """Announce a round to the parties `asked`, wait for their reports, stage what they sent."""
+        umpire = self.umpire
+        rounds = umpire.round
+        rounds.ask = asked
+        await umpire.announce()
+        shown = dict(umpire.visible)
+        await self._await_reports()
+        if umpire.stop_requested:
+            return
+        for party in asked:
+            rounds.covered[party] = shown.get(party, 0)
+        self._stage_round_submissions(umpire.clock.now())
+        rounds.number += 1
+
+    async def _say_again(self) -> None:
+        """Repeat the last round marker (now saying whether the run is paused)."""
+        umpire = self.umpire
+        last = umpire.round.last
+        if last is not None:
+            marker = last.model_copy(update={"paused": umpire.paused})
+            await umpire.bus.publish(umpire.topics.clock, encode(marker))
 
     def _missing(self) -> list[str]:
         umpire = self.umpire
         missing = []
-        for party in umpire.reporting:
+        for party in umpire.round.ask:
             report = umpire.round.reports.get(party)
             if report is None or report.round != umpire.round.number:
                 missing.append(party)
@@ -124,11 +169,9 @@ class Rounds:
     def _stage_round_submissions(self, at: datetime) -> None:
         umpire = self.umpire
         # Canonical order: by party, then by the party's sequence number.
-        for party in umpire.reporting:
+        for party in umpire.round.ask:
             report = umpire.round.reports[party]
             for seq in sorted(report.seqs):
                 decision = umpire.intake.decide(party, seq, at)
                 if decision is not None:
                     umpire.count_decision(decision)
-        # Anything else that arrived (a human seat, a resend) follows, in the intake's order.
-        umpire.stage_arrivals(at)

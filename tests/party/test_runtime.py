@@ -132,6 +132,18 @@ async def test_on_a_round_marker_the_party_folds_submits_what_is_due_and_reports
         assert report == RoundDone(party="beta", round=2, next_due=due + timedelta(days=1))
 
 
+async def test_a_round_that_does_not_ask_the_party_passes_it_by() -> None:
+    """A round whose `ask` leaves the party out gets no report; the next that names it does."""
+    async with staged() as stage:
+        request = stage.request("case-1", stage.start)
+        await stage.publish(request)
+        visible = stage.visible()
+        await stage.say(Round(round=0, time=stage.start, head=1, visible=visible, ask=("alpha",)))
+        await stage.say(Round(round=1, time=stage.start, head=1, visible=visible, ask=("beta",)))
+        report = await stage.umpire.next(BaseModel)
+        assert report == RoundDone(party="beta", round=1, next_due=stage.start + ACK_AFTER)
+
+
 async def test_a_party_missing_events_asks_to_catch_up_after_the_grace() -> None:
     """A marker promising more events than it holds makes it ask to catch up, after the grace."""
     settings = PartySettings(catch_up_grace_s=0.3, resend_after_s=1.0)
