@@ -78,7 +78,9 @@ def run_once(code: Path | None, scenario: Path, broker: str, workdir: Path, tag:
     command += ["--broker", broker, "--log", str(log)]
     load = load_average()
     began = time.perf_counter()
-    done = subprocess.run(command, env=env, cwd=workdir, capture_output=True, text=True)
+    done = subprocess.run(
+        command, check=False, env=env, cwd=workdir, capture_output=True, text=True
+    )
     wall = time.perf_counter() - began
     if done.returncode != 0:
         sys.exit(f"{tag}: simulator run failed ({done.returncode}):\n{done.stderr[-2000:]}")
@@ -132,12 +134,15 @@ def main() -> None:
     args.scenario = args.scenario.resolve()
     revision = None
     if not args.no_baseline:
-        revision = args.baseline or subprocess.run(
-            ["git", "-C", str(ROOT), "merge-base", "HEAD", "main"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        revision = (
+            args.baseline
+            or subprocess.run(
+                ["git", "-C", str(ROOT), "merge-base", "HEAD", "main"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+        )
     with tempfile.TemporaryDirectory(prefix="bench-exercise-") as directory:
         workdir = Path(directory)
         baseline_code = None
