@@ -36,13 +36,20 @@ class Submission(_Wire):
 
 
 class RoundDone(_Wire):
-    """A party has handled every event up to the round's head and sent `seqs` in it."""
+    """A party has handled every event up to the round's head and sent `seqs` in it.
+
+    `ahead` names the submissions it sent before their time, with the time each
+    is due: their messages are settled already (nothing the party may yet see
+    changes them), so the umpire holds each and decides it when its time comes,
+    without a round to ask for it. `next_due` is the party's next plan not sent.
+    """
 
     kind: Literal["round_done"] = "round_done"
     party: PartyId
     round: Annotated[int, Field(ge=0)]
     seqs: tuple[Annotated[int, Field(ge=1)], ...] = ()
     next_due: AwareDatetime | None = None
+    ahead: tuple[tuple[Annotated[int, Field(ge=1)], AwareDatetime], ...] = ()
 
 
 class CatchUpRequest(_Wire):

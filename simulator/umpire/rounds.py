@@ -20,6 +20,7 @@ from simulator.context import VirtualClock
 from simulator.errors import InternalError, SimulatorError
 from simulator.messaging.wire import encode
 from simulator.records import CONTROLLER_RECORDS
+from simulator.umpire.intake import Holding
 
 if TYPE_CHECKING:
     from simulator.umpire.core import Umpire, UmpireResult
@@ -45,6 +46,8 @@ class Rounds:
 
     def __init__(self, umpire: Umpire) -> None:
         self.umpire = umpire
+        # Submissions sent ahead of their time ((party, seq) -> when due), held until then.
+        self.held: dict[tuple[str, int], datetime] = {}
 
     async def run(self) -> UmpireResult:
         umpire = self.umpire
@@ -68,7 +71,8 @@ class Rounds:
                 if umpire.stop_requested:
                     # Stopped while waiting: a silent party's report never came; end now.
                     continue
-            # Anything else that arrived (a human seat, a resend) follows, in the intake's order.
+            self._stage_due(clock.now(), asked)
+            # Anything else that arrived (a malformed payload, a stranger's) follows.
             umpire.stage_arrivals(clock.now())
             if umpire.sequencer.pending.events:
                 moved = any(
@@ -78,7 +82,10 @@ class Rounds:
                 if moved:
                     # Those who see what was committed say what they plan now, at this instant.
                     continue
-            upcoming = umpire.next_timer()
+            upcoming = min(
+                (t for t in (umpire.next_timer(), *self.held.values()) if t is not None),
+                default=None,
+            )
             if upcoming is None:
                 return await umpire.finish("nothing left to happen")
             moment = max(upcoming, clock.now())
@@ -119,7 +126,7 @@ class Rounds:
         return tuple(asked)
 
     async def _hold_round(self, asked: tuple[str, ...]) -> None:
-        """Announce a round to the parties `asked`, wait for their reports, stage what they sent."""
+        """Announce a round to the parties `asked` and wait for their reports."""
         umpire = self.umpire
         rounds = umpire.round
         rounds.ask = asked
@@ -128,9 +135,16 @@ class Rounds:
         await self._await_reports()
         if umpire.stop_requested:
             return
+        intake = umpire.intake
         for party in asked:
             rounds.covered[party] = shown.get(party, 0)
-        self._stage_round_submissions(umpire.clock.now())
+            for seq, due in rounds.reports[party].ahead:
+                if (party, seq) in self.held or not intake.has(party, seq):
+                    continue
+                if not isinstance(intake, Holding):
+                    raise InternalError(f"{type(intake).__name__} cannot hold submissions")
+                intake.hold(party, seq)
+                self.held[(party, seq)] = due
         rounds.number += 1
 
     async def _say_again(self) -> None:
@@ -149,7 +163,8 @@ class Rounds:
             if report is None or report.round != umpire.round.number:
                 missing.append(party)
                 continue
-            if not all(umpire.intake.has(party, seq) for seq in report.seqs):
+            seqs = (*report.seqs, *(seq for seq, _ in report.ahead))
+            if not all(umpire.intake.has(party, seq) for seq in seqs):
                 missing.append(party)
         return missing
 
@@ -166,12 +181,21 @@ class Rounds:
                 # A party may have missed the marker (or restarted): say it again.
                 await umpire.announce()
 
-    def _stage_round_submissions(self, at: datetime) -> None:
+    def _stage_due(self, at: datetime, asked: tuple[str, ...]) -> None:
+        """Decide what is due at `at`: what the round's reports name, and what is held till now.
+
+        Canonical order: by party, then by the party's sequence number, whether a
+        submission came in this round or ahead of its time, so the log is the same
+        either way.
+        """
         umpire = self.umpire
-        # Canonical order: by party, then by the party's sequence number.
-        for party in umpire.round.ask:
-            report = umpire.round.reports[party]
-            for seq in sorted(report.seqs):
+        due: dict[str, set[int]] = {party: set(umpire.round.reports[party].seqs) for party in asked}
+        for (party, seq), when in list(self.held.items()):
+            if when <= at:
+                due.setdefault(party, set()).add(seq)
+                del self.held[(party, seq)]
+        for party in sorted(due):
+            for seq in sorted(due[party]):
                 decision = umpire.intake.decide(party, seq, at)
                 if decision is not None:
                     umpire.count_decision(decision)
