@@ -36,13 +36,20 @@ class Submission(_Wire):
 
 
 class RoundDone(_Wire):
-    """A party has handled every event up to the round's head and sent `seqs` in it."""
+    """A party has handled every event up to the round's head and sent `seqs` in it.
+
+    `ahead` names the submissions it sent before their time, with the time each
+    is due: their messages are settled already (nothing the party may yet see
+    changes them), so the umpire holds each and decides it when its time comes,
+    without a round to ask for it. `next_due` is the party's next plan not sent.
+    """
 
     kind: Literal["round_done"] = "round_done"
     party: PartyId
     round: Annotated[int, Field(ge=0)]
     seqs: tuple[Annotated[int, Field(ge=1)], ...] = ()
     next_due: AwareDatetime | None = None
+    ahead: tuple[tuple[Annotated[int, Field(ge=1)], AwareDatetime], ...] = ()
 
 
 class CatchUpRequest(_Wire):
@@ -132,7 +139,8 @@ class Round(_Wire):
     """The umpire's clock: round `round` at simulated `time`; the log's head is `head`.
 
     `visible` tells each party how many events it may see up to `head`, so a
-    party that holds fewer knows it missed some and asks to catch up.
+    party that holds fewer knows it missed some and asks to catch up. Only the
+    parties in `ask` report the round (`RoundDone`).
     """
 
     kind: Literal["round"] = "round"
@@ -142,6 +150,10 @@ class Round(_Wire):
     visible: dict[str, int]
     paused: bool = False
     speed: float | None = None
+    # The parties that must answer this round: those with events they have not
+    # reported on, or a plan due by `time`. The others have nothing new to say and
+    # stay silent. None (a marker from before asking was introduced): everyone answers.
+    ask: tuple[PartyId, ...] | None = None
 
 
 class Tick(_Wire):

@@ -28,6 +28,8 @@ class Outgoing:
     sent_at: float = 0.0
     # 0: queued, not sent yet (a load generator sends in batches).
     attempts: int = 0
+    # Sent ahead of its time and known to be held by the umpire until then: not lost.
+    held: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +87,19 @@ class Outbox:
             self.progress_at = now
         return item
 
+    def hold(self, seq: int) -> None:
+        """The umpire has `seq`, sent ahead of its time, and holds it: waiting is not loss."""
+        item = self.items.get(seq)
+        if item is not None:
+            item.held = True
+
     def due(self, now: float) -> list[Outgoing]:
         """What to send again now (the caller sends it and marks it `sent`)."""
         policy = self.policy
         due = []
         for item in self.items.values():
-            if item.attempts == 0:
-                continue  # not sent yet
+            if item.attempts == 0 or item.held:
+                continue  # not sent yet, or waiting for its time at the umpire
             since_sent = now - item.sent_at
             wait = policy.backoff(item.attempts)
             if self.committed_seq > item.seq:

@@ -301,6 +301,19 @@ class PolicyEngine:
             p for p in self.plans.values() if not p.done and not p.submitted and p.due <= now
         )
 
+    def settled(self, now: datetime) -> list[Plan]:
+        """Planned actions due after `now` whose message is settled already, in (due, seq) order.
+
+        A plan is never withdrawn, and its message depends only on the plan
+        itself, except a request's, which takes the case's request as the party
+        knows it when the plan comes due: those are not settled until then.
+        """
+        return sorted(
+            p
+            for p in self.plans.values()
+            if not p.done and not p.submitted and p.due > now and p.kind not in REQUEST_TYPES
+        )
+
     def next_due(self) -> datetime | None:
         waiting = [p.due for p in self.plans.values() if not p.done and not p.submitted]
         return min(waiting) if waiting else None

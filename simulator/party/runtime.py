@@ -8,14 +8,18 @@ up. It keeps every submission in an outbox until it sees it committed (or
 rejected), resending with backoff, because the broker may lose a message and
 the umpire appends idempotently.
 
-Simulated time: the party acts when a round marker comes and reports the
-round. Real time: it runs its own clock from the umpire's last tick, acts
-when its plans come due, and states its plan (`PlanStated`) when it changes
-and every PLAN_RESTATE_S, so the umpire can tell when nothing is left to do.
+Simulated time: the party acts when a round marker asks it (it has events it
+has not reported on, or a plan due) and reports the round; a round that does
+not ask it passes it by. It sends every plan whose message is settled at once,
+saying when it is due (`RoundDone.ahead`): the umpire holds it until then.
+Real time: it runs its own clock from the umpire's last tick, acts when its
+plans come due, and states its plan (`PlanStated`) when it changes and every
+PLAN_RESTATE_S, so the umpire can tell when nothing is left to do.
 """
 
 import asyncio
 import contextlib
+from datetime import datetime
 
 import structlog
 
@@ -48,6 +52,8 @@ class PartyRuntime:
         # Rounds: the marker not answered yet, and our report for the last one answered.
         self._round: Round | None = None
         self._report: RoundDone | None = None
+        # Rounds: submissions sent ahead of their time (seq -> when due), until settled.
+        self._ahead: dict[int, datetime] = {}
         # Set once subscribed, so the umpire can start without the party missing round 0.
         self.ready = asyncio.Event()
 
@@ -72,6 +78,12 @@ class PartyRuntime:
                 message = None if payload is None else self.session.take(payload)
                 if isinstance(message, Round):
                     self._round = message
+                    report = self._report
+                    if report is not None and message.round > report.round:
+                        # The umpire closes a round only with every submission its reports
+                        # name: what we sent ahead it holds until its time. Not lost.
+                        for seq, _ in report.ahead:
+                            self.session.outbox.hold(seq)
                 await self._progress()
         finally:
             reader.cancel()
@@ -106,6 +118,10 @@ class PartyRuntime:
     async def _answer(self, marker: Round) -> None:
         """Rounds: fold the round's events, send what is due at its time, report the round."""
         session = self.session
+        if marker.ask is not None and self.party not in marker.ask:
+            # Nothing new for us and nothing due: the umpire holds our last report.
+            self._round = None
+            return
         report = self._report
         if report is not None and report.round == marker.round:
             # A repeated marker: the umpire did not get our report, or wants it again.
@@ -118,11 +134,19 @@ class PartyRuntime:
         self._fold(marker.head)
         for plan in self.engine.due(marker.time):
             await self._submit(plan)
+        # What is settled goes now, with when it is due: the umpire decides each at its
+        # time, and needs no round to ask for it then.
+        for plan in self.engine.settled(marker.time):
+            await self._submit(plan)
+            self._ahead[plan.seq] = plan.due
+        outstanding = session.outbox.items
+        self._ahead = {seq: due for seq, due in self._ahead.items() if seq in outstanding}
         report = RoundDone(
             party=self.party,
             round=marker.round,
-            seqs=tuple(sorted(session.outbox.items)),
+            seqs=tuple(sorted(seq for seq in outstanding if seq not in self._ahead)),
             next_due=self.engine.next_due(),
+            ahead=tuple(sorted(self._ahead.items())),
         )
         self._report = report
         self._round = None

@@ -135,9 +135,28 @@ def _differences(left: Any, right: Any, path: str = "") -> list[str]:
     return []
 
 
+# How a simulated run holds its rounds changed (issue 16): a round only when something
+# is due, asking only the parties with something to say, replies sent ahead and held.
+# A log recorded before differs from today's rerun in its end event's round count alone.
+ROUNDS_CHANGED = (
+    "only the number of rounds differs (recorded {old}, now {new}): since issue 16 the "
+    "simulated clock holds a round only when something is due and asks only the parties "
+    "with something to say, so a log recorded before counts more rounds; every event "
+    "before it is the same"
+)
+
+
+def _rounds_only(old: Event, differences: Sequence[str]) -> bool:
+    return old.type == EXERCISE_ENDED and all(d.startswith("data.rounds:") for d in differences)
+
+
 def first_difference(recorded: Sequence[Event], rerun: Sequence[Event]) -> tuple[int | None, str]:
     for old, new in zip(recorded, rerun, strict=False):
         differences = _differences(comparable(old), comparable(new))
+        if differences and _rounds_only(old, differences):
+            return old.position, ROUNDS_CHANGED.format(
+                old=old.data.get("rounds"), new=new.data.get("rounds")
+            )
         if differences:
             shown = "; ".join(d[:200] for d in differences[:5])
             return old.position, shown

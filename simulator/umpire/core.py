@@ -108,8 +108,16 @@ class EmptyAgenda:
 
 @dataclass
 class RoundState:
+    # The round being held (or the next one): rounds held so far.
     number: int = 0
+    # Each reporting party's latest report: its plan stands until it reports again.
     reports: dict[str, RoundDone] = field(default_factory=dict)
+    # The parties the round being held asks to report (`Round.ask`).
+    ask: tuple[str, ...] = ()
+    # How many events each party's latest report covers (what it had been shown).
+    covered: dict[str, int] = field(default_factory=dict)
+    # The last round marker announced, said again while the run is paused.
+    last: Round | None = None
 
 
 @dataclass
@@ -312,7 +320,9 @@ class Umpire:
                 visible=dict(self.visible),
                 paused=self.paused,
                 speed=clock.speed if isinstance(clock, ScaledClock) else None,
+                ask=self.round.ask,
             )
+            self.round.last = marker
         await self.bus.publish(self.topics.clock, encode(marker))
 
     async def wait_changed(self, seconds: float) -> bool:

@@ -18,7 +18,7 @@ umpire and its drivers see only this interface.
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from simulator.messaging.wire import Submission, WireError, decode_from_party
 from simulator.umpire.sequencer import Decision, Sequencer
@@ -71,6 +71,13 @@ class Intake(Protocol):
         ...
 
 
+@runtime_checkable
+class Holding(Protocol):
+    """An intake that can hold a submission sent ahead of its time until it is decided."""
+
+    def hold(self, party: str, seq: int) -> None: ...
+
+
 class PartyIntake:
     """One submission per MQTT message, each from the party whose submit topic it came on."""
 
@@ -86,6 +93,8 @@ class PartyIntake:
         self.refused: list[tuple[str, bytes, str, int | None]] = []
         # Party -> seq -> the submission decided under it (to tell a resend from a reuse).
         self.seen_seqs: dict[str, dict[int, Submission]] = defaultdict(dict)
+        # Submissions sent ahead of their time, which only `decide` decides (rounds).
+        self.held: set[tuple[str, int]] = set()
 
     def speaks(self, principal: str) -> bool:
         return principal in self.parties
@@ -118,7 +127,12 @@ class PartyIntake:
     def has(self, party: str, seq: int) -> bool:
         return seq in self.inbox.get(party, {}) or seq in self.seen_seqs[party]
 
+    def hold(self, party: str, seq: int) -> None:
+        """Keep `party`'s submission `seq` (sent ahead of its time) out of `stage`."""
+        self.held.add((party, seq))
+
     def decide(self, party: str, seq: int, at: datetime) -> Decision | None:
+        self.held.discard((party, seq))
         found = self.inbox[party].pop(seq, None)
         if found is None:
             return None
@@ -132,7 +146,8 @@ class PartyIntake:
             decision
             for party in sorted(self.inbox)
             for seq in sorted(self.inbox[party])
-            if (decision := self.decide(party, seq, at)) is not None
+            if (party, seq) not in self.held
+            and (decision := self.decide(party, seq, at)) is not None
         ]
         return decisions + self.stage_malformed(at)
 
@@ -144,4 +159,4 @@ class PartyIntake:
         ] + refuse_all(self.sequencer, at, refused)
 
 
-__all__ = ["Intake", "PartyIntake", "refuse_all", "reused_reason", "stranger_reason"]
+__all__ = ["Holding", "Intake", "PartyIntake", "refuse_all", "reused_reason", "stranger_reason"]

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 
 from simulator.context import VirtualClock
 from simulator.errors import InternalError, SimulatorError
+from simulator.messaging.wire import encode
 from simulator.records import CONTROLLER_RECORDS
+from simulator.umpire.intake import Holding
 
 if TYPE_CHECKING:
     from simulator.umpire.core import Umpire, UmpireResult
@@ -44,6 +46,8 @@ class Rounds:
 
     def __init__(self, umpire: Umpire) -> None:
         self.umpire = umpire
+        # Submissions sent ahead of their time ((party, seq) -> when due), held until then.
+        self.held: dict[tuple[str, int], datetime] = {}
 
     async def run(self) -> UmpireResult:
         umpire = self.umpire
@@ -58,24 +62,30 @@ class Rounds:
                     # Paused, not gone: a party that hears nothing for long takes the
                     # exercise for dead (`run.seat`). Parties answer a repeated marker
                     # with the same report.
-                    await umpire.announce()
+                    await self._say_again()
             # What the controller did while the parties waited: its own record, no round.
             await umpire.commit()
-            await umpire.announce()
-            await self._await_reports()
-            if umpire.stop_requested:
-                # Stopped while waiting: a silent party's report never came; end now.
-                continue
-            self._stage_round_submissions(clock.now())
+            asked = self._asked(clock.now())
+            if asked:
+                await self._hold_round(asked)
+                if umpire.stop_requested:
+                    # Stopped while waiting: a silent party's report never came; end now.
+                    continue
+            self._stage_due(clock.now(), asked)
+            # Anything else that arrived (a malformed payload, a stranger's) follows.
+            umpire.stage_arrivals(clock.now())
             if umpire.sequencer.pending.events:
                 moved = any(
                     e.type not in CONTROLLER_RECORDS for e in umpire.sequencer.pending.events
                 )
                 await umpire.commit()
                 if moved:
-                    umpire.round.number += 1
+                    # Those who see what was committed say what they plan now, at this instant.
                     continue
-            upcoming = umpire.next_timer()
+            upcoming = min(
+                (t for t in (umpire.next_timer(), *self.held.values()) if t is not None),
+                default=None,
+            )
             if upcoming is None:
                 return await umpire.finish("nothing left to happen")
             moment = max(upcoming, clock.now())
@@ -92,19 +102,69 @@ class Rounds:
                 stalled = 0
             clock.advance_to(moment)
             umpire.stage_timers(moment)
-            umpire.round.number += 1
             if umpire.sequencer.pending.events:
                 await umpire.commit()
+
+    def _asked(self, at: datetime) -> tuple[str, ...]:
+        """Who must report at `at`: whoever has events it has not reported on, or a plan due.
+
+        A party's latest report stands until then: its plan changes only when it
+        folds new events or acts on a plan that came due, so asking anyone else
+        would only hear the same report again.
+        """
+        umpire = self.umpire
+        rounds = umpire.round
+        asked = []
+        for party in umpire.reporting:
+            report = rounds.reports.get(party)
+            if (
+                report is None
+                or rounds.covered.get(party) != umpire.visible.get(party, 0)
+                or (report.next_due is not None and report.next_due <= at)
+            ):
+                asked.append(party)
+        return tuple(asked)
+
+    async def _hold_round(self, asked: tuple[str, ...]) -> None:
+        """Announce a round to the parties `asked` and wait for their reports."""
+        umpire = self.umpire
+        rounds = umpire.round
+        rounds.ask = asked
+        await umpire.announce()
+        shown = dict(umpire.visible)
+        await self._await_reports()
+        if umpire.stop_requested:
+            return
+        intake = umpire.intake
+        for party in asked:
+            rounds.covered[party] = shown.get(party, 0)
+            for seq, due in rounds.reports[party].ahead:
+                if (party, seq) in self.held or not intake.has(party, seq):
+                    continue
+                if not isinstance(intake, Holding):
+                    raise InternalError(f"{type(intake).__name__} cannot hold submissions")
+                intake.hold(party, seq)
+                self.held[(party, seq)] = due
+        rounds.number += 1
+
+    async def _say_again(self) -> None:
+        """Repeat the last round marker (now saying whether the run is paused)."""
+        umpire = self.umpire
+        last = umpire.round.last
+        if last is not None:
+            marker = last.model_copy(update={"paused": umpire.paused})
+            await umpire.bus.publish(umpire.topics.clock, encode(marker))
 
     def _missing(self) -> list[str]:
         umpire = self.umpire
         missing = []
-        for party in umpire.reporting:
+        for party in umpire.round.ask:
             report = umpire.round.reports.get(party)
             if report is None or report.round != umpire.round.number:
                 missing.append(party)
                 continue
-            if not all(umpire.intake.has(party, seq) for seq in report.seqs):
+            seqs = (*report.seqs, *(seq for seq, _ in report.ahead))
+            if not all(umpire.intake.has(party, seq) for seq in seqs):
                 missing.append(party)
         return missing
 
@@ -121,14 +181,21 @@ class Rounds:
                 # A party may have missed the marker (or restarted): say it again.
                 await umpire.announce()
 
-    def _stage_round_submissions(self, at: datetime) -> None:
+    def _stage_due(self, at: datetime, asked: tuple[str, ...]) -> None:
+        """Decide what is due at `at`: what the round's reports name, and what is held till now.
+
+        Canonical order: by party, then by the party's sequence number, whether a
+        submission came in this round or ahead of its time, so the log is the same
+        either way.
+        """
         umpire = self.umpire
-        # Canonical order: by party, then by the party's sequence number.
-        for party in umpire.reporting:
-            report = umpire.round.reports[party]
-            for seq in sorted(report.seqs):
+        due: dict[str, set[int]] = {party: set(umpire.round.reports[party].seqs) for party in asked}
+        for (party, seq), when in list(self.held.items()):
+            if when <= at:
+                due.setdefault(party, set()).add(seq)
+                del self.held[(party, seq)]
+        for party in sorted(due):
+            for seq in sorted(due[party]):
                 decision = umpire.intake.decide(party, seq, at)
                 if decision is not None:
                     umpire.count_decision(decision)
-        # Anything else that arrived (a human seat, a resend) follows, in the intake's order.
-        umpire.stage_arrivals(at)

@@ -28,6 +28,18 @@ def test_a_submission_late_but_not_lost_is_not_resent_while_the_party_sees_progr
     assert [i.seq for i in outbox.due(2.0)] == [2]
 
 
+def test_a_submission_the_umpire_holds_until_its_time_is_never_resent() -> None:
+    """Sent ahead of its time and held: neither a quiet spell nor a later commit means loss."""
+    outbox = Outbox(POLICY)
+    sent(outbox, 1, at=0.0)
+    sent(outbox, 2, at=0.0)
+    outbox.hold(1)
+    outbox.committed("m2", now=0.5)
+    assert outbox.due(0.6) == []
+    assert outbox.due(60.0) == []
+    assert [i.seq for i in outbox.committed("m1", now=61.0)] == [1]
+
+
 def test_a_submission_overtaken_by_a_later_commit_is_resent_at_once() -> None:
     outbox = Outbox(POLICY)
     sent(outbox, 1, at=0.0)

@@ -110,11 +110,9 @@ async def test_on_a_round_marker_the_party_folds_submits_what_is_due_and_reports
         request = stage.request("case-1", stage.start)
         await stage.publish(request)
         await stage.say(Round(round=0, time=stage.start, head=1, visible=stage.visible()))
-        planned = await stage.umpire.next(BaseModel)
-        assert planned == RoundDone(party="beta", round=0, next_due=stage.start + ACK_AFTER)
-
+        # The acknowledgement is settled (no request's content in it): it goes at once,
+        # with when it is due, and the umpire holds it until then.
         due = stage.start + ACK_AFTER
-        await stage.say(Round(round=1, time=due, head=1, visible=stage.visible()))
         submission = await stage.umpire.next(BaseModel)
         assert isinstance(submission, Submission)
         assert stage.umpire.topic == stage.topics.submit("beta")
@@ -122,14 +120,39 @@ async def test_on_a_round_marker_the_party_folds_submits_what_is_due_and_reports
         assert submission.message["type"] == "acknowledgement"
         assert submission.message["in_reply_to"] == request.data["message"]["message_id"]
         report = await stage.umpire.next(BaseModel)
-        assert report == RoundDone(party="beta", round=1, seqs=(1,), next_due=None)
+        assert report == RoundDone(party="beta", round=0, next_due=None, ahead=((1, due),))
 
-        # Committed: the outbox settles, and the acknowledgement's follow-up is planned.
+        # A later round finds it still outstanding, and says so again.
+        await stage.say(Round(round=1, time=due, head=1, visible=stage.visible()))
+        report = await stage.umpire.next(BaseModel)
+        assert report == RoundDone(party="beta", round=1, next_due=None, ahead=((1, due),))
+
+        # Committed: the outbox settles, and the acknowledgement's follow-up is planned
+        # and sent ahead in its turn.
         ack = stage.log.message(submission.message, due)
         await stage.publish(ack)
         await stage.say(Round(round=2, time=due, head=2, visible=stage.visible()))
+        acceptance = await stage.umpire.next(BaseModel)
+        assert isinstance(acceptance, Submission)
+        assert (acceptance.seq, acceptance.message["type"]) == (2, "acceptance")
         report = await stage.umpire.next(BaseModel)
-        assert report == RoundDone(party="beta", round=2, next_due=due + timedelta(days=1))
+        assert report == RoundDone(
+            party="beta", round=2, next_due=None, ahead=((2, due + timedelta(days=1)),)
+        )
+
+
+async def test_a_round_that_does_not_ask_the_party_passes_it_by() -> None:
+    """A round whose `ask` leaves the party out gets no report; the next that names it does."""
+    async with staged() as stage:
+        request = stage.request("case-1", stage.start)
+        await stage.publish(request)
+        visible = stage.visible()
+        await stage.say(Round(round=0, time=stage.start, head=1, visible=visible, ask=("alpha",)))
+        await stage.say(Round(round=1, time=stage.start, head=1, visible=visible, ask=("beta",)))
+        await stage.umpire.next(Submission)
+        report = await stage.umpire.next(RoundDone)
+        assert report.round == 1
+        assert report.ahead == ((1, stage.start + ACK_AFTER),)
 
 
 async def test_a_party_missing_events_asks_to_catch_up_after_the_grace() -> None:
@@ -152,8 +175,9 @@ async def test_a_party_missing_events_asks_to_catch_up_after_the_grace() -> None
             % ",".join(to_json_line(e) for e in (first, second)).encode()
         )
         await stage.umpire.bus.publish(stage.topics.inbox("beta"), catch_up)
-        report = await stage.umpire.next(BaseModel)
-        assert report == RoundDone(party="beta", round=0, next_due=stage.start + ACK_AFTER)
+        report = await stage.umpire.next(RoundDone)
+        assert report.round == 0
+        assert report.ahead == ((1, stage.start + ACK_AFTER), (2, second.time + ACK_AFTER))
 
 
 async def test_in_real_time_it_submits_on_its_own_clock_states_its_plan_and_resends() -> None:
@@ -217,7 +241,7 @@ async def test_events_late_within_the_grace_never_cause_a_catch_up() -> None:
             )
             await asyncio.sleep(0.3)  # the event's delay on the way, well within the grace
             await stage.publish(event)
-            report = await stage.umpire.next(BaseModel)
+            report = await stage.umpire.next(BaseModel, lambda m: not isinstance(m, Submission))
             assert isinstance(report, RoundDone), f"round {number}: {report}"
             assert report.round == number
 

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from simulator.transport import SessionSettings
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 EXAMPLE = SCENARIOS / "example.yaml"
+GOLDEN = Path(__file__).parents[1] / "golden"
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +62,21 @@ async def test_check_passes_on_an_unchanged_run(scenario: Scenario, tmp_path: Pa
     result = await check(str(log))
     assert result.ok, result.what
     assert result.recorded == result.rerun > 20
+
+
+async def test_check_of_a_log_from_before_rounds_were_held_only_when_due_names_that(
+    tmp_path: Path,
+) -> None:
+    """A log of the older round protocol differs in its end event's round count alone: said so."""
+    # Copied first: opening a SQLite file, even to read it, writes beside it.
+    for suffix in ("", ".checkpoints"):
+        shutil.copy(GOLDEN / f"rounds-v1-example.db{suffix}", tmp_path / f"old.db{suffix}")
+    result = await check(str(tmp_path / "old.db"))
+    assert not result.ok
+    assert result.first_difference == result.recorded == result.rerun
+    assert result.what.startswith("only the number of rounds differs (recorded 53, now ")
+    assert "issue 16" in result.what
+    assert "every event before it is the same" in result.what
 
 
 async def test_check_names_the_first_position_where_a_changed_policy_diverges(

@@ -1,6 +1,7 @@
 """The umpire's two clock drivers on the in-memory bus: rounds (simulated) and realtime."""
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from simulator.messaging.wire import (
     Submission,
     Tick,
     decode_from_party,
+    decode_from_umpire,
     encode,
 )
 from simulator.projections.summary import RunSummary, summarize
@@ -58,6 +60,36 @@ async def test_the_rounds_driver_on_the_memory_bus_writes_the_log_of_a_broker_ru
     memory = await exported(exercise.location)
     assert len(memory) > 20
     assert memory == await exported(tmp_path / "broker.db")
+
+
+async def test_a_round_asks_only_the_parties_with_news_or_a_plan_due(tmp_path: Path) -> None:
+    """Each round names who must report; only they report, and the others stay silent."""
+    scenario = load_scenario(SCENARIOS / "four-rivers-season.yaml")
+    scenario = scenario.model_copy(update={"duration": timedelta(days=4)})
+    async with wired(scenario, tmp_path) as exercise:
+        result = await exercise.run()
+    markers: dict[int, Round] = {}
+    reports: list[RoundDone] = []
+    for message in exercise.hub.published:
+        if message.topic == exercise.topics.clock:
+            marker = decode_from_umpire(message.payload)
+            if isinstance(marker, Round):
+                markers.setdefault(marker.round, marker)
+        elif exercise.topics.party_of(message.topic, "report"):
+            report = decode_from_party(message.payload)
+            if isinstance(report, RoundDone):
+                reports.append(report)
+    assert len(markers) == result.rounds > 10
+    parties = len(exercise.runtimes)
+    assert all(m.ask for m in markers.values()), "a round that asks nobody is not held"
+    assert all(r.party in (markers[r.round].ask or ()) for r in reports)
+    # A round asks the parties that saw new events or have a plan due: most rounds,
+    # one party acting and the other seeing it, ask two of the four.
+    asked = sum(len(m.ask or ()) for m in markers.values())
+    assert asked < len(markers) * parties / 1.5
+    assert {(r.party, r.round) for r in reports} == {
+        (p, m.round) for m in markers.values() for p in m.ask or ()
+    }
 
 
 async def test_a_submission_lost_on_the_bus_is_resent_and_committed_once(

@@ -39,6 +39,19 @@ def test_rounds_decide_in_the_stated_order_and_the_rest_follows() -> None:
     assert [e.subject for e in intake.sequencer.pending.events] == ["c-2", "c-1"]
 
 
+def test_a_held_submission_waits_until_it_is_decided_by_name() -> None:
+    """Sent ahead of its time and held, a submission is left out of `stage` until `decide`."""
+    intake = PartyIntake(sequencer(PARTIES), PARTIES)
+    intake.take("p000", request(1, "c-1"))
+    intake.take("p000", request(2, "c-2"))
+    intake.hold("p000", 1)
+    assert intake.has("p000", 1)
+    intake.stage(AT)
+    assert [e.subject for e in intake.sequencer.pending.events] == ["c-2"]
+    assert intake.decide("p000", 1, AT) is not None
+    assert [e.subject for e in intake.sequencer.pending.events] == ["c-2", "c-1"]
+
+
 def test_a_spoof_and_garbage_are_rejected_with_their_reason_and_strangers_have_no_say() -> None:
     intake = PartyIntake(sequencer(PARTIES), PARTIES)
     intake.take("p001", request(1))  # p001's connection submitting as p000
