@@ -6,7 +6,7 @@ from typing import Any
 import orjson
 
 from simulator.load.conversation import Conversation, load_party
-from simulator.load.umpire import batch_payload
+from simulator.load.umpire import SeqHashes, batch_payload
 from tests.load.deciding import AT, load_umpire, sequencer
 
 PARTIES = ("p000", "p001")
@@ -50,3 +50,17 @@ def test_a_batch_is_decided_item_by_item_as_single_submissions_are(tmp_path: Pat
     ]
     assert sorted(batched, key=lambda e: e.id) == sorted(single, key=lambda e: e.id)
     assert umpire.rejections == 3
+
+
+def test_seq_hashes_answer_as_a_dict_would() -> None:
+    """Dense seqs, far-off ones, negative ones and a hash of 0 all read back as written."""
+    seen = SeqHashes()
+    written = {1: 11, 2: -22, 5: 55, 10**12: 7, -3: 9, 7: 0, 8: 2**63 - 1}
+    for seq, digest in written.items():
+        seen[seq] = digest
+    for seq, digest in written.items():
+        assert seen.get(seq) == digest, seq
+        assert seq in seen
+    for absent in (0, 3, 4, 6, 9, 10**12 + 1, -1):
+        assert seen.get(absent) is None, absent
+        assert absent not in seen
