@@ -76,6 +76,8 @@ PUBLISH_GRACE_S = 2.0
 OFFER_GRACE_S = 1.0
 # Cases the schedule starts in one event loop turn at most (each drafts its request).
 CASES_PER_TURN = 500
+# Publishes still waiting in this process past which a resend scan is skipped.
+RESEND_BACKLOG = 50
 
 
 def _cpu_ms() -> int:
@@ -280,7 +282,9 @@ class Generator:
         for task in left:
             task.cancel()
         if left:
-            await asyncio.wait(left)
+            # A publish awaiting its PUBACK may take its time to unwind; the transports
+            # close next and end whatever is left.
+            await asyncio.wait(left, timeout=PUBLISH_GRACE_S)
 
     def result(self) -> GeneratorResult:
         if self.second >= 0:
@@ -398,20 +402,24 @@ class Generator:
                 delivery.recipient_floor = floor[delivery.conversation.recipient(delivery.step).id]
                 payloads.append(delivery.item.payload)
         for principal, payloads in by_principal.items():
-            if self.spec.one_per_message:
-                for payload in payloads:
-                    self._publish(principal, payload)
-                continue
-            chunk: list[bytes] = []
-            size = 0
+            self._publish_all(principal, payloads)
+
+    def _publish_all(self, principal: str, payloads: list[bytes]) -> None:
+        """Submissions of `principal`'s parties, in batches (or one a publish, if so asked)."""
+        if self.spec.one_per_message:
             for payload in payloads:
-                if chunk and size + len(payload) > MAX_BATCH_BYTES:
-                    self._publish(principal, batch_payload(principal, chunk))
-                    chunk, size = [], 0
-                chunk.append(payload)
-                size += len(payload) + 1
-            if chunk:
+                self._publish(principal, payload)
+            return
+        chunk: list[bytes] = []
+        size = 0
+        for payload in payloads:
+            if chunk and size + len(payload) > MAX_BATCH_BYTES:
                 self._publish(principal, batch_payload(principal, chunk))
+                chunk, size = [], 0
+            chunk.append(payload)
+            size += len(payload) + 1
+        if chunk:
+            self._publish(principal, batch_payload(principal, chunk))
 
     def _publish(self, principal: str, payload: bytes) -> None:
         self.counters["mqtt_out"] += 1
@@ -574,18 +582,28 @@ class Generator:
         while True:
             # A scan walks the whole outbox, which is large under load: twice a second.
             await asyncio.sleep(min(spec.resend_after_s / 4, 0.5))
+            if len(self.publishing) > RESEND_BACKLOG:
+                # What this process sent has not all left it yet: no evidence of loss,
+                # and resending would queue more behind it (past capacity, a storm
+                # of publishes that grew each generator past a gigabyte).
+                self.counters["resend_scans_skipped"] += 1
+                continue
             now = monotonic()
             behind: dict[str, int] = {}
+            resent: dict[str, list[bytes]] = defaultdict(list)
             for sender, outbox in self.outboxes.items():
                 if not outbox.items:
                     continue
                 for item in outbox.due(now):
                     self.counters["resends"] += 1
                     outbox.sent(item, now)
-                    self._publish(self._via(sender), item.payload)
+                    resent[self._via(sender)].append(item.payload)
                     if item.attempts >= 3:
                         floor = self.deliveries[item.message_id].sender_floor
                         behind[sender] = min(behind.get(sender, floor), floor)
+            # Batched as first sends are: one publish per item was one task per item.
+            for principal, payloads in resent.items():
+                self._publish_all(principal, payloads)
             for delivery in self.deliveries.values():
                 if (
                     delivery.sender_seen
