@@ -61,6 +61,10 @@ class SubmissionBatch(BaseModel):
     items: Annotated[tuple[Submission, ...], Field(min_length=1, max_length=10_000)]
 
 
+# Submissions decided in one turn of the driver at most (`BatchIntake.stage`).
+STAGE_MAX = 2000
+
+
 class SeqHashes:
     """One party's seq -> hash of the submission decided under it, in 8 bytes a seq.
 
@@ -209,18 +213,31 @@ class BatchIntake:
 
     def stage(self, at: datetime) -> list[Decision]:
         # In arrival order per party and sequence number; then what did not decode.
+        # At most STAGE_MAX a call: past capacity tens of thousands wait, and deciding
+        # them in one go held the event loop (reading, acknowledging, publishing) for
+        # seconds. The rest waits, in order, for the driver's next turn.
         decisions: list[Decision] = []
         if self.decoded:
             waiting, self.decoded = self.decoded, defaultdict(dict)
             sequencer = self.sequencer
+            budget = STAGE_MAX
             for party, items in waiting.items():
+                if budget <= 0:
+                    self.decoded[party] = items
+                    continue
                 seen = self.seen_seqs[party]
-                for seq, (submission, raw) in items.items():
+                for seq, (submission, raw) in list(items.items()):
+                    if budget <= 0:
+                        break
+                    del items[seq]
                     if seq in seen:
                         continue
                     seen[seq] = hash(raw)
                     self.counters.submissions += 1
+                    budget -= 1
                     decisions.append(sequencer.submission(submission, party, at, raw))
+                if items:
+                    self.decoded[party] = items
         malformed, self.malformed = self.malformed, []
         decisions += [self.sequencer.submit(payload, party, at) for party, payload in malformed]
         refused, self.refused = self.refused, []
