@@ -15,10 +15,11 @@ Measures, on one private Mosquitto started the way `simulator load` starts it
 (c) `simulator load`, default mode (batched via gateways: one connection per
     generator process speaking for its parties, submissions of all of them in
     one MQTT message, several committed events per MQTT message back): a ramp
-    of short runs finds the highest
-    rate it keeps up with (rates x1.3 from max(--start-rate, (b)/2)), then one
-    run at that rate for --duration seconds gives its sustained events/s (once
-    more a step lower if that run falls behind);
+    of short runs finds the highest rate it keeps up with (`simulator load
+    --find-max`: rates x1.3 from max(--start-rate, (b)/2), each held when every
+    case is done, nothing lost and p99 under --p99-bound), then one run at that
+    rate for --duration seconds gives its sustained events/s (once more a step
+    lower if that run falls behind);
 (d) the same at half that rate, for --short seconds: message latency there;
 (e) `--one-per-message`: every submission its own MQTT publish, as real
     agencies send them (the umpire still groups committed events per topic),
@@ -64,7 +65,8 @@ from bench_broker import private_mosquitto
 from pyinstrument import Profiler
 
 from simulator.brokers import MosquittoBroker
-from simulator.load import LoadOptions, Mix, run_load
+from simulator.load import LoadOptions, Mix, find_max, run_load
+from simulator.load.command import ramp_row
 from simulator.messaging.topics import Topics
 
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
@@ -212,12 +214,9 @@ async def load_run(label: str, options: LoadOptions, profile: Path | None = None
     return data
 
 
-def _kept_up(data: dict[str, Any]) -> bool:
-    """Every case done and p99 under a second: the run carried what was offered."""
-    return bool(
-        data["cases"]["completed"] == data["cases"]["scheduled"]
-        and data["latency_ms"]["p99"] < 1000
-    )
+def _kept_up(data: dict[str, Any], p99_bound_ms: float) -> bool:
+    """Carried whole, nothing lost, p99 under the bound: as a step of `find_max` holds."""
+    return bool(data["verdict"] == "ok" and data["latency_ms"]["p99"] <= p99_bound_ms)
 
 
 def _verdict(value: float, target: float, higher: bool = True) -> str:
@@ -238,6 +237,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--start-rate", type=float, default=1000, help="ramp start, events/s")
     parser.add_argument("--step", type=float, default=6, help="seconds of each ramp step")
     parser.add_argument("--steps", type=int, default=11, help="ramp steps at most")
+    parser.add_argument("--p99-bound", type=float, default=1000, help="ms a ramp step must hold")
     return parser.parse_args()
 
 
@@ -268,17 +268,22 @@ async def main() -> None:
 
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
-    # The ceiling by a ramp: open loop far past capacity only measures a backlog, so
-    # rates go up by 30% while the run keeps up (every case done, p99 under 1 s).
-    rate = max(args.start_rate, echo_rate / 2)
-    best = 0.0
-    for step in range(args.steps):
-        data = await load_run(f"ramp {step + 1}", options(rate, args.step))
-        if not _kept_up(data):
-            break
-        best = max(best, data["committed_events_per_s_sustained"], data["committed_events_per_s"])
-        rate *= 1.3
-    best = best or rate / 1.3
+    # The ceiling by a ramp (the product's own, `simulator load --find-max`): open loop
+    # far past capacity only measures a backlog, so rates go up by 30% while the run
+    # keeps up (every case done, nothing lost, p99 under the bound).
+    start = max(args.start_rate, echo_rate / 2)
+    ramp = await find_max(
+        options(start, args.step),
+        p99_bound_ms=args.p99_bound,
+        steps=args.steps,
+        on_step=lambda step: print(f"ramp: {ramp_row(step)}", flush=True),
+    )
+    held = ramp.best
+    best = (
+        max(held.committed_events_per_s_sustained, held.committed_events_per_s)
+        if held is not None
+        else start / 1.3
+    )
     # A short step can keep up where a minute does not (the heap and the log grow):
     # if the long run falls behind, it is run once more a step lower.
     for attempt in range(2):
@@ -286,10 +291,10 @@ async def main() -> None:
             f"(c) simulator load, batched via gateways, at {best:,.0f} events/s",
             options(best, args.duration),
         )
-        if _kept_up(ceiling) or attempt:
+        if _kept_up(ceiling, args.p99_bound) or attempt:
             break
         best /= 1.3
-    if not _kept_up(ceiling):
+    if not _kept_up(ceiling, args.p99_bound):
         print("(c) fell behind at both rates: its figure is what it carried, not a sustained rate")
     top = ceiling["committed_events_per_s_sustained"]
     half = await load_run("(d) simulator load at half (c)", options(top / 2, args.short))

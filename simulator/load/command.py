@@ -11,19 +11,31 @@ from rich.markup import escape
 
 from simulator.errors import SimulatorError
 from simulator.eventlog import LogError
+from simulator.load.ceiling import (
+    DEFAULT_P99_BOUND_MS,
+    DEFAULT_STEPS,
+    Ceiling,
+    RampStep,
+    find_max,
+)
 from simulator.load.conversation import PATHS, Mix, load_mix
+from simulator.load.report import VERDICTS
 from simulator.load.runner import LoadOptions, run_load
 from simulator.logging import configure as configure_logging
 from simulator.options import BROKER_HELP, SECURE_OPTION
 from simulator.transport import BrokerAddress
 
-# Exit codes: 0 all well, 1 something lost or duplicated, 2 could not run.
-EXIT_LOSS = 1
+# Exit codes (`VERDICTS`): 0 all carried and nothing lost, 1 something lost, duplicated
+# or undelivered, 2 could not run (or be carried to its end), 3 saturated: nothing lost,
+# but offered more than it carried (cases never started or still open after the drain).
+EXIT_LOSS = VERDICTS["lost"]
+EXIT_FAILED = VERDICTS["failed"]
+EXIT_SATURATED = VERDICTS["saturated"]
 
 
 def _fail(message: str) -> typer.Exit:
     Console(stderr=True).print(f"[red]error:[/] {escape(message)}")
-    return typer.Exit(2)
+    return typer.Exit(EXIT_FAILED)
 
 
 def load(
@@ -62,8 +74,26 @@ def load(
         int | None, typer.Option(help="serve Prometheus metrics on this loopback port")
     ] = None,
     drain: Annotated[
-        float, typer.Option(help="seconds to let open cases finish after the schedule")
-    ] = 30,
+        float,
+        typer.Option(
+            help="seconds to let open cases finish after the schedule; those still open then "
+            "are unfinished (exit 3), not lost"
+        ),
+    ] = 10,
+    find_max_: Annotated[
+        bool,
+        typer.Option(
+            "--find-max",
+            help="ramp the rate from --rate up by 1.3x, a --duration run a step, and report "
+            "the highest held (every case done, nothing lost, p99 under --p99-bound)",
+        ),
+    ] = False,
+    p99_bound: Annotated[
+        float, typer.Option(help="--find-max: the message p99 a rate must hold, in ms")
+    ] = DEFAULT_P99_BOUND_MS,
+    steps: Annotated[int, typer.Option(help="--find-max: runs of the ramp at most")] = (
+        DEFAULT_STEPS
+    ),
     case_deadline: Annotated[
         float, typer.Option(help="a case slower than this many seconds is a deadline miss")
     ] = 1.0,
@@ -73,8 +103,13 @@ def load(
 ) -> None:
     """Load-test message flows: whole conversations at a target rate, reconciled against the log.
 
-    Exit 0 when nothing was lost or duplicated, 1 when something was, 2 when
-    the run could not be made.
+    Exit 0 when every case was carried and nothing lost or duplicated; 1 when
+    something was lost, duplicated or never delivered; 2 when the run could
+    not be made or carried to its end; 3 when it was saturated: nothing lost,
+    but offered more than it carried (cases never started, or still open when
+    the drain ran out: counted as unfinished, not lost). The figures (--json,
+    --html) are written in every case but the first kind of 2. With
+    --find-max: 0 when some rate held, 3 when not even --rate did.
     """
     configure_logging(level="error")
     console = Console(stderr=True)
@@ -98,8 +133,15 @@ def load(
             secure=secure,
         )
         options.check()
+        if find_max_ and log is not None:
+            raise SimulatorError(
+                "--find-max makes a run per step, each with its own log: leave out --log"
+            )
     except SimulatorError as exc:
         raise _fail(str(exc)) from None
+    if find_max_:
+        _find_max(options, p99_bound, steps, json_file, html, quiet)
+        return
 
     headed = False
 
@@ -143,8 +185,66 @@ def load(
     _print_summary(data, Console())
     if report.failure is not None:
         raise _fail(report.failure)
-    if not report.ok:
-        raise typer.Exit(EXIT_LOSS)
+    if report.verdict != "ok":
+        raise typer.Exit(VERDICTS[report.verdict])
+
+
+def _find_max(
+    options: LoadOptions,
+    p99_bound: float,
+    steps: int,
+    json_file: Path | None,
+    html: Path | None,
+    quiet: bool,
+) -> None:
+    console = Console(stderr=True)
+
+    def show(step: RampStep) -> None:
+        if not quiet:
+            console.print(ramp_row(step), highlight=False)
+
+    try:
+        ceiling = asyncio.run(find_max(options, p99_bound_ms=p99_bound, steps=steps, on_step=show))
+    except (SimulatorError, LogError) as exc:
+        if json_file is not None:
+            _write_json(json_file, {**_asked(options), "failure": str(exc), "ok": False})
+        raise _fail(str(exc)) from None
+    data = {**(ceiling.figures or {}), "find_max": ceiling.as_json()}
+    if json_file is not None:
+        _write_json(json_file, data)
+    if html is not None and ceiling.figures is not None:
+        from simulator.load.page import render_page  # noqa: PLC0415 - matplotlib is slow to load
+
+        html.write_text(render_page(data), encoding="utf-8")
+    Console().print(ceiling_summary(ceiling), highlight=False)
+    if ceiling.verdict != "ok":
+        raise typer.Exit(VERDICTS[ceiling.verdict])
+
+
+def ramp_row(step: RampStep) -> str:
+    """One step of --find-max: offered and committed events/s, p99, and whether it held."""
+    held = "held" if step.held else f"not held: {step.why}"
+    return (
+        f"offered {step.offered_events_per_s:,.0f} events/s ({step.offered_cases_per_s:g} "
+        f"cases/s): committed {step.committed_events_per_s_sustained:,.0f}/s sustained, "
+        f"p99 {step.p99_ms:g} ms, {step.cases_completed} of {step.cases_scheduled} cases; {held}"
+    )
+
+
+def ceiling_summary(ceiling: Ceiling) -> str:
+    best = ceiling.best
+    if best is None:
+        first = ceiling.steps[0]
+        return (
+            f"no rate held with p99 under {ceiling.p99_bound_ms:g} ms: the first, "
+            f"{first.offered_events_per_s:,.0f} events/s, was {first.why}"
+        )
+    return (
+        f"highest rate held with p99 under {ceiling.p99_bound_ms:g} ms: "
+        f"{best.offered_events_per_s:,.0f} events/s offered ({best.offered_cases_per_s:g} "
+        f"cases/s), {best.committed_events_per_s_sustained:,.0f} committed events/s "
+        f"sustained, p99 {best.p99_ms:g} ms"
+    )
 
 
 def _asked(options: LoadOptions) -> dict[str, Any]:
@@ -199,6 +299,10 @@ def progress_row(snapshot: dict[str, Any]) -> str:
     return "".join(f"{snapshot[key]:>{width}{form}}" for _, key, width, form in _PROGRESS)
 
 
+def _second(t: float | None) -> str:
+    return "-" if t is None else f"{t:g} s"
+
+
 def _print_summary(data: dict[str, Any], console: Console) -> None:
     lat, case = data["latency_ms"], data["case_latency_ms"]
     cases = data["cases"]
@@ -221,6 +325,27 @@ def _print_summary(data: dict[str, Any], console: Console) -> None:
         f"{data['deliveries_duplicated']})",
         highlight=False,
     )
+    if data.get("saturated"):
+        unfinished, climb = data["unfinished"], data["saturation"]
+        console.print(
+            f"saturated: offered {climb['offered_events_per_s']:g} events/s; "
+            f"{cases['not_started']} cases never started, {unfinished['cases']} unfinished "
+            f"when the {data['drain_s']:g} s drain ran out ({unfinished['submissions_in_flight']}"
+            f" submissions and {unfinished['deliveries_in_flight']} deliveries in flight: late, "
+            f"not lost)",
+            highlight=False,
+        )
+    climb = data.get("saturation") or {}
+    if (
+        climb.get("backlog_climbing_from_s") is not None
+        or climb.get("latency_climbing_from_s") is not None
+    ):
+        console.print(
+            f"backlog climbing from {_second(climb['backlog_climbing_from_s'])}, latency "
+            f"from {_second(climb['latency_climbing_from_s'])}; committed "
+            f"{climb['committed_events_per_s_while_climbing']} events/s meanwhile",
+            highlight=False,
+        )
     if not data.get("log_kept", True):
         console.print(
             "log: a temporary file, deleted when the run ended (keep it with --log FILE)",

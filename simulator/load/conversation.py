@@ -148,6 +148,9 @@ class Conversation:
     requested: Party
     padding: str = ""
     step: int = 0
+    # Its number in its generator (`ledger.CaseLedger`) and when it was due to start.
+    number: int = 0
+    started: float = 0.0
 
     @property
     def steps(self) -> int:

@@ -37,6 +37,7 @@ from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
 from simulator.context import fresh_rng, monotonic, seeded
 from simulator.load.conversation import PATHS, Conversation, load_party
 from simulator.load.heap import frozen_heap
+from simulator.load.ledger import CLOSED, COMPLETED, CaseLedger, case_id, parse_message_id
 from simulator.load.umpire import batch_payload
 from simulator.messaging.topics import Topics
 from simulator.party.codec import FastCodec
@@ -69,6 +70,14 @@ MAX_INFLIGHT = 1000
 MAX_BATCH_BYTES = 128 * 1024
 # The longest a submission waits for its commit before it is sent again.
 RESEND_MAX_S = 30.0
+# After the drain, how long publishes under way may still take before they are given up.
+PUBLISH_GRACE_S = 2.0
+# How late the schedule may still start a case due before its end (one event loop turn).
+OFFER_GRACE_S = 1.0
+# Cases the schedule starts in one event loop turn at most (each drafts its request).
+CASES_PER_TURN = 500
+# Publishes still waiting in this process past which a resend scan is skipped.
+RESEND_BACKLOG = 50
 
 
 def _cpu_ms() -> int:
@@ -142,18 +151,9 @@ class Delivery:
 
 
 @dataclass
-class CaseRecord:
-    case_id: str
-    path: str
-    submitted: int = 0
-    recipient_seen: int = 0  # bit k: the recipient of step k saw it committed
-    completed: bool = False
-
-
-@dataclass
 class GeneratorResult:
     index: int
-    cases: list[tuple[str, str, int, int, bool]]
+    cases: CaseLedger
     message_hist: bytes
     case_hist: bytes
     per_second: list[tuple[int, bytes]]
@@ -182,14 +182,18 @@ class Generator:
         self.outboxes = {party: Outbox(policy) for party in self.parties}
         self.deliveries: dict[str, Delivery] = {}  # message id -> its way to both parties
         self.pending: dict[str, list[Delivery]] = defaultdict(list)
-        self.seen: dict[str, set[str]] = defaultdict(set)
         self.max_pos: dict[str, int] = defaultdict(int)
-        self.cases: dict[str, CaseRecord] = {}
+        # Every case's fate in a few bytes (reconciled by the parent); objects only
+        # for the cases still open, so memory follows what is in flight, not the run.
+        self.cases = CaseLedger(round(spec.rate * spec.duration_s))
         self.open: dict[str, Conversation] = {}
-        self.case_started: dict[str, float] = {}
         self.message_hist = new_histogram()
         self.case_hist = new_histogram()
-        self.second_hist: dict[int, HdrHistogram] = {}
+        # Latency of the current second; the seconds before it, encoded (a few hundred
+        # bytes each rather than a live histogram's tens of kilobytes).
+        self.second = -1
+        self.second_hist = new_histogram()
+        self.per_second: list[tuple[int, bytes]] = []
         self.counters: dict[str, int] = defaultdict(int)
         self.catch_up_asked: dict[str, float] = {}
         self.publishing: set[asyncio.Task[None]] = set()
@@ -262,20 +266,36 @@ class Generator:
                 self.counters["cpu_ms"] = _cpu_ms() - cpu_at_start
                 for task in (*readers, flusher, resender, reporter):
                     task.cancel()
-                if self.publishing:
-                    await asyncio.wait(self.publishing, timeout=10)
+                await self._abandon_publishing()
         return self.result()
 
+    async def _abandon_publishing(self) -> None:
+        """Let publishes under way finish briefly, then give up the rest.
+
+        Past capacity thousands wait for the broker or for the in-flight window;
+        what they carry belongs to cases left open, counted as unfinished.
+        """
+        if self.publishing:
+            await asyncio.wait(self.publishing, timeout=PUBLISH_GRACE_S)
+        left = list(self.publishing)
+        self.counters["publishes_abandoned"] = len(left)
+        for task in left:
+            task.cancel()
+        if left:
+            # A publish awaiting its PUBACK may take its time to unwind; the transports
+            # close next and end whatever is left.
+            await asyncio.wait(left, timeout=PUBLISH_GRACE_S)
+
     def result(self) -> GeneratorResult:
+        if self.second >= 0:
+            self.per_second.append((self.second, self.second_hist.encode()))
+            self.second = -1
         return GeneratorResult(
             index=self.spec.index,
-            cases=[
-                (c.case_id, c.path, c.submitted, c.recipient_seen, c.completed)
-                for c in self.cases.values()
-            ],
+            cases=self.cases,
             message_hist=self.message_hist.encode(),
             case_hist=self.case_hist.encode(),
-            per_second=[(s, h.encode()) for s, h in sorted(self.second_hist.items())],
+            per_second=self.per_second,
             counters=dict(self.counters),
             errors=self.errors,
             rejected=self.rejected,
@@ -285,39 +305,51 @@ class Generator:
 
     async def _schedule(self) -> None:
         spec = self.spec
-        total = round(spec.rate * spec.duration_s)
+        total = self.cases.scheduled
         self.counters["cases_scheduled"] = total
         interval = 1.0 / spec.rate if spec.rate > 0 else 0.0
         pairs = spec.pairs
+        # Offering stops at the schedule's end (and a moment's grace, for a busy event
+        # loop's last turn), started or not: a process too busy to start its cases on
+        # time is saturated, and what it never offered is counted.
+        # From when this process was ready, if that was after the agreed start (slow to
+        # connect on a busy machine): its cases due meanwhile start at once, as before.
+        offer_until = max(spec.start_at, monotonic()) + spec.duration_s + OFFER_GRACE_S
         k = 0
         while k < total:
             now = monotonic()
+            if now >= offer_until:
+                break
             due = spec.start_at + k * interval
             if due > now:
                 await asyncio.sleep(min(due - now, 0.01))
                 continue
-            # Every case that is due now starts now, however late we are (open loop).
-            while k < total and spec.start_at + k * interval <= now:
+            # Every case that is due now starts now, however late we are (open loop), a
+            # turn at a time: a late loop with thousands due still hears the clock.
+            turn_ends = k + CASES_PER_TURN
+            while k < min(total, turn_ends) and spec.start_at + k * interval <= now:
                 a, b = pairs[k % len(pairs)]
                 # Alternate roles within a pair, so every party both asks and answers.
                 if (k // len(pairs)) % 2:
                     a, b = b, a
-                case_id = f"g{spec.index}-{k}"
+                scheduled = spec.start_at + k * interval
                 conversation = Conversation(
-                    case_id,
+                    case_id(spec.index, k),
                     self._choose(),
                     self.parties[a],
                     self.parties[b],
                     padding=self.padding,
+                    number=k,
+                    started=scheduled,
                 )
-                self.cases[case_id] = CaseRecord(case_id, conversation.path)
-                self.open[case_id] = conversation
-                scheduled = spec.start_at + k * interval
-                self.case_started[case_id] = scheduled
+                self.cases.start(k, conversation.path)
+                self.open[conversation.case_id] = conversation
                 self.counters["cases_started"] += 1
                 self._queue(conversation, 0, scheduled)
                 k += 1
             self._wake.set()
+            if k == turn_ends:
+                await asyncio.sleep(0)
 
     async def _drain(self) -> None:
         if self.open:
@@ -325,6 +357,7 @@ class Generator:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.spec.drain_s):
                     await self._all_done.wait()
+        self.counters["cases_not_started"] = self.cases.scheduled - self.cases.started
         self.counters["cases_incomplete"] = len(self.open)
 
     def _close_case(self, case_id: str) -> None:
@@ -345,7 +378,7 @@ class Generator:
         self.outboxes[sender].add(item)
         delivery = Delivery(conversation, step, item, due)
         self.deliveries[mid] = delivery
-        self.cases[conversation.case_id].submitted = step + 1
+        self.cases.submitted[conversation.number] = step + 1
         self.pending[sender].append(delivery)
 
     async def _flush_loop(self) -> None:
@@ -369,20 +402,24 @@ class Generator:
                 delivery.recipient_floor = floor[delivery.conversation.recipient(delivery.step).id]
                 payloads.append(delivery.item.payload)
         for principal, payloads in by_principal.items():
-            if self.spec.one_per_message:
-                for payload in payloads:
-                    self._publish(principal, payload)
-                continue
-            chunk: list[bytes] = []
-            size = 0
+            self._publish_all(principal, payloads)
+
+    def _publish_all(self, principal: str, payloads: list[bytes]) -> None:
+        """Submissions of `principal`'s parties, in batches (or one a publish, if so asked)."""
+        if self.spec.one_per_message:
             for payload in payloads:
-                if chunk and size + len(payload) > MAX_BATCH_BYTES:
-                    self._publish(principal, batch_payload(principal, chunk))
-                    chunk, size = [], 0
-                chunk.append(payload)
-                size += len(payload) + 1
-            if chunk:
+                self._publish(principal, payload)
+            return
+        chunk: list[bytes] = []
+        size = 0
+        for payload in payloads:
+            if chunk and size + len(payload) > MAX_BATCH_BYTES:
                 self._publish(principal, batch_payload(principal, chunk))
+                chunk, size = [], 0
+            chunk.append(payload)
+            size += len(payload) + 1
+        if chunk:
+            self._publish(principal, batch_payload(principal, chunk))
 
     def _publish(self, principal: str, payload: bytes) -> None:
         self.counters["mqtt_out"] += 1
@@ -447,21 +484,41 @@ class Generator:
                 self.rejected.append(item.message_id)
                 delivery = self.deliveries.pop(item.message_id, None)
                 if delivery is not None:
-                    self._close_case(delivery.conversation.case_id)
+                    conversation = delivery.conversation
+                    if conversation.case_id in self.open:
+                        self.cases.state[conversation.number] = CLOSED
+                    self._close_case(conversation.case_id)
             return
         if not kind.startswith(MESSAGE_PREFIX):
             return
         mid = event["id"]
-        seen = self.seen[party]
-        if mid in seen:
+        delivery = self.deliveries.get(mid)
+        if delivery is None:
+            # Seen by both its parties already (or settled by a rejection): a repeat.
+            if not caught_up and self._ours(mid):
+                self.counters["deliveries_duplicated"] += 1
+            return
+        step = delivery.step
+        conversation = delivery.conversation
+        if party == conversation.sender(step).id:
+            repeat = delivery.sender_seen
+        elif party == conversation.recipient(step).id:
+            repeat = delivery.recipient_seen
+        else:
+            return
+        if repeat:
             if not caught_up:
                 self.counters["deliveries_duplicated"] += 1
             return
-        seen.add(mid)
-        delivery = self.deliveries.get(mid)
-        if delivery is None:
-            return
         self._advance(party, mid, delivery, now, caught_up)
+
+    def _ours(self, mid: str) -> bool:
+        """Whether `mid` is a message this generator submitted."""
+        found = parse_message_id(mid)
+        if found is None or found[0] != self.spec.index:
+            return False
+        number, step = found[1], found[2]
+        return 0 <= number < self.cases.started and step < self.cases.submitted[number]
 
     def _advance(
         self, party: str, mid: str, delivery: Delivery, now: float, caught_up: bool
@@ -473,7 +530,7 @@ class Generator:
             self.counters["deliveries_recovered"] += 1
         if party == conversation.recipient(step).id and not delivery.recipient_seen:
             delivery.recipient_seen = True
-            self.cases[conversation.case_id].recipient_seen |= 1 << step
+            self.cases.recipient_seen[conversation.number] |= 1 << step
             self._record(now - delivery.due, now)
         if party == conversation.sender(step).id:
             delivery.sender_seen = True
@@ -487,9 +544,9 @@ class Generator:
                 self._wake.set()
         elif party == conversation.requesting.id and conversation.case_id in self.open:
             self._close_case(conversation.case_id)
-            self.cases[conversation.case_id].completed = True
+            self.cases.state[conversation.number] = COMPLETED
             self.counters["cases_completed"] += 1
-            took = now - self.case_started[conversation.case_id]
+            took = now - conversation.started
             self.case_hist.record_value(max(int(took * 1e6), 1))
             if took > self.spec.case_deadline_s:
                 self.counters["deadline_misses"] += 1
@@ -500,11 +557,13 @@ class Generator:
         us = max(int(seconds * 1e6), 1)
         self.message_hist.record_value(us)
         self.counters["messages_delivered"] += 1
-        second = int(now - self.spec.start_at)
-        hist = self.second_hist.get(second)
-        if hist is None:
-            hist = self.second_hist[second] = new_histogram()
-        hist.record_value(us)
+        second = max(int(now - self.spec.start_at), 0)
+        if second != self.second:
+            if self.second >= 0:
+                self.per_second.append((self.second, self.second_hist.encode()))
+                self.second_hist.reset()
+            self.second = second
+        self.second_hist.record_value(us)
 
     # -- recovery --------------------------------------------------------------------
 
@@ -523,18 +582,28 @@ class Generator:
         while True:
             # A scan walks the whole outbox, which is large under load: twice a second.
             await asyncio.sleep(min(spec.resend_after_s / 4, 0.5))
+            if len(self.publishing) > RESEND_BACKLOG:
+                # What this process sent has not all left it yet: no evidence of loss,
+                # and resending would queue more behind it (past capacity, a storm
+                # of publishes that grew each generator past a gigabyte).
+                self.counters["resend_scans_skipped"] += 1
+                continue
             now = monotonic()
             behind: dict[str, int] = {}
+            resent: dict[str, list[bytes]] = defaultdict(list)
             for sender, outbox in self.outboxes.items():
                 if not outbox.items:
                     continue
                 for item in outbox.due(now):
                     self.counters["resends"] += 1
                     outbox.sent(item, now)
-                    self._publish(self._via(sender), item.payload)
+                    resent[self._via(sender)].append(item.payload)
                     if item.attempts >= 3:
                         floor = self.deliveries[item.message_id].sender_floor
                         behind[sender] = min(behind.get(sender, floor), floor)
+            # Batched as first sends are: one publish per item was one task per item.
+            for principal, payloads in resent.items():
+                self._publish_all(principal, payloads)
             for delivery in self.deliveries.values():
                 if (
                     delivery.sender_seen
@@ -600,7 +669,7 @@ def spec_from_json(data: dict[str, Any]) -> GeneratorSpec:
 def result_to_json(result: GeneratorResult) -> dict[str, Any]:
     return {
         "index": result.index,
-        "cases": result.cases,
+        "cases": result.cases.to_json(),
         "message_hist": result.message_hist.decode(),
         "case_hist": result.case_hist.decode(),
         "per_second": [(s, h.decode()) for s, h in result.per_second],
@@ -613,7 +682,7 @@ def result_to_json(result: GeneratorResult) -> dict[str, Any]:
 def result_from_json(data: dict[str, Any]) -> GeneratorResult:
     return GeneratorResult(
         index=data["index"],
-        cases=[tuple(c) for c in data["cases"]],
+        cases=CaseLedger.from_json(data["cases"]),
         message_hist=data["message_hist"].encode(),
         case_hist=data["case_hist"].encode(),
         per_second=[(s, h.encode()) for s, h in data["per_second"]],

@@ -37,6 +37,14 @@ class LoadMetrics:
         self.duplicated = Gauge(
             "simulator_load_duplicated", "Submissions in the log more than once", registry=r
         )
+        self.unfinished = Gauge(
+            "simulator_load_unfinished_cases",
+            "Cases still open when the drain ran out (late, not lost)",
+            registry=r,
+        )
+        self.saturated = Gauge(
+            "simulator_load_saturated", "1 when offered more than it carried", registry=r
+        )
         self._head = 0
         self.server, self.thread = start_http_server(port, addr="127.0.0.1", registry=r)
 
@@ -56,6 +64,8 @@ class LoadMetrics:
     def final(self, data: dict[str, Any]) -> None:
         self.lost.set(data["lost"])
         self.duplicated.set(data["duplicated"])
+        self.unfinished.set(data["unfinished"]["cases"])
+        self.saturated.set(1 if data["saturated"] else 0)
 
     def close(self) -> None:
         self.server.shutdown()

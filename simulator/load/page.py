@@ -89,9 +89,88 @@ def _row(name: str, value: object) -> str:
     return f"<tr><th>{html.escape(name)}</th><td>{html.escape(str(value))}</td></tr>"
 
 
+# The page's headline for each verdict (`report.VERDICTS`), and whether it is good news.
+HEADLINES = {
+    "ok": ("nothing lost or duplicated", "ok"),
+    "saturated": ("saturated, nothing lost", "warn"),
+    "lost": ("LOSS OR DUPLICATION", "bad"),
+    "failed": ("NOT CARRIED TO ITS END", "bad"),
+}
+
+
+def _saturation_rows(data: dict[str, Any]) -> list[str]:
+    climb = data.get("saturation") or {}
+    unfinished = data.get("unfinished")
+    rows = []
+    if unfinished is not None:
+        rows.append(
+            _row(
+                "unfinished cases (late, not lost) / never started",
+                f"{unfinished['cases']} ({unfinished['submissions_in_flight']} submissions, "
+                f"{unfinished['deliveries_in_flight']} deliveries in flight) / "
+                f"{data['cases'].get('not_started', 0)}",
+            )
+        )
+    if climb:
+
+        def second(t: float | None) -> str:
+            return "held" if t is None else f"from {t:g} s"
+
+        rows.append(
+            _row(
+                "offered events/s; backlog, latency climbing",
+                f"{climb['offered_events_per_s']}; {second(climb['backlog_climbing_from_s'])}, "
+                f"{second(climb['latency_climbing_from_s'])}",
+            )
+        )
+        if climb.get("committed_events_per_s_while_climbing") is not None:
+            rows.append(
+                _row(
+                    "committed events/s while climbing",
+                    climb["committed_events_per_s_while_climbing"],
+                )
+            )
+    return rows
+
+
+def _ramp(data: dict[str, Any]) -> str:
+    """--find-max: a row per step of the ramp, the highest held named first."""
+    ramp = data.get("find_max")
+    if not ramp:
+        return ""
+    best = (
+        f"Highest rate held with p99 under {ramp['p99_bound_ms']:g} ms: "
+        f"{ramp['max_offered_events_per_s']} events/s offered "
+        f"({ramp['max_offered_cases_per_s']} cases/s); the figures above are that run's."
+        if ramp["held"]
+        else f"No rate held with p99 under {ramp['p99_bound_ms']:g} ms; the figures above "
+        "are the first step's."
+    )
+    head = (
+        "<tr><th>offered events/s</th><th>committed events/s sustained</th><th>p99 ms</th>"
+        "<th>cases done</th><th>held</th></tr>"
+    )
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(v))}</td>"
+            for v in (
+                step["offered_events_per_s"],
+                step["committed_events_per_s_sustained"],
+                step["p99_ms"],
+                f"{step['cases_completed']} of {step['cases_scheduled']}",
+                "yes" if step["held"] else f"no: {step['why']}",
+            )
+        )
+        + "</tr>"
+        for step in ramp["steps"]
+    )
+    return f"<h2>Ramp (--find-max)</h2><p>{html.escape(best)}</p><table>{head}{rows}</table>"
+
+
 def render_page(data: dict[str, Any]) -> str:
     lat, case = data["latency_ms"], data["case_latency_ms"]
-    verdict = "nothing lost or duplicated" if data["ok"] else "LOSS OR DUPLICATION"
+    verdict, tone = HEADLINES[data.get("verdict", "ok" if data["ok"] else "lost")]
     rows = [
         _row("mode", f"{data['mode']}, QoS {data['qos']}, broker {data['broker']}"),
         _row("parties / processes", f"{data['parties']} / {data['processes']}"),
@@ -121,6 +200,7 @@ def render_page(data: dict[str, Any]) -> str:
             "resends / catch-ups / duplicate deliveries",
             f"{data['resends']} / {data['catch_ups']} / {data['deliveries_duplicated']}",
         ),
+        *_saturation_rows(data),
         _row("cases by path", ", ".join(f"{k} {v}" for k, v in data["cases"]["by_path"].items())),
         _row(
             "log",
@@ -135,11 +215,12 @@ def render_page(data: dict[str, Any]) -> str:
 body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 60em; }}
 th {{ text-align: left; padding-right: 1em; font-weight: 600; }}
 td, th {{ padding: 2px 8px; border-bottom: 1px solid #ddd; }}
-.ok {{ color: #176117; }} .bad {{ color: #a11; }}
+.ok {{ color: #176117; }} .bad {{ color: #a11; }} .warn {{ color: #8a5a00; }}
 .note {{ color: #555; font-size: 90%; }}
 </style></head><body>
-<h1>Load run: <span class="{"ok" if data["ok"] else "bad"}">{html.escape(verdict)}</span></h1>
+<h1>Load run: <span class="{tone}">{html.escape(verdict)}</span></h1>
 <table>{"".join(rows)}</table>
+{_ramp(data)}
 <p class="note">{html.escape(SUSTAINED)}</p>
 <h2>Message latency over time</h2>
 {latency_over_time(data)}

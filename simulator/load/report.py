@@ -37,6 +37,78 @@ def percentile_curve(hist: HdrHistogram) -> list[tuple[float, float]]:
     return points
 
 
+# What a run's end says, in order of precedence, and the exit code of each.
+VERDICTS = {
+    "failed": 2,  # could not be run or carried to its end
+    "lost": 1,  # something lost, duplicated or never delivered
+    "saturated": 3,  # nothing lost, but offered more than it carried
+    "ok": 0,
+}
+
+
+def climbing_from(series: list[tuple[float, float]], grew_by: float) -> float | None:
+    """The first time from which `series` never fell below its value then, if it grew by `grew_by`.
+
+    The start of a climb that did not come back down: a backlog or a latency
+    that a system past its capacity piles up. None when the series ends less
+    than `grew_by` above every such point (it held).
+    """
+    if not series:
+        return None
+    last = series[-1][1]
+    lowest_after = float("inf")
+    floors: list[bool] = []
+    for _, value in reversed(series):
+        lowest_after = min(lowest_after, value)
+        floors.append(value <= lowest_after)
+    floors.reverse()
+    for (t, value), floor in zip(series, floors, strict=True):
+        if floor and last - value >= grew_by:
+            return t
+    return None
+
+
+def saturation_summary(
+    progress: list[dict[str, Any]],
+    over_time: list[dict[str, Any]],
+    *,
+    duration_s: float,
+    offered_cases_per_s: float,
+    messages_per_case: float,
+) -> dict[str, Any]:
+    """When backlog and latency started to climb during the schedule, and what was carried then.
+
+    Backlog is the cases open each second (the live progress); it climbs once
+    it has grown by more than a second of offered cases and never came back.
+    Latency is each second's p99; it climbs once it has doubled (and grown by
+    50 ms at least) and never came back. The committed rate from the first
+    climb to the schedule's end is what the system sustained while past its
+    capacity.
+    """
+    window = [p for p in progress if p["t"] <= duration_s + 0.5]
+    backlog = climbing_from(
+        [(p["t"], float(p["open"])) for p in window], max(offered_cases_per_s, 10.0)
+    )
+    p99 = [(float(p["t"]), p["p99"]) for p in over_time if p["t"] <= duration_s]
+    latency = None
+    if p99:
+        latency = climbing_from(p99, 50.0)
+        if latency is not None:
+            start = next(v for t, v in p99 if t == latency)
+            latency = latency if p99[-1][1] >= 2 * start else None
+    climbs = [t for t in (backlog, latency) if t is not None]
+    at = min(climbs) if climbs else None
+    carried = [p["events_per_s"] for p in window if at is not None and p["t"] >= max(at, 1.0)]
+    return {
+        "offered_events_per_s": round(offered_cases_per_s * messages_per_case, 1),
+        "backlog_climbing_from_s": backlog,
+        "latency_climbing_from_s": latency,
+        "committed_events_per_s_while_climbing": round(statistics.median(carried), 1)
+        if carried
+        else None,
+    }
+
+
 @dataclass
 class LoadReport:
     broker: str
@@ -76,6 +148,14 @@ class LoadReport:
     case_deadline_s: float
     paths_known: tuple[str, ...] = ()
     umpire_rejections: int = 0
+    # Scheduled but never offered: the generator could not start them before the
+    # schedule's end (it was itself past capacity).
+    cases_not_started: int = 0
+    # Still open when the drain ran out: their last submission not yet in the log, or
+    # their last commits not yet seen by their recipients. Late, not lost.
+    submissions_in_flight: int = 0
+    deliveries_in_flight: int = 0
+    saturation: dict[str, Any] = field(default_factory=dict)
     # Why the run could not be carried to its end (its broker gone, say), if it could not:
     # the figures then cover what was done before.
     failure: str | None = None
@@ -90,6 +170,20 @@ class LoadReport:
             and self.duplicated == 0
             and self.undelivered == 0
         )
+
+    @property
+    def saturated(self) -> bool:
+        """Offered more than it carried: cases never started, or still open after the drain."""
+        return self.cases_incomplete > 0 or self.cases_not_started > 0
+
+    @property
+    def verdict(self) -> str:
+        """failed, lost, saturated or ok (`VERDICTS`, with their exit codes)."""
+        if self.failure is not None:
+            return "failed"
+        if not self.ok:
+            return "lost"
+        return "saturated" if self.saturated else "ok"
 
     def sustained_events_per_s(self) -> float:
         """Median committed events per second over the seconds of the schedule (after the first)."""
@@ -120,8 +214,17 @@ class LoadReport:
                 "started": self.cases_started,
                 "completed": self.cases_completed,
                 "incomplete": self.cases_incomplete,
+                "not_started": self.cases_not_started,
                 "by_path": self.paths,
             },
+            # Cases the run left open, counted apart from loss: what was in flight.
+            "unfinished": {
+                "cases": self.cases_incomplete,
+                "submissions_in_flight": self.submissions_in_flight,
+                "deliveries_in_flight": self.deliveries_in_flight,
+            },
+            "saturated": self.saturated,
+            "saturation": self.saturation,
             "submitted": self.submitted,
             "committed_messages": self.committed_messages,
             "events": self.events,
@@ -149,8 +252,16 @@ class LoadReport:
             "errors": self.errors,
             "failure": self.failure,
             "ok": self.ok,
+            "verdict": self.verdict,
             **self.extra,
         }
 
 
-__all__ = ["LoadReport", "latency_summary", "percentile_curve"]
+__all__ = [
+    "VERDICTS",
+    "LoadReport",
+    "climbing_from",
+    "latency_summary",
+    "percentile_curve",
+    "saturation_summary",
+]

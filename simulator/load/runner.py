@@ -7,6 +7,13 @@ the drain time up) the umpire stops and the log is reconciled: every
 message a generator submitted must be in the log exactly once; whatever
 is missing is lost, whatever is there twice is duplicated, and rejections
 of our own submissions are counted. The log decides, never a broker.
+
+A run offered more than it carries ends all the same: offering stops at the
+schedule's end, the drain is bounded, and the cases still open then are
+unfinished, not lost. Of an open case only its last submission can be
+missing from the log without a loss (each step is sent once the previous
+one was seen committed), and its commits not yet seen by their recipient
+are in flight; anything else missing is lost.
 """
 
 import asyncio
@@ -40,13 +47,16 @@ from simulator.lifetime import dying_with_parent, private_workdir
 from simulator.load.conversation import PATHS, Mix, load_party
 from simulator.load.generator import (
     MAX_INFLIGHT,
+    OFFER_GRACE_S,
+    PUBLISH_GRACE_S,
     GeneratorResult,
     GeneratorSpec,
     new_histogram,
     result_from_json,
 )
 from simulator.load.heap import frozen_heap
-from simulator.load.report import LoadReport, latency_summary
+from simulator.load.ledger import OPEN, PATH_NAMES, LogLedger
+from simulator.load.report import LoadReport, latency_summary, saturation_summary
 from simulator.load.umpire import UmpireCounters, load_umpire
 from simulator.logfiles import open_log
 from simulator.messaging.topics import Topics
@@ -80,7 +90,7 @@ class LoadOptions:
     per_party: bool = False
     log: str | None = None
     seed: int = 1
-    drain_s: float = 30.0
+    drain_s: float = 10.0
     resend_after_s: float = 2.0
     case_deadline_s: float = 1.0
     workdir: Path | None = None
@@ -125,6 +135,9 @@ ProgressHook = Callable[[dict[str, Any]], None]
 # Puts something between the started broker and every client of the run (fault drills
 # put a fault proxy there); what it yields is the broker they connect to.
 Through = Callable[[Broker], contextlib.AbstractAsyncContextManager[Broker]]
+# Puts something between the umpire and its log (a drill's slow disk): what it returns
+# is the store the umpire appends to; the reconciliation reads the log itself.
+LogThrough = Callable[[InspectableStore], InspectableStore]
 
 
 async def run_load(
@@ -134,6 +147,7 @@ async def run_load(
     during: DuringRun | None = None,
     on_progress: ProgressHook | None = None,
     through: Through | None = None,
+    log_through: LogThrough | None = None,
 ) -> LoadReport:
     options.check()
     # aiomqtt warns about every publish beyond 10 awaiting a PUBACK; a load run has
@@ -202,7 +216,7 @@ async def run_load(
         umpire = load_umpire(
             counters=counters,
             sequencer=Sequencer(agreement, exercise, wallclock=wall_now),
-            store=store,
+            store=log_through(store) if log_through is not None else store,
             bus=umpire_bus,
             topics=topics,
             parties=parties,
@@ -233,7 +247,7 @@ async def run_load(
             failure = await _umpire_stopped(umpire_task, umpire_bus, broker.name)
         report = _reconcile(
             location,
-            await _log_facts(store),
+            await _log_facts(store, results),
             options,
             results,
             counters,
@@ -421,16 +435,20 @@ class _Fleet:
         """Live progress once a second: the umpire's head and the generators' counts."""
         umpire = self.umpire
         last_tick, last_head = monotonic(), umpire.head
+        last_started = 0
         while True:
             await asyncio.sleep(1.0)
             now = monotonic()
             head = umpire.head
             if now >= self.start_at:
+                started = self._sum("cases_started")
                 snapshot = {
                     "t": round(now - self.start_at, 1),
                     "events_per_s": round((head - last_head) / (now - last_tick), 1),
                     "head": head,
-                    "cases_started": self._sum("cases_started"),
+                    # What was offered in the second: cases the generators started.
+                    "started_per_s": round((started - last_started) / (now - last_tick), 1),
+                    "cases_started": started,
                     "cases_completed": self._sum("cases_completed"),
                     "open": self._sum("open"),
                     "p99_ms": max((p["p99_ms"] for p in self.latest.values()), default=0.0),
@@ -441,6 +459,7 @@ class _Fleet:
                 self.timeline.append(snapshot)
                 if self.on_progress is not None:
                     self.on_progress(snapshot)
+                last_started = started
             last_tick, last_head = now, head
 
 
@@ -459,7 +478,16 @@ async def _generate(
     start_at = monotonic() + 3.0 + 1.0 * options.processes
     specs = _specs(options, broker, topics, run_id, groups, len(pairs), start_at)
     fleet = _Fleet(umpire, start_at, on_progress)
-    limit = options.duration_s + options.drain_s + 120 + (start_at - monotonic())
+    # The generators bound themselves (offering stops at the schedule's end, the drain
+    # and the last publishes are bounded); past this, one of them is stuck.
+    limit = (
+        options.duration_s
+        + OFFER_GRACE_S
+        + options.drain_s
+        + PUBLISH_GRACE_S
+        + 60
+        + (start_at - monotonic())
+    )
 
     async def drill_after_start(during: DuringRun) -> None:
         await asyncio.sleep(max(start_at - monotonic(), 0) + 0.5)
@@ -487,28 +515,71 @@ def _merge(encoded: list[bytes]) -> HdrHistogram:
     return total
 
 
-async def _log_facts(store: InspectableStore) -> tuple[Counter[str], int, int, int]:
-    """(message ids of committed messages with their counts, events, rejections, elapsed).
+async def _log_facts(
+    store: InspectableStore, results: list[GeneratorResult]
+) -> tuple[LogLedger, int, int, int]:
+    """(the run's messages the log holds, events, rejections, elapsed).
 
     Read through the store (SQLite or PostgreSQL alike), as the rows are stored:
-    a full `Event` per row would cost several seconds for a long run.
+    a full `Event` per row would cost several seconds for a long run. What the
+    log holds is kept as a bitmask per case, not a set of ids: a few bytes a
+    case however long the run.
     """
-    counts: Counter[str] = Counter()
+    committed = LogLedger({r.index: r.cases.started for r in results})
     events = rejections = elapsed = 0
     async for row in store.stored_rows():
         events += 1
         if row.type.startswith(MESSAGE_PREFIX):
-            counts[orjson.loads(row.body)["data"]["message"]["message_id"]] += 1
+            committed.add(orjson.loads(row.body)["data"]["message"]["message_id"])
         elif row.type == REJECTION:
             rejections += 1
         elif row.type == CLOCK_ELAPSED:
             elapsed += 1
-    return counts, events, rejections, elapsed
+    return committed, events, rejections, elapsed
+
+
+@dataclass
+class _Accounts:
+    """The reconciliation's counts (see the module docstring)."""
+
+    submitted: int = 0
+    lost: int = 0
+    undelivered: int = 0
+    submissions_in_flight: int = 0
+    deliveries_in_flight: int = 0
+    paths: Counter[str] = field(default_factory=Counter)
+
+
+def _account(results: list[GeneratorResult], log: LogLedger) -> _Accounts:
+    accounts = _Accounts()
+    # Refused with a reason the sender saw: in the log as a rejection, not lost.
+    refused = {mid for result in results for mid in result.rejected}
+    for result in results:
+        ledger, in_log = result.cases, log.committed[result.index]
+        for number in range(ledger.started):
+            accounts.paths[PATH_NAMES[ledger.path[number]]] += 1
+            steps = ledger.submitted[number]
+            accounts.submitted += steps
+            sent = (1 << steps) - 1
+            still_open = ledger.state[number] == OPEN
+            missing = sent & ~in_log[number]
+            for step in range(steps):
+                if missing >> step & 1 and f"g{result.index}-{number}.{step}" not in refused:
+                    if still_open and step == steps - 1:
+                        accounts.submissions_in_flight += 1
+                    else:
+                        accounts.lost += 1
+            unseen = (sent & in_log[number] & ~ledger.recipient_seen[number]).bit_count()
+            if still_open:
+                accounts.deliveries_in_flight += unseen
+            else:
+                accounts.undelivered += unseen
+    return accounts
 
 
 def _reconcile(
     location: str,
-    facts: tuple[Counter[str], int, int, int],
+    facts: tuple[LogLedger, int, int, int],
     options: LoadOptions,
     results: list[GeneratorResult],
     counters_of_umpire: UmpireCounters,
@@ -518,27 +589,7 @@ def _reconcile(
     broker: str,
 ) -> LoadReport:
     committed, events, rejections, elapsed = facts
-    submitted = 0
-    lost = 0
-    undelivered = 0
-    paths: Counter[str] = Counter()
-    in_flight = 0
-    # Refused with a reason the sender saw: in the log as a rejection, not lost.
-    refused = {mid for result in results for mid in result.rejected}
-    for result in results:
-        for case_id, path, steps, seen_mask, completed in result.cases:
-            paths[path] += 1
-            for step in range(steps):
-                submitted += 1
-                mid = f"{case_id}.{step}"
-                count = committed.get(mid, 0)
-                if count == 0 and mid not in refused:
-                    lost += 1
-                    # Of a case still open when the drain time ran out: perhaps only late.
-                    in_flight += not completed
-                elif not seen_mask >> step & 1:
-                    undelivered += 1
-    duplicated = sum(n - 1 for n in committed.values() if n > 1)
+    accounts = _account(results, committed)
     counters: Counter[str] = Counter()
     for result in results:
         counters.update(result.counters)
@@ -576,14 +627,14 @@ def _reconcile(
         cases_started=counters["cases_started"],
         cases_completed=counters["cases_completed"],
         cases_incomplete=counters["cases_incomplete"],
-        paths=dict(paths),
-        submitted=submitted,
-        committed_messages=sum(committed.values()),
+        paths=dict(accounts.paths),
+        submitted=accounts.submitted,
+        committed_messages=committed.total() + committed.duplicated + committed.foreign,
         events=events,
-        lost=lost,
-        duplicated=duplicated,
+        lost=accounts.lost,
+        duplicated=committed.duplicated,
         rejected=rejections,
-        undelivered=undelivered,
+        undelivered=accounts.undelivered,
         deliveries_duplicated=counters["deliveries_duplicated"],
         deliveries_recovered=counters["deliveries_recovered"],
         resends=counters["resends"],
@@ -601,11 +652,22 @@ def _reconcile(
         errors=errors,
         case_deadline_s=options.case_deadline_s,
         paths_known=tuple(PATHS),
+        cases_not_started=counters["cases_not_started"],
+        submissions_in_flight=accounts.submissions_in_flight,
+        deliveries_in_flight=accounts.deliveries_in_flight,
     )
-    report.extra["lost_in_open_cases"] = in_flight
+    report.saturation = saturation_summary(
+        timeline,
+        over_time,
+        duration_s=options.duration_s,
+        offered_cases_per_s=options.rate,
+        messages_per_case=options.mix.messages_per_case(),
+    )
+    report.extra["publishes_abandoned"] = counters["publishes_abandoned"]
+    report.extra["drain_s"] = options.drain_s
     # Without --log the log is a temporary file, deleted when the run ends.
     report.extra["log_kept"] = options.log is not None
     return report
 
 
-__all__ = ["LoadOptions", "run_load"]
+__all__ = ["LoadOptions", "LogThrough", "run_load"]

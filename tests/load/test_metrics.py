@@ -23,7 +23,7 @@ def test_metrics_are_served_and_follow_the_progress() -> None:
         }
         metrics.update(snapshot)
         metrics.update(snapshot | {"head": 150})
-        metrics.final({"lost": 0, "duplicated": 0})
+        metrics.final({"lost": 0, "duplicated": 0, "unfinished": {"cases": 7}, "saturated": True})
         port = metrics.server.server_port
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
     finally:
@@ -33,3 +33,5 @@ def test_metrics_are_served_and_follow_the_progress() -> None:
     assert "simulator_load_cases_open 10.0" in body
     assert "simulator_load_message_latency_p99_seconds 0.0125" in body
     assert "simulator_load_lost 0.0" in body
+    assert "simulator_load_unfinished_cases 7.0" in body
+    assert "simulator_load_saturated 1.0" in body

@@ -7,7 +7,7 @@ import orjson
 from pydantic import ValidationError
 
 from simulator.load.conversation import Conversation, load_party
-from simulator.load.umpire import SubmissionBatch, _plain_batch, batch_payload
+from simulator.load.umpire import SeqHashes, SubmissionBatch, _plain_batch, batch_payload
 from tests.load.deciding import AT, load_umpire, sequencer
 
 PARTIES = ("p000", "p001")
@@ -99,3 +99,17 @@ def test_a_plain_batch_is_the_model_validation_makes_and_others_go_to_validation
             assert mine.model_fields_set == theirs.model_fields_set
         assert fast.model_dump_json() == validated.model_dump_json()
     assert taken == 2
+
+
+def test_seq_hashes_answer_as_a_dict_would() -> None:
+    """Dense seqs, far-off ones, negative ones and a hash of 0 all read back as written."""
+    seen = SeqHashes()
+    written = {1: 11, 2: -22, 5: 55, 10**12: 7, -3: 9, 7: 0, 8: 2**63 - 1}
+    for seq, digest in written.items():
+        seen[seq] = digest
+    for seq, digest in written.items():
+        assert seen.get(seq) == digest, seq
+        assert seq in seen
+    for absent in (0, 3, 4, 6, 9, 10**12 + 1, -1):
+        assert seen.get(absent) is None, absent
+        assert absent not in seen
