@@ -47,6 +47,7 @@ from simulator.records import MESSAGE_PREFIX, REJECTION, audience_json
 from simulator.transport import (
     BrokerAddress,
     Credentials,
+    Node,
     SessionSettings,
     Transport,
     client_id_for,
@@ -128,6 +129,9 @@ class GeneratorSpec:
     # --secure: the broker speaks TLS only; its CA certificate, as a path.
     tls: bool = False
     ca_file: str | None = None
+    # The other nodes of a clustered broker, (host, port) after the first: the
+    # generators fail over between them as every other client does.
+    other_nodes: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(slots=True)
@@ -225,6 +229,7 @@ class Generator:
             spec.port,
             tls=spec.tls,
             ca_file=Path(spec.ca_file) if spec.ca_file is not None else None,
+            others=tuple(Node(host, port) for host, port in spec.other_nodes),
         )
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(frozen_heap())

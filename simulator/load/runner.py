@@ -357,6 +357,7 @@ def _specs(
                 index=index,
                 host=broker.address.host,
                 port=broker.address.port,
+                other_nodes=tuple((n.host, n.port) for n in broker.address.others),
                 tls=broker.address.tls,
                 ca_file=str(broker.address.ca_file) if broker.address.ca_file else None,
                 exercise=topics.exercise,

@@ -6,6 +6,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from simulator.brokers import Broker, NatsCluster
 from simulator.eventlog import verify
 from simulator.load import LoadOptions, run_load
@@ -18,13 +20,14 @@ def _monitor(cluster: NatsCluster, index: int, path: str) -> dict[str, Any]:
         return found
 
 
-async def test_a_load_run_loses_nothing_when_a_node_dies(tmp_path: Path) -> None:
+@pytest.mark.parametrize("first", [False, True], ids=["umpire-or-leader", "first-node"])
+async def test_a_load_run_loses_nothing_when_a_node_dies(tmp_path: Path, first: bool) -> None:
     """SIGKILL a node 1 s in: 0 lost, 0 duplicated, every case complete, the chain verifies.
 
-    The generators speak to the first node (the load runner passes them one
-    address), so the node killed is another one: the umpire's if it sits
-    there, else the JetStream meta leader's, whose loss stalls the cluster
-    while it elects a new one.
+    The node killed is the umpire's if it sits on one other than the first, else the
+    JetStream meta leader's, whose loss stalls the cluster while it elects a new one;
+    or the first node, the one the load runner names first to the generators, which
+    fail over from it as every other client does.
     """
     killed: list[str] = []
 
@@ -39,7 +42,7 @@ async def test_a_load_run_loses_nothing_when_a_node_dies(tmp_path: Path) -> None
                 umpire.append(index)
         jsz = await asyncio.to_thread(_monitor, broker, 0, "/jsz")
         leader = int(jsz["meta_cluster"]["leader"].removeprefix("n"))
-        victim = next(i for i in [*umpire, leader, 1] if i != 0)
+        victim = 0 if first else next(i for i in [*umpire, leader, 1] if i != 0)
         await broker.kill(victim)
         killed.append(f"n{victim}" + (" (the umpire's)" if victim in umpire else ""))
 
