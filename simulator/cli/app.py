@@ -64,7 +64,15 @@ from simulator.run.control import (
     send_control,
 )
 from simulator.run.exercise import RunOptions, run_exercise
-from simulator.run.replay import check, fork, read_range, recorded_run, republish, resume
+from simulator.run.replay import (
+    check,
+    fork,
+    range_summary,
+    recorded_run,
+    republish,
+    resume,
+    stream_range,
+)
 from simulator.run.seat import UMPIRE_SILENT_S, hold_seat, play_seat, read_seat_file, seat_path
 from simulator.run.security import SecurityOptions, broker_tls
 from simulator.scenario import load_profile_file, load_scenario, scenario_json_schema
@@ -706,11 +714,13 @@ def replay(
     console = Console(stderr=True)
 
     async def publish() -> int:
-        events = await read_range(location, start, until)
-        if not events:
-            raise InputError(f"{location}: no events between {start} and {until or 'the end'}")
+        # The scenario first: a log that records none (a load run's) is refused before
+        # anything is read; the events are then streamed, never held whole in memory.
         scenario, _, _ = await recorded_run(location)
-        topics = Topics(events[0].exercise)
+        count, exercise = await range_summary(location, start, until)
+        if not count or exercise is None:
+            raise InputError(f"{location}: no events between {start} and {until or 'the end'}")
+        topics = Topics(exercise)
         # The broker's accounts live here: removed with the replay, or swept after a kill.
         with private_workdir("simulator-replay-") as workdir:
             parties = [p.id for p in scenario.parties]
@@ -728,7 +738,7 @@ def replay(
                 address = running.address
                 shown = f"{topics.base}/log/# and {topics.clock}" if secure else topics.tree
                 console.print(
-                    f"replaying {len(events)} events of {topics.exercise} to "
+                    f"replaying {count} events of {topics.exercise} to "
                     f"{address.display} (observer: {observer.username} / "
                     f"{observer.password}); topics {shown}",
                     highlight=False,
@@ -757,10 +767,11 @@ def replay(
                 async with bus:
                     with console.status("replaying…") as status:
                         return await republish(
-                            events,
+                            stream_range(location, start, until),
                             bus,
                             topics,
                             speed=pace,
+                            total=count,
                             progress=lambda p: status.update(
                                 f"position {p.position}: {p.published}/{p.total} events"
                             ),

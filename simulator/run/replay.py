@@ -12,8 +12,9 @@ event, apart from wall-clock fields; the first difference is named.
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,43 +46,94 @@ class ReplayProgress:
 
 
 async def republish(
-    events: Sequence[Event],
+    events: Sequence[Event] | AsyncIterable[Event],
     bus: Bus,
     topics: Topics,
     *,
     speed: float | None,
     progress: Callable[[ReplayProgress], None] | None = None,
     sleep: Callable[[float], Any] = asyncio.sleep,
+    total: int | None = None,
 ) -> int:
-    """Publish events in order, paced by their simulated times / speed (None: no pacing)."""
+    """Publish events in order, paced by their simulated times / speed (None: no pacing).
+
+    `events` may be a stream (a store's `read`), so a log of millions of events is
+    published without holding it in memory; `total` is then how many it holds, for
+    `progress`.
+    """
     if speed is not None and speed <= 0:
         raise InputError("--speed must be positive, or max")
+    if isinstance(events, Sequence):
+        total = len(events) if total is None else total
     messages = 0
+    published = 0
     started = monotonic()
-    first = events[0].time if events else None
-    index = 0
+    first: datetime | None = None
+    last: Event | None = None
     # Confidential cases stay off the observers' topics in a replay too (Art. 6.3).
     private: set[str] = set()
-    while index < len(events):
-        moment = events[index].time
-        group = []
-        while index < len(events) and events[index].time == moment:
-            group.append(events[index])
-            index += 1
-        if speed is not None and first is not None:
+
+    async def publish(group: list[Event]) -> None:
+        nonlocal messages, published, first
+        moment = group[0].time
+        first = moment if first is None else first
+        if speed is not None:
             due = (moment - first).total_seconds() / speed
             wait = due - (monotonic() - started)
             if wait > 0:
                 await sleep(wait)
-        private |= confidential_cases(group)
+        private.update(confidential_cases(group))
         messages += await publish_events(bus, topics, group, replay=True, private_cases=private)
+        published += len(group)
         if progress is not None:
-            progress(ReplayProgress(group[-1].position, index, len(events)))
-    if events:
-        last = events[-1]
+            progress(ReplayProgress(group[-1].position, published, total or published))
+
+    group: list[Event] = []
+    async for event in _stream(events):
+        if group and event.time != group[0].time:
+            await publish(group)
+            group = []
+        group.append(event)
+        last = event
+    if group:
+        await publish(group)
+    if last is not None:
         ended = Ended(head=last.position, time=last.time, reason="replay finished")
         await bus.publish(topics.clock, encode(ended))
     return messages
+
+
+async def _stream(events: Sequence[Event] | AsyncIterable[Event]) -> AsyncIterator[Event]:
+    if isinstance(events, Sequence):
+        for event in events:
+            yield event
+    else:
+        async for event in events:
+            yield event
+
+
+async def range_summary(
+    location: str, start: int = 1, until: int | None = None
+) -> tuple[int, str | None]:
+    """How many events `read_range` would give and the exercise of the first, reading one."""
+    async with open_log(location, read_only=True) as store:
+        head = await store.head()
+        last = head if until is None else min(until, head)
+        count = max(0, last - max(start, 1) + 1)
+        if not count:
+            return 0, None
+        async for event in store.read(start, start):
+            return count, event.exercise
+    return 0, None
+
+
+async def stream_range(
+    location: str, start: int = 1, until: int | None = None
+) -> AsyncIterator[Event]:
+    """The events of a range, one at a time, each checked against the chain as it is read."""
+    async with open_log(location, read_only=True) as store:
+        async for event in store.read(start, until):
+            yield event
 
 
 async def read_range(location: str, start: int = 1, until: int | None = None) -> list[Event]:

@@ -16,7 +16,15 @@ from simulator.eventlog import to_json_line
 from simulator.logfiles import open_log
 from simulator.messaging.topics import Topics
 from simulator.run.exercise import RunOptions, run_exercise
-from simulator.run.replay import check, fork, read_range, recorded_run, republish
+from simulator.run.replay import (
+    ReplayProgress,
+    check,
+    fork,
+    read_range,
+    recorded_run,
+    republish,
+    stream_range,
+)
 from simulator.scenario import Scenario, load_scenario
 from simulator.transport import SessionSettings
 
@@ -160,10 +168,15 @@ async def test_fork_refuses_positions_outside_the_log(scenario: Scenario, tmp_pa
         await fork(str(parent), head, str(tmp_path / "y.db"))
 
 
+@pytest.mark.parametrize("streamed", [False, True], ids=["list", "streamed"])
 async def test_republish_reaches_subscribers_marked_as_replay(
-    scenario: Scenario, tmp_path: Path
+    scenario: Scenario, tmp_path: Path, streamed: bool
 ) -> None:
-    """Every event of the log reaches a subscriber of the exercise tree, marked as a replay."""
+    """Every event of the log reaches a subscriber of the exercise tree, marked as a replay.
+
+    Streamed: read from the log as it is published (as `simulator replay` does, so a log of
+    millions of events is never held whole), with the count given for the progress.
+    """
     log = tmp_path / "run.db"
     await run_exercise(scenario, RunOptions(log=str(log)))
     events = await read_range(str(log))
@@ -179,7 +192,16 @@ async def test_republish_reaches_subscribers_marked_as_replay(
         )  # fmt: skip
         async with observer, publisher:
             await observer.subscribe(topics.tree)
-            await republish(events, publisher, topics, speed=None)
+            progress: list[ReplayProgress] = []
+            await republish(
+                stream_range(str(log)) if streamed else events,
+                publisher,
+                topics,
+                speed=None,
+                progress=progress.append,
+                total=len(events) if streamed else None,
+            )
+            assert progress[-1].published == progress[-1].total == len(events)
             seen: set[str] = set()
             marked = True
             async with asyncio.timeout(10):
