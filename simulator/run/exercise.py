@@ -317,6 +317,8 @@ class Exercise:
             agenda = self.umpire.agenda
             assert isinstance(agenda, ScenarioAgenda)
             agenda.resume(self.prefix, self.umpire.sequencer)
+        # From here on a submission reaches the umpire, even one sent before it runs.
+        await self.umpire.listen()
 
     def client_id(self, principal: str, role: str = "") -> str:
         """The MQTT client id of `principal`'s connection (per `role`) in this run.

@@ -178,6 +178,7 @@ class Umpire:
         self.sequencer = sequencer
         self.store = store
         self.bus = bus
+        self._listening = False
         self.topics = topics
         self.parties = tuple(sorted(parties))
         # Parties that report rounds (simulated agencies); human seats do not.
@@ -247,10 +248,23 @@ class Umpire:
 
     # -- the run ---------------------------------------------------------------
 
-    async def run(self, start_events: Sequence[NewEvent] = ()) -> UmpireResult:
+    async def listen(self) -> None:
+        """Subscribe to every submission, report and control command, once.
+
+        Done as soon as the umpire exists (`Exercise` calls it on opening), not when it
+        starts running: a submission published in between (the parties are started
+        first) would otherwise reach a broker with no subscriber and be lost; now the
+        transport holds it until `run` reads it.
+        """
+        if self._listening:
+            return
         await self.bus.subscribe(
             self.topics.all_submissions, self.topics.all_reports, self.topics.control
         )
+        self._listening = True
+
+    async def run(self, start_events: Sequence[NewEvent] = ()) -> UmpireResult:
+        await self.listen()
         receiver = asyncio.create_task(self._receive(), name="umpire.receive")
         try:
             for event in start_events:
