@@ -502,9 +502,13 @@ def _terms(agreement: Agreement) -> AgreementTerms:
 
 
 def _each_agreement(agreement: Agreement | None) -> list[Agreement]:
-    """The agreements cases of the exercise are under: its bindings', or its one."""
+    """The agreements cases of the exercise are under: its bindings', or its one.
+
+    A log that records none (written before agreements were recorded) is read under the
+    default agreement.
+    """
     if agreement is None:
-        return []
+        return [Agreement.of((), profile=default_profile())]
     if not agreement.bindings:
         return [agreement]
     return [agreement.under(b.id) for b in agreement.bindings]
@@ -517,16 +521,15 @@ def _references(labels: Sequence[str]) -> str:
 
 def _response_times(cases: Sequence[CaseReport], agreement: Agreement | None) -> ResponseTimes:
     asap = agreement.settings.as_soon_as_possible if agreement else None
-    profile = agreement.profile if agreement else default_profile()
-    window = profile.deadlines.written_confirmation
     views = _each_agreement(agreement)
+    window = views[0].profile.deadlines.written_confirmation
     several = len({(v.profile.id, v.settings) for v in views}) > 1
     window_label = _references(
         [
             f"Art. {v.profile.deadlines.written_confirmation_article}"
             f"{f' ({v.profile.short_title})' if several else ''}: "
             f"{describe_window(v.profile.deadlines.written_confirmation)}"
-            for v in views or [Agreement.of((), profile=profile)]
+            for v in views
         ]
     )
     asap_label = (
@@ -595,7 +598,7 @@ def _violations(
     messages = sent_messages(entries)
     # Each rule in the words of the agreement the finding was umpired under: with several
     # agreements, the one whose article for the rule is the finding's (the first if two agree).
-    views = _each_agreement(agreement) or [Agreement.of((), profile=default_profile())]
+    views = _each_agreement(agreement)
     book: dict[tuple[str, str], Rule] = {}
     first: dict[str, Rule] = {}
     for view in views:
