@@ -19,14 +19,18 @@ from simulator.protocol.profile import AgreementProfile, default_profile
 # Art. 4.2 of the default agreement: "no more than 3 days later they must be confirmed in
 # writing". Other agreements fix their own window: `Agreement.profile.deadlines`.
 WRITTEN_CONFIRMATION_WINDOW = default_profile().deadlines.written_confirmation
+# What an exercise leaves unsaid is the default agreement's: its profile says it once.
+_DEFAULT = default_profile()
 
 
 class AgreementSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    promptly: timedelta = Field(default=timedelta(days=1), gt=timedelta(0))
-    as_soon_as_possible: timedelta = Field(default=timedelta(days=10), gt=timedelta(0))
-    working_language: LanguageTag = "ru"
+    promptly: timedelta = Field(default=_DEFAULT.deadlines.promptly, gt=timedelta(0))
+    as_soon_as_possible: timedelta = Field(
+        default=_DEFAULT.deadlines.as_soon_as_possible, gt=timedelta(0)
+    )
+    working_language: LanguageTag = _DEFAULT.languages[0]
 
 
 class SignatureStatus(StrEnum):

@@ -66,6 +66,7 @@ from simulator.protocol import (
     CaseState,
     Party,
     SignatureVerifier,
+    default_profile,
     load_profile,
     profile_ids,
 )
@@ -660,21 +661,21 @@ class ScenarioAgreement(AgreementSettings):
         return data
 
     promptly: PositiveDuration = Field(
-        default=timedelta(days=1),
+        default=default_profile().deadlines.promptly,
         description=(
             'Art. 6.1: how soon an impediment must be notified ("promptly"). Left out: the '
             "profile's (1d under the default agreement)."
         ),
     )
     as_soon_as_possible: PositiveDuration = Field(
-        default=timedelta(days=10),
+        default=default_profile().deadlines.as_soon_as_possible,
         description=(
             "Art. 6.4: how soon results are due after execution starts. Left out: the "
             "profile's (10d under the default agreement)."
         ),
     )
     working_language: LanguageTag = Field(
-        default="ru",
+        default=default_profile().languages[0],
         description=(
             "Art. 9: the working language (a language tag), one of the profile's. Left out: "
             "the profile's first (ru under the default agreement)."
