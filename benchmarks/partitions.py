@@ -29,7 +29,8 @@ import psycopg
 from psycopg import sql
 
 from simulator.eventlog import NewEvent, PostgresEventStore
-from simulator.eventlog.lease import PartitionLease, partition_of
+from simulator.eventlog.lease import PartitionLease
+from simulator.protocol.ids import partition_of
 
 BASE = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 

@@ -2,16 +2,28 @@
 
 A PostgreSQL log lives in one schema, named by a `schema` query parameter
 (`postgresql://127.0.0.1/test?schema=run_42`; default `eventlog`), which is
-taken off the URL before it reaches libpq.
+taken off the URL before it reaches libpq. A run whose cases were split among
+umpires has a log per partition, in the schemas `run_42_p0`, `run_42_p1`, …;
+`run_42` then names the run: `reading` merges its partitions for a reader, and
+`partition_locations` lists them for whoever checks or exports them one by one.
 """
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from simulator.eventlog import InspectableStore, PostgresEventStore, SqliteEventStore
+from simulator.errors import InputError
+from simulator.eventlog import (
+    EventStore,
+    InspectableStore,
+    MergedLog,
+    PostgresEventStore,
+    SqliteEventStore,
+)
+from simulator.eventlog.postgres import partition_schemas
 from simulator.records import UPGRADES
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -54,3 +66,59 @@ def open_log(
         synchronous=mode,
         upgrades=UPGRADES,
     )
+
+
+def partition_location(location: str, partition: int) -> str:
+    """The log of one partition: the run's PostgreSQL URL with the schema `{schema}_p{n}`."""
+    if not is_postgres(location):
+        raise InputError(
+            f"partitioned umpires keep their logs in PostgreSQL (their ownership is held "
+            f"there): the log must be a postgresql:// URL, not {location!r}"
+        )
+    url, schema = split_postgres(location)
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}schema={schema}_p{partition}"
+
+
+async def partition_locations(location: str | Path) -> list[str]:
+    """The partitions' logs of the partitioned run at `location`; [] for any other log.
+
+    A run's partitions are the schemas `{schema}_p0` … `{schema}_p{P-1}` where
+    `{schema}` itself holds no log. A missing partition is an error that names it:
+    reading the others as the whole run would silently drop its cases.
+    """
+    text = str(location)
+    if not is_postgres(text):
+        return []
+    url, schema = split_postgres(text)
+    numbers = await partition_schemas(url, schema)
+    if not numbers:
+        return []
+    if numbers[0] != 0:
+        raise InputError(
+            f"{text}: the logs of partitions {', '.join(map(str, numbers))} of a partitioned "
+            f"run are there, but not partition 0's (schema {schema}_p0)"
+        )
+    async with open_log(partition_location(text, 0), read_only=True) as first:
+        declared = await first.get_metadata("partitions")
+    count = int(declared) if declared and declared.isdigit() else len(numbers)
+    missing = sorted(set(range(count)) - set(numbers))
+    if missing:
+        raise InputError(
+            f"{text}: a run of {count} partitions, but the log of partition "
+            f"{', '.join(map(str, missing))} is not there (schema {schema}_p{missing[0]})"
+        )
+    return [partition_location(text, n) for n in range(count)]
+
+
+@asynccontextmanager
+async def reading(location: str | Path) -> AsyncIterator[EventStore]:
+    """A log opened read-only for a reader; a partitioned run's partitions merged as one."""
+    partitions = await partition_locations(location)
+    if not partitions:
+        async with open_log(location, read_only=True) as store:
+            yield store
+        return
+    stores = [open_log(p, read_only=True) for p in partitions]
+    async with MergedLog(stores, str(location)) as merged:
+        yield merged

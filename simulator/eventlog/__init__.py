@@ -21,6 +21,7 @@ from simulator.eventlog.envelope import (
 from simulator.eventlog.errors import (
     CorruptLogError,
     DuplicateIdMismatch,
+    FencedError,
     JsonlImportError,
     LogError,
     LogNotFoundError,
@@ -46,6 +47,7 @@ from simulator.eventlog.keys import (
     public_key_pem,
     read_public_key,
 )
+from simulator.eventlog.merged import MergedLog
 from simulator.eventlog.postgres import PostgresEventStore
 from simulator.eventlog.provenance import ImportNote
 from simulator.eventlog.settings import CheckpointSettings
@@ -67,12 +69,14 @@ __all__ = [
     "DuplicateIdMismatch",
     "Event",
     "EventStore",
+    "FencedError",
     "ImportNote",
     "InspectableStore",
     "JsonlImportError",
     "KeyUse",
     "LogError",
     "LogNotFoundError",
+    "MergedLog",
     "NewEvent",
     "NotALogError",
     "PostgresEventStore",

@@ -84,6 +84,18 @@ class StorageError(LogError):
         super().__init__(f"{path}: {reason}")
 
 
+class FencedError(LogError):
+    """Another writer has claimed the log since this one did: this one must stop writing."""
+
+    def __init__(self, path: str, owner: str, current: str | None) -> None:
+        self.owner = owner
+        self.current = current
+        super().__init__(
+            f"{path}: this writer ({owner}) no longer owns the log: "
+            f"{current or 'nobody'} claimed it since; nothing was written"
+        )
+
+
 class SigningKeyError(LogError):
     """The checkpoint signing key cannot be used for this log."""
 

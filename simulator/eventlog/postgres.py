@@ -41,6 +41,7 @@ from simulator.eventlog.checkpoints import (
 from simulator.eventlog.envelope import GENESIS_HASH, Event, NewEvent, format_time
 from simulator.eventlog.errors import (
     CorruptLogError,
+    FencedError,
     LogError,
     LogNotFoundError,
     NotALogError,
@@ -68,6 +69,8 @@ from simulator.eventlog.upgrade import UpgradeRegistry
 from simulator.eventlog.witness import Witness, WitnessCopy
 
 FORMAT = "coop-sim-eventlog/1"
+# The metadata key of the log's fencing token (`PostgresEventStore.claim`).
+OWNER_KEY = RESERVED_METADATA_PREFIX + "owner"
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _TABLES = frozenset({"events", "meta", "checkpoints"})
@@ -148,6 +151,8 @@ class PostgresEventStore:
         self._log_id = ""
         self._checkpointed = -1
         self._appended = False
+        # The fencing token this store's appends carry (`claim`), or None: not fenced.
+        self._owner: str | None = None
         self._q = {name: sql.Identifier(schema, name) for name in ("events", "meta", "checkpoints")}
 
     def _sql(self, template: str) -> sql.Composed:
@@ -404,6 +409,44 @@ class PostgresEventStore:
                 entries.append(CheckpointEntry(where, signed))
         return entries
 
+    async def claim(self, owner: str) -> None:
+        """Make `owner` the only writer of this log from now on (a fencing token).
+
+        Partitioned umpires (`simulator.eventlog.lease`) hold a partition by a
+        PostgreSQL advisory lock; a previous owner that lost its lock without
+        knowing it (its connection dropped, the process paused) may still try to
+        append. Under the same EXCLUSIVE table lock every append takes, the owner's
+        name goes into the log's metadata; each append of a claimed store checks it
+        in its own transaction and writes nothing if someone else has claimed the
+        log since (`FencedError`). Taking that lock also waits out any append the
+        previous owner had in flight, so what the new owner reads next is complete.
+        """
+        if self._read_only:
+            raise LogError(f"{self._location}: opened read-only")
+        conn = self._connection()
+        async with self._lock, conn.transaction():
+            await conn.execute(self._sql("LOCK TABLE {events} IN EXCLUSIVE MODE"))
+            await conn.execute(
+                self._sql(
+                    "INSERT INTO {meta} (key, value) VALUES (%s, %s)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                ),
+                (OWNER_KEY, owner),
+            )
+        self._owner = owner
+
+    async def _check_owner(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Within an append's transaction: is this store's claim still the log's?"""
+        if self._owner is None:
+            return
+        cursor = await conn.execute(
+            self._sql("SELECT value FROM {meta} WHERE key = %s"), (OWNER_KEY,)
+        )
+        row = await cursor.fetchone()
+        current = None if row is None else str(row[0])
+        if current != self._owner:
+            raise FencedError(self._location, self._owner, current)
+
     # -- the EventStore interface ------------------------------------------
 
     async def append(self, batch: Sequence[NewEvent]) -> list[Appended]:
@@ -417,6 +460,7 @@ class PostgresEventStore:
         try:
             async with self._lock, conn.transaction():
                 await conn.execute(self._sql("LOCK TABLE {events} IN EXCLUSIVE MODE"))
+                await self._check_owner(conn)
                 head, last_hash = await self._tip(conn)
                 ids = [proposal.id for proposal in batch]
                 cursor = await conn.execute(
@@ -590,3 +634,25 @@ async def _one(cursor: psycopg.AsyncCursor[Any]) -> tuple[Any, ...]:
     if row is None:
         raise CorruptLogError("postgresql", "a query that always returns a row returned none")
     return tuple(row)
+
+
+async def partition_schemas(url: str, schema: str) -> list[int]:
+    """The partitions `n` of the schemas `{schema}_p{n}`, if `schema` itself is none; else [].
+
+    A partitioned run keeps a log per partition (`simulator.logfiles.partition_location`)
+    and names the run by the schema they share as a prefix, which holds no log itself.
+    """
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cursor = await conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname = %s OR nspname LIKE %s",
+            # LIKE's `_` is any character: the run's own are taken literally.
+            (schema, schema.replace("_", "\\_") + "\\_p%"),
+        )
+        names = {str(row[0]) for row in await cursor.fetchall()}
+    if schema in names:
+        return []
+    return sorted(
+        int(suffix)
+        for name in names
+        if (suffix := name[len(schema) + 2 :]).isdigit() and suffix.isascii()
+    )

@@ -6,6 +6,7 @@ named `x/y` could publish into user `x`'s pattern-ACL topics). Restricting
 them to a small ASCII alphabet also rules out confusables and non-NFC forms.
 """
 
+import hashlib
 import re
 from typing import Annotated
 
@@ -56,3 +57,14 @@ def in_umpire_namespace(message_id: str) -> bool:
 def is_party_id(value: object) -> bool:
     """True when `value` may be used as a party id (and so in a topic)."""
     return isinstance(value, str) and PARTY_ID_PATTERN.fullmatch(value) is not None
+
+
+def partition_of(case_id: str, partitions: int) -> int:
+    """The partition a case belongs to: a stable hash of its id, the same in every process.
+
+    (Python's own `hash` of a string differs between processes, so it cannot be used.)
+    """
+    if partitions < 1:
+        raise ValueError(f"an exercise has at least one partition, not {partitions}")
+    digest = hashlib.blake2b(case_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % partitions

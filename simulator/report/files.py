@@ -6,7 +6,7 @@ from pathlib import Path
 
 from simulator.errors import LogFileError
 from simulator.letters import LETTERS_DIRECTORY, Letter, letters_of, write_letters
-from simulator.logfiles import open_log
+from simulator.logfiles import reading
 from simulator.projections import MissingAgreement
 from simulator.records import EXERCISE_STARTED
 from simulator.report.builder import build_report
@@ -38,8 +38,11 @@ def render_json(report: ReportData) -> str:
 
 
 async def read_report(location: str | Path) -> ReportData:
-    """Open a log read-only (a SQLite path or a postgresql:// URL) and build its report."""
-    async with open_log(location, read_only=True) as store:
+    """Open a log read-only (a SQLite path or a postgresql:// URL) and build its report.
+
+    A partitioned run's partitions are read as one log (`simulator.logfiles.reading`).
+    """
+    async with reading(location) as store:
         try:
             return await build_report(store)
         except MissingAgreement as exc:
@@ -61,7 +64,7 @@ async def read_report_letters(location: str | Path, cases: Set[str] | None) -> l
     As simulator.letters.read_letters, but events of other cases are dropped as they
     are read rather than kept and composed (a case's letters cite only its own).
     """
-    async with open_log(location, read_only=True) as store:
+    async with reading(location) as store:
         events = [
             event
             async for event in store.read()

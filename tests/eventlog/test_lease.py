@@ -5,9 +5,12 @@ import subprocess
 import sys
 
 import psycopg
+import pytest
+from psycopg import sql
 
-from simulator.eventlog import PostgresEventStore
-from simulator.eventlog.lease import PartitionLease, partition_of
+from simulator.eventlog import FencedError, PostgresEventStore
+from simulator.eventlog.lease import KEEPALIVE, PartitionLease
+from simulator.protocol.ids import partition_of
 
 from .helpers import now, proposals
 
@@ -20,7 +23,7 @@ def test_a_case_has_the_same_partition_in_every_process() -> None:
     ids = [f"case-{n}" for n in range(200)]
     here = [partition_of(case, 4) for case in ids]
     script = (
-        "from simulator.eventlog.lease import partition_of;"
+        "from simulator.protocol.ids import partition_of;"
         f"print([partition_of(c, 4) for c in {ids!r}])"
     )
     there = subprocess.run(
@@ -99,3 +102,35 @@ async def test_the_new_owner_waits_out_an_append_in_flight(pg_url: str, pg_schem
             assert not fencing.done()
             await old_owner.commit()
             await asyncio.wait_for(fencing, WITHIN)
+
+
+async def test_a_claimed_log_refuses_the_appends_of_its_previous_owner(
+    pg_url: str, pg_schema: str
+) -> None:
+    """The fencing token: once a new owner claims the log, the old one writes nothing more."""
+    async with (
+        PostgresEventStore(pg_url, schema=pg_schema, now=now) as old,
+        PostgresEventStore(pg_url, schema=pg_schema, now=now) as new,
+    ):
+        await old.claim("umpire-0:1")
+        await old.append(proposals("a", 2))
+        await new.claim("umpire-2:7")
+        # The old owner does not know it was replaced (its lease session lingered, say).
+        with pytest.raises(FencedError, match=r"umpire-0:1.*umpire-2:7 claimed it"):
+            await old.append(proposals("b", 1))
+        assert await new.head() == 2
+        appended = await new.append(proposals("c", 1))
+        assert [a.position for a in appended] == [3]
+        assert [e.id async for e in new.read()] == ["a-0000", "a-0001", "c-0000"]
+
+
+async def test_the_server_probes_a_lease_session_so_a_vanished_host_frees_it(pg_url: str) -> None:
+    """TCP keepalive of the lease's session is seconds, not the server's default two hours."""
+    async with PartitionLease(pg_url, "ex-keepalive", 0) as lease:
+        # The lease's own session: what the server applies to it (a test may look inside).
+        conn = lease._connection()
+        for setting, value in KEEPALIVE:
+            cursor = await conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(setting)))
+            row = await cursor.fetchone()
+            assert row is not None
+            assert int(row[0]) == value, setting
