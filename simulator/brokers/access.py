@@ -10,7 +10,7 @@ Principals:
                  only the log topics and the clock: not the raw submissions
                  nor the inboxes, where confidential cases travel (Art. 6.3)
     controller   writes `control`, reads `answers` (the umpire's answer to each command)
-    each party   writes only submit/<party> and report/<party>; reads only
+    each party   writes only submit/<party>[/<n>] and report/<party>[/<n>]; reads only
                  log/<party>/+, log/+/<party>, inbox/<party> and clock
 
 Party ids are validated (`check_party_id`) before they become a user name or
@@ -58,7 +58,14 @@ def _party_grants(base: str, party: str) -> Grants:
     # code yields both the concrete rules and the %u pattern; a test checks
     # that the concrete ones equal what Topics gives a party.
     return Grants(
-        write=(f"{base}/submit/{party}", f"{base}/report/{party}"),
+        # `/+`: the same topics with a partition, where the cases are split among
+        # umpires (`Topics.submit(party, partition)`).
+        write=(
+            f"{base}/submit/{party}",
+            f"{base}/report/{party}",
+            f"{base}/submit/{party}/+",
+            f"{base}/report/{party}/+",
+        ),
         read=(
             f"{base}/log/{party}/+",
             f"{base}/log/+/{party}",

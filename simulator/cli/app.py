@@ -27,6 +27,7 @@ from simulator.cli.logview import (
     report_json,
     show_log,
     verify_log,
+    verify_partitions,
 )
 from simulator.cli.rulebook import RuleFormat, render_profiles, render_rules
 from simulator.cli.runview import Progress, print_summary
@@ -35,6 +36,7 @@ from simulator.errors import InputError, ScenarioError, SimulatorError
 from simulator.eventlog import (
     Event,
     LogError,
+    VerifyReport,
     create_witness,
     parse_public_key,
     read_public_key,
@@ -42,7 +44,7 @@ from simulator.eventlog import (
 from simulator.eventlog.witness import split_witness_url
 from simulator.letters import LETTERS_DIRECTORY, read_letters, write_letters
 from simulator.lifetime import private_workdir
-from simulator.load.command import load
+from simulator.load.command import load, umpire
 from simulator.logfiles import is_postgres
 from simulator.logging import configure as configure_logging
 from simulator.messaging.topics import Topics
@@ -326,6 +328,10 @@ def log_verify(
             pinned.append(parse_public_key(text))
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--pubkey") from None
+    partitions = _run(verify_partitions(location, pinned=pinned))
+    if partitions is not None:
+        _say_partitions_verified(location, partitions, as_json=as_json)
+        return
     report = _run(verify_log(location, pinned=pinned, witness=witness))
     if as_json:
         typer.echo(report_json(report))
@@ -351,6 +357,28 @@ def log_verify(
         for note in report.notes:
             err.print(f"  {escape(note)}")
     if not report.ok:
+        raise typer.Exit(1)
+
+
+def _say_partitions_verified(
+    location: str, partitions: list[tuple[str, VerifyReport]], *, as_json: bool
+) -> None:
+    """The verdict on each partition of a partitioned run; exit 1 if any is unsound."""
+    if as_json:
+        rows = [{"log": part, **json.loads(report_json(found))} for part, found in partitions]
+        typer.echo(json.dumps({"partitions": rows, "ok": all(f.ok for _, f in partitions)}))
+    else:
+        typer.echo(f"{location}: a run of {len(partitions)} partitions, each checked on its own")
+        err = Console(stderr=True, soft_wrap=True)
+        for part, found in partitions:
+            if found.ok:
+                typer.echo(
+                    f"  {part}: sound — {found.checked} events, chain intact, "
+                    f"{found.checkpoints_checked} signed checkpoints agree"
+                )
+            else:
+                err.print(f"[red]  {escape(part)}: {escape(str(found.problem))}[/]")
+    if not all(found.ok for _, found in partitions):
         raise typer.Exit(1)
 
 
@@ -927,6 +955,7 @@ def letters(
 
 app.command()(serve)
 app.command()(load)
+app.command()(umpire)
 
 
 def main() -> None:

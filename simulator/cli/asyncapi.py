@@ -76,6 +76,7 @@ def _ref(channel: str, message: str) -> dict[str, str]:
 
 
 PARTY = {"description": "A party id, [a-z0-9_-]{1,64}."}
+PARTITION = {"description": "A partition number, from 0 (simulator.protocol.ids.partition_of)."}
 
 
 def asyncapi_document(root: str = DEFAULT_ROOT) -> dict[str, Any]:
@@ -86,6 +87,20 @@ def asyncapi_document(root: str = DEFAULT_ROOT) -> dict[str, Any]:
             "address": f"{base}/submit/{{party}}",
             "description": "A party's submissions; only that party may publish here (ACL).",
             "parameters": {"exercise": exercise, "party": PARTY},
+            "messages": {
+                "submission": _message(
+                    "submission", "Submission", "One protocol message, with the party's seq."
+                )
+            },
+        },
+        "submitPartition": {
+            "address": f"{base}/submit/{{party}}/{{partition}}",
+            "description": (
+                "A party's submissions where the cases are split among umpires (`simulator "
+                "load --partitions`): the partition of the message's case, a stable hash of "
+                "its id; a submission on another partition's topic is refused and recorded."
+            ),
+            "parameters": {"exercise": exercise, "party": PARTY, "partition": PARTITION},
             "messages": {
                 "submission": _message(
                     "submission", "Submission", "One protocol message, with the party's seq."
@@ -149,6 +164,12 @@ def asyncapi_document(root: str = DEFAULT_ROOT) -> dict[str, Any]:
             "channel": {"$ref": "#/channels/submit"},
             "summary": "A party submits a protocol message (QoS 1).",
             "messages": [_ref("submit", "submission")],
+        },
+        "submitToPartition": {
+            "action": "send",
+            "channel": {"$ref": "#/channels/submitPartition"},
+            "summary": "A party submits to the umpire owning its case's partition (QoS 1).",
+            "messages": [_ref("submitPartition", "submission")],
         },
         "reportRound": {
             "action": "send",

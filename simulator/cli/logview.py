@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from simulator.errors import InputError
 from simulator.eventlog import (
     Event,
     ImportNote,
@@ -34,7 +35,7 @@ from simulator.eventlog import (
 )
 from simulator.eventlog.store import IMPORT_METADATA
 from simulator.lineage import read_lineage
-from simulator.logfiles import is_postgres, open_log
+from simulator.logfiles import is_postgres, open_log, partition_locations, reading
 from simulator.projections import (
     CaseProjection,
     TimelineProjection,
@@ -70,7 +71,8 @@ async def show_log(
 ) -> int:
     """Print the log's events (filtered), and with `at` every case's state then."""
     shown = 0
-    async with open_log(location, read_only=True) as store:
+    # A partitioned run's partitions, merged as one log in time order.
+    async with reading(location) as store:
         head = await store.head()
         until = min(at, head) if at is not None else None
         events: list[Event] = []
@@ -191,6 +193,19 @@ def _what(event: Event) -> str:
     return ""
 
 
+async def verify_partitions(
+    location: str, *, pinned: Sequence[str] = ()
+) -> list[tuple[str, VerifyReport]] | None:
+    """Each partition's log of the partitioned run at `location`, verified; None for another log.
+
+    Each partition has its own chain and checkpoints: each is checked on its own.
+    """
+    partitions = await partition_locations(location)
+    if not partitions:
+        return None
+    return [(part, await verify_log(part, pinned=pinned)) for part in partitions]
+
+
 async def verify_log(
     location: str, *, pinned: Sequence[str] = (), witness: str | None = None
 ) -> VerifyReport:
@@ -214,6 +229,14 @@ async def export_log(
     The checkpoints are read first: events appended meanwhile by a running
     writer are then in the export but not vouched for, never the reverse.
     """
+    partitions = await partition_locations(location)
+    if partitions:
+        # Each partition's lines carry its own chain: one file of all of them would be
+        # a log no import could check. Exported one by one, each imports and verifies.
+        raise InputError(
+            f"{location} is a run of {len(partitions)} partitions, each a log of its own: "
+            f"export them one by one ({', '.join(partitions)})"
+        )
     async with open_log(location, read_only=True) as store:
         if checkpoints is not None:
             await export_checkpoints(store, checkpoints)

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -66,8 +67,34 @@ def load(
         ),
     ] = False,
     log: Annotated[
-        str | None, typer.Option(help="SQLite file for the log (default: a temporary one)")
+        str | None,
+        typer.Option(
+            help="the log: a SQLite file or a postgresql:// URL (default: a temporary file)"
+        ),
     ] = None,
+    partitions: Annotated[
+        int,
+        typer.Option(
+            help="split the cases among this many umpire processes, each the single writer "
+            "of its partition's log (needs --log postgresql://…?schema=NAME: the partitions' "
+            "logs are the schemas NAME_p0, NAME_p1, …)"
+        ),
+    ] = 1,
+    worker_command: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="start the generator processes with this command instead, on another host "
+            "('ssh gen1 /srv/coop/.venv/bin/python -m simulator.load.worker'); may be given "
+            "more than once, taken in turn; the broker must be reachable from there"
+        ),
+    ] = None,
+    standbys: Annotated[
+        int,
+        typer.Option(
+            help="umpire processes that wait to take over a partition whose owner dies "
+            "(needs --log postgresql://…)"
+        ),
+    ] = 0,
     json_file: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
     html: Annotated[Path | None, typer.Option(help="write an HTML page of the run here")] = None,
     metrics_port: Annotated[
@@ -131,6 +158,9 @@ def load(
             drain_s=drain,
             case_deadline_s=case_deadline,
             secure=secure,
+            partitions=partitions,
+            standbys=standbys,
+            worker_commands=tuple(worker_command or ()),
         )
         options.check()
         if find_max_ and log is not None:
@@ -356,3 +386,74 @@ def _print_summary(data: dict[str, Any], console: Console) -> None:
 
 
 __all__ = ["load"]
+
+
+def umpire(
+    log: Annotated[
+        str,
+        typer.Option(
+            help="the run's log, postgresql://…?schema=NAME (its partitions' logs are "
+            "NAME_p0, NAME_p1, …: `simulator load --partitions`)"
+        ),
+    ],
+    broker: Annotated[
+        str,
+        typer.Option(
+            help="the run's broker as mqtt:// (or mqtts://) user:password@host:port,host:port… "
+            "(the umpire's account; or SIMULATOR_MQTT_USERNAME and SIMULATOR_MQTT_PASSWORD)"
+        ),
+    ],
+    name: Annotated[str, typer.Option(help="this umpire's name in logs and fencing")] = "",
+    partitions: Annotated[
+        int | None,
+        typer.Option(help="the run's partitions, checked against its log (default: its own)"),
+    ] = None,
+) -> None:
+    """Join a partitioned load run as one more umpire: it owns a free partition or stands by.
+
+    It reads the run's description from partition 0's log, takes the first
+    partition nobody owns (PostgreSQL holds who does), and otherwise waits as a
+    standby to take over a partition whose owner dies, resuming from its log.
+    SIGTERM or Ctrl-C ends it; an owner commits what it has decided first.
+    """
+    from simulator.load.partitioned import serve, spec_from_log  # noqa: PLC0415 - psycopg
+
+    configure_logging(level="warning")
+    console = Console(stderr=True)
+    chosen = name or f"umpire-{os.getpid()}"
+    try:
+        BrokerAddress.from_url(broker)
+        spec = asyncio.run(spec_from_log(log, broker, chosen))
+    except (SimulatorError, LogError) as exc:
+        raise _fail(str(exc)) from None
+    if partitions is not None and partitions != spec.partitions:
+        raise _fail(f"--partitions {partitions}: the run at {log} has {spec.partitions}")
+
+    def emit(kind: str, payload: dict[str, Any]) -> None:
+        if kind == "owner":
+            console.print(
+                f"{chosen}: owner of partition {payload['partition']} of {spec.partitions} "
+                f"(resumed from {payload['resumed']} events)",
+                highlight=False,
+            )
+        elif kind == "standby":
+            console.print(
+                f"{chosen}: standby (all {spec.partitions} partitions owned)", highlight=False
+            )
+
+    try:
+        result = asyncio.run(serve(spec, emit))
+    except (SimulatorError, LogError) as exc:
+        raise _fail(str(exc)) from None
+    if result.get("partition") is None:
+        console.print(f"{chosen}: stopped as a standby", highlight=False)
+        return
+    console.print(
+        f"{chosen}: partition {result['partition']} stopped at head {result['head']}"
+        + (" (ownership lost)" if result.get("lost") else ""),
+        highlight=False,
+    )
+    if result.get("failure"):
+        raise _fail(str(result["failure"]))
+    if result.get("lost"):
+        raise typer.Exit(EXIT_FAILED)

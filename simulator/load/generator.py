@@ -43,6 +43,7 @@ from simulator.messaging.topics import Topics
 from simulator.party.codec import FastCodec
 from simulator.party.outbox import Outbox, Outgoing, ResendPolicy
 from simulator.protocol import Party
+from simulator.protocol.ids import partition_of
 from simulator.records import MESSAGE_PREFIX, REJECTION, audience_json
 from simulator.transport import (
     BrokerAddress,
@@ -132,6 +133,9 @@ class GeneratorSpec:
     # The other nodes of a clustered broker, (host, port) after the first: the
     # generators fail over between them as every other client does.
     other_nodes: tuple[tuple[str, int], ...] = ()
+    # How many umpires the cases are split among (`simulator.load.partitioned`): each
+    # submission goes to its case's partition, and positions are each partition's own.
+    partitions: int = 1
 
 
 @dataclass(slots=True)
@@ -152,6 +156,8 @@ class Delivery:
     # The highest position each party had seen when it was sent: where to catch up from.
     sender_floor: int = 0
     recipient_floor: int = 0
+    # The partition of its case: whose umpire decides it, whose positions the floors are.
+    partition: int = 0
 
 
 @dataclass
@@ -186,7 +192,8 @@ class Generator:
         self.outboxes = {party: Outbox(policy) for party in self.parties}
         self.deliveries: dict[str, Delivery] = {}  # message id -> its way to both parties
         self.pending: dict[str, list[Delivery]] = defaultdict(list)
-        self.max_pos: dict[str, int] = defaultdict(int)
+        # (party, partition) -> the highest position of that partition's log it has seen.
+        self.max_pos: dict[tuple[str, int], int] = defaultdict(int)
         # Every case's fate in a few bytes (reconciled by the parent); objects only
         # for the cases still open, so memory follows what is in flight, not the run.
         self.cases = CaseLedger(round(spec.rate * spec.duration_s))
@@ -199,7 +206,7 @@ class Generator:
         self.second_hist = new_histogram()
         self.per_second: list[tuple[int, bytes]] = []
         self.counters: dict[str, int] = defaultdict(int)
-        self.catch_up_asked: dict[str, float] = {}
+        self.catch_up_asked: dict[tuple[str, int], float] = {}
         self.publishing: set[asyncio.Task[None]] = set()
         self.in_flight = asyncio.Semaphore(2000)
         self.errors: list[str] = []
@@ -381,7 +388,9 @@ class Generator:
         payload = self.codec.submission(sender, seq, message)
         item = Outgoing(seq, mid, message["type"], conversation.case_id, payload)
         self.outboxes[sender].add(item)
-        delivery = Delivery(conversation, step, item, due)
+        partitions = self.spec.partitions
+        partition = partition_of(conversation.case_id, partitions) if partitions > 1 else 0
+        delivery = Delivery(conversation, step, item, due, partition=partition)
         self.deliveries[mid] = delivery
         self.cases.submitted[conversation.number] = step + 1
         self.pending[sender].append(delivery)
@@ -398,46 +407,51 @@ class Generator:
         pending, self.pending = self.pending, defaultdict(list)
         now = monotonic()
         floor = self.max_pos
-        by_principal: dict[str, list[bytes]] = defaultdict(list)
+        by_route: dict[tuple[str, int], list[bytes]] = defaultdict(list)
         for party, deliveries in pending.items():
-            payloads = by_principal[self._via(party)]
+            via = self._via(party)
             for delivery in deliveries:
                 Outbox.sent(delivery.item, now)
-                delivery.sender_floor = floor[party]
-                delivery.recipient_floor = floor[delivery.conversation.recipient(delivery.step).id]
-                payloads.append(delivery.item.payload)
-        for principal, payloads in by_principal.items():
-            self._publish_all(principal, payloads)
+                partition = delivery.partition
+                recipient = delivery.conversation.recipient(delivery.step).id
+                delivery.sender_floor = floor[party, partition]
+                delivery.recipient_floor = floor[recipient, partition]
+                by_route[via, partition].append(delivery.item.payload)
+        for (principal, partition), payloads in by_route.items():
+            self._publish_all(principal, payloads, partition)
 
-    def _publish_all(self, principal: str, payloads: list[bytes]) -> None:
+    def _publish_all(self, principal: str, payloads: list[bytes], partition: int) -> None:
         """Submissions of `principal`'s parties, in batches (or one a publish, if so asked)."""
         if self.spec.one_per_message:
             for payload in payloads:
-                self._publish(principal, payload)
+                self._publish(principal, payload, partition)
             return
         chunk: list[bytes] = []
         size = 0
         for payload in payloads:
             if chunk and size + len(payload) > MAX_BATCH_BYTES:
-                self._publish(principal, batch_payload(principal, chunk))
+                self._publish(principal, batch_payload(principal, chunk), partition)
                 chunk, size = [], 0
             chunk.append(payload)
             size += len(payload) + 1
         if chunk:
-            self._publish(principal, batch_payload(principal, chunk))
+            self._publish(principal, batch_payload(principal, chunk), partition)
 
-    def _publish(self, principal: str, payload: bytes) -> None:
+    def _publish(self, principal: str, payload: bytes, partition: int) -> None:
         self.counters["mqtt_out"] += 1
-        task = asyncio.get_running_loop().create_task(self._send(principal, payload))
+        topic = self.topics.submit(principal, self._topic_partition(partition))
+        task = asyncio.get_running_loop().create_task(self._send(principal, topic, payload))
         self.publishing.add(task)
         task.add_done_callback(self.publishing.discard)
 
-    async def _send(self, principal: str, payload: bytes) -> None:
+    def _topic_partition(self, partition: int) -> int | None:
+        """The partition a topic names: none where one umpire decides everything."""
+        return partition if self.spec.partitions > 1 else None
+
+    async def _send(self, principal: str, topic: str, payload: bytes) -> None:
         async with self.in_flight:
             try:
-                await self.transports[principal].publish(
-                    self.topics.submit(principal), payload, qos=self.spec.qos
-                )
+                await self.transports[principal].publish(topic, payload, qos=self.spec.qos)
             except Exception as exc:  # the outbox resends; say so once per kind
                 self.counters["publish_failures"] += 1
                 if len(self.errors) < 20:
@@ -457,15 +471,17 @@ class Generator:
             if kind in {"events", "catch_up"}:
                 caught_up = kind == "catch_up"
                 now = monotonic()
+                # Positions are numbered in each partition's log.
+                partition = message.get("partition") or 0
                 if party != self.spec.gateway:
                     for event in message["events"]:
-                        self._observe(party, event, now, caught_up)
+                        self._observe(party, event, now, caught_up, partition)
                     continue
                 # A gateway's inbox carries what any of its parties may see: each of
                 # them sees it here (the umpire sent it once for all of them).
                 for event in message["events"]:
                     for seer in self._seers(event):
-                        self._observe(seer, event, now, caught_up)
+                        self._observe(seer, event, now, caught_up, partition)
 
     def _seers(self, event: dict[str, Any]) -> list[str]:
         """Our parties in an event's audience (the one rule, `records.audience_json`)."""
@@ -474,9 +490,12 @@ class Generator:
             return list(self.parties)
         return [p for p in sorted(who) if p in self.parties]
 
-    def _observe(self, party: str, event: dict[str, Any], now: float, caught_up: bool) -> None:
+    def _observe(
+        self, party: str, event: dict[str, Any], now: float, caught_up: bool, partition: int
+    ) -> None:
         position = event["position"]
-        self.max_pos[party] = max(self.max_pos[party], position)
+        key = (party, partition)
+        self.max_pos[key] = max(self.max_pos[key], position)
         kind = event["type"]
         if kind == REJECTION:
             data = event["data"]
@@ -594,48 +613,57 @@ class Generator:
                 self.counters["resend_scans_skipped"] += 1
                 continue
             now = monotonic()
-            behind: dict[str, int] = {}
-            resent: dict[str, list[bytes]] = defaultdict(list)
+            # (party, partition) -> the lowest position it may have missed there.
+            behind: dict[tuple[str, int], int] = {}
+            resent: dict[tuple[str, int], list[bytes]] = defaultdict(list)
             for sender, outbox in self.outboxes.items():
                 if not outbox.items:
                     continue
                 for item in outbox.due(now):
                     self.counters["resends"] += 1
                     outbox.sent(item, now)
-                    resent[self._via(sender)].append(item.payload)
+                    delivery = self.deliveries[item.message_id]
+                    resent[self._via(sender), delivery.partition].append(item.payload)
                     if item.attempts >= 3:
-                        floor = self.deliveries[item.message_id].sender_floor
-                        behind[sender] = min(behind.get(sender, floor), floor)
+                        key = (sender, delivery.partition)
+                        floor = delivery.sender_floor
+                        behind[key] = min(behind.get(key, floor), floor)
             # Batched as first sends are: one publish per item was one task per item.
-            for principal, payloads in resent.items():
-                self._publish_all(principal, payloads)
+            for (principal, partition), payloads in resent.items():
+                self._publish_all(principal, payloads, partition)
             for delivery in self.deliveries.values():
                 if (
                     delivery.sender_seen
                     and not delivery.recipient_seen
                     and now - delivery.seen_at >= spec.resend_after_s
                 ):
-                    recipient = delivery.conversation.recipient(delivery.step).id
+                    key = (delivery.conversation.recipient(delivery.step).id, delivery.partition)
                     delivery.seen_at = now
                     floor = delivery.recipient_floor
-                    behind[recipient] = min(behind.get(recipient, floor), floor)
+                    behind[key] = min(behind.get(key, floor), floor)
             if spec.gateway is not None and behind:
-                # The gateway asks for all its parties at once, from the lowest floor.
-                behind = {spec.gateway: min(behind.values())}
-            for party, after in behind.items():
-                asked = self.catch_up_asked.get(party)
+                # The gateway asks for all its parties at once, from the lowest floor of
+                # each partition.
+                lowest: dict[tuple[str, int], int] = {}
+                for (_, partition), floor in behind.items():
+                    key = (spec.gateway, partition)
+                    lowest[key] = min(lowest.get(key, floor), floor)
+                behind = lowest
+            for (party, partition), after in behind.items():
+                asked = self.catch_up_asked.get((party, partition))
                 if asked is not None and now - asked < spec.resend_after_s:
                     continue
-                self.catch_up_asked[party] = now
+                self.catch_up_asked[party, partition] = now
                 self.counters["catch_ups"] += 1
                 payload = self.codec.catch_up_request(party, after)
-                task = asyncio.get_running_loop().create_task(self._report(party, payload))
+                topic = self.topics.report(party, self._topic_partition(partition))
+                task = asyncio.get_running_loop().create_task(self._report(party, topic, payload))
                 self.publishing.add(task)
                 task.add_done_callback(self.publishing.discard)
 
-    async def _report(self, party: str, payload: bytes) -> None:
+    async def _report(self, party: str, topic: str, payload: bytes) -> None:
         with contextlib.suppress(Exception):
-            await self.transports[party].publish(self.topics.report(party), payload, qos=1)
+            await self.transports[party].publish(topic, payload, qos=1)
 
     # -- progress --------------------------------------------------------------------
 

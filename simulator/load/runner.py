@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import resource
+import shlex
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import structlog
@@ -56,23 +58,23 @@ from simulator.load.generator import (
 )
 from simulator.load.heap import frozen_heap
 from simulator.load.ledger import OPEN, PATH_NAMES, LogLedger
+from simulator.load.partitioned import (
+    PartitionedUmpireSpec,
+    UmpireFleet,
+    create_partition_logs,
+)
 from simulator.load.report import LoadReport, latency_summary, saturation_summary
-from simulator.load.umpire import UmpireCounters, load_umpire
-from simulator.logfiles import open_log
+from simulator.load.umpire import UmpireCounters, load_umpire, umpire_stopped
+from simulator.logfiles import is_postgres, open_log, partition_location
 from simulator.messaging.topics import Topics
 from simulator.protocol import Agreement
 from simulator.records import CLOCK_ELAPSED, MESSAGE_PREFIX, REJECTION, record_exercise_started
 from simulator.run.security import SecurityOptions, broker_tls
-from simulator.transport import SessionSettings, Transport, client_id_for
-from simulator.umpire import Umpire, UmpireResult, UmpireSettings
+from simulator.transport import SessionSettings, client_id_for
+from simulator.umpire import UmpireSettings
 from simulator.umpire.sequencer import Sequencer
 
 log = structlog.get_logger("simulator.load")
-
-# How long the umpire may take to finish after the generators (its end goes out over
-# the broker), and how long its broker may be gone before that wait is given up.
-UMPIRE_FINISH_S = 60.0
-BROKER_GONE_S = 10.0
 
 
 @dataclass
@@ -96,6 +98,20 @@ class LoadOptions:
     workdir: Path | None = None
     # TLS-only broker with generated certificates and a restricted observer (README: Security).
     secure: bool = False
+    # The cases split among this many umpire processes, plus standbys that take over a
+    # partition whose owner dies (`simulator.load.partitioned`; needs a PostgreSQL log).
+    partitions: int = 1
+    standbys: int = 0
+    # How to start the generator processes elsewhere: commands that run
+    # `python -m simulator.load.worker` on another host (`ssh gen1 /srv/coop/.venv/bin/python
+    # -m simulator.load.worker`), taken in turn; none: on this machine. The spec goes over
+    # the command's stdin and the results come back on its stdout, as they do locally.
+    worker_commands: tuple[str, ...] = ()
+
+    @property
+    def partitioned(self) -> bool:
+        """Whether umpire processes of their own decide (several, or one with standbys)."""
+        return self.partitions > 1 or self.standbys > 0
 
     @property
     def gateways(self) -> bool:
@@ -127,10 +143,24 @@ class LoadOptions:
             raise InputError(f"--payload-bytes must be 0..200000, not {self.payload_bytes}")
         if self.per_party and self.one_per_message:
             raise InputError("--one-per-message already connects every party on its own")
+        if not 1 <= self.partitions <= 64:
+            raise InputError(f"--partitions must be 1..64, not {self.partitions}")
+        for command in self.worker_commands:
+            if not shlex.split(command):
+                raise InputError("--worker-command must not be empty")
+        if not 0 <= self.standbys <= 16:
+            raise InputError(f"--standbys must be 0..16, not {self.standbys}")
+        if self.partitioned and not (self.log and is_postgres(self.log)):
+            raise InputError(
+                "--partitions and --standbys need --log postgresql://…: each partition's "
+                "log and its ownership are kept in PostgreSQL"
+            )
 
 
 # Called with the broker once the run is under way (fault drills in tests).
 DuringRun = Callable[[Broker], Awaitable[None]]
+# Called with the umpire processes of a partitioned run once it is under way.
+DuringUmpires = Callable[[UmpireFleet], Awaitable[None]]
 ProgressHook = Callable[[dict[str, Any]], None]
 # Puts something between the started broker and every client of the run (fault drills
 # put a fault proxy there); what it yields is the broker they connect to.
@@ -148,6 +178,7 @@ async def run_load(
     on_progress: ProgressHook | None = None,
     through: Through | None = None,
     log_through: LogThrough | None = None,
+    during_umpires: DuringUmpires | None = None,
 ) -> LoadReport:
     options.check()
     # aiomqtt warns about every publish beyond 10 awaiting a PUBACK; a load run has
@@ -194,6 +225,18 @@ async def run_load(
             broker = await stack.enter_async_context(chosen)
         if through is not None:
             broker = await stack.enter_async_context(through(broker))
+        if options.partitioned:
+            return await _run_partitioned(
+                options,
+                stack,
+                broker,
+                topics,
+                run_id,
+                groups,
+                gateways,
+                parties,
+                (during, during_umpires, on_progress),
+            )
         store = await stack.enter_async_context(open_log(location, create=True, now=wall_now))
         if await store.head() > 0:
             raise InputError(f"{location}: already holds a run; choose a new --log")
@@ -240,14 +283,20 @@ async def run_load(
         cpu_before = _cpu_seconds(broker)
         try:
             results, timeline, wall = await _generate(
-                options, broker, topics, run_id, groups, (umpire, counters), during, on_progress
+                options,
+                broker,
+                topics,
+                run_id,
+                groups,
+                _Live(lambda: umpire.head, lambda: counters),
+                (during, None, on_progress),
             )
         finally:
             umpire.stop("the load generators finished")
-            failure = await _umpire_stopped(umpire_task, umpire_bus, broker.name)
+            failure = await umpire_stopped(umpire_task, umpire_bus, broker.name)
         report = _reconcile(
             location,
-            await _log_facts(store, results),
+            await _log_facts([store], results),
             options,
             results,
             counters,
@@ -261,32 +310,84 @@ async def run_load(
         return report
 
 
-async def _umpire_stopped(
-    task: "asyncio.Task[UmpireResult]", bus: Transport, broker: str
-) -> str | None:
-    """Let the umpire finish; why it could not, if it could not (its broker gone).
+async def _run_partitioned(
+    options: LoadOptions,
+    stack: contextlib.AsyncExitStack,
+    broker: Broker,
+    topics: Topics,
+    run_id: str,
+    groups: list[tuple[tuple[str, str], ...]],
+    gateways: dict[str, list[str]],
+    parties: list[str],
+    hooks: "tuple[DuringRun | None, DuringUmpires | None, ProgressHook | None]",
+) -> LoadReport:
+    """The run with its cases split among umpire processes (`simulator.load.partitioned`)."""
+    assert options.log is not None
+    spec = PartitionedUmpireSpec(
+        exercise=topics.exercise,
+        run_id=run_id,
+        broker=_umpire_url(broker),
+        log=options.log,
+        partitions=options.partitions,
+        parties=tuple(parties),
+        gateways=gateways,
+        seed=options.seed,
+        max_qos=broker.max_qos,
+        max_payload=broker.message_size_limit,
+    )
+    await create_partition_logs(spec)
+    cpu_before = _cpu_seconds(broker)
+    fleet = await stack.enter_async_context(UmpireFleet(spec, options.standbys))
+    try:
+        results, timeline, wall = await _generate(
+            options,
+            broker,
+            topics,
+            run_id,
+            groups,
+            _Live(lambda: fleet.head, lambda: fleet.counters),
+            hooks,
+            fleet,
+        )
+    finally:
+        failures = await fleet.stop()
+    stores = [
+        await stack.enter_async_context(
+            open_log(partition_location(options.log, n), read_only=True)
+        )
+        for n in range(options.partitions)
+    ]
+    report = _reconcile(
+        options.log,
+        await _log_facts(stores, results),
+        options,
+        results,
+        fleet.counters,
+        wall,
+        timeline,
+        broker=broker.name,
+    )
+    report.umpire_rejections = fleet.rejections
+    report.failure = "; ".join(failures) or None
+    report.extra["partitions"] = {
+        "count": options.partitions,
+        "standbys": options.standbys,
+        "logs": [partition_location(options.log, n) for n in range(options.partitions)],
+        # Every process that owned each partition, in order: more than one is a takeover.
+        "owners": {str(n): fleet.owner_history.get(n, []) for n in range(options.partitions)},
+    }
+    _add_cpu(report, cpu_before, _cpu_seconds(broker), results, umpires_s=fleet.cpu_s)
+    return report
 
-    Its end is announced over the broker: with the broker dead and not back, that
-    publish never completes. It has `UMPIRE_FINISH_S`, and gives up sooner once its
-    connection has been down for `BROKER_GONE_S`; the log holds what it committed.
-    """
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + UMPIRE_FINISH_S
-    down_since: float | None = None
-    while not task.done():
-        now = loop.time()
-        down_since = None if bus.connected.is_set() else (down_since or now)
-        if now >= give_up or (down_since is not None and now - down_since >= BROKER_GONE_S):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            return (
-                f"the broker ({broker}) stopped answering and did not come back: the run "
-                "could not be carried to its end; the figures cover what the log holds"
-            )
-        await asyncio.wait({task}, timeout=1.0)
-    task.result()  # the umpire's own failure, if it failed, is the run's
-    return None
+
+def _umpire_url(broker: Broker) -> str:
+    """The broker as a URL carrying the umpire's credentials (for its own processes)."""
+    address = broker.address
+    user, password = broker.credentials("umpire")
+    nodes = ",".join(f"{node.host}:{node.port}" for node in address.nodes)
+    query = f"?ca_file={quote(str(address.ca_file))}" if address.ca_file else ""
+    scheme = "mqtts" if address.tls else "mqtt"
+    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{nodes}{query}"
 
 
 def _add_cpu(
@@ -294,13 +395,19 @@ def _add_cpu(
     before: tuple[float, float | None],
     after: tuple[float, float | None],
     results: list[GeneratorResult],
+    *,
+    umpires_s: float | None = None,
 ) -> None:
     generators = sum(r.counters.get("cpu_ms", 0) for r in results) / 1000
+    mine = round(after[0] - before[0], 3)
     cpu = {
         # The umpire's process; it hosts the embedded broker too when that is the broker.
-        "umpire": round(after[0] - before[0], 3),
+        # Partitioned: the umpire processes', and the runner's own apart.
+        "umpire": mine if umpires_s is None else round(umpires_s, 3),
         "generators": round(generators, 3),
     }
+    if umpires_s is not None:
+        cpu["runner"] = mine
     if after[1] is not None and before[1] is not None:
         cpu["broker"] = round(after[1] - before[1], 3)
     report.extra["cpu_s"] = cpu
@@ -357,7 +464,10 @@ def _specs(
                 index=index,
                 host=broker.address.host,
                 port=broker.address.port,
+                # Each client of a cluster starts on the node a hash of its id picks (the
+                # transport), so the generators spread over the nodes.
                 other_nodes=tuple((n.host, n.port) for n in broker.address.others),
+                partitions=options.partitions,
                 tls=broker.address.tls,
                 ca_file=str(broker.address.ca_file) if broker.address.ca_file else None,
                 exercise=topics.exercise,
@@ -381,16 +491,26 @@ def _specs(
     return specs
 
 
+@dataclass(frozen=True)
+class _Live:
+    """Where the umpire side's live figures come from: one umpire, or a fleet of them."""
+
+    head: Callable[[], int]
+    counters: Callable[[], UmpireCounters]
+
+
 class _Fleet:
     """The generator processes of a run: their progress, results and failures."""
 
     def __init__(
         self,
-        umpire: tuple[Umpire, UmpireCounters],
+        umpire: _Live,
         start_at: float,
         on_progress: ProgressHook | None,
+        worker_commands: tuple[str, ...] = (),
     ):
-        self.umpire, self.counters = umpire
+        self.umpire = umpire
+        self.worker_commands = worker_commands
         self.start_at = start_at
         self.on_progress = on_progress
         self.results: dict[int, GeneratorResult] = {}
@@ -401,7 +521,7 @@ class _Fleet:
     async def generator(self, spec: GeneratorSpec) -> None:
         process = await asyncio.create_subprocess_exec(
             # Killed outright, the run takes its generators with it.
-            *dying_with_parent([sys.executable, "-m", "simulator.load.worker"]),
+            *dying_with_parent(self._worker_argv(spec.index)),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=256 * 1024 * 1024,
@@ -429,18 +549,25 @@ class _Fleet:
                 f"load generator {spec.index} exited ({process.returncode}) without a result"
             )
 
+    def _worker_argv(self, index: int) -> list[str]:
+        """How generator `index` is started: here, or by the next of `worker_commands`."""
+        if not self.worker_commands:
+            return [sys.executable, "-m", "simulator.load.worker"]
+        return shlex.split(self.worker_commands[index % len(self.worker_commands)])
+
     def _sum(self, key: str) -> int:
         return sum(int(p[key]) for p in self.latest.values())
 
     async def watch(self) -> None:
         """Live progress once a second: the umpire's head and the generators' counts."""
         umpire = self.umpire
-        last_tick, last_head = monotonic(), umpire.head
+        last_tick, last_head = monotonic(), umpire.head()
         last_started = 0
         while True:
             await asyncio.sleep(1.0)
             now = monotonic()
-            head = umpire.head
+            head = umpire.head()
+            counters = umpire.counters()
             if now >= self.start_at:
                 started = self._sum("cases_started")
                 snapshot = {
@@ -453,8 +580,8 @@ class _Fleet:
                     "cases_completed": self._sum("cases_completed"),
                     "open": self._sum("open"),
                     "p99_ms": max((p["p99_ms"] for p in self.latest.values()), default=0.0),
-                    "mqtt_in": self.counters.mqtt_in + self._sum("mqtt_in"),
-                    "mqtt_out": self.counters.mqtt_out + self._sum("mqtt_out"),
+                    "mqtt_in": counters.mqtt_in + self._sum("mqtt_in"),
+                    "mqtt_out": counters.mqtt_out + self._sum("mqtt_out"),
                     "resends": self._sum("resends"),
                 }
                 self.timeline.append(snapshot)
@@ -470,15 +597,16 @@ async def _generate(
     topics: Topics,
     run_id: str,
     groups: list[tuple[tuple[str, str], ...]],
-    umpire: tuple[Umpire, UmpireCounters],
-    during: DuringRun | None,
-    on_progress: ProgressHook | None,
+    umpire: _Live,
+    hooks: "tuple[DuringRun | None, DuringUmpires | None, ProgressHook | None]",
+    umpires: UmpireFleet | None = None,
 ) -> tuple[list[GeneratorResult], list[dict[str, Any]], float]:
+    during, during_umpires, on_progress = hooks
     pairs = [pair for group in groups for pair in group]
     # Far enough ahead for every process to import, connect and subscribe.
     start_at = monotonic() + 3.0 + 1.0 * options.processes
     specs = _specs(options, broker, topics, run_id, groups, len(pairs), start_at)
-    fleet = _Fleet(umpire, start_at, on_progress)
+    fleet = _Fleet(umpire, start_at, on_progress, options.worker_commands)
     # The generators bound themselves (offering stops at the schedule's end, the drain
     # and the last publishes are bounded); past this, one of them is stuck.
     limit = (
@@ -494,11 +622,19 @@ async def _generate(
         await asyncio.sleep(max(start_at - monotonic(), 0) + 0.5)
         await during(broker)
 
+    async def umpire_drill_after_start(drill: DuringUmpires, fleet: UmpireFleet) -> None:
+        await asyncio.sleep(max(start_at - monotonic(), 0) + 0.5)
+        await drill(fleet)
+
     try:
         async with asyncio.timeout(limit), asyncio.TaskGroup() as group:
             watcher = group.create_task(fleet.watch(), name="load.watch")
             if during is not None:
                 group.create_task(drill_after_start(during), name="load.during")
+            if during_umpires is not None and umpires is not None:
+                group.create_task(
+                    umpire_drill_after_start(during_umpires, umpires), name="load.during_umpires"
+                )
             await asyncio.gather(*(fleet.generator(spec) for spec in specs))
             watcher.cancel()
     except TimeoutError:
@@ -517,7 +653,7 @@ def _merge(encoded: list[bytes]) -> HdrHistogram:
 
 
 async def _log_facts(
-    store: InspectableStore, results: list[GeneratorResult]
+    stores: list[InspectableStore], results: list[GeneratorResult]
 ) -> tuple[LogLedger, int, int, int]:
     """(the run's messages the log holds, events, rejections, elapsed).
 
@@ -528,14 +664,17 @@ async def _log_facts(
     """
     committed = LogLedger({r.index: r.cases.started for r in results})
     events = rejections = elapsed = 0
-    async for row in store.stored_rows():
-        events += 1
-        if row.type.startswith(MESSAGE_PREFIX):
-            committed.add(orjson.loads(row.body)["data"]["message"]["message_id"])
-        elif row.type == REJECTION:
-            rejections += 1
-        elif row.type == CLOCK_ELAPSED:
-            elapsed += 1
+    # Every partition's log, where the cases were split: a message in two of them is
+    # as duplicated as a message twice in one.
+    for store in stores:
+        async for row in store.stored_rows():
+            events += 1
+            if row.type.startswith(MESSAGE_PREFIX):
+                committed.add(orjson.loads(row.body)["data"]["message"]["message_id"])
+            elif row.type == REJECTION:
+                rejections += 1
+            elif row.type == CLOCK_ELAPSED:
+                elapsed += 1
     return committed, events, rejections, elapsed
 
 

@@ -28,6 +28,8 @@ Everything else (validation, the fold, violations, idempotency by message
 id, batched appends to the durable log, catch-up) is the exercise's code.
 """
 
+import asyncio
+import contextlib
 from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,9 +45,10 @@ from simulator.messaging.bus import Bus
 from simulator.messaging.routing import ConfidentialCases, publish_events
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Submission, describe
-from simulator.protocol.ids import PARTY_ID_PATTERN, PartyId
+from simulator.protocol.ids import PARTY_ID_PATTERN, PartyId, partition_of
 from simulator.records import audience
-from simulator.umpire import Umpire
+from simulator.transport import Transport
+from simulator.umpire import Umpire, UmpireResult
 from simulator.umpire.intake import refuse_all, reused_reason, stranger_reason
 from simulator.umpire.pipeline import Pipeline
 from simulator.umpire.sequencer import Decision, Sequencer
@@ -116,8 +119,11 @@ class BatchIntake:
         parties: Iterable[str],
         gateways: Mapping[str, frozenset[str]],
         counters: UmpireCounters,
+        partition: tuple[int, int] | None = None,
     ) -> None:
         self.sequencer = sequencer
+        # (this umpire's partition, how many there are), where the cases are split.
+        self.partition = partition
         self.parties = frozenset(parties)
         self.gateways = gateways
         self.counters = counters
@@ -187,6 +193,9 @@ class BatchIntake:
             if claimed not in allowed:
                 self.malformed.append((principal, raw))
                 continue
+            if self.partition is not None and (wrong := self._elsewhere(submission)):
+                self.refused.append((principal, raw, wrong, submission.seq))
+                continue
             seq = submission.seq
             first = self.seen_seqs[claimed].get(seq)
             if first is None:
@@ -197,6 +206,21 @@ class BatchIntake:
                 first = hash(waiting[1])
             if first != hash(raw):
                 self.refused.append((principal, raw, reused_reason(claimed, seq), seq))
+
+    def _elsewhere(self, submission: Submission) -> str | None:
+        """Why a submission is not this partition's to decide (its case is another's)."""
+        assert self.partition is not None
+        number, count = self.partition
+        case = submission.message.get("case_id")
+        if type(case) is not str:
+            return None  # no case to route by: the sequencer says what is wrong with it
+        owner = partition_of(case, count)
+        if owner == number:
+            return None
+        return (
+            f"case {case[:80]!r} belongs to partition {owner} of {count}, not to {number}: "
+            f"submit it on submit/{submission.party}/{owner}"
+        )
 
     def waiting(self) -> bool:
         return bool(self.decoded or self.malformed or self.refused)
@@ -255,9 +279,11 @@ class GatewayRouter:
         topics: Topics,
         gateways: Mapping[str, frozenset[str]],
         counters: UmpireCounters,
+        partition: int | None = None,
     ) -> None:
         self.bus = bus
         self.topics = topics
+        self.partition = partition
         self.gateways = gateways
         self.gateway_of = {p: g for g, ps in gateways.items() for p in ps}
         self.counters = counters
@@ -278,6 +304,7 @@ class GatewayRouter:
             private_cases=frozenset() if self.gateways else confidential(events),
             concurrent=True,
             route=self.via_gateways if self.gateways else None,
+            partition=self.partition,
         )
 
     def via_gateways(self, event: Event, private: bool) -> list[str]:
@@ -293,24 +320,64 @@ def load_umpire(
     *,
     counters: UmpireCounters,
     gateways: Mapping[str, Iterable[str]] | None = None,
+    partitions: int = 1,
     **umpire: Any,
 ) -> Umpire:
     """The umpire of a load run: see the module docstring; `UmpireSettings(simulated=False)`.
 
     `gateways` maps a gateway to the parties it speaks for; `counters` is
-    kept up to date with the umpire's MQTT traffic and submissions.
+    kept up to date with the umpire's MQTT traffic and submissions. Where the
+    cases are split among `partitions` umpires, `UmpireSettings.partition` says
+    which this one owns: it decides only its own cases' submissions.
     """
     # Gateway -> the parties it speaks for (see the module docstring).
     by_gateway = {g: frozenset(ps) for g, ps in (gateways or {}).items()}
     parties = tuple(umpire.pop("parties"))
     # The load pipeline is its driver, unless a test hands in another.
     umpire.setdefault("driver", Pipeline)
+    settings = umpire.get("settings")
+    number = settings.partition if settings is not None else None
+    share = None if number is None else (number, partitions)
     return Umpire(
         parties=parties,
-        intake=BatchIntake(umpire["sequencer"], parties, by_gateway, counters),
-        router=GatewayRouter(umpire["bus"], umpire["topics"], by_gateway, counters),
+        intake=BatchIntake(umpire["sequencer"], parties, by_gateway, counters, share),
+        router=GatewayRouter(umpire["bus"], umpire["topics"], by_gateway, counters, number),
         **umpire,
     )
+
+
+# How long the umpire may take to finish after the generators (its end goes out over
+# the broker), and how long its broker may be gone before that wait is given up.
+UMPIRE_FINISH_S = 60.0
+BROKER_GONE_S = 10.0
+
+
+async def umpire_stopped(
+    task: "asyncio.Task[UmpireResult]", bus: Transport, broker: str
+) -> str | None:
+    """Let the umpire finish; why it could not, if it could not (its broker gone).
+
+    Its end is announced over the broker: with the broker dead and not back, that
+    publish never completes. It has `UMPIRE_FINISH_S`, and gives up sooner once its
+    connection has been down for `BROKER_GONE_S`; the log holds what it committed.
+    """
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + UMPIRE_FINISH_S
+    down_since: float | None = None
+    while not task.done():
+        now = loop.time()
+        down_since = None if bus.connected.is_set() else (down_since or now)
+        if now >= give_up or (down_since is not None and now - down_since >= BROKER_GONE_S):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return (
+                f"the broker ({broker}) stopped answering and did not come back: the run "
+                "could not be carried to its end; the figures cover what the log holds"
+            )
+        await asyncio.wait({task}, timeout=1.0)
+    task.result()  # the umpire's own failure, if it failed, is the run's
+    return None
 
 
 _BATCH_KEYS = frozenset(SubmissionBatch.model_fields)
@@ -414,4 +481,5 @@ __all__ = [
     "UmpireCounters",
     "batch_payload",
     "load_umpire",
+    "umpire_stopped",
 ]

@@ -40,9 +40,16 @@ def routes(event: Event, topics: Topics, *, private: bool = False) -> list[str]:
     return [topics.log(UMPIRE_SOURCE, party) for party in sorted(who)]
 
 
-def events_payload(lines: Sequence[str], *, replay: bool = False) -> bytes:
+def events_payload(
+    lines: Sequence[str], *, replay: bool = False, partition: int | None = None
+) -> bytes:
     tail = b'],"replay":true}' if replay else b"]}"
-    return b'{"kind":"events","events":[' + ",".join(lines).encode() + tail
+    head = (
+        b'{"kind":"events","events":['
+        if partition is None
+        else b'{"kind":"events","partition":%d,"events":[' % partition
+    )
+    return head + ",".join(lines).encode() + tail
 
 
 def confidential_cases(events: Iterable[Event]) -> set[str]:
@@ -89,13 +96,15 @@ async def publish_events(
     private_cases: Container[str] = frozenset(),
     concurrent: bool = False,
     route: Callable[[Event, bool], Iterable[str]] | None = None,
+    partition: int | None = None,
 ) -> int:
     """Publish committed events grouped by topic, several per MQTT message; returns messages.
 
     `concurrent` puts every message in flight at once (a load run's umpire) instead
     of awaiting each acknowledgement in turn; messages still leave in order.
     `route(event, private)` names an event's topics where they are not `routes`
-    (a load run's gateways).
+    (a load run's gateways). `partition`: the partition the events are of, said in
+    every message, where an exercise's cases are split among umpires.
     """
     by_topic: dict[str, list[str]] = defaultdict(list)
     # A message's topics follow from its sender, recipient and privacy alone, and a
@@ -124,7 +133,9 @@ async def publish_events(
         chunker = Chunker()
         chunks = [full for line in lines if (full := chunker.add(line)) is not None]
         chunks.append(chunker.rest())
-        payloads += [(topic, events_payload(chunk, replay=replay)) for chunk in chunks]
+        payloads += [
+            (topic, events_payload(chunk, replay=replay, partition=partition)) for chunk in chunks
+        ]
     if concurrent:
         async with asyncio.TaskGroup() as group:
             for topic, payload in payloads:

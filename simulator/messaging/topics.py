@@ -1,7 +1,7 @@
 """The MQTT topic scheme of an exercise, and the principals that use it.
 
-    {root}/{exercise}/submit/{party}             party -> umpire: submissions
-    {root}/{exercise}/report/{party}             party -> umpire: round reports, catch-up asks
+    {root}/{exercise}/submit/{party}[/{n}]       party -> umpire: submissions
+    {root}/{exercise}/report/{party}[/{n}]       party -> umpire: round reports, catch-up asks
     {root}/{exercise}/log/{sender}/{recipient}   umpire -> the two parties: committed events
     {root}/{exercise}/inbox/{party}              umpire -> one party: rejections, catch-up
     {root}/{exercise}/clock                      umpire -> everyone: clock, rounds, exercise events
@@ -11,7 +11,11 @@
 Each party may publish only to its own submit and report topics and read
 only its own inbox, the clock, and the committed events it is a party to;
 the broker's ACL enforces that and the umpire checks the claimed sender
-too. Every name that goes into a topic is validated first: a `+`, `#`, `/`,
+too. An exercise whose cases are split among partitioned umpires
+(`simulator.eventlog.lease`) adds the partition `n` of the case to the
+submit and report topics, so each submission reaches the one umpire that
+owns its case; an exercise with one umpire uses the bare topics. Every name
+that goes into a topic is validated first: a `+`, `#`, `/`,
 NUL or leading `$` would change what a topic or an ACL pattern means.
 """
 
@@ -69,11 +73,11 @@ class Topics:
         """The filter an observer subscribes to for the whole exercise."""
         return f"{self.base}/#"
 
-    def submit(self, party: str) -> str:
-        return f"{self.base}/submit/{_party(party)}"
+    def submit(self, party: str, partition: int | None = None) -> str:
+        return f"{self.base}/submit/{_party(party)}{_partition(partition)}"
 
-    def report(self, party: str) -> str:
-        return f"{self.base}/report/{_party(party)}"
+    def report(self, party: str, partition: int | None = None) -> str:
+        return f"{self.base}/report/{_party(party)}{_partition(partition)}"
 
     def inbox(self, party: str) -> str:
         return f"{self.base}/inbox/{_party(party)}"
@@ -102,6 +106,11 @@ class Topics:
     def all_reports(self) -> str:
         return f"{self.base}/report/+"
 
+    def partition_filters(self, partition: int) -> tuple[str, str]:
+        """What the umpire owning `partition` subscribes to: its submissions and reports."""
+        suffix = _partition(partition)
+        return (f"{self.base}/submit/+{suffix}", f"{self.base}/report/+{suffix}")
+
     # Filters a party subscribes to.
     def party_filters(self, party: str) -> tuple[str, ...]:
         _party(party)
@@ -118,7 +127,19 @@ class Topics:
         if not topic.startswith(prefix):
             return None
         rest = topic[len(prefix) :]
-        return rest if is_party_id(rest) else None
+        # A partitioned exercise's topics end in the partition: `{party}/{n}`.
+        party, slash, number = rest.partition("/")
+        if slash and not (number.isdigit() and number.isascii()):
+            return None
+        return party if is_party_id(party) else None
+
+
+def _partition(partition: int | None) -> str:
+    if partition is None:
+        return ""
+    if not isinstance(partition, int) or isinstance(partition, bool) or partition < 0:
+        raise TopicError(f"partition {partition!r} must be a whole number from 0")
+    return f"/{partition}"
 
 
 def check_party_id(party: str) -> str:

@@ -133,6 +133,9 @@ class Events(_Wire):
     kind: Literal["events"] = "events"
     events: tuple[dict[str, Any], ...]
     replay: bool = False
+    # The partition whose umpire committed them, where an exercise's cases are split
+    # among umpires: positions are numbered in each partition's own log.
+    partition: int | None = None
 
 
 class Round(_Wire):
@@ -193,6 +196,8 @@ class CatchUp(_Wire):
     kind: Literal["catch_up"] = "catch_up"
     events: tuple[dict[str, Any], ...]
     head: int
+    # As `Events.partition`: the partition whose log `head` and the positions are of.
+    partition: int | None = None
 
 
 UmpireToParty = Annotated[

@@ -130,6 +130,11 @@ class UmpireSettings:
     # A realtime run announces its clock this often (and at once on a change).
     clock_tick_s: float = 1.0
     max_batch: int = 1000
+    # Where an exercise's cases are split among umpires (`simulator.eventlog.lease`):
+    # the partition this one owns, or None (one umpire for everything). A partition's
+    # umpire takes only its own submit and report topics, says its partition in what
+    # it sends, and leaves the exercise-wide events (its end) to partition 0's.
+    partition: int | None = None
 
 
 class Driver(Protocol):
@@ -258,9 +263,16 @@ class Umpire:
         """
         if self._listening:
             return
-        await self.bus.subscribe(
-            self.topics.all_submissions, self.topics.all_reports, self.topics.control
-        )
+        partition = self.settings.partition
+        if partition is None:
+            filters: tuple[str, ...] = (
+                self.topics.all_submissions,
+                self.topics.all_reports,
+                self.topics.control,
+            )
+        else:
+            filters = self.topics.partition_filters(partition)
+        await self.bus.subscribe(*filters)
         self._listening = True
 
     async def run(self, start_events: Sequence[NewEvent] = ()) -> UmpireResult:
@@ -293,6 +305,11 @@ class Umpire:
 
     async def finish(self, reason: str, *, at: datetime | None = None) -> UmpireResult:
         at = self.clock.now() if at is None else at
+        if self.settings.partition not in (None, 0):
+            # The exercise's end is exercise-wide: partition 0's umpire records it once.
+            await self.commit()
+            self.log.info("partition_stopped", reason=reason, head=self.head)
+            return UmpireResult(self.head, self.round.number, at, reason, self.rejections)
         self._seq += 1
         self.sequencer.stage(
             record_ended(
@@ -478,11 +495,13 @@ class Umpire:
         self.log.info("catch_up_served", party=party, after=after, head=self.head)
 
     async def _send_catch_up(self, party: str, lines: list[str]) -> None:
-        payload = (
+        partition = self.settings.partition
+        head = (
             b'{"kind":"catch_up","head":%d,"events":[' % self.head
-            + ",".join(lines).encode()
-            + b"]}"
+            if partition is None
+            else b'{"kind":"catch_up","partition":%d,"head":%d,"events":[' % (partition, self.head)
         )
+        payload = head + ",".join(lines).encode() + b"]}"
         await self.bus.publish(self.topics.inbox(party), payload)
 
     def stop(self, reason: str) -> None:

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -65,3 +66,40 @@ async def test_a_load_run_loses_nothing_when_a_node_dies(tmp_path: Path, first: 
     assert data["submitted"] == data["committed_messages"]
     assert (await verify(report.log)).ok
     print({"killed": killed, **{k: data[k] for k in ("resends", "catch_ups", "latency_ms")}})
+
+
+async def test_generators_start_by_the_given_command(tmp_path: Path) -> None:
+    """--worker-command starts each generator (as ssh would on another host), over the cluster.
+
+    The spec goes over the command's stdin and the result comes back on its stdout;
+    each gateway connects to the node a hash of its client id picks.
+    """
+    launched = tmp_path / "launched"
+    command = (
+        f'sh -c \'echo "$$" >> {launched}; exec "$0" -m simulator.load.worker\' {sys.executable}'
+    )
+    seen: dict[int, list[str]] = {}
+
+    async def who_is_where(broker: Broker) -> None:
+        assert isinstance(broker, NatsCluster)
+        for index in range(broker.size):
+            found = await asyncio.to_thread(_monitor, broker, index, "/connz?limit=1024")
+            seen[index] = [c.get("mqtt_client", "") for c in found.get("connections") or []]
+
+    options = LoadOptions(
+        parties=4,
+        rate=20,
+        duration_s=3,
+        broker="nats",
+        processes=2,
+        workdir=tmp_path,
+        worker_commands=(command,),
+    )
+    report = await run_load(options, during=who_is_where)
+    data = report.as_json()
+    assert data["lost"] == 0
+    assert data["cases"]["completed"] == data["cases"]["scheduled"] == 60
+    assert len(launched.read_text().split()) == 2
+    # Both gateways were on the cluster while it ran (client ids begin with the principal).
+    clients = [client for node in seen.values() for client in node]
+    assert sum("-gateway-" in client for client in clients) == 2, seen

@@ -40,7 +40,13 @@ def test_a_partys_nats_permissions_are_its_grants_and_nothing_else() -> None:
     topics = Topics("drill")
     permissions = nats_permissions(grants_for(topics, "alpha"))
     assert permissions["publish"] == {
-        "allow": ["coop.drill.submit.alpha", "coop.drill.report.alpha"]
+        "allow": [
+            "coop.drill.submit.alpha",
+            "coop.drill.report.alpha",
+            # The same topics of any partition (`Topics.submit(party, n)`).
+            "coop.drill.submit.alpha.*",
+            "coop.drill.report.alpha.*",
+        ]
     }
     assert permissions["subscribe"] == {
         "allow": [

@@ -26,7 +26,9 @@ def test_party_grants_are_the_topics_of_the_topic_scheme() -> None:
     """A party may write its submit and report topics and read exactly its party filters."""
     topics = Topics("drill")
     grants = grants_for(topics, "alpha")
-    assert grants.write == (topics.submit("alpha"), topics.report("alpha"))
+    assert grants.write[:2] == (topics.submit("alpha"), topics.report("alpha"))
+    # and the same topics of any partition (one segment more, nothing else).
+    assert grants.write[2:] == (f"{topics.submit('alpha')}/+", f"{topics.report('alpha')}/+")
     assert grants.read == topics.party_filters("alpha")
 
 
@@ -53,7 +55,12 @@ def test_simulator_principals_have_their_roles() -> None:
         "umpire": [topics.tree],
         "observer": [],
         "controller": [topics.control],
-        "alpha": [topics.submit("alpha"), topics.report("alpha")],
+        "alpha": [
+            topics.submit("alpha"),
+            topics.report("alpha"),
+            f"{topics.submit('alpha')}/+",
+            f"{topics.report('alpha')}/+",
+        ],
     }
     assert read["umpire"] == read["observer"] == [topics.tree]
     assert read["controller"] == [topics.answers]
