@@ -6,6 +6,8 @@ event's fields directly: a changed byte or column is refused exactly where the
 general checks refuse it, and a good row reads back as full validation reads it.
 """
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +20,12 @@ from simulator.eventlog.stored import ReadRow, decode_row, hash_holds
 
 from .helpers import proposal
 from .test_envelope import new_events
+
+GOLDEN = Path(__file__).parents[1] / "golden"
+READ_SELECT = (
+    "SELECT position, id, subject, caseversion, type, hash, CAST(body AS BLOB) FROM events"
+    " ORDER BY position"
+)
 
 
 def _verdict(body: bytes) -> bool:
@@ -126,3 +134,31 @@ def test_a_changed_line_is_refused_before_it_is_decoded() -> None:
 
     with pytest.raises(CorruptLogError, match="does not match its hash"):
         decode_row("log", _row(body.encode()), None)
+
+
+def _golden_rows() -> list[tuple[str, ReadRow]]:
+    rows: list[tuple[str, ReadRow]] = []
+    for log in sorted(GOLDEN.glob("*.db")):
+        with sqlite3.connect(log) as db:
+            rows.extend((log.name, row) for row in db.execute(READ_SELECT))
+    for lines in sorted(GOLDEN.glob("*.jsonl")):
+        for line in lines.read_text(encoding="utf-8").splitlines():
+            rows.append((lines.name, _row(line.encode())))
+    return rows
+
+
+def test_every_golden_row_reads_as_the_general_checks_read_it() -> None:
+    """Each row of the golden logs: its hash holds by both checks, and it decodes to the
+    event full validation gives, its fields in the same order."""
+    rows = _golden_rows()
+    assert {name for name, _ in rows} >= {"v1-drill.jsonl", "v2-example.jsonl", "v1-checkpoints.db"}
+    for name, row in rows:
+        body = row[6]
+        assert isinstance(body, bytes)
+        assert hash_holds(body) is True, name
+        assert _verdict(body) is True, name
+        event = decode_row(name, row, None)
+        validated = from_json_line(body)
+        assert event == validated, (name, row[0])
+        assert list(event.__dict__) == list(validated.__dict__)
+        assert event.model_fields_set == validated.model_fields_set
