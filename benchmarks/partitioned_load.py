@@ -76,7 +76,9 @@ def _drop(url: str, schema: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="postgresql://127.0.0.1/test")
-    parser.add_argument("--rate", type=float, default=1500.0, help="cases/s offered")
+    parser.add_argument(
+        "--rate", type=float, default=3000.0, help="cases/s offered (more than one umpire holds)"
+    )
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--broker", default="mosquitto")
     parser.add_argument("--repeat", type=int, default=1)

@@ -136,6 +136,9 @@ class GeneratorSpec:
     # How many umpires the cases are split among (`simulator.load.partitioned`): each
     # submission goes to its case's partition, and positions are each partition's own.
     partitions: int = 1
+    # Whether the run's umpires are partitioned ones, which take submissions on the
+    # partition topics only (even a run of one partition, with a standby).
+    partitioned: bool = False
 
 
 @dataclass(slots=True)
@@ -446,7 +449,7 @@ class Generator:
 
     def _topic_partition(self, partition: int) -> int | None:
         """The partition a topic names: none where one umpire decides everything."""
-        return partition if self.spec.partitions > 1 else None
+        return partition if self.spec.partitioned else None
 
     async def _send(self, principal: str, topic: str, payload: bytes) -> None:
         async with self.in_flight:

@@ -468,6 +468,7 @@ def _specs(
                 # transport), so the generators spread over the nodes.
                 other_nodes=tuple((n.host, n.port) for n in broker.address.others),
                 partitions=options.partitions,
+                partitioned=options.partitioned,
                 tls=broker.address.tls,
                 ca_file=str(broker.address.ca_file) if broker.address.ca_file else None,
                 exercise=topics.exercise,

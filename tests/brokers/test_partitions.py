@@ -263,3 +263,28 @@ async def test_an_umpire_started_by_hand_joins_the_run_and_takes_a_partition_ove
     assert data["undelivered"] == 0
     assert data["cases"]["completed"] == data["cases"]["scheduled"] == 150
     await _partitions_verify(log, 2)
+
+
+@pytest.mark.parametrize("broker", ["embedded", "mosquitto"])
+async def test_one_partition_with_a_standby_carries_a_run(
+    tmp_path: Path, pg_url: str, schema: str, broker: str
+) -> None:
+    """One partition is a partitioned run too: its umpire in a process of its own, a standby."""
+    log = f"{pg_url}?schema={schema}"
+    options = LoadOptions(
+        parties=4,
+        rate=20,
+        duration_s=2,
+        broker=broker,
+        workdir=tmp_path,
+        processes=1,
+        partitions=1,
+        standbys=1,
+        log=log,
+    )
+    report = await run_load(options)
+    data = report.as_json()
+    assert data["verdict"] == "ok", data["failure"]
+    assert data["cases"]["completed"] == data["cases"]["scheduled"] == 40
+    assert report.extra["partitions"]["owners"] == {"0": ["umpire-0"]}
+    assert await _partitions_verify(log, 1) == [data["events"]]
