@@ -435,17 +435,28 @@ class PostgresEventStore:
             )
         self._owner = owner
 
-    async def _check_owner(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Within an append's transaction: is this store's claim still the log's?"""
+    async def _owned_tip(self, conn: psycopg.AsyncConnection[Any]) -> tuple[int, str]:
+        """The tip, within an append's transaction; for a claimed store, the claim checked too.
+
+        One round trip for both: the check is on every append of a partition's umpire.
+        """
         if self._owner is None:
-            return
+            return await self._tip(conn)
         cursor = await conn.execute(
-            self._sql("SELECT value FROM {meta} WHERE key = %s"), (OWNER_KEY,)
+            self._sql(
+                "SELECT (SELECT value FROM {meta} WHERE key = %s), tip.position, tip.hash"
+                " FROM (SELECT 1) AS one LEFT JOIN LATERAL"
+                " (SELECT position, hash FROM {events} ORDER BY position DESC LIMIT 1) AS tip"
+                " ON true"
+            ),
+            (OWNER_KEY,),
         )
         row = await cursor.fetchone()
-        current = None if row is None else str(row[0])
+        assert row is not None  # one row, whatever the log holds
+        current = None if row[0] is None else str(row[0])
         if current != self._owner:
             raise FencedError(self._location, self._owner, current)
+        return (0, GENESIS_HASH) if row[1] is None else (int(row[1]), str(row[2]))
 
     # -- the EventStore interface ------------------------------------------
 
@@ -460,8 +471,7 @@ class PostgresEventStore:
         try:
             async with self._lock, conn.transaction():
                 await conn.execute(self._sql("LOCK TABLE {events} IN EXCLUSIVE MODE"))
-                await self._check_owner(conn)
-                head, last_hash = await self._tip(conn)
+                head, last_hash = await self._owned_tip(conn)
                 ids = [proposal.id for proposal in batch]
                 cursor = await conn.execute(
                     self._sql(

@@ -45,18 +45,19 @@ import structlog
 
 from simulator.context import ScaledClock, fresh_rng, secret_hex, wall_now
 from simulator.errors import InputError
-from simulator.eventlog import Event, PostgresEventStore
+from simulator.eventlog import Event, NewEvent, PostgresEventStore
 from simulator.eventlog.lease import PartitionLease
 from simulator.lifetime import dying_with_parent
 from simulator.load.conversation import load_party
 from simulator.load.generator import MAX_INFLIGHT
+from simulator.load.heap import frozen_heap
 from simulator.load.umpire import UmpireCounters, load_umpire, umpire_stopped
 from simulator.logfiles import open_log, partition_location, split_postgres
 from simulator.messaging.topics import Topics
 from simulator.protocol import Agreement
 from simulator.records import record_exercise_started
 from simulator.transport import BrokerAddress, SessionSettings, Transport, client_id_for
-from simulator.umpire import UmpireSettings
+from simulator.umpire import Umpire, UmpireSettings
 from simulator.umpire.sequencer import Sequencer
 
 log = structlog.get_logger("simulator.load.partitioned")
@@ -205,6 +206,8 @@ class PartitionUmpire:
         partition = lease.partition
         location = partition_location(spec.log, partition)
         async with contextlib.AsyncExitStack() as stack:
+            # As the runner's own umpire: a run's heap grows fast (`simulator.load.heap`).
+            await stack.enter_async_context(frozen_heap())
             store = await stack.enter_async_context(open_log(location, now=wall_now))
             assert isinstance(store, PostgresEventStore)
             # From here on nothing a previous owner still sends can reach the log.
@@ -226,40 +229,9 @@ class PartitionUmpire:
                 max_payload=spec.max_payload,
             )
             await stack.enter_async_context(transport)
-            parties = list(spec.parties)
-            agreement = Agreement.of([load_party(p) for p in parties])
-            start = wall_now()
-            umpire = load_umpire(
-                counters=self.counters,
-                sequencer=Sequencer(agreement, spec.exercise, wallclock=wall_now),
-                store=store,
-                bus=transport,
-                topics=self.topics,
-                parties=parties,
-                reporting=(),
-                clock=ScaledClock(start),
-                end=start + timedelta(days=365),
-                settings=UmpireSettings(
-                    simulated=False, tick_s=0.05, max_batch=2000, partition=partition
-                ),
-                gateways=spec.gateways,
-                partitions=spec.partitions,
-            )
+            umpire, opening = self._umpire(partition, store, transport, fresh=not prefix)
             umpire.resume(prefix)
             await umpire.listen()
-            opening = []
-            if partition == 0 and not prefix:
-                opening = [
-                    record_exercise_started(
-                        agreement,
-                        event_id="exercise-started",
-                        exercise=spec.exercise,
-                        at=start,
-                        wallclock=wall_now(),
-                        scenario="load test",
-                        seed=spec.seed,
-                    )
-                ]
             self.emit(
                 "owner",
                 {
@@ -303,6 +275,43 @@ class PartitionUmpire:
                 rejections=umpire.rejections, lost=lost, resumed=len(prefix), failure=failure
             )
             return result
+
+    def _umpire(
+        self, partition: int, store: PostgresEventStore, transport: Transport, *, fresh: bool
+    ) -> tuple[Umpire, list[NewEvent]]:
+        """The load umpire of `partition`, and the run's opening if it is partition 0's to make."""
+        spec = self.spec
+        parties = list(spec.parties)
+        agreement = Agreement.of([load_party(p) for p in parties])
+        start = wall_now()
+        umpire = load_umpire(
+            counters=self.counters,
+            sequencer=Sequencer(agreement, spec.exercise, wallclock=wall_now),
+            store=store,
+            bus=transport,
+            topics=self.topics,
+            parties=parties,
+            reporting=(),
+            clock=ScaledClock(start),
+            end=start + timedelta(days=365),
+            settings=UmpireSettings(
+                simulated=False, tick_s=0.05, max_batch=2000, partition=partition
+            ),
+            gateways=spec.gateways,
+            partitions=spec.partitions,
+        )
+        if partition != 0 or not fresh:
+            return umpire, []
+        opening = record_exercise_started(
+            agreement,
+            event_id="exercise-started",
+            exercise=spec.exercise,
+            at=start,
+            wallclock=wall_now(),
+            scenario="load test",
+            seed=spec.seed,
+        )
+        return umpire, [opening]
 
     def _progress(self, partition: int, head: int) -> dict[str, Any]:
         usage = resource.getrusage(resource.RUSAGE_SELF)
