@@ -355,6 +355,19 @@ def _print_summary(data: dict[str, Any], console: Console) -> None:
         f"{data['deliveries_duplicated']})",
         highlight=False,
     )
+    split = data.get("partitions")
+    if split:
+        owners = "; ".join(
+            f"partition {n}: {' then '.join(names) or 'nobody'}"
+            + (" (taken over)" if len(names) > 1 else "")
+            for n, names in split["owners"].items()
+        )
+        console.print(
+            f"{split['count']} partitions, {split['standbys']} standbys ({owners}); "
+            f"`simulator log verify {data['log']}` checks each",
+            highlight=False,
+            soft_wrap=True,
+        )
     if data.get("saturated"):
         unfinished, climb = data["unfinished"], data["saturation"]
         console.print(

@@ -45,7 +45,7 @@ import structlog
 
 from simulator.context import ScaledClock, fresh_rng, secret_hex, wall_now
 from simulator.errors import InputError
-from simulator.eventlog import Event, NewEvent, PostgresEventStore
+from simulator.eventlog import Event, LogError, NewEvent, PostgresEventStore
 from simulator.eventlog.lease import PartitionLease
 from simulator.lifetime import dying_with_parent
 from simulator.load.conversation import load_party
@@ -130,8 +130,13 @@ async def create_partition_logs(spec: PartitionedUmpireSpec) -> None:
 async def spec_from_log(log_url: str, broker: str, name: str) -> PartitionedUmpireSpec:
     """Join a run already under way: its description, read from partition 0's log."""
     location = partition_location(log_url, 0)
-    async with open_log(location, read_only=True) as store:
-        described = await store.get_metadata(RUN_METADATA)
+    try:
+        async with open_log(location, read_only=True) as store:
+            described = await store.get_metadata(RUN_METADATA)
+    except LogError as exc:
+        raise InputError(
+            f"{log_url}: no partitioned run there to join (its partition 0's log: {exc})"
+        ) from exc
     if described is None:
         raise InputError(f"{location}: not the log of a partitioned run (no {RUN_METADATA!r})")
     run = orjson.loads(described)
