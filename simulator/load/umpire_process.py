@@ -6,28 +6,17 @@ the load generators' worker does. SIGTERM ends it (`simulator.load.partitioned`)
 """
 
 import asyncio
-import logging
-import os
 import sys
 
 import orjson
 
 from simulator.load.partitioned import PartitionedUmpireSpec, serve
-from simulator.logging import configure
+from simulator.load.worker import lines_to_parent
 
 
 def main() -> None:
     spec = PartitionedUmpireSpec.from_json(orjson.loads(sys.stdin.buffer.read()))
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    configure(level="warning")
-    # Thousands of publishes await their PUBACK at once by design; aiomqtt warns of each.
-    logging.getLogger("mqtt").setLevel(logging.ERROR)
-
-    def emit(kind: str, payload: object) -> None:
-        out.write(orjson.dumps({"kind": kind, "payload": payload}) + b"\n")
-        out.flush()
-
+    emit = lines_to_parent()
     try:
         result = asyncio.run(serve(spec, emit))
     except Exception as exc:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -22,18 +23,28 @@ from simulator.logging import configure
 PROFILE_ENV = "SIMULATOR_LOAD_PROFILE"
 
 
-def main() -> None:
-    spec = spec_from_json(orjson.loads(sys.stdin.buffer.read()))
+def lines_to_parent() -> Callable[[str, object], None]:
+    """Stdout for JSON lines to the parent only: anything else that prints goes to stderr.
+
+    Returns `emit(kind, payload)`. Also quiets what would drown stderr: a load
+    run's processes keep thousands of publishes awaiting their PUBACK by design,
+    and aiomqtt warns of each one past ten.
+    """
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     configure(level="warning")
-    # aiomqtt warns about every publish beyond 10 awaiting a PUBACK; a load run has
-    # thousands in flight by design.
     logging.getLogger("mqtt").setLevel(logging.ERROR)
 
     def emit(kind: str, payload: object) -> None:
         out.write(orjson.dumps({"kind": kind, "payload": payload}) + b"\n")
         out.flush()
+
+    return emit
+
+
+def main() -> None:
+    spec = spec_from_json(orjson.loads(sys.stdin.buffer.read()))
+    emit = lines_to_parent()
 
     profile_dir = os.environ.get(PROFILE_ENV)
     profiler = None

@@ -9,14 +9,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
-import psycopg
 import pytest
-from psycopg import sql
 
 from simulator.brokers import Broker, MosquittoBroker
 from simulator.eventlog import verify
@@ -25,26 +21,13 @@ from simulator.load.partitioned import UmpireFleet
 from simulator.logfiles import open_log, partition_location
 from simulator.protocol.ids import partition_of
 from simulator.records import REJECTION
-from tests.eventlog.conftest import pg_url
+from tests.eventlog.conftest import pg_url, run_schema
 
-__all__ = ["pg_url"]  # the PostgreSQL fixture, shared with the event log tests
+# The PostgreSQL fixtures, shared with the event log tests.
+__all__ = ["pg_url", "run_schema"]
 
 # Generous: the machine may be busy; every wait ends as soon as its condition holds.
 WITHIN = 90.0
-
-
-@pytest.fixture
-def schema(pg_url: str) -> Iterator[str]:
-    """A run's schema name no other test uses; its partitions' schemas are dropped after."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    yield name
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        for partition in range(4):
-            conn.execute(
-                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                    sql.Identifier(f"{name}_p{partition}")
-                )
-            )
 
 
 async def _partitions_verify(log: str, partitions: int) -> list[int]:
@@ -60,7 +43,7 @@ async def _partitions_verify(log: str, partitions: int) -> list[int]:
 
 
 async def test_a_node_and_a_partitions_owner_die_and_nothing_is_lost(
-    tmp_path: Path, pg_url: str, schema: str
+    tmp_path: Path, pg_url: str, run_schema: str
 ) -> None:
     """Two partitions and a standby on a NATS cluster: a node and an owner SIGKILLed.
 
@@ -81,7 +64,7 @@ async def test_a_node_and_a_partitions_owner_die_and_nothing_is_lost(
         taken = await fleet.wait_owned(1, not_by=victim.name, seconds=WITHIN)
         drills["owner"] = f"{victim.name} -> {taken.name}"
 
-    log = f"{pg_url}?schema={schema}"
+    log = f"{pg_url}?schema={run_schema}"
     options = LoadOptions(
         parties=4,
         rate=40,
@@ -113,7 +96,7 @@ async def test_a_node_and_a_partitions_owner_die_and_nothing_is_lost(
 
 
 async def test_a_submission_on_another_partitions_topic_is_refused_and_recorded(
-    tmp_path: Path, pg_url: str, schema: str
+    tmp_path: Path, pg_url: str, run_schema: str
 ) -> None:
     """mosquitto_pub, as a party: a case of partition 1 sent to partition 0 is refused.
 
@@ -163,7 +146,7 @@ async def test_a_submission_on_another_partitions_topic_is_refused_and_recorded(
                 timeout=30,
             )
 
-    log = f"{pg_url}?schema={schema}"
+    log = f"{pg_url}?schema={run_schema}"
     options = LoadOptions(
         parties=4,
         rate=20,
@@ -189,7 +172,7 @@ async def test_a_submission_on_another_partitions_topic_is_refused_and_recorded(
 
 
 async def test_an_umpire_started_by_hand_joins_the_run_and_takes_a_partition_over(
-    tmp_path: Path, pg_url: str, schema: str
+    tmp_path: Path, pg_url: str, run_schema: str
 ) -> None:
     """`simulator umpire`, started apart (as on another host), stands by, then takes over.
 
@@ -231,7 +214,7 @@ async def test_an_umpire_started_by_hand_joins_the_run_and_takes_a_partition_ove
         assert victim.name == "umpire-0"
         await asyncio.wait_for(line_with(process.stderr, "joiner: owner of partition 0"), WITHIN)
 
-    log = f"{pg_url}?schema={schema}"
+    log = f"{pg_url}?schema={run_schema}"
     options = LoadOptions(
         parties=4,
         rate=30,
@@ -267,10 +250,10 @@ async def test_an_umpire_started_by_hand_joins_the_run_and_takes_a_partition_ove
 
 @pytest.mark.parametrize("broker", ["embedded", "mosquitto"])
 async def test_one_partition_with_a_standby_carries_a_run(
-    tmp_path: Path, pg_url: str, schema: str, broker: str
+    tmp_path: Path, pg_url: str, run_schema: str, broker: str
 ) -> None:
     """One partition is a partitioned run too: its umpire in a process of its own, a standby."""
-    log = f"{pg_url}?schema={schema}"
+    log = f"{pg_url}?schema={run_schema}"
     options = LoadOptions(
         parties=4,
         rate=20,

@@ -101,6 +101,20 @@ def pg_url() -> str:
 
 
 @pytest.fixture
+def run_schema(pg_url: str) -> Iterator[str]:
+    """A partitioned run's name no other test uses; its partitions' schemas are dropped after."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    yield name
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for partition in range(4):
+            conn.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                    sql.Identifier(f"{name}_p{partition}")
+                )
+            )
+
+
+@pytest.fixture
 def pg_schema(pg_url: str) -> Iterator[str]:
     """A schema name no other test uses; the schema is dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:20]}"

@@ -2,8 +2,6 @@
 
 import asyncio
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -17,17 +15,6 @@ from simulator.eventlog import MergedLog, SqliteEventStore
 from simulator.logfiles import open_log, partition_location, partition_locations, reading
 
 from .helpers import now, proposal
-
-
-@pytest.fixture
-def run_schema(pg_url: str) -> Iterator[str]:
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    yield name
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        for n in range(3):
-            conn.execute(
-                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(f"{name}_p{n}"))
-            )
 
 
 async def _partitioned_run(location: str, seconds: list[list[int]]) -> None:
