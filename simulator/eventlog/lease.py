@@ -22,6 +22,7 @@ connection and does not know it yet is. Two guards close that window:
 """
 
 import asyncio
+import contextlib
 import hashlib
 from types import TracebackType
 from typing import Any, Self
@@ -66,6 +67,10 @@ class PartitionLease:
         self._held = False
 
     async def __aenter__(self) -> Self:
+        await self._connect()
+        return self
+
+    async def _connect(self) -> None:
         # autocommit: a session lock outlives transactions; an idle transaction would not.
         self._conn = await psycopg.AsyncConnection.connect(
             self.url, autocommit=True, application_name=f"coop-sim lease {self.describe()}"
@@ -79,7 +84,6 @@ class PartitionLease:
             await self._conn.execute(
                 sql.SQL("SET {} = {}").format(sql.Identifier(setting), sql.Literal(value))
             )
-        return self
 
     async def __aexit__(
         self,
@@ -101,9 +105,18 @@ class PartitionLease:
         """Take the partition if no one holds it; True when this lease holds it now."""
         if self._held:
             return True
-        cursor = await self._connection().execute(
-            "SELECT pg_try_advisory_lock(%s, %s)", (_NAMESPACE, self._key)
-        )
+        conn = self._connection()
+        if conn.closed or conn.broken:
+            # A standby's session was cut (the server restarted, the network dropped):
+            # it held nothing, so it simply asks again on a new one.
+            await self._connect()
+            conn = self._connection()
+        try:
+            cursor = await conn.execute(
+                "SELECT pg_try_advisory_lock(%s, %s)", (_NAMESPACE, self._key)
+            )
+        except psycopg.OperationalError:
+            return False  # the session is gone; the next try opens another
         row = await cursor.fetchone()
         self._held = bool(row and row[0])
         return self._held
@@ -165,7 +178,11 @@ class PartitionLease:
     async def release(self) -> None:
         """Give the partition up (a clean hand-over); closing the lease does it too."""
         if self._held and self._conn is not None and not self._conn.closed:
-            await self._conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_NAMESPACE, self._key))
+            # A session already gone took its lock with it: nothing left to give up.
+            with contextlib.suppress(psycopg.Error):
+                await self._conn.execute(
+                    "SELECT pg_advisory_unlock(%s, %s)", (_NAMESPACE, self._key)
+                )
         self._held = False
 
     async def close(self) -> None:

@@ -45,7 +45,7 @@ import structlog
 
 from simulator.context import ScaledClock, fresh_rng, secret_hex, wall_now
 from simulator.errors import InputError
-from simulator.eventlog import Event, LogError, NewEvent, PostgresEventStore
+from simulator.eventlog import Event, FencedError, LogError, NewEvent, PostgresEventStore
 from simulator.eventlog.lease import PartitionLease
 from simulator.lifetime import dying_with_parent
 from simulator.load.conversation import load_party
@@ -265,11 +265,10 @@ class PartitionUmpire:
                         # now: stop at once (the fencing token refuses our appends anyway).
                         lost = True
                         task.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await task
+                        await _fenced(task)
                         break
-                if task.done() and not task.cancelled():
-                    task.result()
+                if await _fenced(task):
+                    lost = True
             finally:
                 if not task.done():
                     task.cancel()
@@ -331,6 +330,29 @@ class PartitionUmpire:
         }
 
 
+async def _fenced(task: "asyncio.Task[Any]") -> bool:
+    """Wait for an umpire's task to end; True if it ended because its log was claimed.
+
+    Another umpire claimed the partition's log (this one's lease session was cut
+    while it lived on): nothing of ours was written after that, and the partition
+    is the new owner's. Cancelled is an end too; any other failure is raised.
+    """
+    try:
+        await task
+    except asyncio.CancelledError:
+        if task.cancelled():
+            return False
+        raise  # this coroutine's own cancellation
+    except FencedError:
+        return True
+    except BaseExceptionGroup as group:  # the umpire's task groups wrap what they raise
+        fenced, rest = group.split(FencedError)
+        if rest is not None:
+            raise
+        return fenced is not None
+    return False
+
+
 async def serve(spec: PartitionedUmpireSpec, emit: Emit) -> dict[str, Any]:
     """Run one umpire process until SIGTERM or SIGINT (see the module docstring)."""
     umpire = PartitionUmpire(spec, emit)
@@ -359,6 +381,11 @@ class UmpireProcess:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    @property
+    def ended_early(self) -> bool:
+        """Exited without a result: it did not stop as asked, nor lose its partition."""
+        return self.process.returncode is not None and self.result is None
 
     async def read(self, owned: Callable[[int, str], None]) -> None:
         assert self.process.stdout is not None
@@ -447,7 +474,8 @@ class UmpireFleet:
                 failed = [
                     p
                     for p in self.processes
-                    if p.name not in self.killed and (p.failure or p.process.returncode is not None)
+                    if p.name not in self.killed
+                    and (p.failure or p.process.returncode not in (None, 0) or p.ended_early)
                 ]
                 if failed:
                     first = failed[0]

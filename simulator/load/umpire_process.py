@@ -20,9 +20,16 @@ def main() -> None:
     try:
         result = asyncio.run(serve(spec, emit))
     except Exception as exc:
-        emit("failed", f"{type(exc).__name__}: {exc}")
+        emit("failed", _described(exc))
         raise SystemExit(1) from exc
     emit("result", result)
+
+
+def _described(exc: BaseException) -> str:
+    """What went wrong, in words: the first real error, not the task group around it."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import psycopg
 import pytest
 
 from simulator.brokers import Broker, MosquittoBroker
@@ -271,3 +272,55 @@ async def test_one_partition_with_a_standby_carries_a_run(
     assert data["cases"]["completed"] == data["cases"]["scheduled"] == 40
     assert report.extra["partitions"]["owners"] == {"0": ["umpire-0"]}
     assert await _partitions_verify(log, 1) == [data["events"]]
+
+
+async def test_an_owner_cut_off_from_postgresql_stops_and_its_standby_carries_on(
+    tmp_path: Path, pg_url: str, run_schema: str
+) -> None:
+    """The owner lives on but its lease session is cut: fenced, it stops; nothing is lost.
+
+    The server ends the lease's session as it would for a network cut. A standby
+    takes the partition and claims its log; the old owner learns it (its lease, or
+    an append refused by the fencing token) and stops, reporting the partition lost.
+    """
+    taken: list[str] = []
+
+    async def cut_an_owners_lease(fleet: UmpireFleet) -> None:
+        await asyncio.sleep(1.5)  # the drill's moment: mid-run
+        victim = fleet.owner(1)
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as admin:
+            cursor = await admin.execute(
+                # The session that holds the lock (a standby's, for the same partition,
+                # waits under the same name).
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = %s AND pid IN "
+                "(SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)",
+                (f"coop-sim lease {fleet.spec.exercise} partition 1",),
+            )
+            assert [row[0] for row in await cursor.fetchall()] == [True]
+        new = await fleet.wait_owned(1, not_by=victim.name, seconds=WITHIN)
+        taken.append(f"{victim.name} -> {new.name}")
+
+    log = f"{pg_url}?schema={run_schema}"
+    options = LoadOptions(
+        parties=4,
+        rate=30,
+        duration_s=5,
+        broker="mosquitto",
+        workdir=tmp_path,
+        processes=1,
+        drain_s=60,
+        resend_after_s=1.0,
+        partitions=2,
+        standbys=1,
+        log=log,
+    )
+    report = await run_load(options, during_umpires=cut_an_owners_lease)
+    data = report.as_json()
+    assert taken == ["umpire-1 -> umpire-2"]
+    assert report.failure is None
+    assert data["lost"] == 0
+    assert data["duplicated"] == 0
+    assert data["cases"]["completed"] == data["cases"]["scheduled"] == 150
+    assert report.extra["partitions"]["owners"]["1"] == ["umpire-1", "umpire-2"]
+    await _partitions_verify(log, 2)

@@ -134,3 +134,18 @@ async def test_the_server_probes_a_lease_session_so_a_vanished_host_frees_it(pg_
             row = await cursor.fetchone()
             assert row is not None
             assert int(row[0]) == value, setting
+
+
+async def test_a_standby_whose_session_was_cut_asks_again_on_a_new_one(pg_url: str) -> None:
+    """A standby's session ends (a server restart, a dropped link): it still takes over."""
+    async with (
+        PartitionLease(pg_url, "ex-recut", 0) as owner,
+        PartitionLease(pg_url, "ex-recut", 0) as standby,
+    ):
+        assert await owner.try_acquire()
+        assert not await standby.try_acquire()
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as admin:
+            await admin.execute("SELECT pg_terminate_backend(%s)", (await standby.backend_pid(),))
+        await owner.release()
+        await asyncio.wait_for(standby.acquire(poll_seconds=0.05), WITHIN)
+        assert await standby.held()
