@@ -10,7 +10,8 @@ Principals:
                  only the log topics and the clock: not the raw submissions
                  nor the inboxes, where confidential cases travel (Art. 6.3)
     controller   writes `control`, reads `answers` (the umpire's answer to each command)
-    each party   writes only submit/<party>[/<n>] and report/<party>[/<n>]; reads only
+    each party   writes only submit/<party> and report/<party> (and the same with /<n>
+                 for each partition n of a partitioned run); reads only
                  log/<party>/+, log/+/<party>, inbox/<party> and clock
 
 Party ids are validated (`check_party_id`) before they become a user name or
@@ -36,6 +37,8 @@ __all__ = [
 
 # Mosquitto substitutes the user name for %u in `pattern` lines.
 PARTY_PLACEHOLDER = "%u"
+# The topics a party publishes to, per partition where the cases are split.
+KINDS = ("submit", "report")
 # nats-server (before 2.12.3) delivers a QoS 1 MQTT subscription's messages
 # through a JetStream consumer whose delivery subject is `$MQTT.sub.<random>`,
 # subscribed to in the client's name: the client needs that permission or
@@ -53,18 +56,17 @@ class Grants:
     read: tuple[str, ...]
 
 
-def _party_grants(base: str, party: str) -> Grants:
+def _party_grants(base: str, party: str, partitions: int = 0) -> Grants:
     # Spelled out rather than built with Topics' methods so that the same
     # code yields both the concrete rules and the %u pattern; a test checks
-    # that the concrete ones equal what Topics gives a party.
+    # that the concrete ones equal what Topics gives a party. A run whose cases
+    # are split among umpires adds the topics of each of its partitions, and only
+    # those: a publish to a partition no umpire owns is refused at the broker.
     return Grants(
-        # `/+`: the same topics with a partition, where the cases are split among
-        # umpires (`Topics.submit(party, partition)`).
         write=(
             f"{base}/submit/{party}",
             f"{base}/report/{party}",
-            f"{base}/submit/{party}/+",
-            f"{base}/report/{party}/+",
+            *(f"{base}/{kind}/{party}/{n}" for n in range(partitions) for kind in KINDS),
         ),
         read=(
             f"{base}/log/{party}/+",
@@ -85,7 +87,7 @@ def grants_for(topics: Topics, principal: str, *, restricted_observer: bool = Fa
         return Grants(write=(), read=(topics.tree,))
     if principal == CONTROLLER:
         return Grants(write=(topics.control,), read=(topics.answers,))
-    return _party_grants(topics.base, check_party_id(principal))
+    return _party_grants(topics.base, check_party_id(principal), topics.partitions)
 
 
 def mosquitto_acl(topics: Topics, *, restricted_observer: bool = False) -> str:
@@ -110,7 +112,9 @@ def mosquitto_acl(topics: Topics, *, restricted_observer: bool = False) -> str:
         lines.append("")
     lines.append("# Every party: %u is its user name, a validated party id. Mosquitto warns")
     lines.append("# that the clock pattern has no %u: meant, every party reads the clock.")
-    lines.extend(_acl_lines("pattern", _party_grants(topics.base, PARTY_PLACEHOLDER)))
+    lines.extend(
+        _acl_lines("pattern", _party_grants(topics.base, PARTY_PLACEHOLDER, topics.partitions))
+    )
     return "\n".join(lines) + "\n"
 
 

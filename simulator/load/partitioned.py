@@ -160,7 +160,7 @@ class PartitionUmpire:
         self.spec = spec
         self.emit = emit
         self.stopping = asyncio.Event()
-        self.topics = Topics(spec.exercise)
+        self.topics = Topics(spec.exercise, partitions=spec.partitions)
         self.counters = UmpireCounters()
         self.token = f"{spec.name}:{os.getpid()}:{secret_hex(4)}"
         self.log = log.bind(exercise=spec.exercise, umpire=spec.name)

@@ -196,7 +196,8 @@ async def run_load(
     )
     principals = parties + list(gateways)
     exercise = f"load-{secret_hex(4)}"
-    topics = Topics(exercise)
+    # A partitioned run's ACLs let each party publish to the run's partitions.
+    topics = Topics(exercise, partitions=options.partitions if options.partitioned else 0)
     run_id = secret_hex(3)
     async with contextlib.AsyncExitStack() as stack:
         workdir = options.workdir or stack.enter_context(private_workdir("simulator-load-"))

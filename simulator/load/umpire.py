@@ -222,6 +222,9 @@ class BatchIntake:
             f"submit it on submit/{submission.party}/{owner}"
         )
 
+    def refuse(self, principal: str, payload: bytes, reason: str) -> None:
+        self.refused.append((principal, payload, reason, None))
+
     def waiting(self) -> bool:
         return bool(self.decoded or self.malformed or self.refused)
 

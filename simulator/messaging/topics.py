@@ -32,6 +32,8 @@ CONTROLLER = "controller"
 # Principals of the simulator itself; no party may take these names.
 RESERVED_IDS = frozenset({UMPIRE, OBSERVER, CONTROLLER, "all", "system"})
 
+MAX_PARTITIONS = 64
+
 _SEGMENT = re.compile(r"[a-z0-9_-]{1,64}")
 _ROOT = re.compile(r"[a-z0-9_-]{1,64}(/[a-z0-9_-]{1,64}){0,3}")
 
@@ -58,11 +60,16 @@ class Topics:
 
     exercise: str
     root: str = DEFAULT_ROOT
+    # How many umpires the cases are split among (0: one umpire decides everything, on
+    # the bare submit topics); what the brokers' ACLs let a party publish follows it.
+    partitions: int = 0
 
     def __post_init__(self) -> None:
         if _ROOT.fullmatch(self.root) is None:
             raise TopicError(f"topic root {self.root!r} must be 1-4 segments of [a-z0-9_-]")
         _segment(self.exercise, "exercise id")
+        if not isinstance(self.partitions, int) or not 0 <= self.partitions <= MAX_PARTITIONS:
+            raise TopicError(f"partitions must be 0..{MAX_PARTITIONS}, not {self.partitions!r}")
 
     @property
     def base(self) -> str:
@@ -106,10 +113,20 @@ class Topics:
     def all_reports(self) -> str:
         return f"{self.base}/report/+"
 
-    def partition_filters(self, partition: int) -> tuple[str, str]:
-        """What the umpire owning `partition` subscribes to: its submissions and reports."""
+    def partition_filters(self, partition: int) -> tuple[str, ...]:
+        """What the umpire owning `partition` subscribes to: its submissions and reports.
+
+        Partition 0's takes the bare submit topics too, where no submission of a
+        partitioned run belongs, so that one sent there is refused with its reason
+        rather than lost unheard.
+        """
         suffix = _partition(partition)
-        return (f"{self.base}/submit/+{suffix}", f"{self.base}/report/+{suffix}")
+        own = (f"{self.base}/submit/+{suffix}", f"{self.base}/report/+{suffix}")
+        return (*own, self.all_submissions) if partition == 0 else own
+
+    def is_partitioned(self, topic: str) -> bool:
+        """Whether a submit or report topic names a partition (`{kind}/{party}/{n}`)."""
+        return topic.count("/") - self.base.count("/") == 3
 
     # Filters a party subscribes to.
     def party_filters(self, party: str) -> tuple[str, ...]:

@@ -449,7 +449,11 @@ class Umpire:
                     # pattern ACL lets every user write its own submit topic) has no say;
                     # the intake records its submission's rejection, and why.
                     self.log.warning("stranger_submission", principal=party, bytes=len(payload))
-                self.intake.take(party, payload)
+                if self.settings.partition is not None and not self.topics.is_partitioned(topic):
+                    # Partition 0's umpire hears the bare topics only to say so.
+                    self.intake.refuse(party, payload, self._unrouted(party))
+                else:
+                    self.intake.take(party, payload)
                 if self.driver.decides_on_arrival:
                     # Arrival order: decided now, at the moment it came, and committed
                     # by the driver as soon as it wakes.
@@ -464,6 +468,14 @@ class Umpire:
             else:
                 self.log.warning("message_ignored", topic=topic[:200], bytes=len(payload))
             self._changed.set()
+
+    def _unrouted(self, party: str) -> str:
+        count = self.topics.partitions
+        return (
+            f"this run's cases are split among {count} umpires: submit on "
+            f"submit/{party}/N, N the partition of the message's case (0 to {count - 1}; "
+            "simulator.protocol.ids.partition_of), not on the bare submit topic"
+        )
 
     async def _take_report(self, party: str, payload: bytes) -> None:
         try:

@@ -54,6 +54,10 @@ class Intake(Protocol):
         """One MQTT message from `principal`'s submit topic: decode it and keep it."""
         ...
 
+    def refuse(self, principal: str, payload: bytes, reason: str) -> None:
+        """Record `principal`'s MQTT message as rejected, for `reason`, when next staged."""
+        ...
+
     def waiting(self) -> bool:
         """Whether anything taken is still to be decided."""
         ...
@@ -120,6 +124,9 @@ class PartyIntake:
             self.inbox[principal][seq] = (decoded, payload)
         elif first != decoded:
             self.refused.append((principal, payload, reused_reason(principal, seq), seq))
+
+    def refuse(self, principal: str, payload: bytes, reason: str) -> None:
+        self.refused.append((principal, payload, reason, None))
 
     def waiting(self) -> bool:
         return bool(self.malformed or self.refused) or any(self.inbox.values())

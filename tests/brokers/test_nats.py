@@ -43,9 +43,6 @@ def test_a_partys_nats_permissions_are_its_grants_and_nothing_else() -> None:
         "allow": [
             "coop.drill.submit.alpha",
             "coop.drill.report.alpha",
-            # The same topics of any partition (`Topics.submit(party, n)`).
-            "coop.drill.submit.alpha.*",
-            "coop.drill.report.alpha.*",
         ]
     }
     assert permissions["subscribe"] == {

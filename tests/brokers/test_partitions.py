@@ -96,13 +96,14 @@ async def test_a_node_and_a_partitions_owner_die_and_nothing_is_lost(
     print({"drills": drills, "heads": heads, "resends": data["resends"]})
 
 
-async def test_a_submission_on_another_partitions_topic_is_refused_and_recorded(
+async def test_a_submission_on_a_topic_not_its_cases_is_refused_and_recorded(
     tmp_path: Path, pg_url: str, run_schema: str
 ) -> None:
-    """mosquitto_pub, as a party: a case of partition 1 sent to partition 0 is refused.
+    """mosquitto_pub, as a party: a submission on a topic that is not its case's is refused.
 
-    The refusal is a rejection in partition 0's log that names the right partition;
-    the party may not publish on another party's partition topic at all (the ACL).
+    Sent to the wrong partition, or to the bare submit topic, it is a rejection in
+    partition 0's log that says where it belongs; the party may not publish on
+    another party's topics, nor on a partition the run does not have (the ACL).
     """
     assert shutil.which("mosquitto_pub"), "mosquitto-clients is missing (scripts/check)"
     # A case id of partition 1 (the hash decides; found, not assumed).
@@ -123,7 +124,14 @@ async def test_a_submission_on_another_partitions_topic_is_refused_and_recorded(
         payload = orjson.dumps(
             {"kind": "submission", "party": "p000", "seq": 999_999, "message": message}
         )
-        for topic in (f"{base}/submit/p000/0", f"{base}/submit/p001/0"):
+        # Its case's wrong partition; another party's topic (the ACL's); a partition no
+        # umpire owns (the ACL's too); the bare topic, where no umpire decides.
+        for topic in (
+            f"{base}/submit/p000/0",
+            f"{base}/submit/p001/0",
+            f"{base}/submit/p000/7",
+            f"{base}/submit/p000",
+        ):
             await asyncio.to_thread(
                 subprocess.run,
                 [
@@ -164,11 +172,13 @@ async def test_a_submission_on_another_partitions_topic_is_refused_and_recorded(
     assert data["duplicated"] == 0
     async with open_log(partition_location(log, 0), read_only=True) as store:
         rejections = [e async for e in store.read() if e.type == REJECTION]
-    # Once, on its own topic: the copy on p001's topic never reached an umpire.
-    assert len(rejections) == 1
-    reason = str(rejections[0].data["reason"])
-    assert f"case {case!r} belongs to partition 1 of 2, not to 0" in reason
-    assert "submit/p000/1" in reason
+    # Twice, from its own topics: the copies for p001's topic and partition 7 were
+    # refused by the broker and never reached an umpire.
+    reasons = sorted(str(r.data["reason"]) for r in rejections)
+    assert len(reasons) == 2, reasons
+    assert f"case {case!r} belongs to partition 1 of 2, not to 0" in reasons[0]
+    assert "submit/p000/1" in reasons[0]
+    assert "this run's cases are split among 2 umpires: submit on submit/p000/N" in reasons[1]
     await _partitions_verify(log, 2)
 
 

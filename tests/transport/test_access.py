@@ -26,10 +26,29 @@ def test_party_grants_are_the_topics_of_the_topic_scheme() -> None:
     """A party may write its submit and report topics and read exactly its party filters."""
     topics = Topics("drill")
     grants = grants_for(topics, "alpha")
-    assert grants.write[:2] == (topics.submit("alpha"), topics.report("alpha"))
-    # and the same topics of any partition (one segment more, nothing else).
-    assert grants.write[2:] == (f"{topics.submit('alpha')}/+", f"{topics.report('alpha')}/+")
+    assert grants.write == (topics.submit("alpha"), topics.report("alpha"))
     assert grants.read == topics.party_filters("alpha")
+
+
+def test_a_partitioned_runs_party_may_publish_to_each_of_its_partitions_and_no_other() -> None:
+    """Split among 2 umpires: the bare topics (refused with a reason) and partitions 0 and 1."""
+    topics = Topics("drill", partitions=2)
+    grants = grants_for(topics, "alpha")
+    assert grants.write == (
+        topics.submit("alpha"),
+        topics.report("alpha"),
+        topics.submit("alpha", 0),
+        topics.report("alpha", 0),
+        topics.submit("alpha", 1),
+        topics.report("alpha", 1),
+    )
+    patterns = [line.split() for line in mosquitto_acl(topics).splitlines()]
+    writes = {
+        parts[2].replace("%u", "alpha") for parts in patterns if parts[:2] == ["pattern", "write"]
+    }
+    assert writes == set(grants.write)
+    with pytest.raises(TopicError):
+        Topics("drill", partitions=-1)
 
 
 def test_mosquitto_pattern_acl_matches_the_concrete_grants() -> None:
@@ -55,12 +74,7 @@ def test_simulator_principals_have_their_roles() -> None:
         "umpire": [topics.tree],
         "observer": [],
         "controller": [topics.control],
-        "alpha": [
-            topics.submit("alpha"),
-            topics.report("alpha"),
-            f"{topics.submit('alpha')}/+",
-            f"{topics.report('alpha')}/+",
-        ],
+        "alpha": [topics.submit("alpha"), topics.report("alpha")],
     }
     assert read["umpire"] == read["observer"] == [topics.tree]
     assert read["controller"] == [topics.answers]
