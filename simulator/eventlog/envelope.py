@@ -288,16 +288,23 @@ def format_time(moment: datetime) -> str:
         if utc.tzinfo is None:
             raise ValueError("a naive datetime has no place in the log; give it a time zone")
         utc = utc.astimezone(UTC)
-    # %-formatting of the fields is about twice as fast as isoformat() here.
-    text = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031
-        utc.year,
-        utc.month,
-        utc.day,
-        utc.hour,
-        utc.minute,
-        utc.second,
-        utc.microsecond,
-    )
+    if utc.microsecond and type(utc) is datetime:
+        # orjson writes a UTC time with a fraction exactly so, in C: 2.5 times as fast as
+        # the %-formatting below, and every event has a wall-clock time of its own to
+        # format (tests/eventlog/test_envelope.py compares the two). A whole second it
+        # writes without the fraction, so that one is left to the formatting below.
+        text = orjson.dumps(utc, option=orjson.OPT_UTC_Z)[1:-1].decode()
+    else:
+        # %-formatting of the fields is about twice as fast as isoformat() here.
+        text = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031
+            utc.year,
+            utc.month,
+            utc.day,
+            utc.hour,
+            utc.minute,
+            utc.second,
+            utc.microsecond,
+        )
     if moment.tzinfo is UTC:
         _last_times = (moment, text, last[0], last[1])
     return text

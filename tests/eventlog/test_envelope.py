@@ -611,6 +611,20 @@ def test_times_formatted_in_turn_are_each_their_own() -> None:
     assert format_time(datetime(2026, 1, 1, 3, tzinfo=moscow)) == "2026-01-01T00:00:00.000000Z"
 
 
+@given(st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7, minutes=-30))])))
+def test_a_time_is_written_as_its_fields_say_whichever_way(moment: datetime) -> None:
+    """format_time's fast path (orjson, for a fraction) writes what formatting the fields does."""
+    utc = moment.astimezone(UTC)
+    expected = (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}"
+        f":{utc.second:02d}.{utc.microsecond:06d}Z"
+    )
+
+    assert format_time(moment) == expected
+    # A copy, so the two-entry cache of the formatted times is not what answers.
+    assert format_time(moment + timedelta(0)) == expected
+
+
 @st.composite
 def composed_fields(draw: st.DrawFn) -> dict[str, Any]:
     """Every envelope field (what NewEvent.composed takes), plain, with a few made odd."""
