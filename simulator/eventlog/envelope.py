@@ -598,6 +598,8 @@ class Event(_Envelope):
 _ENVELOPE_FIELDS = tuple(_Envelope.model_fields)
 # The fields a composed proposal was given (NewEvent.composed): every envelope field.
 _COMPOSED_SET = set(_ENVELOPE_FIELDS)
+# Every field of a committed event (committed_event gives it all of them).
+_EVENT_SET = set(Event.model_fields)
 _PROPOSAL_FIELDS = frozenset(NewEvent.model_fields)
 _STORED_FIELDS = frozenset(Event.model_fields)
 _EVENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}").fullmatch
@@ -1013,12 +1015,23 @@ def committed_event(
     fields["prevhash"] = prevhash
     fields["hash"] = digest
     private: dict[str, Any] = proposal.__pydantic_private__  # type: ignore[assignment]
-    event = _assemble(Event.__new__(Event), fields, set(fields), private["_parts"] or None)
     # The text the proposal was sealed to is this event's line if its hash is this one:
     # the hash covers every other attribute.
     line = private.get("_line")
-    if line is not None and line[0] == digest:
-        event.__pydantic_private__["_line"] = line  # type: ignore[index]
+    # _assemble, inlined (a committer builds an event per event appended); the fields
+    # set is every field of Event, as set(fields) would have it.
+    event = Event.__new__(Event)
+    _set_attribute(event, "__dict__", fields)
+    _set_attribute(event, "__pydantic_fields_set__", _EVENT_SET.copy())
+    _set_attribute(event, "__pydantic_extra__", None)
+    _set_attribute(
+        event,
+        "__pydantic_private__",
+        {
+            "_parts": private["_parts"] or None,
+            "_line": line if line is not None and line[0] == digest else None,
+        },
+    )
     return event
 
 
