@@ -179,7 +179,10 @@ class Sequencer:
             )
         dumped = message_json(message)
         digest = message_digest(message, dumped)
-        known = self._known_id(message.message_id)
+        # self._known_id(), inlined: this runs for every submission decided.
+        known = self.pending.ids.get(message.message_id)
+        if known is None:
+            known = self.message_ids.get(message.message_id)
         if known is not None:
             if known == (connection_party, digest):
                 return Decision(connection_party, None, duplicate_of=message.message_id)
@@ -213,15 +216,18 @@ class Sequencer:
             # a resumed agenda firing twice could do that. Appending it would collide
             # with the first; it is the same message, so it is not sent again.
             return Decision(party, None, duplicate_of=message.message_id)
-        case, found = apply(self.case(message.case_id), message, at, self.agreement)
+        # self.case(), inlined: this runs for every message decided.
+        pending = self.pending
+        case_id = message.case_id
+        current = pending.cases.get(case_id)
+        if current is None:
+            current = self.cases.get(case_id)
+        case, found = apply(current, message, at, self.agreement)
         if case is not None:
-            self.pending.cases[message.case_id] = case
+            pending.cases[case_id] = case
         if dumped is None:
             dumped = message_json(message)
-        self.pending.ids[message.message_id] = (
-            party,
-            digest or message_digest(message, dumped),
-        )
+        pending.ids[message.message_id] = (party, digest or message_digest(message, dumped))
         event = record_message(
             message,
             found,
@@ -232,7 +238,7 @@ class Sequencer:
         )
         if source is not None:
             event = event.model_copy(update={"source": source})
-        self.pending.events.append(event)
+        pending.events.append(event)
         return Decision(party, event)
 
     def refuse(
