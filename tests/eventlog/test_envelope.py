@@ -33,7 +33,7 @@ from simulator.eventlog.envelope import (
 )
 from simulator.eventlog.stored import decode_stored
 
-from .helpers import T0, proposal
+from .helpers import T0, proposal, sealed_slowly
 
 json_scalars = (
     st.none()
@@ -665,6 +665,7 @@ def test_a_composed_proposal_is_the_one_validation_builds(
         assert fast.model_fields_set == full.model_fields_set
         assert list(fast.model_dump()) == list(full.model_dump())
         assert seal(fast, 3, 1, "ab" * 32) == seal(full, 3, 1, "ab" * 32)
+        assert seal(fast, 3, 1, "ab" * 32) == sealed_slowly(fast, 3, 1, "ab" * 32)
 
 
 def test_a_plain_composed_proposal_is_composed_directly(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -697,3 +698,4 @@ def test_a_plain_composed_proposal_is_composed_directly(monkeypatch: pytest.Monk
     assert event == reference
     assert event.model_fields_set == reference.model_fields_set
     assert seal(event, 1, 1, GENESIS_HASH) == seal(reference, 1, 1, GENESIS_HASH)
+    assert seal(event, 1, 1, GENESIS_HASH) == sealed_slowly(event, 1, 1, GENESIS_HASH)
