@@ -59,16 +59,15 @@ class Committer:
         position, prevhash = self._tip
         if position != first - 1:
             return None
-        events = []
-        for proposal, result in zip(proposals, results, strict=True):
-            if result.duplicate:
+        events: list[Event] = []
+        append = events.append
+        for proposal, (_, at, caseversion, digest, duplicate) in zip(
+            proposals, results, strict=True
+        ):
+            if duplicate:
                 continue
-            if result.position != position + 1:
+            if at != position + 1:
                 return None
-            events.append(
-                committed_event(
-                    proposal, result.position, result.caseversion, prevhash, result.hash
-                )
-            )
-            position, prevhash = result.position, result.hash
+            append(committed_event(proposal, at, caseversion, prevhash, digest))
+            position, prevhash = at, digest
         return events

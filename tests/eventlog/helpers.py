@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.eventlog import NewEvent
+from simulator.eventlog.envelope import EVENT_HASH_DOMAIN, canonical_bytes, canonical_text
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
@@ -53,3 +54,36 @@ def proposals(prefix: str, count: int, cases: int = 3) -> list[NewEvent]:
 def sha256_file(path: Path) -> str:
     """Digest of a file's bytes, to prove that it was not modified."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def sealed_slowly(
+    event: NewEvent, position: int, caseversion: int, prevhash: str
+) -> tuple[str, str]:
+    """(hash, line) of ``event`` stored at ``position``, made the slow way: the envelope as a
+    dict of its values, through canonical_text(), times written by isoformat(). It shares
+    nothing with the composition of the fast paths, so comparing the two checks it."""
+
+    def written(moment: datetime) -> str:
+        return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+    envelope: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": event.id,
+        "source": event.source,
+        "type": event.type,
+        "time": written(event.time),
+        "datacontenttype": "application/json",
+        "data": event.data,
+        "exercise": event.exercise,
+        "position": position,
+        "caseversion": caseversion,
+        "wallclock": written(event.wallclock),
+        "schemaversion": event.schemaversion,
+        "prevhash": prevhash,
+    }
+    for key in ("subject", "sender", "recipient", "correlationid", "causationid"):
+        value = getattr(event, key)
+        if value is not None:
+            envelope[key] = value
+    digest = hashlib.sha256(EVENT_HASH_DOMAIN + canonical_bytes(envelope)).hexdigest()
+    return digest, canonical_text({**envelope, "hash": digest})

@@ -33,7 +33,7 @@ from simulator.eventlog.envelope import (
 )
 from simulator.eventlog.stored import decode_stored
 
-from .helpers import T0, proposal
+from .helpers import T0, proposal, sealed_slowly
 
 json_scalars = (
     st.none()
@@ -609,3 +609,93 @@ def test_times_formatted_in_turn_are_each_their_own() -> None:
         assert format_time(moment) == moment.isoformat(timespec="microseconds")[:-6] + "Z"
     moscow = timezone(timedelta(hours=3))
     assert format_time(datetime(2026, 1, 1, 3, tzinfo=moscow)) == "2026-01-01T00:00:00.000000Z"
+
+
+@given(st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7, minutes=-30))])))
+def test_a_time_is_written_as_its_fields_say_whichever_way(moment: datetime) -> None:
+    """format_time's fast path (orjson, for a fraction) writes what formatting the fields does."""
+    utc = moment.astimezone(UTC)
+    expected = (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}"
+        f":{utc.second:02d}.{utc.microsecond:06d}Z"
+    )
+
+    assert format_time(moment) == expected
+    # A copy, so the two-entry cache of the formatted times is not what answers.
+    assert format_time(moment + timedelta(0)) == expected
+
+
+@st.composite
+def composed_fields(draw: st.DrawFn) -> dict[str, Any]:
+    """Every envelope field (what NewEvent.composed takes), plain, with a few made odd."""
+    odd = draw(
+        st.sets(st.sampled_from(sorted(set(ODD) - {"data", "expected_version"})), max_size=2)
+    )
+    return {
+        key: draw(ODD[key] if key in odd else PLAIN[key])
+        for key in PLAIN
+        if key not in ("data", "expected_version")
+    }
+
+
+def composed_from(text: str, fields: dict[str, Any]) -> NewEvent:
+    renamed = {"id": "event_id", "type": "kind"}
+    return NewEvent.composed(
+        text, **{renamed.get(key, key): value for key, value in fields.items()}
+    )
+
+
+@given(composed_fields(), st.dictionaries(json_keys, floatless_values, max_size=6))
+def test_a_composed_proposal_is_the_one_validation_builds(
+    fields: dict[str, Any], data: dict[str, Any]
+) -> None:
+    """NewEvent.composed builds what validation does from the same fields, or the same errors.
+
+    Odd values included (other types, times in other zones or naive, ids validation
+    refuses, text not in NFC): composed() leaves them to the general path.
+    """
+    fields = {**fields, "data": data}
+    text = orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+    fast, fast_errors = built(lambda: composed_from(text, fields))
+    full, full_errors = built(lambda: NewEvent.model_validate(fields))
+
+    assert fast_errors == full_errors
+    if fast is not None and full is not None:
+        assert fast == full
+        assert fast.model_fields_set == full.model_fields_set
+        assert list(fast.model_dump()) == list(full.model_dump())
+        assert seal(fast, 3, 1, "ab" * 32) == seal(full, 3, 1, "ab" * 32)
+        assert seal(fast, 3, 1, "ab" * 32) == sealed_slowly(fast, 3, 1, "ab" * 32)
+
+
+def test_a_plain_composed_proposal_is_composed_directly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain fields (what the umpire passes for a message) never reach the general path."""
+
+    def general(*_: object) -> NewEvent:
+        raise AssertionError("went the general way")
+
+    fields = {
+        "id": "agency-1.1.0",
+        "source": "party/agency-1",
+        "type": "coop.msg.written_request",
+        "subject": "case-1",
+        "time": T0,
+        "data": {"message": {"text": "Grüße, Москва", "n": 2**63}, "violations": []},
+        "exercise": "exercise-1",
+        "sender": "agency-1",
+        "recipient": "agency-4",
+        "correlationid": "case-1",
+        "causationid": "agency-4.0.9",
+        "wallclock": T0 + timedelta(microseconds=17),
+        "schemaversion": 2,
+    }
+    text = orjson.dumps(fields["data"], option=orjson.OPT_SORT_KEYS).decode()
+    reference = NewEvent.model_validate(fields)
+    monkeypatch.setattr(NewEvent, "encoded", general)
+
+    event = composed_from(text, fields)
+
+    assert event == reference
+    assert event.model_fields_set == reference.model_fields_set
+    assert seal(event, 1, 1, GENESIS_HASH) == seal(reference, 1, 1, GENESIS_HASH)
+    assert seal(event, 1, 1, GENESIS_HASH) == sealed_slowly(event, 1, 1, GENESIS_HASH)

@@ -3,10 +3,15 @@
 import json
 from datetime import timedelta
 
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import invariant
+
 from simulator.messaging.wire import Submission, encode
+from simulator.protocol import deadlines
 from simulator.records import CLOCK_ELAPSED, REJECTION, read_violations
 from simulator.umpire.sequencer import Sequencer
 from tests.protocol.builders import AGREEMENT, T0, build
+from tests.protocol.test_state_machine import ProcedureMachine
 
 
 def _sequencer() -> Sequencer:
@@ -208,3 +213,27 @@ def test_a_completed_oral_request_still_wakes_the_umpire_for_its_confirmation() 
     seq.committed(seq.take())
     assert seq.case("case-1") is not None
     assert seq.next_deadline() is None
+
+
+class _WatchedFold(ProcedureMachine):
+    """The protocol's random folds, checking what the sequencer's watch list takes for granted."""
+
+    @invariant()
+    def a_case_without_an_oral_request_or_execution_has_no_deadline(self) -> None:
+        sequencer = _sequencer()
+        for case in self.cases.values():
+            if case is None:
+                continue
+            if case.oral_at is None and case.execution_started_at is None:
+                assert deadlines(case, AGREEMENT.settings, AGREEMENT.profile) == ()
+            sequencer._watch([case])
+            assert (case.case_id in sequencer._watched) == bool(sequencer._open_deadlines(case))
+
+
+_WatchedFold.TestCase.settings = settings(
+    max_examples=100,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_the_watch_list_holds_the_cases_with_an_open_deadline = _WatchedFold.TestCase
