@@ -40,7 +40,8 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from simulator.eventlog import EventStore, SqliteEventStore
-from simulator.eventlog.stored import decode_row, hash_holds
+from simulator.eventlog.envelope import hash_holds
+from simulator.eventlog.stored import decode_row
 from simulator.projections import (
     CaseProjection,
     MilestonesProjection,

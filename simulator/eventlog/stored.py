@@ -11,7 +11,6 @@ verify() re-checks them all.
 
 import asyncio
 import contextlib
-import hashlib
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -21,10 +20,10 @@ import msgspec
 from pydantic import ValidationError
 
 from simulator.eventlog.envelope import (
-    EVENT_HASH_DOMAIN,
     GENESIS_HASH,
     Event,
     from_json_line,
+    hash_holds,
     trusted_event,
 )
 from simulator.eventlog.errors import CorruptLogError
@@ -118,28 +117,6 @@ def decode_stored(body: str | bytes) -> Event:
     ]
     # A set of its own: pydantic may add to an event's fields_set (model_copy).
     return trusted_event(_as_fields(stored), set(given))
-
-
-_HASH_MEMBER = b'"hash":"'
-_HASH_START = len(_HASH_MEMBER)
-_COMMA = ord(",")
-_sha256 = hashlib.sha256
-
-
-def hash_holds(raw: bytes) -> bool:
-    """Whether a stored text's own hash member is the hash of its bytes without that member.
-
-    envelope.stored_hash's test in one step, on the read path's hot loop; the
-    tests hold the two to the same verdicts.
-    """
-    # After the top-level "hash" member only scalar members follow, and a
-    # quote inside a string is escaped, so the last match is the top-level one.
-    start = raw.rfind(_HASH_MEMBER)
-    end = start + _HASH_START + 64
-    if start < 1 or raw[start - 1] != _COMMA or raw[end : end + 2] != b'",':
-        return False
-    digest = _sha256(EVENT_HASH_DOMAIN + raw[:start] + raw[end + 2 :]).hexdigest()
-    return raw[start + _HASH_START : end] == digest.encode()
 
 
 def decode_row(location: str, row: ReadRow, upgrades: UpgradeRegistry | None) -> Event:

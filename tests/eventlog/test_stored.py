@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from simulator.eventlog import GENESIS_HASH, CorruptLogError, from_json_line
-from simulator.eventlog.envelope import seal, stored_hash
-from simulator.eventlog.stored import ReadRow, decode_row, hash_holds
+from simulator.eventlog.envelope import hash_holds, seal, stored_hash
+from simulator.eventlog.stored import ReadRow, decode_row
 
 from .helpers import proposal
 from .test_envelope import new_events
