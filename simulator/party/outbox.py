@@ -3,10 +3,11 @@
 The broker may lose a submission (or the umpire's answer), and the umpire
 appends idempotently, so a party resends what it has not seen settled. But
 lateness is not loss: a busy umpire commits late, and stalls for seconds at a
-time past capacity (a load run at 3,000 cases/s saw its whole commit stream
-stop for 2 s in one scan of six), and resending then only adds to its work
-(a resend storm: 80k resends in a 15 s run, all of them for submissions that
-were only late). So a submission is resent on evidence that it was lost:
+time past capacity (a load run at 3,000 cases/s found its whole commit stream
+stopped for 2 s or more in about one resend scan of five), and resending then
+only adds to its work (a resend storm: 80k resends in a 15 s run that lost
+nothing, every one for a party quiet for a backoff, none for one overtaken).
+So a submission is resent on evidence that it was lost:
 
 - overtaken: a later one of the same party in the same lane (the umpire, or
   partition, that decides it) was committed since, and the umpire takes one
