@@ -389,10 +389,11 @@ class Generator:
         message = conversation.message(step)
         mid = conversation.message_id(step)
         payload = self.codec.submission(sender, seq, message)
-        item = Outgoing(seq, mid, message["type"], conversation.case_id, payload)
-        self.outboxes[sender].add(item)
         partitions = self.spec.partitions
         partition = partition_of(conversation.case_id, partitions) if partitions > 1 else 0
+        # Each partition's umpire takes a party's submissions in order: its own lane.
+        item = Outgoing(seq, mid, message["type"], conversation.case_id, payload, lane=partition)
+        self.outboxes[sender].add(item)
         delivery = Delivery(conversation, step, item, due, partition=partition)
         self.deliveries[mid] = delivery
         self.cases.submitted[conversation.number] = step + 1
@@ -410,40 +411,51 @@ class Generator:
         pending, self.pending = self.pending, defaultdict(list)
         now = monotonic()
         floor = self.max_pos
-        by_route: dict[tuple[str, int], list[bytes]] = defaultdict(list)
+        by_route: dict[tuple[str, int], list[Outgoing]] = defaultdict(list)
         for party, deliveries in pending.items():
             via = self._via(party)
+            epoch = self._epoch(via)
             for delivery in deliveries:
-                Outbox.sent(delivery.item, now)
+                Outbox.sent(delivery.item, now, epoch)
                 partition = delivery.partition
                 recipient = delivery.conversation.recipient(delivery.step).id
                 delivery.sender_floor = floor[party, partition]
                 delivery.recipient_floor = floor[recipient, partition]
-                by_route[via, partition].append(delivery.item.payload)
-        for (principal, partition), payloads in by_route.items():
-            self._publish_all(principal, payloads, partition)
+                by_route[via, partition].append(delivery.item)
+        for (principal, partition), items in by_route.items():
+            self._publish_all(principal, items, partition)
 
-    def _publish_all(self, principal: str, payloads: list[bytes], partition: int) -> None:
+    def _epoch(self, principal: str) -> int:
+        """How many connections `principal`'s transport has made: what a submission went on."""
+        return self.transports[principal].connected.connections
+
+    def _publish_all(self, principal: str, items: list[Outgoing], partition: int) -> None:
         """Submissions of `principal`'s parties, in batches (or one a publish, if so asked)."""
         if self.spec.one_per_message:
-            for payload in payloads:
-                self._publish(principal, payload, partition)
+            for item in items:
+                self._publish(principal, item.payload, partition, [item])
             return
-        chunk: list[bytes] = []
+        chunk: list[Outgoing] = []
         size = 0
-        for payload in payloads:
-            if chunk and size + len(payload) > MAX_BATCH_BYTES:
-                self._publish(principal, batch_payload(principal, chunk), partition)
+        for item in items:
+            if chunk and size + len(item.payload) > MAX_BATCH_BYTES:
+                self._publish(principal, self._batch(principal, chunk), partition, chunk)
                 chunk, size = [], 0
-            chunk.append(payload)
-            size += len(payload) + 1
+            chunk.append(item)
+            size += len(item.payload) + 1
         if chunk:
-            self._publish(principal, batch_payload(principal, chunk), partition)
+            self._publish(principal, self._batch(principal, chunk), partition, chunk)
 
-    def _publish(self, principal: str, payload: bytes, partition: int) -> None:
+    @staticmethod
+    def _batch(principal: str, items: list[Outgoing]) -> bytes:
+        return batch_payload(principal, [item.payload for item in items])
+
+    def _publish(
+        self, principal: str, payload: bytes, partition: int, items: list[Outgoing]
+    ) -> None:
         self.counters["mqtt_out"] += 1
         topic = self.topics.submit(principal, self._topic_partition(partition))
-        task = asyncio.get_running_loop().create_task(self._send(principal, topic, payload))
+        task = asyncio.get_running_loop().create_task(self._send(principal, topic, payload, items))
         self.publishing.add(task)
         task.add_done_callback(self.publishing.discard)
 
@@ -451,11 +463,15 @@ class Generator:
         """The partition a topic names: none where one umpire decides everything."""
         return partition if self.spec.partitioned else None
 
-    async def _send(self, principal: str, topic: str, payload: bytes) -> None:
+    async def _send(
+        self, principal: str, topic: str, payload: bytes, items: list[Outgoing]
+    ) -> None:
         async with self.in_flight:
             try:
                 await self.transports[principal].publish(topic, payload, qos=self.spec.qos)
-            except Exception as exc:  # the outbox resends; say so once per kind
+            except Exception as exc:  # the outbox resends (evidence of loss); say so once
+                for item in items:
+                    Outbox.suspect(item)
                 self.counters["publish_failures"] += 1
                 if len(self.errors) < 20:
                     self.errors.append(f"publish by {principal}: {exc}")
@@ -598,7 +614,9 @@ class Generator:
         """Resend what was lost on the way in; catch up whoever missed a commit.
 
         Each party's outbox says what it finds lost (`Outbox.due`: evidence,
-        not lateness, since resending to a busy umpire only adds to its work).
+        not lateness, since resending to a busy umpire only adds to its work:
+        overtaken in its partition, a connection made since it was sent, a failed
+        publish, or a silence probe).
         From the second try a sender also asks to catch up, in case the commit
         was made and only its delivery lost. A recipient that has not seen a
         commit its sender saw a resend interval ago missed that delivery and
@@ -618,22 +636,24 @@ class Generator:
             now = monotonic()
             # (party, partition) -> the lowest position it may have missed there.
             behind: dict[tuple[str, int], int] = {}
-            resent: dict[tuple[str, int], list[bytes]] = defaultdict(list)
+            resent: dict[tuple[str, int], list[Outgoing]] = defaultdict(list)
             for sender, outbox in self.outboxes.items():
                 if not outbox.items:
                     continue
-                for item in outbox.due(now):
+                via = self._via(sender)
+                epoch = self._epoch(via)
+                for item in outbox.due(now, epoch):
                     self.counters["resends"] += 1
-                    outbox.sent(item, now)
+                    outbox.sent(item, now, epoch)
                     delivery = self.deliveries[item.message_id]
-                    resent[self._via(sender), delivery.partition].append(item.payload)
+                    resent[via, delivery.partition].append(item)
                     if item.attempts >= 3:
                         key = (sender, delivery.partition)
                         floor = delivery.sender_floor
                         behind[key] = min(behind.get(key, floor), floor)
             # Batched as first sends are: one publish per item was one task per item.
-            for (principal, partition), payloads in resent.items():
-                self._publish_all(principal, payloads, partition)
+            for (principal, partition), items in resent.items():
+                self._publish_all(principal, items, partition)
             for delivery in self.deliveries.values():
                 if (
                     delivery.sender_seen

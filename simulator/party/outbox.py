@@ -2,13 +2,27 @@
 
 The broker may lose a submission (or the umpire's answer), and the umpire
 appends idempotently, so a party resends what it has not seen settled. But
-lateness is not loss: a busy umpire commits late, and resending then only adds
-to its work (a resend storm). So a submission is resent only on evidence that
-it was lost: a later one of the same party was committed since (the umpire
-takes one party's submissions in order: resent soon, then backing off, since
-only its commit may have been lost on the way back, which catch-up fills), or
-nothing of the party's was committed for a whole backoff (doubling per
-attempt, up to a cap), as after a broker restart.
+lateness is not loss: a busy umpire commits late, and stalls for seconds at a
+time past capacity (a load run at 3,000 cases/s found its whole commit stream
+stopped for 2 s or more in about one resend scan of five), and resending then
+only adds to its work (a resend storm: 80k resends in a 15 s run that lost
+nothing, every one for a party quiet for a backoff, none for one overtaken).
+So a submission is resent on evidence that it was lost:
+
+- overtaken: a later one of the same party in the same lane (the umpire, or
+  partition, that decides it) was committed since, and the umpire takes one
+  party's submissions in its lane in order. Resent soon, then backing off,
+  since only its commit may have been lost on the way back (catch-up fills that);
+- the connection it went out on dropped since (`Outbox.due`'s `epoch`), or its
+  publish failed (`Outbox.suspect`);
+- a silent party: nothing of the party's settled for a whole backoff (doubling
+  while the silence lasts, up to a cap), as after losing its newest
+  submissions, which nothing can overtake. Silence is also what a stalled
+  umpire looks like, so it earns one *probe* per lane, not a resend of
+  everything: the submission sent least often, the newest among those. If that
+  one was lost, its commit overtakes the older ones lost with it; if the
+  umpire was only slow, one duplicate was all it cost; the next probe takes the
+  next submission.
 
 One outbox per party, used by every kind of party: simulated agencies and
 trainees' seats (`simulator.party.session`) and the parties of a load
@@ -30,6 +44,13 @@ class Outgoing:
     attempts: int = 0
     # Sent ahead of its time and known to be held by the umpire until then: not lost.
     held: bool = False
+    # Who decides it (a load run's partition): the umpire takes a party's submissions in
+    # order within a lane only, so only a later commit in the same lane overtakes it.
+    lane: int = 0
+    # The connection it last went out on (the sender's count of connections made), and
+    # whether that publish failed: a connection made since, or a failure, is evidence.
+    epoch: int = 0
+    suspect: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +68,12 @@ class Outbox:
     items: dict[int, Outgoing] = field(default_factory=dict)
     # Message id -> the seqs it went under (a message may be submitted again under a new seq).
     _seqs: dict[str, list[int]] = field(default_factory=dict)
-    # The highest seq seen committed, and when the party last saw one of its own settled.
-    committed_seq: int = 0
+    # Lane -> the highest seq seen committed there; when the party last saw one of its
+    # own settled; and when it last probed a silence (one resend, `due`), how often since.
+    committed_seq: dict[int, int] = field(default_factory=dict)
     progress_at: float = 0.0
+    probed_at: float = 0.0
+    probes: int = 0
 
     def __len__(self) -> int:
         return len(self.items)
@@ -59,9 +83,20 @@ class Outbox:
         self._seqs.setdefault(item.message_id, []).append(item.seq)
 
     @staticmethod
-    def sent(item: Outgoing, now: float) -> None:
+    def sent(item: Outgoing, now: float, epoch: int = 0) -> None:
         item.attempts += 1
         item.sent_at = now
+        item.epoch = epoch
+        item.suspect = False
+
+    @staticmethod
+    def suspect(item: Outgoing) -> None:
+        """Its publish failed: maybe it never left (resent by the next `due`)."""
+        item.suspect = True
+
+    def _progress(self, now: float) -> None:
+        self.progress_at = now
+        self.probes = 0
 
     def committed(self, message_id: str, now: float) -> list[Outgoing]:
         """The party saw `message_id` committed: what that settles."""
@@ -70,9 +105,11 @@ class Outbox:
             for seq in self._seqs.pop(message_id, ())
             if (item := self.items.pop(seq, None)) is not None
         ]
+        for item in settled:
+            if item.seq > self.committed_seq.get(item.lane, 0):
+                self.committed_seq[item.lane] = item.seq
         if settled:
-            self.committed_seq = max(self.committed_seq, *(item.seq for item in settled))
-            self.progress_at = now
+            self._progress(now)
         return settled
 
     def rejected(self, seq: int, now: float) -> Outgoing | None:
@@ -84,7 +121,7 @@ class Outbox:
                 seqs.remove(seq)
             if not seqs:
                 self._seqs.pop(item.message_id, None)
-            self.progress_at = now
+            self._progress(now)
         return item
 
     def hold(self, seq: int) -> None:
@@ -93,23 +130,43 @@ class Outbox:
         if item is not None:
             item.held = True
 
-    def due(self, now: float) -> list[Outgoing]:
-        """What to send again now (the caller sends it and marks it `sent`)."""
+    def due(self, now: float, epoch: int = 0) -> list[Outgoing]:
+        """What to send again now, on evidence of loss (the caller sends it and marks it `sent`).
+
+        `epoch` is the count of connections the sender has made so far: what went out
+        on an earlier one may have been lost with it.
+        """
         policy = self.policy
         due = []
+        # Lane -> the silence probe's candidate: sent least often, newest among those.
+        quiet: dict[int, Outgoing] = {}
+        last_sent = 0.0
         for item in self.items.values():
             if item.attempts == 0 or item.held:
                 continue  # not sent yet, or waiting for its time at the umpire
-            since_sent = now - item.sent_at
-            wait = policy.backoff(item.attempts)
-            if self.committed_seq > item.seq:
+            last_sent = max(last_sent, item.sent_at)
+            if item.suspect or item.epoch < epoch:
+                due.append(item)
+                continue
+            if self.committed_seq.get(item.lane, 0) > item.seq:
                 # Overtaken: lost on the way in, or only its commit lost on the way back
                 # (then a resend changes nothing and catch-up must fill the gap). The first
                 # resend goes soon; the next ones back off, or they crowd out the rest.
+                since_sent = now - item.sent_at
+                wait = policy.backoff(item.attempts)
                 if since_sent >= (policy.after_s / 2 if item.attempts == 1 else wait):
                     due.append(item)
-            elif now - max(self.progress_at, item.sent_at) >= wait:
-                due.append(item)
+                continue
+            best = quiet.get(item.lane)
+            if best is None or (item.attempts, -item.seq) < (best.attempts, -best.seq):
+                quiet[item.lane] = item
+        if quiet:
+            # Silent since the last thing it sent or settled (or probed): one probe a lane.
+            since = max(self.progress_at, self.probed_at, last_sent)
+            if now - since >= policy.backoff(self.probes + 1):
+                self.probed_at = now
+                self.probes += 1
+                due.extend(quiet.values())
         return due
 
 

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,41 @@ async def test_a_secure_load_run_speaks_tls_only_and_loses_nothing(tmp_path: Pat
     settings = [line.split()[0] for line in config.splitlines() if line and line[0] != "#"]
     assert settings.count("listener") == 1
     assert "certfile" in settings
+
+
+@pytest.mark.parametrize(
+    ("rate", "evidence"),
+    [
+        # One case: one submission in flight at a time, so nothing can overtake the lost
+        # request; only the silence probe finds it.
+        pytest.param(1, "silence", id="lost-alone-found-by-the-silence-probe"),
+        # Twenty cases: the parties' later requests are committed, overtaking it.
+        pytest.param(20, "overtaken", id="lost-among-others-found-overtaken"),
+    ],
+)
+async def test_a_submission_lost_after_the_broker_took_it_is_resent(
+    tmp_path: Path, rate: float, evidence: str
+) -> None:
+    """The generator's first publish vanishes without a failure or a dropped connection
+    (tests/load/lossy_worker.py): the outbox resends it on evidence, and nothing is lost."""
+    command = f"{sys.executable} -m tests.load.lossy_worker 1"
+    options = LoadOptions(
+        parties=2,
+        rate=rate,
+        duration_s=1,
+        broker="mosquitto",
+        processes=1,
+        workdir=tmp_path,
+        drain_s=60,
+        resend_after_s=1.0,
+        worker_commands=(command,),
+    )
+    report = await run_load(options)
+    data = report.as_json()
+    assert data["lost"] == 0
+    assert data["duplicated"] == 0
+    assert data["undelivered"] == 0
+    assert data["cases"]["completed"] == data["cases"]["scheduled"] == rate
+    assert data["submitted"] == data["committed_messages"]
+    # The lost request had to be sent again (the transport knew of no loss to repeat it).
+    assert data["resends"] >= 1, evidence

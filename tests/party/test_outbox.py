@@ -10,10 +10,17 @@ from simulator.party.outbox import Outbox, Outgoing, ResendPolicy
 POLICY = ResendPolicy(after_s=1.0, max_s=4.0)
 
 
-def sent(outbox: Outbox, seq: int, at: float, message_id: str | None = None) -> Outgoing:
-    item = Outgoing(seq, message_id or f"m{seq}", "written_request", f"c{seq}", b"{}")
+def sent(
+    outbox: Outbox,
+    seq: int,
+    at: float,
+    message_id: str | None = None,
+    lane: int = 0,
+    epoch: int = 0,
+) -> Outgoing:
+    item = Outgoing(seq, message_id or f"m{seq}", "written_request", f"c{seq}", b"{}", lane=lane)
     outbox.add(item)
-    outbox.sent(item, at)
+    outbox.sent(item, at, epoch)
     return item
 
 
@@ -24,8 +31,86 @@ def test_a_submission_late_but_not_lost_is_not_resent_while_the_party_sees_progr
     # Seq 1 is committed at 0.9: the umpire hears this party; seq 2 is only late.
     assert [i.seq for i in outbox.committed("m1", now=0.9)] == [1]
     assert outbox.due(1.5) == []
-    # Quiet for a whole backoff since the last progress: now it counts as lost.
+    # Silent for a whole backoff since the last progress: the silence probe sends it.
     assert [i.seq for i in outbox.due(2.0)] == [2]
+
+
+def test_a_busy_umpire_committing_in_order_is_never_sent_anything_again() -> None:
+    """Saturation without loss: commits 10 s late, in order, while the party keeps sending.
+
+    Lateness alone is no evidence: 60 s of it, 6,000 submissions, no resend (the old
+    policy resent every one still open after a quiet backoff: 80k in a 15 s load run)."""
+    outbox = Outbox(POLICY)
+    resent = []
+    for tick in range(6000):
+        now = tick / 100
+        sent(outbox, tick + 1, at=now)
+        if tick >= 1000:  # the umpire is 10 s behind, in order
+            outbox.committed(f"m{tick - 999}", now)
+        resent += outbox.due(now)
+    assert resent == []
+    assert len(outbox) == 1000
+
+
+def test_a_stalled_umpire_costs_one_probe_per_backoff_not_a_resend_of_everything() -> None:
+    """The commit stream stops for 20 s with 1,000 submissions open: a silence, not evidence
+    that any one of them was lost, so it is probed with one at a time, backing off."""
+    outbox = Outbox(POLICY)
+    for seq in range(1, 1001):
+        sent(outbox, seq, at=0.0)
+    probes: list[tuple[float, int]] = []
+    now = 0.0
+    while now < 20.0:
+        now += 0.25
+        for item in outbox.due(now):
+            probes.append((now, item.seq))
+            outbox.sent(item, now)
+    # Newest first (its commit would overtake every older one lost with it), then the
+    # next least sent; 1 s, then doubling up to the 4 s cap.
+    assert probes == [(1.0, 1000), (3.0, 999), (7.0, 998), (11.0, 997), (15.0, 996), (19.0, 995)]
+    # Progress ends the silence and restarts the backoff.
+    outbox.committed("m1", now=20.0)
+    assert outbox.due(20.5) == []
+    assert [i.seq for i in outbox.due(21.0)] == [994]
+
+
+def test_the_probes_answer_overtakes_the_older_submissions_lost_with_it() -> None:
+    outbox = Outbox(POLICY)
+    for seq in (1, 2, 3):
+        sent(outbox, seq, at=0.0)
+    probe = outbox.due(1.0)
+    assert [i.seq for i in probe] == [3]
+    outbox.sent(probe[0], 1.0)
+    outbox.committed("m3", now=1.2)
+    # Overtaken now: evidence for both older ones, resent soon after they were sent.
+    assert sorted(i.seq for i in outbox.due(1.2)) == [1, 2]
+
+
+def test_a_later_commit_overtakes_only_in_its_own_lane() -> None:
+    """Each partition's umpire takes a party's submissions in order, but not across them."""
+    outbox = Outbox(POLICY)
+    sent(outbox, 1, at=0.0, lane=0)
+    sent(outbox, 2, at=0.0, lane=1)
+    sent(outbox, 3, at=0.0, lane=1)
+    sent(outbox, 4, at=0.9, lane=0)  # the party is still sending in lane 0
+    outbox.committed("m3", now=0.9)
+    # Seq 2 was overtaken in lane 1; seq 1 only waits on lane 0's umpire.
+    assert [i.seq for i in outbox.due(0.9)] == [2]
+
+
+def test_a_connection_made_since_or_a_failed_publish_is_evidence_once() -> None:
+    outbox = Outbox(POLICY)
+    first = sent(outbox, 1, at=0.0, epoch=1)
+    second = sent(outbox, 2, at=0.1, epoch=1)
+    third = sent(outbox, 3, at=0.2, epoch=2)
+    assert outbox.due(0.3, epoch=2) == [first, second]
+    for item in (first, second):
+        outbox.sent(item, 0.3, epoch=2)
+    assert outbox.due(0.4, epoch=2) == []
+    Outbox.suspect(third)  # its publish failed
+    assert outbox.due(0.4, epoch=2) == [third]
+    outbox.sent(third, 0.4, epoch=2)
+    assert outbox.due(0.5, epoch=2) == []
 
 
 def test_a_submission_the_umpire_holds_until_its_time_is_never_resent() -> None:
