@@ -133,12 +133,11 @@ class GeneratorSpec:
     # The other nodes of a clustered broker, (host, port) after the first: the
     # generators fail over between them as every other client does.
     other_nodes: tuple[tuple[str, int], ...] = ()
-    # How many umpires the cases are split among (`simulator.load.partitioned`): each
-    # submission goes to its case's partition, and positions are each partition's own.
-    partitions: int = 1
-    # Whether the run's umpires are partitioned ones, which take submissions on the
-    # partition topics only (even a run of one partition, with a standby).
-    partitioned: bool = False
+    # How many umpires the cases are split among (`simulator.load.partitioned`), as
+    # `Topics.partitions` says it: 0, one umpire on the bare topics; n >= 1, each
+    # submission on its case's partition topic (even n = 1, a partition with a standby),
+    # and positions each partition's own.
+    partitions: int = 0
 
 
 @dataclass(slots=True)
@@ -390,7 +389,7 @@ class Generator:
         mid = conversation.message_id(step)
         payload = self.codec.submission(sender, seq, message)
         partitions = self.spec.partitions
-        partition = partition_of(conversation.case_id, partitions) if partitions > 1 else 0
+        partition = partition_of(conversation.case_id, partitions) if partitions else 0
         # Each partition's umpire takes a party's submissions in order: its own lane.
         item = Outgoing(seq, mid, message["type"], conversation.case_id, payload, lane=partition)
         self.outboxes[sender].add(item)
@@ -461,7 +460,7 @@ class Generator:
 
     def _topic_partition(self, partition: int) -> int | None:
         """The partition a topic names: none where one umpire decides everything."""
-        return partition if self.spec.partitioned else None
+        return partition if self.spec.partitions else None
 
     async def _send(
         self, principal: str, topic: str, payload: bytes, items: list[Outgoing]

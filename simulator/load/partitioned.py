@@ -302,7 +302,6 @@ class PartitionUmpire:
                 simulated=False, tick_s=0.05, max_batch=2000, partition=partition
             ),
             gateways=spec.gateways,
-            partitions=spec.partitions,
         )
         if partition != 0 or not fresh:
             return umpire, []

@@ -468,8 +468,7 @@ def _specs(
                 # Each client of a cluster starts on the node a hash of its id picks (the
                 # transport), so the generators spread over the nodes.
                 other_nodes=tuple((n.host, n.port) for n in broker.address.others),
-                partitions=options.partitions,
-                partitioned=options.partitioned,
+                partitions=topics.partitions,
                 tls=broker.address.tls,
                 ca_file=str(broker.address.ca_file) if broker.address.ca_file else None,
                 exercise=topics.exercise,

@@ -323,14 +323,13 @@ def load_umpire(
     *,
     counters: UmpireCounters,
     gateways: Mapping[str, Iterable[str]] | None = None,
-    partitions: int = 1,
     **umpire: Any,
 ) -> Umpire:
     """The umpire of a load run: see the module docstring; `UmpireSettings(simulated=False)`.
 
     `gateways` maps a gateway to the parties it speaks for; `counters` is
     kept up to date with the umpire's MQTT traffic and submissions. Where the
-    cases are split among `partitions` umpires, `UmpireSettings.partition` says
+    cases are split among umpires (`Topics.partitions`), `UmpireSettings.partition` says
     which this one owns: it decides only its own cases' submissions.
     """
     # Gateway -> the parties it speaks for (see the module docstring).
@@ -340,7 +339,7 @@ def load_umpire(
     umpire.setdefault("driver", Pipeline)
     settings = umpire.get("settings")
     number = settings.partition if settings is not None else None
-    share = None if number is None else (number, partitions)
+    share = None if number is None else (number, umpire["topics"].partitions)
     return Umpire(
         parties=parties,
         intake=BatchIntake(umpire["sequencer"], parties, by_gateway, counters, share),
