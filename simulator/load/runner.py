@@ -66,7 +66,7 @@ from simulator.load.partitioned import (
 from simulator.load.report import LoadReport, latency_summary, saturation_summary
 from simulator.load.umpire import UmpireCounters, load_umpire, umpire_stopped
 from simulator.logfiles import is_postgres, open_log, partition_location
-from simulator.messaging.topics import Topics
+from simulator.messaging.topics import MAX_PARTITIONS, Topics
 from simulator.protocol import Agreement
 from simulator.records import CLOCK_ELAPSED, MESSAGE_PREFIX, REJECTION, record_exercise_started
 from simulator.run.security import SecurityOptions, broker_tls
@@ -143,8 +143,8 @@ class LoadOptions:
             raise InputError(f"--payload-bytes must be 0..200000, not {self.payload_bytes}")
         if self.per_party and self.one_per_message:
             raise InputError("--one-per-message already connects every party on its own")
-        if not 1 <= self.partitions <= 64:
-            raise InputError(f"--partitions must be 1..64, not {self.partitions}")
+        if not 1 <= self.partitions <= MAX_PARTITIONS:
+            raise InputError(f"--partitions must be 1..{MAX_PARTITIONS}, not {self.partitions}")
         for command in self.worker_commands:
             if not shlex.split(command):
                 raise InputError("--worker-command must not be empty")
