@@ -573,6 +573,13 @@ def run(
         typer.Option("--external", help="leave this party to a `simulator party` process"),
     ] = None,
     secure: Annotated[bool, SECURE_OPTION] = False,
+    partitions: Annotated[
+        int,
+        typer.Option(
+            help="realtime, postgresql:// log: split the cases among this many umpires, "
+            "each the writer of its own log (schema NAME_pN); 0: one umpire"
+        ),
+    ] = 0,
 ) -> None:
     """Run an exercise: the umpire and the simulated parties over a real broker."""
     configure_logging(json=log_json, level="info" if verbose else "warning")
@@ -594,6 +601,7 @@ def run(
         speed=speed,
         external=tuple(external or ()),
         secure=secure,
+        partitions=partitions,
     )
     with console.status("starting…") as status:
 

@@ -9,15 +9,18 @@ from simulator.errors import LogFileError
 from simulator.letters.compose import letters_of
 from simulator.letters.model import Letter
 from simulator.letters.render import render_letter, render_pdf
-from simulator.logfiles import open_log
+from simulator.logfiles import reading
 from simulator.projections import MissingAgreement
 
 LETTERS_DIRECTORY = "letters"
 
 
 async def read_letters(location: str | Path, *, case: str | None = None) -> list[Letter]:
-    """The letters of a log's written messages (only one case's with `case`), in log order."""
-    async with open_log(location, read_only=True) as store:
+    """The letters of a log's written messages (only one case's with `case`), in log order.
+
+    A partitioned run's partitions are read as one log (`simulator.logfiles.reading`).
+    """
+    async with reading(location) as store:
         events = [event async for event in store.read()]
     try:
         return letters_of(events, case=case)

@@ -45,11 +45,11 @@ from simulator.messaging.bus import Bus
 from simulator.messaging.routing import ConfidentialCases, publish_events
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Submission, describe
-from simulator.protocol.ids import PARTY_ID_PATTERN, PartyId, partition_of
+from simulator.protocol.ids import PARTY_ID_PATTERN, PartyId
 from simulator.records import audience
 from simulator.transport import Transport
 from simulator.umpire import Umpire, UmpireResult
-from simulator.umpire.intake import refuse_all, reused_reason, stranger_reason
+from simulator.umpire.intake import elsewhere, refuse_all, reused_reason, stranger_reason
 from simulator.umpire.pipeline import Pipeline
 from simulator.umpire.sequencer import Decision, Sequencer
 
@@ -193,7 +193,7 @@ class BatchIntake:
             if claimed not in allowed:
                 self.malformed.append((principal, raw))
                 continue
-            if self.partition is not None and (wrong := self._elsewhere(submission)):
+            if self.partition is not None and (wrong := elsewhere(submission, self.partition)):
                 self.refused.append((principal, raw, wrong, submission.seq))
                 continue
             seq = submission.seq
@@ -206,21 +206,6 @@ class BatchIntake:
                 first = hash(waiting[1])
             if first != hash(raw):
                 self.refused.append((principal, raw, reused_reason(claimed, seq), seq))
-
-    def _elsewhere(self, submission: Submission) -> str | None:
-        """Why a submission is not this partition's to decide (its case is another's)."""
-        assert self.partition is not None
-        number, count = self.partition
-        case = submission.message.get("case_id")
-        if type(case) is not str:
-            return None  # no case to route by: the sequencer says what is wrong with it
-        owner = partition_of(case, count)
-        if owner == number:
-            return None
-        return (
-            f"case {case[:80]!r} belongs to partition {owner} of {count}, not to {number}: "
-            f"submit it on submit/{submission.party}/{owner}"
-        )
 
     def refuse(self, principal: str, payload: bytes, reason: str) -> None:
         self.refused.append((principal, payload, reason, None))

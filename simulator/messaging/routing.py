@@ -163,12 +163,20 @@ class Router(Protocol):
 class PartyRouter:
     """Each party reads its own topics (`routes`); one acknowledgement after another."""
 
-    def __init__(self, bus: Bus, topics: Topics) -> None:
+    def __init__(self, bus: Bus, topics: Topics, *, partition: int | None = None) -> None:
         self.bus = bus
         self.topics = topics
+        # The partition whose log the events are of, said in each message (or None).
+        self.partition = partition
 
     def may_see(self, principal: str, who: frozenset[str] | None) -> bool:
         return who is None or principal in who
 
     async def publish(self, events: Sequence[Event], confidential: ConfidentialCases) -> None:
-        await publish_events(self.bus, self.topics, events, private_cases=confidential(events))
+        await publish_events(
+            self.bus,
+            self.topics,
+            events,
+            private_cases=confidential(events),
+            partition=self.partition,
+        )

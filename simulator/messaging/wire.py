@@ -173,6 +173,9 @@ class Tick(_Wire):
     visible: dict[str, int]
     paused: bool = False
     speed: float
+    # As `Events.partition`: where an exercise's cases are split among umpires, each
+    # announces its own clock, and `head` and `visible` are of its partition's log.
+    partition: int | None = None
 
 
 class Ended(_Wire):

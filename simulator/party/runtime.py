@@ -104,8 +104,8 @@ class PartyRuntime:
         # Rounds: the umpire repeats its marker, but resends and catch-up need a pulse.
         return min(self.settings.catch_up_grace_s, self.settings.resend_after_s / 2)
 
-    def _fold(self, head: int) -> None:
-        for event in self.session.ready(head):
+    def _fold(self) -> None:
+        for event in self.session.ready():
             self.engine.observe(event)
 
     async def _progress(self) -> None:
@@ -131,7 +131,7 @@ class PartyRuntime:
             return
         if await session.catch_up_if_short():
             return
-        self._fold(marker.head)
+        self._fold()
         for plan in self.engine.due(marker.time):
             await self._submit(plan)
         # What is settled goes now, with when it is due: the umpire decides each at its
@@ -157,7 +157,7 @@ class PartyRuntime:
         session = self.session
         if await session.catch_up_if_short():
             return
-        self._fold(tick.head)
+        self._fold()
         now = session.now()
         if not tick.paused and now is not None:
             for plan in self.engine.due(now):

@@ -37,10 +37,12 @@ from simulator.context import (
 from simulator.errors import InputError
 from simulator.eventlog import Event, EventStore, LogError, NewEvent
 from simulator.eventlog.checkpoints import checkpoint_path
+from simulator.eventlog.merged import MergedLog
+from simulator.eventlog.store import InspectableStore
 from simulator.lifetime import private_workdir
 from simulator.lineage import FORK_POSITION, GENERATION, PARENT
-from simulator.logfiles import is_postgres, open_log
-from simulator.messaging.topics import Topics
+from simulator.logfiles import is_postgres, open_log, partition_location
+from simulator.messaging.topics import MAX_PARTITIONS, Topics
 from simulator.messaging.wire import Tick
 from simulator.party import PartyRuntime
 from simulator.party.policy import PolicyEngine
@@ -59,9 +61,13 @@ from simulator.scenario.model import Scenario
 from simulator.transport import SessionSettings, Transport, private_client_id
 from simulator.umpire import Umpire, UmpireResult, UmpireSettings
 from simulator.umpire.agenda import ScenarioAgenda
+from simulator.umpire.partitions import PartitionGroup, SharedAgenda
 from simulator.umpire.sequencer import Sequencer
 
 log = structlog.get_logger("simulator.run.exercise")
+
+# The metadata key under which each partition's log of an exercise says how many there are.
+PARTITIONS_METADATA = "partitions"
 
 ClockMode = Literal["simulated", "realtime"]
 
@@ -81,6 +87,9 @@ class RunOptions:
     # --secure: TLS-only broker, secret signature keys (simulator.run.security).
     secure: bool = False
     signing_secret: Path | None = None
+    # Cases split among this many umpires (realtime, a PostgreSQL log: each partition's
+    # log is the schema `{schema}_p{n}`); 0: one umpire (simulator.umpire.partitions).
+    partitions: int = 0
 
 
 @dataclass
@@ -119,7 +128,8 @@ class Exercise:
         self.parent = parent
         self.options = options
         self.seed = scenario.seed if options.seed is None else options.seed
-        self.topics = Topics(scenario.exercise)
+        self.partitions = _checked_partitions(options, bool(prefix))
+        self.topics = Topics(scenario.exercise, partitions=self.partitions)
         self.on_commit = on_commit
         self.on_clock = on_clock
         humans = [p.id for p in scenario.parties if p.human]
@@ -138,6 +148,10 @@ class Exercise:
         self._stack = contextlib.AsyncExitStack()
         self.broker: Broker
         self.store: EventStore
+        # A partitioned run: each partition's log (the first is `store`), and their umpires.
+        self.stores: list[InspectableStore] = []
+        self.umpires: list[Umpire] = []
+        self.group: PartitionGroup | None = None
         self.runtimes: dict[str, PartyRuntime] = {}
         self._transports: dict[str, Transport] = {}
         self._client_ids: dict[str, str] = {}
@@ -191,33 +205,48 @@ class Exercise:
         ):
             leftover.unlink(missing_ok=True)
 
-    async def _prepare_log(self) -> None:
+    async def _prepare_log(self, store: EventStore, location: str) -> None:
         """Refuse a log that holds another run; write a fork's prefix and the run's metadata."""
         scenario = self.scenario
-        head = await self.store.head()
+        head = await store.head()
         if self.resuming:
             if head != len(self.prefix):
-                raise InputError(f"{self.location}: the log changed while it was being resumed")
+                raise InputError(f"{location}: the log changed while it was being resumed")
         elif head > 0:
             raise InputError(
-                f"{self.location}: already holds a run; choose a new --log, "
+                f"{location}: already holds a run; choose a new --log, "
                 "or `simulator resume` it if it was interrupted"
             )
         for i in range(0, 0 if self.resuming else len(self.prefix), 1000):
             # Appended as they were: same ids, times and data, so the same bytes and hashes.
-            await self.store.append([NewEvent.from_event(e) for e in self.prefix[i : i + 1000]])
+            await store.append([NewEvent.from_event(e) for e in self.prefix[i : i + 1000]])
         if self.prefix and not self.resuming:
-            await self.store.set_metadata(PARENT, self.parent or "")
-            await self.store.set_metadata(FORK_POSITION, str(len(self.prefix)))
-            await self.store.set_metadata(GENERATION, str(self.generation))
-        await self.store.set_metadata("exercise", scenario.exercise)
-        await self.store.set_metadata("seed", str(self.seed))
-        await self.store.set_metadata("clock", self.options.clock)
+            await store.set_metadata(PARENT, self.parent or "")
+            await store.set_metadata(FORK_POSITION, str(len(self.prefix)))
+            await store.set_metadata(GENERATION, str(self.generation))
+        await store.set_metadata("exercise", scenario.exercise)
+        await store.set_metadata("seed", str(self.seed))
+        await store.set_metadata("clock", self.options.clock)
         if self.options.clock == "realtime":
-            await self.store.set_metadata("speed", repr(self.options.speed))
-        await self.store.set_metadata("scenario", scenario.model_dump_json(by_alias=True))
+            await store.set_metadata("speed", repr(self.options.speed))
+        await store.set_metadata("scenario", scenario.model_dump_json(by_alias=True))
+        if self.partitions:
+            await store.set_metadata(PARTITIONS_METADATA, str(self.partitions))
         if self.security.secure:
-            await self.store.set_metadata(SIGNING_METADATA, SECRET_SIGNING)
+            await store.set_metadata(SIGNING_METADATA, SECRET_SIGNING)
+
+    async def _open_logs(self, stack: contextlib.AsyncExitStack) -> None:
+        """The run's log, or each partition's (a schema `{schema}_p{n}` each), prepared."""
+        locations = (
+            [partition_location(self.location, n) for n in range(self.partitions)]
+            if self.partitions
+            else [self.location]
+        )
+        for location in locations:
+            store = await stack.enter_async_context(open_log(location, create=True, now=wall_now))
+            await self._prepare_log(store, location)
+            self.stores.append(store)
+        self.store = self.stores[0]
 
     async def _open(self, stack: contextlib.AsyncExitStack) -> None:
         scenario = self.scenario
@@ -258,9 +287,7 @@ class Exercise:
             self.broker = await stack.enter_async_context(chosen)
         if self.security.secure and not self.broker.address.tls:
             raise InputError(f"--secure needs a TLS broker; {self.broker.name} has none")
-        self.store = await stack.enter_async_context(
-            open_log(self.location, create=True, now=wall_now)
-        )
+        await self._open_logs(stack)
         controller = self.broker.credentials("controller")
         self.control_file = control_path(self.location)
         self.control_file.parent.mkdir(parents=True, exist_ok=True)
@@ -277,8 +304,6 @@ class Exercise:
             ),
         )
         stack.callback(self.control_file.unlink, missing_ok=True)
-        await self._prepare_log()
-        umpire_bus = await self._connect("umpire")
         unknown = set(self.options.external) - {p.id for p in scenario.parties}
         if unknown:
             raise InputError(f"--external names no party of the scenario: {sorted(unknown)}")
@@ -293,32 +318,39 @@ class Exercise:
             if self.options.clock == "simulated"
             else ScaledClock(start, speed=self.options.speed)
         )
-        self.umpire = Umpire(
-            sequencer=Sequencer(self.agreement, scenario.exercise, wallclock=wall_now),
-            store=self.store,
-            bus=umpire_bus,
-            topics=self.topics,
-            parties=[p.id for p in scenario.parties],
-            reporting=[p.id for p in scenario.parties if not p.human],
-            clock=clock,
-            end=scenario.start + scenario.duration,
-            agenda=ScenarioAgenda(
-                scenario, seeded(self.seed, "agenda"), signatories=self.signatories
-            ),
-            settings=UmpireSettings(
-                simulated=self.options.clock == "simulated",
-                party_timeout_s=self.options.party_timeout_s,
-            ),
-            on_commit=self.on_commit,
-            on_clock=self.on_clock,
-        )
+        agenda = ScenarioAgenda(scenario, seeded(self.seed, "agenda"), signatories=self.signatories)
+        shared = SharedAgenda(agenda, self.partitions) if self.partitions else None
+        for n, store in enumerate(self.stores):
+            partition = n if self.partitions else None
+            self.umpires.append(
+                Umpire(
+                    sequencer=Sequencer(self.agreement, scenario.exercise, wallclock=wall_now),
+                    store=store,
+                    bus=await self._connect("umpire", "" if partition is None else f"p{n}"),
+                    topics=self.topics,
+                    parties=[p.id for p in scenario.parties],
+                    reporting=[p.id for p in scenario.parties if not p.human],
+                    clock=clock,
+                    end=scenario.start + scenario.duration,
+                    agenda=agenda if shared is None else shared.view(n),
+                    settings=UmpireSettings(
+                        simulated=self.options.clock == "simulated",
+                        party_timeout_s=self.options.party_timeout_s,
+                        partition=partition,
+                    ),
+                    on_commit=self.on_commit,
+                    on_clock=self.on_clock,
+                )
+            )
+        self.umpire = self.umpires[0]
+        if shared is not None:
+            self.group = PartitionGroup(self.umpires, shared)
         if self.prefix:
             self.umpire.resume(self.prefix)
-            agenda = self.umpire.agenda
-            assert isinstance(agenda, ScenarioAgenda)
             agenda.resume(self.prefix, self.umpire.sequencer)
         # From here on a submission reaches the umpire, even one sent before it runs.
-        await self.umpire.listen()
+        for umpire in self.umpires:
+            await umpire.listen()
 
     def client_id(self, principal: str, role: str = "") -> str:
         """The MQTT client id of `principal`'s connection (per `role`) in this run.
@@ -352,19 +384,20 @@ class Exercise:
                 tls=self.broker.address.tls,
                 ca_file=_ca_file(self.broker),
                 signing=seat_signing(self.signatories, party_id) if self.security.secure else None,
+                partitions=self.partitions,
             ),
         )
         stack.callback(path.unlink, missing_ok=True)
 
-    async def _connect(self, principal: str) -> Transport:
+    async def _connect(self, principal: str, role: str = "") -> Transport:
         transport = transport_for(
             self.broker,
             principal,
-            SessionSettings(self.client_id(principal)),
+            SessionSettings(self.client_id(principal, role)),
             rng=fresh_rng(),
         )
         await self._stack.enter_async_context(transport)
-        self._transports[principal] = transport
+        self._transports[f"{principal}/{role}" if role else principal] = transport
         return transport
 
     async def _runtime(self, party_id: str) -> PartyRuntime:
@@ -402,6 +435,10 @@ class Exercise:
             }
             for runtime in self.runtimes.values():
                 await runtime.ready.wait()
+            if self.group is not None:
+                # Partition 0's umpire ends the others before it records the end.
+                for n, umpire in enumerate(self.umpires[1:], 1):
+                    self.group.tasks[n] = group.create_task(umpire.run(), name=f"umpire[p{n}]")
             result = await self.umpire.run(start_events=starts)
             # Parties end when they see the umpire's end marker; don't wait forever.
             # (Every party may be a person: then there is nothing to wait for.)
@@ -410,7 +447,7 @@ class Exercise:
                 for task in pending:
                     task.cancel()
         summary = await summarize(
-            self.store,
+            self.store if self.group is None else MergedLog(self.stores, self.location),
             location=self.location,
             scenario=self.scenario,
             seed=self.seed,
@@ -451,6 +488,28 @@ class Exercise:
             runtime.run(), name=f"party[{party_id}].run"
         )
         log.info("party_restarted", party=party_id)
+
+
+def _checked_partitions(options: RunOptions, forked: bool) -> int:
+    """How many partitions a run's cases are split among (0: one umpire), or why it can't be."""
+    count = options.partitions
+    if not count:
+        return 0
+    if not 1 <= count <= MAX_PARTITIONS:
+        raise InputError(f"--partitions must be 1 to {MAX_PARTITIONS}, not {count}")
+    if options.clock != "realtime":
+        raise InputError(
+            "--partitions needs --clock realtime: a simulated run advances in rounds that "
+            "every party answers, one barrier that one umpire holds"
+        )
+    if options.log is None or not is_postgres(options.log):
+        raise InputError(
+            "--partitions needs --log postgresql://…?schema=NAME: each partition's log is "
+            "the schema NAME_pN of that database"
+        )
+    if forked:
+        raise InputError("a fork or a resumed run has one umpire: drop --partitions")
+    return count
 
 
 def _absent(path: Path) -> Path | None:

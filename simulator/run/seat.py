@@ -58,6 +58,8 @@ class SeatFile(BaseModel):
     # --secure: the broker's TLS CA, and this party's signature keys (signing.Signatories.export).
     tls: bool = False
     ca_file: str | None = None
+    # Where the exercise's cases are split among umpires: how many (0: one umpire).
+    partitions: int = 0
     signing: dict[str, Any] | None = None
 
 
@@ -140,7 +142,7 @@ async def play_seat(seat: SeatFile, *, silent_s: float = UMPIRE_SILENT_S) -> End
     """
     scenario = Scenario.model_validate_json(seat.scenario)
     party = scenario.party(seat.party)
-    topics = Topics(seat.exercise)
+    topics = Topics(seat.exercise, partitions=seat.partitions)
     transport = Transport(
         BrokerAddress(
             host=seat.host,

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -60,6 +60,9 @@ from simulator.umpire.pipeline import Pipeline
 from simulator.umpire.realtime import Realtime
 from simulator.umpire.rounds import PartySilent, Rounds
 from simulator.umpire.sequencer import Decision, Pending, Sequencer
+
+if TYPE_CHECKING:
+    from simulator.umpire.partitions import PartitionGroup
 
 log = structlog.get_logger("simulator.umpire")
 
@@ -201,8 +204,13 @@ class Umpire:
         self.round = RoundState()
         # Chosen by composition, not by overriding: who may submit and how submissions
         # are decoded (a load run takes batches and gateways), and who is sent what.
-        self.intake: Intake = intake or PartyIntake(sequencer, self.parties)
-        self.router: Router = router or PartyRouter(bus, topics)
+        partition = self.settings.partition
+        self.intake: Intake = intake or PartyIntake(
+            sequencer,
+            self.parties,
+            partition=None if partition is None else (partition, topics.partitions),
+        )
+        self.router: Router = router or PartyRouter(bus, topics, partition=partition)
         self.rejections = 0
         self.catch_ups_served = 0
         self.paused = False
@@ -217,6 +225,8 @@ class Umpire:
         # The pipeline driver, while it runs: commits go through it.
         self.pipeline: Pipeline | None = None
         self.tick_now = asyncio.Event()
+        # The umpires of the other partitions of this exercise, in this process.
+        self.group: PartitionGroup | None = None
         self.committer = Committer(store, max_batch=self.settings.max_batch)
         # Rounds for simulated time, real time, or the load pipeline.
         self.driver: Driver = (driver or (Rounds if self.settings.simulated else Realtime))(self)
@@ -272,6 +282,9 @@ class Umpire:
             )
         else:
             filters = self.topics.partition_filters(partition)
+            if partition == 0:
+                # The controller's commands are exercise-wide: partition 0's to carry out.
+                filters = (*filters, self.topics.control)
         await self.bus.subscribe(*filters)
         self._listening = True
 
@@ -291,6 +304,12 @@ class Umpire:
 
     def next_timer(self) -> datetime | None:
         """The next moment something is due: an inject, a deadline, a party's planned action."""
+        if self.group is not None:
+            return self.group.next_timer()
+        return self.own_next_timer()
+
+    def own_next_timer(self) -> datetime | None:
+        """`next_timer` of this umpire's own cases (its partition's)."""
         plans = self.round.reports.values() if self.settings.simulated else self.plans.values()
         times = [
             t
@@ -310,6 +329,9 @@ class Umpire:
             await self.commit()
             self.log.info("partition_stopped", reason=reason, head=self.head)
             return UmpireResult(self.head, self.round.number, at, reason, self.rejections)
+        if self.group is not None:
+            # Their last commits come before the end; at the end time, none after it.
+            await self.group.stop_others(reason)
         self._seq += 1
         self.sequencer.stage(
             record_ended(
@@ -340,6 +362,7 @@ class Umpire:
                 visible=dict(self.visible),
                 paused=self.paused,
                 speed=clock.speed,
+                partition=self.settings.partition,
             )
             if self.on_clock is not None:
                 self.on_clock(marker)
@@ -521,6 +544,10 @@ class Umpire:
         self.stop_requested = reason
         self._changed.set()
 
+    def wake(self) -> None:
+        """Have the driver look again now (something came due for it from elsewhere)."""
+        self._changed.set()
+
     async def _take_control(self, payload: bytes) -> None:
         try:
             command = decode_control(payload)
@@ -570,6 +597,8 @@ class Umpire:
         if realtime and ok and command.command in ("pause", "resume", "speed", "jump"):
             # The clock changed: parties hear of it at once, not at the next tick.
             self.tick_now.set()
+            if self.group is not None:
+                self.group.clock_changed()
         self._changed.set()
         return ok, detail
 
@@ -644,8 +673,10 @@ class Umpire:
         """Where the exercise stands, for `simulator control status`."""
         clock = self.clock
         states: dict[str, int] = defaultdict(int)
-        for case in self.sequencer.cases.values():
-            states[case.state.value] += 1
+        umpires = self.group.umpires if self.group is not None else (self,)
+        for umpire in umpires:
+            for case in umpire.sequencer.cases.values():
+                states[case.state.value] += 1
         now = asyncio.get_running_loop().time()
         return {
             "exercise": self.topics.exercise,
@@ -655,7 +686,12 @@ class Umpire:
             "speed": clock.speed if isinstance(clock, ScaledClock) else None,
             "paused": self.paused,
             "head": self.head,
-            "rejections": self.rejections,
+            **(
+                {"partition_heads": {str(u.settings.partition): u.head for u in umpires}}
+                if self.group is not None
+                else {}
+            ),
+            "rejections": sum(u.rejections for u in umpires),
             "cases": dict(sorted(states.items())),
             "connected": sorted(
                 p for p in self.parties if now - self.heard.get(p, -1e9) <= CONNECTED_WITHIN_S

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from simulator.messaging.wire import Submission, WireError, decode_from_party
+from simulator.protocol.ids import partition_of
 from simulator.umpire.sequencer import Decision, Sequencer
 
 
@@ -33,6 +34,21 @@ def reused_reason(party: str, seq: int) -> str:
 
 def stranger_reason(principal: str) -> str:
     return f"{principal!r} is no party of this exercise: it has no submissions to make"
+
+
+def elsewhere(submission: Submission, partition: tuple[int, int]) -> str | None:
+    """Why a submission is not partition `(number, count)`'s to decide: its case is another's."""
+    number, count = partition
+    case = submission.message.get("case_id")
+    if type(case) is not str:
+        return None  # no case to route by: the sequencer says what is wrong with it
+    owner = partition_of(case, count)
+    if owner == number:
+        return None
+    return (
+        f"case {case[:80]!r} belongs to partition {owner} of {count}, not to {number}: "
+        f"submit it on submit/{submission.party}/{owner}"
+    )
 
 
 def refuse_all(
@@ -85,9 +101,18 @@ class Holding(Protocol):
 class PartyIntake:
     """One submission per MQTT message, each from the party whose submit topic it came on."""
 
-    def __init__(self, sequencer: Sequencer, parties: Iterable[str]) -> None:
+    def __init__(
+        self,
+        sequencer: Sequencer,
+        parties: Iterable[str],
+        *,
+        partition: tuple[int, int] | None = None,
+    ) -> None:
         self.sequencer = sequencer
         self.parties = frozenset(parties)
+        # (this umpire's partition, how many there are), where the cases are split: a
+        # submission whose case is another partition's is refused, naming that one.
+        self.partition = partition
         # Decodable submissions waiting to be decided: party -> seq -> (submission, payload).
         self.inbox: dict[str, dict[int, tuple[Submission, bytes]]] = defaultdict(dict)
         # What did not decode, or came on another party's topic: decoded again, strictly,
@@ -114,6 +139,9 @@ class PartyIntake:
             return
         if not isinstance(decoded, Submission) or decoded.party != principal:
             self.malformed.append((principal, payload))
+            return
+        if self.partition is not None and (wrong := elsewhere(decoded, self.partition)):
+            self.refused.append((principal, payload, wrong, decoded.seq))
             return
         seq = decoded.seq
         waiting = self.inbox[principal].get(seq)
@@ -166,4 +194,12 @@ class PartyIntake:
         ] + refuse_all(self.sequencer, at, refused)
 
 
-__all__ = ["Holding", "Intake", "PartyIntake", "refuse_all", "reused_reason", "stranger_reason"]
+__all__ = [
+    "Holding",
+    "Intake",
+    "PartyIntake",
+    "elsewhere",
+    "refuse_all",
+    "reused_reason",
+    "stranger_reason",
+]

@@ -72,20 +72,28 @@ class Realtime:
         return wait
 
     def _idle(self) -> bool:
-        """Nothing is left to happen, judged from every party's current plan (realtime)."""
+        """Nothing is left to happen: in every partition, where the cases are split."""
         umpire = self.umpire
-        if umpire.reporting != umpire.parties or umpire.paused:
-            # People may act at any moment; paused time is not idleness either.
+        if umpire.group is not None:
+            # Partition 0's umpire judges for all; the others end when it ends them.
+            return umpire.settings.partition == 0 and umpire.group.idle()
+        return nothing_left(umpire)
+
+
+def nothing_left(umpire: Umpire) -> bool:
+    """Nothing is left to happen for `umpire`, judged from every party's current plan."""
+    if umpire.reporting != umpire.parties or umpire.paused:
+        # People may act at any moment; paused time is not idleness either.
+        return False
+    if umpire.intake.waiting() or umpire.sequencer.pending.events:
+        return False
+    if umpire.agenda.next_time() is not None or umpire.sequencer.next_deadline() is not None:
+        return False
+    for party in umpire.reporting:
+        plan = umpire.plans.get(party)
+        if plan is None or plan.seen != umpire.visible[party]:
+            # Not stated, or stated before events it has not folded yet: not current.
             return False
-        if umpire.intake.waiting() or umpire.sequencer.pending.events:
+        if plan.next_due is not None or plan.seqs:
             return False
-        if umpire.agenda.next_time() is not None or umpire.sequencer.next_deadline() is not None:
-            return False
-        for party in umpire.reporting:
-            plan = umpire.plans.get(party)
-            if plan is None or plan.seen != umpire.visible[party]:
-                # Not stated, or stated before events it has not folded yet: not current.
-                return False
-            if plan.next_due is not None or plan.seqs:
-                return False
-        return True
+    return True

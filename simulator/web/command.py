@@ -70,6 +70,10 @@ def serve(
         int | None, typer.Option("--at", help="with --fork: keep the first POS events")
     ] = None,
     secure: Annotated[bool, SECURE_OPTION] = False,
+    partitions: Annotated[
+        int,
+        typer.Option(help="postgresql:// log: split the cases among this many umpires (0: one)"),
+    ] = 0,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="log what happens")] = False,
 ) -> None:
     """Run an exercise with its web console (control view and player seats), or replay a log."""
@@ -103,6 +107,7 @@ def serve(
                 speed=speed or 1.0,
                 external=tuple(external or ()),
                 secure=secure,
+                partitions=partitions,
             )
             if fork is not None and at is not None:
                 if log is not None and not log.startswith("postgres") and Path(log).exists():
@@ -120,10 +125,18 @@ def serve(
                 outcome = asyncio.run(serve_scenario(scenario, run, options, announce=_announce))
             typer.echo(f"ended: {outcome.result.reason}; log: {outcome.log}", err=True)
         else:
-            if log is not None or external or training or secure or seed is not None or fork:
+            if (
+                log is not None
+                or external
+                or training
+                or secure
+                or seed is not None
+                or fork
+                or partitions
+            ):
                 _fail(
-                    "--log, --seed, --external, --training, --secure and --fork are for a "
-                    "scenario, not a log"
+                    "--log, --seed, --external, --training, --secure, --fork and --partitions "
+                    "are for a scenario, not a log"
                 )
             asyncio.run(serve_log(source, options, speed=speed or 3600.0, announce=_announce))
     except (LogError, SimulatorError) as exc:

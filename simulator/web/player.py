@@ -93,10 +93,9 @@ class PlayerSeat:
 
     def _fold_new(self) -> None:
         """Take what the last marker says the seat holds; fold every case again if any came."""
-        marker = self.session.marker
-        if marker is None or not self.session.complete():
+        if self.session.marker is None or not self.session.complete():
             return
-        fresh = self.session.ready(marker.head)
+        fresh = self.session.ready()
         if not fresh:
             return
         self.events.update((e.position, e) for e in fresh)

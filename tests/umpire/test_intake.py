@@ -2,6 +2,7 @@
 
 from simulator.load.conversation import Conversation, load_party
 from simulator.party.codec import CheckedCodec
+from simulator.protocol.ids import partition_of
 from simulator.records import REJECTION
 from simulator.umpire.intake import PartyIntake
 from tests.load.deciding import AT, sequencer
@@ -67,3 +68,19 @@ def test_a_spoof_and_garbage_are_rejected_with_their_reason_and_strangers_have_n
     assert "p001" in reasons[0]
     assert not intake.speaks("controller")
     assert intake.speaks("p001")
+
+
+def test_a_submission_for_another_partitions_case_is_refused_naming_that_partition() -> None:
+    """A partition's umpire decides only its own cases; the sender learns where to submit."""
+    assert (partition_of("c-1", 2), partition_of("c-4", 2)) == (0, 1)
+    intake = PartyIntake(sequencer(PARTIES), PARTIES, partition=(0, 2))
+    intake.take("p000", request(1, "c-4"))
+    intake.take("p000", request(2, "c-1"))
+    [refused, decided] = sorted(intake.stage(AT), key=lambda d: d.notice is None)
+    assert decided.notice is None
+    assert refused.notice is not None
+    assert refused.notice.seq == 1
+    assert "belongs to partition 1 of 2, not to 0" in refused.notice.reason
+    assert "submit/p000/1" in refused.notice.reason
+    events = intake.sequencer.pending.events
+    assert sorted(e.type for e in events) == sorted([REJECTION, "coop.msg.written_request"])
