@@ -18,10 +18,12 @@ from simulator.messaging.wire import (
     Control,
     Ended,
     Events,
+    PlanStated,
     Rejected,
     Round,
     RoundDone,
     Submission,
+    Tick,
 )
 from simulator.protocol import MESSAGE_ADAPTER
 
@@ -34,8 +36,10 @@ def _schemas() -> dict[str, Any]:
         Submission,
         RoundDone,
         CatchUpRequest,
+        PlanStated,
         Events,
         Round,
+        Tick,
         Ended,
         Rejected,
         CatchUp,
@@ -97,8 +101,9 @@ def asyncapi_document(root: str = DEFAULT_ROOT) -> dict[str, Any]:
             "address": f"{base}/submit/{{party}}/{{partition}}",
             "description": (
                 "A party's submissions where the cases are split among umpires (`simulator "
-                "load --partitions`): the partition of the message's case, a stable hash of "
-                "its id; a submission on another partition's topic is refused and recorded."
+                "load|run|serve --partitions`): the partition of the message's case, a stable "
+                "hash of its id; a submission on another partition's topic is refused and "
+                "recorded."
             ),
             "parameters": {"exercise": exercise, "party": PARTY, "partition": PARTITION},
             "messages": {
@@ -109,12 +114,32 @@ def asyncapi_document(root: str = DEFAULT_ROOT) -> dict[str, Any]:
         },
         "report": {
             "address": f"{base}/report/{{party}}",
-            "description": "A party's round reports and catch-up requests to the umpire.",
+            "description": "A party's round reports, plans and catch-up requests to the umpire.",
             "parameters": {"exercise": exercise, "party": PARTY},
             "messages": {
                 "roundDone": _message("roundDone", "RoundDone", "The party handled a round."),
+                "planStated": _message(
+                    "planStated", "PlanStated", "Realtime: what the party holds and plans."
+                ),
                 "catchUpRequest": _message(
                     "catchUpRequest", "CatchUpRequest", "The party missed events."
+                ),
+            },
+        },
+        "reportPartition": {
+            "address": f"{base}/report/{{party}}/{{partition}}",
+            "description": (
+                "Where the cases are split among umpires: a party's plan and catch-up "
+                "requests to one partition's umpire, with what it holds of that one's log "
+                "(each partition numbers its own positions)."
+            ),
+            "parameters": {"exercise": exercise, "party": PARTY, "partition": PARTITION},
+            "messages": {
+                "planStated": _message(
+                    "planStated", "PlanStated", "What the party holds of this partition's log."
+                ),
+                "catchUpRequest": _message(
+                    "catchUpRequest", "CatchUpRequest", "The party missed this one's events."
                 ),
             },
         },
@@ -147,6 +172,9 @@ def asyncapi_document(root: str = DEFAULT_ROOT) -> dict[str, Any]:
             "parameters": {"exercise": exercise},
             "messages": {
                 "round": _message("round", "Round", "Round k at simulated time t."),
+                "tick": _message(
+                    "tick", "Tick", "Realtime: the clock, and (per partition) what to hold."
+                ),
                 "ended": _message("ended", "Ended", "The exercise is over."),
                 "events": _message("events", "Events", "Events every participant sees."),
             },
@@ -174,7 +202,20 @@ def asyncapi_document(root: str = DEFAULT_ROOT) -> dict[str, Any]:
         "reportRound": {
             "action": "send",
             "channel": {"$ref": "#/channels/report"},
-            "messages": [_ref("report", "roundDone"), _ref("report", "catchUpRequest")],
+            "messages": [
+                _ref("report", "roundDone"),
+                _ref("report", "planStated"),
+                _ref("report", "catchUpRequest"),
+            ],
+        },
+        "reportToPartition": {
+            "action": "send",
+            "channel": {"$ref": "#/channels/reportPartition"},
+            "summary": "A party tells one partition's umpire what it holds of its log.",
+            "messages": [
+                _ref("reportPartition", "planStated"),
+                _ref("reportPartition", "catchUpRequest"),
+            ],
         },
         "receiveCommitted": {
             "action": "receive",
@@ -192,6 +233,7 @@ def asyncapi_document(root: str = DEFAULT_ROOT) -> dict[str, Any]:
             "channel": {"$ref": "#/channels/clock"},
             "messages": [
                 _ref("clock", "round"),
+                _ref("clock", "tick"),
                 _ref("clock", "ended"),
                 _ref("clock", "events"),
             ],

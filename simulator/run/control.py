@@ -168,8 +168,17 @@ def render_status(status: dict[str, Any]) -> str:
             f"exercise {status.get('exercise')}: {status.get('clock')} clock{speed}{paused}",
             # The umpire answers in ISO 8601; people read `2026-03-02 11:00`.
             f"time     {prose(str(status.get('time')))} (ends {prose(str(status.get('end')))})",
-            f"events   {status.get('head')} committed, {status.get('rejections')} rejected",
+            f"events   {status.get('head')} committed, {status.get('rejections')} rejected"
+            + _by_partition(status),
             f"cases    {case_text}",
             f"parties  {who}",
         ]
     )
+
+
+def _by_partition(status: dict[str, Any]) -> str:
+    """Where the cases are split among umpires: how many events each partition's log holds."""
+    heads = status.get("partition_heads")
+    if not isinstance(heads, dict) or not heads:
+        return ""
+    return " (" + ", ".join(f"partition {n}: {head}" for n, head in heads.items()) + ")"

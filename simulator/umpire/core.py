@@ -685,7 +685,8 @@ class Umpire:
             "end": self.end.isoformat(),
             "speed": clock.speed if isinstance(clock, ScaledClock) else None,
             "paused": self.paused,
-            "head": self.head,
+            # Partitions: the events of every partition's log, each counted apart below.
+            "head": sum(u.head for u in umpires),
             **(
                 {"partition_heads": {str(u.settings.partition): u.head for u in umpires}}
                 if self.group is not None

@@ -206,6 +206,11 @@ async def test_the_controller_and_a_stray_party_over_mosquitto_pub(
                 while not all(t.paused for t in ticks.values()):  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
             assert all(u.paused for u in exercise.umpires)
+            status = exercise.umpire.status()
+            heads = status["partition_heads"]
+            assert isinstance(heads, dict)
+            assert set(heads) == {"0", "1"}
+            assert status["head"] == sum(heads.values())
 
             stray = {
                 "kind": "submission",

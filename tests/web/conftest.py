@@ -35,7 +35,8 @@ def desk(*, humans: tuple[str, ...] = ("southmere",)) -> Scenario:
 class Served:
     links: dict[str, str]
     client: httpx.AsyncClient
-    log: Path
+    # The run's log: a file, or a postgresql:// URL.
+    log: str
     task: "asyncio.Task[RunOutcome]"
 
     def token(self, name: str) -> str:
@@ -76,21 +77,25 @@ async def serving(
     broker: str = "embedded",
     secure: bool = False,
     fork_from: tuple[Path, int] | None = None,
+    log: str | None = None,
+    partitions: int = 0,
 ) -> AsyncIterator[Served]:
     """The exercise served on a free port, lingering after its end until the test is done.
 
     `fork_from` (a log, a position): the run goes on live from that log's first events.
+    `log`: where it goes (a postgresql:// URL for `partitions`), else a file in `tmp_path`.
     """
     links: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
     stopping = asyncio.Event()
-    log = tmp_path / "run.db"
+    log = log or str(tmp_path / "run.db")
     run = RunOptions(
         broker=broker,
-        log=str(log),
+        log=log,
         clock="realtime",
         speed=speed,
         workdir=tmp_path / "broker",
         secure=secure,
+        partitions=partitions,
     )
     start = None
     if fork_from is not None:

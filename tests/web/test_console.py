@@ -4,10 +4,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from simulator.logfiles import open_log
+from simulator.logfiles import open_log, partition_location
+from simulator.protocol.ids import partition_of
 from simulator.records import NOTE
 from simulator.run.exercise import RunOptions, run_exercise
+from tests.eventlog.conftest import pg_url, run_schema
 from tests.web.conftest import Served, desk, serving
+
+__all__ = ["pg_url", "run_schema"]
 
 
 async def seat_state(served: Served, party: str, predicate: Any) -> dict[str, Any]:
@@ -230,3 +234,67 @@ async def test_a_seat_shows_the_letter_of_each_written_message_and_only_its_own(
         assert hidden.status_code == 404
         refused = await served.client.get(url, params={"token": served.token("control")})
         assert refused.status_code == 403
+
+
+async def test_a_seat_in_an_exercise_split_between_two_umpires(
+    tmp_path: Path, pg_url: str, run_schema: str
+) -> None:
+    """`serve --partitions 2`: the seat holds its cases of both partitions, its messages go to
+    their case's umpire, the controller's inject reaches the other partition, the report merges.
+
+    water-1 is partition 0's; lorry-1 (injected by the controller) and own-1 partition 1's.
+    """
+    assert [partition_of(c, 2) for c in ("water-1", "lorry-1", "own-1")] == [0, 1, 1]
+    log = f"{pg_url}?schema={run_schema}"
+    async with serving(desk(), tmp_path, log=log, partitions=2) as served:
+        await seat_state(served, "southmere", lambda s: case_of(s, "water-1"))
+        sent = await send(
+            served,
+            "southmere",
+            kind="consultation",
+            case="water-1",
+            values={"conditions": "Patrols stay on the Southmere bank."},
+        )
+        assert sent.status_code == 200, sent.text
+        assert (await served.command(command="speed", speed=7200)).status_code == 200
+        await served.until(lambda s: any(c["state"] == "in_execution" for c in s["cases"]))
+        assert (await served.command(command="inject", inject="request-lorry")).status_code == 200
+        seat = await seat_state(served, "southmere", lambda s: case_of(s, "lorry-1"))
+        # Numbered once for the seat, whichever partition each event came from.
+        positions = [e["position"] for c in seat["cases"] for e in c["steps"]]
+        assert len(set(positions)) == len(positions)
+        opened = await send(
+            served,
+            "southmere",
+            kind="written_request",
+            case="own-1",
+            recipient="northmark",
+            values={
+                "area": "public_order",
+                "requesting_party_name": "State Guard Service of Southmere",
+                "requested_party_name": "Ministry of Internal Affairs of the Republic of Northmark",
+                "essence": "Escort of a delegation.",
+                "purpose": "Safe passage.",
+                "justification": "A state visit.",
+                "assistance_sought": "Two escort vehicles.",
+            },
+        )
+        assert opened.status_code == 200, opened.text
+        seat = await seat_state(served, "southmere", lambda s: case_of(s, "own-1"))
+        own = case_of(seat, "own-1")
+        assert own is not None
+        assert own["allowed"] == ["withdrawal"]
+        assert (await served.command(command="stop")).status_code == 200
+        await served.until(lambda s: s["ended"] and s["report"], seconds=60)
+    assert (tmp_path / "report" / "report.html").is_file()
+    by_partition = {}
+    for n in (0, 1):
+        async with open_log(partition_location(log, n), read_only=True) as store:
+            by_partition[n] = [e async for e in store.read(1)]
+    for n, events in by_partition.items():
+        assert all(partition_of(e.subject, 2) == n for e in events if e.subject)
+    seat_sent = {
+        n: [e.data["message"]["type"] for e in events if e.sender == "southmere"]
+        for n, events in by_partition.items()
+    }
+    assert seat_sent == {0: ["consultation"], 1: ["written_request"]}
