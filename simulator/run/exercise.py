@@ -118,6 +118,7 @@ class Exercise:
         generation: int = 0,
         parent: str | None = None,
         resuming: bool = False,
+        partition_prefixes: Sequence[Sequence[Event]] = (),
     ) -> None:
         self.scenario = scenario
         # A fork: these committed events open the log, and the run goes on from them.
@@ -128,7 +129,14 @@ class Exercise:
         self.parent = parent
         self.options = options
         self.seed = scenario.seed if options.seed is None else options.seed
-        self.partitions = _checked_partitions(options, bool(prefix))
+        # A partitioned run resumed: each partition's log as it stands (`prefix` is them
+        # merged, for what is exercise-wide: the agenda and the clock).
+        self.partition_prefixes = tuple(tuple(p) for p in partition_prefixes)
+        if self.partition_prefixes and (
+            not resuming or len(self.partition_prefixes) != options.partitions
+        ):
+            raise ValueError("partition_prefixes are a resumed run's, one per partition")
+        self.partitions = _checked_partitions(options, bool(prefix) and not self.partition_prefixes)
         self.topics = Topics(scenario.exercise, partitions=self.partitions)
         self.on_commit = on_commit
         self.on_clock = on_clock
@@ -205,22 +213,22 @@ class Exercise:
         ):
             leftover.unlink(missing_ok=True)
 
-    async def _prepare_log(self, store: EventStore, location: str) -> None:
+    async def _prepare_log(self, store: EventStore, location: str, prefix: Sequence[Event]) -> None:
         """Refuse a log that holds another run; write a fork's prefix and the run's metadata."""
         scenario = self.scenario
         head = await store.head()
         if self.resuming:
-            if head != len(self.prefix):
+            if head != len(prefix):
                 raise InputError(f"{location}: the log changed while it was being resumed")
         elif head > 0:
             raise InputError(
                 f"{location}: already holds a run; choose a new --log, "
                 "or `simulator resume` it if it was interrupted"
             )
-        for i in range(0, 0 if self.resuming else len(self.prefix), 1000):
+        for i in range(0, 0 if self.resuming else len(prefix), 1000):
             # Appended as they were: same ids, times and data, so the same bytes and hashes.
-            await store.append([NewEvent.from_event(e) for e in self.prefix[i : i + 1000]])
-        if self.prefix and not self.resuming:
+            await store.append([NewEvent.from_event(e) for e in prefix[i : i + 1000]])
+        if prefix and not self.resuming:
             await store.set_metadata(PARENT, self.parent or "")
             await store.set_metadata(FORK_POSITION, str(len(self.prefix)))
             await store.set_metadata(GENERATION, str(self.generation))
@@ -242,9 +250,11 @@ class Exercise:
             if self.partitions
             else [self.location]
         )
-        for location in locations:
+        # A fork's prefix opens its one log; a new partitioned run's logs start empty.
+        prefixes = self.partition_prefixes or (self.prefix,) * len(locations)
+        for location, prefix in zip(locations, prefixes, strict=True):
             store = await stack.enter_async_context(open_log(location, create=True, now=wall_now))
-            await self._prepare_log(store, location)
+            await self._prepare_log(store, location, prefix)
             self.stores.append(store)
         self.store = self.stores[0]
 
@@ -345,7 +355,11 @@ class Exercise:
         self.umpire = self.umpires[0]
         if shared is not None:
             self.group = PartitionGroup(self.umpires, shared)
-        if self.prefix:
+        if self.partition_prefixes:
+            for umpire, prefix in zip(self.umpires, self.partition_prefixes, strict=True):
+                umpire.resume(prefix)
+            agenda.resume(self.prefix, self.umpire.sequencer)
+        elif self.prefix:
             self.umpire.resume(self.prefix)
             agenda.resume(self.prefix, self.umpire.sequencer)
         # From here on a submission reaches the umpire, even one sent before it runs.
@@ -508,7 +522,7 @@ def _checked_partitions(options: RunOptions, forked: bool) -> int:
             "the schema NAME_pN of that database"
         )
     if forked:
-        raise InputError("a fork or a resumed run has one umpire: drop --partitions")
+        raise InputError("a fork has one umpire: drop --partitions")
     return count
 
 

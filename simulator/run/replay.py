@@ -23,7 +23,7 @@ from simulator.errors import InputError
 from simulator.eventlog import Event
 from simulator.lifetime import private_workdir
 from simulator.lineage import FORK_POSITION, GENERATION, PARENT, Lineage
-from simulator.logfiles import is_postgres, open_log
+from simulator.logfiles import is_postgres, partition_locations, reading
 from simulator.messaging.bus import Bus
 from simulator.messaging.routing import confidential_cases, publish_events
 from simulator.messaging.topics import Topics
@@ -116,7 +116,7 @@ async def range_summary(
     location: str, start: int = 1, until: int | None = None
 ) -> tuple[int, str | None]:
     """How many events `read_range` would give and the exercise of the first, reading one."""
-    async with open_log(location, read_only=True) as store:
+    async with reading(location) as store:
         head = await store.head()
         last = head if until is None else min(until, head)
         count = max(0, last - max(start, 1) + 1)
@@ -131,13 +131,14 @@ async def stream_range(
     location: str, start: int = 1, until: int | None = None
 ) -> AsyncIterator[Event]:
     """The events of a range, one at a time, each checked against the chain as it is read."""
-    async with open_log(location, read_only=True) as store:
+    async with reading(location) as store:
         async for event in store.read(start, until):
             yield event
 
 
 async def read_range(location: str, start: int = 1, until: int | None = None) -> list[Event]:
-    async with open_log(location, read_only=True) as store:
+    """The events from `start` to `until`; a partitioned run's merged (`logfiles.reading`)."""
+    async with reading(location) as store:
         return [e async for e in store.read(start, until)]
 
 
@@ -156,7 +157,7 @@ class CheckResult:
 
 async def recorded_run(location: str) -> tuple[Scenario, int, str]:
     """The scenario, seed and clock a log was recorded with (from its metadata)."""
-    async with open_log(location, read_only=True) as store:
+    async with reading(location) as store:
         text = await store.get_metadata("scenario")
         seed = await store.get_metadata("seed")
         clock = await store.get_metadata("clock") or "simulated"
@@ -222,7 +223,7 @@ def first_difference(recorded: Sequence[Event], rerun: Sequence[Event]) -> tuple
 
 
 async def _metadata(location: str, key: str) -> str | None:
-    async with open_log(location, read_only=True) as store:
+    async with reading(location) as store:
         return await store.get_metadata(key)
 
 
@@ -320,7 +321,11 @@ async def resume(
     and numbering go on from the log. A realtime run goes on from the time of
     its last event, at `speed` (default: the recorded one).
     """
-    recorded, seed, clock = await recorded_run(location)
+    partitions = await partition_locations(location)
+    # A partitioned run: partition 0's log says what the run is; each goes on from its own.
+    first = partitions[0] if partitions else location
+    recorded, seed, clock = await recorded_run(first)
+    by_partition = [await read_range(part) for part in partitions]
     events = await read_range(location)
     if not events:
         raise InputError(f"{location}: the run never started; run its scenario afresh")
@@ -329,18 +334,25 @@ async def resume(
             f"{location}: the exercise ended at position {events[-1].position}; nothing to "
             "resume (`simulator fork` it to go on another way)"
         )
-    generation = int(await _metadata(location, GENERATION) or 0)
-    recorded_speed = await _metadata(location, "speed")
+    generation = int(await _metadata(first, GENERATION) or 0)
+    recorded_speed = await _metadata(first, "speed")
     options = RunOptions(
         broker=broker,
         log=location,
         seed=seed,
         clock="realtime" if clock == "realtime" else "simulated",
         speed=speed or (float(recorded_speed) if recorded_speed else 1.0),
+        partitions=len(partitions),
     )
-    options = await _same_security(location, options)
+    options = await _same_security(first, options)
     return await _go_on(
-        recorded, options, events, generation=generation, resuming=True, on_commit=on_commit
+        recorded,
+        options,
+        events,
+        generation=generation,
+        resuming=True,
+        on_commit=on_commit,
+        partition_prefixes=by_partition,
     )
 
 
@@ -353,6 +365,7 @@ async def _go_on(
     on_commit: Callable[[Sequence[Event]], None] | None,
     parent: str | None = None,
     resuming: bool = False,
+    partition_prefixes: Sequence[Sequence[Event]] = (),
 ) -> RunOutcome:
     """Run `scenario` on from the committed events `prefix` (a fork, or a resumed run)."""
     async with Exercise(
@@ -363,6 +376,7 @@ async def _go_on(
         parent=parent,
         resuming=resuming,
         on_commit=on_commit,
+        partition_prefixes=partition_prefixes,
     ) as exercise:
         return await exercise.run()
 

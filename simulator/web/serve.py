@@ -31,7 +31,7 @@ from simulator.context import ScaledClock, fresh_rng, monotonic
 from simulator.errors import InputError
 from simulator.eventlog import Event
 from simulator.lineage import read_lineage
-from simulator.logfiles import open_log
+from simulator.logfiles import reading
 from simulator.messaging.topics import CONTROLLER
 from simulator.messaging.wire import Control
 from simulator.run.control import Controller, Unanswered
@@ -329,7 +329,7 @@ async def serve_log(
     if not events:
         raise InputError(f"{location}: the log is empty")
     board = Board(scenario, mode="replay")
-    async with open_log(location, read_only=True) as store:
+    async with reading(location) as store:
         board.lineage = read_lineage(await store.metadata())
     replayer = Replayer(events, board, speed)
     board.clock = replayer.view

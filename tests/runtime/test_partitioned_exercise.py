@@ -8,8 +8,10 @@ for the times a realtime clock gives and the positions that follow from them).
 """
 
 import asyncio
+import os
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,8 @@ from simulator.brokers import transport_for
 from simulator.cli import app
 from simulator.cli.logview import verify_partitions
 from simulator.context import fresh_rng
-from simulator.eventlog import Event
+from simulator.errors import SimulatorError
+from simulator.eventlog import Event, LogError
 from simulator.logfiles import open_log, partition_location
 from simulator.messaging.wire import Tick, decode_from_umpire
 from simulator.projections.summary import RunSummary
@@ -33,6 +36,7 @@ from simulator.run.exercise import Exercise, RunOptions, run_exercise
 from simulator.scenario import load_scenario
 from simulator.transport import SessionSettings
 from tests.eventlog.conftest import pg_url, run_schema
+from tests.runtime.seats import SIMULATOR
 
 __all__ = ["pg_url", "run_schema"]
 
@@ -257,3 +261,64 @@ def test_partitions_need_realtime_and_postgresql(
     assert result.exit_code != 0
     assert said in " ".join(result.output.split())
     assert not (tmp_path / "r.db").exists()
+
+
+async def test_a_killed_partitioned_run_is_resumed_each_partition_from_its_own_log(
+    tmp_path: Path, pg_url: str, run_schema: str
+) -> None:
+    """SIGKILL mid-run, then `simulator resume`: every partition goes on from its own log,
+    nothing committed twice, and the run ends as its one-umpire simulated twin."""
+    scenario = load_scenario(SCENARIO)
+    simulated = await run_exercise(scenario, RunOptions(log=str(tmp_path / "simulated.db")))
+    first, last = simulated.summary.simulated_start, simulated.summary.simulated_end
+    assert first is not None
+    assert last is not None
+    speed = (last - first).total_seconds() / TWIN_SECONDS
+    log = f"{pg_url}?schema={run_schema}"
+    run = await asyncio.create_subprocess_exec(
+        *SIMULATOR, "run", str(SCENARIO), "--log", log, "--clock", "realtime",
+        "--speed", str(speed), "--partitions", "2",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    heads: dict[int, int] = {}
+    try:
+        async with asyncio.timeout(90):
+            # Both partitions have committed something of their own: a run well under way.
+            while not (heads.get(0, 0) >= 3 and heads.get(1, 0) >= 2):
+                await asyncio.sleep(0.1)
+                heads = {n: len(await _events_or_none(partition_location(log, n))) for n in (0, 1)}
+    finally:
+        os.kill(run.pid, signal.SIGKILL)
+        await run.wait()
+    killed = {n: await events_of(partition_location(log, n)) for n in (0, 1)}
+    assert all(e.type != EXERCISE_ENDED for e in killed[0])
+
+    resumed = await asyncio.create_subprocess_exec(
+        *SIMULATOR, "resume", log, "--json-summary", str(tmp_path / "resumed.json"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(resumed.communicate(), 120)
+    assert resumed.returncode == 0, err.decode()[-2000:]
+    after = {n: await events_of(partition_location(log, n)) for n in (0, 1)}
+    for n in (0, 1):
+        # Each partition's log went on from where it stood, its first events untouched.
+        assert [e.hash for e in after[n][: len(killed[n])]] == [e.hash for e in killed[n]]
+        ids = [e.id for e in after[n]]
+        assert len(ids) == len(set(ids))
+    assert after[0][-1].type == EXERCISE_ENDED
+    summary = orjson.loads((tmp_path / "resumed.json").read_bytes())
+    assert summary["case_states"] == simulated.summary.case_states
+    assert sorted((v["rule"], v["case"]) for v in summary["violations"]) == sorted(
+        (v.rule, v.case) for v in simulated.summary.violations
+    )
+    checked = await verify_partitions(log)
+    assert checked is not None
+    assert all(found.ok for _, found in checked), checked
+
+
+async def _events_or_none(location: str) -> list[Event]:
+    """A partition's events so far; none while its log is not made yet."""
+    try:
+        return await events_of(location)
+    except (SimulatorError, LogError):
+        return []
