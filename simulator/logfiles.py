@@ -8,6 +8,7 @@ umpires has a log per partition, in the schemas `run_42_p0`, `run_42_p1`, …;
 `partition_locations` lists them for whoever checks or exports them one by one.
 """
 
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -40,6 +41,21 @@ def split_postgres(url: str) -> tuple[str, str]:
     schema = next((v for k, v in query if k == "schema"), "eventlog")
     rest = urlencode([(k, v) for k, v in query if k != "schema"])
     return urlunsplit(parts._replace(query=rest)), schema
+
+
+def local_files_stem(location: str) -> Path:
+    """Where files beside a log go (its control file, its seat files): `{stem}.control.json`.
+
+    Beside a SQLite file, the file itself. A PostgreSQL log has no place of its own
+    on disk: `runs/postgres-{database}-{schema}`, so that runs in other schemas (two
+    exercises at once, each partition's test) keep their files apart.
+    """
+    if not is_postgres(location):
+        return Path(location)
+    url, schema = split_postgres(location)
+    database = urlsplit(url).path.strip("/") or "postgres"
+    label = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{database}-{schema}")
+    return Path("runs") / f"postgres-{label}"
 
 
 def open_log(

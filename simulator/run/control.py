@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from simulator.context import fresh_rng
 from simulator.errors import InputError, SimulatorError
+from simulator.logfiles import local_files_stem
 from simulator.messaging.bus import Bus
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Control, ControlAnswer, WireError, decode_answer, encode
@@ -49,9 +50,8 @@ class ControlFile(BaseModel):
 
 
 def control_path(log_location: str) -> Path:
-    if log_location.startswith(("postgresql://", "postgres://")):
-        return Path("runs") / "postgres.control.json"
-    return Path(f"{log_location}.control.json")
+    stem = local_files_stem(log_location)
+    return stem.with_name(f"{stem.name}.control.json")
 
 
 def write_control_file(path: Path, data: ControlFile) -> None:

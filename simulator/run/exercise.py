@@ -329,6 +329,9 @@ class Exercise:
             else ScaledClock(start, speed=self.options.speed)
         )
         agenda = ScenarioAgenda(scenario, seeded(self.seed, "agenda"), signatories=self.signatories)
+        on_commit = self.on_commit
+        if self.partitions and on_commit is not None:
+            on_commit = Renumbered(on_commit, after=len(self.prefix))
         shared = SharedAgenda(agenda, self.partitions) if self.partitions else None
         for n, store in enumerate(self.stores):
             partition = n if self.partitions else None
@@ -348,7 +351,7 @@ class Exercise:
                         party_timeout_s=self.options.party_timeout_s,
                         partition=partition,
                     ),
-                    on_commit=self.on_commit,
+                    on_commit=on_commit,
                     on_clock=self.on_clock,
                 )
             )
@@ -502,6 +505,24 @@ class Exercise:
             runtime.run(), name=f"party[{party_id}].run"
         )
         log.info("party_restarted", party=party_id)
+
+
+class Renumbered:
+    """What the partitions commit, numbered in one sequence for a watcher of the whole run.
+
+    Each partition numbers its own log, and a watcher (the web console's board, the
+    progress line) folds in position order: it is handed every partition's commits in
+    the order they were made, numbered 1, 2, … across them, as a merged log numbers.
+    """
+
+    def __init__(self, sink: Callable[[Sequence[Event]], None], *, after: int = 0) -> None:
+        self.sink = sink
+        self.count = after
+
+    def __call__(self, events: Sequence[Event]) -> None:
+        first = self.count + 1
+        self.count += len(events)
+        self.sink([e.model_copy(update={"position": first + n}) for n, e in enumerate(events)])
 
 
 def _checked_partitions(options: RunOptions, forked: bool) -> int:

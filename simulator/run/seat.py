@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from simulator.context import fresh_rng, secret_token, seeded
 from simulator.errors import InputError, SimulatorError
+from simulator.logfiles import local_files_stem
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Ended
 from simulator.party import PartyRuntime
@@ -64,9 +65,8 @@ class SeatFile(BaseModel):
 
 
 def seat_path(log_location: str, party: str) -> Path:
-    if log_location.startswith(("postgresql://", "postgres://")):
-        return Path("runs") / f"postgres.party-{party}.json"
-    return Path(f"{log_location}.party-{party}.json")
+    stem = local_files_stem(log_location)
+    return stem.with_name(f"{stem.name}.party-{party}.json")
 
 
 def seat_signing(signatories: Signatories, party: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from simulator.context import ScaledClock, fresh_rng, monotonic
 from simulator.errors import InputError
 from simulator.eventlog import Event
 from simulator.lineage import read_lineage
-from simulator.logfiles import reading
+from simulator.logfiles import local_files_stem, reading
 from simulator.messaging.topics import CONTROLLER
 from simulator.messaging.wire import Control
 from simulator.run.control import Controller, Unanswered
@@ -214,7 +214,7 @@ async def serve_scenario(
                 announce(console.links())
                 outcome = await exercise.run()
                 board.finish(outcome.result.reason)
-                await _write_report(console, exercise.location, options, run.runs_dir)
+                await _write_report(console, exercise.location, options)
                 if options.linger:
                     await asyncio.wait([serving, watcher], return_when=asyncio.FIRST_COMPLETED)
                 server.should_exit = True
@@ -224,19 +224,14 @@ async def serve_scenario(
     return outcome
 
 
-async def _write_report(
-    console: Console, location: str, options: ServeOptions, runs_dir: Path
-) -> None:
+async def _write_report(console: Console, location: str, options: ServeOptions) -> None:
     # matplotlib loads slowly; only a finished run pays for it.
     from simulator.letters import read_letters  # noqa: PLC0415 - see above
     from simulator.report import read_report, save_report  # noqa: PLC0415 - see above
 
     board = console.board
-    target = options.report_dir or (
-        runs_dir / f"{board.scenario.exercise}-report"
-        if location.startswith(("postgresql://", "postgres://"))
-        else Path(f"{location}.report")
-    )
+    stem = local_files_stem(location)
+    target = options.report_dir or stem.with_name(f"{stem.name}.report")
     try:
         data = await read_report(location)
         letters = await read_letters(location)
@@ -348,7 +343,7 @@ async def serve_log(
             announce(console.links())
             feeding = group.create_task(replayer.run(), name="web.replay")
             # Written while the replay runs; the board links it once the replay has ended.
-            await _write_report(console, location, options, Path("runs"))
+            await _write_report(console, location, options)
             waiting = group.create_task(stopping.wait(), name="web.stop")
             await asyncio.wait([feeding, waiting], return_when=asyncio.FIRST_COMPLETED)
             if options.linger:

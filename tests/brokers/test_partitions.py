@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import orjson
@@ -43,6 +44,20 @@ async def _partitions_verify(log: str, partitions: int) -> list[int]:
     return heads
 
 
+def killing_an_owner(
+    drills: dict[str, str], *, at: float
+) -> Callable[[UmpireFleet], Awaitable[None]]:
+    """A drill: SIGKILL partition 1's owner `at` s in; `drills["owner"]` says who took over."""
+
+    async def kill_an_owner(fleet: UmpireFleet) -> None:
+        await asyncio.sleep(at)  # the drill's moment, not a wait for a condition
+        victim = fleet.kill(1)
+        taken = await fleet.wait_owned(1, not_by=victim.name, seconds=WITHIN)
+        drills["owner"] = f"{victim.name} -> {taken.name}"
+
+    return kill_an_owner
+
+
 async def test_a_node_and_a_partitions_owner_die_and_nothing_is_lost(
     tmp_path: Path, pg_url: str, run_schema: str
 ) -> None:
@@ -59,12 +74,6 @@ async def test_a_node_and_a_partitions_owner_die_and_nothing_is_lost(
         await broker.kill(1)  # type: ignore[attr-defined]
         drills["node"] = "n1"
 
-    async def kill_an_owner(fleet: UmpireFleet) -> None:
-        await asyncio.sleep(2.5)  # the drill's moment: mid-run, after the node's loss
-        victim = fleet.kill(1)
-        taken = await fleet.wait_owned(1, not_by=victim.name, seconds=WITHIN)
-        drills["owner"] = f"{victim.name} -> {taken.name}"
-
     log = f"{pg_url}?schema={run_schema}"
     options = LoadOptions(
         parties=4,
@@ -78,6 +87,8 @@ async def test_a_node_and_a_partitions_owner_die_and_nothing_is_lost(
         standbys=1,
         log=log,
     )
+    # Mid-run, after the node's loss.
+    kill_an_owner = killing_an_owner(drills, at=2.5)
     report = await run_load(options, during=kill_a_node, during_umpires=kill_an_owner)
     data = report.as_json()
     assert drills.get("node") == "n1"

@@ -7,17 +7,15 @@ with the partition's persistent session, which RabbitMQ keeps as a durable
 queue: what was submitted meanwhile reaches it.
 """
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from simulator.load import LoadOptions, run_load
-from simulator.load.partitioned import UmpireFleet
 from simulator.run.exercise import RunOptions, run_exercise
 from simulator.scenario import load_scenario
-from tests.brokers.test_partitions import WITHIN, _partitions_verify
+from tests.brokers.test_partitions import _partitions_verify, killing_an_owner
 from tests.eventlog.conftest import pg_url, run_schema
 from tests.rabbitmq import private_rabbitmq
 
@@ -51,13 +49,6 @@ async def test_a_partitions_owner_dies_and_its_standby_takes_its_session_over(
     rabbitmq: str, tmp_path: Path, pg_url: str, run_schema: str
 ) -> None:
     drills: dict[str, str] = {}
-
-    async def kill_an_owner(fleet: UmpireFleet) -> None:
-        await asyncio.sleep(2.0)  # the drill's moment: mid-run
-        victim = fleet.kill(1)
-        taken = await fleet.wait_owned(1, not_by=victim.name, seconds=WITHIN)
-        drills["owner"] = f"{victim.name} -> {taken.name}"
-
     log = f"{pg_url}?schema={run_schema}"
     options = LoadOptions(
         parties=4,
@@ -71,7 +62,7 @@ async def test_a_partitions_owner_dies_and_its_standby_takes_its_session_over(
         standbys=1,
         log=log,
     )
-    report = await run_load(options, during_umpires=kill_an_owner)
+    report = await run_load(options, during_umpires=killing_an_owner(drills, at=2.0))
     data = report.as_json()
     assert drills.get("owner") == "umpire-1 -> umpire-2"
     assert report.failure is None

@@ -28,22 +28,21 @@ from simulator.errors import SimulatorError
 from simulator.eventlog import Event, LogError
 from simulator.logfiles import open_log, partition_location
 from simulator.messaging.wire import Tick, decode_from_umpire
-from simulator.projections.summary import RunSummary
 from simulator.protocol.ids import partition_of
 from simulator.records import CONTROL, EXERCISE_ENDED, REJECTION
 from simulator.report.files import read_report
-from simulator.run.exercise import Exercise, RunOptions, run_exercise
-from simulator.scenario import load_scenario
+from simulator.run.exercise import Exercise, RunOptions, RunOutcome, run_exercise
+from simulator.scenario import Scenario, load_scenario
 from simulator.transport import SessionSettings
 from tests.eventlog.conftest import pg_url, run_schema
 from tests.runtime.seats import SIMULATOR
+from tests.runtime.test_realtime import TWIN_SECONDS, _keys, outcome
 
-__all__ = ["pg_url", "run_schema"]
+__all__ = ["_keys", "pg_url", "run_schema"]
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 # Its six cases fall in both partitions of two (t-1, t-3, x-1 | t-2, t-4, t-5).
 SCENARIO = SCENARIOS / "tri-river.yaml"
-TWIN_SECONDS = 12.0
 # What a realtime clock makes differ between two runs of one scenario: when things
 # happened, how long answers took, and the positions and file names that follow the order.
 TIMING = frozenset(
@@ -70,17 +69,13 @@ TIMING = frozenset(
 MOMENT = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(\+00:00|Z)?")
 
 
-@pytest.fixture(autouse=True)
-def _keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SIMULATOR_KEY_DIR", str(tmp_path / "keys"))
-
-
-def outcome(summary: RunSummary) -> dict[str, Any]:
-    return {
-        "case states": summary.case_states,
-        "violations": sorted((v.rule, v.case) for v in summary.violations),
-        "ended because": summary.ended_because,
-    }
+async def simulated_twin(scenario: Scenario, tmp_path: Path) -> tuple[RunOutcome, float]:
+    """The scenario's one-umpire simulated run, and the speed a realtime twin of it takes."""
+    simulated = await run_exercise(scenario, RunOptions(log=str(tmp_path / "simulated.db")))
+    first, last = simulated.summary.simulated_start, simulated.summary.simulated_end
+    assert first is not None
+    assert last is not None
+    return simulated, (last - first).total_seconds() / TWIN_SECONDS
 
 
 def comparable(value: Any) -> Any:
@@ -107,11 +102,7 @@ async def test_one_partition_or_two_end_alike_and_report_alike(
     """tri-river with one umpire (simulated), one partition and two: same cases, states,
     violations and report; each case in its own partition's log, every log sound."""
     scenario = load_scenario(SCENARIO)
-    simulated = await run_exercise(scenario, RunOptions(log=str(tmp_path / "simulated.db")))
-    first, last = simulated.summary.simulated_start, simulated.summary.simulated_end
-    assert first is not None
-    assert last is not None
-    speed = (last - first).total_seconds() / TWIN_SECONDS
+    simulated, speed = await simulated_twin(scenario, tmp_path)
     one, two = f"{pg_url}?schema={run_schema}", f"{pg_url}?schema={run_schema}x"
 
     def realtime(log: str, partitions: int) -> RunOptions:
@@ -232,6 +223,18 @@ async def test_the_controller_and_a_stray_party_over_mosquitto_pub(
             reason = refused[0].data["reason"]
             assert "belongs to partition 1 of 2, not to 0: submit it on submit/riverton/1" in reason
 
+            # Paused, a jump moves the one clock to the next thing due in any partition:
+            # both umpires announce the clock's new time.
+            await publish("controller", f"{base}/control", {"kind": "control", "command": "jump"})
+            clock = exercise.umpire.clock
+            async with asyncio.timeout(60):
+                while "jump" not in [  # noqa: ASYNC110 -- the log says when it is done
+                    e.data["command"] for e in await events_of(location) if e.type == CONTROL
+                ]:
+                    await asyncio.sleep(0.1)
+                while not all(t.time == clock.now() for t in ticks.values()):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            assert all(e.paused for e in exercise.umpires)
             await publish("controller", f"{base}/control", {"kind": "control", "command": "stop"})
             async with asyncio.timeout(60):
                 outcome_ = await run
@@ -241,7 +244,7 @@ async def test_the_controller_and_a_stray_party_over_mosquitto_pub(
     ended = logs[0][-1]
     assert ended.type == EXERCISE_ENDED
     assert all(e.time <= ended.time for e in logs[1])
-    assert [e.data["command"] for e in logs[0] if e.type == CONTROL] == ["pause", "stop"]
+    assert [e.data["command"] for e in logs[0] if e.type == CONTROL] == ["pause", "jump", "stop"]
 
 
 @pytest.mark.parametrize(
@@ -269,11 +272,7 @@ async def test_a_killed_partitioned_run_is_resumed_each_partition_from_its_own_l
     """SIGKILL mid-run, then `simulator resume`: every partition goes on from its own log,
     nothing committed twice, and the run ends as its one-umpire simulated twin."""
     scenario = load_scenario(SCENARIO)
-    simulated = await run_exercise(scenario, RunOptions(log=str(tmp_path / "simulated.db")))
-    first, last = simulated.summary.simulated_start, simulated.summary.simulated_end
-    assert first is not None
-    assert last is not None
-    speed = (last - first).total_seconds() / TWIN_SECONDS
+    simulated, speed = await simulated_twin(scenario, tmp_path)
     log = f"{pg_url}?schema={run_schema}"
     run = await asyncio.create_subprocess_exec(
         *SIMULATOR, "run", str(SCENARIO), "--log", log, "--clock", "realtime",

@@ -14,6 +14,18 @@ from tests.web.conftest import Served, desk, serving
 __all__ = ["pg_url", "run_schema"]
 
 
+# southmere's own request to northmark, as its trainee fills the form in.
+ESCORT = {
+    "area": "public_order",
+    "requesting_party_name": "State Guard Service of Southmere",
+    "requested_party_name": "Ministry of Internal Affairs of the Republic of Northmark",
+    "essence": "Escort of a delegation.",
+    "purpose": "Safe passage.",
+    "justification": "A state visit.",
+    "assistance_sought": "Two escort vehicles.",
+}
+
+
 async def seat_state(served: Served, party: str, predicate: Any) -> dict[str, Any]:
     """The first snapshot on the seat's event stream for which `predicate` holds."""
     async with served.client.stream(
@@ -115,16 +127,7 @@ async def test_a_seat_gets_forms_for_what_the_procedure_allows_and_the_controlle
             kind="written_request",
             case="own-1",
             recipient="northmark",
-            values={
-                "area": "public_order",
-                "requesting_party_name": "State Guard Service of Southmere",
-                "requested_party_name": "Ministry of Internal Affairs of the Republic of Northmark",
-                "essence": "Escort of a delegation.",
-                "purpose": "Safe passage.",
-                "justification": "A state visit.",
-                "assistance_sought": "Two escort vehicles.",
-                "signature": "L. Morrow",
-            },
+            values={**ESCORT, "signature": "L. Morrow"},
         )
         assert opened.status_code == 200, opened.text
         seat = await seat_state(served, "southmere", lambda s: case_of(s, "own-1"))
@@ -269,21 +272,16 @@ async def test_a_seat_in_an_exercise_split_between_two_umpires(
             kind="written_request",
             case="own-1",
             recipient="northmark",
-            values={
-                "area": "public_order",
-                "requesting_party_name": "State Guard Service of Southmere",
-                "requested_party_name": "Ministry of Internal Affairs of the Republic of Northmark",
-                "essence": "Escort of a delegation.",
-                "purpose": "Safe passage.",
-                "justification": "A state visit.",
-                "assistance_sought": "Two escort vehicles.",
-            },
+            values=ESCORT,
         )
         assert opened.status_code == 200, opened.text
         seat = await seat_state(served, "southmere", lambda s: case_of(s, "own-1"))
         own = case_of(seat, "own-1")
         assert own is not None
         assert own["allowed"] == ["withdrawal"]
+        # The control view follows every partition's cases.
+        every = await served.until(lambda s: {"lorry-1", "own-1"} <= {c["id"] for c in s["cases"]})
+        assert {"water-1", "lorry-1", "own-1", "east-1"} <= {c["id"] for c in every["cases"]}
         assert (await served.command(command="stop")).status_code == 200
         await served.until(lambda s: s["ended"] and s["report"], seconds=60)
     assert (tmp_path / "report" / "report.html").is_file()
