@@ -5,7 +5,7 @@ A PostgreSQL log lives in one schema, named by a `schema` query parameter
 taken off the URL before it reaches libpq. A run whose cases were split among
 umpires has a log per partition, in the schemas `run_42_p0`, `run_42_p1`, …;
 `run_42` then names the run: `reading` merges its partitions for a reader, and
-`partition_locations` lists them for whoever checks or exports them one by one.
+`partition_locations` lists them for whoever checks them one by one.
 """
 
 import re

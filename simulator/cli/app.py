@@ -22,7 +22,7 @@ from simulator.cli.asyncapi import asyncapi_document
 from simulator.cli.logview import (
     checkpoints_beside,
     export_log,
-    import_signed,
+    import_logs,
     machine_key,
     report_json,
     show_log,
@@ -446,12 +446,13 @@ def log_import(
         _fail(f"{source}: no such file")
     if checkpoints is not None and not checkpoints.is_file():
         _fail(f"{checkpoints}: no such file")
-    note = _run(import_signed(source, output, now=wall_now, checkpoints=checkpoints))
+    notes = _run(import_logs(source, output, now=wall_now, checkpoints=checkpoints))
     err = Console(stderr=True, soft_wrap=True)
-    count = note.last_position - note.first_position + 1
-    err.print(f"imported {count} events into {output}")
-    colour = "yellow" if note.source_checkpoints else "red"
-    err.print(f"[{colour}]{escape(note.describe())}[/]")
+    for target, note in notes:
+        count = note.last_position - note.first_position + 1
+        err.print(f"imported {count} events into {target}")
+        colour = "yellow" if note.source_checkpoints else "red"
+        err.print(f"[{colour}]{escape(note.describe())}[/]")
 
 
 @log_app.command("key")

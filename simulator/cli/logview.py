@@ -2,6 +2,7 @@
 
 import json
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
@@ -23,6 +24,7 @@ from simulator.eventlog import (
     default_key_path,
     export_checkpoints,
     export_jsonl,
+    from_json_line,
     import_jsonl,
     key_fingerprint,
     load_or_create_signing_key,
@@ -33,9 +35,17 @@ from simulator.eventlog import (
     to_json_line,
     verify,
 )
+from simulator.eventlog.jsonl import check_lines, split_chains
+from simulator.eventlog.merged import MergedLog
 from simulator.eventlog.store import IMPORT_METADATA
 from simulator.lineage import read_lineage
-from simulator.logfiles import is_postgres, open_log, partition_locations, reading
+from simulator.logfiles import (
+    is_postgres,
+    open_log,
+    partition_location,
+    partition_locations,
+    reading,
+)
 from simulator.projections import (
     CaseProjection,
     TimelineProjection,
@@ -43,6 +53,7 @@ from simulator.projections import (
     controller_gist,
     gist,
 )
+from simulator.protocol.ids import partition_of
 from simulator.records import (
     CONTROLLER_RECORDS,
     EXERCISE_STARTED,
@@ -231,16 +242,32 @@ async def export_log(
     """
     partitions = await partition_locations(location)
     if partitions:
-        # Each partition's lines carry its own chain: one file of all of them would be
-        # a log no import could check. Exported one by one, each imports and verifies.
-        raise InputError(
-            f"{location} is a run of {len(partitions)} partitions, each a log of its own: "
-            f"export them one by one ({', '.join(partitions)})"
-        )
+        return await _export_partitions(partitions, out or sys.stdout, checkpoints)
     async with open_log(location, read_only=True) as store:
         if checkpoints is not None:
             await export_checkpoints(store, checkpoints)
         return await export_jsonl(store, out or sys.stdout)
+
+
+async def _export_partitions(
+    partitions: Sequence[str], out: TextIO, checkpoints: TextIO | None
+) -> int:
+    """A partitioned run's logs as one file, merged: time, then partition, then position.
+
+    Each line is exactly as its partition's log stores it (its own position and
+    hash chain), so the file holds every partition's chain interleaved; `log
+    import` takes them apart again (`split_chains`) and checks each. The
+    checkpoints file holds every partition's checkpoints.
+    """
+    async with MergedLog([open_log(p, read_only=True) for p in partitions], "") as merged:
+        if checkpoints is not None:
+            for store in merged.partitions:
+                await export_checkpoints(store, checkpoints)
+        count = 0
+        async for _, event in merged.stored():
+            out.write(to_json_line(event) + "\n")
+            count += 1
+        return count
 
 
 async def import_signed(
@@ -249,6 +276,7 @@ async def import_signed(
     *,
     now: Callable[[], datetime],
     checkpoints: Path | None = None,
+    recorded_as: str | None = None,
 ) -> ImportNote:
     """Import JSON lines into a new log, held to the source's checkpoints; what was re-signed.
 
@@ -266,14 +294,96 @@ async def import_signed(
             first = await store.head() + 1
             await import_jsonl(handle, store, checkpoints=kept)
             return await record_provenance(
-                store, source=str(source), first_position=first, checkpoints=kept, now=now()
+                store,
+                source=recorded_as or str(source),
+                first_position=first,
+                checkpoints=kept,
+                now=now(),
             )
 
 
 async def import_log(source: Path, location: str, *, now: Callable[[], datetime]) -> int:
     """Import JSON lines into a new log; the number of events imported."""
-    note = await import_signed(source, location, now=now)
-    return note.last_position - note.first_position + 1
+    notes = await import_logs(source, location, now=now)
+    return sum(note.last_position - note.first_position + 1 for _, note in notes)
+
+
+async def import_logs(
+    source: Path,
+    location: str,
+    *,
+    now: Callable[[], datetime],
+    checkpoints: Path | None = None,
+) -> list[tuple[str, ImportNote]]:
+    """Import a log's export, or a partitioned run's (one chain a partition), into new logs.
+
+    One chain: `import_signed` into `location`. Several: a partitioned run's
+    merged export, each chain imported into its partition's log of
+    `location` (a postgresql:// URL, each partition the schema `NAME_pN`),
+    numbered by the cases it holds (`partition_of`), each held to its own
+    checkpoints. Every chain is checked before anything is written.
+    """
+    with source.open(encoding="utf-8") as handle:
+        chains = split_chains(handle)
+    if len(chains) <= 1:
+        return [(location, await import_signed(source, location, now=now, checkpoints=checkpoints))]
+    if not is_postgres(location):
+        raise InputError(
+            f"{source} holds {len(chains)} logs, a partitioned run's: import it into "
+            "postgresql://…?schema=NAME, where each partition becomes the schema NAME_pN"
+        )
+    numbers = _partition_numbers(source, chains)
+    if checkpoints is None and checkpoints_beside(source).is_file():
+        checkpoints = checkpoints_beside(source)
+    kept: list[SignedCheckpoint] = []
+    if checkpoints is not None:
+        with checkpoints.open(encoding="utf-8") as handle:
+            kept = read_checkpoints(handle)
+    if await partition_locations(location):
+        raise InputError(f"{location}: already holds a partitioned run; import writes new logs")
+    owned: list[list[SignedCheckpoint]] = []
+    for chain in chains:
+        hashes = {from_json_line(line).hash for line in chain}
+        owned.append([c for c in kept if c.checkpoint.hash in hashes])
+        # Every chain checked before any is written: a bad one leaves no partition behind.
+        check_lines(chain, owned[-1])
+    notes = []
+    with tempfile.TemporaryDirectory(prefix="simulator-import-") as directory:
+        for chain, number, own in zip(chains, numbers, owned, strict=True):
+            target = partition_location(location, number)
+            part = Path(directory) / f"p{number}.jsonl"
+            part.write_text("".join(f"{line}\n" for line in chain), encoding="utf-8")
+            vouched = Path(directory) / f"p{number}.checkpoints"
+            vouched.write_text("".join(f"{c.to_line()}\n" for c in own), encoding="utf-8")
+            note = await import_signed(
+                part, target, now=now, checkpoints=vouched, recorded_as=f"{source} ({number})"
+            )
+            notes.append((target, note))
+    return sorted(notes)
+
+
+def _partition_numbers(source: Path, chains: Sequence[Sequence[str]]) -> list[int]:
+    """Which partition each chain is: the one its cases hash to among len(chains)."""
+    count = len(chains)
+    numbers: list[int | None] = []
+    for chain in chains:
+        cases = {e.subject for e in map(from_json_line, chain) if e.subject is not None}
+        found = {partition_of(case, count) for case in cases}
+        if len(found) > 1:
+            raise InputError(
+                f"{source}: a chain holds cases of partitions {sorted(found)} of {count}: "
+                "not a partitioned run's export (or one of its partitions is missing)"
+            )
+        numbers.append(found.pop() if found else None)
+    # A chain of no case (the run's own events only) takes the number left over.
+    left = sorted(set(range(count)) - {n for n in numbers if n is not None})
+    assigned = [n if n is not None else left.pop(0) if left else -1 for n in numbers]
+    if sorted(assigned) != list(range(count)):
+        raise InputError(
+            f"{source}: its {count} chains are not {count} partitions' logs "
+            "(two hold cases of one partition)"
+        )
+    return assigned
 
 
 def machine_key(path: Path | None = None) -> tuple[str, bytes, Path]:

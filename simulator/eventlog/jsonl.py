@@ -50,18 +50,51 @@ async def export_jsonl(store: EventStore, out: TextIO) -> int:
 
 
 def _events(lines: Iterable[str]) -> Iterator[tuple[int, Event]]:
+    for number, (_, event) in _lines(lines):
+        yield number, event
+
+
+def _lines(lines: Iterable[str]) -> Iterator[tuple[int, tuple[str, Event]]]:
+    """Each line's number, its text (without the newline) and the event it is."""
     for number, line in enumerate(lines, start=1):
         text = line.rstrip("\n")
         if not text.strip():
             raise JsonlImportError(number, "empty line; every line must be one event")
         try:
-            yield number, from_json_line(text)
+            yield number, (text, from_json_line(text))
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(part) for part in error["loc"])
             raise JsonlImportError(
                 number, f"not an event ({where}: {error['msg']})" if where else error["msg"]
             ) from exc
+
+
+def split_chains(lines: Iterable[str]) -> list[list[str]]:
+    """The lines of a file, by the hash chain each belongs to (in order of their first line).
+
+    One log's export is one chain. A partitioned run's merged export
+    interleaves its partitions' chains, each line as its own log stored it:
+    a line begins a chain when it is a log's first (position 1, on genesis)
+    and otherwise continues the chain whose last line's hash it names. A line
+    that continues no chain is an error naming it; the hashes themselves are
+    checked by the import of each chain.
+    """
+    chains: list[list[str]] = []
+    tips: dict[str, int] = {}
+    for number, (text, event) in _lines(lines):
+        if event.position == 1 and event.prevhash == GENESIS_HASH:
+            chains.append([text])
+            tips[event.hash] = len(chains) - 1
+            continue
+        index = tips.pop(event.prevhash, None)
+        if index is None:
+            raise JsonlImportError(
+                number, "broken chain: prevhash is not the hash of any log's line before"
+            )
+        chains[index].append(text)
+        tips[event.hash] = index
+    return chains
 
 
 async def export_checkpoints(store: InspectableStore, out: TextIO) -> int:
@@ -175,6 +208,13 @@ def _check_checkpoints(checkpoints: Sequence[SignedCheckpoint], chain: _Chain) -
                 "was changed after it was checkpointed; nothing was imported",
             )
         matching.append(position)
+
+
+def check_lines(lines: Sequence[str], checkpoints: Sequence[SignedCheckpoint] = ()) -> None:
+    """Check one log's lines as an import would (hashes, chain, checkpoints), writing nothing."""
+    _check_checkpoints(
+        checkpoints, _check_chain(lines, {c.checkpoint.position for c in checkpoints})
+    )
 
 
 async def import_jsonl(

@@ -55,9 +55,19 @@ class MergedLog:
 
     async def _merged(self, *, upgrade: bool) -> AsyncIterator[Event]:
         """Every partition's events in (time, partition, position) order, renumbered."""
+        position = 0
+        async for _, event in self.stored(upgrade=upgrade):
+            position += 1
+            if len(self.partitions) == 1:
+                yield event
+            else:
+                yield event.model_copy(update={"position": position})
+
+    async def stored(self, *, upgrade: bool = False) -> AsyncIterator[tuple[int, Event]]:
+        """Each partition's events as its own log holds them (its own positions and chain),
+        with the partition's number, in the merged order: time, partition, position."""
         streams = [store.read(upgrade=upgrade) for store in self.partitions]
         heads: list[Event | None] = [await anext(stream, None) for stream in streams]
-        position = 0
         while True:
             # Partition index breaks ties of time; position is each stream's own order.
             live = [(e.time, index) for index, e in enumerate(heads) if e is not None]
@@ -67,11 +77,7 @@ class MergedLog:
             event = heads[chosen]
             assert event is not None
             heads[chosen] = await anext(streams[chosen], None)
-            position += 1
-            if len(self.partitions) == 1:
-                yield event
-            else:
-                yield event.model_copy(update={"position": position})
+            yield chosen, event
 
     async def read(
         self, from_position: int = 1, until: int | None = None, *, upgrade: bool = True

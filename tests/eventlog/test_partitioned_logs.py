@@ -13,6 +13,7 @@ from simulator.cli import app
 from simulator.errors import InputError
 from simulator.eventlog import MergedLog, SqliteEventStore
 from simulator.logfiles import open_log, partition_location, partition_locations, reading
+from simulator.protocol.ids import partition_of
 
 from .helpers import now, proposal
 
@@ -99,6 +100,85 @@ def test_log_verify_checks_each_partition_and_names_a_tampered_one(
     assert broken.exit_code == 1
     assert f"schema={run_schema}_p1" in broken.output
     assert "position 2" in broken.output or "hash" in broken.output
-    exported = runner.invoke(app, ["log", "export", location])
-    assert exported.exit_code == 2
-    assert "export them one by one" in exported.output
+
+
+def _case_of(partition: int, count: int, n: int) -> str:
+    """The n-th case id (of `case-0`, `case-1`, …) that falls in `partition` of `count`."""
+    return [f"case-{i}" for i in range(200) if partition_of(f"case-{i}", count) == partition][n]
+
+
+def test_a_partitioned_runs_export_is_merged_and_imports_as_its_partitions(
+    tmp_path: Path, pg_url: str, run_schema: str
+) -> None:
+    """`log export RUN`: every partition's lines, merged by time, each as stored; `log import`
+    takes the chains apart, puts each in its partition and holds it to its checkpoints."""
+    location = f"{pg_url}?schema={run_schema}"
+
+    async def record() -> None:
+        for number, seconds in enumerate([[0, 2, 5], [1, 3]]):
+            target = partition_location(location, number)
+            async with open_log(target, create=True, now=now) as store:
+                await store.append(
+                    [
+                        proposal(f"p{number}-{i}", subject=_case_of(number, 2, i), second=second)
+                        for i, second in enumerate(seconds)
+                    ]
+                )
+
+    asyncio.run(record())
+    runner = CliRunner()
+    exported_file = tmp_path / "run.jsonl"
+    exported = runner.invoke(app, ["log", "export", location, "-o", str(exported_file)])
+    assert exported.exit_code == 0, exported.output
+    lines = exported_file.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["p0-0", "p1-0", "p0-1", "p1-1", "p0-2"]
+    # Each line as its partition stores it: positions repeat, chains interleave.
+    assert [json.loads(line)["position"] for line in lines] == [1, 1, 2, 2, 3]
+
+    copy = f"{pg_url}?schema={run_schema}x"
+    try:
+        imported = runner.invoke(app, ["log", "import", str(exported_file), "-o", copy])
+        assert imported.exit_code == 0, imported.output
+        assert imported.output.count("imported 3 events into") == 1
+        assert imported.output.count("imported 2 events into") == 1
+        assert asyncio.run(_hashes(copy)) == asyncio.run(_hashes(location))
+        assert runner.invoke(app, ["log", "verify", copy]).exit_code == 0
+
+        # One changed line: refused, naming it; no partition of the new run is written.
+        tampered = tmp_path / "tampered.jsonl"
+        tampered.write_text(
+            "\n".join([*lines[:3], lines[3].replace("p1-1", "p1-X"), lines[4]]) + "\n",
+            encoding="utf-8",
+        )
+        (tmp_path / "tampered.jsonl.checkpoints").write_bytes(
+            (tmp_path / "run.jsonl.checkpoints").read_bytes()
+        )
+        other = f"{pg_url}?schema={run_schema}y"
+        refused = runner.invoke(app, ["log", "import", str(tampered), "-o", other])
+        assert refused.exit_code == 2
+        assert "does not match its hash" in " ".join(refused.output.split())
+        assert asyncio.run(partition_locations(other)) == []
+        # A file of two logs cannot go into one SQLite file.
+        into_file = runner.invoke(
+            app, ["log", "import", str(exported_file), "-o", str(tmp_path / "one.db")]
+        )
+        assert into_file.exit_code == 2
+        assert "holds 2 logs, a partitioned run's" in " ".join(into_file.output.split())
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            for suffix in ("x", "y"):
+                for number in range(2):
+                    conn.execute(
+                        sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                            sql.Identifier(f"{run_schema}{suffix}_p{number}")
+                        )
+                    )
+
+
+async def _hashes(location: str) -> list[list[str]]:
+    """Each partition's event hashes, in partition order."""
+    found = []
+    for part in await partition_locations(location):
+        async with open_log(part, read_only=True) as store:
+            found.append([e.hash async for e in store.read()])
+    return found
