@@ -107,6 +107,14 @@ def load(
             "are unfinished (exit 3), not lost"
         ),
     ] = 10,
+    connect_timeout: Annotated[
+        float,
+        typer.Option(
+            "--connect-timeout",
+            min=0.1,
+            help="seconds every connection waits for the broker before the run gives up (exit 2)",
+        ),
+    ] = 30,
     find_max_: Annotated[
         bool,
         typer.Option(
@@ -157,6 +165,7 @@ def load(
             seed=seed,
             drain_s=drain,
             case_deadline_s=case_deadline,
+            connect_timeout_s=connect_timeout,
             secure=secure,
             partitions=partitions,
             standbys=standbys,

@@ -123,6 +123,7 @@ class GeneratorSpec:
     resend_after_s: float = 2.0
     flush_s: float = 0.002
     case_deadline_s: float = 1.0
+    connect_timeout_s: float = 30.0
     protocol: str = "3.1.1"
     # The principal this process speaks through for all its parties (one connection,
     # batches mixing them), or None: a connection per party.
@@ -252,7 +253,7 @@ class Generator:
                     ),
                     rng=fresh_rng(),
                     credentials=Credentials(user, password),
-                    connect_timeout=30.0,
+                    connect_timeout=spec.connect_timeout_s,
                     publish_timeout=120.0,
                     max_buffered=10_000,
                     max_inflight=MAX_INFLIGHT,

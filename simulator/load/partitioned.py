@@ -89,6 +89,7 @@ class PartitionedUmpireSpec:
     name: str = "umpire"
     max_qos: int = 2
     max_payload: int | None = None
+    connect_timeout_s: float = 30.0
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))
@@ -226,7 +227,7 @@ class PartitionUmpire:
                 SessionSettings(client_id_for(spec.exercise, f"ump{partition}", spec.run_id)),
                 rng=fresh_rng(),
                 credentials=address.credentials,
-                connect_timeout=30.0,
+                connect_timeout=spec.connect_timeout_s,
                 publish_timeout=120.0,
                 max_buffered=20_000,
                 max_inflight=MAX_INFLIGHT,

@@ -95,6 +95,9 @@ class LoadOptions:
     drain_s: float = 10.0
     resend_after_s: float = 2.0
     case_deadline_s: float = 1.0
+    # How long every connection waits for the broker before the run gives up (exit 2):
+    # long enough for a node that restarts; a broker that is simply not there costs it.
+    connect_timeout_s: float = 30.0
     workdir: Path | None = None
     # TLS-only broker with generated certificates and a restricted observer (README: Security).
     secure: bool = False
@@ -248,7 +251,7 @@ async def run_load(
             "umpire",
             SessionSettings(client_id_for(exercise, "umpire", run_id)),
             rng=fresh_rng(),
-            connect_timeout=30.0,
+            connect_timeout=options.connect_timeout_s,
             publish_timeout=120.0,
             max_buffered=20_000,
             max_inflight=MAX_INFLIGHT,
@@ -335,6 +338,7 @@ async def _run_partitioned(
         seed=options.seed,
         max_qos=broker.max_qos,
         max_payload=broker.message_size_limit,
+        connect_timeout_s=options.connect_timeout_s,
     )
     await create_partition_logs(spec)
     cpu_before = _cpu_seconds(broker)
@@ -486,6 +490,7 @@ def _specs(
                 drain_s=options.drain_s,
                 resend_after_s=options.resend_after_s,
                 case_deadline_s=options.case_deadline_s,
+                connect_timeout_s=options.connect_timeout_s,
                 gateway=gateway,
             )
         )

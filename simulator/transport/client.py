@@ -456,15 +456,19 @@ class Transport:
     ) -> _T:
         """Run `operation` on the current connection; again on the next if this one drops.
 
-        At most `_ATTEMPTS` connections: an operation whose connection breaks
-        every time is probably what breaks it (Mosquitto drops an MQTT 5
+        At most `_ATTEMPTS` connections per node: an operation whose connection
+        breaks every time is probably what breaks it (Mosquitto drops an MQTT 5
         connection over an oversize PUBLISH), and retrying it would be a
-        reconnect storm of our own making.
+        reconnect storm of our own making. On a cluster the count is per node,
+        since a node's loss breaks connections to the others too for a while (a
+        NATS cluster drops MQTT clients while it moves the dead node's session
+        streams): failing over through every node is no storm.
         """
         loop = asyncio.get_running_loop()
         limit = self._publish_timeout if within is None else within
         deadline = loop.time() + limit
-        for _ in range(_ATTEMPTS):
+        attempts = _ATTEMPTS * len(self.address.nodes)
+        for _ in range(attempts):
             client = await self._connection(action, deadline, limit)
             remaining = max(deadline - loop.time(), 0.001)
             lost = _disconnection(client)
@@ -490,12 +494,12 @@ class Transport:
             if error is not None and not isinstance(error, aiomqtt.MqttError):
                 raise error
             raise BrokerUnavailable(self.address, action, limit) from error
-        self._log.error("operation_abandoned", action=action, attempts=_ATTEMPTS)
+        self._log.error("operation_abandoned", action=action, attempts=attempts)
         raise BrokerUnavailable(
             self.address,
             action,
             limit,
-            f"the connection broke during each of {_ATTEMPTS} attempts "
+            f"the connection broke during each of {attempts} attempts "
             "(a payload over the broker's size limit does that at MQTT 5)",
         )
 

@@ -17,7 +17,7 @@ from simulator.eventlog import SqliteEventStore, verify
 from .crash_writer import batch_for
 from .helpers import now
 
-KILLS = 25
+KILLS = 15
 WRITER = Path(__file__).with_name("crash_writer.py")
 
 
@@ -71,7 +71,7 @@ def stored_ids(path: Path) -> list[str]:
 async def test_sigkilled_writers_lose_no_acknowledged_batch_and_split_none(
     tmp_path: Path,
 ) -> None:
-    """After each of 25 SIGKILLs the log is intact, complete and unsplit, and a resend is safe."""
+    """After each of 15 SIGKILLs the log is intact, complete and unsplit, and a resend is safe."""
     path = tmp_path / "log.db"
     rng = random.Random(20261122)
     resent = Counter[str]()

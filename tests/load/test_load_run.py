@@ -194,7 +194,7 @@ def test_an_unreachable_broker_exits_2_with_its_json_written(tmp_path: Path) -> 
     result = CliRunner().invoke(
         app,
         ["load", "--broker", f"mqtt://u:p@127.0.0.1:{port}", "--duration", "1", "--json",
-         str(figures), "-q"],
+         str(figures), "-q", "--connect-timeout", "2"],
     )  # fmt: skip
     assert result.exit_code == 2, result.output
     data = json.loads(figures.read_text())

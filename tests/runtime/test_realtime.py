@@ -17,7 +17,7 @@ from simulator.transport import SessionSettings
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 # Wall seconds a realtime twin takes to cover its simulated twin's span: fast enough for the
 # suite, slow enough that a busy machine's latency stays far inside every deadline.
-TWIN_SECONDS = 15.0
+TWIN_SECONDS = 12.0
 
 
 @pytest.fixture(autouse=True)
