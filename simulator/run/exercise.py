@@ -35,13 +35,14 @@ from simulator.context import (
     wall_now,
 )
 from simulator.errors import InputError
-from simulator.eventlog import Event, EventStore, LogError, NewEvent
+from simulator.eventlog import Event, EventStore, LogError, NewEvent, PostgresEventStore
 from simulator.eventlog.checkpoints import checkpoint_path
+from simulator.eventlog.lease import PartitionLease
 from simulator.eventlog.merged import MergedLog
 from simulator.eventlog.store import InspectableStore
 from simulator.lifetime import private_workdir
 from simulator.lineage import FORK_POSITION, GENERATION, PARENT
-from simulator.logfiles import is_postgres, open_log, partition_location
+from simulator.logfiles import is_postgres, open_log, partition_location, split_postgres
 from simulator.messaging.topics import MAX_PARTITIONS, Topics
 from simulator.messaging.wire import Tick
 from simulator.party import PartyRuntime
@@ -252,11 +253,33 @@ class Exercise:
         )
         # A fork's prefix opens its one log; a new partitioned run's logs start empty.
         prefixes = self.partition_prefixes or (self.prefix,) * len(locations)
-        for location, prefix in zip(locations, prefixes, strict=True):
+        for number, (location, prefix) in enumerate(zip(locations, prefixes, strict=True)):
             store = await stack.enter_async_context(open_log(location, create=True, now=wall_now))
+            if self.partitions:
+                await self._own(stack, store, location, number)
             await self._prepare_log(store, location, prefix)
             self.stores.append(store)
         self.store = self.stores[0]
+
+    async def _own(
+        self, stack: contextlib.AsyncExitStack, store: EventStore, location: str, number: int
+    ) -> None:
+        """Hold partition `number` of this run as its one writer, as PostgreSQL says.
+
+        The lease (a session advisory lock, keyed by the run's schema) is this
+        process's while it lives, so a second process on the run (a `resume` of a
+        run still going) is refused; the fencing token then keeps any writer that
+        lost its lease unknowingly from appending (`simulator.eventlog.lease`).
+        """
+        url, schema = split_postgres(self.location)
+        lease = await stack.enter_async_context(PartitionLease(url, schema, number))
+        if not await lease.try_acquire():
+            raise InputError(
+                f"{location}: partition {number} of this run is held by another umpire, "
+                "so the run is still going; stop it (simulator control stop) or let it end"
+            )
+        assert isinstance(store, PostgresEventStore)
+        await store.claim(f"{self.run_id}-p{number}")
 
     async def _open(self, stack: contextlib.AsyncExitStack) -> None:
         scenario = self.scenario

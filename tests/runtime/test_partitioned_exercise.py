@@ -286,6 +286,14 @@ async def test_a_killed_partitioned_run_is_resumed_each_partition_from_its_own_l
             while not (heads.get(0, 0) >= 3 and heads.get(1, 0) >= 2):
                 await asyncio.sleep(0.1)
                 heads = {n: len(await _events_or_none(partition_location(log, n))) for n in (0, 1)}
+        # While it runs, its partitions are its own: a second process is refused.
+        early = await asyncio.create_subprocess_exec(
+            *SIMULATOR, "resume", log,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, said = await asyncio.wait_for(early.communicate(), 60)
+        assert early.returncode == 2, said.decode()[-2000:]
+        assert "held by another umpire" in " ".join(said.decode().split())
     finally:
         os.kill(run.pid, signal.SIGKILL)
         await run.wait()
