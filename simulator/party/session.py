@@ -169,11 +169,32 @@ class PartySession:
                 self.log.warning("umpire_message_ignored", reason="from no partition of this run")
                 return None
             lane.marker = message
-            self.marker = message
-            self.marker_at = self._loop_time()
+            if self._runs_on(message):
+                self.marker = message
+                self.marker_at = self._loop_time()
         elif isinstance(message, Ended):
             self.ended = message
         return message
+
+    def _runs_on(self, marker: Round | Tick) -> bool:
+        """Whether the party's clock is to run on from `marker` from now on.
+
+        With one umpire, always: its markers come in the order it made them. With
+        partitions, every umpire announces the one shared clock, and a marker made
+        before another's may arrive after it; taken, it would set the party's clock
+        back by its delay times the speed (at x300000, 1 ms is five simulated
+        minutes: planned actions ran late, and lost ties at their deadlines). So a
+        marker is taken only if it is not behind where the clock already is; and a
+        pause, resume or new speed (a control change) only from partition 0's
+        umpire, which carries the controller's commands out.
+        """
+        current = self.marker
+        if not self.partitions or not isinstance(current, Tick) or not isinstance(marker, Tick):
+            return True
+        if (marker.paused, marker.speed) != (current.paused, current.speed):
+            return marker.partition == 0
+        now = self.now()
+        return now is None or marker.time >= now
 
     def _settle(self, event: Event) -> None:
         """A committed event of ours, or a rejection of one, empties its outbox slot."""

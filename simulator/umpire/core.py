@@ -424,8 +424,14 @@ class Umpire:
             return
         while self.sequencer.pending.events:
             batch: Pending = self.sequencer.take()
-            committed = await self.append(batch)
+            # The sequencer's own before the append, as the load pipeline does: a
+            # submission decided on arrival while this batch is being written (realtime)
+            # must see its cases as the batch leaves them. Decided against the state
+            # before, a notice that came after a deadline's elapse was judged as if the
+            # deadline had not elapsed, and its results-overdue was said twice. A failed
+            # append ends the run, so nothing is marked that the log does not hold.
             self.sequencer.committed(batch)
+            committed = await self.append(batch)
             await self.after_commit(committed)
 
     async def append(self, batch: Pending) -> list[Event]:

@@ -158,3 +158,33 @@ async def test_a_message_of_no_partition_of_the_run_is_ignored() -> None:
         # Its plan statement comes after it took both messages (one queue, in order).
         await stage.umpire.next(PlanStated)
         assert all(not lane.waiting and not lane.folded for lane in session.lanes.values())
+
+
+async def test_a_late_marker_of_another_partition_does_not_set_the_clock_back() -> None:
+    """Every partition announces the one clock; a marker made earlier but come later is
+    not run on, and a pause is taken from partition 0's umpire, which carries it out."""
+    async with partitioned() as stage:
+        session = stage.runtime.session
+        start = stage.scenario.start
+
+        def tick(partition: int, minutes: int, *, paused: bool = False) -> Tick:
+            return Tick(
+                time=start + timedelta(minutes=minutes),
+                head=0,
+                visible={"alpha": 0, "beta": 0},
+                speed=1.0,
+                paused=paused,
+                partition=partition,
+            )
+
+        session.take(encode(tick(0, 10)))
+        session.take(encode(tick(1, 5)))  # made before partition 0's, come after it
+        now = session.now()
+        assert now is not None
+        assert now >= start + timedelta(minutes=10)
+        assert session.lanes[1].marker == tick(1, 5)  # its head still counts for its lane
+        session.take(encode(tick(1, 20, paused=True)))  # partition 1 is not the controller's
+        assert session.marker == tick(0, 10)
+        session.take(encode(tick(0, 20, paused=True)))
+        assert session.marker == tick(0, 20, paused=True)
+        assert session.now() == start + timedelta(minutes=20)

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from simulator.eventlog import Event
 from simulator.messaging.memory import Published
 from simulator.messaging.topics import CONTROLLER, OBSERVER
 from simulator.messaging.wire import (
@@ -23,13 +24,16 @@ from simulator.messaging.wire import (
     encode,
 )
 from simulator.projections.summary import RunSummary, summarize
+from simulator.protocol import parse_message
 from simulator.protocol.drafting import draft
 from simulator.records import CONTROL
 from simulator.run.exercise import RunOptions, run_exercise
 from simulator.scenario import load_scenario, parse_scenario
 from simulator.umpire import UmpireSettings
+from simulator.umpire.sequencer import Pending
 from tests.runtime.test_exercise import exported
 from tests.scenario.samples import two_parties
+from tests.umpire.committed import CommittedLog
 from tests.umpire.wiring import Wired, wired
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
@@ -331,3 +335,47 @@ async def test_a_cancelled_umpire_stops_even_while_a_message_reaches_it(tmp_path
                 await asyncio.wait([run], timeout=5)
             assert done, f"still running 2 s after a cancel {steps} loop steps into an arrival"
             assert run.cancelled()
+
+
+async def test_a_batch_being_appended_is_already_the_sequencers_view(tmp_path: Path) -> None:
+    """Realtime decides a submission as it arrives, maybe while the last batch is written.
+
+    It must be decided against the cases as that batch leaves them: decided against
+    the state before, a notice that came after a deadline's elapse was judged as if
+    the deadline had not elapsed (its results-overdue said twice).
+    """
+    scenario = parse_scenario(TINY, "tests/umpire/tiny.yaml")
+    log = CommittedLog(scenario)
+    request = parse_message(
+        log.drafted(
+            "written_request",
+            message_id="alpha.case-1",
+            case_id="case-1",
+            sender="alpha",
+            recipient="beta",
+            fields=REQUEST,
+        )
+    )
+    async with wired(scenario, tmp_path, clock="realtime", scripted=("alpha", "beta")) as ex:
+        umpire = ex.umpire
+        writing, release = asyncio.Event(), asyncio.Event()
+        append = umpire.committer.append
+
+        async def held_append(batch: Pending) -> list[Event]:
+            writing.set()
+            await release.wait()
+            return await append(batch)
+
+        umpire.committer.append = held_append  # type: ignore[method-assign]
+        umpire.sequencer.record(request, scenario.start, party="alpha")
+        committing = asyncio.create_task(umpire.commit())
+        async with asyncio.timeout(10):
+            await writing.wait()
+        # Mid-append: the request's case is the sequencer's, and so is its id.
+        case = umpire.sequencer.case("case-1")
+        assert case is not None
+        assert case.requesting == "alpha"
+        assert umpire.sequencer.message_ids.get("alpha.case-1") is not None
+        release.set()
+        async with asyncio.timeout(10):
+            await committing
