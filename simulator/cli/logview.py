@@ -270,6 +270,16 @@ async def _export_partitions(
         return count
 
 
+def _source_checkpoints(source: Path, checkpoints: Path | None) -> list[SignedCheckpoint]:
+    """The checkpoints an import holds `source` to: `checkpoints`, else SOURCE.checkpoints."""
+    if checkpoints is None and checkpoints_beside(source).is_file():
+        checkpoints = checkpoints_beside(source)
+    if checkpoints is None:
+        return []
+    with checkpoints.open(encoding="utf-8") as handle:
+        return read_checkpoints(handle)
+
+
 async def import_signed(
     source: Path,
     location: str,
@@ -283,12 +293,7 @@ async def import_signed(
     The caller makes sure the log does not exist yet. Checkpoints come from
     ``checkpoints``, else from ``SOURCE.checkpoints`` when there is one.
     """
-    if checkpoints is None and checkpoints_beside(source).is_file():
-        checkpoints = checkpoints_beside(source)
-    kept: list[SignedCheckpoint] = []
-    if checkpoints is not None:
-        with checkpoints.open(encoding="utf-8") as handle:
-            kept = read_checkpoints(handle)
+    kept = _source_checkpoints(source, checkpoints)
     with source.open(encoding="utf-8") as handle:
         async with open_log(location, create=True, now=now) as store:
             first = await store.head() + 1
@@ -333,12 +338,7 @@ async def import_logs(
             "postgresql://…?schema=NAME, where each partition becomes the schema NAME_pN"
         )
     numbers = _partition_numbers(source, chains)
-    if checkpoints is None and checkpoints_beside(source).is_file():
-        checkpoints = checkpoints_beside(source)
-    kept: list[SignedCheckpoint] = []
-    if checkpoints is not None:
-        with checkpoints.open(encoding="utf-8") as handle:
-            kept = read_checkpoints(handle)
+    kept = _source_checkpoints(source, checkpoints)
     if await partition_locations(location):
         raise InputError(f"{location}: already holds a partitioned run; import writes new logs")
     owned: list[list[SignedCheckpoint]] = []
