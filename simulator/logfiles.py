@@ -43,6 +43,10 @@ def split_postgres(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), schema
 
 
+# The metadata key under which each partition's log says how many partitions the run has.
+PARTITIONS_METADATA = "partitions"
+
+
 def local_files_stem(location: str) -> Path:
     """Where files beside a log go (its control file, its seat files): `{stem}.control.json`.
 
@@ -116,7 +120,7 @@ async def partition_locations(location: str | Path) -> list[str]:
             f"run are there, but not partition 0's (schema {schema}_p0)"
         )
     async with open_log(partition_location(text, 0), read_only=True) as first:
-        declared = await first.get_metadata("partitions")
+        declared = await first.get_metadata(PARTITIONS_METADATA)
     count = int(declared) if declared and declared.isdigit() else len(numbers)
     missing = sorted(set(range(count)) - set(numbers))
     if missing:

@@ -52,7 +52,7 @@ from simulator.load.conversation import load_party
 from simulator.load.generator import MAX_INFLIGHT
 from simulator.load.heap import frozen_heap
 from simulator.load.umpire import UmpireCounters, load_umpire, umpire_stopped
-from simulator.logfiles import open_log, partition_location, split_postgres
+from simulator.logfiles import PARTITIONS_METADATA, open_log, partition_location, split_postgres
 from simulator.messaging.topics import Topics
 from simulator.protocol import Agreement
 from simulator.records import record_exercise_started
@@ -124,7 +124,7 @@ async def create_partition_logs(spec: PartitionedUmpireSpec) -> None:
             await store.set_metadata("exercise", spec.exercise)
             await store.set_metadata("kind", "load")
             await store.set_metadata("partition", str(partition))
-            await store.set_metadata("partitions", str(spec.partitions))
+            await store.set_metadata(PARTITIONS_METADATA, str(spec.partitions))
             await store.set_metadata(RUN_METADATA, spec.run_description())
 
 

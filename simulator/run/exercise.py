@@ -42,7 +42,13 @@ from simulator.eventlog.merged import MergedLog
 from simulator.eventlog.store import InspectableStore
 from simulator.lifetime import private_workdir
 from simulator.lineage import FORK_POSITION, GENERATION, PARENT
-from simulator.logfiles import is_postgres, open_log, partition_location, split_postgres
+from simulator.logfiles import (
+    PARTITIONS_METADATA,
+    is_postgres,
+    open_log,
+    partition_location,
+    split_postgres,
+)
 from simulator.messaging.topics import MAX_PARTITIONS, Topics
 from simulator.messaging.wire import Tick
 from simulator.party import PartyRuntime
@@ -66,9 +72,6 @@ from simulator.umpire.partitions import PartitionGroup, SharedAgenda
 from simulator.umpire.sequencer import Sequencer
 
 log = structlog.get_logger("simulator.run.exercise")
-
-# The metadata key under which each partition's log of an exercise says how many there are.
-PARTITIONS_METADATA = "partitions"
 
 ClockMode = Literal["simulated", "realtime"]
 

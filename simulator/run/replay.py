@@ -321,11 +321,9 @@ async def resume(
     and numbering go on from the log. A realtime run goes on from the time of
     its last event, at `speed` (default: the recorded one).
     """
-    partitions = await partition_locations(location)
-    # A partitioned run: partition 0's log says what the run is; each goes on from its own.
-    first = partitions[0] if partitions else location
-    recorded, seed, clock = await recorded_run(first)
-    by_partition = [await read_range(part) for part in partitions]
+    recorded, seed, clock = await recorded_run(location)
+    # A partitioned run goes on in each partition from its own log.
+    by_partition = [await read_range(part) for part in await partition_locations(location)]
     events = await read_range(location)
     if not events:
         raise InputError(f"{location}: the run never started; run its scenario afresh")
@@ -334,17 +332,17 @@ async def resume(
             f"{location}: the exercise ended at position {events[-1].position}; nothing to "
             "resume (`simulator fork` it to go on another way)"
         )
-    generation = int(await _metadata(first, GENERATION) or 0)
-    recorded_speed = await _metadata(first, "speed")
+    generation = int(await _metadata(location, GENERATION) or 0)
+    recorded_speed = await _metadata(location, "speed")
     options = RunOptions(
         broker=broker,
         log=location,
         seed=seed,
         clock="realtime" if clock == "realtime" else "simulated",
         speed=speed or (float(recorded_speed) if recorded_speed else 1.0),
-        partitions=len(partitions),
+        partitions=len(by_partition),
     )
-    options = await _same_security(first, options)
+    options = await _same_security(location, options)
     return await _go_on(
         recorded,
         options,
