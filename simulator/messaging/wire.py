@@ -7,6 +7,7 @@ oversize or hostile payload costs nothing but its rejection.
 """
 
 import json
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -35,6 +36,24 @@ class Submission(_Wire):
     message: dict[str, Any]
 
 
+_Delay = Annotated[timedelta, Field(ge=timedelta(0))]
+
+
+class Lookahead(_Wire):
+    """How soon, at the soonest, a party acts on an event it has not seen yet.
+
+    Until then, the umpire of a simulated run commits what falls due without
+    asking the party: nothing it would plan is due yet, and it plans the same
+    when asked later, since a plan's time is its trigger's plus a delay. By
+    message type: `own`, after a message of its own is committed; `received`,
+    after a message sent to it. A type not listed, and any event that is not a
+    message, it never acts on.
+    """
+
+    own: dict[str, _Delay] = {}
+    received: dict[str, _Delay] = {}
+
+
 class RoundDone(_Wire):
     """A party has handled every event up to the round's head and sent `seqs` in it.
 
@@ -42,6 +61,8 @@ class RoundDone(_Wire):
     is due: their messages are settled already (nothing the party may yet see
     changes them), so the umpire holds each and decides it when its time comes,
     without a round to ask for it. `next_due` is the party's next plan not sent.
+    `lookahead` is its promise of how soon it acts on an event it is yet to
+    see (None: no promise, so it is asked after every commit it may see).
     """
 
     kind: Literal["round_done"] = "round_done"
@@ -50,6 +71,7 @@ class RoundDone(_Wire):
     seqs: tuple[Annotated[int, Field(ge=1)], ...] = ()
     next_due: AwareDatetime | None = None
     ahead: tuple[tuple[Annotated[int, Field(ge=1)], AwareDatetime], ...] = ()
+    lookahead: Lookahead | None = None
 
 
 class CatchUpRequest(_Wire):

@@ -15,10 +15,11 @@ case's draws, so a realtime run ends as its simulated twin does.
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from simulator.eventlog import Event
+from simulator.messaging.wire import Lookahead
 from simulator.protocol import Party, SignatureStatus, parse_message
 from simulator.protocol.drafting import REQUEST_CONTENT, REQUEST_TYPES, SIGNED_TYPES, draft
 from simulator.records import REJECTION, is_message_event, message_payload, read_rejection
@@ -109,6 +110,7 @@ class PolicyEngine:
         self.cases: dict[str, CaseView] = {}
         self.position = 0
         self.working_language = scenario.agreement.working_language
+        self._lookahead: Lookahead | None = None
 
     # -- folding events ------------------------------------------------------------
 
@@ -313,6 +315,59 @@ class PolicyEngine:
             for p in self.plans.values()
             if not p.done and not p.submitted and p.due > now and p.kind not in REQUEST_TYPES
         )
+
+    def lookahead(self) -> Lookahead:
+        """How soon, at the soonest, this party acts on an event it is yet to see.
+
+        Its promise to the umpire of a simulated run (`RoundDone.lookahead`):
+        what falls due sooner than that after such an event is committed
+        without asking the party first. Every plan is its trigger's time plus a
+        step's sampled delay (a late reply only adds to it). A message of its
+        own of a type starts the steps that follow that type in the scenario's
+        `then` chains (an inject's or a generator's own chain after its
+        message); a message to it starts a response its policy has for that
+        type. Nothing else it sees makes it act. An answer to a forged request
+        goes at once, so in a scenario that forges any, a party that doubts
+        promises nothing about the requests it receives.
+        """
+        if self._lookahead is None:
+            own: dict[str, timedelta] = {}
+
+            def then(kind: str, step: FollowUp) -> None:
+                if step.reply != SILENCE:
+                    own[kind] = min(own.get(kind, step.after.least), step.after.least)
+
+            def walk(chain: Sequence[FollowUp]) -> None:
+                for n, step in enumerate(chain):
+                    if step.reply == SILENCE:
+                        continue
+                    for follows in (step.then[:1], chain[n + 1 : n + 2]):
+                        for next_step in follows:
+                            then(step.reply, next_step)
+                    walk(step.then)
+
+            starts: list[tuple[str, Sequence[FollowUp]]] = [
+                (i.send.type, i.then) for i in self.scenario.injects
+            ]
+            starts += [(g.send.type, g.then) for g in self.scenario.generators]
+            received: dict[str, timedelta] = {}
+            if self.policy is not None:
+                for kind, options in self.policy.on.items():
+                    sending = [o for o in options if o.reply != SILENCE]
+                    if sending:
+                        received[kind] = min(o.after.least for o in sending)
+                    starts += [(o.reply, o.then) for o in sending]
+                forged = any(i.tamper is not None for i in self.scenario.injects)
+                if forged and self.mistakes.act_on_forged_request < 1:
+                    for kind in ("written_request", "written_confirmation"):
+                        received[kind] = _ASK_CONFIRMATION.after.least
+                starts.append((_ASK_CONFIRMATION.reply, _ASK_CONFIRMATION.then))
+            for kind, chain in starts:
+                for first in chain[:1]:
+                    then(kind, first)
+                walk(chain)
+            self._lookahead = Lookahead(own=own, received=received)
+        return self._lookahead
 
     def next_due(self) -> datetime | None:
         waiting = [p.due for p in self.plans.values() if not p.done and not p.submitted]

@@ -147,6 +147,7 @@ class PartyRuntime:
             seqs=tuple(sorted(seq for seq in outstanding if seq not in self._ahead)),
             next_due=self.engine.next_due(),
             ahead=tuple(sorted(self._ahead.items())),
+            lookahead=self.engine.lookahead(),
         )
         self._report = report
         self._round = None

@@ -53,6 +53,11 @@ class FixedDelay(BaseModel):
         return self.value
 
     @property
+    def least(self) -> timedelta:
+        """The shortest delay a sample can give."""
+        return self.value
+
+    @property
     def text(self) -> str:
         return format_duration(self.value)
 
@@ -85,6 +90,11 @@ class UniformDelay(BaseModel):
         return self.low + timedelta(seconds=offset)
 
     @property
+    def least(self) -> timedelta:
+        """The shortest delay a sample can give."""
+        return self.low
+
+    @property
     def text(self) -> str:
         return f"{format_duration(self.low)}..{format_duration(self.high)}"
 
@@ -107,6 +117,11 @@ class ExponentialDelay(BaseModel):
             return timedelta(0)
         seconds = min(round(rng.expovariate(1 / mean)), int(MAX_DURATION.total_seconds()))
         return timedelta(seconds=seconds)
+
+    @property
+    def least(self) -> timedelta:
+        """The shortest delay a sample can give: a draw may round to nothing."""
+        return timedelta(0)
 
     @property
     def text(self) -> str:

@@ -16,9 +16,9 @@ topic and, when carried out, recorded in the log as what the controller did.
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
@@ -49,7 +49,9 @@ from simulator.messaging.wire import (
 )
 from simulator.protocol import Message
 from simulator.records import (
+    MESSAGE_PREFIX,
     audience,
+    is_message_event,
     record_control,
     record_ended,
     record_note,
@@ -109,6 +111,11 @@ class EmptyAgenda:
         return []
 
 
+def _as_they_were(cases: Container[str]) -> Callable[[Sequence[Event]], Container[str]]:
+    """The confidential cases of events published later, as they were at their commit."""
+    return lambda _: cases
+
+
 @dataclass
 class RoundState:
     # The round being held (or the next one): rounds held so far.
@@ -121,6 +128,30 @@ class RoundState:
     covered: dict[str, int] = field(default_factory=dict)
     # The last round marker announced, said again while the run is paused.
     last: Round | None = None
+    # For each party with events it has not reported on: the soonest it may act on
+    # them, by its lookahead (`Rounds`). A party with no promise is asked at once.
+    soonest: dict[str, datetime] = field(default_factory=dict)
+
+    def saw(self, party: str, event: Event) -> None:
+        """`party` may see `event`, not yet reported on: how soon it may act on it."""
+        report = self.reports.get(party)
+        if report is None or report.lookahead is None:
+            after: timedelta | None = timedelta(0)
+        elif not is_message_event(event.type):
+            after = None  # only messages start a party's plans
+        else:
+            kind = event.type.removeprefix(MESSAGE_PREFIX)
+            if event.sender == party:
+                after = report.lookahead.own.get(kind)
+            elif event.recipient == party:
+                after = report.lookahead.received.get(kind)
+            else:
+                after = None
+        if after is not None:
+            moment = event.time + after
+            current = self.soonest.get(party)
+            if current is None or moment < current:
+                self.soonest[party] = moment
 
 
 @dataclass
@@ -202,6 +233,12 @@ class Umpire:
         self.head = 0
         self.visible: dict[str, int] = dict.fromkeys(self.parties, 0)
         self.round = RoundState()
+        # Whether committed events wait for the next clock marker (or the end) to be
+        # published (`Rounds`, with no person at a seat): a party acts on them only
+        # when a round asks it, so one message then carries what many commits made.
+        self.publish_later = False
+        # What waits, each commit's events with the cases confidential as they were.
+        self._later: list[tuple[list[Event], Container[str]]] = []
         # Chosen by composition, not by overriding: who may submit and how submissions
         # are decoded (a load run takes batches and gateways), and who is sent what.
         partition = self.settings.partition
@@ -260,6 +297,8 @@ class Umpire:
             for party in self.visible if who is None else who:
                 if party in self.visible:
                     self.visible[party] += 1
+                    if self.settings.simulated:
+                        self.round.saw(party, event)
 
     # -- the run ---------------------------------------------------------------
 
@@ -344,6 +383,7 @@ class Umpire:
             )
         )
         await self.commit()
+        await self.flush()
         await self.bus.publish(
             self.topics.clock, encode(Ended(head=self.head, time=at, reason=reason))
         )
@@ -377,6 +417,7 @@ class Umpire:
                 ask=self.round.ask,
             )
             self.round.last = marker
+        await self.flush()
         await self.bus.publish(self.topics.clock, encode(marker))
 
     async def wait_changed(self, seconds: float) -> bool:
@@ -449,7 +490,21 @@ class Umpire:
             self._count_visible(events)
         elif events:  # committed in position order: the last is the head
             self.head = max(self.head, events[-1].position)
+        if self.publish_later:
+            if events:
+                self._later.append((list(events), self._confidential(events)))
+            return
         await self.router.publish(events, self._confidential)
+
+    async def flush(self) -> None:
+        """Publish the committed events that wait for a marker, in as few messages as may be."""
+        later, self._later = self._later, []
+        while later:
+            events, private = later.pop(0)
+            # Commits whose cases were confidential alike go out together.
+            while later and later[0][1] == private:
+                events += later.pop(0)[0]
+            await self.router.publish(events, _as_they_were(private))
 
     def _confidential(self, events: Sequence[Event]) -> set[str]:
         """The confidential cases among these events' (Art. 6.3), as the sequencer knows them."""

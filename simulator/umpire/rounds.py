@@ -7,6 +7,15 @@ canonical order (party, then sequence number) as the next round. When a round
 brings nothing new, the clock jumps to the next timer: an inject, a case
 deadline, or a party's next planned action. The same scenario and seed
 therefore give the same log on any broker.
+
+A round is held only when a party could act on what it asks about. Each
+party promises in its report how long after an event it is yet to see it
+will act at the soonest (`RoundDone.lookahead`); until the next thing due
+falls that far past the first event a party has not reported on, the umpire
+commits on without asking it. The party is asked later, sees the same
+events, and plans the same actions for the same times: a plan's time is its
+trigger's plus a delay, whenever the party folds the trigger. So the log is
+the one a round after every commit gives, held in fewer rounds.
 """
 
 from __future__ import annotations
@@ -53,6 +62,9 @@ class Rounds:
         umpire = self.umpire
         clock = umpire.clock
         assert isinstance(clock, VirtualClock)
+        # A person at a seat is sent each event as it is committed; parties that report
+        # rounds are sent them with the next round's marker.
+        umpire.publish_later = umpire.reporting == umpire.parties
         stalled = 0
         while True:
             if umpire.stop_requested:
@@ -82,10 +94,7 @@ class Rounds:
                 if moved:
                     # Those who see what was committed say what they plan now, at this instant.
                     continue
-            upcoming = min(
-                (t for t in (umpire.next_timer(), *self.held.values()) if t is not None),
-                default=None,
-            )
+            upcoming = self._upcoming()
             if upcoming is None:
                 return await umpire.finish("nothing left to happen")
             moment = max(upcoming, clock.now())
@@ -105,31 +114,57 @@ class Rounds:
             if umpire.sequencer.pending.events:
                 await umpire.commit()
 
+    def _upcoming(self) -> datetime | None:
+        """The next moment something is due: a timer, a party's plan, a held submission."""
+        return min(
+            (t for t in (self.umpire.next_timer(), *self.held.values()) if t is not None),
+            default=None,
+        )
+
     def _asked(self, at: datetime) -> tuple[str, ...]:
-        """Who must report at `at`: whoever has events it has not reported on, or a plan due.
+        """Who must report at `at`: whoever has a plan due, or events it may act on by then.
 
         A party's latest report stands until then: its plan changes only when it
         folds new events or acts on a plan that came due, so asking anyone else
-        would only hear the same report again.
+        would only hear the same report again. A party with events it has not
+        reported on must be asked once the next thing due is as late as the
+        soonest it may act on them (`RoundState.soonest`, by its lookahead):
+        before that, nothing it would plan is due yet. When a round is held,
+        every party with such events is asked in it, so that their waits start
+        afresh together and the next round comes as late as it can. With a human
+        at a seat, everyone is asked after every commit: a person's submission
+        may come at any moment and be anything.
         """
         umpire = self.umpire
         rounds = umpire.round
-        asked = []
+        upcoming = self._upcoming()
+        may_wait = (
+            umpire.reporting == umpire.parties and upcoming is not None and upcoming <= umpire.end
+        )
+        must = False
+        news = []
         for party in umpire.reporting:
             report = rounds.reports.get(party)
-            if (
-                report is None
-                or rounds.covered.get(party) != umpire.visible.get(party, 0)
-                or (report.next_due is not None and report.next_due <= at)
-            ):
-                asked.append(party)
-        return tuple(asked)
+            if report is None or (report.next_due is not None and report.next_due <= at):
+                must = True
+                news.append(party)
+            elif rounds.covered.get(party) != umpire.visible.get(party, 0):
+                news.append(party)
+                soonest = rounds.soonest.get(party)
+                if not may_wait or (
+                    soonest is not None and upcoming is not None and upcoming >= soonest
+                ):
+                    must = True
+        return tuple(news) if must else ()
 
     async def _hold_round(self, asked: tuple[str, ...]) -> None:
         """Announce a round to the parties `asked` and wait for their reports."""
         umpire = self.umpire
         rounds = umpire.round
         rounds.ask = asked
+        for party in asked:
+            # What they are about to be shown, they will have reported on.
+            rounds.soonest.pop(party, None)
         await umpire.announce()
         shown = dict(umpire.visible)
         await self._await_reports()

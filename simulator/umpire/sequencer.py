@@ -111,8 +111,10 @@ class Sequencer:
         self.pending = Pending()
         # Committed cases with an obligation open (`deadlines`): the only ones a timer
         # can change. Walking every case each time made a long load run's umpire stall
-        # for tens of milliseconds a second over cases long closed.
-        self._watched: set[str] = set()
+        # for tens of milliseconds a second over cases long closed. Each with the moment
+        # its soonest open deadline passes: a case's deadlines change only when the case
+        # does, and simulated time asks for the next one after every commit.
+        self._watched: dict[str, datetime] = {}
 
     # -- building a batch ----------------------------------------------------
 
@@ -330,12 +332,16 @@ class Sequencer:
             # (`deadlines`), so a case with neither has none and is not asked: 4 in 10 of
             # the cases a load run's batches change, at a microsecond each
             # (tests/runtime/test_sequencer.py checks the premise over random folds).
-            if (
-                case.oral_at is not None or case.execution_started_at is not None
-            ) and self._open_deadlines(case):
-                self._watched.add(case.case_id)
+            open_ = (
+                self._open_deadlines(case)
+                if case.oral_at is not None or case.execution_started_at is not None
+                else ()
+            )
+            if open_:
+                soonest = min(due.due_at for due in open_)
+                self._watched[case.case_id] = soonest + timedelta(seconds=DEADLINE_GRACE_SECONDS)
             else:
-                self._watched.discard(case.case_id)
+                self._watched.pop(case.case_id, None)
 
     def _open_deadlines(self, case: Case) -> list[Deadline]:
         """The case's deadlines a timer may still act on (overdue results are said once)."""
@@ -350,13 +356,7 @@ class Sequencer:
 
     def next_deadline(self) -> datetime | None:
         """When the next case deadline passes (plus the grace second), if any."""
-        soonest: datetime | None = None
-        for case in (self.cases[case_id] for case_id in self._watched):
-            for due in self._open_deadlines(case):
-                moment = due.due_at + timedelta(seconds=DEADLINE_GRACE_SECONDS)
-                if soonest is None or moment < soonest:
-                    soonest = moment
-        return soonest
+        return min(self._watched.values(), default=None)
 
     # -- recovery ----------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 import random
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -293,3 +294,39 @@ def test_another_seed_gives_other_plans() -> None:
     one.observe(event)
     other.observe(event)
     assert plans_of(one) != plans_of(other)
+
+
+def test_the_lookahead_is_the_least_delay_of_each_step_an_event_may_start() -> None:
+    """A message to the party starts its policy's response; its own, the next steps of a chain.
+
+    beta answers a written request after 2h, its acknowledgement is followed by
+    an acceptance after 1d, and that acceptance by the results after 3d (the
+    next step of the same `then` list). The inject's oral request is followed
+    by its confirmation after 1d. Types no step follows are absent: never acted on.
+    """
+    scenario = parse_scenario(SCENARIO)
+    beta = PolicyEngine(scenario.party("beta"), scenario, random.Random(1)).lookahead()
+    assert beta.received == {
+        "written_request": timedelta(hours=2),
+        "oral_request": timedelta(minutes=30),
+    }
+    assert beta.own == {
+        "acknowledgement": timedelta(days=1),
+        "acceptance": timedelta(days=3),
+        "oral_request": timedelta(days=1),
+    }
+    alpha = PolicyEngine(scenario.party("alpha"), scenario, random.Random(1)).lookahead()
+    assert alpha.received == {}
+    assert alpha.own == {"oral_request": timedelta(days=1)}  # no policy: only the inject's chain
+
+
+def test_a_party_that_doubts_forged_requests_promises_nothing_about_requests() -> None:
+    """A forged request is answered at once (Art. 4.2): no wait on requests it receives."""
+    forged = load_scenario(Path(__file__).parents[2] / "scenarios" / "forged-request.yaml")
+    for party in forged.parties:
+        engine = PolicyEngine(party, forged, random.Random(1))
+        if engine.policy is None or engine.mistakes.act_on_forged_request >= 1:
+            continue
+        promise = engine.lookahead()
+        assert promise.received["written_request"] == timedelta(0)
+        assert promise.received["written_confirmation"] == timedelta(0)

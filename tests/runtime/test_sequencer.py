@@ -9,7 +9,7 @@ from hypothesis.stateful import invariant
 from simulator.messaging.wire import Submission, encode
 from simulator.protocol import deadlines
 from simulator.records import CLOCK_ELAPSED, REJECTION, read_violations
-from simulator.umpire.sequencer import Sequencer
+from simulator.umpire.sequencer import DEADLINE_GRACE_SECONDS, Sequencer
 from tests.protocol.builders import AGREEMENT, T0, build
 from tests.protocol.test_state_machine import ProcedureMachine
 
@@ -164,11 +164,11 @@ def test_timers_walk_only_cases_with_an_open_obligation() -> None:
         )
         assert decision.notice is None, decision.notice
     seq.committed(seq.take())
-    assert seq._watched == {"case-1", "case-3"}
+    assert set(seq._watched) == {"case-1", "case-3"}
     staged = seq.elapse_due(T0 + timedelta(days=60), lambda case: f"elapsed-{case}")
     assert [e.subject for e in staged] == ["case-1", "case-3"]
     seq.committed(seq.take())
-    assert seq._watched == set()
+    assert not seq._watched
     assert seq.next_deadline() is None
     assert seq.elapse_due(T0 + timedelta(days=90), lambda case: "x") == []
 
@@ -221,13 +221,22 @@ class _WatchedFold(ProcedureMachine):
     @invariant()
     def a_case_without_an_oral_request_or_execution_has_no_deadline(self) -> None:
         sequencer = _sequencer()
+        walked = []
         for case in self.cases.values():
             if case is None:
                 continue
             if case.oral_at is None and case.execution_started_at is None:
                 assert deadlines(case, AGREEMENT.settings, AGREEMENT.profile) == ()
             sequencer._watch([case])
-            assert (case.case_id in sequencer._watched) == bool(sequencer._open_deadlines(case))
+            open_ = sequencer._open_deadlines(case)
+            assert (case.case_id in sequencer._watched) == bool(open_)
+            if open_:
+                # The moment kept for the case is its soonest open deadline's, as the
+                # walk over its deadlines that next_deadline once made gave it.
+                soonest = min(d.due_at for d in open_) + timedelta(seconds=DEADLINE_GRACE_SECONDS)
+                assert sequencer._watched[case.case_id] == soonest
+                walked.append(soonest)
+        assert sequencer.next_deadline() == min(walked, default=None)
 
 
 _WatchedFold.TestCase.settings = settings(

@@ -5,9 +5,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import BaseModel
 
+from simulator.context import seeded
 from simulator.eventlog import Event
+from simulator.logfiles import open_log
 from simulator.messaging.memory import Published
 from simulator.messaging.topics import CONTROLLER, OBSERVER
 from simulator.messaging.wire import (
@@ -23,12 +26,13 @@ from simulator.messaging.wire import (
     decode_from_umpire,
     encode,
 )
+from simulator.party.policy import PolicyEngine
 from simulator.projections.summary import RunSummary, summarize
 from simulator.protocol import parse_message
 from simulator.protocol.drafting import draft
-from simulator.records import CONTROL
+from simulator.records import CONTROL, MESSAGE_PREFIX, audience
 from simulator.run.exercise import RunOptions, run_exercise
-from simulator.scenario import load_scenario, parse_scenario
+from simulator.scenario import Scenario, load_scenario, parse_scenario
 from simulator.umpire import UmpireSettings
 from simulator.umpire.sequencer import Pending
 from tests.runtime.test_exercise import exported
@@ -66,12 +70,7 @@ async def test_the_rounds_driver_on_the_memory_bus_writes_the_log_of_a_broker_ru
     assert memory == await exported(tmp_path / "broker.db")
 
 
-async def test_a_round_asks_only_the_parties_with_news_or_a_plan_due(tmp_path: Path) -> None:
-    """Each round names who must report; only they report, and the others stay silent."""
-    scenario = load_scenario(SCENARIOS / "four-rivers-season.yaml")
-    scenario = scenario.model_copy(update={"duration": timedelta(days=4)})
-    async with wired(scenario, tmp_path) as exercise:
-        result = await exercise.run()
+def _rounds_and_reports(exercise: Wired) -> tuple[dict[int, Round], list[RoundDone]]:
     markers: dict[int, Round] = {}
     reports: list[RoundDone] = []
     for message in exercise.hub.published:
@@ -83,17 +82,102 @@ async def test_a_round_asks_only_the_parties_with_news_or_a_plan_due(tmp_path: P
             report = decode_from_party(message.payload)
             if isinstance(report, RoundDone):
                 reports.append(report)
-    assert len(markers) == result.rounds > 10
-    parties = len(exercise.runtimes)
+    return markers, reports
+
+
+async def test_a_round_asks_only_the_parties_with_news_or_a_plan_due(tmp_path: Path) -> None:
+    """Each round names who must report; only they report, and the others stay silent."""
+    scenario = load_scenario(SCENARIOS / "four-rivers-season.yaml")
+    scenario = scenario.model_copy(update={"duration": timedelta(days=4)})
+    async with wired(scenario, tmp_path) as exercise:
+        result = await exercise.run()
+    markers, reports = _rounds_and_reports(exercise)
+    assert len(markers) == result.rounds > 5
     assert all(m.ask for m in markers.values()), "a round that asks nobody is not held"
     assert all(r.party in (markers[r.round].ask or ()) for r in reports)
-    # A round asks the parties that saw new events or have a plan due: most rounds,
-    # one party acting and the other seeing it, ask two of the four.
-    asked = sum(len(m.ask or ()) for m in markers.values())
-    assert asked < len(markers) * parties / 1.5
     assert {(r.party, r.round) for r in reports} == {
         (p, m.round) for m in markers.values() for p in m.ask or ()
     }
+    # Asked are the parties that saw events since they last reported or have a plan
+    # due: never a party whose count of visible events is what it last reported on.
+    covered: dict[str, int] = {}
+    for number in sorted(markers):
+        marker = markers[number]
+        for party in marker.ask or ():
+            if party in covered and marker.visible[party] == covered[party]:
+                due = [r for r in reports if r.party == party and r.round < number][-1].next_due
+                assert due is not None, (party, number)
+                assert due <= marker.time, (party, number)
+            covered[party] = marker.visible[party]
+
+
+def _promising_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parties that report with no lookahead, as before it was introduced."""
+    original = RoundDone.__init__
+
+    def init(self: RoundDone, **fields: Any) -> None:
+        original(self, **{**fields, "lookahead": None})
+
+    monkeypatch.setattr(RoundDone, "__init__", init)
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.stem for p in SCENARIOS.glob("*.yaml")), ids=lambda name: name
+)
+async def test_rounds_held_by_lookahead_write_the_log_of_a_round_after_every_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """Asking a party only once it may act writes the same log as asking after every commit.
+
+    Every shipped scenario, its simulated parties promising how soon they act
+    (`PolicyEngine.lookahead`) and then promising nothing: the same events,
+    byte for byte in what they say, in fewer rounds (a scenario with a forged
+    request promises nothing about requests, and gains only elsewhere).
+    """
+    scenario = load_scenario(SCENARIOS / f"{name}.yaml")
+    async with wired(scenario, tmp_path / "lookahead") as exercise:
+        fewer = await exercise.run()
+    promised = await exported(exercise.location)
+    with monkeypatch.context() as patch:
+        _promising_nothing(patch)
+        async with wired(scenario, tmp_path / "every-commit") as exercise:
+            every = await exercise.run()
+        _, reports = _rounds_and_reports(exercise)
+        assert reports
+        assert all(r.lookahead is None for r in reports)
+    asked = await exported(exercise.location)
+    ended = promised[-1]["data"], asked[-1]["data"]
+    assert ended[0]["rounds"] == fewer.rounds < every.rounds == ended[1]["rounds"]
+    for data in ended:
+        data.pop("rounds")
+    assert len(promised) > 3
+    assert promised == asked
+    await _promises_kept(scenario, exercise.location)
+
+
+async def _promises_kept(scenario: Scenario, location: Path) -> None:
+    """Every plan a party makes of an event is due no sooner than its lookahead promised."""
+    made = 0
+    async with open_log(location, read_only=True) as store:
+        events = [e async for e in store.read()]
+    for party in scenario.parties:
+        # Seeded as the run's own engine was (`wired`), so it makes the same plans.
+        engine = PolicyEngine(party, scenario, seeded(scenario.seed, "party", party.id))
+        promise = engine.lookahead()
+        for event in events:
+            if party.id not in (audience(event) or {party.id}):
+                continue
+            before = set(engine.plans)
+            engine.observe(event)
+            new = [engine.plans[seq] for seq in set(engine.plans) - before]
+            if not new:
+                continue
+            made += len(new)
+            kind = event.type.removeprefix(MESSAGE_PREFIX)
+            table = promise.own if event.sender == party.id else promise.received
+            assert kind in table, (party.id, event.position, kind)
+            assert all(plan.due >= event.time + table[kind] for plan in new), event.position
+    assert made
 
 
 async def test_a_submission_lost_on_the_bus_is_resent_and_committed_once(
