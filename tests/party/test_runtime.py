@@ -120,12 +120,21 @@ async def test_on_a_round_marker_the_party_folds_submits_what_is_due_and_reports
         assert submission.message["type"] == "acknowledgement"
         assert submission.message["in_reply_to"] == request.data["message"]["message_id"]
         report = await stage.umpire.next(BaseModel)
-        assert report == RoundDone(party="beta", round=0, next_due=None, ahead=((1, due),))
+        assert isinstance(report, RoundDone)
+        # With its promise: it answers a written request 2 hours after it at the soonest.
+        assert report.lookahead is not None
+        assert report.lookahead.received["written_request"] == ACK_AFTER
+        promise = report.lookahead
+        assert report == RoundDone(
+            party="beta", round=0, next_due=None, ahead=((1, due),), lookahead=promise
+        )
 
         # A later round finds it still outstanding, and says so again.
         await stage.say(Round(round=1, time=due, head=1, visible=stage.visible()))
         report = await stage.umpire.next(BaseModel)
-        assert report == RoundDone(party="beta", round=1, next_due=None, ahead=((1, due),))
+        assert report == RoundDone(
+            party="beta", round=1, next_due=None, ahead=((1, due),), lookahead=promise
+        )
 
         # Committed: the outbox settles, and the acknowledgement's follow-up is planned
         # and sent ahead in its turn.
@@ -137,7 +146,11 @@ async def test_on_a_round_marker_the_party_folds_submits_what_is_due_and_reports
         assert (acceptance.seq, acceptance.message["type"]) == (2, "acceptance")
         report = await stage.umpire.next(BaseModel)
         assert report == RoundDone(
-            party="beta", round=2, next_due=None, ahead=((2, due + timedelta(days=1)),)
+            party="beta",
+            round=2,
+            next_due=None,
+            ahead=((2, due + timedelta(days=1)),),
+            lookahead=promise,
         )
 
 
