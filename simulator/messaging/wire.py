@@ -72,6 +72,9 @@ class RoundDone(_Wire):
     next_due: AwareDatetime | None = None
     ahead: tuple[tuple[Annotated[int, Field(ge=1)], AwareDatetime], ...] = ()
     lookahead: Lookahead | None = None
+    # The submissions it makes in the round (due now or sent ahead), carried here
+    # rather than each in a message of its own; each is taken as if it came alone.
+    submissions: tuple[Submission, ...] = ()
 
 
 class CatchUpRequest(_Wire):

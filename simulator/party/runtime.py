@@ -25,9 +25,22 @@ import structlog
 
 from simulator.messaging.bus import Bus
 from simulator.messaging.topics import Topics
-from simulator.messaging.wire import Ended, Round, RoundDone, Tick, encode
+from simulator.messaging.wire import (
+    MAX_PAYLOAD_BYTES,
+    Ended,
+    Round,
+    RoundDone,
+    Submission,
+    Tick,
+    encode,
+)
 from simulator.party.policy import Plan, PolicyEngine, message_id
 from simulator.party.session import PartySession, PartySettings
+
+# A round report carries the round's submissions (one message, not one each) up to
+# this much together; the rest go on their own. Half the wire's limit leaves the
+# report's own fields ample room.
+CARRIED_BYTES = MAX_PAYLOAD_BYTES // 2
 
 log = structlog.get_logger("simulator.party")
 
@@ -132,13 +145,21 @@ class PartyRuntime:
         if await session.catch_up_if_short():
             return
         self._fold()
-        for plan in self.engine.due(marker.time):
-            await self._submit(plan)
+        due = self.engine.due(marker.time)
         # What is settled goes now, with when it is due: the umpire decides each at its
         # time, and needs no round to ask for it then.
-        for plan in self.engine.settled(marker.time):
-            await self._submit(plan)
-            self._ahead[plan.seq] = plan.due
+        settled = self.engine.settled(marker.time)
+        self._ahead.update((plan.seq, plan.due) for plan in settled)
+        carried: list[Submission] = []
+        room = CARRIED_BYTES
+        for plan in [*due, *settled]:
+            plan.submitted = True
+            message = self.engine.message(plan)
+            if (taken := session.carry(plan.seq, message, room)) is not None:
+                carried.append(taken[0])
+                room -= taken[1]
+            else:
+                await session.send(plan.seq, message)
         outstanding = session.outbox.items
         self._ahead = {seq: due for seq, due in self._ahead.items() if seq in outstanding}
         report = RoundDone(
@@ -148,6 +169,7 @@ class PartyRuntime:
             next_due=self.engine.next_due(),
             ahead=tuple(sorted(self._ahead.items())),
             lookahead=self.engine.lookahead(),
+            submissions=tuple(carried),
         )
         self._report = report
         self._round = None

@@ -39,6 +39,7 @@ from simulator.messaging.wire import (
     PlanStated,
     Rejected,
     Round,
+    Submission,
     Tick,
     WireError,
     decode_from_umpire,
@@ -283,6 +284,25 @@ class PartySession:
         """Submit `message` as this party's submission `seq`; kept until committed."""
         payload = self.codec.submission(self.party, seq, message)
         partition = self.lane_of(message["case_id"])
+        self._keep(seq, message, payload, partition)
+        await self.bus.publish(self.topics.submit(self.party, partition), payload)
+
+    def carry(self, seq: int, message: dict[str, Any], room: int) -> tuple[Submission, int] | None:
+        """Submission `seq` for the caller's round report, if it fits in `room` bytes; its size.
+
+        Kept until committed, and sent again on its own if it seems lost
+        (`resend`), as any submission is. None: too big to carry; `send` it.
+        """
+        submission = Submission(party=self.party, seq=seq, message=message)
+        payload = encode(submission)
+        if len(payload) > room:
+            return None
+        self._keep(seq, message, payload, self.lane_of(message["case_id"]))
+        return submission, len(payload)
+
+    def _keep(
+        self, seq: int, message: dict[str, Any], payload: bytes, partition: int | None
+    ) -> None:
         item = Outgoing(
             seq,
             message["message_id"],
@@ -293,7 +313,6 @@ class PartySession:
         )
         self.outbox.add(item)
         self.outbox.sent(item, self._loop_time())
-        await self.bus.publish(self.topics.submit(self.party, partition), payload)
         self.log.debug("submission_sent", seq=seq, type=message["type"], case=message["case_id"])
 
     async def resend(self) -> None:

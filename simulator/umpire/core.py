@@ -571,6 +571,10 @@ class Umpire:
             self.log.warning("report_spoofed", party=party, claimed=decoded.party)
             return
         if isinstance(decoded, RoundDone):
+            for submission in decoded.submissions:
+                # Each as if it had come alone on the party's submit topic (a report of
+                # an earlier round too: what it carries was submitted all the same).
+                self.intake.take(party, encode(submission))
             if decoded.round == self.round.number:
                 self.round.reports[party] = decoded
         elif isinstance(decoded, PlanStated):

@@ -105,7 +105,10 @@ async def staged(settings: PartySettings | None = None) -> AsyncIterator[Stage]:
 
 
 async def test_on_a_round_marker_the_party_folds_submits_what_is_due_and_reports() -> None:
-    """On a round it folds what it may see, submits what is due and reports its outstanding seqs."""
+    """On a round it folds what it may see, submits what is due and reports its outstanding seqs.
+
+    The round's submissions travel in the report (one message, not one each).
+    """
     async with staged() as stage:
         request = stage.request("case-1", stage.start)
         await stage.publish(request)
@@ -113,23 +116,27 @@ async def test_on_a_round_marker_the_party_folds_submits_what_is_due_and_reports
         # The acknowledgement is settled (no request's content in it): it goes at once,
         # with when it is due, and the umpire holds it until then.
         due = stage.start + ACK_AFTER
-        submission = await stage.umpire.next(BaseModel)
-        assert isinstance(submission, Submission)
-        assert stage.umpire.topic == stage.topics.submit("beta")
+        report = await stage.umpire.next(BaseModel)
+        assert isinstance(report, RoundDone)
+        assert stage.umpire.topic == stage.topics.report("beta")
+        (submission,) = report.submissions
         assert (submission.party, submission.seq) == ("beta", 1)
         assert submission.message["type"] == "acknowledgement"
         assert submission.message["in_reply_to"] == request.data["message"]["message_id"]
-        report = await stage.umpire.next(BaseModel)
-        assert isinstance(report, RoundDone)
         # With its promise: it answers a written request 2 hours after it at the soonest.
         assert report.lookahead is not None
         assert report.lookahead.received["written_request"] == ACK_AFTER
         promise = report.lookahead
         assert report == RoundDone(
-            party="beta", round=0, next_due=None, ahead=((1, due),), lookahead=promise
+            party="beta",
+            round=0,
+            next_due=None,
+            ahead=((1, due),),
+            lookahead=promise,
+            submissions=(submission,),
         )
 
-        # A later round finds it still outstanding, and says so again.
+        # A later round finds it still outstanding, and says so again (sent already).
         await stage.say(Round(round=1, time=due, head=1, visible=stage.visible()))
         report = await stage.umpire.next(BaseModel)
         assert report == RoundDone(
@@ -141,16 +148,17 @@ async def test_on_a_round_marker_the_party_folds_submits_what_is_due_and_reports
         ack = stage.log.message(submission.message, due)
         await stage.publish(ack)
         await stage.say(Round(round=2, time=due, head=2, visible=stage.visible()))
-        acceptance = await stage.umpire.next(BaseModel)
-        assert isinstance(acceptance, Submission)
-        assert (acceptance.seq, acceptance.message["type"]) == (2, "acceptance")
         report = await stage.umpire.next(BaseModel)
+        assert isinstance(report, RoundDone)
+        (acceptance,) = report.submissions
+        assert (acceptance.seq, acceptance.message["type"]) == (2, "acceptance")
         assert report == RoundDone(
             party="beta",
             round=2,
             next_due=None,
             ahead=((2, due + timedelta(days=1)),),
             lookahead=promise,
+            submissions=(acceptance,),
         )
 
 
@@ -162,10 +170,10 @@ async def test_a_round_that_does_not_ask_the_party_passes_it_by() -> None:
         visible = stage.visible()
         await stage.say(Round(round=0, time=stage.start, head=1, visible=visible, ask=("alpha",)))
         await stage.say(Round(round=1, time=stage.start, head=1, visible=visible, ask=("beta",)))
-        await stage.umpire.next(Submission)
         report = await stage.umpire.next(RoundDone)
         assert report.round == 1
         assert report.ahead == ((1, stage.start + ACK_AFTER),)
+        assert [s.seq for s in report.submissions] == [1]
 
 
 async def test_a_party_missing_events_asks_to_catch_up_after_the_grace() -> None:

@@ -30,7 +30,7 @@ from simulator.party.policy import PolicyEngine
 from simulator.projections.summary import RunSummary, summarize
 from simulator.protocol import parse_message
 from simulator.protocol.drafting import draft
-from simulator.records import CONTROL, MESSAGE_PREFIX, audience
+from simulator.records import CONTROL, MESSAGE_PREFIX, REJECTION, audience
 from simulator.run.exercise import RunOptions, run_exercise
 from simulator.scenario import Scenario, load_scenario, parse_scenario
 from simulator.umpire import UmpireSettings
@@ -183,28 +183,36 @@ async def _promises_kept(scenario: Scenario, location: Path) -> None:
 async def test_a_submission_lost_on_the_bus_is_resent_and_committed_once(
     tmp_path: Path,
 ) -> None:
-    """A party's first submission, lost before the umpire, is resent and committed exactly once."""
+    """A party's first submissions, lost before the umpire, are resent and committed once.
+
+    In rounds they travel in the party's report: the umpire, missing the report,
+    says the round again, and the party repeats it, with what it carried.
+    """
     scenario = load_scenario(SCENARIOS / "example.yaml")
     async with wired(scenario, tmp_path / "calm") as calm:
         await calm.run()
     party = next(iter(calm.runtimes))
-    topic = calm.topics.submit(party)
+    topic = calm.topics.report(party)
 
-    def first_submission(client: str, message: Published) -> bool:
-        return client == "umpire" and message.topic == topic
+    def carrying(client: str, message: Published) -> bool:
+        if client != "umpire" or message.topic != topic:
+            return False
+        report = decode_from_party(message.payload)
+        return isinstance(report, RoundDone) and bool(report.submissions)
 
     async with wired(scenario, tmp_path / "lossy") as lossy:
-        lossy.hub.drop(first_submission)
+        lossy.hub.drop(carrying)
         await lossy.run()
     [(_, lost)] = lossy.hub.lost
-    submission = decode_from_party(lost.payload)
-    assert isinstance(submission, Submission)
+    report = decode_from_party(lost.payload)
+    assert isinstance(report, RoundDone)
     sent = [m for m in lossy.hub.published if m.topic == topic and m.payload == lost.payload]
-    assert len(sent) >= 2, "the lost submission was resent"
+    assert len(sent) >= 2, "the lost report was said again"
     events = await exported(lossy.location)
     ids = [e["id"] for e in events]
-    assert ids.count(submission.message["message_id"]) == 1
-    # Lost and resent within its round: the log is the undisturbed run's.
+    for submission in report.submissions:
+        assert ids.count(submission.message["message_id"]) == 1
+    # Lost and said again within its round: the log is the undisturbed run's.
     assert events == await exported(calm.location)
 
 
@@ -463,3 +471,29 @@ async def test_a_batch_being_appended_is_already_the_sequencers_view(tmp_path: P
         release.set()
         async with asyncio.timeout(10):
             await committing
+
+
+async def test_what_a_round_report_carries_is_judged_as_if_it_came_alone(tmp_path: Path) -> None:
+    """A carried submission in another party's name, or of no kind, is rejected, saying why.
+
+    Carrying changes how a submission travels, not who may make it: the umpire
+    takes each as if it had come on the reporting party's own submit topic.
+    """
+    scenario = load_scenario(SCENARIOS / "example.yaml")
+    async with wired(scenario, tmp_path) as exercise:
+        umpire = exercise.umpire
+        spoofed = Submission(party="southmere", seq=1, message={"type": "acknowledgement"})
+        own = Submission(party="northmark", seq=1, message={"type": "no_such_kind"})
+        report = RoundDone(party="northmark", round=0, submissions=(spoofed, own))
+        await umpire._take_report("northmark", encode(report))
+        assert umpire.intake.has("northmark", 1)
+        decisions = umpire.intake.stage(scenario.start)
+    notices = [d.notice for d in decisions if d.notice is not None]
+    assert len(notices) == 2
+    reasons = " | ".join(n.reason for n in notices)
+    assert "no_such_kind" in reasons
+    # The one in southmere's name is refused as northmark's (it came on northmark's topic).
+    assert all(d.party == "northmark" for d in decisions)
+    staged = [d.event for d in decisions if d.event is not None]
+    assert len(staged) == 2
+    assert {e.type for e in staged} == {REJECTION}
