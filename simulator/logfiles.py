@@ -21,10 +21,8 @@ from simulator.eventlog import (
     EventStore,
     InspectableStore,
     MergedLog,
-    PostgresEventStore,
     SqliteEventStore,
 )
-from simulator.eventlog.postgres import partition_schemas
 from simulator.records import UPGRADES
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -73,6 +71,9 @@ def open_log(
     """A store for `location`, not yet opened (use `async with`)."""
     text = str(location)
     if is_postgres(text):
+        # Imported here: psycopg costs a tenth of a second a SQLite log never needs.
+        from simulator.eventlog.postgres import PostgresEventStore  # noqa: PLC0415
+
         url, schema = split_postgres(text)
         return PostgresEventStore(
             url, schema=schema, now=now, create=create, read_only=read_only, upgrades=UPGRADES
@@ -110,6 +111,8 @@ async def partition_locations(location: str | Path) -> list[str]:
     text = str(location)
     if not is_postgres(text):
         return []
+    from simulator.eventlog.postgres import partition_schemas  # noqa: PLC0415 - psycopg
+
     url, schema = split_postgres(text)
     numbers = await partition_schemas(url, schema)
     if not numbers:

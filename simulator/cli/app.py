@@ -37,7 +37,6 @@ from simulator.eventlog import (
     Event,
     LogError,
     VerifyReport,
-    create_witness,
     parse_public_key,
     read_public_key,
 )
@@ -504,6 +503,8 @@ def log_witness_init(
         _fail(f"{url}: a witness table needs a postgresql:// URL; a file witness needs no set-up")
     admin, schema = split_witness_url(url)
     try:
+        from simulator.eventlog import create_witness  # noqa: PLC0415 - psycopg, on use
+
         table = create_witness(admin, schema=schema, writers=writer, readers=reader or [])
     except (LogError, ValueError) as exc:
         _fail(str(exc))

@@ -1,5 +1,7 @@
 """The append-only event log: envelope, EventStore interface, SQLite and PostgreSQL backends."""
 
+from typing import TYPE_CHECKING, Any
+
 from simulator.eventlog.checkpoints import (
     CHECKPOINT_DOMAIN,
     CHECKPOINT_DOMAIN_V2,
@@ -48,14 +50,32 @@ from simulator.eventlog.keys import (
     read_public_key,
 )
 from simulator.eventlog.merged import MergedLog
-from simulator.eventlog.postgres import PostgresEventStore
 from simulator.eventlog.provenance import ImportNote
 from simulator.eventlog.settings import CheckpointSettings
 from simulator.eventlog.sqlite import SqliteEventStore
 from simulator.eventlog.store import Appended, EventStore, InspectableStore, StoredRow
 from simulator.eventlog.upgrade import Upgrader, UpgradeRegistry
 from simulator.eventlog.verify import KeyUse, VerifyReport, verify
-from simulator.eventlog.witness import Witness, create_witness, open_witness
+from simulator.eventlog.witness import Witness, open_witness
+
+if TYPE_CHECKING:
+    from simulator.eventlog.postgres import PostgresEventStore
+    from simulator.eventlog.witness_postgres import create_witness
+
+
+def __getattr__(name: str) -> Any:
+    # PostgreSQL's backend, on first use: psycopg takes a tenth of a second to import,
+    # which every command on a SQLite log (and every simulated run) would pay.
+    if name == "PostgresEventStore":
+        from simulator.eventlog.postgres import PostgresEventStore  # noqa: PLC0415
+
+        return PostgresEventStore
+    if name == "create_witness":
+        from simulator.eventlog.witness_postgres import create_witness  # noqa: PLC0415
+
+        return create_witness
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CHECKPOINT_DOMAIN",

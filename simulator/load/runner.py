@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import orjson
@@ -58,11 +58,6 @@ from simulator.load.generator import (
 )
 from simulator.load.heap import frozen_heap
 from simulator.load.ledger import OPEN, PATH_NAMES, LogLedger
-from simulator.load.partitioned import (
-    PartitionedUmpireSpec,
-    UmpireFleet,
-    create_partition_logs,
-)
 from simulator.load.report import LoadReport, latency_summary, saturation_summary
 from simulator.load.umpire import UmpireCounters, load_umpire, umpire_stopped
 from simulator.logfiles import is_postgres, open_log, partition_location
@@ -73,6 +68,9 @@ from simulator.run.security import SecurityOptions, broker_tls
 from simulator.transport import SessionSettings, client_id_for
 from simulator.umpire import UmpireSettings
 from simulator.umpire.sequencer import Sequencer
+
+if TYPE_CHECKING:
+    from simulator.load.partitioned import UmpireFleet
 
 log = structlog.get_logger("simulator.load")
 
@@ -163,7 +161,7 @@ class LoadOptions:
 # Called with the broker once the run is under way (fault drills in tests).
 DuringRun = Callable[[Broker], Awaitable[None]]
 # Called with the umpire processes of a partitioned run once it is under way.
-DuringUmpires = Callable[[UmpireFleet], Awaitable[None]]
+DuringUmpires = Callable[["UmpireFleet"], Awaitable[None]]
 ProgressHook = Callable[[dict[str, Any]], None]
 # Puts something between the started broker and every client of the run (fault drills
 # put a fault proxy there); what it yields is the broker they connect to.
@@ -326,6 +324,13 @@ async def _run_partitioned(
     hooks: "tuple[DuringRun | None, DuringUmpires | None, ProgressHook | None]",
 ) -> LoadReport:
     """The run with its cases split among umpire processes (`simulator.load.partitioned`)."""
+    # Imported here: psycopg costs a tenth of a second every other command would pay.
+    from simulator.load.partitioned import (  # noqa: PLC0415
+        PartitionedUmpireSpec,
+        UmpireFleet,
+        create_partition_logs,
+    )
+
     assert options.log is not None
     spec = PartitionedUmpireSpec(
         exercise=topics.exercise,
@@ -605,7 +610,7 @@ async def _generate(
     groups: list[tuple[tuple[str, str], ...]],
     umpire: _Live,
     hooks: "tuple[DuringRun | None, DuringUmpires | None, ProgressHook | None]",
-    umpires: UmpireFleet | None = None,
+    umpires: "UmpireFleet | None" = None,
 ) -> tuple[list[GeneratorResult], list[dict[str, Any]], float]:
     during, during_umpires, on_progress = hooks
     pairs = [pair for group in groups for pair in group]
@@ -628,7 +633,7 @@ async def _generate(
         await asyncio.sleep(max(start_at - monotonic(), 0) + 0.5)
         await during(broker)
 
-    async def umpire_drill_after_start(drill: DuringUmpires, fleet: UmpireFleet) -> None:
+    async def umpire_drill_after_start(drill: DuringUmpires, fleet: "UmpireFleet") -> None:
         await asyncio.sleep(max(start_at - monotonic(), 0) + 0.5)
         await drill(fleet)
 

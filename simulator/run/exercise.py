@@ -35,9 +35,8 @@ from simulator.context import (
     wall_now,
 )
 from simulator.errors import InputError
-from simulator.eventlog import Event, EventStore, LogError, NewEvent, PostgresEventStore
+from simulator.eventlog import Event, EventStore, LogError, NewEvent
 from simulator.eventlog.checkpoints import checkpoint_path
-from simulator.eventlog.lease import PartitionLease
 from simulator.eventlog.merged import MergedLog
 from simulator.eventlog.store import InspectableStore
 from simulator.lifetime import private_workdir
@@ -274,6 +273,10 @@ class Exercise:
         run still going) is refused; the fencing token then keeps any writer that
         lost its lease unknowingly from appending (`simulator.eventlog.lease`).
         """
+        # Imported here: psycopg costs a tenth of a second a SQLite run never needs.
+        from simulator.eventlog.lease import PartitionLease  # noqa: PLC0415
+        from simulator.eventlog.postgres import PostgresEventStore  # noqa: PLC0415
+
         url, schema = split_postgres(self.location)
         lease = await stack.enter_async_context(PartitionLease(url, schema, number))
         if not await lease.try_acquire():
