@@ -111,9 +111,10 @@ class Sequencer:
         self.pending = Pending()
         # Committed cases with an obligation open (`deadlines`): the only ones a timer
         # can change. Walking every case each time made a long load run's umpire stall
-        # for tens of milliseconds a second over cases long closed. Each with the moment
-        # its soonest open deadline passes: a case's deadlines change only when the case
-        # does, and simulated time asks for the next one after every commit.
+        # for tens of milliseconds a second over cases long closed. Each with its soonest
+        # open deadline: a case's deadlines change only when the case does, simulated
+        # time asks for the next one after every commit, and until it has passed a
+        # timer finds nothing to do in the case.
         self._watched: dict[str, datetime] = {}
 
     # -- building a batch ----------------------------------------------------
@@ -287,7 +288,10 @@ class Sequencer:
         """Stage `coop.clock.elapsed` events for every case whose deadline passed by `at`."""
         staged = []
         # Only the cases a timer can change, in case order (the order of the ids given).
-        for case_id in sorted({*self._watched, *self.pending.cases}):
+        watched = self._watched
+        pending = self.pending.cases
+        due = {case_id for case_id, soonest in watched.items() if soonest < at}
+        for case_id in sorted(due.union(pending)):
             current = self.case(case_id)
             assert current is not None
             after, found = elapse(current, at, self.agreement)
@@ -339,7 +343,7 @@ class Sequencer:
             )
             if open_:
                 soonest = min(due.due_at for due in open_)
-                self._watched[case.case_id] = soonest + timedelta(seconds=DEADLINE_GRACE_SECONDS)
+                self._watched[case.case_id] = soonest
             else:
                 self._watched.pop(case.case_id, None)
 
@@ -356,7 +360,8 @@ class Sequencer:
 
     def next_deadline(self) -> datetime | None:
         """When the next case deadline passes (plus the grace second), if any."""
-        return min(self._watched.values(), default=None)
+        soonest = min(self._watched.values(), default=None)
+        return None if soonest is None else soonest + timedelta(seconds=DEADLINE_GRACE_SECONDS)
 
     # -- recovery ----------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import invariant
 
 from simulator.messaging.wire import Submission, encode
-from simulator.protocol import deadlines
+from simulator.protocol import deadlines, elapse
 from simulator.records import CLOCK_ELAPSED, REJECTION, read_violations
 from simulator.umpire.sequencer import DEADLINE_GRACE_SECONDS, Sequencer
 from tests.protocol.builders import AGREEMENT, T0, build
@@ -231,11 +231,13 @@ class _WatchedFold(ProcedureMachine):
             open_ = sequencer._open_deadlines(case)
             assert (case.case_id in sequencer._watched) == bool(open_)
             if open_:
-                # The moment kept for the case is its soonest open deadline's, as the
-                # walk over its deadlines that next_deadline once made gave it.
-                soonest = min(d.due_at for d in open_) + timedelta(seconds=DEADLINE_GRACE_SECONDS)
+                # The moment kept for the case is its soonest open deadline, as the walk
+                # over its deadlines that next_deadline once made found it; until it has
+                # passed, a timer finds nothing to do in the case (so elapse_due skips it).
+                soonest = min(d.due_at for d in open_)
                 assert sequencer._watched[case.case_id] == soonest
-                walked.append(soonest)
+                assert elapse(case, soonest, AGREEMENT) == (case, ())
+                walked.append(soonest + timedelta(seconds=DEADLINE_GRACE_SECONDS))
         assert sequencer.next_deadline() == min(walked, default=None)
 
 
