@@ -189,13 +189,14 @@ def _differences(left: Any, right: Any, path: str = "") -> list[str]:
 
 
 # How a simulated run holds its rounds changed (issue 16): a round only when something
-# is due, asking only the parties with something to say, replies sent ahead and held.
-# A log recorded before differs from today's rerun in its end event's round count alone.
+# is due, asking only the parties with something to say, replies sent ahead and held,
+# and not before a party could act on what it has not seen (its lookahead). A log
+# recorded before differs from today's rerun in its end event's round count alone.
 ROUNDS_CHANGED = (
     "only the number of rounds differs (recorded {old}, now {new}): since issue 16 the "
-    "simulated clock holds a round only when something is due and asks only the parties "
-    "with something to say, so a log recorded before counts more rounds; every event "
-    "before it is the same"
+    "simulated clock holds a round only when something is due and a party could act on "
+    "what it has not seen, and asks only the parties with something to say, so a log "
+    "recorded before counts more rounds; every event before it is the same"
 )
 
 
