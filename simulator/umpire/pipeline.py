@@ -9,8 +9,10 @@ failed append ends the run (the TaskGroup), and nothing is published before
 it is durable: the publisher only ever sees what the appender has appended.
 Case timers are checked once a second rather than after every batch (a load
 run has hundreds of thousands of cases), and there are no round markers.
-A small batch lingers a little for more (`LINGER_S`, `FULL_BATCH`): the costs of
-a batch are paid once for many events at moderate rates too.
+A small batch lingers a little for more (`LINGER_S`, `FULL_BATCH`), no longer
+than it takes to fill at the recent rate: the costs of a batch are paid once for
+many events at moderate rates too, and a message waits only milliseconds at high
+ones. Batches handed on while an append runs are appended together (group commit).
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ TIMER_CHECK_S = 1.0
 # each paying a transaction, an fsync and the hops between the stages and their tasks,
 # so at 1,000 events/s the umpire spent 3-4 times the CPU per event it spends at its
 # ceiling (benchmarks/umpire.py --paced). Waiting makes the batches 8 times larger
-# there; at high rates a batch fills within a few milliseconds, so a message waits at
-# most FULL_BATCH / rate (2 ms at 8,000 events/s).
+# there; at high rates a batch fills within a few milliseconds, so a message waits
+# about FULL_BATCH / rate (2 ms at 8,000 events/s: `linger_for`).
 LINGER_S = 0.02
 FULL_BATCH = 16
 # Batches between deciding and publishing: enough to overlap the three, few enough
