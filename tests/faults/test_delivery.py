@@ -24,7 +24,17 @@ COMPLETED = "the scenario's duration was reached"
 
 
 def submissions(packet: Packet) -> bool:
-    return packet.topic is not None and "/submit/" in packet.topic
+    """A packet with submissions: on a submit topic, or a round report carrying some.
+
+    In simulated time a party carries a round's submissions in its report
+    (`RoundDone.submissions`); lost, the report is asked for again and repeated.
+    """
+    if packet.topic is None:
+        return False
+    if "/submit/" in packet.topic:
+        return True
+    carried = packet.payload is not None and b'"submissions":[{' in packet.payload
+    return "/report/" in packet.topic and carried
 
 
 def committed_events(packet: Packet) -> bool:
