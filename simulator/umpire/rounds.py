@@ -10,9 +10,10 @@ therefore give the same log on any broker.
 
 A round is held only when a party could act on what it asks about. Each
 party promises in its report how long after an event it is yet to see it
-will act at the soonest (`RoundDone.lookahead`); until the next thing due
-falls that far past the first event a party has not reported on, the umpire
-commits on without asking it. The party is asked later, sees the same
+will act at the soonest, by the event's kind (`RoundDone.lookahead`); until
+the next thing due is as late as the soonest it may act on the events it has
+not reported on (`RoundState.soonest`), the umpire commits on without asking
+it. The party is asked later, sees the same
 events, and plans the same actions for the same times: a plan's time is its
 trigger's plus a delay, whenever the party folds the trigger. So the log is
 the one a round after every commit gives, held in fewer rounds.
