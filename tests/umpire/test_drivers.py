@@ -293,6 +293,48 @@ async def test_the_realtime_driver_never_ends_idle_on_a_stale_plan(tmp_path: Pat
     assert ended.reason == result.reason == "nothing left to happen"
 
 
+async def test_in_realtime_a_submission_carried_in_a_report_is_decided_as_it_arrives(
+    tmp_path: Path,
+) -> None:
+    """A report carrying a submission (as rounds do) has it decided at once in realtime too."""
+    scenario = parse_scenario(TINY, "tests/umpire/tiny-drill.yaml")
+    settings = UmpireSettings(clock_tick_s=TICK_S)
+    async with (
+        wired(scenario, tmp_path, clock="realtime", scripted=("alpha",), settings=settings) as ex,
+        asyncio.TaskGroup() as group,
+    ):
+        topics = ex.topics
+        alpha = await ex.listen("alpha", *topics.party_filters("alpha"))
+        run = group.create_task(ex.run())
+        async with asyncio.timeout(10):
+            await alpha.next(Tick)
+            message = ex.signatories.sign(
+                draft(
+                    "written_request",
+                    message_id="alpha.1",
+                    case_id="case-1",
+                    sender=scenario.party("alpha"),
+                    recipient=scenario.party("beta"),
+                    fields=REQUEST,
+                )
+            )
+            carried = RoundDone(
+                party="alpha",
+                round=0,
+                submissions=(Submission(party="alpha", seq=1, message=message),),
+            )
+            await alpha.bus.publish(topics.report("alpha"), encode(carried))
+            tick = await alpha.next(Tick, lambda t: t.head == 2)
+            await alpha.bus.publish(
+                topics.report("alpha"),
+                encode(PlanStated(party="alpha", seen=tick.visible["alpha"])),
+            )
+            await alpha.next(Ended)
+            await run
+    events = await exported(ex.location)
+    assert [e["id"] for e in events if e["type"] == "coop.msg.written_request"] == ["alpha.1"]
+
+
 async def test_realtime_control_commands_are_answered_and_the_carried_out_ones_logged(
     tmp_path: Path,
 ) -> None:
