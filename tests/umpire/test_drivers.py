@@ -248,6 +248,21 @@ REQUEST: dict[str, Any] = {
 TICK_S = 0.2
 
 
+def _alphas_request(ex: Wired) -> dict[str, Any]:
+    """alpha's written request in case-1 to beta, signed, as its seat would send it."""
+    scenario = ex.scenario
+    return ex.signatories.sign(
+        draft(
+            "written_request",
+            message_id="alpha.1",
+            case_id="case-1",
+            sender=scenario.party("alpha"),
+            recipient=scenario.party("beta"),
+            fields=REQUEST,
+        )
+    )
+
+
 async def test_the_realtime_driver_never_ends_idle_on_a_stale_plan(tmp_path: Path) -> None:
     """A plan stated with fewer events seen than the party may see does not end the run."""
     scenario = parse_scenario(TINY, "tests/umpire/tiny-drill.yaml")
@@ -262,16 +277,7 @@ async def test_the_realtime_driver_never_ends_idle_on_a_stale_plan(tmp_path: Pat
         run = group.create_task(ex.run())
         async with asyncio.timeout(10):
             await alpha.next(Tick)
-            message = ex.signatories.sign(
-                draft(
-                    "written_request",
-                    message_id="alpha.1",
-                    case_id="case-1",
-                    sender=scenario.party("alpha"),
-                    recipient=scenario.party("beta"),
-                    fields=REQUEST,
-                )
-            )
+            message = _alphas_request(ex)
             submission = Submission(party="alpha", seq=1, message=message)
             await alpha.bus.publish(topics.submit("alpha"), encode(submission))
             tick = await alpha.next(Tick, lambda t: t.head == 2)
@@ -308,16 +314,7 @@ async def test_in_realtime_a_submission_carried_in_a_report_is_decided_as_it_arr
         run = group.create_task(ex.run())
         async with asyncio.timeout(10):
             await alpha.next(Tick)
-            message = ex.signatories.sign(
-                draft(
-                    "written_request",
-                    message_id="alpha.1",
-                    case_id="case-1",
-                    sender=scenario.party("alpha"),
-                    recipient=scenario.party("beta"),
-                    fields=REQUEST,
-                )
-            )
+            message = _alphas_request(ex)
             carried = RoundDone(
                 party="alpha",
                 round=0,
