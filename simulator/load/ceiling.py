@@ -33,6 +33,11 @@ class RampStep:
     verdict: str
     held: bool
     why: str
+    # The cores this machine's processes kept busy, and what ran out of CPU first, if
+    # anything (`report.cpu_use`): why a step did not hold, when its CPU was the limit.
+    cores_busy: float | None = None
+    cpu_bound: str | None = None
+    cpu_why: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -101,6 +106,7 @@ def ramp_step(report: LoadReport, p99_bound_ms: float, messages_per_case: float)
         why = f"p99 {p99:g} ms over the bound of {p99_bound_ms:g} ms"
     else:
         why = ""
+    use = data.get("cpu_use") or {}
     return RampStep(
         offered_cases_per_s=report.offered_cases_per_s,
         offered_events_per_s=round(report.offered_cases_per_s * messages_per_case, 1),
@@ -112,6 +118,9 @@ def ramp_step(report: LoadReport, p99_bound_ms: float, messages_per_case: float)
         verdict=verdict,
         held=not why,
         why=why,
+        cores_busy=use.get("cores_busy_here"),
+        cpu_bound=use.get("bound"),
+        cpu_why=use.get("why", ""),
     )
 
 

@@ -267,7 +267,14 @@ def ramp_row(step: RampStep) -> str:
         f"offered {step.offered_events_per_s:,.0f} events/s ({step.offered_cases_per_s:g} "
         f"cases/s): committed {step.committed_events_per_s_sustained:,.0f}/s sustained, "
         f"p99 {step.p99_ms:g} ms, {step.cases_completed} of {step.cases_scheduled} cases; {held}"
+        f"{_step_cpu(step)}"
     )
+
+
+def _step_cpu(step: RampStep) -> str:
+    if step.cores_busy is None:
+        return ""
+    return f"; CPU: {step.cores_busy:g} cores busy, ran out first: {step.cpu_why}"
 
 
 def ceiling_summary(ceiling: Ceiling) -> str:
@@ -276,13 +283,20 @@ def ceiling_summary(ceiling: Ceiling) -> str:
         first = ceiling.steps[0]
         return (
             f"no rate held with p99 under {ceiling.p99_bound_ms:g} ms: the first, "
-            f"{first.offered_events_per_s:,.0f} events/s, was {first.why}"
+            f"{first.offered_events_per_s:,.0f} events/s, was {first.why}{_step_cpu(first)}"
         )
+    after = [s for s in ceiling.steps if not s.held]
+    beyond = (
+        f"; the next, {after[0].offered_events_per_s:,.0f} events/s, was {after[0].why}"
+        f"{_step_cpu(after[0])}"
+        if after
+        else ""
+    )
     return (
         f"highest rate held with p99 under {ceiling.p99_bound_ms:g} ms: "
         f"{best.offered_events_per_s:,.0f} events/s offered ({best.offered_cases_per_s:g} "
         f"cases/s), {best.committed_events_per_s_sustained:,.0f} committed events/s "
-        f"sustained, p99 {best.p99_ms:g} ms"
+        f"sustained, p99 {best.p99_ms:g} ms{_step_cpu(best)}{beyond}"
     )
 
 
@@ -342,6 +356,22 @@ def _second(t: float | None) -> str:
     return "-" if t is None else f"{t:g} s"
 
 
+def cpu_line(data: dict[str, Any]) -> str:
+    """The cores each role kept busy, its CPU per event, and what ran out first ("" if unknown)."""
+    use, per_event = data.get("cpu_use"), data.get("cpu_ms_per_event", {})
+    if not use:
+        return ""
+    roles = ", ".join(
+        f"{role} {cores:g} ({per_event[role]:g} ms/event)"
+        for role, cores in use["cores_busy"].items()
+        if role in per_event
+    )
+    return (
+        f"CPU, cores busy over the run: {roles}; {use['cores_busy_here']:g} of this machine's "
+        f"{use['cores']}\nran out of CPU first: {use['why']}"
+    )
+
+
 def _print_summary(data: dict[str, Any], console: Console) -> None:
     lat, case = data["latency_ms"], data["case_latency_ms"]
     cases = data["cases"]
@@ -364,6 +394,9 @@ def _print_summary(data: dict[str, Any], console: Console) -> None:
         f"{data['deliveries_duplicated']})",
         highlight=False,
     )
+    cpu = cpu_line(data)
+    if cpu:
+        console.print(cpu, highlight=False)
     split = data.get("partitions")
     if split:
         owners = "; ".join(

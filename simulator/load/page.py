@@ -133,6 +133,23 @@ def _saturation_rows(data: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _cpu_rows(data: dict[str, Any]) -> list[str]:
+    use, per_event = data.get("cpu_use"), data.get("cpu_ms_per_event", {})
+    if not use:
+        return []
+    return [
+        _row(
+            "CPU: cores busy (ms per event)",
+            ", ".join(
+                f"{role} {cores:g} ({per_event.get(role, '-')})"
+                for role, cores in use["cores_busy"].items()
+            )
+            + f"; {use['cores_busy_here']:g} of this machine's {use['cores']}",
+        ),
+        _row("ran out of CPU first", use["why"]),
+    ]
+
+
 def _ramp(data: dict[str, Any]) -> str:
     """--find-max: a row per step of the ramp, the highest held named first."""
     ramp = data.get("find_max")
@@ -148,7 +165,7 @@ def _ramp(data: dict[str, Any]) -> str:
     )
     head = (
         "<tr><th>offered events/s</th><th>committed events/s sustained</th><th>p99 ms</th>"
-        "<th>cases done</th><th>held</th></tr>"
+        "<th>cases done</th><th>cores busy</th><th>held</th></tr>"
     )
     rows = "".join(
         "<tr>"
@@ -159,6 +176,7 @@ def _ramp(data: dict[str, Any]) -> str:
                 step["committed_events_per_s_sustained"],
                 step["p99_ms"],
                 f"{step['cases_completed']} of {step['cases_scheduled']}",
+                "-" if step.get("cores_busy") is None else step["cores_busy"],
                 "yes" if step["held"] else f"no: {step['why']}",
             )
         )
@@ -201,6 +219,7 @@ def render_page(data: dict[str, Any]) -> str:
             f"{data['resends']} / {data['catch_ups']} / {data['deliveries_duplicated']}",
         ),
         *_saturation_rows(data),
+        *_cpu_rows(data),
         _row("cases by path", ", ".join(f"{k} {v}" for k, v in data["cases"]["by_path"].items())),
         _row(
             "log",

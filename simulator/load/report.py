@@ -1,6 +1,7 @@
 """The figures of a load run: rates, latency percentiles, and the reconciliation against the log."""
 
 import statistics
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,52 @@ def percentile_curve(hist: HdrHistogram) -> list[tuple[float, float]]:
     points = [(p, values[p] / 1000) for p in CURVE]
     points.append((100.0, hist.get_max_value() / 1000))
     return points
+
+
+# A process that used this share of a core over the run, or more, ran out of CPU: a
+# Python process runs its code on one core at a time (a store's thread aside).
+BUSY_PROCESS = 0.85
+# The processes on this machine together used this share of its cores, or more.
+BUSY_MACHINE = 0.9
+ROLES = ("umpire", "generators", "broker", "runner")
+
+
+def cpu_use(
+    cpu_s: Mapping[str, float],
+    wall_s: float,
+    processes: Mapping[str, int],
+    cores: int,
+    elsewhere: Iterable[str] = (),
+) -> dict[str, Any]:
+    """How many cores each role kept busy over the run, and which ran out of CPU first.
+
+    `cpu_s` is each role's CPU seconds over the run's `wall_s`, `processes` how
+    many processes each role has, `cores` this machine's, `elsewhere` the roles
+    not on it (generators started by --worker-command). What a load run
+    carries is bounded by whichever ran out: the machine (its cores all busy),
+    or one role's processes (each kept a core busy while others idled), or
+    neither (the rate was below capacity, or latency bounded it).
+    """
+    wall = max(wall_s, 1e-9)
+    busy = {role: round(cpu_s[role] / wall, 2) for role in ROLES if role in cpu_s}
+    away = set(elsewhere)
+    here = round(sum(v for role, v in busy.items() if role not in away), 2)
+    per_process = {role: v / max(processes.get(role, 1), 1) for role, v in busy.items()}
+    full = [r for r in busy if r != "runner" and per_process[r] >= BUSY_PROCESS]
+    if here >= BUSY_MACHINE * cores:
+        bound: str | None = "machine"
+        why = f"the machine ({here:g} of its {cores} cores busy)"
+    elif full:
+        bound = max(full, key=lambda r: per_process[r])
+        count = processes.get(bound, 1)
+        each = "its process" if count == 1 else f"each of its {count} processes"
+        why = f"the {bound} ({each} kept a core {per_process[bound]:.0%} busy)"
+    else:
+        bound, why = (
+            None,
+            "nothing (no process kept a core busy, nor all of them the machine's cores)",
+        )
+    return {"cores_busy": busy, "cores_busy_here": here, "cores": cores, "bound": bound, "why": why}
 
 
 # What a run's end says, in order of precedence, and the exit code of each.
@@ -261,6 +308,7 @@ __all__ = [
     "VERDICTS",
     "LoadReport",
     "climbing_from",
+    "cpu_use",
     "latency_summary",
     "percentile_curve",
     "saturation_summary",

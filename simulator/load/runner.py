@@ -58,7 +58,7 @@ from simulator.load.generator import (
 )
 from simulator.load.heap import frozen_heap
 from simulator.load.ledger import OPEN, PATH_NAMES, LogLedger
-from simulator.load.report import LoadReport, latency_summary, saturation_summary
+from simulator.load.report import LoadReport, cpu_use, latency_summary, saturation_summary
 from simulator.load.umpire import UmpireCounters, load_umpire, umpire_stopped
 from simulator.logfiles import is_postgres, open_log, partition_location
 from simulator.messaging.topics import MAX_PARTITIONS, Topics
@@ -308,7 +308,7 @@ async def run_load(
         )
         report.umpire_rejections = umpire.rejections
         report.failure = failure
-        _add_cpu(report, cpu_before, _cpu_seconds(broker), results)
+        _add_cpu(report, options, cpu_before, _cpu_seconds(broker), results)
         return report
 
 
@@ -386,7 +386,7 @@ async def _run_partitioned(
         # Every process that owned each partition, in order: more than one is a takeover.
         "owners": {str(n): fleet.owner_history.get(n, []) for n in range(options.partitions)},
     }
-    _add_cpu(report, cpu_before, _cpu_seconds(broker), results, umpires_s=fleet.cpu_s)
+    _add_cpu(report, options, cpu_before, _cpu_seconds(broker), results, umpires_s=fleet.cpu_s)
     return report
 
 
@@ -402,6 +402,7 @@ def _umpire_url(broker: Broker) -> str:
 
 def _add_cpu(
     report: LoadReport,
+    options: LoadOptions,
     before: tuple[float, float | None],
     after: tuple[float, float | None],
     results: list[GeneratorResult],
@@ -424,6 +425,14 @@ def _add_cpu(
     report.extra["cpu_ms_per_event"] = {
         k: round(v * 1000 / max(report.events, 1), 4) for k, v in cpu.items()
     }
+    report.extra["cpu_use"] = cpu_use(
+        cpu,
+        report.wall_s,
+        {"umpire": options.partitions, "generators": options.processes},
+        len(os.sched_getaffinity(0)),
+        # Generators started by a command of the user's may run on other machines.
+        elsewhere=("generators",) if options.worker_commands else (),
+    )
 
 
 def _cpu_seconds(broker: Broker) -> tuple[float, float | None]:

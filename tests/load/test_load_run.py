@@ -60,6 +60,13 @@ def test_a_short_load_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert data["latency_ms"]["max"] >= data["latency_ms"]["p99"] >= data["latency_ms"]["p50"]
     assert data["committed_events_per_s"] > 0
     assert "lost 0, duplicated 0" in result.output
+    # The CPU each role used over the run, in cores and per event, and what ran out first.
+    use = data["cpu_use"]
+    assert set(use["cores_busy"]) == set(data["cpu_ms_per_event"]) >= {"umpire", "generators"}
+    assert use["cores"] == len(os.sched_getaffinity(0))
+    assert use["cores_busy"]["umpire"] > 0
+    assert use["cores_busy_here"] == pytest.approx(sum(use["cores_busy"].values()), abs=0.02)
+    assert f"ran out of CPU first: {use['why']}" in " ".join(result.output.split())
     # The over-time chart draws a point per second on both axes: latency on the left,
     # committed events per second (the live progress) on the right.
     chart = page.read_text(encoding="utf-8")
@@ -73,6 +80,7 @@ def test_a_short_load_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         assert line is not None, gid
         assert len(re.findall(r"[ML] [\d.]+ [\d.]+", line[1])) == len(points), gid
     assert str(log) in chart  # kept with --log, so the page names it
+    assert "ran out of CPU first" in chart
     report = asyncio.run(verify(log))
     assert report.ok, report.problem
 

@@ -69,6 +69,9 @@ def test_a_saturated_run_writes_its_figures_and_exits_3(
     assert data["saturation"]["offered_events_per_s"] > 100
     assert data["saturation"]["backlog_climbing_from_s"] is not None
     assert "saturated" in page.read_text(encoding="utf-8")
+    # A slow disk, not CPU, held it back: no process is named as having run out of CPU.
+    assert data["cpu_use"]["bound"] is None
+    assert "ran out of CPU first: nothing" in " ".join(result.output.split())
     assert "not lost" in result.output
     assert asyncio.run(verify(log)).ok
 
@@ -91,6 +94,9 @@ def test_find_max_reports_the_highest_rate_held(tmp_path: Path) -> None:
     assert ceiling.best is ceiling.steps[0]
     assert ceiling.steps[1].offered_cases_per_s == 8
     assert ceiling.steps[1].verdict == "saturated"
+    # Each step says how busy the CPU was; the log, not the CPU, was the limit here.
+    assert all(s.cores_busy is not None and s.cpu_why for s in ceiling.steps)
+    assert ceiling.steps[1].cpu_bound is None
     assert ceiling.verdict == "ok"
     data = ceiling.as_json()
     assert data["max_offered_cases_per_s"] == 1
@@ -114,6 +120,8 @@ def test_find_max_from_the_command_line(tmp_path: Path) -> None:
     assert all(s["held"] for s in data["steps"])
     assert data["max_offered_cases_per_s"] == 5.2
     assert "highest rate held" in result.output
+    assert all(s["cores_busy"] is not None for s in data["steps"])
+    assert "ran out first:" in " ".join(result.output.split())
 
 
 def test_find_max_refuses_a_log_file(tmp_path: Path) -> None:
