@@ -345,6 +345,16 @@ async def main() -> None:
     print(
         f"(c) = {top:,.0f} events/s  (target >= 15,000 on an idle machine: {_verdict(top, 15000)})"
     )
+    # What bounds (c): the CPU each role spends per event, against this machine's cores.
+    use, per_event = ceiling["cpu_use"], ceiling["cpu_ms_per_event"]
+    spent = sum(per_event[role] for role in ("umpire", "generators", "broker") if role in per_event)
+    cores = use["cores"]
+    print(
+        f"    (c) ran out of CPU first: {use['why']}; CPU per event, all roles: {spent:.3f} ms"
+        f" ({per_event}), so {cores} cores carry at most {cores / spent * 1000:,.0f} events/s"
+        f" at that cost; 15,000/s needs {cores / 15:.3f} ms or less, and one umpire"
+        f" process at {per_event['umpire']} ms carries {1 / per_event['umpire'] * 1000:,.0f}/s"
+    )
     print(
         f"(e)/(a) = {single_rate / c_rate:.2f}  "
         f"(target >= 0.4: {_verdict(single_rate / c_rate, 0.4)})"
