@@ -73,11 +73,21 @@ class Pending:
 
     events: list[NewEvent] = field(default_factory=list)
     cases: dict[str, Case] = field(default_factory=dict)
-    ids: dict[str, tuple[str, str]] = field(default_factory=dict)
+    ids: dict[str, bytes] = field(default_factory=dict)
 
 
 def payload_digest(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()[:24]
+
+
+def claim(party: str, digest: str) -> bytes:
+    """What the sequencer keeps of a message under its id: who sent it and its digest.
+
+    One small bytes object (the party's name, then the digest's 12 bytes), not a
+    tuple of two strings: it is kept for every message of a run, and the tuple took
+    2.5 times the room (80 MB more for a million-message load run).
+    """
+    return party.encode() + bytes.fromhex(digest)
 
 
 def message_digest(message: Message, dumped: MessageJson) -> str:
@@ -106,8 +116,9 @@ class Sequencer:
         self.wallclock = wallclock
         self.max_payload = max_payload
         self.cases: dict[str, Case] = {}
-        # message id -> (sender, digest of the message), to tell a resend from a reuse.
-        self.message_ids: dict[str, tuple[str, str]] = {}
+        # message id -> `claim` (sender and digest of the message), to tell a resend from
+        # a reuse.
+        self.message_ids: dict[str, bytes] = {}
         self.pending = Pending()
         # Committed cases with an obligation open (`deadlines`): the only ones a timer
         # can change. Walking every case each time made a long load run's umpire stall
@@ -122,7 +133,7 @@ class Sequencer:
     def case(self, case_id: str) -> Case | None:
         return self.pending.cases.get(case_id, self.cases.get(case_id))
 
-    def _known_id(self, message_id: str) -> tuple[str, str] | None:
+    def _known_id(self, message_id: str) -> bytes | None:
         return self.pending.ids.get(message_id, self.message_ids.get(message_id))
 
     def submit(self, payload: bytes, connection_party: str, at: datetime) -> Decision:
@@ -187,7 +198,7 @@ class Sequencer:
         if known is None:
             known = self.message_ids.get(message.message_id)
         if known is not None:
-            if known == (connection_party, digest):
+            if known == claim(connection_party, digest):
                 return Decision(connection_party, None, duplicate_of=message.message_id)
             return self._reject(
                 connection_party,
@@ -230,7 +241,7 @@ class Sequencer:
             pending.cases[case_id] = case
         if dumped is None:
             dumped = message_json(message)
-        pending.ids[message.message_id] = (party, digest or message_digest(message, dumped))
+        pending.ids[message.message_id] = claim(party, digest or message_digest(message, dumped))
         event = record_message(
             message,
             found,
@@ -371,9 +382,8 @@ class Sequencer:
             message = fold_committed(self.cases, event, self.agreement)
             if message is not None:
                 sender = message_payload(event)["sender"]
-                self.message_ids[message.message_id] = (
-                    sender,
-                    message_digest(message, message_json(message)),
+                self.message_ids[message.message_id] = claim(
+                    sender, message_digest(message, message_json(message))
                 )
         self._watch(self.cases.values())
 
