@@ -1,6 +1,8 @@
 """The umpire's two clock drivers on the in-memory bus: rounds (simulated) and realtime."""
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -263,14 +265,23 @@ def _alphas_request(ex: Wired) -> dict[str, Any]:
     )
 
 
-async def test_the_realtime_driver_never_ends_idle_on_a_stale_plan(tmp_path: Path) -> None:
-    """A plan stated with fewer events seen than the party may see does not end the run."""
+@contextlib.asynccontextmanager
+async def _alpha_scripted_in_realtime(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[Wired, asyncio.TaskGroup]]:
+    """The tiny drill in realtime, alpha's seat played by the test, and a task group to run it."""
     scenario = parse_scenario(TINY, "tests/umpire/tiny-drill.yaml")
     settings = UmpireSettings(clock_tick_s=TICK_S)
     async with (
         wired(scenario, tmp_path, clock="realtime", scripted=("alpha",), settings=settings) as ex,
         asyncio.TaskGroup() as group,
     ):
+        yield ex, group
+
+
+async def test_the_realtime_driver_never_ends_idle_on_a_stale_plan(tmp_path: Path) -> None:
+    """A plan stated with fewer events seen than the party may see does not end the run."""
+    async with _alpha_scripted_in_realtime(tmp_path) as (ex, group):
         topics = ex.topics
         alpha = await ex.listen("alpha", *topics.party_filters("alpha"))
         observer = await ex.listen()
@@ -303,12 +314,7 @@ async def test_in_realtime_a_submission_carried_in_a_report_is_decided_as_it_arr
     tmp_path: Path,
 ) -> None:
     """A report carrying a submission (as rounds do) has it decided at once in realtime too."""
-    scenario = parse_scenario(TINY, "tests/umpire/tiny-drill.yaml")
-    settings = UmpireSettings(clock_tick_s=TICK_S)
-    async with (
-        wired(scenario, tmp_path, clock="realtime", scripted=("alpha",), settings=settings) as ex,
-        asyncio.TaskGroup() as group,
-    ):
+    async with _alpha_scripted_in_realtime(tmp_path) as (ex, group):
         topics = ex.topics
         alpha = await ex.listen("alpha", *topics.party_filters("alpha"))
         run = group.create_task(ex.run())
