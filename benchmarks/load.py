@@ -347,7 +347,7 @@ async def main() -> None:
     )
     # What bounds (c): the CPU each role spends per event, against this machine's cores.
     use, per_event = ceiling["cpu_use"], ceiling["cpu_ms_per_event"]
-    spent = sum(per_event[role] for role in ("umpire", "generators", "broker") if role in per_event)
+    spent = sum(per_event.values())
     cores = use["cores"]
     print(
         f"    (c) ran out of CPU first: {use['why']}; CPU per event, all roles: {spent:.3f} ms"

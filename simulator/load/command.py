@@ -20,7 +20,7 @@ from simulator.load.ceiling import (
     find_max,
 )
 from simulator.load.conversation import PATHS, Mix, load_mix
-from simulator.load.report import VERDICTS
+from simulator.load.report import VERDICTS, cpu_roles
 from simulator.load.runner import LoadOptions, run_load
 from simulator.logging import configure as configure_logging
 from simulator.options import BROKER_HELP, SECURE_OPTION
@@ -358,18 +358,10 @@ def _second(t: float | None) -> str:
 
 def cpu_line(data: dict[str, Any]) -> str:
     """The cores each role kept busy, its CPU per event, and what ran out first ("" if unknown)."""
-    use, per_event = data.get("cpu_use"), data.get("cpu_ms_per_event", {})
-    if not use:
+    roles = cpu_roles(data)
+    if not roles:
         return ""
-    roles = ", ".join(
-        f"{role} {cores:g} ({per_event[role]:g} ms/event)"
-        for role, cores in use["cores_busy"].items()
-        if role in per_event
-    )
-    return (
-        f"CPU, cores busy over the run: {roles}; {use['cores_busy_here']:g} of this machine's "
-        f"{use['cores']}\nran out of CPU first: {use['why']}"
-    )
+    return f"CPU, cores busy over the run: {roles}\nran out of CPU first: {data['cpu_use']['why']}"
 
 
 def _print_summary(data: dict[str, Any], console: Console) -> None:

@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter
 
+from simulator.load.report import cpu_roles
+
 
 def _svg(figure: Figure) -> str:
     buffer = io.StringIO()
@@ -134,19 +136,12 @@ def _saturation_rows(data: dict[str, Any]) -> list[str]:
 
 
 def _cpu_rows(data: dict[str, Any]) -> list[str]:
-    use, per_event = data.get("cpu_use"), data.get("cpu_ms_per_event", {})
-    if not use:
+    roles = cpu_roles(data)
+    if not roles:
         return []
     return [
-        _row(
-            "CPU: cores busy (ms per event)",
-            ", ".join(
-                f"{role} {cores:g} ({per_event.get(role, '-')})"
-                for role, cores in use["cores_busy"].items()
-            )
-            + f"; {use['cores_busy_here']:g} of this machine's {use['cores']}",
-        ),
-        _row("ran out of CPU first", use["why"]),
+        _row("CPU: cores busy (ms per event)", roles),
+        _row("ran out of CPU first", data["cpu_use"]["why"]),
     ]
 
 

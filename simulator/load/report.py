@@ -84,6 +84,23 @@ def cpu_use(
     return {"cores_busy": busy, "cores_busy_here": here, "cores": cores, "bound": bound, "why": why}
 
 
+def cpu_roles(data: Mapping[str, Any]) -> str:
+    """A run's `cpu_use` in words: each role's cores busy and ms per event, and the machine's.
+
+    "" for figures without it (a run that could not be made). The console and the
+    HTML page both show this line.
+    """
+    use, per_event = data.get("cpu_use"), data.get("cpu_ms_per_event", {})
+    if not use:
+        return ""
+    roles = ", ".join(
+        f"{role} {cores:g} ({per_event[role]:g} ms/event)"
+        for role, cores in use["cores_busy"].items()
+        if role in per_event
+    )
+    return f"{roles}; {use['cores_busy_here']:g} of this machine's {use['cores']}"
+
+
 # What a run's end says, in order of precedence, and the exit code of each.
 VERDICTS = {
     "failed": 2,  # could not be run or carried to its end
@@ -308,6 +325,7 @@ __all__ = [
     "VERDICTS",
     "LoadReport",
     "climbing_from",
+    "cpu_roles",
     "cpu_use",
     "latency_summary",
     "percentile_curve",
