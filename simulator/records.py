@@ -25,6 +25,7 @@ load with `violations: null`, meaning "not recorded": readers recompute them.
 """
 
 import enum
+import hashlib
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -275,6 +276,35 @@ class ControlData(_Payload):
     answer: str
     speed: float | None = None
     inject: str | None = None
+
+
+def payload_digest(payload: bytes) -> str:
+    """The first 24 hex digits of a payload's SHA-256: what names a payload in an id."""
+    return hashlib.sha256(payload).hexdigest()[:24]
+
+
+def rejection_id(party: str, seq: int | None, payload: bytes) -> str:
+    """The id of the rejection of `payload`, which came on `party`'s connection under `seq`.
+
+    Deterministic, so the same bad payload sent twice is one rejection; and the
+    payload's digest is part of it, so two different payloads under one sequence
+    number (spoofs, a garbled resend) are two (with the number alone their ids
+    collided, and the append's id conflict stopped the run), and a party can tell
+    which of them a rejection is about (`rejects`).
+    """
+    digest = payload_digest(payload)
+    return f"rej-{party}-{digest}" if seq is None else f"rej-{party}-{seq}-{digest}"
+
+
+def rejects(event_id: str, payload: bytes) -> bool:
+    """Whether the rejection `event_id` is of `payload`, and not of another under its number.
+
+    A party settles a submission it sees rejected; a rejection that names only the
+    submission's sequence number may be of anything else sent on its connection
+    under that number (a fuzzer's payload, a hand-typed `mosquitto_pub`), and
+    settling on the number alone dropped the party's real submission unsent.
+    """
+    return event_id.endswith("-" + payload_digest(payload))
 
 
 def record_rejection(

@@ -521,7 +521,11 @@ class Generator:
             outbox = self.outboxes.get(data.get("party"))
             seq = data.get("seq")
             # Settled once: a rejection seen again (caught up) finds nothing to settle.
-            item = outbox.rejected(seq, now) if outbox is not None and type(seq) is int else None
+            item = (
+                outbox.rejected(seq, event["id"], now)
+                if outbox is not None and type(seq) is int
+                else None
+            )
             if item is not None:
                 self.counters["rejections_seen"] += 1
                 self.rejected.append(item.message_id)

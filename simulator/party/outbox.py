@@ -31,6 +31,8 @@ generator (`simulator.load.generator`), which keeps thousands of them.
 
 from dataclasses import dataclass, field
 
+from simulator.records import rejects
+
 
 @dataclass(slots=True)
 class Outgoing:
@@ -112,16 +114,23 @@ class Outbox:
             self._progress(now)
         return settled
 
-    def rejected(self, seq: int, now: float) -> Outgoing | None:
-        """The party saw its submission `seq` rejected: what that settles."""
-        item = self.items.pop(seq, None)
-        if item is not None:
-            seqs = self._seqs.get(item.message_id, [])
-            if seq in seqs:
-                seqs.remove(seq)
-            if not seqs:
-                self._seqs.pop(item.message_id, None)
-            self._progress(now)
+    def rejected(self, seq: int, rejection: str, now: float) -> Outgoing | None:
+        """The party saw the rejection `rejection` (an event id) under its `seq`: what it settles.
+
+        Only the submission it is of: another payload sent under the same number
+        (on the party's connection, by anyone holding it) is rejected too, and that
+        must not settle the real one, which may not even have been decided yet.
+        """
+        item = self.items.get(seq)
+        if item is None or not rejects(rejection, item.payload):
+            return None
+        del self.items[seq]
+        seqs = self._seqs.get(item.message_id, [])
+        if seq in seqs:
+            seqs.remove(seq)
+        if not seqs:
+            self._seqs.pop(item.message_id, None)
+        self._progress(now)
         return item
 
     def hold(self, seq: int) -> None:

@@ -22,7 +22,13 @@ from simulator.eventlog import Event
 from simulator.messaging.wire import Lookahead
 from simulator.protocol import Party, SignatureStatus, parse_message
 from simulator.protocol.drafting import REQUEST_CONTENT, REQUEST_TYPES, SIGNED_TYPES, draft
-from simulator.records import REJECTION, is_message_event, message_payload, read_rejection
+from simulator.records import (
+    REJECTION,
+    RejectionData,
+    is_message_event,
+    message_payload,
+    read_rejection,
+)
 from simulator.scenario.model import SILENCE, FollowUp, Mistakes, Response, Scenario
 from simulator.signing import Signatories
 
@@ -120,9 +126,10 @@ class PolicyEngine:
             return
         self.position = event.position
         if event.type == REJECTION:
-            seq = read_rejection(event).seq
-            if event.recipient == self.party.id and seq is not None and seq in self.plans:
-                self.plans[seq].done = True
+            rejection = read_rejection(event)
+            plan = self.plans.get(rejection.seq) if rejection.seq is not None else None
+            if event.recipient == self.party.id and plan is not None and self._of(rejection, plan):
+                plan.done = True
             return
         if not is_message_event(event.type):
             return
@@ -141,6 +148,21 @@ class PolicyEngine:
             self._own_committed(event, message)
         elif message["recipient"] == self.party.id:
             self._received(event, message)
+
+    def _of(self, rejection: RejectionData, plan: Plan) -> bool:
+        """Whether a rejection under a plan's number is of the plan's message.
+
+        Anything sent on the party's connection under that number is rejected
+        under it too (a fuzzer's payload, a hand-typed `mosquitto_pub`), and a
+        plan's number is taken when it is planned, long before it is sent: taking
+        such a rejection for the plan's dropped a message sent ahead of its time
+        before the umpire decided it. So: a rejection naming the plan's message id,
+        or any once the plan is sent (it is not sent again either way; its outbox
+        slot is settled only by a rejection of its own bytes, `Outbox.rejected`).
+        """
+        if rejection.message_id is not None:
+            return rejection.message_id == message_id(self.party.id, plan.seq, self.generation)
+        return plan.submitted
 
     def _own_seq(self, own: str) -> int | None:
         prefix = message_id(self.party.id, 0, self.generation)[:-1]

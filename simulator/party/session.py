@@ -202,7 +202,7 @@ class PartySession:
         if event.type == REJECTION and event.recipient == self.party:
             seq = read_rejection(event).seq
             if seq is not None:
-                self.outbox.rejected(seq, self._loop_time())
+                self.outbox.rejected(seq, event.id, self._loop_time())
         elif is_message_event(event.type) and event.sender == self.party:
             self.outbox.committed(message_payload(event)["message_id"], self._loop_time())
 

@@ -8,7 +8,6 @@ changes its own view only when the caller reports the batch committed, so a
 failed append leaves nothing half-applied.
 """
 
-import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,10 +42,12 @@ from simulator.records import (
     message_from_json,
     message_json,
     message_payload,
+    payload_digest,
     read_message,
     record_elapsed,
     record_message,
     record_rejection,
+    rejection_id,
 )
 
 # Deadlines are checked just after they pass: "no more than 3 days" means the
@@ -74,10 +75,6 @@ class Pending:
     events: list[NewEvent] = field(default_factory=list)
     cases: dict[str, Case] = field(default_factory=dict)
     ids: dict[str, bytes] = field(default_factory=dict)
-
-
-def payload_digest(payload: bytes) -> str:
-    return hashlib.sha256(payload).hexdigest()[:24]
 
 
 def claim(party: str, digest: str) -> bytes:
@@ -271,12 +268,7 @@ class Sequencer:
         message_id: str | None = None,
         payload: bytes = b"",
     ) -> Decision:
-        # Deterministic ids: the same bad payload sent twice is one rejection. Two different
-        # payloads under one sequence number (spoofs, a garbled resend) are two: with the
-        # number alone their ids collided, and the append's id conflict stopped the run.
-        digest = payload_digest(payload)
-        suffix = digest if seq is None else f"{seq}-{digest}"
-        event_id = f"rej-{party}-{suffix}"
+        event_id = rejection_id(party, seq, payload)
         event = record_rejection(
             party,
             reason,

@@ -6,6 +6,7 @@ from simulator.load.conversation import Conversation, load_party
 from simulator.messaging.wire import CatchUpRequest, Submission, decode_from_party
 from simulator.party.codec import CheckedCodec, FastCodec
 from simulator.party.outbox import Outbox, Outgoing, ResendPolicy
+from simulator.records import rejection_id
 
 POLICY = ResendPolicy(after_s=1.0, max_s=4.0)
 
@@ -174,10 +175,25 @@ def test_queued_submissions_are_never_due_and_settling_empties_every_slot() -> N
     sent(outbox, 2, at=0.0, message_id="m1")
     sent(outbox, 3, at=0.0)
     assert sorted(i.seq for i in outbox.committed("m1", now=1.0)) == [1, 2]
-    assert outbox.rejected(3, now=1.0) is not None
-    assert outbox.rejected(3, now=1.0) is None  # seen again (a catch-up): nothing left
+    assert outbox.rejected(3, rejection_id("p", 3, b"{}"), now=1.0) is not None
+    # Seen again (a catch-up): nothing left.
+    assert outbox.rejected(3, rejection_id("p", 3, b"{}"), now=1.0) is None
     assert len(outbox) == 0
     assert outbox.committed("m1", now=2.0) == []
+
+
+def test_a_rejection_of_another_payload_under_the_same_number_settles_nothing() -> None:
+    """Anything sent on the party's connection under its number 1 is rejected under 1 too (a
+    fuzzer did it in CI); settling on the number alone dropped the real submission 1, which a
+    round had sent ahead of its time, so the umpire never decided it."""
+    outbox = Outbox(POLICY)
+    real = sent(outbox, 1, at=0.0)
+    garbage = b'{"kind":"submission","party":"alpha","seq":1,"message":{}}'
+    assert outbox.rejected(1, rejection_id("p", 1, garbage), now=0.5) is None
+    assert outbox.items == {1: real}
+    assert outbox.progress_at == 0.0  # nothing of ours was settled
+    assert outbox.rejected(1, rejection_id("p", 1, real.payload), now=0.6) is real
+    assert len(outbox) == 0
 
 
 def test_the_fast_codec_writes_what_the_umpire_reads_as_the_checked_one_does() -> None:

@@ -177,14 +177,33 @@ def test_an_injects_follow_up_is_planned_when_the_inject_is_committed(
 
 
 def test_a_rejected_submission_is_settled(scenario: Scenario, log: CommittedLog) -> None:
-    """The umpire's rejection of the party's own seq marks that plan done: no resend."""
+    """The umpire's rejection of the party's own seq, once sent, marks that plan done."""
     beta = engine(scenario, "beta")
     beta.observe(request(log, "case-1", minutes=0))
     beta.observe(request(log, "case-2", minutes=0))
+    beta.plans[1].submitted = True
     beta.observe(log.rejection("beta", 1, scenario.start + timedelta(hours=2), "malformed"))
     assert beta.plans[1].done
     assert not beta.plans[2].done
-    assert [p.seq for p in beta.due(scenario.end)] == [2]
+    # Naming the plan's message, a rejection settles it sent or not (a log read again).
+    own = beta.message(beta.plans[2])["message_id"]
+    beta.observe(log.rejection("beta", 2, scenario.start + timedelta(hours=2), "no", own))
+    assert beta.plans[2].done
+
+
+def test_a_rejection_of_another_payload_under_a_plans_number_leaves_it_due(
+    scenario: Scenario, log: CommittedLog
+) -> None:
+    """A plan's number is taken when it is planned; anything else sent under that number on the
+    party's connection is rejected under it too. Taken for the plan's, it dropped a message
+    sent ahead of its time before it was decided (a fuzzer found it over a real broker)."""
+    beta = engine(scenario, "beta")
+    beta.observe(request(log, "case-1", minutes=0))
+    at = scenario.start + timedelta(minutes=1)
+    beta.observe(log.rejection("beta", 1, at, "claims party 'alpha'"))
+    beta.observe(log.rejection("beta", 1, at, "id used already", message_id="beta.999"))
+    assert not beta.plans[1].done
+    assert [p.seq for p in beta.due(scenario.end)] == [1]
 
 
 def test_a_rejection_for_another_party_changes_nothing(

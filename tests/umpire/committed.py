@@ -60,15 +60,17 @@ class CommittedLog:
         [event] = self.commit()
         return event
 
-    def rejection(self, party: str, seq: int, at: datetime, reason: str) -> Event:
-        """Commit the umpire's refusal of `party`'s submission number `seq`."""
+    def rejection(
+        self, party: str, seq: int, at: datetime, reason: str, message_id: str | None = None
+    ) -> Event:
+        """Commit the umpire's refusal of `party`'s submission number `seq` (of `message_id`)."""
         self.sequencer.stage(
             NewEvent(
                 id=f"rej-{party}-{seq}",
                 source=UMPIRE_SOURCE,
                 type=REJECTION,
                 time=at,
-                data={"party": party, "seq": seq, "message_id": None, "reason": reason},
+                data={"party": party, "seq": seq, "message_id": message_id, "reason": reason},
                 exercise=self.scenario.exercise,
                 recipient=party,
                 wallclock=WALLCLOCK,
