@@ -93,28 +93,44 @@ async def test_independent_subscriber_sees_every_committed_event(
             stdbuf, "-oL", binary, "-h", broker.address.host, "-p", str(broker.address.port),
             "-u", user, "-P", password, "-i", "observer-test", "-q", "1",
             "-t", exercise.topics.tree, "-F", "%t\t%p", "-d",
-            stdout=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, limit=1 << 20,  # a line is one MQTT message
         )  # fmt: skip
         assert watcher.stdout is not None
         # -d prints the SUBACK; only then is the subscription in place.
         while b"SUBACK" not in await asyncio.wait_for(watcher.stdout.readline(), 10):
             pass
+        seen: set[str] = set()
+        news = asyncio.Event()
+
+        async def watch() -> None:
+            assert watcher.stdout is not None
+            async for line in watcher.stdout:
+                topic, _, payload = line.decode().rstrip("\n").partition("\t")
+                if topic.startswith(exercise.topics.base) and payload.startswith("{"):
+                    seen.update(e["id"] for e in json.loads(payload).get("events", ()))
+                    news.set()
+
+        watching = asyncio.create_task(watch())
         try:
             async with Exercise(
                 scenario, RunOptions(log=str(tmp_path / "run.db")), broker=broker
             ) as running:
                 await running.run()
-            await asyncio.sleep(0.5)
+            async with open_log(tmp_path / "run.db", read_only=True) as store:
+                committed = {e.id async for e in store.read()}
+            # The last messages may still be on their way to the subscriber: wait for them
+            # (or for 30 s, and then say which never came).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(30):
+                    while not committed <= seen:
+                        news.clear()
+                        await news.wait()
         finally:
             watcher.terminate()
-        output, _ = await watcher.communicate()
-    seen: set[str] = set()
-    for line in output.decode().splitlines():
-        topic, _, payload = line.partition("\t")
-        if topic.startswith(exercise.topics.base) and payload.startswith("{"):
-            seen.update(e["id"] for e in json.loads(payload).get("events", ()))
-    async with open_log(tmp_path / "run.db", read_only=True) as store:
-        committed = {e.id async for e in store.read()}
+            await watcher.wait()
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
     assert committed
     assert committed <= seen, f"missed: {sorted(committed - seen)[:5]}"
 

@@ -9,6 +9,7 @@ from simulator.transport import (
     Credentials,
     SubscriptionRefused,
 )
+from tests.runtime.seats import until
 
 from .helpers import BAD_CREDENTIALS, Connector, assert_refused, quiet, receive
 
@@ -189,7 +190,7 @@ async def test_messages_end_after_the_transport_closes(
     async with connect.transport(broker, "umpire") as umpire:
         await umpire.subscribe(topics.all_submissions)
         await alpha.publish(topics.submit("alpha"), b"last words")
-        await asyncio.sleep(0.2)
+        await until(lambda: bool(umpire._inbound), seconds=30)  # arrived, not yet read
     assert [m.payload async for m in umpire.messages()] == [b"last words"]
 
 
