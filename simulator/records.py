@@ -587,7 +587,7 @@ def read_agreement(event: Event) -> Agreement:
 _VALIDATORS = {kind: cls.__pydantic_validator__ for kind, cls in MESSAGE_TYPES.items()}
 
 
-def read_message(event: Event) -> Message:
+def read_message(event: Event | NewEvent) -> Message:
     """The protocol message a `coop.msg.*` event recorded."""
     return message_from_json(event.data["message"])
 

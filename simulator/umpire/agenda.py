@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from simulator.errors import ScenarioError
-from simulator.eventlog import Event
+from simulator.eventlog import Event, NewEvent
 from simulator.protocol import Case, Message, Party, parse_message
 from simulator.protocol.drafting import draft
 from simulator.records import is_message_event, read_violations
@@ -190,7 +190,7 @@ class ScenarioAgenda:
     def _interval(self, generator: Generator) -> timedelta:
         return generator.every.sample(self._stream("generator", generator.id))
 
-    def observe(self, events: Sequence[Event], sequencer: Sequencer) -> None:
+    def observe(self, events: Sequence[Event | NewEvent], sequencer: Sequencer) -> None:
         """Committed events, one by one: a condition that holds after one schedules its inject."""
         for event in events:
             fold_committed(self._cases, event, sequencer.agreement)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from simulator.eventlog import Event
+from simulator.eventlog import Event, NewEvent
 from simulator.protocol import Message
 from simulator.protocol.ids import partition_of
 from simulator.umpire.realtime import nothing_left
@@ -77,7 +77,7 @@ class PartitionAgenda:
     def due(self, at: datetime) -> list[tuple[Message, str]]:
         return self.shared.take_due(self.partition, at)
 
-    def observe(self, events: Sequence[Event], sequencer: Sequencer) -> None:
+    def observe(self, events: Sequence[Event | NewEvent], sequencer: Sequencer) -> None:
         self.shared.agenda.observe(events, sequencer)
 
     def fire_now(self, inject_id: str, at: datetime) -> bool:

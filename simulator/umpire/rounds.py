@@ -66,10 +66,18 @@ class Rounds:
         # A person at a seat is sent each event as it is committed; parties that report
         # rounds are sent them with the next round's marker.
         umpire.publish_later = umpire.reporting == umpire.parties
+        # And appended once a round, before its marker (`Umpire.write_later`); not where
+        # the cases are split among umpires, whose group orders their commits in time.
+        umpire.write_later = (
+            umpire.publish_later and umpire.group is None and umpire.settings.partition is None
+        )
         stalled = 0
         while True:
             if umpire.stop_requested:
                 return await umpire.finish(umpire.stop_requested)
+            if umpire.paused:
+                # What was decided before the pause is in the log while it lasts.
+                await umpire.write()
             while umpire.paused and not umpire.stop_requested:
                 if not await umpire.wait_changed(umpire.settings.heartbeat_s):
                     # Paused, not gone: a party that hears nothing for long takes the

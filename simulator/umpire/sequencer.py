@@ -380,7 +380,9 @@ class Sequencer:
         self._watch(self.cases.values())
 
 
-def fold_committed(cases: dict[str, Case], event: Event, agreement: Agreement) -> Message | None:
+def fold_committed(
+    cases: dict[str, Case], event: Event | NewEvent, agreement: Agreement
+) -> Message | None:
     """Fold one committed event into `cases` (what it did was decided when it was committed).
 
     Returns the event's message, if it carries one.

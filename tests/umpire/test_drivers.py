@@ -32,10 +32,10 @@ from simulator.party.policy import PolicyEngine
 from simulator.projections.summary import RunSummary, summarize
 from simulator.protocol import parse_message
 from simulator.protocol.drafting import draft
-from simulator.records import CONTROL, MESSAGE_PREFIX, REJECTION, audience
+from simulator.records import CLOCK_ELAPSED, CONTROL, MESSAGE_PREFIX, REJECTION, audience
 from simulator.run.exercise import RunOptions, run_exercise
 from simulator.scenario import Scenario, load_scenario, parse_scenario
-from simulator.umpire import UmpireSettings
+from simulator.umpire import UmpireSettings, core
 from simulator.umpire.sequencer import Pending
 from tests.runtime.test_exercise import exported
 from tests.scenario.samples import two_parties
@@ -155,6 +155,48 @@ async def test_rounds_held_by_lookahead_write_the_log_of_a_round_after_every_com
     assert len(promised) > 3
     assert promised == asked
     await _promises_kept(scenario, exercise.location)
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.stem for p in SCENARIOS.glob("*.yaml")), ids=lambda name: name
+)
+async def test_appending_once_a_round_writes_the_log_of_appending_at_every_instant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """The rounds driver appends what it decides once a round, before the round's marker.
+
+    Every shipped scenario: the same events, byte for byte in what they say, as
+    appending at every simulated instant something is decided; and no more
+    appends than rounds, apart from events that must be appended at once (a
+    rejection, the controller's records, the start and the end).
+    """
+    scenario = load_scenario(SCENARIOS / f"{name}.yaml")
+
+    async def run(where: str) -> tuple[list[dict[str, Any]], int, int]:
+        async with wired(scenario, tmp_path / where) as exercise:
+            appends = 0
+            append = exercise.umpire.committer.append
+
+            async def counted(batch: Pending) -> list[Event]:
+                nonlocal appends
+                appends += 1
+                return await append(batch)
+
+            exercise.umpire.committer.append = counted  # type: ignore[method-assign]
+            result = await exercise.run()
+        return await exported(exercise.location), appends, result.rounds
+
+    once, appends, rounds = await run("once-a-round")
+    with monkeypatch.context() as patch:
+        patch.setattr(core, "_never_repeats", lambda _: False)
+        every, appends_every, _ = await run("every-instant")
+    assert len(once) > 3
+    assert once == every
+    at_once = sum(
+        not (e["type"].startswith(MESSAGE_PREFIX) or e["type"] == CLOCK_ELAPSED) for e in once
+    )
+    assert appends <= rounds + at_once
+    assert appends < appends_every
 
 
 async def _promises_kept(scenario: Scenario, location: Path) -> None:
