@@ -5,8 +5,8 @@
 
 Runs `simulator run SCENARIO --log …` as a user would (a new interpreter: imports,
 broker start, the run, the summary) and prints, per broker, the wall seconds,
-the rounds the umpire held (the log's end event records them), the commits
-(appended batches, counted in the child process), the events in the log and the
+the rounds the umpire held (the log's end event records them), the appends
+(batches appended to the log, counted in the child process), the events in the log and the
 machine's load average. The baseline is the same scenario run by the code at
 `--baseline` (default: where this branch left main, `git merge-base HEAD main`),
 unpacked with `git archive` into a temporary directory and run with the same
@@ -32,6 +32,18 @@ code before that) and once against d0c1874 (before issue 16's round changes):
     embedded      3.74           10.68            2.9x      174/1731
     mosquitto     2.99            8.64            2.9x      174/1731
 
+Appending once a round rather than at every decided instant (deff62b), the
+season, best of 3, load average 0.5-0.8, two runs against fd8546c (the code
+before it) and one against d0c1874:
+
+                  wall s today   wall s fd8546c   ratio        appends today/before
+    embedded      2.80, 2.79     3.10, 3.16       1.11-1.13x   174/980
+    mosquitto     2.04, 2.03     2.36, 2.34       1.15x        174/980
+
+                  wall s today   wall s d0c1874   ratio     rounds today/before
+    embedded      2.79           9.73             3.5x      174/1731
+    mosquitto     2.04           7.50             3.7x      174/1731
+
 The same log in every pair. What bounds it now: the process is CPU-bound on one
 core. About a second is the interpreter starting and importing; on the embedded
 broker, amqtt (a broker in Python, in the same process) handles each of the run's
@@ -54,17 +66,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "four-rivers-season.yaml"
 
-# Run in the child: count the umpire's commits (each `after_commit` is one appended
-# batch), then the real CLI, as `simulator run` would.
+# Run in the child: count the umpire's appends (`Committer.append`; in code from
+# before the committer, each `after_commit` was one), then the real CLI, as
+# `simulator run` would.
 CHILD = """
 import atexit, json, sys
 from simulator.umpire.core import Umpire
 commits = [0]
-original = Umpire.after_commit
-async def counted(self, committed):
-    commits[0] += 1
-    await original(self, committed)
-Umpire.after_commit = counted
+try:
+    from simulator.umpire.committer import Committer
+except ImportError:
+    original = Umpire.after_commit
+    async def counted(self, committed):
+        commits[0] += 1
+        await original(self, committed)
+    Umpire.after_commit = counted
+else:
+    appended = Committer.append
+    async def append(self, batch):
+        commits[0] += 1
+        return await appended(self, batch)
+    Committer.append = append
 out = sys.argv[1]
 atexit.register(lambda: open(out, "w").write(json.dumps({"commits": commits[0]})))
 sys.argv = ["simulator", *sys.argv[2:]]
@@ -187,7 +209,7 @@ def main() -> None:
             print(f"baseline: {revision[:12]} (git archive, same interpreter)")
         compiled(ROOT, *([baseline_code] if baseline_code is not None else []))
         print(f"scenario: {args.scenario.name}")
-        header = f"{'broker':<10} {'code':<9} {'wall s':>7} {'rounds':>7} {'commits':>8}"
+        header = f"{'broker':<10} {'code':<9} {'wall s':>7} {'rounds':>7} {'appends':>8}"
         print(f"{header} {'events':>7}  load average (1, 5, 15 min)")
         for broker in args.brokers.split(","):
             today: list[Figures] = []
