@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from simulator.eventlog import Event
+from simulator.logfiles import open_log
 from simulator.protocol.drafting import draft
 from simulator.records import REJECTION
-from simulator.run.exercise import Exercise, RunOptions
+from simulator.run.exercise import Exercise, RunOptions, run_exercise
 from simulator.scenario import load_scenario
 
 EXAMPLE = Path(__file__).parents[2] / "scenarios" / "example.yaml"
@@ -28,6 +29,9 @@ EXAMPLE = Path(__file__).parents[2] / "scenarios" / "example.yaml"
 SPEED = 30 * 86_400 / 10
 TAKEN = ["exercise-started", "umpire-ended-1", "umpire-elapsed-energy-1-1", "control-1",
          "control-note-1", "rej-northmark-1", "inject.request-energy", "gen.routine.1"]  # fmt: skip
+# Spoofs under northmark's numbers 1 to 12, after each of the run's first eight commits.
+SPOOFED_SEQS = 12
+SPOOF_BURSTS = 8
 
 
 @pytest.fixture(autouse=True)
@@ -117,3 +121,63 @@ async def test_taken_ids_reused_seqs_and_strangers_are_rejections_and_the_run_go
     assert ids[0] == "exercise-started"
     assert committed[-1].type == "coop.exercise.ended"
     assert outcome.summary.rejections == expected
+
+
+async def test_rejections_under_a_partys_own_numbers_leave_its_plans_be(tmp_path: Path) -> None:
+    """`mosquitto_pub`, with northmark's credentials, sends submissions claiming southmere
+    under northmark's own first numbers, after each of the run's first commits. Each is
+    rejected under that number; before, northmark took such a rejection for one of its own
+    plans (numbered when planned, sent when due) and dropped the plan. Now the realtime run
+    ends as its simulated twin: the same cases in the same states, the same violations."""
+    binary = shutil.which("mosquitto_pub")
+    assert binary, "mosquitto_pub is missing: apt-get install mosquitto-clients"
+    scenario = load_scenario(EXAMPLE)
+    twin = await run_exercise(scenario, RunOptions(log=str(tmp_path / "twin.db")))
+    commits: asyncio.Queue[int] = asyncio.Queue()
+    options = RunOptions(
+        broker="mosquitto", log=str(tmp_path / "run.db"), clock="realtime", speed=SPEED
+    )
+    bursts = 0
+    async with Exercise(
+        scenario, options, on_commit=lambda events: commits.put_nowait(len(events))
+    ) as exercise:
+        run = asyncio.create_task(exercise.run())
+        user, password = exercise.broker.credentials("northmark")
+        address = exercise.broker.address
+        while bursts < SPOOF_BURSTS:
+            commit = asyncio.create_task(commits.get())
+            await asyncio.wait({commit, run}, return_when=asyncio.FIRST_COMPLETED)
+            if run.done():
+                commit.cancel()
+                break
+            spoofs = [
+                {"kind": "submission", "party": "southmere", "seq": seq, "message": {"n": bursts}}
+                for seq in range(1, SPOOFED_SEQS + 1)
+            ]
+            lines = b"".join(json.dumps(spoof).encode() + b"\n" for spoof in spoofs)
+            # -l: one message per line of stdin, all on one connection.
+            pub = await asyncio.create_subprocess_exec(
+                binary, "-h", address.host, "-p", str(address.port), "-u", user, "-P", password,
+                "-i", f"spoofer-{bursts}", "-q", "1", "-t", exercise.topics.submit("northmark"),
+                "-l", stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            _, err = await asyncio.wait_for(pub.communicate(lines), 30)
+            assert pub.returncode == 0, err.decode()
+            bursts += 1
+        outcome = await run
+    assert bursts == SPOOF_BURSTS
+    spoofed = [e for e in await _events(tmp_path / "run.db") if e.type == REJECTION]
+    assert spoofed, "no spoof reached the umpire"
+    assert all(e.recipient == "northmark" and "claims party 'southmere'" in e.data["reason"]
+               for e in spoofed)  # fmt: skip
+    ran, planned = outcome.summary, twin.summary
+    assert ran.ended_because == planned.ended_because
+    assert ran.case_states == planned.case_states
+    assert sorted((v.rule, v.case) for v in ran.violations) == sorted(
+        (v.rule, v.case) for v in planned.violations
+    )
+
+
+async def _events(log: Path) -> list[Event]:
+    async with open_log(log, read_only=True) as store:
+        return [e async for e in store.read()]
