@@ -36,6 +36,7 @@ class Realtime:
         umpire = self.umpire
         clock = umpire.clock
         assert isinstance(clock, ScaledClock)
+        clock.start_now()
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while True:

@@ -1,13 +1,14 @@
 """The realtime clock over real brokers: runs end as their simulated twins, pauses stay quiet."""
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from simulator.brokers import transport_for
-from simulator.context import fresh_rng
+from simulator.context import ScaledClock, fresh_rng
 from simulator.messaging.wire import Control, Tick, decode_from_umpire
 from simulator.projections.summary import RunSummary
 from simulator.run.exercise import Exercise, RunOptions, run_exercise
@@ -103,3 +104,28 @@ async def test_a_paused_realtime_run_announces_its_clock_only_on_its_tick(tmp_pa
     assert len(during) <= window / tick_s + 1
     assert all(t.paused for t in during)
     assert len({t.time for t in during}) == 1, "simulated time stood still while paused"
+
+
+def test_a_scaled_clock_runs_from_its_start_once_and_stays_paused() -> None:
+    """`start_now`: simulated time from then, not from when the clock was made; only the first
+    call counts (partitions share the clock: time must not go back); a paused clock stays
+    paused until resumed."""
+    wall = [100.0]
+    start = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    clock = ScaledClock(start, speed=60.0, source=lambda: wall[0])
+    wall[0] = 110.0  # ten seconds of setup
+    assert clock.now() == start + timedelta(minutes=10)
+    clock.start_now()
+    assert clock.now() == start
+    wall[0] = 111.0
+    clock.start_now()  # a second umpire starting a second later
+    assert clock.now() == start + timedelta(minutes=1)
+    paused = ScaledClock(start, speed=60.0, source=lambda: wall[0])
+    paused.pause()
+    wall[0] = 120.0
+    paused.start_now()
+    assert paused.paused
+    assert paused.now() == start
+    paused.resume()
+    wall[0] = 121.0
+    assert paused.now() == start + timedelta(minutes=1)

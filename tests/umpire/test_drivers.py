@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -277,6 +277,40 @@ async def test_a_realtime_run_on_the_memory_bus_ends_as_its_rounds_twin(tmp_path
     assert loop.time() - began < 10
     assert outcome(summary) == outcome(twin)
     assert summary.cases == twin.cases
+
+
+async def test_a_realtime_run_slow_to_start_still_ends_as_its_rounds_twin(tmp_path: Path) -> None:
+    """Simulated time runs from the umpire's start, not from when its clock was made.
+
+    On a NATS cluster, starting the broker, connecting and subscribing took 2-3 s after
+    the clock was made: at x216,000 a week of the example's month was gone before its
+    first inject, recorded a week late, and the run ended otherwise than its twin. Here
+    the setup takes half the run's span (2 s at a quarter of the span a second).
+    """
+    scenario = load_scenario(SCENARIOS / "forged-request.yaml")
+    async with wired(scenario, tmp_path / "simulated") as simulated:
+        await simulated.run()
+        twin = await summary_of(simulated)
+    assert twin.simulated_start is not None
+    assert twin.simulated_end is not None
+    speed = (twin.simulated_end - twin.simulated_start).total_seconds() / 4.0
+    async with wired(scenario, tmp_path / "slow", clock="realtime", speed=speed) as realtime:
+        await asyncio.sleep(2.0)  # the slow setup itself, not a wait for anything
+        await realtime.run()
+        summary = await summary_of(realtime)
+    assert outcome(summary) == outcome(twin)
+    assert summary.cases == twin.cases
+    # Each inject recorded at its time, give or take a quarter of a second of wall time
+    # (not two seconds' worth late).
+    planned, recorded = (
+        {e["id"]: datetime.fromisoformat(e["time"]) for e in log if e["source"] != "umpire"}
+        for log in (await exported(simulated.location), await exported(realtime.location))
+    )
+    planned = {k: v for k, v in planned.items() if k.startswith("inject.")}
+    assert planned
+    assert planned.keys() <= recorded.keys()
+    for inject, at in planned.items():
+        assert abs(recorded[inject] - at) < timedelta(seconds=0.25 * speed), inject
 
 
 TINY = two_parties("tiny-drill", "Two parties, nothing scheduled", seed=5)
