@@ -138,6 +138,15 @@ def write_private(path: Path, text: str) -> None:
     path.chmod(0o600)
 
 
+# How long a publish waits for a connection before the run gives up on the broker: on
+# one broker, soon, with a clear error; on a cluster, long enough for a node's death.
+# A 3-node NATS cluster on a busy 2-core machine refused reconnections ("closed before
+# its CONNACK", 4 s each) for 8 s after the umpire's node was killed, and a 10 s
+# publish then ended the run that the cluster was there to keep going.
+PUBLISH_S = 10.0
+CLUSTER_PUBLISH_S = 60.0
+
+
 def transport_for(
     broker: Broker,
     principal: str,
@@ -146,7 +155,7 @@ def transport_for(
     rng: random.Random,
     backoff: Backoff | None = None,
     connect_timeout: float = 5.0,
-    publish_timeout: float = 10.0,
+    publish_timeout: float | None = None,
     keepalive: int = 30,
     max_buffered: int = 1000,
     wait: bool = True,
@@ -158,9 +167,13 @@ def transport_for(
     highest QoS (a QoS 2 publish on NATS 2.9 is made at QoS 1), and
     refuses up front a protocol the broker does not speak: amqtt does not
     answer an MQTT 5 CONNECT at all, so the client would only time out.
+    A publish gives up after `publish_timeout` s; by default 10 s on one
+    broker, and on a cluster long enough to fail over (`CLUSTER_PUBLISH_S`).
     """
     if session.protocol not in broker.protocols:
         raise UnsupportedProtocol(broker.name, session.protocol, broker.protocols)
+    if publish_timeout is None:
+        publish_timeout = CLUSTER_PUBLISH_S if broker.address.others else PUBLISH_S
     return Transport(
         broker.address,
         session,
