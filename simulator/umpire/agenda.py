@@ -52,10 +52,27 @@ def generated_case(generator_id: str, number: int) -> str:
     return f"{generator_id}-{number:04d}"
 
 
+# What puts entries due at the same instant in order. It is a function of the entry
+# (when it was scheduled, by what, which one), never of how many were pushed before
+# it: a resumed or forked agenda pushes its entries in another sequence than the run
+# that wrote the log, and an insertion counter then put a generator's next case
+# before another generator's first where the run had it after (four-rivers-season,
+# forked at 16..30). Entries scheduled earlier come first; at the same time, the
+# scenario's own (0) before a generator's next case (1, scheduled as the previous
+# one was due) before a condition's inject (2, scheduled on a committed event, in
+# the log's order of those events) before the controller's (3): the order in which
+# a run schedules them. Then the order in which the scenario lists them.
+_SCENARIO, _NEXT_CASE, _CONDITION, _CONTROLLER = range(4)
+
+
 @dataclass(order=True)
 class _Entry:
     at: datetime
-    order: int
+    scheduled: datetime
+    by: int
+    # For a condition's inject: how many events the agenda had seen when it held.
+    cause: int
+    rank: int
     item: Any = field(compare=False)
 
 
@@ -73,18 +90,25 @@ class ScenarioAgenda:
         # Injects are sent as their sender would have sent them: signed with its keys.
         self.signatories = signatories or Signatories.training(scenario.exercise, scenario.parties)
         self._heap: list[_Entry] = []
-        self._order = 0
+        # Each inject's and generator's place in the scenario, injects first: the last
+        # tie-break.
+        listed = [("inject", i.id) for i in scenario.injects]
+        listed += [("generator", g.id) for g in scenario.generators]
+        self._rank = {key: n for n, key in enumerate(listed)}
         self._waiting: list[Inject] = []
+        self._observed = 0
         self._fired: set[str] = set()
         self._seen_messages: set[tuple[str, str]] = set()
         self._seen_rules: set[tuple[str, str]] = set()
         for inject in scenario.injects:
             if inject.at is not None:
-                self._push(scenario.start + inject.at, ("inject", inject))
+                self._push(scenario.start + inject.at, ("inject", inject), scenario.start)
             else:
                 self._waiting.append(inject)
         for generator in scenario.generators:
-            self._push(scenario.start + generator.start, ("generator", generator, 1))
+            self._push(
+                scenario.start + generator.start, ("generator", generator, 1), scenario.start
+            )
 
     def _stream(self, kind: str, name: str) -> random.Random:
         """The seeded stream of one generator or one conditioned inject."""
@@ -95,9 +119,16 @@ class ScenarioAgenda:
             stream = self._streams[key] = random.Random(f"{self._seed}/{key}")
         return stream
 
-    def _push(self, at: datetime, item: tuple[Any, ...]) -> None:
-        self._order += 1
-        heapq.heappush(self._heap, _Entry(at, self._order, item))
+    def _push(
+        self,
+        at: datetime,
+        item: tuple[Any, ...],
+        scheduled: datetime,
+        by: int = _SCENARIO,
+        cause: int = 0,
+    ) -> None:
+        rank = self._rank[(item[0], item[1].id)]
+        heapq.heappush(self._heap, _Entry(at, scheduled, by, cause, rank, item))
 
     def next_time(self) -> datetime | None:
         # An inject the controller sent early leaves its scheduled entry behind: spent,
@@ -126,6 +157,8 @@ class ScenarioAgenda:
                     self._push(
                         entry.at + self._interval(generator),
                         ("generator", generator, number + 1),
+                        entry.at,
+                        _NEXT_CASE,
                     )
         return out
 
@@ -193,6 +226,7 @@ class ScenarioAgenda:
     def observe(self, events: Sequence[Event | NewEvent], sequencer: Sequencer) -> None:
         """Committed events, one by one: a condition that holds after one schedules its inject."""
         for event in events:
+            self._observed += 1
             fold_committed(self._cases, event, sequencer.agreement)
             if is_message_event(event.type) and event.subject:
                 self._seen_messages.add((event.subject, event.type.removeprefix("coop.msg.")))
@@ -204,7 +238,13 @@ class ScenarioAgenda:
                 if self._holds(inject):
                     self._waiting.remove(inject)
                     delay = inject.after.sample(self._stream("inject", inject.id))
-                    self._push(event.time + delay, ("inject", inject))
+                    self._push(
+                        event.time + delay,
+                        ("inject", inject),
+                        event.time,
+                        _CONDITION,
+                        self._observed,
+                    )
 
     def _holds(self, inject: Inject) -> bool:
         condition = inject.when
@@ -235,15 +275,18 @@ class ScenarioAgenda:
             at = entry.at
             if item[0] == "inject" and item[1].id in self._fired:
                 continue
+            scheduled, by, cause = entry.scheduled, entry.by, entry.cause
             while item[0] == "generator" and generator_source(item[1].id, item[2]) in sources:
                 generator: Generator = item[1]
                 if item[2] >= generator.count:
                     item = None
                     break
+                # Scheduled as the run scheduled it: when the case before it was due.
+                scheduled, by, cause = at, _NEXT_CASE, 0
                 at = at + self._interval(generator)
                 item = ("generator", generator, item[2] + 1)
             if item is not None:
-                self._push(at, item)
+                self._push(at, item, scheduled, by, cause)
         # Conditions that held in the log are scheduled as they were then; those whose
         # inject is in the log already are spent (`_fired`) and never fire.
         self.observe(prefix, sequencer)
@@ -260,6 +303,6 @@ class ScenarioAgenda:
             if inject.id == inject_id:
                 if inject in self._waiting:
                     self._waiting.remove(inject)
-                self._push(at, ("inject", inject))
+                self._push(at, ("inject", inject), at, _CONTROLLER)
                 return True
         return False
