@@ -59,9 +59,10 @@ def generated_case(generator_id: str, number: int) -> str:
 # before another generator's first where the run had it after (four-rivers-season,
 # forked at 16..30). Entries scheduled earlier come first; at the same time, the
 # scenario's own (0) before a generator's next case (1, scheduled as the previous
-# one was due) before a condition's inject (2, scheduled on a committed event, in
-# the log's order of those events) before the controller's (3): the order in which
-# a run schedules them. Then the order in which the scenario lists them.
+# one went out, in the order those went out) before a condition's inject (2,
+# scheduled on a committed event, in the log's order of those events) before the
+# controller's (3): the order in which a run schedules them. Then the order in which
+# the scenario lists them.
 _SCENARIO, _NEXT_CASE, _CONDITION, _CONTROLLER = range(4)
 
 
@@ -70,7 +71,9 @@ class _Entry:
     at: datetime
     scheduled: datetime
     by: int
-    # For a condition's inject: how many events the agenda had seen when it held.
+    # For a generator's next case: how many of the agenda's messages had gone out with
+    # the case before it; for a condition's inject: how many events the agenda had
+    # seen when it held. Both follow from the log alone.
     cause: int
     rank: int
     item: Any = field(compare=False)
@@ -97,6 +100,7 @@ class ScenarioAgenda:
         self._rank = {key: n for n, key in enumerate(listed)}
         self._waiting: list[Inject] = []
         self._observed = 0
+        self._sent = 0
         self._fired: set[str] = set()
         self._seen_messages: set[tuple[str, str]] = set()
         self._seen_rules: set[tuple[str, str]] = set()
@@ -149,16 +153,19 @@ class ScenarioAgenda:
                     continue
                 self._fired.add(inject.id)
                 out.append((self._inject_message(inject), inject_source(inject.id)))
+                self._sent += 1
             else:
                 generator: Generator = entry.item[1]
                 number: int = entry.item[2]
                 out.append(self._generated(generator, number))
+                self._sent += 1
                 if number < generator.count:
                     self._push(
                         entry.at + self._interval(generator),
                         ("generator", generator, number + 1),
                         entry.at,
                         _NEXT_CASE,
+                        self._sent,
                     )
         return out
 
@@ -268,6 +275,13 @@ class ScenarioAgenda:
         What is in the log does not fire again.
         """
         sources = {e.source for e in prefix}
+        # The agenda's messages in the log, in the order they went out.
+        sent = {
+            source: n
+            for n, source in enumerate(
+                (e.source for e in prefix if e.source.startswith(("inject/", "generator/"))), 1
+            )
+        }
         self._fired |= {i.id for i in self.scenario.injects if inject_source(i.id) in sources}
         entries, self._heap = self._heap, []
         for entry in sorted(entries):
@@ -282,11 +296,12 @@ class ScenarioAgenda:
                     item = None
                     break
                 # Scheduled as the run scheduled it: when the case before it was due.
-                scheduled, by, cause = at, _NEXT_CASE, 0
+                scheduled, by, cause = at, _NEXT_CASE, sent[generator_source(generator.id, item[2])]
                 at = at + self._interval(generator)
                 item = ("generator", generator, item[2] + 1)
             if item is not None:
                 self._push(at, item, scheduled, by, cause)
+        self._sent = len(sent)
         # Conditions that held in the log are scheduled as they were then; those whose
         # inject is in the log already are spent (`_fired`) and never fire.
         self.observe(prefix, sequencer)

@@ -319,17 +319,10 @@ def agenda_run(scenario: Scenario) -> tuple[CommittedLog, list[tuple[datetime, s
     return log, taken
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
-def test_an_agenda_resumed_at_any_position_goes_on_as_the_run_did(path: Path) -> None:
-    """What comes due at one instant comes in the run's order after any prefix of its log.
-
-    Before, entries due at the same instant were ordered by when they were pushed, and
-    a resumed agenda pushes in another sequence: forked at 16..30, four-rivers-season
-    sent its second records case before its first offer, where the run had it after.
-    """
-    scenario = load_scenario(path)
+def assert_resumes_as_it_ran(scenario: Scenario) -> None:
+    """An agenda resumed after every prefix of its run's log sends the rest as the run did."""
     log, taken = agenda_run(scenario)
-    assert taken, f"{path.name}: the agenda sent nothing"
+    assert taken, f"{scenario.exercise}: the agenda sent nothing"
     for position in range(1, len(log.events)):
         prefix = log.events[:position]
         resumed = agenda(scenario)
@@ -343,4 +336,80 @@ def test_an_agenda_resumed_at_any_position_goes_on_as_the_run_did(path: Path) ->
             due = resumed.due(moment)
             went_on += [(moment, source) for _, source in due]
             resumed.observe([next(events) for _ in due], log.sequencer)
-        assert went_on == rest, f"{path.name} resumed at {position}"
+        assert went_on == rest, f"{scenario.exercise} resumed at {position}"
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_an_agenda_resumed_at_any_position_goes_on_as_the_run_did(path: Path) -> None:
+    """What comes due at one instant comes in the run's order after any prefix of its log.
+
+    Before, entries due at the same instant were ordered by when they were pushed, and
+    a resumed agenda pushes in another sequence: forked at 16..30, four-rivers-season
+    sent its second records case before its first offer, where the run had it after.
+    """
+    assert_resumes_as_it_ran(load_scenario(path))
+
+
+# Everything due at 2h and at 4h is due together; each kind of tie once.
+TIES = (
+    two_parties("agenda-ties", "Agenda ties")
+    + """injects:
+  - id: fixed
+    at: 2h
+    send: {type: withdrawal, from: alpha, to: beta, case: case-f}
+  - id: req-a
+    at: 1h
+    send: &request
+      type: written_request
+      from: alpha
+      to: beta
+      case: case-a
+      fields:
+        area: public_order
+        requesting_party_name: Alpha Agency
+        requested_party_name: Beta Agency
+        essence: Crowd safety at the final.
+        purpose: Align stewarding rules.
+        justification: Both states host supporters.
+        assistance_sought: Copies of the crowd-safety regulations.
+  - id: req-b
+    at: 1h
+    send: {<<: *request, case: case-b}
+  # Listed before on-a, though its condition holds after on-a's.
+  - id: on-b
+    when: {case: case-b, message: written_request}
+    after: 1h
+    send: {type: withdrawal, from: alpha, to: beta, case: case-b}
+  - id: on-a
+    when: {case: case-a, message: written_request}
+    after: 1h
+    send: {type: withdrawal, from: alpha, to: beta, case: case-a}
+generators:
+  # Listed before `two`, though its cases go out after two's at 2h and 4h.
+  - {id: one, from: alpha, to: beta, count: 3, every: 2h, send: {type: withdrawal}}
+  - {id: two, from: beta, to: alpha, count: 2, start: 2h, every: 2h, send: {type: withdrawal}}
+"""
+)
+
+
+def test_what_is_due_at_one_instant_goes_out_in_the_order_it_was_scheduled() -> None:
+    """The scenario's own first; a generator's next case in the order the cases before
+    went out; conditions' injects in the order their conditions held; then as listed.
+
+    The order a run had with an insertion counter, so logs recorded before are the same.
+    """
+    scenario = parse_scenario(TIES, "tests/umpire/agenda-ties.yaml")
+    _, taken = agenda_run(scenario)
+    assert [source for moment, source in taken if moment == at(scenario, hours=2)] == [
+        "inject/fixed",
+        "generator/two/1",  # scheduled as the run began; one/2 when one/1 went out
+        "generator/one/2",
+        "inject/on-a",  # req-a went out before req-b
+        "inject/on-b",
+    ]
+    # Both scheduled at 2h; one/2 went out after two/1, so one/3 goes out after two/2.
+    assert [source for moment, source in taken if moment == at(scenario, hours=4)] == [
+        "generator/two/2",
+        "generator/one/3",
+    ]
+    assert_resumes_as_it_ran(scenario)
