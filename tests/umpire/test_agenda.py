@@ -353,35 +353,24 @@ def test_an_agenda_resumed_at_any_position_goes_on_as_the_run_did(path: Path) ->
 # Everything due at 2h and at 4h is due together; each kind of tie once.
 TIES = (
     two_parties("agenda-ties", "Agenda ties")
-    + """injects:
+    + """\
+injects:
   - id: fixed
     at: 2h
     send: {type: withdrawal, from: alpha, to: beta, case: case-f}
   - id: req-a
     at: 1h
-    send: &request
-      type: written_request
-      from: alpha
-      to: beta
-      case: case-a
-      fields:
-        area: public_order
-        requesting_party_name: Alpha Agency
-        requested_party_name: Beta Agency
-        essence: Crowd safety at the final.
-        purpose: Align stewarding rules.
-        justification: Both states host supporters.
-        assistance_sought: Copies of the crowd-safety regulations.
+    send: {type: withdrawal, from: alpha, to: beta, case: case-a}
   - id: req-b
     at: 1h
-    send: {<<: *request, case: case-b}
+    send: {type: withdrawal, from: alpha, to: beta, case: case-b}
   # Listed before on-a, though its condition holds after on-a's.
   - id: on-b
-    when: {case: case-b, message: written_request}
+    when: {case: case-b, message: withdrawal}
     after: 1h
     send: {type: withdrawal, from: alpha, to: beta, case: case-b}
   - id: on-a
-    when: {case: case-a, message: written_request}
+    when: {case: case-a, message: withdrawal}
     after: 1h
     send: {type: withdrawal, from: alpha, to: beta, case: case-a}
 generators:
