@@ -25,7 +25,7 @@ from simulator.errors import ScenarioError
 from simulator.eventlog import Event, NewEvent
 from simulator.protocol import Case, Message, Party, parse_message
 from simulator.protocol.drafting import draft
-from simulator.records import is_message_event, read_violations
+from simulator.records import CLOCK_ELAPSED, is_message_event, read_violations
 from simulator.scenario.model import (
     CaseStateCondition,
     Generator,
@@ -50,6 +50,11 @@ def generator_source(generator_id: str, number: int) -> str:
 
 def generated_case(generator_id: str, number: int) -> str:
     return f"{generator_id}-{number:04d}"
+
+
+def _is_timer(event: Event) -> bool:
+    """Whether the umpire's timers put this event in the log: the agenda's, or a deadline's."""
+    return event.type == CLOCK_ELAPSED or event.source.startswith(("inject/", "generator/"))
 
 
 # What puts entries due at the same instant in order. It is a function of the entry
@@ -101,6 +106,9 @@ class ScenarioAgenda:
         self._waiting: list[Inject] = []
         self._observed = 0
         self._sent = 0
+        # A resumed log that ends among the umpire's timers of its last instant: that
+        # instant, and the place in the log where those timers began (`rest_of_instant`).
+        self._cut: tuple[datetime, int] | None = None
         self._fired: set[str] = set()
         self._seen_messages: set[tuple[str, str]] = set()
         self._seen_rules: set[tuple[str, str]] = set()
@@ -306,6 +314,35 @@ class ScenarioAgenda:
         # inject is in the log already are spent (`_fired`) and never fire.
         self.observe(prefix, sequencer)
         self._waiting = [i for i in self._waiting if i.id not in self._fired]
+        began = len(prefix)
+        while began and _is_timer(prefix[began - 1]) and prefix[began - 1].time == prefix[-1].time:
+            began -= 1
+        if began < len(prefix):
+            self._cut = (prefix[-1].time, began + 1)
+
+    def rest_of_instant(self, at: datetime) -> list[tuple[Message, str]] | None:
+        """After `resume`: the rest of the timers of the instant the log ends at, or None.
+
+        A run takes everything due at an instant together (`due`), appends it with
+        the deadlines that passed then, and only then do the parties act at that
+        instant. A log cut among those (a fork at any position) leaves the rest of
+        them to go first, as the run had them; the driver asks for them before it
+        asks the parties anything. Conditions' injects that the log's last timers
+        made due were scheduled after the run took its timers: they stay for the
+        next `due`, as they did. None: the log does not end among timers at `at`.
+        """
+        cut, self._cut = self._cut, None
+        if cut is None or cut[0] != at:
+            return None
+        began = cut[1]
+        later = [e for e in self._heap if e.by == _CONDITION and e.cause >= began]
+        if later:
+            self._heap = [e for e in self._heap if not (e.by == _CONDITION and e.cause >= began)]
+            heapq.heapify(self._heap)
+        rest = self.due(at)
+        for entry in later:
+            heapq.heappush(self._heap, entry)
+        return rest
 
     def injects(self) -> list[str]:
         return [inject.id for inject in self.scenario.injects]

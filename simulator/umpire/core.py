@@ -95,6 +95,11 @@ class Agenda(Protocol):
         """The ids of the scenario's injects, for the controller's "send now"."""
         ...
 
+    def rest_of_instant(self, at: datetime) -> list[tuple[Message, str]] | None:
+        """After a resume: what the log's last instant's timers left unsent, or None if the
+        log does not end among them (`ScenarioAgenda.rest_of_instant`)."""
+        ...
+
 
 class EmptyAgenda:
     def next_time(self) -> datetime | None:
@@ -111,6 +116,9 @@ class EmptyAgenda:
 
     def injects(self) -> list[str]:
         return []
+
+    def rest_of_instant(self, at: datetime) -> list[tuple[Message, str]] | None:
+        return None
 
 
 def _never_repeats(events: Sequence[NewEvent]) -> bool:
@@ -478,6 +486,19 @@ class Umpire:
 
     def stage_timers(self, at: datetime) -> None:
         for message, source in self.agenda.due(at):
+            self.sequencer.record(message, at, party=message.sender, source=source)
+        self.sequencer.elapse_due(at, self._elapsed_id)
+
+    def stage_rest_of_instant(self, at: datetime) -> None:
+        """A resumed log that ends among the timers of its last instant: stage their rest.
+
+        The run had them all before any party acted at that instant (`stage_timers`);
+        a fork cut among them had the parties' submissions of that instant go first.
+        """
+        rest = self.agenda.rest_of_instant(at)
+        if rest is None:
+            return
+        for message, source in rest:
             self.sequencer.record(message, at, party=message.sender, source=source)
         self.sequencer.elapse_due(at, self._elapsed_id)
 

@@ -86,6 +86,10 @@ class PartitionAgenda:
     def injects(self) -> list[str]:
         return self.shared.agenda.injects()
 
+    def rest_of_instant(self, at: datetime) -> list[tuple[Message, str]] | None:
+        # Partitioned runs are realtime: they go on from their logs' last time as it comes.
+        return None
+
 
 class PartitionGroup:
     """The umpires of one exercise's partitions, in one process: partition 0's speaks for all."""

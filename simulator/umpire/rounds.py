@@ -71,6 +71,8 @@ class Rounds:
         umpire.write_later = (
             umpire.publish_later and umpire.group is None and umpire.settings.partition is None
         )
+        # A fork cut among its last instant's timers: their rest goes first, as it went.
+        umpire.stage_rest_of_instant(clock.now())
         stalled = 0
         while True:
             if umpire.stop_requested:

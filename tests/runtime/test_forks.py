@@ -12,8 +12,9 @@ import pytest
 
 from simulator.run.exercise import RunOptions, run_exercise
 from simulator.run.replay import fork
-from simulator.scenario import load_scenario
+from simulator.scenario import load_scenario, parse_scenario
 from tests.runtime.test_replay import _lines, _without_generation
+from tests.scenario.samples import two_parties
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 SHIPPED = sorted(p.name for p in SCENARIOS.glob("*.yaml"))
@@ -48,3 +49,61 @@ async def test_a_same_seed_fork_equals_its_parent(name: str, tmp_path: Path) -> 
             (i + 1 for i, (a, b) in enumerate(zip(expected, forked, strict=False)) if a != b), None
         )
         assert forked == expected, f"fork at {at} differs from its parent at position {first}"
+
+
+# Beta declines an offer a day after it, at the instant two injects are due.
+CUT = (
+    two_parties("fork-cut", "A fork among an instant's injects", beta_policy="decliner")
+    + """\
+policies:
+  decliner:
+    on:
+      offer:
+        - reply: offer_declined
+          after: 1d
+          fields: {reason: "Our officers are committed elsewhere."}
+injects:
+  - id: offer
+    at: 1h
+    send:
+      type: offer
+      from: alpha
+      to: beta
+      case: offer-1
+      fields: {area: public_order, description: Joint steward training.}
+  - id: first
+    at: 1d 1h
+    send: {type: withdrawal, from: alpha, to: beta, case: case-1}
+  - id: second
+    at: 1d 1h
+    send: {type: withdrawal, from: alpha, to: beta, case: case-2}
+"""
+)
+
+
+async def test_a_fork_among_an_instants_injects_sends_their_rest_before_the_parties_act(
+    tmp_path: Path,
+) -> None:
+    """The run sent both injects due at 1d 1h before beta's reply due then; so does a fork
+    after the first. Before, the fork's first round heard beta first: its reply went
+    between the two injects."""
+    parent = tmp_path / "parent.db"
+    await run_exercise(
+        parse_scenario(CUT, "tests/runtime/fork-cut.yaml"),
+        RunOptions(broker="mosquitto", log=str(parent)),
+    )
+    expected = _without_generation(await _lines(parent))
+    at_instant = [
+        e["type"].removeprefix("coop.msg.")
+        for e in expected
+        if e["time"] == expected[2]["time"] and e["type"].startswith("coop.msg.")
+    ]
+    assert at_instant == [
+        "withdrawal",
+        "withdrawal",
+        "offer_declined",
+    ]
+    child = tmp_path / "fork.db"
+    # After the first inject of that instant.
+    await fork(str(parent), 3, str(child), broker="mosquitto")
+    assert _without_generation(await _lines(child)) == expected

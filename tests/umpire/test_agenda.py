@@ -402,3 +402,59 @@ def test_what_is_due_at_one_instant_goes_out_in_the_order_it_was_scheduled() -> 
         "generator/one/3",
     ]
     assert_resumes_as_it_ran(scenario)
+
+
+CUT_AMONG = (
+    two_parties("agenda-cut", "Agenda cut")
+    + """\
+injects:
+  - id: x1
+    at: 1h
+    send: {type: withdrawal, from: alpha, to: beta, case: case-1}
+  - id: x2
+    at: 1h
+    send: {type: withdrawal, from: alpha, to: beta, case: case-2}
+  - id: on-x1
+    when: {case: case-1, message: withdrawal}
+    send: {type: withdrawal, from: beta, to: alpha, case: case-1}
+"""
+)
+
+
+def test_a_log_cut_among_an_instants_timers_hands_their_rest_first() -> None:
+    """`rest_of_instant`: what the run took with the log's last timers, and nothing that
+    they made due (the run took that later, after the parties' round)."""
+    scenario = parse_scenario(CUT_AMONG)
+    log, taken = agenda_run(scenario)
+    hour = at(scenario, hours=1)
+    assert taken == [(hour, "inject/x1"), (hour, "inject/x2"), (hour, "inject/on-x1")]
+    resumed = agenda(scenario)
+    resumed.resume(log.events[:1], log.sequencer)
+    rest = resumed.rest_of_instant(hour)
+    assert rest is not None
+    assert sources(rest) == ["inject/x2"]
+    # Asked once: a later round at that instant is not a cut.
+    assert resumed.rest_of_instant(hour) is None
+    assert sources(resumed.due(hour)) == ["inject/on-x1"]
+
+
+def test_a_log_that_ends_after_a_partys_message_is_not_cut_among_timers() -> None:
+    scenario = parse_scenario(CUT_AMONG)
+    log, _ = agenda_run(scenario)
+    hour = at(scenario, hours=1)
+    # Ended after all of that instant's timers: nothing is left of them.
+    whole = agenda(scenario)
+    whole.resume(log.events, log.sequencer)
+    assert whole.rest_of_instant(hour) == []
+    # Ended after a party's message at that instant: the parties had acted.
+    log.message(
+        log.drafted(
+            "withdrawal", message_id="alpha.1", case_id="case-3", sender="alpha", recipient="beta"
+        ),
+        hour,
+    )
+    after_party = agenda(scenario)
+    after_party.resume(log.events, log.sequencer)
+    assert after_party.rest_of_instant(hour) is None
+    # And a run that was not resumed has no cut.
+    assert agenda(scenario).rest_of_instant(hour) is None
