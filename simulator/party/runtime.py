@@ -183,7 +183,9 @@ class PartyRuntime:
         self._fold()
         now = session.now()
         if not tick.paused and now is not None:
-            for plan in self.engine.due(now):
+            # Nothing due after the exercise's end is part of it (as in simulated time),
+            # though the umpire may still take what was due by then when this runs.
+            for plan in self.engine.due(min(now, self.engine.scenario.end)):
                 await self._submit(plan)
         await session.state(self.engine.next_due())
 

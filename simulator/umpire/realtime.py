@@ -15,6 +15,7 @@ while it covers every event the party may see.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from simulator.context import ScaledClock
@@ -39,12 +40,17 @@ class Realtime:
         clock.start_now()
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
+        # When (loop time) the clock reached the scenario's end.
+        ended: float | None = None
         while True:
             if umpire.stop_requested:
                 return await umpire.finish(umpire.stop_requested)
             now = clock.now()
             if now >= umpire.end:
-                return await umpire.finish("the scenario's duration was reached", at=umpire.end)
+                # What is due at the end itself is part of the run, as in simulated time:
+                # the umpire's timers and the parties' plans due then, taken at the end.
+                now = umpire.end
+                ended = loop.time() if ended is None else ended
             umpire.stage_timers(now)
             umpire.stage_arrivals(now)
             committed = bool(umpire.sequencer.pending.events)
@@ -54,9 +60,40 @@ class Realtime:
                 umpire.tick_now.clear()
                 await umpire.announce()
                 next_tick = loop.time() + umpire.settings.clock_tick_s
+            if ended is not None:
+                if self._settled_at_end(loop.time() - ended):
+                    # As in simulated time: nothing after the end was waiting, or something was.
+                    reason = (
+                        "nothing left to happen"
+                        if self._idle()
+                        else "the scenario's duration was reached"
+                    )
+                    return await umpire.finish(reason, at=umpire.end)
+                await umpire.wait_changed(max(min(next_tick - loop.time(), 1.0), 0.0))
+                continue
             if self._idle():
                 return await umpire.finish("nothing left to happen")
             await umpire.wait_changed(self._sleep_for(next_tick - loop.time()))
+
+    def _settled_at_end(self, waited: float) -> bool:
+        """At the end: whether what was due by then is in, or waiting for it is over.
+
+        Every party's plan must be current (stated after it folded all it may see)
+        and have nothing due by the end, in every partition: partition 0's umpire
+        waits for the others and then ends them. A party that never settles (gone,
+        or too slow) is waited for `party_timeout_s`, then named in a warning.
+        """
+        umpire = self.umpire
+        if umpire.group is not None and umpire.settings.partition != 0:
+            return False
+        umpires = umpire.group.umpires if umpire.group is not None else (umpire,)
+        unsettled = sorted({p for u in umpires for p in unsettled_by(u, umpire.end)})
+        if unsettled and waited > umpire.settings.party_timeout_s:
+            umpire.log.warning(
+                "ended_without", parties=unsettled, waited_s=round(waited, 1), at=umpire.end
+            )
+            return True
+        return not unsettled
 
     def _sleep_for(self, until_tick: float) -> float:
         """Wall seconds until the next thing the umpire must do of itself: a tick or a timer."""
@@ -79,6 +116,24 @@ class Realtime:
             # Partition 0's umpire judges for all; the others end when it ends them.
             return umpire.settings.partition == 0 and umpire.group.idle()
         return nothing_left(umpire)
+
+
+def unsettled_by(umpire: Umpire, at: datetime) -> list[str]:
+    """The parties that may yet send something due by `at`: their plan is not current, or
+    has something due by then or sent and not yet in ("umpire" for what it holds itself)."""
+    unsettled = []
+    if umpire.intake.waiting() or umpire.sequencer.pending.events:
+        unsettled.append("umpire")
+    for party in umpire.reporting:
+        plan = umpire.plans.get(party)
+        if (
+            plan is None
+            or plan.seen != umpire.visible[party]
+            or plan.seqs
+            or (plan.next_due is not None and plan.next_due <= at)
+        ):
+            unsettled.append(party)
+    return unsettled
 
 
 def nothing_left(umpire: Umpire) -> bool:

@@ -12,8 +12,9 @@ from simulator.context import ScaledClock, fresh_rng
 from simulator.messaging.wire import Control, Tick, decode_from_umpire
 from simulator.projections.summary import RunSummary
 from simulator.run.exercise import Exercise, RunOptions, run_exercise
-from simulator.scenario import load_scenario
+from simulator.scenario import load_scenario, parse_scenario
 from simulator.transport import SessionSettings
+from tests.scenario.samples import two_parties
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 # Wall seconds a realtime twin takes to cover its simulated twin's span: fast enough for the
@@ -129,3 +130,34 @@ def test_a_scaled_clock_runs_from_its_start_once_and_stays_paused() -> None:
     paused.resume()
     wall[0] = 121.0
     assert paused.now() == start + timedelta(minutes=1)
+
+
+# A case due exactly at the end (the fourth, at 30d), as every ten days lands it.
+AT_THE_END = (
+    two_parties("at-the-end", "A case due at the very end")
+    + """\
+generators:
+  - {id: tick, from: alpha, to: beta, count: 4, every: 10d, send: {type: withdrawal}}
+"""
+)
+
+
+async def test_what_is_due_at_the_very_end_is_part_of_a_realtime_run_too(tmp_path: Path) -> None:
+    """Simulated time takes what is due at the end itself; realtime ended first and left
+    it out (a scenario with a generator on a fixed interval: found by a stranger's twin)."""
+    scenario = parse_scenario(AT_THE_END, "tests/runtime/at-the-end.yaml")
+    simulated = await run_exercise(
+        scenario, RunOptions(broker="mosquitto", log=str(tmp_path / "simulated.db"))
+    )
+    assert ("unknown-case", "tick-0004") in outcome(simulated.summary)["violations"]
+    realtime = await run_exercise(
+        scenario,
+        RunOptions(
+            broker="mosquitto",
+            log=str(tmp_path / "realtime.db"),
+            clock="realtime",
+            speed=30 * 86_400 / 6,
+        ),
+    )
+    assert outcome(realtime.summary) == outcome(simulated.summary)
+    assert realtime.summary.simulated_end == simulated.summary.simulated_end
