@@ -52,9 +52,13 @@ def generated_case(generator_id: str, number: int) -> str:
     return f"{generator_id}-{number:04d}"
 
 
+# How the sources of the agenda's messages begin (`inject_source`, `generator_source`).
+_AGENDA_SOURCES = ("inject/", "generator/")
+
+
 def _is_timer(event: Event) -> bool:
     """Whether the umpire's timers put this event in the log: the agenda's, or a deadline's."""
-    return event.type == CLOCK_ELAPSED or event.source.startswith(("inject/", "generator/"))
+    return event.type == CLOCK_ELAPSED or event.source.startswith(_AGENDA_SOURCES)
 
 
 # What puts entries due at the same instant in order. It is a function of the entry
@@ -287,7 +291,7 @@ class ScenarioAgenda:
         sent = {
             source: n
             for n, source in enumerate(
-                (e.source for e in prefix if e.source.startswith(("inject/", "generator/"))), 1
+                (e.source for e in prefix if e.source.startswith(_AGENDA_SOURCES)), 1
             )
         }
         self._fired |= {i.id for i in self.scenario.injects if inject_source(i.id) in sources}

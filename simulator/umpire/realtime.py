@@ -118,9 +118,11 @@ class Realtime:
         return nothing_left(umpire)
 
 
-def unsettled_by(umpire: Umpire, at: datetime) -> list[str]:
-    """The parties that may yet send something due by `at`: their plan is not current, or
-    has something due by then or sent and not yet in ("umpire" for what it holds itself)."""
+def unsettled_by(umpire: Umpire, at: datetime | None) -> list[str]:
+    """Who may yet send something due by `at` (None: at all): "umpire" for what it holds
+    itself undecided, and each party whose plan is not current (not stated, or stated
+    before events it has not folded yet), has something due by then, or sent something
+    that is not in yet."""
     unsettled = []
     if umpire.intake.waiting() or umpire.sequencer.pending.events:
         unsettled.append("umpire")
@@ -130,7 +132,7 @@ def unsettled_by(umpire: Umpire, at: datetime) -> list[str]:
             plan is None
             or plan.seen != umpire.visible[party]
             or plan.seqs
-            or (plan.next_due is not None and plan.next_due <= at)
+            or (plan.next_due is not None and (at is None or plan.next_due <= at))
         ):
             unsettled.append(party)
     return unsettled
@@ -141,15 +143,6 @@ def nothing_left(umpire: Umpire) -> bool:
     if umpire.reporting != umpire.parties or umpire.paused:
         # People may act at any moment; paused time is not idleness either.
         return False
-    if umpire.intake.waiting() or umpire.sequencer.pending.events:
-        return False
     if umpire.agenda.next_time() is not None or umpire.sequencer.next_deadline() is not None:
         return False
-    for party in umpire.reporting:
-        plan = umpire.plans.get(party)
-        if plan is None or plan.seen != umpire.visible[party]:
-            # Not stated, or stated before events it has not folded yet: not current.
-            return False
-        if plan.next_due is not None or plan.seqs:
-            return False
-    return True
+    return not unsettled_by(umpire, None)
