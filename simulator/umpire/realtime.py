@@ -42,6 +42,8 @@ class Realtime:
         next_tick = loop.time()
         # When (loop time) the clock reached the scenario's end.
         ended: float | None = None
+        # The latest time anything was staged at: nothing is stamped before it.
+        floor = clock.now()
         while True:
             if umpire.stop_requested:
                 return await umpire.finish(umpire.stop_requested)
@@ -51,9 +53,10 @@ class Realtime:
                 # the umpire's timers and the parties' plans due then, taken at the end.
                 now = umpire.end
                 ended = loop.time() if ended is None else ended
-            umpire.stage_timers(now)
+            committed = await self._timers_until(now, floor)
             umpire.stage_arrivals(now)
-            committed = bool(umpire.sequencer.pending.events)
+            floor = now
+            committed = committed or bool(umpire.sequencer.pending.events)
             await umpire.commit()
             if committed or umpire.tick_now.is_set() or loop.time() >= next_tick:
                 # After a commit, so parties know what to hold; on the tick; on a change.
@@ -74,6 +77,30 @@ class Realtime:
             if self._idle():
                 return await umpire.finish("nothing left to happen")
             await umpire.wait_changed(self._sleep_for(next_tick - loop.time()))
+
+    async def _timers_until(self, now: datetime, floor: datetime) -> bool:
+        """Each timer instant due by `now` at its own time, one after another, as simulated
+        time has them; whether anything was committed.
+
+        The umpire wakes a little after a timer (more at a high speed: a millisecond
+        is minutes at x100,000). Stamped at the wake-up, an inject's replies and a
+        deadline's elapse came that much later than in simulated time, and one due
+        at the end fell after it. Never before `floor`, what the log holds already
+        (an inject whose condition held on an event of that time, with no delay).
+        """
+        umpire = self.umpire
+        committed = False
+        last: datetime | None = None
+        while True:
+            times = [t for t in (umpire.agenda.next_time(), umpire.sequencer.next_deadline()) if t]
+            moment = min(times, default=None)
+            if moment is None or moment > now or moment == last:
+                return committed
+            last = moment
+            umpire.stage_timers(max(moment, floor))
+            committed = committed or bool(umpire.sequencer.pending.events)
+            # Committed before the next instant: its deadlines follow from this one's.
+            await umpire.commit()
 
     def _settled_at_end(self, waited: float) -> bool:
         """At the end: whether what was due by then is in, or waiting for it is over.

@@ -14,6 +14,7 @@ from simulator.projections.summary import RunSummary
 from simulator.run.exercise import Exercise, RunOptions, run_exercise
 from simulator.scenario import load_scenario, parse_scenario
 from simulator.transport import SessionSettings
+from tests.runtime.test_exercise import exported
 from tests.scenario.samples import two_parties
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
@@ -161,3 +162,51 @@ async def test_what_is_due_at_the_very_end_is_part_of_a_realtime_run_too(tmp_pat
     )
     assert outcome(realtime.summary) == outcome(simulated.summary)
     assert realtime.summary.simulated_end == simulated.summary.simulated_end
+
+
+# Beta declines an offer a day after it: the offer a day before the end, so at the end.
+DECLINED_AT_THE_END = (
+    two_parties("declined-at-the-end", "A reply due at the very end", beta_policy="decliner")
+    + """\
+policies:
+  decliner:
+    on:
+      offer:
+        - reply: offer_declined
+          after: 1d
+          fields: {reason: "Our officers are committed elsewhere."}
+injects:
+  - id: offer
+    at: 29d
+    send:
+      type: offer
+      from: alpha
+      to: beta
+      case: offer-1
+      fields: {area: public_order, description: Joint steward training.}
+"""
+)
+
+
+async def test_an_inject_is_stamped_at_its_own_time_so_its_replies_come_as_in_simulated_time(
+    tmp_path: Path,
+) -> None:
+    """Realtime stamped an inject when the umpire woke for it, a little late (minutes at
+    this speed), so a reply a day after it fell after the end: the offer stayed open."""
+    scenario = parse_scenario(DECLINED_AT_THE_END, "tests/runtime/declined-at-the-end.yaml")
+    simulated = await run_exercise(
+        scenario, RunOptions(broker="mosquitto", log=str(tmp_path / "simulated.db"))
+    )
+    assert simulated.summary.case_states == {"offer-1": "declined"}
+    realtime = await run_exercise(
+        scenario,
+        RunOptions(
+            broker="mosquitto",
+            log=str(tmp_path / "realtime.db"),
+            clock="realtime",
+            speed=30 * 86_400 / 6,
+        ),
+    )
+    assert outcome(realtime.summary) == outcome(simulated.summary)
+    offer = [e for e in await exported(tmp_path / "realtime.db") if e["source"] == "inject/offer"]
+    assert [e["time"] for e in offer] == ["2026-03-31T09:00:00.000000Z"]
