@@ -14,7 +14,7 @@ from simulator.run.exercise import RunOptions, run_exercise
 from simulator.run.replay import fork
 from simulator.scenario import load_scenario, parse_scenario
 from tests.runtime.test_replay import _lines, _without_generation
-from tests.scenario.samples import two_parties
+from tests.scenario.samples import DECLINER, offer_inject, two_parties
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 SHIPPED = sorted(p.name for p in SCENARIOS.glob("*.yaml"))
@@ -54,23 +54,10 @@ async def test_a_same_seed_fork_equals_its_parent(name: str, tmp_path: Path) -> 
 # Beta declines an offer a day after it, at the instant two injects are due.
 CUT = (
     two_parties("fork-cut", "A fork among an instant's injects", beta_policy="decliner")
+    + DECLINER
+    + "injects:\n"
+    + offer_inject("1h")
     + """\
-policies:
-  decliner:
-    on:
-      offer:
-        - reply: offer_declined
-          after: 1d
-          fields: {reason: "Our officers are committed elsewhere."}
-injects:
-  - id: offer
-    at: 1h
-    send:
-      type: offer
-      from: alpha
-      to: beta
-      case: offer-1
-      fields: {area: public_order, description: Joint steward training.}
   - id: first
     at: 1d 1h
     send: {type: withdrawal, from: alpha, to: beta, case: case-1}

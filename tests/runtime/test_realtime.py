@@ -11,11 +11,11 @@ from simulator.brokers import transport_for
 from simulator.context import ScaledClock, fresh_rng
 from simulator.messaging.wire import Control, Tick, decode_from_umpire
 from simulator.projections.summary import RunSummary
-from simulator.run.exercise import Exercise, RunOptions, run_exercise
-from simulator.scenario import load_scenario, parse_scenario
+from simulator.run.exercise import Exercise, RunOptions, RunOutcome, run_exercise
+from simulator.scenario import Scenario, load_scenario, parse_scenario
 from simulator.transport import SessionSettings
 from tests.runtime.test_exercise import exported
-from tests.scenario.samples import two_parties
+from tests.scenario.samples import DECLINER, offer_inject, two_parties
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 # Wall seconds a realtime twin takes to cover its simulated twin's span: fast enough for the
@@ -133,6 +133,23 @@ def test_a_scaled_clock_runs_from_its_start_once_and_stays_paused() -> None:
     assert paused.now() == start + timedelta(minutes=1)
 
 
+async def twins(scenario: Scenario, tmp_path: Path) -> tuple[RunOutcome, RunOutcome]:
+    """A 30-day scenario run on Mosquitto in simulated time, then in 6 s of realtime."""
+    simulated = await run_exercise(
+        scenario, RunOptions(broker="mosquitto", log=str(tmp_path / "simulated.db"))
+    )
+    realtime = await run_exercise(
+        scenario,
+        RunOptions(
+            broker="mosquitto",
+            log=str(tmp_path / "realtime.db"),
+            clock="realtime",
+            speed=30 * 86_400 / 6,
+        ),
+    )
+    return simulated, realtime
+
+
 # A case due exactly at the end (the fourth, at 30d), as every ten days lands it.
 AT_THE_END = (
     two_parties("at-the-end", "A case due at the very end")
@@ -146,20 +163,10 @@ generators:
 async def test_what_is_due_at_the_very_end_is_part_of_a_realtime_run_too(tmp_path: Path) -> None:
     """Simulated time takes what is due at the end itself; realtime ended first and left
     it out (a scenario with a generator on a fixed interval: found by a stranger's twin)."""
-    scenario = parse_scenario(AT_THE_END, "tests/runtime/at-the-end.yaml")
-    simulated = await run_exercise(
-        scenario, RunOptions(broker="mosquitto", log=str(tmp_path / "simulated.db"))
+    simulated, realtime = await twins(
+        parse_scenario(AT_THE_END, "tests/runtime/at-the-end.yaml"), tmp_path
     )
     assert ("unknown-case", "tick-0004") in outcome(simulated.summary)["violations"]
-    realtime = await run_exercise(
-        scenario,
-        RunOptions(
-            broker="mosquitto",
-            log=str(tmp_path / "realtime.db"),
-            clock="realtime",
-            speed=30 * 86_400 / 6,
-        ),
-    )
     assert outcome(realtime.summary) == outcome(simulated.summary)
     assert realtime.summary.simulated_end == simulated.summary.simulated_end
 
@@ -167,24 +174,9 @@ async def test_what_is_due_at_the_very_end_is_part_of_a_realtime_run_too(tmp_pat
 # Beta declines an offer a day after it: the offer a day before the end, so at the end.
 DECLINED_AT_THE_END = (
     two_parties("declined-at-the-end", "A reply due at the very end", beta_policy="decliner")
-    + """\
-policies:
-  decliner:
-    on:
-      offer:
-        - reply: offer_declined
-          after: 1d
-          fields: {reason: "Our officers are committed elsewhere."}
-injects:
-  - id: offer
-    at: 29d
-    send:
-      type: offer
-      from: alpha
-      to: beta
-      case: offer-1
-      fields: {area: public_order, description: Joint steward training.}
-"""
+    + DECLINER
+    + "injects:\n"
+    + offer_inject("29d")
 )
 
 
@@ -193,20 +185,10 @@ async def test_an_inject_is_stamped_at_its_own_time_so_its_replies_come_as_in_si
 ) -> None:
     """Realtime stamped an inject when the umpire woke for it, a little late (minutes at
     this speed), so a reply a day after it fell after the end: the offer stayed open."""
-    scenario = parse_scenario(DECLINED_AT_THE_END, "tests/runtime/declined-at-the-end.yaml")
-    simulated = await run_exercise(
-        scenario, RunOptions(broker="mosquitto", log=str(tmp_path / "simulated.db"))
+    simulated, realtime = await twins(
+        parse_scenario(DECLINED_AT_THE_END, "tests/runtime/declined-at-the-end.yaml"), tmp_path
     )
     assert simulated.summary.case_states == {"offer-1": "declined"}
-    realtime = await run_exercise(
-        scenario,
-        RunOptions(
-            broker="mosquitto",
-            log=str(tmp_path / "realtime.db"),
-            clock="realtime",
-            speed=30 * 86_400 / 6,
-        ),
-    )
     assert outcome(realtime.summary) == outcome(simulated.summary)
     offer = [e for e in await exported(tmp_path / "realtime.db") if e["source"] == "inject/offer"]
     assert [e["time"] for e in offer] == ["2026-03-31T09:00:00.000000Z"]

@@ -38,6 +38,33 @@ parties:
 """
 
 
+# A policy for `two_parties(..., beta_policy="decliner")`: beta declines an offer exactly a
+# day after it (for tests of what comes at one instant).
+DECLINER = """\
+policies:
+  decliner:
+    on:
+      offer:
+        - reply: offer_declined
+          after: 1d
+          fields: {reason: "Our officers are committed elsewhere."}
+"""
+
+
+def offer_inject(at: str) -> str:
+    """An inject `offer`: alpha offers beta a training course (case offer-1) at `at`."""
+    return f"""\
+  - id: offer
+    at: {at}
+    send:
+      type: offer
+      from: alpha
+      to: beta
+      case: offer-1
+      fields: {{area: public_order, description: Joint steward training.}}
+"""
+
+
 # Line numbers matter: the tests replace a numbered line and expect the
 # problem to be reported on it.
 BASE = """\
