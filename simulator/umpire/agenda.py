@@ -339,10 +339,12 @@ class ScenarioAgenda:
         if cut is None or cut[0] != at:
             return None
         began = cut[1]
-        later = [e for e in self._heap if e.by == _CONDITION and e.cause >= began]
-        if later:
-            self._heap = [e for e in self._heap if not (e.by == _CONDITION and e.cause >= began)]
-            heapq.heapify(self._heap)
+        entries, self._heap = self._heap, []
+        later: list[_Entry] = []
+        for entry in entries:
+            made_due = entry.by == _CONDITION and entry.cause >= began
+            (later if made_due else self._heap).append(entry)
+        heapq.heapify(self._heap)
         rest = self.due(at)
         for entry in later:
             heapq.heappush(self._heap, entry)

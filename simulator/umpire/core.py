@@ -485,9 +485,7 @@ class Umpire:
             )
 
     def stage_timers(self, at: datetime) -> None:
-        for message, source in self.agenda.due(at):
-            self.sequencer.record(message, at, party=message.sender, source=source)
-        self.sequencer.elapse_due(at, self._elapsed_id)
+        self._stage_timed(self.agenda.due(at), at)
 
     def stage_rest_of_instant(self, at: datetime) -> None:
         """A resumed log that ends among the timers of its last instant: stage their rest.
@@ -496,9 +494,12 @@ class Umpire:
         a fork cut among them had the parties' submissions of that instant go first.
         """
         rest = self.agenda.rest_of_instant(at)
-        if rest is None:
-            return
-        for message, source in rest:
+        if rest is not None:
+            self._stage_timed(rest, at)
+
+    def _stage_timed(self, due: list[tuple[Message, str]], at: datetime) -> None:
+        """The agenda's messages due at `at`, each as its sender's, then the deadlines passed."""
+        for message, source in due:
             self.sequencer.record(message, at, party=message.sender, source=source)
         self.sequencer.elapse_due(at, self._elapsed_id)
 

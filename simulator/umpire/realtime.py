@@ -92,8 +92,8 @@ class Realtime:
         committed = False
         last: datetime | None = None
         while True:
-            times = [t for t in (umpire.agenda.next_time(), umpire.sequencer.next_deadline()) if t]
-            moment = min(times, default=None)
+            timers = (umpire.agenda.next_time(), umpire.sequencer.next_deadline())
+            moment = min((t for t in timers if t is not None), default=None)
             if moment is None or moment > now or moment == last:
                 return committed
             last = moment
