@@ -102,8 +102,8 @@ class ScaledClock:
         self._base_sim = self.now()
         self._base_wall = self._source()
 
-    def start_now(self) -> None:
-        """Simulated time runs from now, not from when the clock was made.
+    def start_now(self) -> datetime:
+        """Simulated time runs from now, not from when the clock was made; the time then.
 
         The run's first moment is when its umpire starts driving, after the broker
         started, every party connected and every subscription is in place: on a
@@ -116,6 +116,10 @@ class ScaledClock:
         if not self._started:
             self._started = True
             self._base_wall = self._source()
+            # Exactly the start: read back, it would be a few microseconds of wall time
+            # later, which at a high speed is simulated seconds.
+            return self._base_sim
+        return self.now()
 
     def pause(self) -> None:
         self._rebase()

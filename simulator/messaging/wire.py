@@ -10,7 +10,16 @@ import json
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    ValidationError,
+    model_serializer,
+)
 
 from simulator.protocol.ids import PartyId
 
@@ -28,12 +37,29 @@ class _Wire(BaseModel):
 
 
 class Submission(_Wire):
-    """A party submits one protocol message; `seq` counts its submissions from 1."""
+    """A party submits one protocol message; `seq` counts its submissions from 1.
+
+    `due`: in a realtime run, the simulated time a simulated party's plan came
+    due. The umpire records the message then rather than when it arrived (a
+    millisecond on the wire is minutes at a high speed), never before what it
+    has recorded already nor after its own clock, and only from a party it
+    runs on a policy: a person's message is recorded when it arrives.
+    """
 
     kind: Literal["submission"] = "submission"
     party: PartyId
     seq: Annotated[int, Field(ge=1, le=2**53)]
     message: dict[str, Any]
+    due: AwareDatetime | None = None
+
+    @model_serializer(mode="wrap")
+    def _no_due_unsaid(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Written only when given: a submission without one has the bytes it had before
+        # `due` existed, and a rejection's id is its payload's.
+        data = handler(self)
+        if isinstance(data, dict) and self.due is None:
+            data.pop("due", None)
+        return data
 
 
 _Delay = Annotated[timedelta, Field(ge=timedelta(0))]

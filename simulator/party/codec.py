@@ -9,6 +9,7 @@ every one of them anyway, so it writes the same JSON with orjson and no
 models. The umpire reads the two alike (a test holds them to that).
 """
 
+from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
@@ -17,22 +18,36 @@ from simulator.messaging.wire import CatchUpRequest, Submission, encode
 
 
 class Codec(Protocol):
-    def submission(self, party: str, seq: int, message: dict[str, Any]) -> bytes: ...
+    def submission(
+        self, party: str, seq: int, message: dict[str, Any], due: datetime | None = None
+    ) -> bytes: ...
 
     def catch_up_request(self, party: str, after: int) -> bytes: ...
 
 
 class CheckedCodec:
-    def submission(self, party: str, seq: int, message: dict[str, Any]) -> bytes:
-        return encode(Submission(party=party, seq=seq, message=message))
+    def submission(
+        self, party: str, seq: int, message: dict[str, Any], due: datetime | None = None
+    ) -> bytes:
+        return encode(Submission(party=party, seq=seq, message=message, due=due))
 
     def catch_up_request(self, party: str, after: int) -> bytes:
         return encode(CatchUpRequest(party=party, after=after))
 
 
 class FastCodec:
-    def submission(self, party: str, seq: int, message: dict[str, Any]) -> bytes:
-        return orjson.dumps({"kind": "submission", "party": party, "seq": seq, "message": message})
+    def submission(
+        self, party: str, seq: int, message: dict[str, Any], due: datetime | None = None
+    ) -> bytes:
+        data: dict[str, Any] = {
+            "kind": "submission",
+            "party": party,
+            "seq": seq,
+            "message": message,
+        }
+        if due is not None:
+            data["due"] = due
+        return orjson.dumps(data)
 
     def catch_up_request(self, party: str, after: int) -> bytes:
         return orjson.dumps({"kind": "catch_up_request", "party": party, "after": after})

@@ -191,7 +191,8 @@ class PartyRuntime:
 
     async def _submit(self, plan: Plan) -> None:
         plan.submitted = True
-        await self.session.send(plan.seq, self.engine.message(plan))
+        # Said when it was due: the umpire records it then, not when it arrives.
+        await self.session.send(plan.seq, self.engine.message(plan), due=plan.due)
 
 
 __all__ = ["PartyRuntime", "PartySettings", "message_id"]

@@ -280,9 +280,12 @@ class PartySession:
 
     # -- the outbox --------------------------------------------------------------------------
 
-    async def send(self, seq: int, message: dict[str, Any]) -> None:
-        """Submit `message` as this party's submission `seq`; kept until committed."""
-        payload = self.codec.submission(self.party, seq, message)
+    async def send(self, seq: int, message: dict[str, Any], *, due: datetime | None = None) -> None:
+        """Submit `message` as this party's submission `seq`; kept until committed.
+
+        `due`: when a simulated party's plan came due, in a realtime run
+        (`Submission.due`)."""
+        payload = self.codec.submission(self.party, seq, message, due)
         partition = self.lane_of(message["case_id"])
         self._keep(seq, message, payload, partition)
         await self.bus.publish(self.topics.submit(self.party, partition), payload)
@@ -330,12 +333,17 @@ class PartySession:
         """Tell the umpire what the party holds and plans, when that changed or went stale.
 
         Partitions: each partition's umpire is told what the party has seen of its
-        log; the plan and the outstanding submissions are the party's, said to all.
+        log and which of its outstanding submissions are that partition's to decide
+        (it waits for those: `simulator.umpire.realtime`); the plan is the party's,
+        said to all.
         """
-        seqs = tuple(sorted(self.outbox.items))
+        outstanding = self.outbox.items.values()
         plans = {
             lane.partition: PlanStated(
-                party=self.party, seen=lane.folded, next_due=next_due, seqs=seqs
+                party=self.party,
+                seen=lane.folded,
+                next_due=next_due,
+                seqs=tuple(sorted(o.seq for o in outstanding if o.lane == (lane.partition or 0))),
             )
             for lane in self.lanes.values()
         }

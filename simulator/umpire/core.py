@@ -184,6 +184,9 @@ class UmpireSettings:
     tick_s: float = 0.1
     # A realtime run announces its clock this often (and at once on a change).
     clock_tick_s: float = 1.0
+    # A realtime run waits this long at most for a simulated party that may still send
+    # something due before what it takes next (`simulator.umpire.realtime`).
+    hold_s: float = 10.0
     max_batch: int = 1000
     # Where an exercise's cases are split among umpires (`simulator.eventlog.lease`):
     # the partition this one owns, or None (one umpire for everything). A partition's
@@ -193,9 +196,8 @@ class UmpireSettings:
 
 
 class Driver(Protocol):
-    # Whether a submission is decided when it arrives (arrival order), or waits for
-    # the driver to stage it in its own order (rounds, the load pipeline).
-    decides_on_arrival: bool
+    # Submissions wait in the intake until the driver stages them, in its own order:
+    # a round's, the load pipeline's batches, realtime's time order.
     # Whether the driver announces the clock to parties (rounds, ticks): only then
     # are the counts of what each party may see kept.
     announces: bool
@@ -620,10 +622,6 @@ class Umpire:
                     self.intake.refuse(party, payload, self._unrouted(party))
                 else:
                     self.intake.take(party, payload)
-                if self.driver.decides_on_arrival:
-                    # Arrival order: decided now, at the moment it came, and committed
-                    # by the driver as soon as it wakes.
-                    self.stage_arrivals(self.clock.now())
             elif reporter is not None and not self.intake.speaks(reporter):
                 self.log.warning("stranger_ignored", principal=reporter, bytes=len(payload))
             elif reporter is not None:

@@ -98,6 +98,19 @@ class Holding(Protocol):
     def hold(self, party: str, seq: int) -> None: ...
 
 
+@runtime_checkable
+class Queued(Protocol):
+    """An intake that says what waits, so a driver can decide each at its own time."""
+
+    def queued(self) -> list[tuple[str, int, datetime | None]]:
+        """The submissions waiting to be decided (not held): (party, seq, `Submission.due`)."""
+        ...
+
+    def stage_malformed(self, at: datetime) -> list[Decision]:
+        """Decide what did not decode, or was refused, at `at`."""
+        ...
+
+
 class PartyIntake:
     """One submission per MQTT message, each from the party whose submit topic it came on."""
 
@@ -166,6 +179,14 @@ class PartyIntake:
         """Keep `party`'s submission `seq` (sent ahead of its time) out of `stage`."""
         self.held.add((party, seq))
 
+    def queued(self) -> list[tuple[str, int, datetime | None]]:
+        return [
+            (party, seq, submission.due)
+            for party, waiting in self.inbox.items()
+            for seq, (submission, _) in waiting.items()
+            if (party, seq) not in self.held
+        ]
+
     def decide(self, party: str, seq: int, at: datetime) -> Decision | None:
         self.held.discard((party, seq))
         found = self.inbox[party].pop(seq, None)
@@ -198,6 +219,7 @@ __all__ = [
     "Holding",
     "Intake",
     "PartyIntake",
+    "Queued",
     "elsewhere",
     "refuse_all",
     "reused_reason",

@@ -66,7 +66,6 @@ def smoothed_rate(rate: float, events: int, seconds: float) -> float:
 class Pipeline:
     """Drives an umpire on a `ScaledClock` as a three-stage pipeline."""
 
-    decides_on_arrival = False  # in batches, as the pipeline has room
     announces = False  # load generators catch up by position, not by markers
 
     def __init__(self, umpire: Umpire) -> None:

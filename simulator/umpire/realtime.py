@@ -1,15 +1,23 @@
 """Real time: the umpire's driver for exercises with people in them.
 
-Submissions are decided as they arrive (the umpire's receiver stages them)
-and committed as soon as the driver wakes, in arrival order; the clock is the
-wall clock times a speed factor, with pause, resume, speed and jump. There are
-no rounds: the clock is announced on a steady tick, at once on a control
-change, and after every commit (so parties know what they should hold);
-parties act on their own timers and state their plan when it changes. A
-message arriving never makes the umpire do more than handle that message.
-The run ends at its duration, when it is stopped, or when nothing is left to
-happen, judged from every party's current plan: a statement counts only
-while it covers every event the party may see.
+The clock is the wall clock times a speed factor, with pause, resume, speed
+and jump. There are no rounds: the clock is announced on a steady tick, at
+once on a control change, and after every commit (so parties know what they
+should hold); parties act on their own timers and state their plan when it
+changes. The run ends at its duration, when it is stopped, or when nothing is
+left to happen, judged from every party's current plan: a statement counts
+only while it covers every event the party may see.
+
+What is due is taken in simulated time's order, each at its own time, as the
+rounds driver takes it: the umpire's timers (injects, generated cases, passed
+deadlines) at their instant before the parties' submissions of that instant,
+and a simulated party's submission at the time its plan came due
+(`Submission.due`), not when it arrived: a millisecond is minutes at x100,000,
+and a confirmation due at its deadline arrived after it. Before it takes
+something due at a time, the umpire waits for the simulated parties that may
+still send something due before then (a plan not stated since the events they
+may see, a submission not in yet, a plan due earlier), at most `hold_s` a
+party; a person's submission is taken when it arrives.
 """
 
 from __future__ import annotations
@@ -19,31 +27,41 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from simulator.context import ScaledClock
+from simulator.umpire.intake import Queued
 
 if TYPE_CHECKING:
+    from simulator.messaging.wire import PlanStated
     from simulator.umpire.core import Umpire, UmpireResult
 
 
 class Realtime:
     """Drives an umpire on a `ScaledClock`."""
 
-    decides_on_arrival = True
     announces = True
 
     def __init__(self, umpire: Umpire) -> None:
         self.umpire = umpire
+        # Nothing is stamped before this: what was taken already, or the clock when
+        # nothing more could come due before it.
+        self.floor = umpire.clock.now()
+        # The latest time of anything taken: a run with nothing left to happen ended
+        # then, as its simulated twin does, not when the umpire noticed.
+        self.latest = self.floor
+        # Simulated parties the umpire waits for, since when (loop time).
+        self._waiting_since: dict[str, float] = {}
+        # Parties waited for `hold_s` in vain, with the plan they had then: not waited
+        # for again until they state another (a party that is gone, or stuck).
+        self._given_up: dict[str, PlanStated | None] = {}
 
     async def run(self) -> UmpireResult:
         umpire = self.umpire
         clock = umpire.clock
         assert isinstance(clock, ScaledClock)
-        clock.start_now()
+        self.floor = self.latest = clock.start_now()
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         # When (loop time) the clock reached the scenario's end.
         ended: float | None = None
-        # The latest time anything was staged at: nothing is stamped before it.
-        floor = clock.now()
         while True:
             if umpire.stop_requested:
                 return await umpire.finish(umpire.stop_requested)
@@ -53,18 +71,15 @@ class Realtime:
                 # the umpire's timers and the parties' plans due then, taken at the end.
                 now = umpire.end
                 ended = loop.time() if ended is None else ended
-            committed = await self._timers_until(now, floor)
-            umpire.stage_arrivals(now)
-            floor = now
-            committed = committed or bool(umpire.sequencer.pending.events)
-            await umpire.commit()
+            committed, held = await self._take_due(now)
             if committed or umpire.tick_now.is_set() or loop.time() >= next_tick:
                 # After a commit, so parties know what to hold; on the tick; on a change.
                 umpire.tick_now.clear()
                 await umpire.announce()
                 next_tick = loop.time() + umpire.settings.clock_tick_s
+            until_tick = next_tick - loop.time()
             if ended is not None:
-                if self._settled_at_end(loop.time() - ended):
+                if held is None and self._settled_at_end(loop.time() - ended):
                     # As in simulated time: nothing after the end was waiting, or something was.
                     reason = (
                         "nothing left to happen"
@@ -72,35 +87,145 @@ class Realtime:
                         else "the scenario's duration was reached"
                     )
                     return await umpire.finish(reason, at=umpire.end)
-                await umpire.wait_changed(max(min(next_tick - loop.time(), 1.0), 0.0))
+                await umpire.wait_changed(max(min(until_tick, 1.0), 0.0))
                 continue
-            if self._idle():
-                return await umpire.finish("nothing left to happen")
-            await umpire.wait_changed(self._sleep_for(next_tick - loop.time()))
+            if held is None and self._idle():
+                return await umpire.finish("nothing left to happen", at=self.latest)
+            # Held: what comes next waits for a party's word, which wakes us; else the
+            # next timer or tick.
+            wait = min(until_tick, held) if held is not None else self._sleep_for(until_tick)
+            await umpire.wait_changed(max(wait, 0.0))
 
-    async def _timers_until(self, now: datetime, floor: datetime) -> bool:
-        """Each timer instant due by `now` at its own time, one after another, as simulated
-        time has them; whether anything was committed.
+    async def _take_due(self, now: datetime) -> tuple[bool, float | None]:
+        """Take what is due by `now`, in time order, each at its own time, and commit it.
 
-        The umpire wakes a little after a timer (more at a high speed: a millisecond
-        is minutes at x100,000). Stamped at the wake-up, an inject's replies and a
-        deadline's elapse came that much later than in simulated time, and one due
-        at the end fell after it. Never before `floor`, what the log holds already
-        (an inject whose condition held on an event of that time, with no delay).
+        Whether anything was committed, and, if something due waits for a simulated
+        party (`_waited_for`), how many wall seconds to wait at most before looking
+        again. Timers at an instant go before submissions of that instant; at one
+        time, submissions go by party, then sequence number, as in a round. Each
+        instant is committed before the next: its deadlines follow from it.
         """
         umpire = self.umpire
+        intake = umpire.intake
+        assert isinstance(intake, Queued), f"{type(intake).__name__} cannot say what waits"
+        sequencer = umpire.sequencer
         committed = False
-        last: datetime | None = None
+        held: float | None = None
+        last_timer: datetime | None = None
         while True:
-            timers = (umpire.agenda.next_time(), umpire.sequencer.next_deadline())
+            # What the controller staged meanwhile (a note, at its clock's time) first:
+            # nothing after it is stamped before it.
+            committed = await self._commit() or committed
+            timers = (umpire.agenda.next_time(), sequencer.next_deadline())
             moment = min((t for t in timers if t is not None), default=None)
-            if moment is None or moment > now or moment == last:
-                return committed
-            last = moment
-            umpire.stage_timers(max(moment, floor))
-            committed = committed or bool(umpire.sequencer.pending.events)
-            # Committed before the next instant: its deadlines follow from this one's.
-            await umpire.commit()
+            if moment is not None and (moment > now or moment == last_timer):
+                moment = None
+            arrivals = sorted(
+                (self._stamp(party, due, now), party, seq) for party, seq, due in intake.queued()
+            )
+            first = arrivals[0][0] if arrivals else None
+            if moment is not None and (first is None or moment <= first):
+                if (held := self._held(moment, inclusive=False)) is not None:
+                    break
+                at = max(moment, self.floor)
+                last_timer = moment
+                umpire.stage_timers(at)
+            elif first is not None:
+                if (held := self._held(first, inclusive=True)) is not None:
+                    break
+                at = max(first, self.floor)
+                for stamp, party, seq in arrivals:
+                    if stamp != first:
+                        break
+                    if (decision := intake.decide(party, seq, at)) is not None:
+                        umpire.count_decision(decision)
+            else:
+                break
+            self.floor = at
+            committed = await self._commit() or committed
+        # What did not decode, or was refused, at the latest time taken.
+        for decision in intake.stage_malformed(self.floor):
+            umpire.count_decision(decision)
+        if held is None and self._held(now, inclusive=True) is None:
+            # Nothing may come due before now any more: nothing is stamped before it.
+            self.floor = max(self.floor, now)
+        committed = await self._commit() or committed
+        return committed, held
+
+    async def _commit(self) -> bool:
+        """Commit what is staged; whether there was anything. Nothing is stamped before it."""
+        pending = self.umpire.sequencer.pending.events
+        if not pending:
+            return False
+        self.latest = max(self.latest, *(event.time for event in pending))
+        self.floor = max(self.floor, self.latest)
+        await self.umpire.commit()
+        return True
+
+    def _stamp(self, party: str, due: datetime | None, now: datetime) -> datetime:
+        """When `party`'s submission is recorded: when its plan came due, for a simulated
+        party that says so, within what is recorded already and the clock; else now."""
+        if due is None or party not in self.umpire.reporting:
+            return now
+        return min(max(due, self.floor), now)
+
+    def _held(self, at: datetime, *, inclusive: bool) -> float | None:
+        """None if nothing a simulated party may still send is due before `at` (or at it,
+        `inclusive`); else the wall seconds left to wait for it at most.
+
+        A party is waited for while its plan is not current (not stated since the
+        events it may see: folding them may bring something due at once), while a
+        submission it has sent is not in, or while its plan is due by `at`; for
+        `hold_s` at most (paused time does not count), then it is named in a warning
+        and not waited for until it states another plan.
+        """
+        umpire = self.umpire
+        loop_time = asyncio.get_running_loop().time()
+        clock = umpire.clock
+        assert isinstance(clock, ScaledClock)
+        waiting = []
+        for party in umpire.reporting:
+            plan = umpire.plans.get(party)
+            if party in self._given_up:
+                if self._given_up[party] is plan:
+                    continue
+                del self._given_up[party]
+            if self._holds_back(party, plan, at, inclusive=inclusive):
+                waiting.append(party)
+        for party in set(self._waiting_since).difference(waiting):
+            del self._waiting_since[party]
+        left: float | None = None
+        limit = umpire.settings.hold_s
+        for party in waiting:
+            since = self._waiting_since.setdefault(party, loop_time)
+            if clock.paused:
+                self._waiting_since[party] = since = loop_time
+            if loop_time - since >= limit:
+                plan = umpire.plans.get(party)
+                self._given_up[party] = plan
+                del self._waiting_since[party]
+                umpire.log.warning(
+                    "party_not_waited_for",
+                    party=party,
+                    waited_s=round(loop_time - since, 1),
+                    at=at,
+                    plan=None if plan is None else plan.model_dump(mode="json"),
+                )
+                continue
+            remaining = since + limit - loop_time
+            left = remaining if left is None else min(left, remaining)
+        return left
+
+    def _holds_back(
+        self, party: str, plan: PlanStated | None, at: datetime, *, inclusive: bool
+    ) -> bool:
+        umpire = self.umpire
+        if plan is None or plan.seen != umpire.visible.get(party, 0):
+            return True
+        if any(not umpire.intake.has(party, seq) for seq in plan.seqs):
+            return True
+        due = plan.next_due
+        return due is not None and (due <= at if inclusive else due < at)
 
     def _settled_at_end(self, waited: float) -> bool:
         """At the end: whether what was due by then is in, or waiting for it is over.

@@ -51,7 +51,6 @@ class PartySilent(SimulatorError):
 class Rounds:
     """Drives an umpire on a `VirtualClock`, one round at a time."""
 
-    decides_on_arrival = False  # in each round, in canonical order
     announces = True
 
     def __init__(self, umpire: Umpire) -> None:

@@ -73,6 +73,8 @@ def _batches() -> list[object]:
         {"kind": "submissions", "party": "p000", "items": [{**item, "kind": "plan"}]},
         {"kind": "submissions", "party": "p000", "items": [{**item, "message": []}]},
         {"kind": "submissions", "party": "p000", "items": [{**item, "more": 1}]},
+        {"kind": "submissions", "party": "p000", "items": [{**item, "due": "2026-03-02T09:00Z"}]},
+        {"kind": "submissions", "party": "p000", "items": [{**item, "due": "yesterday"}]},
         {"kind": "submissions", "party": "p000", "items": [{"seq": 1, "message": {}}]},
         {"kind": "submissions", "party": "p000", "items": ["text"]},
         {"kind": "submissions", "party": "p000", "items": {"0": item}},

@@ -49,7 +49,8 @@ def outcome(summary: RunSummary) -> dict[str, Any]:
 async def test_a_realtime_run_ends_as_its_simulated_twin(
     name: str, broker: str, tmp_path: Path
 ) -> None:
-    """Same scenario and seed: the same cases, final states and violations in realtime."""
+    """Same scenario and seed: the same cases, final states and violations in realtime, and
+    the same events at the same simulated times, in the same order."""
     scenario = load_scenario(SCENARIOS / name)
     simulated = await run_exercise(
         scenario, RunOptions(broker=broker, log=str(tmp_path / "simulated.db"))
@@ -64,6 +65,8 @@ async def test_a_realtime_run_ends_as_its_simulated_twin(
     )
     assert outcome(realtime.summary) == outcome(simulated.summary)
     assert realtime.summary.cases == simulated.summary.cases
+    logs = [await exported(tmp_path / f"{name}.db") for name in ("simulated", "realtime")]
+    assert course(logs[1]) == course(logs[0])
 
 
 async def test_a_paused_realtime_run_announces_its_clock_only_on_its_tick(tmp_path: Path) -> None:
@@ -169,6 +172,8 @@ async def test_what_is_due_at_the_very_end_is_part_of_a_realtime_run_too(tmp_pat
     assert ("unknown-case", "tick-0004") in outcome(simulated.summary)["violations"]
     assert outcome(realtime.summary) == outcome(simulated.summary)
     assert realtime.summary.simulated_end == simulated.summary.simulated_end
+    logs = [await exported(tmp_path / f"{name}.db") for name in ("simulated", "realtime")]
+    assert course(logs[1]) == course(logs[0])
 
 
 # Beta declines an offer a day after it: the offer a day before the end, so at the end.
@@ -192,3 +197,56 @@ async def test_an_inject_is_stamped_at_its_own_time_so_its_replies_come_as_in_si
     assert outcome(realtime.summary) == outcome(simulated.summary)
     offer = [e for e in await exported(tmp_path / "realtime.db") if e["source"] == "inject/offer"]
     assert [e["time"] for e in offer] == ["2026-03-31T09:00:00.000000Z"]
+
+
+def course(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """What a realtime run's log must share with its simulated twin's, event by event: what,
+    when (simulated time), in which case, under which id. Not the wall clock, nor hashes."""
+    return [(e["type"], e["time"], e.get("subject"), e["id"]) for e in events]
+
+
+# alpha asks orally on day 1 and confirms in writing exactly 3 days later: on the deadline
+# of Art. 4.2, which is in time.
+CONFIRMED_ON_THE_DEADLINE = (
+    two_parties("confirmed-on-the-deadline", "A written confirmation due at its deadline")
+    + """\
+injects:
+  - id: oral
+    at: 1d
+    send:
+      type: oral_request
+      from: alpha
+      to: beta
+      case: cargo-1
+      fields:
+        area: state_facilities_and_special_cargo
+        urgent: true
+        requesting_party_name: Alpha Agency
+        requested_party_name: Beta Agency
+        essence: A consignment has not arrived.
+        purpose: Trace the consignment.
+        justification: The parts are needed before the final.
+        assistance_sought: Check the transit yards.
+    then:
+      - reply: written_confirmation
+        after: 3d
+"""
+)
+
+
+async def test_a_submission_due_on_a_deadline_is_recorded_when_due_not_when_it_arrived(
+    tmp_path: Path,
+) -> None:
+    """Realtime recorded a simulated party's submission when it arrived, a few milliseconds
+    (at this speed, minutes) after it was due: a confirmation due on its deadline came
+    after the deadline had passed, and the case lapsed (found by a stranger's twin of
+    example.yaml with the confirmation 3 days after the oral request)."""
+    simulated, realtime = await twins(
+        parse_scenario(CONFIRMED_ON_THE_DEADLINE, "tests/runtime/confirmed.yaml"), tmp_path
+    )
+    assert simulated.summary.violations == []
+    assert outcome(realtime.summary) == outcome(simulated.summary)
+    logs = [await exported(tmp_path / f"{name}.db") for name in ("simulated", "realtime")]
+    assert course(logs[1]) == course(logs[0])
+    confirmation = [e for e in logs[1] if e["type"] == "coop.msg.written_confirmation"]
+    assert [e["time"] for e in confirmation] == ["2026-03-06T09:00:00.000000Z"]

@@ -181,3 +181,72 @@ async def test_rejections_under_a_partys_own_numbers_leave_its_plans_be(tmp_path
 async def _events(log: Path) -> list[Event]:
     async with open_log(log, read_only=True) as store:
         return [e async for e in store.read()]
+
+
+async def test_a_claimed_due_time_never_goes_back_before_what_the_log_holds(
+    tmp_path: Path,
+) -> None:
+    """`mosquitto_pub`, with northmark's credentials, sends a request saying it was due a
+    year before the exercise (`Submission.due`, which a simulated party's runtime sets so
+    that its message is recorded when it was due, not when it arrived), and another whose
+    `due` is no time at all. The first is recorded no earlier than the last event the log
+    held when it came; the second is a rejection naming the field."""
+    scenario = load_scenario(EXAMPLE)
+    northmark, southmere = scenario.party("northmark"), scenario.party("southmere")
+    committed: list[Event] = []
+    fifth = asyncio.Event()
+    claimed = asyncio.Event()
+
+    def watch(events: Sequence[Event]) -> None:
+        committed.extend(events)
+        if len(committed) >= 5:
+            fifth.set()
+        if any(e.id == "northmark.claim.1" or e.type == REJECTION for e in events):
+            claimed.set()
+
+    message = draft(
+        "written_request",
+        message_id="northmark.claim.1",
+        case_id="claim-1",
+        sender=northmark,
+        recipient=southmere,
+        fields={
+            "area": "fuel_and_energy_safety",
+            "essence": "A request that says it is a year old.",
+            "purpose": "To test the umpire.",
+            "justification": "An exercise of its intake.",
+            "assistance_sought": "None.",
+        },
+    )
+    early = (scenario.start.replace(year=scenario.start.year - 1)).isoformat()
+    payloads = [
+        json.dumps(
+            {"kind": "submission", "party": "northmark", "seq": 990, "message": message,
+             "due": early}
+        ).encode(),
+        json.dumps(
+            {"kind": "submission", "party": "northmark", "seq": 991, "message": message,
+             "due": "yesterday"}
+        ).encode(),
+    ]  # fmt: skip
+    options = RunOptions(
+        broker="mosquitto", log=str(tmp_path / "run.db"), clock="realtime", speed=SPEED
+    )
+    async with Exercise(scenario, options, on_commit=watch) as exercise:
+        run = asyncio.create_task(exercise.run())
+        async with asyncio.timeout(60):
+            await fifth.wait()
+            before = max(e.time for e in committed)
+            await _publish(exercise, "northmark", exercise.topics.submit("northmark"), payloads)
+            await claimed.wait()
+        outcome = await run
+    assert outcome.result.reason == "the scenario's duration was reached"
+    events = await _events(tmp_path / "run.db")
+    [claim] = [e for e in events if e.id == "northmark.claim.1"]
+    assert claim.time >= before
+    [bad] = [e for e in events if e.type == REJECTION]
+    assert bad.recipient == "northmark"
+    assert "submission.due: Input should be a valid datetime" in bad.data["reason"]
+    # And the log's times never go back.
+    times = [e.time for e in events]
+    assert times == sorted(times)

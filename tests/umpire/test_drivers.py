@@ -40,7 +40,7 @@ from simulator.umpire.sequencer import Pending
 from tests.runtime.test_exercise import exported
 from tests.scenario.samples import two_parties
 from tests.umpire.committed import CommittedLog
-from tests.umpire.wiring import Wired, wired
+from tests.umpire.wiring import Listener, Wired, wired
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 
@@ -325,14 +325,14 @@ REQUEST: dict[str, Any] = {
 TICK_S = 0.2
 
 
-def _alphas_request(ex: Wired) -> dict[str, Any]:
-    """alpha's written request in case-1 to beta, signed, as its seat would send it."""
+def _alphas_request(ex: Wired, n: int = 1) -> dict[str, Any]:
+    """alpha's written request `alpha.n` in case-n to beta, signed, as its seat would send it."""
     scenario = ex.scenario
     return ex.signatories.sign(
         draft(
             "written_request",
-            message_id="alpha.1",
-            case_id="case-1",
+            message_id=f"alpha.{n}",
+            case_id=f"case-{n}",
             sender=scenario.party("alpha"),
             recipient=scenario.party("beta"),
             fields=REQUEST,
@@ -340,18 +340,80 @@ def _alphas_request(ex: Wired) -> dict[str, Any]:
     )
 
 
+async def _state_a_plan(alpha: Listener, tick: Tick, seqs: tuple[int, ...]) -> None:
+    """alpha states its plan after it sent `seqs`, as a simulated party's runtime does.
+
+    Until it has, the umpire waits for it before it takes anything (up to `hold_s`):
+    a party whose plan it does not know may still send something due before then.
+    """
+    plan = PlanStated(party="alpha", seen=tick.visible.get("alpha", 0), seqs=seqs)
+    await alpha.bus.publish(alpha.topics.report("alpha"), encode(plan))
+
+
 @contextlib.asynccontextmanager
 async def _alpha_scripted_in_realtime(
-    tmp_path: Path,
+    tmp_path: Path, *, human: bool = False, speed: float = 1.0
 ) -> AsyncIterator[tuple[Wired, asyncio.TaskGroup]]:
-    """The tiny drill in realtime, alpha's seat played by the test, and a task group to run it."""
-    scenario = parse_scenario(TINY, "tests/umpire/tiny-drill.yaml")
+    """The tiny drill in realtime, alpha's seat played by the test, and a task group to run it.
+
+    `human`: alpha's seat is a person's (the umpire expects no plan from it)."""
+    text = TINY.replace("seal: A-SEAL\n", "seal: A-SEAL\n    human: true\n") if human else TINY
+    scenario = parse_scenario(text, "tests/umpire/tiny-drill.yaml")
+    assert scenario.party("alpha").human == human
     settings = UmpireSettings(clock_tick_s=TICK_S)
     async with (
-        wired(scenario, tmp_path, clock="realtime", scripted=("alpha",), settings=settings) as ex,
+        wired(
+            scenario,
+            tmp_path,
+            clock="realtime",
+            speed=speed,
+            scripted=("alpha",),
+            settings=settings,
+        ) as ex,
         asyncio.TaskGroup() as group,
     ):
         yield ex, group
+
+
+@pytest.mark.parametrize("human", [False, True], ids=["simulated", "person"])
+async def test_in_realtime_a_simulated_partys_submission_is_recorded_when_it_was_due(
+    tmp_path: Path, human: bool
+) -> None:
+    """A simulated party says when its submission was due (`Submission.due`): it is recorded
+    then, never before what the log holds nor after the umpire's clock. A person's is
+    recorded when it arrives, whatever it says (a seat could claim any time at all)."""
+    async with _alpha_scripted_in_realtime(tmp_path, human=human, speed=3600) as (ex, group):
+        topics = ex.topics
+        alpha = await ex.listen("alpha", *topics.party_filters("alpha"))
+        run = group.create_task(ex.run())
+        start = ex.scenario.start
+        async with asyncio.timeout(10):
+            first = await alpha.next(Tick)
+            # A few simulated minutes on (a tick is 12 of them at x3600).
+            sent_after = await alpha.next(Tick, lambda t: t.time > first.time)
+            claims = {1: start - timedelta(days=1), 2: start + timedelta(days=10)}
+            for seq, due in claims.items():
+                message = _alphas_request(ex, seq)
+                submission = Submission(party="alpha", seq=seq, message=message, due=due)
+                await alpha.bus.publish(topics.submit("alpha"), encode(submission))
+            if not human:
+                # As a runtime does: its plan when it sent them, and again once it has
+                # seen the first committed (the umpire waits for that before the second).
+                await _state_a_plan(alpha, first, seqs=(1, 2))
+                await _state_a_plan(alpha, await alpha.next(Tick, lambda t: t.head == 2), (2,))
+            await alpha.next(Tick, lambda t: t.head == 3)
+            ex.umpire.stop("the test is over")
+            await run
+    events = await exported(ex.location)
+    recorded = {e["id"]: datetime.fromisoformat(e["time"]) for e in events}
+    if human:
+        # When they arrived: after the tick seen before they were sent, by the clock.
+        assert recorded["alpha.1"] >= sent_after.time
+        assert recorded["alpha.2"] < start + timedelta(days=1)
+    else:
+        # No earlier than what the log held (the exercise's start), no later than the clock.
+        assert recorded["alpha.1"] == start
+        assert start < recorded["alpha.2"] < start + timedelta(days=1)
 
 
 async def test_the_realtime_driver_never_ends_idle_on_a_stale_plan(tmp_path: Path) -> None:
@@ -362,10 +424,11 @@ async def test_the_realtime_driver_never_ends_idle_on_a_stale_plan(tmp_path: Pat
         observer = await ex.listen()
         run = group.create_task(ex.run())
         async with asyncio.timeout(10):
-            await alpha.next(Tick)
+            first = await alpha.next(Tick)
             message = _alphas_request(ex)
             submission = Submission(party="alpha", seq=1, message=message)
             await alpha.bus.publish(topics.submit("alpha"), encode(submission))
+            await _state_a_plan(alpha, first, seqs=(1,))
             tick = await alpha.next(Tick, lambda t: t.head == 2)
             assert tick.visible == {"alpha": 2, "beta": 2}
             # beta (a runtime) states a current plan with nothing in it: only alpha's is missing.
@@ -394,7 +457,7 @@ async def test_in_realtime_a_submission_carried_in_a_report_is_decided_as_it_arr
         alpha = await ex.listen("alpha", *topics.party_filters("alpha"))
         run = group.create_task(ex.run())
         async with asyncio.timeout(10):
-            await alpha.next(Tick)
+            first = await alpha.next(Tick)
             message = _alphas_request(ex)
             carried = RoundDone(
                 party="alpha",
@@ -402,6 +465,7 @@ async def test_in_realtime_a_submission_carried_in_a_report_is_decided_as_it_arr
                 submissions=(Submission(party="alpha", seq=1, message=message),),
             )
             await alpha.bus.publish(topics.report("alpha"), encode(carried))
+            await _state_a_plan(alpha, first, seqs=(1,))
             tick = await alpha.next(Tick, lambda t: t.head == 2)
             await alpha.bus.publish(
                 topics.report("alpha"),
