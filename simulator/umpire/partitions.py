@@ -52,12 +52,26 @@ class SharedAgenda:
         return PartitionAgenda(self, partition)
 
     def take_due(self, partition: int, at: datetime) -> list[tuple[Message, str]]:
-        for message, source in self.agenda.due(at):
-            owner = partition_of(message.case_id, self.partitions)
-            self.held[owner].append((at, message, source))
-            if owner != partition:
-                self.wake(owner)
-        return [(message, source) for _, message, source in self.held.pop(partition, [])]
+        """What is due by `at` for `partition`; what is due for the others is held for them.
+
+        Each item is held with its own due time, and handed out only by then: the
+        partitions' umpires go at their own pace (each waits for its parties before
+        it takes what is due), and one that was behind took what another had found
+        due for it later, before its time.
+        """
+        agenda = self.agenda
+        while (moment := agenda.next_time()) is not None and moment <= at:
+            for message, source in agenda.due(moment):
+                owner = partition_of(message.case_id, self.partitions)
+                self.held[owner].append((moment, message, source))
+                if owner != partition:
+                    self.wake(owner)
+            if agenda.next_time() == moment:
+                break  # nothing was taken at that moment: do not spin on it
+        held = self.held.pop(partition, [])
+        if rest := [item for item in held if item[0] > at]:
+            self.held[partition] = rest
+        return [(message, source) for when, message, source in held if when <= at]
 
 
 class PartitionAgenda:
@@ -68,11 +82,12 @@ class PartitionAgenda:
         self.partition = partition
 
     def next_time(self) -> datetime | None:
-        # What another partition's umpire found due for this one is due since then.
-        held = self.shared.held.get(self.partition)
-        if held:
-            return held[0][0]
-        return self.shared.agenda.next_time()
+        # What another partition's umpire found due for this one, at its own time.
+        times = [when for when, _, _ in self.shared.held.get(self.partition, ())]
+        shared = self.shared.agenda.next_time()
+        if shared is not None:
+            times.append(shared)
+        return min(times, default=None)
 
     def due(self, at: datetime) -> list[tuple[Message, str]]:
         return self.shared.take_due(self.partition, at)
