@@ -100,10 +100,10 @@ class Realtime:
         """Take what is due by `now`, in time order, each at its own time, and commit it.
 
         Whether anything was committed, and, if something due waits for a simulated
-        party (`_waited_for`), how many wall seconds to wait at most before looking
-        again. Timers at an instant go before submissions of that instant; at one
-        time, submissions go by party, then sequence number, as in a round. Each
-        instant is committed before the next: its deadlines follow from it.
+        party (`_held`), how many wall seconds to wait at most before looking again.
+        Timers at an instant go before submissions of that instant; at one time,
+        submissions go by party, then sequence number, as in a round. Each instant
+        is committed before the next: its deadlines follow from it.
         """
         umpire = self.umpire
         intake = umpire.intake
