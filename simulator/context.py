@@ -5,6 +5,7 @@ Everything else takes a clock, a wall-clock function or a seeded
 clock and a seed is reproducible, and tests can hand in their own.
 """
 
+import math
 import random
 import secrets
 import time
@@ -65,6 +66,23 @@ class VirtualClock:
         self._now = moment
 
 
+MIN_SPEED = 0.001
+"""The slowest clock a person may ask for: a simulated second every 17 real minutes."""
+MAX_SPEED = 10_000_000.0
+"""The fastest: about 116 simulated days a real second. Beyond it a second of wall time is
+past what a `timedelta` holds within a run's span, and no run needs it."""
+
+
+def speed_problem(speed: float) -> str | None:
+    """Why ``speed`` is no speed for a realtime clock, or None: finite, MIN_SPEED to MAX_SPEED."""
+    if not math.isfinite(speed) or not MIN_SPEED <= speed <= MAX_SPEED:
+        return (
+            f"must be from {MIN_SPEED:g} to {MAX_SPEED:g} simulated seconds a real second, "
+            f"not {speed:g}"
+        )
+    return None
+
+
 class ScaledClock:
     """Real time times a speed factor, from a simulated start; pause, resume, speed and jump."""
 
@@ -75,8 +93,8 @@ class ScaledClock:
         speed: float = 1.0,
         source: Callable[[], float] = monotonic,
     ) -> None:
-        if speed <= 0:
-            raise ValueError("speed must be positive")
+        if not math.isfinite(speed) or speed <= 0:
+            raise ValueError(f"speed must be finite and positive, not {speed}")
         self._source = source
         self._base_sim = start
         self._base_wall = source()
@@ -130,15 +148,18 @@ class ScaledClock:
         self._paused = False
 
     def set_speed(self, speed: float) -> None:
-        if speed <= 0:
-            raise ValueError("speed must be positive")
+        if not math.isfinite(speed) or speed <= 0:
+            raise ValueError(f"speed must be finite and positive, not {speed}")
         self._rebase()
         self._speed = speed
 
     def jump_to(self, moment: datetime) -> None:
-        """Move simulated time forward (to the next timer, say); never backwards."""
-        current = self.now()
-        if moment < current:
-            raise ValueError(f"simulated time cannot go back from {current} to {moment}")
-        self._base_sim = moment
+        """Move simulated time forward to ``moment`` (the next timer, say); never backwards.
+
+        A moment already past leaves the clock where it is: the caller read the time
+        a little earlier, and at a high speed even microseconds of wall time move it
+        past a moment that was ahead then (a controller's jump to a timer due at once
+        had raised here and taken the umpire's receiver down with it).
+        """
+        self._base_sim = max(moment, self.now())
         self._base_wall = self._source()

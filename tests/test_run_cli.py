@@ -376,3 +376,30 @@ async def test_control_of_a_killed_run_exits_non_zero(tmp_path: Path) -> None:
     gone = _control(log, "pause")
     assert gone.returncode == 1
     assert "still running" in " ".join(gone.stderr.split()) or "no answer" in gone.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "speed"),
+    [
+        ("run", "nan"),
+        ("run", "inf"),
+        ("run", "1e400"),
+        ("run", "0.0001"),
+        ("replay", "nan"),
+        ("replay", "abc"),
+        ("resume", "-1"),
+    ],
+)
+def test_a_speed_no_clock_can_run_at_is_one_clear_error(
+    tmp_path: Path, command: str, speed: str
+) -> None:
+    """NaN, infinity and 1e400 had reached the clock and crashed it with a traceback."""
+    target = str(EXAMPLE) if command == "run" else str(tmp_path / "absent.db")
+    extra = ["--clock", "realtime"] if command == "run" else []
+    result = CliRunner().invoke(
+        app, [command, target, *extra, "--speed", speed], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 2, result.output
+    assert "--speed must be" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "absent.db").exists()

@@ -31,7 +31,7 @@ from simulator.cli.logview import (
 )
 from simulator.cli.rulebook import RuleFormat, render_profiles, render_rules
 from simulator.cli.runview import Progress, print_summary
-from simulator.context import fresh_rng, wall_now
+from simulator.context import fresh_rng, speed_problem, wall_now
 from simulator.errors import InputError, ScenarioError, SimulatorError
 from simulator.eventlog import (
     Event,
@@ -587,8 +587,8 @@ def run(
     configure_logging(json=log_json, level="info" if verbose else "warning")
     if clock not in ("simulated", "realtime"):
         _fail(f"--clock must be simulated or realtime, not {clock!r}")
-    if speed <= 0:
-        _fail("--speed must be positive")
+    if problem := speed_problem(speed):
+        _fail(f"--speed {problem}")
     console = Console(stderr=True)
     try:
         scenario = load_scenario(scenario_file)
@@ -743,9 +743,12 @@ def replay(
             f"{escape(result.what)}[/]"
         )
         raise typer.Exit(1)
-    pace = None if speed == "max" else float(speed)
-    if pace is not None and pace <= 0:
-        _fail("--speed must be positive, or max")
+    try:
+        pace = None if speed == "max" else float(speed)
+    except ValueError:
+        _fail(f"--speed must be a number or max, not {speed!r}")
+    if pace is not None and (problem := speed_problem(pace)):
+        _fail(f"--speed {problem}, or max")
     if not 0 <= port < 65536:
         _fail("--port must be 0 (a free one) or a port number")
     pause = _replay_wait(wait, ours="://" not in broker)
@@ -882,8 +885,8 @@ def resume_command(
     ] = None,
 ) -> None:
     """Go on with an interrupted run (killed, or its machine lost) in its own log."""
-    if speed is not None and speed <= 0:
-        _fail("--speed must be positive")
+    if speed is not None and (problem := speed_problem(speed)):
+        _fail(f"--speed {problem}")
     outcome = _run(resume(location, broker=broker, speed=speed))
     if json_summary is not None:
         _emit_json(outcome.summary.as_json(), json_summary)

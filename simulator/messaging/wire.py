@@ -21,6 +21,7 @@ from pydantic import (
     model_serializer,
 )
 
+from simulator.context import MAX_SPEED, MIN_SPEED
 from simulator.protocol.ids import PartyId
 
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -137,7 +138,10 @@ class Control(_Wire):
 
     kind: Literal["control"] = "control"
     command: ControlCommand
-    speed: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
+    # Strict: `true` or `"60"` is no speed (lax mode took them as x1 and x60).
+    speed: (
+        Annotated[float, Field(strict=True, ge=MIN_SPEED, le=MAX_SPEED, allow_inf_nan=False)] | None
+    ) = None
     inject: Annotated[str, Field(max_length=200)] | None = None
     text: Annotated[str, Field(max_length=5000)] | None = None
     id: Annotated[str, Field(min_length=1, max_length=64)] | None = None

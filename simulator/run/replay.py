@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from simulator.context import monotonic
+from simulator.context import monotonic, speed_problem
 from simulator.errors import InputError
 from simulator.eventlog import Event
 from simulator.lifetime import private_workdir
@@ -61,8 +61,8 @@ async def republish(
     published without holding it in memory; `total` is then how many it holds, for
     `progress`.
     """
-    if speed is not None and speed <= 0:
-        raise InputError("--speed must be positive, or max")
+    if speed is not None and (problem := speed_problem(speed)):
+        raise InputError(f"--speed {problem}, or max")
     if isinstance(events, Sequence):
         total = len(events) if total is None else total
     messages = 0

@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
@@ -201,6 +202,9 @@ class Driver(Protocol):
     # Whether the driver announces the clock to parties (rounds, ticks): only then
     # are the counts of what each party may see kept.
     announces: bool
+    # Whether the driver places what the controller did among what is due, in time order
+    # (`Umpire.held_controls`), rather than the umpire staging it at once.
+    orders_controls: bool
 
     async def run(self) -> "UmpireResult": ...
 
@@ -287,6 +291,10 @@ class Umpire:
         self._seq = 0
         self._notes = 0
         self._controls = 0
+        # What the controller did, each with the simulated time it was done at, until a
+        # driver that orders by time (`Driver.orders_controls`) gives it its place: made
+        # then, at that place's time (never past what is due before it and not taken yet).
+        self.held_controls: list[tuple[datetime, Callable[..., NewEvent]]] = []
         # Realtime: each party's latest plan, and when each principal was last heard from.
         self.plans: dict[str, PlanStated] = {}
         self.heard: dict[str, float] = {}
@@ -366,16 +374,28 @@ class Umpire:
     async def run(self, start_events: Sequence[NewEvent] = ()) -> UmpireResult:
         await self.listen()
         receiver = asyncio.create_task(self._receive(), name="umpire.receive")
+        driving: asyncio.Task[UmpireResult] | None = None
         try:
             for event in start_events:
                 self.sequencer.stage(event)
             await self.commit()
-            result = await self.driver.run()
+            driving = asyncio.create_task(self.driver.run(), name="umpire.drive")
+            await asyncio.wait({driving, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            failed = None if receiver.cancelled() or not receiver.done() else receiver.exception()
+            if failed is not None and not driving.done():
+                # Nothing comes in any more: the run cannot go on, and must not seem to
+                # (its clock ticking on, its parties' submissions unanswered).
+                raise InternalError(
+                    f"the umpire stopped receiving ({type(failed).__name__}: {failed}); "
+                    "the run was stopped there, and its log holds what was committed"
+                ) from failed
+            return await driving
         finally:
-            receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await receiver
-        return result
+            for task in (driving, receiver):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     def next_timer(self) -> datetime | None:
         """The next moment something is due: an inject, a deadline, a party's planned action."""
@@ -407,6 +427,10 @@ class Umpire:
         if self.group is not None:
             # Their last commits come before the end; at the end time, none after it.
             await self.group.stop_others(reason)
+        while self.held_controls:
+            # What the controller did and the driver had not placed yet: before the end,
+            # and no later than it.
+            self.stage_control(min(self.held_controls[0][0], at))
         self._seq += 1
         self.sequencer.stage(
             record_ended(
@@ -699,7 +723,13 @@ class Umpire:
         except WireError as exc:
             self.log.warning("control_ignored", reason=str(exc))
             return
-        ok, detail = self.apply_control(command)
+        try:
+            ok, detail = self.apply_control(command)
+        except Exception as exc:
+            # A command the umpire fails on is the controller's to hear of, not the end of
+            # receiving: every party's submissions come in on this same task.
+            self.log.exception("control_failed", command=command.command)
+            ok, detail = False, f"the umpire could not carry out {command.command!r}: {exc}"
         if command.id is not None:
             answer = ControlAnswer(
                 id=command.id,
@@ -719,23 +749,28 @@ class Umpire:
         clock = self.clock
         realtime = isinstance(clock, ScaledClock)
         self.log.info("control_received", command=command.command)
-        ok, detail = self._control(command, clock)
+        # Read before the command acts: a jump is done at the time it was asked for,
+        # not at the time it jumped to.
+        at = clock.now()
+        ok, detail = self._control(command, clock, at)
         if ok and command.command not in ("note", "status"):
             self._controls += 1
-            self.sequencer.stage(
-                record_control(
+            arguments = {
+                k: v
+                for k, v in (("speed", command.speed), ("inject", command.inject))
+                if v is not None
+            }
+            self._record(
+                at,
+                partial(
+                    record_control,
                     command.command,
-                    {
-                        k: v
-                        for k, v in (("speed", command.speed), ("inject", command.inject))
-                        if v is not None
-                    },
+                    arguments,
                     detail,
                     event_id=f"control-{self._controls}",
                     exercise=self.topics.exercise,
-                    at=clock.now(),
                     wallclock=self.sequencer.wallclock(),
-                )
+                ),
             )
         if not ok:
             self.log.warning("control_refused", command=command.command, reason=detail)
@@ -747,7 +782,22 @@ class Umpire:
         self._changed.set()
         return ok, detail
 
-    def _control(self, command: Control, clock: VirtualClock | ScaledClock) -> tuple[bool, str]:
+    def _record(self, at: datetime, make: Callable[..., NewEvent]) -> None:
+        """Stage what the controller did at `at` (`make(at=...)` builds its event)."""
+        if self.driver.orders_controls:
+            self.held_controls.append((at, make))
+        else:
+            self.sequencer.stage(make(at=at))
+
+    def stage_control(self, at: datetime) -> None:
+        """Stage the first of `held_controls` at `at`: its place in time, which the driver
+        found (never before its own time)."""
+        _, make = self.held_controls.pop(0)
+        self.sequencer.stage(make(at=at))
+
+    def _control(
+        self, command: Control, clock: VirtualClock | ScaledClock, at: datetime
+    ) -> tuple[bool, str]:
         name = command.command
         scaled = clock if isinstance(clock, ScaledClock) else None
         if name == "pause":
@@ -777,7 +827,11 @@ class Umpire:
             upcoming = self.next_timer()
             if upcoming is None:
                 return False, "nothing is scheduled to jump to"
-            scaled.jump_to(max(upcoming, clock.now()))
+            if upcoming <= at:
+                return False, (
+                    f"the next thing is due already ({_when(upcoming)}): nothing to jump over"
+                )
+            scaled.jump_to(upcoming)
             return True, f"jumped to {_when(clock.now())}"
         if name == "inject":
             known = self.agenda.injects()
@@ -788,25 +842,26 @@ class Umpire:
                     f"no inject {command.inject!r} in this exercise; "
                     f"the scenario's injects: {_listed(known)}"
                 )
-            if not self.agenda.fire_now(command.inject, clock.now()):
+            if not self.agenda.fire_now(command.inject, at):
                 return False, f"inject {command.inject!r} was sent already"
-            return True, f"inject {command.inject!r} sent at {_when(clock.now())}"
+            return True, f"inject {command.inject!r} sent at {_when(at)}"
         if name == "note":
             if not command.text or not command.text.strip():
                 return False, "a note needs text"
             # Through the sequencer like everything else: the log stays the single truth.
             # Counted apart from `_seq`, so a note shifts no other event's id.
             self._notes += 1
-            self.sequencer.stage(
-                record_note(
+            self._record(
+                at,
+                partial(
+                    record_note,
                     command.text.strip(),
                     event_id=f"control-note-{self._notes}",
                     exercise=self.topics.exercise,
-                    at=clock.now(),
                     wallclock=self.sequencer.wallclock(),
-                )
+                ),
             )
-            return True, f"note recorded at {_when(clock.now())}"
+            return True, f"note recorded at {_when(at)}"
         if name == "stop":
             if self.stop_requested:
                 return False, "the exercise is ending already"

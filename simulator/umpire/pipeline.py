@@ -67,6 +67,7 @@ class Pipeline:
     """Drives an umpire on a `ScaledClock` as a three-stage pipeline."""
 
     announces = False  # load generators catch up by position, not by markers
+    orders_controls = False
 
     def __init__(self, umpire: Umpire) -> None:
         self.umpire = umpire

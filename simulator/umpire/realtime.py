@@ -38,6 +38,7 @@ class Realtime:
     """Drives an umpire on a `ScaledClock`."""
 
     announces = True
+    orders_controls = True
 
     def __init__(self, umpire: Umpire) -> None:
         self.umpire = umpire
@@ -113,8 +114,6 @@ class Realtime:
         held: float | None = None
         last_timer: datetime | None = None
         while True:
-            # What the controller staged meanwhile (a note, at its clock's time) first:
-            # nothing after it is stamped before it.
             committed = await self._commit() or committed
             timers = (umpire.agenda.next_time(), sequencer.next_deadline())
             moment = min((t for t in timers if t is not None), default=None)
@@ -124,7 +123,23 @@ class Realtime:
                 (self._stamp(party, due, now), party, seq) for party, seq, due in intake.queued()
             )
             first = arrivals[0][0] if arrivals else None
-            if moment is not None and (first is None or moment <= first):
+            # What the controller did, at the time it did it, after the timers of that
+            # instant and before its submissions (a person's, like the controller's, are
+            # taken when they arrive). Never stamped past what is due before it: a note or
+            # a jump stamped at once had made a confirmation due then seem late.
+            control = umpire.held_controls[0][0] if umpire.held_controls else None
+            if control is not None and control > now:
+                control = None
+            if (
+                control is not None
+                and (moment is None or control < moment)
+                and (first is None or control <= first)
+            ):
+                if (held := self._held(control, inclusive=False)) is not None:
+                    break
+                at = max(control, self.floor)
+                umpire.stage_control(at)
+            elif moment is not None and (first is None or moment <= first):
                 if (held := self._held(moment, inclusive=False)) is not None:
                     break
                 at = max(moment, self.floor)

@@ -52,6 +52,7 @@ class Rounds:
     """Drives an umpire on a `VirtualClock`, one round at a time."""
 
     announces = True
+    orders_controls = False  # a round's controls are staged as they come, between rounds
 
     def __init__(self, umpire: Umpire) -> None:
         self.umpire = umpire

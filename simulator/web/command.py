@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from simulator.context import speed_problem
 from simulator.errors import ScenarioError, SimulatorError
 from simulator.eventlog import LogError
 from simulator.logging import configure as configure_logging
@@ -84,8 +85,8 @@ def serve(
     from simulator.web.serve import ServeOptions, serve_log, serve_scenario  # noqa: PLC0415
 
     configure_logging(level="info" if verbose else "warning")
-    if speed is not None and speed <= 0:
-        _fail("--speed must be positive")
+    if speed is not None and (problem := speed_problem(speed)):
+        _fail(f"--speed {problem}")
     if not 0 <= port <= 65535:
         _fail(f"--port {port} is not a port number")
     if (fork is None) != (at is None):

@@ -11,6 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from simulator.context import seeded
+from simulator.errors import InternalError
 from simulator.eventlog import Event
 from simulator.logfiles import open_log
 from simulator.messaging.memory import Published
@@ -681,3 +682,157 @@ async def test_what_a_round_report_carries_is_judged_as_if_it_came_alone(tmp_pat
     staged = [d.event for d in decisions if d.event is not None]
     assert len(staged) == 2
     assert {e.type for e in staged} == {REJECTION}
+
+
+JUMPS = """
+version: 1
+exercise: jump-edge
+title: Jumping to a confirmation due on its deadline
+start: 2026-03-02T09:00:00Z
+duration: 10d
+parties:
+  - {id: north, name: North, head: {name: N. H, title: H}, deputies: [{name: N. D, title: D}],
+     seal: N, coordination_unit: U}
+  - {id: south, name: South, head: {name: S. H, title: H}, deputies: [{name: S. D, title: D}],
+     seal: S, coordination_unit: U,
+     policy: {on: {oral_request: [{reply: acceptance, after: 1h}]}}}
+injects:
+  - id: call
+    at: 1h
+    send: {type: oral_request, from: north, to: south, case: c1,
+           fields: {area: public_order, urgent: true, requesting_party_name: North,
+                    requested_party_name: South, essence: e, purpose: p, justification: j,
+                    assistance_sought: a}}
+    then:
+      - {reply: written_confirmation, after: 3d}
+  - id: wd
+    at: 6d
+    send: {type: withdrawal, from: north, to: south, case: c1}
+"""
+
+
+def _course(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Each message and timer event's type and simulated time, in order."""
+    return [
+        (e["type"], e["time"])
+        for e in events
+        if e["type"].startswith(MESSAGE_PREFIX) or e["type"] == CLOCK_ELAPSED
+    ]
+
+
+async def test_jumps_and_notes_in_realtime_keep_every_message_at_its_own_time(
+    tmp_path: Path,
+) -> None:
+    """The controller jumps from timer to timer and writes notes: the log is the twin's.
+
+    A jump had been recorded at the time it jumped to, microseconds of wall time past
+    it (simulated milliseconds at x600) and committed first, so what was due there was
+    recorded after it: a written confirmation due on the Art. 4.2 deadline seemed late,
+    the case lapsed and its party was charged with a breach it did not commit. A jump
+    to a timer due at once had raised, and taken the umpire's receiver down with it.
+    """
+    scenario = parse_scenario(JUMPS, "tests/umpire/jumps.yaml")
+    async with wired(scenario, tmp_path / "simulated") as simulated:
+        await simulated.run()
+    twin = await exported(simulated.location)
+    async with (
+        wired(scenario, tmp_path / "realtime", clock="realtime", speed=600.0) as ex,
+        asyncio.TaskGroup() as group,
+    ):
+        controller = await ex.listen(CONTROLLER, ex.topics.answers)
+        observer = await ex.listen(OBSERVER, ex.topics.clock)
+        run = group.create_task(ex.run())
+        answers: list[ControlAnswer] = []
+        sent_count = 0
+
+        async def ask(**command: Any) -> ControlAnswer | None:
+            """The umpire's answer; None if the run ended first."""
+            nonlocal sent_count
+            sent_count += 1
+            sent = Control(id=f"q{sent_count}", **command)
+            await controller.bus.publish(ex.topics.control, encode(sent))
+            answer = asyncio.create_task(controller.next(ControlAnswer, lambda a: a.id == sent.id))
+            await asyncio.wait({answer, run}, return_when=asyncio.FIRST_COMPLETED)
+            if not answer.done():
+                answer.cancel()
+                return None
+            answers.append(answer.result())
+            return answers[-1]
+
+        async with asyncio.timeout(30):
+            await observer.next(Tick)
+            while not run.done():
+                # A jump, a note, and jumps asked twice at once: the second finds the
+                # next timer due already, and is refused rather than failing.
+                await ask(command="jump")
+                await ask(command="note", text=f"after jump {sent_count}")
+                await asyncio.gather(ask(command="jump"), ask(command="jump"))
+            result = await run
+    assert result.reason == "nothing left to happen"
+    events = await exported(ex.location)
+    assert _course(events) == _course(twin)
+    assert all(not e["data"].get("violations") for e in events if e["type"].startswith("coop.msg"))
+    refused = [a.detail for a in answers if a.command == "jump" and not a.ok]
+    assert all("jump" in d or "due already" in d for d in refused), refused
+    assert [a.detail for a in answers if a.command == "jump" and a.ok]
+    times = [e["time"] for e in events]
+    assert times == sorted(times), "the log's times never go back"
+
+
+async def test_an_umpire_that_stops_receiving_stops_its_run_at_once(tmp_path: Path) -> None:
+    """The receiver's failure ends the run with an error, rather than leaving it half alive.
+
+    A jump had raised in the receiver; `run()` awaited it only on the way out, so the
+    clock ticked on for days of simulated time past the scenario's end, every party's
+    submission went unanswered, and the failure showed only at Ctrl-C.
+    """
+    scenario = parse_scenario(JUMPS, "tests/umpire/jumps.yaml")
+    async with wired(scenario, tmp_path, clock="realtime", speed=1.0) as ex:
+        observer = await ex.listen(OBSERVER, ex.topics.clock)
+        failure = RuntimeError("a receiver's bug")
+
+        async def receive() -> None:
+            await observer.next(Tick)
+            raise failure
+
+        ex.umpire._receive = receive  # type: ignore[method-assign]
+        async with asyncio.timeout(10):
+            with pytest.raises(InternalError, match="stopped receiving") as raised:
+                await ex.umpire.run(start_events=[ex.start_event()])
+    assert raised.value.__cause__ is failure
+
+
+async def test_a_control_command_the_umpire_fails_on_is_answered_not_fatal(
+    tmp_path: Path,
+) -> None:
+    """A command that raises in the umpire is answered as not carried out; the run goes on."""
+    scenario = parse_scenario(JUMPS, "tests/umpire/jumps.yaml")
+    async with (
+        wired(scenario, tmp_path, clock="realtime", speed=1.0) as ex,
+        asyncio.TaskGroup() as group,
+    ):
+        controller = await ex.listen(CONTROLLER, ex.topics.answers)
+        observer = await ex.listen(OBSERVER, ex.topics.clock)
+        calls: list[str] = []
+        carry_out = ex.umpire.apply_control
+
+        def failing_once(command: Control) -> tuple[bool, str]:
+            calls.append(command.command)
+            if len(calls) == 1:
+                raise ValueError("simulated time cannot go back")
+            return carry_out(command)
+
+        ex.umpire.apply_control = failing_once  # type: ignore[method-assign]
+        run = group.create_task(ex.run())
+        async with asyncio.timeout(10):
+            await observer.next(Tick)
+            await controller.bus.publish(ex.topics.control, encode(Control(id="a", command="jump")))
+            failed = await controller.next(ControlAnswer, lambda a: a.id == "a")
+            await controller.bus.publish(ex.topics.control, encode(Control(id="b", command="stop")))
+            stopped = await controller.next(ControlAnswer, lambda a: a.id == "b")
+            result = await run
+    assert not failed.ok
+    assert "could not carry out 'jump'" in failed.detail
+    assert "cannot go back" in failed.detail
+    assert stopped.ok
+    assert result.reason == "stopped by the controller"

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from simulator.cli import app
@@ -36,8 +37,11 @@ def test_a_file_that_is_no_log_is_refused(tmp_path: Path) -> None:
     assert target.read_text() == "not a database"
 
 
-def test_speed_must_be_positive() -> None:
-    """A speed of zero would stop time for good: refused before anything starts."""
-    code, output = serve("scenarios/human/refusal-desk.yaml", "--speed", "0")
+@pytest.mark.parametrize("speed", ["0", "-5", "nan", "inf", "1e400", "1e-300", "2e7"])
+def test_a_speed_no_clock_can_run_at_is_refused(speed: str) -> None:
+    """Zero would stop time for good, NaN and infinity had crashed the clock with a
+    traceback, a speed below x0.001 freezes the run: refused before anything starts."""
+    code, output = serve("scenarios/human/refusal-desk.yaml", "--speed", speed)
     assert code == 2
-    assert "--speed must be positive" in output
+    assert "--speed must be from 0.001 to 1e+07 simulated seconds a real second" in output
+    assert "Traceback" not in output
