@@ -403,3 +403,24 @@ def test_a_speed_no_clock_can_run_at_is_one_clear_error(
     assert "--speed must be" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_a_json_summary_that_could_not_be_written_is_refused_before_the_run(
+    tmp_path: Path,
+) -> None:
+    """A directory as --json-summary had cost the run's summary, in a traceback after it;
+    a file in a directory not made yet gets the directory, as --log does."""
+    log = tmp_path / "run.db"
+    refused = CliRunner().invoke(
+        app, ["run", str(EXAMPLE), "--log", str(log), "--json-summary", str(tmp_path)],
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert refused.exit_code == 2
+    assert "is a directory" in refused.output
+    assert not log.exists(), "refused before anything ran"
+    nested = tmp_path / "out" / "deep" / "summary.json"
+    ran = CliRunner().invoke(
+        app, ["run", str(EXAMPLE), "--log", str(log), "--json-summary", str(nested)]
+    )
+    assert ran.exit_code == 0, ran.output
+    assert json.loads(nested.read_text())["events"] > 0

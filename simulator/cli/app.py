@@ -228,12 +228,30 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 
 def _emit_json(data: object, output: Path | None) -> None:
-    """Indented JSON to `output`, or to stdout when it is None."""
+    """Indented JSON to `output`, or to stdout when it is None (or cannot be written:
+    a run's summary is not lost for a file that went away while it ran)."""
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if output is None:
         typer.echo(text, nl=False)
-    else:
+        return
+    try:
         output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        typer.echo(text, nl=False)
+        _fail(f"{output}: cannot write it ({exc.strerror or exc}); the JSON went to stdout")
+
+
+def _json_target(output: Path | None, option: str = "--json-summary") -> None:
+    """Refuse, before a run starts, a file its end could not write; make its directory
+    (as --log does). The run's summary had been lost to a traceback after the run."""
+    if output is None:
+        return
+    if output.is_dir():
+        _fail(f"{option} {output}: is a directory; give a file's path")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"{option} {output}: cannot make its directory ({exc.strerror or exc})")
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -589,6 +607,7 @@ def run(
         _fail(f"--clock must be simulated or realtime, not {clock!r}")
     if problem := speed_problem(speed):
         _fail(f"--speed {problem}")
+    _json_target(json_summary)
     console = Console(stderr=True)
     try:
         scenario = load_scenario(scenario_file)
@@ -863,6 +882,7 @@ def fork_command(
             _fail(str(exc))
     if not is_postgres(output) and Path(output).exists():
         _fail(f"{output}: already exists; choose a new file")
+    _json_target(json_summary)
     outcome = _run(fork(location, at, output, scenario=scenario, seed=seed, broker=broker))
     # The file first: printing may fail on a closed pipe (`| head`).
     if json_summary is not None:
@@ -887,6 +907,7 @@ def resume_command(
     """Go on with an interrupted run (killed, or its machine lost) in its own log."""
     if speed is not None and (problem := speed_problem(speed)):
         _fail(f"--speed {problem}")
+    _json_target(json_summary)
     outcome = _run(resume(location, broker=broker, speed=speed))
     if json_summary is not None:
         _emit_json(outcome.summary.as_json(), json_summary)

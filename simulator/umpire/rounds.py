@@ -22,6 +22,7 @@ the one a round after every commit gives, held in fewer rounds.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING
 from simulator.context import VirtualClock
 from simulator.errors import InternalError, SimulatorError
 from simulator.messaging.wire import encode
-from simulator.records import CONTROLLER_RECORDS
+from simulator.records import CONTROLLER_RECORDS, MESSAGE_PREFIX
 from simulator.umpire.intake import Holding
 
 if TYPE_CHECKING:
@@ -37,6 +38,11 @@ if TYPE_CHECKING:
 
 # Rounds in a row at one simulated instant with nothing committed before we call it a bug.
 STALL_LIMIT = 5
+# Rounds at one simulated instant that each committed something, before the run is ended:
+# only parties replying to each other at once, without end, get there (two policies that
+# answer results with results `after: 0s` had run for ever, time never moving, the log
+# growing by megabytes a minute). A chain of immediate replies in a case is a few rounds.
+INSTANT_LIMIT = 1000
 
 
 class PartySilent(SimulatorError):
@@ -74,6 +80,8 @@ class Rounds:
         # A fork cut among its last instant's timers: their rest goes first, as it went.
         umpire.stage_rest_of_instant(clock.now())
         stalled = 0
+        # Rounds that committed something at this instant, and what their messages were.
+        busy: list[str] = []
         while True:
             if umpire.stop_requested:
                 return await umpire.finish(umpire.stop_requested)
@@ -98,11 +106,20 @@ class Rounds:
             # Anything else that arrived (a malformed payload, a stranger's) follows.
             umpire.stage_arrivals(clock.now())
             if umpire.sequencer.pending.events:
-                moved = any(
-                    e.type not in CONTROLLER_RECORDS for e in umpire.sequencer.pending.events
+                staged = umpire.sequencer.pending.events
+                moved = any(e.type not in CONTROLLER_RECORDS for e in staged)
+                said = sorted(
+                    {
+                        f"{e.sender} {e.type.removeprefix(MESSAGE_PREFIX)}"
+                        for e in staged
+                        if e.sender
+                    }
                 )
                 await umpire.commit()
                 if moved:
+                    busy.append(", ".join(said))
+                    if len(busy) > INSTANT_LIMIT:
+                        return await umpire.finish(_without_end(clock.now(), busy))
                     # Those who see what was committed say what they plan now, at this instant.
                     continue
             upcoming = self._upcoming()
@@ -120,6 +137,7 @@ class Rounds:
                     raise InternalError(f"simulated time is stuck at {moment}: nothing happens")
             else:
                 stalled = 0
+                busy.clear()
             clock.advance_to(moment)
             umpire.stage_timers(moment)
             if umpire.sequencer.pending.events:
@@ -245,3 +263,13 @@ class Rounds:
                 decision = umpire.intake.decide(party, seq, at)
                 if decision is not None:
                     umpire.count_decision(decision)
+
+
+def _without_end(at: datetime, rounds: list[str]) -> str:
+    """Why a run whose parties answered each other at one instant without end was ended."""
+    last = Counter(rounds[-20:]).most_common(3)
+    return (
+        f"time stood still at {at:%Y-%m-%d %H:%M}: {len(rounds)} rounds at that instant "
+        f"each brought new messages (parties answering each other at once, without end: "
+        f"{'; '.join(said for said, _ in last)}); check the policies' `after: 0s` replies"
+    )

@@ -10,7 +10,7 @@ sit in URLs, so no page sends a referrer and nothing is cached.
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from simulator.letters import (
     render_pdf,
 )
 from simulator.messaging.wire import Control, describe
+from simulator.protocol import Case
 from simulator.protocol.ids import CASE_ID_PATTERN
 from simulator.records import message_payload, violation_payloads
 from simulator.web.board import Board, Signal, iso
@@ -406,8 +407,9 @@ async def seat_send(request: Request) -> Response:
         return _error(exc.status, exc.reason)
     kind = str(body.get("kind", ""))
     case_id = str(body.get("case", "")).strip()
-    raw_values = body.get("values")
-    values: dict[str, Any] = raw_values if isinstance(raw_values, dict) else {}
+    values = body.get("values", {})
+    if not isinstance(values, dict):
+        return _error(400, f"values must be an object of the form's fields, not {values!r:.80}")
     if kind not in FORMS:
         return _error(400, f"{kind!r} is not a message type")
     if CASE_ID_PATTERN.fullmatch(case_id) is None:
@@ -417,6 +419,10 @@ async def seat_send(request: Request) -> Response:
     if case is None:
         if kind not in OPENING_TYPES and not board.training:
             return _error(409, f"{case_id} is not one of your cases")
+        if _not_free(board, case_id):
+            # Said alike of another parties' case and of one the scenario will open, and
+            # nothing more: a seat learns nothing of cases that are not its own.
+            return _error(409, f"case id {case_id} is not free: open the case under another id")
     elif not board.training:
         allowed = allowed_now(case, seat.party, seat.parties, seat.agreement, now) if now else []
         if kind not in allowed:
@@ -425,10 +431,25 @@ async def seat_send(request: Request) -> Response:
                 f"the procedure does not allow {kind.replace('_', ' ')} while {case_id} is "
                 f"{case.state.value}",
             )
+    if not board.training and any(item.case_id == case_id for item in seat.outbox.values()):
+        # What is allowed next follows from the last message once it is recorded: a second
+        # click (or tab) checked against the state before it had been let through.
+        return _error(
+            409, f"your last message in {case_id} is not recorded yet: send this once it is"
+        )
     others = sorted(p for p in seat.parties if p != seat.party.id)
-    recipient = str(body.get("recipient") or counterpart(case, seat.party.id, kind, others) or "")
+    expected = counterpart(case, seat.party.id, kind, others)
+    recipient = str(body.get("recipient") or expected or "")
     if recipient not in seat.parties or recipient == seat.party.id:
         return _error(400, "choose whom the message goes to")
+    if not board.training and case is not None and recipient != expected:
+        goes_to = _recipients(case, seat.party.id, kind, others)
+        if recipient not in goes_to:
+            return _error(
+                409,
+                f"a {kind.replace('_', ' ')} in {case_id} goes to {' or '.join(goes_to)}, "
+                f"not {recipient}",
+            )
     try:
         message = message_from_form(
             kind,
@@ -446,6 +467,35 @@ async def seat_send(request: Request) -> Response:
     message["message_id"] = message_id
     await seat.submit(seq, message)
     return JSONResponse({"ok": True, "message_id": message_id}, headers=SECURITY_HEADERS)
+
+
+def _not_free(board: Board, case_id: str) -> bool:
+    """Whether a new case may not have this id: a case of the log (whoever's), or one
+    the scenario opens itself (an inject's, a generator's), which it would take over."""
+    if case_id in board.cases.cases:
+        return True
+    scenario = board.scenario
+    if any(inject.send.case == case_id for inject in scenario.injects):
+        return True
+    for generator in scenario.generators:
+        number = case_id.removeprefix(f"{generator.id}-")
+        if (
+            number != case_id
+            and number.isdigit()
+            and 1 <= int(number) <= generator.count
+            and generator.case_id(int(number)) == case_id
+        ):
+            return True
+    return False
+
+
+def _recipients(case: Case, party: str, kind: str, others: Sequence[str]) -> list[str]:
+    """Whom a message of `kind` from `party` in this case may go to, outside training."""
+    if kind == "results_transfer":
+        # To any third party: consent, or its lack, is the procedure's to judge (Art. 7.3).
+        return [p for p in others if p not in (case.requesting, case.requested)]
+    expected = counterpart(case, party, kind, others)
+    return [expected] if expected is not None else list(others)
 
 
 ROUTES = [

@@ -836,3 +836,43 @@ async def test_a_control_command_the_umpire_fails_on_is_answered_not_fatal(
     assert "cannot go back" in failed.detail
     assert stopped.ok
     assert result.reason == "stopped by the controller"
+
+
+PING_PONG = """
+version: 1
+exercise: ping-pong
+title: Two parties answering results with results at once
+start: 2026-03-02T09:00:00Z
+duration: 10d
+parties:
+  - {id: north, name: North, head: {name: N. H, title: H}, deputies: [{name: N. D, title: D}],
+     seal: N, coordination_unit: U,
+     policy: {on: {results: [{reply: results, after: 0s, fields: {summary: again}}]}}}
+  - {id: south, name: South, head: {name: S. H, title: H}, deputies: [{name: S. D, title: D}],
+     seal: S, coordination_unit: U,
+     policy: {on: {written_request: [{reply: acceptance, after: 1h,
+                                      then: [{reply: results, after: 2h,
+                                              fields: {summary: done}}]}],
+                   results: [{reply: results, after: 0s, fields: {summary: again}}]}}}
+injects:
+  - id: ask
+    at: 1h
+    send: {type: written_request, from: north, to: south, case: c1,
+           fields: {area: public_order, essence: e, purpose: p, justification: j,
+                    assistance_sought: a}}
+"""
+
+
+async def test_parties_answering_each_other_at_once_without_end_end_the_run(
+    tmp_path: Path,
+) -> None:
+    """Policies that answer results with results `after: 0s` had run for ever at one
+    simulated instant (time never reaching the scenario's end); the run ends, saying why."""
+    scenario = parse_scenario(PING_PONG, "tests/umpire/ping-pong.yaml")
+    async with wired(scenario, tmp_path) as ex, asyncio.timeout(120):
+        result = await ex.run()
+    assert result.reason.startswith("time stood still at 2026-03-02 13:00: 1001 rounds")
+    assert "north results; south results" in result.reason
+    events = await exported(ex.location)
+    assert events[-1]["type"] == "coop.exercise.ended"
+    assert events[-1]["time"].startswith("2026-03-02T13:00:00")

@@ -1,5 +1,6 @@
 """The console drives a real exercise: seats send, the controller paces, notes and injects."""
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,76 @@ async def test_a_seat_gets_forms_for_what_the_procedure_allows_and_the_controlle
     sent_by_seat = [e.data["message"]["type"] for e in events if e.sender == "southmere"]
     assert sent_by_seat == ["consultation", "written_request"]
     assert (tmp_path / "report" / "report.html").is_file()
+
+
+async def test_outside_training_a_seat_keeps_to_its_cases_counterparts_and_one_step_at_once(
+    tmp_path: Path,
+) -> None:
+    """A seat may not open a case under an id that is not free, send to a party the step
+    does not go to, nor send twice on one state; and a form's values are an object.
+
+    Found by a hostile client: a seat had opened `lorry-1` before the scenario's inject
+    did (the inject's requester was then charged with the breach), sent into another
+    parties' case (and learnt its state from the finding), sent an information request
+    to a third party, and had five concurrent requests all accepted against one state.
+    """
+    async with serving(desk(), tmp_path) as served:
+        await served.until(lambda s: any(c["id"] == "east-1" for c in s["cases"]))
+        await seat_state(served, "southmere", lambda s: case_of(s, "water-1"))
+        shapeless = await send(
+            served, "southmere", kind="acknowledgement", case="water-1", values="x"
+        )
+        assert shapeless.status_code == 400
+        assert "values must be an object" in shapeless.json()["error"]
+        for taken in ("east-1", "lorry-1", "water-1"):
+            squat = await send(
+                served,
+                "southmere",
+                kind="written_request",
+                case=taken,
+                recipient="northmark",
+                values={**ESCORT, "signature": "L. Morrow"},
+            )
+            if taken == "water-1":
+                # Its own case: the procedure says no, as for any step it does not allow.
+                assert squat.status_code == 409
+                continue
+            assert squat.status_code == 409, squat.text
+            assert squat.json()["error"] == (
+                f"case id {taken} is not free: open the case under another id"
+            )
+        astray = await send(
+            served,
+            "southmere",
+            kind="information_request",
+            case="water-1",
+            recipient="eastmark",
+            values={"questions": "How many visitors?"},
+        )
+        assert astray.status_code == 409
+        assert "goes to northmark, not eastmark" in astray.json()["error"]
+        twice = await asyncio.gather(
+            *(
+                send(
+                    served,
+                    "southmere",
+                    kind="information_request",
+                    case="water-1",
+                    values={"questions": f"Question {n}?"},
+                )
+                for n in range(5)
+            )
+        )
+        codes = sorted(r.status_code for r in twice)
+        assert codes == [200, 409, 409, 409, 409], [r.text for r in twice]
+        assert all("not recorded yet" in r.json()["error"] for r in twice if r.status_code == 409)
+        assert (await served.command(command="stop")).status_code == 200
+        await served.until(lambda s: s["ended"], seconds=60)
+    async with open_log(str(served.log), read_only=True) as store:
+        events = [e async for e in store.read(1)]
+    by_seat = [e for e in events if e.sender == "southmere"]
+    assert [e.data["message"]["type"] for e in by_seat] == ["information_request"]
+    assert by_seat[0].data["violations"] == []
 
 
 async def test_in_training_a_trainee_may_break_the_procedure_and_the_umpire_records_it(

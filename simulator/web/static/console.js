@@ -418,6 +418,10 @@ function seatPage() {
   document.getElementById("message-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const formStatus = document.getElementById("form-status");
+    // One click, one message: a second click while the first is on its way would be
+    // checked against the state before it (the server refuses it too).
+    const sendButton = event.submitter || event.target.querySelector("button[type=submit]");
+    if (sendButton) sendButton.disabled = true;
     formStatus.className = "status";
     formStatus.textContent = "sending…";
     try {
@@ -432,6 +436,8 @@ function seatPage() {
     } catch (error) {
       formStatus.className = "status error";
       formStatus.textContent = error.message;
+    } finally {
+      if (sendButton) sendButton.disabled = false;
     }
   });
   document.getElementById("cancel").addEventListener("click", () => {
