@@ -353,6 +353,9 @@ class ScenarioAgenda:
     def injects(self) -> list[str]:
         return [inject.id for inject in self.scenario.injects]
 
+    def opens_case(self, case_id: str) -> bool:
+        return self.scenario.creates_case(case_id)
+
     def fire_now(self, inject_id: str, at: datetime) -> bool:
         """The controller's "send this inject now"; False if unknown or already sent."""
         if inject_id in self._fired:

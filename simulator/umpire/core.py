@@ -101,6 +101,10 @@ class Agenda(Protocol):
         log does not end among them (`ScenarioAgenda.rest_of_instant`)."""
         ...
 
+    def opens_case(self, case_id: str) -> bool:
+        """Whether the scenario opens this case itself (an inject's, a generator's)."""
+        ...
+
 
 class EmptyAgenda:
     def next_time(self) -> datetime | None:
@@ -120,6 +124,9 @@ class EmptyAgenda:
 
     def rest_of_instant(self, at: datetime) -> list[tuple[Message, str]] | None:
         return None
+
+    def opens_case(self, case_id: str) -> bool:
+        return False
 
 
 def _never_repeats(events: Sequence[NewEvent]) -> bool:
@@ -252,6 +259,9 @@ class Umpire:
         self.clock = clock
         self.end = end
         self.agenda: Agenda = agenda or EmptyAgenda()
+        if agenda is not None:
+            # A party may not open a case the scenario will: it would take it over.
+            sequencer.reserved = agenda.opens_case
         self.settings = settings or UmpireSettings()
         self.on_commit = on_commit
         # Realtime: every clock announced (a live status line follows it).

@@ -101,6 +101,9 @@ class PartitionAgenda:
     def injects(self) -> list[str]:
         return self.shared.agenda.injects()
 
+    def opens_case(self, case_id: str) -> bool:
+        return self.shared.agenda.opens_case(case_id)
+
     def rest_of_instant(self, at: datetime) -> list[tuple[Message, str]] | None:
         # Partitioned runs are realtime: they go on from their logs' last time as it comes.
         return None

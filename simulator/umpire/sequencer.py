@@ -124,6 +124,9 @@ class Sequencer:
         # time asks for the next one after every commit, and until it has passed a
         # timer finds nothing to do in the case.
         self._watched: dict[str, datetime] = {}
+        # The case ids the scenario opens itself (`Agenda.opens_case`): a party's message
+        # may not open one first. None where nothing is reserved (a load run).
+        self.reserved: Callable[[str], bool] | None = None
 
     # -- building a batch ----------------------------------------------------
 
@@ -184,6 +187,22 @@ class Sequencer:
                 f"message id {message.message_id!r} is in the umpire's own namespace (ids "
                 f"beginning {', '.join(repr(p) for p in UMPIRE_ID_PREFIXES)}): "
                 "number the message otherwise",
+                seq=seq,
+                message_id=message.message_id,
+                payload=payload,
+            )
+        if (
+            self.reserved is not None
+            and self.case(message.case_id) is None
+            and self.reserved(message.case_id)
+        ):
+            # The inject would find its case taken (and its sender charged with the
+            # breach). Said as the console says it, no more: which case ids the
+            # scenario will open is for the controller to know.
+            return self._reject(
+                connection_party,
+                at,
+                f"case id {message.case_id!r} is not free: open the case under another id",
                 seq=seq,
                 message_id=message.message_id,
                 payload=payload,

@@ -276,6 +276,11 @@ class Replayer:
         return ClockView(self.now(), self.paused, self.speed)
 
     async def apply(self, command: Control) -> tuple[bool, str]:
+        # Refused as a live run refuses them, so the control view answers alike.
+        if command.command == "pause" and self.paused:
+            return False, "the replay is paused already"
+        if command.command == "resume" and not self.paused:
+            return False, "the replay is not paused"
         self._rebase()
         if command.command == "pause":
             self.paused = True

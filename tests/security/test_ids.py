@@ -250,3 +250,73 @@ async def test_a_claimed_due_time_never_goes_back_before_what_the_log_holds(
     # And the log's times never go back.
     times = [e.time for e in events]
     assert times == sorted(times)
+
+
+async def test_a_party_cannot_open_a_case_the_scenario_will_open(tmp_path: Path) -> None:
+    """`mosquitto_pub` with southmere's credentials opens, early in the run, a case under
+    the id of the example's fifth generated case and one under a conditioned inject's.
+
+    Both had been taken: when the generator came to its case, its request was recorded
+    as a breach by northmark (a request in a case already received) and the scenario's
+    case was southmere's. Now each is a rejection, said to southmere alone, and the
+    scenario's cases run as they would have.
+    """
+    scenario = load_scenario(EXAMPLE)
+    northmark, southmere = scenario.party("northmark"), scenario.party("southmere")
+    committed: list[Event] = []
+    fifth = asyncio.Event()
+    refused = asyncio.Event()
+
+    def watch(events: Sequence[Event]) -> None:
+        committed.extend(events)
+        if len(committed) >= 5:
+            fifth.set()
+        if sum(e.type == REJECTION for e in committed) >= 2:
+            refused.set()
+
+    def squatting(case_id: str, n: int) -> bytes:
+        message = draft(
+            "written_request",
+            message_id=f"southmere.squat.{n}",
+            case_id=case_id,
+            sender=southmere,
+            recipient=northmark,
+            fields={
+                "area": "fuel_and_energy_safety",
+                "essence": "A case opened under an id the scenario will use.",
+                "purpose": "To take it over.",
+                "justification": "An exercise of the umpire's intake.",
+                "assistance_sought": "None.",
+            },
+        )
+        return json.dumps(
+            {"kind": "submission", "party": "southmere", "seq": 900 + n, "message": message}
+        ).encode()
+
+    assert scenario.creates_case("routine-0005")
+    assert scenario.creates_case("offer-1")
+    options = RunOptions(
+        broker="mosquitto", log=str(tmp_path / "run.db"), clock="realtime", speed=SPEED
+    )
+    async with Exercise(scenario, options, on_commit=watch) as exercise:
+        run = asyncio.create_task(exercise.run())
+        async with asyncio.timeout(60):
+            await fifth.wait()
+            payloads = [squatting("routine-0005", 1), squatting("offer-1", 2)]
+            await _publish(exercise, "southmere", exercise.topics.submit("southmere"), payloads)
+            await refused.wait()
+        outcome = await run
+    assert outcome.result.reason == "the scenario's duration was reached"
+    events = await _events(tmp_path / "run.db")
+    rejections = [e for e in events if e.type == REJECTION]
+    assert [(e.recipient, e.data["message_id"]) for e in rejections] == [
+        ("southmere", "southmere.squat.1"),
+        ("southmere", "southmere.squat.2"),
+    ]
+    assert all("is not free: open the case under another id" in e.data["reason"]
+               for e in rejections)  # fmt: skip
+    assert not [e for e in events if e.id.startswith("southmere.squat")]
+    routine = [e for e in events if e.subject == "routine-0005"]
+    assert routine, "the generator opened its fifth case"
+    assert routine[0].id == "gen.routine.5"
+    assert routine[0].data["violations"] == []

@@ -146,6 +146,8 @@ async def test_a_seat_gets_forms_for_what_the_procedure_allows_and_the_controlle
         report = await served.client.get(ended["report"], params={"token": served.token("control")})
         assert report.status_code == 200
         assert "refusal-desk" in report.text
+        assert report.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'none'" in report.headers["content-security-policy"]
         assert (await served.command(command="pause")).status_code == 409
     async with open_log(str(served.log), read_only=True) as store:
         events = [e async for e in store.read(1)]

@@ -55,6 +55,7 @@ async def test_serving_a_log_replays_it_with_pause_jump_and_speed(
                 return response.status_code
 
             assert await command(command="pause") == 200
+            assert await command(command="pause") == 409  # as a live run answers
             first = await state()
             assert first["mode"] == "replay"
             assert first["clock"]["paused"]  # type: ignore[index]
