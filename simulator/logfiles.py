@@ -23,6 +23,7 @@ from simulator.eventlog import (
     MergedLog,
     SqliteEventStore,
 )
+from simulator.eventlog.lockfile import WriterLock
 from simulator.records import UPGRADES
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -87,6 +88,26 @@ def open_log(
         synchronous=mode,
         upgrades=UPGRADES,
     )
+
+
+@asynccontextmanager
+async def writing(location: str) -> AsyncIterator[None]:
+    """Hold the log at `location` as its one writer while the block runs.
+
+    LogBusyError at once when another process holds it (a run still writing it).
+    SQLite: a lock file beside the log (`eventlog.lockfile`); PostgreSQL: a session
+    advisory lock keyed by the schema (`eventlog.lease.LogLease`). Either is
+    released when the holder dies, however it dies, so a killed run can be resumed.
+    """
+    if not is_postgres(location):
+        with WriterLock(Path(location)):
+            yield
+        return
+    from simulator.eventlog.lease import holding_log  # noqa: PLC0415 - psycopg
+
+    url, schema = split_postgres(location)
+    async with holding_log(url, schema, location):
+        yield
 
 
 def partition_location(location: str, partition: int) -> str:

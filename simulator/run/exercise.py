@@ -47,6 +47,7 @@ from simulator.logfiles import (
     open_log,
     partition_location,
     split_postgres,
+    writing,
 )
 from simulator.messaging.topics import MAX_PARTITIONS, Topics
 from simulator.messaging.wire import Tick
@@ -168,6 +169,8 @@ class Exercise:
         self._client_ids: dict[str, str] = {}
         # The log file this run creates (SQLite), removed if the run fails before its start.
         self._new_file: Path | None = None
+        # Whether the run failed before its first event (set as it ends: see `_discard`).
+        self._failed_empty = False
         self.umpire: Umpire
         self._group: asyncio.TaskGroup | None = None
         self._tasks: dict[str, asyncio.Task[object]] = {}
@@ -178,9 +181,8 @@ class Exercise:
         try:
             await self._open(stack)
         except BaseException:
-            empty = await self._empty()
+            self._failed_empty = await self._empty()
             await stack.__aexit__(None, None, None)
-            self._discard(empty)
             raise
         return self
 
@@ -190,9 +192,8 @@ class Exercise:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        empty = exc_type is not None and await self._empty()
+        self._failed_empty = exc_type is not None and await self._empty()
         await self._stack.__aexit__(exc_type, exc, tb)
-        self._discard(empty)
 
     async def _empty(self) -> bool:
         """Whether this run made its log file and failed before its first event."""
@@ -203,10 +204,10 @@ class Exercise:
         except LogError:
             return False
 
-    def _discard(self, empty: bool) -> None:
+    def _discard(self) -> None:
         # A run that failed before its first event leaves no log: an empty one with the
         # failed run's metadata and genesis checkpoint would be taken up by the next.
-        if not empty or self._new_file is None:
+        if not self._failed_empty or self._new_file is None:
             return
         log_file = self._new_file
         for leftover in (
@@ -259,6 +260,8 @@ class Exercise:
             store = await stack.enter_async_context(open_log(location, create=True, now=wall_now))
             if self.partitions:
                 await self._own(stack, store, location, number)
+            elif is_postgres(location):
+                await self._fence(store)
             await self._prepare_log(store, location, prefix)
             self.stores.append(store)
         self.store = self.stores[0]
@@ -287,11 +290,38 @@ class Exercise:
         assert isinstance(store, PostgresEventStore)
         await store.claim(f"{self.run_id}-p{number}")
 
-    async def _open(self, stack: contextlib.AsyncExitStack) -> None:
-        scenario = self.scenario
+    async def _claim(self, stack: contextlib.AsyncExitStack) -> None:
+        """Become the log's one writer for the run's whole life, before anything else.
+
+        A second writer (a `resume` of a run still going) is refused at once, before
+        it reads a head the live run is about to move past. A partitioned run's
+        umpires hold their partitions instead (`_own`).
+        """
         if not is_postgres(self.location):
             Path(self.location).parent.mkdir(parents=True, exist_ok=True)
+        if not self.partitions:
+            await stack.enter_async_context(writing(self.location))
+            # Run as the stack unwinds, after the log is closed and before it is let go.
+            stack.callback(self._discard)
+        if not is_postgres(self.location):
+            # Only once the log is ours: a run refused here must not remove the file
+            # of the run that holds it (it may have just made it).
             self._new_file = _absent(Path(self.location))
+
+    async def _fence(self, store: EventStore) -> None:
+        """Claim a PostgreSQL log for this run (a fencing token), as a partition's owner does.
+
+        The run holds the log's lease (`writing`); should its session drop unnoticed
+        and a `resume` take the log over, this run's next append writes nothing.
+        """
+        from simulator.eventlog.postgres import PostgresEventStore  # noqa: PLC0415 - psycopg
+
+        assert isinstance(store, PostgresEventStore)
+        await store.claim(self.run_id)
+
+    async def _open(self, stack: contextlib.AsyncExitStack) -> None:
+        scenario = self.scenario
+        await self._claim(stack)
         if self._given_broker is not None:
             self.broker = self._given_broker
         else:
