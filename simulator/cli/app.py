@@ -737,6 +737,8 @@ def replay(
         result = _run(check(location, broker=broker))
         if result.ok:
             typer.echo(f"{location}: today's code reproduces all {result.recorded} events")
+            if result.what:
+                typer.echo(result.what)
             return
         Console(stderr=True).print(
             f"[red]{escape(location)}: diverges at position {result.first_difference}: "

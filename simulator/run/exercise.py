@@ -40,7 +40,7 @@ from simulator.eventlog.checkpoints import checkpoint_path
 from simulator.eventlog.merged import MergedLog
 from simulator.eventlog.store import InspectableStore
 from simulator.lifetime import private_workdir
-from simulator.lineage import FORK_POSITION, GENERATION, PARENT
+from simulator.lineage import FORK_POSITION, GENERATION, PARENT, RESUMED_AT, with_resumption
 from simulator.logfiles import (
     PARTITIONS_METADATA,
     is_postgres,
@@ -224,6 +224,9 @@ class Exercise:
         if self.resuming:
             if head != len(prefix):
                 raise InputError(f"{location}: the log changed while it was being resumed")
+            # A resumed run counts only the rounds it holds itself: `replay --check` says so.
+            resumed = await store.get_metadata(RESUMED_AT)
+            await store.set_metadata(RESUMED_AT, with_resumption(resumed, head))
         elif head > 0:
             raise InputError(
                 f"{location}: already holds a run; choose a new --log, "

@@ -22,7 +22,14 @@ from simulator.context import monotonic
 from simulator.errors import InputError
 from simulator.eventlog import Event
 from simulator.lifetime import private_workdir
-from simulator.lineage import FORK_POSITION, GENERATION, PARENT, Lineage
+from simulator.lineage import (
+    FORK_POSITION,
+    GENERATION,
+    PARENT,
+    RESUMED_AT,
+    Lineage,
+    resumed_positions,
+)
 from simulator.logfiles import is_postgres, partition_locations, reading
 from simulator.messaging.bus import Bus
 from simulator.messaging.routing import confidential_cases, publish_events
@@ -147,6 +154,7 @@ class CheckResult:
     recorded: int
     rerun: int
     first_difference: int | None
+    # What differs there; when nothing does, "" or a note (a resumed run's rounds).
     what: str
     rerun_log: str
 
@@ -200,17 +208,44 @@ ROUNDS_CHANGED = (
 )
 
 
+# A resumed run's end counts the rounds its last resumption held, not the whole run's:
+# the one difference from the run never interrupted that the README allows.
+RESUMED_ROUNDS = (
+    "the count of rounds differs only because the run was resumed (at position {at}): "
+    "its end counts the {old} rounds held since, a run never interrupted {new}; "
+    "every event is the same"
+)
+# Fewer rounds than the rerun, and no resumption recorded: not issue 16's older logs
+# (they count more), most likely a run resumed before resumptions were recorded.
+FEWER_ROUNDS = (
+    "only the number of rounds differs (recorded {old}, now {new}): a log counts fewer "
+    "rounds than its rerun when its run was resumed (the resumed run counts only the "
+    "rounds it held), but this log records no resumption; every event before it is the same"
+)
+
+
 def _rounds_only(old: Event, differences: Sequence[str]) -> bool:
     return old.type == EXERCISE_ENDED and all(d.startswith("data.rounds:") for d in differences)
 
 
-def first_difference(recorded: Sequence[Event], rerun: Sequence[Event]) -> tuple[int | None, str]:
+def first_difference(
+    recorded: Sequence[Event], rerun: Sequence[Event], *, resumed_at: Sequence[int] = ()
+) -> tuple[int | None, str]:
+    """The first position where the logs differ and what differs; (None, note) if none does.
+
+    `resumed_at`: where the recorded run was resumed (its metadata), so a count of
+    rounds that differs for that reason alone is no difference.
+    """
     for old, new in zip(recorded, rerun, strict=False):
         differences = _differences(comparable(old), comparable(new))
         if differences and _rounds_only(old, differences):
-            return old.position, ROUNDS_CHANGED.format(
-                old=old.data.get("rounds"), new=new.data.get("rounds")
-            )
+            before, now = old.data.get("rounds"), new.data.get("rounds")
+            if resumed_at:
+                at = ", ".join(map(str, resumed_at))
+                return None, RESUMED_ROUNDS.format(at=at, old=before, new=now)
+            if isinstance(before, int) and isinstance(now, int) and before < now:
+                return old.position, FEWER_ROUNDS.format(old=before, new=now)
+            return old.position, ROUNDS_CHANGED.format(old=before, new=now)
         if differences:
             shown = "; ".join(d[:200] for d in differences[:5])
             return old.position, shown
@@ -416,6 +451,7 @@ async def check(
         )
     recorded = await read_range(location)
     fork_position = int(await _metadata(location, FORK_POSITION) or 0)
+    resumed_at = resumed_positions(await _metadata(location, RESUMED_AT))
     with private_workdir("simulator-check-") as directory:
         base = workdir or directory
         rerun_log = str(base / "rerun.db")
@@ -433,5 +469,5 @@ async def check(
         else:
             await run_exercise(scenario, options)
         rerun = await read_range(rerun_log)
-    position, what = first_difference(recorded, rerun)
+    position, what = first_difference(recorded, rerun, resumed_at=resumed_at)
     return CheckResult(len(recorded), len(rerun), position, what, rerun_log)
