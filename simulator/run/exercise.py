@@ -232,9 +232,9 @@ class Exercise:
                 f"{location}: already holds a run; choose a new --log, "
                 "or `simulator resume` it if it was interrupted"
             )
-        for i in range(0, 0 if self.resuming else len(prefix), 1000):
-            # Appended as they were: same ids, times and data, so the same bytes and hashes.
-            await store.append([NewEvent.from_event(e) for e in prefix[i : i + 1000]])
+        # The metadata first: a run killed at any moment after this leaves a log that says
+        # what it is, so `resume` can go on with it (a fork killed right after copying its
+        # parent's events used to leave them without their scenario and seed).
         if prefix and not self.resuming:
             await store.set_metadata(PARENT, self.parent or "")
             await store.set_metadata(FORK_POSITION, str(len(self.prefix)))
@@ -249,6 +249,11 @@ class Exercise:
             await store.set_metadata(PARTITIONS_METADATA, str(self.partitions))
         if self.security.secure:
             await store.set_metadata(SIGNING_METADATA, SECRET_SIGNING)
+        if prefix and not self.resuming:
+            # In one transaction: the log holds all of the parent's first events or none
+            # (then `resume` copies them again). Appended as they were: same ids, times
+            # and data, so the same bytes and hashes.
+            await store.append([NewEvent.from_event(e) for e in prefix])
 
     async def _open_logs(self, stack: contextlib.AsyncExitStack) -> None:
         """The run's log, or each partition's (a schema `{schema}_p{n}` each), prepared."""

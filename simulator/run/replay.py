@@ -28,6 +28,7 @@ from simulator.lineage import (
     PARENT,
     RESUMED_AT,
     Lineage,
+    read_lineage,
     resumed_positions,
 )
 from simulator.logfiles import is_postgres, partition_locations, reading
@@ -357,12 +358,12 @@ async def resume(
     and numbering go on from the log. A realtime run goes on from the time of
     its last event, at `speed` (default: the recorded one).
     """
-    recorded, seed, clock = await recorded_run(location)
     # A partitioned run goes on in each partition from its own log.
     by_partition = [await read_range(part) for part in await partition_locations(location)]
     events = await read_range(location)
     if not events:
-        raise InputError(f"{location}: the run never started; run its scenario afresh")
+        return await _fork_again(location, broker=broker, on_commit=on_commit)
+    recorded, seed, clock = await recorded_run(location)
     if any(e.type == EXERCISE_ENDED for e in events):
         raise InputError(
             f"{location}: the exercise ended at position {events[-1].position}; nothing to "
@@ -387,6 +388,39 @@ async def resume(
         resuming=True,
         on_commit=on_commit,
         partition_prefixes=by_partition,
+    )
+
+
+async def _fork_again(
+    location: str, *, broker: str, on_commit: Callable[[Sequence[Event]], None] | None
+) -> RunOutcome:
+    """Resume a fork killed before it committed its copy of the parent's first events.
+
+    Its log records the fork (written before the copy) and holds nothing else: the fork
+    is made again into it, from the parent it names, with its scenario and seed.
+    """
+    async with reading(location) as store:
+        metadata = await store.metadata()
+    lineage = read_lineage(metadata)
+    if lineage is None or not lineage.parent or "scenario" not in metadata:
+        # Killed before it wrote all it is (or a run that never had a first event).
+        raise InputError(f"{location}: the run never started; run (or fork) it afresh")
+    scenario, seed, _ = await recorded_run(location)
+    start = await prepare_fork(
+        lineage.parent,
+        lineage.position,
+        location,
+        scenario=scenario,
+        seed=seed,
+        options=RunOptions(broker=broker),
+    )
+    return await _go_on(
+        start.scenario,
+        start.options,
+        start.prefix,
+        generation=lineage.generation,
+        parent=lineage.parent,
+        on_commit=on_commit,
     )
 
 
