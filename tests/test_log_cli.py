@@ -1,17 +1,25 @@
 """`simulator log show | verify | export | import`, run as a user would."""
 
 import asyncio
+import errno
 import hashlib
 import json
 import sqlite3
 from pathlib import Path
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from simulator.cli import app
+from simulator.context import wall_now
+from simulator.eventlog import LogError
+from simulator.logfiles import made_or_nothing, open_log
+from tests.eventlog.conftest import pg_schema, pg_url
 from tests.logs import DRILL, write_log
+
+__all__ = ["pg_schema", "pg_url"]
 
 
 @pytest.fixture
@@ -98,6 +106,83 @@ def test_import_never_overwrites(drill: Path, tmp_path: Path) -> None:
     assert code == 2
     assert "already exists" in err
     assert hashlib.sha256(drill.read_bytes()).hexdigest() == before
+
+
+def _schema_exists(url: str, schema: str) -> bool:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,))
+        return bool(row.fetchone()[0])  # type: ignore[index]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_refused_import_leaves_nothing_and_the_retry_works(
+    drill: Path, tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """An edited line or a file that continues no log: refused, no log left; fixed: imported.
+
+    Before: the refused import left an empty log (SQLite file and its checkpoints, or a
+    PostgreSQL schema), and the retry was refused because the log already existed.
+    """
+    exported = tmp_path / "a.jsonl"
+    _invoke("log", "export", str(drill), "-o", str(exported))
+    lines = exported.read_text(encoding="utf-8").splitlines(keepends=True)
+    edited = json.loads(lines[2])
+    edited["data"]["edited"] = True
+    bad = {
+        # The event no longer matches its hash.
+        "edited": [*lines[:2], json.dumps(edited) + "\n", *lines[3:]],
+        # A tail continues no new log.
+        "tail": lines[4:],
+    }
+    url, schema = "", ""
+    if kind == "sqlite":
+        target = str(tmp_path / "new.db")
+    else:
+        url, schema = request.getfixturevalue("pg_url"), request.getfixturevalue("pg_schema")
+        target = f"{url}?schema={schema}"
+
+    def gone() -> bool:
+        if kind == "sqlite":
+            return not list(tmp_path.glob("new.db*"))
+        return not _schema_exists(url, schema)
+
+    for what, text in bad.items():
+        exported.write_text("".join(text), encoding="utf-8")
+        code, _, err = _invoke("log", "import", str(exported), "-o", target)
+        assert code == 2, (what, err)
+        assert gone(), f"{what}: the refused import left a log behind"
+    exported.write_text("".join(lines), encoding="utf-8")
+    code, _, err = _invoke("log", "import", str(exported), "-o", target)
+    assert code == 0, err
+    assert _invoke("log", "export", target)[1] == "".join(lines)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_log_made_by_a_failed_import_is_removed_and_one_there_before_is_kept(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """`made_or_nothing`: what fails after making its log (a full disk, say) leaves none."""
+    if kind == "sqlite":
+        location = str(tmp_path / "new.db")
+    else:
+        url = request.getfixturevalue("pg_url")
+        location = f"{url}?schema={request.getfixturevalue('pg_schema')}"
+
+    async def fail_after_making() -> None:
+        async with made_or_nothing(location), open_log(location, create=True, now=wall_now):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        await fail_after_making()
+    with pytest.raises(LogError, match="no event log here"):
+        await open_log(location, read_only=True).__aenter__()
+    assert not list(tmp_path.glob("new.db*"))
+    async with open_log(location, create=True, now=wall_now) as store:
+        await store.set_metadata("kept", "yes")
+    with pytest.raises(OSError, match="No space"):
+        await fail_after_making()
+    async with open_log(location, read_only=True) as store:
+        assert await store.get_metadata("kept") == "yes"
 
 
 @pytest.mark.parametrize("command", ["show", "verify", "export"])

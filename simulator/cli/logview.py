@@ -41,6 +41,7 @@ from simulator.eventlog.store import IMPORT_METADATA
 from simulator.lineage import read_lineage
 from simulator.logfiles import (
     is_postgres,
+    made_or_nothing,
     open_log,
     partition_location,
     partition_locations,
@@ -295,7 +296,14 @@ async def import_signed(
     """
     kept = _source_checkpoints(source, checkpoints)
     with source.open(encoding="utf-8") as handle:
-        async with open_log(location, create=True, now=now) as store:
+        # Checked before the log is made, so a file that is refused makes nothing; and
+        # should the import fail later, what it made goes (the retry finds no log there).
+        check_lines(list(handle), kept)
+        handle.seek(0)
+        async with (
+            made_or_nothing(location),
+            open_log(location, create=True, now=now) as store,
+        ):
             first = await store.head() + 1
             await import_jsonl(handle, store, checkpoints=kept)
             return await record_provenance(

@@ -36,7 +36,6 @@ from simulator.context import (
 )
 from simulator.errors import InputError
 from simulator.eventlog import Event, EventStore, LogError, NewEvent
-from simulator.eventlog.checkpoints import checkpoint_path
 from simulator.eventlog.merged import MergedLog
 from simulator.eventlog.store import InspectableStore
 from simulator.lifetime import private_workdir
@@ -47,6 +46,7 @@ from simulator.logfiles import (
     open_log,
     partition_location,
     split_postgres,
+    sqlite_files,
     writing,
 )
 from simulator.messaging.topics import MAX_PARTITIONS, Topics
@@ -209,12 +209,7 @@ class Exercise:
         # failed run's metadata and genesis checkpoint would be taken up by the next.
         if not self._failed_empty or self._new_file is None:
             return
-        log_file = self._new_file
-        for leftover in (
-            log_file,
-            *(log_file.with_name(log_file.name + s) for s in ("-wal", "-shm", "-journal")),
-            checkpoint_path(log_file),
-        ):
+        for leftover in sqlite_files(self._new_file):
             leftover.unlink(missing_ok=True)
 
     async def _prepare_log(self, store: EventStore, location: str, prefix: Sequence[Event]) -> None:
