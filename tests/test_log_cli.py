@@ -185,6 +185,40 @@ async def test_a_log_made_by_a_failed_import_is_removed_and_one_there_before_is_
         assert await store.get_metadata("kept") == "yes"
 
 
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        ("show {log} --at 0", "--at takes a position in the log, 1 or more, not 0"),
+        ("show {log} --at -5", "--at takes a position in the log, 1 or more, not -5"),
+        ("export {log} -o {dir}/missing/x.jsonl", "{dir}/missing/x.jsonl: No such file or"),
+        ("import {dir}/pic.png -o {dir}/x.db", "{dir}/pic.png: not a log export (JSON lines"),
+    ],
+)
+def test_bad_input_to_the_log_commands_is_one_clear_message(
+    drill: Path, tmp_path: Path, command: str, says: str
+) -> None:
+    """Exit 2 and one message naming what and where; nothing written.
+
+    Before: a non-UTF-8 import and an export into a missing directory were
+    tracebacks (exit 1), and `show --at 0` or `--at -5` were taken silently.
+    """
+    (tmp_path / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    fill = {"log": str(drill), "dir": str(tmp_path)}
+    code, _, err = _invoke("log", *command.format(**fill).split())
+    assert code == 2, err
+    assert says.format(**fill) in " ".join(err.split())
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_a_non_utf8_import_names_its_line(tmp_path: Path) -> None:
+    """The first byte that is not UTF-8 is named by its line and offset (from 0)."""
+    export = tmp_path / "export.jsonl"
+    export.write_bytes(b'{"a": 1}\n{"b": "\xff"}\n')
+    code, _, err = _invoke("log", "import", str(export), "-o", str(tmp_path / "x.db"))
+    assert code == 2
+    assert "line 2 (byte 16) is not UTF-8" in " ".join(err.split())
+
+
 @pytest.mark.parametrize("command", ["show", "verify", "export"])
 def test_foreign_and_corrupt_files_get_a_clear_error(tmp_path: Path, command: str) -> None:
     """Random bytes or someone else's SQLite database: a clear error, the file untouched."""

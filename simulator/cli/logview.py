@@ -336,8 +336,13 @@ async def import_logs(
     numbered by the cases it holds (`partition_of`), each held to its own
     checkpoints. Every chain is checked before anything is written.
     """
-    with source.open(encoding="utf-8") as handle:
-        chains = split_chains(handle)
+    try:
+        with source.open(encoding="utf-8") as handle:
+            chains = split_chains(handle)
+    except UnicodeDecodeError:
+        raise InputError(
+            f"{source}: not a log export (JSON lines of UTF-8 text): {_not_utf8(source)}"
+        ) from None
     if len(chains) <= 1:
         return [(location, await import_signed(source, location, now=now, checkpoints=checkpoints))]
     if not is_postgres(location):
@@ -368,6 +373,17 @@ async def import_logs(
             )
             notes.append((target, note))
     return sorted(notes)
+
+
+def _not_utf8(path: Path) -> str:
+    """Where a file stops being UTF-8: its line and byte (read again whole, on this error only)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return f"line {line} (byte {exc.start}) is not UTF-8"
+    return "it is not UTF-8"
 
 
 def _partition_numbers(source: Path, chains: Sequence[Sequence[str]]) -> list[int]:

@@ -299,9 +299,11 @@ async def prepare_fork(
     recorded, recorded_seed, clock = await recorded_run(location)
     if clock != "simulated" and not live:
         raise InputError(f"{location}: only simulated-time runs can be forked")
+    async with reading(location) as store:
+        head = await store.head()
+    if not 1 <= at <= head:
+        raise InputError(f"{location}: --at {at} is outside the log (1..{head})")
     prefix = await read_range(location, 1, at)
-    if at < 1 or len(prefix) < at:
-        raise InputError(f"{location}: --at {at} is outside the log (1..{len(prefix)})")
     if any(e.type == EXERCISE_ENDED for e in prefix):
         raise InputError(f"{location}: position {at} is past the end of the run")
     chosen = scenario or recorded
