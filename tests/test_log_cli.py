@@ -13,13 +13,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from simulator.cli import app
+from simulator.cli.logview import metadata_beside
 from simulator.context import wall_now
 from simulator.eventlog import LogError
 from simulator.logfiles import made_or_nothing, open_log
+from simulator.run.exercise import RunOptions, run_exercise
+from simulator.run.replay import check, fork
+from simulator.scenario import load_scenario
 from tests.eventlog.conftest import pg_schema, pg_url
 from tests.logs import DRILL, write_log
 
 __all__ = ["pg_schema", "pg_url"]
+
+EXAMPLE = Path(__file__).parents[1] / "scenarios" / "example.yaml"
 
 
 @pytest.fixture
@@ -112,6 +118,44 @@ def _schema_exists(url: str, schema: str) -> bool:
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,))
         return bool(row.fetchone()[0])  # type: ignore[index]
+
+
+async def test_export_and_import_keep_the_runs_metadata(tmp_path: Path) -> None:
+    """A fork exported and imported keeps its scenario, seed and lineage: `--check` passes.
+
+    Before: the export held the events alone, and the imported log's tools
+    (`replay --check`, `fork`, `report`) no longer found its scenario.
+    """
+    parent, child = tmp_path / "parent.db", tmp_path / "child.db"
+    await run_exercise(load_scenario(EXAMPLE), RunOptions(log=str(parent)))
+    await fork(str(parent), 10, str(child))
+    exported, imported = tmp_path / "child.jsonl", tmp_path / "imported.db"
+    code, _, err = await asyncio.to_thread(
+        _invoke, "log", "export", str(child), "-o", str(exported)
+    )
+    assert code == 0, err
+    code, _, err = await asyncio.to_thread(
+        _invoke, "log", "import", str(exported), "-o", str(imported)
+    )
+    assert code == 0, err
+
+    async def run_metadata(log: Path) -> dict[str, str]:
+        async with open_log(log, read_only=True) as store:
+            found = await store.metadata()
+        return {k: v for k, v in found.items() if not k.startswith("eventlog.")}
+
+    kept = await run_metadata(imported)
+    assert kept == await run_metadata(child)
+    assert {"scenario", "seed", "clock", "parent", "fork_position", "generation"} <= set(kept)
+    assert (await check(str(imported))).ok
+    # An export from before the metadata travelled with it still imports, without it.
+    metadata_beside(exported).unlink()
+    older = tmp_path / "older.db"
+    code, _, err = await asyncio.to_thread(
+        _invoke, "log", "import", str(exported), "-o", str(older)
+    )
+    assert code == 0, err
+    assert await run_metadata(older) == {}
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])

@@ -24,6 +24,7 @@ from simulator.cli.logview import (
     export_log,
     import_logs,
     machine_key,
+    metadata_beside,
     report_json,
     show_log,
     verify_log,
@@ -409,7 +410,8 @@ def log_export(
     """
     if checkpoints is None and output is not None:
         checkpoints = checkpoints_beside(output)
-    for path in (output, checkpoints):
+    metadata = None if output is None else metadata_beside(output)
+    for path in (output, checkpoints, metadata):
         if path is not None and path.exists():
             _fail(f"{path}: already exists; choose a new file")
     try:
@@ -420,15 +422,20 @@ def log_export(
             with checkpoints.open("x", encoding="utf-8") as signed:
                 _run(export_log(location, checkpoints=signed))
             return
-        with output.open("x", encoding="utf-8") as handle:
-            assert checkpoints is not None  # set beside -o above
-            with checkpoints.open("x", encoding="utf-8") as signed:
-                count = _run(export_log(location, handle, checkpoints=signed))
+        assert checkpoints is not None  # set beside -o above
+        assert metadata is not None
+        with (
+            output.open("x", encoding="utf-8") as handle,
+            checkpoints.open("x", encoding="utf-8") as signed,
+            metadata.open("x", encoding="utf-8") as described,
+        ):
+            count = _run(export_log(location, handle, checkpoints=signed, metadata=described))
     except OSError as exc:
         # The file to write cannot be made (no such directory, no permission).
         _fail(f"{exc.filename or output}: {exc.strerror or exc}")
     Console(stderr=True).print(
-        f"exported {count} events to {output}, its signed checkpoints to {checkpoints}"
+        f"exported {count} events to {output}, its signed checkpoints to {checkpoints}, "
+        f"the run's metadata (scenario, seed, lineage) to {metadata}"
     )
 
 
