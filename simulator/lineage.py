@@ -1,8 +1,10 @@
-"""A fork's descent: the log it was forked from, how many events it kept, its generation.
+"""A run's history: a fork's descent (its parent log, the events it kept, its generation),
+and where a run was resumed.
 
 A fork (`simulator fork`, `simulator serve --fork`) records these in its log's
 metadata, so every reader can say that a run is a fork and of what, from the
-log alone.
+log alone. A resumed run (`simulator resume`) records the position it went on
+from, so that `replay --check` knows why its count of rounds is its own.
 """
 
 from collections.abc import Mapping
@@ -12,6 +14,8 @@ from pydantic import BaseModel, ConfigDict
 PARENT = "parent"
 FORK_POSITION = "fork_position"
 GENERATION = "generation"
+# The positions a run was resumed from, comma-separated, oldest first.
+RESUMED_AT = "resumed_at"
 
 
 class Lineage(BaseModel):
@@ -44,3 +48,13 @@ def read_lineage(metadata: Mapping[str, str]) -> Lineage | None:
         position=int(position),
         generation=int(generation) if generation.isdigit() else 1,
     )
+
+
+def resumed_positions(value: str | None) -> list[int]:
+    """The positions a log's `RESUMED_AT` metadata names; [] for a run never resumed."""
+    return [int(p) for p in (value or "").split(",") if p.strip().isdigit()]
+
+
+def with_resumption(value: str | None, position: int) -> str:
+    """`RESUMED_AT` once the run is resumed again, from `position`."""
+    return ",".join(str(p) for p in [*resumed_positions(value), position])

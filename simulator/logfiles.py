@@ -23,6 +23,8 @@ from simulator.eventlog import (
     MergedLog,
     SqliteEventStore,
 )
+from simulator.eventlog.checkpoints import checkpoint_path
+from simulator.eventlog.lockfile import WriterLock
 from simulator.records import UPGRADES
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -87,6 +89,65 @@ def open_log(
         synchronous=mode,
         upgrades=UPGRADES,
     )
+
+
+@asynccontextmanager
+async def writing(location: str) -> AsyncIterator[None]:
+    """Hold the log at `location` as its one writer while the block runs.
+
+    LogBusyError at once when another process holds it (a run still writing it).
+    SQLite: a lock file beside the log (`eventlog.lockfile`); PostgreSQL: a session
+    advisory lock keyed by the schema (`eventlog.lease.LogLease`). Either is
+    released when the holder dies, however it dies, so a killed run can be resumed.
+    """
+    if not is_postgres(location):
+        with WriterLock(Path(location)):
+            yield
+        return
+    from simulator.eventlog.lease import holding_log  # noqa: PLC0415 - psycopg
+
+    url, schema = split_postgres(location)
+    async with holding_log(url, schema, location):
+        yield
+
+
+def sqlite_files(log: Path) -> list[Path]:
+    """A SQLite log's files: the database, SQLite's own beside it, its checkpoints."""
+    return [
+        log,
+        *(log.with_name(log.name + suffix) for suffix in ("-wal", "-shm", "-journal")),
+        checkpoint_path(log),
+    ]
+
+
+@asynccontextmanager
+async def made_or_nothing(location: str) -> AsyncIterator[None]:
+    """Remove the log the block makes at `location` if the block fails: nothing is left.
+
+    For a command that makes a new log in one go (`log import`): a refused or
+    failed one would otherwise leave an empty log behind, which then stands in
+    the way of the retry. A log (SQLite file or PostgreSQL schema) that was
+    there before is never touched.
+    """
+    if not is_postgres(location):
+        files = [f for f in sqlite_files(Path(location)) if not f.exists()]
+        try:
+            yield
+        except BaseException:
+            for leftover in files:
+                leftover.unlink(missing_ok=True)
+            raise
+        return
+    from simulator.eventlog.postgres import drop_schema, schema_exists  # noqa: PLC0415 - psycopg
+
+    url, schema = split_postgres(location)
+    new = not await schema_exists(url, schema)
+    try:
+        yield
+    except BaseException:
+        if new:
+            await drop_schema(url, schema)
+        raise
 
 
 def partition_location(location: str, partition: int) -> str:

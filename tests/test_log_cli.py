@@ -1,17 +1,31 @@
 """`simulator log show | verify | export | import`, run as a user would."""
 
 import asyncio
+import errno
 import hashlib
 import json
 import sqlite3
 from pathlib import Path
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from simulator.cli import app
+from simulator.cli.logview import metadata_beside
+from simulator.context import wall_now
+from simulator.eventlog import LogError
+from simulator.logfiles import made_or_nothing, open_log
+from simulator.run.exercise import RunOptions, run_exercise
+from simulator.run.replay import check, fork
+from simulator.scenario import load_scenario
+from tests.eventlog.conftest import pg_schema, pg_url
 from tests.logs import DRILL, write_log
+
+__all__ = ["pg_schema", "pg_url"]
+
+EXAMPLE = Path(__file__).parents[1] / "scenarios" / "example.yaml"
 
 
 @pytest.fixture
@@ -98,6 +112,155 @@ def test_import_never_overwrites(drill: Path, tmp_path: Path) -> None:
     assert code == 2
     assert "already exists" in err
     assert hashlib.sha256(drill.read_bytes()).hexdigest() == before
+
+
+def _schema_exists(url: str, schema: str) -> bool:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,))
+        return bool(row.fetchone()[0])  # type: ignore[index]
+
+
+async def test_export_and_import_keep_the_runs_metadata(tmp_path: Path) -> None:
+    """A fork exported and imported keeps its scenario, seed and lineage: `--check` passes.
+
+    Before: the export held the events alone, and the imported log's tools
+    (`replay --check`, `fork`, `report`) no longer found its scenario.
+    """
+    parent, child = tmp_path / "parent.db", tmp_path / "child.db"
+    await run_exercise(load_scenario(EXAMPLE), RunOptions(log=str(parent)))
+    await fork(str(parent), 10, str(child))
+    exported, imported = tmp_path / "child.jsonl", tmp_path / "imported.db"
+    code, _, err = await asyncio.to_thread(
+        _invoke, "log", "export", str(child), "-o", str(exported)
+    )
+    assert code == 0, err
+    code, _, err = await asyncio.to_thread(
+        _invoke, "log", "import", str(exported), "-o", str(imported)
+    )
+    assert code == 0, err
+
+    async def run_metadata(log: Path) -> dict[str, str]:
+        async with open_log(log, read_only=True) as store:
+            found = await store.metadata()
+        return {k: v for k, v in found.items() if not k.startswith("eventlog.")}
+
+    kept = await run_metadata(imported)
+    assert kept == await run_metadata(child)
+    assert {"scenario", "seed", "clock", "parent", "fork_position", "generation"} <= set(kept)
+    assert (await check(str(imported))).ok
+    # An export from before the metadata travelled with it still imports, without it.
+    metadata_beside(exported).unlink()
+    older = tmp_path / "older.db"
+    code, _, err = await asyncio.to_thread(
+        _invoke, "log", "import", str(exported), "-o", str(older)
+    )
+    assert code == 0, err
+    assert await run_metadata(older) == {}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_refused_import_leaves_nothing_and_the_retry_works(
+    drill: Path, tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """An edited line or a file that continues no log: refused, no log left; fixed: imported.
+
+    Before: the refused import left an empty log (SQLite file and its checkpoints, or a
+    PostgreSQL schema), and the retry was refused because the log already existed.
+    """
+    exported = tmp_path / "a.jsonl"
+    _invoke("log", "export", str(drill), "-o", str(exported))
+    lines = exported.read_text(encoding="utf-8").splitlines(keepends=True)
+    edited = json.loads(lines[2])
+    edited["data"]["edited"] = True
+    bad = {
+        # The event no longer matches its hash.
+        "edited": [*lines[:2], json.dumps(edited) + "\n", *lines[3:]],
+        # A tail continues no new log.
+        "tail": lines[4:],
+    }
+    url, schema = "", ""
+    if kind == "sqlite":
+        target = str(tmp_path / "new.db")
+    else:
+        url, schema = request.getfixturevalue("pg_url"), request.getfixturevalue("pg_schema")
+        target = f"{url}?schema={schema}"
+
+    def gone() -> bool:
+        if kind == "sqlite":
+            return not list(tmp_path.glob("new.db*"))
+        return not _schema_exists(url, schema)
+
+    for what, text in bad.items():
+        exported.write_text("".join(text), encoding="utf-8")
+        code, _, err = _invoke("log", "import", str(exported), "-o", target)
+        assert code == 2, (what, err)
+        assert gone(), f"{what}: the refused import left a log behind"
+    exported.write_text("".join(lines), encoding="utf-8")
+    code, _, err = _invoke("log", "import", str(exported), "-o", target)
+    assert code == 0, err
+    assert _invoke("log", "export", target)[1] == "".join(lines)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_log_made_by_a_failed_import_is_removed_and_one_there_before_is_kept(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """`made_or_nothing`: what fails after making its log (a full disk, say) leaves none."""
+    if kind == "sqlite":
+        location = str(tmp_path / "new.db")
+    else:
+        url = request.getfixturevalue("pg_url")
+        location = f"{url}?schema={request.getfixturevalue('pg_schema')}"
+
+    async def fail_after_making() -> None:
+        async with made_or_nothing(location), open_log(location, create=True, now=wall_now):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        await fail_after_making()
+    with pytest.raises(LogError, match="no event log here"):
+        await open_log(location, read_only=True).__aenter__()
+    assert not list(tmp_path.glob("new.db*"))
+    async with open_log(location, create=True, now=wall_now) as store:
+        await store.set_metadata("kept", "yes")
+    with pytest.raises(OSError, match="No space"):
+        await fail_after_making()
+    async with open_log(location, read_only=True) as store:
+        assert await store.get_metadata("kept") == "yes"
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        ("show {log} --at 0", "--at takes a position in the log, 1 or more, not 0"),
+        ("show {log} --at -5", "--at takes a position in the log, 1 or more, not -5"),
+        ("export {log} -o {dir}/missing/x.jsonl", "{dir}/missing/x.jsonl: No such file or"),
+        ("import {dir}/pic.png -o {dir}/x.db", "{dir}/pic.png: not a log export (JSON lines"),
+    ],
+)
+def test_bad_input_to_the_log_commands_is_one_clear_message(
+    drill: Path, tmp_path: Path, command: str, says: str
+) -> None:
+    """Exit 2 and one message naming what and where; nothing written.
+
+    Before: a non-UTF-8 import and an export into a missing directory were
+    tracebacks (exit 1), and `show --at 0` or `--at -5` were taken silently.
+    """
+    (tmp_path / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    fill = {"log": str(drill), "dir": str(tmp_path)}
+    code, _, err = _invoke("log", *command.format(**fill).split())
+    assert code == 2, err
+    assert says.format(**fill) in " ".join(err.split())
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_a_non_utf8_import_names_its_line(tmp_path: Path) -> None:
+    """The first byte that is not UTF-8 is named by its line and offset (from 0)."""
+    export = tmp_path / "export.jsonl"
+    export.write_bytes(b'{"a": 1}\n{"b": "\xff"}\n')
+    code, _, err = _invoke("log", "import", str(export), "-o", str(tmp_path / "x.db"))
+    assert code == 2
+    assert "line 2 (byte 16) is not UTF-8" in " ".join(err.split())
 
 
 @pytest.mark.parametrize("command", ["show", "verify", "export"])

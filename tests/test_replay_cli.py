@@ -5,6 +5,7 @@ import json
 import os
 import shlex
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from simulator.scenario import load_scenario
 
 SIMULATOR = [sys.executable, "-m", "simulator"]
 SCENARIO = Path(__file__).parents[1] / "scenarios" / "registry-mixups.yaml"
+EXAMPLE = Path(__file__).parents[1] / "scenarios" / "example.yaml"
 
 
 def _free_port() -> int:
@@ -93,3 +95,49 @@ def test_a_bad_wait_is_refused(tmp_path: Path, wait: str) -> None:
     )
     assert result.returncode == 2
     assert "--wait" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished simulated run's log (the example scenario), shared by the refusals below."""
+    directory = tmp_path_factory.mktemp("recorded")
+    log = directory / "run.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SIMULATOR_KEY_DIR", str(directory / "keys"))
+        asyncio.run(run_exercise(load_scenario(EXAMPLE), RunOptions(log=str(log))))
+    return log
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        ("replay {log} --from 0", "--from takes a position in the log, 1 or more, not 0"),
+        ("replay {log} --from -3", "--from takes a position in the log, 1 or more, not -3"),
+        ("replay {log} --until 0", "--until takes a position in the log, 1 or more, not 0"),
+        ("replay {log} --from 9 --until 4", "--until 4 comes before --from 9"),
+        ("replay {log} --from 900", "{log}: no events between 900 and the end"),
+        ("fork {log} --at 0 -o {dir}/f.db", "{log}: --at 0 is outside the log (1..{head})"),
+        ("fork {log} --at -1 -o {dir}/f.db", "{log}: --at -1 is outside the log (1..{head})"),
+    ],
+)
+def test_positions_outside_the_log_are_one_clear_message(
+    recorded: Path, command: str, says: str
+) -> None:
+    """Bad positions exit 2 with one message naming the option and the log, no traceback.
+
+    Before: --from 0 and -3 were a ValueError traceback; fork --at 0 said the log
+    was 1..0 long; --until 0 said there were no events "between 1 and the end".
+    """
+    head = len(sqlite3.connect(recorded).execute("SELECT position FROM events").fetchall())
+    fill = {"log": str(recorded), "dir": str(recorded.parent), "head": str(head)}
+    result = subprocess.run(
+        [*SIMULATOR, *command.format(**fill).split()],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    assert result.returncode == 2, result.stderr
+    assert says.format(**fill) in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+    assert not (recorded.parent / "f.db").exists()

@@ -24,6 +24,7 @@ from simulator.cli.logview import (
     export_log,
     import_logs,
     machine_key,
+    metadata_beside,
     report_json,
     show_log,
     verify_log,
@@ -227,6 +228,12 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _position(option: str, value: int | None) -> None:
+    """Refuse a position below 1 (a log's first event is at 1), naming the option."""
+    if value is not None and value < 1:
+        _fail(f"{option} takes a position in the log, 1 or more, not {value}")
+
+
 def _emit_json(data: object, output: Path | None) -> None:
     """Indented JSON to `output`, or to stdout when it is None (or cannot be written:
     a run's summary is not lost for a file that went away while it ran)."""
@@ -293,6 +300,7 @@ def log_show(
     ] = None,
 ) -> None:
     """Show a log's events, one line each, with the violations each caused."""
+    _position("--at", at)
     _run(
         show_log(
             location,
@@ -420,22 +428,32 @@ def log_export(
     """
     if checkpoints is None and output is not None:
         checkpoints = checkpoints_beside(output)
-    for path in (output, checkpoints):
+    metadata = None if output is None else metadata_beside(output)
+    for path in (output, checkpoints, metadata):
         if path is not None and path.exists():
             _fail(f"{path}: already exists; choose a new file")
-    if output is None:
-        if checkpoints is None:
-            _run(export_log(location))
+    try:
+        if output is None:
+            if checkpoints is None:
+                _run(export_log(location))
+                return
+            with checkpoints.open("x", encoding="utf-8") as signed:
+                _run(export_log(location, checkpoints=signed))
             return
-        with checkpoints.open("x", encoding="utf-8") as signed:
-            _run(export_log(location, checkpoints=signed))
-        return
-    with output.open("x", encoding="utf-8") as handle:
         assert checkpoints is not None  # set beside -o above
-        with checkpoints.open("x", encoding="utf-8") as signed:
-            count = _run(export_log(location, handle, checkpoints=signed))
+        assert metadata is not None
+        with (
+            output.open("x", encoding="utf-8") as handle,
+            checkpoints.open("x", encoding="utf-8") as signed,
+            metadata.open("x", encoding="utf-8") as described,
+        ):
+            count = _run(export_log(location, handle, checkpoints=signed, metadata=described))
+    except OSError as exc:
+        # The file to write cannot be made (no such directory, no permission).
+        _fail(f"{exc.filename or output}: {exc.strerror or exc}")
     Console(stderr=True).print(
-        f"exported {count} events to {output}, its signed checkpoints to {checkpoints}"
+        f"exported {count} events to {output}, its signed checkpoints to {checkpoints}, "
+        f"the run's metadata (scenario, seed, lineage) to {metadata}"
     )
 
 
@@ -752,10 +770,16 @@ def replay(
     secure: Annotated[bool, SECURE_OPTION] = False,
 ) -> None:
     """Re-publish a log's events to a broker at a chosen speed, or check it with --check."""
+    _position("--from", start)
+    _position("--until", until)
+    if until is not None and until < start:
+        _fail(f"--until {until} comes before --from {start}")
     if check_:
         result = _run(check(location, broker=broker))
         if result.ok:
             typer.echo(f"{location}: today's code reproduces all {result.recorded} events")
+            if result.what:
+                typer.echo(result.what)
             return
         Console(stderr=True).print(
             f"[red]{escape(location)}: diverges at position {result.first_difference}: "
@@ -779,7 +803,8 @@ def replay(
         scenario, _, _ = await recorded_run(location)
         count, exercise = await range_summary(location, start, until)
         if not count or exercise is None:
-            raise InputError(f"{location}: no events between {start} and {until or 'the end'}")
+            last = "the end" if until is None else until
+            raise InputError(f"{location}: no events between {start} and {last}")
         topics = Topics(exercise)
         # The broker's accounts live here: removed with the replay, or swept after a kill.
         with private_workdir("simulator-replay-") as workdir:

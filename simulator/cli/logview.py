@@ -37,10 +37,11 @@ from simulator.eventlog import (
 )
 from simulator.eventlog.jsonl import check_lines, split_chains
 from simulator.eventlog.merged import MergedLog
-from simulator.eventlog.store import IMPORT_METADATA
+from simulator.eventlog.store import IMPORT_METADATA, RESERVED_METADATA_PREFIX
 from simulator.lineage import read_lineage
 from simulator.logfiles import (
     is_postgres,
+    made_or_nothing,
     open_log,
     partition_location,
     partition_locations,
@@ -232,21 +233,60 @@ def checkpoints_beside(path: Path) -> Path:
     return path.with_name(path.name + ".checkpoints")
 
 
+def metadata_beside(path: Path) -> Path:
+    """``FILE.metadata``: where an export puts the run's metadata and an import looks for it."""
+    return path.with_name(path.name + ".metadata")
+
+
 async def export_log(
-    location: str, out: TextIO | None = None, *, checkpoints: TextIO | None = None
+    location: str,
+    out: TextIO | None = None,
+    *,
+    checkpoints: TextIO | None = None,
+    metadata: TextIO | None = None,
 ) -> int:
     """Write the events as JSON lines (and the log's signed checkpoints to ``checkpoints``).
 
     The checkpoints are read first: events appended meanwhile by a running
     writer are then in the export but not vouched for, never the reverse.
+    ``metadata`` gets what the log records of its run (scenario, seed, clock,
+    lineage: what `replay --check`, `fork`, `resume` and `report` read), as
+    one JSON object; a partitioned run's export carries none (`{}`).
     """
     partitions = await partition_locations(location)
     if partitions:
+        if metadata is not None:
+            metadata.write("{}\n")
         return await _export_partitions(partitions, out or sys.stdout, checkpoints)
     async with open_log(location, read_only=True) as store:
         if checkpoints is not None:
             await export_checkpoints(store, checkpoints)
+        if metadata is not None:
+            # The store's own keys (its id, its key, how it was imported) are the new log's.
+            run = {
+                key: value
+                for key, value in (await store.metadata()).items()
+                if not key.startswith(RESERVED_METADATA_PREFIX)
+            }
+            metadata.write(json.dumps(run, sort_keys=True, ensure_ascii=False) + "\n")
         return await export_jsonl(store, out or sys.stdout)
+
+
+def _source_metadata(source: Path) -> dict[str, str]:
+    """The run's metadata exported beside `source` (SOURCE.metadata); {} for an older export."""
+    path = metadata_beside(source)
+    if not path.is_file():
+        return {}
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a log's metadata (one JSON object): {exc}") from None
+    if not isinstance(found, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and not k.startswith(RESERVED_METADATA_PREFIX)
+        for k, v in found.items()
+    ):
+        raise InputError(f"{path}: not a log's metadata (a JSON object of strings)")
+    return found
 
 
 async def _export_partitions(
@@ -287,6 +327,7 @@ async def import_signed(
     now: Callable[[], datetime],
     checkpoints: Path | None = None,
     recorded_as: str | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> ImportNote:
     """Import JSON lines into a new log, held to the source's checkpoints; what was re-signed.
 
@@ -295,8 +336,17 @@ async def import_signed(
     """
     kept = _source_checkpoints(source, checkpoints)
     with source.open(encoding="utf-8") as handle:
-        async with open_log(location, create=True, now=now) as store:
+        # Checked before the log is made, so a file that is refused makes nothing; and
+        # should the import fail later, what it made goes (the retry finds no log there).
+        check_lines(list(handle), kept)
+        handle.seek(0)
+        async with (
+            made_or_nothing(location),
+            open_log(location, create=True, now=now) as store,
+        ):
             first = await store.head() + 1
+            for key, value in (metadata or {}).items():
+                await store.set_metadata(key, value)
             await import_jsonl(handle, store, checkpoints=kept)
             return await record_provenance(
                 store,
@@ -328,10 +378,20 @@ async def import_logs(
     numbered by the cases it holds (`partition_of`), each held to its own
     checkpoints. Every chain is checked before anything is written.
     """
-    with source.open(encoding="utf-8") as handle:
-        chains = split_chains(handle)
+    try:
+        with source.open(encoding="utf-8") as handle:
+            chains = split_chains(handle)
+    except UnicodeDecodeError:
+        raise InputError(
+            f"{source}: not a log export (JSON lines of UTF-8 text): {_not_utf8(source)}"
+        ) from None
     if len(chains) <= 1:
-        return [(location, await import_signed(source, location, now=now, checkpoints=checkpoints))]
+        # The run's metadata exported beside it, so the tools find its scenario again.
+        carried = _source_metadata(source)
+        note = await import_signed(
+            source, location, now=now, checkpoints=checkpoints, metadata=carried
+        )
+        return [(location, note)]
     if not is_postgres(location):
         raise InputError(
             f"{source} holds {len(chains)} logs, a partitioned run's: import it into "
@@ -360,6 +420,17 @@ async def import_logs(
             )
             notes.append((target, note))
     return sorted(notes)
+
+
+def _not_utf8(path: Path) -> str:
+    """Where a file stops being UTF-8: its line and byte (read again whole, on this error only)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return f"line {line} (byte {exc.start}) is not UTF-8"
+    return "it is not UTF-8"
 
 
 def _partition_numbers(source: Path, chains: Sequence[Sequence[str]]) -> list[int]:

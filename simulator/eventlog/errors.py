@@ -7,6 +7,7 @@
     ├── NotALogError          a path or schema holds something that is not an event log
     ├── CorruptLogError       an event log that is damaged or tampered with
     ├── StorageError          the database failed (I/O error, disk full, busy too long)
+    ├── LogBusyError          another process is writing the log (its writer's claim)
     ├── SigningKeyError       the checkpoint signing key is unusable or not this log's
     ├── SettingsError         a checkpoint setting (from the environment) is invalid
     └── JsonlImportError      a JSON Lines file that cannot be imported as it stands
@@ -82,6 +83,19 @@ class StorageError(LogError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+class LogBusyError(LogError):
+    """Another process holds the log's writer claim: a run is still writing it."""
+
+    def __init__(self, path: str, holder: str) -> None:
+        self.path = path
+        self.holder = holder
+        super().__init__(
+            f"{path}: a run is still writing this log ({holder}); a second writer would "
+            "interleave its events with that run's: stop it (simulator control stop) or "
+            "let it end first"
+        )
 
 
 class FencedError(LogError):

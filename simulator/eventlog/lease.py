@@ -19,18 +19,26 @@ connection and does not know it yet is. Two guards close that window:
   next is complete; and every later append of the previous owner checks the
   token in its own transaction and writes nothing. (`fence(schema)` is the lock
   without the token, for a reader that only needs the log settled.)
+
+A log that is not partitioned has one writer for its whole life the same way
+(`LogLease`, keyed by its schema): a `resume`, `fork` or second `run` on a log
+that a live run writes is refused rather than interleaved with it.
 """
 
 import asyncio
 import contextlib
 import hashlib
+import os
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, Self
 
 import psycopg
 from psycopg import sql
 
-# The first key of the two-key advisory lock: the simulator's partitions, apart from any
+from simulator.eventlog.errors import LogBusyError, StorageError
+
+# The first key of the two-key advisory lock: the simulator's leases, apart from any
 # other advisory lock in the database (the log's own creation lock uses the one-key form).
 _NAMESPACE = 0x636F6F70  # "coop"
 
@@ -43,26 +51,23 @@ KEEPALIVE = (
 )
 
 
-def _lock_key(exercise: str, partition: int) -> int:
-    """The second key: the exercise and partition, as a signed 32-bit integer."""
-    digest = hashlib.blake2b(f"{exercise}\x00{partition}".encode(), digest_size=4).digest()
+def _lock_key(*names: object) -> int:
+    """The second key: an exercise and partition (or a log), as a signed 32-bit integer."""
+    digest = hashlib.blake2b("\x00".join(map(str, names)).encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
-class PartitionLease:
-    """The ownership of one partition of one exercise (see the module docstring).
+class Lease:
+    """One session advisory lock, keyed by `key` (see the module docstring).
 
-    Use as ``async with PartitionLease(url, exercise, partition) as lease:`` then
-    ``await lease.acquire()`` (a standby waits there) or ``await lease.try_acquire()``.
+    Use as ``async with SomeLease(...) as lease:`` then ``await lease.acquire()``
+    (a standby waits there) or ``await lease.try_acquire()``.
     """
 
-    def __init__(self, url: str, exercise: str, partition: int) -> None:
-        if partition < 0:
-            raise ValueError(f"a partition is numbered from 0, not {partition}")
+    def __init__(self, url: str, key: int, description: str) -> None:
         self.url = url
-        self.exercise = exercise
-        self.partition = partition
-        self._key = _lock_key(exercise, partition)
+        self._key = key
+        self._description = description
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._held = False
 
@@ -73,7 +78,7 @@ class PartitionLease:
     async def _connect(self) -> None:
         # autocommit: a session lock outlives transactions; an idle transaction would not.
         self._conn = await psycopg.AsyncConnection.connect(
-            self.url, autocommit=True, application_name=f"coop-sim lease {self.describe()}"
+            self.url, autocommit=True, application_name=self.application_name()
         )
         # A dead process's socket is closed by its kernel and the server ends the session
         # at once; a host that dies (power, network) sends nothing, and the server would
@@ -94,7 +99,11 @@ class PartitionLease:
         await self.close()
 
     def describe(self) -> str:
-        return f"{self.exercise} partition {self.partition}"
+        return self._description
+
+    def application_name(self) -> str:
+        """How the lease's session names itself to the server (pg_stat_activity)."""
+        return f"coop-sim lease {self.describe()}"
 
     def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None:
@@ -191,3 +200,66 @@ class PartitionLease:
             await self._conn.close()
         self._conn = None
         self._held = False
+
+
+class PartitionLease(Lease):
+    """The ownership of one partition of one exercise."""
+
+    def __init__(self, url: str, exercise: str, partition: int) -> None:
+        if partition < 0:
+            raise ValueError(f"a partition is numbered from 0, not {partition}")
+        super().__init__(url, _lock_key(exercise, partition), f"{exercise} partition {partition}")
+        self.exercise = exercise
+        self.partition = partition
+
+
+class LogLease(Lease):
+    """The writer's claim on a whole log (one that is not partitioned): its schema's."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        # "log" where a partition has its number: never the key of a partition's lease.
+        super().__init__(url, _lock_key(schema, "log"), f"log {schema}")
+        self.schema = schema
+
+    def application_name(self) -> str:
+        # The pid names the holder to a writer that is refused (`holder`).
+        return f"coop-sim writer pid {os.getpid()}"[:63]
+
+    async def holder(self) -> str:
+        """Who holds the log, as its session named itself to the server; "" if unknown."""
+        try:
+            cursor = await self._connection().execute(
+                "SELECT a.application_name, host(a.client_addr) FROM pg_locks l"
+                " JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory' AND l.classid = %s::oid"
+                " AND l.objid = (%s::bigint & 4294967295)::oid AND l.objsubid = 2"
+                " AND l.granted AND a.datname = current_database()",
+                (_NAMESPACE, self._key),
+            )
+            row = await cursor.fetchone()
+        except psycopg.Error:
+            return ""
+        if row is None:
+            return ""
+        name = str(row[0] or "").removeprefix("coop-sim writer ")
+        return f"{name} on {row[1]}" if row[1] else name
+
+
+@contextlib.asynccontextmanager
+async def holding_log(url: str, schema: str, location: str) -> AsyncIterator[LogLease]:
+    """Hold the log in `schema` as its one writer while the block runs (`LogLease`).
+
+    LogBusyError at once when another session holds it; `location` names the log.
+    """
+    lease = LogLease(url, schema)
+    try:
+        try:
+            await lease.__aenter__()
+            held = await lease.try_acquire()
+        except psycopg.Error as exc:
+            raise StorageError(location, f"cannot connect ({exc})") from exc
+        if not held:
+            raise LogBusyError(location, await lease.holder() or "held by another session")
+        yield lease
+    finally:
+        await lease.close()

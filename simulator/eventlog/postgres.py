@@ -666,3 +666,19 @@ async def partition_schemas(url: str, schema: str) -> list[int]:
         for name in names
         if (suffix := name[len(schema) + 2 :]).isdigit() and suffix.isascii()
     )
+
+
+async def schema_exists(url: str, schema: str) -> bool:
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cursor = await conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,)
+        )
+        return bool((await _one(cursor))[0])
+
+
+async def drop_schema(url: str, schema: str) -> None:
+    """Remove a schema and all it holds (a log made by a command that then failed)."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+        )

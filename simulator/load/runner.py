@@ -60,7 +60,7 @@ from simulator.load.heap import frozen_heap
 from simulator.load.ledger import OPEN, PATH_NAMES, LogLedger
 from simulator.load.report import LoadReport, cpu_use, latency_summary, saturation_summary
 from simulator.load.umpire import UmpireCounters, load_umpire, umpire_stopped
-from simulator.logfiles import is_postgres, open_log, partition_location
+from simulator.logfiles import is_postgres, open_log, partition_location, writing
 from simulator.messaging.topics import MAX_PARTITIONS, Topics
 from simulator.protocol import Agreement
 from simulator.records import CLOCK_ELAPSED, MESSAGE_PREFIX, REJECTION, record_exercise_started
@@ -239,6 +239,8 @@ async def run_load(
                 parties,
                 (during, during_umpires, on_progress),
             )
+        # Its one writer for the run's life, as an exercise's (`logfiles.writing`).
+        await stack.enter_async_context(writing(location))
         store = await stack.enter_async_context(open_log(location, create=True, now=wall_now))
         if await store.head() > 0:
             raise InputError(f"{location}: already holds a run; choose a new --log")

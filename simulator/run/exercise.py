@@ -36,17 +36,18 @@ from simulator.context import (
 )
 from simulator.errors import InputError
 from simulator.eventlog import Event, EventStore, LogError, NewEvent
-from simulator.eventlog.checkpoints import checkpoint_path
 from simulator.eventlog.merged import MergedLog
 from simulator.eventlog.store import InspectableStore
 from simulator.lifetime import private_workdir
-from simulator.lineage import FORK_POSITION, GENERATION, PARENT
+from simulator.lineage import FORK_POSITION, GENERATION, PARENT, RESUMED_AT, with_resumption
 from simulator.logfiles import (
     PARTITIONS_METADATA,
     is_postgres,
     open_log,
     partition_location,
     split_postgres,
+    sqlite_files,
+    writing,
 )
 from simulator.messaging.topics import MAX_PARTITIONS, Topics
 from simulator.messaging.wire import Tick
@@ -168,6 +169,8 @@ class Exercise:
         self._client_ids: dict[str, str] = {}
         # The log file this run creates (SQLite), removed if the run fails before its start.
         self._new_file: Path | None = None
+        # Whether the run failed before its first event (set as it ends: see `_discard`).
+        self._failed_empty = False
         self.umpire: Umpire
         self._group: asyncio.TaskGroup | None = None
         self._tasks: dict[str, asyncio.Task[object]] = {}
@@ -178,9 +181,8 @@ class Exercise:
         try:
             await self._open(stack)
         except BaseException:
-            empty = await self._empty()
+            self._failed_empty = await self._empty()
             await stack.__aexit__(None, None, None)
-            self._discard(empty)
             raise
         return self
 
@@ -190,9 +192,8 @@ class Exercise:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        empty = exc_type is not None and await self._empty()
+        self._failed_empty = exc_type is not None and await self._empty()
         await self._stack.__aexit__(exc_type, exc, tb)
-        self._discard(empty)
 
     async def _empty(self) -> bool:
         """Whether this run made its log file and failed before its first event."""
@@ -203,17 +204,12 @@ class Exercise:
         except LogError:
             return False
 
-    def _discard(self, empty: bool) -> None:
+    def _discard(self) -> None:
         # A run that failed before its first event leaves no log: an empty one with the
         # failed run's metadata and genesis checkpoint would be taken up by the next.
-        if not empty or self._new_file is None:
+        if not self._failed_empty or self._new_file is None:
             return
-        log_file = self._new_file
-        for leftover in (
-            log_file,
-            *(log_file.with_name(log_file.name + s) for s in ("-wal", "-shm", "-journal")),
-            checkpoint_path(log_file),
-        ):
+        for leftover in sqlite_files(self._new_file):
             leftover.unlink(missing_ok=True)
 
     async def _prepare_log(self, store: EventStore, location: str, prefix: Sequence[Event]) -> None:
@@ -223,14 +219,17 @@ class Exercise:
         if self.resuming:
             if head != len(prefix):
                 raise InputError(f"{location}: the log changed while it was being resumed")
+            # A resumed run counts only the rounds it holds itself: `replay --check` says so.
+            resumed = await store.get_metadata(RESUMED_AT)
+            await store.set_metadata(RESUMED_AT, with_resumption(resumed, head))
         elif head > 0:
             raise InputError(
                 f"{location}: already holds a run; choose a new --log, "
                 "or `simulator resume` it if it was interrupted"
             )
-        for i in range(0, 0 if self.resuming else len(prefix), 1000):
-            # Appended as they were: same ids, times and data, so the same bytes and hashes.
-            await store.append([NewEvent.from_event(e) for e in prefix[i : i + 1000]])
+        # The metadata first: a run killed at any moment after this leaves a log that says
+        # what it is, so `resume` can go on with it (a fork killed right after copying its
+        # parent's events used to leave them without their scenario and seed).
         if prefix and not self.resuming:
             await store.set_metadata(PARENT, self.parent or "")
             await store.set_metadata(FORK_POSITION, str(len(self.prefix)))
@@ -245,6 +244,11 @@ class Exercise:
             await store.set_metadata(PARTITIONS_METADATA, str(self.partitions))
         if self.security.secure:
             await store.set_metadata(SIGNING_METADATA, SECRET_SIGNING)
+        if prefix and not self.resuming:
+            # In one transaction: the log holds all of the parent's first events or none
+            # (then `resume` copies them again). Appended as they were: same ids, times
+            # and data, so the same bytes and hashes.
+            await store.append([NewEvent.from_event(e) for e in prefix])
 
     async def _open_logs(self, stack: contextlib.AsyncExitStack) -> None:
         """The run's log, or each partition's (a schema `{schema}_p{n}` each), prepared."""
@@ -259,6 +263,8 @@ class Exercise:
             store = await stack.enter_async_context(open_log(location, create=True, now=wall_now))
             if self.partitions:
                 await self._own(stack, store, location, number)
+            elif is_postgres(location):
+                await self._fence(store)
             await self._prepare_log(store, location, prefix)
             self.stores.append(store)
         self.store = self.stores[0]
@@ -287,11 +293,38 @@ class Exercise:
         assert isinstance(store, PostgresEventStore)
         await store.claim(f"{self.run_id}-p{number}")
 
-    async def _open(self, stack: contextlib.AsyncExitStack) -> None:
-        scenario = self.scenario
+    async def _claim(self, stack: contextlib.AsyncExitStack) -> None:
+        """Become the log's one writer for the run's whole life, before anything else.
+
+        A second writer (a `resume` of a run still going) is refused at once, before
+        it reads a head the live run is about to move past. A partitioned run's
+        umpires hold their partitions instead (`_own`).
+        """
         if not is_postgres(self.location):
             Path(self.location).parent.mkdir(parents=True, exist_ok=True)
+        if not self.partitions:
+            await stack.enter_async_context(writing(self.location))
+            # Run as the stack unwinds, after the log is closed and before it is let go.
+            stack.callback(self._discard)
+        if not is_postgres(self.location):
+            # Only once the log is ours: a run refused here must not remove the file
+            # of the run that holds it (it may have just made it).
             self._new_file = _absent(Path(self.location))
+
+    async def _fence(self, store: EventStore) -> None:
+        """Claim a PostgreSQL log for this run (a fencing token), as a partition's owner does.
+
+        The run holds the log's lease (`writing`); should its session drop unnoticed
+        and a `resume` take the log over, this run's next append writes nothing.
+        """
+        from simulator.eventlog.postgres import PostgresEventStore  # noqa: PLC0415 - psycopg
+
+        assert isinstance(store, PostgresEventStore)
+        await store.claim(self.run_id)
+
+    async def _open(self, stack: contextlib.AsyncExitStack) -> None:
+        scenario = self.scenario
+        await self._claim(stack)
         if self._given_broker is not None:
             self.broker = self._given_broker
         else:

@@ -22,7 +22,15 @@ from simulator.context import monotonic, speed_problem
 from simulator.errors import InputError
 from simulator.eventlog import Event
 from simulator.lifetime import private_workdir
-from simulator.lineage import FORK_POSITION, GENERATION, PARENT, Lineage
+from simulator.lineage import (
+    FORK_POSITION,
+    GENERATION,
+    PARENT,
+    RESUMED_AT,
+    Lineage,
+    read_lineage,
+    resumed_positions,
+)
 from simulator.logfiles import is_postgres, partition_locations, reading
 from simulator.messaging.bus import Bus
 from simulator.messaging.routing import confidential_cases, publish_events
@@ -147,6 +155,7 @@ class CheckResult:
     recorded: int
     rerun: int
     first_difference: int | None
+    # What differs there; when nothing does, "" or a note (a resumed run's rounds).
     what: str
     rerun_log: str
 
@@ -200,17 +209,44 @@ ROUNDS_CHANGED = (
 )
 
 
+# A resumed run's end counts the rounds its last resumption held, not the whole run's:
+# the one difference from the run never interrupted that the README allows.
+RESUMED_ROUNDS = (
+    "the count of rounds differs only because the run was resumed (at position {at}): "
+    "its end counts the {old} rounds held since, a run never interrupted {new}; "
+    "every event is the same"
+)
+# Fewer rounds than the rerun, and no resumption recorded: not issue 16's older logs
+# (they count more), most likely a run resumed before resumptions were recorded.
+FEWER_ROUNDS = (
+    "only the number of rounds differs (recorded {old}, now {new}): a log counts fewer "
+    "rounds than its rerun when its run was resumed (the resumed run counts only the "
+    "rounds it held), but this log records no resumption; every event before it is the same"
+)
+
+
 def _rounds_only(old: Event, differences: Sequence[str]) -> bool:
     return old.type == EXERCISE_ENDED and all(d.startswith("data.rounds:") for d in differences)
 
 
-def first_difference(recorded: Sequence[Event], rerun: Sequence[Event]) -> tuple[int | None, str]:
+def first_difference(
+    recorded: Sequence[Event], rerun: Sequence[Event], *, resumed_at: Sequence[int] = ()
+) -> tuple[int | None, str]:
+    """The first position where the logs differ and what differs; (None, note) if none does.
+
+    `resumed_at`: where the recorded run was resumed (its metadata), so a count of
+    rounds that differs for that reason alone is no difference.
+    """
     for old, new in zip(recorded, rerun, strict=False):
         differences = _differences(comparable(old), comparable(new))
         if differences and _rounds_only(old, differences):
-            return old.position, ROUNDS_CHANGED.format(
-                old=old.data.get("rounds"), new=new.data.get("rounds")
-            )
+            before, now = old.data.get("rounds"), new.data.get("rounds")
+            if resumed_at:
+                at = ", ".join(map(str, resumed_at))
+                return None, RESUMED_ROUNDS.format(at=at, old=before, new=now)
+            if isinstance(before, int) and isinstance(now, int) and before < now:
+                return old.position, FEWER_ROUNDS.format(old=before, new=now)
+            return old.position, ROUNDS_CHANGED.format(old=before, new=now)
         if differences:
             shown = "; ".join(d[:200] for d in differences[:5])
             return old.position, shown
@@ -263,9 +299,11 @@ async def prepare_fork(
     recorded, recorded_seed, clock = await recorded_run(location)
     if clock != "simulated" and not live:
         raise InputError(f"{location}: only simulated-time runs can be forked")
+    async with reading(location) as store:
+        head = await store.head()
+    if not 1 <= at <= head:
+        raise InputError(f"{location}: --at {at} is outside the log (1..{head})")
     prefix = await read_range(location, 1, at)
-    if at < 1 or len(prefix) < at:
-        raise InputError(f"{location}: --at {at} is outside the log (1..{len(prefix)})")
     if any(e.type == EXERCISE_ENDED for e in prefix):
         raise InputError(f"{location}: position {at} is past the end of the run")
     chosen = scenario or recorded
@@ -322,12 +360,12 @@ async def resume(
     and numbering go on from the log. A realtime run goes on from the time of
     its last event, at `speed` (default: the recorded one).
     """
-    recorded, seed, clock = await recorded_run(location)
     # A partitioned run goes on in each partition from its own log.
     by_partition = [await read_range(part) for part in await partition_locations(location)]
     events = await read_range(location)
     if not events:
-        raise InputError(f"{location}: the run never started; run its scenario afresh")
+        return await _fork_again(location, broker=broker, on_commit=on_commit)
+    recorded, seed, clock = await recorded_run(location)
     if any(e.type == EXERCISE_ENDED for e in events):
         raise InputError(
             f"{location}: the exercise ended at position {events[-1].position}; nothing to "
@@ -352,6 +390,39 @@ async def resume(
         resuming=True,
         on_commit=on_commit,
         partition_prefixes=by_partition,
+    )
+
+
+async def _fork_again(
+    location: str, *, broker: str, on_commit: Callable[[Sequence[Event]], None] | None
+) -> RunOutcome:
+    """Resume a fork killed before it committed its copy of the parent's first events.
+
+    Its log records the fork (written before the copy) and holds nothing else: the fork
+    is made again into it, from the parent it names, with its scenario and seed.
+    """
+    async with reading(location) as store:
+        metadata = await store.metadata()
+    lineage = read_lineage(metadata)
+    if lineage is None or not lineage.parent or "scenario" not in metadata:
+        # Killed before it wrote all it is (or a run that never had a first event).
+        raise InputError(f"{location}: the run never started; run (or fork) it afresh")
+    scenario, seed, _ = await recorded_run(location)
+    start = await prepare_fork(
+        lineage.parent,
+        lineage.position,
+        location,
+        scenario=scenario,
+        seed=seed,
+        options=RunOptions(broker=broker),
+    )
+    return await _go_on(
+        start.scenario,
+        start.options,
+        start.prefix,
+        generation=lineage.generation,
+        parent=lineage.parent,
+        on_commit=on_commit,
     )
 
 
@@ -416,6 +487,7 @@ async def check(
         )
     recorded = await read_range(location)
     fork_position = int(await _metadata(location, FORK_POSITION) or 0)
+    resumed_at = resumed_positions(await _metadata(location, RESUMED_AT))
     with private_workdir("simulator-check-") as directory:
         base = workdir or directory
         rerun_log = str(base / "rerun.db")
@@ -433,5 +505,5 @@ async def check(
         else:
             await run_exercise(scenario, options)
         rerun = await read_range(rerun_log)
-    position, what = first_difference(recorded, rerun)
+    position, what = first_difference(recorded, rerun, resumed_at=resumed_at)
     return CheckResult(len(recorded), len(rerun), position, what, rerun_log)

@@ -6,18 +6,22 @@ one shared stream in another order, and conditions were judged on the case
 states at the fork rather than as they were when they first held.
 """
 
+import asyncio
+import signal
+import sys
 from pathlib import Path
 
 import pytest
 
 from simulator.run.exercise import RunOptions, run_exercise
-from simulator.run.replay import fork
+from simulator.run.replay import check, fork, resume
 from simulator.scenario import load_scenario, parse_scenario
 from tests.runtime.test_replay import _lines, _without_generation
 from tests.scenario.samples import DECLINER, offer_inject, two_parties
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 SHIPPED = sorted(p.name for p in SCENARIOS.glob("*.yaml"))
+KILLED_FORK = Path(__file__).with_name("killed_fork.py")
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +53,32 @@ async def test_a_same_seed_fork_equals_its_parent(name: str, tmp_path: Path) -> 
             (i + 1 for i, (a, b) in enumerate(zip(expected, forked, strict=False)) if a != b), None
         )
         assert forked == expected, f"fork at {at} differs from its parent at position {first}"
+
+
+@pytest.mark.parametrize("moment", ["before", "after"])
+async def test_a_fork_killed_around_its_copy_of_the_parent_is_resumed(
+    moment: str, tmp_path: Path
+) -> None:
+    """A fork SIGKILLed just before or after committing its parent's first events resumes.
+
+    Before: it wrote its metadata after the copy, so a fork killed right after it
+    held events that did not say their scenario and seed, and could not be resumed.
+    """
+    parent = tmp_path / "parent.db"
+    await run_exercise(load_scenario(SCENARIOS / "example.yaml"), RunOptions(log=str(parent)))
+    child = tmp_path / "child.db"
+    killed = await asyncio.create_subprocess_exec(
+        sys.executable, str(KILLED_FORK), str(parent), "12", str(child), moment,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(killed.communicate(), 60)
+    assert killed.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    assert len(await _lines(child)) == (12 if moment == "after" else 0)
+
+    await resume(str(child))
+    # As the fork would have gone: a same-seed fork goes on as its parent did.
+    assert _without_generation(await _lines(child)) == _without_generation(await _lines(parent))
+    assert (await check(str(child))).ok
 
 
 # Beta declines an offer a day after it, at the instant two injects are due.

@@ -12,7 +12,7 @@ import pytest
 from simulator.brokers import start_broker, transport_for
 from simulator.context import fresh_rng, wall_now
 from simulator.errors import InputError
-from simulator.eventlog import to_json_line
+from simulator.eventlog import NewEvent, to_json_line
 from simulator.logfiles import open_log
 from simulator.messaging.topics import Topics
 from simulator.run.exercise import RunOptions, run_exercise
@@ -23,6 +23,7 @@ from simulator.run.replay import (
     read_range,
     recorded_run,
     republish,
+    resume,
     stream_range,
 )
 from simulator.scenario import Scenario, load_scenario
@@ -85,6 +86,52 @@ async def test_check_of_a_log_from_before_rounds_were_held_only_when_due_names_t
     assert result.what.startswith("only the number of rounds differs (recorded 53, now ")
     assert "issue 16" in result.what
     assert "every event before it is the same" in result.what
+
+
+async def _interrupted(source: Path, target: Path, *, at_least: int) -> int:
+    """What a run killed after about `at_least` events leaves: its first events, its metadata.
+
+    Cut where simulated time moves on, as a killed run's log is: each round is one append.
+    """
+    async with open_log(source, read_only=True) as whole:
+        events = [e async for e in whole.read()]
+        metadata = await whole.metadata()
+    keep = next(n for n in range(at_least, len(events)) if events[n].time != events[n - 1].time)
+    async with open_log(target, create=True, now=wall_now) as store:
+        for key, value in metadata.items():
+            if not key.startswith("eventlog."):
+                await store.set_metadata(key, value)
+        await store.append([NewEvent.from_event(e) for e in events[:keep]])
+    return keep
+
+
+@pytest.mark.parametrize("forked", [False, True], ids=["run", "fork"])
+async def test_check_passes_on_a_resumed_run_and_says_why_its_rounds_differ(
+    scenario: Scenario, tmp_path: Path, forked: bool
+) -> None:
+    """A resumed log differs from its rerun in its count of rounds alone: a note, not a failure."""
+    calm = tmp_path / "calm.db"
+    await run_exercise(scenario, RunOptions(log=str(calm)))
+    if forked:
+        await fork(str(calm), 12, str(tmp_path / "fork.db"))
+        calm = tmp_path / "fork.db"
+    killed = tmp_path / "killed.db"
+    kept = await _interrupted(calm, killed, at_least=20)
+    await resume(str(killed))
+    result = await check(str(killed))
+    assert result.ok, result.what
+    assert result.recorded == result.rerun == len(await _lines(calm))
+    assert result.what.startswith(
+        f"the count of rounds differs only because the run was resumed (at position {kept})"
+    )
+    # A log resumed before resumptions were recorded: a difference, named for what it is.
+    async with open_log(killed, now=wall_now) as store:
+        await store.set_metadata("resumed_at", "")
+    result = await check(str(killed))
+    assert not result.ok
+    assert result.first_difference == result.recorded
+    assert "fewer rounds than its rerun when its run was resumed" in result.what
+    assert "issue 16" not in result.what
 
 
 async def test_check_names_the_first_position_where_a_changed_policy_diverges(
