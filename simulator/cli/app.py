@@ -786,12 +786,7 @@ def replay(
             f"{escape(result.what)}[/]"
         )
         raise typer.Exit(1)
-    try:
-        pace = None if speed == "max" else float(speed)
-    except ValueError:
-        _fail(f"--speed must be a number or max, not {speed!r}")
-    if pace is not None and (problem := speed_problem(pace)):
-        _fail(f"--speed {problem}, or max")
+    pace = _replay_pace(speed)
     if not 0 <= port < 65536:
         _fail("--port must be 0 (a free one) or a port number")
     pause = _replay_wait(wait, ours="://" not in broker)
@@ -864,6 +859,19 @@ def replay(
 
     messages = _run(publish())
     console.print(f"done: {messages} MQTT messages")
+
+
+def _replay_pace(speed: str) -> float | None:
+    """`replay --speed`: a clock's speed, or None for `max` (no pacing)."""
+    if speed == "max":
+        return None
+    try:
+        pace = float(speed)
+    except ValueError:
+        _fail(f"--speed must be a number or max, not {speed!r}")
+    if problem := speed_problem(pace):
+        _fail(f"--speed {problem}, or max")
+    return pace
 
 
 def _replay_wait(wait: str | None, *, ours: bool) -> float | None:
