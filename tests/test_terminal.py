@@ -106,3 +106,22 @@ def test_a_forks_summary_says_it_is_a_fork(tmp_path: Path) -> None:
     _fits(out)
     assert "this run is a fork (generation 1) of" in out
     assert "from its first 5 events" in " ".join(out.split())
+
+
+def test_a_scenarios_own_words_in_the_summary_are_never_markup_nor_terminal_codes(
+    tmp_path: Path,
+) -> None:
+    """An expectation described with `[/bold]` had crashed the summary (a Rich MarkupError,
+    exit 1) after the whole run was logged; `[link]` vanished and ESC reached the terminal."""
+    text = (SCENARIOS / "example.yaml").read_text(encoding="utf-8")
+    described = "description: The first routine request is completed"
+    assert described in text
+    scenario = tmp_path / "marked.yaml"
+    scenario.write_text(
+        text.replace(described, 'description: "[/bold] done [link] \\e[31m red"'),
+        encoding="utf-8",
+    )
+    output = _narrow("run", str(scenario), "--log", str(tmp_path / "run.db"))
+    assert "[/bold] done [link]" in output
+    assert "\x1b[31m" not in output
+    assert "\\x1b[31m" in output

@@ -970,7 +970,7 @@ def report(
         _fail("--charts must be 0 or more")
     data = _run(read_report(location))
     cases = lettered_cases(data, charts)
-    letters = _run(read_report_letters(location, cases))
+    letters = _run(read_report_letters(location, cases, until=data.summary.events))
     try:
         files = save_report(data, output, charted_cases=charts, letters=letters)
     except OSError as exc:

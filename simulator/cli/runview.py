@@ -1,5 +1,6 @@
 """What `simulator run` shows: live progress while it runs, and the summary after."""
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -118,12 +119,23 @@ def print_summary(summary: RunSummary, console: Console) -> None:
         for result in summary.expectations:
             shown = ", ".join(result.missed[:6]) + (" …" if len(result.missed) > 6 else "")
             scored.add_row(
-                f"{result.id}: {result.description}" if result.description else result.id,
+                _shown(f"{result.id}: {result.description}" if result.description else result.id),
                 str(len(result.met)),
                 f"[red]{len(result.missed)}[/]" if result.missed else "0",
                 shown,
             )
         console.print(scored)
+
+
+# Control characters (ESC, BEL, NUL, …), shown as escapes rather than sent to the terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _shown(text: str) -> Text:
+    """Text from a scenario or a participant, for a table cell: never read as markup (an
+    expectation described with `[/bold]` had crashed the summary after a whole run), and
+    its control characters written as escapes."""
+    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
 
 
 def _line(console: Console, text: str) -> None:
@@ -154,7 +166,7 @@ def _violations(summary: RunSummary) -> Table:
         finding = Text.assemble(
             (v.rule, f"bold {colours.get(v.severity, '')}".strip()),
             f" ({v.severity}): ",
-            v.what or v.detail,
+            _shown(v.what or v.detail),
         )
         table.add_row(v.case, when(v.time), v.article, finding)
     return table

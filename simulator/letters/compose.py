@@ -11,6 +11,7 @@ saying whether the signature verified, as the umpire's fold checks it.
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from simulator.eventlog import Event
 from simulator.letters.model import Block, Letter, Signatory, SignatureCheck
@@ -38,7 +39,7 @@ def letters_of(
     the public keys the signatures are checked with.
     """
     letters: list[Letter] = []
-    numbers: dict[str, tuple[str, datetime]] = {}
+    numbers: dict[str, Cited] = {}
     for event in events:
         if event.type == EXERCISE_STARTED and agreement is None:
             agreement = read_agreement(event)
@@ -47,7 +48,9 @@ def letters_of(
             continue
         message = read_message(event)
         reference = f"{event.subject}/{event.caseversion}"
-        numbers[message.message_id] = (reference, event.time)
+        numbers[message.message_id] = Cited(
+            reference, event.time, is_written(message), message.sender
+        )
         if agreement is None or not is_written(message):
             continue
         if case is not None and event.subject != case:
@@ -56,6 +59,16 @@ def letters_of(
         if letter is not None:
             letters.append(letter)
     return letters
+
+
+class Cited(NamedTuple):
+    """What a letter may cite of an earlier message: its number and date, whether it was a
+    letter (written) at all, and who sent it."""
+
+    reference: str
+    time: datetime
+    written: bool
+    sender: str
 
 
 def _date(words: Words, moment: datetime) -> str:
@@ -67,7 +80,7 @@ def compose(
     event: Event,
     message: Message,
     agreement: Agreement,
-    numbers: dict[str, tuple[str, datetime]],
+    numbers: dict[str, "Cited"],
 ) -> Letter | None:
     """One message's letter; None when a party it names is not in the agreement."""
     sender = agreement.parties.get(message.sender)
@@ -75,7 +88,12 @@ def compose(
     if sender is None or recipient is None:
         return None
     words = words_for(message.language)
-    replied = numbers.get(message.in_reply_to) if message.in_reply_to else None
+    cited = numbers.get(message.in_reply_to) if message.in_reply_to else None
+    # "Your No. …" only of a letter the addressee sent: an oral request has no number,
+    # and a confirmation of one's own oral request answers no letter of the addressee.
+    theirs = cited is not None and cited.sender == message.recipient
+    replied = cited if theirs and cited is not None and cited.written else None
+    oral = cited if theirs and cited is not None and not cited.written else None
     signatory, seal, check, remarks = _signature(message, sender, agreement, words)
     if words.language != message.language.split("-", 1)[0]:
         remarks.insert(0, words["other_language"].format(language=message.language))
@@ -90,8 +108,9 @@ def compose(
         time=event.time,
         date=_date(words, event.time),
         reference=f"{message.case_id}/{event.caseversion}",
-        reply_reference=replied[0] if replied else None,
-        reply_date=_date(words, replied[1]) if replied else None,
+        reply_reference=replied.reference if replied else None,
+        reply_date=_date(words, replied.time) if replied else None,
+        reply_oral_date=_date(words, oral.time) if oral else None,
         sender_name=sender.name,
         sender_unit=sender.coordination_unit,
         recipient_name=recipient.name,
@@ -167,7 +186,7 @@ def _body(
     message: Message,
     words: Words,
     agreement: Agreement,
-    numbers: dict[str, tuple[str, datetime]],
+    numbers: dict[str, "Cited"],
 ) -> list[Block]:
     """The body: the parts of the letter each message type has, with its own headings."""
     w = words
@@ -265,18 +284,20 @@ def _party_name(agreement: Agreement, party: str) -> str:
 def _request(
     message: m.WrittenRequest | m.WrittenConfirmation | m.OralRequest,
     w: Words,
-    numbers: dict[str, tuple[str, datetime]],
+    numbers: dict[str, "Cited"],
 ) -> list[Block]:
     """Art. 4.3: the request's required content under its own five headings."""
     blocks: list[Block] = []
     if isinstance(message, m.WrittenConfirmation):
         confirmed = numbers.get(message.confirms)
         said = (
-            f"{w['confirms']} {w['number']} {confirmed[0]} {w['of']} {_date(w, confirmed[1])}"
+            # An oral request has a date, not an outgoing number.
+            f"{w['confirms']} {w['of']} {_date(w, confirmed.time)}"
             if confirmed
             else f"{w['confirms']} {message.confirms}"
         )
-        blocks.append(Block(lines=[said + "."]))
+        # A Russian date ends in "г." already.
+        blocks.append(Block(lines=[said if said.endswith(".") else said + "."]))
     if message.urgent:
         blocks.append(Block(lines=[w["urgent"]]))
     blocks += [

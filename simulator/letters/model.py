@@ -46,6 +46,8 @@ class Letter(_Model):
     # The letter this one answers: its number and date, when it is in the log.
     reply_reference: str | None
     reply_date: str | None
+    # The addressee's oral request this one answers (Art. 4.2): it has a date, no number.
+    reply_oral_date: str | None = None
     sender_name: str
     # Art. 10: the coordination unit sends and receives the correspondence.
     sender_unit: str

@@ -101,6 +101,7 @@ RU = Words(
     labels={
         "number": "№",
         "in_reply": "На №",
+        "in_reply_oral": "На Ваш устный запрос от",
         "of": "от",
         "to": "Кому",
         "names": "1. Наименование запрашивающей и запрашиваемой Сторон",
@@ -251,6 +252,7 @@ EN = Words(
     labels={
         "number": "No.",
         "in_reply": "Ref. your No.",
+        "in_reply_oral": "Ref. your oral request of",
         "of": "of",
         "to": "To",
         "names": "1. Names of the requesting and the requested Party",

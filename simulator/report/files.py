@@ -58,8 +58,12 @@ def lettered_cases(report: ReportData, charted_cases: int) -> Set[str] | None:
     return frozenset(case.case_id for case in report.cases[: max(charted_cases, 0)])
 
 
-async def read_report_letters(location: str | Path, cases: Set[str] | None) -> list[Letter]:
-    """The letters of a log's written messages in ``cases`` (all with None), in log order.
+async def read_report_letters(
+    location: str | Path, cases: Set[str] | None, until: int | None = None
+) -> list[Letter]:
+    """The letters of a log's written messages in ``cases`` (all with None), in log order,
+    up to position ``until`` (the report's last: a log still being written has more by
+    the time its letters are read, which the report would not know of).
 
     As simulator.letters.read_letters, but events of other cases are dropped as they
     are read rather than kept and composed (a case's letters cite only its own).
@@ -67,7 +71,7 @@ async def read_report_letters(location: str | Path, cases: Set[str] | None) -> l
     async with reading(location) as store:
         events = [
             event
-            async for event in store.read()
+            async for event in store.read(until=until)
             if cases is None or event.subject in cases or event.type == EXERCISE_STARTED
         ]
     try:

@@ -683,7 +683,8 @@ def render_html(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>After-action report: {_e(heading)}</title>"
         f"<style>{_STYLE}</style></head><body>"
-        f'<header><h1>After-action report</h1><p class="sub">{_e(heading)} · exercise '
+        # <bdi>: a right-to-left mark in the title had turned the facts after it around.
+        f'<header><h1>After-action report</h1><p class="sub"><bdi>{_e(heading)}</bdi> · exercise '
         f"<code>{_e(s.exercise)}</code>{_e(seed)}{_e(fork)} · {_e(when(s.simulated_start))} → "
         f"{_e(when(s.simulated_end))} UTC</p></header>"
         f"<nav>{nav}</nav><main>{sections}</main>"

@@ -27,11 +27,28 @@ from simulator.report.formatting import (
 from simulator.report.model import CaseReport, CaseStep, ControllerRow, ReportData
 from simulator.wording import kind_words, state_words, words
 
+# What Markdown or HTML would read as syntax in a participant's or author's words.
+_SYNTAX = str.maketrans(
+    {c: "\\" + c for c in "\\`*_[]#~!"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+)
+
+
+def _plain(value: object) -> str:
+    """Words from a scenario or a participant (a title, a name, a note, a gist), shown as
+    written: on one line, and never as a heading, emphasis, a link or HTML (a title with
+    a line break had added headings to the page, and `<script>` went through as is)."""
+    text = "" if value is None else str(value)
+    return " ".join(text.split()).translate(_SYNTAX)
+
 
 def _cell(value: object) -> str:
-    """Text that cannot break a table row: pipes escaped, line breaks folded."""
+    """Text that cannot break a table row: pipes escaped, line breaks folded, no HTML tag.
+
+    The report's own cells may hold Markdown (a code span, a link); words from elsewhere
+    come through `_plain` first."""
     text = "" if value is None else str(value)
-    return " ".join(text.split()).replace("|", "\\|")
+    folded = " ".join(text.split()).replace("|", "\\|")
+    return folded.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
@@ -86,7 +103,7 @@ def _summary(report: ReportData) -> list[str]:
     s = report.summary
     rows: list[tuple[str, object]] = [
         ("exercise", f"`{s.exercise}`"),
-        ("title", s.title),
+        ("title", _plain(s.title)),
         ("seed", s.seed if s.seed is not None else "not recorded"),
         ("lineage", f"this run is {s.lineage.sentence()}" if s.lineage else "an original run"),
         ("simulated", f"{when(s.simulated_start)} → {when(s.simulated_end)} UTC"),
@@ -108,7 +125,7 @@ def _summary(report: ReportData) -> list[str]:
     if s.agreement is not None:
         a = s.agreement
         if a.title is not None:
-            rows.append(("agreement", a.title))
+            rows.append(("agreement", _plain(a.title)))
         rows.append(
             (
                 "agreement settings",
@@ -133,7 +150,11 @@ def _summary(report: ReportData) -> list[str]:
     else:
         lines += ["The log holds no cases.", ""]
     if s.parties:
-        lines += ["### Parties", "", *_table(("id", "name"), ((p.id, p.name) for p in s.parties))]
+        lines += [
+            "### Parties",
+            "",
+            *_table(("id", "name"), ((p.id, _plain(p.name)) for p in s.parties)),
+        ]
     return lines
 
 
@@ -157,7 +178,7 @@ def _cases(report: ReportData, charted: Sequence[CaseReport]) -> list[str]:
             "",
             *_mermaid(case),
             *(
-                f"- ✎ pos {row.position}, {when(row.time)}: {_cell(controller_text(row))}"
+                f"- ✎ pos {row.position}, {when(row.time)}: {_cell(_plain(controller_text(row)))}"
                 for row in case.controller
             ),
             *([""] if case.controller else []),
@@ -270,7 +291,7 @@ def _violations(report: ReportData) -> list[str]:
                             kind_words(f.event_type),
                             f.case,
                             f.party or "",
-                            f.what,
+                            _plain(f.what),
                         )
                         for f in rule.findings
                     ),
@@ -305,7 +326,7 @@ def _expectations(report: ReportData) -> list[str]:
             ("expectation", "target", "within", "met", "missed", "missed cases"),
             (
                 (
-                    f"`{r.id}` {r.description}",
+                    f"`{r.id}` {_plain(r.description)}",
                     r.target + (f" in case {r.case}" if r.case else " in every case"),
                     span(r.within_seconds) if r.within_seconds else "by the end",
                     len(r.met),
@@ -376,7 +397,7 @@ def _timeline(report: ReportData, letters: Lettered) -> list[str]:
                     if row.letter and has_letter(row.letter, letters)
                     else kind_words(row.type),
                     f"{row.sender} → {row.recipient}" if row.sender else row.recipient or "",
-                    row.gist,
+                    _plain(row.gist),
                     ", ".join(row.findings),
                 )
                 for row in shown
@@ -393,7 +414,7 @@ def render_markdown(
     `letters`: the letters are written beside it (`letters/`), so the timeline links them.
     """
     s = report.summary
-    heading = s.title or s.exercise or "an exercise"
+    heading = _plain(s.title or s.exercise or "an exercise")
     charted = report.cases[: max(charted_cases, 0)]
     lines = [
         f"# After-action report: {heading}",

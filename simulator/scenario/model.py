@@ -252,7 +252,28 @@ RuleId = Annotated[
 ]
 Probability = Annotated[float, Field(ge=0, le=1, strict=True, allow_inf_nan=False)]
 Weight = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
-Title = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+def _one_line(value: str) -> str:
+    # A title with a line break had added headings of its own to report.md.
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("a title is one line: no line break, tab or other control character")
+    return value
+
+
+Title = Annotated[
+    str,
+    Field(min_length=1, max_length=300),
+    AfterValidator(_one_line),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 300,
+            "pattern": "^[^\\u0000-\\u001f\\u007f]*$",
+        }
+    ),
+]
 Prose = Annotated[str, Field(max_length=20_000)]
 MessageFields = Annotated[
     dict[str, Any],

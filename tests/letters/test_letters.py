@@ -19,6 +19,7 @@ from simulator.cli import app
 from simulator.errors import SimulatorError
 from simulator.eventlog import Event
 from simulator.letters import Letter, letters_of, render_letter, render_pdf
+from simulator.letters.model import Block
 from simulator.logfiles import open_log
 from simulator.protocol import MESSAGE_TYPES, Agreement, parse_message
 from simulator.records import record_exercise_started
@@ -269,3 +270,84 @@ def test_without_pango_a_pdf_says_what_to_install(
         render_pdf(letters[0])
     assert "install libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core" in str(caught.value)
     assert "--format html" in str(caught.value)
+
+
+def test_a_word_longer_than_the_line_is_broken_not_cut_off_the_page(
+    letters: list[Letter], tmp_path: Path
+) -> None:
+    """A 300-character URL in a request and a 120-character signatory's name: a PDF had
+    clipped what ran past the margin (a 183-character URL lost about 50 characters)."""
+    if shutil.which("pdftotext") is None:
+        pytest.fail("pdftotext is missing: scripts/check installs poppler-utils")
+    request = next(
+        letter
+        for letter in letters
+        if letter.message_type == "written_request" and letter.template == "en"
+    )
+    url = "https://example.org/" + "".join(f"{n:03d}x" for n in range(70))
+    name = "Wolfeschlegelsteinhausenbergerdorff" * 3 + "-Longname"
+    assert request.signatory is not None
+    long = request.model_copy(
+        update={
+            "blocks": [
+                *request.blocks,
+                Block(heading="Annex", lines=[f"See {url} for the manifest."]),
+            ],
+            "signatory": request.signatory.model_copy(update={"name": name}),
+        }
+    )
+    printed = "".join(_pdf_text(long, tmp_path).split())
+    assert url in printed
+    assert name in printed
+
+
+def test_an_oral_request_is_cited_by_its_date_never_as_a_numbered_letter(
+    tmp_path: Path,
+) -> None:
+    """Art. 4.2: an oral request is no letter. An acceptance had said "Ref. your No.
+    oral-ru/1", a written confirmation "Ref. your No." of its sender's own oral request,
+    and the Russian confirmation ended "… 2026 г..": now the answer cites the oral
+    request of its date, the confirmation answers no letter, and one full stop ends it."""
+    sequencer = Sequencer(AGREEMENT, "letters", wallclock=lambda: WALL)
+    sequencer.stage(
+        record_exercise_started(
+            AGREEMENT, event_id="start", exercise="letters", at=T0, wallclock=WALL,
+            signatures=SIGNATORIES.record(),
+        )
+    )  # fmt: skip
+    for language in LANGUAGES:
+        case = f"oral-{language}"
+        oral = _message("oral_request", language, case, 1, urgent=True)
+        oral["message_id"] = f"alpha.{case}"
+        accepted = _message("acceptance", language, case, 2, in_reply_to=oral["message_id"])
+        accepted["message_id"] = f"beta.{case}"
+        answered = {"confirms": oral["message_id"], "in_reply_to": oral["message_id"]}
+        confirmed = _message("written_confirmation", language, case, 3, urgent=True, **answered)
+        confirmed["message_id"] = f"alpha.{case}.w"
+        for hours, message in enumerate((oral, accepted, confirmed), start=1):
+            sequencer.record(
+                parse_message(message), T0 + timedelta(hours=hours), party=message["sender"]
+            )
+
+    async def write() -> list[Event]:
+        async with open_log(tmp_path / "oral.db", create=True, now=lambda: WALL) as store:
+            await store.append(sequencer.take().events)
+            return [e async for e in store.read()]
+
+    letters = letters_of(asyncio.run(write()))
+    by = {(x.case_id, x.message_type): x for x in letters}
+    for language, cited, confirms in (
+        ("ru", "На Ваш устный запрос от 2 марта 2026 г.",
+         "Подтверждаем в письменной форме устный запрос от 2 марта 2026 г."),
+        ("en", "Ref. your oral request of 2 March 2026",
+         "We confirm in writing the oral request of 2 March 2026."),
+    ):  # fmt: skip
+        acceptance = by[(f"oral-{language}", "acceptance")]
+        assert acceptance.reply_reference is None
+        page = render_letter(acceptance)
+        assert cited in page
+        assert "oral-" + language + "/1" not in page
+        confirmation = by[(f"oral-{language}", "written_confirmation")]
+        assert confirmation.reply_reference is None
+        assert confirmation.reply_oral_date is None, "its own oral request is not the addressee's"
+        assert confirmation.blocks[0].lines == [confirms]

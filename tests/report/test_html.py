@@ -58,3 +58,10 @@ def test_many_cases_chart_the_first_and_tabulate_the_rest(tmp_path: Path) -> Non
     assert others.count("<tr>") + others.count("<tr class=") == 21
     smaller = render_html(report, charted_cases=2)
     assert len(smaller) < len(page)
+
+
+def test_a_titles_right_to_left_override_stays_inside_the_title(drill_report: ReportData) -> None:
+    """U+202E in a title had reversed the exercise id, seed and dates after it in the header."""
+    summary = drill_report.summary.model_copy(update={"title": "Title \u202eREVERSED"})
+    page = render_html(drill_report.model_copy(update={"summary": summary}))
+    assert '<p class="sub"><bdi>Title \u202eREVERSED</bdi> · exercise ' in page

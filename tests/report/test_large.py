@@ -241,3 +241,16 @@ def test_the_collector_comes_back_when_the_block_fails() -> None:
         fail()
     assert seen == [False]
     assert gc.isenabled()
+
+
+def test_a_reports_letters_stop_where_its_reading_of_the_log_stopped(
+    many: tuple[Path, ReportData],
+) -> None:
+    """A log still being written had more letters by the time they were read than the
+    report it goes with knew of (139 letters for 147 events, three of events past them)."""
+    path, _ = many
+    every = asyncio.run(read_report_letters(path, None))
+    middle = every[len(every) // 2].position
+    cut = asyncio.run(read_report_letters(path, None, until=middle))
+    assert cut == [letter for letter in every if letter.position <= middle]
+    assert len(cut) < len(every)

@@ -71,3 +71,29 @@ def test_many_cases_get_diagrams_for_the_first_and_a_table_for_the_rest(tmp_path
     assert text.count("```mermaid") == 5
     assert "### The other 7 cases" in text
     assert "| case-012 | alpha → beta | in execution | 3 | 0 |" in text
+
+
+def test_words_from_a_scenario_or_a_note_are_shown_never_read_as_markdown_or_html(
+    drill_report: ReportData,
+) -> None:
+    """A party's name, a title or a note holding `<script>`, `**`, `[link](…)` or `#` had
+    gone into report.md as is: rendered, it ran the script and made links and headings."""
+    summary = drill_report.summary.model_copy(
+        update={
+            "title": "Drill <script>alert(1)</script> **bold** [x](javascript:alert(2))",
+            "parties": [
+                p.model_copy(update={"name": f"{p.name} <img src=x onerror=alert(3)>"})
+                for p in drill_report.summary.parties
+            ],
+        }
+    )
+    hostile = drill_report.model_copy(update={"summary": summary})
+    text = render_markdown(hostile)
+    assert "<script" not in text
+    assert "<img" not in text
+    assert "[x](javascript" not in text
+    assert text.startswith(
+        "# After-action report: Drill &lt;script&gt;alert(1)&lt;/script&gt; \\*\\*bold\\*\\* "
+        "\\[x\\](javascript:alert(2))\n"
+    )
+    assert "&lt;img src=x onerror=alert(3)&gt;" in text

@@ -184,6 +184,14 @@ BROKEN = [
     ),
     ("missing required key", 3, "", 1, "title", "this key is required"),
     (
+        "a title of two lines",
+        3,
+        'title: "Line one\\n# Injected heading"',
+        3,
+        "title",
+        "a title is one line: no line break, tab or other control character",
+    ),
+    (
         "inject from a party to itself",
         34,
         "      to: alpha",
