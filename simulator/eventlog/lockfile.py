@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from simulator.eventlog.errors import LogBusyError
+from simulator.eventlog.errors import LogBusyError, NotALogError, StorageError
 
 LOCK_SUFFIX = ".writer.lock"
 
@@ -52,8 +52,22 @@ class WriterLock:
         self.release()
 
     def acquire(self) -> None:
+        if self.log.is_dir():
+            raise NotALogError(str(self.log), "a directory, not a log file")
+        try:
+            # Where the log will be made: its directory is made as the log's is.
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                str(self.log), f"cannot make its directory ({exc.strerror})"
+            ) from None
         while True:
-            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise StorageError(
+                    str(self.log), f"cannot make its writer's lock {self.path} ({exc.strerror})"
+                ) from None
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

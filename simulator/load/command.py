@@ -2,9 +2,10 @@
 
 import asyncio
 import json
+import math
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -32,6 +33,9 @@ from simulator.transport import BrokerAddress
 EXIT_LOSS = VERDICTS["lost"]
 EXIT_FAILED = VERDICTS["failed"]
 EXIT_SATURATED = VERDICTS["saturated"]
+
+if TYPE_CHECKING:
+    from simulator.load.metrics import LoadMetrics
 
 
 def _fail(message: str) -> typer.Exit:
@@ -172,6 +176,7 @@ def load(
             worker_commands=tuple(worker_command or ()),
         )
         options.check()
+        _check_the_rest(p99_bound, metrics_port, json_file, html)
         if find_max_ and log is not None:
             raise SimulatorError(
                 "--find-max makes a run per step, each with its own log: leave out --log"
@@ -194,11 +199,7 @@ def load(
             headed = True
         console.print(progress_row(snapshot), highlight=False)
 
-    metrics = None
-    if metrics_port is not None:
-        from simulator.load.metrics import LoadMetrics  # noqa: PLC0415 - only when asked
-
-        metrics = LoadMetrics(metrics_port)
+    metrics = _metrics(metrics_port)
 
     def progress(snapshot: dict[str, Any]) -> None:
         show(snapshot)
@@ -321,6 +322,41 @@ def _shown(broker: str) -> str:
         return BrokerAddress.from_url(broker, environ={}).display
     except SimulatorError:
         return "external"
+
+
+def _metrics(port: int | None) -> "LoadMetrics | None":
+    """The Prometheus endpoint on `port`, if asked for; a port taken is one message."""
+    if port is None:
+        return None
+    from simulator.load.metrics import LoadMetrics  # noqa: PLC0415 - only when asked
+
+    try:
+        return LoadMetrics(port)
+    except OSError as exc:
+        raise _fail(f"--metrics-port {port}: {exc.strerror or exc}") from None
+
+
+def _check_the_rest(
+    p99_bound: float, metrics_port: int | None, json_file: Path | None, html: Path | None
+) -> None:
+    """What LoadOptions does not hold: refused before the run, never after it (its figures
+    had been lost to a traceback, or a run that lost messages had exited 2, not 1, for a
+    path that could not be written)."""
+    if not (math.isfinite(p99_bound) and p99_bound > 0):
+        raise SimulatorError(f"--p99-bound must be a positive number of ms, not {p99_bound}")
+    if metrics_port is not None and not 1 <= metrics_port <= 65535:
+        raise SimulatorError(f"--metrics-port must be 1..65535, not {metrics_port}")
+    for option, path in (("--json", json_file), ("--html", html)):
+        if path is None:
+            continue
+        if path.is_dir():
+            raise SimulatorError(f"{option} {path}: is a directory; give a file's path")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SimulatorError(
+                f"{option} {path}: cannot make its directory ({exc.strerror})"
+            ) from None
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ Every path ends in a terminal state without a violation (checked by a test
 that runs each path through the sequencer).
 """
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,18 +86,21 @@ class Mix(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    accepted: float = Field(default=0.4, ge=0)
-    consultation: float = Field(default=0.2, ge=0)
-    refusal_full: float = Field(default=0.1, ge=0)
-    refusal_partial: float = Field(default=0.1, ge=0)
-    information: float = Field(default=0.1, ge=0)
-    oral: float = Field(default=0.1, ge=0)
+    accepted: float = Field(default=0.4, ge=0, allow_inf_nan=False)
+    consultation: float = Field(default=0.2, ge=0, allow_inf_nan=False)
+    refusal_full: float = Field(default=0.1, ge=0, allow_inf_nan=False)
+    refusal_partial: float = Field(default=0.1, ge=0, allow_inf_nan=False)
+    information: float = Field(default=0.1, ge=0, allow_inf_nan=False)
+    oral: float = Field(default=0.1, ge=0, allow_inf_nan=False)
 
     def shares(self) -> dict[str, float]:
         weights = self.model_dump()
         total = sum(weights.values())
         if total <= 0:
             raise InputError("the mix gives no path a share above 0")
+        if not math.isfinite(total):
+            # 1e308 and 1e308: each finite, their sum not, and every share NaN.
+            raise InputError("the mix's shares add up past what a number holds: scale them down")
         return {name: w / total for name, w in weights.items()}
 
     def messages_per_case(self) -> float:
@@ -111,6 +115,8 @@ def load_mix(path: Path) -> Mix:
         raise InputError(f"--mix {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise InputError(f"--mix {path}: not YAML or JSON ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"--mix {path}: not text (byte {exc.start} is not UTF-8)") from None
     if not isinstance(data, Mapping):
         raise InputError(f"--mix {path}: expected a mapping of path names to shares")
     # Paths left out of the file get no share, rather than a default one.

@@ -37,9 +37,13 @@ def parse_message_id(message_id: str) -> tuple[int, int, int] | None:
     if not (dot and dash and generator[:1] == "g"):
         return None
     try:
-        return int(generator[1:]), int(number), int(step)
+        found = int(generator[1:]), int(number), int(step)
     except ValueError:
         return None
+    # A step is a bit of a byte (`LogLedger`): a conversation has at most 8 steps. Any
+    # other id is no generator's, however like one it looks (`g0-0.9` from a participant
+    # had crashed the reconciliation).
+    return found if 0 <= found[2] < 8 and found[0] >= 0 and found[1] >= 0 else None
 
 
 @dataclass

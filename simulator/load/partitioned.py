@@ -549,6 +549,25 @@ class UmpireFleet:
                 failures.append(f"{process.name}: {process.failure}")
             elif process.result and process.result.get("failure"):
                 failures.append(f"{process.name}: {process.result['failure']}")
+        # A partition no process finished: its owner died (SIGKILL, a crash) with no
+        # standby to take it over. Its cases are not late but abandoned: the run failed
+        # (it had been reported as saturated, exit 3, with the machine all but idle).
+        finished = {p.result.get("partition") for p in self.processes if p.result}
+        by_name = {p.name: p for p in self.processes}
+        for partition in range(self.spec.partitions):
+            if partition in finished:
+                continue
+            owners = self.owner_history.get(partition, [])
+            last = by_name.get(owners[-1]) if owners else None
+            ended = (
+                f"{last.name} ended without finishing it (exit {last.process.returncode})"
+                if last is not None
+                else "no umpire ever owned it"
+            )
+            failures.append(
+                f"partition {partition} was left unfinished: {ended}, and no standby took it "
+                "over; its log holds what was committed"
+            )
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5.0):
                 await asyncio.gather(*self._readers, return_exceptions=True)

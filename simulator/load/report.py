@@ -111,25 +111,30 @@ VERDICTS = {
 
 
 def climbing_from(series: list[tuple[float, float]], grew_by: float) -> float | None:
-    """The first time from which `series` never fell below its value then, if it grew by `grew_by`.
+    """When `series` left its low level for good, if it ended `grew_by` above it.
 
     The start of a climb that did not come back down: a backlog or a latency
-    that a system past its capacity piles up. None when the series ends less
-    than `grew_by` above every such point (it held).
+    that a system past its capacity piles up. It is the last time the series
+    stood at its low level (within half of `grew_by` of its lowest) and never
+    fell below afterwards. None when it ends less than `grew_by` above that
+    (it held). (The first such time had been taken: a backlog starts at 0, so
+    every climb had seemed to start at the run's first second.)
     """
     if not series:
         return None
     last = series[-1][1]
+    low = min(value for _, value in series) + grew_by / 2
     lowest_after = float("inf")
     floors: list[bool] = []
     for _, value in reversed(series):
         lowest_after = min(lowest_after, value)
         floors.append(value <= lowest_after)
     floors.reverse()
+    start = None
     for (t, value), floor in zip(series, floors, strict=True):
-        if floor and last - value >= grew_by:
-            return t
-    return None
+        if floor and value <= low and last - value >= grew_by:
+            start = t
+    return start
 
 
 def saturation_summary(

@@ -19,6 +19,7 @@ are in flight; anything else missing is lost.
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import resource
 import shlex
@@ -128,10 +129,24 @@ class LoadOptions:
     def check(self) -> None:
         if self.parties < 2 or self.parties % 2:
             raise InputError(f"--parties must be an even number >= 2, not {self.parties}")
-        if self.rate <= 0:
-            raise InputError(f"--rate must be positive, not {self.rate}")
+        if self.parties > MAX_PARTIES:
+            raise InputError(f"--parties must be at most {MAX_PARTIES:,}, not {self.parties}")
+        # NaN and infinity pass `<= 0` and had crashed the generators (NaN went as null).
+        if not (math.isfinite(self.rate) and self.rate > 0):
+            raise InputError(f"--rate must be a positive number, not {self.rate}")
         if not 0 < self.duration_s <= 24 * 3600:
             raise InputError(f"--duration must be in (0, 86400] seconds, not {self.duration_s}")
+        if self.rate * self.duration_s < 1:
+            raise InputError(
+                f"--rate {self.rate:g} for --duration {self.duration_s:g} s starts no case: "
+                "a run needs at least one"
+            )
+        if not (math.isfinite(self.drain_s) and self.drain_s >= 0):
+            raise InputError(f"--drain must be 0 or more seconds, not {self.drain_s}")
+        if not (math.isfinite(self.case_deadline_s) and self.case_deadline_s > 0):
+            raise InputError(
+                f"--case-deadline must be a positive number of seconds, not {self.case_deadline_s}"
+            )
         if self.qos not in (0, 1, 2):
             raise InputError(f"--qos must be 0, 1 or 2, not {self.qos}")
         if not 1 <= self.processes <= 64:
@@ -157,6 +172,9 @@ class LoadOptions:
                 "log and its ownership are kept in PostgreSQL"
             )
 
+
+# More parties than this took minutes only to connect (8,000: 40 s; 100,000 never started).
+MAX_PARTIES = 10_000
 
 # Called with the broker once the run is under way (fault drills in tests).
 DuringRun = Callable[[Broker], Awaitable[None]]

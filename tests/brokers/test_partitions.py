@@ -345,3 +345,36 @@ async def test_an_owner_cut_off_from_postgresql_stops_and_its_standby_carries_on
     assert data["cases"]["completed"] == data["cases"]["scheduled"] == 150
     assert report.extra["partitions"]["owners"]["1"] == ["umpire-1", "umpire-2"]
     await _partitions_verify(log, 2)
+
+
+async def test_a_partitions_owner_dead_with_no_standby_fails_the_run(
+    tmp_path: Path, pg_url: str, run_schema: str
+) -> None:
+    """Partition 0's owner SIGKILLed with no standby to take over: the run failed (exit 2),
+    naming the partition. It had been reported as saturated (exit 3: its cases counted as
+    late, not lost) with the machine all but idle."""
+    log = f"{pg_url}?schema={run_schema}"
+    options = LoadOptions(
+        parties=4,
+        rate=20,
+        duration_s=4,
+        drain_s=2,
+        broker="mosquitto",
+        workdir=tmp_path,
+        processes=1,
+        partitions=2,
+        log=log,
+    )
+
+    async def kill_partition_0(fleet: UmpireFleet) -> None:
+        await asyncio.sleep(1.0)  # the drill's moment, not a wait for a condition
+        fleet.kill(0)
+
+    report = await run_load(options, during_umpires=kill_partition_0)
+    data = report.as_json()
+    assert data["verdict"] == "failed"
+    assert report.failure is not None
+    assert "partition 0 was left unfinished: umpire-0 ended without finishing it" in (
+        report.failure
+    )
+    assert "no standby took it over" in report.failure

@@ -42,3 +42,15 @@ def test_the_log_ledger_counts_each_message_once_and_repeats_apart() -> None:
     assert log.duplicated == 1
     assert log.foreign == 3
     assert log.total() == 4
+
+
+def test_an_id_like_a_generators_but_no_conversations_step_is_foreign() -> None:
+    """`g0-0.9` (a step past a conversation's eight bits) or a negative step, sent by a
+    participant, had crashed the reconciliation (`byte must be in range(0, 256)`)."""
+    assert parse_message_id("g0-0.9") is None
+    assert parse_message_id("g0-0.-1") is None
+    ledger = LogLedger({0: 4})
+    for message_id in ("g0-0.9", "g0-0.-1", "g0-0.1"):
+        ledger.add(message_id)
+    assert ledger.foreign == 2
+    assert ledger.total() == 1

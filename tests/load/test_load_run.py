@@ -131,6 +131,48 @@ def test_bad_load_options_are_refused_with_exit_2(tmp_path: Path) -> None:
     assert "--parties" in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--rate", "nan"], "--rate must be a positive number"),
+        (["--rate", "inf"], "--rate must be a positive number"),
+        (["--rate", "0.2", "--duration", "2"], "starts no case"),
+        (["--drain", "-5"], "--drain must be 0 or more"),
+        (["--drain", "nan"], "--drain must be 0 or more"),
+        (["--case-deadline", "nan"], "--case-deadline must be a positive number"),
+        (["--parties", "100000"], "--parties must be at most 10,000"),
+        (["--p99-bound", "nan", "--find-max"], "--p99-bound must be a positive number"),
+        (["--metrics-port", "70000"], "--metrics-port must be 1..65535"),
+        (["--metrics-port", "-1"], "--metrics-port must be 1..65535"),
+        (["--json", "{tmp}"], "is a directory"),
+        (["--html", "{tmp}"], "is a directory"),
+        (["--log", "{tmp}"], "a directory, not a log file"),
+    ],
+)
+def test_options_no_run_could_use_are_refused_before_it_starts(
+    tmp_path: Path, args: list[str], said: str
+) -> None:
+    """Each had been a traceback (NaN reached the generators as null, a directory as --html
+    failed after the whole run, --log a directory in the writer's lock), a run reporting
+    2e+09 events a second for no case, or accepted (a negative drain, 100,000 parties)."""
+    given = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = CliRunner().invoke(
+        app, ["load", "--duration", "1", "-q", *given], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 2, result.output
+    assert said in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_mix_file_that_is_not_text_is_one_message(tmp_path: Path) -> None:
+    """Random bytes as --mix had been a UnicodeDecodeError traceback."""
+    mix = tmp_path / "mix.yaml"
+    mix.write_bytes(bytes(range(128, 256)))
+    result = CliRunner().invoke(app, ["load", "--mix", str(mix)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert "not text (byte 0 is not UTF-8)" in result.output
+
+
 async def test_mosquitto_killed_and_restarted_mid_run_loses_nothing(tmp_path: Path) -> None:
     """SIGKILL Mosquitto mid-run, restart it on its port: the run ends with 0 lost, 0 duplicated."""
     killed: list[int] = []

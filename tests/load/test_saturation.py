@@ -134,8 +134,18 @@ def test_find_max_refuses_a_log_file(tmp_path: Path) -> None:
 
 
 def test_a_climb_starts_where_the_series_never_comes_back() -> None:
-    """The first point the series stays above, once it has grown by the threshold."""
+    """The last point at the low level the series stays above, once it has grown by the
+    threshold: a backlog at 0 at the run's start had made every climb start there."""
     assert climbing_from([(0, 5), (1, 50), (2, 40), (3, 90), (4, 80), (5, 130)], 40) == 0
     assert climbing_from([(0, 5), (1, 6), (2, 4), (3, 50), (4, 90)], 40) == 2
     assert climbing_from([(0, 5), (1, 9), (2, 4), (3, 7)], 40) is None
     assert climbing_from([], 1) is None
+    # A broker killed at about 4 s: the open cases steady at 4-5 from the start, then piling.
+    backlog: list[tuple[float, float]] = [
+        (0, 0), (1, 5), (2, 4), (3, 5), (4, 4), (5, 5), (6, 60), (7, 120), (8, 180)
+    ]  # fmt: skip
+    assert climbing_from(backlog, 50) == 5
+    latency: list[tuple[float, float]] = [
+        (1, 20), (2, 22), (3, 21), (4, 22), (5, 21), (6, 300), (7, 900), (8, 1500)
+    ]  # fmt: skip
+    assert climbing_from(latency, 50) == 5
