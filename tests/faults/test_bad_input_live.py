@@ -45,6 +45,9 @@ def generated_batch() -> list[bytes]:
 
     @settings(
         max_examples=COUNT,
+        # The same batch every run: drawn at random, it once held 88 distinct payloads,
+        # and the test failed for a count, not for anything the umpire did.
+        derandomize=True,
         phases=[Phase.generate],
         database=None,
         deadline=None,
