@@ -177,6 +177,10 @@ def load(
         )
         options.check()
         _check_the_rest(p99_bound, metrics_port, json_file, html)
+        if find_max_ and metrics_port is not None:
+            raise SimulatorError(
+                "--metrics-port serves one run's figures: leave it out of --find-max"
+            )
         if find_max_ and log is not None:
             raise SimulatorError(
                 "--find-max makes a run per step, each with its own log: leave out --log"
@@ -291,7 +295,9 @@ def ceiling_summary(ceiling: Ceiling) -> str:
         f"; the next, {after[0].offered_events_per_s:,.0f} events/s, was {after[0].why}"
         f"{_step_cpu(after[0])}"
         if after
-        else ""
+        # Every step held: the ceiling is higher than the ramp went, not found.
+        else f"; every one of the {len(ceiling.steps)} steps held: the ceiling is higher "
+        "(more --steps, or a higher --rate to start from, to find it)"
     )
     return (
         f"highest rate held with p99 under {ceiling.p99_bound_ms:g} ms: "

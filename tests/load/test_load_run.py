@@ -144,6 +144,7 @@ def test_bad_load_options_are_refused_with_exit_2(tmp_path: Path) -> None:
         (["--p99-bound", "nan", "--find-max"], "--p99-bound must be a positive number"),
         (["--metrics-port", "70000"], "--metrics-port must be 1..65535"),
         (["--metrics-port", "-1"], "--metrics-port must be 1..65535"),
+        (["--find-max", "--metrics-port", "19999"], "leave it out of --find-max"),
         (["--json", "{tmp}"], "is a directory"),
         (["--html", "{tmp}"], "is a directory"),
         (["--log", "{tmp}"], "a directory, not a log file"),

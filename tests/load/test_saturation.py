@@ -149,3 +149,17 @@ def test_a_climb_starts_where_the_series_never_comes_back() -> None:
         (1, 20), (2, 22), (3, 21), (4, 22), (5, 21), (6, 300), (7, 900), (8, 1500)
     ]  # fmt: skip
     assert climbing_from(latency, 50) == 5
+
+
+def test_a_ramp_whose_every_step_held_says_the_ceiling_was_not_found() -> None:
+    """Every step held: it had said "highest rate held" as if that were the ceiling."""
+    from simulator.load.ceiling import Ceiling, RampStep  # noqa: PLC0415 - this test only
+    from simulator.load.command import ceiling_summary  # noqa: PLC0415
+
+    steps = [
+        RampStep(rate, rate * 3.8, rate * 3.8, rate * 3.8, 9.0, 10, 10, "ok", True, "held")
+        for rate in (10.0, 13.0)
+    ]
+    said = ceiling_summary(Ceiling(25.0, steps))
+    assert said.startswith("highest rate held with p99 under 25 ms: 49 events/s offered")
+    assert "every one of the 2 steps held: the ceiling is higher" in said

@@ -254,3 +254,23 @@ def test_a_reports_letters_stop_where_its_reading_of_the_log_stopped(
     cut = asyncio.run(read_report_letters(path, None, until=middle))
     assert cut == [letter for letter in every if letter.position <= middle]
     assert len(cut) < len(every)
+
+
+def test_a_report_written_again_into_its_directory_keeps_only_its_own_letters(
+    many: tuple[Path, ReportData], tmp_path: Path
+) -> None:
+    """The first report wrote every letter; the second, of three cases, had left the rest
+    beside its own (963 letters on disk, 29 listed). Files not named as letters stay."""
+    path, report = many
+    out = tmp_path / "out"
+    every = asyncio.run(read_report_letters(path, None))
+    save_report(report, out, letters=every)
+    kept = out / "letters" / "notes.txt"
+    kept.write_text("mine", encoding="utf-8")
+    cases = {c.case_id for c in report.cases[:3]}
+    some = asyncio.run(read_report_letters(path, cases))
+    assert 0 < len(some) < len(every)
+    save_report(report, out, letters=some)
+    on_disk = {p.name for p in (out / "letters").glob("0*.html")}
+    assert on_disk == {f"{letter.stem}.html" for letter in some}
+    assert kept.read_text(encoding="utf-8") == "mine"
