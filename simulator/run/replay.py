@@ -408,20 +408,14 @@ async def _fork_again(
         # Killed before it wrote all it is (or a run that never had a first event).
         raise InputError(f"{location}: the run never started; run (or fork) it afresh")
     scenario, seed, _ = await recorded_run(location)
-    start = await prepare_fork(
+    # The same fork as the first time: its generation follows from the parent again.
+    return await fork(
         lineage.parent,
         lineage.position,
         location,
         scenario=scenario,
         seed=seed,
-        options=RunOptions(broker=broker),
-    )
-    return await _go_on(
-        start.scenario,
-        start.options,
-        start.prefix,
-        generation=lineage.generation,
-        parent=lineage.parent,
+        broker=broker,
         on_commit=on_commit,
     )
 
