@@ -336,10 +336,8 @@ async def import_signed(
     """
     kept = _source_checkpoints(source, checkpoints)
     with source.open(encoding="utf-8") as handle:
-        # Checked before the log is made, so a file that is refused makes nothing; and
-        # should the import fail later, what it made goes (the retry finds no log there).
-        check_lines(list(handle), kept)
-        handle.seek(0)
+        # import_jsonl checks every line before it writes any; a refused file or a failure
+        # after that leaves nothing made here (the retry finds no log there).
         async with (
             made_or_nothing(location),
             open_log(location, create=True, now=now) as store,
