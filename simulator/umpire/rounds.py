@@ -22,8 +22,8 @@ the one a round after every commit gives, held in fewer rounds.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,7 @@ from simulator.records import CONTROLLER_RECORDS, MESSAGE_PREFIX
 from simulator.umpire.intake import Holding
 
 if TYPE_CHECKING:
+    from simulator.eventlog import NewEvent
     from simulator.umpire.core import Umpire, UmpireResult
 
 # Rounds in a row at one simulated instant with nothing committed before we call it a bug.
@@ -80,8 +81,10 @@ class Rounds:
         # A fork cut among its last instant's timers: their rest goes first, as it went.
         umpire.stage_rest_of_instant(clock.now())
         stalled = 0
-        # Rounds that committed something at this instant, and what their messages were.
-        busy: list[str] = []
+        # Rounds that committed something at this instant, and the last few's events
+        # (only read if the instant never ends: `_without_end`).
+        busy = 0
+        recent: deque[Sequence[NewEvent]] = deque(maxlen=20)
         while True:
             if umpire.stop_requested:
                 return await umpire.finish(umpire.stop_requested)
@@ -108,18 +111,12 @@ class Rounds:
             if umpire.sequencer.pending.events:
                 staged = umpire.sequencer.pending.events
                 moved = any(e.type not in CONTROLLER_RECORDS for e in staged)
-                said = sorted(
-                    {
-                        f"{e.sender} {e.type.removeprefix(MESSAGE_PREFIX)}"
-                        for e in staged
-                        if e.sender
-                    }
-                )
                 await umpire.commit()
                 if moved:
-                    busy.append(", ".join(said))
-                    if len(busy) > INSTANT_LIMIT:
-                        return await umpire.finish(_without_end(clock.now(), busy))
+                    busy += 1
+                    recent.append(staged)
+                    if busy > INSTANT_LIMIT:
+                        return await umpire.finish(_without_end(clock.now(), busy, recent))
                     # Those who see what was committed say what they plan now, at this instant.
                     continue
             upcoming = self._upcoming()
@@ -137,7 +134,8 @@ class Rounds:
                     raise InternalError(f"simulated time is stuck at {moment}: nothing happens")
             else:
                 stalled = 0
-                busy.clear()
+                busy = 0
+                recent.clear()
             clock.advance_to(moment)
             umpire.stage_timers(moment)
             if umpire.sequencer.pending.events:
@@ -265,11 +263,20 @@ class Rounds:
                     umpire.count_decision(decision)
 
 
-def _without_end(at: datetime, rounds: list[str]) -> str:
-    """Why a run whose parties answered each other at one instant without end was ended."""
-    last = Counter(rounds[-20:]).most_common(3)
+def _without_end(at: datetime, rounds: int, recent: Iterable[Sequence[NewEvent]]) -> str:
+    """Why a run whose parties answered each other at one instant without end was ended:
+    the messages of its last rounds, the most frequent first."""
+    said = (
+        ", ".join(
+            sorted(
+                {f"{e.sender} {e.type.removeprefix(MESSAGE_PREFIX)}" for e in events if e.sender}
+            )
+        )
+        for events in recent
+    )
+    last = Counter(said).most_common(3)
     return (
-        f"time stood still at {at:%Y-%m-%d %H:%M}: {len(rounds)} rounds at that instant "
+        f"time stood still at {at:%Y-%m-%d %H:%M}: {rounds} rounds at that instant "
         f"each brought new messages (parties answering each other at once, without end: "
         f"{'; '.join(said for said, _ in last)}); check the policies' `after: 0s` replies"
     )
