@@ -985,7 +985,8 @@ def _open_after_close(case: Case, message: Message) -> bool:
         # Art. 7.3: results are passed on after they were given.
         return case.state is CaseState.COMPLETED
     if isinstance(message, WrittenConfirmation):
-        # Art. 4.2: the confirmation is owed whatever became of the request.
+        # Art. 4.2: the confirmation is owed whatever became of the request; in a
+        # lapsed case its lateness is the lapse's one finding, not a second.
         return case.state in _CONFIRMABLE_CLOSED and case.confirmation in _CONFIRMABLE
     if isinstance(message, AdditionalInformation):
         return case.information_open
@@ -1108,7 +1109,7 @@ _QUESTION_ANSWERED: Changes = {"information_open": False}
 # A written confirmation is taken while one is owed, late or not; after the case
 # closed, only where the request was answered (completed or refused).
 _CONFIRMABLE = frozenset({ConfirmationStatus.OWED, ConfirmationStatus.OVERDUE})
-_CONFIRMABLE_CLOSED = frozenset({CaseState.COMPLETED, CaseState.REFUSED})
+_CONFIRMABLE_CLOSED = frozenset({CaseState.COMPLETED, CaseState.REFUSED, CaseState.LAPSED})
 
 _HANDLERS: dict[str, Handler] = {
     "written_request": _on_request,

@@ -14,7 +14,8 @@ information and confidentiality from receipt on, each answer resuming where
 the case was; an answer to a question never a breach); issue 14 items 2-3
 (the agreement's profile: its articles cited, its grounds of refusal, its
 written-confirmation window, a request outside its areas of cooperation;
-several agreements, each case under one, a request outside all of them).
+several agreements, each case under one, a request outside all of them);
+a late written confirmation in a lapsed case taken without a second finding.
 """
 
 from collections.abc import Callable
@@ -229,7 +230,11 @@ def _open_after_close(case: Case, message: Message) -> bool:
     if isinstance(message, _ART_7):
         return case.state is CaseState.COMPLETED
     if isinstance(message, WrittenConfirmation):
-        return case.state in (CaseState.COMPLETED, CaseState.REFUSED) and case.confirmation in (
+        return case.state in (
+            CaseState.COMPLETED,
+            CaseState.REFUSED,
+            CaseState.LAPSED,
+        ) and case.confirmation in (
             ConfirmationStatus.OWED,
             ConfirmationStatus.OVERDUE,
         )
