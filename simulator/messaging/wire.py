@@ -87,7 +87,10 @@ class RoundDone(_Wire):
     `ahead` names the submissions it sent before their time, with the time each
     is due: their messages are settled already (nothing the party may yet see
     changes them), so the umpire holds each and decides it when its time comes,
-    without a round to ask for it. `next_due` is the party's next plan not sent.
+    without a round to ask for it. `retracted` names submissions it takes back:
+    plans dropped because their case was withdrawn; the umpire forgets any it
+    holds (and ignores any that arrive later), so none is decided. `next_due`
+    is the party's next plan not sent.
     `lookahead` is its promise of how soon it acts on an event it is yet to
     see (None: no promise, so it is asked after every commit it may see).
     """
@@ -98,6 +101,7 @@ class RoundDone(_Wire):
     seqs: tuple[Annotated[int, Field(ge=1)], ...] = ()
     next_due: AwareDatetime | None = None
     ahead: tuple[tuple[Annotated[int, Field(ge=1)], AwareDatetime], ...] = ()
+    retracted: tuple[Annotated[int, Field(ge=1)], ...] = ()
     lookahead: Lookahead | None = None
     # The submissions it makes in the round (due now or sent ahead), carried here
     # rather than each in a message of its own; each is taken as if it came alone.

@@ -124,14 +124,23 @@ class Outbox:
         item = self.items.get(seq)
         if item is None or not rejects(rejection, item.payload):
             return None
-        del self.items[seq]
-        seqs = self._seqs.get(item.message_id, [])
-        if seq in seqs:
-            seqs.remove(seq)
-        if not seqs:
-            self._seqs.pop(item.message_id, None)
+        self._forget(item)
         self._progress(now)
         return item
+
+    def retract(self, seq: int) -> None:
+        """The party took `seq` back (sent ahead of its time, in a case since withdrawn)."""
+        item = self.items.get(seq)
+        if item is not None:
+            self._forget(item)
+
+    def _forget(self, item: Outgoing) -> None:
+        del self.items[item.seq]
+        seqs = self._seqs.get(item.message_id, [])
+        if item.seq in seqs:
+            seqs.remove(item.seq)
+        if not seqs:
+            self._seqs.pop(item.message_id, None)
 
     def hold(self, seq: int) -> None:
         """The umpire has `seq`, sent ahead of its time, and holds it: waiting is not loss."""

@@ -57,6 +57,8 @@ class CaseView:
     oral_request_id: str | None = None
     third_party: str | None = None
     area: str | None = None  # from an offer, before any request
+    # Withdrawn, and the party heeded it: it plans nothing more in the case.
+    closed: bool = False
 
 
 # The answer to a request whose signature does not verify (Art. 4.2), sent at once.
@@ -114,6 +116,8 @@ class PolicyEngine:
         self.plans: dict[int, Plan] = {}
         self.next_seq = 1
         self.cases: dict[str, CaseView] = {}
+        # Plans dropped when their case was withdrawn, not yet handed to the runtime.
+        self.retracted: set[int] = set()
         self.position = 0
         self.working_language = scenario.agreement.working_language
         self._lookahead: Lookahead | None = None
@@ -144,10 +148,43 @@ class PolicyEngine:
                 case.oral_request_id = message["message_id"]
         if kind in ("transfer_consent_request", "transfer_consent"):
             case.third_party = message.get("third_party")
-        if message["sender"] == self.party.id:
+        ours = message["sender"] == self.party.id
+        if not ours and message["recipient"] != self.party.id:
+            return
+        if case.closed:
+            # Withdrawn: what still comes in the case (a trainee's message, a plan
+            # already on its way) starts nothing; a plan of ours is settled by it.
+            if ours:
+                self._own_committed(event, message, follow=False)
+            return
+        if kind == "withdrawal":
+            self._withdrawn(message["case_id"], case)
+        if ours:
             self._own_committed(event, message)
-        elif message["recipient"] == self.party.id:
+        else:
             self._received(event, message)
+
+    def _withdrawn(self, case_id: str, case: CaseView) -> None:
+        """A withdrawal ends the case: drop what was planned in it, unless the party errs.
+
+        Drawn for every withdrawal the party sends or receives, at 0 too, so a
+        scenario that plants the mistake changes no other draw. What a dropped
+        plan had sent ahead of its time the runtime takes back from the umpire
+        (`retracted`); the withdrawal's own `then`, and a policy's answer to it,
+        are planned after this, as the scenario wrote them.
+        """
+        if self._chance(self.mistakes.miss_withdrawal, case_id):
+            return
+        case.closed = True
+        for plan in self.plans.values():
+            if plan.case_id == case_id and not plan.done:
+                plan.done = True
+                self.retracted.add(plan.seq)
+
+    def take_retracted(self) -> set[int]:
+        """The plans dropped since last asked (their seqs): the runtime withdraws any it sent."""
+        retracted, self.retracted = self.retracted, set()
+        return retracted
 
     def _of(self, rejection: RejectionData, plan: Plan) -> bool:
         """Whether a rejection under a plan's number is of the plan's message.
@@ -169,7 +206,12 @@ class PolicyEngine:
         rest = own[len(prefix) :] if own.startswith(prefix) else ""
         return int(rest) if rest.isdigit() else None
 
-    def _own_committed(self, event: Event, message: dict[str, Any]) -> None:
+    def _own_committed(self, event: Event, message: dict[str, Any], *, follow: bool = True) -> None:
+        if not follow:
+            seq = self._own_seq(message["message_id"])
+            if seq is not None and (plan := self.plans.get(seq)) is not None:
+                plan.done = True
+            return
         chains: tuple[Sequence[FollowUp], ...] = ()
         seq = self._own_seq(message["message_id"])
         if seq is not None:
@@ -328,9 +370,11 @@ class PolicyEngine:
     def settled(self, now: datetime) -> list[Plan]:
         """Planned actions due after `now` whose message is settled already, in (due, seq) order.
 
-        A plan is never withdrawn, and its message depends only on the plan
-        itself, except a request's, which takes the case's request as the party
-        knows it when the plan comes due: those are not settled until then.
+        A plan's message depends only on the plan itself, except a request's,
+        which takes the case's request as the party knows it when the plan comes
+        due: those are not settled until then. A plan is dropped only when its
+        case is withdrawn (`take_retracted`), and the party is asked at once
+        after a withdrawal (`lookahead`), before anything it sent ahead is due.
         """
         return sorted(
             p
@@ -348,7 +392,9 @@ class PolicyEngine:
         own of a type starts the steps that follow that type in the scenario's
         `then` chains (an inject's or a generator's own chain after its
         message); a message to it starts a response its policy has for that
-        type. Nothing else it sees makes it act. An answer to a forged request
+        type. A withdrawal it sends or receives drops its plans in the case at
+        once (unless it misses withdrawals for sure). Nothing else it sees makes
+        it act. An answer to a forged request
         goes at once, so in a scenario that forges any, a party that doubts
         promises nothing about the requests it receives.
         """
@@ -388,6 +434,10 @@ class PolicyEngine:
                 for first in chain[:1]:
                     then(kind, first)
                 walk(chain)
+            if self.mistakes.miss_withdrawal < 1:
+                # A withdrawal drops the party's plans in its case at once: what it sent
+                # ahead must be taken back before it is due.
+                own["withdrawal"] = received["withdrawal"] = timedelta(0)
             self._lookahead = Lookahead(own=own, received=received)
         return self._lookahead
 

@@ -11,7 +11,8 @@ the umpire appends idempotently.
 Simulated time: the party acts when a round marker asks it (it has events it
 has not reported on, or a plan due) and reports the round; a round that does
 not ask it passes it by. It sends every plan whose message is settled at once,
-saying when it is due (`RoundDone.ahead`): the umpire holds it until then.
+saying when it is due (`RoundDone.ahead`): the umpire holds it until then,
+unless the party takes it back as its case is withdrawn (`RoundDone.retracted`).
 Real time: it runs its own clock from the umpire's last tick, acts when its
 plans come due, and states its plan (`PlanStated`) when it changes and every
 PLAN_RESTATE_S, so the umpire can tell when nothing is left to do.
@@ -145,6 +146,13 @@ class PartyRuntime:
         if await session.catch_up_if_short():
             return
         self._fold()
+        # Plans dropped as their case was withdrawn: what of them went ahead is taken
+        # back (the umpire releases it on this report), and not waited for. Every one
+        # is named, sent or not: one sent before a restart is still held.
+        retracted = self.engine.take_retracted()
+        for seq in retracted:
+            self._ahead.pop(seq, None)
+            session.outbox.retract(seq)
         due = self.engine.due(marker.time)
         # What is settled goes now, with when it is due: the umpire decides each at its
         # time, and needs no round to ask for it then.
@@ -168,6 +176,7 @@ class PartyRuntime:
             seqs=tuple(sorted(seq for seq in outstanding if seq not in self._ahead)),
             next_due=self.engine.next_due(),
             ahead=tuple(sorted(self._ahead.items())),
+            retracted=tuple(sorted(retracted)),
             lookahead=self.engine.lookahead(),
             submissions=tuple(carried),
         )
@@ -181,6 +190,9 @@ class PartyRuntime:
         if await session.catch_up_if_short():
             return
         self._fold()
+        # Nothing is sent ahead in real time: a dropped plan not yet sent just stays
+        # unsent, and one already on its way is the umpire's to judge, as a person's is.
+        self.engine.take_retracted()
         now = session.now()
         if not tick.paused and now is not None:
             # Nothing due after the exercise's end is part of it (as in simulated time),

@@ -543,6 +543,15 @@ class Mistakes(_Model):
         ),
     )
 
+    miss_withdrawal: Probability = Field(
+        default=0.0,
+        description=(
+            "Chance of missing a withdrawal: the party carries on with what it had planned in "
+            "the case (results, notices) as if the request stood (drawn once per withdrawal "
+            "it sends or receives)."
+        ),
+    )
+
     @model_validator(mode="after")
     def _late_by_given(self) -> "Mistakes":
         if self.late_reply > 0 and self.late_by == timedelta(0):

@@ -97,6 +97,8 @@ class Holding(Protocol):
 
     def hold(self, party: str, seq: int) -> None: ...
 
+    def retract(self, party: str, seq: int) -> None: ...
+
 
 @runtime_checkable
 class Queued(Protocol):
@@ -178,6 +180,19 @@ class PartyIntake:
     def hold(self, party: str, seq: int) -> None:
         """Keep `party`'s submission `seq` (sent ahead of its time) out of `stage`."""
         self.held.add((party, seq))
+
+    def retract(self, party: str, seq: int) -> None:
+        """`party` takes back `seq`, sent ahead of its time: it is never decided.
+
+        Kept as seen, so the same submission arriving again (a resend that crossed
+        the report) changes nothing and another under its number is refused as a
+        reuse. A number never received is not remembered: whatever comes under it
+        is judged as it comes.
+        """
+        self.held.discard((party, seq))
+        found = self.inbox[party].pop(seq, None)
+        if found is not None:
+            self.seen_seqs[party][seq] = found[0]
 
     def queued(self) -> list[tuple[str, int, datetime | None]]:
         return [

@@ -200,7 +200,14 @@ class Rounds:
         intake = umpire.intake
         for party in asked:
             rounds.covered[party] = shown.get(party, 0)
-            for seq, due in rounds.reports[party].ahead:
+            report = rounds.reports[party]
+            for seq in report.retracted:
+                # Its case was withdrawn: the plan is dropped, and what went ahead of it
+                # is not decided (as in real time, where it would never have been sent).
+                self.held.pop((party, seq), None)
+                if isinstance(intake, Holding):
+                    intake.retract(party, seq)
+            for seq, due in report.ahead:
                 if (party, seq) in self.held or not intake.has(party, seq):
                     continue
                 if not isinstance(intake, Holding):

@@ -176,6 +176,82 @@ def test_an_injects_follow_up_is_planned_when_the_inject_is_committed(
     assert plan.fields["confirms"] == "inject.urgent"
 
 
+def _withdraw(log: CommittedLog, case: str, at_hours: float) -> Event:
+    data = log.drafted(
+        "withdrawal",
+        message_id=f"alpha.withdraws.{case}",
+        case_id=case,
+        sender="alpha",
+        recipient="beta",
+        fields={"reason": "The consignment turned up at home."},
+    )
+    return log.message(data, log.scenario.start + timedelta(hours=at_hours))
+
+
+def _accepted(beta: PolicyEngine, log: CommittedLog, case: str) -> None:
+    """beta acknowledges `case` and accepts it: its results are planned 3 days on."""
+    beta.observe(request(log, case, minutes=0))
+    for _ in range(2):
+        [plan] = [p for p in beta.due(beta.scenario.end) if p.case_id == case]
+        beta.observe(log.message(beta.message(plan), plan.due))
+
+
+def test_a_withdrawal_drops_what_the_party_planned_in_its_case(
+    scenario: Scenario, log: CommittedLog
+) -> None:
+    """A withdrawn request is not worked on: the planned results go, sent ahead or not.
+
+    Only the withdrawn case's plans: another case's go on. The dropped plans are
+    handed to the runtime once (`take_retracted`), which takes back what it sent.
+    """
+    beta = engine(scenario, "beta")
+    _accepted(beta, log, "case-1")
+    _accepted(beta, log, "case-2")
+    results = {p.case_id: p for p in beta.due(scenario.end)}
+    assert sorted(results) == ["case-1", "case-2"]
+    assert all(p.kind == "results" for p in results.values())
+    results["case-1"].submitted = True  # sent ahead of its time, in a round
+    beta.observe(_withdraw(log, "case-1", at_hours=30))
+    assert results["case-1"].done
+    assert [p.case_id for p in beta.due(scenario.end)] == ["case-2"]
+    assert beta.take_retracted() == {results["case-1"].seq}
+    assert beta.take_retracted() == set()
+
+
+def test_nothing_in_a_withdrawn_case_starts_a_plan(scenario: Scenario, log: CommittedLog) -> None:
+    """What still comes in a withdrawn case (a trainee's second request in it) is not answered."""
+    beta = engine(scenario, "beta")
+    beta.observe(request(log, "case-1", minutes=0))
+    beta.observe(_withdraw(log, "case-1", at_hours=1))
+    data = log.drafted(
+        "written_request",
+        message_id="alpha.again",
+        case_id="case-1",
+        sender="alpha",
+        recipient="beta",
+        fields=REQUEST,
+    )
+    beta.observe(log.message(data, scenario.start + timedelta(hours=2)))
+    assert beta.due(scenario.end) == []
+
+
+def test_a_party_that_misses_withdrawals_carries_on() -> None:
+    """The training mistake `miss_withdrawal`: the results still come (the umpire's case-closed)."""
+    erring = parse_scenario(
+        SCENARIO.replace(
+            "  answerer:\n", "  answerer:\n    mistakes:\n      miss_withdrawal: 1.0\n", 1
+        )
+    )
+    log = CommittedLog(erring)
+    beta = engine(erring, "beta")
+    _accepted(beta, log, "case-1")
+    beta.observe(_withdraw(log, "case-1", at_hours=30))
+    assert [p.kind for p in beta.due(erring.end)] == ["results"]
+    assert beta.take_retracted() == set()
+    # It says it may act on a withdrawal no sooner than any other event: it never does.
+    assert "withdrawal" not in beta.lookahead().received
+
+
 def test_a_rejected_submission_is_settled(scenario: Scenario, log: CommittedLog) -> None:
     """The umpire's rejection of the party's own seq, once sent, marks that plan done."""
     beta = engine(scenario, "beta")
@@ -328,15 +404,19 @@ def test_the_lookahead_is_the_least_delay_of_each_step_an_event_may_start() -> N
     assert beta.received == {
         "written_request": timedelta(hours=2),
         "oral_request": timedelta(minutes=30),
+        "withdrawal": timedelta(0),
     }
     assert beta.own == {
         "acknowledgement": timedelta(days=1),
         "acceptance": timedelta(days=3),
         "oral_request": timedelta(days=1),
+        "withdrawal": timedelta(0),
     }
     alpha = PolicyEngine(scenario.party("alpha"), scenario, random.Random(1)).lookahead()
-    assert alpha.received == {}
-    assert alpha.own == {"oral_request": timedelta(days=1)}  # no policy: only the inject's chain
+    # A withdrawal drops a party's plans in its case at once, sent or received.
+    assert alpha.received == {"withdrawal": timedelta(0)}
+    # No policy: only the inject's chain, and the withdrawal's.
+    assert alpha.own == {"oral_request": timedelta(days=1), "withdrawal": timedelta(0)}
 
 
 def test_a_party_that_doubts_forged_requests_promises_nothing_about_requests() -> None:

@@ -250,3 +250,87 @@ async def test_a_submission_due_on_a_deadline_is_recorded_when_due_not_when_it_a
     assert course(logs[1]) == course(logs[0])
     confirmation = [e for e in logs[1] if e["type"] == "coop.msg.written_confirmation"]
     assert [e["time"] for e in confirmation] == ["2026-03-06T09:00:00.000000Z"]
+
+
+# beta accepts a request on day 1 and plans results for day 8; alpha withdraws on day 4.
+# The second request (day 2) has beta report a round while the results are planned, so in
+# simulated time they go ahead to the umpire, which holds them until the withdrawal.
+WITHDRAWN_WHILE_PLANNED = (
+    two_parties(
+        "withdrawn-while-planned", "A withdrawal before the planned results", beta_policy="worker"
+    )
+    + """\
+policies:
+  worker:
+    on:
+      written_request:
+        - reply: acceptance
+          after: 1d
+          then:
+            - reply: results
+              after: 7d
+              fields: {summary: The yards were searched.}
+injects:
+  - id: request
+    at: 1h
+    send:
+      type: written_request
+      from: alpha
+      to: beta
+      case: cargo-1
+      fields:
+        area: state_facilities_and_special_cargo
+        requesting_party_name: Alpha Agency
+        requested_party_name: Beta Agency
+        essence: A consignment has not arrived.
+        purpose: Trace the consignment.
+        justification: The parts are needed before the final.
+        assistance_sought: Check the transit yards.
+  - id: another
+    at: 2d
+    send:
+      type: written_request
+      from: alpha
+      to: beta
+      case: cargo-2
+      fields:
+        area: state_facilities_and_special_cargo
+        requesting_party_name: Alpha Agency
+        requested_party_name: Beta Agency
+        essence: A second consignment has not arrived.
+        purpose: Trace the consignment.
+        justification: The parts are needed before the final.
+        assistance_sought: Check the transit yards.
+  - id: withdraw
+    at: 4d
+    send:
+      type: withdrawal
+      from: alpha
+      to: beta
+      case: cargo-1
+      fields: {reason: The consignment turned up at home.}
+"""
+)
+
+
+async def test_a_withdrawn_request_is_not_worked_on_in_simulated_time_as_in_realtime(
+    tmp_path: Path,
+) -> None:
+    """A simulated party dropped nothing when a request was withdrawn: its planned results came
+    days later into the closed case (case-closed), charged to a party that did no wrong. In
+    simulated time those results had gone ahead to the umpire, which held them: the party now
+    takes them back, and the log has no trace of them, as in realtime, where they were never
+    sent."""
+    simulated, realtime = await twins(
+        parse_scenario(WITHDRAWN_WHILE_PLANNED, "tests/runtime/withdrawn-while-planned.yaml"),
+        tmp_path,
+    )
+    assert simulated.summary.case_states == {"cargo-1": "withdrawn", "cargo-2": "completed"}
+    assert outcome(simulated.summary)["violations"] == []
+    logs = [await exported(tmp_path / f"{name}.db") for name in ("simulated", "realtime")]
+    kinds = [e["type"] for e in logs[0] if e.get("subject") == "cargo-1"]
+    assert "coop.msg.results" not in kinds
+    assert kinds[-1] == "coop.msg.withdrawal"
+    assert [e for e in logs[0] if e["type"] == "coop.rejection"] == []
+    assert outcome(realtime.summary) == outcome(simulated.summary)
+    assert course(logs[1]) == course(logs[0])
