@@ -129,6 +129,9 @@ class PlanStated(_Wire):
     seen: Annotated[int, Field(ge=0)]
     next_due: AwareDatetime | None = None
     seqs: tuple[Annotated[int, Field(ge=1)], ...] = ()
+    # Submissions sent and then taken back as their case was withdrawn: never to be
+    # decided (the umpire drops them, and whatever comes under their numbers).
+    retracted: tuple[Annotated[int, Field(ge=1)], ...] = ()
 
 
 ControlCommand = Literal["pause", "resume", "speed", "jump", "inject", "note", "stop", "status"]

@@ -84,20 +84,18 @@ class PartyRuntime:
             while (ended := self.session.ended) is None:
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
                 # cancel that lands as a message arrives (restart_party waits on it).
+                payloads: list[bytes] = []
                 try:
                     async with asyncio.timeout(self._next_wakeup()):
-                        payload: bytes | None = await self._queue.get()
+                        payloads.append(await self._queue.get())
                 except TimeoutError:
-                    payload = None
-                message = None if payload is None else self.session.take(payload)
-                if isinstance(message, Round):
-                    self._round = message
-                    report = self._report
-                    if report is not None and message.round > report.round:
-                        # The umpire closes a round only with every submission its reports
-                        # name: what we sent ahead it holds until its time. Not lost.
-                        for seq, _ in report.ahead:
-                            self.session.outbox.hold(seq)
+                    pass
+                # Everything already here is taken before acting: a plan that came due
+                # while a withdrawal of its case waited in the queue is not sent.
+                while not self._queue.empty():
+                    payloads.append(self._queue.get_nowait())
+                for payload in payloads:
+                    self._take(payload)
                 await self._progress()
         finally:
             reader.cancel()
@@ -105,6 +103,17 @@ class PartyRuntime:
                 await reader
         self.log.info("party_finished", reason=ended.reason, head=ended.head)
         return ended
+
+    def _take(self, payload: bytes) -> None:
+        message = self.session.take(payload)
+        if isinstance(message, Round):
+            self._round = message
+            report = self._report
+            if report is not None and message.round > report.round:
+                # The umpire closes a round only with every submission its reports
+                # name: what we sent ahead it holds until its time. Not lost.
+                for seq, _ in report.ahead:
+                    self.session.outbox.hold(seq)
 
     async def _read(self) -> None:
         async for incoming in self.session.bus.messages():
@@ -190,9 +199,13 @@ class PartyRuntime:
         if await session.catch_up_if_short():
             return
         self._fold()
-        # Nothing is sent ahead in real time: a dropped plan not yet sent just stays
-        # unsent, and one already on its way is the umpire's to judge, as a person's is.
-        self.engine.take_retracted()
+        # A dropped plan already sent is taken back: the umpire waits for a plan stated
+        # since the withdrawal before it takes what is due after it (`Realtime._held`),
+        # so one sent in ignorance of it (the withdrawing party ran late) is not taken.
+        for seq in self.engine.take_retracted():
+            if seq in session.outbox.items:
+                session.outbox.retract(seq)
+                session.retracted.add(seq)
         now = session.now()
         if not tick.paused and now is not None:
             # Nothing due after the exercise's end is part of it (as in simulated time),

@@ -113,6 +113,9 @@ class PartySession:
             else {None: Lane(None)}
         )
         self.outbox = Outbox(self.settings.resend)
+        # Submissions sent and taken back as their case was withdrawn (real time), said
+        # with every plan stated from then on (`PlanStated.retracted`).
+        self.retracted: set[int] = set()
         # The last clock marker of any lane: the time, speed and pause the party runs on.
         self.marker: Round | Tick | None = None
         self.marker_at = 0.0
@@ -344,6 +347,7 @@ class PartySession:
                 seen=lane.folded,
                 next_due=next_due,
                 seqs=tuple(sorted(o.seq for o in outstanding if o.lane == (lane.partition or 0))),
+                retracted=tuple(sorted(self.retracted)),
             )
             for lane in self.lanes.values()
         }

@@ -60,7 +60,7 @@ from simulator.records import (
     record_note,
 )
 from simulator.umpire.committer import Committer
-from simulator.umpire.intake import Intake, PartyIntake
+from simulator.umpire.intake import Holding, Intake, PartyIntake
 from simulator.umpire.pipeline import Pipeline
 from simulator.umpire.realtime import Realtime
 from simulator.umpire.rounds import PartySilent, Rounds
@@ -694,6 +694,11 @@ class Umpire:
         elif isinstance(decoded, PlanStated):
             # Reports on one topic arrive in order: the latest is the party's plan.
             self.plans[party] = decoded
+            if decoded.retracted and isinstance(self.intake, Holding):
+                # Taken back as its case was withdrawn, before the realtime driver took
+                # it: it waits for a plan stated since the withdrawal (`Realtime._held`).
+                for seq in decoded.retracted:
+                    self.intake.retract(party, seq)
         elif isinstance(decoded, CatchUpRequest):
             await self._serve_catch_up(party, decoded.after)
 

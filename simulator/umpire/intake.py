@@ -139,6 +139,8 @@ class PartyIntake:
         self.seen_seqs: dict[str, dict[int, Submission]] = defaultdict(dict)
         # Submissions sent ahead of their time, which only `decide` decides (rounds).
         self.held: set[tuple[str, int]] = set()
+        # Submissions their party took back before they were decided (`retract`).
+        self.retracted: set[tuple[str, int]] = set()
 
     def speaks(self, principal: str) -> bool:
         return principal in self.parties
@@ -159,6 +161,8 @@ class PartyIntake:
             self.refused.append((principal, payload, wrong, decoded.seq))
             return
         seq = decoded.seq
+        if (principal, seq) in self.retracted:
+            return
         waiting = self.inbox[principal].get(seq)
         first = self.seen_seqs[principal].get(seq)
         if first is None and waiting is not None:
@@ -182,17 +186,16 @@ class PartyIntake:
         self.held.add((party, seq))
 
     def retract(self, party: str, seq: int) -> None:
-        """`party` takes back `seq`, sent ahead of its time: it is never decided.
+        """`party` takes back its submission `seq`, not decided yet: it never will be.
 
-        Kept as seen, so the same submission arriving again (a resend that crossed
-        the report) changes nothing and another under its number is refused as a
-        reuse. A number never received is not remembered: whatever comes under it
-        is judged as it comes.
+        A simulated party does so when its case was withdrawn before the plan came
+        due (in a round report, or in real time in its stated plan). What arrives
+        under the number later (the submission itself, overtaken by the word taking
+        it back, or a resend) is dropped: the party has said it does not stand.
         """
         self.held.discard((party, seq))
-        found = self.inbox[party].pop(seq, None)
-        if found is not None:
-            self.seen_seqs[party][seq] = found[0]
+        self.inbox[party].pop(seq, None)
+        self.retracted.add((party, seq))
 
     def queued(self) -> list[tuple[str, int, datetime | None]]:
         return [

@@ -417,6 +417,41 @@ async def test_in_realtime_a_simulated_partys_submission_is_recorded_when_it_was
         assert start < recorded["alpha.2"] < start + timedelta(days=1)
 
 
+@pytest.mark.parametrize("first", ["submission", "retraction"])
+async def test_in_realtime_a_submission_its_party_took_back_is_never_decided(
+    tmp_path: Path, first: str
+) -> None:
+    """A simulated party that drops a plan already sent (its case was withdrawn) says so in
+    its plan (`PlanStated.retracted`). The umpire takes a party's submission only once it
+    has its current plan, so the submission is dropped whether it came before the word
+    taking it back or after it (they travel on different topics); no rejection either."""
+    async with _alpha_scripted_in_realtime(tmp_path, speed=3600) as (ex, group):
+        topics = ex.topics
+        alpha = await ex.listen("alpha", *topics.party_filters("alpha"))
+        run = group.create_task(ex.run())
+        async with asyncio.timeout(10):
+            tick = await alpha.next(Tick)
+            seen = tick.visible.get("alpha", 0)
+            taken_back = Submission(party="alpha", seq=1, message=_alphas_request(ex, 1))
+            # Its plan: seq 1 taken back, seq 2 (still to come) outstanding.
+            plan = PlanStated(party="alpha", seen=seen, seqs=(2,), retracted=(1,))
+            for what in (first, "retraction" if first == "submission" else "submission"):
+                if what == "submission":
+                    await alpha.bus.publish(topics.submit("alpha"), encode(taken_back))
+                else:
+                    await alpha.bus.publish(topics.report("alpha"), encode(plan))
+            # The same submission again (a resend that crossed the word), then one that stands.
+            await alpha.bus.publish(topics.submit("alpha"), encode(taken_back))
+            stands = Submission(party="alpha", seq=2, message=_alphas_request(ex, 2))
+            await alpha.bus.publish(topics.submit("alpha"), encode(stands))
+            await alpha.next(Tick, lambda t: t.head == tick.head + 1)
+            ex.umpire.stop("the test is over")
+            await run
+    events = await exported(ex.location)
+    assert [e["id"] for e in events if e["type"].startswith(MESSAGE_PREFIX)] == ["alpha.2"]
+    assert [e for e in events if e["type"] == REJECTION] == []
+
+
 async def test_the_realtime_driver_never_ends_idle_on_a_stale_plan(tmp_path: Path) -> None:
     """A plan stated with fewer events seen than the party may see does not end the run."""
     async with _alpha_scripted_in_realtime(tmp_path) as (ex, group):
