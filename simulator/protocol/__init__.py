@@ -31,6 +31,7 @@ from simulator.protocol.messages import (
     Signature,
     parse_message,
     parse_message_json,
+    sending_problems,
 )
 from simulator.protocol.parties import Official, Party
 from simulator.protocol.profile import (
@@ -87,4 +88,5 @@ __all__ = [
     "parse_message",
     "parse_message_json",
     "profile_ids",
+    "sending_problems",
 ]

@@ -404,3 +404,18 @@ def parse_message(data: object) -> Message:
 def parse_message_json(raw: str | bytes) -> Message:
     """Validate raw JSON as a message; raises pydantic.ValidationError."""
     return MESSAGE_ADAPTER.validate_json(raw)
+
+
+def sending_problems(message: object) -> list[tuple[str, str]]:
+    """What a new message may not say though its model takes it: (field, why) pairs.
+
+    The models stay as lenient as the logs recorded under them (a log is read
+    through them, and one holding such a value must still load); what is
+    refused here is refused where a message is made: at the umpire's door and
+    in a scenario's injects and replies.
+    """
+    if isinstance(message, ImpedimentNotice):
+        delay = message.expected_delay
+        if delay is not None and delay < timedelta(0):
+            return [("expected_delay", f"an expected delay cannot be negative (got {delay})")]
+    return []

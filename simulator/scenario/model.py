@@ -69,6 +69,7 @@ from simulator.protocol import (
     default_profile,
     load_profile,
     profile_ids,
+    sending_problems,
 )
 from simulator.protocol.ids import (
     CASE_ID_PATTERN,
@@ -381,7 +382,7 @@ def message_field_problems(
             given[key] = value
     placeholders = {**_PLACEHOLDERS, **{k: _RUNTIME_PLACEHOLDERS[k] for k in runtime}}
     try:
-        cls.model_validate({**given, **placeholders})
+        made = cls.model_validate({**given, **placeholders})
     except ValidationError as invalid:
         for error in invalid.errors():
             loc = error["loc"]
@@ -392,6 +393,8 @@ def message_field_problems(
                 problems.append((("fields", *loc), error_text(error)))
             else:
                 problems.append((("fields",), error_text(error)))
+    else:
+        problems += [(("fields", key), why) for key, why in sending_problems(made)]
     return problems
 
 

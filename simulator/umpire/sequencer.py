@@ -33,6 +33,7 @@ from simulator.protocol import (
     apply,
     deadlines,
     elapse,
+    sending_problems,
 )
 from simulator.protocol.ids import UMPIRE_ID_PREFIXES, in_umpire_namespace
 from simulator.records import (
@@ -169,6 +170,15 @@ class Sequencer:
         except ValidationError as exc:
             return self._reject(
                 connection_party, at, f"message: {describe(exc)}", seq=seq, payload=payload
+            )
+        if problems := sending_problems(message):
+            return self._reject(
+                connection_party,
+                at,
+                "message: " + "; ".join(f"{field}: {why}" for field, why in problems),
+                seq=seq,
+                message_id=message.message_id,
+                payload=payload,
             )
         if message.sender != connection_party:
             return self._reject(

@@ -74,6 +74,27 @@ def test_malformed_payloads_are_rejected_with_a_reason() -> None:
     assert len(seq.pending.events) == len(cases)
 
 
+def test_an_impediment_notice_with_a_negative_delay_is_refused_at_the_door() -> None:
+    """The model takes it (old logs holding one must load); a new one is refused, naming
+    the field, and recorded as a rejection to its sender. Zero and positive delays pass."""
+    seq = _sequencer()
+    late = _payload("impediment_notice", party="beta", expected_delay="-P2D")
+    decision = seq.submit(late, "beta", T0)
+    assert decision.notice is not None
+    assert decision.notice.reason == (
+        "message: expected_delay: an expected delay cannot be negative (got -2 days, 0:00:00)"
+    )
+    assert decision.event is not None
+    assert decision.event.type == REJECTION
+    assert decision.event.recipient == "beta"
+    for n, delay in enumerate(("PT0S", "P3D"), start=2):
+        fine = _payload("impediment_notice", seq=n, party="beta", expected_delay=delay)
+        decided = seq.submit(fine, "beta", T0)
+        assert decided.notice is None
+        assert decided.event is not None
+        assert decided.event.type == "coop.msg.impediment_notice"
+
+
 def test_spoofed_party_is_rejected() -> None:
     """A submission claiming another party than its connection's is refused."""
     seq = _sequencer()

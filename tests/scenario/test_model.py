@@ -172,6 +172,20 @@ def test_policy_rules() -> None:
     assert "at least 1 item" in problem_at(empty, "policies.calm.on.written_request").message
 
 
+def test_a_negative_expected_delay_is_refused_in_a_reply() -> None:
+    """An impediment notice the umpire would refuse (a delay below zero) is a scenario error,
+    at the field, not a run that sends it."""
+    text = BASE.replace(
+        "        - reply: acknowledgement\n          after: 2h..6h\n",
+        "        - reply: acknowledgement\n          after: 2h..6h\n"
+        "          then:\n"
+        "            - reply: impediment_notice\n"
+        "              fields: {circumstances: A strike., expected_delay: -P1D}\n",
+    )
+    problem = problem_at(text, "policies.calm.on.written_request[0].then[0].fields.expected_delay")
+    assert problem.message == "an expected delay cannot be negative (got -1 day, 0:00:00)"
+
+
 def test_silence_sends_nothing() -> None:
     """`silence` is a response only, and takes no delay, fields or follow-ups."""
     plain = with_line(26, "        - reply: silence").replace("          after: 2h..6h\n", "")
