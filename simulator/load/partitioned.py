@@ -55,7 +55,7 @@ from simulator.load.umpire import UmpireCounters, load_umpire, umpire_stopped
 from simulator.logfiles import PARTITIONS_METADATA, open_log, partition_location, split_postgres
 from simulator.messaging.topics import Topics
 from simulator.protocol import Agreement
-from simulator.records import record_exercise_started
+from simulator.records import EXERCISE_ENDED, read_ended, record_exercise_started
 from simulator.transport import BrokerAddress, SessionSettings, Transport, client_id_for
 from simulator.umpire import Umpire, UmpireSettings
 from simulator.umpire.sequencer import Sequencer
@@ -134,12 +134,21 @@ async def spec_from_log(log_url: str, broker: str, name: str) -> PartitionedUmpi
     try:
         async with open_log(location, read_only=True) as store:
             described = await store.get_metadata(RUN_METADATA)
+            head = await store.head()
+            last = [event async for event in store.read(head, head)] if head else []
     except LogError as exc:
         raise InputError(
             f"{log_url}: no partitioned run there to join (its partition 0's log: {exc})"
         ) from exc
     if described is None:
         raise InputError(f"{location}: not the log of a partitioned run (no {RUN_METADATA!r})")
+    if last and last[0].type == EXERCISE_ENDED:
+        # Its broker went with it: a joiner would wait out its connect timeout, then
+        # own a partition of a run nobody sends to any more.
+        raise InputError(
+            f"{log_url}: this run ended at {last[0].time:%Y-%m-%d %H:%M:%S} UTC "
+            f"({read_ended(last[0]).reason}): there is nothing to join"
+        )
     run = orjson.loads(described)
     return PartitionedUmpireSpec(
         exercise=run["exercise"],

@@ -293,6 +293,28 @@ async def test_one_partition_with_a_standby_carries_a_run(
     assert data["cases"]["completed"] == data["cases"]["scheduled"] == 40
     assert report.extra["partitions"]["owners"] == {"0": ["umpire-0"]}
     assert await _partitions_verify(log, 1) == [data["events"]]
+    # Joining it afterwards is refused at once (it had waited out a 30 s connect to the
+    # run's broker, long gone), with what became of the run.
+    joined = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            "umpire",
+            "--log",
+            log,
+            "--broker",
+            "mqtt://u:p@127.0.0.1:9",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert joined.returncode == 2, joined.stderr
+    said = " ".join(joined.stderr.split())  # as wrapped to the terminal's width
+    assert "this run ended at" in said
+    assert "(the load generators finished): there is nothing to join" in said
 
 
 async def test_an_owner_cut_off_from_postgresql_stops_and_its_standby_carries_on(
