@@ -314,6 +314,9 @@ class MosquittoBroker:
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
+                # A terminal's Ctrl-C is for the run, which closes its broker when done
+                # with it (a load run still drains and reconciles over it).
+                start_new_session=True,
             )
 
     async def _launch(self) -> bool:

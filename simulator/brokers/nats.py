@@ -346,6 +346,8 @@ class NatsCluster:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
+                # A terminal's Ctrl-C is for the run (see MosquittoBroker._spawn).
+                start_new_session=True,
             )
 
     async def _launch(self, node: _Node) -> bool:

@@ -4,6 +4,7 @@ import asyncio
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,7 +22,9 @@ from simulator.load.ceiling import (
     find_max,
 )
 from simulator.load.conversation import PATHS, Mix, load_mix
-from simulator.load.report import VERDICTS, cpu_roles
+from simulator.load.interrupt import Interruption
+from simulator.load.interrupt import interruptible as interruptible_by_signals
+from simulator.load.report import VERDICTS, LoadReport, cpu_roles
 from simulator.load.runner import LoadOptions, run_load
 from simulator.logging import configure as configure_logging
 from simulator.options import BROKER_HELP, SECURE_OPTION
@@ -29,13 +32,23 @@ from simulator.transport import BrokerAddress
 
 # Exit codes (`VERDICTS`): 0 all carried and nothing lost, 1 something lost, duplicated
 # or undelivered, 2 could not run (or be carried to its end), 3 saturated: nothing lost,
-# but offered more than it carried (cases never started or still open after the drain).
+# but offered more than it carried (cases never started or still open after the drain),
+# 130 stopped by Ctrl-C or SIGTERM (the figures cover what ran).
 EXIT_LOSS = VERDICTS["lost"]
 EXIT_FAILED = VERDICTS["failed"]
 EXIT_SATURATED = VERDICTS["saturated"]
 
 if TYPE_CHECKING:
     from simulator.load.metrics import LoadMetrics
+
+
+async def _interruptible(
+    options: LoadOptions, progress: Callable[[dict[str, Any]], None], console: Console
+) -> LoadReport:
+    """The run, stopped gracefully by Ctrl-C or SIGTERM (`simulator.load.interrupt`)."""
+    interruption = Interruption(lambda said: console.print(said, highlight=False))
+    with interruptible_by_signals(interruption):
+        return await run_load(options, on_progress=progress, interruption=interruption)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -146,8 +159,10 @@ def load(
     something was lost, duplicated or never delivered; 2 when the run could
     not be made or carried to its end; 3 when it was saturated: nothing lost,
     but offered more than it carried (cases never started, or still open when
-    the drain ran out: counted as unfinished, not lost). The figures (--json,
-    --html) are written in every case but the first kind of 2. With
+    the drain ran out: counted as unfinished, not lost); 130 when it was
+    stopped (Ctrl-C or SIGTERM: no new cases from then, the open ones drain
+    unless it is stopped again, nothing lost is still proved). The figures
+    (--json, --html) are written in every case but the first kind of 2. With
     --find-max: 0 when some rate held, 3 when not even --rate did.
     """
     configure_logging(level="error")
@@ -211,7 +226,7 @@ def load(
             metrics.update(snapshot)
 
     try:
-        report = asyncio.run(run_load(options, on_progress=progress))
+        report = asyncio.run(_interruptible(options, progress, console))
     except (SimulatorError, LogError) as exc:
         if json_file is not None:
             # Whoever reads the figures (a CI job, a dashboard) learns why there are none.

@@ -216,6 +216,10 @@ class Generator:
         self.rejected: list[str] = []
         self._wake = asyncio.Event()
         self._all_done = asyncio.Event()
+        # The run was interrupted (`simulator.load.interrupt`): stop offering; then stop
+        # draining too.
+        self._stop_offering = asyncio.Event()
+        self._stop_draining = asyncio.Event()
         self._snapshots = 0
         self._p99_ms = 0.0
 
@@ -284,6 +288,14 @@ class Generator:
                 await self._abandon_publishing()
         return self.result()
 
+    def interrupt(self) -> None:
+        """The run is being stopped: no new cases at the first word, no more drain at the next."""
+        if self._stop_offering.is_set():
+            self._stop_draining.set()
+            return
+        self._stop_offering.set()
+        self.counters["interrupted"] = 1
+
     async def _abandon_publishing(self) -> None:
         """Let publishes under way finish briefly, then give up the rest.
 
@@ -333,7 +345,7 @@ class Generator:
         k = 0
         while k < total:
             now = monotonic()
-            if now >= offer_until:
+            if now >= offer_until or self._stop_offering.is_set():
                 break
             due = spec.start_at + k * interval
             if due > now:
@@ -367,11 +379,15 @@ class Generator:
                 await asyncio.sleep(0)
 
     async def _drain(self) -> None:
-        if self.open:
+        if self.open and not self._stop_draining.is_set():
             self._all_done.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.spec.drain_s):
-                    await self._all_done.wait()
+            waits = [
+                asyncio.create_task(self._all_done.wait()),
+                asyncio.create_task(self._stop_draining.wait()),
+            ]
+            await asyncio.wait(waits, timeout=self.spec.drain_s, return_when="FIRST_COMPLETED")
+            for task in waits:
+                task.cancel()
         self.counters["cases_not_started"] = self.cases.scheduled - self.cases.started
         self.counters["cases_incomplete"] = len(self.open)
 

@@ -459,6 +459,8 @@ class UmpireFleet:
             *dying_with_parent([sys.executable, "-m", "simulator.load.umpire_process"]),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            # A terminal's Ctrl-C stops the run's offering, not its umpires.
+            start_new_session=True,
         )
         assert process.stdin is not None
         process.stdin.write(spec.to_json())

@@ -106,6 +106,9 @@ VERDICTS = {
     "failed": 2,  # could not be run or carried to its end
     "lost": 1,  # something lost, duplicated or never delivered
     "saturated": 3,  # nothing lost, but offered more than it carried
+    # Stopped by Ctrl-C or SIGTERM before its schedule's end: nothing lost, figures
+    # for what ran (128 + SIGINT, as a shell reports an interrupted command).
+    "interrupted": 130,
     "ok": 0,
 }
 
@@ -228,6 +231,8 @@ class LoadReport:
     # Why the run could not be carried to its end (its broker gone, say), if it could not:
     # the figures then cover what was done before.
     failure: str | None = None
+    # Stopped by Ctrl-C or SIGTERM (`simulator.load.interrupt`): offering stopped early.
+    interrupted: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -247,11 +252,13 @@ class LoadReport:
 
     @property
     def verdict(self) -> str:
-        """failed, lost, saturated or ok (`VERDICTS`, with their exit codes)."""
+        """failed, lost, interrupted, saturated or ok (`VERDICTS`, with their exit codes)."""
         if self.failure is not None:
             return "failed"
         if not self.ok:
             return "lost"
+        if self.interrupted:
+            return "interrupted"
         return "saturated" if self.saturated else "ok"
 
     def sustained_events_per_s(self) -> float:
@@ -294,6 +301,7 @@ class LoadReport:
             },
             "saturated": self.saturated,
             "saturation": self.saturation,
+            "interrupted": self.interrupted,
             "submitted": self.submitted,
             "committed_messages": self.committed_messages,
             "events": self.events,

@@ -58,6 +58,7 @@ from simulator.load.generator import (
     result_from_json,
 )
 from simulator.load.heap import frozen_heap
+from simulator.load.interrupt import Interruption
 from simulator.load.ledger import OPEN, PATH_NAMES, LogLedger
 from simulator.load.report import LoadReport, cpu_use, latency_summary, saturation_summary
 from simulator.load.umpire import UmpireCounters, load_umpire, umpire_stopped
@@ -198,6 +199,7 @@ async def run_load(
     through: Through | None = None,
     log_through: LogThrough | None = None,
     during_umpires: DuringUmpires | None = None,
+    interruption: Interruption | None = None,
 ) -> LoadReport:
     options.check()
     # aiomqtt warns about every publish beyond 10 awaiting a PUBACK; a load run has
@@ -256,6 +258,7 @@ async def run_load(
                 gateways,
                 parties,
                 (during, during_umpires, on_progress),
+                interruption,
             )
         # Its one writer for the run's life, as an exercise's (`logfiles.writing`).
         await stack.enter_async_context(writing(location))
@@ -312,6 +315,7 @@ async def run_load(
                 groups,
                 _Live(lambda: umpire.head, lambda: counters),
                 (during, None, on_progress),
+                interruption=interruption,
             )
         finally:
             umpire.stop("the load generators finished")
@@ -342,6 +346,7 @@ async def _run_partitioned(
     gateways: dict[str, list[str]],
     parties: list[str],
     hooks: "tuple[DuringRun | None, DuringUmpires | None, ProgressHook | None]",
+    interruption: Interruption | None = None,
 ) -> LoadReport:
     """The run with its cases split among umpire processes (`simulator.load.partitioned`)."""
     # Imported here: psycopg costs a tenth of a second every other command would pay.
@@ -378,6 +383,7 @@ async def _run_partitioned(
             _Live(lambda: fleet.head, lambda: fleet.counters),
             hooks,
             fleet,
+            interruption=interruption,
         )
     finally:
         failures = await fleet.stop()
@@ -548,8 +554,10 @@ class _Fleet:
         start_at: float,
         on_progress: ProgressHook | None,
         worker_commands: tuple[str, ...] = (),
+        interruption: Interruption | None = None,
     ):
         self.umpire = umpire
+        self.interruption = interruption
         self.worker_commands = worker_commands
         self.start_at = start_at
         self.on_progress = on_progress
@@ -565,7 +573,11 @@ class _Fleet:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=256 * 1024 * 1024,
+            # A terminal's Ctrl-C reaches the run, which tells the generators in order.
+            start_new_session=True,
         )
+        if self.interruption is not None:
+            self.interruption.watch(process)
         assert process.stdin is not None
         assert process.stdout is not None
         try:
@@ -640,13 +652,15 @@ async def _generate(
     umpire: _Live,
     hooks: "tuple[DuringRun | None, DuringUmpires | None, ProgressHook | None]",
     umpires: "UmpireFleet | None" = None,
+    *,
+    interruption: Interruption | None = None,
 ) -> tuple[list[GeneratorResult], list[dict[str, Any]], float]:
     during, during_umpires, on_progress = hooks
     pairs = [pair for group in groups for pair in group]
     # Far enough ahead for every process to import, connect and subscribe.
     start_at = monotonic() + 3.0 + 1.0 * options.processes
     specs = _specs(options, broker, topics, run_id, groups, len(pairs), start_at)
-    fleet = _Fleet(umpire, start_at, on_progress, options.worker_commands)
+    fleet = _Fleet(umpire, start_at, on_progress, options.worker_commands, interruption)
     # The generators bound themselves (offering stops at the schedule's end, the drain
     # and the last publishes are bounded); past this, one of them is stuck.
     limit = (
@@ -804,6 +818,7 @@ def _reconcile(
         wall_s=wall,
         offered_cases_per_s=options.rate,
         cases_scheduled=expected_cases,
+        interrupted=counters["interrupted"] > 0,
         cases_started=counters["cases_started"],
         cases_completed=counters["cases_completed"],
         cases_incomplete=counters["cases_incomplete"],

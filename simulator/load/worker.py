@@ -10,13 +10,19 @@ to stderr, so stdout carries only those lines.
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 
-from simulator.load.generator import Generator, result_to_json, spec_from_json
+from simulator.load.generator import (
+    Generator,
+    GeneratorResult,
+    result_to_json,
+    spec_from_json,
+)
 from simulator.logging import configure
 
 # A directory: each generator writes a pyinstrument profile there (benchmarks/load.py --profile).
@@ -53,8 +59,17 @@ def main() -> None:
 
         profiler = Profiler(interval=0.005)
         profiler.start()
+    generator = Generator(spec)
+
+    async def interruptible() -> GeneratorResult:
+        # The run's parent says the run is being stopped (`simulator.load.interrupt`).
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, generator.interrupt)
+        return await generator.run(lambda snap: emit("progress", snap))
+
     try:
-        result = asyncio.run(Generator(spec).run(lambda snap: emit("progress", snap)))
+        result = asyncio.run(interruptible())
     except Exception as exc:
         emit("failed", f"{type(exc).__name__}: {exc}")
         raise SystemExit(1) from exc
