@@ -7,7 +7,7 @@ log alone. A resumed run (`simulator resume`) records the position it went on
 from, so that `replay --check` knows why its count of rounds is its own.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
@@ -58,3 +58,14 @@ def resumed_positions(value: str | None) -> list[int]:
 def with_resumption(value: str | None, position: int) -> str:
     """`RESUMED_AT` once the run is resumed again, from `position`."""
     return ",".join(str(p) for p in [*resumed_positions(value), position])
+
+
+def history(lineage: Lineage | None, resumed_at: Sequence[int]) -> str:
+    """Where a run came from, as a report says it: an original run or a fork's descent, and
+    the events it was resumed after, if it was interrupted (a report had not said so)."""
+    said = lineage.sentence() if lineage is not None else "an original run"
+    if resumed_at:
+        where = ", ".join(str(p) for p in resumed_at)
+        times = "once" if len(resumed_at) == 1 else f"{len(resumed_at)} times"
+        said += f", interrupted and resumed {times} (after event {where})"
+    return said

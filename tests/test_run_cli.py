@@ -3,7 +3,9 @@
 import asyncio
 import contextlib
 import json
+import os
 import re
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -424,3 +426,79 @@ def test_a_json_summary_that_could_not_be_written_is_refused_before_the_run(
     )
     assert ran.exit_code == 0, ran.output
     assert json.loads(nested.read_text())["events"] > 0
+
+
+async def test_ctrl_c_stops_a_run_says_where_its_log_is_and_it_resumes(tmp_path: Path) -> None:
+    """Ctrl-C at a terminal (SIGINT to the foreground group) had ended a run silently.
+
+    It now says the log is closed and how to go on (exit 130), and `simulator resume`
+    carries the run to its end from there. The run's broker, in a session of its own,
+    is not stopped by the Ctrl-C under the run's feet.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "simulator",
+        "run",
+        str(EXAMPLE),
+        "--clock",
+        "realtime",
+        "--speed",
+        "2000",
+        "--broker",
+        "mosquitto",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    runs = tmp_path / "runs"
+    try:
+        async with asyncio.timeout(120):
+            # Under way: its log holds the exercise's start and the first inject.
+            while not (logs := list(runs.glob("*.db"))) or _events_in(logs[0]) < 2:
+                assert process.returncode is None, "the run ended before it was stopped"
+                await asyncio.sleep(0.1)
+            os.killpg(process.pid, signal.SIGINT)
+            assert process.stderr is not None
+            said = " ".join((await process.stderr.read()).decode().split())
+            code = await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    (log,) = logs
+    assert code == 130, said
+    relative = f"runs/{log.name}"
+    assert f"its log {relative} is closed and goes on with `simulator resume {relative}`" in said
+    resumed = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            "resume",
+            relative,
+            "--speed",
+            "1000000",
+            "--json-summary",
+            "summary.json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["ended_because"] == "the scenario's duration was reached"
+
+
+def _events_in(log: Path) -> int:
+    """How many events the log holds (read while its run writes it)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{log}?mode=ro", uri=True)) as db:
+            return int(db.execute("select count(*) from events").fetchone()[0])
+    except sqlite3.Error:
+        return 0  # not made yet

@@ -65,7 +65,7 @@ from simulator.run.control import (
     render_status,
     send_control,
 )
-from simulator.run.exercise import RunOptions, run_exercise
+from simulator.run.exercise import RunOptions, default_log_path, run_exercise
 from simulator.run.replay import (
     check,
     fork,
@@ -261,10 +261,24 @@ def _json_target(output: Path | None, option: str = "--json-summary") -> None:
         _fail(f"{option} {output}: cannot make its directory ({exc.strerror or exc})")
 
 
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; bad input becomes one message and exit code 2."""
+def _run(coroutine: Coroutine[Any, Any, T], *, log: str | None = None) -> T:
+    """Run a command's coroutine; bad input becomes one message and exit code 2.
+
+    `log`: the log the command writes a run to. Ctrl-C stops the run where it is,
+    its log closed cleanly (a closing checkpoint): it says so, and how to go on
+    (exit 130, as a shell reports an interrupted command). It had ended silently.
+    """
     try:
         return asyncio.run(coroutine)
+    except KeyboardInterrupt:
+        if log is None:
+            raise
+        typer.echo(
+            f"interrupted: the run stopped where it was; its log {log} is closed and goes "
+            f"on with `simulator resume {log}`",
+            err=True,
+        )
+        raise typer.Exit(130) from None
     except (LogError, SimulatorError) as exc:
         _fail(str(exc))
     except ExceptionGroup as group:
@@ -632,6 +646,8 @@ def run(
     except ScenarioError as exc:
         _fail(str(exc))
     progress = Progress()
+    # Named before the run, so an interrupted run can say where its log is.
+    log = log or str(default_log_path(scenario, RunOptions().runs_dir, wall_now()))
     options = RunOptions(
         broker=broker,
         log=log,
@@ -653,7 +669,7 @@ def run(
             progress.tick(marker)
             status.update(progress.line())
 
-        outcome = _run(run_exercise(scenario, options, on_commit=update, on_clock=tick))
+        outcome = _run(run_exercise(scenario, options, on_commit=update, on_clock=tick), log=log)
     # The file first: printing may fail on a closed pipe (`| head`).
     if json_summary is not None:
         _emit_json(outcome.summary.as_json(), json_summary)
@@ -916,7 +932,9 @@ def fork_command(
     if not is_postgres(output) and Path(output).exists():
         _fail(f"{output}: already exists; choose a new file")
     _json_target(json_summary)
-    outcome = _run(fork(location, at, output, scenario=scenario, seed=seed, broker=broker))
+    outcome = _run(
+        fork(location, at, output, scenario=scenario, seed=seed, broker=broker), log=output
+    )
     # The file first: printing may fail on a closed pipe (`| head`).
     if json_summary is not None:
         _emit_json(outcome.summary.as_json(), json_summary)
@@ -941,7 +959,7 @@ def resume_command(
     if speed is not None and (problem := speed_problem(speed)):
         _fail(f"--speed {problem}")
     _json_target(json_summary)
-    outcome = _run(resume(location, broker=broker, speed=speed))
+    outcome = _run(resume(location, broker=broker, speed=speed), log=location)
     if json_summary is not None:
         _emit_json(outcome.summary.as_json(), json_summary)
     print_summary(outcome.summary, Console())

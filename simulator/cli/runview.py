@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from simulator.eventlog import Event
+from simulator.lineage import history
 from simulator.messaging.wire import Tick
 from simulator.projections.summary import RunSummary
 from simulator.records import REJECTION, is_message_event, violation_payloads
@@ -80,8 +81,8 @@ def print_summary(summary: RunSummary, console: Console) -> None:
             f"({lasted}){wall}",
         )
     _text(console, f"ended: {summary.ended_because or 'no end was recorded'}")
-    if summary.lineage is not None:
-        _text(console, f"this run is {summary.lineage.sentence()}")
+    if summary.lineage is not None or summary.resumed_at:
+        _text(console, f"this run is {history(summary.lineage, summary.resumed_at)}")
     if summary.controller_notes or summary.controller_actions:
         _text(
             console,

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from simulator.eventlog import EventStore
-from simulator.lineage import Lineage, read_lineage
+from simulator.lineage import RESUMED_AT, Lineage, read_lineage, resumed_positions
 from simulator.projections.controller import ControllerProjection
 from simulator.projections.milestones import MilestonesProjection
 from simulator.records import (
@@ -68,6 +68,8 @@ class RunSummary(BaseModel):
     wall_seconds: float | None = None
     # Where the run came from, when it is a fork (its parent, the position, the generation).
     lineage: Lineage | None = None
+    # The events after which the run was resumed (`simulator resume`), oldest first.
+    resumed_at: list[int] = []
     controller_notes: int = 0
     controller_actions: int = 0
 
@@ -164,7 +166,8 @@ async def summarize(
         seed=seed,
         broker=broker,
         wall_seconds=wall_seconds,
-        lineage=read_lineage(await store.metadata()),
+        lineage=read_lineage(metadata := await store.metadata()),
+        resumed_at=resumed_positions(metadata.get(RESUMED_AT)),
         controller_notes=sum(1 for e in controller.entries if e.kind == "note"),
         controller_actions=sum(1 for e in controller.entries if e.kind == "action"),
     )

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from simulator.eventlog import EventStore
 from simulator.letters import LETTERS_DIRECTORY, letter_stem
-from simulator.lineage import read_lineage
+from simulator.lineage import RESUMED_AT, read_lineage, resumed_positions
 from simulator.projections import (
     ControllerEntry,
     ControllerProjection,
@@ -235,6 +235,7 @@ def _summary(
         else [],
         agreement=_terms(agreement) if agreement else None,
         lineage=read_lineage(metadata),
+        resumed_at=resumed_positions(metadata.get(RESUMED_AT)),
         notes=sum(1 for row in controller if row.kind == "note"),
         controller_actions=sum(1 for row in controller if row.kind == "action"),
     )

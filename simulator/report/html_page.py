@@ -12,6 +12,7 @@ from collections.abc import Iterable, MutableMapping, Sequence
 from datetime import datetime
 from html import escape
 
+from simulator.lineage import history
 from simulator.report.charts import response_chart
 from simulator.report.formatting import (
     DEFAULT_CHARTED_CASES,
@@ -245,7 +246,11 @@ def _summary(report: ReportData) -> str:
         ("Seed", _e(s.seed if s.seed is not None else "not recorded")),
         (
             "Lineage",
-            _e(f"This run is {s.lineage.sentence()}." if s.lineage else "an original run"),
+            _e(
+                f"This run is {history(s.lineage, s.resumed_at)}."
+                if s.lineage or s.resumed_at
+                else "an original run"
+            ),
         ),
         ("Simulated", f"{_e(when(s.simulated_start))} → {_e(when(s.simulated_end))} UTC"),
         ("Ended because", _e(s.ended_because or "no end was recorded")),
@@ -651,7 +656,7 @@ def render_html(
     charted_ids = {c.case_id for c in charted}
     heading = s.title or s.exercise or "an exercise"
     seed = f" · seed {s.seed}" if s.seed is not None else ""
-    fork = f" · {s.lineage.sentence()}" if s.lineage else ""
+    fork = f" · {history(s.lineage, s.resumed_at)}" if s.lineage or s.resumed_at else ""
     bodies = {
         "summary": _summary(report),
         "cases": _cases(report, charted, letters, pages),

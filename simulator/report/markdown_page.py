@@ -7,6 +7,7 @@ Mermaid blocks render as diagrams where Markdown viewers support them
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
+from simulator.lineage import history
 from simulator.report.formatting import (
     DEFAULT_CHARTED_CASES,
     MEASURE_COLUMNS,
@@ -105,7 +106,12 @@ def _summary(report: ReportData) -> list[str]:
         ("exercise", f"`{s.exercise}`"),
         ("title", _plain(s.title)),
         ("seed", s.seed if s.seed is not None else "not recorded"),
-        ("lineage", f"this run is {s.lineage.sentence()}" if s.lineage else "an original run"),
+        (
+            "lineage",
+            f"this run is {history(s.lineage, s.resumed_at)}"
+            if s.lineage or s.resumed_at
+            else "an original run",
+        ),
         ("simulated", f"{when(s.simulated_start)} → {when(s.simulated_end)} UTC"),
         ("simulated span", span(s.simulated_seconds)),
         ("ended because", s.ended_because or "no end was recorded"),
@@ -421,7 +427,7 @@ def render_markdown(
         "",
         f"Exercise `{s.exercise}`"
         + (f", seed {s.seed}" if s.seed is not None else "")
-        + (f"; {s.lineage.sentence()}" if s.lineage else "")
+        + (f"; {history(s.lineage, s.resumed_at)}" if s.lineage or s.resumed_at else "")
         + (f", log id `{s.log_id}`" if s.log_id else "")
         + (f", last event hash `{s.head_hash}`" if s.head_hash else "")
         + f", report format {report.format}. Times are simulated, UTC.",

@@ -95,6 +95,8 @@ class ExerciseSummary(_Model):
     agreement: AgreementTerms | None
     # Where the run came from, when it is a fork.
     lineage: Lineage | None = None
+    # The events after which the run was resumed (`simulator resume`), oldest first.
+    resumed_at: list[int] = []
     notes: int = 0
     controller_actions: int = 0
 

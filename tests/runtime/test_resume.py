@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from simulator.lifetime import OWNER_FILE
+from simulator.logfiles import open_log
+from simulator.report import build_report, render_markdown
 from simulator.run.exercise import RunOptions, run_exercise
 from simulator.scenario import load_scenario
 from tests.runtime.seats import SIMULATOR, until
@@ -111,8 +113,15 @@ async def test_a_killed_run_leaves_nothing_running_and_resumes(
         *SIMULATOR, "resume", str(rough), "--broker", broker,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    _, err = await asyncio.wait_for(resumed.communicate(), 120)
+    out, err = await asyncio.wait_for(resumed.communicate(), 120)
     assert resumed.returncode == 0, err.decode()[-2000:]
+    # Its summary, and its after-action report, say the run was interrupted and where.
+    resumption = f"interrupted and resumed once (after event {killed_at})"
+    assert resumption in " ".join(out.decode().split())
+    async with open_log(rough, read_only=True) as store:
+        report = await build_report(store)
+    assert report.summary.resumed_at == [killed_at]
+    assert resumption in render_markdown(report)
     # The dead run's directory went when the next run swept for stale ones.
     assert not any(d.exists() for d in workdirs)
 
