@@ -91,7 +91,7 @@ class Realtime:
                 await umpire.wait_changed(max(min(until_tick, 1.0), 0.0))
                 continue
             if held is None and self._idle():
-                return await umpire.finish("nothing left to happen", at=self.latest)
+                return await umpire.finish("nothing left to happen", at=self._latest_of_all())
             # Held: what comes next waits for a party's word, which wakes us; else the
             # next timer or tick.
             wait = min(until_tick, held) if held is not None else self._sleep_for(until_tick)
@@ -261,6 +261,18 @@ class Realtime:
             )
             return True
         return not unsettled
+
+    def _latest_of_all(self) -> datetime:
+        """The latest time of anything taken, in every partition where the cases are split:
+        the run ended then, as its simulated twin does. Partition 0's own latest had
+        stamped the end before events the other partitions had recorded later."""
+        umpire = self.umpire
+        if umpire.group is None:
+            return self.latest
+        return max(
+            (u.driver.latest for u in umpire.group.umpires if isinstance(u.driver, Realtime)),
+            default=self.latest,
+        )
 
     def _sleep_for(self, until_tick: float) -> float:
         """Wall seconds until the next thing the umpire must do of itself: a tick or a timer."""

@@ -139,6 +139,29 @@ async def test_one_partition_or_two_end_alike_and_report_alike(
         await _drop(pg_url, f"{run_schema}x", 2)
 
 
+async def test_a_partitioned_run_with_nothing_left_ends_when_its_twin_does(
+    tmp_path: Path, pg_url: str, run_schema: str
+) -> None:
+    """lost-cargo ends with nothing left to happen at its last results (a partition 1 case).
+
+    Partition 0 stamped the run's end at the latest time it had taken itself, days
+    before what partition 1 recorded last: the end came before events of the run.
+    """
+    scenario = load_scenario(SCENARIOS / "lost-cargo.yaml")
+    simulated, speed = await simulated_twin(scenario, tmp_path)
+    log = f"{pg_url}?schema={run_schema}"
+    realtime = await run_exercise(
+        scenario, RunOptions(log=log, clock="realtime", speed=speed, partitions=2)
+    )
+    assert realtime.summary.ended_because == simulated.summary.ended_because
+    assert simulated.summary.ended_because == "nothing left to happen"
+    assert realtime.summary.simulated_end == simulated.summary.simulated_end
+    logs = {n: await events_of(partition_location(log, n)) for n in (0, 1)}
+    end = logs[0][-1]
+    assert end.type == EXERCISE_ENDED
+    assert max(e.time for e in logs[1]) == end.time
+
+
 async def _drop(url: str, schema: str, partitions: int) -> None:
     import psycopg  # noqa: PLC0415 - only the clean-up needs the driver here
 
