@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from simulator.errors import InputError
+from simulator.load.interrupt import Interruption
 from simulator.load.report import LoadReport
 from simulator.load.runner import LoadOptions, run_load
 
@@ -63,9 +64,11 @@ class Ceiling:
 
     @property
     def verdict(self) -> str:
-        """failed, lost, saturated (no rate held) or ok, as a single run's (`VERDICTS`)."""
+        """failed, lost, interrupted, saturated (no rate held) or ok, as a single run's
+        (`VERDICTS`). Interrupted: the ramp was stopped; the highest rate held so far
+        stands in the figures."""
         verdicts = {s.verdict for s in self.steps}
-        for worst in ("failed", "lost"):
+        for worst in ("failed", "lost", "interrupted"):
             if worst in verdicts:
                 return worst
         return "ok" if self.best is not None else "saturated"
@@ -97,6 +100,8 @@ def ramp_step(report: LoadReport, p99_bound_ms: float, messages_per_case: float)
         why = (
             f"lost {report.lost}, duplicated {report.duplicated}, undelivered {report.undelivered}"
         )
+    elif verdict == "interrupted":
+        why = "interrupted (Ctrl-C or SIGTERM) before its schedule's end"
     elif verdict == "saturated":
         why = (
             f"saturated: {report.cases_incomplete} cases unfinished, "
@@ -135,11 +140,14 @@ async def find_max(
     steps: int = DEFAULT_STEPS,
     on_step: Callable[[RampStep], None] | None = None,
     run: Run = run_load,
+    interruption: Interruption | None = None,
 ) -> Ceiling:
     """Runs of `options.duration_s` from `options.rate` up by `factor` until one does not hold.
 
     Each step is a whole load run (its own broker, umpire and log), so one
-    step's backlog never weighs on the next.
+    step's backlog never weighs on the next. `interruption`: the person running
+    it stopped it (`simulator.load.interrupt`; `run` hears of it too): no step
+    starts after that, and the one under way drains and ends the ramp.
     """
     if p99_bound_ms <= 0:
         raise InputError(f"--p99-bound must be positive, not {p99_bound_ms}")
@@ -152,6 +160,8 @@ async def find_max(
     ceiling = Ceiling(p99_bound_ms)
     rate = options.rate
     for _ in range(steps):
+        if interruption is not None and interruption.count:
+            break  # stopped between two steps
         report = await run(replace(options, rate=round(rate, 3)))
         step = ramp_step(report, p99_bound_ms, per_case)
         ceiling.steps.append(step)

@@ -1,6 +1,7 @@
 """`simulator load`: the Typer command (registered in simulator.cli)."""
 
 import asyncio
+import functools
 import json
 import math
 import os
@@ -262,8 +263,21 @@ def _find_max(
         if not quiet:
             console.print(ramp_row(step), highlight=False)
 
+    interruption = Interruption(lambda said: console.print(said, highlight=False))
+
+    async def ramp() -> Ceiling:
+        with interruptible_by_signals(interruption):
+            return await find_max(
+                options,
+                p99_bound_ms=p99_bound,
+                steps=steps,
+                on_step=show,
+                run=functools.partial(run_load, interruption=interruption),
+                interruption=interruption,
+            )
+
     try:
-        ceiling = asyncio.run(find_max(options, p99_bound_ms=p99_bound, steps=steps, on_step=show))
+        ceiling = asyncio.run(ramp())
     except (SimulatorError, LogError) as exc:
         if json_file is not None:
             _write_json(json_file, {**_asked(options), "failure": str(exc), "ok": False})

@@ -30,7 +30,7 @@ class Interruption:
         self._processes: list[asyncio.subprocess.Process] = []
 
     def watch(self, process: asyncio.subprocess.Process) -> None:
-        """A generator started: told of every signal so far, and of the ones to come."""
+        """A generator ready to hear signals: told of every one so far, and of those to come."""
         self._processes.append(process)
         for _ in range(self.count):
             _terminate(process)

@@ -576,8 +576,6 @@ class _Fleet:
             # A terminal's Ctrl-C reaches the run, which tells the generators in order.
             start_new_session=True,
         )
-        if self.interruption is not None:
-            self.interruption.watch(process)
         assert process.stdin is not None
         assert process.stdout is not None
         try:
@@ -587,6 +585,10 @@ class _Fleet:
                 message = orjson.loads(line)
                 if message["kind"] == "progress":
                     self.latest[spec.index] = message["payload"]
+                elif message["kind"] == "ready":
+                    # It hears signals now (before, SIGTERM would have killed it).
+                    if self.interruption is not None:
+                        self.interruption.watch(process)
                 elif message["kind"] == "result":
                     self.results[spec.index] = result_from_json(message["payload"])
                 else:

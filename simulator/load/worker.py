@@ -66,6 +66,8 @@ def main() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, generator.interrupt)
+        # From now on a signal is heard, not fatal: the parent holds its word till then.
+        emit("ready", None)
         return await generator.run(lambda snap: emit("progress", snap))
 
     try:

@@ -100,3 +100,55 @@ async def _said(stream: asyncio.StreamReader, text: str, said: list[str]) -> Non
         said.append(line.rstrip())
         if text in line:
             return
+
+
+async def test_a_stopped_ramp_ends_with_the_step_under_way_and_writes_its_figures(
+    tmp_path: Path,
+) -> None:
+    """`--find-max` stopped during a step: that step drains and ends the ramp, no step
+    starts after it, and the JSON holds the ramp so far with verdict interrupted (130)."""
+    figures = tmp_path / "ramp.json"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "simulator", "load", "--find-max", "--rate", "20",
+        "--duration", str(DURATION_S), "--steps", "3", "--broker", "mosquitto",
+        "--json", str(figures),
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    said: list[str] = []
+    try:
+        # A step says nothing until it ends: stop it once its log holds cases.
+        await asyncio.wait_for(_until_a_generator_runs(process.pid), WITHIN_S)
+        process.send_signal(signal.SIGTERM)
+        rest = await asyncio.wait_for(process.stderr.read(), WITHIN_S)
+        said.extend(rest.decode().splitlines())
+        code = await asyncio.wait_for(process.wait(), WITHIN_S)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert code == 130, said
+    data = json.loads(figures.read_text())
+    ramp = data["find_max"]
+    assert ramp["verdict"] == "interrupted"
+    (step,) = ramp["steps"]
+    assert step["verdict"] == "interrupted"
+    assert step["held"] is False
+    assert (data["lost"], data["duplicated"]) == (0, 0)
+
+
+async def _until_a_generator_runs(parent: int) -> None:
+    """Until `parent` has a load generator process (whether it hears signals yet or not:
+    the run holds its word until it does)."""
+    while True:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                cmdline = (stat.parent / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(fields[1]) == parent and b"simulator.load.worker" in cmdline:
+                return
+        await asyncio.sleep(0.1)
