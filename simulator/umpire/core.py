@@ -694,9 +694,11 @@ class Umpire:
         elif isinstance(decoded, PlanStated):
             # Reports on one topic arrive in order: the latest is the party's plan.
             self.plans[party] = decoded
-            if decoded.retracted and isinstance(self.intake, Holding):
+            if decoded.retracted and party in self.reporting and isinstance(self.intake, Holding):
                 # Taken back as its case was withdrawn, before the realtime driver took
                 # it: it waits for a plan stated since the withdrawal (`Realtime._held`).
+                # Only a simulated party's: a person's message counts when it arrives,
+                # and one sent after such a word would be lost without a trace.
                 for seq in decoded.retracted:
                     self.intake.retract(party, seq)
         elif isinstance(decoded, CatchUpRequest):

@@ -452,6 +452,30 @@ async def test_in_realtime_a_submission_its_party_took_back_is_never_decided(
     assert [e for e in events if e["type"] == REJECTION] == []
 
 
+async def test_a_person_cannot_take_back_a_message_before_sending_it(tmp_path: Path) -> None:
+    """Only a simulated party takes submissions back (`PlanStated.retracted`): a person's
+    message counts when it arrives, so a stated plan naming it first (a client of their
+    own on the broker) does not make the umpire drop it without a trace."""
+    async with _alpha_scripted_in_realtime(tmp_path, human=True, speed=3600) as (ex, group):
+        topics = ex.topics
+        alpha = await ex.listen("alpha", *topics.party_filters("alpha"))
+        run = group.create_task(ex.run())
+        async with asyncio.timeout(10):
+            tick = await alpha.next(Tick)
+            word = PlanStated(party="alpha", seen=0, retracted=(1,))
+            await alpha.bus.publish(topics.report("alpha"), encode(word))
+            await alpha.next(Tick, lambda t: t.time > tick.time)
+            for seq in (1, 2):
+                submission = Submission(party="alpha", seq=seq, message=_alphas_request(ex, seq))
+                await alpha.bus.publish(topics.submit("alpha"), encode(submission))
+            await alpha.next(Tick, lambda t: t.head > tick.head)
+            ex.umpire.stop("the test is over")
+            await run
+    events = await exported(ex.location)
+    assert "alpha.1" in [e["id"] for e in events if e["type"].startswith(MESSAGE_PREFIX)]
+    assert [e for e in events if e["type"] == REJECTION] == []
+
+
 async def test_the_realtime_driver_never_ends_idle_on_a_stale_plan(tmp_path: Path) -> None:
     """A plan stated with fewer events seen than the party may see does not end the run."""
     async with _alpha_scripted_in_realtime(tmp_path) as (ex, group):
