@@ -207,11 +207,9 @@ class PolicyEngine:
         return int(rest) if rest.isdigit() else None
 
     def _own_committed(self, event: Event, message: dict[str, Any], *, follow: bool = True) -> None:
-        if not follow:
-            seq = self._own_seq(message["message_id"])
-            if seq is not None and (plan := self.plans.get(seq)) is not None:
-                plan.done = True
-            return
+        """Settle the plan of the party's own committed message and, if `follow`, start what
+        follows it (not in a withdrawn case; an earlier generation's message settles its
+        plan all the same, or a fork sends it again)."""
         chains: tuple[Sequence[FollowUp], ...] = ()
         seq = self._own_seq(message["message_id"])
         if seq is not None:
@@ -230,6 +228,8 @@ class PolicyEngine:
                         chains = plan.chains
         else:
             chains = (follow_ups(self.scenario, event.source),)
+        if not follow:
+            return
         for chain in chains:
             # A `then` list is a chain: each step counts from the one before it.
             if chain:

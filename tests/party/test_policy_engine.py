@@ -252,6 +252,31 @@ def test_a_party_that_misses_withdrawals_carries_on() -> None:
     assert "withdrawal" not in beta.lookahead().received
 
 
+def test_a_forked_party_counts_what_its_parent_sent_in_a_withdrawn_case() -> None:
+    """Its answer to a withdrawal, sent under the parent run's message id, is not sent again
+    by a fork that replays the parent's log: it settles the plan as any of its messages does."""
+    answering = parse_scenario(
+        SCENARIO.replace(
+            "      oral_request:\n",
+            "      withdrawal:\n        - reply: acknowledgement\n          after: 1h\n"
+            "      oral_request:\n",
+            1,
+        )
+    )
+    log = CommittedLog(answering)
+    parent = engine(answering, "beta")
+    course = [request(log, "case-1", minutes=0), _withdraw(log, "case-1", at_hours=1)]
+    for event in course:
+        parent.observe(event)
+    [answer] = parent.due(answering.end)
+    assert answer.kind == "acknowledgement"
+    course.append(log.message(parent.message(answer), answer.due))
+    fork = PolicyEngine(answering.party("beta").party(), answering, random.Random(1), generation=1)
+    for event in course:
+        fork.observe(event)
+    assert fork.due(answering.end) == []
+
+
 def test_a_rejected_submission_is_settled(scenario: Scenario, log: CommittedLog) -> None:
     """The umpire's rejection of the party's own seq, once sent, marks that plan done."""
     beta = engine(scenario, "beta")
