@@ -158,26 +158,30 @@ class PolicyEngine:
                 self._own_committed(event, message, follow=False)
             return
         if kind == "withdrawal":
-            self._withdrawn(message["case_id"], case)
+            self._withdrawn(message["case_id"], case, event.time)
         if ours:
             self._own_committed(event, message)
         else:
             self._received(event, message)
 
-    def _withdrawn(self, case_id: str, case: CaseView) -> None:
+    def _withdrawn(self, case_id: str, case: CaseView, at: datetime) -> None:
         """A withdrawal ends the case: drop what was planned in it, unless the party errs.
 
         Drawn for every withdrawal the party sends or receives, at 0 too, so a
         scenario that plants the mistake changes no other draw. What a dropped
         plan had sent ahead of its time the runtime takes back from the umpire
         (`retracted`); the withdrawal's own `then`, and a policy's answer to it,
-        are planned after this, as the scenario wrote them.
+        are planned after this, as the scenario wrote them. A plan due at the
+        withdrawal's own instant crosses it and goes: whether the party saw the
+        withdrawal first depends on how that instant was split into batches (a
+        held submission is decided with the others due then; a fork may be cut
+        between them), and a fork must go on as its parent went.
         """
         if self._chance(self.mistakes.miss_withdrawal, case_id):
             return
         case.closed = True
         for plan in self.plans.values():
-            if plan.case_id == case_id and not plan.done:
+            if plan.case_id == case_id and not plan.done and plan.due > at:
                 plan.done = True
                 self.retracted.add(plan.seq)
 

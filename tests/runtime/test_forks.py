@@ -124,3 +124,60 @@ async def test_a_fork_among_an_instants_injects_sends_their_rest_before_the_part
     # After the first inject of that instant.
     await fork(str(parent), 3, str(child), broker="mosquitto")
     assert _without_generation(await _lines(child)) == expected
+
+
+# Alpha withdraws its request two hours after it, at the instant beta's acknowledgement is due.
+CROSSING = (
+    two_parties("fork-crossing", "A withdrawal crossing a reply", beta_policy="acknowledger")
+    + """\
+policies:
+  acknowledger:
+    on:
+      written_request:
+        - reply: acknowledgement
+          after: 2h
+          then:
+            - reply: acceptance
+              after: 1d
+injects:
+  - id: request
+    at: 1h
+    send:
+      type: written_request
+      from: alpha
+      to: beta
+      case: case-1
+      fields:
+        area: public_order
+        essence: Crowd safety at the final.
+        purpose: Align stewarding rules.
+        justification: Both states host supporters.
+        assistance_sought: Copies of the crowd-safety regulations.
+    then:
+      - reply: withdrawal
+        after: 2h
+"""
+)
+
+
+async def test_a_fork_between_a_withdrawal_and_a_reply_it_crossed_goes_on_as_its_parent(
+    tmp_path: Path,
+) -> None:
+    """Beta's acknowledgement due at the instant of the withdrawal crosses it, in the run and
+    in a fork cut between the two. Before, the fork's beta saw the withdrawal first and
+    dropped the acknowledgement the run had recorded with it."""
+    parent = tmp_path / "parent.db"
+    await run_exercise(
+        parse_scenario(CROSSING, "tests/runtime/fork-crossing.yaml"),
+        RunOptions(broker="mosquitto", log=str(parent)),
+    )
+    expected = _without_generation(await _lines(parent))
+    messages = [e for e in expected if e["type"].startswith("coop.msg.")]
+    assert [(e["type"].removeprefix("coop.msg."), e["time"]) for e in messages[1:]] == [
+        ("withdrawal", messages[1]["time"]),
+        ("acknowledgement", messages[1]["time"]),
+    ]
+    child = tmp_path / "fork.db"
+    # After the withdrawal, before the acknowledgement.
+    await fork(str(parent), expected.index(messages[1]) + 1, str(child), broker="mosquitto")
+    assert _without_generation(await _lines(child)) == expected
