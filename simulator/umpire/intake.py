@@ -139,8 +139,9 @@ class PartyIntake:
         self.seen_seqs: dict[str, dict[int, Submission]] = defaultdict(dict)
         # Submissions sent ahead of their time, which only `decide` decides (rounds).
         self.held: set[tuple[str, int]] = set()
-        # Submissions their party took back before they were decided (`retract`).
-        self.retracted: set[tuple[str, int]] = set()
+        # Submissions their party took back before they were decided (`retract`): what
+        # was taken back under each number, once known (None: not received yet).
+        self.retracted: dict[tuple[str, int], Submission | None] = {}
 
     def speaks(self, principal: str) -> bool:
         return principal in self.parties
@@ -162,6 +163,12 @@ class PartyIntake:
             return
         seq = decoded.seq
         if (principal, seq) in self.retracted:
+            taken_back = self.retracted[(principal, seq)]
+            if taken_back is None:
+                # The submission itself, overtaken by the word taking it back.
+                self.retracted[(principal, seq)] = decoded
+            elif taken_back != decoded:
+                self.refused.append((principal, payload, reused_reason(principal, seq), seq))
             return
         waiting = self.inbox[principal].get(seq)
         first = self.seen_seqs[principal].get(seq)
@@ -192,10 +199,16 @@ class PartyIntake:
         due (in a round report, or in real time in its stated plan). What arrives
         under the number later (the submission itself, overtaken by the word taking
         it back, or a resend) is dropped: the party has said it does not stand.
+        Another message under it is refused as a reuse of the number, as under any
+        number used already (nothing a party sends vanishes without a trace); one
+        decided already is taken back too late and stands.
         """
+        if seq in self.seen_seqs[party]:
+            return
         self.held.discard((party, seq))
-        self.inbox[party].pop(seq, None)
-        self.retracted.add((party, seq))
+        found = self.inbox[party].pop(seq, None)
+        if found is not None or (party, seq) not in self.retracted:
+            self.retracted[(party, seq)] = None if found is None else found[0]
 
     def queued(self) -> list[tuple[str, int, datetime | None]]:
         return [

@@ -452,6 +452,46 @@ async def test_in_realtime_a_submission_its_party_took_back_is_never_decided(
     assert [e for e in events if e["type"] == REJECTION] == []
 
 
+@pytest.mark.parametrize("first", ["submission", "retraction"])
+async def test_another_message_under_a_number_taken_back_is_refused_as_a_reuse(
+    tmp_path: Path, first: str
+) -> None:
+    """What a party took back is dropped, resends of it too; another message under its
+    number is not the one taken back: it is refused as a reuse of the number, with the
+    reason, as under any number already used, not dropped without a trace."""
+    async with _alpha_scripted_in_realtime(tmp_path, speed=3600) as (ex, group):
+        topics = ex.topics
+        alpha = await ex.listen("alpha", *topics.party_filters("alpha"))
+        run = group.create_task(ex.run())
+        async with asyncio.timeout(10):
+            tick = await alpha.next(Tick)
+            seen = tick.visible.get("alpha", 0)
+            taken_back = Submission(party="alpha", seq=1, message=_alphas_request(ex, 1))
+            # Its plan: seq 1 taken back, seq 3 (still to come) outstanding.
+            plan = PlanStated(party="alpha", seen=seen, seqs=(3,), retracted=(1,))
+            for what in (first, "retraction" if first == "submission" else "submission"):
+                if what == "submission":
+                    await alpha.bus.publish(topics.submit("alpha"), encode(taken_back))
+                else:
+                    await alpha.bus.publish(topics.report("alpha"), encode(plan))
+            await alpha.bus.publish(topics.submit("alpha"), encode(taken_back))
+            other = Submission(party="alpha", seq=1, message=_alphas_request(ex, 2))
+            await alpha.bus.publish(topics.submit("alpha"), encode(other))
+            stands = Submission(party="alpha", seq=3, message=_alphas_request(ex, 3))
+            await alpha.bus.publish(topics.submit("alpha"), encode(stands))
+            # The rejection first: alpha sees it, so it states its plan again before seq 3.
+            refused = await alpha.next(Tick, lambda t: t.head > tick.head)
+            restated = plan.model_copy(update={"seen": refused.visible.get("alpha", 0)})
+            await alpha.bus.publish(topics.report("alpha"), encode(restated))
+            await alpha.next(Tick, lambda t: t.head == tick.head + 2)
+            ex.umpire.stop("the test is over")
+            await run
+    events = await exported(ex.location)
+    assert [e["id"] for e in events if e["type"].startswith(MESSAGE_PREFIX)] == ["alpha.3"]
+    [rejection] = [e for e in events if e["type"] == REJECTION]
+    assert "sequence number 1 " in str(rejection["data"])
+
+
 async def test_a_person_cannot_take_back_a_message_before_sending_it(tmp_path: Path) -> None:
     """Only a simulated party takes submissions back (`PlanStated.retracted`): a person's
     message counts when it arrives, so a stated plan naming it first (a client of their
