@@ -70,13 +70,11 @@ async def test_a_stopped_load_run_drains_and_writes_its_figures(
             else:
                 os.killpg(process.pid, signal.SIGINT)
             await asyncio.wait_for(_said(process.stderr, "interrupted", said), WITHIN_S)
-        rest = await asyncio.wait_for(process.stderr.read(), WITHIN_S)
-        said.extend(rest.decode().splitlines())
-        code = await asyncio.wait_for(process.wait(), WITHIN_S)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
+    code = await _ended(process, said)
     assert code == 130, said
     data = json.loads(figures.read_text())
     assert data["verdict"] == "interrupted"
@@ -91,6 +89,19 @@ async def test_a_stopped_load_run_drains_and_writes_its_figures(
         assert cases["incomplete"] == 0
     else:
         assert any("interrupted again" in line for line in said), said
+
+
+async def _ended(process: asyncio.subprocess.Process, said: list[str]) -> int:
+    """The stopped run's exit code, once it has said the rest; killed if it never ends."""
+    assert process.stderr is not None
+    try:
+        rest = await asyncio.wait_for(process.stderr.read(), WITHIN_S)
+        said.extend(rest.decode().splitlines())
+        return await asyncio.wait_for(process.wait(), WITHIN_S)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 async def _said(stream: asyncio.StreamReader, text: str, said: list[str]) -> None:
@@ -119,16 +130,14 @@ async def test_a_stopped_ramp_ends_with_the_step_under_way_and_writes_its_figure
     assert process.stderr is not None
     said: list[str] = []
     try:
-        # A step says nothing until it ends: stop it once its log holds cases.
+        # A step says nothing until it ends: stop it once it has a generator.
         await asyncio.wait_for(_until_a_generator_runs(process.pid), WITHIN_S)
         process.send_signal(signal.SIGTERM)
-        rest = await asyncio.wait_for(process.stderr.read(), WITHIN_S)
-        said.extend(rest.decode().splitlines())
-        code = await asyncio.wait_for(process.wait(), WITHIN_S)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
+    code = await _ended(process, said)
     assert code == 130, said
     data = json.loads(figures.read_text())
     ramp = data["find_max"]
