@@ -396,9 +396,9 @@ class PolicyEngine:
         own of a type starts the steps that follow that type in the scenario's
         `then` chains (an inject's or a generator's own chain after its
         message); a message to it starts a response its policy has for that
-        type. A withdrawal it sends or receives drops its plans in the case at
-        once (unless it misses withdrawals for sure). Nothing else it sees makes
-        it act. An answer to a forged request
+        type. A withdrawal it sends or receives drops its plans in the case due
+        after it, at once (unless it misses withdrawals for sure). Nothing else
+        it sees makes it act. An answer to a forged request
         goes at once, so in a scenario that forges any, a party that doubts
         promises nothing about the requests it receives.
         """
