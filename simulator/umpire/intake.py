@@ -15,7 +15,7 @@ that speak for several parties: `simulator.load.umpire.BatchIntake`); the
 umpire and its drivers see only this interface.
 """
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -91,6 +91,11 @@ class Intake(Protocol):
         ...
 
 
+# Numbers a party may take back before they reach the umpire, remembered at once (each
+# a withdrawn case's plan, in a round report or a stated plan: a season has a handful).
+MAX_UNRECEIVED = 10_000
+
+
 @runtime_checkable
 class Holding(Protocol):
     """An intake that can hold a submission sent ahead of its time until it is decided."""
@@ -142,6 +147,8 @@ class PartyIntake:
         # Submissions their party took back before they were decided (`retract`): what
         # was taken back under each number, once known (None: not received yet).
         self.retracted: dict[tuple[str, int], Submission | None] = {}
+        # Per party, how many numbers it took back that never came (None above).
+        self.unreceived: Counter[str] = Counter()
 
     def speaks(self, principal: str) -> bool:
         return principal in self.parties
@@ -167,6 +174,7 @@ class PartyIntake:
             if taken_back is None:
                 # The submission itself, overtaken by the word taking it back.
                 self.retracted[(principal, seq)] = decoded
+                self.unreceived[principal] -= 1
             elif taken_back != decoded:
                 self.refused.append((principal, payload, reused_reason(principal, seq), seq))
             return
@@ -207,8 +215,15 @@ class PartyIntake:
             return
         self.held.discard((party, seq))
         found = self.inbox[party].pop(seq, None)
-        if found is not None or (party, seq) not in self.retracted:
-            self.retracted[(party, seq)] = None if found is None else found[0]
+        if found is not None:
+            self.retracted[(party, seq)] = found[0]
+        elif (party, seq) not in self.retracted and self.unreceived[party] < MAX_UNRECEIVED:
+            # Remembered in case the submission itself is still on its way. Bounded: a
+            # party naming numbers it never sent (its own, or a hostile client with its
+            # credentials) must not grow the umpire without end; past the bound, what
+            # comes under such a number is judged as it comes.
+            self.retracted[(party, seq)] = None
+            self.unreceived[party] += 1
 
     def queued(self) -> list[tuple[str, int, datetime | None]]:
         return [

@@ -1,9 +1,12 @@
 """The exercise's intake: each submission decoded once, decided once, spoofs recorded with why."""
 
+import pytest
+
 from simulator.load.conversation import Conversation, load_party
 from simulator.party.codec import CheckedCodec
 from simulator.protocol.ids import partition_of
 from simulator.records import REJECTION
+from simulator.umpire import intake as intake_module
 from simulator.umpire.intake import PartyIntake
 from tests.load.deciding import AT, sequencer
 
@@ -84,3 +87,27 @@ def test_a_submission_for_another_partitions_case_is_refused_naming_that_partiti
     assert "submit/p000/1" in refused.notice.reason
     events = intake.sequencer.pending.events
     assert sorted(e.type for e in events) == sorted([REJECTION, "coop.msg.written_request"])
+
+
+def test_numbers_taken_back_before_they_came_are_remembered_up_to_a_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A party taking back numbers it never sent (a hostile client with its credentials,
+    naming thousands a report) had grown the umpire without end. Up to the bound, what
+    comes under such a number later is dropped (the submission overtaken by the word);
+    past it, it is judged as it comes. What arrives frees its place."""
+    monkeypatch.setattr(intake_module, "MAX_UNRECEIVED", 3)
+    intake = PartyIntake(sequencer(PARTIES), PARTIES)
+    for seq in range(1, 6):
+        intake.retract("p000", seq)
+    assert intake.unreceived["p000"] == 3
+    intake.take("p000", request(1, "c-1"))  # remembered: the one taken back, dropped
+    assert not intake.has("p000", 1)
+    assert intake.unreceived["p000"] == 2
+    intake.take("p000", request(5, "c-5"))  # past the bound: judged as it comes
+    assert intake.has("p000", 5)
+    [decision] = intake.stage(AT)
+    assert decision.notice is None
+    assert [e.subject for e in intake.sequencer.pending.events] == ["c-5"]
+    intake.retract("p000", 6)  # the place freed by seq 1 is taken again
+    assert intake.unreceived["p000"] == 3
