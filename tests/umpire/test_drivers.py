@@ -417,6 +417,23 @@ async def test_in_realtime_a_simulated_partys_submission_is_recorded_when_it_was
         assert start < recorded["alpha.2"] < start + timedelta(days=1)
 
 
+async def _take_back_seq_1(
+    ex: Wired, alpha: Listener, first: str, seen: int, *, outstanding: int
+) -> PlanStated:
+    """alpha sends seq 1 and its plan taking seq 1 back (`first` first), then seq 1 again;
+    its plan names `outstanding` as still to come. Returns that plan."""
+    topics = ex.topics
+    taken_back = Submission(party="alpha", seq=1, message=_alphas_request(ex, 1))
+    plan = PlanStated(party="alpha", seen=seen, seqs=(outstanding,), retracted=(1,))
+    for what in (first, "retraction" if first == "submission" else "submission"):
+        if what == "submission":
+            await alpha.bus.publish(topics.submit("alpha"), encode(taken_back))
+        else:
+            await alpha.bus.publish(topics.report("alpha"), encode(plan))
+    await alpha.bus.publish(topics.submit("alpha"), encode(taken_back))
+    return plan
+
+
 @pytest.mark.parametrize("first", ["submission", "retraction"])
 async def test_in_realtime_a_submission_its_party_took_back_is_never_decided(
     tmp_path: Path, first: str
@@ -432,16 +449,8 @@ async def test_in_realtime_a_submission_its_party_took_back_is_never_decided(
         async with asyncio.timeout(10):
             tick = await alpha.next(Tick)
             seen = tick.visible.get("alpha", 0)
-            taken_back = Submission(party="alpha", seq=1, message=_alphas_request(ex, 1))
-            # Its plan: seq 1 taken back, seq 2 (still to come) outstanding.
-            plan = PlanStated(party="alpha", seen=seen, seqs=(2,), retracted=(1,))
-            for what in (first, "retraction" if first == "submission" else "submission"):
-                if what == "submission":
-                    await alpha.bus.publish(topics.submit("alpha"), encode(taken_back))
-                else:
-                    await alpha.bus.publish(topics.report("alpha"), encode(plan))
             # The same submission again (a resend that crossed the word), then one that stands.
-            await alpha.bus.publish(topics.submit("alpha"), encode(taken_back))
+            await _take_back_seq_1(ex, alpha, first, seen, outstanding=2)
             stands = Submission(party="alpha", seq=2, message=_alphas_request(ex, 2))
             await alpha.bus.publish(topics.submit("alpha"), encode(stands))
             await alpha.next(Tick, lambda t: t.head == tick.head + 1)
@@ -466,15 +475,7 @@ async def test_another_message_under_a_number_taken_back_is_refused_as_a_reuse(
         async with asyncio.timeout(10):
             tick = await alpha.next(Tick)
             seen = tick.visible.get("alpha", 0)
-            taken_back = Submission(party="alpha", seq=1, message=_alphas_request(ex, 1))
-            # Its plan: seq 1 taken back, seq 3 (still to come) outstanding.
-            plan = PlanStated(party="alpha", seen=seen, seqs=(3,), retracted=(1,))
-            for what in (first, "retraction" if first == "submission" else "submission"):
-                if what == "submission":
-                    await alpha.bus.publish(topics.submit("alpha"), encode(taken_back))
-                else:
-                    await alpha.bus.publish(topics.report("alpha"), encode(plan))
-            await alpha.bus.publish(topics.submit("alpha"), encode(taken_back))
+            plan = await _take_back_seq_1(ex, alpha, first, seen, outstanding=3)
             other = Submission(party="alpha", seq=1, message=_alphas_request(ex, 2))
             await alpha.bus.publish(topics.submit("alpha"), encode(other))
             stands = Submission(party="alpha", seq=3, message=_alphas_request(ex, 3))
