@@ -480,6 +480,8 @@ def report_json(report: VerifyReport) -> str:
             "witness_checkpoints": report.witness_checkpoints,
             "witness_until": report.witness_until,
             "imported": report.imported.model_dump() if report.imported else None,
+            "metadata_vouched": report.metadata_vouched,
+            "metadata_changed": list(report.metadata_changed),
             "notes": list(report.notes),
         }
     )

@@ -13,13 +13,24 @@ so a log whose last checkpoint is not a closing one shows that its writer
 died (or that its tail was cut together with its last checkpoints). Both
 verify; a record's members say which it is.
 
+Version 3 (``CHECKPOINT_DOMAIN_V3``, written since 2026-12-07) also signs
+``meta``: the SHA-256 of each value of the log's metadata (the scenario's
+text, the seed, the clock, a fork's lineage, the store's own keys) as it was
+when the checkpoint was made. The metadata is outside the hash chain, so this
+is what makes an edit of it evident: verify holds the metadata to the last
+checkpoint's digests and names the keys that differ. The log's events and
+their bytes are unchanged by it.
+
 Signatures are made over ``domain + canonical bytes``, so a signature the
 same key made for any other purpose (or over the other version) never
 verifies as a checkpoint.
 """
 
+import hashlib
 import json
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,9 +46,20 @@ from simulator.eventlog.keys import public_key_hex
 
 CHECKPOINT_DOMAIN = b"coop-sim/checkpoint/v1\x00"
 CHECKPOINT_DOMAIN_V2 = b"coop-sim/checkpoint/v2\x00"
+CHECKPOINT_DOMAIN_V3 = b"coop-sim/checkpoint/v3\x00"
 
 _RECORD_KEYS = frozenset({"log", "position", "hash", "time", "key", "signature"})
 _RECORD_KEYS_V2 = _RECORD_KEYS | {"final"}
+_RECORD_KEYS_V3 = _RECORD_KEYS_V2 | {"meta"}
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def metadata_digests(metadata: Mapping[str, str]) -> dict[str, str]:
+    """What a version-3 checkpoint signs of a log's metadata: each key's value's SHA-256."""
+    return {
+        key: hashlib.sha256(value.encode("utf-8")).hexdigest()
+        for key, value in sorted(metadata.items())
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +67,9 @@ class Checkpoint:
     """The claim a checkpoint signs: log ``log`` had hash ``hash`` at ``position``.
 
     ``final`` is None for a version-1 record (which does not say), else
-    whether the writer wrote it while closing the log.
+    whether the writer wrote it while closing the log. ``meta`` is None for
+    a record of version 1 or 2, else the digests of the log's metadata
+    (``metadata_digests``) when it was made.
     """
 
     log: str
@@ -53,6 +77,7 @@ class Checkpoint:
     hash: str
     time: str
     final: bool | None = None
+    meta: Mapping[str, str] | None = None
 
     def _claim(self) -> dict[str, Any]:
         claim: dict[str, Any] = {
@@ -63,11 +88,18 @@ class Checkpoint:
         }
         if self.final is not None:
             claim["final"] = self.final
+        if self.meta is not None:
+            claim["meta"] = dict(self.meta)
         return claim
 
     def payload(self) -> bytes:
         """The exact bytes that are signed, domain prefix included."""
-        domain = CHECKPOINT_DOMAIN if self.final is None else CHECKPOINT_DOMAIN_V2
+        if self.meta is not None:
+            domain = CHECKPOINT_DOMAIN_V3
+        elif self.final is not None:
+            domain = CHECKPOINT_DOMAIN_V2
+        else:
+            domain = CHECKPOINT_DOMAIN
         return domain + canonical_bytes(self._claim())
 
 
@@ -88,9 +120,14 @@ class SignedCheckpoint:
     @classmethod
     def from_record(cls, record: Any) -> "SignedCheckpoint":
         """Read a record back; raises ValueError naming what is wrong with it."""
-        if not isinstance(record, dict) or set(record) not in (_RECORD_KEYS, _RECORD_KEYS_V2):
+        if not isinstance(record, dict) or set(record) not in (
+            _RECORD_KEYS,
+            _RECORD_KEYS_V2,
+            _RECORD_KEYS_V3,
+        ):
             raise ValueError(
-                f"a checkpoint has exactly the members {sorted(_RECORD_KEYS)}, or those and 'final'"
+                f"a checkpoint has exactly the members {sorted(_RECORD_KEYS)}, or those and "
+                "'final', or those, 'final' and 'meta'"
             )
         position = record["position"]
         if type(position) is not int or position < 0:
@@ -101,8 +138,17 @@ class SignedCheckpoint:
         final = record.get("final")
         if "final" in record and not isinstance(final, bool):
             raise ValueError("final must be true or false")
+        meta = record.get("meta")
+        if "meta" in record and not (
+            isinstance(meta, dict)
+            and all(
+                isinstance(key, str) and isinstance(digest, str) and _DIGEST.fullmatch(digest)
+                for key, digest in meta.items()
+            )
+        ):
+            raise ValueError("meta must map each metadata key to a SHA-256 digest in hex")
         return cls(
-            Checkpoint(record["log"], position, record["hash"], record["time"], final),
+            Checkpoint(record["log"], position, record["hash"], record["time"], final, meta),
             record["key"],
             record["signature"],
         )
@@ -214,7 +260,11 @@ class CheckpointFile:
 
 
 def latest_valid(entries: list[CheckpointEntry], log_id: str, key: str) -> Checkpoint | None:
-    """The checkpoint with the highest position among those genuinely signed for this log."""
+    """The checkpoint with the highest position among those genuinely signed for this log.
+
+    Of several at that position, the last written: a change of the metadata
+    alone is checkpointed again at the same position.
+    """
     valid = [
         entry.record.checkpoint
         for entry in entries
@@ -222,7 +272,11 @@ def latest_valid(entries: list[CheckpointEntry], log_id: str, key: str) -> Check
         and entry.record.checkpoint.log == log_id
         and entry.record.verifies_with(key)
     ]
-    return max(valid, key=lambda checkpoint: checkpoint.position, default=None)
+    latest: Checkpoint | None = None
+    for checkpoint in valid:
+        if latest is None or checkpoint.position >= latest.position:
+            latest = checkpoint
+    return latest
 
 
 def behind_checkpoint(checkpoint: Checkpoint, head: int, hash_there: str | None) -> str | None:

@@ -36,6 +36,7 @@ from simulator.eventlog.checkpoints import (
     SignedCheckpoint,
     behind_checkpoint,
     latest_valid,
+    metadata_digests,
     sign_checkpoint,
 )
 from simulator.eventlog.envelope import GENESIS_HASH, Event, NewEvent, format_time
@@ -151,6 +152,8 @@ class PostgresEventStore:
         self._log_id = ""
         self._checkpointed = -1
         self._appended = False
+        # Set when this store changes the metadata, cleared by the checkpoint that signs it.
+        self._metadata_changed = False
         # The fencing token this store's appends carry (`claim`), or None: not fenced.
         self._owner: str | None = None
         self._q = {name: sql.Identifier(schema, name) for name in ("events", "meta", "checkpoints")}
@@ -300,10 +303,11 @@ class PostgresEventStore:
             return
         try:
             await self._timer.stop()
-            if self._appended and not conn.closed:
+            if (self._appended or self._metadata_changed) and not conn.closed:
                 # Always, even at a position already checkpointed: a closing
                 # checkpoint at the head is how verify tells a log closed
-                # cleanly from one whose writer died or whose tail was cut.
+                # cleanly from one whose writer died or whose tail was cut,
+                # and it signs the metadata as the writer left it.
                 async with self._lock, conn.transaction():
                     head, last_hash = await self._tip(conn)
                     final = await self._insert_checkpoint(conn, head, last_hash, final=True)
@@ -320,7 +324,7 @@ class PostgresEventStore:
                 head, last_hash = await self._tip(conn)
                 signed = (
                     await self._insert_checkpoint(conn, head, last_hash)
-                    if head > self._checkpointed
+                    if head > self._checkpointed or self._metadata_changed
                     else None
                 )
         except psycopg.Error as exc:
@@ -350,6 +354,7 @@ class PostgresEventStore:
                 ),
                 (IMPORT_METADATA, note),
             )
+        self._metadata_changed_now()
 
     @property
     def location(self) -> str:
@@ -388,12 +393,17 @@ class PostgresEventStore:
         *,
         final: bool = False,
     ) -> SignedCheckpoint:
-        checkpoint = Checkpoint(self._log_id, position, digest, format_time(self._clock()), final)
+        cursor = await conn.execute(self._sql("SELECT key, value FROM {meta}"))
+        meta = metadata_digests(dict(await cursor.fetchall()))
+        checkpoint = Checkpoint(
+            self._log_id, position, digest, format_time(self._clock()), final, meta
+        )
         signed = sign_checkpoint(checkpoint, await self._key())
         await conn.execute(
             self._sql("INSERT INTO {checkpoints} (record) VALUES (%s)"), (signed.to_line(),)
         )
         self._checkpointed = position
+        self._metadata_changed = False
         return signed
 
     async def _entries(self, conn: psycopg.AsyncConnection[Any]) -> list[CheckpointEntry]:
@@ -434,6 +444,7 @@ class PostgresEventStore:
                 (OWNER_KEY, owner),
             )
         self._owner = owner
+        self._metadata_changed_now()
 
     async def _owned_tip(self, conn: psycopg.AsyncConnection[Any]) -> tuple[int, str]:
         """The tip, within an append's transaction; for a claimed store, the claim checked too.
@@ -599,6 +610,12 @@ class PostgresEventStore:
                 ),
                 (key, value),
             )
+        self._metadata_changed_now()
+
+    def _metadata_changed_now(self) -> None:
+        # Signed by a checkpoint within the timer's window, as an append is.
+        self._metadata_changed = True
+        self._timer.appended()
 
     async def metadata(self) -> dict[str, str]:
         """See EventStore.metadata."""

@@ -37,6 +37,7 @@ from simulator.eventlog.checkpoints import (
     behind_checkpoint,
     checkpoint_path,
     latest_valid,
+    metadata_digests,
     sign_checkpoint,
 )
 from simulator.eventlog.envelope import GENESIS_HASH, Event, NewEvent, format_time
@@ -208,6 +209,8 @@ class SqliteEventStore:
         self._last_hash = GENESIS_HASH
         self._checkpointed = -1
         self._appended = False
+        # Set when the metadata changes, cleared by the checkpoint that signs its digests.
+        self._metadata_changed = False
         self._genesis: SignedCheckpoint | None = None
         self._versions: dict[str, int] = {}
         self._read_columns = _READ_BYTES_COLUMNS
@@ -282,6 +285,7 @@ class SqliteEventStore:
     async def record_import(self, note: str) -> None:
         """Record how this log was imported (the store's own metadata: who re-signed what)."""
         await self._run(self._set_metadata_sync, IMPORT_METADATA, note)
+        self._timer.appended()
 
     @property
     def path(self) -> Path:
@@ -471,16 +475,18 @@ class SqliteEventStore:
         return None if row is None else str(row[0])
 
     def _write_checkpoint_sync(self, *, final: bool = False) -> SignedCheckpoint:
+        meta = metadata_digests(self._metadata_sync())
         checkpoint = Checkpoint(
-            self._log_id, self._head, self._last_hash, format_time(self._clock()), final
+            self._log_id, self._head, self._last_hash, format_time(self._clock()), final, meta
         )
         signed = sign_checkpoint(checkpoint, self._key_sync())
         self._checkpoints.append(signed, durable=self._synchronous == "FULL")
         self._checkpointed = self._head
+        self._metadata_changed = False
         return signed
 
     def _checkpoint_if_behind_sync(self) -> SignedCheckpoint | None:
-        if self._conn is None or self._head <= self._checkpointed:
+        if self._conn is None or (self._head <= self._checkpointed and not self._metadata_changed):
             return None
         return self._write_checkpoint_sync()
 
@@ -489,10 +495,11 @@ class SqliteEventStore:
         if conn is None:
             return None
         try:
-            if self._appended:
+            if self._appended or self._metadata_changed:
                 # Always, even at a position already checkpointed: a closing
                 # checkpoint at the head is how verify tells a log closed
-                # cleanly from one whose writer died or whose tail was cut.
+                # cleanly from one whose writer died or whose tail was cut,
+                # and it signs the metadata as the writer left it.
                 self._head, self._last_hash = self._tip_sync()
                 return self._write_checkpoint_sync(final=True)
             return None
@@ -706,6 +713,7 @@ class SqliteEventStore:
         except BaseException:
             self._rollback_sync()
             raise
+        self._metadata_changed = True
 
     def _metadata_sync(self) -> dict[str, str]:
         return dict(self._db().execute("SELECT key, value FROM meta ORDER BY key").fetchall())
@@ -765,6 +773,8 @@ class SqliteEventStore:
                 f"metadata keys starting with {RESERVED_METADATA_PREFIX!r} are reserved"
             )
         await self._run(self._set_metadata_sync, key, value)
+        # Signed by a checkpoint within the timer's window, as an append is.
+        self._timer.appended()
 
     async def metadata(self) -> dict[str, str]:
         """See EventStore.metadata."""

@@ -6,7 +6,10 @@ stored), parses, is canonical and agrees with its indexed columns; each
 prevhash is the hash before it; each case's versions count up from 1. Then
 the checkpoints, the log's own and a witness's: each must be signed by a
 trusted key and name this log, and vouch for a position the log still has
-with the hash it still has.
+with the hash it still has. Last, the metadata (the scenario, the seed, the
+clock, a fork's lineage), which is outside the chain: the last checkpoint
+signs each value's digest (version-3 records), and a value that differs from
+it is named; after a closing checkpoint that is a failure.
 
 Which keys are trusted: the pinned ones (``pinned=``, ``log verify --key``),
 or, without a pin, the key the log's metadata names (and, for an imported
@@ -29,7 +32,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from simulator.eventlog.checkpoints import CheckpointEntry, SignedCheckpoint
+from simulator.eventlog.checkpoints import CheckpointEntry, SignedCheckpoint, metadata_digests
 from simulator.eventlog.envelope import GENESIS_HASH, from_json_line, stored_hash, to_json_line
 from simulator.eventlog.errors import CorruptLogError
 from simulator.eventlog.keys import key_fingerprint
@@ -75,6 +78,10 @@ class VerifyReport:
     witness_checkpoints: int = 0
     witness_until: int | None = None
     imported: ImportNote | None = None
+    metadata_vouched: bool | None = None
+    """The last checkpoint signs the metadata as it is (None: its version signs none)."""
+    metadata_changed: tuple[str, ...] = ()
+    """Metadata keys whose values differ from what the last checkpoint signs."""
     notes: tuple[str, ...] = field(default=())
     """What was trusted and what is vouched for, in sentences for people."""
 
@@ -144,6 +151,7 @@ async def _verify(
         held = await witness.entries(log_id) if witness is not None else None
         judge = _Judge(
             log_id=log_id,
+            metadata=metadata,
             recorded_key=metadata.get("eventlog.checkpoint_key"),
             pinned=pinned,
             note=note,
@@ -271,6 +279,11 @@ class _Valid:
         return self.record.checkpoint.position
 
 
+def _keys(keys: Sequence[str]) -> str:
+    named = ", ".join(repr(key) for key in keys)
+    return f"the metadata key {named}" if len(keys) == 1 else f"the metadata keys {named}"
+
+
 def _span(first: int, last: int) -> str:
     return f"position {first}" if first == last else f"positions {first}–{last}"
 
@@ -282,6 +295,7 @@ class _Judge:
         self,
         *,
         log_id: str,
+        metadata: dict[str, str],
         recorded_key: str | None,
         pinned: list[str],
         note: ImportNote | None,
@@ -290,6 +304,7 @@ class _Judge:
         held: WitnessEntries | None,
     ) -> None:
         self.log_id = log_id
+        self.metadata = metadata
         self.recorded_key = recorded_key
         self.pinned = pinned
         self.note = note
@@ -440,7 +455,39 @@ class _Judge:
                 f"the witness {self.witness.location} holds no checkpoint of this log "
                 f"({self.log_id!r}): it never got them, or the log's id was changed",
             )
+        signer, changed = self._metadata_check()
+        if changed and signer is not None and signer.record.checkpoint.final:
+            raise _Found(
+                None,
+                f"the metadata was changed after the log was closed: {_keys(changed)} "
+                f"{'differs' if len(changed) == 1 else 'differ'} from what the closing "
+                f"checkpoint in {signer.where} signs (key "
+                f"{key_fingerprint(signer.record.key)}); the events themselves are intact",
+            )
         return self._report(scan)
+
+    def _metadata_check(self) -> tuple[_Valid | None, list[str]]:
+        """The checkpoint that last signed this log's metadata, and the keys that differ.
+
+        (None, []) when no checkpoint of this log's own signs metadata (version 1
+        and 2 records, or only an import source's, which sign the source's).
+        """
+        own = [v for v in self.valid if v.record.checkpoint.log == self.log_id]
+        if not own:
+            return None, []
+        top = max(v.position for v in own)
+        # Of those at the highest position, the last made: the metadata alone
+        # changing is checkpointed again at the same position.
+        at_top = [v for v in own if v.position == top]
+        last = max(enumerate(at_top), key=lambda item: (item[1].record.checkpoint.time, item[0]))[1]
+        signed = last.record.checkpoint.meta
+        if signed is None:
+            return None, []
+        now = metadata_digests(self.metadata)
+        changed = sorted(
+            key for key in signed.keys() | now.keys() if signed.get(key) != now.get(key)
+        )
+        return last, changed
 
     def _check_positions(self, scan: _Scan) -> None:
         head = scan.head
@@ -568,6 +615,22 @@ class _Judge:
                 "no witness given: a tail cut or a rollback made together with the log's own "
                 "checkpoints cannot be told from a shorter log (verify with --witness)"
             )
+        signer, changed = self._metadata_check()
+        if signer is None:
+            if self.valid:
+                notes.append(
+                    "its checkpoints are of an earlier version and do not sign its metadata "
+                    "(scenario, seed, clock, lineage): an edit of it would not show"
+                )
+        elif changed:
+            notes.append(
+                f"{_keys(changed)} changed after the last checkpoint, which is not a closing "
+                "one: the writer was killed before it signed them, or they were edited"
+            )
+        else:
+            notes.append(
+                f"the metadata ({len(self.metadata)} keys) is as the last checkpoint signs it"
+            )
         return VerifyReport(
             True,
             scan.checked,
@@ -581,5 +644,7 @@ class _Judge:
             witness_checkpoints=len(in_witness),
             witness_until=max(in_witness, default=None),
             imported=self.note,
+            metadata_vouched=None if signer is None else not changed,
+            metadata_changed=tuple(changed),
             notes=tuple(notes),
         )

@@ -6,6 +6,7 @@ writing role may only INSERT into. The attacker (tests/eventlog/attacker.py)
 has what the writer has, and uses plain SQL.
 """
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from simulator.eventlog import (
     public_key_hex,
     verify,
 )
+from simulator.eventlog.checkpoints import SignedCheckpoint
 
 from .attacker import Attacker, PostgresAttacker, SqliteAttacker
 from .conftest import PgWriter
@@ -231,3 +233,83 @@ def test_the_writing_role_may_only_insert_into_the_witness(pg_writer: PgWriter) 
         ):
             with pytest.raises(errors.InsufficientPrivilege):
                 conn.execute(sql.SQL(statement).format(table))
+
+
+async def _write_with_metadata(target: Target) -> None:
+    """20 events with a run's metadata, the last key set after the last append."""
+    async with target.writer(checkpoint_every=5) as store:
+        await store.set_metadata("seed", "7")
+        await store.set_metadata("scenario", '{"exercise": "drill"}')
+        for start in range(0, 20, 5):
+            await store.append(proposals(f"m{start}", 5))
+        await store.set_metadata("clock", "simulated")
+
+
+async def test_metadata_set_after_the_last_append_is_signed_by_the_closing_checkpoint(
+    target: Target,
+) -> None:
+    await _write_with_metadata(target)
+
+    report = await target.verify(witness=True)
+    last = SignedCheckpoint.from_line(target.attacker.checkpoint_lines()[-1]).checkpoint
+
+    assert report.ok, report.problem
+    assert (report.metadata_vouched, report.metadata_changed) == (True, ())
+    assert last.final
+    assert last.meta is not None
+    assert {"seed", "scenario", "clock", "eventlog.log_id"} <= set(last.meta)
+    assert any(
+        "the metadata" in note and "as the last checkpoint signs" in note for note in report.notes
+    )
+
+
+async def test_metadata_edited_after_the_log_was_closed_is_named(target: Target) -> None:
+    """The seed changed, a key added and one removed, with SQL: verify names all three."""
+    await _write_with_metadata(target)
+    attacker = target.attacker
+
+    attacker.execute("UPDATE meta SET value = ? WHERE key = 'seed'", ("8",))
+    attacker.execute("INSERT INTO meta (key, value) VALUES ('speed', '60.0')")
+    attacker.execute("DELETE FROM meta WHERE key = 'scenario'")
+    report = await target.verify()
+    attacker.execute("UPDATE meta SET value = ? WHERE key = 'seed'", ("7",))
+    attacker.execute("DELETE FROM meta WHERE key = 'speed'")
+    attacker.execute(
+        "INSERT INTO meta (key, value) VALUES ('scenario', ?)", ('{"exercise": "drill"}',)
+    )
+    put_back = await target.verify()
+
+    assert not report.ok
+    assert report.problem is not None
+    assert "the metadata was changed after the log was closed" in report.problem
+    assert "the metadata keys 'scenario', 'seed', 'speed' differ" in report.problem
+    assert "the events themselves are intact" in report.problem
+    assert report.checked == 20  # every event checked out before the metadata
+    assert put_back.ok, put_back.problem
+
+
+async def test_metadata_edited_after_a_killed_writers_last_checkpoint_is_named_not_failed(
+    target: Target,
+) -> None:
+    """Without a closing checkpoint the change may be the writer's own: a note names it.
+
+    The clock was the writer's own last change, signed only by the closing
+    checkpoint removed here; the seed is the edit. Neither can be told apart
+    from the other, so both are named.
+    """
+    await _write_with_metadata(target)
+    attacker = target.attacker
+    attacker.write_checkpoint_lines(
+        [line for line in attacker.checkpoint_lines() if not json.loads(line)["final"]]
+    )
+
+    attacker.execute("UPDATE meta SET value = ? WHERE key = 'seed'", ("8",))
+    report = await target.verify()
+
+    assert report.ok, report.problem
+    assert (report.metadata_vouched, report.metadata_changed) == (False, ("clock", "seed"))
+    assert any(
+        "the metadata keys 'clock', 'seed' changed after the last checkpoint, which is not a "
+        "closing one" in note
+        for note in report.notes
+    )

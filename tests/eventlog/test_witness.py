@@ -176,6 +176,9 @@ async def test_a_version_1_log_with_its_checkpoints_still_verifies(tmp_path: Pat
     assert (report.checked, report.checkpoints_checked) == (9, 4)
     assert report.closed is None  # version-1 checkpoints do not say
     assert any("do not say whether the log was closed" in note for note in report.notes)
+    # Nor do they sign the metadata, and verify says so rather than vouching for it.
+    assert report.metadata_vouched is None
+    assert any("do not sign its metadata" in note for note in report.notes)
     assert appended_to is not None
     assert "not the checkpoint key" in appended_to
 
