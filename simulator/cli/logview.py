@@ -35,6 +35,7 @@ from simulator.eventlog import (
     to_json_line,
     verify,
 )
+from simulator.eventlog.checkpoints import last_made, metadata_changes
 from simulator.eventlog.jsonl import check_lines, split_chains
 from simulator.eventlog.merged import MergedLog
 from simulator.eventlog.store import IMPORT_METADATA, RESERVED_METADATA_PREFIX
@@ -289,6 +290,38 @@ def _source_metadata(source: Path) -> dict[str, str]:
     return found
 
 
+def _hold_metadata(
+    path: Path, carried: dict[str, str], checkpoints: Sequence[SignedCheckpoint]
+) -> None:
+    """Refuse exported metadata that differs from what the source's last checkpoint signed.
+
+    Only the run's keys are exported (not the store's own), so only those are
+    compared. Checkpoints of an older version sign no metadata, and an older
+    export has no metadata file: nothing to hold then.
+    """
+    if not path.is_file():
+        return
+    signed = [c for c in checkpoints if c.signed_by_its_key()]
+    index = last_made([c.checkpoint for c in signed])
+    if index is None:
+        return
+    last = signed[index]
+    meta = last.checkpoint.meta
+    if meta is None:
+        return
+    run = {k: v for k, v in meta.items() if not k.startswith(RESERVED_METADATA_PREFIX)}
+    changed = metadata_changes(run, carried)
+    if changed:
+        named = ", ".join(repr(key) for key in changed)
+        raise InputError(
+            f"{path}: {named} {'differs' if len(changed) == 1 else 'differ'} from what the "
+            f"source's last checkpoint (position {last.checkpoint.position}, key "
+            f"{key_fingerprint(last.key)}) signed: "
+            "the metadata was edited after it was checkpointed (or exported from a log still "
+            "being written: export it again once its run has ended); nothing was imported"
+        )
+
+
 async def _export_partitions(
     partitions: Sequence[str], out: TextIO, checkpoints: TextIO | None
 ) -> int:
@@ -386,6 +419,7 @@ async def import_logs(
     if len(chains) <= 1:
         # The run's metadata exported beside it, so the tools find its scenario again.
         carried = _source_metadata(source)
+        _hold_metadata(metadata_beside(source), carried, _source_checkpoints(source, checkpoints))
         note = await import_signed(
             source, location, now=now, checkpoints=checkpoints, metadata=carried
         )

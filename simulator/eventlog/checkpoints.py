@@ -30,7 +30,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,12 @@ def metadata_digests(metadata: Mapping[str, str]) -> dict[str, str]:
         key: hashlib.sha256(value.encode("utf-8")).hexdigest()
         for key, value in sorted(metadata.items())
     }
+
+
+def metadata_changes(signed: Mapping[str, str], metadata: Mapping[str, str]) -> list[str]:
+    """The keys whose values differ from the digests ``signed`` (added and removed ones too)."""
+    now = metadata_digests(metadata)
+    return sorted(key for key in signed.keys() | now.keys() if signed.get(key) != now.get(key))
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,11 +278,22 @@ def latest_valid(entries: list[CheckpointEntry], log_id: str, key: str) -> Check
         and entry.record.checkpoint.log == log_id
         and entry.record.verifies_with(key)
     ]
-    latest: Checkpoint | None = None
-    for checkpoint in valid:
-        if latest is None or checkpoint.position >= latest.position:
-            latest = checkpoint
-    return latest
+    last = last_made(valid)
+    return None if last is None else valid[last]
+
+
+def last_made(checkpoints: Sequence[Checkpoint]) -> int | None:
+    """The index of the last checkpoint made: the highest position, then the latest time.
+
+    Of several at one position (the metadata alone changed in between) the
+    later one, and of those made at the same instant the later in the list.
+    """
+    if not checkpoints:
+        return None
+    return max(
+        range(len(checkpoints)),
+        key=lambda i: (checkpoints[i].position, checkpoints[i].time, i),
+    )
 
 
 def behind_checkpoint(checkpoint: Checkpoint, head: int, hash_there: str | None) -> str | None:

@@ -32,7 +32,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from simulator.eventlog.checkpoints import CheckpointEntry, SignedCheckpoint, metadata_digests
+from simulator.eventlog.checkpoints import (
+    CheckpointEntry,
+    SignedCheckpoint,
+    last_made,
+    metadata_changes,
+)
 from simulator.eventlog.envelope import GENESIS_HASH, from_json_line, stored_hash, to_json_line
 from simulator.eventlog.errors import CorruptLogError
 from simulator.eventlog.keys import key_fingerprint
@@ -473,21 +478,14 @@ class _Judge:
         and 2 records, or only an import source's, which sign the source's).
         """
         own = [v for v in self.valid if v.record.checkpoint.log == self.log_id]
-        if not own:
+        index = last_made([v.record.checkpoint for v in own])
+        if index is None:
             return None, []
-        top = max(v.position for v in own)
-        # Of those at the highest position, the last made: the metadata alone
-        # changing is checkpointed again at the same position.
-        at_top = [v for v in own if v.position == top]
-        last = max(enumerate(at_top), key=lambda item: (item[1].record.checkpoint.time, item[0]))[1]
+        last = own[index]
         signed = last.record.checkpoint.meta
         if signed is None:
             return None, []
-        now = metadata_digests(self.metadata)
-        changed = sorted(
-            key for key in signed.keys() | now.keys() if signed.get(key) != now.get(key)
-        )
-        return last, changed
+        return last, metadata_changes(signed, self.metadata)
 
     def _check_positions(self, scan: _Scan) -> None:
         head = scan.head

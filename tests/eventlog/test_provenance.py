@@ -157,3 +157,49 @@ def test_an_edited_export_without_its_checkpoints_is_caught_with_the_sources_key
     assert pinned[0] == 1
     assert "positions 1–9" in pinned[2]
     assert "imported without its source's checkpoints and re-signed by key" in pinned[2]
+
+
+@pytest.fixture
+def exported_run(machines: dict[str, Path], tmp_path: Path) -> Path:
+    """The drill's log with a run's metadata (seed, clock), exported with checkpoints and it."""
+    log = tmp_path / "run.db"
+
+    async def write() -> None:
+        async with open_log(log, create=True, now=lambda: WALL) as store:
+            await store.set_metadata("seed", "7")
+            await store.set_metadata("clock", "simulated")
+        await write_checkpointed(log)
+
+    asyncio.run(write())
+    out = tmp_path / "run.jsonl"
+    assert invoke("log", "export", str(log), "-o", str(out))[0] == 0
+    return out
+
+
+def test_exported_metadata_is_held_to_the_sources_last_checkpoint(
+    exported_run: Path,
+    target: str,
+    machines: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The seed edited in FILE.metadata is refused by name; as exported, it imports and verifies."""
+    metadata = Path(f"{exported_run}.metadata")
+    as_exported = metadata.read_text()
+    on_machine_b(machines, monkeypatch, tmp_path)
+
+    metadata.write_text(as_exported.replace('"seed": "7"', '"seed": "8"'))
+    edited = invoke("log", "import", str(exported_run), "-o", target)
+    metadata.write_text(as_exported)
+    code, _, said = invoke("log", "import", str(exported_run), "-o", target)
+    verified = invoke("log", "verify", target)
+
+    assert '"seed": "7"' in as_exported
+    assert edited[0] == 2
+    assert "'seed' differs from what the source's last checkpoint (position 9" in edited[2]
+    assert "the metadata was edited after it was checkpointed" in edited[2]
+    assert "nothing was imported" in edited[2]
+    assert code == 0, said
+    assert verified[0] == 0, verified[2]
+    assert "the metadata (" in verified[1]
+    assert "is as the last checkpoint signs it" in " ".join(verified[1].split())
