@@ -43,6 +43,7 @@ from simulator.web.forms import (
     FormError,
     allowed_now,
     counterpart,
+    json_kind,
     message_from_form,
 )
 from simulator.web.limits import BodyLimit, RequestRefused, parse_json
@@ -54,6 +55,8 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 # Several commits in a burst become one update; a person cannot read faster.
 MIN_INTERVAL_S = 0.1
 HEARTBEAT_S = 1.0
+# What a seat's form posts: anything else is refused, not dropped without a word.
+SEND_FIELDS = ("kind", "case", "recipient", "values")
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; style-src 'self'; "
@@ -413,8 +416,22 @@ async def seat_send(request: Request) -> Response:
         body = parse_json(await request.body())
     except RequestRefused as exc:
         return _error(exc.status, exc.reason)
-    kind = str(body.get("kind", ""))
-    case_id = str(body.get("case", "")).strip()
+    if unknown := sorted(set(body) - set(SEND_FIELDS)):
+        return _error(
+            400,
+            f"a seat's message has no field {', '.join(map(repr, unknown))}: "
+            f"it sends {', '.join(SEND_FIELDS)}",
+        )
+    for name in ("kind", "case", "recipient"):
+        # Taken as text whatever came, 12345 had opened case "12345".
+        if (
+            name in body
+            and not isinstance(body[name], str)
+            and not (name == "recipient" and body[name] is None)
+        ):
+            return _error(400, f"{name} must be text, not {json_kind(body[name])}")
+    kind = body.get("kind", "")
+    case_id = body.get("case", "").strip()
     values = body.get("values", {})
     if not isinstance(values, dict):
         return _error(400, f"values must be an object of the form's fields, not {values!r:.80}")

@@ -369,3 +369,51 @@ async def test_a_seat_in_an_exercise_split_between_two_umpires(
         for n, events in by_partition.items()
     }
     assert seat_sent == {0: ["consultation"], 1: ["written_request"]}
+
+
+async def test_a_form_of_the_wrong_shape_is_refused_naming_the_field(tmp_path: Path) -> None:
+    """A field the form has not, a text field sent as null, a number, an object or a list,
+    and a kind, case or recipient that is not text, are refused (400) naming what was wrong;
+    nothing of them is recorded, and the next good form takes the first number.
+
+    Found by a hostile client: `null` was recorded as the text "None", `true` as "True",
+    an object as its Python repr and a list as its first line; a misspelt field (`question`)
+    was dropped without a word, and a case id of 12345 taken as "12345".
+    """
+    async with serving(desk(), tmp_path) as served:
+        await seat_state(served, "southmere", lambda s: case_of(s, "water-1"))
+        asking = {"kind": "information_request", "case": "water-1"}
+        for body, said in (
+            ({**asking, "values": {"questions": None}}, "questions: must be text, not null"),
+            ({**asking, "values": {"questions": True}}, "questions: must be text, not true"),
+            ({**asking, "values": {"questions": 12}}, "questions: must be text, not a number"),
+            ({**asking, "values": {"questions": {"a": 1}}}, "must be text, not an object"),
+            ({**asking, "values": {"questions": ["a", "b"]}}, "must be text, not a list"),
+            (
+                {**asking, "values": {"question": "How many?"}},
+                "the information request form has no field 'question'",
+            ),
+            (
+                {"kind": "refusal", "case": "water-1", "values": {"grounds": [1]}},
+                "grounds: must be a list of text",
+            ),
+            ({**asking, "case": 12345, "values": {}}, "case must be text, not a number"),
+            ({**asking, "kind": None, "values": {}}, "kind must be text, not null"),
+            ({**asking, "recipient": ["northmark"], "values": {}}, "recipient must be text"),
+            ({**asking, "message_id": "northmark.9", "values": {}}, "no field 'message_id'"),
+        ):
+            refused = await send(served, "southmere", **body)
+            assert refused.status_code == 400, (body, refused.text)
+            assert said in refused.json()["error"], (body, refused.text)
+        sent = await send(served, "southmere", **asking, values={"questions": "How many?"})
+        assert sent.status_code == 200, sent.text
+        assert sent.json()["message_id"] == "southmere.1"
+        assert (await served.command(command="stop")).status_code == 200
+        await served.until(lambda s: s["ended"], seconds=60)
+    async with open_log(str(served.log), read_only=True) as store:
+        events = [e async for e in store.read(1)]
+    by_seat = [e.data["message"] for e in events if e.sender == "southmere"]
+    assert [(m["type"], m["questions"]) for m in by_seat] == [
+        ("information_request", ["How many?"])
+    ]
+
