@@ -406,7 +406,8 @@ async def seat_letter(request: Request) -> Response:
 
 
 async def seat_send(request: Request) -> Response:
-    board = _console(request).board
+    console = _console(request)
+    board = console.board
     seat = seat_of(request)
     if seat is None:
         return _refused()
@@ -444,7 +445,7 @@ async def seat_send(request: Request) -> Response:
     if case is None:
         if kind not in OPENING_TYPES and not board.training:
             return _error(409, f"{case_id} is not one of your cases")
-        if _not_free(board, case_id):
+        if _not_free(board, case_id) or _opening_elsewhere(console, seat, case_id):
             # Said alike of another parties' case and of one the scenario will open, and
             # nothing more: a seat learns nothing of cases that are not its own.
             return _error(409, f"case id {case_id} is not free: open the case under another id")
@@ -498,6 +499,18 @@ def _not_free(board: Board, case_id: str) -> bool:
     """Whether a new case may not have this id: a case of the log (whoever's), or one
     the scenario opens itself (an inject's, a generator's), which it would take over."""
     return case_id in board.cases.cases or board.scenario.creates_case(case_id)
+
+
+def _opening_elsewhere(console: Console, seat: PlayerSeat, case_id: str) -> bool:
+    """Whether another seat has sent a message under this case id that is not recorded
+    yet: the id is not in the log, but will be, and is not free either. Two trainees
+    opening one id at once had both been let through, the second charged with a breach."""
+    return any(
+        item.case_id == case_id
+        for other in console.seats.values()
+        if other is not seat
+        for item in other.outbox.values()
+    )
 
 
 def _recipients(case: Case, party: str, kind: str, others: Sequence[str]) -> list[str]:

@@ -417,3 +417,45 @@ async def test_a_form_of_the_wrong_shape_is_refused_naming_the_field(tmp_path: P
         ("information_request", ["How many?"])
     ]
 
+
+async def test_two_seats_opening_one_new_case_id_at_once_get_it_once(tmp_path: Path) -> None:
+    """Two seats opening a case under the same new id at the same moment: one opens it,
+    the other is told the id is not free; neither is charged with a breach.
+
+    Found with two players racing: both were accepted (the id was in neither the log nor
+    the scenario yet), and the second request was recorded into the first's case as
+    `not-allowed-in-state`, charged to a trainee the console had said yes to.
+    """
+    async with serving(desk(humans=("northmark", "southmere")), tmp_path) as served:
+        for party in ("northmark", "southmere"):
+            await seat_state(served, party, lambda s: s["clock"]["time"])
+        answers = await asyncio.gather(
+            send(
+                served,
+                "southmere",
+                kind="written_request",
+                case="joint-1",
+                recipient="northmark",
+                values={**ESCORT, "signature": "L. Morrow"},
+            ),
+            send(
+                served,
+                "northmark",
+                kind="written_request",
+                case="joint-1",
+                recipient="southmere",
+                values={**ESCORT, "signature": "O. Tessary"},
+            ),
+        )
+        assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
+        (refused,) = (a for a in answers if a.status_code == 409)
+        assert refused.json()["error"] == (
+            "case id joint-1 is not free: open the case under another id"
+        )
+        await served.until(lambda s: any(c["id"] == "joint-1" for c in s["cases"]))
+        assert (await served.command(command="stop")).status_code == 200
+        await served.until(lambda s: s["ended"], seconds=60)
+    async with open_log(str(served.log), read_only=True) as store:
+        events = [e async for e in store.read(1)]
+    joint = [e for e in events if e.subject == "joint-1"]
+    assert [(e.type, e.data["violations"]) for e in joint] == [("coop.msg.written_request", [])]
