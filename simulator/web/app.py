@@ -57,6 +57,8 @@ MIN_INTERVAL_S = 0.1
 HEARTBEAT_S = 1.0
 # What a seat's form posts: anything else is refused, not dropped without a word.
 SEND_FIELDS = ("kind", "case", "recipient", "values")
+# How long a run asked to end waits, at most, for what the seats sent to be recorded.
+SETTLE_S = 5.0
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; style-src 'self'; "
@@ -79,6 +81,20 @@ class Console:
     seats: dict[str, PlayerSeat] = field(default_factory=dict)
     report_file: Path | None = None
     base_url: str = ""
+    # The run was asked to end: the seats send nothing more.
+    closing: bool = False
+
+    async def close_seats(self, wait_s: float = SETTLE_S) -> None:
+        """Let the seats send nothing more, and wait (`wait_s` at most) until what they sent
+        is recorded: the end comes after it. Ended at once, the run had gone without a
+        message the seat had answered "sent" for (the umpire takes a person's submission
+        when it arrives, and it came after the end)."""
+        self.closing = True
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + wait_s
+        for seat in self.seats.values():
+            while seat.outbox and seat.ended is None and (left := give_up - loop.time()) > 0:
+                await seat.changed.wait_past(seat.changed.version, left)
 
     def links(self) -> dict[str, str]:
         found = {"control": f"{self.base_url}/control?token={self.tokens.control}"}
@@ -267,6 +283,8 @@ async def control_command(request: Request) -> Response:
         return _error(409, "a replay shows a finished run; it cannot be changed")
     if board.ended:
         return _error(409, "the exercise has ended")
+    if command.command == "stop":
+        await console.close_seats()
     ok, detail = await console.send_control(command)
     if not ok:
         return _error(409, detail)
@@ -488,6 +506,10 @@ async def seat_send(request: Request) -> Response:
         )
     except FormError as exc:
         return _error(400, str(exc))
+    if console.closing or seat.ended is not None or board.ended:
+        # Checked last, with nothing awaited between here and the seat's outbox: the end
+        # waits for what is in it.
+        return _error(409, "the exercise is ending: nothing more can be sent")
     # Numbered only once it is sure to go: a refused form leaves no gap in the sequence.
     seq, message_id = seat.new_message_id()
     message["message_id"] = message_id

@@ -459,3 +459,34 @@ async def test_two_seats_opening_one_new_case_id_at_once_get_it_once(tmp_path: P
         events = [e async for e in store.read(1)]
     joint = [e for e in events if e.subject == "joint-1"]
     assert [(e.type, e.data["violations"]) for e in joint] == [("coop.msg.written_request", [])]
+
+
+async def test_a_message_sent_as_the_controller_ends_the_run_is_recorded_or_refused(
+    tmp_path: Path,
+) -> None:
+    """The trainee's send and the controller's "End exercise" at one moment: a message the
+    seat said was sent is in the log before the end; otherwise the seat said the run is ending.
+
+    Found by racing the two: the seat answered "sent as southmere.1", the run ended without
+    it, and the seat showed it "waiting for the umpire" for good.
+    """
+    async with serving(desk(), tmp_path) as served:
+        await seat_state(served, "southmere", lambda s: case_of(s, "water-1"))
+        stop, sent = await asyncio.gather(
+            served.command(command="stop"),
+            send(served, "southmere", kind="acknowledgement", case="water-1", values={}),
+        )
+        assert stop.status_code == 200, stop.text
+        await served.until(lambda s: s["ended"], seconds=60)
+        seat = await seat_state(served, "southmere", lambda s: s["ended"])
+        assert seat["pending"] == []
+    async with open_log(str(served.log), read_only=True) as store:
+        events = [e async for e in store.read(1)]
+    recorded = [e.data["message"]["message_id"] for e in events if e.sender == "southmere"]
+    if sent.status_code == 200:
+        assert recorded == [sent.json()["message_id"]]
+        assert events[-1].type == "coop.exercise.ended"
+    else:
+        assert sent.status_code == 409
+        assert "ending" in sent.json()["error"]
+        assert recorded == []
