@@ -380,6 +380,29 @@ async def test_control_of_a_killed_run_exits_non_zero(tmp_path: Path) -> None:
     assert "still running" in " ".join(gone.stderr.split()) or "no answer" in gone.stderr
 
 
+async def test_a_timeout_no_answer_could_meet_is_bad_input_and_nothing_is_sent(
+    tmp_path: Path,
+) -> None:
+    """`control --timeout` of 0, below 0, NaN or infinity: exit 2 naming it, before sending.
+
+    Before: `--timeout 0` paused the run and said there was no answer, the run "has ended
+    or is not responding" (exit 1); NaN and infinity waited for ever for a run that is gone.
+    """
+    log = tmp_path / "rt.db"
+    run = await _realtime_run(log)
+    try:
+        for timeout in ("0", "-1", "nan", "inf"):
+            refused = _control(log, "pause", "--timeout", timeout)
+            assert refused.returncode == 2, (timeout, refused.stderr)
+            assert "--timeout" in refused.stderr, refused.stderr
+        status = _control(log, "status")
+        assert status.returncode == 0, status.stderr
+        assert "(paused)" not in status.stdout
+    finally:
+        run.send_signal(signal.SIGINT)
+        await run.wait()
+
+
 @pytest.mark.parametrize(
     ("command", "speed"),
     [

@@ -6,6 +6,7 @@ nowhere else.
 
 import asyncio
 import json
+import math
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -741,6 +742,10 @@ def control(
         _fail("speed needs --speed X")
     if order.command == "inject" and order.inject is None:
         _fail("inject needs --inject ID")
+    if not math.isfinite(timeout) or timeout <= 0:
+        # 0 sent the command and said at once it had no answer (it was carried out all the
+        # same); NaN and infinity waited for ever for a run that is gone.
+        _fail(f"--timeout {timeout:g}: give the seconds to wait for the answer, above 0")
     try:
         target = read_control_file(control_path(log))
     except SimulatorError as exc:

@@ -43,6 +43,7 @@ from simulator.web.forms import (
     FormError,
     allowed_now,
     counterpart,
+    json_kind,
     message_from_form,
 )
 from simulator.web.limits import BodyLimit, RequestRefused, parse_json
@@ -54,6 +55,10 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 # Several commits in a burst become one update; a person cannot read faster.
 MIN_INTERVAL_S = 0.1
 HEARTBEAT_S = 1.0
+# What a seat's form posts: anything else is refused, not dropped without a word.
+SEND_FIELDS = ("kind", "case", "recipient", "values")
+# How long a run asked to end waits, at most, for what the seats sent to be recorded.
+SETTLE_S = 5.0
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; style-src 'self'; "
@@ -76,6 +81,20 @@ class Console:
     seats: dict[str, PlayerSeat] = field(default_factory=dict)
     report_file: Path | None = None
     base_url: str = ""
+    # The run was asked to end: the seats send nothing more.
+    closing: bool = False
+
+    async def close_seats(self, wait_s: float = SETTLE_S) -> None:
+        """Let the seats send nothing more, and wait (`wait_s` at most) until what they sent
+        is recorded: the end comes after it. Ended at once, the run had gone without a
+        message the seat had answered "sent" for (the umpire takes a person's submission
+        when it arrives, and it came after the end)."""
+        self.closing = True
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + wait_s
+        for seat in self.seats.values():
+            while seat.outbox and seat.ended is None and (left := give_up - loop.time()) > 0:
+                await seat.changed.wait_past(seat.changed.version, left)
 
     def links(self) -> dict[str, str]:
         found = {"control": f"{self.base_url}/control?token={self.tokens.control}"}
@@ -264,6 +283,8 @@ async def control_command(request: Request) -> Response:
         return _error(409, "a replay shows a finished run; it cannot be changed")
     if board.ended:
         return _error(409, "the exercise has ended")
+    if command.command == "stop":
+        await console.close_seats()
     ok, detail = await console.send_control(command)
     if not ok:
         return _error(409, detail)
@@ -403,7 +424,8 @@ async def seat_letter(request: Request) -> Response:
 
 
 async def seat_send(request: Request) -> Response:
-    board = _console(request).board
+    console = _console(request)
+    board = console.board
     seat = seat_of(request)
     if seat is None:
         return _refused()
@@ -413,8 +435,22 @@ async def seat_send(request: Request) -> Response:
         body = parse_json(await request.body())
     except RequestRefused as exc:
         return _error(exc.status, exc.reason)
-    kind = str(body.get("kind", ""))
-    case_id = str(body.get("case", "")).strip()
+    if unknown := sorted(set(body) - set(SEND_FIELDS)):
+        return _error(
+            400,
+            f"a seat's message has no field {', '.join(map(repr, unknown))}: "
+            f"it sends {', '.join(SEND_FIELDS)}",
+        )
+    for name in ("kind", "case", "recipient"):
+        # Taken as text whatever came, 12345 had opened case "12345".
+        if (
+            name in body
+            and not isinstance(body[name], str)
+            and not (name == "recipient" and body[name] is None)
+        ):
+            return _error(400, f"{name} must be text, not {json_kind(body[name])}")
+    kind = body.get("kind", "")
+    case_id = body.get("case", "").strip()
     values = body.get("values", {})
     if not isinstance(values, dict):
         return _error(400, f"values must be an object of the form's fields, not {values!r:.80}")
@@ -427,7 +463,7 @@ async def seat_send(request: Request) -> Response:
     if case is None:
         if kind not in OPENING_TYPES and not board.training:
             return _error(409, f"{case_id} is not one of your cases")
-        if _not_free(board, case_id):
+        if _not_free(board, case_id) or _opening_elsewhere(console, seat, case_id):
             # Said alike of another parties' case and of one the scenario will open, and
             # nothing more: a seat learns nothing of cases that are not its own.
             return _error(409, f"case id {case_id} is not free: open the case under another id")
@@ -470,6 +506,10 @@ async def seat_send(request: Request) -> Response:
         )
     except FormError as exc:
         return _error(400, str(exc))
+    if console.closing or seat.ended is not None or board.ended:
+        # Checked last, with nothing awaited between here and the seat's outbox: the end
+        # waits for what is in it.
+        return _error(409, "the exercise is ending: nothing more can be sent")
     # Numbered only once it is sure to go: a refused form leaves no gap in the sequence.
     seq, message_id = seat.new_message_id()
     message["message_id"] = message_id
@@ -481,6 +521,18 @@ def _not_free(board: Board, case_id: str) -> bool:
     """Whether a new case may not have this id: a case of the log (whoever's), or one
     the scenario opens itself (an inject's, a generator's), which it would take over."""
     return case_id in board.cases.cases or board.scenario.creates_case(case_id)
+
+
+def _opening_elsewhere(console: Console, seat: PlayerSeat, case_id: str) -> bool:
+    """Whether another seat has sent a message under this case id that is not recorded
+    yet: the id is not in the log, but will be, and is not free either. Two trainees
+    opening one id at once had both been let through, the second charged with a breach."""
+    return any(
+        item.case_id == case_id
+        for other in console.seats.values()
+        if other is not seat
+        for item in other.outbox.values()
+    )
 
 
 def _recipients(case: Case, party: str, kind: str, others: Sequence[str]) -> list[str]:

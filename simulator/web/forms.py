@@ -207,11 +207,49 @@ class FormError(ValueError):
     """What the trainee wrote cannot be a message at all; the text says which field."""
 
 
+def json_kind(value: object) -> str:
+    """What a JSON value is, in the words a person reading the refusal knows."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return "text"
+
+
+def _shape_problems(form: Form, values: Mapping[str, Any]) -> list[str]:
+    """What in `values` is not as the form sends it: fields it has not, or values that are
+    not text (a list of text for a multiple choice; a checkbox may say true or false).
+
+    Taken as they came, `null` had been recorded as the text "None", an object as its
+    Python repr and a list as its first line; a misspelt field dropped without a word.
+    """
+    kinds = {item.name: item.kind for item in form.fields}
+    problems = [
+        f"the {form.title} form has no field {name!r} (its fields: {', '.join(kinds)})"
+        for name in values
+        if name not in kinds
+    ]
+    for name, value in values.items():
+        kind = kinds.get(name)
+        if kind is None or isinstance(value, str):
+            continue
+        if kind == "multi":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                problems.append(f"{name}: must be a list of text, not {json_kind(value)}")
+        elif not (kind == "checkbox" and isinstance(value, bool)):
+            problems.append(f"{name}: must be text, not {json_kind(value)}")
+    return problems
+
+
 def _text(values: Mapping[str, Any], name: str) -> str:
     value = values.get(name, "")
-    if isinstance(value, list):
-        value = value[0] if value else ""
-    return str(value)
+    return value if isinstance(value, str) else str(value).lower()
 
 
 def message_from_form(
@@ -227,6 +265,8 @@ def message_from_form(
     """The message a filled-in form stands for, exactly as written: no blank is filled in."""
     if kind not in FORMS:
         raise FormError(f"{kind!r} is not a message type")
+    if misshapen := _shape_problems(FORMS[kind], values):
+        raise FormError("; ".join(misshapen[:5]))
     fields: dict[str, Any] = {}
     for item in FORMS[kind].fields:
         raw = values.get(item.name)

@@ -198,12 +198,14 @@ async def serve_scenario(
 
             async def watch() -> None:
                 await stopping.wait()
+                # What the seats sent is recorded before the end, as for the control view's stop.
+                await console.close_seats()
                 stop()
 
             async with asyncio.TaskGroup() as group:
                 serving = group.create_task(server.serve(), name="web.server")
                 await _started(server, serving, console)
-                _on_signals(stop)
+                _on_signals(stopping.set)
                 watcher = group.create_task(watch(), name="web.stop")
                 seat_tasks = [
                     group.create_task(seat.run(), name=f"seat[{party_id}].run")

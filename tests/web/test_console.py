@@ -369,3 +369,124 @@ async def test_a_seat_in_an_exercise_split_between_two_umpires(
         for n, events in by_partition.items()
     }
     assert seat_sent == {0: ["consultation"], 1: ["written_request"]}
+
+
+async def test_a_form_of_the_wrong_shape_is_refused_naming_the_field(tmp_path: Path) -> None:
+    """A field the form has not, a text field sent as null, a number, an object or a list,
+    and a kind, case or recipient that is not text, are refused (400) naming what was wrong;
+    nothing of them is recorded, and the next good form takes the first number.
+
+    Found by a hostile client: `null` was recorded as the text "None", `true` as "True",
+    an object as its Python repr and a list as its first line; a misspelt field (`question`)
+    was dropped without a word, and a case id of 12345 taken as "12345".
+    """
+    async with serving(desk(), tmp_path) as served:
+        await seat_state(served, "southmere", lambda s: case_of(s, "water-1"))
+        asking = {"kind": "information_request", "case": "water-1"}
+        for body, said in (
+            ({**asking, "values": {"questions": None}}, "questions: must be text, not null"),
+            ({**asking, "values": {"questions": True}}, "questions: must be text, not true"),
+            ({**asking, "values": {"questions": 12}}, "questions: must be text, not a number"),
+            ({**asking, "values": {"questions": {"a": 1}}}, "must be text, not an object"),
+            ({**asking, "values": {"questions": ["a", "b"]}}, "must be text, not a list"),
+            (
+                {**asking, "values": {"question": "How many?"}},
+                "the information request form has no field 'question'",
+            ),
+            (
+                {"kind": "refusal", "case": "water-1", "values": {"grounds": [1]}},
+                "grounds: must be a list of text",
+            ),
+            ({**asking, "case": 12345, "values": {}}, "case must be text, not a number"),
+            ({**asking, "kind": None, "values": {}}, "kind must be text, not null"),
+            ({**asking, "recipient": ["northmark"], "values": {}}, "recipient must be text"),
+            ({**asking, "message_id": "northmark.9", "values": {}}, "no field 'message_id'"),
+        ):
+            refused = await send(served, "southmere", **body)
+            assert refused.status_code == 400, (body, refused.text)
+            assert said in refused.json()["error"], (body, refused.text)
+        sent = await send(served, "southmere", **asking, values={"questions": "How many?"})
+        assert sent.status_code == 200, sent.text
+        assert sent.json()["message_id"] == "southmere.1"
+        assert (await served.command(command="stop")).status_code == 200
+        await served.until(lambda s: s["ended"], seconds=60)
+    async with open_log(str(served.log), read_only=True) as store:
+        events = [e async for e in store.read(1)]
+    by_seat = [e.data["message"] for e in events if e.sender == "southmere"]
+    assert [(m["type"], m["questions"]) for m in by_seat] == [
+        ("information_request", ["How many?"])
+    ]
+
+
+async def test_two_seats_opening_one_new_case_id_at_once_get_it_once(tmp_path: Path) -> None:
+    """Two seats opening a case under the same new id at the same moment: one opens it,
+    the other is told the id is not free; neither is charged with a breach.
+
+    Found with two players racing: both were accepted (the id was in neither the log nor
+    the scenario yet), and the second request was recorded into the first's case as
+    `not-allowed-in-state`, charged to a trainee the console had said yes to.
+    """
+    async with serving(desk(humans=("northmark", "southmere")), tmp_path) as served:
+        for party in ("northmark", "southmere"):
+            await seat_state(served, party, lambda s: s["clock"]["time"])
+        answers = await asyncio.gather(
+            send(
+                served,
+                "southmere",
+                kind="written_request",
+                case="joint-1",
+                recipient="northmark",
+                values={**ESCORT, "signature": "L. Morrow"},
+            ),
+            send(
+                served,
+                "northmark",
+                kind="written_request",
+                case="joint-1",
+                recipient="southmere",
+                values={**ESCORT, "signature": "O. Tessary"},
+            ),
+        )
+        assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
+        (refused,) = (a for a in answers if a.status_code == 409)
+        assert refused.json()["error"] == (
+            "case id joint-1 is not free: open the case under another id"
+        )
+        await served.until(lambda s: any(c["id"] == "joint-1" for c in s["cases"]))
+        assert (await served.command(command="stop")).status_code == 200
+        await served.until(lambda s: s["ended"], seconds=60)
+    async with open_log(str(served.log), read_only=True) as store:
+        events = [e async for e in store.read(1)]
+    joint = [e for e in events if e.subject == "joint-1"]
+    assert [(e.type, e.data["violations"]) for e in joint] == [("coop.msg.written_request", [])]
+
+
+async def test_a_message_sent_as_the_controller_ends_the_run_is_recorded_or_refused(
+    tmp_path: Path,
+) -> None:
+    """The trainee's send and the controller's "End exercise" at one moment: a message the
+    seat said was sent is in the log before the end; otherwise the seat said the run is ending.
+
+    Found by racing the two: the seat answered "sent as southmere.1", the run ended without
+    it, and the seat showed it "waiting for the umpire" for good.
+    """
+    async with serving(desk(), tmp_path) as served:
+        await seat_state(served, "southmere", lambda s: case_of(s, "water-1"))
+        stop, sent = await asyncio.gather(
+            served.command(command="stop"),
+            send(served, "southmere", kind="acknowledgement", case="water-1", values={}),
+        )
+        assert stop.status_code == 200, stop.text
+        await served.until(lambda s: s["ended"], seconds=60)
+        seat = await seat_state(served, "southmere", lambda s: s["ended"])
+        assert seat["pending"] == []
+    async with open_log(str(served.log), read_only=True) as store:
+        events = [e async for e in store.read(1)]
+    recorded = [e.data["message"]["message_id"] for e in events if e.sender == "southmere"]
+    if sent.status_code == 200:
+        assert recorded == [sent.json()["message_id"]]
+        assert events[-1].type == "coop.exercise.ended"
+    else:
+        assert sent.status_code == 409
+        assert "ending" in sent.json()["error"]
+        assert recorded == []
