@@ -189,6 +189,10 @@ def seat_snapshot(seat: PlayerSeat, training: bool) -> dict[str, Any]:
         for _, e in sorted(seat.events.items())
         if not e.type.startswith("coop.msg.")
     ]
+    outbox = [
+        {"seq": p.seq, "message_id": p.message_id, "type": p.kind, "case": p.case_id}
+        for p in seat.outbox.values()
+    ]
     return {
         "party": party.id,
         "name": party.name,
@@ -201,10 +205,11 @@ def seat_snapshot(seat: PlayerSeat, training: bool) -> dict[str, Any]:
         "ended": seat.ended.reason if seat.ended else None,
         "cases": cases,
         "other_events": other_events,
-        "pending": [
-            {"seq": p.seq, "message_id": p.message_id, "type": p.kind, "case": p.case_id}
-            for p in seat.outbox.values()
-        ],
+        # Once the run has ended nothing more is recorded: what the seat still holds
+        # was sent too late (the run ran out, or was stopped from elsewhere), and the
+        # seat says so rather than "waiting for the umpire" for good.
+        "pending": [] if seat.ended else outbox,
+        "not_recorded": outbox if seat.ended else [],
         "opening": list(OPENING_TYPES),
         "parties": others,
     }

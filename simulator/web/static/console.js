@@ -520,9 +520,12 @@ function seatPage() {
       ];
     });
 
-    render("pending", state.pending, () => (state.pending.length
-      ? state.pending.map((p) => el("li", {}, p.message_id, ": ", words(p.type), " in ", p.case,
-          " — waiting for the umpire"))
+    const lost = state.not_recorded || [];
+    render("pending", [state.pending, lost], () => (state.pending.length || lost.length
+      ? [...state.pending.map((p) => el("li", {}, p.message_id, ": ", words(p.type), " in ",
+          p.case, " — waiting for the umpire")),
+        ...lost.map((p) => el("li", { class: "found" }, p.message_id, ": ", words(p.type), " in ",
+          p.case, " — not recorded: the exercise ended before it reached the umpire"))]
       : [el("li", { class: "muted" }, "Nothing waiting.")]));
     const rejections = state.other_events.filter((e) => e.type === "coop.rejection")
       .map((e) => "Rejected: " + (e.data.reason || ""));
