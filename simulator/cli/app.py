@@ -983,6 +983,7 @@ def report(
     """Write a log's after-action report: report.html (self-contained), report.md, report.json."""
     # The report package loads its renderers, which no other command should pay for.
     from simulator.report import (  # noqa: PLC0415 - see above
+        LogIntegrity,
         lettered_cases,
         read_report,
         read_report_letters,
@@ -992,6 +993,23 @@ def report(
     if charts < 0:
         _fail("--charts must be 0 or more")
     data = _run(read_report(location))
+    # The report is of the log as it is now: it says whether that is what its writer
+    # signed (an edited seed or scenario would otherwise be reported as the run's).
+    checked = [r for _, r in _run(verify_partitions(location)) or []] or [
+        _run(verify_log(location))
+    ]
+    bad = next((r for r in checked if not r.ok), None)
+    integrity = LogIntegrity(
+        sound=bad is None,
+        checked=sum(r.checked for r in checked),
+        closed=_all_or_none([r.closed for r in checked]),
+        metadata_vouched=_all_or_none([r.metadata_vouched for r in checked]),
+        keys=sorted({use.fingerprint for r in checked for use in r.keys}),
+        pinned=False,
+        problem=bad.problem if bad is not None else None,
+        partitions=len(checked) if len(checked) > 1 else 0,
+    )
+    data = data.model_copy(update={"integrity": integrity})
     cases = lettered_cases(data, charts)
     letters = _run(read_report_letters(location, cases, until=data.summary.events))
     try:
@@ -1009,6 +1027,19 @@ def report(
         f"letters in {output / LETTERS_DIRECTORY}{only}",
         highlight=False,
     )
+    if bad is not None:
+        Console(stderr=True).print(
+            f"warning: the log does not verify, and the report says so: {bad.problem}",
+            highlight=False,
+            markup=False,
+        )
+
+
+def _all_or_none(values: Sequence[bool | None]) -> bool | None:
+    """True if every partition says so, False if any says not, None if one cannot tell."""
+    if any(v is False for v in values):
+        return False
+    return None if any(v is None for v in values) else True
 
 
 @app.command()

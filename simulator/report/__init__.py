@@ -13,12 +13,13 @@ from simulator.report.files import (
 from simulator.report.formatting import DEFAULT_CHARTED_CASES
 from simulator.report.html_page import render_html
 from simulator.report.markdown_page import render_markdown
-from simulator.report.model import REPORT_FORMAT, ReportData
+from simulator.report.model import REPORT_FORMAT, LogIntegrity, ReportData
 from simulator.report.sequence import sequence_chart
 
 __all__ = [
     "DEFAULT_CHARTED_CASES",
     "REPORT_FORMAT",
+    "LogIntegrity",
     "ReportData",
     "ReportFiles",
     "assemble",

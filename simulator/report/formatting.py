@@ -76,6 +76,12 @@ def article_key(article: str) -> tuple[tuple[int, ...], str]:
     return (numbers or (10**6,), article)
 
 
+def sentence(text: str | None) -> str:
+    """Text ending as a sentence does, for running on with another."""
+    text = (text or "").rstrip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def counted(number: int, noun: str) -> str:
     """`1 step`, `3 steps`."""
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

@@ -27,6 +27,7 @@ from simulator.report.formatting import (
     counted,
     has_letter,
     measure_cells,
+    sentence,
     settings_text,
     span,
     when,
@@ -283,6 +284,14 @@ def _summary(report: ReportData) -> str:
                 ),
             )
         )
+    if report.integrity is not None:
+        facts.append(("Log integrity", _e(report.integrity.describe())))
+        if not report.integrity.sound:
+            parts.append(
+                '<p class="card bad"><b>This log does not verify.</b> '
+                f"{_e(sentence(report.integrity.problem))} What follows is what the log says "
+                "now.</p>"
+            )
     parts.append(_table(None, facts, css="facts"))
     parts.append("<h3>Cases by final state</h3>")
     if s.cases_by_state:

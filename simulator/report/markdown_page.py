@@ -21,6 +21,7 @@ from simulator.report.formatting import (
     counted,
     has_letter,
     measure_cells,
+    sentence,
     settings_text,
     span,
     when,
@@ -148,7 +149,23 @@ def _summary(report: ReportData) -> list[str]:
                 + " (today's rules judge these otherwise; violations are shown as recorded)",
             )
         )
-    lines = ["## 1. Summary", "", *_table(("fact", "value"), rows), "### Cases by final state", ""]
+    warning: list[str] = []
+    if report.integrity is not None:
+        rows.append(("log integrity", report.integrity.describe()))
+        if not report.integrity.sound:
+            warning = [
+                f"**This log does not verify.** {sentence(report.integrity.problem)} "
+                "What follows is what the log says now.",
+                "",
+            ]
+    lines = [
+        "## 1. Summary",
+        "",
+        *warning,
+        *_table(("fact", "value"), rows),
+        "### Cases by final state",
+        "",
+    ]
     if s.cases_by_state:
         lines += _table(
             ("state", "cases"), ((state_words(k), v) for k, v in s.cases_by_state.items())

@@ -292,6 +292,49 @@ class TimelineRow(_Model):
     letter: str | None = None
 
 
+class LogIntegrity(_Model):
+    """What `log verify` found of the log when the report was written from it.
+
+    The report is read from the log as it is now, so a log edited after its
+    run shows edited figures; this says whether the log still holds what its
+    writer signed. Filled by `simulator report` (not by a live run's console).
+    """
+
+    sound: bool
+    checked: int
+    """Events that passed every check (every partition's, for a partitioned run)."""
+    closed: bool | None
+    """A closing checkpoint vouches for the head (None: its checkpoints do not say)."""
+    metadata_vouched: bool | None
+    """The last checkpoint signs the metadata as it is (None: its checkpoints sign none)."""
+    keys: list[str]
+    """Fingerprints of the checkpoint keys trusted."""
+    pinned: bool
+    problem: str | None = None
+    partitions: int = 0
+
+    def describe(self) -> str:
+        """One sentence for the report's summary."""
+        if not self.sound:
+            return f"DOES NOT VERIFY: {self.problem}"
+        parts = [f"sound: {self.checked:,} events, chain intact"]
+        if self.partitions:
+            parts[0] += f" in {self.partitions} partitions"
+        if self.closed:
+            parts.append("closed cleanly")
+        elif self.closed is False:
+            parts.append("not closed cleanly (its writer was killed, or is still writing)")
+        if self.metadata_vouched:
+            parts.append("its metadata as signed")
+        elif self.metadata_vouched is False:
+            parts.append("metadata changed after its last checkpoint")
+        else:
+            parts.append("its checkpoints do not sign its metadata")
+        trust = "pinned" if self.pinned else "read from the log itself"
+        parts.append(f"checkpoint key {', '.join(self.keys)} ({trust})")
+        return "; ".join(parts)
+
+
 class ReportData(_Model):
     """Everything the report shows, read from one log's projections."""
 
@@ -305,9 +348,15 @@ class ReportData(_Model):
     rejections: list[RejectionEntry]
     controller: list[ControllerRow]
     timeline: list[TimelineRow]
+    integrity: LogIntegrity | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", exclude=self.unchecked())
+
+    def unchecked(self) -> set[str] | None:
+        """Left out of the JSON when the log was not checked (a live run's console): its
+        report has no `integrity` key, as reports had none before."""
+        return {"integrity"} if self.integrity is None else None
 
     def __repr__(self) -> str:
         # Short: asyncio.run() of Python 3.11 takes the repr of its task, and so of a

@@ -1,7 +1,10 @@
 """`simulator report LOG -o DIR`, run as a user would."""
 
+import contextlib
 import inspect
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +77,29 @@ def test_report_is_identical_across_processes(drill_log: Path, tmp_path: Path) -
 def test_command_default_matches_the_report_default() -> None:
     """The command's --charts default is the report package's DEFAULT_CHARTED_CASES."""
     assert inspect.signature(report).parameters["charts"].default == DEFAULT_CHARTED_CASES
+
+
+def test_the_report_says_whether_its_log_verifies(drill_log: Path, tmp_path: Path) -> None:
+    """A report is of the log as it is now: it says whether that is what its writer signed."""
+    code, err = _invoke("report", str(drill_log), "-o", str(tmp_path / "sound"))
+    sound = json.loads((tmp_path / "sound" / "report.json").read_text(encoding="utf-8"))
+    with contextlib.closing(sqlite3.connect(drill_log)) as conn, conn:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('seed', '99')")
+    edited_code, edited_err = _invoke("report", str(drill_log), "-o", str(tmp_path / "edited"))
+    edited = json.loads((tmp_path / "edited" / "report.json").read_text(encoding="utf-8"))
+    markdown = (tmp_path / "edited" / "report.md").read_text(encoding="utf-8")
+    html = (tmp_path / "edited" / "report.html").read_text(encoding="utf-8")
+
+    assert code == 0, err
+    assert sound["integrity"]["sound"] is True
+    assert (sound["integrity"]["closed"], sound["integrity"]["metadata_vouched"]) == (True, True)
+    assert sound["integrity"]["checked"] == sound["summary"]["events"]
+    assert "warning" not in err
+    # Still written (it is what the log says), and saying loudly that the log was edited.
+    assert edited_code == 0, edited_err
+    assert edited["integrity"]["sound"] is False
+    assert "the metadata key 'seed' differs" in edited["integrity"]["problem"]
+    assert "**This log does not verify.**" in markdown
+    assert "DOES NOT VERIFY" in markdown
+    assert "This log does not verify." in html
+    assert "warning: the log does not verify" in " ".join(edited_err.split())
