@@ -646,13 +646,25 @@ async def _one(cursor: psycopg.AsyncCursor[Any]) -> tuple[Any, ...]:
     return tuple(row)
 
 
+async def _connect(
+    url: str, schema: str, *, autocommit: bool = False
+) -> psycopg.AsyncConnection[Any]:
+    """A connection for a look at the schemas; a server that cannot be reached is a
+    StorageError naming the schema, as the store's own connection is (it had been
+    psycopg's traceback from every command reading a PostgreSQL log)."""
+    try:
+        return await psycopg.AsyncConnection.connect(url, autocommit=autocommit)
+    except psycopg.Error as exc:
+        raise StorageError(f"postgresql schema {schema}", f"cannot connect ({exc})") from exc
+
+
 async def partition_schemas(url: str, schema: str) -> list[int]:
     """The partitions `n` of the schemas `{schema}_p{n}`, if `schema` itself is none; else [].
 
     A partitioned run keeps a log per partition (`simulator.logfiles.partition_location`)
     and names the run by the schema they share as a prefix, which holds no log itself.
     """
-    async with await psycopg.AsyncConnection.connect(url) as conn:
+    async with await _connect(url, schema) as conn:
         cursor = await conn.execute(
             "SELECT nspname FROM pg_namespace WHERE nspname = %s OR nspname LIKE %s",
             # LIKE's `_` is any character: the run's own are taken literally.
@@ -669,7 +681,7 @@ async def partition_schemas(url: str, schema: str) -> list[int]:
 
 
 async def schema_exists(url: str, schema: str) -> bool:
-    async with await psycopg.AsyncConnection.connect(url) as conn:
+    async with await _connect(url, schema) as conn:
         cursor = await conn.execute(
             "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,)
         )
@@ -678,7 +690,7 @@ async def schema_exists(url: str, schema: str) -> bool:
 
 async def drop_schema(url: str, schema: str) -> None:
     """Remove a schema and all it holds (a log made by a command that then failed)."""
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+    async with await _connect(url, schema, autocommit=True) as conn:
         await conn.execute(
             sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
         )
