@@ -198,7 +198,9 @@ async def partition_locations(location: str | Path) -> list[str]:
         )
     async with open_log(partition_location(text, 0), read_only=True) as first:
         declared = await first.get_metadata(PARTITIONS_METADATA)
-    count = int(declared) if declared and declared.isdigit() else len(numbers)
+    count = (
+        int(declared) if declared and declared.isascii() and declared.isdigit() else len(numbers)
+    )
     missing = sorted(set(range(count)) - set(numbers))
     if missing:
         raise InputError(
