@@ -37,6 +37,7 @@ from simulator.eventlog.checkpoints import (
     behind_checkpoint,
     latest_valid,
     sign_checkpoint,
+    unvouched_log,
 )
 from simulator.eventlog.envelope import GENESIS_HASH, Event, NewEvent, format_time
 from simulator.eventlog.errors import (
@@ -278,6 +279,8 @@ class PostgresEventStore:
                 self._genesis = await self._insert_checkpoint(conn, 0, GENESIS_HASH)
                 entries = await self._entries(conn)
             latest = latest_valid(entries, self._log_id, public_key_hex(key))
+            if latest is None and head > 0:
+                raise CorruptLogError(self._location, unvouched_log("its checkpoints table"))
             self._checkpointed = -1 if latest is None else latest.position
             if latest is not None:
                 cursor = await conn.execute(

@@ -38,6 +38,7 @@ from simulator.eventlog.checkpoints import (
     checkpoint_path,
     latest_valid,
     sign_checkpoint,
+    unvouched_log,
 )
 from simulator.eventlog.envelope import GENESIS_HASH, Event, NewEvent, format_time
 from simulator.eventlog.errors import (
@@ -452,6 +453,11 @@ class SqliteEventStore:
             # genesis checkpoint makes a missing side file detectable later.
             self._genesis = self._write_checkpoint_sync()
         latest = latest_valid(self._checkpoints.entries(), self._log_id, public_key_hex(key))
+        if latest is None and self._head > 0:
+            raise CorruptLogError(
+                str(self._path),
+                unvouched_log(str(self._checkpoints.path)),
+            )
         self._checkpointed = -1 if latest is None else latest.position
         if latest is not None:
             problem = behind_checkpoint(latest, self._head, self._hash_at_sync(latest.position))

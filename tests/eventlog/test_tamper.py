@@ -173,6 +173,7 @@ async def test_a_rolled_back_copy_that_grew_a_new_history_is_caught(
     elsewhere = tmp_path / "elsewhere" / "log.db"
     elsewhere.parent.mkdir()
     shutil.copy(log, elsewhere)
+    shutil.copy(f"{log}.checkpoints", f"{elsewhere}.checkpoints")
     async with SqliteEventStore(log, now=now) as store:
         await store.append(proposals("real", 5))
     async with SqliteEventStore(elsewhere, now=now) as store:
