@@ -1026,7 +1026,9 @@ def letters(
     if not found:
         _fail(f"{location}: no written message" + (f" in case {case}" if case else ""), code=1)
     try:
-        files = write_letters(found, output, html=fmt != "pdf", pdf=fmt != "html")
+        files = write_letters(
+            found, output, html=fmt != "pdf", pdf=fmt != "html", drop_stale=case is None
+        )
     except OSError as exc:
         _fail(f"{exc.filename or output}: {exc.strerror or exc}")
     except SimulatorError as exc:
