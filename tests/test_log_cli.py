@@ -377,6 +377,25 @@ def test_verify_with_another_pinned_key_fails_naming_the_positions(drill: Path) 
     assert "no checkpoint of the log is signed by a pinned key" in flat
 
 
+def test_export_of_a_log_without_checkpoints_says_it_has_none(drill: Path, tmp_path: Path) -> None:
+    """A log whose checkpoint side file is gone exports with that said (and exit 0: its
+    events read back sound), not as if its signed checkpoints had gone beside the export.
+
+    Before: "exported N events to FILE, its signed checkpoints to FILE.checkpoints", an
+    empty file.
+    """
+    Path(f"{drill}.checkpoints").unlink()
+    exported = tmp_path / "drill.jsonl"
+
+    code, _, err = _invoke("log", "export", str(drill), "-o", str(exported))
+
+    said = " ".join(err.split())
+    assert code == 0, err
+    assert "its signed checkpoints to" not in said
+    assert f"{drill} has no signed checkpoints, so {exported}.checkpoints is empty" in said
+    assert Path(f"{exported}.checkpoints").read_text() == ""
+
+
 def test_export_writes_the_checkpoints_beside_the_events(drill: Path, tmp_path: Path) -> None:
     """`log export -o FILE` also writes FILE.checkpoints, the log's signed checkpoints."""
     exported = tmp_path / "drill.jsonl"
