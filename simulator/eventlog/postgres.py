@@ -48,6 +48,7 @@ from simulator.eventlog.errors import (
     NotALogError,
     SigningKeyError,
     StorageError,
+    format_problem,
 )
 from simulator.eventlog.keys import default_key_path, load_or_create_signing_key, public_key_hex
 from simulator.eventlog.settings import resolve_checkpointing
@@ -228,7 +229,9 @@ class PostgresEventStore:
             cursor = await conn.execute(self._sql("SELECT key, value FROM {meta}"))
             meta = dict(await cursor.fetchall())
             if meta.get("eventlog.format") != FORMAT:
-                raise NotALogError(self._location, "the schema has no event log format record")
+                raise NotALogError(
+                    self._location, format_problem(meta.get("eventlog.format"), FORMAT)
+                )
             self._log_id = meta.get("eventlog.log_id", "")
         if not self._read_only:
             await self._prepare_checkpoints(conn, meta.get("eventlog.checkpoint_key"))

@@ -48,6 +48,7 @@ from simulator.eventlog.errors import (
     NotALogError,
     SigningKeyError,
     StorageError,
+    format_problem,
 )
 from simulator.eventlog.keys import default_key_path, load_or_create_signing_key, public_key_hex
 from simulator.eventlog.settings import resolve_checkpointing
@@ -369,7 +370,7 @@ class SqliteEventStore:
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         if meta.get("eventlog.format") != FORMAT:
             raise CorruptLogError(
-                str(self._path), "marked as an event log but its format record is missing"
+                str(self._path), format_problem(meta.get("eventlog.format"), FORMAT)
             )
         self._log_id = meta.get("eventlog.log_id", "")
         (encoding,) = conn.execute("PRAGMA encoding").fetchone()
