@@ -37,22 +37,28 @@ class Lineage(BaseModel):
         )
 
 
+def _number(text: str) -> int | None:
+    """A whole number in ASCII digits, or None (`str.isdigit` also passes `²`, which `int`
+    refuses: metadata edited so had made `log show` and `report` tracebacks)."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def read_lineage(metadata: Mapping[str, str]) -> Lineage | None:
     """The lineage a log's metadata records; None for a run that is no fork."""
-    position = metadata.get(FORK_POSITION, "")
-    if not position.isdigit() or int(position) == 0:
+    position = _number(metadata.get(FORK_POSITION, ""))
+    if not position:
         return None
-    generation = metadata.get(GENERATION, "")
     return Lineage(
         parent=metadata.get(PARENT, ""),
-        position=int(position),
-        generation=int(generation) if generation.isdigit() else 1,
+        position=position,
+        generation=_number(metadata.get(GENERATION, "")) or 1,
     )
 
 
 def resumed_positions(value: str | None) -> list[int]:
     """The positions a log's `RESUMED_AT` metadata names; [] for a run never resumed."""
-    return [int(p) for p in (value or "").split(",") if p.strip().isdigit()]
+    return [n for p in (value or "").split(",") if (n := _number(p)) is not None]
 
 
 def with_resumption(value: str | None, position: int) -> str:

@@ -34,11 +34,24 @@ def is_postgres(location: str) -> bool:
     return location.startswith(POSTGRES_SCHEMES)
 
 
+# The schemas a log may live in (`eventlog.postgres` holds its stores to the same).
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
 def split_postgres(url: str) -> tuple[str, str]:
-    """The libpq URL without our `schema` parameter, and the schema."""
+    """The libpq URL without our `schema` parameter, and the schema.
+
+    InputError for a schema no log may have (it had been a ValueError's traceback).
+    """
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     schema = next((v for k, v in query if k == "schema"), "eventlog")
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise InputError(
+            f"postgresql schema {schema!r} (the URL's schema=): not a plain lower-case "
+            "identifier; a log's schema is a-z, 0-9 and _, not starting with a digit, "
+            "at most 63 characters"
+        )
     rest = urlencode([(k, v) for k, v in query if k != "schema"])
     return urlunsplit(parts._replace(query=rest)), schema
 
@@ -185,7 +198,9 @@ async def partition_locations(location: str | Path) -> list[str]:
         )
     async with open_log(partition_location(text, 0), read_only=True) as first:
         declared = await first.get_metadata(PARTITIONS_METADATA)
-    count = int(declared) if declared and declared.isdigit() else len(numbers)
+    count = (
+        int(declared) if declared and declared.isascii() and declared.isdigit() else len(numbers)
+    )
     missing = sorted(set(range(count)) - set(numbers))
     if missing:
         raise InputError(

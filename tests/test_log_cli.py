@@ -4,6 +4,7 @@ import asyncio
 import errno
 import hashlib
 import json
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -280,6 +281,59 @@ def test_foreign_and_corrupt_files_get_a_clear_error(tmp_path: Path, command: st
         assert hashlib.sha256(path.read_bytes()).hexdigest() == before
 
 
+def _closed_port() -> int:
+    """A TCP port nothing listens on (bound once by the kernel, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# Every command that reads a log, as a user types it; {dir} is a scratch directory.
+_READERS = [
+    "log show",
+    "log verify",
+    "log export",
+    "report -o {dir}/report",
+    "letters -o {dir}/letters",
+    "replay --check",
+    "resume",
+    "fork --at 1 -o {dir}/fork.db",
+]
+
+
+@pytest.mark.parametrize("reader", _READERS)
+@pytest.mark.parametrize("where", ["schema-not-a-name", "no-such-database", "no-server"])
+def test_a_postgres_log_that_cannot_be_reached_is_one_clear_message(
+    pg_url: str, tmp_path: Path, reader: str, where: str
+) -> None:
+    """A schema that is no name, a database that is not there, a server that does not answer:
+    exit 2 and one line naming the schema and what failed, for every command that reads a
+    log.
+
+    Before: tracebacks (a ValueError, psycopg's OperationalError) from every one of them:
+    the check for a partitioned run connected before the log's store did.
+    """
+    base = pg_url.rsplit("/", 1)[0]
+    url = {
+        "schema-not-a-name": f"{pg_url}?schema=Run 42",
+        "no-such-database": f"{base}/no_such_db_{tmp_path.name[-8:].lower()}?schema=hl_run",
+        "no-server": f"postgresql://postgres@127.0.0.1:{_closed_port()}/test?schema=hl_run",
+    }[where]
+    args = [*reader.format(dir=tmp_path).split(), url]
+    code, _, err = _invoke(*args)
+    said = " ".join(err.split())
+    assert code == 2, err
+    assert "Traceback" not in err
+    schema = "'Run 42'" if where == "schema-not-a-name" else "hl_run"
+    assert f"schema {schema}" in said, said
+    expected = {
+        "schema-not-a-name": "not a plain lower-case identifier",
+        "no-such-database": "cannot connect",
+        "no-server": "cannot connect",
+    }[where]
+    assert expected in said, said
+
+
 def test_verify_says_which_key_it_trusted_and_that_it_came_from_the_log(drill: Path) -> None:
     """Without --key, verify names the key's fingerprint and says it was read from the log."""
     _, key_out, _ = _invoke("log", "key")
@@ -321,6 +375,25 @@ def test_verify_with_another_pinned_key_fails_naming_the_positions(drill: Path) 
     flat = " ".join(err.split())
     assert f"positions 1–{len(DRILL) + 1}" in flat
     assert "no checkpoint of the log is signed by a pinned key" in flat
+
+
+def test_export_of_a_log_without_checkpoints_says_it_has_none(drill: Path, tmp_path: Path) -> None:
+    """A log whose checkpoint side file is gone exports with that said (and exit 0: its
+    events read back sound), not as if its signed checkpoints had gone beside the export.
+
+    Before: "exported N events to FILE, its signed checkpoints to FILE.checkpoints", an
+    empty file.
+    """
+    Path(f"{drill}.checkpoints").unlink()
+    exported = tmp_path / "drill.jsonl"
+
+    code, _, err = _invoke("log", "export", str(drill), "-o", str(exported))
+
+    said = " ".join(err.split())
+    assert code == 0, err
+    assert "its signed checkpoints to" not in said
+    assert f"{drill} has no signed checkpoints, so {exported}.checkpoints is empty" in said
+    assert Path(f"{exported}.checkpoints").read_text() == ""
 
 
 def test_export_writes_the_checkpoints_beside_the_events(drill: Path, tmp_path: Path) -> None:

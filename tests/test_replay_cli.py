@@ -4,6 +4,7 @@ import asyncio
 import json
 import os
 import shlex
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -11,7 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from simulator.cli import app
 from simulator.run.exercise import RunOptions, run_exercise
 from simulator.scenario import load_scenario
 
@@ -141,3 +144,80 @@ def test_positions_outside_the_log_are_one_clear_message(
     assert says.format(**fill) in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr
     assert not (recorded.parent / "f.db").exists()
+
+
+def _edited_copy(recorded: Path, directory: Path, edits: dict[str, str]) -> Path:
+    """A copy of the recorded log (with its checkpoints) whose metadata was edited by hand."""
+    log = directory / "edited.db"
+    shutil.copyfile(recorded, log)
+    shutil.copyfile(f"{recorded}.checkpoints", f"{log}.checkpoints")
+    with sqlite3.connect(log) as db:
+        db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", edits.items())
+    db.close()
+    return log
+
+
+def _invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "300"})
+    return result.exit_code, " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize(
+    ("edits", "says"),
+    [
+        ({"scenario": "not json{"}, "the scenario its metadata records cannot be read"),
+        ({"scenario": '{"version": 1}'}, "the scenario its metadata records cannot be read"),
+        ({"seed": "abc"}, "its metadata's seed is 'abc', not a whole number"),
+        ({"seed": "\u00b2"}, "its metadata's seed is '\u00b2', not a whole number"),
+        ({"generation": "x"}, "its metadata's generation is 'x', not a whole number"),
+        ({"speed": "fast"}, "its metadata's speed is 'fast', not a number"),
+    ],
+)
+def test_run_metadata_edited_by_hand_is_one_clear_message(
+    recorded: Path, tmp_path: Path, edits: dict[str, str], says: str
+) -> None:
+    """A scenario that is not one, a seed, generation or speed that is no number, in a log's
+    metadata (outside the chain, so nothing refuses the edit itself): replay --check, fork
+    and resume exit 2 naming the log and the value, and make nothing.
+
+    Before: a pydantic ValidationError or a ValueError traceback (exit 1).
+    """
+    log = _edited_copy(recorded, tmp_path, edits)
+    commands = [["replay", "--check"], ["fork", "--at", "5", "-o", str(tmp_path / "f.db")]]
+    if set(edits) & {"generation", "speed"}:
+        commands = [["resume"]]
+        with sqlite3.connect(log) as db:  # an interrupted run, so that resume goes on with it
+            db.execute("DELETE FROM events WHERE type = 'coop.exercise.ended'")
+        db.close()
+        lines = Path(f"{log}.checkpoints").read_text().splitlines(keepends=True)
+        Path(f"{log}.checkpoints").write_text(lines[0])
+    else:
+        commands.append(["resume"])
+    for command in commands:
+        code, said = _invoke(*command, str(log))
+        assert code == 2, (command, said)
+        assert f"{log}: " in said, (command, said)
+        assert says in said, (command, said)
+    assert not (tmp_path / "f.db").exists()
+
+
+def test_positions_in_metadata_that_are_no_numbers_are_taken_for_none(
+    recorded: Path, tmp_path: Path
+) -> None:
+    """A fork's position or the positions a run was resumed from, edited into digits Python
+    calls digits but cannot read as a number ('²'): the log is shown and reported as a
+    run that is no fork and was never resumed, as for any other value that is no number.
+
+    Before: a ValueError traceback from `log show` and `report`.
+    """
+    log = _edited_copy(
+        recorded,
+        tmp_path,
+        {"fork_position": "\u00b2", "generation": "\u00b2", "resumed_at": "\u00b2"},
+    )
+    code, said = _invoke("log", "show", str(log))
+    assert code == 0, said
+    code, said = _invoke("report", str(log), "-o", str(tmp_path / "report"))
+    assert code == 0, said
+    summary = json.loads((tmp_path / "report" / "report.json").read_text())["summary"]
+    assert (summary["lineage"], summary["resumed_at"]) == (None, [])

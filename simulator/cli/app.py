@@ -466,10 +466,16 @@ def log_export(
     except OSError as exc:
         # The file to write cannot be made (no such directory, no permission).
         _fail(f"{exc.filename or output}: {exc.strerror or exc}")
-    Console(stderr=True).print(
-        f"exported {count} events to {output}, its signed checkpoints to {checkpoints}, "
-        f"the run's metadata (scenario, seed, lineage) to {metadata}"
+    run = f"the run's metadata (scenario, seed, lineage) to {metadata}"
+    said = (
+        f"exported {count} events to {output}, its signed checkpoints to {checkpoints}, {run}"
+        if checkpoints.stat().st_size
+        # Its side file gone or emptied (`log verify` fails it): the import will say that
+        # nothing but its own re-signing vouches for these events.
+        else f"exported {count} events to {output} and {run}; {location} has no "
+        f"signed checkpoints, so {checkpoints} is empty (`log verify` the log)"
     )
+    Console(stderr=True).print(said)
 
 
 @log_app.command("import")
@@ -1062,7 +1068,9 @@ def letters(
     if not found:
         _fail(f"{location}: no written message" + (f" in case {case}" if case else ""), code=1)
     try:
-        files = write_letters(found, output, html=fmt != "pdf", pdf=fmt != "html")
+        files = write_letters(
+            found, output, html=fmt != "pdf", pdf=fmt != "html", drop_stale=case is None
+        )
     except OSError as exc:
         _fail(f"{exc.filename or output}: {exc.strerror or exc}")
     except SimulatorError as exc:

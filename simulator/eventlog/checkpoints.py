@@ -313,3 +313,15 @@ def behind_checkpoint(checkpoint: Checkpoint, head: int, hash_there: str | None)
             "the log was rewritten or replaced by another copy"
         )
     return None
+
+
+def unvouched_log(record: str) -> str:
+    """Why a writer does not go on with a log that has events but no checkpoint of its own.
+
+    Whatever it appended would sit on a history nothing vouches for (and, in a side file
+    copied from another run, among that run's checkpoints); verify fails such a log.
+    """
+    return (
+        f"no checkpoint in {record} vouches for this log (the record is missing, empty, or "
+        "holds another log's checkpoints only); refusing to append to it (run verify)"
+    )

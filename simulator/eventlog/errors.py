@@ -135,3 +135,13 @@ class JsonlImportError(LogError):
         self.line = line
         self.reason = reason
         super().__init__(f"line {line}: {reason}")
+
+
+def format_problem(recorded: str | None, expected: str) -> str:
+    """What is wrong with a log's format record: missing, or another version's."""
+    if recorded is None:
+        return "marked as an event log but its format record is missing"
+    return (
+        f"marked as an event log but its format record says {recorded!r}, not {expected!r} "
+        "(another version's log, or an edited one)"
+    )

@@ -38,6 +38,7 @@ from simulator.eventlog.checkpoints import (
     latest_valid,
     metadata_digests,
     sign_checkpoint,
+    unvouched_log,
 )
 from simulator.eventlog.envelope import GENESIS_HASH, Event, NewEvent, format_time
 from simulator.eventlog.errors import (
@@ -48,6 +49,7 @@ from simulator.eventlog.errors import (
     NotALogError,
     SigningKeyError,
     StorageError,
+    format_problem,
 )
 from simulator.eventlog.keys import default_key_path, load_or_create_signing_key, public_key_hex
 from simulator.eventlog.settings import resolve_checkpointing
@@ -230,7 +232,9 @@ class PostgresEventStore:
             cursor = await conn.execute(self._sql("SELECT key, value FROM {meta}"))
             meta = dict(await cursor.fetchall())
             if meta.get("eventlog.format") != FORMAT:
-                raise NotALogError(self._location, "the schema has no event log format record")
+                raise NotALogError(
+                    self._location, format_problem(meta.get("eventlog.format"), FORMAT)
+                )
             self._log_id = meta.get("eventlog.log_id", "")
         if not self._read_only:
             await self._prepare_checkpoints(conn, meta.get("eventlog.checkpoint_key"))
@@ -281,6 +285,8 @@ class PostgresEventStore:
                 self._genesis = await self._insert_checkpoint(conn, 0, GENESIS_HASH)
                 entries = await self._entries(conn)
             latest = latest_valid(entries, self._log_id, public_key_hex(key))
+            if latest is None and head > 0:
+                raise CorruptLogError(self._location, unvouched_log("its checkpoints table"))
             self._checkpointed = -1 if latest is None else latest.position
             if latest is not None:
                 cursor = await conn.execute(
@@ -663,13 +669,25 @@ async def _one(cursor: psycopg.AsyncCursor[Any]) -> tuple[Any, ...]:
     return tuple(row)
 
 
+async def _connect(
+    url: str, schema: str, *, autocommit: bool = False
+) -> psycopg.AsyncConnection[Any]:
+    """A connection for a look at the schemas; a server that cannot be reached is a
+    StorageError naming the schema, as the store's own connection is (it had been
+    psycopg's traceback from every command reading a PostgreSQL log)."""
+    try:
+        return await psycopg.AsyncConnection.connect(url, autocommit=autocommit)
+    except psycopg.Error as exc:
+        raise StorageError(f"postgresql schema {schema}", f"cannot connect ({exc})") from exc
+
+
 async def partition_schemas(url: str, schema: str) -> list[int]:
     """The partitions `n` of the schemas `{schema}_p{n}`, if `schema` itself is none; else [].
 
     A partitioned run keeps a log per partition (`simulator.logfiles.partition_location`)
     and names the run by the schema they share as a prefix, which holds no log itself.
     """
-    async with await psycopg.AsyncConnection.connect(url) as conn:
+    async with await _connect(url, schema) as conn:
         cursor = await conn.execute(
             "SELECT nspname FROM pg_namespace WHERE nspname = %s OR nspname LIKE %s",
             # LIKE's `_` is any character: the run's own are taken literally.
@@ -686,7 +704,7 @@ async def partition_schemas(url: str, schema: str) -> list[int]:
 
 
 async def schema_exists(url: str, schema: str) -> bool:
-    async with await psycopg.AsyncConnection.connect(url) as conn:
+    async with await _connect(url, schema) as conn:
         cursor = await conn.execute(
             "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,)
         )
@@ -695,7 +713,7 @@ async def schema_exists(url: str, schema: str) -> bool:
 
 async def drop_schema(url: str, schema: str) -> None:
     """Remove a schema and all it holds (a log made by a command that then failed)."""
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+    async with await _connect(url, schema, autocommit=True) as conn:
         await conn.execute(
             sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
         )

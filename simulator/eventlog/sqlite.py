@@ -39,6 +39,7 @@ from simulator.eventlog.checkpoints import (
     latest_valid,
     metadata_digests,
     sign_checkpoint,
+    unvouched_log,
 )
 from simulator.eventlog.envelope import GENESIS_HASH, Event, NewEvent, format_time
 from simulator.eventlog.errors import (
@@ -48,6 +49,7 @@ from simulator.eventlog.errors import (
     NotALogError,
     SigningKeyError,
     StorageError,
+    format_problem,
 )
 from simulator.eventlog.keys import default_key_path, load_or_create_signing_key, public_key_hex
 from simulator.eventlog.settings import resolve_checkpointing
@@ -372,7 +374,7 @@ class SqliteEventStore:
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         if meta.get("eventlog.format") != FORMAT:
             raise CorruptLogError(
-                str(self._path), "marked as an event log but its format record is missing"
+                str(self._path), format_problem(meta.get("eventlog.format"), FORMAT)
             )
         self._log_id = meta.get("eventlog.log_id", "")
         (encoding,) = conn.execute("PRAGMA encoding").fetchone()
@@ -456,6 +458,11 @@ class SqliteEventStore:
             # genesis checkpoint makes a missing side file detectable later.
             self._genesis = self._write_checkpoint_sync()
         latest = latest_valid(self._checkpoints.entries(), self._log_id, public_key_hex(key))
+        if latest is None and self._head > 0:
+            raise CorruptLogError(
+                str(self._path),
+                unvouched_log(str(self._checkpoints.path)),
+            )
         self._checkpointed = -1 if latest is None else latest.position
         if latest is not None:
             problem = behind_checkpoint(latest, self._head, self._hash_at_sync(latest.position))

@@ -12,7 +12,7 @@ verify() re-checks them all.
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -152,13 +152,20 @@ def decode_row(location: str, row: ReadRow, upgrades: UpgradeRegistry | None) ->
             "type": (event_type, event.type),
             "hash": (column_hash, event.hash),
         }
-        disagreeing = [name for name, (column, stored) in columns.items() if column != stored]
-        raise CorruptLogError(
-            location,
-            f"the row's {', '.join(disagreeing)} disagree with its stored event",
-            position,
-        )
+        raise CorruptLogError(location, columns_apart(columns), position)
     return upgrades.upgrade(event) if upgrades is not None else event
+
+
+def columns_apart(columns: Mapping[str, tuple[object, object]]) -> str:
+    """Which of a row's columns say other than its stored event, and what each says
+    (`columns`: name -> (the column, the event's own))."""
+    apart = {name: pair for name, pair in columns.items() if pair[0] != pair[1]}
+    verb = "disagrees" if len(apart) == 1 else "disagree"
+    said = "; ".join(
+        f"{name}: the row says {column!r}, the event {stored!r}"
+        for name, (column, stored) in apart.items()
+    )
+    return f"the row's {', '.join(apart)} {verb} with its stored event ({said})"
 
 
 FetchRows = Callable[[int, int | None, int], Awaitable[Sequence[ReadRow]]]

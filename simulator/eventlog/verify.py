@@ -44,6 +44,7 @@ from simulator.eventlog.keys import key_fingerprint
 from simulator.eventlog.provenance import ImportNote
 from simulator.eventlog.sqlite import SqliteEventStore
 from simulator.eventlog.store import IMPORT_METADATA, InspectableStore, StoredRow
+from simulator.eventlog.stored import columns_apart
 from simulator.eventlog.witness import Witness, WitnessEntries, open_witness
 
 
@@ -242,13 +243,8 @@ class _Scan:
             "type": (row.type, event.type),
             "hash": (row.hash, event.hash),
         }
-        disagreeing = [name for name, (column, stored) in columns.items() if column != stored]
-        if disagreeing:
-            raise _Found(
-                position,
-                f"position {position}: the row's {', '.join(disagreeing)} disagree with "
-                f"its stored event (the stored event says position {event.position})",
-            )
+        if any(column != stored for column, stored in columns.values()):
+            raise _Found(position, f"position {position}: {columns_apart(columns)}")
         if event.prevhash != self.prevhash:
             raise _Found(
                 position,

@@ -1,5 +1,6 @@
 """Reading a log's letters and writing them as files: HTML, PDF, and an index page."""
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -35,10 +36,37 @@ class LetterFiles:
     index: Path
 
 
+# A letter's file as `letter_stem` names it: position, case, type.
+_LETTER_FILE = re.compile(r"\d{5,}-[a-z0-9_-]+-[a-z_]+\.(?:html|pdf)")
+
+
+def _drop_stale_letters(directory: Path, stems: set[str]) -> None:
+    """Remove the letters an earlier run of a command left in `directory` that this one
+    does not write: a report written again into its old directory had kept 963 letters
+    beside the 29 it listed, and `simulator letters` another log's. Only files named as
+    letters are touched."""
+    if not directory.is_dir():
+        return
+    for path in directory.iterdir():
+        if _LETTER_FILE.fullmatch(path.name) and path.name.rsplit(".", 1)[0] not in stems:
+            path.unlink()
+
+
 def write_letters(
-    letters: Sequence[Letter], directory: Path, *, html: bool = True, pdf: bool = True
+    letters: Sequence[Letter],
+    directory: Path,
+    *,
+    html: bool = True,
+    pdf: bool = True,
+    drop_stale: bool = False,
 ) -> LetterFiles:
-    """Each letter as `STEM.html` and `STEM.pdf` in `directory`, and an `index.html` of them."""
+    """Each letter as `STEM.html` and `STEM.pdf` in `directory`, and an `index.html` of them.
+
+    `drop_stale`: the letters are all of a log's, so any other letter file in `directory`
+    (an earlier run's, another log's) goes, and the directory holds what its index lists.
+    """
+    if drop_stale:
+        _drop_stale_letters(directory, {letter.stem for letter in letters})
     directory.mkdir(parents=True, exist_ok=True)
     pages: list[Path] = []
     prints: list[Path] = []

@@ -203,7 +203,11 @@ def _summary(
     controller: Sequence[ControllerRow],
 ) -> ExerciseSummary:
     seed_text = metadata.get("seed")
-    seed = int(seed_text) if seed_text is not None and seed_text.isdigit() else facts.seed
+    seed = (
+        int(seed_text)
+        if seed_text is not None and seed_text.isascii() and seed_text.isdigit()
+        else facts.seed
+    )
     agreement = marks.agreement
     states = Counter(c.state.value for c in marks.cases.values())
     severities = Counter(f.violation.severity.value for f in marks.findings)

@@ -1,6 +1,5 @@
 """Writing a report's three files (report.html, report.md, report.json) from a log."""
 
-import re
 from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,21 +80,6 @@ async def read_report_letters(
         raise LogFileError(str(location), str(exc)) from exc
 
 
-# A letter's file as `letter_stem` names it: position, case, type.
-_LETTER_FILE = re.compile(r"\d{5,}-[a-z0-9_-]+-[a-z_]+\.(?:html|pdf)")
-
-
-def _drop_stale_letters(directory: Path, stems: set[str]) -> None:
-    """Remove the letters an earlier report left in its letters directory that this one
-    does not write: a report written again into its old directory had kept 963 letters
-    beside the 29 it listed. Only files named as letters are touched."""
-    if not directory.is_dir():
-        return
-    for path in directory.iterdir():
-        if _LETTER_FILE.fullmatch(path.name) and path.name.rsplit(".", 1)[0] not in stems:
-            path.unlink()
-
-
 def save_report(
     report: ReportData,
     directory: Path,
@@ -113,8 +97,7 @@ def save_report(
     directory.mkdir(parents=True, exist_ok=True)
     linked: Lettered = False
     if letters is not None:
-        _drop_stale_letters(directory / LETTERS_DIRECTORY, {letter.stem for letter in letters})
-        write_letters(letters, directory / LETTERS_DIRECTORY, pdf=False)
+        write_letters(letters, directory / LETTERS_DIRECTORY, pdf=False, drop_stale=True)
         # Past MAX_LETTERS only some cases' letters are written: link exactly those.
         linked = (
             True

@@ -18,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from simulator.context import monotonic, speed_problem
 from simulator.errors import InputError
 from simulator.eventlog import Event
@@ -172,7 +174,27 @@ async def recorded_run(location: str) -> tuple[Scenario, int, str]:
         clock = await store.get_metadata("clock") or "simulated"
     if text is None or seed is None:
         raise InputError(f"{location}: the log does not record its scenario and seed")
-    return Scenario.model_validate_json(text), int(seed), clock
+    try:
+        scenario = Scenario.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top)"
+        raise InputError(
+            f"{location}: the scenario its metadata records cannot be read "
+            f"({exc.error_count()} problems; first at {where}: {first['msg']}); "
+            "the metadata is outside the chain, so an edit there is not refused when made"
+        ) from None
+    return scenario, _whole_number(location, "seed", seed), clock
+
+
+def _whole_number(location: str, key: str, value: str) -> int:
+    """A whole number the log's metadata records under `key`, or InputError naming it.
+
+    ASCII digits only: `str.isdigit` also passes `²`, which `int` refuses.
+    """
+    if not (value.isascii() and value.isdigit()):
+        raise InputError(f"{location}: its metadata's {key} is {value!r}, not a whole number")
+    return int(value)
 
 
 def comparable(event: Event) -> dict[str, Any]:
@@ -264,6 +286,12 @@ async def _metadata(location: str, key: str) -> str | None:
         return await store.get_metadata(key)
 
 
+async def _recorded_number(location: str, key: str, default: int) -> int:
+    """The whole number the log's metadata records under `key`; `default` if none."""
+    value = await _metadata(location, key)
+    return default if not value else _whole_number(location, key, value)
+
+
 @dataclass(frozen=True, slots=True)
 class ForkStart:
     """What a fork starts from: the parent's first events, its seed and where it came from."""
@@ -309,7 +337,7 @@ async def prepare_fork(
     chosen = scenario or recorded
     if sorted(p.id for p in chosen.parties) != sorted(p.id for p in recorded.parties):
         raise InputError("a fork keeps the parties of its parent; the scenario names others")
-    generation = int(await _metadata(location, GENERATION) or 0) + 1
+    generation = await _recorded_number(location, GENERATION, 0) + 1
     options = dataclasses.replace(
         options or RunOptions(), log=output, seed=recorded_seed if seed is None else seed
     )
@@ -371,14 +399,13 @@ async def resume(
             f"{location}: the exercise ended at position {events[-1].position}; nothing to "
             "resume (`simulator fork` it to go on another way)"
         )
-    generation = int(await _metadata(location, GENERATION) or 0)
-    recorded_speed = await _metadata(location, "speed")
+    generation = await _recorded_number(location, GENERATION, 0)
     options = RunOptions(
         broker=broker,
         log=location,
         seed=seed,
         clock="realtime" if clock == "realtime" else "simulated",
-        speed=speed or (float(recorded_speed) if recorded_speed else 1.0),
+        speed=speed or await _recorded_speed(location),
         partitions=len(by_partition),
     )
     options = await _same_security(location, options)
@@ -391,6 +418,20 @@ async def resume(
         on_commit=on_commit,
         partition_prefixes=by_partition,
     )
+
+
+async def _recorded_speed(location: str) -> float:
+    """The speed a realtime run was recorded at (1 if none), or InputError naming it."""
+    value = await _metadata(location, "speed")
+    if not value:
+        return 1.0
+    try:
+        speed = float(value)
+    except ValueError:
+        raise InputError(f"{location}: its metadata's speed is {value!r}, not a number") from None
+    if problem := speed_problem(speed):
+        raise InputError(f"{location}: its metadata's speed {problem}")
+    return speed
 
 
 async def _fork_again(
@@ -480,7 +521,7 @@ async def check(
             "only simulated-time runs can be checked"
         )
     recorded = await read_range(location)
-    fork_position = int(await _metadata(location, FORK_POSITION) or 0)
+    fork_position = await _recorded_number(location, FORK_POSITION, 0)
     resumed_at = resumed_positions(await _metadata(location, RESUMED_AT))
     with private_workdir("simulator-check-") as directory:
         base = workdir or directory
@@ -492,7 +533,7 @@ async def check(
                 scenario,
                 options,
                 prefix=recorded[:fork_position],
-                generation=int(await _metadata(location, GENERATION) or 1),
+                generation=await _recorded_number(location, GENERATION, 1),
                 parent=await _metadata(location, PARENT),
             ) as exercise:
                 await exercise.run()

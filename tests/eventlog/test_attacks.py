@@ -6,6 +6,7 @@ writing role may only INSERT into. The attacker (tests/eventlog/attacker.py)
 has what the writer has, and uses plain SQL.
 """
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg import errors, sql
 
 from simulator.eventlog import (
+    CorruptLogError,
     InspectableStore,
     PostgresEventStore,
     SqliteEventStore,
@@ -27,7 +29,7 @@ from simulator.eventlog import (
     public_key_hex,
     verify,
 )
-from simulator.eventlog.checkpoints import SignedCheckpoint
+from simulator.eventlog.checkpoints import SignedCheckpoint, sign_checkpoint
 
 from .attacker import Attacker, PostgresAttacker, SqliteAttacker
 from .conftest import PgWriter
@@ -313,3 +315,40 @@ async def test_metadata_edited_after_a_killed_writers_last_checkpoint_is_named_n
         "closing one" in note
         for note in report.notes
     )
+
+
+def _signed_for_another_log(lines: list[str]) -> list[str]:
+    """The same checkpoints, signed by this machine's key for another log (another run's)."""
+    key = load_or_create_signing_key()
+    others = []
+    for line in lines:
+        claim = SignedCheckpoint.from_line(line).checkpoint
+        other = dataclasses.replace(claim, log="0" * 32)
+        others.append(sign_checkpoint(other, key).to_line())
+    return others
+
+
+@pytest.mark.parametrize("record", ["wiped", "another-logs"])
+async def test_a_log_none_of_whose_checkpoints_vouch_for_it_is_not_written_on(
+    target: Target, record: str
+) -> None:
+    """The checkpoint record wiped, or holding another log's checkpoints only (a side file
+    copied from another run): the writer refuses to append (resume, run), as it does to a
+    log behind its checkpoints, and the log is left as it was.
+
+    Before: it appended: a resumed run went on over a history nothing vouched for (and
+    into the other log's side file), and verify failed it afterwards.
+    """
+    await write(target)
+    lines = target.attacker.checkpoint_lines()
+    target.attacker.write_checkpoint_lines(
+        [] if record == "wiped" else _signed_for_another_log(lines)
+    )
+    before = (target.attacker.rows(), target.attacker.checkpoint_lines())
+
+    with pytest.raises(CorruptLogError, match=r"no checkpoint .* vouches for this log") as caught:
+        async with target.writer() as store:
+            await store.append(proposals("late", 1))
+
+    assert "refusing to append to it" in str(caught.value)
+    assert (target.attacker.rows(), target.attacker.checkpoint_lines()) == before

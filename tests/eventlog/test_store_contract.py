@@ -534,3 +534,30 @@ async def test_a_forged_row_that_is_not_an_event_is_refused_when_read(
             _ = [event async for event in reader.read()]
 
     assert caught.value.position == 3
+
+
+@pytest.mark.parametrize("value", ["coop-sim-eventlog/9", None])
+async def test_a_log_whose_format_record_was_changed_or_removed_says_which(
+    open_store: StoreFactory, raw_sql: RawSql, value: str | None
+) -> None:
+    """A format record of another version, or none at all: refused naming what it says.
+
+    Before: a record saying `coop-sim-eventlog/9` was called missing (SQLite), or the
+    schema said to have none (PostgreSQL).
+    """
+    async with open_store() as writer:
+        await writer.append(proposals("e", 2))
+    if value is None:
+        raw_sql("DELETE FROM meta WHERE key = 'eventlog.format'")
+    else:
+        raw_sql(f"UPDATE meta SET value = '{value}' WHERE key = 'eventlog.format'")
+
+    with pytest.raises(LogError) as caught:
+        async with open_store(read_only=True):
+            pass
+
+    said = str(caught.value)
+    if value is None:
+        assert "its format record is missing" in said
+    else:
+        assert f"its format record says {value!r}, not 'coop-sim-eventlog/1'" in said

@@ -173,6 +173,7 @@ async def test_a_rolled_back_copy_that_grew_a_new_history_is_caught(
     elsewhere = tmp_path / "elsewhere" / "log.db"
     elsewhere.parent.mkdir()
     shutil.copy(log, elsewhere)
+    shutil.copy(f"{log}.checkpoints", f"{elsewhere}.checkpoints")
     async with SqliteEventStore(log, now=now) as store:
         await store.append(proposals("real", 5))
     async with SqliteEventStore(elsewhere, now=now) as store:
@@ -262,3 +263,28 @@ async def test_a_pinned_key_other_than_the_logs_is_refused(log: Path) -> None:
 
     assert report.problem is not None
     assert "metadata was replaced" in report.problem
+
+
+async def test_a_column_edited_apart_from_its_event_is_named_with_both_values(log: Path) -> None:
+    """A row's type column changed by hand (its stored event left alone): verify and a reader
+    name the column, what the row says and what the event says.
+
+    Before: "the row's type disagree with its stored event (the stored event says
+    position 8)", the position given as if it were what disagreed.
+    """
+    execute(log, "UPDATE events SET type = 'coop.msg.refusal' WHERE position = 8")
+
+    report = await verify(log)
+    with pytest.raises(CorruptLogError) as caught:
+        async with SqliteEventStore(log, read_only=True) as store:
+            _ = [event async for event in store.read()]
+
+    said = (
+        "the row's type disagrees with its stored event (type: the row says "
+        "'coop.msg.refusal', the event 'coop.written_request')"
+    )
+    assert report.first_bad_position == 8
+    assert report.problem is not None
+    assert said in report.problem
+    assert "says position" not in report.problem
+    assert said in str(caught.value)

@@ -7,6 +7,7 @@ checked is what a reader of the printed letter finds.
 import asyncio
 import re
 import shutil
+import sqlite3
 import subprocess
 from datetime import timedelta
 from pathlib import Path
@@ -250,6 +251,42 @@ def test_the_letters_command_writes_a_cases_letters_and_an_index(tmp_path: Path)
         app, ["letters", str(tmp_path / "letters.db"), "-o", str(out), "--case", "nope"]
     )
     assert missing.exit_code == 1
+
+
+def test_letters_written_again_into_a_directory_keep_only_this_logs(tmp_path: Path) -> None:
+    """`simulator letters` into a directory that holds the letters of another (here: a longer)
+    log: afterwards it holds this log's letters and their index only, as a report's letters
+    directory does; other files are left alone, and so are other cases' letters with --case.
+
+    Before: the other log's letters stayed beside this one's, unlisted, with nothing to
+    tell them apart.
+    """
+    _events(tmp_path)
+    longer, shorter = tmp_path / "letters.db", tmp_path / "shorter.db"
+    shutil.copyfile(longer, shorter)
+    with sqlite3.connect(shorter) as db:
+        db.execute("DELETE FROM events WHERE position > 6")
+    db.close()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+
+    def written(log: Path, *more: str) -> set[str]:
+        result = CliRunner().invoke(
+            app, ["letters", str(log), "-o", str(out), "--format", "html", *more]
+        )
+        assert result.exit_code == 0, result.output
+        return {p.name for p in out.iterdir()}
+
+    everything = written(longer)
+    mine = written(shorter)
+    index = (out / "index.html").read_text(encoding="utf-8")
+    kept = {name for name in mine if name not in ("index.html", "notes.txt")}
+    assert kept < everything - {"index.html", "notes.txt"}
+    assert kept == set(re.findall(r'href="([^"]+)"', index))
+    assert "notes.txt" in mine
+    one_case = sorted(kept)[0].split("-", 1)[1].rsplit("-", 1)[0]
+    assert written(shorter, "--case", one_case) == mine
 
 
 def test_without_pango_a_pdf_says_what_to_install(
