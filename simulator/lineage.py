@@ -21,7 +21,8 @@ RESUMED_AT = "resumed_at"
 class Lineage(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # The parent log as the fork named it (a path or a URL); "" when not recorded.
+    # The parent log: a file's full path (as the fork named it before 2026-12-07), or a
+    # URL; "" when not recorded.
     parent: str
     # The fork keeps the parent's first `position` events byte for byte.
     position: int

@@ -1,6 +1,7 @@
 """`simulator replay` on a broker it starts: a known port, and time for a subscriber first."""
 
 import asyncio
+import contextlib
 import json
 import os
 import shlex
@@ -221,3 +222,21 @@ def test_positions_in_metadata_that_are_no_numbers_are_taken_for_none(
     assert code == 0, said
     summary = json.loads((tmp_path / "report" / "report.json").read_text())["summary"]
     assert (summary["lineage"], summary["resumed_at"]) == (None, [])
+
+
+def test_a_fork_records_its_parents_full_path(
+    recorded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`fork parent.db` from the parent's directory records where the parent is from anywhere:
+    `resume` of a fork killed before it copied the parent's events reopens it by that name."""
+    monkeypatch.setenv("SIMULATOR_KEY_DIR", str(tmp_path / "keys"))
+    shutil.copy(recorded, tmp_path / "parent.db")
+    shutil.copy(f"{recorded}.checkpoints", tmp_path / "parent.db.checkpoints")
+    monkeypatch.chdir(tmp_path)
+
+    code, said = _invoke("fork", "parent.db", "--at", "5", "-o", "fork.db")
+    with contextlib.closing(sqlite3.connect(tmp_path / "fork.db")) as db:
+        row = db.execute("SELECT value FROM meta WHERE key = 'parent'").fetchone()
+
+    assert code == 0, said
+    assert row == (os.path.abspath(tmp_path / "parent.db"),)

@@ -12,6 +12,7 @@ event, apart from wall-clock fields; the first difference is named.
 
 import asyncio
 import dataclasses
+import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -342,7 +343,17 @@ async def prepare_fork(
         options or RunOptions(), log=output, seed=recorded_seed if seed is None else seed
     )
     options = await _same_security(location, options, keep_for=output)
-    return ForkStart(prefix, generation, location, chosen, options)
+    return ForkStart(prefix, generation, _named_fully(location), chosen, options)
+
+
+def _named_fully(location: str) -> str:
+    """A log's name from anywhere: a file's full path, a URL as it is.
+
+    A relative path named a fork's parent only from the directory the fork was made
+    in: `resume` of a fork killed before it copied the parent's events, run from
+    elsewhere, missed the parent or found another file.
+    """
+    return location if is_postgres(location) else os.path.abspath(location)
 
 
 async def fork(
