@@ -405,3 +405,30 @@ def test_export_writes_the_checkpoints_beside_the_events(drill: Path, tmp_path: 
     lines = (tmp_path / "drill.jsonl.checkpoints").read_text().splitlines()
     assert code == 0, err
     assert [json.loads(line)["position"] for line in lines] == [0, len(DRILL) + 1]
+
+
+@pytest.mark.parametrize("reader", _READERS)
+def test_a_directory_given_as_the_log_is_named_as_one(tmp_path: Path, reader: str) -> None:
+    """Every reader says a directory is not a log file. Before: "Is a directory" from some."""
+    directory = tmp_path / "runs"
+    directory.mkdir()
+    command, _, options = reader.format(dir=tmp_path).partition(" -o ")
+    words = [*command.split(), str(directory), *(["-o", options] if options else [])]
+
+    code, _, err = _invoke(*words)
+
+    assert code == 2, err
+    said = " ".join(err.split())
+    assert f"{directory}: not an event log (a directory, not a log file)" in said, said
+
+
+def test_an_export_without_events_is_not_imported(tmp_path: Path) -> None:
+    """An empty file makes no log. Before: an empty log, "re-signed positions 1–0"."""
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+
+    code, _, err = _invoke("log", "import", str(empty), "-o", str(tmp_path / "new.db"))
+
+    assert code == 2
+    assert f"{empty}: holds no events; nothing was imported" in " ".join(err.split())
+    assert not (tmp_path / "new.db").exists()

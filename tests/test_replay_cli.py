@@ -240,3 +240,14 @@ def test_a_fork_records_its_parents_full_path(
 
     assert code == 0, said
     assert row == (os.path.abspath(tmp_path / "parent.db"),)
+
+
+def test_a_fork_at_the_runs_end_says_where_to_fork(recorded: Path, tmp_path: Path) -> None:
+    """`--at` the exercise-ended event names it and the last position a fork may keep."""
+    with contextlib.closing(sqlite3.connect(recorded)) as db:
+        (head,) = db.execute("SELECT max(position) FROM events").fetchone()
+
+    code, said = _invoke("fork", str(recorded), "--at", str(head), "-o", str(tmp_path / "f.db"))
+
+    assert code == 2
+    assert f"the run ended at position {head}; fork at {head - 1} or before" in said

@@ -416,6 +416,8 @@ async def import_logs(
         raise InputError(
             f"{source}: not a log export (JSON lines of UTF-8 text): {_not_utf8(source)}"
         ) from None
+    if not chains or not any(chains):
+        raise InputError(f"{source}: holds no events; nothing was imported")
     if len(chains) <= 1:
         # The run's metadata exported beside it, so the tools find its scenario again.
         carried = _source_metadata(source)

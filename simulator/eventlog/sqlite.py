@@ -128,6 +128,8 @@ def _fsync(path: Path) -> None:
 
 def check_header(path: Path) -> None:
     """Refuse, without opening it as a database, a file that is not one of our logs."""
+    if path.is_dir():
+        raise NotALogError(str(path), "a directory, not a log file")
     with path.open("rb") as file:
         header = file.read(100)
     if not header:

@@ -333,8 +333,11 @@ async def prepare_fork(
     if not 1 <= at <= head:
         raise InputError(f"{location}: --at {at} is outside the log (1..{head})")
     prefix = await read_range(location, 1, at)
-    if any(e.type == EXERCISE_ENDED for e in prefix):
-        raise InputError(f"{location}: position {at} is past the end of the run")
+    ended = next((e.position for e in prefix if e.type == EXERCISE_ENDED), None)
+    if ended is not None:
+        raise InputError(
+            f"{location}: the run ended at position {ended}; fork at {ended - 1} or before"
+        )
     chosen = scenario or recorded
     if sorted(p.id for p in chosen.parties) != sorted(p.id for p in recorded.parties):
         raise InputError("a fork keeps the parties of its parent; the scenario names others")
