@@ -46,7 +46,7 @@ from simulator.web.forms import (
     json_kind,
     message_from_form,
 )
-from simulator.web.limits import BodyLimit, RequestRefused, parse_json
+from simulator.web.limits import BodyLimit, RefusalLog, RequestRefused, parse_json
 from simulator.web.player import PlayerSeat
 from simulator.web.tokens import Access, Tokens
 
@@ -566,7 +566,8 @@ ROUTES = [
 
 
 def build_app(console: Console) -> Starlette:
-    app = Starlette(routes=ROUTES, middleware=[Middleware(BodyLimit)])
+    # Outermost, so that BodyLimit's own refusals (413) are logged too.
+    app = Starlette(routes=ROUTES, middleware=[Middleware(RefusalLog), Middleware(BodyLimit)])
     app.state.console = console
     return app
 

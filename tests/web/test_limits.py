@@ -9,6 +9,8 @@ import json
 import shutil
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from simulator.web.limits import MAX_BODY_BYTES
 from tests.web.conftest import desk, serving
 
@@ -57,3 +59,34 @@ async def test_oversize_and_deeply_nested_bodies_are_refused_saying_why(tmp_path
         )
         assert bad.status_code == 400
         assert "expected a JSON object" in bad.json()["error"]
+
+
+async def test_every_refused_request_is_logged_with_what_it_was_told(tmp_path: Path) -> None:
+    """A refusal never reaches the umpire, so the console logs it: method, path (not the
+    token in the query), status and the error the client got. Before: no trace at all."""
+    async with serving(desk(), tmp_path) as served:
+        seat = served.token("southmere")
+        base = str(served.client.base_url)
+        big = tmp_path / "big.json"
+        big.write_bytes(b'{"kind":"' + b"x" * (2 * MAX_BODY_BYTES) + b'"}')
+        with capture_logs() as logged:
+            bad = await served.client.post(
+                "/seat/southmere/send", params={"token": seat}, content=b"[1, 2]"
+            )
+            forged = await served.client.get("/seat/northmark", params={"token": seat})
+            code, _ = await _curl(f"{base}/seat/southmere/send?token={seat}", big)
+            fine = await served.client.get(
+                "/control/state", params={"token": served.token("control")}
+            )
+
+    refusals = [entry for entry in logged if entry["event"] == "web_request_refused"]
+    assert (bad.status_code, forged.status_code, code, fine.status_code) == (400, 403, 413, 200)
+    assert [(r["method"], r["path"], r["status"]) for r in refusals] == [
+        ("POST", "/seat/southmere/send", 400),
+        ("GET", "/seat/northmark", 403),
+        ("POST", "/seat/southmere/send", 413),
+    ]
+    assert "expected a JSON object" in refusals[0]["error"]
+    assert "This link does not open this page" in refusals[1]["error"]
+    assert f"exceeds the limit of {MAX_BODY_BYTES} bytes" in refusals[2]["error"]
+    assert all(seat not in str(r) for r in refusals)
