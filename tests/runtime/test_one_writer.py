@@ -45,8 +45,14 @@ async def _ids(location: str) -> list[str]:
 
 
 async def _simulator(*args: str, within: float) -> tuple[int, str]:
+    # Wide: a message is folded at the terminal's width, and a temporary path long enough
+    # was folded inside a word ("live.db : a run"), failing the test on some machines.
     process = await asyncio.create_subprocess_exec(
-        *SIMULATOR, *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        *SIMULATOR,
+        *args,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "1000"},
     )
     try:
         _, err = await asyncio.wait_for(process.communicate(), within)

@@ -211,7 +211,7 @@ async def test_fork_refuses_positions_outside_the_log(scenario: Scenario, tmp_pa
     with pytest.raises(InputError, match="outside the log"):
         await fork(str(parent), 10_000, str(tmp_path / "x.db"))
     head = len(await read_range(str(parent)))
-    with pytest.raises(InputError, match="past the end"):
+    with pytest.raises(InputError, match=f"the run ended at position {head}; fork at {head - 1}"):
         await fork(str(parent), head, str(tmp_path / "y.db"))
 
 
