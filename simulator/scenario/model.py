@@ -83,6 +83,11 @@ from simulator.scenario.duration import Duration, PositiveDuration, format_durat
 FORMAT_VERSION = 1
 SILENCE = "silence"
 MAX_GENERATED_CASES = 100_000
+# The most a message a scenario writes may take, encoded (its fields in UTF-8 JSON). Its
+# envelope, signature and the submission or event around it come on top, and a written
+# confirmation may repeat an oral request's content beside its own: twice this and ample
+# room fit the wire's 256 KiB (messaging.wire.MAX_PAYLOAD_BYTES), which brokers carry.
+MAX_MESSAGE_BYTES = 96 * 1024
 
 # A location inside a scenario, as pydantic reports it: keys and list indexes.
 Loc = tuple[str | int, ...]
@@ -395,6 +400,16 @@ def message_field_problems(
                 problems.append((("fields",), error_text(error)))
     else:
         problems += [(("fields", key), why) for key, why in sending_problems(made)]
+        size = len(made.model_dump_json().encode())
+        if size > MAX_MESSAGE_BYTES:
+            problems.append(
+                (
+                    ("fields",),
+                    f"this {message_type} takes {size:,} bytes encoded (UTF-8: up to 4 bytes a "
+                    f"character); a message carries at most {MAX_MESSAGE_BYTES:,}: shorten "
+                    "its texts",
+                )
+            )
     return problems
 
 

@@ -1,5 +1,6 @@
 """The scenario models' rules: references resolve, ids are unique, messages fit their types."""
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -7,10 +8,12 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from simulator.messaging.wire import MAX_PAYLOAD_BYTES
 from simulator.protocol import MESSAGE_TYPES
 from simulator.scenario import (
     ENVELOPE_FIELDS,
     INHERITED_FIELDS,
+    MAX_MESSAGE_BYTES,
     Generator,
     InjectMessage,
     Response,
@@ -184,6 +187,33 @@ def test_a_negative_expected_delay_is_refused_in_a_reply() -> None:
     )
     problem = problem_at(text, "policies.calm.on.written_request[0].then[0].fields.expected_delay")
     assert problem.message == "an expected delay cannot be negative (got -1 day, 0:00:00)"
+
+
+def test_a_message_too_large_for_the_wire_is_refused_at_its_fields() -> None:
+    """A message whose fields would not fit a broker message is refused where it is written.
+
+    Each text may hold 20,000 characters, but two of them in emoji are 160,000 bytes:
+    sent by a party, such a follow-up was resent for a minute and the run then blamed the
+    party for not reporting; as an inject on Mosquitto, the run stopped when the broker
+    refused to carry it."""
+    big = "\U0001f600" * 20_000
+    follow_up = BASE.replace(
+        "          after: 2h..6h\n",
+        "          after: 2h..6h\n"
+        "          then:\n"
+        "            - reply: written_request\n"
+        f"              fields: {{area: public_order, essence: {big}, purpose: {big}}}\n",
+    )
+    problem = problem_at(follow_up, "policies.calm.on.written_request[0].then[0].fields")
+    assert problem.line == 30
+    assert re.search(r"takes 160,\d{3} bytes .* at most 98,304", problem.message)
+    inject = with_line(36, f"      fields: {{area: public_order, essence: {big}, purpose: {big}}}")
+    assert "bytes" in problem_at(inject, "injects[0].send.fields").message
+    # One text at its longest is a message like any other.
+    parse_scenario(with_line(36, f"      fields: {{area: public_order, essence: {big}}}"))
+    # Twice the most a message takes (a written confirmation repeats its oral request's
+    # content beside its own) and room for its envelope fit what the wire carries.
+    assert 2 * MAX_MESSAGE_BYTES + 64 * 1024 <= MAX_PAYLOAD_BYTES
 
 
 def test_silence_sends_nothing() -> None:
