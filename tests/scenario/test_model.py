@@ -21,7 +21,7 @@ from simulator.scenario import (
     parse_scenario,
 )
 from simulator.scenario.loader import parse_yaml
-from tests.scenario.samples import BASE, problem_at, with_line
+from tests.scenario.samples import BASE, EXAMPLE, problem_at, with_line
 
 GENERATOR = """\
 generators:
@@ -214,6 +214,43 @@ def test_a_message_too_large_for_the_wire_is_refused_at_its_fields() -> None:
     # Twice the most a message takes (a written confirmation repeats its oral request's
     # content beside its own) and room for its envelope fit what the wire carries.
     assert 2 * MAX_MESSAGE_BYTES + 64 * 1024 <= MAX_PAYLOAD_BYTES
+
+
+def many_parties(count: int, deputies: int = 1) -> str:
+    """BASE with `count` more parties, each with `deputies` deputies."""
+    more = "".join(
+        f"  - {{id: p{i}, name: Agency number {i} of the federation, head: {{name: Head {i}}},"
+        f" deputies: [{', '.join(f'{{name: Deputy {i}-{d}}}' for d in range(deputies))}],"
+        f" seal: SEAL-{i}, coordination_unit: International Cooperation Office}}\n"
+        for i in range(count)
+    )
+    return BASE.replace("policies:\n", more + "policies:\n", 1)
+
+
+def test_parties_and_profiles_that_would_not_fit_the_opening_record_are_refused() -> None:
+    """The record that opens the exercise goes to every party in one broker message, so the
+    parties, their officials and the agreement profiles must fit it. Before, 998 parties
+    (1,000 are allowed) validated, and no party ever started: the run ended after a minute
+    with "no report for round 0" from all of them, or as Mosquitto refused the record."""
+    assert len(parse_scenario(many_parties(300)).parties) == 302
+    problem = problem_at(many_parties(998), "parties")
+    assert problem.line == 7
+    assert re.search(
+        r"would take [0-9,]+ bytes \(1,000 parties .* at most 229,376", problem.message
+    )
+    assert "bytes" in problem_at(many_parties(1, deputies=2_000), "parties").message
+    grounds = ", ".join(f"g{i}: {'x' * 2_000}" for i in range(200))
+    profile = yaml.safe_load(
+        (EXAMPLE.parent / "profiles" / "tri-river-convention.yaml").read_text()
+    )
+    inline = yaml.safe_dump(profile, default_flow_style=True, width=10**6).replace(
+        "refusal_grounds: {", f"refusal_grounds: {{{grounds}, ", 1
+    )
+    fat = BASE.replace(
+        "parties:\n",
+        f"profiles:\n  - {inline}agreement: {{profile: tri-river-convention}}\nparties:\n",
+    )
+    assert "agreement profiles: 4" in problem_at(fat, "profiles").message
 
 
 def test_silence_sends_nothing() -> None:
