@@ -26,6 +26,7 @@ What the runtime fills in, so that a scenario never spells it out:
 """
 
 import difflib
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -607,6 +608,16 @@ class Policy(_Model):
             (("on", received), "at least one response needs a weight above 0")
             for received, responses in self.on.items()
             if not any(r.weight > 0 for r in responses)
+        ]
+        # The pick draws up to the sum: an infinite one would always land on the last.
+        problems += [
+            (
+                ("on", received),
+                "the weights add up to more than the largest number there is: they are "
+                "relative chances, so write them smaller in the same proportions",
+            )
+            for received, responses in self.on.items()
+            if math.isinf(sum(r.weight for r in responses))
         ]
         if problems:
             _refuse(problems)

@@ -175,6 +175,20 @@ def test_policy_rules() -> None:
     assert "at least 1 item" in problem_at(empty, "policies.calm.on.written_request").message
 
 
+def test_weights_that_add_up_past_the_largest_number_are_refused() -> None:
+    """Weights are relative chances; two of 1e308 add up to infinity, where the pick always
+    fell on the last response (silence) instead of half the time. Large weights that add up
+    to a number are fine."""
+    text = with_line(
+        27, "          after: 2h..6h\n          weight: 1e308\n        - reply: silence"
+    )
+    huge = text.replace("- reply: silence", "- reply: silence\n          weight: 1e308")
+    problem = problem_at(huge, "policies.calm.on.written_request")
+    assert "add up to more than" in problem.message
+    fine = text.replace("- reply: silence", "- reply: silence\n          weight: 1e307")
+    assert len(parse_scenario(fine).policies["calm"].on["written_request"]) == 2
+
+
 def test_a_negative_expected_delay_is_refused_in_a_reply() -> None:
     """An impediment notice the umpire would refuse (a delay below zero) is a scenario error,
     at the field, not a run that sends it."""
