@@ -14,11 +14,20 @@ so it stays in the pure protocol, where the case fold needs it.
 
 import functools
 import importlib.resources
+import unicodedata
 from datetime import timedelta
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from simulator.protocol.ids import LanguageTag
 from simulator.protocol.messages import Area
@@ -129,6 +138,19 @@ class AgreementProfile(_Model):
     rules: dict[str, Citation] = Field(
         description="Every rule of the rule book, with the article it cites here."
     )
+
+    @field_validator("refusal_grounds")
+    @classmethod
+    def _grounds_distinct_as_logged(cls, grounds: dict[str, str]) -> dict[str, str]:
+        # The log keeps text as NFC: two spellings of one id would be one key there.
+        ids = [unicodedata.normalize("NFC", ground) for ground in grounds]
+        twice = sorted({ground for ground in ids if ids.count(ground) > 1})
+        if twice:
+            raise ValueError(
+                f"{', '.join(map(repr, twice))} is given twice, in two Unicode spellings of "
+                "one id: write it once"
+            )
+        return grounds
 
     @model_validator(mode="after")
     def _fits_the_rule_book(self) -> "AgreementProfile":

@@ -146,3 +146,21 @@ def test_a_profile_deadline_no_exercise_could_keep_is_refused_in_the_profile_fil
     checked = CliRunner().invoke(app, ["agreements", str(tmp_path / "x.yaml")])
     assert checked.exit_code == 1
     assert f"x.yaml:{problem.line}: deadlines.{deadline}" in checked.output
+
+
+def test_refusal_grounds_that_are_one_id_in_the_log_are_refused_in_the_profile_file(
+    tmp_path: Path,
+) -> None:
+    """Two ground ids that differ only in their Unicode spelling are one in the log (its text
+    is NFC): the run failed with a traceback recording the profile. Refused at the file."""
+    text = CONVENTION.read_text(encoding="utf-8").replace(
+        "  sovereignty: likely",
+        '  "re\\u0301serve": one\n  "r\\u00e9serve": two\n  sovereignty: likely',
+    )
+    (tmp_path / "x.yaml").write_text(text, "utf-8")
+    with pytest.raises(InvalidScenarioError) as caught:
+        load_scenario(with_profile(tmp_path, "x.yaml", profile="tri-river-convention"))
+    (problem,) = caught.value.problems
+    assert Path(caught.value.path).name == "x.yaml"
+    assert problem.path == "refusal_grounds"
+    assert "'réserve' is given twice, in two Unicode spellings" in problem.message
