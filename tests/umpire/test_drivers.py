@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,6 +38,7 @@ from simulator.records import CLOCK_ELAPSED, CONTROL, MESSAGE_PREFIX, REJECTION,
 from simulator.run.exercise import RunOptions, run_exercise
 from simulator.scenario import Scenario, load_scenario, parse_scenario
 from simulator.umpire import UmpireSettings, core
+from simulator.umpire.rounds import PartySilent
 from simulator.umpire.sequencer import Pending
 from tests.runtime.test_exercise import exported
 from tests.scenario.samples import two_parties
@@ -986,3 +988,38 @@ async def test_parties_answering_each_other_at_once_without_end_end_the_run(
     events = await exported(ex.location)
     assert events[-1]["type"] == "coop.exercise.ended"
     assert events[-1]["time"].startswith("2026-03-02T13:00:00")
+
+
+async def _report_too_large_for_the_wire(tmp_path: Path) -> None:
+    """A rounds run in which alpha's only report is one the wire refuses."""
+    scenario = parse_scenario(TINY, "tests/umpire/tiny-drill.yaml")
+    settings = UmpireSettings(party_timeout_s=1.0)
+    due = scenario.start + timedelta(hours=2)
+    async with (
+        wired(scenario, tmp_path, scripted=("alpha",), settings=settings) as ex,
+        asyncio.TaskGroup() as group,
+        asyncio.timeout(30),
+    ):
+        alpha = await ex.listen("alpha", ex.topics.clock)
+        group.create_task(ex.run())
+        marker = await alpha.next(Round)
+        ahead = tuple((seq, due) for seq in range(1, 9_000))
+        report = RoundDone(party="alpha", round=marker.round, ahead=ahead)
+        await alpha.bus.publish(ex.topics.report("alpha"), encode(report))
+
+
+async def test_a_party_whose_reports_are_refused_is_named_with_why(tmp_path: Path) -> None:
+    """A round report too large for the wire is refused each time the party repeats it; when
+    the umpire gives up on the party it says why, rather than asking whether it is running.
+    (A simulated party holding some 7,000 submissions ahead of their time, as 20,000 cases
+    generated at one instant make it, sends such a report.)"""
+    with pytest.raises(ExceptionGroup) as caught:
+        await _report_too_large_for_the_wire(tmp_path)
+    group = caught.value.subgroup(PartySilent)
+    assert group is not None
+    silent: BaseException = group
+    while isinstance(silent, BaseExceptionGroup):
+        silent = silent.exceptions[0]
+    said = str(silent)
+    assert said.startswith("no report for round 0 from alpha within 1 s")
+    assert re.search(r"alpha's reports were refused: payload of [0-9]+ bytes exceeds", said)
