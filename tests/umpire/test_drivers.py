@@ -41,7 +41,7 @@ from simulator.umpire import UmpireSettings, core
 from simulator.umpire.rounds import PartySilent
 from simulator.umpire.sequencer import Pending
 from tests.runtime.test_exercise import exported
-from tests.scenario.samples import two_parties
+from tests.scenario.samples import offer_inject, two_parties
 from tests.umpire.committed import CommittedLog
 from tests.umpire.wiring import Listener, Wired, wired
 
@@ -1023,3 +1023,24 @@ async def test_a_party_whose_reports_are_refused_is_named_with_why(tmp_path: Pat
     said = str(silent)
     assert said.startswith("no report for round 0 from alpha within 1 s")
     assert re.search(r"alpha's reports were refused: payload of [0-9]+ bytes exceeds", said)
+
+
+async def test_a_realtime_run_with_nothing_left_just_before_its_end_ends_when_its_twin_does(
+    tmp_path: Path,
+) -> None:
+    """The last thing happens a second before the end and nothing is left after it: the
+    simulated run ends then. At a speed where that second passed before the umpire could
+    tell nothing was left, the realtime run said so too, but stamped its end at the
+    scenario's end, a second after its twin's."""
+    text = two_parties("last-second", "An offer a second before the end") + "injects:\n"
+    scenario = parse_scenario(text + offer_inject("29d 23h 59m 59s"), "last-second.yaml")
+    async with wired(scenario, tmp_path / "simulated") as simulated:
+        await simulated.run()
+    async with wired(scenario, tmp_path / "rt", clock="realtime", speed=1_000_000) as realtime:
+        await realtime.run()
+    ends = [
+        [(e["time"], e["data"]["reason"]) for e in events if e["type"] == "coop.exercise.ended"]
+        for events in (await exported(simulated.location), await exported(realtime.location))
+    ]
+    assert ends[0] == [("2026-04-01T08:59:59.000000Z", "nothing left to happen")]
+    assert ends[1] == ends[0]
