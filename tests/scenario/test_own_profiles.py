@@ -164,3 +164,11 @@ def test_refusal_grounds_that_are_one_id_in_the_log_are_refused_in_the_profile_f
     assert Path(caught.value.path).name == "x.yaml"
     assert problem.path == "refusal_grounds"
     assert "'réserve' is given twice, in two Unicode spellings" in problem.message
+
+
+def test_an_empty_profile_file_is_said_to_be_an_empty_profile(tmp_path: Path) -> None:
+    """An empty profile file is named as one: it said a scenario needs a version."""
+    (tmp_path / "x.yaml").write_text("# nothing yet\n", "utf-8")
+    with pytest.raises(InvalidScenarioError) as caught:
+        load_scenario(with_profile(tmp_path, "x.yaml"))
+    assert str(caught.value).endswith("x.yaml: is empty: a profile needs at least id, title, ...")
