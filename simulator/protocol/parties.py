@@ -1,5 +1,6 @@
 """Parties to the agreement: head, deputies, seal and coordination unit."""
 
+import unicodedata
 from collections.abc import Collection
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -33,9 +34,15 @@ class Party(BaseModel):
 
     @model_validator(mode="after")
     def _signatories_distinct(self) -> "Party":
-        names = [self.head.name, *(d.name for d in self.deputies)]
-        if len(set(names)) != len(names):
-            raise ValueError(f"party {self.id!r}: head and deputies must be different people")
+        # Compared as the log keeps text (NFC): two spellings of one name are one person
+        # there, and the record of the officials' keys holds each name once.
+        names = [unicodedata.normalize("NFC", o.name) for o in (self.head, *self.deputies)]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(
+                f"party {self.id!r}: head and deputies must be different people "
+                f"({', '.join(repr(name) + ' twice' for name in twice)})"
+            )
         return self
 
     def may_sign(self, name: str, kinds: Collection[str] = ("head", "deputy")) -> bool:

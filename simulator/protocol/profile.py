@@ -14,11 +14,20 @@ so it stays in the pure protocol, where the case fold needs it.
 
 import functools
 import importlib.resources
+import unicodedata
 from datetime import timedelta
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from simulator.protocol.ids import LanguageTag
 from simulator.protocol.messages import Area
@@ -27,6 +36,32 @@ from simulator.protocol.rules import RULES, RULES_BY_ID, Rule, Violation
 DEFAULT_PROFILE_ID = "default"
 ProfileId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 Text = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+# The longest a deadline may be: the scenario's longest duration (100 years), so that an
+# instant of an exercise plus any deadline stays a date the runtime can represent.
+LONGEST_DEADLINE = timedelta(days=36_525)
+
+
+def _with_unit(value: object) -> object:
+    # pydantic reads a bare number as seconds; a profile's reader could as well mean days.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"{value!r} has no unit: write an ISO 8601 duration like 'P3D' or 'PT12H'")
+    return value
+
+
+def _keepable(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("a deadline must be longer than 0 seconds")
+    if value.microseconds:
+        raise ValueError("a deadline is counted in whole seconds")
+    if value > LONGEST_DEADLINE:
+        raise ValueError(f"a deadline is at most {LONGEST_DEADLINE.days} days")
+    return value
+
+
+TimeLimit = Annotated[timedelta, BeforeValidator(_with_unit), AfterValidator(_keepable)]
+"""A time limit of an agreement: whole seconds, above 0, at most 100 years, with a unit."""
 
 
 class _Model(BaseModel):
@@ -57,16 +92,14 @@ class Deadlines(_Model):
     """The agreement's time limits: fixed by its text, or left to the exercise."""
 
     # Fixed by the text (Art. 4.2 of the default: "no more than 3 days later").
-    written_confirmation: timedelta = Field(
-        gt=timedelta(0), description="How soon an oral request is confirmed in writing."
+    written_confirmation: TimeLimit = Field(
+        description="How soon an oral request is confirmed in writing."
     )
     written_confirmation_article: str = Field(description="The article that fixes it.")
     # Left to the exercise; these are the defaults a scenario may change.
-    promptly: timedelta = Field(
-        gt=timedelta(0), description='"Promptly" for impediments, unless the scenario says.'
-    )
-    as_soon_as_possible: timedelta = Field(
-        gt=timedelta(0), description='"As soon as possible" for results, unless the scenario says.'
+    promptly: TimeLimit = Field(description='"Promptly" for impediments, unless the scenario says.')
+    as_soon_as_possible: TimeLimit = Field(
+        description='"As soon as possible" for results, unless the scenario says.'
     )
 
 
@@ -105,6 +138,19 @@ class AgreementProfile(_Model):
     rules: dict[str, Citation] = Field(
         description="Every rule of the rule book, with the article it cites here."
     )
+
+    @field_validator("refusal_grounds")
+    @classmethod
+    def _grounds_distinct_as_logged(cls, grounds: dict[str, str]) -> dict[str, str]:
+        # The log keeps text as NFC: two spellings of one id would be one key there.
+        ids = [unicodedata.normalize("NFC", ground) for ground in grounds]
+        twice = sorted({ground for ground in ids if ids.count(ground) > 1})
+        if twice:
+            raise ValueError(
+                f"{', '.join(map(repr, twice))} is given twice, in two Unicode spellings of "
+                "one id: write it once"
+            )
+        return grounds
 
     @model_validator(mode="after")
     def _fits_the_rule_book(self) -> "AgreementProfile":

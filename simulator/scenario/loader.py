@@ -115,7 +115,12 @@ def load_profile_file(path: Path | str) -> dict[str, Any]:
     """
     path = Path(path)
     text = _read_text(path, "a profile file")
-    root, data = _read(text, path, expected="id, title, parties, rules, ...")
+    root, data = _read(
+        text,
+        path,
+        expected="id, title, parties, rules, ...",
+        empty="a profile needs at least id, title, ...",
+    )
     try:
         AgreementProfile.model_validate(data)
     except ValidationError as invalid:
@@ -191,11 +196,15 @@ def parse_yaml(text: str, path: Path | str = "<scenario>") -> dict[str, Any]:
 
 
 def _read(
-    text: str, path: Path | str, *, expected: str = "version, exercise, parties, ..."
+    text: str,
+    path: Path | str,
+    *,
+    expected: str = "version, exercise, parties, ...",
+    empty: str = "a scenario needs at least version, exercise, ...",
 ) -> tuple[yaml.MappingNode, dict[str, Any]]:
     if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise _problem(path, f"is over {MAX_BYTES:,} bytes; a scenario file is at most that")
-    root, data = _read_yaml(text, path)
+    root, data = _read_yaml(text, path, empty)
     if not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
         kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
         raise _problem(
@@ -213,7 +222,7 @@ def _problem(path: Path | str, problem: str, *, line: int | None = None) -> Inva
 # --- YAML -------------------------------------------------------------------
 
 
-def _read_yaml(text: str, path: Path | str) -> tuple[yaml.Node, Any]:
+def _read_yaml(text: str, path: Path | str, empty: str) -> tuple[yaml.Node, Any]:
     loader: _Loader | None = None
     try:
         _check_events(text, path)
@@ -221,7 +230,7 @@ def _read_yaml(text: str, path: Path | str) -> tuple[yaml.Node, Any]:
         root = loader.get_single_node()
         # A document with nothing in it ("---" alone) composes to a null scalar.
         if root is None or (isinstance(root, yaml.ScalarNode) and root.tag.endswith(":null")):
-            raise _problem(path, "is empty: a scenario needs at least version, exercise, ...")
+            raise _problem(path, f"is empty: {empty}")
         _check_tree(root, path)
         data = loader.construct_document(root)
     except yaml.MarkedYAMLError as error:

@@ -26,6 +26,7 @@ What the runtime fills in, so that a scenario never spells it out:
 """
 
 import difflib
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -83,6 +84,19 @@ from simulator.scenario.duration import Duration, PositiveDuration, format_durat
 FORMAT_VERSION = 1
 SILENCE = "silence"
 MAX_GENERATED_CASES = 100_000
+# The most a message a scenario writes may take, encoded (its fields in UTF-8 JSON). Its
+# envelope, signature and the submission or event around it come on top, and a written
+# confirmation may repeat an oral request's content beside its own: twice this and ample
+# room fit the wire's 256 KiB (messaging.wire.MAX_PAYLOAD_BYTES), which brokers carry.
+MAX_MESSAGE_BYTES = 96 * 1024
+# The most the record that opens an exercise (`coop.exercise.started`: every party with its
+# officials, each official's public key, the agreements and every profile but the default
+# one) may take. Every party receives it in one broker message, which the wire's 256 KiB
+# bound (messaging.wire.MAX_PAYLOAD_BYTES) must hold with the event's own fields.
+MAX_OPENING_BYTES = 224 * 1024
+# An official's public key as the opening record holds it: 64 hex digits, quoted, a colon
+# and a comma.
+_KEY_BYTES = 64 + 4
 
 # A location inside a scenario, as pydantic reports it: keys and list indexes.
 Loc = tuple[str | int, ...]
@@ -395,6 +409,16 @@ def message_field_problems(
                 problems.append((("fields",), error_text(error)))
     else:
         problems += [(("fields", key), why) for key, why in sending_problems(made)]
+        size = len(made.model_dump_json().encode())
+        if size > MAX_MESSAGE_BYTES:
+            problems.append(
+                (
+                    ("fields",),
+                    f"this {message_type} takes {size:,} bytes encoded (UTF-8: up to 4 bytes a "
+                    f"character); a message carries at most {MAX_MESSAGE_BYTES:,}: shorten "
+                    "its texts",
+                )
+            )
     return problems
 
 
@@ -584,6 +608,16 @@ class Policy(_Model):
             (("on", received), "at least one response needs a weight above 0")
             for received, responses in self.on.items()
             if not any(r.weight > 0 for r in responses)
+        ]
+        # The pick draws up to the sum: an infinite one would always land on the last.
+        problems += [
+            (
+                ("on", received),
+                "the weights add up to more than the largest number there is: they are "
+                "relative chances, so write them smaller in the same proportions",
+            )
+            for received, responses in self.on.items()
+            if math.isinf(sum(r.weight for r in responses))
         ]
         if problems:
             _refuse(problems)
@@ -1214,6 +1248,7 @@ def _cross_checks(s: Scenario) -> Iterator[tuple[Loc, str]]:
     parties = _Parties([p.id for p in s.parties])
     yield from _party_checks(s, parties)
     yield from _agreement_checks(s, parties)
+    yield from _opening_checks(s)
     yield from _timeline_checks(s, parties)
     yield from _case_checks(s)
     yield from _confirmation_checks(s)
@@ -1370,6 +1405,34 @@ def _party_checks(s: Scenario, parties: _Parties) -> Iterator[tuple[Loc, str]]:
             yield from _policy_parties(party.policy, ("parties", i, "policy"), parties)
     for name, policy in s.policies.items():
         yield from _policy_parties(policy, ("policies", name), parties)
+
+
+def _opening_checks(s: Scenario) -> Iterator[tuple[Loc, str]]:
+    """The record that opens the exercise must fit the one broker message that brings it to
+    every party: otherwise no party could start (the run stopped after a minute without a
+    report, or as the broker refused it)."""
+    recorded = {s.agreement.profile, *(b.profile for b in s.agreements)} - {DEFAULT_PROFILE_ID}
+    sizes = {
+        "parties": sum(len(p.party().model_dump_json().encode()) + 1 for p in s.parties),
+        "keys": sum(
+            len(p.id) + 4 + sum(len(o.name.encode()) + 2 + _KEY_BYTES for o in officials)
+            for p in s.parties
+            for officials in [(p.head, *p.deputies)]
+        ),
+        "profiles": sum(len(s.profile_named(i).model_dump_json().encode()) for i in recorded),
+        "agreements": sum(len(b.model_dump_json().encode()) for b in s.agreements),
+    }
+    size = sum(sizes.values())
+    if size > MAX_OPENING_BYTES:
+        where: Loc = ("profiles",) if sizes["profiles"] > size // 2 else ("parties",)
+        yield (
+            where,
+            f"the record that opens the exercise, which every party receives, would take "
+            f"{size:,} bytes ({len(s.parties):,} parties with their officials and keys: "
+            f"{sizes['parties'] + sizes['keys']:,}; agreement profiles: {sizes['profiles']:,}); "
+            f"at most {MAX_OPENING_BYTES:,} fit a broker message: fewer parties or deputies, "
+            "or shorter names and profile texts",
+        )
 
 
 def _timeline_checks(s: Scenario, parties: _Parties) -> Iterator[tuple[Loc, str]]:

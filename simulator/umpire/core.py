@@ -308,6 +308,9 @@ class Umpire:
         # Realtime: each party's latest plan, and when each principal was last heard from.
         self.plans: dict[str, PlanStated] = {}
         self.heard: dict[str, float] = {}
+        # Why each party's last report was refused, until one is taken: a party that
+        # repeats a report the wire refuses is heard, and never reports.
+        self.refused: dict[str, str] = {}
         # The pipeline driver, while it runs: commits go through it.
         self.pipeline: Pipeline | None = None
         self.tick_now = asyncio.Event()
@@ -680,7 +683,9 @@ class Umpire:
             decoded = decode_from_party(payload)
         except WireError as exc:
             self.log.warning("report_ignored", party=party, reason=str(exc))
+            self.refused[party] = str(exc)
             return
+        self.refused.pop(party, None)
         if getattr(decoded, "party", party) != party:
             self.log.warning("report_spoofed", party=party, claimed=decoded.party)
             return

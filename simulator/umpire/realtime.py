@@ -81,13 +81,14 @@ class Realtime:
             until_tick = next_tick - loop.time()
             if ended is not None:
                 if held is None and self._settled_at_end(loop.time() - ended):
-                    # As in simulated time: nothing after the end was waiting, or something was.
-                    reason = (
-                        "nothing left to happen"
-                        if self._idle()
-                        else "the scenario's duration was reached"
-                    )
-                    return await umpire.finish(reason, at=umpire.end)
+                    # As in simulated time: nothing after the end was waiting, or something
+                    # was. Nothing: the run ended with the last thing taken, as its twin did,
+                    # though the clock passed the end before the umpire could tell.
+                    if self._idle():
+                        return await umpire.finish(
+                            "nothing left to happen", at=self._latest_of_all()
+                        )
+                    return await umpire.finish("the scenario's duration was reached", at=umpire.end)
                 await umpire.wait_changed(max(min(until_tick, 1.0), 0.0))
                 continue
             if held is None and self._idle():

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -47,11 +47,24 @@ INSTANT_LIMIT = 1000
 
 
 class PartySilent(SimulatorError):
-    def __init__(self, parties: Sequence[str], round_: int, seconds: float) -> None:
+    def __init__(
+        self,
+        parties: Sequence[str],
+        round_: int,
+        seconds: float,
+        refused: Mapping[str, str] | None = None,
+    ) -> None:
         self.parties = tuple(parties)
+        # A party whose reports the umpire refused was running: say why instead.
+        refused = refused or {}
+        why = [f"{p}'s reports were refused: {refused[p]}" for p in parties if p in refused]
+        silent = [p for p in parties if p not in refused]
+        if silent:
+            running = "is the party running and connected to the broker?"
+            why.append(f"{', '.join(silent)}: {running}" if why else running)
         super().__init__(
             f"no report for round {round_} from {', '.join(parties)} within {seconds:.0f} s; "
-            "is the party running and connected to the broker?"
+            + "; ".join(why)
         )
 
 
@@ -245,7 +258,9 @@ class Rounds:
             if umpire.stop_requested:
                 return
             if loop.time() > give_up:
-                raise PartySilent(missing, umpire.round.number, umpire.settings.party_timeout_s)
+                raise PartySilent(
+                    missing, umpire.round.number, umpire.settings.party_timeout_s, umpire.refused
+                )
             if not await umpire.wait_changed(umpire.settings.heartbeat_s):
                 # A party may have missed the marker (or restarted): say it again.
                 await umpire.announce()

@@ -55,6 +55,16 @@ BROKEN = [
         "party id 'gen' would put its message ids in the umpire's namespace",
     ),
     (
+        # Told apart here, one person in the log (its text is NFC): the record opening the
+        # exercise, which keys each official's public key by name, failed with a traceback.
+        "two deputies, one name in two Unicode spellings",
+        18,
+        '    deputies: [{name: "Zoe\\u0308 Brandt"}, {name: "Zo\\u00eb Brandt"}]',
+        15,
+        "parties[1]",
+        "head and deputies must be different people ('Zoë Brandt' twice",
+    ),
+    (
         "unknown key",
         19,
         "    seel: B-SEAL",

@@ -1,5 +1,6 @@
 """The scenario models' rules: references resolve, ids are unique, messages fit their types."""
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -7,10 +8,12 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from simulator.messaging.wire import MAX_PAYLOAD_BYTES
 from simulator.protocol import MESSAGE_TYPES
 from simulator.scenario import (
     ENVELOPE_FIELDS,
     INHERITED_FIELDS,
+    MAX_MESSAGE_BYTES,
     Generator,
     InjectMessage,
     Response,
@@ -18,7 +21,7 @@ from simulator.scenario import (
     parse_scenario,
 )
 from simulator.scenario.loader import parse_yaml
-from tests.scenario.samples import BASE, problem_at, with_line
+from tests.scenario.samples import BASE, EXAMPLE, problem_at, with_line
 
 GENERATOR = """\
 generators:
@@ -172,6 +175,20 @@ def test_policy_rules() -> None:
     assert "at least 1 item" in problem_at(empty, "policies.calm.on.written_request").message
 
 
+def test_weights_that_add_up_past_the_largest_number_are_refused() -> None:
+    """Weights are relative chances; two of 1e308 add up to infinity, where the pick always
+    fell on the last response (silence) instead of half the time. Large weights that add up
+    to a number are fine."""
+    text = with_line(
+        27, "          after: 2h..6h\n          weight: 1e308\n        - reply: silence"
+    )
+    huge = text.replace("- reply: silence", "- reply: silence\n          weight: 1e308")
+    problem = problem_at(huge, "policies.calm.on.written_request")
+    assert "add up to more than" in problem.message
+    fine = text.replace("- reply: silence", "- reply: silence\n          weight: 1e307")
+    assert len(parse_scenario(fine).policies["calm"].on["written_request"]) == 2
+
+
 def test_a_negative_expected_delay_is_refused_in_a_reply() -> None:
     """An impediment notice the umpire would refuse (a delay below zero) is a scenario error,
     at the field, not a run that sends it."""
@@ -184,6 +201,70 @@ def test_a_negative_expected_delay_is_refused_in_a_reply() -> None:
     )
     problem = problem_at(text, "policies.calm.on.written_request[0].then[0].fields.expected_delay")
     assert problem.message == "an expected delay cannot be negative (got -1 day, 0:00:00)"
+
+
+def test_a_message_too_large_for_the_wire_is_refused_at_its_fields() -> None:
+    """A message whose fields would not fit a broker message is refused where it is written.
+
+    Each text may hold 20,000 characters, but two of them in emoji are 160,000 bytes:
+    sent by a party, such a follow-up was resent for a minute and the run then blamed the
+    party for not reporting; as an inject on Mosquitto, the run stopped when the broker
+    refused to carry it."""
+    big = "\U0001f600" * 20_000
+    follow_up = BASE.replace(
+        "          after: 2h..6h\n",
+        "          after: 2h..6h\n"
+        "          then:\n"
+        "            - reply: written_request\n"
+        f"              fields: {{area: public_order, essence: {big}, purpose: {big}}}\n",
+    )
+    problem = problem_at(follow_up, "policies.calm.on.written_request[0].then[0].fields")
+    assert problem.line == 30
+    assert re.search(r"takes 160,\d{3} bytes .* at most 98,304", problem.message)
+    inject = with_line(36, f"      fields: {{area: public_order, essence: {big}, purpose: {big}}}")
+    assert "bytes" in problem_at(inject, "injects[0].send.fields").message
+    # One text at its longest is a message like any other.
+    parse_scenario(with_line(36, f"      fields: {{area: public_order, essence: {big}}}"))
+    # Twice the most a message takes (a written confirmation repeats its oral request's
+    # content beside its own) and room for its envelope fit what the wire carries.
+    assert 2 * MAX_MESSAGE_BYTES + 64 * 1024 <= MAX_PAYLOAD_BYTES
+
+
+def many_parties(count: int, deputies: int = 1) -> str:
+    """BASE with `count` more parties, each with `deputies` deputies."""
+    more = "".join(
+        f"  - {{id: p{i}, name: Agency number {i} of the federation, head: {{name: Head {i}}},"
+        f" deputies: [{', '.join(f'{{name: Deputy {i}-{d}}}' for d in range(deputies))}],"
+        f" seal: SEAL-{i}, coordination_unit: International Cooperation Office}}\n"
+        for i in range(count)
+    )
+    return BASE.replace("policies:\n", more + "policies:\n", 1)
+
+
+def test_parties_and_profiles_that_would_not_fit_the_opening_record_are_refused() -> None:
+    """The record that opens the exercise goes to every party in one broker message, so the
+    parties, their officials and the agreement profiles must fit it. Before, 998 parties
+    (1,000 are allowed) validated, and no party ever started: the run ended after a minute
+    with "no report for round 0" from all of them, or as Mosquitto refused the record."""
+    assert len(parse_scenario(many_parties(300)).parties) == 302
+    problem = problem_at(many_parties(998), "parties")
+    assert problem.line == 7
+    assert re.search(
+        r"would take [0-9,]+ bytes \(1,000 parties .* at most 229,376", problem.message
+    )
+    assert "bytes" in problem_at(many_parties(1, deputies=2_000), "parties").message
+    grounds = ", ".join(f"g{i}: {'x' * 2_000}" for i in range(200))
+    profile = yaml.safe_load(
+        (EXAMPLE.parent / "profiles" / "tri-river-convention.yaml").read_text()
+    )
+    inline = yaml.safe_dump(profile, default_flow_style=True, width=10**6).replace(
+        "refusal_grounds: {", f"refusal_grounds: {{{grounds}, ", 1
+    )
+    fat = BASE.replace(
+        "parties:\n",
+        f"profiles:\n  - {inline}agreement: {{profile: tri-river-convention}}\nparties:\n",
+    )
+    assert "agreement profiles: 4" in problem_at(fat, "profiles").message
 
 
 def test_silence_sends_nothing() -> None:

@@ -5,7 +5,9 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from simulator.cli import app
 from simulator.protocol import load_profile
 from simulator.records import agreement_payload, read_agreement
 from simulator.scenario import InvalidScenarioError, load_scenario, parse_scenario
@@ -112,3 +114,61 @@ def test_the_log_holds_the_profile_so_a_replay_needs_no_file() -> None:
         load_scenario(SHIPPED / "example.yaml").protocol_agreement()
     )
     assert load_profile("default").id == "default"
+
+
+@pytest.mark.parametrize(
+    ("deadline", "value", "why"),
+    [
+        # The window a case is held to would run past any date: the umpire overflowed.
+        ("written_confirmation", "P999999999D", "at most 36525 days"),
+        ("as_soon_as_possible", "P99999999D", "at most 36525 days"),
+        ("promptly", "PT0.5S", "whole seconds"),
+        ("written_confirmation", "PT0.000001S", "whole seconds"),
+        # A bare number's unit would be a guess (pydantic takes it as seconds).
+        ("promptly", "5", "no unit"),
+    ],
+)
+def test_a_profile_deadline_no_exercise_could_keep_is_refused_in_the_profile_file(
+    tmp_path: Path, deadline: str, value: str, why: str
+) -> None:
+    """An own profile's deadline of a fraction of a second, over 100 years or without a unit is
+    refused at its own line in the profile file, by `simulator agreements` too."""
+    text = CONVENTION.read_text(encoding="utf-8")
+    (line,) = [x for x in text.splitlines() if x.startswith(f"  {deadline}:")]
+    (tmp_path / "x.yaml").write_text(text.replace(line, f"  {deadline}: {value}"), "utf-8")
+    with pytest.raises(InvalidScenarioError) as caught:
+        load_scenario(with_profile(tmp_path, "x.yaml", profile="tri-river-convention"))
+    (problem,) = caught.value.problems
+    assert Path(caught.value.path).name == "x.yaml"
+    assert problem.path == f"deadlines.{deadline}"
+    assert problem.line == text.splitlines().index(line) + 1
+    assert why in problem.message
+    checked = CliRunner().invoke(app, ["agreements", str(tmp_path / "x.yaml")])
+    assert checked.exit_code == 1
+    assert f"x.yaml:{problem.line}: deadlines.{deadline}" in checked.output
+
+
+def test_refusal_grounds_that_are_one_id_in_the_log_are_refused_in_the_profile_file(
+    tmp_path: Path,
+) -> None:
+    """Two ground ids that differ only in their Unicode spelling are one in the log (its text
+    is NFC): the run failed with a traceback recording the profile. Refused at the file."""
+    text = CONVENTION.read_text(encoding="utf-8").replace(
+        "  sovereignty: likely",
+        '  "re\\u0301serve": one\n  "r\\u00e9serve": two\n  sovereignty: likely',
+    )
+    (tmp_path / "x.yaml").write_text(text, "utf-8")
+    with pytest.raises(InvalidScenarioError) as caught:
+        load_scenario(with_profile(tmp_path, "x.yaml", profile="tri-river-convention"))
+    (problem,) = caught.value.problems
+    assert Path(caught.value.path).name == "x.yaml"
+    assert problem.path == "refusal_grounds"
+    assert "'réserve' is given twice, in two Unicode spellings" in problem.message
+
+
+def test_an_empty_profile_file_is_said_to_be_an_empty_profile(tmp_path: Path) -> None:
+    """An empty profile file is named as one: it said a scenario needs a version."""
+    (tmp_path / "x.yaml").write_text("# nothing yet\n", "utf-8")
+    with pytest.raises(InvalidScenarioError) as caught:
+        load_scenario(with_profile(tmp_path, "x.yaml"))
+    assert str(caught.value).endswith("x.yaml: is empty: a profile needs at least id, title, ...")

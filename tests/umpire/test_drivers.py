@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,9 +38,10 @@ from simulator.records import CLOCK_ELAPSED, CONTROL, MESSAGE_PREFIX, REJECTION,
 from simulator.run.exercise import RunOptions, run_exercise
 from simulator.scenario import Scenario, load_scenario, parse_scenario
 from simulator.umpire import UmpireSettings, core
+from simulator.umpire.rounds import PartySilent
 from simulator.umpire.sequencer import Pending
 from tests.runtime.test_exercise import exported
-from tests.scenario.samples import two_parties
+from tests.scenario.samples import offer_inject, two_parties
 from tests.umpire.committed import CommittedLog
 from tests.umpire.wiring import Listener, Wired, wired
 
@@ -986,3 +988,59 @@ async def test_parties_answering_each_other_at_once_without_end_end_the_run(
     events = await exported(ex.location)
     assert events[-1]["type"] == "coop.exercise.ended"
     assert events[-1]["time"].startswith("2026-03-02T13:00:00")
+
+
+async def _report_too_large_for_the_wire(tmp_path: Path) -> None:
+    """A rounds run in which alpha's only report is one the wire refuses."""
+    scenario = parse_scenario(TINY, "tests/umpire/tiny-drill.yaml")
+    settings = UmpireSettings(party_timeout_s=1.0)
+    due = scenario.start + timedelta(hours=2)
+    async with (
+        wired(scenario, tmp_path, scripted=("alpha",), settings=settings) as ex,
+        asyncio.TaskGroup() as group,
+        asyncio.timeout(30),
+    ):
+        alpha = await ex.listen("alpha", ex.topics.clock)
+        group.create_task(ex.run())
+        marker = await alpha.next(Round)
+        ahead = tuple((seq, due) for seq in range(1, 9_000))
+        report = RoundDone(party="alpha", round=marker.round, ahead=ahead)
+        await alpha.bus.publish(ex.topics.report("alpha"), encode(report))
+
+
+async def test_a_party_whose_reports_are_refused_is_named_with_why(tmp_path: Path) -> None:
+    """A round report too large for the wire is refused each time the party repeats it; when
+    the umpire gives up on the party it says why, rather than asking whether it is running.
+    (A simulated party holding some 7,000 submissions ahead of their time, as 20,000 cases
+    generated at one instant make it, sends such a report.)"""
+    with pytest.raises(ExceptionGroup) as caught:
+        await _report_too_large_for_the_wire(tmp_path)
+    group = caught.value.subgroup(PartySilent)
+    assert group is not None
+    silent: BaseException = group
+    while isinstance(silent, BaseExceptionGroup):
+        silent = silent.exceptions[0]
+    said = str(silent)
+    assert said.startswith("no report for round 0 from alpha within 1 s")
+    assert re.search(r"alpha's reports were refused: payload of [0-9]+ bytes exceeds", said)
+
+
+async def test_a_realtime_run_with_nothing_left_just_before_its_end_ends_when_its_twin_does(
+    tmp_path: Path,
+) -> None:
+    """The last thing happens a second before the end and nothing is left after it: the
+    simulated run ends then. At a speed where that second passed before the umpire could
+    tell nothing was left, the realtime run said so too, but stamped its end at the
+    scenario's end, a second after its twin's."""
+    text = two_parties("last-second", "An offer a second before the end") + "injects:\n"
+    scenario = parse_scenario(text + offer_inject("29d 23h 59m 59s"), "last-second.yaml")
+    async with wired(scenario, tmp_path / "simulated") as simulated:
+        await simulated.run()
+    async with wired(scenario, tmp_path / "rt", clock="realtime", speed=1_000_000) as realtime:
+        await realtime.run()
+    ends = [
+        [(e["time"], e["data"]["reason"]) for e in events if e["type"] == "coop.exercise.ended"]
+        for events in (await exported(simulated.location), await exported(realtime.location))
+    ]
+    assert ends[0] == [("2026-04-01T08:59:59.000000Z", "nothing left to happen")]
+    assert ends[1] == ends[0]
