@@ -138,7 +138,9 @@ class Expect:
     def allowed(self) -> dict[str, tuple[str, str]]:
         """The diagram's messages in this state, and what runs alongside the states."""
         allowed = dict(DIAGRAM[self.state])
-        confirmable = self.state not in TERMINAL or self.state in ("completed", "refused")
+        # Art. 4.2: the confirmation is owed whatever became of the request; in a lapsed
+        # case its lateness is the lapse's one finding (the fold's `_CONFIRMABLE_CLOSED`).
+        confirmable = self.state not in TERMINAL or self.state in ("completed", "refused", "lapsed")
         if self.confirmation in ("owed", "overdue") and confirmable:
             allowed["written_confirmation"] = (R, "=")
         if self.question and "additional_information" not in allowed:
