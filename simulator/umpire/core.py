@@ -177,7 +177,12 @@ class RoundState:
             else:
                 after = None
         if after is not None:
-            moment = event.time + after
+            try:
+                moment = event.time + after
+            except OverflowError:
+                # A promise past the calendar's end (no party of ours makes one; a client
+                # playing a seat may): it never acts on the event. It had stopped the run.
+                return
             current = self.soonest.get(party)
             if current is None or moment < current:
                 self.soonest[party] = moment
