@@ -24,10 +24,13 @@ from simulator.messaging.wire import (
     Lookahead,
     Round,
     RoundDone,
+    Submission,
     decode_answer,
     decode_from_umpire,
     encode,
 )
+from simulator.protocol.drafting import draft
+from simulator.records import REJECTION
 from simulator.run.exercise import Exercise, RunOptions
 from simulator.scenario import load_scenario
 from simulator.transport import SessionSettings
@@ -157,3 +160,67 @@ async def test_a_flood_of_catch_up_asks_keeps_nobody_else_waiting(
             outcome = await run
     assert served_by_then < ASKS // 2, f"{served_by_then} asks were served before the command"
     assert outcome.result.reason == "the test has seen enough"
+
+
+async def test_a_seat_cannot_take_the_message_ids_another_party_will_number_its_own(
+    tmp_path: Path,
+) -> None:
+    """The client playing southmere opens five cases in the first round under message ids
+    `northmark.1` to `northmark.5`: the ids northmark numbers its own messages with
+    (`party.seq`). Each is a rejection naming northmark's namespace, and northmark's own
+    messages are recorded under their ids. Before, the five were recorded, and northmark's
+    written confirmation of its oral request (`northmark.1`) was refused as a message id
+    already used by another message: the innocent party lost its message and was charged
+    with the missing confirmation."""
+    scenario = load_scenario(EXAMPLE)
+    northmark, southmere = scenario.party("northmark"), scenario.party(SEAT)
+    squats = tuple(
+        Submission(
+            party=SEAT,
+            seq=n,
+            message=draft(
+                "written_request",
+                message_id=f"northmark.{n}",
+                case_id=f"squat-{n}",
+                sender=southmere,
+                recipient=northmark,
+                fields={
+                    "area": "fuel_and_energy_safety",
+                    "essence": "A request under another party's message id.",
+                    "purpose": "To test the umpire.",
+                    "justification": "An exercise of its intake.",
+                    "assistance_sought": "None.",
+                },
+            ),
+        )
+        for n in range(1, 6)
+    )
+    sent: list[int] = []
+
+    def report(marker: Round) -> RoundDone:
+        if sent:
+            return RoundDone(party=SEAT, round=marker.round)
+        sent.append(marker.round)
+        return RoundDone(
+            party=SEAT, round=marker.round, seqs=tuple(s.seq for s in squats), submissions=squats
+        )
+
+    options = RunOptions(
+        broker="mosquitto", log=str(tmp_path / "run.db"), external=(SEAT,), party_timeout_s=30
+    )
+    committed: list[Event] = []
+    async with Exercise(scenario, options, on_commit=committed.extend) as exercise:
+        seat = asyncio.create_task(_answer_rounds(exercise, report))
+        try:
+            async with asyncio.timeout(120):
+                outcome = await exercise.run()
+        finally:
+            seat.cancel()
+    assert outcome.result.reason == "nothing left to happen"
+    rejected = [e for e in committed if e.type == REJECTION]
+    assert {e.recipient for e in rejected} == {SEAT}, "an innocent party's message was refused"
+    assert len(rejected) == len(squats)
+    assert all("in northmark's namespace" in e.data["reason"] for e in rejected)
+    own = [e for e in committed if e.id.startswith("northmark.")]
+    assert own, "northmark sent nothing: the test shows nothing"
+    assert all(e.sender == "northmark" for e in own)
