@@ -55,6 +55,22 @@ class PartySilent(SimulatorError):
         )
 
 
+class PartyStuck(SimulatorError):
+    """Parties whose round reports keep saying a plan of theirs is due, and never send it."""
+
+    def __init__(self, due: dict[str, datetime], at: datetime, rounds: int) -> None:
+        self.parties = tuple(sorted(due))
+        said = "; ".join(
+            f"{party}'s round reports say a plan of its was due at {due[party]:%Y-%m-%d %H:%M}"
+            for party in self.parties
+        )
+        super().__init__(
+            f"{said}, yet it sent nothing for it in {rounds} rounds at {at:%Y-%m-%d %H:%M}, "
+            "and simulated time cannot pass a plan that is due; is the party's client one "
+            "that keeps to the protocol (`simulator party`)?"
+        )
+
+
 class Rounds:
     """Drives an umpire on a `VirtualClock`, one round at a time."""
 
@@ -131,7 +147,7 @@ class Rounds:
                 # stays due without ever producing anything would spin here forever.
                 stalled += 1
                 if stalled > STALL_LIMIT:
-                    raise InternalError(f"simulated time is stuck at {moment}: nothing happens")
+                    raise self._stuck(moment, stalled)
             else:
                 stalled = 0
                 busy = 0
@@ -140,6 +156,19 @@ class Rounds:
             umpire.stage_timers(moment)
             if umpire.sequencer.pending.events:
                 await umpire.commit()
+
+    def _stuck(self, moment: datetime, rounds: int) -> SimulatorError:
+        """Why simulated time cannot leave `moment`: a party's plan said due and never sent
+        (it was asked in every one of those rounds: a client playing a seat that is not
+        ours, which send a plan when it is due), or else a bug."""
+        due = {
+            party: report.next_due
+            for party, report in self.umpire.round.reports.items()
+            if report.next_due is not None and report.next_due <= moment
+        }
+        if due:
+            return PartyStuck(due, moment, rounds)
+        return InternalError(f"simulated time is stuck at {moment}: nothing happens")
 
     def _upcoming(self) -> datetime | None:
         """The next moment something is due: a timer, a party's plan, a held submission."""

@@ -9,7 +9,7 @@ report promises and goes on; the run ends as runs end, saying why.
 import asyncio
 import random
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -34,6 +34,7 @@ from simulator.records import REJECTION
 from simulator.run.exercise import Exercise, RunOptions
 from simulator.scenario import load_scenario
 from simulator.transport import SessionSettings
+from simulator.umpire.rounds import PartyStuck
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 EXAMPLE = SCENARIOS / "example.yaml"
@@ -224,3 +225,34 @@ async def test_a_seat_cannot_take_the_message_ids_another_party_will_number_its_
     own = [e for e in committed if e.id.startswith("northmark.")]
     assert own, "northmark sent nothing: the test shows nothing"
     assert all(e.sender == "northmark" for e in own)
+
+
+async def test_a_seat_saying_a_plan_is_due_that_it_never_sends_is_named(tmp_path: Path) -> None:
+    """The client playing southmere answers every round saying its next plan was due in
+    2000, and sends nothing. Simulated time cannot move past a plan that is due, so the
+    run stops after a few rounds at that instant, naming southmere and the plan it never
+    sent. Before, it stopped as a bug of the simulator ("simulated time is stuck …:
+    nothing happens", an InternalError), naming no one."""
+    scenario = load_scenario(EXAMPLE)
+    claimed = datetime(2000, 1, 1, tzinfo=UTC)
+
+    def report(marker: Round) -> RoundDone:
+        return RoundDone(party=SEAT, round=marker.round, next_due=claimed)
+
+    options = RunOptions(
+        broker="embedded", log=str(tmp_path / "run.db"), external=(SEAT,), party_timeout_s=30
+    )
+    async with Exercise(scenario, options) as exercise:
+        seat = asyncio.create_task(_answer_rounds(exercise, report))
+        try:
+            async with asyncio.timeout(120):
+                with pytest.raises(ExceptionGroup) as raised:
+                    await exercise.run()
+        finally:
+            seat.cancel()
+    matched = raised.value.subgroup(PartyStuck)
+    assert matched is not None, f"not stopped for the party: {raised.value!r}"
+    [stuck] = matched.exceptions
+    assert isinstance(stuck, PartyStuck)
+    assert stuck.parties == (SEAT,)
+    assert "southmere's round reports say a plan of its was due at 2000-01-01 00:00" in str(stuck)
