@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -47,10 +47,31 @@ INSTANT_LIMIT = 1000
 
 
 class PartySilent(SimulatorError):
-    def __init__(self, parties: Sequence[str], round_: int, seconds: float) -> None:
+    """Parties that did not answer a round in time: no report, or not what it names.
+
+    `unsent`: for a party whose report came, the submissions it names as sent in the
+    round that never did (a party of ours sends a lost one again).
+    """
+
+    def __init__(
+        self,
+        parties: Sequence[str],
+        round_: int,
+        seconds: float,
+        unsent: Mapping[str, Sequence[int]] | None = None,
+    ) -> None:
         self.parties = tuple(parties)
+        unsent = unsent or {}
+        silent = [p for p in parties if p not in unsent]
+        said = [
+            f"{party} reported round {round_} with submissions "
+            f"{', '.join(map(str, seqs))} that never came"
+            for party, seqs in sorted(unsent.items())
+        ]
+        if silent:
+            said.insert(0, f"no report for round {round_} from {', '.join(silent)}")
         super().__init__(
-            f"no report for round {round_} from {', '.join(parties)} within {seconds:.0f} s; "
+            f"{'; '.join(said)} within {seconds:.0f} s; "
             "is the party running and connected to the broker?"
         )
 
@@ -266,6 +287,19 @@ class Rounds:
                 missing.append(party)
         return missing
 
+    def _unsent(self, parties: Iterable[str]) -> dict[str, list[int]]:
+        """For each of `parties` that did report this round: the submissions it names that
+        never came."""
+        umpire = self.umpire
+        unsent = {}
+        for party in parties:
+            report = umpire.round.reports.get(party)
+            if report is None or report.round != umpire.round.number:
+                continue
+            named = (*report.seqs, *(seq for seq, _ in report.ahead))
+            unsent[party] = sorted({seq for seq in named if not umpire.intake.has(party, seq)})
+        return unsent
+
     async def _await_reports(self) -> None:
         umpire = self.umpire
         loop = asyncio.get_running_loop()
@@ -274,7 +308,12 @@ class Rounds:
             if umpire.stop_requested:
                 return
             if loop.time() > give_up:
-                raise PartySilent(missing, umpire.round.number, umpire.settings.party_timeout_s)
+                raise PartySilent(
+                    missing,
+                    umpire.round.number,
+                    umpire.settings.party_timeout_s,
+                    self._unsent(missing),
+                )
             if not await umpire.wait_changed(umpire.settings.heartbeat_s):
                 # A party may have missed the marker (or restarted): say it again.
                 await umpire.announce()

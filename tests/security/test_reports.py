@@ -34,7 +34,7 @@ from simulator.records import REJECTION
 from simulator.run.exercise import Exercise, RunOptions
 from simulator.scenario import load_scenario
 from simulator.transport import SessionSettings
-from simulator.umpire.rounds import PartyStuck
+from simulator.umpire.rounds import PartySilent, PartyStuck
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 EXAMPLE = SCENARIOS / "example.yaml"
@@ -256,3 +256,35 @@ async def test_a_seat_saying_a_plan_is_due_that_it_never_sends_is_named(tmp_path
     assert isinstance(stuck, PartyStuck)
     assert stuck.parties == (SEAT,)
     assert "southmere's round reports say a plan of its was due at 2000-01-01 00:00" in str(stuck)
+
+
+async def test_a_round_report_naming_submissions_never_sent_is_named_when_the_run_gives_up(
+    tmp_path: Path,
+) -> None:
+    """The client playing southmere answers its first round naming submissions 7 and 8 as
+    sent in it, and never sends them. The umpire waits for them as for a lost submission
+    (a party of ours would send it again), then stops the run saying that southmere's
+    report came and which of the submissions it names never did. Before, it said no
+    report had come from southmere, and asked whether the party was running."""
+    scenario = load_scenario(EXAMPLE)
+
+    def report(marker: Round) -> RoundDone:
+        return RoundDone(party=SEAT, round=marker.round, seqs=(7, 8))
+
+    options = RunOptions(
+        broker="embedded", log=str(tmp_path / "run.db"), external=(SEAT,), party_timeout_s=3
+    )
+    async with Exercise(scenario, options) as exercise:
+        seat = asyncio.create_task(_answer_rounds(exercise, report))
+        try:
+            async with asyncio.timeout(120):
+                with pytest.raises(ExceptionGroup) as raised:
+                    await exercise.run()
+        finally:
+            seat.cancel()
+    matched = raised.value.subgroup(PartySilent)
+    assert matched is not None, f"not stopped for the party: {raised.value!r}"
+    [silent] = matched.exceptions
+    assert isinstance(silent, PartySilent)
+    assert silent.parties == (SEAT,)
+    assert "southmere reported round 0 with submissions 7, 8 that never came" in str(silent)
