@@ -12,6 +12,7 @@
     │   ├── BrokerUnavailable, BrokerRefused, SubscriptionRefused, PayloadTooLarge
     │   └── UnknownPrincipal, UnsupportedProtocol
     ├── PartySilent                a simulated party stopped answering rounds
+    ├── PartyStuck                 a party's round reports say a plan is due it never sends
     └── InternalError              a bug in the simulator: report it
         └── ProjectionGap          a read model was fed events with a gap
 

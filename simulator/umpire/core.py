@@ -177,7 +177,12 @@ class RoundState:
             else:
                 after = None
         if after is not None:
-            moment = event.time + after
+            try:
+                moment = event.time + after
+            except OverflowError:
+                # A promise past the calendar's end (no party of ours makes one; a client
+                # playing a seat may): it never acts on the event. It had stopped the run.
+                return
             current = self.soonest.get(party)
             if current is None or moment < current:
                 self.soonest[party] = moment
@@ -295,6 +300,13 @@ class Umpire:
         self.router: Router = router or PartyRouter(bus, topics, partition=partition)
         self.rejections = 0
         self.catch_ups_served = 0
+        # Catch-ups asked for and not served yet: party -> the earliest position it asked
+        # to be caught up after. Served on a task of their own, one at a time, a party's
+        # asks while one waits merged into one: served on the receiving task, a client
+        # asking 500 times (with a party's credentials) held every other party's
+        # submissions and the controller's commands back for 13 s.
+        self._catch_ups: dict[str, int] = {}
+        self._catch_up_asked = asyncio.Event()
         self.paused = False
         self.stop_requested: str | None = None
         self._changed = asyncio.Event()
@@ -387,24 +399,29 @@ class Umpire:
     async def run(self, start_events: Sequence[NewEvent] = ()) -> UmpireResult:
         await self.listen()
         receiver = asyncio.create_task(self._receive(), name="umpire.receive")
+        server = asyncio.create_task(self._serve_catch_ups(), name="umpire.catch_up")
         driving: asyncio.Task[UmpireResult] | None = None
         try:
             for event in start_events:
                 self.sequencer.stage(event)
             await self.commit()
             driving = asyncio.create_task(self.driver.run(), name="umpire.drive")
-            await asyncio.wait({driving, receiver}, return_when=asyncio.FIRST_COMPLETED)
-            failed = None if receiver.cancelled() or not receiver.done() else receiver.exception()
-            if failed is not None and not driving.done():
-                # Nothing comes in any more: the run cannot go on, and must not seem to
-                # (its clock ticking on, its parties' submissions unanswered).
-                raise InternalError(
-                    f"the umpire stopped receiving ({type(failed).__name__}: {failed}); "
-                    "the run was stopped there, and its log holds what was committed"
-                ) from failed
+            await asyncio.wait({driving, receiver, server}, return_when=asyncio.FIRST_COMPLETED)
+            for listening, doing in ((receiver, "receiving"), (server, "serving catch-ups")):
+                failed = (
+                    None if listening.cancelled() or not listening.done() else listening.exception()
+                )
+                if failed is not None and not driving.done():
+                    # Nothing comes in any more (or no party that missed events is caught
+                    # up): the run cannot go on, and must not seem to (its clock ticking
+                    # on, its parties' submissions unanswered).
+                    raise InternalError(
+                        f"the umpire stopped {doing} ({type(failed).__name__}: {failed}); "
+                        "the run was stopped there, and its log holds what was committed"
+                    ) from failed
             return await driving
         finally:
-            for task in (driving, receiver):
+            for task in (driving, receiver, server):
                 if task is not None and not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -707,7 +724,18 @@ class Umpire:
                 for seq in decoded.retracted:
                     self.intake.retract(party, seq)
         elif isinstance(decoded, CatchUpRequest):
-            await self._serve_catch_up(party, decoded.after)
+            asked = self._catch_ups.get(party)
+            self._catch_ups[party] = decoded.after if asked is None else min(asked, decoded.after)
+            self._catch_up_asked.set()
+
+    async def _serve_catch_ups(self) -> None:
+        """Serve the catch-ups asked for, one at a time, the parties in the order they asked."""
+        while True:
+            await self._catch_up_asked.wait()
+            self._catch_up_asked.clear()
+            while self._catch_ups:
+                party = next(iter(self._catch_ups))
+                await self._serve_catch_up(party, self._catch_ups.pop(party))
 
     async def _serve_catch_up(self, party: str, after: int) -> None:
         chunker = Chunker(count=CATCH_UP_CHUNK)

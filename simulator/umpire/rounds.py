@@ -47,24 +47,55 @@ INSTANT_LIMIT = 1000
 
 
 class PartySilent(SimulatorError):
+    """Parties that did not answer a round in time: no report, or not what it names.
+
+    `refused`: for a party whose reports the umpire refused, why (it was running).
+    `unsent`: for a party whose report came, the submissions it names as sent in the
+    round that never did (a party of ours sends a lost one again).
+    """
+
     def __init__(
         self,
         parties: Sequence[str],
         round_: int,
         seconds: float,
         refused: Mapping[str, str] | None = None,
+        unsent: Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         self.parties = tuple(parties)
-        # A party whose reports the umpire refused was running: say why instead.
         refused = refused or {}
-        why = [f"{p}'s reports were refused: {refused[p]}" for p in parties if p in refused]
-        silent = [p for p in parties if p not in refused]
+        unsent = unsent or {}
+        said = [
+            f"{party} reported round {round_} with submissions "
+            f"{', '.join(map(str, seqs))} that never came"
+            for party, seqs in sorted(unsent.items())
+        ]
+        unreported = [p for p in parties if p not in unsent]
+        if unreported:
+            said.insert(0, f"no report for round {round_} from {', '.join(unreported)}")
+        why = [f"{p}'s reports were refused: {refused[p]}" for p in unreported if p in refused]
+        silent = [p for p in parties if p not in unsent and p not in refused]
         if silent:
             running = "is the party running and connected to the broker?"
             why.append(f"{', '.join(silent)}: {running}" if why else running)
         super().__init__(
-            f"no report for round {round_} from {', '.join(parties)} within {seconds:.0f} s; "
-            + "; ".join(why)
+            f"{'; '.join(said)} within {seconds:.0f} s" + "".join(f"; {w}" for w in why)
+        )
+
+
+class PartyStuck(SimulatorError):
+    """Parties whose round reports keep saying a plan of theirs is due, and never send it."""
+
+    def __init__(self, due: dict[str, datetime], at: datetime, rounds: int) -> None:
+        self.parties = tuple(sorted(due))
+        said = "; ".join(
+            f"{party}'s round reports say a plan of its was due at {due[party]:%Y-%m-%d %H:%M}"
+            for party in self.parties
+        )
+        super().__init__(
+            f"{said}, yet it sent nothing for it in {rounds} rounds at {at:%Y-%m-%d %H:%M}, "
+            "and simulated time cannot pass a plan that is due; is the party's client one "
+            "that keeps to the protocol (`simulator party`)?"
         )
 
 
@@ -144,7 +175,7 @@ class Rounds:
                 # stays due without ever producing anything would spin here forever.
                 stalled += 1
                 if stalled > STALL_LIMIT:
-                    raise InternalError(f"simulated time is stuck at {moment}: nothing happens")
+                    raise self._stuck(moment, stalled)
             else:
                 stalled = 0
                 busy = 0
@@ -153,6 +184,19 @@ class Rounds:
             umpire.stage_timers(moment)
             if umpire.sequencer.pending.events:
                 await umpire.commit()
+
+    def _stuck(self, moment: datetime, rounds: int) -> SimulatorError:
+        """Why simulated time cannot leave `moment`: a party's plan said due and never sent
+        (it was asked in every one of those rounds: a client playing a seat that is not
+        ours, which send a plan when it is due), or else a bug."""
+        due = {
+            party: report.next_due
+            for party, report in self.umpire.round.reports.items()
+            if report.next_due is not None and report.next_due <= moment
+        }
+        if due:
+            return PartyStuck(due, moment, rounds)
+        return InternalError(f"simulated time is stuck at {moment}: nothing happens")
 
     def _upcoming(self) -> datetime | None:
         """The next moment something is due: a timer, a party's plan, a held submission."""
@@ -250,6 +294,19 @@ class Rounds:
                 missing.append(party)
         return missing
 
+    def _unsent(self, parties: Iterable[str]) -> dict[str, list[int]]:
+        """For each of `parties` that did report this round: the submissions it names that
+        never came."""
+        umpire = self.umpire
+        unsent = {}
+        for party in parties:
+            report = umpire.round.reports.get(party)
+            if report is None or report.round != umpire.round.number:
+                continue
+            named = (*report.seqs, *(seq for seq, _ in report.ahead))
+            unsent[party] = sorted({seq for seq in named if not umpire.intake.has(party, seq)})
+        return unsent
+
     async def _await_reports(self) -> None:
         umpire = self.umpire
         loop = asyncio.get_running_loop()
@@ -259,7 +316,11 @@ class Rounds:
                 return
             if loop.time() > give_up:
                 raise PartySilent(
-                    missing, umpire.round.number, umpire.settings.party_timeout_s, umpire.refused
+                    missing,
+                    umpire.round.number,
+                    umpire.settings.party_timeout_s,
+                    umpire.refused,
+                    self._unsent(missing),
                 )
             if not await umpire.wait_changed(umpire.settings.heartbeat_s):
                 # A party may have missed the marker (or restarted): say it again.

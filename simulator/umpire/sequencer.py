@@ -201,6 +201,21 @@ class Sequencer:
                 message_id=message.message_id,
                 payload=payload,
             )
+        owner, dot, _ = message.message_id.partition(".")
+        if dot and owner != connection_party and owner in self.agreement.parties:
+            # Another party numbers its own messages `owner.N` (`party.policy.message_id`,
+            # the seats alike): taken first, its own message under the id would be
+            # refused as a reuse, and it charged with a message it never got to send.
+            return self._reject(
+                connection_party,
+                at,
+                f"message id {message.message_id!r} is in {owner}'s namespace (the ids "
+                f"{owner} numbers its own messages with): number the message "
+                f"{connection_party}.N",
+                seq=seq,
+                message_id=message.message_id,
+                payload=payload,
+            )
         if (
             self.reserved is not None
             and self.case(message.case_id) is None

@@ -11,7 +11,7 @@ from simulator.transport import (
 )
 from tests.runtime.seats import until
 
-from .helpers import BAD_CREDENTIALS, Connector, assert_refused, quiet, receive
+from .helpers import BAD_CREDENTIALS, Connector, assert_refused, quiet, receive, receive_all
 
 
 async def test_round_trip_at_qos1(broker: Broker, topics: Topics, connect: Connector) -> None:
@@ -214,3 +214,20 @@ async def test_a_consumer_that_stops_waiting_loses_nothing(
             got += [m.payload for m in await quiet(umpire, within=0.001)]
     await publisher
     assert got == [str(n).encode() for n in range(50)]
+
+
+async def test_what_a_publisher_had_acknowledged_arrives_though_it_left_at_once(
+    broker: Broker, topics: Topics, connect: Connector
+) -> None:
+    """A client (a clean session, as `mosquitto_pub` connects) publishes 200 QoS 1 messages
+    at once and disconnects as soon as each is acknowledged: all 200 reach the subscriber.
+    Before, amqtt took in a client's messages one at a time after acknowledging them and
+    stopped at its disconnect: about half were acknowledged and never delivered, so a
+    burst of submissions from a client that then left was half lost, unrecorded."""
+    umpire = await connect(broker, "umpire")
+    await umpire.subscribe(topics.all_submissions)
+    sent = {b"burst-%d" % n for n in range(200)}
+    async with connect.transport(broker, "alpha", persistent=False) as alpha:
+        await asyncio.gather(*(alpha.publish(topics.submit("alpha"), p) for p in sent))
+    got = await receive_all(umpire, sent, within=30)
+    assert {m.payload for m in got} == sent
