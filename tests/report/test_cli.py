@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from simulator.cli import app, report
@@ -79,8 +80,17 @@ def test_command_default_matches_the_report_default() -> None:
     assert inspect.signature(report).parameters["charts"].default == DEFAULT_CHARTED_CASES
 
 
-def test_the_report_says_whether_its_log_verifies(drill_log: Path, tmp_path: Path) -> None:
-    """A report is of the log as it is now: it says whether that is what its writer signed."""
+@pytest.mark.parametrize("apart", [False, True], ids=["inline", "in-a-process-of-its-own"])
+def test_the_report_says_whether_its_log_verifies(
+    drill_log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, apart: bool
+) -> None:
+    """A report is of the log as it is now: it says whether that is what its writer signed.
+
+    A long log is checked in a process of its own (`CHECK_APART_FROM`); here, any log.
+    """
+    if apart:
+        # The module, not the Typer app that `simulator.cli.app` names in the package.
+        monkeypatch.setattr(sys.modules["simulator.cli.app"], "CHECK_APART_FROM", 0)
     code, err = _invoke("report", str(drill_log), "-o", str(tmp_path / "sound"))
     sound = json.loads((tmp_path / "sound" / "report.json").read_text(encoding="utf-8"))
     with contextlib.closing(sqlite3.connect(drill_log)) as conn, conn:
