@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -31,10 +32,12 @@ from simulator.messaging.wire import (
 )
 from simulator.protocol.drafting import draft
 from simulator.records import REJECTION
-from simulator.run.exercise import Exercise, RunOptions
-from simulator.scenario import load_scenario
+from simulator.run.exercise import Exercise, RunOptions, RunOutcome
+from simulator.scenario import Scenario, load_scenario
 from simulator.transport import SessionSettings
 from simulator.umpire.rounds import PartySilent, PartyStuck
+
+Stopped = TypeVar("Stopped", bound=Exception)
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 EXAMPLE = SCENARIOS / "example.yaml"
@@ -61,6 +64,51 @@ async def _answer_rounds(exercise: Exercise, report: Callable[[Round], RoundDone
                 await seat.publish(exercise.topics.report(SEAT), encode(report(marker)))
 
 
+async def _played(
+    scenario: Scenario,
+    options: RunOptions,
+    report: Callable[[Round], RoundDone],
+    on_commit: Callable[[Sequence[Event]], None] | None = None,
+) -> RunOutcome:
+    """The run to its end, southmere's seat answering each round it is asked with `report`."""
+    async with Exercise(scenario, options, on_commit=on_commit) as exercise:
+        seat = asyncio.create_task(_answer_rounds(exercise, report))
+        try:
+            async with asyncio.timeout(120):
+                return await exercise.run()
+        finally:
+            seat.cancel()
+
+
+async def _stopped_for(
+    scenario: Scenario,
+    tmp_path: Path,
+    report: Callable[[Round], RoundDone],
+    party_timeout_s: float,
+    error: type[Stopped],
+) -> Stopped:
+    """The one `error` a run stops with when southmere's seat answers each round with `report`."""
+    options = RunOptions(
+        broker="embedded",
+        log=str(tmp_path / "run.db"),
+        external=(SEAT,),
+        party_timeout_s=party_timeout_s,
+    )
+    async with Exercise(scenario, options) as exercise:
+        seat = asyncio.create_task(_answer_rounds(exercise, report))
+        try:
+            async with asyncio.timeout(120):
+                with pytest.raises(ExceptionGroup) as raised:
+                    await exercise.run()
+        finally:
+            seat.cancel()
+    matched = raised.value.subgroup(error)
+    assert matched is not None, f"not stopped for the party: {raised.value!r}"
+    [stopped] = matched.exceptions
+    assert isinstance(stopped, error)
+    return stopped
+
+
 @pytest.mark.parametrize("broker", ["embedded", "mosquitto"])
 async def test_a_lookahead_past_the_calendars_end_is_a_promise_never_to_act(
     broker: str, tmp_path: Path
@@ -78,13 +126,7 @@ async def test_a_lookahead_past_the_calendars_end_is_a_promise_never_to_act(
     options = RunOptions(
         broker=broker, log=str(tmp_path / "run.db"), external=(SEAT,), party_timeout_s=30
     )
-    async with Exercise(scenario, options) as exercise:
-        seat = asyncio.create_task(_answer_rounds(exercise, report))
-        try:
-            async with asyncio.timeout(120):
-                outcome = await exercise.run()
-        finally:
-            seat.cancel()
+    outcome = await _played(scenario, options, report)
     # Its requests unanswered, the run ends when nothing is left to happen, as runs end.
     assert outcome.result.reason == "nothing left to happen"
     assert outcome.summary.case_states, "no case was opened: the run never got going"
@@ -210,13 +252,7 @@ async def test_a_seat_cannot_take_the_message_ids_another_party_will_number_its_
         broker="mosquitto", log=str(tmp_path / "run.db"), external=(SEAT,), party_timeout_s=30
     )
     committed: list[Event] = []
-    async with Exercise(scenario, options, on_commit=committed.extend) as exercise:
-        seat = asyncio.create_task(_answer_rounds(exercise, report))
-        try:
-            async with asyncio.timeout(120):
-                outcome = await exercise.run()
-        finally:
-            seat.cancel()
+    outcome = await _played(scenario, options, report, on_commit=committed.extend)
     assert outcome.result.reason == "nothing left to happen"
     rejected = [e for e in committed if e.type == REJECTION]
     assert {e.recipient for e in rejected} == {SEAT}, "an innocent party's message was refused"
@@ -239,21 +275,7 @@ async def test_a_seat_saying_a_plan_is_due_that_it_never_sends_is_named(tmp_path
     def report(marker: Round) -> RoundDone:
         return RoundDone(party=SEAT, round=marker.round, next_due=claimed)
 
-    options = RunOptions(
-        broker="embedded", log=str(tmp_path / "run.db"), external=(SEAT,), party_timeout_s=30
-    )
-    async with Exercise(scenario, options) as exercise:
-        seat = asyncio.create_task(_answer_rounds(exercise, report))
-        try:
-            async with asyncio.timeout(120):
-                with pytest.raises(ExceptionGroup) as raised:
-                    await exercise.run()
-        finally:
-            seat.cancel()
-    matched = raised.value.subgroup(PartyStuck)
-    assert matched is not None, f"not stopped for the party: {raised.value!r}"
-    [stuck] = matched.exceptions
-    assert isinstance(stuck, PartyStuck)
+    stuck = await _stopped_for(scenario, tmp_path, report, 30, PartyStuck)
     assert stuck.parties == (SEAT,)
     assert "southmere's round reports say a plan of its was due at 2000-01-01 00:00" in str(stuck)
 
@@ -271,20 +293,6 @@ async def test_a_round_report_naming_submissions_never_sent_is_named_when_the_ru
     def report(marker: Round) -> RoundDone:
         return RoundDone(party=SEAT, round=marker.round, seqs=(7, 8))
 
-    options = RunOptions(
-        broker="embedded", log=str(tmp_path / "run.db"), external=(SEAT,), party_timeout_s=3
-    )
-    async with Exercise(scenario, options) as exercise:
-        seat = asyncio.create_task(_answer_rounds(exercise, report))
-        try:
-            async with asyncio.timeout(120):
-                with pytest.raises(ExceptionGroup) as raised:
-                    await exercise.run()
-        finally:
-            seat.cancel()
-    matched = raised.value.subgroup(PartySilent)
-    assert matched is not None, f"not stopped for the party: {raised.value!r}"
-    [silent] = matched.exceptions
-    assert isinstance(silent, PartySilent)
+    silent = await _stopped_for(scenario, tmp_path, report, 3, PartySilent)
     assert silent.parties == (SEAT,)
     assert "southmere reported round 0 with submissions 7, 8 that never came" in str(silent)
