@@ -15,3 +15,8 @@ SECURE_OPTION = typer.Option(
     "--secure",
     help="TLS-only broker with generated certificates, secret signature keys (README: Security)",
 )
+
+# A scenario's `seed` holds these (scenario.model.Scenario.seed); a seed given on the
+# command line is held to the same range, so a typo such as -1 is refused by name.
+MAX_SEED = 2**63 - 1
+SEED_OPTION = typer.Option(help="override the scenario's seed", min=0, max=MAX_SEED)

@@ -22,6 +22,8 @@ from simulator.cli.app import _run as cli_run
 from simulator.errors import ScenarioError
 from simulator.eventlog import Event
 from simulator.logfiles import open_log
+from simulator.options import MAX_SEED
+from simulator.scenario.model import Scenario
 
 EXAMPLE = Path(__file__).parent.parent / "scenarios" / "example.yaml"
 SIMULATOR = [sys.executable, "-m", "simulator"]
@@ -525,3 +527,32 @@ def _events_in(log: Path) -> int:
             return int(db.execute("select count(*) from events").fetchone()[0])
     except sqlite3.Error:
         return 0  # not made yet
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", str(EXAMPLE)],
+        ["fork", "parent.db", "--at", "1", "-o", "fork.db"],
+        ["serve", str(EXAMPLE)],
+        ["load", "--duration", "1"],
+    ],
+    ids=["run", "fork", "serve", "load"],
+)
+@pytest.mark.parametrize("seed", ["-1", str(2**63)])
+def test_a_seed_outside_the_scenarios_range_is_refused_by_name(
+    command: list[str], seed: str, tmp_path: Path
+) -> None:
+    """`--seed` holds what a scenario's `seed` holds (0 to 2**63 - 1). Before: -1 and 2**64
+    were taken, and only a scenario file refused them."""
+    result = CliRunner().invoke(app, [*command, "--seed", seed], env={"COLUMNS": "200"})
+
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--seed'" in result.output
+    assert not (tmp_path / "fork.db").exists()
+
+
+def test_the_seed_option_and_the_scenarios_seed_hold_the_same_range() -> None:
+    field = Scenario.model_fields["seed"]
+    bounds = {type(m).__name__: m for m in field.metadata}
+    assert (bounds["Ge"].ge, bounds["Le"].le) == (0, MAX_SEED)

@@ -54,7 +54,7 @@ from simulator.logfiles import is_postgres
 from simulator.logging import configure as configure_logging
 from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Control, Tick, describe
-from simulator.options import BROKER_HELP, SECURE_OPTION
+from simulator.options import BROKER_HELP, MAX_SEED, SECURE_OPTION, SEED_OPTION
 from simulator.protocol import DEFAULT_PROFILE_ID, AgreementProfile, load_profile, profile_ids
 from simulator.protocol.procedure import (
     BEGIN_MARK,
@@ -622,7 +622,7 @@ def run(
         str | None,
         typer.Option("--log", help="SQLite file or postgresql:// URL (default: runs/…db)"),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
+    seed: Annotated[int | None, SEED_OPTION] = None,
     clock: Annotated[
         str, typer.Option(help="simulated (rounds, deterministic) or realtime")
     ] = "simulated",
@@ -932,7 +932,9 @@ def fork_command(
     scenario_file: Annotated[
         Path | None, typer.Option("--scenario", help="go on with this scenario's policies")
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="go on with this seed")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="go on with this seed", min=0, max=MAX_SEED)
+    ] = None,
     broker: Annotated[str, typer.Option(help="embedded, mosquitto or an mqtt:// URL")] = (
         "embedded"
     ),

@@ -28,7 +28,7 @@ from simulator.load.interrupt import interruptible as interruptible_by_signals
 from simulator.load.report import VERDICTS, LoadReport, cpu_roles
 from simulator.load.runner import LoadOptions, run_load
 from simulator.logging import configure as configure_logging
-from simulator.options import BROKER_HELP, SECURE_OPTION
+from simulator.options import BROKER_HELP, MAX_SEED, SECURE_OPTION
 from simulator.transport import BrokerAddress
 
 # Exit codes (`VERDICTS`): 0 all carried and nothing lost, 1 something lost, duplicated
@@ -150,7 +150,7 @@ def load(
     case_deadline: Annotated[
         float, typer.Option(help="a case slower than this many seconds is a deadline miss")
     ] = 1.0,
-    seed: Annotated[int, typer.Option(help="seed of the path choices")] = 1,
+    seed: Annotated[int, typer.Option(help="seed of the path choices", min=0, max=MAX_SEED)] = 1,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="no live progress")] = False,
     secure: Annotated[bool, SECURE_OPTION] = False,
 ) -> None:

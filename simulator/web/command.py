@@ -12,7 +12,7 @@ from simulator.context import speed_problem
 from simulator.errors import ScenarioError, SimulatorError
 from simulator.eventlog import LogError
 from simulator.logging import configure as configure_logging
-from simulator.options import BROKER_HELP, SECURE_OPTION
+from simulator.options import BROKER_HELP, SECURE_OPTION, SEED_OPTION
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 
@@ -39,7 +39,7 @@ def serve(
         str | None,
         typer.Option("--log", help="where the run's log goes (default: runs/…db)"),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
+    seed: Annotated[int | None, SEED_OPTION] = None,
     speed: Annotated[
         float | None,
         typer.Option(help="simulated seconds per real second (default 1; 3600 for a log)"),
