@@ -439,7 +439,7 @@ class _Judge:
         local = [v for v in self.valid if not v.in_witness]
         if not self.local:
             if head == 0:
-                return self._report(scan)
+                return self._report(scan, *self._metadata_check())
             raise _Found(
                 None,
                 "the log has events but no signed checkpoints: its checkpoint record is missing",
@@ -465,7 +465,7 @@ class _Judge:
                 f"checkpoint in {signer.where} signs (key "
                 f"{key_fingerprint(signer.record.key)}); the events themselves are intact",
             )
-        return self._report(scan)
+        return self._report(scan, signer, changed)
 
     def _metadata_check(self) -> tuple[_Valid | None, list[str]]:
         """The checkpoint that last signed this log's metadata, and the keys that differ.
@@ -555,7 +555,8 @@ class _Judge:
             "was replaced, or the wrong key is pinned",
         )
 
-    def _report(self, scan: _Scan) -> VerifyReport:
+    def _report(self, scan: _Scan, signer: _Valid | None, changed: list[str]) -> VerifyReport:
+        """The report of a sound log; `signer` and `changed` as `_metadata_check` gives them."""
         head = scan.head
         vouched = max((v.position for v in self.valid), default=None)
         at_top = [v for v in self.valid if v.position == vouched]
@@ -609,7 +610,6 @@ class _Judge:
                 "no witness given: a tail cut or a rollback made together with the log's own "
                 "checkpoints cannot be told from a shorter log (verify with --witness)"
             )
-        signer, changed = self._metadata_check()
         if signer is None:
             if self.valid:
                 notes.append(
