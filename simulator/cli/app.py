@@ -1029,7 +1029,6 @@ def report(
         closed=_all_or_none([r.closed for r in checked]),
         metadata_vouched=_all_or_none([r.metadata_vouched for r in checked]),
         keys=sorted({use.fingerprint for r in checked for use in r.keys}),
-        pinned=False,
         problem=bad.problem if bad is not None else None,
         partitions=len(checked) if len(checked) > 1 else 0,
     )

@@ -308,8 +308,8 @@ class LogIntegrity(_Model):
     metadata_vouched: bool | None
     """The last checkpoint signs the metadata as it is (None: its checkpoints sign none)."""
     keys: list[str]
-    """Fingerprints of the checkpoint keys trusted."""
-    pinned: bool
+    """Fingerprints of the checkpoint keys trusted: those the log names (a report pins
+    none; `log verify --key` does)."""
     problem: str | None = None
     partitions: int = 0
 
@@ -330,8 +330,7 @@ class LogIntegrity(_Model):
             parts.append("metadata changed after its last checkpoint")
         else:
             parts.append("its checkpoints do not sign its metadata")
-        trust = "pinned" if self.pinned else "read from the log itself"
-        parts.append(f"checkpoint key {', '.join(self.keys)} ({trust})")
+        parts.append(f"checkpoint key {', '.join(self.keys)} (read from the log itself)")
         return "; ".join(parts)
 
 
