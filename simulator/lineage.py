@@ -38,28 +38,27 @@ class Lineage(BaseModel):
         )
 
 
-def _number(text: str) -> int | None:
+def whole_number(text: str) -> int | None:
     """A whole number in ASCII digits, or None (`str.isdigit` also passes `²`, which `int`
     refuses: metadata edited so had made `log show` and `report` tracebacks)."""
-    text = text.strip()
     return int(text) if text.isascii() and text.isdigit() else None
 
 
 def read_lineage(metadata: Mapping[str, str]) -> Lineage | None:
     """The lineage a log's metadata records; None for a run that is no fork."""
-    position = _number(metadata.get(FORK_POSITION, ""))
+    position = whole_number(metadata.get(FORK_POSITION, "").strip())
     if not position:
         return None
     return Lineage(
         parent=metadata.get(PARENT, ""),
         position=position,
-        generation=_number(metadata.get(GENERATION, "")) or 1,
+        generation=whole_number(metadata.get(GENERATION, "").strip()) or 1,
     )
 
 
 def resumed_positions(value: str | None) -> list[int]:
     """The positions a log's `RESUMED_AT` metadata names; [] for a run never resumed."""
-    return [n for p in (value or "").split(",") if (n := _number(p)) is not None]
+    return [n for p in (value or "").split(",") if (n := whole_number(p.strip())) is not None]
 
 
 def with_resumption(value: str | None, position: int) -> str:

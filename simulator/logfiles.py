@@ -25,6 +25,7 @@ from simulator.eventlog import (
 )
 from simulator.eventlog.checkpoints import checkpoint_path
 from simulator.eventlog.lockfile import WriterLock
+from simulator.lineage import whole_number
 from simulator.records import UPGRADES
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -198,9 +199,8 @@ async def partition_locations(location: str | Path) -> list[str]:
         )
     async with open_log(partition_location(text, 0), read_only=True) as first:
         declared = await first.get_metadata(PARTITIONS_METADATA)
-    count = (
-        int(declared) if declared and declared.isascii() and declared.isdigit() else len(numbers)
-    )
+    recorded = whole_number(declared) if declared else None
+    count = recorded if recorded is not None else len(numbers)
     missing = sorted(set(range(count)) - set(numbers))
     if missing:
         raise InputError(

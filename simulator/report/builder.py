@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from simulator.eventlog import EventStore
 from simulator.letters import LETTERS_DIRECTORY, letter_stem
-from simulator.lineage import RESUMED_AT, read_lineage, resumed_positions
+from simulator.lineage import RESUMED_AT, read_lineage, resumed_positions, whole_number
 from simulator.projections import (
     ControllerEntry,
     ControllerProjection,
@@ -203,11 +203,8 @@ def _summary(
     controller: Sequence[ControllerRow],
 ) -> ExerciseSummary:
     seed_text = metadata.get("seed")
-    seed = (
-        int(seed_text)
-        if seed_text is not None and seed_text.isascii() and seed_text.isdigit()
-        else facts.seed
-    )
+    recorded = whole_number(seed_text) if seed_text is not None else None
+    seed = recorded if recorded is not None else facts.seed
     agreement = marks.agreement
     states = Counter(c.state.value for c in marks.cases.values())
     severities = Counter(f.violation.severity.value for f in marks.findings)

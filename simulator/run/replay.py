@@ -33,6 +33,7 @@ from simulator.lineage import (
     Lineage,
     read_lineage,
     resumed_positions,
+    whole_number,
 )
 from simulator.logfiles import is_postgres, partition_locations, reading
 from simulator.messaging.bus import Bus
@@ -183,7 +184,7 @@ async def recorded_run(location: str) -> tuple[Scenario, int, str]:
         raise InputError(
             f"{location}: the scenario its metadata records cannot be read "
             f"({exc.error_count()} problems; first at {where}: {first['msg']}); "
-            "the metadata is outside the chain, so an edit there is not refused when made"
+            "`log verify` names a metadata edit"
         ) from None
     return scenario, _whole_number(location, "seed", seed), clock
 
@@ -193,9 +194,10 @@ def _whole_number(location: str, key: str, value: str) -> int:
 
     ASCII digits only: `str.isdigit` also passes `²`, which `int` refuses.
     """
-    if not (value.isascii() and value.isdigit()):
+    number = whole_number(value)
+    if number is None:
         raise InputError(f"{location}: its metadata's {key} is {value!r}, not a whole number")
-    return int(value)
+    return number
 
 
 def comparable(event: Event) -> dict[str, Any]:
