@@ -107,6 +107,10 @@ class RoundDone(_Wire):
     # rather than each in a message of its own; each is taken as if it came alone.
     submissions: tuple[Submission, ...] = ()
 
+    def named(self) -> tuple[int, ...]:
+        """Every submission the report says was sent: in the round, and ahead of its time."""
+        return (*self.seqs, *(seq for seq, _ in self.ahead))
+
 
 class CatchUpRequest(_Wire):
     """A party missed events: send it every event it may see after `after`."""

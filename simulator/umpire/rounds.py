@@ -289,8 +289,7 @@ class Rounds:
             if report is None or report.round != umpire.round.number:
                 missing.append(party)
                 continue
-            seqs = (*report.seqs, *(seq for seq, _ in report.ahead))
-            if not all(umpire.intake.has(party, seq) for seq in seqs):
+            if not all(umpire.intake.has(party, seq) for seq in report.named()):
                 missing.append(party)
         return missing
 
@@ -303,8 +302,9 @@ class Rounds:
             report = umpire.round.reports.get(party)
             if report is None or report.round != umpire.round.number:
                 continue
-            named = (*report.seqs, *(seq for seq, _ in report.ahead))
-            unsent[party] = sorted({seq for seq in named if not umpire.intake.has(party, seq)})
+            unsent[party] = sorted(
+                {seq for seq in report.named() if not umpire.intake.has(party, seq)}
+            )
         return unsent
 
     async def _await_reports(self) -> None:
