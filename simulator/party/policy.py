@@ -57,6 +57,8 @@ class CaseView:
     oral_request_id: str | None = None
     third_party: str | None = None
     area: str | None = None  # from an offer, before any request
+    # The two parties, from the request or offer that opened the case (when seen).
+    parties: tuple[str, str] | None = None
     # Withdrawn, and the party heeded it: it plans nothing more in the case.
     closed: bool = False
 
@@ -71,6 +73,19 @@ _ASK_CONFIRMATION = FollowUp(
         )
     },
 )
+
+
+# What opens a case, and so names its two parties.
+_OPENING = frozenset({"written_request", "oral_request", "offer"})
+
+
+def _from_outside(case: CaseView, sender: str, recipient: str, kind: str) -> bool:
+    """Whether a message in a case the party knows comes from (or goes to) outside it."""
+    if case.parties is None:
+        return False
+    if sender not in case.parties:
+        return True
+    return recipient not in case.parties and kind != "results_transfer"
 
 
 def message_id(party: str, seq: int, generation: int = 0) -> str:
@@ -140,6 +155,14 @@ class PolicyEngine:
         message = message_payload(event)
         kind = message["type"]
         case = self.cases.setdefault(message["case_id"], CaseView())
+        sender, recipient = message["sender"], message["recipient"]
+        if case.parties is None and kind in _OPENING:
+            case.parties = (sender, recipient)
+        elif sender != self.party.id and _from_outside(case, sender, recipient, kind):
+            # Someone else's word in a case that is not theirs (Art. 6.3, 7.1): it
+            # changes nothing in the case (`protocol.outsider`), so a party takes it
+            # no more into account than the umpire's fold does.
+            return
         if kind == "offer":
             case.area = message.get("area")
         if kind in REQUEST_TYPES:

@@ -16,6 +16,7 @@ from simulator.protocol.case import (
     ConfirmationStatus,
     apply,
     elapse,
+    outsider,
 )
 from simulator.protocol.deadlines import Deadline, DeadlineKind, deadlines, overdue
 from simulator.protocol.ids import CaseId, MessageId, PartyId, is_party_id
@@ -84,6 +85,7 @@ __all__ = [
     "elapse",
     "is_party_id",
     "load_profile",
+    "outsider",
     "overdue",
     "parse_message",
     "parse_message_json",

@@ -289,6 +289,18 @@ def _apply(case: Case | None, message: Message, at: datetime, agreement: Agreeme
         )
         return None, tuple(found)
 
+    outsider = _outsider(case, message)
+    if outsider is not None:
+        # The fact of a request, its content and the assistance given may be kept
+        # confidential (Art. 6.3, 7.1), and a verdict is seen by the message's sender
+        # and recipient: for a message to or from a party outside the case it names
+        # neither the case's parties nor its state, and the message leaves the case
+        # as it was (it is not counted among the case's messages either).
+        found.append(
+            _breach(r.WRONG_PARTY, message, f"{outsider} is not a party to case {case.case_id}")
+        )
+        return case, tuple(found)
+
     case = _deadlines(case, at, agreement, found)
     if case.state in TERMINAL_STATES and not _open_after_close(case, message):
         found.append(
@@ -940,6 +952,26 @@ def _on_article_7(
             )
         )
     return {"transferred_to": (*case.transferred_to, message.recipient)}
+
+
+def _outsider(case: Case, message: Message) -> str | None:
+    return outsider(case, message.sender, message.recipient, message.type)
+
+
+def outsider(case: Case, sender: str, recipient: str, kind: str) -> str | None:
+    """The sender or recipient of a message of `kind` that is no party to the case, if one is.
+
+    Results passed on under Art. 7 go to a third party by design; whether
+    that one may have them is `_on_article_7`'s question. The umpire's
+    conditioned injects ask this too: a message from outside a case is not
+    one of the case's.
+    """
+    members = (case.requesting, case.requested, case.offered_by, case.offered_to)
+    if sender not in members:
+        return sender
+    if recipient not in members and kind != "results_transfer":
+        return recipient
+    return None
 
 
 def _parties(

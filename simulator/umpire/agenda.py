@@ -23,7 +23,7 @@ from typing import Any
 
 from simulator.errors import ScenarioError
 from simulator.eventlog import Event, NewEvent
-from simulator.protocol import Case, Message, Party, parse_message
+from simulator.protocol import Case, Message, Party, outsider, parse_message
 from simulator.protocol.drafting import draft
 from simulator.records import CLOCK_ELAPSED, is_message_event, read_violations
 from simulator.scenario.model import (
@@ -248,7 +248,15 @@ class ScenarioAgenda:
             self._observed += 1
             fold_committed(self._cases, event, sequencer.agreement)
             if is_message_event(event.type) and event.subject:
-                self._seen_messages.add((event.subject, event.type.removeprefix("coop.msg.")))
+                kind = event.type.removeprefix("coop.msg.")
+                case = self._cases.get(event.subject)
+                # A message into a case from (or to) a party outside it is not one of the
+                # case's messages: it left the case as it was, and no condition waits on it.
+                if (
+                    case is None
+                    or outsider(case, event.sender or "", event.recipient or "", kind) is None
+                ):
+                    self._seen_messages.add((event.subject, kind))
             for violation in read_violations(event) or ():
                 self._seen_rules.add((violation.rule_id, violation.case_id))
             if not self._waiting:

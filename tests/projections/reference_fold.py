@@ -208,6 +208,20 @@ def _apply(case: Case | None, message: Message, at: datetime, agreement: Agreeme
         )
         return None, tuple(found)
 
+    # Art. 6.3, 7.1: a party outside the case learns nothing of it from a verdict,
+    # and its message (or one addressed to it) does not touch the case. Results
+    # passed on to a third party under Art. 7.3 go outside by design.
+    members = {case.requesting, case.requested, case.offered_by, case.offered_to} - {None}
+    outside = message.sender not in members or (
+        message.recipient not in members and not isinstance(message, ResultsTransfer)
+    )
+    if outside:
+        who = message.sender if message.sender not in members else message.recipient
+        found.append(
+            _breach(r.WRONG_PARTY, message, f"{who} is not a party to case {case.case_id}")
+        )
+        return case, tuple(found)
+
     case, lapsed = elapse(case, at, agreement)
     found.extend(lapsed)
     case = case._replace(updated_at=at, messages=case.messages + 1)

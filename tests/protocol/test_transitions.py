@@ -1,6 +1,7 @@
 """Every edge of PROTOCOL.md's state diagram, walked through the fold."""
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -293,3 +294,43 @@ def test_messages_naming_strangers_are_refused_as_wrong_party() -> None:
     assert [v.rule_id for v in found] == ["wrong-party"]
     assert "zeta" in found[0].detail
     assert play.state == "received"
+
+
+OPEN_PATHS = {
+    "received": ["written_request"],
+    "executing": ["written_request", "acceptance"],
+    "awaiting_information": ["written_request", "information_request"],
+    "offered": ["offer"],
+    **TERMINAL_PATHS,
+}
+
+
+@pytest.mark.parametrize("path", sorted(OPEN_PATHS))
+@pytest.mark.parametrize("kind", sorted(MESSAGE_TYPES))
+def test_a_party_outside_a_case_learns_nothing_of_it_and_changes_nothing(
+    path: str, kind: str
+) -> None:
+    """Art. 6.3, 7.1: gamma, a party of the exercise but not of alpha and beta's case, writes
+    into it (every kind, at every state), and beta writes to gamma in it.
+
+    The verdict each reads is that it is no party to the case: not the case's parties, nor its
+    state (before: "acceptance in this case goes from beta to alpha", "... while the case is
+    executing", "... after the case was refused"), and the case is as it was, messages and all.
+    """
+    play = Play()
+    for step in OPEN_PATHS[path]:
+        play.send(step)
+    before = play.case
+    assert before is not None
+    extra: dict[str, Any] = {"confirms": "m1"} if kind == "written_confirmation" else {}
+    found = play.send(kind, sender="gamma", recipient="beta", **extra)
+    assert [(v.rule_id, v.detail) for v in found] == [
+        ("wrong-party", "gamma is not a party to case case-1")
+    ]
+    assert play.case == before
+    if kind != "results_transfer":
+        found = play.send(kind, sender="beta", recipient="gamma", **extra)
+        assert [(v.rule_id, v.detail) for v in found] == [
+            ("wrong-party", "gamma is not a party to case case-1")
+        ]
+        assert play.case == before
