@@ -50,9 +50,10 @@ class Realtime:
         self.latest = self.floor
         # Simulated parties the umpire waits for, since when (loop time).
         self._waiting_since: dict[str, float] = {}
-        # Parties waited for `hold_s` in vain, with the plan they had then: not waited
-        # for again until they state another (a party that is gone, or stuck).
-        self._given_up: dict[str, PlanStated | None] = {}
+        # Parties waited for `hold_s` in vain, with the plan they had then and the time
+        # it was waited for: not waited for again until they state another (a party that
+        # is gone, or stuck).
+        self._given_up: dict[str, tuple[PlanStated | None, datetime]] = {}
 
     async def run(self) -> UmpireResult:
         umpire = self.umpire
@@ -202,8 +203,9 @@ class Realtime:
         waiting = []
         for party in umpire.reporting:
             plan = umpire.plans.get(party)
-            if party in self._given_up:
-                if self._given_up[party] is plan:
+            given_up = self._given_up.get(party)
+            if given_up is not None:
+                if _same_plan(*given_up, plan):
                     continue
                 del self._given_up[party]
             if self._holds_back(party, plan, at, inclusive=inclusive):
@@ -218,7 +220,7 @@ class Realtime:
                 self._waiting_since[party] = since = loop_time
             if loop_time - since >= limit:
                 plan = umpire.plans.get(party)
-                self._given_up[party] = plan
+                self._given_up[party] = (plan, at)
                 del self._waiting_since[party]
                 umpire.log.warning(
                     "party_not_waited_for",
@@ -326,3 +328,21 @@ def nothing_left(umpire: Umpire) -> bool:
     if umpire.agenda.next_time() is not None or umpire.sequencer.next_deadline() is not None:
         return False
     return not unsettled_by(umpire, None)
+
+
+def _same_plan(given_up: PlanStated | None, at: datetime, plan: PlanStated | None) -> bool:
+    """Whether `plan` is the one a party was given up on at `at`, stated again.
+
+    A party states its plan after every commit it may see, so a statement of
+    the same plan comes again and again with more events seen: one still due
+    by `at` (past due when waited for in vain), with the same submissions
+    outstanding, is the same stuck plan, and waiting for it again would hold
+    every later item `hold_s`. Any other plan (a new due time, other
+    submissions, or a plan that had not come due) is waited for afresh.
+    """
+    if plan is given_up:
+        return True
+    if plan is None or given_up is None:
+        return False
+    due = given_up.next_due
+    return due is not None and due <= at and plan.next_due == due and plan.seqs == given_up.seqs

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from structlog.testing import capture_logs
 
 from simulator.context import seeded
 from simulator.errors import InternalError
@@ -1044,3 +1045,72 @@ async def test_a_realtime_run_with_nothing_left_just_before_its_end_ends_when_it
     ]
     assert ends[0] == [("2026-04-01T08:59:59.000000Z", "nothing left to happen")]
     assert ends[1] == ends[0]
+
+
+def _offers_to_alpha(days: range) -> str:
+    """Injects: beta offers alpha something on each of `days` (cases offer-N)."""
+    return "injects:\n" + "".join(
+        f"""\
+  - id: offer-{day}
+    at: {day}d
+    send:
+      type: offer
+      from: beta
+      to: alpha
+      case: offer-{day}
+      fields: {{area: public_order, description: Joint steward training {day}.}}
+"""
+        for day in days
+    )
+
+
+async def test_a_seat_restating_a_plan_it_never_sends_is_given_up_on_once(
+    tmp_path: Path,
+) -> None:
+    """alpha's seat (the test) says after every commit, as a simulated party's runtime does,
+    that a plan of its is due a day before the exercise began, and never sends it. Five
+    injects come due in turn.
+
+    The umpire waits `hold_s` for it at the first, names it in a warning and then takes what
+    is due without waiting for it, as long as it keeps stating that same plan. Before, each
+    restatement (a new statement of the same plan, with more events seen) counted as a new
+    plan: the umpire waited `hold_s` again before every inject, and named alpha five times.
+    """
+    text = two_parties("stuck-seat", "A seat stuck on a plan", seed=5) + _offers_to_alpha(
+        range(1, 6)
+    )
+    scenario = parse_scenario(text, "tests/umpire/stuck-seat.yaml")
+    past = scenario.start - timedelta(days=1)
+    # The 30 days in about 6 s of wall time; each wait 0.5 s of it.
+    settings = UmpireSettings(clock_tick_s=TICK_S, hold_s=0.5, party_timeout_s=1.0)
+    with capture_logs() as logged:
+        async with (
+            wired(
+                scenario,
+                tmp_path,
+                clock="realtime",
+                speed=30 * 86_400 / 6,
+                scripted=("alpha",),
+                settings=settings,
+            ) as ex,
+            asyncio.TaskGroup() as group,
+        ):
+            alpha = await ex.listen("alpha", *ex.topics.party_filters("alpha"))
+            run = group.create_task(ex.run())
+            stated = -1
+            async with asyncio.timeout(60):
+                while not run.done():
+                    marker = await alpha.next(BaseModel, lambda m: isinstance(m, Tick | Ended))
+                    if not isinstance(marker, Tick):
+                        break
+                    seen = marker.visible.get("alpha", 0)
+                    if seen != stated:
+                        stated = seen
+                        plan = PlanStated(party="alpha", seen=seen, next_due=past)
+                        await alpha.bus.publish(ex.topics.report("alpha"), encode(plan))
+                result = await run
+    offers = [e for e in await exported(ex.location) if e["type"] == "coop.msg.offer"]
+    assert [e["id"] for e in offers] == [f"inject.offer-{day}" for day in range(1, 6)]
+    given_up = [e for e in logged if e["event"] == "party_not_waited_for"]
+    assert [e["party"] for e in given_up] == ["alpha"]
+    assert result.reason == "the scenario's duration was reached"
