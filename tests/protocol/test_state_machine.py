@@ -38,7 +38,10 @@ ASK = {
     "information_request": (D, "awaiting_information"),
     "confidentiality_impossible": (D, "awaiting_decision"),
 }
+# Art. 6.1 "promptly": an impediment may be notified from receipt on, in every open state.
+IMPEDIMENT = {"impediment_notice": (D, "=")}
 CONSIDER = {
+    **IMPEDIMENT,
     "confirmation_request": (D, "awaiting_confirmation"),
     "consultation": (D, "in_consultation"),
     "acceptance": (D, "in_execution"),
@@ -64,8 +67,10 @@ DIAGRAM: dict[str | None, dict[str, tuple[str, str]]] = {
     "awaiting_confirmation": {
         "additional_confirmation": (R, "<resume>"),
         "withdrawal": (R, "withdrawn"),
+        **IMPEDIMENT,
     },
     "in_consultation": {
+        **IMPEDIMENT,
         "conditions_accepted": (R, "in_execution"),
         "conditions_rejected": (R, "under_consideration"),
         "withdrawal": (R, "withdrawn"),
