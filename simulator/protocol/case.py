@@ -655,7 +655,12 @@ def _on_confirmation_request(
     agreement: Agreement,
     found: list[Violation],
 ) -> Changes:
-    if case.state not in DECISION_STATES:
+    # Art. 4.2 para. 2: "If there is any doubt about the authenticity or content of the
+    # request, additional confirmation may be requested", at no stage in particular. An
+    # urgent oral request is acted on before its written confirmation, so the writing
+    # (its content, its signature) may first be read in execution: the doubt may be
+    # raised there too. The answer resumes the case where it was.
+    if case.state not in ASKING_STATES:
         return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
         return _NO_CHANGE

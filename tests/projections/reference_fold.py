@@ -16,7 +16,8 @@ the case was; an answer to a question never a breach); issue 14 items 2-3
 written-confirmation window, a request outside its areas of cooperation;
 several agreements, each case under one, a request outside all of them);
 a late written confirmation in a lapsed case taken without a second finding;
-an impediment notified from receipt on, in every state of an open request (Art. 6.1).
+an impediment notified from receipt on, in every state of an open request (Art. 6.1);
+additional confirmation asked in execution too (Art. 4.2).
 """
 
 from collections.abc import Callable
@@ -538,7 +539,7 @@ def _on_confirmation_request(
     agreement: Agreement,
     found: list[Violation],
 ) -> Case:
-    if case.state not in DECISION_STATES:
+    if case.state not in ASKING_STATES:
         return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
         return case

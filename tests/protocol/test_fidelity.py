@@ -325,3 +325,23 @@ def test_impediment_in_a_closed_case_or_on_an_offer_is_out_of_order() -> None:
     offer.send("offer", sender="beta", recipient="alpha")
     found = offer.send("impediment_notice", sender="alpha", recipient="beta")
     assert [v.rule_id for v in found] == ["not-allowed-in-state"]
+
+
+# --- Art. 4.2: a doubt about the request, at any stage -------------------------------
+
+
+def test_doubt_about_a_confirmation_read_in_execution_may_be_raised() -> None:
+    """The writing of an urgent oral request may first be read in execution: Art. 4.2
+    lets the requested party ask for additional confirmation there; the answer resumes it."""
+    play = Play()
+    play.send("oral_request")
+    play.send("acceptance")
+    play.send("written_confirmation", essence="A different event from the one asked orally.")
+    found = play.send("confirmation_request")
+    assert found == ()
+    assert play.state == "awaiting_confirmation"
+    play.send("additional_confirmation")
+    assert play.state == "in_execution"
+    play.send("results")
+    assert play.state == "completed"
+    assert play.violations == []

@@ -76,6 +76,9 @@ DIAGRAM: dict[str | None, dict[str, tuple[str, str]]] = {
         "withdrawal": (R, "withdrawn"),
     },
     "in_execution": {
+        # Art. 4.2: a doubt may arise at any stage (the writing of an oral request may
+        # first be read in execution); the answer resumes execution.
+        "confirmation_request": (D, "awaiting_confirmation"),
         "impediment_notice": (D, "="),
         # Partial only (Art. 5.1 "in part"): the rest stays in execution.
         "refusal": (D, "<refusal>"),

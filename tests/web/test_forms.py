@@ -36,6 +36,7 @@ def test_what_each_side_may_send_follows_the_case() -> None:
     play.send("conditions_accepted")
     # A refusal in execution is a partial one (Art. 5.1); the form asks for its scope.
     assert allowed(play, "beta") == [
+        "confirmation_request",
         "refusal",
         "impediment_notice",
         "information_request",
