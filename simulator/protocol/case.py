@@ -95,6 +95,10 @@ TERMINAL_STATES = frozenset(
 EXECUTION_STATES = frozenset(
     {CaseState.IN_EXECUTION, CaseState.AWAITING_INFORMATION, CaseState.AWAITING_DECISION}
 )
+# A request still open (an offer is no request yet): Art. 6.1 asks that the requesting
+# party be told "promptly" of circumstances interfering with or significantly delaying
+# the execution of the request, so an impediment may be notified from receipt on.
+OPEN_REQUEST_STATES = frozenset(CaseState) - TERMINAL_STATES - {CaseState.OFFERED}
 # Before a decision: where the requested party may consult, accept or refuse.
 DECISION_STATES = frozenset({CaseState.RECEIVED, CaseState.UNDER_CONSIDERATION})
 # Where the requested party may ask for additional information (Art. 6.2) or say
@@ -663,7 +667,12 @@ def _on_confirmation_request(
     agreement: Agreement,
     found: list[Violation],
 ) -> Changes:
-    if case.state not in DECISION_STATES:
+    # Art. 4.2 para. 2: "If there is any doubt about the authenticity or content of the
+    # request, additional confirmation may be requested", at no stage in particular. An
+    # urgent oral request is acted on before its written confirmation, so the writing
+    # (its content, its signature) may first be read in execution: the doubt may be
+    # raised there too. The answer resumes the case where it was.
+    if case.state not in ASKING_STATES:
         return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
         return _NO_CHANGE
@@ -792,9 +801,13 @@ def _on_impediment(
     agreement: Agreement,
     found: list[Violation],
 ) -> Changes:
-    # A notice is not execution: it may (and should) come while the case waits.
-    if case.state not in EXECUTION_STATES:
-        return _not_execution_state(case, message, found)
+    # Art. 6.1 "promptly": a notice is not execution, and the circumstances may arise
+    # (or be known) before execution begins: received, under consideration, in
+    # consultation or while the case waits. Held back until acceptance the notice would
+    # be late (impediment-not-prompt); refused before it, the party could not be prompt.
+    # Nor is a notice assistance: after rejected conditions it is no Art. 5.2 breach.
+    if case.state not in OPEN_REQUEST_STATES:
+        return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
         return _NO_CHANGE
     promptly = agreement.settings.promptly

@@ -15,7 +15,9 @@ the case was; an answer to a question never a breach); issue 14 items 2-3
 (the agreement's profile: its articles cited, its grounds of refusal, its
 written-confirmation window, a request outside its areas of cooperation;
 several agreements, each case under one, a request outside all of them);
-a late written confirmation in a lapsed case taken without a second finding.
+a late written confirmation in a lapsed case taken without a second finding;
+an impediment notified from receipt on, in every state of an open request (Art. 6.1);
+additional confirmation asked in execution too (Art. 4.2).
 """
 
 from collections.abc import Callable
@@ -36,6 +38,7 @@ from simulator.protocol.case import (
     ASKING_STATES,
     DECISION_STATES,
     EXECUTION_STATES,
+    OPEN_REQUEST_STATES,
     Case,
     CaseState,
     ConditionsStatus,
@@ -550,7 +553,7 @@ def _on_confirmation_request(
     agreement: Agreement,
     found: list[Violation],
 ) -> Case:
-    if case.state not in DECISION_STATES:
+    if case.state not in ASKING_STATES:
         return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
         return case
@@ -674,9 +677,9 @@ def _on_impediment(
     agreement: Agreement,
     found: list[Violation],
 ) -> Case:
-    # A notice is not execution: it may (and should) come while the case waits.
-    if case.state not in EXECUTION_STATES:
-        return _not_execution_state(case, message, found)
+    # Art. 6.1 "promptly": from receipt on, in every state of an open request.
+    if case.state not in OPEN_REQUEST_STATES:
+        return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
         return case
     promptly = agreement.settings.promptly

@@ -272,3 +272,76 @@ def test_information_unasked_for_is_out_of_order() -> None:
     play.send("written_request")
     found = play.send("additional_information")
     assert [v.rule_id for v in found] == ["not-allowed-in-state"]
+
+
+# --- Art. 6.1: impediments notified promptly, from receipt on ------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ["written_request"],
+        ["written_request", "acknowledgement"],
+        ["written_request", "consultation"],
+        ["written_request", "confirmation_request"],
+        # Rejected conditions: a notice is not assistance, so no Art. 5.2 breach either.
+        ["written_request", "consultation", "conditions_rejected"],
+        ["oral_request"],
+    ],
+)
+def test_impediment_may_be_notified_before_execution(path: list[str]) -> None:
+    """Art. 6.1 "promptly": circumstances arising before acceptance are notified at once."""
+    play = Play()
+    for kind in path:
+        play.send(kind)
+    before = play.state
+    arose = play.at
+    found = play.send("impediment_notice", occurred_at=arose.isoformat())
+    assert found == ()
+    assert play.state == before
+    assert play.case is not None
+    assert play.case.impediments == 1
+
+
+def test_impediment_held_back_until_acceptance_is_late() -> None:
+    """Notified only once execution began, two days after the circumstances arose: late."""
+    play = Play()
+    play.send("written_request")
+    arose = play.at
+    play.send("acknowledgement")
+    play.send("acceptance", after=timedelta(days=2))
+    found = play.send("impediment_notice", occurred_at=arose.isoformat())
+    assert [(v.rule_id, v.article) for v in found] == [("impediment-not-prompt", "6.1")]
+
+
+def test_impediment_in_a_closed_case_or_on_an_offer_is_out_of_order() -> None:
+    """No request open, nothing to execute: the notice is out of turn."""
+    done = Play()
+    done.send("written_request")
+    done.send("acceptance")
+    done.send("results")
+    assert [v.rule_id for v in done.send("impediment_notice")] == ["case-closed"]
+    offer = Play()
+    offer.send("offer", sender="beta", recipient="alpha")
+    found = offer.send("impediment_notice", sender="alpha", recipient="beta")
+    assert [v.rule_id for v in found] == ["not-allowed-in-state"]
+
+
+# --- Art. 4.2: a doubt about the request, at any stage -------------------------------
+
+
+def test_doubt_about_a_confirmation_read_in_execution_may_be_raised() -> None:
+    """The writing of an urgent oral request may first be read in execution: Art. 4.2
+    lets the requested party ask for additional confirmation there; the answer resumes it."""
+    play = Play()
+    play.send("oral_request")
+    play.send("acceptance")
+    play.send("written_confirmation", essence="A different event from the one asked orally.")
+    found = play.send("confirmation_request")
+    assert found == ()
+    assert play.state == "awaiting_confirmation"
+    play.send("additional_confirmation")
+    assert play.state == "in_execution"
+    play.send("results")
+    assert play.state == "completed"
+    assert play.violations == []

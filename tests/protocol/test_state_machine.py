@@ -15,8 +15,17 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from simulator.protocol import MESSAGE_TYPES, Case, CaseState, Message, Violation, apply, elapse
-from tests.protocol.builders import AGREEMENT, T0, build
+from simulator.protocol import (
+    MESSAGE_TYPES,
+    Case,
+    CaseState,
+    Message,
+    Violation,
+    apply,
+    deadlines,
+    elapse,
+)
+from tests.protocol.builders import AGREEMENT, SETTINGS, T0, build
 
 R, D = "requesting", "requested"
 ART_7 = {
@@ -29,7 +38,10 @@ ASK = {
     "information_request": (D, "awaiting_information"),
     "confidentiality_impossible": (D, "awaiting_decision"),
 }
+# Art. 6.1 "promptly": an impediment may be notified from receipt on, in every open state.
+IMPEDIMENT = {"impediment_notice": (D, "=")}
 CONSIDER = {
+    **IMPEDIMENT,
     "confirmation_request": (D, "awaiting_confirmation"),
     "consultation": (D, "in_consultation"),
     "acceptance": (D, "in_execution"),
@@ -55,13 +67,18 @@ DIAGRAM: dict[str | None, dict[str, tuple[str, str]]] = {
     "awaiting_confirmation": {
         "additional_confirmation": (R, "<resume>"),
         "withdrawal": (R, "withdrawn"),
+        **IMPEDIMENT,
     },
     "in_consultation": {
+        **IMPEDIMENT,
         "conditions_accepted": (R, "in_execution"),
         "conditions_rejected": (R, "under_consideration"),
         "withdrawal": (R, "withdrawn"),
     },
     "in_execution": {
+        # Art. 4.2: a doubt may arise at any stage (the writing of an oral request may
+        # first be read in execution); the answer resumes execution.
+        "confirmation_request": (D, "awaiting_confirmation"),
         "impediment_notice": (D, "="),
         # Partial only (Art. 5.1 "in part"): the rest stays in execution.
         "refusal": (D, "<refusal>"),
@@ -108,9 +125,21 @@ DEFECTS: dict[str, list[dict[str, Any]]] = {
         {"reasons": ""},
         {"medium": "oral"},
         {"grounds": ["budget"]},
+        # Several grounds, one of them outside Art. 5.1: the one outside is the breach.
+        {"grounds": ["security", "budget", "public_order"]},
+        {"grounds": []},
         {"scope": "partial", "refused_parts": []},
     ],
 }
+# Art. 5.1 lists six grounds; a refusal may rest on several of them at once.
+GROUNDS = [
+    "sovereignty",
+    "security",
+    "public_order",
+    "essential_interests",
+    "contradicts_national_law",
+    "contradicts_international_obligations",
+]
 
 
 @dataclass
@@ -134,6 +163,9 @@ class Expect:
     # A question from the requested party (in turn or not) not yet answered.
     question: bool = False
     first_terminal: str | None = None
+    # Art. 6.4: when execution began, and whether its lateness was reported (once).
+    started_at: Any = None
+    overdue_reported: bool = False
 
     def allowed(self) -> dict[str, tuple[str, str]]:
         """The diagram's messages in this state, and what runs alongside the states."""
@@ -178,7 +210,26 @@ class ProcedureMachine(RuleBasedStateMachine):
 
     @rule(hours=st.integers(min_value=0, max_value=120))
     def time_passes(self, hours: int) -> None:
-        self.at += timedelta(hours=hours)
+        self._elapse_to(self.at + timedelta(hours=hours))
+
+    @rule(data=st.data())
+    def until_a_deadline(self, data: st.DataObject) -> None:
+        """Time runs to a deadline's very instant (in time: Art. 4.2 "no more than 3
+        days"), or a microsecond past it (late)."""
+        due = sorted(
+            d.due_at
+            for case in self.cases.values()
+            if case is not None
+            for d in deadlines(case, SETTINGS)
+        )
+        if not due:
+            return
+        moment = data.draw(st.sampled_from(due))
+        past = data.draw(st.sampled_from([timedelta(0), timedelta(microseconds=1)]))
+        self._elapse_to(max(self.at, moment + past))
+
+    def _elapse_to(self, at: Any) -> None:
+        self.at = at
         for case_id, current in self.cases.items():
             exp = self.expect[case_id]
             if current is None:
@@ -201,6 +252,17 @@ class ProcedureMachine(RuleBasedStateMachine):
                 assert "oral-request-not-confirmed" in [v.rule_id for v in found]
             else:
                 assert "oral-request-not-confirmed" not in [v.rule_id for v in found]
+            # Art. 6.4: execution past "as soon as possible" without results, said once.
+            late = (
+                exp.started_at is not None
+                and not exp.results
+                and not exp.overdue_reported
+                and exp.state not in TERMINAL
+                and self.at > exp.started_at + SETTINGS.as_soon_as_possible
+            )
+            if late:
+                exp.overdue_reported = True
+            assert ("results-overdue" in [v.rule_id for v in found]) == late
             assert case.state.value == exp.state
             if before.terminal:
                 assert case.state is before
@@ -246,6 +308,19 @@ class ProcedureMachine(RuleBasedStateMachine):
             overrides["proceed"] = data.draw(st.booleans())
         if kind == "refusal" and "scope" not in overrides and data.draw(st.booleans()):
             overrides.update(scope="partial", refused_parts=["patrol schedules"])
+        if kind == "refusal" and "grounds" not in overrides:
+            overrides["grounds"] = data.draw(
+                st.lists(st.sampled_from(GROUNDS), min_size=1, max_size=3)
+            )
+        if kind == "impediment_notice" and "occurred_at" not in overrides:
+            # Art. 6.1 "promptly": notified exactly at the limit is in time; a second
+            # later is not (a content defect: impediment-not-prompt).
+            late = data.draw(st.integers(0, 3))
+            if late < 2:
+                overrides["occurred_at"] = (
+                    self.at - SETTINGS.promptly - timedelta(seconds=late)
+                ).isoformat()
+                content_defect = content_defect or late == 1
 
         self.counter += 1
         message = build(
@@ -332,6 +407,10 @@ class ProcedureMachine(RuleBasedStateMachine):
             exp.rejected = True
         if kind == "results":
             exp.results = True
+        if target == "in_execution" and exp.started_at is None:
+            exp.started_at = self.at
+        if kind == "refusal" and exp.started_at is None and getattr(message, "scope") == "partial":  # noqa: B009
+            exp.started_at = self.at
         if kind == "transfer_consent":
             third = getattr(message, "third_party")  # noqa: B009 - union member field
             if getattr(message, "granted"):  # noqa: B009

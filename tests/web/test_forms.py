@@ -18,13 +18,15 @@ def test_what_each_side_may_send_follows_the_case() -> None:
     """Received: the requested party decides; executing: it reports; refused: nobody acts."""
     play = Play()
     play.send("written_request")
-    # Art. 6.2 and 6.3 from receipt on: it may ask, or say confidentiality cannot be kept.
+    # Art. 6.1, 6.2 and 6.3 from receipt on: it may notify an impediment, ask, or say
+    # confidentiality cannot be kept.
     assert allowed(play, "beta") == [
         "confirmation_request",
         "acknowledgement",
         "consultation",
         "acceptance",
         "refusal",
+        "impediment_notice",
         "information_request",
         "confidentiality_impossible",
     ]
@@ -34,6 +36,7 @@ def test_what_each_side_may_send_follows_the_case() -> None:
     play.send("conditions_accepted")
     # A refusal in execution is a partial one (Art. 5.1); the form asks for its scope.
     assert allowed(play, "beta") == [
+        "confirmation_request",
         "refusal",
         "impediment_notice",
         "information_request",
