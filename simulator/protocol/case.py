@@ -172,6 +172,8 @@ class Case(NamedTuple):
     messages: int = 0
     # The agreement (of several in the exercise) the case is under; None with one agreement.
     agreement: str | None = None
+    # When the request came (Art. 6.1 counts "promptly" from no earlier); None for an offer.
+    requested_at: datetime | None = None
 
 
 Outcome = tuple[Case | None, tuple[Violation, ...]]
@@ -446,6 +448,7 @@ def _request(
         "urgent": message.urgent,
         "confidential": message.confidential,
         "parts": message.parts,
+        "requested_at": at,
     }
     if isinstance(message, OralRequest):
         if not message.urgent:
@@ -811,15 +814,26 @@ def _on_impediment(
     if not _from_requested(case, message, found):
         return _NO_CHANGE
     promptly = agreement.settings.promptly
-    if message.occurred_at is not None and at - message.occurred_at > promptly:
-        found.append(
-            _breach(
-                r.IMPEDIMENT_NOT_PROMPT,
-                message,
-                f"the circumstances arose {message.occurred_at.isoformat()} and were notified "
-                f"{at - message.occurred_at} later (promptly: {promptly})",
+    arose = message.occurred_at
+    if arose is not None:
+        # Circumstances that arose before the request came could not be notified
+        # before it: "promptly" runs from whichever came later.
+        came = case.requested_at or case.opened_at
+        if arose >= came and at - arose > promptly:
+            detail = (
+                f"the circumstances arose {arose.isoformat()} and were notified "
+                f"{at - arose} later (promptly: {promptly})"
             )
-        )
+        elif arose < came and at - came > promptly:
+            detail = (
+                f"the circumstances arose {arose.isoformat()}, before the request came "
+                f"{came.isoformat()}, and were notified {at - came} after it "
+                f"(promptly: {promptly})"
+            )
+        else:
+            detail = ""
+        if detail:
+            found.append(_breach(r.IMPEDIMENT_NOT_PROMPT, message, detail))
     return {"impediments": case.impediments + 1}
 
 

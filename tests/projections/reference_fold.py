@@ -350,6 +350,7 @@ def _request(
         urgent=message.urgent,
         confidential=message.confidential,
         parts=message.parts,
+        requested_at=at,
     )
     if isinstance(message, OralRequest):
         if not message.urgent:
@@ -683,13 +684,26 @@ def _on_impediment(
     if not _from_requested(case, message, found):
         return case
     promptly = agreement.settings.promptly
-    if message.occurred_at is not None and at - message.occurred_at > promptly:
+    arose = message.occurred_at
+    came = case.requested_at if case.requested_at is not None else case.opened_at
+    if arose is not None and arose >= came and at - arose > promptly:
         found.append(
             _breach(
                 r.IMPEDIMENT_NOT_PROMPT,
                 message,
-                f"the circumstances arose {message.occurred_at.isoformat()} and were notified "
-                f"{at - message.occurred_at} later (promptly: {promptly})",
+                f"the circumstances arose {arose.isoformat()} and were notified "
+                f"{at - arose} later (promptly: {promptly})",
+            )
+        )
+    if arose is not None and arose < came and at - came > promptly:
+        # Art. 6.1: not before the request came.
+        found.append(
+            _breach(
+                r.IMPEDIMENT_NOT_PROMPT,
+                message,
+                f"the circumstances arose {arose.isoformat()}, before the request came "
+                f"{came.isoformat()}, and were notified {at - came} after it "
+                f"(promptly: {promptly})",
             )
         )
     return case._replace(impediments=case.impediments + 1)

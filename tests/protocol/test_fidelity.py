@@ -314,6 +314,34 @@ def test_impediment_held_back_until_acceptance_is_late() -> None:
     assert [(v.rule_id, v.article) for v in found] == [("impediment-not-prompt", "6.1")]
 
 
+@pytest.mark.parametrize("opened_by", ["request", "offer"])
+def test_circumstances_older_than_the_request_run_promptly_from_its_receipt(
+    opened_by: str,
+) -> None:
+    """Art. 6.1: the station's staff went on strike a week before the request came (or, in a
+    case opened by an offer, before the offer was taken up with a request). A notice an hour
+    after the request is prompt; one two days after it is late, and says from when.
+
+    Before, "promptly" ran from the strike itself: a notice on receipt was late, which no
+    requested party could have avoided.
+    """
+    on_time, late = Play(), Play()
+    for play in (on_time, late):
+        if opened_by == "offer":
+            play.send("offer", sender="beta", recipient="alpha")
+            play.requesting, play.requested = "alpha", "beta"
+            play.send("written_request", after=timedelta(days=5))
+        else:
+            play.send("written_request")
+    came = on_time.at
+    arose = (came - timedelta(days=7)).isoformat()
+    assert on_time.send("impediment_notice", occurred_at=arose) == ()
+    found = late.send("impediment_notice", after=timedelta(days=2), occurred_at=arose)
+    assert [(v.rule_id, v.article) for v in found] == [("impediment-not-prompt", "6.1")]
+    assert f"before the request came {came.isoformat()}" in found[0].detail
+    assert "notified 2 days, 0:00:00 after it" in found[0].detail
+
+
 def test_impediment_in_a_closed_case_or_on_an_offer_is_out_of_order() -> None:
     """No request open, nothing to execute: the notice is out of turn."""
     done = Play()

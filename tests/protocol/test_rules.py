@@ -169,7 +169,12 @@ CASES = [
         "impediment-not-prompt",
         _steps(
             accepted,
-            lambda p: p.send("impediment_notice", occurred_at=(p.at - timedelta(days=2))),
+            # Arose an hour after acceptance, notified three days later.
+            lambda p: p.send(
+                "impediment_notice",
+                after=timedelta(days=3),
+                occurred_at=(p.at + timedelta(hours=1)),
+            ),
         ),
         _steps(
             accepted,

@@ -166,6 +166,8 @@ class Expect:
     # Art. 6.4: when execution began, and whether its lateness was reported (once).
     started_at: Any = None
     overdue_reported: bool = False
+    # Art. 6.1: when the request came; "promptly" runs from no earlier.
+    requested_at: Any = None
 
     def allowed(self) -> dict[str, tuple[str, str]]:
         """The diagram's messages in this state, and what runs alongside the states."""
@@ -315,12 +317,15 @@ class ProcedureMachine(RuleBasedStateMachine):
         if kind == "impediment_notice" and "occurred_at" not in overrides:
             # Art. 6.1 "promptly": notified exactly at the limit is in time; a second
             # later is not (a content defect: impediment-not-prompt).
+            # Circumstances older than the request count from its receipt.
             late = data.draw(st.integers(0, 3))
             if late < 2:
-                overrides["occurred_at"] = (
-                    self.at - SETTINGS.promptly - timedelta(seconds=late)
-                ).isoformat()
-                content_defect = content_defect or late == 1
+                arose = self.at - SETTINGS.promptly - timedelta(seconds=late)
+                overrides["occurred_at"] = arose.isoformat()
+                came = exp.requested_at
+                content_defect = content_defect or (
+                    late == 1 and (came is None or arose >= came)
+                )
 
         self.counter += 1
         message = build(
@@ -389,8 +394,10 @@ class ProcedureMachine(RuleBasedStateMachine):
                 exp.offerer, exp.offeree = message.sender, message.recipient
             else:
                 exp.requesting, exp.requested = message.sender, message.recipient
+                exp.requested_at = self.at
         elif exp.state == "offered" and kind in ("written_request", "oral_request"):
             exp.requesting, exp.requested = message.sender, message.recipient
+            exp.requested_at = self.at
         if kind == "oral_request":
             exp.oral_id, exp.oral_at, exp.confirmation = message.message_id, self.at, "owed"
         if kind == "written_confirmation":
