@@ -788,7 +788,8 @@ def _on_refusal(
             *(p for p in message.refused_parts if p not in case.refused_parts),
         )
         return {"refusal_scope": RefusalScope.PARTIAL, "refused_parts": refused}
-    # Execution begins for the rest.
+    # Execution begins for the rest: acting on the request, as an acceptance is.
+    _check_not_forged(case, message, found)
     return {
         "state": CaseState.IN_EXECUTION,
         "refusal_scope": RefusalScope.PARTIAL,

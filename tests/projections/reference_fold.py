@@ -662,7 +662,9 @@ def _on_refusal(
         return case._replace(
             refusal_scope=RefusalScope.PARTIAL, refused_parts=case.refused_parts + added
         )
-    # Art. 5.1 "in full or in part": execution goes on for the rest.
+    # Art. 5.1 "in full or in part": execution goes on for the rest, on the request as it
+    # stands (a forged one acted on).
+    _check_not_forged(case, message, found)
     return case._replace(
         state=CaseState.IN_EXECUTION,
         refusal_scope=RefusalScope.PARTIAL,

@@ -354,3 +354,21 @@ def test_forged_signature_still_forged_after_forged_confirmation() -> None:
     play.send("additional_confirmation", **FORGED)
     found = play.send("acceptance")
     assert [v.rule_id for v in found] == ["forged-request-acted-on"]
+
+
+def test_refusing_part_of_a_forged_request_and_executing_the_rest_acts_on_it() -> None:
+    """A partial refusal before execution begins executing the rest: acting on a request whose
+    signature does not verify, as an acceptance would. Before, only acceptance and
+    consultation were named; a partial refusal put the forged request into execution unseen.
+    A full refusal acts on nothing."""
+    play = _forgery_aware()
+    play.send("written_request", **FORGED)
+    # Consulted first (Art. 5.2), so the refusal's one other finding does not come in.
+    play.send("consultation")
+    play.send("conditions_rejected")
+    found = play.send("refusal", scope="partial", refused_parts=["patrol schedules"])
+    assert [v.rule_id for v in found] == ["forged-request-acted-on"]
+    assert play.state == "in_execution"
+    whole = _forgery_aware()
+    whole.send("written_request", **FORGED)
+    assert "forged-request-acted-on" not in [v.rule_id for v in whole.send("refusal")]

@@ -323,9 +323,7 @@ class ProcedureMachine(RuleBasedStateMachine):
                 arose = self.at - SETTINGS.promptly - timedelta(seconds=late)
                 overrides["occurred_at"] = arose.isoformat()
                 came = exp.requested_at
-                content_defect = content_defect or (
-                    late == 1 and (came is None or arose >= came)
-                )
+                content_defect = content_defect or (late == 1 and (came is None or arose >= came))
 
         self.counter += 1
         message = build(
