@@ -19,7 +19,7 @@ with the diagram and table `procedure.py` explores from this fold.
 """
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -99,6 +99,12 @@ EXECUTION_STATES = frozenset(
 # party be told "promptly" of circumstances interfering with or significantly delaying
 # the execution of the request, so an impediment may be notified from receipt on.
 OPEN_REQUEST_STATES = frozenset(CaseState) - TERMINAL_STATES - {CaseState.OFFERED}
+# Waiting on the requesting party: its answer to a doubt (Art. 4.2), a question
+# (Art. 6.2) or its decision on confidentiality (Art. 6.3). Once execution has
+# begun, the time spent here is not the requested party's delay (Art. 6.4).
+WAITING_ON_REQUESTING = frozenset(
+    {CaseState.AWAITING_CONFIRMATION, CaseState.AWAITING_INFORMATION, CaseState.AWAITING_DECISION}
+)
 # Before a decision: where the requested party may consult, accept or refuse.
 DECISION_STATES = frozenset({CaseState.RECEIVED, CaseState.UNDER_CONSIDERATION})
 # Where the requested party may ask for additional information (Art. 6.2) or say
@@ -174,6 +180,10 @@ class Case(NamedTuple):
     agreement: str | None = None
     # When the request came (Art. 6.1 counts "promptly" from no earlier); None for an offer.
     requested_at: datetime | None = None
+    # Art. 6.4's "as soon as possible" does not run while execution waits on the
+    # requesting party: since when it waits now, and how long it waited before.
+    paused_at: datetime | None = None
+    waited: timedelta = timedelta(0)
 
 
 Outcome = tuple[Case | None, tuple[Violation, ...]]
@@ -190,6 +200,8 @@ _ART_7 = (TransferConsentRequest, TransferConsent, ResultsTransfer)
 _INDEX = {name: index for index, name in enumerate(Case._fields)}
 _UPDATED_AT = _INDEX["updated_at"]
 _MESSAGES = _INDEX["messages"]
+_PAUSED_AT = _INDEX["paused_at"]
+_WAITED = _INDEX["waited"]
 _new_case = tuple.__new__
 
 
@@ -323,6 +335,13 @@ def _apply(case: Case | None, message: Message, at: datetime, agreement: Agreeme
     values[_MESSAGES] = case.messages + 1
     for name, value in changes.items():
         values[_INDEX[name]] = value
+    state = changes.get("state", case.state)
+    if state is not case.state and case.execution_started_at is not None:
+        if state in WAITING_ON_REQUESTING and case.paused_at is None:
+            values[_PAUSED_AT] = at
+        elif state not in WAITING_ON_REQUESTING and case.paused_at is not None:
+            values[_PAUSED_AT] = None
+            values[_WAITED] = case.waited + (at - case.paused_at)
     return _new_case(Case, values), tuple(found)
 
 
@@ -376,12 +395,18 @@ def _deadlines(case: Case, at: datetime, agreement: Agreement, found: list[Viola
         and case.results_at is None
         and not case.results_overdue_reported
         and case.state not in TERMINAL_STATES
-        and at > case.execution_started_at + agreement.settings.as_soon_as_possible
+        and case.paused_at is None
+        and at > case.execution_started_at + agreement.settings.as_soon_as_possible + case.waited
     ):
+        waited = (
+            f", not counting {case.waited} spent waiting on the requesting party"
+            if case.waited
+            else ""
+        )
         found.append(
             r.RESULTS_OVERDUE.breach(
                 f"execution began {case.execution_started_at.isoformat()} and no results were "
-                f"notified within {agreement.settings.as_soon_as_possible}",
+                f"notified within {agreement.settings.as_soon_as_possible}{waited}",
                 case_id=case.case_id,
                 message_id=None,
                 party=case.requested,

@@ -54,6 +54,8 @@ def deadlines(
         case.execution_started_at is not None
         and case.results_at is None
         and not case.state.terminal
+        # Not running while execution waits on the requesting party (Art. 6.4).
+        and case.paused_at is None
     ):
         found.append(
             Deadline(
@@ -62,7 +64,7 @@ def deadlines(
                 article=profile.article(r.RESULTS_OVERDUE),
                 rule_id=r.RESULTS_OVERDUE.id,
                 owed_by=case.requested,
-                due_at=case.execution_started_at + settings.as_soon_as_possible,
+                due_at=case.execution_started_at + settings.as_soon_as_possible + case.waited,
             )
         )
     if len(found) > 1:

@@ -296,12 +296,18 @@ def elapse(case: Case, at: datetime, agreement: Agreement) -> tuple[Case, tuple[
         and case.results_at is None
         and not case.results_overdue_reported
         and not case.state.terminal
-        and at > case.execution_started_at + agreement.settings.as_soon_as_possible
+        and case.paused_at is None
+        and at > case.execution_started_at + agreement.settings.as_soon_as_possible + case.waited
     ):
+        not_counting = (
+            f", not counting {case.waited} spent waiting on the requesting party"
+            if case.waited
+            else ""
+        )
         found.append(
             r.RESULTS_OVERDUE.breach(
                 f"execution began {case.execution_started_at.isoformat()} and no results were "
-                f"notified within {agreement.settings.as_soon_as_possible}",
+                f"notified within {agreement.settings.as_soon_as_possible}{not_counting}",
                 case_id=case.case_id,
                 message_id=None,
                 party=case.requested,
@@ -438,10 +444,25 @@ def _names(written: str, *accepted: str) -> bool:
 Handler = Callable[[Case, Any, datetime, Agreement, list[Violation]], Case]
 
 
+_WAITING = (
+    CaseState.AWAITING_CONFIRMATION,
+    CaseState.AWAITING_INFORMATION,
+    CaseState.AWAITING_DECISION,
+)
+
+
 def _step(
     case: Case, message: Message, at: datetime, agreement: Agreement, found: list[Violation]
 ) -> Case:
-    return _HANDLERS[message.type](case, message, at, agreement, found)
+    after = _HANDLERS[message.type](case, message, at, agreement, found)
+    # Art. 6.4: once executing, time spent waiting on the requesting party is not counted.
+    if case.execution_started_at is None or after.state == case.state:
+        return after
+    if after.state in _WAITING and case.state not in _WAITING:
+        return after._replace(paused_at=at)
+    if case.state in _WAITING and after.state not in _WAITING and case.paused_at is not None:
+        return after._replace(paused_at=None, waited=case.waited + (at - case.paused_at))
+    return after
 
 
 def _on_request(

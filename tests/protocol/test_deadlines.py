@@ -38,6 +38,45 @@ def test_accepted_case_owes_results_as_soon_as_possible() -> None:
     assert overdue(play.case, play.at + timedelta(days=3), settings) == (due,)
 
 
+@pytest.mark.parametrize(
+    ("ask", "answer"),
+    [
+        ("information_request", "additional_information"),
+        ("confidentiality_impossible", "confidentiality_decision"),
+        ("confirmation_request", "additional_confirmation"),
+    ],
+)
+def test_as_soon_as_possible_stands_still_while_execution_waits_on_the_requesting_party(
+    ask: str, answer: str
+) -> None:
+    """Art. 6.4 (10 days here): beta executes for 4 days, asks alpha (information, a decision
+    on confidentiality, a confirmation), alpha answers 9 days later, and beta sends results 5
+    days after that: 9 days of beta's own, not late. Before, the 9 days alpha took counted
+    against beta, and its results were reported overdue (`results-overdue`, Art. 6.4).
+
+    Sent 7 days after the answer instead (11 of its own), they are late, and the finding says
+    what was not counted. While it waits, the case owes no results (no deadline is open)."""
+    on_time, late = Play(), Play()
+    for play in (on_time, late):
+        play.send("written_request")
+        play.send("acceptance")
+        started = play.at
+        play.send(ask, after=timedelta(days=4))
+        assert play.case is not None
+        assert deadlines(play.case, SETTINGS) == ()
+        assert play.wait(timedelta(days=8)) == ()
+        play.send(answer, after=timedelta(days=1))
+        assert play.state == "in_execution"
+        (due,) = deadlines(play.case, SETTINGS)
+        assert due.due_at == started + timedelta(days=10 + 9)
+    assert on_time.wait(timedelta(days=5)) == ()
+    on_time.send("results")
+    assert "results-overdue" not in on_time.rule_ids()
+    (found,) = late.wait(timedelta(days=7))
+    assert found.rule_id == "results-overdue"
+    assert "not counting 9 days, 0:00:00 spent waiting on the requesting party" in found.detail
+
+
 def test_closed_or_undecided_cases_owe_nothing() -> None:
     """A case under consideration or completed has no open deadline."""
     play = Play()

@@ -168,6 +168,10 @@ class Expect:
     overdue_reported: bool = False
     # Art. 6.1: when the request came; "promptly" runs from no earlier.
     requested_at: Any = None
+    # Art. 6.4: "as soon as possible" stands still while execution waits on the
+    # requesting party: since when it waits, and how long it waited before.
+    paused_at: Any = None
+    waited: timedelta = timedelta(0)
 
     def allowed(self) -> dict[str, tuple[str, str]]:
         """The diagram's messages in this state, and what runs alongside the states."""
@@ -260,7 +264,8 @@ class ProcedureMachine(RuleBasedStateMachine):
                 and not exp.results
                 and not exp.overdue_reported
                 and exp.state not in TERMINAL
-                and self.at > exp.started_at + SETTINGS.as_soon_as_possible
+                and exp.paused_at is None
+                and self.at > exp.started_at + SETTINGS.as_soon_as_possible + exp.waited
             )
             if late:
                 exp.overdue_reported = True
@@ -386,6 +391,16 @@ class ProcedureMachine(RuleBasedStateMachine):
         assert case.state.value == exp.state, f"{kind}: fold {case.state}, diagram {exp.state}"
 
     def _advance(self, exp: Expect, message: Message, target: str) -> None:
+        started, before = exp.started_at is not None, exp.state
+        self._move(exp, message, target)
+        if started and exp.state != before:
+            if exp.state in WAITS and before not in WAITS:
+                exp.paused_at = self.at
+            elif before in WAITS and exp.state not in WAITS and exp.paused_at is not None:
+                exp.waited += self.at - exp.paused_at
+                exp.paused_at = None
+
+    def _move(self, exp: Expect, message: Message, target: str) -> None:
         kind = message.type
         if exp.state is None:
             if kind == "offer":
