@@ -251,3 +251,50 @@ def test_a_fork_at_the_runs_end_says_where_to_fork(recorded: Path, tmp_path: Pat
 
     assert code == 2
     assert f"the run ended at position {head}; fork at {head - 1} or before" in said
+
+
+@pytest.mark.parametrize(
+    ("original", "edited", "says"),
+    [
+        (
+            "exercise: riverbend-cup",
+            "exercise: other-cup",
+            "a fork keeps the exercise of its parent (riverbend-cup); the scenario is other-cup",
+        ),
+        (
+            "start: 2026-03-02T09:00:00Z",
+            "start: 2025-03-02T09:00:00Z",
+            "a fork keeps the start of its parent (2026-03-02T09:00:00+00:00); "
+            "the scenario starts 2025-03-02T09:00:00+00:00",
+        ),
+        (
+            "duration: 30d",
+            "duration: 6d",
+            "the scenario ends 2026-03-08T09:00:00+00:00, before the fork's position",
+        ),
+    ],
+)
+def test_a_fork_keeps_its_parents_exercise_and_timeline(
+    recorded: Path, tmp_path: Path, original: str, edited: str, says: str
+) -> None:
+    """`fork --scenario` with another exercise id, another start, or an end before the
+    fork's position: exit 2 naming what differs, and no log made.
+
+    Before: another id went on with the kept cases' work lost (a false results-overdue);
+    an earlier start or an end before the kept events, a traceback and a half-made log.
+    """
+    scenario = tmp_path / "edited.yaml"
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert original in text
+    scenario.write_text(text.replace(original, edited), encoding="utf-8")
+    with contextlib.closing(sqlite3.connect(recorded)) as db:
+        (head,) = db.execute("SELECT max(position) FROM events").fetchone()
+    output = tmp_path / "f.db"
+
+    code, said = _invoke(
+        "fork", str(recorded), "--at", str(head - 1), "--scenario", str(scenario), "-o", str(output)
+    )
+
+    assert code == 2, said
+    assert says in said
+    assert not output.exists()

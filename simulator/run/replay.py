@@ -343,6 +343,24 @@ async def prepare_fork(
     chosen = scenario or recorded
     if sorted(p.id for p in chosen.parties) != sorted(p.id for p in recorded.parties):
         raise InputError("a fork keeps the parties of its parent; the scenario names others")
+    # The kept events are the parent's exercise on the parent's timeline: a fork under
+    # another exercise id lost its parties' work on the kept cases, and one whose
+    # start or end left the kept events outside its time stopped on a traceback.
+    if chosen.exercise != recorded.exercise:
+        raise InputError(
+            f"a fork keeps the exercise of its parent ({recorded.exercise}); "
+            f"the scenario is {chosen.exercise}"
+        )
+    if chosen.start != recorded.start:
+        raise InputError(
+            f"a fork keeps the start of its parent ({recorded.start.isoformat()}); "
+            f"the scenario starts {chosen.start.isoformat()}"
+        )
+    if chosen.end < prefix[-1].time:
+        raise InputError(
+            f"the scenario ends {chosen.end.isoformat()}, before the fork's position {at} "
+            f"({prefix[-1].time.isoformat()}); give it a longer duration"
+        )
     generation = await _recorded_number(location, GENERATION, 0) + 1
     options = dataclasses.replace(
         options or RunOptions(), log=output, seed=recorded_seed if seed is None else seed
