@@ -4,8 +4,10 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -15,7 +17,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from simulator.brokers import MosquittoBroker, exercise_principals
 from simulator.cli import app
+from simulator.messaging.topics import Topics
 from simulator.run.exercise import RunOptions, run_exercise
 from simulator.scenario import load_scenario
 
@@ -298,3 +302,147 @@ def test_a_fork_keeps_its_parents_exercise_and_timeline(
     assert code == 2, said
     assert says in said
     assert not output.exists()
+
+
+def _stopped_midway(said: str) -> tuple[int, int]:
+    """The published count and position a replay stopped midway names, checked as it says it."""
+    found = re.search(
+        r"published (\d+) of (\d+) events, up to position (\d+); the rest with --from (\d+)",
+        " ".join(said.split()),
+    )
+    assert found is not None, said
+    published, _, position, rest = map(int, found.groups())
+    assert rest == position + 1
+    return published, position
+
+
+def _positions(line: str) -> list[int]:
+    """The positions of the events in one line of `mosquitto_sub -v` (none for the clock)."""
+    _, _, payload = line.partition(" ")
+    if not payload.startswith("{"):
+        return []
+    return [int(e["position"]) for e in json.loads(payload).get("events", ())]
+
+
+def test_a_replay_interrupted_midway_says_how_far_it_got(recorded: Path) -> None:
+    """Ctrl-C (SIGINT) while a replay publishes: exit 130 and one line naming how many events
+    went out, up to which position, and where the rest starts; what a subscriber got is no
+    further. Before: exit 130 without a word, and a traceback from closing the log's reader
+    ("aclose(): asynchronous generator is already running")."""
+    port = _free_port()
+    replay = subprocess.Popen(
+        # A simulated day a second: the example's month takes half a minute.
+        [
+            *SIMULATOR,
+            "replay",
+            str(recorded),
+            "--port",
+            str(port),
+            "--wait",
+            "enter",
+            "--speed",
+            "86400",
+        ],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    subscriber = None
+    try:
+        assert replay.stderr is not None
+        assert replay.stdin is not None
+        command = ""
+        for line in replay.stderr:
+            if line.startswith("subscribe with: "):
+                command = line.removeprefix("subscribe with: ").strip()
+            if line.startswith("press Enter"):
+                break
+        subscriber = subprocess.Popen(
+            ["stdbuf", "-oL", *shlex.split(command), "-d", "-W", "60"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert subscriber.stdout is not None
+        for line in subscriber.stdout:
+            if "SUBACK" in line:
+                break
+        replay.stdin.write("\n")
+        replay.stdin.flush()
+        seen: list[int] = []
+        for line in subscriber.stdout:
+            seen += _positions(line)
+            if seen:
+                break
+        replay.send_signal(signal.SIGINT)
+        said = replay.stderr.read()
+        assert replay.wait(timeout=60) == 130, said
+    finally:
+        for process in (subscriber, replay):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+    published, position = _stopped_midway(said)
+    with contextlib.closing(sqlite3.connect(recorded)) as db:
+        (head,) = db.execute("SELECT max(position) FROM events").fetchone()
+    assert 1 <= max(seen) <= position < head
+    assert published == position
+    assert "Traceback" not in said
+    assert "asynchronous generator" not in said
+
+
+async def test_a_replay_whose_broker_dies_says_how_far_it_got(
+    recorded: Path, tmp_path: Path
+) -> None:
+    """A replay to a Mosquitto that is SIGKILLed midway: exit 2 naming the broker, then how
+    far it got and where the rest starts. Before: the broker named, a traceback from closing
+    the log's reader ("athrow(): asynchronous generator is already running"), and no word
+    of where to go on from."""
+    with contextlib.closing(sqlite3.connect(recorded)) as db:
+        (body,) = db.execute("SELECT body FROM events WHERE position = 1").fetchone()
+    exercise = json.loads(body)["exercise"]
+    broker = MosquittoBroker(
+        Topics(exercise),
+        exercise_principals(["northmark", "southmere"]),
+        workdir=tmp_path / "mosquitto",
+    )
+    async with broker:
+        umpire, observer = broker.credentials("umpire"), broker.credentials("observer")
+        url = f"mqtt://umpire:{umpire.password}@127.0.0.1:{broker.address.port}"
+        subscriber = await asyncio.create_subprocess_exec(
+            *["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.address.port)],
+            *["-u", "observer", "-P", observer.password, "-t", f"coop/{exercise}/#", "-v", "-d"],
+            stdout=asyncio.subprocess.PIPE,
+        )
+        replay = None
+        try:
+            assert subscriber.stdout is not None
+            while b"SUBACK" not in await asyncio.wait_for(subscriber.stdout.readline(), 30):
+                pass
+            replay = await asyncio.create_subprocess_exec(
+                *SIMULATOR,
+                *["replay", str(recorded), "--broker", url, "--speed", "86400"],
+                stderr=asyncio.subprocess.PIPE,
+                env={**os.environ, "COLUMNS": "300"},
+            )
+            seen: list[int] = []
+            while not seen:
+                line = await asyncio.wait_for(subscriber.stdout.readline(), 30)
+                seen += _positions(line.decode())
+            pid = broker.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            _, err = await asyncio.wait_for(replay.communicate(), 60)
+            said = err.decode()
+            assert replay.returncode == 2, said
+        finally:
+            for process in (subscriber, replay):
+                if process is not None and process.returncode is None:
+                    process.kill()
+                    await process.wait()
+    assert "unavailable" in said
+    published, position = _stopped_midway(said)
+    assert 1 <= max(seen) <= position
+    assert published == position
+    assert "Traceback" not in said
+    assert "asynchronous generator" not in said

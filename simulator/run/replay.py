@@ -11,9 +11,10 @@ event, apart from wall-clock fields; the first difference is named.
 """
 
 import asyncio
+import contextlib
 import dataclasses
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -101,12 +102,13 @@ async def republish(
             progress(ReplayProgress(group[-1].position, published, total or published))
 
     group: list[Event] = []
-    async for event in _stream(events):
-        if group and event.time != group[0].time:
-            await publish(group)
-            group = []
-        group.append(event)
-        last = event
+    async with contextlib.aclosing(_stream(events)) as stream:
+        async for event in stream:
+            if group and event.time != group[0].time:
+                await publish(group)
+                group = []
+            group.append(event)
+            last = event
     if group:
         await publish(group)
     if last is not None:
@@ -115,13 +117,21 @@ async def republish(
     return messages
 
 
-async def _stream(events: Sequence[Event] | AsyncIterable[Event]) -> AsyncIterator[Event]:
+async def _stream(events: Sequence[Event] | AsyncIterable[Event]) -> AsyncGenerator[Event, None]:
     if isinstance(events, Sequence):
         for event in events:
             yield event
-    else:
+        return
+    try:
         async for event in events:
             yield event
+    finally:
+        # A replay stopped midway (Ctrl-C, a broker gone) closes its stream here, in
+        # order. Left to the loop's shutdown, which closes every unfinished generator at
+        # once, a store's reader and the context that opened it raced: a traceback
+        # ("athrow(): asynchronous generator is already running") after the message.
+        if isinstance(events, AsyncGenerator):
+            await events.aclose()
 
 
 async def range_summary(
@@ -143,8 +153,11 @@ async def stream_range(
     location: str, start: int = 1, until: int | None = None
 ) -> AsyncIterator[Event]:
     """The events of a range, one at a time, each checked against the chain as it is read."""
-    async with reading(location) as store:
-        async for event in store.read(start, until):
+    async with (
+        reading(location) as store,
+        contextlib.aclosing(_stream(store.read(start, until))) as events,
+    ):
+        async for event in events:
             yield event
 
 
