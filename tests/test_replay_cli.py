@@ -1,6 +1,7 @@
 """`simulator replay` on a broker it starts: a known port, and time for a subscriber first."""
 
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -12,6 +13,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -391,13 +394,22 @@ def test_a_replay_interrupted_midway_says_how_far_it_got(recorded: Path) -> None
     assert "asynchronous generator" not in said
 
 
-async def test_a_replay_whose_broker_dies_says_how_far_it_got(
-    recorded: Path, tmp_path: Path
-) -> None:
-    """A replay to a Mosquitto that is SIGKILLed midway: exit 2 naming the broker, then how
-    far it got and where the rest starts. Before: the broker named, a traceback from closing
-    the log's reader ("athrow(): asynchronous generator is already running"), and no word
-    of where to go on from."""
+@dataclass
+class Watched:
+    """A Mosquitto of the log's exercise, its umpire's URL, and `mosquitto_sub` on its tree."""
+
+    broker: MosquittoBroker
+    url: str
+    subscriber: asyncio.subprocess.Process
+
+    async def line(self) -> str:
+        assert self.subscriber.stdout is not None
+        return (await asyncio.wait_for(self.subscriber.stdout.readline(), 30)).decode()
+
+
+@contextlib.asynccontextmanager
+async def _watched_broker(recorded: Path, tmp_path: Path) -> AsyncIterator[Watched]:
+    """A broker a replay reaches by URL, as an operator's own, with a subscriber ready."""
     with contextlib.closing(sqlite3.connect(recorded)) as db:
         (body,) = db.execute("SELECT body FROM events WHERE position = 1").fetchone()
     exercise = json.loads(body)["exercise"]
@@ -408,41 +420,107 @@ async def test_a_replay_whose_broker_dies_says_how_far_it_got(
     )
     async with broker:
         umpire, observer = broker.credentials("umpire"), broker.credentials("observer")
-        url = f"mqtt://umpire:{umpire.password}@127.0.0.1:{broker.address.port}"
+        port = str(broker.address.port)
         subscriber = await asyncio.create_subprocess_exec(
-            *["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.address.port)],
+            *["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", port],
             *["-u", "observer", "-P", observer.password, "-t", f"coop/{exercise}/#", "-v", "-d"],
             stdout=asyncio.subprocess.PIPE,
         )
-        replay = None
         try:
-            assert subscriber.stdout is not None
-            while b"SUBACK" not in await asyncio.wait_for(subscriber.stdout.readline(), 30):
-                pass
-            replay = await asyncio.create_subprocess_exec(
-                *SIMULATOR,
-                *["replay", str(recorded), "--broker", url, "--speed", "86400"],
-                stderr=asyncio.subprocess.PIPE,
-                env={**os.environ, "COLUMNS": "300"},
+            watched = Watched(
+                broker, f"mqtt://umpire:{umpire.password}@127.0.0.1:{port}", subscriber
             )
+            while "SUBACK" not in await watched.line():
+                pass
+            yield watched
+        finally:
+            if subscriber.returncode is None:
+                subscriber.kill()
+                await subscriber.wait()
+
+
+async def _replaying(recorded: Path, url: str, speed: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *SIMULATOR,
+        *["replay", str(recorded), "--broker", url, "--speed", speed],
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+
+
+async def test_a_replay_whose_broker_dies_says_how_far_it_got(
+    recorded: Path, tmp_path: Path
+) -> None:
+    """A replay to a Mosquitto that is SIGKILLed midway: exit 2 naming the broker, then how
+    far it got and where the rest starts. Before: the broker named, a traceback from closing
+    the log's reader ("athrow(): asynchronous generator is already running"), and no word
+    of where to go on from."""
+    async with _watched_broker(recorded, tmp_path) as watched:
+        replay = await _replaying(recorded, watched.url, "86400")
+        try:
             seen: list[int] = []
             while not seen:
-                line = await asyncio.wait_for(subscriber.stdout.readline(), 30)
-                seen += _positions(line.decode())
-            pid = broker.pid
+                seen += _positions(await watched.line())
+            pid = watched.broker.pid
             assert pid is not None
             os.kill(pid, signal.SIGKILL)
             _, err = await asyncio.wait_for(replay.communicate(), 60)
             said = err.decode()
             assert replay.returncode == 2, said
         finally:
-            for process in (subscriber, replay):
-                if process is not None and process.returncode is None:
-                    process.kill()
-                    await process.wait()
+            if replay.returncode is None:
+                replay.kill()
+                await replay.wait()
     assert "unavailable" in said
     published, position = _stopped_midway(said)
     assert 1 <= max(seen) <= position
     assert published == position
     assert "Traceback" not in said
     assert "asynchronous generator" not in said
+
+
+async def test_two_replays_at_once_to_one_broker_each_deliver_every_event_once(
+    recorded: Path, tmp_path: Path
+) -> None:
+    """Two replays of one log to one broker, the second started while the first publishes:
+    a subscriber gets every event on each of its topics exactly twice, and neither replay
+    loses its connection. Before: both used one client id, so each connection took it from
+    the other again and again (`broker_disconnected` over and over, asyncio tracebacks)."""
+    async with _watched_broker(recorded, tmp_path) as watched:
+        # Three simulated days a second: each takes 10 s, so the two overlap.
+        first = await _replaying(recorded, watched.url, "259200")
+        second = None
+        try:
+            got: collections.Counter[tuple[str, str]] = collections.Counter()
+            ended = 0
+
+            def take(line: str) -> None:
+                nonlocal ended
+                topic, _, payload = line.strip().partition(" ")
+                if not payload.startswith("{"):
+                    return
+                data = json.loads(payload)
+                ended += data.get("reason") == "replay finished"
+                got.update((topic, e["id"]) for e in data.get("events", ()))
+
+            while not got:
+                take(await watched.line())
+            second = await _replaying(recorded, watched.url, "259200")
+            while ended < 2:
+                take(await watched.line())
+            said = [
+                (await asyncio.wait_for(p.communicate(), 60))[1].decode() for p in (first, second)
+            ]
+            assert (first.returncode, second.returncode) == (0, 0), said
+        finally:
+            for process in (first, second):
+                if process is not None and process.returncode is None:
+                    process.kill()
+                    await process.wait()
+    with contextlib.closing(sqlite3.connect(recorded)) as db:
+        ids = {row[0] for row in db.execute("SELECT id FROM events")}
+    assert {event for _, event in got} == ids
+    assert set(got.values()) == {2}
+    for text in said:
+        assert "broker_disconnected" not in text
+        assert "Traceback" not in text

@@ -37,7 +37,7 @@ from simulator.cli.logview import (
 )
 from simulator.cli.rulebook import RuleFormat, render_profiles, render_rules
 from simulator.cli.runview import Progress, print_summary
-from simulator.context import fresh_rng, speed_problem, wall_now
+from simulator.context import fresh_rng, secret_token, speed_problem, wall_now
 from simulator.errors import InputError, ScenarioError, SimulatorError
 from simulator.eventlog import (
     Event,
@@ -84,7 +84,7 @@ from simulator.run.replay import (
 from simulator.run.seat import UMPIRE_SILENT_S, hold_seat, play_seat, read_seat_file, seat_path
 from simulator.run.security import SecurityOptions, broker_tls
 from simulator.scenario import load_profile_file, load_scenario, scenario_json_schema
-from simulator.transport import SessionSettings, client_id_for
+from simulator.transport import SessionSettings, private_client_id
 from simulator.web.command import serve
 
 T = TypeVar("T")
@@ -867,7 +867,12 @@ def replay(
                 bus = transport_for(
                     running,
                     "umpire",
-                    SessionSettings(client_id_for(topics.exercise, "replay"), persistent=False),
+                    # Its own id: two replays of one log to one broker took a fixed one
+                    # from each other, again and again, for as long as both ran.
+                    SessionSettings(
+                        private_client_id(topics.exercise, "replay", secret_token(9)),
+                        persistent=False,
+                    ),
                     rng=fresh_rng(),
                 )
                 async with bus:
