@@ -263,6 +263,15 @@ FEWER_ROUNDS = (
 )
 
 
+# A log checked before its run ended (still running, or interrupted): it had "diverged"
+# where it stopped, exit 1, though today's code reproduced every event it held.
+UNFINISHED = (
+    "the log has no end yet (its run is still being written, or was interrupted: "
+    "`simulator resume` goes on with it): every one of its {recorded} events is the same; "
+    "the rerun goes on to {rerun}"
+)
+
+
 def _rounds_only(old: Event, differences: Sequence[str]) -> bool:
     return old.type == EXERCISE_ENDED and all(d.startswith("data.rounds:") for d in differences)
 
@@ -288,6 +297,10 @@ def first_difference(
         if differences:
             shown = "; ".join(d[:200] for d in differences[:5])
             return old.position, shown
+    if len(recorded) < len(rerun) and not any(e.type == EXERCISE_ENDED for e in recorded):
+        # A log without its end is a run still being written or one interrupted: what it
+        # holds is all there is to compare, and a divergence it is not.
+        return None, UNFINISHED.format(recorded=len(recorded), rerun=len(rerun))
     if len(recorded) != len(rerun):
         position = min(len(recorded), len(rerun)) + 1
         longer = "recording" if len(recorded) > len(rerun) else "rerun"

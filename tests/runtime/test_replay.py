@@ -105,6 +105,23 @@ async def _interrupted(source: Path, target: Path, *, at_least: int) -> int:
     return keep
 
 
+async def test_check_of_a_log_whose_run_has_not_ended_passes_on_what_it_holds(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    """A log with no end yet (its run still writing it, or killed): every event it holds is
+    the rerun's, so it passes, saying the log has no end and how far the rerun goes.
+    Before: "diverges at position N+1: the rerun goes on", exit 1."""
+    whole = tmp_path / "whole.db"
+    await run_exercise(scenario, RunOptions(log=str(whole)))
+    unfinished = tmp_path / "unfinished.db"
+    kept = await _interrupted(whole, unfinished, at_least=15)
+    result = await check(str(unfinished))
+    assert result.ok, result.what
+    assert (result.recorded, result.rerun) == (kept, len(await _lines(whole)))
+    assert result.what.startswith("the log has no end yet")
+    assert f"every one of its {kept} events is the same" in result.what
+
+
 @pytest.mark.parametrize("forked", [False, True], ids=["run", "fork"])
 async def test_check_passes_on_a_resumed_run_and_says_why_its_rounds_differ(
     scenario: Scenario, tmp_path: Path, forked: bool
