@@ -558,8 +558,10 @@ async def _same_security(
             f"{location} was recorded with --secure; its signing secret {secret} is missing, "
             "and without it no re-run can sign as the original did"
         )
-    if keep_for is not None and not is_postgres(keep_for):
-        # The fork's own log must be checkable later: it gets a copy of the secret.
+    if keep_for is not None:
+        # The fork's own log must be checkable later: it gets a copy of the secret, where
+        # a secure run in it keeps its own (a PostgreSQL log's too: its fork could be
+        # neither checked nor forked again).
         copy = signing_secret_path(keep_for)
         copy.parent.mkdir(parents=True, exist_ok=True)
         write_private_bytes(copy, load_or_create_secret(secret))

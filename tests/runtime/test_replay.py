@@ -28,6 +28,9 @@ from simulator.run.replay import (
 )
 from simulator.scenario import Scenario, load_scenario
 from simulator.transport import SessionSettings
+from tests.eventlog.conftest import pg_schema, pg_url
+
+__all__ = ["pg_schema", "pg_url"]
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 EXAMPLE = SCENARIOS / "example.yaml"
@@ -219,6 +222,25 @@ async def test_fork_with_other_policies_goes_another_way(
     assert (await check(str(child))).ok
     stored, _, _ = await recorded_run(str(child))
     assert stored.policy_of("southmere") is not None
+
+
+async def test_a_secure_forks_log_in_postgresql_can_be_checked_and_forked_again(
+    scenario: Scenario, tmp_path: Path, pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fork of a `--secure` run into a PostgreSQL schema keeps a copy of the signing secret
+    where a secure run in that schema keeps its own, as a fork into a file does: `replay
+    --check` reproduces it and it forks again. Before: its secret was missing, exit 2."""
+    monkeypatch.chdir(tmp_path)  # where `runs/postgres-….signing` goes
+    parent = tmp_path / "secure.db"
+    await run_exercise(scenario, RunOptions(log=str(parent), secure=True))
+    child = f"{pg_url}?schema={pg_schema}"
+    await fork(str(parent), 12, child)
+
+    result = await check(child)
+    await fork(child, 14, str(tmp_path / "grandchild.db"))
+
+    assert result.ok, result.what
+    assert (await check(str(tmp_path / "grandchild.db"))).ok
 
 
 async def test_fork_refuses_positions_outside_the_log(scenario: Scenario, tmp_path: Path) -> None:
