@@ -29,6 +29,7 @@ from simulator.scenario import load_scenario
 SIMULATOR = [sys.executable, "-m", "simulator"]
 SCENARIO = Path(__file__).parents[1] / "scenarios" / "registry-mixups.yaml"
 EXAMPLE = Path(__file__).parents[1] / "scenarios" / "example.yaml"
+CONFIDENTIAL = Path(__file__).parents[1] / "scenarios" / "confidential-vetting.yaml"
 
 
 def _free_port() -> int:
@@ -524,3 +525,44 @@ async def test_two_replays_at_once_to_one_broker_each_deliver_every_event_once(
     for text in said:
         assert "broker_disconnected" not in text
         assert "Traceback" not in text
+
+
+async def test_a_replay_from_a_later_position_keeps_confidential_cases_off_the_log_topics(
+    tmp_path: Path,
+) -> None:
+    """`replay --from` a position after a confidential case's request (Art. 6.3): the case's
+    later events still go only to its parties' inboxes, never to the `log/` topics an
+    observer reads (all an observer may read with --secure). Before: a replay learnt a case
+    was confidential from its request alone, so `--from 3` put them on `log/`."""
+    log = tmp_path / "confidential.db"
+    await run_exercise(load_scenario(CONFIDENTIAL), RunOptions(log=str(log)))
+    with contextlib.closing(sqlite3.connect(log)) as db:
+        # Requests are at 2, 4 and 7: from 3 on, the first case's request is skipped.
+        later = {p for (p,) in db.execute("SELECT position FROM events WHERE position >= 3")}
+    async with _watched_broker(log, tmp_path) as watched:
+        replay = await asyncio.create_subprocess_exec(
+            *[*SIMULATOR, "replay", str(log), "--from", "3", "--broker", watched.url],
+            stderr=asyncio.subprocess.PIPE,
+        )
+        on_log: list[str] = []
+        seen: set[int] = set()
+        try:
+            while True:
+                topic, _, payload = (await watched.line()).strip().partition(" ")
+                if not payload.startswith("{"):
+                    continue
+                data = json.loads(payload)
+                if data.get("reason") == "replay finished":
+                    break
+                events = data.get("events", ())
+                seen.update(int(e["position"]) for e in events)
+                if "/log/" in topic:
+                    on_log += [e["subject"] for e in events if e.get("subject")]
+            _, err = await asyncio.wait_for(replay.communicate(), 60)
+            assert replay.returncode == 0, err.decode()
+        finally:
+            if replay.returncode is None:
+                replay.kill()
+                await replay.wait()
+    assert seen == later
+    assert not [case for case in on_log if case.startswith("conf-")]

@@ -74,6 +74,7 @@ from simulator.run.exercise import RunOptions, default_log_path, run_exercise
 from simulator.run.replay import (
     ReplayProgress,
     check,
+    confidential_before,
     fork,
     range_summary,
     recorded_run,
@@ -889,6 +890,7 @@ def replay(
                             speed=pace,
                             total=count,
                             progress=progress,
+                            private_cases=await confidential_before(location, start),
                         )
 
     reached: list[ReplayProgress] = []

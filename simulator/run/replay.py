@@ -14,7 +14,13 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -67,12 +73,14 @@ async def republish(
     progress: Callable[[ReplayProgress], None] | None = None,
     sleep: Callable[[float], Any] = asyncio.sleep,
     total: int | None = None,
+    private_cases: Iterable[str] = (),
 ) -> int:
     """Publish events in order, paced by their simulated times / speed (None: no pacing).
 
     `events` may be a stream (a store's `read`), so a log of millions of events is
     published without holding it in memory; `total` is then how many it holds, for
-    `progress`.
+    `progress`. `private_cases`: confidential cases whose requests come before `events`
+    (a replay `--from` a later position: `confidential_before`).
     """
     if speed is not None and (problem := speed_problem(speed)):
         raise InputError(f"--speed {problem}, or max")
@@ -84,7 +92,7 @@ async def republish(
     first: datetime | None = None
     last: Event | None = None
     # Confidential cases stay off the observers' topics in a replay too (Art. 6.3).
-    private: set[str] = set()
+    private: set[str] = set(private_cases)
 
     async def publish(group: list[Event]) -> None:
         nonlocal messages, published, first
@@ -151,7 +159,7 @@ async def range_summary(
 
 async def stream_range(
     location: str, start: int = 1, until: int | None = None
-) -> AsyncIterator[Event]:
+) -> AsyncGenerator[Event, None]:
     """The events of a range, one at a time, each checked against the chain as it is read."""
     async with (
         reading(location) as store,
@@ -159,6 +167,21 @@ async def stream_range(
     ):
         async for event in events:
             yield event
+
+
+async def confidential_before(location: str, start: int) -> set[str]:
+    """The confidential cases (Art. 6.3) whose requests come before position `start`.
+
+    A replay `--from` a later position must keep them off the observers' topics too:
+    it had learnt a case was confidential only from its request, which it skipped.
+    """
+    if start <= 1:
+        return set()
+    found: set[str] = set()
+    async with contextlib.aclosing(stream_range(location, 1, start - 1)) as events:
+        async for event in events:
+            found.update(confidential_cases((event,)))
+    return found
 
 
 async def read_range(location: str, start: int = 1, until: int | None = None) -> list[Event]:
