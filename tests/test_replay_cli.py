@@ -1,27 +1,35 @@
 """`simulator replay` on a broker it starts: a known port, and time for a subscriber first."""
 
 import asyncio
+import collections
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from simulator.brokers import MosquittoBroker, exercise_principals
 from simulator.cli import app
+from simulator.messaging.topics import Topics
 from simulator.run.exercise import RunOptions, run_exercise
 from simulator.scenario import load_scenario
 
 SIMULATOR = [sys.executable, "-m", "simulator"]
 SCENARIO = Path(__file__).parents[1] / "scenarios" / "registry-mixups.yaml"
 EXAMPLE = Path(__file__).parents[1] / "scenarios" / "example.yaml"
+CONFIDENTIAL = Path(__file__).parents[1] / "scenarios" / "confidential-vetting.yaml"
 
 
 def _free_port() -> int:
@@ -251,3 +259,310 @@ def test_a_fork_at_the_runs_end_says_where_to_fork(recorded: Path, tmp_path: Pat
 
     assert code == 2
     assert f"the run ended at position {head}; fork at {head - 1} or before" in said
+
+
+@pytest.mark.parametrize(
+    ("original", "edited", "says"),
+    [
+        (
+            "exercise: riverbend-cup",
+            "exercise: other-cup",
+            "a fork keeps the exercise of its parent (riverbend-cup); the scenario is other-cup",
+        ),
+        (
+            "start: 2026-03-02T09:00:00Z",
+            "start: 2025-03-02T09:00:00Z",
+            "a fork keeps the start of its parent (2026-03-02T09:00:00+00:00); "
+            "the scenario starts 2025-03-02T09:00:00+00:00",
+        ),
+        (
+            "duration: 30d",
+            "duration: 6d",
+            "the scenario ends 2026-03-08T09:00:00+00:00, before the fork's position",
+        ),
+    ],
+)
+def test_a_fork_keeps_its_parents_exercise_and_timeline(
+    recorded: Path, tmp_path: Path, original: str, edited: str, says: str
+) -> None:
+    """`fork --scenario` with another exercise id, another start, or an end before the
+    fork's position: exit 2 naming what differs, and no log made.
+
+    Before: another id went on with the kept cases' work lost (a false results-overdue);
+    an earlier start or an end before the kept events, a traceback and a half-made log.
+    """
+    scenario = tmp_path / "edited.yaml"
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert original in text
+    scenario.write_text(text.replace(original, edited), encoding="utf-8")
+    with contextlib.closing(sqlite3.connect(recorded)) as db:
+        (head,) = db.execute("SELECT max(position) FROM events").fetchone()
+    output = tmp_path / "f.db"
+
+    code, said = _invoke(
+        "fork", str(recorded), "--at", str(head - 1), "--scenario", str(scenario), "-o", str(output)
+    )
+
+    assert code == 2, said
+    assert says in said
+    assert not output.exists()
+
+
+def _stopped_midway(said: str) -> tuple[int, int]:
+    """The published count and position a replay stopped midway names, checked as it says it."""
+    found = re.search(
+        r"published (\d+) of (\d+) events, up to position (\d+); the rest with --from (\d+)",
+        " ".join(said.split()),
+    )
+    assert found is not None, said
+    published, _, position, rest = map(int, found.groups())
+    assert rest == position + 1
+    return published, position
+
+
+def _positions(line: str) -> list[int]:
+    """The positions of the events in one line of `mosquitto_sub -v` (none for the clock)."""
+    _, _, payload = line.partition(" ")
+    if not payload.startswith("{"):
+        return []
+    return [int(e["position"]) for e in json.loads(payload).get("events", ())]
+
+
+def test_a_replay_interrupted_midway_says_how_far_it_got(recorded: Path) -> None:
+    """Ctrl-C (SIGINT) while a replay publishes: exit 130 and one line naming how many events
+    went out, up to which position, and where the rest starts; what a subscriber got is no
+    further. Before: exit 130 without a word, and a traceback from closing the log's reader
+    ("aclose(): asynchronous generator is already running")."""
+    port = _free_port()
+    replay = subprocess.Popen(
+        # A simulated day a second: the example's month takes half a minute.
+        [
+            *SIMULATOR,
+            "replay",
+            str(recorded),
+            "--port",
+            str(port),
+            "--wait",
+            "enter",
+            "--speed",
+            "86400",
+        ],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    subscriber = None
+    try:
+        assert replay.stderr is not None
+        assert replay.stdin is not None
+        command = ""
+        for line in replay.stderr:
+            if line.startswith("subscribe with: "):
+                command = line.removeprefix("subscribe with: ").strip()
+            if line.startswith("press Enter"):
+                break
+        subscriber = subprocess.Popen(
+            ["stdbuf", "-oL", *shlex.split(command), "-d", "-W", "60"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert subscriber.stdout is not None
+        for line in subscriber.stdout:
+            if "SUBACK" in line:
+                break
+        replay.stdin.write("\n")
+        replay.stdin.flush()
+        seen: list[int] = []
+        for line in subscriber.stdout:
+            seen += _positions(line)
+            if seen:
+                break
+        replay.send_signal(signal.SIGINT)
+        said = replay.stderr.read()
+        assert replay.wait(timeout=60) == 130, said
+    finally:
+        for process in (subscriber, replay):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+    published, position = _stopped_midway(said)
+    with contextlib.closing(sqlite3.connect(recorded)) as db:
+        (head,) = db.execute("SELECT max(position) FROM events").fetchone()
+    assert 1 <= max(seen) <= position < head
+    assert published == position
+    assert "Traceback" not in said
+    assert "asynchronous generator" not in said
+
+
+@dataclass
+class Watched:
+    """A Mosquitto of the log's exercise, its umpire's URL, and `mosquitto_sub` on its tree."""
+
+    broker: MosquittoBroker
+    url: str
+    subscriber: asyncio.subprocess.Process
+
+    async def line(self) -> str:
+        assert self.subscriber.stdout is not None
+        return (await asyncio.wait_for(self.subscriber.stdout.readline(), 30)).decode()
+
+
+@contextlib.asynccontextmanager
+async def _watched_broker(recorded: Path, tmp_path: Path) -> AsyncIterator[Watched]:
+    """A broker a replay reaches by URL, as an operator's own, with a subscriber ready."""
+    with contextlib.closing(sqlite3.connect(recorded)) as db:
+        (body,) = db.execute("SELECT body FROM events WHERE position = 1").fetchone()
+    exercise = json.loads(body)["exercise"]
+    broker = MosquittoBroker(
+        Topics(exercise),
+        exercise_principals(["northmark", "southmere"]),
+        workdir=tmp_path / "mosquitto",
+    )
+    async with broker:
+        umpire, observer = broker.credentials("umpire"), broker.credentials("observer")
+        port = str(broker.address.port)
+        subscriber = await asyncio.create_subprocess_exec(
+            *["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", port],
+            *["-u", "observer", "-P", observer.password, "-t", f"coop/{exercise}/#", "-v", "-d"],
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            watched = Watched(
+                broker, f"mqtt://umpire:{umpire.password}@127.0.0.1:{port}", subscriber
+            )
+            while "SUBACK" not in await watched.line():
+                pass
+            yield watched
+        finally:
+            if subscriber.returncode is None:
+                subscriber.kill()
+                await subscriber.wait()
+
+
+async def _replaying(recorded: Path, url: str, speed: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *SIMULATOR,
+        *["replay", str(recorded), "--broker", url, "--speed", speed],
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+
+
+async def test_a_replay_whose_broker_dies_says_how_far_it_got(
+    recorded: Path, tmp_path: Path
+) -> None:
+    """A replay to a Mosquitto that is SIGKILLed midway: exit 2 naming the broker, then how
+    far it got and where the rest starts. Before: the broker named, a traceback from closing
+    the log's reader ("athrow(): asynchronous generator is already running"), and no word
+    of where to go on from."""
+    async with _watched_broker(recorded, tmp_path) as watched:
+        replay = await _replaying(recorded, watched.url, "86400")
+        try:
+            seen: list[int] = []
+            while not seen:
+                seen += _positions(await watched.line())
+            pid = watched.broker.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            _, err = await asyncio.wait_for(replay.communicate(), 60)
+            said = err.decode()
+            assert replay.returncode == 2, said
+        finally:
+            if replay.returncode is None:
+                replay.kill()
+                await replay.wait()
+    assert "unavailable" in said
+    published, position = _stopped_midway(said)
+    assert 1 <= max(seen) <= position
+    assert published == position
+    assert "Traceback" not in said
+    assert "asynchronous generator" not in said
+
+
+async def test_two_replays_at_once_to_one_broker_each_deliver_every_event_once(
+    recorded: Path, tmp_path: Path
+) -> None:
+    """Two replays of one log to one broker, the second started while the first publishes:
+    a subscriber gets every event on each of its topics exactly twice, and neither replay
+    loses its connection. Before: both used one client id, so each connection took it from
+    the other again and again (`broker_disconnected` over and over, asyncio tracebacks)."""
+    async with _watched_broker(recorded, tmp_path) as watched:
+        # Three simulated days a second: each takes 10 s, so the two overlap.
+        first = await _replaying(recorded, watched.url, "259200")
+        second = None
+        try:
+            got: collections.Counter[tuple[str, str]] = collections.Counter()
+            ended = 0
+
+            def take(line: str) -> None:
+                nonlocal ended
+                topic, _, payload = line.strip().partition(" ")
+                if not payload.startswith("{"):
+                    return
+                data = json.loads(payload)
+                ended += data.get("reason") == "replay finished"
+                got.update((topic, e["id"]) for e in data.get("events", ()))
+
+            while not got:
+                take(await watched.line())
+            second = await _replaying(recorded, watched.url, "259200")
+            while ended < 2:
+                take(await watched.line())
+            said = [
+                (await asyncio.wait_for(p.communicate(), 60))[1].decode() for p in (first, second)
+            ]
+            assert (first.returncode, second.returncode) == (0, 0), said
+        finally:
+            for process in (first, second):
+                if process is not None and process.returncode is None:
+                    process.kill()
+                    await process.wait()
+    with contextlib.closing(sqlite3.connect(recorded)) as db:
+        ids = {row[0] for row in db.execute("SELECT id FROM events")}
+    assert {event for _, event in got} == ids
+    assert set(got.values()) == {2}
+    for text in said:
+        assert "broker_disconnected" not in text
+        assert "Traceback" not in text
+
+
+async def test_a_replay_from_a_later_position_keeps_confidential_cases_off_the_log_topics(
+    tmp_path: Path,
+) -> None:
+    """`replay --from` a position after a confidential case's request (Art. 6.3): the case's
+    later events still go only to its parties' inboxes, never to the `log/` topics an
+    observer reads (all an observer may read with --secure). Before: a replay learnt a case
+    was confidential from its request alone, so `--from 3` put them on `log/`."""
+    log = tmp_path / "confidential.db"
+    await run_exercise(load_scenario(CONFIDENTIAL), RunOptions(log=str(log)))
+    with contextlib.closing(sqlite3.connect(log)) as db:
+        # Requests are at 2, 4 and 7: from 3 on, the first case's request is skipped.
+        later = {p for (p,) in db.execute("SELECT position FROM events WHERE position >= 3")}
+    async with _watched_broker(log, tmp_path) as watched:
+        replay = await asyncio.create_subprocess_exec(
+            *[*SIMULATOR, "replay", str(log), "--from", "3", "--broker", watched.url],
+            stderr=asyncio.subprocess.PIPE,
+        )
+        on_log: list[str] = []
+        seen: set[int] = set()
+        try:
+            while True:
+                topic, _, payload = (await watched.line()).strip().partition(" ")
+                if not payload.startswith("{"):
+                    continue
+                data = json.loads(payload)
+                if data.get("reason") == "replay finished":
+                    break
+                events = data.get("events", ())
+                seen.update(int(e["position"]) for e in events)
+                if "/log/" in topic:
+                    on_log += [e["subject"] for e in events if e.get("subject")]
+            _, err = await asyncio.wait_for(replay.communicate(), 60)
+            assert replay.returncode == 0, err.decode()
+        finally:
+            if replay.returncode is None:
+                replay.kill()
+                await replay.wait()
+    assert seen == later
+    assert not [case for case in on_log if case.startswith("conf-")]

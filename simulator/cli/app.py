@@ -37,7 +37,7 @@ from simulator.cli.logview import (
 )
 from simulator.cli.rulebook import RuleFormat, render_profiles, render_rules
 from simulator.cli.runview import Progress, print_summary
-from simulator.context import fresh_rng, speed_problem, wall_now
+from simulator.context import fresh_rng, secret_token, speed_problem, wall_now
 from simulator.errors import InputError, ScenarioError, SimulatorError
 from simulator.eventlog import (
     Event,
@@ -72,7 +72,9 @@ from simulator.run.control import (
 )
 from simulator.run.exercise import RunOptions, default_log_path, run_exercise
 from simulator.run.replay import (
+    ReplayProgress,
     check,
+    confidential_before,
     fork,
     range_summary,
     recorded_run,
@@ -83,7 +85,7 @@ from simulator.run.replay import (
 from simulator.run.seat import UMPIRE_SILENT_S, hold_seat, play_seat, read_seat_file, seat_path
 from simulator.run.security import SecurityOptions, broker_tls
 from simulator.scenario import load_profile_file, load_scenario, scenario_json_schema
-from simulator.transport import SessionSettings, client_id_for
+from simulator.transport import SessionSettings, private_client_id
 from simulator.web.command import serve
 
 T = TypeVar("T")
@@ -809,17 +811,8 @@ def replay(
     if until is not None and until < start:
         _fail(f"--until {until} comes before --from {start}")
     if check_:
-        result = _run(check(location, broker=broker))
-        if result.ok:
-            typer.echo(f"{location}: today's code reproduces all {result.recorded} events")
-            if result.what:
-                typer.echo(result.what)
-            return
-        Console(stderr=True).print(
-            f"[red]{escape(location)}: diverges at position {result.first_difference}: "
-            f"{escape(result.what)}[/]"
-        )
-        raise typer.Exit(1)
+        _replay_check(location, broker)
+        return
     pace = _replay_pace(speed)
     if not 0 <= port < 65536:
         _fail("--port must be 0 (a free one) or a port number")
@@ -875,24 +868,79 @@ def replay(
                 bus = transport_for(
                     running,
                     "umpire",
-                    SessionSettings(client_id_for(topics.exercise, "replay"), persistent=False),
+                    # Its own id: two replays of one log to one broker took a fixed one
+                    # from each other, again and again, for as long as both ran.
+                    SessionSettings(
+                        private_client_id(topics.exercise, "replay", secret_token(9)),
+                        persistent=False,
+                    ),
                     rng=fresh_rng(),
                 )
                 async with bus:
                     with console.status("replaying…") as status:
+
+                        def progress(p: ReplayProgress) -> None:
+                            reached.append(p)
+                            status.update(f"position {p.position}: {p.published}/{p.total} events")
+
                         return await republish(
                             stream_range(location, start, until),
                             bus,
                             topics,
                             speed=pace,
                             total=count,
-                            progress=lambda p: status.update(
-                                f"position {p.position}: {p.published}/{p.total} events"
-                            ),
+                            progress=progress,
+                            private_cases=await confidential_before(location, start),
                         )
 
-    messages = _run(publish())
+    reached: list[ReplayProgress] = []
+    messages = _replayed(publish(), console, reached)
     console.print(f"done: {messages} MQTT messages")
+
+
+def _replay_check(location: str, broker: str) -> None:
+    """`replay --check`: exit 0 when today's code reproduces the log, 1 naming where not."""
+    result = _run(check(location, broker=broker))
+    if result.ok:
+        typer.echo(f"{location}: today's code reproduces all {result.recorded} events")
+        if result.what:
+            typer.echo(result.what)
+        return
+    Console(stderr=True).print(
+        f"[red]{escape(location)}: diverges at position {result.first_difference}: "
+        f"{escape(result.what)}[/]"
+    )
+    raise typer.Exit(1)
+
+
+def _replayed(
+    publishing: Coroutine[Any, Any, int], console: Console, reached: Sequence[ReplayProgress]
+) -> int:
+    """Run a replay; one stopped midway says how far it got, so the rest can be replayed.
+
+    Interrupted, it had exited 130 without a word; its broker gone, it named the
+    broker but not where to go on from.
+    """
+    try:
+        return _run(publishing)
+    except KeyboardInterrupt:
+        if not reached:
+            console.print("interrupted: nothing was published", highlight=False)
+        _replay_stopped(console, "interrupted", reached)
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        _replay_stopped(console, "stopped", reached)
+        raise
+
+
+def _replay_stopped(console: Console, how: str, reached: Sequence[ReplayProgress]) -> None:
+    if reached:
+        last = reached[-1]
+        console.print(
+            f"{how}: published {last.published} of {last.total} events, up to position "
+            f"{last.position}; the rest with --from {last.position + 1}",
+            highlight=False,
+        )
 
 
 def _replay_pace(speed: str) -> float | None:

@@ -11,9 +11,16 @@ event, apart from wall-clock fields; the first difference is named.
 """
 
 import asyncio
+import contextlib
 import dataclasses
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -66,12 +73,14 @@ async def republish(
     progress: Callable[[ReplayProgress], None] | None = None,
     sleep: Callable[[float], Any] = asyncio.sleep,
     total: int | None = None,
+    private_cases: Iterable[str] = (),
 ) -> int:
     """Publish events in order, paced by their simulated times / speed (None: no pacing).
 
     `events` may be a stream (a store's `read`), so a log of millions of events is
     published without holding it in memory; `total` is then how many it holds, for
-    `progress`.
+    `progress`. `private_cases`: confidential cases whose requests come before `events`
+    (a replay `--from` a later position: `confidential_before`).
     """
     if speed is not None and (problem := speed_problem(speed)):
         raise InputError(f"--speed {problem}, or max")
@@ -83,7 +92,7 @@ async def republish(
     first: datetime | None = None
     last: Event | None = None
     # Confidential cases stay off the observers' topics in a replay too (Art. 6.3).
-    private: set[str] = set()
+    private: set[str] = set(private_cases)
 
     async def publish(group: list[Event]) -> None:
         nonlocal messages, published, first
@@ -101,12 +110,13 @@ async def republish(
             progress(ReplayProgress(group[-1].position, published, total or published))
 
     group: list[Event] = []
-    async for event in _stream(events):
-        if group and event.time != group[0].time:
-            await publish(group)
-            group = []
-        group.append(event)
-        last = event
+    async with contextlib.aclosing(_stream(events)) as stream:
+        async for event in stream:
+            if group and event.time != group[0].time:
+                await publish(group)
+                group = []
+            group.append(event)
+            last = event
     if group:
         await publish(group)
     if last is not None:
@@ -115,13 +125,21 @@ async def republish(
     return messages
 
 
-async def _stream(events: Sequence[Event] | AsyncIterable[Event]) -> AsyncIterator[Event]:
+async def _stream(events: Sequence[Event] | AsyncIterable[Event]) -> AsyncGenerator[Event, None]:
     if isinstance(events, Sequence):
         for event in events:
             yield event
-    else:
+        return
+    try:
         async for event in events:
             yield event
+    finally:
+        # A replay stopped midway (Ctrl-C, a broker gone) closes its stream here, in
+        # order. Left to the loop's shutdown, which closes every unfinished generator at
+        # once, a store's reader and the context that opened it raced: a traceback
+        # ("athrow(): asynchronous generator is already running") after the message.
+        if isinstance(events, AsyncGenerator):
+            await events.aclose()
 
 
 async def range_summary(
@@ -141,11 +159,29 @@ async def range_summary(
 
 async def stream_range(
     location: str, start: int = 1, until: int | None = None
-) -> AsyncIterator[Event]:
+) -> AsyncGenerator[Event, None]:
     """The events of a range, one at a time, each checked against the chain as it is read."""
-    async with reading(location) as store:
-        async for event in store.read(start, until):
+    async with (
+        reading(location) as store,
+        contextlib.aclosing(_stream(store.read(start, until))) as events,
+    ):
+        async for event in events:
             yield event
+
+
+async def confidential_before(location: str, start: int) -> set[str]:
+    """The confidential cases (Art. 6.3) whose requests come before position `start`.
+
+    A replay `--from` a later position must keep them off the observers' topics too:
+    it had learnt a case was confidential only from its request, which it skipped.
+    """
+    if start <= 1:
+        return set()
+    found: set[str] = set()
+    async with contextlib.aclosing(stream_range(location, 1, start - 1)) as events:
+        async for event in events:
+            found.update(confidential_cases((event,)))
+    return found
 
 
 async def read_range(location: str, start: int = 1, until: int | None = None) -> list[Event]:
@@ -250,6 +286,15 @@ FEWER_ROUNDS = (
 )
 
 
+# A log checked before its run ended (still running, or interrupted): it had "diverged"
+# where it stopped, exit 1, though today's code reproduced every event it held.
+UNFINISHED = (
+    "the log has no end yet (its run is still being written, or was interrupted: "
+    "`simulator resume` goes on with it): every one of its {recorded} events is the same; "
+    "the rerun goes on to {rerun}"
+)
+
+
 def _rounds_only(old: Event, differences: Sequence[str]) -> bool:
     return old.type == EXERCISE_ENDED and all(d.startswith("data.rounds:") for d in differences)
 
@@ -275,6 +320,10 @@ def first_difference(
         if differences:
             shown = "; ".join(d[:200] for d in differences[:5])
             return old.position, shown
+    if len(recorded) < len(rerun) and not any(e.type == EXERCISE_ENDED for e in recorded):
+        # A log without its end is a run still being written or one interrupted: what it
+        # holds is all there is to compare, and a divergence it is not.
+        return None, UNFINISHED.format(recorded=len(recorded), rerun=len(rerun))
     if len(recorded) != len(rerun):
         position = min(len(recorded), len(rerun)) + 1
         longer = "recording" if len(recorded) > len(rerun) else "rerun"
@@ -343,6 +392,24 @@ async def prepare_fork(
     chosen = scenario or recorded
     if sorted(p.id for p in chosen.parties) != sorted(p.id for p in recorded.parties):
         raise InputError("a fork keeps the parties of its parent; the scenario names others")
+    # The kept events are the parent's exercise on the parent's timeline: a fork under
+    # another exercise id lost its parties' work on the kept cases, and one whose
+    # start or end left the kept events outside its time stopped on a traceback.
+    if chosen.exercise != recorded.exercise:
+        raise InputError(
+            f"a fork keeps the exercise of its parent ({recorded.exercise}); "
+            f"the scenario is {chosen.exercise}"
+        )
+    if chosen.start != recorded.start:
+        raise InputError(
+            f"a fork keeps the start of its parent ({recorded.start.isoformat()}); "
+            f"the scenario starts {chosen.start.isoformat()}"
+        )
+    if chosen.end < prefix[-1].time:
+        raise InputError(
+            f"the scenario ends {chosen.end.isoformat()}, before the fork's position {at} "
+            f"({prefix[-1].time.isoformat()}); give it a longer duration"
+        )
     generation = await _recorded_number(location, GENERATION, 0) + 1
     options = dataclasses.replace(
         options or RunOptions(), log=output, seed=recorded_seed if seed is None else seed
@@ -514,8 +581,10 @@ async def _same_security(
             f"{location} was recorded with --secure; its signing secret {secret} is missing, "
             "and without it no re-run can sign as the original did"
         )
-    if keep_for is not None and not is_postgres(keep_for):
-        # The fork's own log must be checkable later: it gets a copy of the secret.
+    if keep_for is not None:
+        # The fork's own log must be checkable later: it gets a copy of the secret, where
+        # a secure run in it keeps its own (a PostgreSQL log's too: its fork could be
+        # neither checked nor forked again).
         copy = signing_secret_path(keep_for)
         copy.parent.mkdir(parents=True, exist_ok=True)
         write_private_bytes(copy, load_or_create_secret(secret))

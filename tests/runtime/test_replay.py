@@ -28,6 +28,9 @@ from simulator.run.replay import (
 )
 from simulator.scenario import Scenario, load_scenario
 from simulator.transport import SessionSettings
+from tests.eventlog.conftest import pg_schema, pg_url
+
+__all__ = ["pg_schema", "pg_url"]
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 EXAMPLE = SCENARIOS / "example.yaml"
@@ -103,6 +106,23 @@ async def _interrupted(source: Path, target: Path, *, at_least: int) -> int:
                 await store.set_metadata(key, value)
         await store.append([NewEvent.from_event(e) for e in events[:keep]])
     return keep
+
+
+async def test_check_of_a_log_whose_run_has_not_ended_passes_on_what_it_holds(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    """A log with no end yet (its run still writing it, or killed): every event it holds is
+    the rerun's, so it passes, saying the log has no end and how far the rerun goes.
+    Before: "diverges at position N+1: the rerun goes on", exit 1."""
+    whole = tmp_path / "whole.db"
+    await run_exercise(scenario, RunOptions(log=str(whole)))
+    unfinished = tmp_path / "unfinished.db"
+    kept = await _interrupted(whole, unfinished, at_least=15)
+    result = await check(str(unfinished))
+    assert result.ok, result.what
+    assert (result.recorded, result.rerun) == (kept, len(await _lines(whole)))
+    assert result.what.startswith("the log has no end yet")
+    assert f"every one of its {kept} events is the same" in result.what
 
 
 @pytest.mark.parametrize("forked", [False, True], ids=["run", "fork"])
@@ -202,6 +222,25 @@ async def test_fork_with_other_policies_goes_another_way(
     assert (await check(str(child))).ok
     stored, _, _ = await recorded_run(str(child))
     assert stored.policy_of("southmere") is not None
+
+
+async def test_a_secure_forks_log_in_postgresql_can_be_checked_and_forked_again(
+    scenario: Scenario, tmp_path: Path, pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fork of a `--secure` run into a PostgreSQL schema keeps a copy of the signing secret
+    where a secure run in that schema keeps its own, as a fork into a file does: `replay
+    --check` reproduces it and it forks again. Before: its secret was missing, exit 2."""
+    monkeypatch.chdir(tmp_path)  # where `runs/postgres-….signing` goes
+    parent = tmp_path / "secure.db"
+    await run_exercise(scenario, RunOptions(log=str(parent), secure=True))
+    child = f"{pg_url}?schema={pg_schema}"
+    await fork(str(parent), 12, child)
+
+    result = await check(child)
+    await fork(child, 14, str(tmp_path / "grandchild.db"))
+
+    assert result.ok, result.what
+    assert (await check(str(tmp_path / "grandchild.db"))).ok
 
 
 async def test_fork_refuses_positions_outside_the_log(scenario: Scenario, tmp_path: Path) -> None:
