@@ -25,6 +25,9 @@ from simulator.cli import app
 from simulator.messaging.topics import Topics
 from simulator.run.exercise import RunOptions, run_exercise
 from simulator.scenario import load_scenario
+from tests.eventlog.conftest import pg_schema, pg_url
+
+__all__ = ["pg_schema", "pg_url"]
 
 SIMULATOR = [sys.executable, "-m", "simulator"]
 SCENARIO = Path(__file__).parents[1] / "scenarios" / "registry-mixups.yaml"
@@ -566,3 +569,18 @@ async def test_a_replay_from_a_later_position_keeps_confidential_cases_off_the_l
                 await replay.wait()
     assert seen == later
     assert not [case for case in on_log if case.startswith("conf-")]
+
+
+def test_a_fork_into_a_schema_holding_a_run_names_its_own_option(
+    recorded: Path, pg_url: str, pg_schema: str
+) -> None:
+    """`fork … -o postgresql://…?schema=S` twice: the second is refused, and told to choose a
+    new `-o`, the option `fork` names its log with. Before: "choose a new --log", an option
+    `fork` does not have."""
+    target = f"{pg_url}?schema={pg_schema}"
+    code, said = _invoke("fork", str(recorded), "--at", "5", "-o", target)
+    assert code == 0, said
+    code, said = _invoke("fork", str(recorded), "--at", "5", "-o", target)
+    assert code == 2, said
+    assert "already holds a run; choose a new -o," in " ".join(said.split())
+    assert "--log" not in said

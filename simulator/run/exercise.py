@@ -223,8 +223,10 @@ class Exercise:
             resumed = await store.get_metadata(RESUMED_AT)
             await store.set_metadata(RESUMED_AT, with_resumption(resumed, head))
         elif head > 0:
+            # A fork names its log with -o, a run (and serve) with --log.
+            option = "-o" if prefix else "--log"
             raise InputError(
-                f"{location}: already holds a run; choose a new --log, "
+                f"{location}: already holds a run; choose a new {option}, "
                 "or `simulator resume` it if it was interrupted"
             )
         # The metadata first: a run killed at any moment after this leaves a log that says
