@@ -61,6 +61,7 @@ from simulator.records import (
 )
 from simulator.umpire.committer import Committer
 from simulator.umpire.intake import Holding, Intake, PartyIntake
+from simulator.umpire.notices import RejectionNotices
 from simulator.umpire.pipeline import Pipeline
 from simulator.umpire.realtime import Realtime
 from simulator.umpire.rounds import PartySilent, Rounds
@@ -299,6 +300,7 @@ class Umpire:
         )
         self.router: Router = router or PartyRouter(bus, topics, partition=partition)
         self.rejections = 0
+        self.notices = RejectionNotices(self.log)
         self.catch_ups_served = 0
         # Catch-ups asked for and not served yet: party -> the earliest position it asked
         # to be caught up after. Served on a task of their own, one at a time, a party's
@@ -449,6 +451,7 @@ class Umpire:
 
     async def finish(self, reason: str, *, at: datetime | None = None) -> UmpireResult:
         at = self.clock.now() if at is None else at
+        self.notices.flush()
         if self.settings.partition not in (None, 0):
             # The exercise's end is exercise-wide: partition 0's umpire records it once.
             await self.commit()
@@ -528,17 +531,13 @@ class Umpire:
         """Decide whatever arrived and waits, in the intake's order."""
         for decision in self.intake.stage(at):
             self.count_decision(decision)
+        self.notices.flush_due()
 
     def count_decision(self, decision: Decision) -> None:
         """Count and log a decision that rejected its submission; others pass."""
         if decision.notice is not None:
             self.rejections += 1
-            self.log.warning(
-                "submission_rejected",
-                party=decision.party,
-                seq=decision.notice.seq,
-                reason=decision.notice.reason,
-            )
+            self.notices.rejected(decision.party, decision.notice.seq, decision.notice.reason)
 
     def stage_timers(self, at: datetime) -> None:
         self._stage_timed(self.agenda.due(at), at)
