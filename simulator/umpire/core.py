@@ -61,7 +61,7 @@ from simulator.records import (
 )
 from simulator.umpire.committer import Committer
 from simulator.umpire.intake import Holding, Intake, PartyIntake
-from simulator.umpire.notices import RejectionNotices
+from simulator.umpire.notices import Notices
 from simulator.umpire.pipeline import Pipeline
 from simulator.umpire.realtime import Realtime
 from simulator.umpire.rounds import PartySilent, Rounds
@@ -300,7 +300,7 @@ class Umpire:
         )
         self.router: Router = router or PartyRouter(bus, topics, partition=partition)
         self.rejections = 0
-        self.notices = RejectionNotices(self.log)
+        self.notices = Notices(self.log)
         self.catch_ups_served = 0
         # Catch-ups asked for and not served yet: party -> the earliest position it asked
         # to be caught up after. Served on a task of their own, one at a time, a party's
@@ -537,7 +537,10 @@ class Umpire:
         """Count and log a decision that rejected its submission; others pass."""
         if decision.notice is not None:
             self.rejections += 1
-            self.notices.rejected(decision.party, decision.notice.seq, decision.notice.reason)
+            notice = decision.notice
+            self.notices.warning(
+                "submission_rejected", decision.party, seq=notice.seq, reason=notice.reason
+            )
 
     def stage_timers(self, at: datetime) -> None:
         self._stage_timed(self.agenda.due(at), at)
@@ -669,14 +672,14 @@ class Umpire:
                     # A principal that is no party (the controller, say: Mosquitto's
                     # pattern ACL lets every user write its own submit topic) has no say;
                     # the intake records its submission's rejection, and why.
-                    self.log.warning("stranger_submission", principal=party, bytes=len(payload))
+                    self.notices.warning("stranger_submission", party, bytes=len(payload))
                 if self.settings.partition is not None and not self.topics.is_partitioned(topic):
                     # Partition 0's umpire hears the bare topics only to say so.
                     self.intake.refuse(party, payload, self._unrouted(party))
                 else:
                     self.intake.take(party, payload)
             elif reporter is not None and not self.intake.speaks(reporter):
-                self.log.warning("stranger_ignored", principal=reporter, bytes=len(payload))
+                self.notices.warning("stranger_ignored", reporter, bytes=len(payload))
             elif reporter is not None:
                 self.heard[reporter] = loop.time()
                 await self._take_report(reporter, payload)
@@ -698,12 +701,12 @@ class Umpire:
         try:
             decoded = decode_from_party(payload)
         except WireError as exc:
-            self.log.warning("report_ignored", party=party, reason=str(exc))
+            self.notices.warning("report_ignored", party, reason=str(exc))
             self.refused[party] = str(exc)
             return
         self.refused.pop(party, None)
         if getattr(decoded, "party", party) != party:
-            self.log.warning("report_spoofed", party=party, claimed=decoded.party)
+            self.notices.warning("report_spoofed", party, claimed=decoded.party)
             return
         if isinstance(decoded, RoundDone):
             for submission in decoded.submissions:
