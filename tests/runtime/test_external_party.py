@@ -7,7 +7,9 @@ import signal
 import sqlite3
 from pathlib import Path
 
-from simulator.run.exercise import RunOptions, run_exercise
+from simulator.messaging.wire import Control
+from simulator.run.control import control_path, read_control_file, send_control
+from simulator.run.exercise import Exercise, RunOptions, run_exercise
 from simulator.scenario import load_scenario
 from tests.runtime.seats import SIMULATOR, played_to_the_end, until
 from tests.runtime.test_exercise import EXAMPLE, exported, without_control
@@ -162,3 +164,44 @@ async def test_a_party_whose_exercise_is_gone_says_so_and_exits(tmp_path: Path) 
     exercise = load_scenario(EXAMPLE).exercise
     assert f"no word from exercise {exercise!r}'s umpire for 3 s" in message
     assert "start the party again once the exercise runs" in message
+
+
+async def test_commands_once_the_time_is_up_are_carried_out_at_the_end(tmp_path: Path) -> None:
+    """Realtime, the clock past the end while the run waits for a party gone quiet: a note
+    and an inject the controller sends then are recorded at the end, as answered.
+
+    Before: answered "sent at" a time past the end, and the inject's message never reached
+    the log (its timer lay past the end, which the run no longer takes)."""
+    scenario = load_scenario(EXAMPLE)
+    end = scenario.start + scenario.duration
+    log = tmp_path / "run.db"
+    options = RunOptions(
+        log=str(log),
+        clock="realtime",
+        speed=1e6,
+        external=("southmere",),
+        party_timeout_s=8,
+    )
+    async with Exercise(scenario, options) as exercise:
+        run = asyncio.create_task(exercise.run())
+        clock = exercise.umpire.clock
+        await until(lambda: clock.now() > end, 60)
+        target = read_control_file(control_path(str(log)))
+        noted = await send_control(target, Control(command="note", text="time is up"))
+        sent = await send_control(target, Control(command="inject", inject="offer-after-refusal"))
+        outcome = await run
+    assert outcome.result.reason == "the scenario's duration was reached"
+    at_the_end = end.strftime("%Y-%m-%d %H:%M")
+    assert (noted.ok, noted.detail) == (True, f"note recorded at {at_the_end}")
+    assert (sent.ok, sent.detail) == (
+        True,
+        f"inject 'offer-after-refusal' sent at {at_the_end}",
+    )
+    events = await exported(log)
+    by_id = {e["id"]: e for e in events}
+    assert by_id["control-note-1"]["time"] == by_id["inject.offer-after-refusal"]["time"]
+    assert by_id["inject.offer-after-refusal"]["subject"] == "offer-1"
+    times = [e["time"] for e in events]
+    assert times == sorted(times)
+    assert events[-1]["type"] == "coop.exercise.ended"
+    assert events[-1]["time"] == by_id["control-note-1"]["time"]
