@@ -56,6 +56,7 @@ from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Control, Tick, describe
 from simulator.options import BROKER_HELP, MAX_SEED, SECURE_OPTION, SEED_OPTION
 from simulator.protocol import DEFAULT_PROFILE_ID, AgreementProfile, load_profile, profile_ids
+from simulator.protocol.ids import PARTY_ID_PATTERN, is_party_id
 from simulator.protocol.procedure import (
     BEGIN_MARK,
     mermaid,
@@ -706,9 +707,14 @@ def party(
 ) -> None:
     """Play one party of a running exercise in this process (see `run --external`)."""
     configure_logging(level="info" if verbose else "warning")
+    if not is_party_id(party_id):
+        # It names a file beside the log: `a/b` failed there with a traceback.
+        _fail(f"--party {party_id!r} is no party id (they match {PARTY_ID_PATTERN.pattern})")
     path = seat_path(log, party_id)
     try:
         seat = read_seat_file(path)
+        if seat.party != party_id:
+            _fail(f"{path} is the seat of party {seat.party}, not of {party_id}")
         with hold_seat(path, party_id):
             ended = _run(play_seat(seat, silent_s=give_up_after))
     except SimulatorError as exc:
