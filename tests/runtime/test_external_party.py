@@ -205,3 +205,35 @@ async def test_commands_once_the_time_is_up_are_carried_out_at_the_end(tmp_path:
     assert times == sorted(times)
     assert events[-1]["type"] == "coop.exercise.ended"
     assert events[-1]["time"] == by_id["control-note-1"]["time"]
+
+
+async def test_a_seat_file_a_killed_run_left_goes_with_its_resume(tmp_path: Path) -> None:
+    """A run leaving southmere to another process is SIGKILLed; `simulator resume` plays
+    southmere itself, and the seat file the killed run left beside the log goes.
+
+    Before: it stayed for good, with a password, and `simulator party` read it and tried
+    the dead run's broker ("could not connect")."""
+    log = tmp_path / "run.db"
+    seat, run = await _run_with_seat(log)
+    try:
+        await until(lambda: _head(log) >= 1, 60)
+    finally:
+        run.kill()
+        await run.wait()
+    assert seat.exists()
+    resumed = await asyncio.create_subprocess_exec(
+        *SIMULATOR, "resume", str(log),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(resumed.communicate(), 120)
+    assert resumed.returncode == 0, err.decode()
+    assert not seat.exists()
+    player = await asyncio.create_subprocess_exec(
+        *SIMULATOR, "party", "--log", str(log), "--party", "southmere",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(player.communicate(), 60)
+    assert player.returncode == 2
+    assert "no seat file" in err.decode()
