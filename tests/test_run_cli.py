@@ -25,6 +25,7 @@ from simulator.logfiles import open_log
 from simulator.options import MAX_SEED
 from simulator.run.control import control_path
 from simulator.run.seat import SeatFile, read_seat_file, seat_path, write_seat_file
+from simulator.scenario import load_scenario
 from simulator.scenario.model import Scenario
 
 EXAMPLE = Path(__file__).parent.parent / "scenarios" / "example.yaml"
@@ -565,7 +566,8 @@ def test_a_party_id_or_seat_and_control_files_no_run_wrote_are_one_message(
 ) -> None:
     """`simulator party --party a/b` had failed with a traceback (the id names a file), and
     so had a seat or control file that is no JSON, of another shape, or a directory; a seat
-    file copied under another party's name had played that other party."""
+    file copied under another party's name had played that other party, and a person's
+    seat (`run --external` of a human party) had been played answering nothing."""
     log = tmp_path / "run.db"
 
     def party(name: str) -> Any:
@@ -593,6 +595,15 @@ def test_a_party_id_or_seat_and_control_files_no_run_wrote_are_one_message(
                  username="southmere", password="p", seed=1, scenario="{}"),
     )  # fmt: skip
     refused(party("northmark"), "is the seat of party southmere, not of northmark")
+    seat.rmdir()
+    desk = load_scenario(EXAMPLE.parent / "human" / "refusal-desk.yaml")
+    write_seat_file(
+        seat_path(str(log), "southmere"),
+        SeatFile(exercise=desk.exercise, party="southmere", host="127.0.0.1", port=1,
+                 username="southmere", password="p", seed=1,
+                 scenario=desk.model_dump_json(by_alias=True)),
+    )  # fmt: skip
+    refused(party("southmere"), "party southmere is played by a person (human: true)")
     control_path(str(log)).write_text("{}", encoding="utf-8")
     refused(
         CliRunner().invoke(app, ["control", "status", "--log", str(log)], env={"COLUMNS": "200"}),

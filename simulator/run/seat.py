@@ -146,6 +146,13 @@ async def play_seat(seat: SeatFile, *, silent_s: float = UMPIRE_SILENT_S) -> End
     """
     scenario = Scenario.model_validate_json(seat.scenario)
     party = scenario.party(seat.party)
+    if party.human:
+        # A policy is all this process plays: it had sat in the seat answering nothing.
+        raise InputError(
+            f"party {seat.party} is played by a person (human: true), and `simulator party` "
+            "plays a party's policy: give the person the seat in `simulator serve`, or "
+            "their own client the seat file's credentials"
+        )
     topics = Topics(seat.exercise, partitions=seat.partitions)
     transport = Transport(
         BrokerAddress(
