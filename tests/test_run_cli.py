@@ -294,6 +294,30 @@ def test_control_without_a_running_exercise_says_so(tmp_path: Path) -> None:
     assert "is the exercise running" in result.stderr.replace("\n", " ")
 
 
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (["note"], 'note needs --text "…"'),
+        (["note", "--text", "  "], 'note needs --text "…"'),
+        (["inject", "--inject", ""], "inject needs --inject ID"),
+        (["pause", "--speed", "60"], "pause takes no --speed"),
+        (["speed", "--speed", "60", "--text", "faster"], "speed takes no --text"),
+        (["stop", "--inject", "request-energy", "--text", "x"], "stop takes no --inject or --text"),
+    ],
+)
+def test_control_arguments_a_command_cannot_use_are_refused_before_sending(
+    tmp_path: Path, arguments: list[str], said: str
+) -> None:
+    """A note without text had gone to the umpire and come back refused (exit 1, where a
+    speed without --speed is exit 2), and `pause --speed 60` paused without a word on the
+    speed it left as it was. Now each is exit 2, naming the option, before anything is sent."""
+    result = CliRunner().invoke(
+        app, ["control", *arguments, "--log", str(tmp_path / "x.db")], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 2, result.output
+    assert said in result.stderr
+
+
 def _control(log: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*SIMULATOR, "control", *args, "--log", str(log)],

@@ -759,8 +759,18 @@ def control(
         _fail(describe(exc))
     if order.command == "speed" and order.speed is None:
         _fail("speed needs --speed X")
-    if order.command == "inject" and order.inject is None:
+    if order.command == "inject" and not order.inject:
         _fail("inject needs --inject ID")
+    if order.command == "note" and not (order.text or "").strip():
+        # As speed and inject: bad input is refused here, exit 2, not by the umpire (exit 1).
+        _fail('note needs --text "…"')
+    takes = {"speed": "speed", "inject": "inject", "note": "text"}.get(order.command)
+    given = {"speed": speed, "inject": inject, "text": text}
+    if stray := [
+        f"--{name}" for name, value in given.items() if value is not None and name != takes
+    ]:
+        # `pause --speed 60` had paused and left the speed as it was, without a word.
+        _fail(f"{order.command} takes no {' or '.join(stray)}")
     if not math.isfinite(timeout) or timeout <= 0:
         # 0 sent the command and said at once it had no answer (it was carried out all the
         # same); NaN and infinity waited for ever for a run that is gone.
