@@ -10,6 +10,7 @@ from pathlib import Path
 from simulator.messaging.wire import Control
 from simulator.run.control import control_path, read_control_file, send_control
 from simulator.run.exercise import Exercise, RunOptions, run_exercise
+from simulator.run.seat import play_seat, read_seat_file, seat_path
 from simulator.scenario import load_scenario
 from tests.runtime.seats import SIMULATOR, played_to_the_end, until
 from tests.runtime.test_exercise import EXAMPLE, exported, without_control
@@ -237,3 +238,30 @@ async def test_a_seat_file_a_killed_run_left_goes_with_its_resume(tmp_path: Path
     _, err = await asyncio.wait_for(player.communicate(), 60)
     assert player.returncode == 2
     assert "no seat file" in err.decode()
+
+
+async def test_a_paused_run_waits_for_a_party_to_be_started_again(tmp_path: Path) -> None:
+    """Simulated clock: paused while its external party is away (never started, or killed),
+    the run waits past the party timeout; once the party plays and the run resumes, it ends
+    as an undisturbed run. Before: it failed while paused ("no report for round 0 from
+    southmere within 3 s"), though the controller had paused it to start the party again."""
+    calm = tmp_path / "calm.db"
+    await run_exercise(load_scenario(EXAMPLE), RunOptions(log=str(calm)))
+    log = tmp_path / "run.db"
+    options = RunOptions(log=str(log), external=("southmere",), party_timeout_s=3)
+    async with Exercise(load_scenario(EXAMPLE), options) as exercise:
+        run = asyncio.create_task(exercise.run())
+        # Paused while the umpire waits for southmere's report on a round.
+        await until(lambda: "southmere" in exercise.umpire.round.ask, 30)
+        target = read_control_file(control_path(str(log)))
+        assert (await send_control(target, Control(command="pause"))).ok
+        # Twice the party timeout: the run must still be there, paused.
+        await asyncio.wait({run}, timeout=2 * options.party_timeout_s)
+        assert not run.done(), "the paused run gave up on its party"
+        seat = read_seat_file(seat_path(str(log), "southmere"))
+        playing = asyncio.create_task(play_seat(seat))
+        assert (await send_control(target, Control(command="resume"))).ok
+        outcome = await run
+        ended = await playing
+    assert outcome.result.reason == ended.reason == "the scenario's duration was reached"
+    assert without_control(await exported(log)) == without_control(await exported(calm))
