@@ -265,3 +265,35 @@ async def test_a_paused_run_waits_for_a_party_to_be_started_again(tmp_path: Path
         ended = await playing
     assert outcome.result.reason == ended.reason == "the scenario's duration was reached"
     assert without_control(await exported(log)) == without_control(await exported(calm))
+
+
+async def test_a_realtime_run_paused_at_its_end_waits_for_its_party(tmp_path: Path) -> None:
+    """Realtime, the clock past the end, the umpire waiting there for southmere (never
+    started): paused, the run waits past the party timeout, and southmere, started then,
+    is heard before the end. Before: it ended while paused, without southmere
+    ("ended_without"), as the simulated clock had failed while paused."""
+    scenario = load_scenario(EXAMPLE)
+    log = tmp_path / "run.db"
+    # Longer than the umpire's hold on a silent party (10 s), so the run reaches its end's
+    # wait with the scenario's timers all taken.
+    options = RunOptions(
+        log=str(log), clock="realtime", speed=1e6, external=("southmere",), party_timeout_s=14
+    )
+    async with Exercise(scenario, options) as exercise:
+        run = asyncio.create_task(exercise.run())
+        started = asyncio.get_running_loop().time()
+        # The last of the scenario's timers before the end (routine-0005) is in the log.
+        await until(lambda: _head(log) >= 9, 60)
+        target = read_control_file(control_path(str(log)))
+        assert (await send_control(target, Control(command="pause"))).ok
+        left = started + options.party_timeout_s + 4 - asyncio.get_running_loop().time()
+        await asyncio.wait({run}, timeout=max(left, 0))
+        assert not run.done(), "the paused run ended without its party"
+        playing = asyncio.create_task(play_seat(read_seat_file(seat_path(str(log), "southmere"))))
+        await until(lambda: "southmere" in exercise.umpire.heard, 30)
+        assert (await send_control(target, Control(command="resume"))).ok
+        outcome = await run
+        await playing
+    assert outcome.result.reason == "the scenario's duration was reached"
+    events = await exported(log)
+    assert any(e["sender"] == "southmere" for e in events if e["type"].startswith("coop.msg."))
