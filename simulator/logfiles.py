@@ -8,6 +8,7 @@ umpires has a log per partition, in the schemas `run_42_p0`, `run_42_p1`, …;
 `partition_locations` lists them for whoever checks them one by one.
 """
 
+import os
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -74,6 +75,24 @@ def local_files_stem(location: str) -> Path:
     database = urlsplit(url).path.strip("/") or "postgres"
     label = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{database}-{schema}")
     return Path("runs") / f"postgres-{label}"
+
+
+def write_beside(path: Path, text: str) -> None:
+    """Write a file beside a log for another process to read (a seat or control file).
+
+    0600 from the start (it holds a password), and written aside and renamed into
+    place: a `simulator party` or `control` started as the run writes it reads the
+    whole file, never an empty or half-written one.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def open_log(

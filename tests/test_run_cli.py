@@ -23,6 +23,9 @@ from simulator.errors import ScenarioError
 from simulator.eventlog import Event
 from simulator.logfiles import open_log
 from simulator.options import MAX_SEED
+from simulator.run.control import control_path
+from simulator.run.seat import SeatFile, read_seat_file, seat_path, write_seat_file
+from simulator.scenario import load_scenario
 from simulator.scenario.model import Scenario
 
 EXAMPLE = Path(__file__).parent.parent / "scenarios" / "example.yaml"
@@ -291,6 +294,30 @@ def test_control_without_a_running_exercise_says_so(tmp_path: Path) -> None:
     assert "is the exercise running" in result.stderr.replace("\n", " ")
 
 
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (["note"], 'note needs --text "…"'),
+        (["note", "--text", "  "], 'note needs --text "…"'),
+        (["inject", "--inject", ""], "inject needs --inject ID"),
+        (["pause", "--speed", "60"], "pause takes no --speed"),
+        (["speed", "--speed", "60", "--text", "faster"], "speed takes no --text"),
+        (["stop", "--inject", "request-energy", "--text", "x"], "stop takes no --inject or --text"),
+    ],
+)
+def test_control_arguments_a_command_cannot_use_are_refused_before_sending(
+    tmp_path: Path, arguments: list[str], said: str
+) -> None:
+    """A note without text had gone to the umpire and come back refused (exit 1, where a
+    speed without --speed is exit 2), and `pause --speed 60` paused without a word on the
+    speed it left as it was. Now each is exit 2, naming the option, before anything is sent."""
+    result = CliRunner().invoke(
+        app, ["control", *arguments, "--log", str(tmp_path / "x.db")], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 2, result.output
+    assert said in result.stderr
+
+
 def _control(log: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*SIMULATOR, "control", *args, "--log", str(log)],
@@ -556,3 +583,70 @@ def test_the_seed_option_and_the_scenarios_seed_hold_the_same_range() -> None:
     field = Scenario.model_fields["seed"]
     bounds = {type(m).__name__: m for m in field.metadata}
     assert (bounds["Ge"].ge, bounds["Le"].le) == (0, MAX_SEED)
+
+
+def test_a_party_id_or_seat_and_control_files_no_run_wrote_are_one_message(
+    tmp_path: Path,
+) -> None:
+    """`simulator party --party a/b` had failed with a traceback (the id names a file), and
+    so had a seat or control file that is no JSON, of another shape, or a directory; a seat
+    file copied under another party's name had played that other party, and a person's
+    seat (`run --external` of a human party) had been played answering nothing."""
+    log = tmp_path / "run.db"
+
+    def party(name: str) -> Any:
+        return CliRunner().invoke(
+            app, ["party", "--log", str(log), "--party", name], env={"COLUMNS": "200"}
+        )
+
+    def refused(result: Any, words: str) -> None:
+        assert result.exit_code == 2, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert words in " ".join(result.output.split())
+
+    refused(party("a/b"), "--party 'a/b' is no party id")
+    seat = seat_path(str(log), "southmere")
+    seat.write_text("{", encoding="utf-8")
+    refused(party("southmere"), "not a seat file `simulator run --external` wrote")
+    seat.write_bytes(b"\xff")
+    refused(party("southmere"), "unreadable seat file")
+    seat.unlink()
+    seat.mkdir()
+    refused(party("southmere"), "unreadable seat file")
+    write_seat_file(
+        seat_path(str(log), "northmark"),
+        SeatFile(exercise="x", party="southmere", host="127.0.0.1", port=1,
+                 username="southmere", password="p", seed=1, scenario="{}"),
+    )  # fmt: skip
+    refused(party("northmark"), "is the seat of party southmere, not of northmark")
+    seat.rmdir()
+    desk = load_scenario(EXAMPLE.parent / "human" / "refusal-desk.yaml")
+    write_seat_file(
+        seat_path(str(log), "southmere"),
+        SeatFile(exercise=desk.exercise, party="southmere", host="127.0.0.1", port=1,
+                 username="southmere", password="p", seed=1,
+                 scenario=desk.model_dump_json(by_alias=True)),
+    )  # fmt: skip
+    refused(party("southmere"), "party southmere is played by a person (human: true)")
+    control_path(str(log)).write_text("{}", encoding="utf-8")
+    refused(
+        CliRunner().invoke(app, ["control", "status", "--log", str(log)], env={"COLUMNS": "200"}),
+        "not a control file `simulator run` wrote: exercise: Field required",
+    )
+
+
+def test_a_seat_file_written_again_is_never_seen_half_written(tmp_path: Path) -> None:
+    """A seat file is put in place whole: one opened before it is written again still
+    reads whole (written in place, a reader had found it empty or cut short)."""
+    path = tmp_path / "run.db.party-southmere.json"
+    first = SeatFile(
+        exercise="x", party="southmere", host="127.0.0.1", port=1,
+        username="southmere", password="p", seed=1, scenario="{}" * 50_000,
+    )  # fmt: skip
+    write_seat_file(path, first)
+    with path.open(encoding="utf-8") as reader:
+        write_seat_file(path, first.model_copy(update={"seed": 2}))
+        assert SeatFile.model_validate_json(reader.read()) == first
+    assert read_seat_file(path).seed == 2
+    assert path.stat().st_mode & 0o077 == 0
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]

@@ -56,6 +56,7 @@ from simulator.messaging.topics import Topics
 from simulator.messaging.wire import Control, Tick, describe
 from simulator.options import BROKER_HELP, MAX_SEED, SECURE_OPTION, SEED_OPTION
 from simulator.protocol import DEFAULT_PROFILE_ID, AgreementProfile, load_profile, profile_ids
+from simulator.protocol.ids import PARTY_ID_PATTERN, is_party_id
 from simulator.protocol.procedure import (
     BEGIN_MARK,
     mermaid,
@@ -708,9 +709,14 @@ def party(
 ) -> None:
     """Play one party of a running exercise in this process (see `run --external`)."""
     configure_logging(level="info" if verbose else "warning")
+    if not is_party_id(party_id):
+        # It names a file beside the log: `a/b` failed there with a traceback.
+        _fail(f"--party {party_id!r} is no party id (they match {PARTY_ID_PATTERN.pattern})")
     path = seat_path(log, party_id)
     try:
         seat = read_seat_file(path)
+        if seat.party != party_id:
+            _fail(f"{path} is the seat of party {seat.party}, not of {party_id}")
         with hold_seat(path, party_id):
             ended = _run(play_seat(seat, silent_s=give_up_after))
     except SimulatorError as exc:
@@ -755,8 +761,18 @@ def control(
         _fail(describe(exc))
     if order.command == "speed" and order.speed is None:
         _fail("speed needs --speed X")
-    if order.command == "inject" and order.inject is None:
+    if order.command == "inject" and not order.inject:
         _fail("inject needs --inject ID")
+    if order.command == "note" and not (order.text or "").strip():
+        # As speed and inject: bad input is refused here, exit 2, not by the umpire (exit 1).
+        _fail('note needs --text "…"')
+    takes = {"speed": "speed", "inject": "inject", "note": "text"}.get(order.command)
+    given = {"speed": speed, "inject": inject, "text": text}
+    if stray := [
+        f"--{name}" for name, value in given.items() if value is not None and name != takes
+    ]:
+        # `pause --speed 60` had paused and left the speed as it was, without a word.
+        _fail(f"{order.command} takes no {' or '.join(stray)}")
     if not math.isfinite(timeout) or timeout <= 0:
         # 0 sent the command and said at once it had no answer (it was carried out all the
         # same); NaN and infinity waited for ever for a run that is gone.

@@ -12,19 +12,25 @@ carried out only when the umpire says so.
 import asyncio
 import contextlib
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from simulator.context import fresh_rng
 from simulator.errors import InputError, SimulatorError
-from simulator.logfiles import local_files_stem
+from simulator.logfiles import local_files_stem, write_beside
 from simulator.messaging.bus import Bus
 from simulator.messaging.topics import Topics
-from simulator.messaging.wire import Control, ControlAnswer, WireError, decode_answer, encode
+from simulator.messaging.wire import (
+    Control,
+    ControlAnswer,
+    WireError,
+    decode_answer,
+    describe,
+    encode,
+)
 from simulator.transport import BrokerAddress, Credentials, SessionSettings, Transport
 from simulator.wording import prose, state_words
 
@@ -55,10 +61,7 @@ def control_path(log_location: str) -> Path:
 
 
 def write_control_file(path: Path, data: ControlFile) -> None:
-    # Created 0600 from the start: it holds the controller's password.
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(data.model_dump_json())
+    write_beside(path, data.model_dump_json())
 
 
 def read_control_file(path: Path) -> ControlFile:
@@ -70,7 +73,12 @@ def read_control_file(path: Path) -> ControlFile:
         ) from None
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: unreadable control file: {exc}") from None
-    return ControlFile.model_validate(raw)
+    try:
+        return ControlFile.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(
+            f"{path}: not a control file `simulator run` wrote: {describe(exc)}"
+        ) from None
 
 
 class Controller:

@@ -384,7 +384,11 @@ class Exercise:
         for party in scenario.parties:
             if party.id in self.options.external:
                 self._seat(stack, party.id)
-            elif not party.human:
+                continue
+            # One a killed run of this log left (a resume plays the party itself): it
+            # names a broker that is gone, and a password.
+            seat_path(self.location, party.id).unlink(missing_ok=True)
+            if not party.human:
                 self.runtimes[party.id] = await self._runtime(party.id)
         start = self.prefix[-1].time if self.prefix else scenario.start
         clock: VirtualClock | ScaledClock = (

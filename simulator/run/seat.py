@@ -20,13 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from simulator.context import fresh_rng, secret_token, seeded
 from simulator.errors import InputError, SimulatorError
-from simulator.logfiles import local_files_stem
+from simulator.logfiles import local_files_stem, write_beside
 from simulator.messaging.topics import Topics
-from simulator.messaging.wire import Ended
+from simulator.messaging.wire import Ended, describe
 from simulator.party import PartyRuntime
 from simulator.party.policy import PolicyEngine
 from simulator.scenario.model import Scenario
@@ -106,9 +106,7 @@ def hold_seat(seat_file: Path, party: str) -> Iterator[None]:
 
 
 def write_seat_file(path: Path, seat: SeatFile) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(seat.model_dump_json())
+    write_beside(path, seat.model_dump_json())
 
 
 def read_seat_file(path: Path) -> SeatFile:
@@ -117,6 +115,12 @@ def read_seat_file(path: Path) -> SeatFile:
     except FileNotFoundError:
         raise InputError(
             f"{path}: no seat file; run the exercise with --external PARTY --log LOG first"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: unreadable seat file: {exc}") from None
+    except ValidationError as exc:
+        raise InputError(
+            f"{path}: not a seat file `simulator run --external` wrote: {describe(exc)}"
         ) from None
 
 
@@ -142,6 +146,13 @@ async def play_seat(seat: SeatFile, *, silent_s: float = UMPIRE_SILENT_S) -> End
     """
     scenario = Scenario.model_validate_json(seat.scenario)
     party = scenario.party(seat.party)
+    if party.human:
+        # A policy is all this process plays: it had sat in the seat answering nothing.
+        raise InputError(
+            f"party {seat.party} is played by a person (human: true), and `simulator party` "
+            "plays a party's policy: give the person the seat in `simulator serve`, or "
+            "their own client the seat file's credentials"
+        )
     topics = Topics(seat.exercise, partitions=seat.partitions)
     transport = Transport(
         BrokerAddress(

@@ -802,8 +802,10 @@ class Umpire:
         realtime = isinstance(clock, ScaledClock)
         self.log.info("control_received", command=command.command)
         # Read before the command acts: a jump is done at the time it was asked for,
-        # not at the time it jumped to.
-        at = clock.now()
+        # not at the time it jumped to. Never past the end: a realtime clock runs on
+        # while the run waits there for a party, and what the controller does then is
+        # done at the end (an inject timed past it had never been sent).
+        at = min(clock.now(), self.end)
         ok, detail = self._control(command, clock, at)
         if ok and command.command not in ("note", "status"):
             self._controls += 1
@@ -858,14 +860,14 @@ class Umpire:
             self.paused = True
             if scaled is not None:
                 scaled.pause()
-            return True, f"paused at {_when(clock.now())}"
+            return True, f"paused at {_when(at)}"
         if name == "resume":
             if not self.paused:
                 return False, "the exercise is not paused"
             self.paused = False
             if scaled is not None:
                 scaled.resume()
-            return True, f"resumed at {_when(clock.now())}"
+            return True, f"resumed at {_when(at)}"
         if name == "speed":
             if scaled is None:
                 return False, "the simulated clock has no speed: it runs as fast as it can"
@@ -918,7 +920,7 @@ class Umpire:
             if self.stop_requested:
                 return False, "the exercise is ending already"
             self.stop_requested = "stopped by the controller"
-            return True, f"stopping at {_when(clock.now())}"
+            return True, f"stopping at {_when(at)}"
         return True, "status"
 
     def status(self) -> dict[str, object]:
@@ -933,7 +935,7 @@ class Umpire:
         return {
             "exercise": self.topics.exercise,
             "clock": "realtime" if isinstance(clock, ScaledClock) else "simulated",
-            "time": clock.now().isoformat(),
+            "time": min(clock.now(), self.end).isoformat(),
             "end": self.end.isoformat(),
             "speed": clock.speed if isinstance(clock, ScaledClock) else None,
             "paused": self.paused,

@@ -72,7 +72,8 @@ class Realtime:
                 # What is due at the end itself is part of the run, as in simulated time:
                 # the umpire's timers and the parties' plans due then, taken at the end.
                 now = umpire.end
-                ended = loop.time() if ended is None else ended
+                # Paused time does not count against the parties waited for there.
+                ended = loop.time() if ended is None or clock.paused else ended
             committed, held = await self._take_due(now)
             if committed or umpire.tick_now.is_set() or loop.time() >= next_tick:
                 # After a commit, so parties know what to hold; on the tick; on a change.

@@ -314,7 +314,12 @@ class Rounds:
         while missing := self._missing():
             if umpire.stop_requested:
                 return
-            if loop.time() > give_up:
+            if umpire.paused:
+                # Paused time does not count, as in realtime (`Realtime._held`): a controller
+                # pauses to start a party's process again, which has the whole wait once the
+                # run resumes. (The run failed while paused, the party not yet back.)
+                give_up = max(give_up, loop.time() + umpire.settings.party_timeout_s)
+            elif loop.time() > give_up:
                 raise PartySilent(
                     missing,
                     umpire.round.number,

@@ -7,7 +7,10 @@ import signal
 import sqlite3
 from pathlib import Path
 
-from simulator.run.exercise import RunOptions, run_exercise
+from simulator.messaging.wire import Control
+from simulator.run.control import control_path, read_control_file, send_control
+from simulator.run.exercise import Exercise, RunOptions, run_exercise
+from simulator.run.seat import play_seat, read_seat_file, seat_path
 from simulator.scenario import load_scenario
 from tests.runtime.seats import SIMULATOR, played_to_the_end, until
 from tests.runtime.test_exercise import EXAMPLE, exported, without_control
@@ -162,3 +165,135 @@ async def test_a_party_whose_exercise_is_gone_says_so_and_exits(tmp_path: Path) 
     exercise = load_scenario(EXAMPLE).exercise
     assert f"no word from exercise {exercise!r}'s umpire for 3 s" in message
     assert "start the party again once the exercise runs" in message
+
+
+async def test_commands_once_the_time_is_up_are_carried_out_at_the_end(tmp_path: Path) -> None:
+    """Realtime, the clock past the end while the run waits for a party gone quiet: a note
+    and an inject the controller sends then are recorded at the end, as answered.
+
+    Before: answered "sent at" a time past the end, and the inject's message never reached
+    the log (its timer lay past the end, which the run no longer takes)."""
+    scenario = load_scenario(EXAMPLE)
+    end = scenario.start + scenario.duration
+    log = tmp_path / "run.db"
+    options = RunOptions(
+        log=str(log),
+        clock="realtime",
+        speed=1e6,
+        external=("southmere",),
+        party_timeout_s=8,
+    )
+    async with Exercise(scenario, options) as exercise:
+        run = asyncio.create_task(exercise.run())
+        clock = exercise.umpire.clock
+        await until(lambda: clock.now() > end, 60)
+        target = read_control_file(control_path(str(log)))
+        noted = await send_control(target, Control(command="note", text="time is up"))
+        sent = await send_control(target, Control(command="inject", inject="offer-after-refusal"))
+        outcome = await run
+    assert outcome.result.reason == "the scenario's duration was reached"
+    at_the_end = end.strftime("%Y-%m-%d %H:%M")
+    assert (noted.ok, noted.detail) == (True, f"note recorded at {at_the_end}")
+    assert (sent.ok, sent.detail) == (
+        True,
+        f"inject 'offer-after-refusal' sent at {at_the_end}",
+    )
+    events = await exported(log)
+    by_id = {e["id"]: e for e in events}
+    assert by_id["control-note-1"]["time"] == by_id["inject.offer-after-refusal"]["time"]
+    assert by_id["inject.offer-after-refusal"]["subject"] == "offer-1"
+    times = [e["time"] for e in events]
+    assert times == sorted(times)
+    assert events[-1]["type"] == "coop.exercise.ended"
+    assert events[-1]["time"] == by_id["control-note-1"]["time"]
+
+
+async def test_a_seat_file_a_killed_run_left_goes_with_its_resume(tmp_path: Path) -> None:
+    """A run leaving southmere to another process is SIGKILLed; `simulator resume` plays
+    southmere itself, and the seat file the killed run left beside the log goes.
+
+    Before: it stayed for good, with a password, and `simulator party` read it and tried
+    the dead run's broker ("could not connect")."""
+    log = tmp_path / "run.db"
+    seat, run = await _run_with_seat(log)
+    try:
+        await until(lambda: _head(log) >= 1, 60)
+    finally:
+        run.kill()
+        await run.wait()
+    assert seat.exists()
+    resumed = await asyncio.create_subprocess_exec(
+        *SIMULATOR, "resume", str(log),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(resumed.communicate(), 120)
+    assert resumed.returncode == 0, err.decode()
+    assert not seat.exists()
+    player = await asyncio.create_subprocess_exec(
+        *SIMULATOR, "party", "--log", str(log), "--party", "southmere",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(player.communicate(), 60)
+    assert player.returncode == 2
+    assert "no seat file" in err.decode()
+
+
+async def test_a_paused_run_waits_for_a_party_to_be_started_again(tmp_path: Path) -> None:
+    """Simulated clock: paused while its external party is away (never started, or killed),
+    the run waits past the party timeout; once the party plays and the run resumes, it ends
+    as an undisturbed run. Before: it failed while paused ("no report for round 0 from
+    southmere within 3 s"), though the controller had paused it to start the party again."""
+    calm = tmp_path / "calm.db"
+    await run_exercise(load_scenario(EXAMPLE), RunOptions(log=str(calm)))
+    log = tmp_path / "run.db"
+    options = RunOptions(log=str(log), external=("southmere",), party_timeout_s=3)
+    async with Exercise(load_scenario(EXAMPLE), options) as exercise:
+        run = asyncio.create_task(exercise.run())
+        # Paused while the umpire waits for southmere's report on a round.
+        await until(lambda: "southmere" in exercise.umpire.round.ask, 30)
+        target = read_control_file(control_path(str(log)))
+        assert (await send_control(target, Control(command="pause"))).ok
+        # Twice the party timeout: the run must still be there, paused.
+        await asyncio.wait({run}, timeout=2 * options.party_timeout_s)
+        assert not run.done(), "the paused run gave up on its party"
+        seat = read_seat_file(seat_path(str(log), "southmere"))
+        playing = asyncio.create_task(play_seat(seat))
+        assert (await send_control(target, Control(command="resume"))).ok
+        outcome = await run
+        ended = await playing
+    assert outcome.result.reason == ended.reason == "the scenario's duration was reached"
+    assert without_control(await exported(log)) == without_control(await exported(calm))
+
+
+async def test_a_realtime_run_paused_at_its_end_waits_for_its_party(tmp_path: Path) -> None:
+    """Realtime, the clock past the end, the umpire waiting there for southmere (never
+    started): paused, the run waits past the party timeout, and southmere, started then,
+    is heard before the end. Before: it ended while paused, without southmere
+    ("ended_without"), as the simulated clock had failed while paused."""
+    scenario = load_scenario(EXAMPLE)
+    log = tmp_path / "run.db"
+    # Longer than the umpire's hold on a silent party (10 s), so the run reaches its end's
+    # wait with the scenario's timers all taken.
+    options = RunOptions(
+        log=str(log), clock="realtime", speed=1e6, external=("southmere",), party_timeout_s=14
+    )
+    async with Exercise(scenario, options) as exercise:
+        run = asyncio.create_task(exercise.run())
+        started = asyncio.get_running_loop().time()
+        # The last of the scenario's timers before the end (routine-0005) is in the log.
+        await until(lambda: _head(log) >= 9, 60)
+        target = read_control_file(control_path(str(log)))
+        assert (await send_control(target, Control(command="pause"))).ok
+        left = started + options.party_timeout_s + 4 - asyncio.get_running_loop().time()
+        await asyncio.wait({run}, timeout=max(left, 0))
+        assert not run.done(), "the paused run ended without its party"
+        playing = asyncio.create_task(play_seat(read_seat_file(seat_path(str(log), "southmere"))))
+        await until(lambda: "southmere" in exercise.umpire.heard, 30)
+        assert (await send_control(target, Control(command="resume"))).ok
+        outcome = await run
+        await playing
+    assert outcome.result.reason == "the scenario's duration was reached"
+    events = await exported(log)
+    assert any(e["sender"] == "southmere" for e in events if e["type"].startswith("coop.msg."))
