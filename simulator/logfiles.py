@@ -60,6 +60,9 @@ def split_postgres(url: str) -> tuple[str, str]:
 
 # The metadata key under which each partition's log says how many partitions the run has.
 PARTITIONS_METADATA = "partitions"
+# The parties a run left to `simulator party` processes (`run --external`), comma-separated:
+# a resume leaves them there too.
+EXTERNAL_METADATA = "external"
 
 
 def local_files_stem(location: str) -> Path:

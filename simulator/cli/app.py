@@ -5,6 +5,7 @@ nowhere else.
 """
 
 import asyncio
+import contextlib
 import json
 import math
 import multiprocessing
@@ -78,6 +79,7 @@ from simulator.run.replay import (
     confidential_before,
     fork,
     range_summary,
+    recorded_external,
     recorded_run,
     republish,
     resume,
@@ -1038,12 +1040,36 @@ def resume_command(
     json_summary: Annotated[
         Path | None, typer.Option("--json-summary", help="write the summary as JSON here")
     ] = None,
+    external: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--external",
+            help="leave this party to a `simulator party` process (default: the ones the "
+            "run left to one)",
+        ),
+    ] = None,
+    in_process: Annotated[
+        bool,
+        typer.Option("--in-process", help="play every party here, the run's external ones too"),
+    ] = False,
 ) -> None:
     """Go on with an interrupted run (killed, or its machine lost) in its own log."""
     if speed is not None and (problem := speed_problem(speed)):
         _fail(f"--speed {problem}")
+    if in_process and external:
+        _fail("--in-process plays every party here: drop --external")
     _json_target(json_summary)
-    outcome = _run(resume(location, broker=broker, speed=speed), log=location)
+    parties = () if in_process else external or None
+    if parties is None:
+        with contextlib.suppress(LogError, InputError):
+            # Said before the run, which waits for them: their players start them again.
+            if left := asyncio.run(recorded_external(location)):
+                Console(stderr=True).print(
+                    f"{', '.join(left)}: left to `simulator party --log {location} --party "
+                    "…` as the run did (--in-process to play them here)",
+                    markup=False,
+                )
+    outcome = _run(resume(location, broker=broker, speed=speed, external=parties), log=location)
     if json_summary is not None:
         _emit_json(outcome.summary.as_json(), json_summary)
     print_summary(outcome.summary, Console())

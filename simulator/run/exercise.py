@@ -41,6 +41,7 @@ from simulator.eventlog.store import InspectableStore
 from simulator.lifetime import private_workdir
 from simulator.lineage import FORK_POSITION, GENERATION, PARENT, RESUMED_AT, with_resumption
 from simulator.logfiles import (
+    EXTERNAL_METADATA,
     PARTITIONS_METADATA,
     is_postgres,
     open_log,
@@ -244,6 +245,8 @@ class Exercise:
         await store.set_metadata("scenario", scenario.model_dump_json(by_alias=True))
         if self.partitions:
             await store.set_metadata(PARTITIONS_METADATA, str(self.partitions))
+        if self.options.external or self.resuming:
+            await store.set_metadata(EXTERNAL_METADATA, ",".join(sorted(self.options.external)))
         if self.security.secure:
             await store.set_metadata(SIGNING_METADATA, SECRET_SIGNING)
         if prefix and not self.resuming:

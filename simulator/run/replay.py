@@ -42,7 +42,7 @@ from simulator.lineage import (
     resumed_positions,
     whole_number,
 )
-from simulator.logfiles import is_postgres, partition_locations, reading
+from simulator.logfiles import EXTERNAL_METADATA, is_postgres, partition_locations, reading
 from simulator.messaging.bus import Bus
 from simulator.messaging.routing import confidential_cases, publish_events
 from simulator.messaging.topics import Topics
@@ -461,6 +461,7 @@ async def resume(
     *,
     broker: str = "embedded",
     speed: float | None = None,
+    external: Sequence[str] | None = None,
     on_commit: Callable[[Sequence[Event]], None] | None = None,
 ) -> RunOutcome:
     """Go on with an interrupted run (killed, or its machine lost) in its own log.
@@ -469,7 +470,9 @@ async def resume(
     as it would have without the interruption: every party folds the log again
     and plans what it planned then, under the same ids, and the umpire's agenda
     and numbering go on from the log. A realtime run goes on from the time of
-    its last event, at `speed` (default: the recorded one).
+    its last event, at `speed` (default: the recorded one). The parties the run
+    left to `simulator party` processes are left to them again (their seat files
+    written anew, for the new broker), unless `external` says which are.
     """
     # A partitioned run goes on in each partition from its own log.
     by_partition = [await read_range(part) for part in await partition_locations(location)]
@@ -483,12 +486,15 @@ async def resume(
             "resume (`simulator fork` it to go on another way)"
         )
     generation = await _recorded_number(location, GENERATION, 0)
+    if external is None:
+        external = await recorded_external(location)
     options = RunOptions(
         broker=broker,
         log=location,
         seed=seed,
         clock="realtime" if clock == "realtime" else "simulated",
         speed=speed or await _recorded_speed(location),
+        external=tuple(external),
         partitions=len(by_partition),
     )
     options = await _same_security(location, options)
@@ -501,6 +507,11 @@ async def resume(
         on_commit=on_commit,
         partition_prefixes=by_partition,
     )
+
+
+async def recorded_external(location: str) -> list[str]:
+    """The parties a run left to `simulator party` processes (`run --external`)."""
+    return [p for p in (await _metadata(location, EXTERNAL_METADATA) or "").split(",") if p]
 
 
 async def _recorded_speed(location: str) -> float:

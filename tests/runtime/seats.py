@@ -16,10 +16,12 @@ async def until(condition: Callable[[], bool], seconds: float) -> None:
 
 async def played_to_the_end(
     player: asyncio.subprocess.Process, run: asyncio.subprocess.Process, within: float
-) -> None:
-    """The seat's player (within `within` s) and then the run both end well, the end seen."""
+) -> str:
+    """The seat's player (within `within` s) and then the run both end well, the end seen;
+    what the run said on stderr."""
     out, err = await asyncio.wait_for(player.communicate(), within)
     assert player.returncode == 0, err.decode()[-2000:]
     assert b"the exercise ended" in out
     _, errors = await asyncio.wait_for(run.communicate(), 60)
     assert run.returncode == 0, errors.decode()[-2000:]
+    return errors.decode()

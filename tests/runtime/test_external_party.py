@@ -14,6 +14,7 @@ from simulator.run.seat import play_seat, read_seat_file, seat_path
 from simulator.scenario import load_scenario
 from tests.runtime.seats import SIMULATOR, played_to_the_end, until
 from tests.runtime.test_exercise import EXAMPLE, exported, without_control
+from tests.runtime.test_resume import without_rounds
 
 
 def _head(log: Path) -> int:
@@ -209,8 +210,9 @@ async def test_commands_once_the_time_is_up_are_carried_out_at_the_end(tmp_path:
 
 
 async def test_a_seat_file_a_killed_run_left_goes_with_its_resume(tmp_path: Path) -> None:
-    """A run leaving southmere to another process is SIGKILLed; `simulator resume` plays
-    southmere itself, and the seat file the killed run left beside the log goes.
+    """A run leaving southmere to another process is SIGKILLed; `simulator resume
+    --in-process` plays southmere itself, and the seat file the killed run left beside the
+    log goes.
 
     Before: it stayed for good, with a password, and `simulator party` read it and tried
     the dead run's broker ("could not connect")."""
@@ -223,7 +225,7 @@ async def test_a_seat_file_a_killed_run_left_goes_with_its_resume(tmp_path: Path
         await run.wait()
     assert seat.exists()
     resumed = await asyncio.create_subprocess_exec(
-        *SIMULATOR, "resume", str(log),
+        *SIMULATOR, "resume", str(log), "--in-process",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
@@ -297,3 +299,54 @@ async def test_a_realtime_run_paused_at_its_end_waits_for_its_party(tmp_path: Pa
     assert outcome.result.reason == "the scenario's duration was reached"
     events = await exported(log)
     assert any(e["sender"] == "southmere" for e in events if e["type"].startswith("coop.msg."))
+
+
+async def test_a_resumed_run_leaves_its_external_party_to_its_player_again(
+    tmp_path: Path,
+) -> None:
+    """A run leaving southmere to `simulator party` is SIGKILLed mid-run with its player;
+    `simulator resume` (no options) says southmere is left to its player again and writes a
+    seat file for its new broker; the player, started again, plays to the end, and the log
+    equals an undisturbed run's.
+
+    Before: the resume played southmere itself without a word (the log did not say which
+    parties were external), so the player started again found no seat."""
+    calm = tmp_path / "calm.db"
+    await run_exercise(load_scenario(EXAMPLE), RunOptions(log=str(calm)))
+    log = tmp_path / "rough.db"
+    seat, run = await _run_with_seat(log)
+    first_port = read_seat_file(seat).port
+    player = await asyncio.create_subprocess_exec(
+        *SIMULATOR, "party", "--log", str(log), "--party", "southmere",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await until(lambda: _head(log) >= 10, 60)
+    finally:
+        for process in (run, player):
+            process.kill()
+            await process.wait()
+    killed_at = _head(log)
+    seat.unlink(missing_ok=True)
+    resumed = await asyncio.create_subprocess_exec(
+        *SIMULATOR, "resume", str(log), "--broker", "mosquitto",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "300"},
+    )  # fmt: skip
+    try:
+        await until(seat.exists, 60)
+        assert read_seat_file(seat).port != first_port
+        again = await asyncio.create_subprocess_exec(
+            *SIMULATOR, "party", "--log", str(log), "--party", "southmere",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        said = await played_to_the_end(again, resumed, 120)
+    finally:
+        if resumed.returncode is None:
+            resumed.kill()
+            await resumed.wait()
+    assert "southmere: left to `simulator party --log" in " ".join(said.split())
+    assert killed_at < _head(log)
+    # How many rounds it took is each run process's own count, like its wall clock.
+    assert without_rounds(await exported(log)) == without_rounds(await exported(calm))
+    assert not seat.exists()

@@ -62,7 +62,7 @@ def _workdirs(pid: int) -> list[Path]:
     ]
 
 
-def _plain(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def without_rounds(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     # How many rounds it took is the run process's count, like its wall clock.
     for event in events:
         if event["type"] == "coop.exercise.ended":
@@ -128,7 +128,7 @@ async def test_a_killed_run_leaves_nothing_running_and_resumes(
     after, before = await exported(rough), await exported(calm)
     if clock == "simulated":
         # Exactly the log of the run that was never interrupted.
-        assert _plain(after) == _plain(before)
+        assert without_rounds(after) == without_rounds(before)
     else:
         # Every event of the interrupted part kept once, and the exercise completed.
         ids = [e["id"] for e in after]
