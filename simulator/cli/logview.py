@@ -67,6 +67,7 @@ from simulator.records import (
     message_payload,
     violation_payloads,
 )
+from simulator.terminal import visible
 from simulator.wording import prose, state_words
 
 
@@ -166,7 +167,9 @@ def _events_table(events: Sequence[Event], width: int) -> Table:
     for event in events:
         findings = [v["rule_id"] for v in violation_payloads(event)]
         parties = f"{event.sender or ''} → {event.recipient or ''}" if event.sender else ""
-        what = _what(event)
+        # A participant's words: never Rich markup (`[/x]` had stopped `log show` with a
+        # MarkupError), nor codes for the terminal (ESC had set its title, cleared it).
+        what = Text(visible(_what(event)))
         kind = Text(_type_name(event), no_wrap=True, overflow="ellipsis")
         if wide:
             table.add_row(
@@ -181,7 +184,7 @@ def _events_table(events: Sequence[Event], width: int) -> Table:
             continue
         under = "\n".join(part for part in (event.subject or "", parties) if part)
         cell = Text.assemble(kind, "\n" + under if under else "")
-        told = what + ("\n⚠ " + ", ".join(findings) if findings else "")
+        told = Text.assemble(what, "\n⚠ " + ", ".join(findings) if findings else "")
         table.add_row(str(event.position), event.time.strftime(_TIME), cell, told)
     return table
 

@@ -1,6 +1,5 @@
 """What `simulator run` shows: live progress while it runs, and the summary after."""
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,6 +14,7 @@ from simulator.lineage import history
 from simulator.messaging.wire import Tick
 from simulator.projections.summary import RunSummary
 from simulator.records import REJECTION, is_message_event, violation_payloads
+from simulator.terminal import visible
 from simulator.wording import span, state_words, when
 
 
@@ -128,15 +128,11 @@ def print_summary(summary: RunSummary, console: Console) -> None:
         console.print(scored)
 
 
-# Control characters (ESC, BEL, NUL, …), shown as escapes rather than sent to the terminal.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 def _shown(text: str) -> Text:
     """Text from a scenario or a participant, for a table cell: never read as markup (an
     expectation described with `[/bold]` had crashed the summary after a whole run), and
     its control characters written as escapes."""
-    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+    return Text(visible(text))
 
 
 def _line(console: Console, text: str) -> None:

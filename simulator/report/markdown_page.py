@@ -247,7 +247,14 @@ def _controller(report: ReportData) -> list[str]:
         *_table(
             ("pos", "time", "kind", "what", "case", "umpire's answer"),
             (
-                (row.position, when(row.time), row.kind, row.text, row.case or "", row.answer)
+                (
+                    row.position,
+                    when(row.time),
+                    row.kind,
+                    _plain(row.text),
+                    row.case or "",
+                    _plain(row.answer),
+                )
                 for row in report.controller
             ),
         ),
@@ -332,7 +339,8 @@ def _rejections(report: ReportData) -> list[str]:
         *_table(
             ("pos", "time", "party", "message id", "reason"),
             (
-                (r.position, when(r.time), r.party or "", r.message_id or "", r.reason)
+                # A reason quotes what was sent (a tag, a field's name): a participant's words.
+                (r.position, when(r.time), r.party or "", r.message_id or "", _plain(r.reason))
                 for r in report.rejections
             ),
         ),
