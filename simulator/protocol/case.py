@@ -100,13 +100,23 @@ EXECUTION_STATES = frozenset(
 # the execution of the request, so an impediment may be notified from receipt on.
 OPEN_REQUEST_STATES = frozenset(CaseState) - TERMINAL_STATES - {CaseState.OFFERED}
 # Waiting on the requesting party: its answer to a doubt (Art. 4.2), a question
-# (Art. 6.2) or its decision on confidentiality (Art. 6.3). Once execution has
-# begun, the time spent here is not the requested party's delay (Art. 6.4).
+# (Art. 6.2), conditions proposed (Art. 5.2) or its decision on confidentiality
+# (Art. 6.3). Once execution has begun, the time spent here is not the requested
+# party's delay (Art. 6.4): it can give no results until the answer comes.
 WAITING_ON_REQUESTING = frozenset(
-    {CaseState.AWAITING_CONFIRMATION, CaseState.AWAITING_INFORMATION, CaseState.AWAITING_DECISION}
+    {
+        CaseState.AWAITING_CONFIRMATION,
+        CaseState.IN_CONSULTATION,
+        CaseState.AWAITING_INFORMATION,
+        CaseState.AWAITING_DECISION,
+    }
 )
 # Before a decision: where the requested party may consult, accept or refuse.
 DECISION_STATES = frozenset({CaseState.RECEIVED, CaseState.UNDER_CONSIDERATION})
+# Where the requested party may consult on conditions (Art. 5.2): before it decides, and in
+# execution, where part of the request may still be refused (Art. 5.1) and the consultation
+# comes "pending a decision to refuse" as before one. The answer resumes execution there.
+CONSULTING_STATES = DECISION_STATES | {CaseState.IN_EXECUTION}
 # Where the requested party may ask for additional information (Art. 6.2) or say
 # that confidentiality cannot be kept (Art. 6.3): from receipt on, before it
 # decides as well as while it executes. The answer resumes the case there.
@@ -157,7 +167,8 @@ class Case(NamedTuple):
     # None unless the case was opened by an oral request.
     confirmation: ConfirmationStatus | None = None
     # Where a wait (an authenticity query, Art. 4.2; a question, Art. 6.2; a
-    # confidentiality decision, Art. 6.3) returns to once answered.
+    # confidentiality decision, Art. 6.3; conditions proposed in execution,
+    # Art. 5.2) returns to once answered.
     resume_state: CaseState | None = None
     # The requested party asked for information (Art. 6.2), in turn or not, and
     # has no answer yet: answering it is never a breach of the requesting party.
@@ -742,7 +753,11 @@ def _on_acknowledgement(
 def _on_consultation(
     case: Case, message: Consultation, at: datetime, agreement: Agreement, found: list[Violation]
 ) -> Changes:
-    if case.state not in DECISION_STATES:
+    # Art. 5.2: consultations come "pending a decision to refuse", in full or in part, and
+    # part of a request may be refused in execution (Art. 5.1): so a requested party may
+    # consult there too, before it refuses the part. Execution waits on the answer and
+    # resumes with it, counted from when it began.
+    if case.state not in CONSULTING_STATES:
         return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
         return _NO_CHANGE
@@ -752,6 +767,7 @@ def _on_consultation(
         "consulted": True,
         "conditions": message.conditions,
         "conditions_status": ConditionsStatus.PROPOSED,
+        "resume_state": CaseState.IN_EXECUTION if case.state is CaseState.IN_EXECUTION else None,
     }
 
 
@@ -766,6 +782,18 @@ def _on_conditions_answer(
         return _not_allowed(case, message, found)
     if not _from_requesting(case, message, found):
         return _NO_CHANGE
+    if case.resume_state is CaseState.IN_EXECUTION:
+        # Consulted in execution: it resumes whatever the answer. Rejected, the part the
+        # conditions were for is refused in part (Art. 5.1, 5.3) or other conditions are
+        # proposed; the rest was accepted already and goes on.
+        accepted = isinstance(message, ConditionsAccepted)
+        return {
+            "state": CaseState.IN_EXECUTION,
+            "resume_state": None,
+            "conditions_status": ConditionsStatus.ACCEPTED
+            if accepted
+            else ConditionsStatus.REJECTED,
+        }
     if isinstance(message, ConditionsAccepted):
         return {
             "state": CaseState.IN_EXECUTION,

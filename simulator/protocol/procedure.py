@@ -280,8 +280,18 @@ def _message_cell(message: str) -> str:
 def _leads_to(group: Sequence[Transition]) -> str:
     if all(t.resumes for t in group):
         return "back where it was: " + " / ".join(_unique(f"`{t.target.value}`" for t in group))
+    # Some steps end a wait and some do not (conditions rejected: under consideration when
+    # consulted before execution, back to execution when consulted in it).
+    plain = {t.target for t in group if not t.resumes}
     return " / ".join(
-        _unique("stays" if t.target is t.source else f"`{t.target.value}`" for t in group)
+        _unique(
+            "stays"
+            if t.target is t.source
+            else f"back to `{t.target.value}`"
+            if t.resumes and t.target not in plain
+            else f"`{t.target.value}`"
+            for t in group
+        )
     )
 
 

@@ -17,7 +17,9 @@ written-confirmation window, a request outside its areas of cooperation;
 several agreements, each case under one, a request outside all of them);
 a late written confirmation in a lapsed case taken without a second finding;
 an impediment notified from receipt on, in every state of an open request (Art. 6.1);
-additional confirmation asked in execution too (Art. 4.2).
+additional confirmation asked in execution too (Art. 4.2); a consultation in
+execution too, resuming execution whatever the answer, the results clock standing
+still meanwhile (Art. 5.2, 6.4).
 """
 
 from collections.abc import Callable
@@ -446,6 +448,7 @@ Handler = Callable[[Case, Any, datetime, Agreement, list[Violation]], Case]
 
 _WAITING = (
     CaseState.AWAITING_CONFIRMATION,
+    CaseState.IN_CONSULTATION,
     CaseState.AWAITING_INFORMATION,
     CaseState.AWAITING_DECISION,
 )
@@ -617,7 +620,9 @@ def _on_acknowledgement(
 def _on_consultation(
     case: Case, message: Consultation, at: datetime, agreement: Agreement, found: list[Violation]
 ) -> Case:
-    if case.state not in DECISION_STATES:
+    # Art. 5.2 "pending a decision to refuse", in part too, which may come in execution.
+    executing = case.state is CaseState.IN_EXECUTION
+    if case.state not in DECISION_STATES and not executing:
         return _not_allowed(case, message, found)
     if not _from_requested(case, message, found):
         return case
@@ -627,6 +632,7 @@ def _on_consultation(
         consulted=True,
         conditions=message.conditions,
         conditions_status=ConditionsStatus.PROPOSED,
+        resume_state=CaseState.IN_EXECUTION if executing else None,
     )
 
 
@@ -641,6 +647,16 @@ def _on_conditions_answer(
         return _not_allowed(case, message, found)
     if not _from_requesting(case, message, found):
         return case
+    if case.resume_state is CaseState.IN_EXECUTION:
+        # Consulted in execution: it goes on, from when it began, whatever the answer.
+        status = (
+            ConditionsStatus.ACCEPTED
+            if isinstance(message, ConditionsAccepted)
+            else ConditionsStatus.REJECTED
+        )
+        return case._replace(
+            state=CaseState.IN_EXECUTION, resume_state=None, conditions_status=status
+        )
     if isinstance(message, ConditionsAccepted):
         return case._replace(
             state=CaseState.IN_EXECUTION,

@@ -168,6 +168,92 @@ def test_full_refusal_after_acceptance_is_out_of_order() -> None:
     assert play.state == "in_execution"
 
 
+# --- Art. 5.2: consulting before refusing part of a request in execution -------------
+
+
+def _executing() -> Play:
+    play = Play()
+    play.send("written_request")
+    play.send("acceptance")
+    return play
+
+
+def test_consultation_in_execution_then_a_partial_refusal_has_no_finding() -> None:
+    """Art. 5.2 asks for consultations "pending a decision to refuse", and Art. 5.1 lets part
+    of a request be refused in execution: so the requested party may consult there first, and
+    the partial refusal that follows rejected conditions is no refusal without consultation.
+
+    Before, the consultation was out of order in execution and a partial refusal without it a
+    warning: whatever the requested party did, it was told it had breached Art. 5.2.
+    """
+    play = _executing()
+    assert play.send("consultation") == ()
+    assert play.state == "in_consultation"
+    assert play.send("conditions_rejected") == ()
+    assert play.state == "in_execution"
+    assert play.send("refusal", scope="partial", refused_parts=["liaison officer"]) == ()
+    assert play.state == "in_execution"
+    assert play.case is not None
+    assert play.case.refused_parts == ("liaison officer",)
+    play.send("results", partial=True)
+    assert play.state == "completed"
+    assert play.violations == []
+
+
+@pytest.mark.parametrize("answer", ["conditions_accepted", "conditions_rejected"])
+def test_execution_resumes_after_a_consultation_in_it_from_when_it_began(answer: str) -> None:
+    """Whatever the answer, execution goes on where it was: it resumes, it does not begin anew."""
+    play = _executing()
+    assert play.case is not None
+    started = play.case.execution_started_at
+    play.send("consultation")
+    play.send(answer)
+    assert play.state == "in_execution"
+    assert play.case.execution_started_at == started
+    assert play.case.resume_state is None
+    assert play.case.conditions_status == answer.removeprefix("conditions_")
+    assert play.violations == []
+
+
+def test_the_results_clock_stands_still_while_conditions_in_execution_await_an_answer() -> None:
+    """Art. 6.4: the requested party cannot give results before the requesting party answers its
+    conditions, so the days the answer takes are not its delay, as with a question (Art. 6.2)."""
+    on_time, late = _executing(), _executing()
+    for play in (on_time, late):
+        play.send("consultation", after=timedelta(days=5))
+        assert play.case is not None
+        assert [d.kind for d in deadlines(play.case, SETTINGS)] == []
+        play.send("conditions_accepted", after=timedelta(days=8))
+        (due,) = deadlines(play.case, SETTINGS)
+        assert play.case.execution_started_at is not None
+        assert due.due_at == play.case.execution_started_at + timedelta(days=10 + 8)
+    # 5 days, then 8 waiting on the answer, then 4: 9 of the 10 days are the requested party's.
+    assert on_time.send("results", after=timedelta(days=4)) == ()
+    late.wait(timedelta(days=5, seconds=1))
+    assert _articles(late) == [("results-overdue", "6.4")]
+    assert "not counting 8 days, 0:00:00 spent waiting" in late.violations[0].detail
+
+
+def test_after_a_consultation_in_execution_a_full_refusal_is_still_out_of_order() -> None:
+    """Consulting in execution does not undo its start: what the requested party will not give
+    is refused in part (Art. 5.1); refusing it all is a decision made before executing."""
+    play = _executing()
+    play.send("consultation")
+    play.send("conditions_rejected")
+    found = play.send("refusal")
+    assert [v.rule_id for v in found] == ["not-allowed-in-state"]
+    assert play.state == "in_execution"
+
+
+def test_results_before_the_answer_to_conditions_proposed_in_execution_are_out_of_order() -> None:
+    """The consultation waits on the requesting party: results must wait for its answer."""
+    play = _executing()
+    play.send("consultation")
+    found = play.send("results")
+    assert [v.rule_id for v in found] == ["not-allowed-in-state"]
+    assert play.state == "in_consultation"
+
+
 # --- Art. 6.3: confidentiality that cannot be kept -----------------------------------
 
 

@@ -8,6 +8,7 @@ from simulator.protocol.procedure import (
     CONFIRMATION_LAPSES,
     END_MARK,
     Transition,
+    allowed_table,
     mermaid,
     procedure_markdown,
     replace_generated,
@@ -70,6 +71,25 @@ def test_the_table_follows_the_corrected_diagram() -> None:
     assert _steps(S.AWAITING_DECISION, "confidentiality_decision (go ahead)") == back
     assert _steps(S.AWAITING_DECISION, "acceptance") == set()
     assert _steps(S.AWAITING_DECISION, "results") == set()
+
+
+def test_a_consultation_in_execution_returns_to_execution_whatever_the_answer() -> None:
+    """Art. 5.2 "pending a decision to refuse", in part too: consulted in execution, the answer
+    resumes it; consulted before, rejected conditions leave the request under consideration."""
+    assert _steps(S.IN_EXECUTION, "consultation") == {("requested", S.IN_CONSULTATION, False)}
+    assert _steps(S.IN_CONSULTATION, "conditions_rejected") == {
+        ("requesting", S.UNDER_CONSIDERATION, False),
+        ("requesting", S.IN_EXECUTION, True),
+    }
+    assert _steps(S.IN_CONSULTATION, "conditions_accepted") == {
+        ("requesting", S.IN_EXECUTION, False),
+        ("requesting", S.IN_EXECUTION, True),
+    }
+    table = allowed_table()
+    assert (
+        "|  | `conditions_rejected` | requesting | `under_consideration` / back to `in_execution` |"
+        in table
+    )
 
 
 def test_every_state_is_reached_and_every_open_one_can_be_left() -> None:

@@ -372,3 +372,32 @@ def test_refusing_part_of_a_forged_request_and_executing_the_rest_acts_on_it() -
     whole = _forgery_aware()
     whole.send("written_request", **FORGED)
     assert "forged-request-acted-on" not in [v.rule_id for v in whole.send("refusal")]
+
+
+def test_refusing_part_in_execution_warns_unless_consulted_there_or_before() -> None:
+    """Art. 5.2: a partial refusal in execution without any consultation is the warning; one
+    after a consultation held in execution (the conditions rejected) is not. Before, that
+    consultation was itself out of order, so the requested party had no way to comply."""
+    unconsulted = Play()
+    accepted(unconsulted)
+    found = unconsulted.send("refusal", scope="partial", refused_parts=["liaison officer"])
+    assert [(v.rule_id, v.article) for v in found] == [("refusal-without-consultation", "5.2")]
+    consulted = Play()
+    accepted(consulted)
+    consulted.send("consultation")
+    consulted.send("conditions_rejected")
+    consulted.send("refusal", scope="partial", refused_parts=["liaison officer"])
+    assert consulted.violations == []
+    assert consulted.state == "in_execution"
+
+
+def test_consulting_in_execution_on_a_forged_request_acts_on_it() -> None:
+    """A consultation in execution is acting on the request, as one before it is: when the
+    signature of the writing read in execution does not verify, it needs a doubt first."""
+    play = _forgery_aware()
+    play.send("oral_request")
+    play.send("acceptance")
+    play.send("written_confirmation", **FORGED)
+    found = play.send("consultation")
+    assert [v.rule_id for v in found] == ["forged-request-acted-on"]
+    assert play.state == "in_consultation"

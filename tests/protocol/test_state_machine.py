@@ -50,6 +50,9 @@ CONSIDER = {
     **ASK,
 }
 WAITS = {"awaiting_confirmation", "awaiting_information", "awaiting_decision"}
+# Art. 6.4: once executing, the results clock stands still while the case waits on the
+# requesting party: in the waits, and for its answer to conditions proposed (Art. 5.2).
+PAUSES = WAITS | {"in_consultation"}
 DIAGRAM: dict[str | None, dict[str, tuple[str, str]]] = {
     None: {
         "written_request": ("any", "received"),
@@ -71,14 +74,18 @@ DIAGRAM: dict[str | None, dict[str, tuple[str, str]]] = {
     },
     "in_consultation": {
         **IMPEDIMENT,
+        # Consulted in execution, the answer resumes it whatever it is; consulted
+        # before, rejected conditions leave the request under consideration.
         "conditions_accepted": (R, "in_execution"),
-        "conditions_rejected": (R, "under_consideration"),
+        "conditions_rejected": (R, "<rejected>"),
         "withdrawal": (R, "withdrawn"),
     },
     "in_execution": {
         # Art. 4.2: a doubt may arise at any stage (the writing of an oral request may
         # first be read in execution); the answer resumes execution.
         "confirmation_request": (D, "awaiting_confirmation"),
+        # Art. 5.2: consulted "pending a decision to refuse", in part too.
+        "consultation": (D, "in_consultation"),
         "impediment_notice": (D, "="),
         # Partial only (Art. 5.1 "in part"): the rest stays in execution.
         "refusal": (D, "<refusal>"),
@@ -394,9 +401,9 @@ class ProcedureMachine(RuleBasedStateMachine):
         started, before = exp.started_at is not None, exp.state
         self._move(exp, message, target)
         if started and exp.state != before:
-            if exp.state in WAITS and before not in WAITS:
+            if exp.state in PAUSES and before not in PAUSES:
                 exp.paused_at = self.at
-            elif before in WAITS and exp.state not in WAITS and exp.paused_at is not None:
+            elif before in PAUSES and exp.state not in PAUSES and exp.paused_at is not None:
                 exp.waited += self.at - exp.paused_at
                 exp.paused_at = None
 
@@ -423,6 +430,9 @@ class ProcedureMachine(RuleBasedStateMachine):
             exp.resume = exp.state
         if kind == "consultation":
             exp.consulted, exp.rejected = True, False
+            exp.resume = "in_execution" if exp.state == "in_execution" else None
+        if kind == "conditions_accepted":
+            exp.resume = None
         if kind == "conditions_rejected":
             exp.rejected = True
         if kind == "results":
@@ -441,6 +451,8 @@ class ProcedureMachine(RuleBasedStateMachine):
             return
         if target == "<resume>":
             exp.state, exp.resume = exp.resume, None
+        elif target == "<rejected>":
+            exp.state, exp.resume = exp.resume or "under_consideration", None
         elif target == "<refusal>":
             exp.state = "refused" if getattr(message, "scope") == "full" else "in_execution"  # noqa: B009
         elif target == "<resume-or-withdrawn>":

@@ -34,9 +34,11 @@ def test_what_each_side_may_send_follows_the_case() -> None:
     play.send("consultation")
     assert allowed(play, "alpha") == ["conditions_accepted", "conditions_rejected", "withdrawal"]
     play.send("conditions_accepted")
-    # A refusal in execution is a partial one (Art. 5.1); the form asks for its scope.
+    # A refusal in execution is a partial one (Art. 5.1); the form asks for its scope. The
+    # requested party may consult before it (Art. 5.2).
     assert allowed(play, "beta") == [
         "confirmation_request",
+        "consultation",
         "refusal",
         "impediment_notice",
         "information_request",
