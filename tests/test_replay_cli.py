@@ -30,6 +30,20 @@ from tests.eventlog.conftest import pg_schema, pg_url
 __all__ = ["pg_schema", "pg_url"]
 
 SIMULATOR = [sys.executable, "-m", "simulator"]
+
+
+def _subscribe_command(replay: "subprocess.Popen[str]") -> str:
+    """The `mosquitto_sub` command a replay prints, read up to its "press Enter"."""
+    assert replay.stderr is not None
+    command = ""
+    for line in replay.stderr:
+        if line.startswith("subscribe with: "):
+            command = line.removeprefix("subscribe with: ").strip()
+        if line.startswith("press Enter"):
+            break
+    return command
+
+
 SCENARIO = Path(__file__).parents[1] / "scenarios" / "registry-mixups.yaml"
 EXAMPLE = Path(__file__).parents[1] / "scenarios" / "example.yaml"
 CONFIDENTIAL = Path(__file__).parents[1] / "scenarios" / "confidential-vetting.yaml"
@@ -59,14 +73,9 @@ def test_replay_waits_for_enter_so_a_subscriber_sees_every_event(
     )
     subscriber = None
     try:
-        assert replay.stderr is not None
+        command = _subscribe_command(replay)
         assert replay.stdin is not None
-        command = ""
-        for line in replay.stderr:
-            if line.startswith("subscribe with: "):
-                command = line.removeprefix("subscribe with: ").strip()
-            if line.startswith("press Enter"):
-                break
+        assert replay.stderr is not None
         assert f"-p {port} " in command, command
         # Debug output says when the broker has acknowledged the subscription; stdbuf
         # makes mosquitto_sub write each line as it comes, not when its buffer fills.
@@ -357,14 +366,9 @@ def test_a_replay_interrupted_midway_says_how_far_it_got(recorded: Path) -> None
     )
     subscriber = None
     try:
-        assert replay.stderr is not None
+        command = _subscribe_command(replay)
         assert replay.stdin is not None
-        command = ""
-        for line in replay.stderr:
-            if line.startswith("subscribe with: "):
-                command = line.removeprefix("subscribe with: ").strip()
-            if line.startswith("press Enter"):
-                break
+        assert replay.stderr is not None
         subscriber = subprocess.Popen(
             ["stdbuf", "-oL", *shlex.split(command), "-d", "-W", "60"],
             stdout=subprocess.PIPE,

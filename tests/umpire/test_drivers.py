@@ -44,7 +44,7 @@ from simulator.umpire.sequencer import Pending
 from tests.runtime.test_exercise import exported
 from tests.scenario.samples import offer_inject, two_parties
 from tests.umpire.committed import CommittedLog
-from tests.umpire.wiring import Listener, Wired, wired
+from tests.umpire.wiring import Listener, Wired, scripted_realtime, wired
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 
@@ -1084,18 +1084,9 @@ async def test_a_seat_restating_a_plan_it_never_sends_is_given_up_on_once(
     # The 30 days in about 6 s of wall time; each wait 0.5 s of it.
     settings = UmpireSettings(clock_tick_s=TICK_S, hold_s=0.5, party_timeout_s=1.0)
     with capture_logs() as logged:
-        async with (
-            wired(
-                scenario,
-                tmp_path,
-                clock="realtime",
-                speed=30 * 86_400 / 6,
-                scripted=("alpha",),
-                settings=settings,
-            ) as ex,
-            asyncio.TaskGroup() as group,
-        ):
-            alpha = await ex.listen("alpha", *ex.topics.party_filters("alpha"))
+        async with scripted_realtime(
+            scenario, tmp_path, speed=30 * 86_400 / 6, settings=settings
+        ) as (ex, alpha, group):
             run = group.create_task(ex.run())
             stated = -1
             async with asyncio.timeout(60):

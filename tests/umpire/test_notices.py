@@ -13,7 +13,7 @@ from simulator.umpire import UmpireSettings
 from simulator.umpire.notices import Notices
 from tests.runtime.test_exercise import exported
 from tests.scenario.samples import two_parties
-from tests.umpire.wiring import wired
+from tests.umpire.wiring import scripted_realtime
 
 
 class _Lines:
@@ -67,18 +67,9 @@ async def test_a_flood_of_bad_submissions_is_all_in_the_log_and_counted_on_the_c
     settings = UmpireSettings(clock_tick_s=0.2, hold_s=0.5, party_timeout_s=1.0)
     flood = 300
     with capture_logs() as logged:
-        async with (
-            wired(
-                scenario,
-                tmp_path,
-                clock="realtime",
-                speed=30 * 86_400 / 4,
-                scripted=("alpha",),
-                settings=settings,
-            ) as ex,
-            asyncio.TaskGroup() as group,
-        ):
-            alpha = await ex.listen("alpha", *ex.topics.party_filters("alpha"))
+        async with scripted_realtime(
+            scenario, tmp_path, speed=30 * 86_400 / 4, settings=settings
+        ) as (ex, alpha, group):
             run = group.create_task(ex.run())
             async with asyncio.timeout(60):
                 await alpha.next(Tick)

@@ -190,3 +190,19 @@ async def wired(
             settings=settings,
         )
         yield Wired(scenario, seed, hub, topics, location, store, signatories, umpire, runtimes)
+
+
+@contextlib.asynccontextmanager
+async def scripted_realtime(
+    scenario: Scenario, workdir: Path, *, speed: float, settings: UmpireSettings
+) -> AsyncIterator[tuple[Wired, Listener, asyncio.TaskGroup]]:
+    """A realtime run with alpha's seat played by the test: the run, what alpha reads, and a
+    task group to run it in (the run's task is the test's to start)."""
+    async with (
+        wired(
+            scenario, workdir, clock="realtime", speed=speed, scripted=("alpha",), settings=settings
+        ) as ex,
+        asyncio.TaskGroup() as group,
+    ):
+        alpha = await ex.listen("alpha", *ex.topics.party_filters("alpha"))
+        yield ex, alpha, group
