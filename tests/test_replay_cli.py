@@ -13,6 +13,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -588,3 +589,36 @@ def test_a_fork_into_a_schema_holding_a_run_names_its_own_option(
     assert code == 2, said
     assert "already holds a run; choose a new -o," in " ".join(said.split())
     assert "--log" not in said
+
+
+def test_a_check_interrupted_midway_says_the_log_was_not_checked(
+    recorded: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C (SIGINT) while `replay --check` reruns the scenario: exit 130, one line saying
+    the log was not checked and is as it was, and the rerun's directory gone. Before: exit
+    130 without a word."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    check = subprocess.Popen(
+        [*SIMULATOR, "replay", str(recorded), "--check"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "300", "TMPDIR": str(scratch)},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        # The rerun's log appears once the rerun has begun: there is no event to wait on.
+        while not list(scratch.glob("simulator-check-*/rerun.db")):
+            assert time.monotonic() < deadline, "the rerun never began"
+            assert check.poll() is None, check.communicate()
+            time.sleep(0.01)
+        check.send_signal(signal.SIGINT)
+        _, said = check.communicate(timeout=60)
+    finally:
+        if check.poll() is None:
+            check.kill()
+            check.wait()
+    assert check.returncode == 130, said
+    assert f"interrupted: {recorded} was not checked; it is as it was" in " ".join(said.split())
+    assert not list(scratch.glob("simulator-check-*"))

@@ -918,7 +918,12 @@ def replay(
 
 def _replay_check(location: str, broker: str) -> None:
     """`replay --check`: exit 0 when today's code reproduces the log, 1 naming where not."""
-    result = _run(check(location, broker=broker))
+    try:
+        result = _run(check(location, broker=broker))
+    except KeyboardInterrupt:
+        # The rerun goes to a directory of its own, removed as it stops; the log is only read.
+        typer.echo(f"interrupted: {location} was not checked; it is as it was", err=True)
+        raise typer.Exit(130) from None
     if result.ok:
         typer.echo(f"{location}: today's code reproduces all {result.recorded} events")
         if result.what:
