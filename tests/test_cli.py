@@ -176,6 +176,18 @@ def test_rules_for_the_customs_agreement_cite_its_articles() -> None:
     assert by_id["not-working-language"]["article"] == "6.3"
 
 
+def test_agreements_in_markdown_list_the_ids_a_scenario_writes() -> None:
+    """`agreements --format markdown` is a Markdown table naming each area and ground by id."""
+    result = CliRunner().invoke(app, ["agreements", "--format", "markdown"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "| id | agreement | kind | languages | areas | grounds of refusal |"
+    default = next(line for line in lines if line.startswith("| `default` |"))
+    assert "`fuel_and_energy_safety`" in default
+    assert "`contradicts_national_law`" in default
+    assert default.endswith("(Art. 5.1) |")
+
+
 def test_a_profile_file_of_ones_own_is_checked_and_its_rule_book_printed(tmp_path: Path) -> None:
     """`agreements FILE` checks a profile file; `rules --agreement FILE` cites its articles."""
     convention = Path(__file__).parents[1] / "scenarios" / "profiles" / "tri-river-convention.yaml"

@@ -96,6 +96,19 @@ def render_profiles(fmt: RuleFormat, console: Console, profiles: list[AgreementP
         records = profile_records(profiles)
         console.file.write(json.dumps(records, ensure_ascii=False, indent=2) + "\n")
         return
+    if fmt is RuleFormat.MARKDOWN:
+        # The ids a scenario writes (`area`, `grounds`), which the table only counts.
+        lines = ["| id | agreement | kind | languages | areas | grounds of refusal |"]
+        lines.append("|---|---|---|---|---|---|")
+        for p in profiles:
+            areas = ", ".join(f"`{a}`" for a in p.areas)
+            grounds = ", ".join(f"`{g}`" for g in p.refusal_grounds)
+            lines.append(
+                f"| `{p.id}` | {p.short_title} | {p.kind} | {', '.join(p.languages)} "
+                f"| {areas} (Art. {p.areas_article}) | {grounds} (Art. {p.refusal_article}) |"
+            )
+        console.file.write("\n".join(lines) + "\n")
+        return
     table = Table(title="Agreement profiles", box=box.SIMPLE_HEAVY)
     for column in ("Id", "Agreement", "Kind", "Languages", "Areas", "Grounds of refusal"):
         table.add_column(column)

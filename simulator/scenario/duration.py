@@ -54,7 +54,7 @@ def parse_duration(text: str) -> timedelta:
     if not stripped:
         raise DurationError(f"an empty text is not a duration: {FORMAT_HINT}")
     if stripped.startswith("-"):
-        raise DurationError(f"{text!r} is negative; delays and durations cannot be")
+        raise DurationError(f"{text!r} is negative; delays and durations cannot be negative")
     if stripped.startswith("P"):
         return _check(_parse_iso(stripped, text), text)
     if _FRIENDLY.fullmatch(stripped) is None:

@@ -1373,16 +1373,28 @@ def _agreement_checks(s: Scenario, parties: _Parties) -> Iterator[tuple[Loc, str
                 ("injects", i, "send", "fields", "agreement"),
                 f"no agreement {named!r} in this exercise (there are: {', '.join(sorted(known))})",
             )
-    for name, policy in s.policies.items():
+    for here, response in _conditioned_responses(s):
+        wanted = response.when.agreement if response.when else None
+        if wanted is not None and wanted not in known:
+            yield (
+                (*here, "when", "agreement"),
+                f"no agreement {wanted!r} in this exercise (there are: {', '.join(sorted(known))})",
+            )
+
+
+def _conditioned_responses(s: Scenario) -> Iterator[tuple[Loc, Response]]:
+    """Each response with a `when`, in named policies and in those written inline."""
+    policies: list[tuple[Loc, Policy]] = [
+        (("parties", i, "policy"), p.policy)
+        for i, p in enumerate(s.parties)
+        if isinstance(p.policy, Policy)
+    ]
+    policies += [(("policies", name), policy) for name, policy in s.policies.items()]
+    for here, policy in policies:
         for received, responses in policy.on.items():
             for k, response in enumerate(responses):
-                wanted = response.when.agreement if response.when else None
-                if wanted is not None and wanted not in known:
-                    yield (
-                        ("policies", name, "on", received, k, "when", "agreement"),
-                        f"no agreement {wanted!r} in this exercise (there are: "
-                        f"{', '.join(sorted(known))})",
-                    )
+                if response.when is not None:
+                    yield (*here, "on", received, k), response
 
 
 def _party_checks(s: Scenario, parties: _Parties) -> Iterator[tuple[Loc, str]]:
@@ -1499,6 +1511,25 @@ def _case_checks(s: Scenario) -> Iterator[tuple[Loc, str]]:
         watched = inject.when.case if inject.when is not None else None
         if watched is not None and not created(watched):
             yield ("injects", i, "when", "case"), unknown_case(watched)
+
+    def matched(prefix: str) -> bool:
+        return any(case.startswith(prefix) for case in named_set) or any(
+            g.case_id(n).startswith(prefix) for g in s.generators for n in range(1, g.count + 1)
+        )
+
+    # A trainee opens cases under ids of their own choosing, which a policy may answer.
+    if not any(p.human for p in s.parties):
+        for here, response in _conditioned_responses(s):
+            wanted = response.when.case if response.when is not None else None
+            if wanted is None:
+                continue
+            if wanted.endswith("*") and not matched(wanted[:-1]):
+                yield (
+                    (*here, "when", "case"),
+                    unknown_case(wanted).replace("creates case", "creates a case matching", 1),
+                )
+            elif not wanted.endswith("*") and not created(wanted):
+                yield (*here, "when", "case"), unknown_case(wanted)
 
     first_at: dict[str, int] = {}
     for i, expectation in enumerate(s.expectations):

@@ -52,6 +52,19 @@ def test_a_policy_may_only_name_an_agreement_of_the_exercise() -> None:
     assert "no agreement 'cd'" in problems_of(text)[0].message
 
 
+def test_a_policy_written_inline_may_only_name_an_agreement_of_the_exercise() -> None:
+    """A party's inline policy is held to the exercise's agreements as a named one is."""
+    inline = TWO.replace(
+        "    policy: calm\n  - id: beta",
+        "    policy:\n      on:\n        offer:\n          - reply: offer_declined\n"
+        "            when: {agreement: cd}\n  - id: beta",
+        1,
+    )
+    problem = problem_at(inline, "parties[0].policy.on.offer[0].when.agreement")
+    assert "no agreement 'cd' in this exercise (there are: ab)" in problem.message
+    assert problem.line == 20
+
+
 def test_an_inject_may_only_name_an_agreement_of_the_exercise() -> None:
     """A request on the timeline may name its agreement, one of the exercise's."""
     named = TWO.replace(

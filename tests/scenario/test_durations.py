@@ -41,7 +41,7 @@ def test_durations_parse(text: str, expected: timedelta) -> None:
         ("", "empty"),
         ("4", "a number needs a unit, e.g. '4s' or '4h'"),
         ("4 hours", "is not a duration"),
-        ("-1h", "negative"),
+        ("-1h", "'-1h' is negative; delays and durations cannot be negative"),
         ("1h 1h", "gives the unit 'h' twice"),
         ("1.5h", "is not a duration"),
         ("4H", "is not a duration"),

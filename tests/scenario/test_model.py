@@ -109,6 +109,40 @@ def test_conditions_and_expectations_may_name_generated_cases() -> None:
     assert "(cases: case-1, routine-0001..routine-0005)" in message
 
 
+@pytest.mark.parametrize(
+    ("case", "refused"),
+    [
+        ("case-1", None),
+        ("case-*", None),
+        ("routine-*", None),
+        ("routine-000*", None),
+        ("case-2", "no inject or generator creates case 'case-2'"),
+        ("cases-*", "no inject or generator creates a case matching 'cases-*'"),
+        ("routine-0006", "no inject or generator creates case 'routine-0006'"),
+        ("routine-1*", "creates a case matching 'routine-1*'"),
+    ],
+)
+def test_a_response_may_only_be_for_cases_the_scenario_opens(
+    case: str, refused: str | None
+) -> None:
+    """A response's `when: {case}` names a case, or a prefix, an inject or generator opens."""
+    text = with_line(27, f"          after: 2h..6h\n          when: {{case: {case}}}") + GENERATOR
+    if refused is None:
+        assert parse_scenario(text).policies["calm"].on["written_request"][0].when is not None
+        return
+    problem = problem_at(text, "policies.calm.on.written_request[0].when.case")
+    assert refused in problem.message
+    assert "(cases: case-1, routine-0001..routine-0005)" in problem.message
+    assert problem.line == 28
+
+
+def test_a_response_may_be_for_a_case_a_trainee_opens() -> None:
+    """With a human seat, whose cases have ids of its own, any case may be named."""
+    text = with_line(27, "          after: 2h..6h\n          when: {case: berth-*}")
+    text = text.replace("    policy: calm\n  - id: beta", "    human: true\n  - id: beta", 1)
+    assert parse_scenario(text).policies["calm"].on["written_request"][0].when is not None
+
+
 def test_expectations() -> None:
     """An expectation names one outcome, a known case or none, and a unique id."""
     ok = BASE + "expectations:\n  - {id: a, message: results, within: 10d}\n"
