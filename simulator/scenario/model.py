@@ -1035,6 +1035,21 @@ class Generator(_Model):
                     )
                 )
                 break
+        # A request names both parties (Art. 4.3); left out, each case's names are filled
+        # in from its own sender and recipient. One name for several would be wrong in
+        # every case but its own's, each a request-incomplete breach nobody planted.
+        for key, way, route in (
+            ("requesting_party_name", "from", self.senders),
+            ("requested_party_name", "to", self.recipients),
+        ):
+            if len(route) > 1 and key in self.send.fields:
+                problems.append(
+                    (
+                        ("send", "fields", key),
+                        f"names one party, but the cases go {way} {', '.join(route)} in turn: "
+                        "leave it out, and each case's request names its own parties",
+                    )
+                )
         if problems:
             _refuse(problems)
         return self

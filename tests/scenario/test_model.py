@@ -437,3 +437,34 @@ def test_generator_from_a_single_party_is_a_one_item_route() -> None:
     assert single == listed
     assert isinstance(single, Generator)
     assert single.senders == ("alpha",)
+
+
+def test_a_generator_sending_to_several_may_not_name_one_requested_party() -> None:
+    """A generator whose cases go to beta and gamma in turn, its request naming beta's name:
+    refused at that field, saying to leave it out. Before: accepted, and every case to gamma
+    named beta, a request-incomplete breach (Art. 4.3) nobody had planted. Left out, each
+    request names its own parties; with one recipient the name may still be written (how a
+    scenario plants a wrong one)."""
+    three = BASE.replace(
+        "parties:\n",
+        "parties:\n  - id: gamma\n    name: Gamma Agency\n    head: {name: G. Head}\n"
+        "    deputies: [{name: G. Deputy}]\n    seal: G-SEAL\n    coordination_unit: Liaison\n",
+        1,
+    )
+    named = GENERATOR.replace("to: beta", "to: [beta, gamma]").replace(
+        "fields: {area: public_order}",
+        "fields: {area: public_order, requested_party_name: Beta Agency}",
+    )
+    problem = problem_at(three + named, "generators[0].send.fields.requested_party_name")
+    assert problem.message == (
+        "names one party, but the cases go to beta, gamma in turn: leave it out, and each "
+        "case's request names its own parties"
+    )
+    unnamed = GENERATOR.replace("to: beta", "to: [beta, gamma]")
+    scenario = parse_scenario(three + unnamed)
+    assert [g.recipients for g in scenario.generators] == [("beta", "gamma")]
+    one = GENERATOR.replace(
+        "fields: {area: public_order}",
+        "fields: {area: public_order, requested_party_name: Beta Agency}",
+    )
+    assert parse_scenario(BASE + one).generators
