@@ -110,7 +110,8 @@ def _token(request: Request) -> str | None:
 def _refused() -> Response:
     return HTMLResponse(
         "<!doctype html><title>Not this page</title><h1>This link does not open this page.</h1>"
-        "<p>Use the link the controller gave you for your seat.</p>",
+        "<p>Open the page with the link <code>simulator serve</code> printed for it: the "
+        "controller's for the control view, each player's for their seat.</p>",
         status_code=403,
         headers=SECURITY_HEADERS,
     )
