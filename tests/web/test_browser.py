@@ -136,6 +136,8 @@ def test_a_trainee_refuses_without_reasons_and_the_control_view_shows_art_5_3(
                     "consultation",
                     "acceptance",
                     "refusal",
+                    # Art. 6.1: circumstances are notified "promptly", from receipt on.
+                    "impediment_notice",
                     "information_request",
                     "confidentiality_impossible",
                 ]

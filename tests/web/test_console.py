@@ -67,6 +67,8 @@ async def test_a_seat_gets_forms_for_what_the_procedure_allows_and_the_controlle
             "consultation",
             "acceptance",
             "refusal",
+            # Art. 6.1: circumstances are notified "promptly", from receipt on.
+            "impediment_notice",
             "information_request",
             "confidentiality_impossible",
         ]
