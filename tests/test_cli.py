@@ -176,6 +176,17 @@ def test_rules_for_the_customs_agreement_cite_its_articles() -> None:
     assert by_id["not-working-language"]["article"] == "6.3"
 
 
+def test_agreements_as_markdown_is_a_markdown_table() -> None:
+    """`agreements --format markdown` prints a Markdown table, one profile a row, as `rules`
+    does. Before: the option was offered and printed the terminal table."""
+    shown = CliRunner().invoke(app, ["agreements", "--format", "markdown"])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "| Id | Agreement | Kind | Languages | Areas | Grounds of refusal |"
+    assert lines[1] == "|---|---|---|---|---|---|"
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| `default`", "| `customs-maa`"]
+
+
 def test_a_profile_file_of_ones_own_is_checked_and_its_rule_book_printed(tmp_path: Path) -> None:
     """`agreements FILE` checks a profile file; `rules --agreement FILE` cites its articles."""
     convention = Path(__file__).parents[1] / "scenarios" / "profiles" / "tri-river-convention.yaml"

@@ -139,7 +139,7 @@ def agreements(
         ),
     ] = None,
     fmt: Annotated[
-        RuleFormat, typer.Option("--format", "-f", help="table (default) or json")
+        RuleFormat, typer.Option("--format", "-f", help="table (default), json or markdown")
     ] = RuleFormat.TABLE,
 ) -> None:
     """List the agreement profiles a scenario may name, or check profile files of your own.

@@ -96,11 +96,9 @@ def render_profiles(fmt: RuleFormat, console: Console, profiles: list[AgreementP
         records = profile_records(profiles)
         console.file.write(json.dumps(records, ensure_ascii=False, indent=2) + "\n")
         return
-    table = Table(title="Agreement profiles", box=box.SIMPLE_HEAVY)
-    for column in ("Id", "Agreement", "Kind", "Languages", "Areas", "Grounds of refusal"):
-        table.add_column(column)
-    for p in profiles:
-        table.add_row(
+    columns = ("Id", "Agreement", "Kind", "Languages", "Areas", "Grounds of refusal")
+    rows = [
+        (
             p.id,
             p.short_title,
             p.kind,
@@ -108,4 +106,16 @@ def render_profiles(fmt: RuleFormat, console: Console, profiles: list[AgreementP
             f"{len(p.areas)} (Art. {p.areas_article})",
             f"{len(p.refusal_grounds)} (Art. {p.refusal_article})",
         )
+        for p in profiles
+    ]
+    if fmt is RuleFormat.MARKDOWN:
+        lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+        lines += [f"| `{row[0]}` | " + " | ".join(row[1:]) + " |" for row in rows]
+        console.file.write("\n".join(lines) + "\n")
+        return
+    table = Table(title="Agreement profiles", box=box.SIMPLE_HEAVY)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
