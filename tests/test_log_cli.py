@@ -407,6 +407,27 @@ def test_export_writes_the_checkpoints_beside_the_events(drill: Path, tmp_path: 
     assert [json.loads(line)["position"] for line in lines] == [0, len(DRILL) + 1]
 
 
+def test_export_of_a_log_that_records_no_run_says_it_carries_no_metadata(
+    drill: Path, tmp_path: Path
+) -> None:
+    """A log that records no run (no scenario, seed or lineage; a partitioned run's export
+    is the same) exports with that said, its FILE.metadata `{}`.
+
+    Before: "…, the run's metadata (scenario, seed, lineage) to FILE.metadata", an empty one.
+    """
+    exported = tmp_path / "drill.jsonl"
+
+    code, _, err = _invoke("log", "export", str(drill), "-o", str(exported))
+
+    said = " ".join(err.split())
+    assert code == 0, err
+    assert "the run's metadata" not in said
+    assert f"no run metadata (scenario, seed, lineage: none to carry) to {exported}.metadata" in (
+        said
+    )
+    assert json.loads(Path(f"{exported}.metadata").read_text()) == {}
+
+
 @pytest.mark.parametrize("reader", _READERS)
 def test_a_directory_given_as_the_log_is_named_as_one(tmp_path: Path, reader: str) -> None:
     """Every reader says a directory is not a log file. Before: "Is a directory" from some."""

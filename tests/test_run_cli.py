@@ -10,19 +10,23 @@ import socket
 import sqlite3
 import subprocess
 import sys
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
 import typer
+from rich.console import Console
 from typer.testing import CliRunner
 
 from simulator.cli import app
 from simulator.cli.app import _run as cli_run
+from simulator.cli.runview import print_summary
 from simulator.errors import ScenarioError
 from simulator.eventlog import Event
 from simulator.logfiles import open_log
 from simulator.options import MAX_SEED
+from simulator.projections.summary import RunSummary
 from simulator.run.control import control_path
 from simulator.run.seat import SeatFile, read_seat_file, seat_path, write_seat_file
 from simulator.scenario import load_scenario
@@ -650,3 +654,22 @@ def test_a_seat_file_written_again_is_never_seen_half_written(tmp_path: Path) ->
     assert read_seat_file(path).seed == 2
     assert path.stat().st_mode & 0o077 == 0
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+@pytest.mark.parametrize(
+    ("notes", "actions", "said"),
+    [(1, 7, "controller: 1 note, 7 actions"), (2, 1, "controller: 2 notes, 1 action")],
+)
+def test_the_summary_counts_the_controllers_notes_and_actions_in_words(
+    notes: int, actions: int, said: str
+) -> None:
+    """One note is "1 note", one action "1 action". Before: "controller: 1 notes, 7 actions"."""
+    summary = RunSummary(
+        log="x.db", exercise="x", events=3, messages=0, rejections=0, cases={},
+        case_states={}, violations=[], violations_by_rule={}, violations_by_article={},
+        expectations=[], simulated_start=None, simulated_end=None, ended_because="stopped",
+        controller_notes=notes, controller_actions=actions,
+    )  # fmt: skip
+    out = StringIO()
+    print_summary(summary, Console(file=out, width=80))
+    assert f"{said} (in the report)" in out.getvalue()

@@ -481,7 +481,12 @@ def log_export(
     except OSError as exc:
         # The file to write cannot be made (no such directory, no permission).
         _fail(f"{exc.filename or output}: {exc.strerror or exc}")
-    run = f"the run's metadata (scenario, seed, lineage) to {metadata}"
+    run = (
+        f"the run's metadata (scenario, seed, lineage) to {metadata}"
+        if json.loads(metadata.read_text(encoding="utf-8"))
+        # A partitioned run's export, or a log that records no run: an import gets none.
+        else f"no run metadata (scenario, seed, lineage: none to carry) to {metadata}"
+    )
     said = (
         f"exported {count} events to {output}, its signed checkpoints to {checkpoints}, {run}"
         if checkpoints.stat().st_size

@@ -86,8 +86,8 @@ def print_summary(summary: RunSummary, console: Console) -> None:
     if summary.controller_notes or summary.controller_actions:
         _text(
             console,
-            f"controller: {summary.controller_notes} notes, "
-            f"{summary.controller_actions} actions (in the report)",
+            f"controller: {_counted(summary.controller_notes, 'note')}, "
+            f"{_counted(summary.controller_actions, 'action')} (in the report)",
         )
     _text(console, f"log: {summary.log}")
 
@@ -126,6 +126,10 @@ def print_summary(summary: RunSummary, console: Console) -> None:
                 shown,
             )
         console.print(scored)
+
+
+def _counted(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _shown(text: str) -> Text:

@@ -231,7 +231,7 @@ def load(
     except (SimulatorError, LogError) as exc:
         if json_file is not None:
             # Whoever reads the figures (a CI job, a dashboard) learns why there are none.
-            _write_json(json_file, {**_asked(options), "failure": str(exc), "ok": False})
+            _write_json(json_file, _failed(options, exc))
         raise _fail(str(exc)) from None
     data = report.as_json()
     if metrics is not None:
@@ -280,7 +280,7 @@ def _find_max(
         ceiling = asyncio.run(ramp())
     except (SimulatorError, LogError) as exc:
         if json_file is not None:
-            _write_json(json_file, {**_asked(options), "failure": str(exc), "ok": False})
+            _write_json(json_file, _failed(options, exc))
         raise _fail(str(exc)) from None
     data = {**(ceiling.figures or {}), "find_max": ceiling.as_json()}
     if json_file is not None:
@@ -334,6 +334,11 @@ def ceiling_summary(ceiling: Ceiling) -> str:
         f"cases/s), {best.committed_events_per_s_sustained:,.0f} committed events/s "
         f"sustained, p99 {best.p99_ms:g} ms{_step_cpu(best)}{beyond}"
     )
+
+
+def _failed(options: LoadOptions, exc: Exception) -> dict[str, Any]:
+    """The figures of a run that could not be made: what it was asked, and why (exit 2)."""
+    return {**_asked(options), "failure": str(exc), "ok": False, "verdict": "failed"}
 
 
 def _asked(options: LoadOptions) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from simulator.protocol import AgreementProfile
+from simulator.protocol import AgreementProfile, profile_ids
 from simulator.scenario.model import (
     PROBLEMS_ERROR,
     UNION_TAGS,
@@ -127,6 +127,11 @@ def load_profile_file(path: Path | str) -> dict[str, Any]:
         errors = _without_echoes(invalid.errors())
         problems = [p for error in errors for p in _problems(error, root, AgreementProfile)]
         raise InvalidScenarioError.of(path, problems) from None
+    # A profile file is always one of your own: under a shipped id, a scenario naming it
+    # would be refused, so the file is refused on its own (`simulator agreements FILE`).
+    if data["id"] in profile_ids():
+        shipped = f"{data['id']!r} is a shipped agreement profile: give yours another id"
+        raise InvalidScenarioError.of(path, [Problem(_line(root, ("id",)), "id", shipped)])
     return data
 
 

@@ -250,6 +250,7 @@ def test_an_unreachable_broker_exits_2_with_its_json_written(tmp_path: Path) -> 
     assert result.exit_code == 2, result.output
     data = json.loads(figures.read_text())
     assert data["ok"] is False
+    assert data["verdict"] == "failed"  # README: exit codes, `verdict` in the JSON
     assert f"127.0.0.1:{port} unavailable" in data["failure"]
     assert data["broker"] == f"mqtt://u@127.0.0.1:{port}"  # the password stays out
 

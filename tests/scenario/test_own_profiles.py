@@ -99,6 +99,26 @@ def test_an_own_profile_may_not_take_a_shipped_id_and_names_are_checked() -> Non
     assert "my-treaty" in problem_at(unknown, "agreement.profile").message
 
 
+def test_a_profile_file_under_a_shipped_id_is_refused_by_itself(tmp_path: Path) -> None:
+    """`simulator agreements FILE` refuses a profile file whose id is a shipped one's, at its line,
+    as a scenario naming the file is refused. Before: the check passed (exit 0) and only the
+    scenario that used the profile was refused."""
+    text = CONVENTION.read_text(encoding="utf-8").replace(
+        "id: tri-river-convention", "id: customs-maa"
+    )
+    (tmp_path / "x.yaml").write_text(text, "utf-8")
+    line = text.splitlines().index("id: customs-maa") + 1
+    checked = CliRunner().invoke(app, ["agreements", str(tmp_path / "x.yaml")])
+    assert checked.exit_code == 1
+    assert f"x.yaml:{line}: id: 'customs-maa' is a shipped agreement profile" in " ".join(
+        checked.output.split()
+    )
+    with pytest.raises(InvalidScenarioError) as caught:
+        load_scenario(with_profile(tmp_path, "x.yaml", profile="customs-maa"))
+    assert Path(caught.value.path).name == "x.yaml"
+    assert caught.value.line == line
+
+
 def test_the_log_holds_the_profile_so_a_replay_needs_no_file() -> None:
     """The exercise-started record carries an own profile whole; reading it back needs no file."""
     scenario = load_scenario(SHIPPED / "tri-river.yaml")
