@@ -463,6 +463,22 @@ def test_a_speed_no_clock_can_run_at_is_one_clear_error(
     assert not (tmp_path / "absent.db").exists()
 
 
+def test_a_speed_given_to_a_simulated_run_is_said_to_pace_nothing(tmp_path: Path) -> None:
+    """`run --speed 3600` on the simulated clock runs as before (scripts pass it), saying that
+    the speed paces the realtime clock only; without --speed nothing is said. Before: taken
+    without a word, as if it had paced the run."""
+    said: list[str] = []
+    for extra in (["--speed", "3600"], []):
+        log = tmp_path / f"run{len(said)}.db"
+        result = CliRunner().invoke(
+            app, ["run", str(EXAMPLE), "--log", str(log), *extra], env={"COLUMNS": "300"}
+        )
+        assert result.exit_code == 0, result.output
+        said.append(" ".join(result.output.split()))
+    assert "note: --speed paces the realtime clock (--clock realtime)" in said[0]
+    assert "--speed" not in said[1]
+
+
 def test_a_json_summary_that_could_not_be_written_is_refused_before_the_run(
     tmp_path: Path,
 ) -> None:
