@@ -52,5 +52,20 @@ def render_pdf(letter: Letter) -> bytes:
             "or write HTML letters only with --format html"
         ) from None
 
-    pdf: bytes = weasyprint.HTML(string=render_letter(letter)).write_pdf()
+    pdf: bytes = weasyprint.HTML(
+        string=render_letter(letter), url_fetcher=_fetching_nothing(weasyprint)
+    ).write_pdf()
     return pdf
+
+
+def _fetching_nothing(weasyprint: Any) -> Any:
+    """WeasyPrint's fetcher for a letter: nothing but `data:` URLs, wherever a URL points.
+
+    The page is self-contained, and every field is escaped, so nothing in it asks for a
+    resource; should a participant's words ever reach the markup, an image or a style
+    naming `http://…` or `file:///etc/…` must not make the controller's machine fetch
+    it (WeasyPrint's default fetcher would, local files included). WeasyPrint leaves
+    out what it may not fetch, with a warning. (`URLFetcher` is WeasyPrint 68's, the
+    release that also fixed CVE-2025-68616 in fetching: hence the pin.)
+    """
+    return weasyprint.URLFetcher(allowed_protocols=("data",))

@@ -5,10 +5,12 @@ checked is what a reader of the printed letter finds.
 """
 
 import asyncio
+import http.server
 import re
 import shutil
 import sqlite3
 import subprocess
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -388,3 +390,55 @@ def test_an_oral_request_is_cited_by_its_date_never_as_a_numbered_letter(
         assert confirmation.reply_reference is None
         assert confirmation.reply_oral_date is None, "its own oral request is not the addressee's"
         assert confirmation.blocks[0].lines == [confirms]
+
+
+def test_a_pdf_fetches_nothing_its_page_names(
+    letters: list[Letter], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were a participant's words ever to reach a letter's markup (every field is escaped
+    today), an image, a style and a stylesheet naming a server of theirs and a file of the
+    controller's machine are not fetched: the server sees no request, and the file's text is
+    not in the PDF. Before: WeasyPrint's default fetcher fetched both."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the controller's own file", encoding="utf-8")
+    asked: list[str] = []
+
+    class Counting(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/css")
+            self.end_headers()
+            self.wfile.write(b"body { color: red }")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Counting)
+    served = threading.Thread(target=server.serve_forever, daemon=True)
+    served.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        planted = (
+            f'<link rel="stylesheet" href="{base}/sheet.css">'
+            f'<style>@import url("{base}/imported.css");'
+            f' p {{ background: url("{base}/bg.png") }}</style>'
+            f'<img src="{base}/pixel.png"><object data="{secret.as_uri()}"></object>'
+            f'<img src="{secret.as_uri()}">'
+        )
+        real = render_letter
+
+        def with_planted(letter: Letter) -> str:
+            return real(letter).replace("</body>", planted + "</body>")
+
+        monkeypatch.setattr("simulator.letters.render.render_letter", with_planted)
+        pdf = tmp_path / "planted.pdf"
+        pdf.write_bytes(render_pdf(letters[0]))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert asked == []
+    text = subprocess.run(
+        ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "the controller's own file" not in text
