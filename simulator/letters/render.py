@@ -13,12 +13,26 @@ import jinja2
 from simulator.errors import SimulatorError
 from simulator.letters.model import Letter
 from simulator.letters.vocabulary import TEMPLATES
+from simulator.terminal import visible
+
+
+def _shown(value: Any) -> Any:
+    """Every value the page shows: control and bidi characters written as escapes.
+
+    A participant's words may hold ESC, a bidi override or a zero-width space; on the
+    page they were an empty box, an invisible mark or a line turned around (PDF and
+    browser alike). Written out (`\\x1b`, `\\u202e`), as `log show` prints them, a
+    reader sees what was sent.
+    """
+    return visible(value) if isinstance(value, str) else value
+
 
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
+    finalize=_shown,
 )
 
 

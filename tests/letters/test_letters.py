@@ -442,3 +442,22 @@ def test_a_pdf_fetches_nothing_its_page_names(
         ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
     ).stdout
     assert "the controller's own file" not in text
+
+
+def test_control_and_bidi_characters_are_written_out_in_a_letter(
+    letters: list[Letter], tmp_path: Path
+) -> None:
+    """A message's words holding ESC, a bidi override and a zero-width space: the HTML letter
+    and the PDF show them written out (`\\x1b`, `\\u202e`, `\\u200b`), as `log show` does.
+    Before: an empty box, a line turned around, an invisible mark."""
+    words = "Results\x1b[2J attached \u202eeno-driew\u202c and\u200bhidden"
+    letter = letters[0].model_copy(
+        update={"blocks": [Block(heading="Summary", lines=[words]), *letters[0].blocks]}
+    )
+    page = render_letter(letter)
+    assert "\x1b" not in page
+    assert "\u202e" not in page
+    assert "\u200b" not in page
+    assert "Results\\x1b[2J attached \\u202eeno-driew\\u202c and\\u200bhidden" in page
+    text = _pdf_text(letter, tmp_path)
+    assert "Results\\x1b[2J attached \\u202eeno-driew\\u202c and\\u200bhidden" in text
