@@ -689,3 +689,26 @@ def test_the_summary_counts_the_controllers_notes_and_actions_in_words(
     out = StringIO()
     print_summary(summary, Console(file=out, width=80))
     assert f"{said} (in the report)" in out.getvalue()
+
+
+def test_a_party_for_an_exercise_that_has_ended_is_told_so(tmp_path: Path) -> None:
+    """`simulator party` for a run that has ended says the exercise ended, where and why, and
+    that there is no seat to take; for a log that is not there, to run the exercise first,
+    and nothing is made. Before: "no seat file; run the exercise with --external PARTY --log
+    LOG first", of a run that had ended."""
+    log = tmp_path / "run.db"
+    ran = CliRunner().invoke(app, ["run", str(EXAMPLE), "--log", str(log)])
+    assert ran.exit_code == 0, ran.output
+    told = CliRunner().invoke(
+        app, ["party", "--log", str(log), "--party", "southmere"], env={"COLUMNS": "300"}
+    )
+    assert told.exit_code == 2, told.output
+    said = " ".join(told.output.split())
+    assert "ended at position 32 (the scenario's duration was reached): there is no seat" in said
+    absent = tmp_path / "absent.db"
+    told = CliRunner().invoke(
+        app, ["party", "--log", str(absent), "--party", "southmere"], env={"COLUMNS": "300"}
+    )
+    assert told.exit_code == 2, told.output
+    assert "no seat file; run the exercise with --external" in " ".join(told.output.split())
+    assert not list(tmp_path.glob("absent*"))

@@ -77,6 +77,7 @@ from simulator.run.replay import (
     ReplayProgress,
     check,
     confidential_before,
+    exercise_end,
     fork,
     range_summary,
     recorded_external,
@@ -731,6 +732,15 @@ def party(
         # It names a file beside the log: `a/b` failed there with a traceback.
         _fail(f"--party {party_id!r} is no party id (they match {PARTY_ID_PATTERN.pattern})")
     path = seat_path(log, party_id)
+    if not path.exists():
+        with contextlib.suppress(LogError, SimulatorError, OSError):
+            # A run that has ended took its seat files with it: say that, not "run it first".
+            if (end := asyncio.run(exercise_end(log))) is not None:
+                _fail(
+                    f"the exercise in {log} ended at position {end.position} "
+                    f"({end.data.get('reason', '')}): there is no seat to take; "
+                    "`simulator fork` or `serve` it to go on another way"
+                )
     try:
         seat = read_seat_file(path)
         if seat.party != party_id:

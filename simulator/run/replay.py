@@ -344,6 +344,14 @@ async def _recorded_number(location: str, key: str, default: int) -> int:
     return default if not value else _whole_number(location, key, value)
 
 
+async def exercise_end(location: str) -> Event | None:
+    """The event ending the exercise, if the log's last one is that; reads only the last."""
+    async with reading(location) as store:
+        head = await store.head()
+        last = [e async for e in store.read(head, head)] if head else []
+    return last[0] if last and last[0].type == EXERCISE_ENDED else None
+
+
 @dataclass(frozen=True, slots=True)
 class ForkStart:
     """What a fork starts from: the parent's first events, its seed and where it came from."""
