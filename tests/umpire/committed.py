@@ -81,18 +81,26 @@ class CommittedLog:
 
     def commit(self) -> list[Event]:
         """Append what the sequencer staged: each event gets its position, case version and hash."""
-        batch = self.sequencer.take()
-        committed = []
-        for proposal in batch.events:
-            position = len(self.events) + 1
-            prevhash = self.events[-1].hash if self.events else GENESIS_HASH
-            caseversion = 0
-            if proposal.subject is not None:
-                caseversion = self._versions.get(proposal.subject, 0) + 1
-                self._versions[proposal.subject] = caseversion
-            digest, _ = seal(proposal, position, caseversion, prevhash)
-            event = committed_event(proposal, position, caseversion, prevhash, digest)
-            self.events.append(event)
-            committed.append(event)
-        self.sequencer.committed(batch)
-        return committed
+        return commit_staged(self.sequencer, self.events, self._versions)
+
+
+def commit_staged(
+    sequencer: Sequencer, events: list[Event], versions: dict[str, int]
+) -> list[Event]:
+    """Append to `events` what `sequencer` staged, as a store would: each event its position,
+    its case version (`versions` keeps each case's last) and its place in the hash chain."""
+    batch = sequencer.take()
+    committed = []
+    for proposal in batch.events:
+        position = len(events) + 1
+        prevhash = events[-1].hash if events else GENESIS_HASH
+        caseversion = 0
+        if proposal.subject is not None:
+            caseversion = versions.get(proposal.subject, 0) + 1
+            versions[proposal.subject] = caseversion
+        digest, _ = seal(proposal, position, caseversion, prevhash)
+        event = committed_event(proposal, position, caseversion, prevhash, digest)
+        events.append(event)
+        committed.append(event)
+    sequencer.committed(batch)
+    return committed

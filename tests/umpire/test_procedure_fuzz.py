@@ -14,14 +14,14 @@ from datetime import datetime
 
 from hypothesis import HealthCheck, settings
 
-from simulator.eventlog import GENESIS_HASH, Event, committed_event
-from simulator.eventlog.envelope import seal
+from simulator.eventlog import Event
 from simulator.projections import CaseProjection
 from simulator.protocol import Violation
 from simulator.records import read_violations
 from simulator.umpire.sequencer import Sequencer
 from tests.protocol.builders import AGREEMENT, T0
 from tests.protocol.test_state_machine import ProcedureMachine
+from tests.umpire.committed import commit_staged
 
 
 class _Log:
@@ -34,17 +34,7 @@ class _Log:
         self._timers = 0
 
     def commit(self) -> None:
-        batch = self.sequencer.take()
-        for proposal in batch.events:
-            position = len(self.events) + 1
-            prevhash = self.events[-1].hash if self.events else GENESIS_HASH
-            caseversion = 0
-            if proposal.subject is not None:
-                caseversion = self._versions.get(proposal.subject, 0) + 1
-                self._versions[proposal.subject] = caseversion
-            digest, _ = seal(proposal, position, caseversion, prevhash)
-            self.events.append(committed_event(proposal, position, caseversion, prevhash, digest))
-        self.sequencer.committed(batch)
+        commit_staged(self.sequencer, self.events, self._versions)
 
     def timers(self, at: datetime) -> None:
         def numbered(case_id: str) -> str:
